@@ -1,0 +1,17 @@
+"""Canonical column names, used at every edge (files, frames, reports)."""
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+VALUE = "value"
+TIMESTAMP = "timestamp"
+EVENT_TYPE = "event_type"
+
+USER_INDEX = "user_index"
+ITEM_INDEX = "item_index"
+
+SCORE = "score"
+RANK = "rank"
+PREDICTION = "prediction"
+REASON = "reason"
+
+INTERACTION_COLUMNS = (USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE)

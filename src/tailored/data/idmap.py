@@ -1,0 +1,64 @@
+"""IdMap: the single converter between external ids and dense indices 0..n-1."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from tailored.errors import UnknownIdError
+
+Missing = Literal["raise", "drop", "mask"]
+
+
+class IdMap:
+    """Frozen bijection external id <-> ``0..n-1`` (ids keep their first-seen order)."""
+
+    def __init__(self, ids: np.ndarray | pd.Index | list, name: str = "id") -> None:
+        index = pd.Index(ids)
+        if index.has_duplicates:
+            raise ValueError(f"IdMap '{name}' received duplicate ids, e.g. {index[index.duplicated()][:3].tolist()}")
+        self._index = index
+        self.name = name
+
+    @classmethod
+    def from_values(cls, *columns: np.ndarray | pd.Series, name: str = "id") -> IdMap:
+        """Build from one or more columns of (possibly repeated) ids, in order of first appearance."""
+        values = pd.concat([pd.Series(np.asarray(c)) for c in columns], ignore_index=True) if columns else pd.Series([])
+        return cls(pd.unique(values.dropna()), name=name)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, external_id: object) -> bool:
+        return external_id in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and self._index.equals(other._index)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def external_ids(self) -> np.ndarray:
+        return self._index.to_numpy()
+
+    def index(self, ids: np.ndarray | pd.Series | list, missing: Missing = "mask") -> np.ndarray:
+        """Indices of ``ids``; unknown ids raise, are dropped, or become -1 (``mask``)."""
+        positions = self._index.get_indexer(pd.Index(np.asarray(ids)))
+        if missing == "mask":
+            return positions.astype(np.int64)
+        unknown = positions < 0
+        if missing == "raise" and unknown.any():
+            examples = pd.Series(np.asarray(ids))[unknown].unique()[:5].tolist()
+            raise UnknownIdError(f"{unknown.sum()} unknown {self.name}(s), e.g. {examples}")
+        return positions[~unknown].astype(np.int64)
+
+    def ids(self, indices: np.ndarray) -> np.ndarray:
+        """External ids of dense ``indices``."""
+        return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
+
+    def extended(self, new_ids: np.ndarray | pd.Series) -> IdMap:
+        """A new map with unseen ``new_ids`` appended (existing indices are unchanged)."""
+        fresh = pd.Index(pd.unique(pd.Series(np.asarray(new_ids)).dropna()))
+        return IdMap(self._index.append(fresh.difference(self._index, sort=False)), name=self.name)

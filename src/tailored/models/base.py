@@ -1,0 +1,147 @@
+"""The Scorer contract, the catalogue of algorithms by name, and the shared top-k."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+
+from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError, NotFittedError
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """An algorithm. Hyperparameters are dataclass fields; learned state lives in ``name_`` attributes.
+
+    ``score`` is batch-first: a block of user indices against all items (or the given ones), higher is better.
+    Scorers that predict ratings set ``explicit = True`` and implement ``predict(users, items)`` for pairs,
+    where an index of -1 means an id unseen in training.
+    """
+
+    explicit: ClassVar[bool]
+    handles_cold_users: ClassVar[bool]
+
+    def fit(self, dataset: Dataset) -> Self: ...
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray: ...
+
+
+CATALOG: dict[str, type] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator adding a scorer to the catalogue under ``name``."""
+
+    def add(cls: type) -> type:
+        CATALOG[name] = cls
+        cls.algorithm = name
+        return cls
+
+    return add
+
+
+def algorithm_names() -> list[str]:
+    _load_catalog()
+    return sorted(CATALOG)
+
+
+def scorer_class(name: str) -> type:
+    _load_catalog()
+    if name not in CATALOG:
+        raise ConfigError(f"Unknown algorithm '{name}'. Valid algorithms: {', '.join(sorted(CATALOG))}.")
+    return CATALOG[name]
+
+
+def hyperparameters(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def create_scorer(name: str, params: Mapping[str, Any] | None = None) -> Scorer:
+    """Instantiate ``name`` with ``params`` (strings from the command line are converted to the field types)."""
+    cls = scorer_class(name)
+    fields = hyperparameters(cls)
+    types = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in (params or {}).items():
+        if key not in fields:
+            valid = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(f"Unknown parameter '{key}' for algorithm '{name}'. Valid parameters: {valid}.")
+        kwargs[key] = convert(value, types[key], f"{name}.{key}")
+    return cls(**kwargs)
+
+
+def convert(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a parameter value (often a string) to its declared type, with a clear error."""
+    target = next((t for t in typing.get_args(annotation) if t is not type(None)), annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"Parameter {where}={value!r} must be one of {list(choices)}.")
+        return value
+    if value is None or (isinstance(value, str) and value.lower() == "none" and target is not str):
+        return None
+    try:
+        if target is bool and isinstance(value, str):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            return value.lower() in {"true", "1", "yes"}
+        if target in (int, float, str, bool):
+            converted = target(value)
+            if target is int and isinstance(value, float) and converted != value:
+                raise ValueError(value)
+            return converted
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"Parameter {where}={value!r} is not a valid {target.__name__}.") from error
+    return value
+
+
+def params_of(scorer: Scorer) -> dict[str, Any]:
+    return {name: getattr(scorer, name) for name in hyperparameters(type(scorer))}
+
+
+def check_fitted(scorer: object, attribute: str) -> None:
+    if not hasattr(scorer, attribute):
+        raise NotFittedError(scorer)
+
+
+def fitted_state(scorer: object) -> dict[str, Any]:
+    """Learned attributes (``name_``): arrays, sparse matrices and plain scalars."""
+    return {k: v for k, v in vars(scorer).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def restore_state(scorer: object, state: Mapping[str, Any]) -> None:
+    for key, value in state.items():
+        setattr(scorer, key, value)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise best ``k`` columns of ``scores`` (best first) with argpartition; -inf entries come out as -1."""
+    k = min(k, scores.shape[1])
+    if k == 0:
+        return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), scores.dtype)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(k), (len(scores), 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1)
+    values = np.take_along_axis(part_scores, order, axis=1)
+    items[~np.isfinite(values)] = -1
+    return items, values
+
+
+def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
+    """Rows of a user x item matrix for ``users`` (indices beyond the matrix give empty rows)."""
+    users = np.asarray(users)
+    inside = (users >= 0) & (users < matrix.shape[0])
+    if inside.all():
+        return matrix[users]
+    padded = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]), dtype=matrix.dtype)]).tocsr()
+    return padded[np.where(inside, users, matrix.shape[0])]
+
+
+def _load_catalog() -> None:
+    import tailored.models  # noqa: F401  (registers every algorithm)

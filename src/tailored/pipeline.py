@@ -1,0 +1,135 @@
+"""Recommender: the only thing that recommends. Scorer + cold-start fallback + seen-item exclusion + top-n."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Self
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import ITEM_ID, PREDICTION, RANK, SCORE, USER_ID
+from tailored.data.dataset import Dataset
+from tailored.data.transforms import Weighting, apply_weighting
+from tailored.errors import NotFittedError
+from tailored.models.base import Scorer, top_k
+from tailored.models.popularity import PopularityScorer
+
+
+@dataclass(eq=False)
+class Recommender:
+    """Fits a scorer on weighted interactions and turns its scores into top-n lists with external ids.
+
+    Users unseen in training (or with no training interaction) get the ``fallback`` scorer's list.
+    Items without any training interaction are never recommended unless the scorer handles cold items.
+    """
+
+    scorer: Scorer
+    weighting: Weighting = "raw"
+    confidence_alpha: float = 1.0
+    exclude_seen: bool = True
+    fallback: Scorer = field(default_factory=PopularityScorer)
+    batch_size: int = 1024
+
+    def fit(self, dataset: Dataset) -> Self:
+        train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
+        self.scorer.fit(train)
+        self.fallback.fit(train)
+        self.users_ = dataset.users
+        self.items_ = dataset.items
+        self.seen_ = dataset.matrix(binary=True)
+        self.warm_users_ = dataset.user_counts() > 0
+        self.candidate_items_ = dataset.item_counts() > 0
+        return self
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "seen_")
+
+    def _check(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(self)
+
+    # -- ranking ----------------------------------------------------------------------------------------------
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        """Dense scores for user indices (-1 = unknown), with excluded items at -inf."""
+        users = np.asarray(users, np.int64)
+        scores, warm = self._raw_scores(users)
+        scores[:, ~self.candidate_items_] = -np.inf
+        if self.exclude_seen and warm.any():
+            seen = self.seen_[users[warm]].tocoo()
+            scores[np.flatnonzero(warm)[seen.row], seen.col] = -np.inf
+        return scores
+
+    def recommend_indices(self, users: np.ndarray, n: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(user_indices, item_indices[b, n], scores[b, n])`` blocks; missing slots are -1 / -inf."""
+        self._check()
+        users = np.asarray(users, np.int64)
+        for start in range(0, len(users), self.batch_size):
+            block = users[start : start + self.batch_size]
+            items, scores = top_k(self.score_block(block), n)
+            yield block, items, scores
+
+    def recommend(self, user_ids: np.ndarray | list, n: int = 10) -> pd.DataFrame:
+        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best)."""
+        self._check()
+        user_ids = np.asarray(user_ids)
+        indices = self.users_.index(user_ids, missing="mask")
+        frames = []
+        offset = 0
+        for block, items, scores in self.recommend_indices(indices, n):
+            ids = user_ids[offset : offset + len(block)]
+            offset += len(block)
+            frames.append(self._tidy(ids, items, scores))
+        if not frames:
+            return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
+        return pd.concat(frames, ignore_index=True)
+
+    def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        valid = items >= 0
+        rows, ranks = np.nonzero(valid)
+        return pd.DataFrame(
+            {
+                USER_ID: user_ids[rows],
+                ITEM_ID: self.items_.ids(items[valid]),
+                SCORE: scores[valid].astype(np.float64),
+                RANK: ranks + 1,
+            }
+        )
+
+    # -- rating prediction ------------------------------------------------------------------------------------
+    def predict(self, user_ids: np.ndarray | list, item_ids: np.ndarray | list) -> np.ndarray:
+        """A prediction for every (user, item) pair; ids unseen in training get the model's fallback."""
+        self._check()
+        users = self.users_.index(np.asarray(user_ids), missing="mask")
+        items = self.items_.index(np.asarray(item_ids), missing="mask")
+        if self.scorer.explicit:
+            return np.asarray(self.scorer.predict(users, items), np.float64)  # type: ignore[attr-defined]
+        predictions = np.zeros(len(users), np.float64)
+        order = np.argsort(users, kind="stable")
+        unique_users, starts = np.unique(users[order], return_index=True)
+        for start in range(0, len(unique_users), self.batch_size):
+            block = unique_users[start : start + self.batch_size]
+            scores, _ = self._raw_scores(block)
+            pair_slice = slice(starts[start], starts[start + len(block)] if start + len(block) < len(starts) else None)
+            pairs = order[pair_slice]
+            rows = np.searchsorted(block, users[pairs])
+            known = items[pairs] >= 0
+            predictions[pairs[known]] = scores[rows[known], items[pairs][known]]
+        return predictions
+
+    def _raw_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scorer scores for warm users, fallback scores for the others; also returns the warm mask."""
+        warm = users >= 0
+        warm[warm] = self.warm_users_[users[warm]]
+        scores = np.empty((len(users), len(self.items_)), np.float32)
+        if warm.any():
+            scores[warm] = self.scorer.score(users[warm])
+        if (~warm).any():
+            scores[~warm] = self.fallback.score(np.zeros((~warm).sum(), np.int64))
+        return scores, warm
+
+
+def prediction_frame(user_ids: np.ndarray, item_ids: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: predictions})
