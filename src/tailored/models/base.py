@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
@@ -145,3 +146,27 @@ def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
 
 def _load_catalog() -> None:
     import tailored.models  # noqa: F401  (registers every algorithm)
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real hyperparameter range for tuning (log-uniform when ``log``)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Int:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[Any, ...]
+
+
+SearchSpace = dict[str, "Float | Int | Choice"]

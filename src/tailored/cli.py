@@ -1,0 +1,226 @@
+"""`tailored ...`: the command-line face. Parses, validates and formats; the work happens in `jobs`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tailored.errors import ConfigError, TailoredError
+
+app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+datasets_app = typer.Typer(help="Generate or fetch data sets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+console = Console(stderr=True)
+stdout = Console()
+
+EXIT_BAD_INPUT = 2
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input -> a clear message and exit code 2; Ctrl-C -> exit 130 (outputs are written atomically)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return command(*args, **kwargs)
+        except TailoredError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from error
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: no partial output was written.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def progress_bar(description: str) -> Progress:
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=not sys.stderr.isatty())
+
+
+def parse_params(values: list[str] | None, params_file: Path | None = None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` pairs (and an optional JSON file, e.g. written by `tailored tune`)."""
+    params: dict[str, Any] = {}
+    if params_file is not None:
+        try:
+            params |= json.loads(params_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"Cannot read parameters from {params_file}: {error}") from error
+    for value in values or []:
+        name, sep, raw = value.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param expects NAME=VALUE, got {value!r}.")
+        params[name.strip()] = raw.strip()
+    return params
+
+
+def print_table(frame: Any, title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "fiu" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    stdout.print(table)
+
+
+# ---- options shared by commands ---------------------------------------------------------------------------------
+Interactions = Annotated[Path, typer.Option("--interactions", help="Interactions file (.csv or .parquet).")]
+UsersFile = Annotated[Optional[Path], typer.Option("--users", help="User attributes file (user_id + attributes).")]
+ItemsFile = Annotated[Optional[Path], typer.Option("--items", help="Item attributes file (item_id + attributes).")]
+UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user ids.")]
+ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
+ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the value (rating, count); 1 if absent.")]
+TimeCol = Annotated[str, typer.Option("--time-col", help="Column holding timestamps (unix seconds or ISO dates).")]
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory written by `tailored train`.")]
+Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
+
+
+def _columns(user_col: str, item_col: str, value_col: str, time_col: str) -> Any:
+    from tailored.jobs import ColumnNames
+
+    return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col)
+
+
+@app.command()
+@handle_errors
+def train(
+    interactions: Interactions,
+    algorithm: Annotated[str, typer.Option("--algorithm", help="Algorithm name (see `tailored algorithms`).")],
+    model_dir: ModelDir,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+    params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
+) -> None:
+    """Train an algorithm on an interactions file and save the model to a directory."""
+    from tailored import jobs
+    from tailored.tuning import build_recommender
+
+    params = parse_params(param, params_file)
+    build_recommender(algorithm, params)  # validate the name and parameters before reading data
+    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
+    with console.status(f"training {algorithm} on {len(dataset):,} interactions"):
+        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)})
+    console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
+
+
+@app.command()
+@handle_errors
+def recommend(
+    model_dir: ModelDir,
+    output: Output,
+    k: Annotated[int, typer.Option("--k", min=1, help="Number of recommendations per user.")] = 10,
+    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column.")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
+) -> None:
+    """Write the top-k items per user (user_id,item_id,score,rank), training items excluded."""
+    from tailored import jobs
+    from tailored.data.io import write_table
+
+    if (users is None) == (not all_users):
+        raise ConfigError("Give exactly one of --users FILE or --all-users.")
+    user_ids = jobs.read_user_ids(users) if users is not None else None
+    with progress_bar("recommending") as bar:
+        task = bar.add_task("recommend", total=None)
+        frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
+
+
+@app.command()
+@handle_errors
+def predict(
+    model_dir: ModelDir,
+    pairs: Annotated[Path, typer.Option("--pairs", help="File with user_id,item_id columns.")],
+    output: Output,
+) -> None:
+    """Predict a value (rating for explicit models, score otherwise) for each user-item pair."""
+    from tailored import jobs
+    from tailored.data.io import read_table, write_table
+
+    frame = jobs.predict(model_dir, read_table(pairs))
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} predictions to {output}")
+
+
+@app.command()
+@handle_errors
+def tune(
+    interactions: Interactions,
+    algorithm: Annotated[str, typer.Option("--algorithm")],
+    output: Annotated[Path, typer.Option("--output", help="JSON file for the best parameters.")],
+    metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    validation: Annotated[Optional[str], typer.Option("--validation", help="per_user, random, leave_last or temporal (default: fits the metric).")] = None,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
+) -> None:
+    """Search hyperparameters with Optuna on a validation split carved from the training file only."""
+    from tailored import jobs
+    from tailored.tuning import tune as run_tuning
+
+    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
+    with progress_bar(f"tuning {algorithm}") as bar:
+        task = bar.add_task("tune", total=trials)
+        result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
+                            on_trial=lambda number, value: bar.update(task, completed=number + 1))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result.best_params, indent=2))
+    console.print(
+        f"validation ({result.validation}) {result.metric}: defaults {result.default_value:.4f} -> best "
+        f"{result.best_value:.4f} with {result.best_params}; written to {output}"
+    )
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    test: Annotated[Path, typer.Option("--test", help="Test interactions file.")],
+    recommendations: Annotated[Optional[Path], typer.Option("--recommendations", help="user_id,item_id,rank file.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
+    train_file: Annotated[Optional[Path], typer.Option("--train", help="Training file (catalogue, popularity).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the metrics table (.csv/.json).")] = None,
+) -> None:
+    """Compute metrics of recommendations (from a file or a model) against a test file."""
+    from tailored import jobs
+    from tailored.data.io import read_table
+
+    metrics = metric or ["ndcg@10", "hr@10", "recall@10", "precision@10", "map@10", "mrr@10", "coverage@10", "gini@10"]
+    if (recommendations is None) == (model_dir is None):
+        raise ConfigError("Give exactly one of --recommendations FILE or --model-dir DIR.")
+    if model_dir is not None:
+        k = max(int(m.split("@")[1]) for m in metrics if "@" in m)
+        frame = jobs.recommend(model_dir, jobs.read_user_ids(test), k)
+        report = jobs.evaluate_lists_frames(frame, test, train_file, metrics)
+    else:
+        report = jobs.evaluate_files(recommendations, test, train_file, metrics)
+    print_table(report.to_frame(), title="evaluation")
+    if output is not None:
+        report.write(output)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,119 @@
+"""What the CLI and a scheduler call: load data, train, recommend, predict, evaluate. Orchestration only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID
+from tailored.data.dataset import Dataset
+from tailored.data.io import read_attributes, read_interactions, read_table, write_table
+from tailored.errors import DataError
+from tailored.eval.evaluator import EvalReport, evaluate_lists
+from tailored.pipeline import Recommender
+from tailored.registry.model_dir import load_model, save_model
+from tailored.tuning import build_recommender
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ColumnNames:
+    """Names of the interaction columns in the user's files (mapped to the canonical ones on read)."""
+
+    user: str = USER_ID
+    item: str = ITEM_ID
+    value: str = "value"
+    time: str = "timestamp"
+
+
+def load_dataset(
+    interactions: str | Path | pd.DataFrame,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: ColumnNames = ColumnNames(),
+) -> Dataset:
+    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time)
+    if frame.empty:
+        raise DataError(f"{interactions} holds no interactions: nothing to train on.")
+    user_table = read_attributes(users, id_column=USER_ID) if users is not None else None
+    item_table = read_attributes(items, id_column=ITEM_ID) if items is not None else None
+    return Dataset.from_frame(frame, users=user_table, items=item_table)
+
+
+def train(
+    dataset: Dataset,
+    algorithm: str,
+    params: dict[str, Any],
+    model_dir: str | Path,
+    metadata: dict[str, Any] | None = None,
+) -> Recommender:
+    """Fit ``algorithm`` on ``dataset`` and save it to ``model_dir``."""
+    recommender = build_recommender(algorithm, params).fit(dataset)
+    save_model(recommender, model_dir, {"data_fingerprint": dataset.fingerprint(), "n_interactions": len(dataset)} | (metadata or {}))
+    logger.info("trained algorithm=%s interactions=%d model_dir=%s", algorithm, len(dataset), model_dir)
+    return recommender
+
+
+def read_user_ids(source: str | Path) -> np.ndarray:
+    """User ids from a file's ``user_id`` column (or its only column)."""
+    table = read_table(source)
+    if USER_ID in table.columns:
+        column = table[USER_ID]
+    elif table.shape[1] == 1:
+        column = table.iloc[:, 0]
+    else:
+        raise DataError(f"{source} has no '{USER_ID}' column; columns are {list(table.columns)}.")
+    return pd.unique(column.dropna().astype(str).to_numpy())
+
+
+def recommend(
+    model: Recommender | str | Path,
+    user_ids: np.ndarray | None,
+    k: int,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback."""
+    recommender = model if isinstance(model, Recommender) else load_model(model)
+    ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
+    frames = []
+    block = recommender.batch_size
+    for start in range(0, len(ids), block):
+        frames.append(recommender.recommend(ids[start : start + block], k))
+        if progress is not None:
+            progress(min(start + block, len(ids)), len(ids))
+    return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
+
+
+def predict(model: Recommender | str | Path, pairs: pd.DataFrame) -> pd.DataFrame:
+    recommender = model if isinstance(model, Recommender) else load_model(model)
+    missing = [c for c in (USER_ID, ITEM_ID) if c not in pairs.columns]
+    if missing:
+        raise DataError(f"Pairs need columns {USER_ID}, {ITEM_ID}; missing {missing}; columns are {list(pairs.columns)}.")
+    user_ids = pairs[USER_ID].astype(str).to_numpy()
+    item_ids = pairs[ITEM_ID].astype(str).to_numpy()
+    return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: recommender.predict(user_ids, item_ids)})
+
+
+def evaluate_files(
+    recommendations: str | Path,
+    test: str | Path,
+    train: str | Path | None,
+    metrics: list[str],
+) -> EvalReport:
+    """Metrics of a recommendations file against a test file (and the training file for beyond-accuracy metrics)."""
+    return evaluate_lists(
+        read_table(recommendations),
+        read_interactions(test),
+        read_interactions(train) if train is not None else None,
+        metrics,
+    )
+

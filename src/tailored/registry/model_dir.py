@@ -1,0 +1,148 @@
+"""Save a fitted Recommender to a directory and load it back: manifest JSON + one ``.npz`` of arrays.
+
+No pickle: every learned attribute is a numpy array, a scipy CSR matrix or a JSON scalar. Writes go to a temporary
+sibling folder that replaces the target only when complete, so an interrupted save never corrupts a model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from tailored import __version__
+from tailored.data.idmap import IdMap
+from tailored.errors import IncompatibleModelError
+from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
+from tailored.pipeline import Recommender
+
+FORMAT = "tailored-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
+RECOMMENDER_STATE = ("seen_", "warm_users_", "candidate_items_")
+
+
+def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``recommender`` (fitted) to ``directory``; ``metadata`` (metrics, data fingerprint...) joins the manifest."""
+    directory = Path(directory)
+    arrays: dict[str, np.ndarray] = {
+        "recommender.users": _id_array(recommender.users_.external_ids),
+        "recommender.items": _id_array(recommender.items_.external_ids),
+    }
+    scalars: dict[str, dict[str, Any]] = {}
+    parts = {"recommender": {k: getattr(recommender, k) for k in RECOMMENDER_STATE}}
+    parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback)}
+    for part, state in parts.items():
+        scalars[part] = {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"{part}.{key}"] = value
+            elif sp.issparse(value):
+                csr = sp.csr_matrix(value)
+                for field in ("data", "indices", "indptr"):
+                    arrays[f"{part}.{key}.csr_{field}"] = getattr(csr, field)
+                arrays[f"{part}.{key}.csr_shape"] = np.asarray(csr.shape)
+            elif isinstance(value, (bool, int, float, str, np.generic)) or value is None:
+                scalars[part][key] = value.item() if isinstance(value, np.generic) else value
+            else:
+                raise TypeError(f"Cannot save {part} attribute {key} of type {type(value).__name__}")
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tailored_version": __version__,
+        "algorithm": recommender.scorer.algorithm,  # type: ignore[attr-defined]
+        "params": params_of(recommender.scorer),
+        "recommender": {
+            "weighting": recommender.weighting,
+            "confidence_alpha": recommender.confidence_alpha,
+            "exclude_seen": recommender.exclude_seen,
+        },
+        "fallback": {"algorithm": recommender.fallback.algorithm, "params": params_of(recommender.fallback)},  # type: ignore[attr-defined]
+        "scalars": scalars,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        **(metadata or {}),
+    }
+    staging = directory.parent / f".{directory.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    np.savez(staging / ARRAYS, **arrays)
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+    if directory.exists():
+        retired = directory.parent / f".{directory.name}.retired-{os.getpid()}"
+        directory.rename(retired)
+        staging.rename(directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(directory)
+    return directory
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise IncompatibleModelError(
+            f"{directory} is not a tailored model directory ({MANIFEST} is missing); create one with `tailored train`."
+        )
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise IncompatibleModelError(
+            f"Model in {directory} has format {manifest.get('format')!r} version {manifest.get('format_version')!r} "
+            f"(written by tailored {manifest.get('tailored_version', '?')}); this is tailored {__version__}, which reads "
+            f"format version {FORMAT_VERSION}. Retrain it with `tailored train`."
+        )
+    return manifest
+
+
+def load_model(directory: str | Path) -> Recommender:
+    """Rebuild the fitted Recommender saved in ``directory``."""
+    manifest = read_manifest(directory)
+    scorer = create_scorer(manifest["algorithm"], manifest["params"])
+    fallback = create_scorer(manifest["fallback"]["algorithm"], manifest["fallback"]["params"])
+    recommender = Recommender(scorer, fallback=fallback, **manifest["recommender"])
+    with np.load(Path(directory) / ARRAYS, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
+    recommender.items_ = IdMap(arrays.pop("recommender.items"), name="item")
+    owners = {"recommender": recommender, "scorer": scorer, "fallback": fallback}
+    for part, owner in owners.items():
+        state = dict(manifest["scalars"].get(part, {}))
+        for key in [k for k in arrays if k.startswith(part + ".")]:
+            name = key[len(part) + 1 :]
+            if ".csr_" in name:
+                attribute, field = name.split(".csr_")
+                if field == "shape":
+                    state[attribute] = sp.csr_matrix(
+                        tuple(arrays[f"{part}.{attribute}.csr_{f}"] for f in ("data", "indices", "indptr")),
+                        shape=tuple(arrays[key]),
+                    )
+            else:
+                state[name] = arrays[key]
+        restore_state(owner, state)
+    return recommender
+
+
+def _id_array(ids: np.ndarray) -> np.ndarray:
+    return ids if ids.dtype.kind in "iu" else ids.astype(str)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,130 @@
+"""TOML job specs: what to decide before modelling (scope, history, events, quality, split, algorithms, metrics).
+
+A spec is data: `load_spec` validates it (unknown keys are errors that list the valid ones) and `dump_spec` writes it
+back, so every spec round-trips. `configs/*.toml` are runnable examples documented key by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from tailored.errors import ConfigError
+
+
+@dataclass
+class DataSpec:
+    """Where the data comes from and which part of it is in scope."""
+
+    interactions: str | None = None
+    users: str | None = None
+    items: str | None = None
+    synthetic: dict[str, Any] | None = None
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    value_col: str = "value"
+    time_col: str = "timestamp"
+    event_col: str = "event_type"
+    event_weights: dict[str, float] | None = None
+    history_days: int | None = None
+    min_user_interactions: int = 1
+    min_item_interactions: int = 1
+
+
+@dataclass
+class SplitSpec:
+    method: str = "per_user"
+    test_fraction: float = 0.2
+    seed: int = 42
+    cutoff: str | None = None
+    horizon_days: float | None = None
+
+
+@dataclass
+class AlgorithmSpec:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobSpec:
+    """A whole job: `tailored run SPEC` runs check -> split -> train -> evaluate -> save."""
+
+    data: DataSpec
+    split: SplitSpec = field(default_factory=SplitSpec)
+    algorithms: list[AlgorithmSpec] = field(default_factory=lambda: [AlgorithmSpec("popularity"), AlgorithmSpec("ease")])
+    metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@10", "hr@10", "coverage@10"])
+    quality: dict[str, Any] = field(default_factory=dict)
+    output: str = "runs/job"
+    select_by: str = "ndcg@10"
+    show_users: int = 3
+    k: int = 10
+    base_dir: str = "."
+
+
+SECTIONS = {"data": DataSpec, "split": SplitSpec}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in [{where}]; valid keys: {sorted(names)}.")
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"Invalid [{where}]: {error}") from error
+
+
+def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
+    document = dict(document)
+    sections = {name: _build(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
+    algorithms = [_build(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
+    job = document.pop("job", {})
+    spec = _build(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
+    if document:
+        raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, algorithms, quality.")
+    if algorithms:
+        spec.algorithms = algorithms
+    if spec.data.interactions is None and spec.data.synthetic is None:
+        raise ConfigError("[data] needs `interactions = \"FILE\"` or a `[data.synthetic]` table.")
+    return spec
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"Job spec {path} does not exist.") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"Job spec {path} is not valid TOML: {error}") from error
+    if "quality" in document:
+        document["job"] = {**document.get("job", {}), "quality": document.pop("quality")}
+    return parse_spec(document, base_dir=path.parent)
+
+
+def dump_spec(spec: JobSpec) -> str:
+    """The spec as TOML (None values omitted); `parse_spec(tomllib.loads(dump_spec(s)))` gives `s` back."""
+    document = _without_none(dataclasses.asdict(spec))
+    job = {k: document.pop(k) for k in list(document) if k not in ("data", "split", "algorithms", "base_dir")}
+    document.pop("base_dir")
+    return tomli_w.dumps({"job": job, **document})
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def resolve(spec: JobSpec, path: str | None) -> Path | None:
+    """A path of the spec, relative to the spec file's folder."""
+    return None if path is None else Path(spec.base_dir) / path

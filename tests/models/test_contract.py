@@ -1,0 +1,132 @@
+"""Contract tests run over every catalogued algorithm: the Scorer protocol, seen by the Recommender."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailored.data.dataset import Dataset
+from tailored.errors import NotFittedError
+from tailored.eval.metrics import RankedLists, metric
+from tailored.models import algorithm_names, create_scorer
+from tailored.models.base import Scorer, hyperparameters
+from tailored.pipeline import Recommender
+from tailored.registry.model_dir import load_model, save_model
+
+ALGORITHMS = algorithm_names()
+GROUPS, USERS_PER_GROUP, OWN_ITEMS, SHARED_ITEMS = 4, 40, 20, 80
+
+
+def planted_groups(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Users in 4 taste groups: each rates 12 of its group's 20 items 5 stars and 6 random other items 1 star.
+
+    Three of each user's group items are held out. Items carry their group as ``category``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(GROUPS * USERS_PER_GROUP):
+        group = user // USERS_PER_GROUP
+        own = rng.choice(OWN_ITEMS, 12, replace=False) + group * OWN_ITEMS
+        other = rng.choice(SHARED_ITEMS, 6, replace=False) + GROUPS * OWN_ITEMS
+        for position, item in enumerate(own):
+            rows.append((f"u{user}", f"i{item}", 5.0, 1_000 + position, position >= 9))
+        rows += [(f"u{user}", f"i{item}", 1.0, 2_000 + j, False) for j, item in enumerate(other)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp", "test"])
+    n_items = GROUPS * OWN_ITEMS + SHARED_ITEMS
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "category": [f"group{i // OWN_ITEMS}" if i < GROUPS * OWN_ITEMS else "misc" for i in range(n_items)],
+        }
+    )
+    return frame[~frame.test].drop(columns="test"), frame[frame.test].drop(columns="test"), items
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[Dataset, pd.DataFrame]:
+    train, test, items = planted_groups()
+    return Dataset.from_frame(train, items=items), test
+
+
+def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:
+    users = dataset.users.index(test.user_id.unique(), missing="raise")
+    items = np.concatenate([block_items for _, block_items, _ in recommender.recommend_indices(users, 10)])
+    test_users = dataset.users.index(test.user_id)
+    test_items = dataset.items.index(test.item_id)
+    relevant = Dataset.from_frame(test, user_map=dataset.users, item_map=dataset.items).matrix(binary=True)[users]
+    counts = np.bincount(test_users, minlength=dataset.n_users)[users]
+    assert (test_items >= 0).all()
+    lists = RankedLists(items, relevant, counts, dataset.item_counts(), dataset.n_users)
+    return metric("ndcg@10").value(lists)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_follows_the_scorer_protocol(algorithm: str) -> None:
+    scorer = create_scorer(algorithm)
+    assert isinstance(scorer, Scorer)
+    assert dataclasses.is_dataclass(scorer)
+    assert all(field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+               for field in hyperparameters(type(scorer)).values())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_unfitted_use_names_the_class(algorithm: str) -> None:
+    scorer = create_scorer(algorithm)
+    with pytest.raises(NotFittedError, match=type(scorer).__name__):
+        scorer.score(np.array([0]))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_scores_have_one_row_per_user_and_one_column_per_item(algorithm: str, planted) -> None:
+    dataset, _ = planted
+    scorer = create_scorer(algorithm).fit(dataset)
+    users = np.array([0, 5, 7])
+    full = scorer.score(users)
+    assert full.shape == (3, dataset.n_items)
+    assert np.isfinite(full).all()
+    items = np.array([3, 1, 50])
+    np.testing.assert_allclose(scorer.score(users, items), full[:, items], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_recommendations_exclude_seen_items_and_serve_unknown_users(algorithm: str, planted) -> None:
+    dataset, _ = planted
+    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    frame = recommender.recommend(["u0", "u1", "somebody-new"], n=10)
+    assert list(frame.columns) == ["user_id", "item_id", "score", "rank"]
+    assert frame.groupby("user_id").size().to_dict() == {"u0": 10, "u1": 10, "somebody-new": 10}
+    seen = set(map(tuple, dataset.to_frame()[["user_id", "item_id"]].to_numpy()))
+    assert not any((u, i) in seen for u, i in frame[["user_id", "item_id"]].to_numpy())
+    for _, user_frame in frame.groupby("user_id"):
+        assert user_frame["rank"].tolist() == list(range(1, 11))
+        assert user_frame["score"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_save_and_load_give_identical_recommendations(algorithm: str, planted, tmp_path) -> None:
+    dataset, _ = planted
+    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    save_model(recommender, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    users = ["u0", "u41", "u99", "stranger"]
+    pd.testing.assert_frame_equal(recommender.recommend(users, 10), loaded.recommend(users, 10))
+    np.testing.assert_allclose(recommender.predict(["u0", "x"], ["i1", "i2"]), loaded.predict(["u0", "x"], ["i1", "i2"]))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_same_seed_same_scores(algorithm: str, planted) -> None:
+    dataset, _ = planted
+    first = create_scorer(algorithm).fit(dataset).score(np.arange(20))
+    second = create_scorer(algorithm).fit(dataset).score(np.arange(20))
+    np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a != "popularity"])
+def test_beats_popularity_on_planted_tastes(algorithm: str, planted) -> None:
+    dataset, test = planted
+    baseline = ndcg_at_10(Recommender(create_scorer("popularity")).fit(dataset), dataset, test)
+    personal = ndcg_at_10(Recommender(create_scorer(algorithm)).fit(dataset), dataset, test)
+    assert personal > baseline + 0.1, (algorithm, personal, baseline)
