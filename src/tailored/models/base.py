@@ -169,4 +169,4 @@ class Choice:
     options: tuple[Any, ...]
 
 
-SearchSpace = dict[str, "Float | Int | Choice"]
+SearchSpace = dict[str, Float | Int | Choice]

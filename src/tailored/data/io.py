@@ -1,0 +1,315 @@
+"""Reading interactions and attribute tables from files or frames into canonical columns; atomic writes.
+
+Row numbers in error messages: for CSV files they are **line numbers as seen in the file, the header being line 1**
+(so the first data row is line 2); for Parquet files and in-memory frames they are 0-based positions (``frame.iloc``).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+DELIMITERS = ",;\t|"
+Source = str | os.PathLike[str] | pd.DataFrame | Any  # Any: a polars DataFrame (polars is optional)
+
+_SNIFF_LINES = 50
+_SHOWN = 5
+_EPOCH = pd.Timestamp(0, tz="UTC")
+_CLEAN_HINT = "fix or remove those rows (`tailored check` reports invalid rows and can drop them)"
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A loaded table and where it came from, to point at rows in error messages."""
+
+    frame: pd.DataFrame
+    label: str
+    from_text: bool
+
+    def rows(self, mask: pd.Series) -> str:
+        positions = np.flatnonzero(mask.to_numpy(dtype=bool))
+        numbers = positions + 2 if self.from_text else positions
+        shown = ", ".join(str(n) for n in numbers[:_SHOWN]) + (", ..." if len(numbers) > _SHOWN else "")
+        noun = "line" if self.from_text else "row"
+        plural = "s" if len(numbers) > 1 else ""
+        note = "; the header is line 1" if self.from_text else ", counting from 0"
+        return f"{noun}{plural} {shown}{note}"
+
+    def fail(self, column: str, canonical: str, mask: pd.Series, one: str, many: str) -> DataError:
+        """A DataError naming the source, column, count (``one``/``many`` problem), rows and samples of ``mask``."""
+        count = int(mask.sum())
+        problem = f"{count} {one if count == 1 else many}"
+        role = f" ({canonical})" if canonical != column else ""
+        samples = self.frame.loc[mask.to_numpy(dtype=bool), column].dropna().astype(str).unique()[:3].tolist()
+        example = f", e.g. {', '.join(repr(s) for s in samples)}" if samples else ""
+        return DataError(
+            f"Column '{column}'{role} in {self.label} has {problem}{example} ({self.rows(mask)}); {_CLEAN_HINT}."
+        )
+
+    def require(self, columns: list[tuple[str, str]]) -> None:
+        """Raise when a column of ``columns`` ((how it was given, name) pairs) is absent, listing the available ones."""
+        missing = [(given, column) for given, column in columns if column not in self.frame.columns]
+        if missing:
+            given = ", ".join(f"'{column}' (given as {how})" for how, column in missing)
+            raise DataError(
+                f"Column {given} not found in {self.label}; available columns: {list(self.frame.columns)}. "
+                "Pass the names your file uses."
+            )
+
+
+# -- tables -------------------------------------------------------------------------------------------------
+def read_table(source: Source, delimiter: str | None = None) -> pd.DataFrame:
+    """A table from a CSV/TSV/TXT or Parquet path, a pandas DataFrame or a polars DataFrame.
+
+    CSV cells are read as text (ids such as ``007`` keep their zeros; only empty cells are missing) with the
+    delimiter detected from the first lines unless given; Parquet files and frames keep their dtypes.
+    """
+    return _load(source, delimiter).frame
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``frame`` as CSV/TSV or Parquet (by extension), atomically: a temporary file renamed into place."""
+    path = Path(path)
+    writers: dict[str, Callable[[pd.DataFrame, str], object]] = {
+        ".csv": lambda f, p: f.to_csv(p, index=False),
+        ".tsv": lambda f, p: f.to_csv(p, index=False, sep="\t"),
+        ".parquet": lambda f, p: f.to_parquet(p, index=False),
+        ".pq": lambda f, p: f.to_parquet(p, index=False),
+    }
+    if path.suffix.lower() not in writers:
+        raise DataError(f"Cannot write {path}: unsupported extension '{path.suffix}'; use one of {sorted(writers)}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        writers[path.suffix.lower()](frame, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    logger.debug("wrote table path=%s rows=%d", path, len(frame))
+    return path
+
+
+# -- interactions -------------------------------------------------------------------------------------------
+def read_interactions(
+    source: Source,
+    user: str = USER_ID,
+    item: str = ITEM_ID,
+    value: str | None = VALUE,
+    time: str | None = TIMESTAMP,
+    event: str | None = EVENT_TYPE,
+    delimiter: str | None = None,
+    extra: list[str] | None = None,
+) -> pd.DataFrame:
+    """Interactions in canonical columns: ``user_id, item_id, value[, timestamp][, event_type][, extra...]``.
+
+    ``user``/``item``/``value``/``time``/``event`` name the source's columns. ``value``, ``time`` and ``event`` may be
+    absent from the source when left at their default names (or passed as None): ``value`` then is 1.0 for every row
+    and the other two are omitted; a name passed explicitly must exist. Ids become strings, ``value`` float64,
+    ``timestamp`` int64 unix seconds (from integers, floats or ISO-8601 dates, naive dates read as UTC);
+    ``extra`` columns are kept as they are. Empty or unparsable cells raise a DataError naming the rows.
+    """
+    table = _load(source, delimiter)
+    defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE)}
+    optional = {
+        argument: name
+        for argument, (name, default) in defaults.items()
+        if name is not None and (name != default or name in table.frame.columns)
+    }
+    extras = list(extra or [])
+    table.require(
+        [("user=", user), ("item=", item)]
+        + [(f"{argument}=", name) for argument, name in optional.items()]
+        + [("extra=", name) for name in extras]
+    )
+    frame = table.frame
+    result = pd.DataFrame(
+        {
+            USER_ID: _id_strings(table, user, USER_ID),
+            ITEM_ID: _id_strings(table, item, ITEM_ID),
+            VALUE: _numbers(table, optional["value"], VALUE) if "value" in optional else 1.0,
+        },
+        index=frame.index,
+    )
+    if "time" in optional:
+        result[TIMESTAMP] = _timestamps(table, optional["time"])
+    if "event" in optional:
+        result[EVENT_TYPE] = _texts(table, optional["event"], EVENT_TYPE)
+    clashes = sorted(set(extras) & set(result.columns))
+    if clashes:
+        raise DataError(f"extra columns {clashes} of {table.label} clash with canonical columns; rename them first.")
+    for name in extras:
+        result[name] = frame[name]
+    logger.info("read interactions source=%s rows=%d", table.label, len(result))
+    return result.reset_index(drop=True)
+
+
+# -- attributes ---------------------------------------------------------------------------------------------
+def read_attributes(
+    source: Source,
+    id_column: str = USER_ID,
+    rename: dict[str, str] | None = None,
+    delimiter: str | None = None,
+) -> pd.DataFrame:
+    """A user or item attribute table: ``id_column`` first, as strings, every other column kept.
+
+    ``rename`` maps the source's column names to ours (e.g. ``{"customer_id": "user_id"}``). Text columns of a CSV
+    that hold only numbers become numeric, except codes with leading zeros (zip codes, ``007``).
+    """
+    table = _load(source, delimiter)
+    if rename:
+        table.require([("a key of rename", old) for old in rename])
+        table = _Table(table.frame.rename(columns=rename), table.label, table.from_text)
+    if id_column not in table.frame.columns:
+        raise DataError(
+            f"Attribute table {table.label} has no '{id_column}' column; available columns: "
+            f"{list(table.frame.columns)}. Map yours with rename={{'<your column>': '{id_column}'}}."
+        )
+    frame = table.frame.copy()
+    frame[id_column] = _id_strings(table, id_column, id_column)
+    if table.from_text:
+        for column in frame.columns.drop(id_column):
+            frame[column] = _maybe_numbers(frame[column])
+    return frame[[id_column, *frame.columns.drop(id_column)]].reset_index(drop=True)
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+def _load(source: Source, delimiter: str | None) -> _Table:
+    if isinstance(source, pd.DataFrame):
+        return _Table(source, "the given pandas DataFrame", from_text=False)
+    if type(source).__module__.split(".")[0] == "polars" and hasattr(source, "to_pandas"):
+        return _Table(source.to_pandas(), "the given polars DataFrame", from_text=False)
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(
+            f"Cannot read a {type(source).__name__}: pass a file path ({', '.join(SUPPORTED_SUFFIXES)}), "
+            "a pandas DataFrame or a polars DataFrame."
+        )
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"File not found: {path} (working directory {Path.cwd()}); check the path.")
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            return _Table(pd.read_parquet(path), str(path), from_text=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path} could not be read as Parquet: {error}") from error
+    if suffix in CSV_SUFFIXES:
+        return _Table(_read_csv(path, delimiter), str(path), from_text=True)
+    raise DataError(
+        f"Cannot read {path}: unsupported extension '{path.suffix}'; supported: {', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def _read_csv(path: Path, delimiter: str | None) -> pd.DataFrame:
+    skip_space = False
+    if delimiter is None:
+        delimiter, skip_space = _sniff(path)
+    try:
+        return pd.read_csv(
+            path, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=skip_space
+        )
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); re-save it as UTF-8."
+        ) from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path} could not be parsed as CSV with delimiter {delimiter!r}: {error}") from error
+
+
+def _sniff(path: Path) -> tuple[str, bool]:
+    """Delimiter and skip-initial-space of a CSV file, from its first lines (comma, or tab for .tsv, if unsure)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        sample = "".join(itertools.islice(handle, _SNIFF_LINES))
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+    except csv.Error:
+        return ("\t" if path.suffix.lower() == ".tsv" else ","), False
+    return dialect.delimiter, bool(dialect.skipinitialspace)
+
+
+# -- column conversions -------------------------------------------------------------------------------------
+def _present(table: _Table, column: str, canonical: str) -> pd.Series:
+    """The column, after rejecting empty cells."""
+    raw = table.frame[column]
+    missing = raw.isna()
+    if missing.any():
+        raise table.fail(column, canonical, missing, "empty value", "empty values")
+    return raw
+
+
+def _id_strings(table: _Table, column: str, canonical: str) -> pd.Series:
+    """Ids as strings; integral floats (a Parquet/pandas artefact of missing values) lose their ``.0``."""
+    raw = _present(table, column, canonical)
+    if pd.api.types.is_float_dtype(raw) and bool((raw % 1 == 0).all()):
+        raw = raw.astype("Int64")
+    return raw.astype(str)
+
+
+def _texts(table: _Table, column: str, canonical: str) -> pd.Series:
+    return _present(table, column, canonical).astype(str)
+
+
+def _numbers(table: _Table, column: str, canonical: str) -> pd.Series:
+    raw = _present(table, column, canonical)
+    numbers = pd.to_numeric(raw, errors="coerce")
+    bad = numbers.isna()
+    if bad.any():
+        raise table.fail(column, canonical, bad, "value that is not a number", "values that are not numbers")
+    return numbers.astype(np.float64)
+
+
+def _timestamps(table: _Table, column: str) -> pd.Series:
+    """Unix seconds (int64) from integers, floats (floored), datetimes or ISO-8601 strings (naive = UTC)."""
+    raw = _present(table, column, TIMESTAMP)
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return _seconds(raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")).astype(np.int64)
+    if pd.api.types.is_integer_dtype(raw):
+        return raw.astype(np.int64)
+    if pd.api.types.is_numeric_dtype(raw):
+        return np.floor(raw.astype(np.float64)).astype(np.int64)
+    numbers = pd.to_numeric(raw, errors="coerce")
+    is_number = numbers.notna()
+    dates = pd.to_datetime(raw.where(~is_number), errors="coerce", utc=True, format="ISO8601")
+    bad = ~is_number & dates.isna()
+    if bad.any():
+        one, many = (
+            "value that is neither unix seconds nor an ISO-8601 date",
+            "values that are neither unix seconds nor ISO-8601 dates",
+        )
+        examples = " (such as 2024-03-01 or 2024-03-01T12:30:00Z)"
+        raise table.fail(column, TIMESTAMP, bad, one + examples, many + examples)
+    seconds = np.where(is_number, np.floor(numbers.astype(np.float64)), _seconds(dates).astype(np.float64))
+    return pd.Series(seconds.astype(np.int64), index=raw.index)
+
+
+def _seconds(moments: pd.Series) -> pd.Series:
+    return (moments - _EPOCH) // pd.Timedelta(seconds=1)
+
+
+def _maybe_numbers(column: pd.Series) -> pd.Series:
+    """Numbers when every non-empty cell is one and none is a zero-padded code; the column unchanged otherwise."""
+    if not pd.api.types.is_string_dtype(column) or column.isna().all():
+        return column
+    numbers = pd.to_numeric(column, errors="coerce")
+    if (numbers.isna() & column.notna()).any() or column.str.match(r"\s*[+-]?0\d").any():
+        return column
+    return numbers

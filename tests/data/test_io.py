@@ -1,0 +1,272 @@
+"""Readers and writer of data/io.py: delimiters, formats, column mapping and the errors users see."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailored.data.io import read_attributes, read_interactions, read_table, write_table
+from tailored.errors import DataError
+
+ROWS = [("u1", "007", "5", "881250949"), ("u2", "i2", "3.5", "881250950"), ("u1", "i3", "1", "881250951")]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def ratings_file(path: Path, delimiter: str = ",", rows: list[tuple[str, ...]] = ROWS) -> Path:
+    header = delimiter.join(["user_id", "item_id", "value", "timestamp"])
+    return write_lines(path, [header, *(delimiter.join(row) for row in rows)])
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_detected(tmp_path: Path, delimiter: str) -> None:
+    frame = read_interactions(ratings_file(tmp_path / "ratings.csv", delimiter))
+    assert list(frame.columns) == ["user_id", "item_id", "value", "timestamp"]
+    assert frame["user_id"].tolist() == ["u1", "u2", "u1"]
+    assert frame["item_id"].tolist() == ["007", "i2", "i3"]  # ids are text: leading zeros kept
+    assert frame["value"].tolist() == [5.0, 3.5, 1.0]
+    assert frame["value"].dtype == np.float64
+    assert frame["timestamp"].dtype == np.int64
+    assert frame["timestamp"].tolist() == [881250949, 881250950, 881250951]
+
+
+def test_explicit_delimiter_and_txt_suffix(tmp_path: Path) -> None:
+    path = ratings_file(tmp_path / "ratings.txt", ";")
+    assert read_table(path, delimiter=";").shape == (3, 4)
+    assert read_table(path, delimiter=",").shape == (3, 1)  # the caller's choice wins over detection
+
+
+def test_text_ids_that_look_missing_stay_ids(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "r.csv", ["user_id,item_id", "NA,null", "None,nan"])
+    frame = read_interactions(path)
+    assert frame["user_id"].tolist() == ["NA", "None"]
+    assert frame["item_id"].tolist() == ["null", "nan"]
+    assert (frame["value"] == 1.0).all()
+
+
+def test_parquet_input_keeps_integer_ids_as_plain_strings(tmp_path: Path) -> None:
+    source = pd.DataFrame({"user_id": [1, 2], "item_id": [10.0, 20.0], "value": [1, 2], "timestamp": [5.9, 7.0]})
+    path = write_table(source, tmp_path / "deep" / "ratings.parquet")
+    frame = read_interactions(path)
+    assert frame["user_id"].tolist() == ["1", "2"]
+    assert frame["item_id"].tolist() == ["10", "20"]  # not "10.0"
+    assert frame["timestamp"].tolist() == [5, 7]  # fractional seconds floored
+
+
+def test_pandas_input_with_datetimes_and_event_and_extra_columns() -> None:
+    source = pd.DataFrame(
+        {
+            "user_id": ["a", "b"],
+            "item_id": ["x", "y"],
+            "timestamp": pd.to_datetime(["2024-03-01", "2024-03-01 12:30:00"], format="ISO8601"),
+            "event_type": ["view", "purchase"],
+            "device": ["mobile", "desktop"],
+        }
+    )
+    frame = read_interactions(source, extra=["device"])
+    assert list(frame.columns) == ["user_id", "item_id", "value", "timestamp", "event_type", "device"]
+    assert frame["timestamp"].tolist() == [1709251200, 1709296200]
+    assert frame["event_type"].tolist() == ["view", "purchase"]
+    assert frame["device"].tolist() == ["mobile", "desktop"]
+
+
+def test_polars_input() -> None:
+    polars = pytest.importorskip("polars")
+    source = polars.DataFrame({"user": [1, 2], "item": ["x", "y"], "rating": [4.0, 2.0], "when": [100, 200]})
+    frame = read_interactions(source, user="user", item="item", value="rating", time="when")
+    assert frame["user_id"].tolist() == ["1", "2"]
+    assert frame["value"].tolist() == [4.0, 2.0]
+    assert frame["timestamp"].tolist() == [100, 200]
+    assert read_table(source).shape == (2, 4)
+
+
+def test_column_mapping_with_iso_dates(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "orders.csv",
+        [
+            "customer_id,sku,qty,ordered_at,store",
+            "c1,SKU-1,2,2024-03-01,north",
+            "c2,SKU-2,1,2024-03-01T12:30:00Z,south",
+            "c1,SKU-3,4,2024-03-01T12:30:00+02:00,north",
+            "c3,SKU-1,1,1709251200,east",
+        ],
+    )
+    frame = read_interactions(path, user="customer_id", item="sku", value="qty", time="ordered_at", extra=["store"])
+    assert list(frame.columns) == ["user_id", "item_id", "value", "timestamp", "store"]
+    assert frame["timestamp"].tolist() == [1709251200, 1709296200, 1709289000, 1709251200]
+    assert frame["value"].tolist() == [2.0, 1.0, 4.0, 1.0]
+    assert frame["store"].tolist() == ["north", "south", "north", "east"]
+
+
+def test_default_value_absent_is_one_but_explicit_value_must_exist(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "clicks.csv", ["user_id,item_id", "a,x", "b,y"])
+    frame = read_interactions(path)
+    assert frame["value"].tolist() == [1.0, 1.0]
+    assert "timestamp" not in frame and "event_type" not in frame
+    with pytest.raises(DataError) as caught:
+        read_interactions(path, value="qty")
+    message = str(caught.value)
+    assert "'qty' (given as value=) not found" in message
+    assert str(path) in message
+    assert "available columns: ['user_id', 'item_id']" in message
+
+
+def test_missing_column_lists_available_columns(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "orders.csv", ["customer_id,sku,qty", "c1,s1,1"])
+    with pytest.raises(DataError) as caught:
+        read_interactions(path, user="customer", item="sku", extra=["store", "qty", "channel"])
+    message = str(caught.value)
+    assert "'customer' (given as user=)" in message
+    assert "'store' (given as extra=), 'channel' (given as extra=) not found" in message
+    assert f"not found in {path}" in message
+    assert "available columns: ['customer_id', 'sku', 'qty']" in message
+
+
+def test_unparsable_value_names_file_column_and_line(tmp_path: Path) -> None:
+    rows = [(f"u{i}", f"i{i}", "abc" if i == 17 else "4", "100") for i in range(1, 31)]
+    path = ratings_file(tmp_path / "ratings.csv", rows=rows)
+    with pytest.raises(DataError) as caught:
+        read_interactions(path)
+    message = str(caught.value)
+    assert f"Column 'value' in {path}" in message
+    assert "1 value that is not a number, e.g. 'abc'" in message
+    assert "(line 18; the header is line 1)" in message  # data row 17
+    assert "tailored check" in message
+
+
+def test_many_bad_values_show_count_and_first_lines(tmp_path: Path) -> None:
+    rows = [(f"u{i}", "i", "x" if i % 2 else "1", "100") for i in range(1, 21)]
+    path = ratings_file(tmp_path / "ratings.csv", rows=rows)
+    with pytest.raises(
+        DataError, match=r"has 10 values that are not numbers, e\.g\. 'x' \(lines 2, 4, 6, 8, 10, \.\.\."
+    ):
+        read_interactions(path)
+
+
+def test_empty_ids_are_rejected_with_their_lines(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "r.csv", ["customer,item_id", "a,x", ",y", "c,z"])
+    with pytest.raises(DataError) as caught:
+        read_interactions(path, user="customer")
+    message = str(caught.value)
+    assert "Column 'customer' (user_id)" in message
+    assert "1 empty value (line 3; the header is line 1)" in message
+
+
+def test_bad_dates_are_rejected(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "r.csv", ["user_id,item_id,ordered_at", "a,x,2024-03-01", "b,y,yesterday"])
+    with pytest.raises(DataError) as caught:
+        read_interactions(path, time="ordered_at")
+    message = str(caught.value)
+    assert "Column 'ordered_at' (timestamp)" in message
+    assert "neither unix seconds nor an ISO-8601 date" in message
+    assert "'yesterday'" in message and "line 3" in message
+
+
+def test_frame_rows_are_counted_from_zero() -> None:
+    source = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["x", "y", "z"], "value": [1.0, np.nan, 2.0]})
+    with pytest.raises(
+        DataError, match=r"Column 'value' in the given pandas DataFrame has 1 empty value \(row 1, counting from 0\)"
+    ):
+        read_interactions(source)
+
+
+def test_missing_file_and_unknown_extension(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"File not found: .*nowhere\.csv"):
+        read_table(tmp_path / "nowhere.csv")
+    path = tmp_path / "ratings.xlsx"
+    path.write_bytes(b"")
+    with pytest.raises(DataError) as caught:
+        read_table(path)
+    assert "unsupported extension '.xlsx'" in str(caught.value)
+    assert ".csv, .tsv, .txt, .parquet" in str(caught.value)
+    with pytest.raises(DataError, match="Cannot read a list"):
+        read_table([1, 2])
+
+
+def test_extra_column_clashing_with_canonical_one_is_rejected() -> None:
+    source = pd.DataFrame({"customer": ["a"], "user_id": ["z"], "item_id": ["x"]})
+    with pytest.raises(DataError, match=r"extra columns \['user_id'\] .* clash with canonical columns"):
+        read_interactions(source, user="customer", extra=["user_id"])
+
+
+def test_read_attributes_types_and_rename(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "catalog.csv",
+        ["sku;category;price;tags;zip;title", "s1;shoes;12.5;a|b;02139;Run", "s2;hats;;c;10001;Sun"],
+    )
+    frame = read_attributes(path, id_column="item_id", rename={"sku": "item_id"})
+    assert list(frame.columns) == ["item_id", "category", "price", "tags", "zip", "title"]
+    assert frame["item_id"].tolist() == ["s1", "s2"]
+    assert frame["price"].dtype == np.float64 and frame["price"].iloc[0] == 12.5 and np.isnan(frame["price"].iloc[1])
+    assert frame["zip"].tolist() == ["02139", "10001"]  # zero-padded codes stay text
+    assert frame["tags"].tolist() == ["a|b", "c"]
+
+
+def test_read_attributes_errors(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "users.csv", ["customer,age", "a,30"])
+    with pytest.raises(DataError) as caught:
+        read_attributes(path)
+    assert f"Attribute table {path} has no 'user_id' column" in str(caught.value)
+    assert "available columns: ['customer', 'age']" in str(caught.value)
+    assert "rename={'<your column>': 'user_id'}" in str(caught.value)
+    with pytest.raises(DataError, match=r"'cust' \(given as a key of rename\) not found"):
+        read_attributes(path, rename={"cust": "user_id"})
+    frame = read_attributes(pd.DataFrame({"user_id": [3, 4], "age": ["30", "x"]}))
+    assert frame["user_id"].tolist() == ["3", "4"] and frame["age"].tolist() == ["30", "x"]
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.parquet"])
+def test_write_table_round_trip(tmp_path: Path, name: str) -> None:
+    frame = pd.DataFrame({"user_id": ["007", "b"], "item_id": ["x", "y"], "value": [1.5, 2.0], "timestamp": [1, 2]})
+    path = write_table(frame, tmp_path / "a" / "b" / name)
+    assert path.is_file()
+    back = read_interactions(path)
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+    assert sorted(p.name for p in path.parent.iterdir()) == [name]  # no temporary file left
+
+
+def test_write_table_is_atomic_when_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old content\n")
+
+    def broken_to_csv(self: pd.DataFrame, path: str, **_: object) -> None:
+        Path(path).write_text("half a ro")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
+    with pytest.raises(KeyboardInterrupt):
+        write_table(pd.DataFrame({"a": [1]}), target)
+    assert target.read_text() == "old content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_write_table_rejects_unknown_extension(tmp_path: Path) -> None:
+    with pytest.raises(
+        DataError, match=r"unsupported extension '\.json'; use one of \['\.csv', '\.parquet', '\.pq', '\.tsv'\]"
+    ):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "out.json")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text("0123456789abXY-_.", min_size=1, max_size=8), st.text("0123456789", min_size=1, max_size=6)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_ids_survive_a_csv_round_trip_exactly(pairs: list[tuple[str, str]]) -> None:
+    frame = pd.DataFrame({"user_id": [u for u, _ in pairs], "item_id": [i for _, i in pairs], "value": 1.0})
+    with tempfile.TemporaryDirectory() as folder:
+        back = read_interactions(write_table(frame, Path(folder) / "r.csv"))
+    assert back["user_id"].tolist() == frame["user_id"].tolist()
+    assert back["item_id"].tolist() == frame["item_id"].tolist()

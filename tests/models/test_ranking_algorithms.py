@@ -1,0 +1,134 @@
+"""Algorithm-specific checks for the ranking scorers (the generic contract lives in test_contract.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from tailored.data.dataset import Dataset
+from tailored.models.base import create_scorer
+from tailored.models.knn import prune_columns, recency_weighted, reweight
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    """200 users in two taste groups over 60 items, with timestamps."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(200):
+        group = user % 2
+        pool = np.arange(30) + 30 * group
+        items = rng.choice(pool, size=12, replace=False)
+        rows += [(f"u{user}", f"i{item}", 1.0, 1000 + t) for t, item in enumerate(items)]
+    return Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"]))
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "rp3beta"])
+def test_item_knn_keeps_at_most_neighbors_per_item(dataset: Dataset, similarity: str) -> None:
+    scorer = create_scorer("item-knn", {"neighbors": 5, "similarity": similarity}).fit(dataset)
+    per_item = np.diff(scorer.similarity_.tocsc().indptr)
+    assert per_item.max() <= 5
+    assert per_item.min() > 0
+    assert scorer.similarity_.diagonal().sum() == 0
+
+
+def test_prune_columns_keeps_the_largest() -> None:
+    block = np.array([[0.9, 0.1], [0.5, 0.7], [0.2, 0.8], [0.0, -1.0]])
+    pruned = prune_columns(block, 2).toarray()
+    np.testing.assert_array_equal(pruned, [[0.9, 0.0], [0.5, 0.7], [0.0, 0.8], [0.0, 0.0]])
+
+
+def test_item_knn_prefers_the_users_group(dataset: Dataset) -> None:
+    for params in ({}, {"similarity": "cosine", "feature_weighting": "bm25", "shrink": 10.0}):
+        scores = create_scorer("item-knn", params).fit(dataset).score(np.array([0, 1]))
+        group_items = dataset.items.index(np.array([f"i{i}" for i in range(30)]))
+        assert scores[0, group_items].sum() > scores[0].sum() / 2 > scores[1, group_items].sum()
+
+
+def test_bm25_downweights_frequent_terms_and_saturates() -> None:
+    documents = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [9.0, 0.0]]))
+    weighted = reweight(documents, "bm25").toarray()
+    # the first term is in every document: idf clipped to 0; the rare one keeps a positive weight
+    assert np.all(weighted[:, 0] == 0) and weighted[0, 1] > 0
+    tf = reweight(sp.csr_matrix(np.array([[1.0, 1.0], [9.0, 0.0], [0.0, 0.0]])), "bm25").toarray()
+    assert tf[0, 0] < tf[1, 0] < 9 * tf[0, 0]  # term frequency saturates
+    tfidf = reweight(documents, "tfidf").toarray()
+    np.testing.assert_allclose(tfidf[3, 0], 3.0 * (np.log(4) - np.log(5)))
+
+
+def test_recency_weighting_halves_per_half_life() -> None:
+    frame = pd.DataFrame(
+        {"user_id": [1, 1, 1, 1, 2], "item_id": [10, 11, 12, 13, 10], "value": 1.0, "timestamp": [5, 3, 3, 1, 0]}
+    )
+    data = Dataset.from_frame(frame)
+    matrix = recency_weighted(data, half_life=1.0).toarray()
+    np.testing.assert_allclose(matrix[0], [1.0, 0.5, 0.5, 0.125])  # ties share the weight of their position
+    np.testing.assert_allclose(matrix[1], [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(recency_weighted(data).toarray(), data.matrix().toarray())
+
+
+def test_recency_moves_item_knn_towards_the_latest_item(dataset: Dataset) -> None:
+    frame = dataset.to_frame()
+    latest = pd.DataFrame({"user_id": ["u0"], "item_id": ["i45"], "value": [1.0], "timestamp": [5000]})
+    data = Dataset.from_frame(pd.concat([frame, latest], ignore_index=True))
+    other_group = data.items.index(np.array([f"i{i}" for i in range(30, 60)]))
+    plain = create_scorer("item-knn", {}).fit(data).score(np.array([0]))[0]
+    recent = create_scorer("item-knn", {"recency_half_life": 1.0}).fit(data).score(np.array([0]))[0]
+    assert recent[other_group].sum() / recent.sum() > plain[other_group].sum() / plain.sum()
+
+
+def test_user_knn_uses_at_most_neighbors_users(dataset: Dataset) -> None:
+    scorer = create_scorer("user-knn", {"neighbors": 1}).fit(dataset)
+    scores = scorer.score(np.array([0]))
+    assert np.count_nonzero(scores) <= 12  # one neighbour's 12 items at most
+    assert scorer.score(np.array([-1, 10_000])).sum() == 0
+
+
+def test_content_scores_a_cold_item_with_attributes() -> None:
+    frame = pd.DataFrame({"user_id": [1, 1, 2], "item_id": ["a", "b", "c"], "value": 1.0})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "cold", "other"],
+            "genres": ["Action|Sci-Fi", "Action", "Romance", "Action|Sci-Fi", "Romance|Drama"],
+            "title": ["space war", "war games", "love story", "space station", "love letters"],
+        }
+    )
+    data = Dataset.from_frame(frame, items=items)
+    scorer = create_scorer("content", {}).fit(data)
+    cold, other = data.items.index(np.array(["cold", "other"]))
+    scores = scorer.score(np.array([0]))
+    assert scores[0, cold] > 0.5 > scores[0, other]
+    np.testing.assert_allclose(scorer.score(np.array([0]), np.array([cold, other])), scores[:, [cold, other]])
+    assert np.allclose(np.asarray(scorer.item_vectors_.multiply(scorer.item_vectors_).sum(axis=1)), 1.0)
+
+
+def test_content_without_attributes_says_what_to_do(dataset: Dataset) -> None:
+    with pytest.raises(Exception, match="needs item attributes"):
+        create_scorer("content", {}).fit(dataset)
+
+
+@pytest.mark.parametrize("algorithm", ["als", "bpr"])
+def test_factor_models_are_deterministic_with_a_seed(dataset: Dataset, algorithm: str) -> None:
+    first = create_scorer(algorithm, {"seed": 3, "epochs": 5}).fit(dataset).score(np.arange(5))
+    second = create_scorer(algorithm, {"seed": 3, "epochs": 5}).fit(dataset).score(np.arange(5))
+    other = create_scorer(algorithm, {"seed": 4, "epochs": 5}).fit(dataset).score(np.arange(5))
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("algorithm", ["als", "bpr"])
+def test_factor_models_keep_only_arrays(dataset: Dataset, algorithm: str) -> None:
+    scorer = create_scorer(algorithm, {"epochs": 2}).fit(dataset)
+    state = {k: v for k, v in vars(scorer).items() if k.endswith("_")}
+    assert set(state) == {"user_factors_", "item_factors_"}
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    assert scorer.score(np.array([0]), np.array([3, 1])).shape == (1, 2)
+
+
+def test_ease_recency_changes_only_the_history(dataset: Dataset) -> None:
+    plain = create_scorer("ease", {"reg": 10.0}).fit(dataset)
+    recent = create_scorer("ease", {"reg": 10.0, "recency_half_life": 2.0}).fit(dataset)
+    np.testing.assert_array_equal(plain.weights_, recent.weights_)
+    assert not np.allclose(plain.score(np.array([0])), recent.score(np.array([0])))
