@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from tailored.data.columns import ITEM_INDEX, TIMESTAMP, USER_INDEX, VALUE
 from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError, DataError
 
 Weighting = Literal["raw", "log1p", "binary", "confidence"]
 WEIGHTINGS: tuple[str, ...] = ("raw", "log1p", "binary", "confidence")
@@ -47,3 +49,81 @@ def time_decay_weights(timestamps: np.ndarray, half_life_days: float, now: float
     return np.power(0.5, age_days / half_life_days)
 
 
+def binarise(dataset: Dataset, threshold: float) -> Dataset:
+    """Keep the interactions with ``value >= threshold`` (e.g. ratings >= 4 as positives), each with value 1."""
+    kept = dataset.subset(dataset.values >= threshold)
+    return kept.with_values(np.ones(len(kept), np.float32))
+
+
+def log1p_values(dataset: Dataset) -> Dataset:
+    """Values replaced by ``log1p(value)``, which compresses heavy counts (no aggregation; see ``apply_weighting``)."""
+    values = dataset.values.astype(np.float64)
+    negative = values < 0
+    if negative.any():
+        raise DataError(
+            f"log1p_values needs non-negative values, found {int(negative.sum())} negative (minimum {values.min():g}); "
+            "reject them first with check_quality(rules=QualityRules(min_value=0))."
+        )
+    return dataset.with_values(np.log1p(values))
+
+
+Moment = int | float | str | pd.Timestamp
+
+
+def history_window(
+    dataset: Dataset, days: float | None = None, start: Moment | None = None, end: Moment | None = None
+) -> Dataset:
+    """Interactions with ``start <= timestamp < end``.
+
+    ``start``/``end`` are unix seconds, ISO dates or Timestamps (naive = UTC). ``days`` sets the window's length:
+    with ``start`` it ends ``days`` later, otherwise it ends at ``end`` (default: just after the latest interaction).
+    """
+    timestamps = dataset.timestamps
+    if timestamps is None:
+        raise DataError(
+            "history_window needs timestamps but the dataset has no 'timestamp' column; "
+            "read the interactions with time=<your time column>."
+        )
+    if days is None and start is None and end is None:
+        raise ConfigError("history_window needs days, start or end (e.g. days=365).")
+    if days is not None and start is not None and end is not None:
+        raise ConfigError("history_window takes at most two of days, start and end; drop one of them.")
+    if days is not None and days <= 0:
+        raise ConfigError(f"history_window needs days > 0, got {days}.")
+    lower = None if start is None else _unix_seconds(start)
+    upper = None if end is None else _unix_seconds(end)
+    if days is not None:
+        if lower is None:
+            upper = float(timestamps.max()) + 1.0 if upper is None else upper
+            lower = upper - days * 86400.0
+        else:
+            upper = lower + days * 86400.0
+    keep = np.ones(len(timestamps), bool)
+    if lower is not None:
+        keep &= timestamps >= lower
+    if upper is not None:
+        keep &= timestamps < upper
+    return dataset.subset(keep)
+
+
+def _unix_seconds(moment: Moment) -> float:
+    if isinstance(moment, int | float):
+        return float(moment)
+    stamp = pd.Timestamp(moment)
+    return (stamp if stamp.tzinfo is not None else stamp.tz_localize("UTC")).timestamp()
+
+
+def k_core(dataset: Dataset, k_users: int, k_items: int | None = None) -> Dataset:
+    """Repeatedly drop users with fewer than ``k_users`` and items with fewer than ``k_items`` (default ``k_users``)
+    interactions until every remaining user and item has enough (rows are counted: aggregate_pairs first to count
+    distinct items)."""
+    k_items = k_users if k_items is None else k_items
+    users, items = dataset.user_index, dataset.item_index
+    keep = np.ones(len(dataset), bool)
+    while True:
+        user_counts = np.bincount(users[keep], minlength=dataset.n_users)
+        item_counts = np.bincount(items[keep], minlength=dataset.n_items)
+        survivors = keep & (user_counts[users] >= k_users) & (item_counts[items] >= k_items)
+        if survivors.sum() == keep.sum():
+            return dataset.subset(keep)
+        keep = survivors

@@ -1,0 +1,520 @@
+"""Data quality: check interactions against configurable rules, keep every rejected row with its reason.
+
+``check_quality`` runs the rules in a fixed order (missing values, unparsable values and timestamps, value range,
+timestamp range, unknown ids, duplicates, outlier counts, minimum activity); each rule only sees the rows that earlier
+rules accepted, so a rejected row carries the first rule it failed and ``len(clean) + len(rejected) == len(input)``.
+Row numbers are 0-based positions in the checked frame (for a CSV file with a header, the file line is row + 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, REASON, TIMESTAMP, USER_ID, VALUE
+from tailored.data.io import write_table
+from tailored.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+ROW = "row"
+ALL_COLUMNS = "all_columns"
+Severity = Literal["error", "warning", "info"]
+Action = Literal["rejected", "kept", "clipped"]
+_SAMPLES = 5
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """Which rules run and whether the rows they flag are rejected.
+
+    ``drop_*`` set to False still reports the rows but keeps them (then unparsable values stay NaN, and unparsable
+    timestamps make the clean ``timestamp`` column nullable ``Int64``). ``max_future_seconds`` (None: off) rejects
+    timestamps later than now plus that many seconds; ``min_timestamp`` (unix seconds or an ISO date) rejects older
+    ones. ``max_count_zscore`` flags (user, item[, event type]) pairs whose summed value has a robust z-score
+    (median/MAD, on ``log1p`` of the sums by default since counts are heavy-tailed) above it; when most pairs share
+    the median (typically: bought once) the MAD is 0 and the scale falls back to 1.2533 x the mean absolute deviation,
+    so retail counts need thresholds around 10-20. ``clip_outliers`` scales the flagged rows so that each pair sums
+    to the threshold instead of rejecting them. ``min_*_interactions`` filter in one pass
+    (use ``transforms.k_core`` for the iterated version). ``known_users``/``known_items`` reject ids absent from the
+    attribute tables when those are given.
+    """
+
+    drop_missing: bool = True
+    drop_duplicates: bool = True
+    drop_invalid_values: bool = True
+    min_value: float | None = None
+    max_value: float | None = None
+    max_future_seconds: float | None = 0
+    min_timestamp: int | str | None = None
+    max_count_zscore: float | None = None
+    zscore_scale: Literal["log1p", "raw"] = "log1p"
+    clip_outliers: bool = False
+    min_user_interactions: int = 1
+    min_item_interactions: int = 1
+    known_users: bool = True
+    known_items: bool = True
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one rule found: how many rows, a few of them, and what to do."""
+
+    rule: str
+    field: str
+    severity: Severity
+    action: Action
+    count: int
+    sample_rows: tuple[int, ...]
+    sample_values: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class BiasSummary:
+    """Concentration of the accepted interactions; users/items known only from attribute tables count as zero."""
+
+    interactions: int
+    users: int
+    items: int
+    item_gini: float
+    top1_item_share: float
+    top1_user_share: float
+    top10_user_share: float
+    median_per_user: float
+    mean_per_user: float
+    median_per_item: float
+    mean_per_item: float
+    user_groups: pd.DataFrame | None = None
+    item_groups: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        scalars = {name: value for name, value in vars(self).items() if not isinstance(value, pd.DataFrame | None)}
+        groups = {
+            name: table.to_dict(orient="records")
+            for name, table in (("user_groups", self.user_groups), ("item_groups", self.item_groups))
+            if table is not None
+        }
+        return scalars | groups
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Accepted rows (canonical dtypes), rejected rows (``row``, ``reason`` + original cells), findings and bias."""
+
+    source: str
+    clean: pd.DataFrame
+    rejected: pd.DataFrame
+    findings: tuple[Finding, ...]
+    bias: BiasSummary
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings of severity ``error`` that flagged at least one row."""
+        return [finding for finding in self.findings if finding.severity == "error" and finding.count]
+
+    def raise_for_errors(self) -> QualityReport:
+        """Raise a DataError listing every error finding; return the report when there is none."""
+        if self.errors:
+            lines = "\n".join(f"- {finding.message}" for finding in self.errors)
+            raise DataError(f"{self.source} failed {len(self.errors)} data quality rule(s):\n{lines}")
+        return self
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per finding: rule, field, severity, action, count, sample_rows, sample_values, message."""
+        records = [
+            asdict(finding)
+            | {"sample_rows": _joined(finding.sample_rows), "sample_values": _joined(finding.sample_values)}
+            for finding in self.findings
+        ]
+        return pd.DataFrame(records, columns=[f.name for f in fields(Finding)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: counts, findings and bias."""
+        return {
+            "source": self.source,
+            "rows": len(self.clean) + len(self.rejected),
+            "accepted": len(self.clean),
+            "rejected": len(self.rejected),
+            "findings": [asdict(finding) for finding in self.findings],
+            "bias": self.bias.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        """The report as Markdown text (what ``tailored check`` prints)."""
+        total = len(self.clean) + len(self.rejected)
+        lines = [
+            f"## Data quality: {self.source}",
+            "",
+            f"{total} rows checked: {len(self.clean)} accepted, {len(self.rejected)} rejected.",
+            "",
+            "| rule | field | severity | action | rows | sample rows |",
+            "|---|---|---|---|---:|---|",
+            *(
+                f"| {f.rule} | {f.field} | {f.severity} | {f.action if f.count else 'ok'} | {f.count} "
+                f"| {_joined(f.sample_rows)} |"
+                for f in self.findings
+            ),
+            "",
+            *(f"- **{f.severity}**: {f.message}" for f in self.findings if f.count),
+            "",
+            "### Concentration",
+            "",
+            "| measure | value |",
+            "|---|---:|",
+            *(
+                f"| {name} | {_number(value)} |"
+                for name, value in self.bias.to_dict().items() if not isinstance(value, list)
+            ),
+        ]
+        for title, table in (("User groups", self.bias.user_groups), ("Item groups", self.bias.item_groups)):
+            if table is not None:
+                lines += ["", f"### {title}", "", "| group | population share | interaction share |", "|---|---:|---:|"]
+                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in table.itertuples(index=False)]
+        return "\n".join(lines) + "\n"
+
+    def write_rejected(self, path: str | Path) -> Path:
+        """Write the rejected rows with their reasons (CSV or Parquet, by extension)."""
+        return write_table(self.rejected, path)
+
+
+def check_quality(
+    frame: pd.DataFrame,
+    rules: QualityRules | None = None,
+    users: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    source: str = "interactions",
+    now: float | None = None,
+    user_group: str = "segment",
+    item_group: str = "category",
+) -> QualityReport:
+    """Check a canonical interactions frame whose ``value``/``timestamp`` may still be raw (text, NaN).
+
+    ``users``/``items`` are attribute tables (``user_id``/``item_id`` columns): ids are checked against them and the
+    bias summary reports the share of each ``user_group`` and ``item_group`` value. ``now`` (unix seconds) defaults to
+    the current time.
+    """
+    rules = rules or QualityRules()
+    for column in (USER_ID, ITEM_ID):
+        if column not in frame.columns:
+            raise DataError(
+                f"{source} has no '{column}' column (columns: {list(frame.columns)}); map your id column to it."
+            )
+    frame = frame.reset_index(drop=True)
+    checker = _Checker(frame, source)
+    value = pd.to_numeric(frame[VALUE], errors="coerce").to_numpy(np.float64) if VALUE in frame else None
+    seconds = _seconds(frame[TIMESTAMP]) if TIMESTAMP in frame else None
+    _check_cells(checker, value, seconds, rules)
+    if value is not None:
+        _check_values(checker, value, rules)
+    if seconds is not None:
+        _check_timestamps(checker, seconds, rules, now)
+    _check_ids(checker, users, items, rules)
+    checker.flag("duplicate_row", ALL_COLUMNS, "warning", _duplicates(frame, checker.alive), rules.drop_duplicates,
+                 "exact copies of an earlier row", "remove the copies at the source")
+    value = np.ones(len(frame)) if value is None else value
+    if rules.max_count_zscore is not None:
+        value = _outliers(frame, value, checker, rules)
+    _check_activity(checker, rules)
+
+    clean = _canonical(frame, checker.alive, value, seconds)
+    bias = _bias(clean, users, items, user_group, item_group)
+    report = QualityReport(source, clean, checker.rejected(), tuple(checker.findings), bias)
+    logger.info(
+        "quality check source=%s rows=%d accepted=%d rejected=%d", source, len(frame), len(clean), len(report.rejected)
+    )
+    return report
+
+
+def _check_cells(checker: _Checker, value: np.ndarray | None, seconds: np.ndarray | None, rules: QualityRules) -> None:
+    """Empty cells, then values and timestamps that do not parse."""
+    frame = checker.frame
+    blank = {column: _blank(frame[column]) for column in (USER_ID, ITEM_ID, VALUE, TIMESTAMP) if column in frame}
+    for column, missing in blank.items():
+        checker.flag("missing_value", column, "error", missing, rules.drop_missing,
+                     "empty cells", "fill them or drop the rows")
+    if value is not None:
+        checker.flag("invalid_value", VALUE, "error", ~np.isfinite(value) & ~blank[VALUE], rules.drop_invalid_values,
+                     "values that are not finite numbers", "write plain numbers such as 2 or 1.5 (dot as decimal mark)")
+    if seconds is not None:
+        checker.flag("invalid_timestamp", TIMESTAMP, "error", np.isnan(seconds) & ~blank[TIMESTAMP],
+                     rules.drop_invalid_values, "timestamps that are neither unix seconds nor ISO-8601 dates",
+                     "write e.g. 1704067200 or 2024-01-01T00:00:00Z")
+
+
+def _check_values(checker: _Checker, value: np.ndarray, rules: QualityRules) -> None:
+    if rules.min_value is not None:
+        checker.flag("below_minimum", VALUE, "error", value < rules.min_value, rules.drop_invalid_values,
+                     f"values below the minimum {rules.min_value:g}", "correct them or lower min_value")
+    if rules.max_value is not None:
+        checker.flag("above_maximum", VALUE, "error", value > rules.max_value, rules.drop_invalid_values,
+                     f"values above the maximum {rules.max_value:g}", "correct them or raise max_value")
+
+
+def _check_timestamps(checker: _Checker, seconds: np.ndarray, rules: QualityRules, now: float | None) -> None:
+    if rules.max_future_seconds is not None:
+        limit = (pd.Timestamp.now(tz="UTC").timestamp() if now is None else now) + rules.max_future_seconds
+        checker.flag("future_timestamp", TIMESTAMP, "error", seconds > limit, rules.drop_invalid_values,
+                     f"timestamps in the future (after {_date(limit)})",
+                     "check the clock or the unit (seconds, not milliseconds)")
+    if rules.min_timestamp is not None:
+        earliest = _seconds(pd.Series([rules.min_timestamp]))[0]
+        if np.isnan(earliest):
+            raise ConfigError(f"min_timestamp={rules.min_timestamp!r} is neither unix seconds nor an ISO-8601 date.")
+        checker.flag("before_min_timestamp", TIMESTAMP, "warning", seconds < earliest, rules.drop_invalid_values,
+                     f"timestamps before {_date(earliest)}", "lower min_timestamp to keep them")
+
+
+def _check_ids(checker: _Checker, users: pd.DataFrame | None, items: pd.DataFrame | None, rules: QualityRules) -> None:
+    for column, table, enabled in ((USER_ID, users, rules.known_users), (ITEM_ID, items, rules.known_items)):
+        if table is not None and enabled:
+            if column not in table.columns:
+                raise DataError(f"The {column.split('_')[0]} table has no '{column}' column (columns: "
+                                f"{list(table.columns)}); rename its id column to '{column}'.")
+            unknown = ~_id_strings(checker.frame[column]).isin(_id_strings(table[column])).to_numpy()
+            checker.flag("unknown_id", column, "error", unknown, True, f"ids absent from the {column.split('_')[0]} "
+                         "table", "add them to the attribute table or fix the ids")
+
+
+def _check_activity(checker: _Checker, rules: QualityRules) -> None:
+    for column, minimum in ((USER_ID, rules.min_user_interactions), (ITEM_ID, rules.min_item_interactions)):
+        if minimum > 1:
+            checker.flag("too_few_interactions", column, "info", _rare(checker.frame[column], checker.alive, minimum),
+                         True, f"ids with fewer than {minimum} interactions",
+                         f"lower min_{column.split('_')[0]}_interactions to keep them")
+
+
+class _Checker:
+    """Applies rules in turn to the rows still accepted, recording findings and each rejected row's reason."""
+
+    def __init__(self, frame: pd.DataFrame, source: str) -> None:
+        self.frame = frame
+        self.source = source
+        self.alive = np.ones(len(frame), bool)
+        self.reasons = np.full(len(frame), None, dtype=object)
+        self.findings: list[Finding] = []
+
+    def flag(
+        self,
+        rule: str,
+        column: str,
+        severity: Severity,
+        mask: np.ndarray,
+        drop: bool,
+        what: str,
+        fix: str,
+        action: Action | None = None,
+        shown: pd.Series | None = None,
+    ) -> np.ndarray:
+        """Record the accepted rows in ``mask``; reject them when ``drop``. Returns the flagged rows."""
+        flagged = np.asarray(mask, bool) & self.alive
+        rows = np.flatnonzero(flagged)
+        action = action or ("rejected" if drop else "kept")
+        samples = self._samples(rows[:_SAMPLES], column, shown)
+        where = f"column '{column}'" if column != ALL_COLUMNS else "all columns"
+        if len(rows):
+            listed = ", ".join(f"{r} ({s!r})" for r, s in zip(rows[:_SAMPLES], samples, strict=True))
+            more = ", ..." if len(rows) > _SAMPLES else ""
+            where += f" (rows {listed}{more})"
+            message = f"{self.source}: {len(rows)} row(s) with {what} in {where}; {action}; {fix}."
+        else:
+            message = f"{self.source}: no {what} in {where}."
+        sample_rows = tuple(int(r) for r in rows[:_SAMPLES])
+        self.findings.append(Finding(rule, column, severity, action, len(rows), sample_rows, samples, message))
+        if drop:
+            self.reasons[flagged] = f"{rule}:{column}"
+            self.alive &= ~flagged
+        return flagged
+
+    def _samples(self, rows: np.ndarray, column: str, shown: pd.Series | None) -> tuple[str, ...]:
+        if shown is not None:
+            return tuple(str(v) for v in shown.iloc[rows])
+        if column == ALL_COLUMNS:
+            return tuple("|".join(str(v) for v in row) for row in self.frame.iloc[rows].itertuples(index=False))
+        return tuple(str(v) for v in self.frame[column].iloc[rows])
+
+    def rejected(self) -> pd.DataFrame:
+        rows = np.flatnonzero(~self.alive)
+        table = self.frame.iloc[rows].reset_index(drop=True)
+        table = table.astype({name: "str" for name in table.columns if table[name].dtype == object})
+        table.insert(0, REASON, self.reasons[rows].astype(str))
+        table.insert(0, ROW, rows.astype(np.int64))
+        return table
+
+
+def _blank(column: pd.Series) -> np.ndarray:
+    """Missing cells: NaN/None, or text that is empty after stripping."""
+    missing = column.isna().to_numpy()
+    if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)):
+        missing = missing | (column.astype("str").str.strip() == "").fillna(False).to_numpy(bool)
+    return missing
+
+
+def _seconds(raw: pd.Series) -> np.ndarray:
+    """Unix seconds (floored, float64, NaN when missing or unparsable) from numbers, datetimes or ISO-8601 text."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        moments = raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")
+        return np.floor((moments - _EPOCH).dt.total_seconds().to_numpy(np.float64))
+    numbers = pd.to_numeric(raw, errors="coerce")
+    if pd.api.types.is_numeric_dtype(raw):
+        return np.floor(numbers.to_numpy(np.float64))
+    text = raw.where(numbers.isna() & raw.notna())
+    dates = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    from_dates = (dates - _EPOCH).dt.total_seconds().to_numpy(np.float64)
+    parsed = np.where(numbers.notna(), numbers.to_numpy(np.float64), from_dates)
+    return np.floor(parsed)
+
+
+def _id_strings(ids: pd.Series) -> pd.Series:
+    """Ids as text; whole floats (ints that met a NaN) lose their ``.0``."""
+    if pd.api.types.is_float_dtype(ids) and bool((ids.dropna() % 1 == 0).all()):
+        ids = ids.astype("Int64")
+    return ids.astype("str")
+
+
+def _duplicates(frame: pd.DataFrame, alive: np.ndarray) -> np.ndarray:
+    duplicated = np.zeros(len(frame), bool)
+    duplicated[alive] = frame[alive].duplicated(keep="first").to_numpy()
+    return duplicated
+
+
+def _rare(ids: pd.Series, alive: np.ndarray, minimum: int) -> np.ndarray:
+    codes, uniques = pd.factorize(ids)
+    counted = alive & (codes >= 0)
+    counts = np.append(np.bincount(codes[counted], minlength=len(uniques)), 0)  # code -1 (missing id) reads the 0
+    return counted & (counts[codes] < minimum)
+
+
+def _outliers(frame: pd.DataFrame, value: np.ndarray, checker: _Checker, rules: QualityRules) -> np.ndarray:
+    """Flag rows of pairs whose summed value is an outlier; reject them, or scale them down when clipping."""
+    keys = [USER_ID, ITEM_ID] + ([EVENT_TYPE] if EVENT_TYPE in frame.columns else [])
+    alive = checker.alive
+    pair = np.full(len(frame), -1)
+    if alive.any():
+        pair[alive] = frame.loc[alive, keys].groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    totals = np.bincount(pair[alive], weights=value[alive], minlength=1)
+    scaled = np.log1p(np.clip(totals, 0.0, None)) if rules.zscore_scale == "log1p" else totals
+    center, spread = _robust_location(scaled[np.isfinite(scaled)])
+    threshold = float(rules.max_count_zscore)  # type: ignore[arg-type]
+    outlying = (scaled - center) > threshold * spread if spread > 0 else np.zeros(len(scaled), bool)
+    row_total = np.where(pair >= 0, totals[np.maximum(pair, 0)], np.nan)
+    flagged = checker.flag(
+        "outlier_count", VALUE, "warning", (pair >= 0) & outlying[np.maximum(pair, 0)],
+        not rules.clip_outliers, f"(user, item) totals with a robust z-score above {threshold:g}",
+        "set clip_outliers=True to keep them clipped, or raise max_count_zscore",
+        action="clipped" if rules.clip_outliers else None, shown=pd.Series(row_total),
+    )
+    if rules.clip_outliers and flagged.any():
+        cap_scaled = center + threshold * spread
+        cap = math.expm1(cap_scaled) if rules.zscore_scale == "log1p" else cap_scaled
+        value = value.copy()
+        value[flagged] *= cap / row_total[flagged]
+    return value
+
+
+def _robust_location(values: np.ndarray) -> tuple[float, float]:
+    """Median and a robust standard deviation: 1.4826 x MAD, or 1.2533 x mean absolute deviation when MAD is 0."""
+    if len(values) == 0:
+        return 0.0, 0.0
+    center = float(np.median(values))
+    deviation = np.abs(values - center)
+    return center, 1.4826 * float(np.median(deviation)) or 1.2533 * float(deviation.mean())
+
+
+def _canonical(frame: pd.DataFrame, alive: np.ndarray, value: np.ndarray, seconds: np.ndarray | None) -> pd.DataFrame:
+    clean = frame[alive].reset_index(drop=True)
+    clean[USER_ID] = _id_strings(clean[USER_ID])
+    clean[ITEM_ID] = _id_strings(clean[ITEM_ID])
+    clean[VALUE] = value[alive]
+    if seconds is not None:
+        kept = seconds[alive]
+        clean[TIMESTAMP] = kept.astype(np.int64) if not np.isnan(kept).any() else pd.array(kept, dtype="Int64")
+    leading = [USER_ID, ITEM_ID, VALUE] + ([TIMESTAMP] if seconds is not None else [])
+    return clean[leading + [c for c in clean.columns if c not in leading]]
+
+
+def _bias(
+    clean: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None, user_group: str, item_group: str
+) -> BiasSummary:
+    user_counts = _counts(clean[USER_ID], users, USER_ID)
+    item_counts = _counts(clean[ITEM_ID], items, ITEM_ID)
+    return BiasSummary(
+        interactions=len(clean),
+        users=len(user_counts),
+        items=len(item_counts),
+        item_gini=gini(item_counts),
+        top1_item_share=top_share(item_counts, 0.01),
+        top1_user_share=top_share(user_counts, 0.01),
+        top10_user_share=top_share(user_counts, 0.10),
+        median_per_user=float(np.median(user_counts)) if len(user_counts) else 0.0,
+        mean_per_user=float(np.mean(user_counts)) if len(user_counts) else 0.0,
+        median_per_item=float(np.median(item_counts)) if len(item_counts) else 0.0,
+        mean_per_item=float(np.mean(item_counts)) if len(item_counts) else 0.0,
+        user_groups=_group_shares(clean[USER_ID], users, USER_ID, user_group),
+        item_groups=_group_shares(clean[ITEM_ID], items, ITEM_ID, item_group),
+    )
+
+
+def _counts(ids: pd.Series, table: pd.DataFrame | None, column: str) -> np.ndarray:
+    counts = ids.value_counts()
+    if table is not None and column in table.columns:
+        listed = pd.Index(_id_strings(table[column]).dropna().unique())
+        counts = counts.reindex(counts.index.union(listed), fill_value=0)
+    return counts.to_numpy(np.int64)
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini index of non-negative counts: 0 when all are equal, (n-1)/n when one holds everything."""
+    values = np.sort(np.asarray(counts, np.float64))
+    total = values.sum()
+    if len(values) == 0 or total == 0:
+        return 0.0
+    ranks = np.arange(1, len(values) + 1)
+    return float(2.0 * (ranks * values).sum() / (len(values) * total) - (len(values) + 1) / len(values))
+
+
+def top_share(counts: np.ndarray, fraction: float) -> float:
+    """Share of the total held by the top ``fraction`` of entries (at least one entry)."""
+    values = np.sort(np.asarray(counts, np.float64))[::-1]
+    total = values.sum()
+    if total == 0:
+        return 0.0
+    return float(values[: max(1, math.ceil(fraction * len(values)))].sum() / total)
+
+
+def _group_shares(ids: pd.Series, table: pd.DataFrame | None, column: str, group: str) -> pd.DataFrame | None:
+    """Share of the table's entities and of the interactions in each group value (``(unknown)`` for ids not listed)."""
+    if table is None or column not in table.columns or group not in table.columns:
+        return None
+    listed = table.drop_duplicates(column, keep="last")
+    groups = pd.Series(listed[group].astype("str").to_numpy(), index=_id_strings(listed[column]).to_numpy())
+    population = groups.value_counts(normalize=True)
+    interactions = ids.map(groups).fillna("(unknown)").value_counts(normalize=True)
+    shares = pd.concat(
+        [population.rename("population_share"), interactions.rename("interaction_share")], axis=1
+    ).fillna(0.0)
+    shares = shares.sort_values("interaction_share", ascending=False, kind="stable")
+    return shares.rename_axis("group").reset_index().astype({"group": "str"})
+
+
+def _joined(values: tuple[Any, ...]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _number(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _date(seconds: float) -> str:
+    return pd.Timestamp(math.floor(seconds), unit="s", tz="UTC").isoformat()

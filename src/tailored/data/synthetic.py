@@ -1,0 +1,393 @@
+"""A synthetic retail data set with the patterns the engine is meant to find (and a few errors to catch).
+
+Customers (age, gender, segment, region) fill baskets over two years. Built in:
+
+- **segment preferences**: each segment favours some categories (families buy baby products, gourmets the
+  delicatessen), and every customer has a few staple products bought again and again, so personal history beats
+  global popularity;
+- **time of day and weekday**: baskets lean to evenings on weekdays and mornings/afternoons at weekends; coffee and
+  croissants sell mostly in the morning, wine, beer and ready meals in the evening;
+- **seasons**: Christmas products (foie gras, champagne, gingerbread, yule log) sell only from 20 November to
+  6 January, summer products (ice cream, sunscreen, iced tea, strawberries, charcoal) only in June-August;
+- **complements**: spaghetti and pasta sauce, tortilla chips and salsa, toothbrush and toothpaste, cereal and milk,
+  foie gras and champagne share baskets (``basket_id``);
+- **heavy tails**: lognormal activity per customer, plus one extreme buyer with ``EXTREME_PURCHASES`` (569)
+  purchases of sparkling water;
+- **malformed rows** (``malformed=True``): two rows without item id, one negative quantity, two non-numeric
+  quantities (so the ``value`` column then has **object dtype**, numbers and strings mixed, as read from a dirty
+  CSV), one exact duplicate row, one timestamp in 2099 and one unknown product id.
+
+Views (``event_type="view"``, value 1) come from the same preferences, shortly before the basket's purchases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.io import write_table
+from tailored.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+BASKET_ID = "basket_id"
+REGION = "region"
+PURCHASE, VIEW = "purchase", "view"
+EXTREME_PURCHASES = 569
+EXTREME_ITEM_TITLE = "Sparkling water"
+FUTURE_TIMESTAMP = int(pd.Timestamp("2099-06-01", tz="UTC").timestamp())
+_MALFORMED_ROWS = 8
+
+SEGMENTS = ("family", "student", "gourmet", "health", "budget")
+SEGMENT_SHARES = (0.30, 0.15, 0.15, 0.20, 0.20)
+SEGMENT_AGE = {"family": (38, 7), "student": (22, 2.5), "gourmet": (52, 11), "health": (41, 12), "budget": (47, 17)}
+REGIONS = ("north", "south", "east", "west", "capital")
+REGION_SHARES = (0.18, 0.22, 0.15, 0.17, 0.28)
+SEASONS = ("all_year", "christmas", "summer")
+DAYPARTS = ("morning", "afternoon", "evening")
+DAYPART_HOURS = ((7, 12), (12, 17), (17, 22))
+DAYPART_SHARES = {"weekday": (0.30, 0.25, 0.45), "weekend": (0.35, 0.45, 0.20)}
+WEEKDAY_WEIGHTS = (0.12, 0.11, 0.12, 0.13, 0.16, 0.22, 0.14)  # Monday .. Sunday
+CATEGORY_PREFERENCES = {
+    "family": {"Baby": 8.0, "Snacks": 2.5, "Frozen": 2.0, "Household": 2.0, "Delicatessen": 0.3},
+    "student": {"Snacks": 4.0, "Frozen": 4.0, "Beverages": 2.0, "Baby": 0.05, "Delicatessen": 0.2, "Household": 0.5},
+    "gourmet": {"Delicatessen": 6.0, "Beverages": 2.5, "Fresh": 2.0, "Frozen": 0.3, "Baby": 0.2},
+    "health": {"Fresh": 5.0, "Personal care": 3.0, "Snacks": 0.3, "Frozen": 0.3, "Baby": 0.3},
+    "budget": {"Grocery": 4.0, "Household": 3.0, "Delicatessen": 0.1, "Beverages": 0.7, "Baby": 0.5},
+}
+VARIANTS = (("Organic", 1.4), ("Premium", 1.7), ("Value", 0.65), ("Family size", 1.8), ("Local", 1.2), ("Light", 1.0))
+
+# title, category, sub-category, price, tags, season, daypart ("any" or one of DAYPARTS), complement title
+PRODUCT_TEMPLATES: tuple[tuple[str, str, str, float, str, str, str, str], ...] = (
+    ("Spaghetti", "Grocery", "Pasta & rice", 1.5, "pasta|italian|dry", "all_year", "any", "Pasta sauce"),
+    ("Pasta sauce", "Grocery", "Sauces", 2.5, "sauce|italian|tomato", "all_year", "any", ""),
+    ("Basmati rice", "Grocery", "Pasta & rice", 2.8, "rice|asian|dry", "all_year", "any", ""),
+    ("Breakfast cereal", "Grocery", "Breakfast", 3.2, "cereal|breakfast", "all_year", "morning", "Milk"),
+    ("Olive oil", "Grocery", "Oils", 7.5, "oil|italian|cooking", "all_year", "any", ""),
+    ("Canned tomatoes", "Grocery", "Canned", 1.2, "tomato|canned|cooking", "all_year", "any", ""),
+    ("Milk", "Fresh", "Dairy", 1.1, "dairy|breakfast", "all_year", "morning", ""),
+    ("Croissant", "Fresh", "Bakery", 1.3, "bakery|breakfast|french", "all_year", "morning", ""),
+    ("Baguette", "Fresh", "Bakery", 1.4, "bakery|bread|french", "all_year", "any", ""),
+    ("Bananas", "Fresh", "Fruit", 1.9, "fruit|healthy", "all_year", "any", ""),
+    ("Apples", "Fresh", "Fruit", 2.4, "fruit|healthy", "all_year", "any", ""),
+    ("Salad mix", "Fresh", "Vegetables", 2.2, "vegetables|healthy", "all_year", "any", ""),
+    ("Yogurt", "Fresh", "Dairy", 2.0, "dairy|breakfast|healthy", "all_year", "morning", ""),
+    ("Eggs", "Fresh", "Dairy", 2.9, "eggs|breakfast|protein", "all_year", "morning", ""),
+    ("Strawberries", "Fresh", "Fruit", 3.9, "fruit|berries|summer", "summer", "any", ""),
+    ("Coffee beans", "Beverages", "Hot drinks", 8.9, "coffee|breakfast", "all_year", "morning", ""),
+    ("Orange juice", "Beverages", "Juice", 2.6, "juice|breakfast|fruit", "all_year", "morning", ""),
+    ("Sparkling water", "Beverages", "Water", 0.9, "water|drinks", "all_year", "any", ""),
+    ("Red wine", "Beverages", "Wine", 11.0, "wine|alcohol|dinner", "all_year", "evening", ""),
+    ("Craft beer", "Beverages", "Beer", 2.2, "beer|alcohol", "all_year", "evening", ""),
+    ("Champagne", "Beverages", "Wine", 29.0, "wine|alcohol|festive", "christmas", "evening", ""),
+    ("Iced tea", "Beverages", "Soft drinks", 1.8, "tea|cold|summer", "summer", "afternoon", ""),
+    ("Tortilla chips", "Snacks", "Crisps", 2.1, "crisps|mexican|party", "all_year", "evening", "Salsa dip"),
+    ("Salsa dip", "Snacks", "Dips", 2.4, "dip|mexican|party", "all_year", "evening", ""),
+    ("Dark chocolate", "Snacks", "Chocolate", 2.9, "chocolate|sweet", "all_year", "any", ""),
+    ("Gingerbread", "Snacks", "Biscuits", 3.9, "biscuits|sweet|festive", "christmas", "any", ""),
+    ("Ice cream", "Frozen", "Desserts", 4.5, "dessert|sweet|summer", "summer", "afternoon", ""),
+    ("Frozen pizza", "Frozen", "Ready meals", 4.2, "pizza|italian|quick", "all_year", "evening", ""),
+    ("Lasagne ready meal", "Frozen", "Ready meals", 5.5, "italian|quick|dinner", "all_year", "evening", ""),
+    ("Frozen peas", "Frozen", "Vegetables", 1.6, "vegetables|frozen", "all_year", "any", ""),
+    ("Sunscreen", "Personal care", "Sun care", 9.9, "sun|skin|summer", "summer", "any", ""),
+    ("Toothbrush", "Personal care", "Oral care", 3.5, "teeth|hygiene", "all_year", "any", "Toothpaste"),
+    ("Toothpaste", "Personal care", "Oral care", 2.7, "teeth|hygiene", "all_year", "any", ""),
+    ("Shampoo", "Personal care", "Hair care", 4.8, "hair|hygiene", "all_year", "any", ""),
+    ("Vitamin C", "Personal care", "Health", 6.9, "vitamins|healthy", "all_year", "morning", ""),
+    ("Laundry detergent", "Household", "Laundry", 12.0, "laundry|cleaning", "all_year", "any", ""),
+    ("Dish soap", "Household", "Cleaning", 2.3, "dishes|cleaning", "all_year", "any", ""),
+    ("Paper towels", "Household", "Paper", 3.4, "paper|cleaning", "all_year", "any", ""),
+    ("Barbecue charcoal", "Household", "Outdoor", 8.0, "barbecue|outdoor|summer", "summer", "afternoon", ""),
+    ("Diapers", "Baby", "Diapers", 14.0, "baby|hygiene", "all_year", "any", ""),
+    ("Baby food", "Baby", "Food", 1.6, "baby|food", "all_year", "any", ""),
+    ("Baby wipes", "Baby", "Hygiene", 2.6, "baby|hygiene", "all_year", "any", ""),
+    ("Foie gras", "Delicatessen", "Festive", 24.0, "festive|french|luxury", "christmas", "evening", "Champagne"),
+    ("Yule log", "Delicatessen", "Festive", 12.0, "festive|dessert|sweet", "christmas", "any", ""),
+    ("Smoked salmon", "Delicatessen", "Fish", 9.5, "fish|luxury", "all_year", "any", ""),
+    ("Aged comte", "Delicatessen", "Cheese", 6.5, "cheese|french", "all_year", "evening", ""),
+    ("Parma ham", "Delicatessen", "Charcuterie", 7.9, "ham|italian|luxury", "all_year", "evening", ""),
+)
+
+
+@dataclass(frozen=True)
+class RetailData:
+    """Interactions (``user_id, item_id, value, timestamp, event_type, basket_id, region``), customers, products."""
+
+    interactions: pd.DataFrame
+    customers: pd.DataFrame
+    products: pd.DataFrame
+
+    def write(self, directory: str | Path) -> Path:
+        """Write ``interactions.csv``, ``customers.csv`` and ``products.csv`` into ``directory``."""
+        directory = Path(directory)
+        for name in ("interactions", "customers", "products"):
+            write_table(getattr(self, name), directory / f"{name}.csv")
+        return directory
+
+
+def generate_retail(
+    n_customers: int = 2000,
+    n_products: int = 500,
+    start: str = "2024-01-01",
+    days: int = 730,
+    seed: int = 42,
+    malformed: bool = True,
+) -> RetailData:
+    """Generate the retail data set; the same arguments give identical frames.
+
+    ``n_products`` must be at least ``len(PRODUCT_TEMPLATES)`` (one product per template; the rest are variants such
+    as "Organic Spaghetti"). The default size gives about 100k interactions in well under a second.
+    """
+    if n_products < len(PRODUCT_TEMPLATES):
+        raise ConfigError(
+            f"n_products={n_products} is too small: use at least {len(PRODUCT_TEMPLATES)} (one per template)."
+        )
+    if n_customers < 1 or days < 1:
+        raise ConfigError(f"n_customers and days must be positive, got n_customers={n_customers}, days={days}.")
+    rng = np.random.default_rng(seed)
+    origin = pd.Timestamp(start, tz="UTC")
+    products, template = _products(n_products, rng)
+    customers = _customers(n_customers, rng)
+    rows = _baskets(customers, products, template, origin, days, rng)
+    extreme = _extreme_buyer(len(customers), products, origin, days, rng, next_basket=rows[BASKET_ID].max() + 1)
+    rows = pd.concat([rows, extreme])
+    rows = rows.sort_values([TIMESTAMP, BASKET_ID], kind="stable", ignore_index=True)
+    frame = pd.DataFrame(
+        {
+            USER_ID: customers[USER_ID].to_numpy()[rows["customer"].to_numpy()],
+            ITEM_ID: products[ITEM_ID].to_numpy()[rows["product"].to_numpy()],
+            VALUE: rows[VALUE].to_numpy(np.float64),
+            TIMESTAMP: rows[TIMESTAMP].to_numpy(np.int64),
+            EVENT_TYPE: np.where(rows["is_view"].to_numpy(), VIEW, PURCHASE),
+            BASKET_ID: rows[BASKET_ID].to_numpy(np.int64),
+            REGION: customers[REGION].to_numpy()[rows["customer"].to_numpy()],
+        }
+    )
+    if malformed:
+        frame = _with_malformed_rows(frame, products, rng)
+    logger.info("generated retail data customers=%d products=%d rows=%d seed=%d", n_customers, n_products, len(frame), seed)
+    return RetailData(frame, customers, products.drop(columns=["daypart", "complement"]))
+
+
+def _products(n_products: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The catalogue (one product per template, then variants) and each product's template index."""
+    templates = pd.DataFrame(
+        list(PRODUCT_TEMPLATES),
+        columns=["title", "category", "sub_category", "price", "tags", "season", "daypart", "complement"],
+    )
+    extra = n_products - len(templates)
+    template = np.concatenate([np.arange(len(templates)), rng.integers(0, len(templates), extra)])
+    variant = np.concatenate([np.full(len(templates), -1), rng.integers(0, len(VARIANTS), extra)])
+    variant_names = np.array([name for name, _ in VARIANTS] + [""], dtype=object)[variant]
+    variant_factors = np.array([factor for _, factor in VARIANTS] + [1.0])[variant]
+    table = templates.iloc[template].reset_index(drop=True)
+    is_variant = variant >= 0
+    title = table["title"].to_numpy(dtype=object)
+    tags = table["tags"].to_numpy(dtype=object)
+    title[is_variant] = variant_names[is_variant] + " " + title[is_variant].astype(str)
+    variant_tags = pd.Series(variant_names[is_variant]).str.lower().str.replace(" ", "-").to_numpy()
+    tags[is_variant] = tags[is_variant] + "|" + variant_tags
+    price = np.round(table["price"].to_numpy() * variant_factors * rng.uniform(0.9, 1.1, n_products), 2)
+    width = max(5, len(str(n_products + 1)))
+    products = pd.DataFrame(
+        {
+            ITEM_ID: [f"P{i:0{width}d}" for i in range(1, n_products + 1)],
+            "title": title.astype(str),
+            "category": table["category"].to_numpy(),
+            "sub_category": table["sub_category"].to_numpy(),
+            "price": price,
+            "price_range": pd.cut(price, [0.0, 2.5, 8.0, np.inf], labels=["low", "medium", "high"]).astype(str),
+            "tags": tags.astype(str),
+            "seasonal": table["season"].to_numpy() != "all_year",
+            "season": table["season"].to_numpy(),
+            "daypart": table["daypart"].to_numpy(),
+            # complement: the template product of the complement title (index in the catalogue), -1 when none
+            "complement": pd.Index(templates["title"]).get_indexer(table["complement"]),
+        }
+    )
+    return products, template
+
+
+def _customers(n_customers: int, rng: np.random.Generator) -> pd.DataFrame:
+    segment = rng.choice(len(SEGMENTS), n_customers, p=SEGMENT_SHARES)
+    mean, spread = np.array([SEGMENT_AGE[name] for name in SEGMENTS]).T
+    age = np.clip(np.round(rng.normal(mean[segment], spread[segment])), 18, 90).astype(np.int64)
+    width = max(5, len(str(n_customers)))
+    return pd.DataFrame(
+        {
+            USER_ID: [f"C{i:0{width}d}" for i in range(1, n_customers + 1)],
+            "age": age,
+            "gender": rng.choice(np.array(["F", "M", "X"]), n_customers, p=[0.51, 0.47, 0.02]),
+            "segment": np.array(SEGMENTS)[segment],
+            REGION: rng.choice(np.array(REGIONS), n_customers, p=REGION_SHARES),
+        }
+    )
+
+
+def _preference_cdf(products: pd.DataFrame, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cumulative item probabilities for every (segment, daypart, season) context, shape (contexts, products)."""
+    popularity = rng.lognormal(0.0, 1.0, len(products)) * np.where(template == np.arange(len(products)), 3.0, 1.0)
+    category = products["category"].to_numpy()
+    segment_weight = np.array([[CATEGORY_PREFERENCES[s].get(c, 1.0) for c in category] for s in SEGMENTS])
+    daypart = products["daypart"].to_numpy()
+    daypart_weight = np.array([np.select([daypart == part, daypart == "any"], [4.0, 1.0], 0.08) for part in DAYPARTS])
+    season = products["season"].to_numpy()
+    season_weight = np.array([np.select([season == "all_year", season == name], [1.0, 6.0], 0.0) for name in SEASONS])
+    weights = (
+        popularity
+        * segment_weight[:, None, None, :]
+        * daypart_weight[None, :, None, :]
+        * season_weight[None, None, :, :]
+    ).reshape(-1, len(products))
+    cdf = np.cumsum(weights, axis=1)
+    return cdf / cdf[:, -1:]
+
+
+def _sample(cdf: np.ndarray, context: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One product per row, drawn from row ``context``'s distribution (rows of ``cdf`` offset to stay sorted)."""
+    n_products = cdf.shape[1]
+    offset = (cdf + np.arange(len(cdf))[:, None]).ravel()
+    position = np.searchsorted(offset, context + rng.random(len(context)), side="right")
+    return np.minimum(position - context * n_products, n_products - 1)
+
+
+def _season_of(moments: pd.DatetimeIndex) -> np.ndarray:
+    month_day = moments.month.to_numpy() * 100 + moments.day.to_numpy()
+    christmas = (month_day >= 1120) | (month_day <= 106)
+    summer = (month_day >= 601) & (month_day <= 831)
+    return np.where(christmas, 1, np.where(summer, 2, 0))
+
+
+def _baskets(
+    customers: pd.DataFrame,
+    products: pd.DataFrame,
+    template: np.ndarray,
+    origin: pd.Timestamp,
+    days: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Basket rows: customer, product, value, timestamp, is_view, basket_id."""
+    n_customers, n_products = len(customers), len(products)
+    segment = pd.Index(SEGMENTS).get_indexer(customers["segment"])
+    cdf = _preference_cdf(products, template, rng)
+
+    # baskets: who, which day (weekday pattern), which part of the day, which season
+    activity = rng.lognormal(np.log(8.0), 0.9, n_customers)
+    basket_customer = np.repeat(np.arange(n_customers), rng.poisson(activity))
+    n_baskets = len(basket_customer)
+    weekday = (origin.day_of_week + np.arange(days)) % 7
+    day_weight = np.asarray(WEEKDAY_WEIGHTS)[weekday]
+    day = rng.choice(days, n_baskets, p=day_weight / day_weight.sum())
+    weekend = weekday[day] >= 5
+    daypart = np.where(
+        weekend,
+        _categorical(rng, DAYPART_SHARES["weekend"], n_baskets),
+        _categorical(rng, DAYPART_SHARES["weekday"], n_baskets),
+    )
+    hours = np.asarray(DAYPART_HOURS)
+    seconds = day * 86400 + rng.integers(hours[daypart, 0] * 3600, hours[daypart, 1] * 3600)
+    basket_time = int(origin.timestamp()) + seconds
+    season = _season_of(pd.to_datetime(basket_time, unit="s"))
+    context = (segment[basket_customer] * len(DAYPARTS) + daypart) * len(SEASONS) + season
+
+    # purchases (some from the customer's staples), their complements, and views before the purchase
+    purchases = 1 + rng.poisson(1.8, n_baskets)
+    views = rng.poisson(1.5, n_baskets)
+    sizes = purchases + views
+    basket = np.repeat(np.arange(n_baskets), sizes)
+    position = np.arange(len(basket)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    is_view = position >= np.repeat(purchases, sizes)
+    product = _sample(cdf, context[basket], rng)
+    staples = _staples(cdf, segment, products, rng)
+    use_staple = ~is_view & (rng.random(len(basket)) < 0.35)
+    which_staple = rng.integers(0, staples.shape[1], use_staple.sum())
+    product[use_staple] = staples[basket_customer[basket[use_staple]], which_staple]
+    complement = products["complement"].to_numpy()[product]
+    add = ~is_view & (complement >= 0) & (rng.random(len(basket)) < 0.6)
+    basket = np.concatenate([basket, basket[add]])
+    product = np.concatenate([product, complement[add]])
+    is_view = np.concatenate([is_view, np.zeros(add.sum(), bool)])
+
+    # one row per (basket, product, event type); quantities; timestamps within the visit
+    _, first = np.unique((basket * n_products + product) * 2 + is_view, return_index=True)
+    basket, product, is_view = basket[first], product[first], is_view[first]
+    bulky = np.isin(products["category"].to_numpy()[product], ["Beverages", "Baby"])
+    quantity = np.where(is_view, 1, 1 + rng.poisson(np.where(bulky, 0.9, 0.3)))
+    offset = np.where(is_view, -rng.integers(60, 1800, len(basket)), rng.integers(0, 600, len(basket)))
+    return pd.DataFrame(
+        {
+            "customer": basket_customer[basket],
+            "product": product,
+            VALUE: quantity.astype(np.float64),
+            TIMESTAMP: basket_time[basket] + offset,
+            "is_view": is_view,
+            BASKET_ID: basket + 1,
+        }
+    )
+
+
+def _categorical(rng: np.random.Generator, shares: tuple[float, ...], size: int) -> np.ndarray:
+    return rng.choice(len(shares), size, p=shares)
+
+
+def _staples(
+    cdf: np.ndarray, segment: np.ndarray, products: pd.DataFrame, rng: np.random.Generator, count: int = 4
+) -> np.ndarray:
+    """``count`` products each customer buys again and again: all-year, any-time favourites of their segment."""
+    everyday = (products["season"].to_numpy() == "all_year") & (products["daypart"].to_numpy() == "any")
+    probabilities = np.diff(cdf, axis=1, prepend=0.0) * everyday
+    restricted = np.cumsum(probabilities, axis=1)
+    restricted /= restricted[:, -1:]
+    context = np.repeat(segment * len(DAYPARTS) * len(SEASONS), count)  # segment's all-year morning row
+    return _sample(restricted, context, rng).reshape(len(segment), count)
+
+
+def _extreme_buyer(
+    n_customers: int,
+    products: pd.DataFrame,
+    origin: pd.Timestamp,
+    days: int,
+    rng: np.random.Generator,
+    next_basket: int,
+) -> pd.DataFrame:
+    """One customer buying the same sparkling water ``EXTREME_PURCHASES`` times."""
+    item = int(np.flatnonzero(products["title"].to_numpy() == EXTREME_ITEM_TITLE)[0])
+    moments = rng.integers(0, days, EXTREME_PURCHASES) * 86400 + rng.integers(8 * 3600, 20 * 3600, EXTREME_PURCHASES)
+    return pd.DataFrame(
+        {
+            "customer": np.full(EXTREME_PURCHASES, rng.integers(n_customers)),
+            "product": np.full(EXTREME_PURCHASES, item),
+            VALUE: np.ones(EXTREME_PURCHASES),
+            TIMESTAMP: int(origin.timestamp()) + moments,
+            "is_view": np.zeros(EXTREME_PURCHASES, bool),
+            BASKET_ID: next_basket + np.arange(EXTREME_PURCHASES),
+        }
+    )
+
+
+def _with_malformed_rows(frame: pd.DataFrame, products: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Add copies of ordinary purchase rows, each broken in one way, next to their originals in time order."""
+    ordinary = products.loc[~products["seasonal"] & (products["title"] != EXTREME_ITEM_TITLE), ITEM_ID]
+    candidates = np.flatnonzero((frame[EVENT_TYPE] == PURCHASE).to_numpy() & frame[ITEM_ID].isin(ordinary).to_numpy())
+    if len(candidates) < _MALFORMED_ROWS:
+        raise ConfigError(
+            f"Only {len(candidates)} ordinary purchases to copy into {_MALFORMED_ROWS} malformed rows: "
+            "generate more customers or days, or pass malformed=False."
+        )
+    broken = frame.iloc[rng.choice(candidates, _MALFORMED_ROWS, replace=False)].reset_index(drop=True)
+    broken[VALUE] = broken[VALUE].astype(object)
+    broken.loc[[0, 1], ITEM_ID] = np.nan
+    broken.loc[2, VALUE] = -2.0
+    broken.loc[3, VALUE] = "two"
+    broken.loc[4, VALUE] = "1,5"
+    broken.loc[6, TIMESTAMP] = FUTURE_TIMESTAMP
+    broken.loc[7, ITEM_ID] = "P" + "9" * (len(products[ITEM_ID].iloc[0]) - 1)  # beyond the catalogue's numbers
+    # row 5 stays an exact copy: a duplicate
+    combined = pd.concat([frame.astype({VALUE: object}), broken], ignore_index=True)
+    return combined.sort_values(TIMESTAMP, kind="stable", ignore_index=True)

@@ -1,0 +1,320 @@
+"""Quality rules on tiny frames, the nothing-lost property, reports and bias numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.io import read_table
+from tailored.data.quality import QualityRules, check_quality, gini, top_share
+from tailored.errors import ConfigError, DataError
+
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+NOW = T0 + 86_400 * 365
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    """Rows of (user, item, value, timestamp), kept as given (object columns where mixed)."""
+    return pd.DataFrame(rows, columns=[USER_ID, ITEM_ID, VALUE, TIMESTAMP])
+
+
+def reasons(report) -> dict[int, str]:
+    return dict(zip(report.rejected["row"], report.rejected["reason"], strict=True))
+
+
+def finding(report, rule: str, field: str):
+    (match,) = [f for f in report.findings if f.rule == rule and f.field == field]
+    return match
+
+
+def test_missing_ids_values_and_timestamps_are_rejected_with_the_column() -> None:
+    data = frame([
+        ("u1", "i1", 1, T0), ("u1", None, 1, T0), ("u2", "  ", 1, T0), ("", "i1", 1, T0), ("u3", "i2", None, T0),
+        ("u3", "i3", 1, None),
+    ])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {
+        1: "missing_value:item_id",
+        2: "missing_value:item_id",
+        3: "missing_value:user_id",
+        4: "missing_value:value",
+        5: "missing_value:timestamp",
+    }
+    assert finding(report, "missing_value", ITEM_ID).count == 2
+    assert finding(report, "missing_value", ITEM_ID).sample_rows == (1, 2)
+    assert report.clean[USER_ID].tolist() == ["u1"]
+
+
+def test_drop_missing_false_reports_but_keeps_the_rows() -> None:
+    data = frame([("u1", "i1", 1.0, T0), ("u1", "i2", np.nan, T0)])
+    report = check_quality(data, QualityRules(drop_missing=False), now=NOW)
+    missing = finding(report, "missing_value", VALUE)
+    assert (missing.count, missing.action, missing.severity) == (1, "kept", "error")
+    assert len(report.clean) == 2 and len(report.rejected) == 0
+    assert np.isnan(report.clean[VALUE].iloc[1])
+
+
+def test_non_numeric_and_infinite_values_are_invalid() -> None:
+    data = frame([
+        ("u1", "i1", "2", T0), ("u1", "i2", "two", T0), ("u2", "i1", "1,5", T0), ("u2", "i2", "inf", T0),
+        ("u3", "i1", " 3.5 ", T0),
+    ])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {1: "invalid_value:value", 2: "invalid_value:value", 3: "invalid_value:value"}
+    assert finding(report, "invalid_value", VALUE).sample_values == ("two", "1,5", "inf")
+    assert report.clean[VALUE].tolist() == [2.0, 3.5]
+    assert report.clean[VALUE].dtype == np.float64
+
+
+def test_timestamps_parse_from_numbers_and_iso_dates_and_garbage_is_invalid() -> None:
+    data = frame([
+        ("u1", "i1", 1, "1704067200"), ("u1", "i2", 1, "2024-01-01T00:00:00Z"), ("u2", "i1", 1, "2024-01-01 06:00"),
+        ("u2", "i2", 1, "yesterday"),
+    ])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {3: "invalid_timestamp:timestamp"}
+    assert report.clean[TIMESTAMP].tolist() == [T0, T0, T0 + 6 * 3600]
+    assert report.clean[TIMESTAMP].dtype == np.int64
+
+
+def test_datetime_column_becomes_unix_seconds() -> None:
+    data = frame([("u1", "i1", 1, T0)]).assign(timestamp=pd.to_datetime(["2024-01-01 00:00:30"]))
+    assert check_quality(data, now=NOW).clean[TIMESTAMP].tolist() == [T0 + 30]
+
+
+def test_value_range() -> None:
+    data = frame([("u1", "i1", -2, T0), ("u1", "i2", 0, T0), ("u2", "i1", 5, T0), ("u2", "i2", 6, T0)])
+    assert len(check_quality(data, now=NOW).rejected) == 0
+    report = check_quality(data, QualityRules(min_value=0, max_value=5), now=NOW)
+    assert reasons(report) == {0: "below_minimum:value", 3: "above_maximum:value"}
+    kept = check_quality(data, QualityRules(min_value=0, drop_invalid_values=False), now=NOW)
+    assert len(kept.clean) == 4 and finding(kept, "below_minimum", VALUE).action == "kept"
+
+
+def test_future_timestamps_relative_to_now_with_tolerance() -> None:
+    data = frame([("u1", "i1", 1, NOW - 1), ("u1", "i2", 1, NOW), ("u2", "i1", 1, NOW + 1), ("u2", "i2", 1, NOW + 100)])
+    assert reasons(check_quality(data, now=NOW)) == {2: "future_timestamp:timestamp", 3: "future_timestamp:timestamp"}
+    tolerant = check_quality(data, QualityRules(max_future_seconds=10), now=NOW)
+    assert reasons(tolerant) == {3: "future_timestamp:timestamp"}
+    assert reasons(check_quality(data, QualityRules(max_future_seconds=None), now=NOW)) == {}
+
+
+def test_future_is_measured_from_the_real_clock_by_default() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, 4_102_444_800)])  # 2100-01-01
+    assert reasons(check_quality(data)) == {1: "future_timestamp:timestamp"}
+
+
+def test_min_timestamp_accepts_dates_and_rejects_nonsense() -> None:
+    data = frame([("u1", "i1", 1, T0 - 1), ("u1", "i2", 1, T0)])
+    report = check_quality(data, QualityRules(min_timestamp="2024-01-01"), now=NOW)
+    assert reasons(report) == {0: "before_min_timestamp:timestamp"}
+    assert finding(report, "before_min_timestamp", TIMESTAMP).severity == "warning"
+    with pytest.raises(ConfigError, match="min_timestamp='soon'"):
+        check_quality(data, QualityRules(min_timestamp="soon"), now=NOW)
+
+
+def test_unknown_ids_against_attribute_tables() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u9", "i1", 1, T0), ("u1", "i9", 1, T0)])
+    users = pd.DataFrame({USER_ID: ["u1", "u2"]})
+    items = pd.DataFrame({ITEM_ID: ["i1"]})
+    report = check_quality(data, users=users, items=items, now=NOW)
+    assert reasons(report) == {1: "unknown_id:user_id", 2: "unknown_id:item_id"}
+    assert "absent from the item table" in finding(report, "unknown_id", ITEM_ID).message
+    users_only = check_quality(data, QualityRules(known_items=False), users=users, items=items, now=NOW)
+    assert reasons(users_only) == {1: "unknown_id:user_id"}
+
+
+def test_numeric_ids_in_attribute_tables_match_string_ids() -> None:
+    data = frame([("1", "7", 1, T0)])
+    users, items = pd.DataFrame({USER_ID: [1.0, np.nan]}), pd.DataFrame({ITEM_ID: [7]})
+    report = check_quality(data, users=users, items=items, now=NOW)
+    assert len(report.rejected) == 0
+
+
+def test_exact_duplicates_keep_the_first_copy() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", "i1", 1, T0), ("u1", "i1", 2, T0), ("u1", "i1", 1, T0)])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {1: "duplicate_row:all_columns", 3: "duplicate_row:all_columns"}
+    assert finding(report, "duplicate_row", "all_columns").sample_values[0] == f"u1|i1|1|{T0}"
+    kept = check_quality(data, QualityRules(drop_duplicates=False), now=NOW)
+    assert len(kept.clean) == 4 and finding(kept, "duplicate_row", "all_columns").count == 2
+
+
+def test_the_first_failing_rule_names_the_row() -> None:
+    data = frame([("u1", None, "two", T0), ("u1", None, "two", T0)])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {0: "missing_value:item_id", 1: "missing_value:item_id"}
+    assert finding(report, "invalid_value", VALUE).count == 0
+    assert finding(report, "duplicate_row", "all_columns").count == 0
+
+
+def outlier_frame() -> pd.DataFrame:
+    """40 pairs bought once, 20 bought twice, and one user buying an item 500 times (one row each)."""
+    rows = [(f"u{i}", "i1", 1.0, T0 + i) for i in range(40)]
+    rows += [(f"v{i}", "i2", 1.0, T0 + i + j) for i in range(20) for j in range(2)]
+    rows += [("heavy", "i3", 1.0, T0 + k) for k in range(500)]
+    return frame(rows)
+
+
+def test_outlier_counts_are_rejected_pair_by_pair() -> None:
+    data = outlier_frame()
+    report = check_quality(data, QualityRules(max_count_zscore=5), now=NOW)
+    assert set(report.rejected["reason"]) == {"outlier_count:value"}
+    assert len(report.rejected) == 500 and set(report.rejected[USER_ID]) == {"heavy"}
+    assert finding(report, "outlier_count", VALUE).sample_values[0] == "500.0"
+    assert len(check_quality(data, now=NOW).rejected) == 0  # off by default
+
+
+def test_clipped_outliers_keep_their_rows_and_sum_to_the_cap() -> None:
+    data = outlier_frame()
+    report = check_quality(data, QualityRules(max_count_zscore=5, clip_outliers=True), now=NOW)
+    assert len(report.clean) == len(data) and finding(report, "outlier_count", VALUE).action == "clipped"
+    totals = np.log1p(np.r_[np.ones(40), np.full(20, 2.0), 500.0])
+    center = np.median(totals)
+    assert np.median(np.abs(totals - center)) == 0  # most pairs sit on the median: mean-deviation fallback
+    spread = 1.2533 * np.mean(np.abs(totals - center))
+    heavy = report.clean.loc[report.clean[USER_ID] == "heavy", VALUE]
+    assert heavy.sum() == pytest.approx(math.expm1(center + 5 * spread))
+    assert (report.clean.loc[report.clean[USER_ID] != "heavy", VALUE] == 1.0).all()
+
+
+def test_raw_scale_and_mean_deviation_fallback_when_mad_is_zero() -> None:
+    data = frame([(f"u{i}", "i1", 1.0, T0) for i in range(10)] + [("u0", "i2", 3.0, T0), ("u1", "i2", 30.0, T0)])
+    # totals 1 x 10, 3, 30: median 1, MAD 0, mean absolute deviation (2 + 29) / 12
+    spread = 1.2533 * 31 / 12
+    report = check_quality(data, QualityRules(max_count_zscore=(3 - 1) / spread + 0.01, zscore_scale="raw"), now=NOW)
+    assert reasons(report) == {11: "outlier_count:value"}
+
+
+def test_minimum_interactions_per_user_and_item_in_one_pass() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, T0), ("u2", "i1", 1, T0), ("u3", "i1", 1, T0), ("u3", "i3", 1, T0)])
+    report = check_quality(data, QualityRules(min_user_interactions=2, min_item_interactions=2), now=NOW)
+    few_items = "too_few_interactions:item_id"
+    assert reasons(report) == {2: "too_few_interactions:user_id", 1: few_items, 4: few_items}
+    assert finding(report, "too_few_interactions", USER_ID).severity == "info"
+
+
+def test_clean_frame_is_canonical_and_keeps_extra_columns() -> None:
+    data = frame([("u1", "i1", "2", "1704067200")]).assign(event_type="purchase", store="north")
+    clean = check_quality(data, now=NOW).clean
+    assert list(clean.columns) == [USER_ID, ITEM_ID, VALUE, TIMESTAMP, "event_type", "store"]
+    assert clean.dtypes[[VALUE, TIMESTAMP]].tolist() == [np.float64, np.int64]
+
+
+def test_frames_without_value_or_timestamp_are_checked_too() -> None:
+    data = pd.DataFrame({USER_ID: ["u1", "u2", "u2"], ITEM_ID: ["i1", "i2", "i2"]})
+    report = check_quality(data)
+    assert reasons(report) == {2: "duplicate_row:all_columns"}
+    assert report.clean[VALUE].tolist() == [1.0, 1.0]
+    assert {f.rule for f in report.findings} == {"missing_value", "duplicate_row"}
+
+
+def test_missing_id_column_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="orders.csv has no 'item_id' column"):
+        check_quality(pd.DataFrame({USER_ID: ["u1"]}), source="orders.csv")
+
+
+def test_raise_for_errors_summarises_errors_but_not_warnings() -> None:
+    dirty = frame([("u1", "i1", 1, T0), ("u1", None, 1, T0), ("u2", "i2", "two", T0)])
+    with pytest.raises(DataError, match=r"orders.csv failed 2 data quality rule\(s\)") as error:
+        check_quality(dirty, source="orders.csv", now=NOW).raise_for_errors()
+    assert "1 row(s) with empty cells in column 'item_id' (rows 1" in str(error.value)
+    assert "values that are not finite numbers in column 'value' (rows 2 ('two'))" in str(error.value)
+    duplicates_only = frame([("u1", "i1", 1, T0), ("u1", "i1", 1, T0)])
+    report = check_quality(duplicates_only, now=NOW)
+    assert report.raise_for_errors() is report
+
+
+def test_report_outputs(tmp_path) -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", None, 1, T0), ("u2", "i2", "two", T0), ("u2", "i2", 1, T0)])
+    report = check_quality(data, source="orders.csv", now=NOW)
+    table = report.to_frame()
+    assert list(table.columns) == [
+        "rule", "field", "severity", "action", "count", "sample_rows", "sample_values", "message"
+    ]
+    assert table.set_index(["rule", "field"]).loc[("missing_value", ITEM_ID), "count"] == 1
+    summary = json.loads(json.dumps(report.to_dict()))
+    assert (summary["rows"], summary["accepted"], summary["rejected"]) == (4, 2, 2)
+    assert summary["bias"]["item_gini"] == 0.0
+    assert json.loads(report.to_json())["source"] == "orders.csv"
+    text = report.to_markdown()
+    assert "4 rows checked: 2 accepted, 2 rejected." in text
+    assert "| missing_value | item_id | error | rejected | 1 | 1 |" in text
+    assert "| duplicate_row | all_columns | warning | ok | 0 |  |" in text
+    for name in ("rejected.csv", "rejected.parquet"):
+        report.write_rejected(tmp_path / name)
+        written = read_table(tmp_path / name)
+        assert written["reason"].tolist() == ["missing_value:item_id", "invalid_value:value"]
+        assert written[VALUE].astype(str).tolist() == ["1", "two"]
+        assert [int(r) for r in written["row"]] == [1, 2]
+
+
+def test_gini_and_top_share_by_hand() -> None:
+    assert gini(np.array([1, 1, 1, 1])) == 0.0
+    assert gini(np.array([0, 0, 0, 1])) == pytest.approx(0.75)
+    assert gini(np.array([1, 2, 3])) == pytest.approx(2 * (1 + 4 + 9) / (3 * 6) - 4 / 3)
+    assert gini(np.array([])) == 0.0
+    assert top_share(np.array([5, 3, 1, 1]), 0.01) == pytest.approx(0.5)
+    assert top_share(np.array([5, 3, 1, 1]), 0.5) == pytest.approx(0.8)
+    assert top_share(np.zeros(3), 0.1) == 0.0
+
+
+def test_bias_summary_on_a_hand_made_frame() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, T0), ("u1", "i1", 1, T0 + 1), ("u2", "i1", 1, T0)])
+    users = pd.DataFrame({USER_ID: ["u1", "u2", "u3", "u4"], "segment": ["a", "b", "b", "b"]})
+    items = pd.DataFrame({ITEM_ID: ["i1", "i2", "i3"], "category": ["x", "y", "y"]})
+    bias = check_quality(data, users=users, items=items, now=NOW).bias
+    assert (bias.interactions, bias.users, bias.items) == (4, 4, 3)
+    assert bias.item_gini == pytest.approx(gini(np.array([3, 1, 0])))
+    assert bias.top1_item_share == pytest.approx(0.75)
+    assert bias.top1_user_share == pytest.approx(0.75)
+    assert (bias.median_per_user, bias.mean_per_user) == (0.5, 1.0)
+    assert (bias.median_per_item, bias.mean_per_item) == (1.0, pytest.approx(4 / 3))
+    segments = bias.user_groups.set_index("group")
+    assert segments.loc["a"].tolist() == [0.25, 0.75]
+    assert segments.loc["b"].tolist() == [0.75, 0.25]
+    categories = bias.item_groups.set_index("group")
+    assert categories.loc["x"].tolist() == [pytest.approx(1 / 3), 0.75]
+    assert bias.to_dict()["user_groups"][0] == {"group": "a", "population_share": 0.25, "interaction_share": 0.75}
+
+
+def test_bias_without_attribute_tables_has_no_groups() -> None:
+    bias = check_quality(frame([("u1", "i1", 1, T0), ("u2", "i1", 1, T0)]), now=NOW).bias
+    assert bias.user_groups is None and bias.item_groups is None
+    assert (bias.users, bias.items, bias.item_gini, bias.top10_user_share) == (2, 1, 0.0, 0.5)
+
+
+cells = st.one_of(st.none(), st.just(""), st.sampled_from(["u1", "u2", "u3", " "]))
+values = st.one_of(st.none(), st.floats(), st.sampled_from(["1", "two", "-3", "1e3"]))
+stamps = st.one_of(st.none(), st.integers(0, 2 * NOW), st.sampled_from(["2024-02-01", "later", "1704067200"]))
+rows = st.lists(st.tuples(cells, cells, values, stamps), max_size=40)
+rule_sets = st.builds(
+    QualityRules,
+    drop_missing=st.booleans(),
+    drop_duplicates=st.booleans(),
+    drop_invalid_values=st.booleans(),
+    min_value=st.none() | st.just(0.0),
+    max_value=st.none() | st.just(10.0),
+    max_count_zscore=st.none() | st.just(2.0),
+    clip_outliers=st.booleans(),
+    min_user_interactions=st.integers(1, 3),
+    min_item_interactions=st.integers(1, 3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=rows, rules=rule_sets)
+def test_nothing_is_lost(rows: list[tuple], rules: QualityRules) -> None:
+    data = frame(rows).astype(object)
+    report = check_quality(data, rules, items=pd.DataFrame({ITEM_ID: ["u1", "u2"]}), now=NOW)
+    assert len(report.clean) + len(report.rejected) == len(data)
+    assert report.rejected["reason"].str.fullmatch(r"[a-z_]+:[a-z_]+").all()
+    assert report.rejected["row"].is_unique and report.rejected["row"].between(0, len(data) - 1).all()
+    assert sum(f.count for f in report.findings if f.action == "rejected") == len(report.rejected)
