@@ -224,3 +224,112 @@ def evaluate(
 
 def main() -> None:
     app()
+
+
+@datasets_app.command("movielens")
+@handle_errors
+def datasets_movielens(
+    variant: Annotated[str, typer.Option("--variant", help="100k, 1m, 10m, 20m, 25m, 32m or latest-small.")] = "100k",
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where archives are cached and extracted.")] = Path("data"),
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror of the GroupLens archives.")] = None,
+) -> None:
+    """Download a MovieLens archive (checksum verified, cached); prints the extracted folder."""
+    from tailored.data.movielens import BASE_URL, download_movielens
+
+    with progress_bar(f"downloading ml-{variant}") as bar:
+        task = bar.add_task("download", total=None)
+        folder = download_movielens(variant, cache_dir, base_url or BASE_URL,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+    stdout.print(str(folder))
+
+
+@app.command()
+def algorithms() -> None:
+    """List the algorithm catalogue with each parameter's default."""
+    import dataclasses
+
+    from tailored.models.base import algorithm_names, hyperparameters, scorer_class
+
+    table = Table(title="algorithms")
+    for column in ("name", "kind", "parameters (defaults)", "paper / summary"):
+        table.add_column(column)
+    for name in algorithm_names():
+        cls = scorer_class(name)
+        params = ", ".join(f"{f.name}={f.default!r}" for f in hyperparameters(cls).values() if f.default is not dataclasses.MISSING)
+        summary = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, "rating" if cls.explicit else "ranking", params, summary)
+    stdout.print(table)
+
+
+@app.command()
+@handle_errors
+def check(
+    interactions: Interactions,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the accepted rows here (.csv/.parquet); rejected rows go beside it.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
+    rule: Annotated[Optional[list[str]], typer.Option("--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=18.")] = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any error-level rule fires.")] = False,
+) -> None:
+    """Report data problems (missing, duplicate, invalid, future, outlier, unknown ids) and the data's biases."""
+    from tailored import jobs
+    from tailored.config import build_dataclass
+    from tailored.data.io import write_table
+    from tailored.data.quality import QualityRules
+
+    rules = build_dataclass(QualityRules, parse_params(rule), "quality rule")
+    result = jobs.check(interactions, users, items, _columns(user_col, item_col, value_col, time_col), rules)
+    stdout.print(result.to_markdown())
+    if output is not None:
+        write_table(result.clean, output)
+        rejected_path = output.with_name(f"{output.stem}.rejected{output.suffix}")
+        result.write_rejected(rejected_path)
+        console.print(f"[green]wrote[/] {len(result.clean):,} accepted rows to {output} and "
+                      f"{len(result.rejected):,} rejected rows (with reasons) to {rejected_path}")
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(result.to_json())
+    if strict:
+        result.raise_for_errors()
+
+
+@datasets_app.command("synthetic")
+@handle_errors
+def datasets_synthetic(
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for interactions.csv, customers.csv, products.csv.")],
+    customers: Annotated[int, typer.Option("--customers", min=10)] = 2000,
+    products: Annotated[int, typer.Option("--products", min=47)] = 500,
+    days: Annotated[int, typer.Option("--days", min=1)] = 730,
+    start: Annotated[str, typer.Option("--start", help="First day (ISO date).")] = "2024-01-01",
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+) -> None:
+    """Generate the seeded synthetic retail data set (two years of purchases and views, a few malformed rows)."""
+    from tailored.data.synthetic import generate_retail
+
+    data = generate_retail(n_customers=customers, n_products=products, start=start, days=days, seed=seed)
+    data.write(output_dir)
+    console.print(f"[green]wrote[/] {len(data.interactions):,} interactions, {len(data.customers):,} customers and "
+                  f"{len(data.products):,} products to {output_dir}")
+
+
+@app.command()
+@handle_errors
+def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:
+    """Run a job spec: check -> split -> train -> evaluate -> save the best model, with a report next to it."""
+    from tailored.run import run_job
+    from tailored.spec import load_spec
+
+    spec = load_spec(spec_file)
+    with console.status("starting") as status:
+        result = run_job(spec, step=lambda message: status.update(message))
+    quality = result.quality
+    console.print(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected "
+                  f"(reasons in {result.output / 'rejected.csv'})")
+    print_table(result.summary(), title=f"test metrics ({result.split.name} split)")
+    print_table(result.recommendations, title=f"recommendations from {result.best} for {spec.show_users} customers")
+    console.print(f"[green]saved[/] model to {result.output / 'model'}; report: {result.output / 'report.md'}")

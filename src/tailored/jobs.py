@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,11 +14,22 @@ import pandas as pd
 
 from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.io import read_attributes, read_interactions, read_table, write_table
-from tailored.errors import DataError
+from tailored.data.io import read_attributes, read_interactions, read_table
+from tailored.data.quality import QualityReport, QualityRules, check_quality
+from tailored.errors import ConfigError, DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
+from tailored.split import (
+    Split,
+    split_cold_items,
+    split_cold_users,
+    split_leave_last_out,
+    split_leave_one_out_random,
+    split_per_user,
+    split_random,
+    split_temporal,
+)
 from tailored.tuning import build_recommender
 
 logger = logging.getLogger(__name__)
@@ -117,3 +129,57 @@ def evaluate_files(
         metrics,
     )
 
+
+
+def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:
+    """The interactions file with its columns renamed to the canonical names but values left as read (for checks)."""
+    table = read_table(source)
+    mapping = {columns.user: USER_ID, columns.item: ITEM_ID, columns.value: "value", columns.time: "timestamp"}
+    missing = [name for name, canonical in mapping.items() if name not in table.columns and canonical in (USER_ID, ITEM_ID)]
+    if missing:
+        raise DataError(f"{source} has no column(s) {missing}; available columns: {list(table.columns)}.")
+    return table.rename(columns=mapping)
+
+
+def check(
+    interactions: str | Path,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: ColumnNames = ColumnNames(),
+    rules: QualityRules | None = None,
+) -> QualityReport:
+    """Run the quality rules over a raw interactions file (and its attribute tables)."""
+    return check_quality(
+        read_raw_interactions(interactions, columns),
+        rules,
+        users=read_attributes(users, id_column=USER_ID) if users is not None else None,
+        items=read_attributes(items, id_column=ITEM_ID) if items is not None else None,
+        source=str(interactions),
+    )
+
+
+SPLITTERS: dict[str, Callable[..., Split]] = {
+    "per_user": split_per_user,
+    "random": split_random,
+    "leave_last": split_leave_last_out,
+    "leave_one_random": split_leave_one_out_random,
+    "temporal": split_temporal,
+    "cold_users": split_cold_users,
+    "cold_items": split_cold_items,
+}
+
+
+def split_dataset(dataset: Dataset, method: str, strict: bool = True, **params: Any) -> Split:
+    """Split by method name. Parameters are checked against the splitter's signature (``strict``) or, for a
+    job spec whose split section holds settings of several methods, those the method does not take are ignored."""
+    if method not in SPLITTERS:
+        raise ConfigError(f"Unknown split method '{method}'. Valid methods: {', '.join(SPLITTERS)}.")
+    splitter = SPLITTERS[method]
+    accepted = set(inspect.signature(splitter).parameters) - {"dataset"}
+    given = {k: v for k, v in params.items() if v is not None}
+    unknown = sorted(set(given) - accepted)
+    if not strict:
+        given = {k: v for k, v in given.items() if k in accepted}
+    elif unknown:
+        raise ConfigError(f"Split method '{method}' takes {sorted(accepted)}; got unexpected {unknown}.")
+    return splitter(dataset, **given)

@@ -14,6 +14,7 @@ from typing import Any
 
 import tomli_w
 
+from tailored.config import build_dataclass
 from tailored.errors import ConfigError
 
 
@@ -70,23 +71,12 @@ class JobSpec:
 SECTIONS = {"data": DataSpec, "split": SplitSpec}
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"Unknown key(s) {unknown} in [{where}]; valid keys: {sorted(names)}.")
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise ConfigError(f"Invalid [{where}]: {error}") from error
-
-
 def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
     document = dict(document)
-    sections = {name: _build(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
-    algorithms = [_build(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
+    sections = {name: build_dataclass(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
+    algorithms = [build_dataclass(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
     job = document.pop("job", {})
-    spec = _build(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
+    spec = build_dataclass(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
     if document:
         raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, algorithms, quality.")
     if algorithms:

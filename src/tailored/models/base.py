@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.config import convert
 from tailored.errors import ConfigError, NotFittedError
 
 
@@ -74,31 +75,6 @@ def create_scorer(name: str, params: Mapping[str, Any] | None = None) -> Scorer:
             raise ConfigError(f"Unknown parameter '{key}' for algorithm '{name}'. Valid parameters: {valid}.")
         kwargs[key] = convert(value, types[key], f"{name}.{key}")
     return cls(**kwargs)
-
-
-def convert(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a parameter value (often a string) to its declared type, with a clear error."""
-    target = next((t for t in typing.get_args(annotation) if t is not type(None)), annotation)
-    if typing.get_origin(annotation) is typing.Literal:
-        choices = typing.get_args(annotation)
-        if value not in choices:
-            raise ConfigError(f"Parameter {where}={value!r} must be one of {list(choices)}.")
-        return value
-    if value is None or (isinstance(value, str) and value.lower() == "none" and target is not str):
-        return None
-    try:
-        if target is bool and isinstance(value, str):
-            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError(value)
-            return value.lower() in {"true", "1", "yes"}
-        if target in (int, float, str, bool):
-            converted = target(value)
-            if target is int and isinstance(value, float) and converted != value:
-                raise ValueError(value)
-            return converted
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"Parameter {where}={value!r} is not a valid {target.__name__}.") from error
-    return value
 
 
 def params_of(scorer: Scorer) -> dict[str, Any]:

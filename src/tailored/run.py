@@ -1,0 +1,184 @@
+"""`tailored run SPEC`: check -> scope -> split -> train each algorithm -> evaluate -> save the best + a report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tailored.config import build_dataclass
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, USER_ID, VALUE
+from tailored.data.dataset import Dataset
+from tailored.data.io import read_attributes, write_table
+from tailored.data.quality import QualityReport, QualityRules, check_quality
+from tailored.data.synthetic import generate_retail
+from tailored.data.transforms import history_window, k_core
+from tailored.errors import ConfigError, DataError
+from tailored.eval.evaluator import EvalReport, evaluate
+from tailored.eval.significance import paired_test
+from tailored.jobs import ColumnNames, read_raw_interactions, split_dataset
+from tailored.pipeline import Recommender
+from tailored.registry.model_dir import save_model
+from tailored.spec import JobSpec, dump_spec, resolve
+from tailored.split import Split, check_leakage
+from tailored.tuning import build_recommender
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    spec: JobSpec
+    quality: QualityReport
+    split: Split
+    reports: dict[str, EvalReport]
+    fit_seconds: dict[str, float]
+    best: str
+    model: Recommender
+    recommendations: pd.DataFrame
+    output: Path
+
+    def summary(self) -> pd.DataFrame:
+        """One row per algorithm: every metric value and the fit time."""
+        rows = []
+        for name, report in self.reports.items():
+            values = report.to_frame().set_index("metric")["value"].to_dict()
+            rows.append({"algorithm": name, **values, "fit_s": self.fit_seconds[name]})
+        return pd.DataFrame(rows)
+
+
+def load_data(spec: JobSpec, output: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Raw interactions (values not yet validated) and the attribute tables the spec names."""
+    data = spec.data
+    if data.synthetic is not None:
+        retail = generate_retail(**data.synthetic)
+        retail.write(output / "data")
+        return retail.interactions, retail.customers, retail.products
+    columns = ColumnNames(user=data.user_col, item=data.item_col, value=data.value_col, time=data.time_col)
+    raw = read_raw_interactions(resolve(spec, data.interactions), columns)
+    if data.event_col != EVENT_TYPE and data.event_col in raw.columns:
+        raw = raw.rename(columns={data.event_col: EVENT_TYPE})
+    users = read_attributes(resolve(spec, data.users), USER_ID) if data.users else None
+    items = read_attributes(resolve(spec, data.items), ITEM_ID) if data.items else None
+    return raw, users, items
+
+
+def scope(clean: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
+    """Keep the event types in scope, weighting each row's value by its event type's weight."""
+    weights = spec.data.event_weights
+    if not weights:
+        return clean
+    if EVENT_TYPE not in clean.columns:
+        raise DataError(f"[data] event_weights is set but the interactions have no '{EVENT_TYPE}' column.")
+    weight = clean[EVENT_TYPE].map(weights)
+    kept = clean[weight.notna()].copy()
+    kept[VALUE] = kept[VALUE] * weight[weight.notna()].to_numpy()
+    return kept.reset_index(drop=True)
+
+
+def run_job(spec: JobSpec, step: Callable[[str], None] = lambda message: None) -> JobResult:
+    output = (Path(spec.base_dir) / spec.output).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    step("reading data")
+    raw, users, items = load_data(spec, output)
+    step(f"checking quality of {len(raw):,} rows")
+    rules = build_dataclass(QualityRules, spec.quality, "quality")
+    quality = check_quality(raw, rules, users=users, items=items, source=str(spec.data.interactions or "synthetic"))
+    quality.write_rejected(output / "rejected.csv")
+    dataset = Dataset.from_frame(scope(quality.clean, spec), users=users, items=items)
+    if spec.data.history_days is not None:
+        dataset = history_window(dataset, days=spec.data.history_days)
+    if spec.data.min_user_interactions > 1 or spec.data.min_item_interactions > 1:
+        dataset = k_core(dataset, spec.data.min_user_interactions, spec.data.min_item_interactions)
+    if len(dataset) == 0:
+        raise DataError("No interactions are left after the quality rules and the scope filters; loosen them.")
+    step(f"splitting {len(dataset):,} interactions ({spec.split.method})")
+    settings = {k: v for k, v in vars(spec.split).items() if k != "method"}
+    split = split_dataset(dataset, spec.split.method, strict=False, **settings)
+    check_leakage(split)
+    split.save(output / "split")
+    reports, fit_seconds = {}, {}
+    for algorithm in spec.algorithms:
+        step(f"training and evaluating {algorithm.name}")
+        start = time.perf_counter()
+        recommender = build_recommender(algorithm.name, algorithm.params).fit(split.train)
+        fit_seconds[algorithm.name] = time.perf_counter() - start
+        reports[algorithm.name] = evaluate(recommender, split, spec.metrics, segments=_segment_column(dataset))
+    best = _best(reports, spec.select_by)
+    step(f"refitting {best} on all {len(dataset):,} interactions and saving it")
+    chosen = next(a for a in spec.algorithms if a.name == best)
+    model = build_recommender(best, chosen.params).fit(dataset)
+    result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output)
+    save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"]})
+    result.recommendations = _sample_recommendations(model, dataset, spec, items)
+    write_table(result.recommendations, output / "recommendations.csv")
+    (output / "job.toml").write_text(dump_spec(spec))
+    _write_report(result)
+    return result
+
+
+def _segment_column(dataset: Dataset) -> str | None:
+    attributes = dataset.user_attributes
+    for column in ("segment", "gender", "age_band"):
+        if attributes is not None and column in attributes.columns:
+            return column
+    return None
+
+
+def _best(reports: dict[str, EvalReport], metric_name: str) -> str:
+    try:
+        return max(reports, key=lambda name: reports[name].value(metric_name))
+    except ConfigError as error:
+        raise ConfigError(f"select_by = {metric_name!r} must be one of the job's metrics.") from error
+
+
+def _sample_recommendations(model: Recommender, dataset: Dataset, spec: JobSpec, items: pd.DataFrame | None) -> pd.DataFrame:
+    users = dataset.users.ids(np.flatnonzero(dataset.user_counts() > 0)[: spec.show_users])
+    frame = model.recommend(users, spec.k)
+    if items is not None and "title" in items.columns:
+        frame = frame.merge(items[[ITEM_ID, "title"]], on=ITEM_ID, how="left")
+    return frame
+
+
+def _write_report(result: JobResult) -> None:
+    """report.md (quality, split, metrics with CIs, significance of best vs runner-up) and metrics.png."""
+    lines = [f"# Job report: {result.output.name}", "", result.quality.to_markdown(), "", "## Split", ""]
+    lines += [f"- {part}: {counts}" for part, counts in result.split.counts.items()]
+    lines += ["", "## Metrics (test split; 95% bootstrap intervals)", ""]
+    for name, report in result.reports.items():
+        lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s)", "", report.to_markdown(), ""]
+    ranked = sorted(result.reports, key=lambda n: -result.reports[n].value(result.spec.select_by))
+    if len(ranked) > 1:
+        metric_name = result.spec.select_by
+        comparison = paired_test(result.reports[ranked[0]].per_user[metric_name], result.reports[ranked[1]].per_user[metric_name])
+        lines += [f"## {ranked[0]} vs {ranked[1]} on {metric_name}", "", str(comparison), ""]
+    lines += [f"Best by {result.spec.select_by}: **{result.best}**, refitted on all data and saved to `model/`.", ""]
+    lines += ["## Sample recommendations", "", "```", result.recommendations.to_string(index=False), "```"]
+    (result.output / "report.md").write_text("\n".join(lines) + "\n")
+    _plot(result)
+
+
+def _plot(result: JobResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = result.spec.metrics
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for axis, metric_name in zip(axes[0], metrics):
+        names = list(result.reports)
+        table = [result.reports[n].to_frame().set_index("metric").loc[metric_name] for n in names]
+        values = np.array([row["value"] for row in table])
+        errors = np.array([[row["value"] - row["ci_low"], row["ci_high"] - row["value"]] for row in table]).T
+        axis.bar(names, values, yerr=np.clip(np.nan_to_num(errors), 0.0, None), capsize=3, color="#4C72B0")
+        axis.set_title(metric_name)
+        axis.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    figure.savefig(result.output / "metrics.png", dpi=110)
+    plt.close(figure)
