@@ -333,3 +333,40 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
     print_table(result.summary(), title=f"test metrics ({result.split.name} split)")
     print_table(result.recommendations, title=f"recommendations from {result.best} for {spec.show_users} customers")
     console.print(f"[green]saved[/] model to {result.output / 'model'}; report: {result.output / 'report.md'}")
+
+
+@app.command()
+@handle_errors
+def split(
+    interactions: Interactions,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for train.csv, test.csv[, valid.csv], split.json.")],
+    method: Annotated[str, typer.Option("--method", help="per_user, random, leave_last, leave_one_random, temporal, cold_users, cold_items.")] = "per_user",
+    test_fraction: Annotated[Optional[float], typer.Option("--test-fraction")] = None,
+    fraction: Annotated[Optional[float], typer.Option("--fraction", help="Share of users/items held out (cold-start splits).")] = None,
+    cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Temporal cut (ISO date or unix seconds).")] = None,
+    horizon_days: Annotated[Optional[float], typer.Option("--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
+    valid_fraction: Annotated[Optional[float], typer.Option("--valid-fraction", help="Carve a validation set from training only.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+) -> None:
+    """Split interactions (frozen to disk for reuse) and prove that no test interaction is in training."""
+    import inspect
+
+    import pandas as pd
+
+    from tailored import jobs
+    from tailored.split import carve_validation, check_leakage
+
+    dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
+    settings = {"test_fraction": test_fraction, "fraction": fraction, "cutoff": cutoff, "horizon_days": horizon_days, "seed": seed}
+    accepted = inspect.signature(jobs.SPLITTERS.get(method, jobs.split_dataset)).parameters
+    result = jobs.split_dataset(dataset, method, **{k: v for k, v in settings.items() if k != "seed" or "seed" in accepted})
+    if valid_fraction is not None:
+        result = carve_validation(result, fraction=valid_fraction, seed=seed)
+    leakage = check_leakage(result)
+    result.save(output_dir)
+    print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
+    console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")

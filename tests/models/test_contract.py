@@ -12,7 +12,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import NotFittedError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
-from tailored.models.base import Scorer, hyperparameters
+from tailored.models.base import Scorer, hyperparameters, scorer_class
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 
@@ -124,9 +124,40 @@ def test_same_seed_same_scores(algorithm: str, planted) -> None:
     np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a != "popularity"])
+RANKERS = [a for a in ALGORITHMS if not scorer_class(a).explicit]
+RATERS = [a for a in ALGORITHMS if scorer_class(a).explicit]
+
+
+@pytest.mark.parametrize("algorithm", [a for a in RANKERS if a != "popularity"])
 def test_beats_popularity_on_planted_tastes(algorithm: str, planted) -> None:
     dataset, test = planted
     baseline = ndcg_at_10(Recommender(create_scorer("popularity")).fit(dataset), dataset, test)
     personal = ndcg_at_10(Recommender(create_scorer(algorithm)).fit(dataset), dataset, test)
     assert personal > baseline + 0.1, (algorithm, personal, baseline)
+
+
+def planted_ratings(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ratings = user taste + item quality + an interaction of two latent groups, plus noise; 20% held out."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 150, 60
+    users, items = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    taste = rng.normal(0, 0.5, n_users)[users] + rng.normal(0, 0.5, n_items)[items]
+    affinity = np.where((users % 2) == (items % 2), 1.0, -1.0)
+    ratings = np.clip(np.rint(3 + taste + affinity + rng.normal(0, 0.3, users.shape)), 1, 5)
+    observed = rng.random(users.shape) < 0.4
+    frame = pd.DataFrame({"user_id": [f"u{u}" for u in users[observed]], "item_id": [f"i{i}" for i in items[observed]],
+                          "value": ratings[observed], "timestamp": np.arange(observed.sum())})
+    test = rng.random(len(frame)) < 0.2
+    return frame[~test], frame[test]
+
+
+@pytest.mark.parametrize("algorithm", RATERS)
+def test_rating_predictions_beat_the_mean_and_cover_unknown_ids(algorithm: str) -> None:
+    train, test = planted_ratings()
+    recommender = Recommender(create_scorer(algorithm)).fit(Dataset.from_frame(train))
+    predictions = recommender.predict(test.user_id.to_numpy(), test.item_id.to_numpy())
+    mean_only = np.sqrt(np.mean((test.value - train.value.mean()) ** 2))
+    model = np.sqrt(np.mean((test.value - predictions) ** 2))
+    assert model < 0.7 * mean_only, (model, mean_only)
+    unknown = recommender.predict(["nobody", "u1"], ["i1", "no-such-item"])
+    assert np.isfinite(unknown).all() and ((1 <= unknown) & (unknown <= 5)).all()

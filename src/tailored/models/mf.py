@@ -10,11 +10,14 @@ Every vector has a Gaussian prior whose mean and precision have a Gaussian-Wisha
 ``mu0 = 0, beta0 = 2, nu0 = d, W0 = I``); the noise precision ``alpha`` is sampled under a Gamma(1, 1) prior as in
 libFM's MCMC (Rendle, Factorization Machines with libFM, ACM TIST 2012) instead of being fixed at 2, so the
 rating scale need not be known. All users (items) are drawn at once: their normal-equation matrices are built as
-``counts @ (Z outer Z)`` and solved with batched Cholesky factors. Predictions average the sweeps after burn-in
-(paper eq. 10); the average of ``p_u . q_i`` over S samples is the dot product of the samples' factors stacked
-side by side and divided by sqrt(S), so the fitted state is an ordinary biased MF with S * factors columns.
+``rated @ (Z outer Z)`` (``rated`` holds a 1 per rating) and solved with batched Cholesky factors. Predictions
+average the sweeps after burn-in (paper eq. 10); the average of ``p_u . q_i`` over S samples is the dot product of
+the samples' factors stacked side by side and divided by sqrt(S), so the fitted state is an ordinary biased MF
+with S * factors columns.
 
-Defaults were chosen on a random 20% of each MovieLens 100K ``uN.base`` file (``benchmarks/rating.py --validation``).
+Defaults were chosen on a random 20% of each MovieLens 100K ``uN.base`` file (``benchmarks/rating.py --validation``):
+mean RMSE 0.905 with 10 factors and 100 sweeps; 15 or 20 factors or 200 sweeps gave 0.903-0.904 at 1.5-3 times the
+fit time, 60 sweeps 0.909.
 """
 
 from __future__ import annotations
@@ -59,14 +62,16 @@ class MatrixFactorizationScorer:
 
     def fit(self, dataset: Dataset) -> Self:
         if not 0 <= self.burn_in < self.epochs:
-            raise ConfigError(f"burn_in={self.burn_in} must lie in [0, epochs={self.epochs}); lower it or raise epochs.")
+            raise ConfigError(
+                f"burn_in={self.burn_in} must lie in [0, epochs={self.epochs}); lower it or raise epochs."
+            )
         rng = np.random.default_rng(self.seed)
         users, items = dataset.user_index, dataset.item_index
         ratings = dataset.values.astype(np.float64)
         n_users, n_items = dataset.n_users, dataset.n_items
         mean = float(ratings.mean())
-        user_order, by_user = rating_layout(users, items, (n_users, n_items))
-        item_order, by_item = rating_layout(items, users, (n_items, n_users))
+        user_order, rated_by_user = rating_layout(users, items, (n_users, n_items))
+        item_order, rated_by_item = rating_layout(items, users, (n_items, n_users))
 
         # column 0 holds the bias, columns 1: the factors
         user_vectors = np.hstack([np.zeros((n_users, 1)), rng.normal(0.0, INITIAL_SCALE, (n_users, self.factors))])
@@ -76,13 +81,13 @@ class MatrixFactorizationScorer:
         for sweep in range(self.epochs):
             target = ratings - mean - item_vectors[items, 0]
             user_vectors = sample_vectors(
-                by_user, target[user_order], with_bias_column(item_vectors), *sample_prior(user_vectors, rng),
+                rated_by_user, target[user_order], with_bias_column(item_vectors), *sample_prior(user_vectors, rng),
                 noise_precision, rng,
             )
             target = ratings - mean - user_vectors[users, 0]
             user_design = with_bias_column(user_vectors)
             item_vectors = sample_vectors(
-                by_item, target[item_order], user_design, *sample_prior(item_vectors, rng), noise_precision, rng
+                rated_by_item, target[item_order], user_design, *sample_prior(item_vectors, rng), noise_precision, rng
             )
             errors = target - np.einsum("ij,ij->i", user_design[users], item_vectors[items])
             squared_error = float(errors @ errors)
@@ -148,7 +153,8 @@ def sample_prior(vectors: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     average = vectors.mean(axis=0)
     centred = vectors - average
     strength = PRIOR_STRENGTH + count
-    scale_inverse = np.eye(dimension) + centred.T @ centred + PRIOR_STRENGTH * count / strength * np.outer(average, average)
+    shrinkage = PRIOR_STRENGTH * count / strength * np.outer(average, average)
+    scale_inverse = np.eye(dimension) + centred.T @ centred + shrinkage
     scale = np.linalg.inv(scale_inverse)
     precision = wishart.rvs(df=dimension + count, scale=(scale + scale.T) / 2, random_state=rng)
     mean = rng.multivariate_normal(count * average / strength, np.linalg.inv(strength * precision))
@@ -156,7 +162,7 @@ def sample_prior(vectors: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def sample_vectors(
-    ratings: sp.csr_matrix,
+    rated: sp.csr_matrix,
     target: np.ndarray,
     design: np.ndarray,
     prior_mean: np.ndarray,
@@ -166,17 +172,17 @@ def sample_vectors(
 ) -> np.ndarray:
     """Draw every row's vector from its Gaussian conditional (eq. 12-13), all rows at once.
 
-    ``ratings`` (rows x columns, from ``rating_layout``) holds a 1 per rating, ``target`` the regression targets in
+    ``rated`` (rows x columns, from ``rating_layout``) holds a 1 per rating, ``target`` the regression targets in
     the same order and ``design`` the other side's ``[1, factors]`` rows.
     """
     dimension = design.shape[1]
     upper_rows, upper_columns = np.triu_indices(dimension)
-    gram = np.asarray(ratings @ (design[:, upper_rows] * design[:, upper_columns]))
-    precision = np.empty((ratings.shape[0], dimension, dimension))
+    gram = np.asarray(rated @ (design[:, upper_rows] * design[:, upper_columns]))
+    precision = np.empty((rated.shape[0], dimension, dimension))
     precision[:, upper_rows, upper_columns] = gram
     precision[:, upper_columns, upper_rows] = gram
     precision = noise_precision * precision + prior_precision
-    targets = sp.csr_matrix((target, ratings.indices, ratings.indptr), shape=ratings.shape)
+    targets = sp.csr_matrix((target, rated.indices, rated.indptr), shape=rated.shape)
     right = noise_precision * np.asarray(targets @ design) + prior_precision @ prior_mean
     # precision = L L^T, so x = L^-T (L^-1 right + z) has mean precision^-1 right and covariance precision^-1
     lower = np.linalg.cholesky(precision)
