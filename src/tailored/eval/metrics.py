@@ -34,11 +34,15 @@ class RankedLists:
 
     @cached_property
     def hits(self) -> np.ndarray:
-        rows = np.repeat(np.arange(len(self.items)), self.items.shape[1])
+        n_items = self.relevant.shape[1]
+        truth = self.relevant.tocoo()
+        positive = truth.data > 0
+        relevant_keys = truth.row[positive].astype(np.int64) * n_items + truth.col[positive]
+        rows = np.repeat(np.arange(len(self.items), dtype=np.int64), self.items.shape[1])
         columns = self.items.ravel()
         valid = columns >= 0
         flat = np.zeros(len(columns), bool)
-        flat[valid] = np.asarray(self.relevant[rows[valid], columns[valid]]).ravel() > 0
+        flat[valid] = np.isin(rows[valid] * n_items + columns[valid], relevant_keys)
         return flat.reshape(self.items.shape)
 
     def subset(self, rows: np.ndarray) -> RankedLists:
@@ -194,9 +198,32 @@ def metric(spec: str) -> Metric:
     return Metric(f"{name}@{cutoff}", int(cutoff), function, per_user)
 
 
+@dataclass(frozen=True)
+class RatingMetric:
+    """A rating-prediction metric: ``finish(mean(loss(prediction - truth)))`` over all test pairs.
+
+    Split into a per-pair ``loss`` and a ``finish`` so the evaluator can pool losses over any set of users
+    (bootstrap resamples, segments) without a second definition.
+    """
+
+    name: str
+    loss: Callable[[np.ndarray], np.ndarray]
+    finish: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, predictions: np.ndarray, truth: np.ndarray) -> float:
+        errors = np.asarray(predictions, np.float64) - np.asarray(truth, np.float64)
+        return float(self.finish(np.mean(self.loss(errors))))
+
+
+RATING_METRICS = {
+    "rmse": RatingMetric("rmse", np.square, np.sqrt),
+    "mae": RatingMetric("mae", np.abs, np.asarray),
+}
+
+
 def rmse(predictions: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(predictions) - np.asarray(truth)) ** 2)))
+    return RATING_METRICS["rmse"](predictions, truth)
 
 
 def mae(predictions: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(predictions) - np.asarray(truth))))
+    return RATING_METRICS["mae"](predictions, truth)

@@ -1,0 +1,381 @@
+"""Evaluation: ranked lists for the test users, metrics with bootstrap confidence intervals, segment breakdowns.
+
+Who is evaluated: every user with at least one test row (PROTOCOLS.md: means over users with a test item).
+Test users the recommender does not know, or knows without training rows, are served by its fallback and
+count like everyone else (this is what a user-cold-start protocol such as P6 measures). A user's relevant items
+are all distinct test items, including items outside the training catalogue, which can never be hit.
+
+Every metric is reduced the same way: ``finish(sum of numerators / sum of denominators)`` over a set of users
+(per-user metrics: the value and 1; RMSE/MAE: summed losses and pair counts), or, for catalogue metrics such as
+coverage and Gini, recomputed on the lists of that set of users. The full value, each bootstrap resample
+and each segment are just different sets of users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tailored.data.columns import ITEM_ID, RANK, USER_ID
+from tailored.data.dataset import Dataset
+from tailored.data.idmap import IdMap
+from tailored.errors import ConfigError, DataError
+from tailored.eval.metrics import RATING_METRICS, Metric, RankedLists, RatingMetric, metric
+from tailored.eval.significance import bootstrap_indices, resample_weights
+from tailored.pipeline import Recommender
+from tailored.split.base import Split
+
+DEFAULT_METRICS = ("ndcg@10", "recall@10", "precision@10", "hr@10", "mrr@10", "map@10", "coverage@10", "gini@10")
+CONFIDENCE = 0.95
+
+
+# -- ranked lists ------------------------------------------------------------------------------------------------
+def ranked_lists(
+    recommender: Recommender, train: Dataset, test: Dataset, k: int, item_features: sp.spmatrix | None = None
+) -> RankedLists:
+    """Top-``k`` lists of every test user (in test index order), in the recommender's item index space."""
+    users = _test_users(test)
+    indices = recommender.users_.index(users, missing="mask")
+    blocks = [items for _, items, _ in recommender.recommend_indices(indices, k)]
+    items = np.concatenate(blocks) if blocks else np.zeros((0, k), np.int64)
+    return _lists(
+        items, users, test.users.ids(test.user_index), test.items.ids(test.item_index),
+        recommender.items_, train.items.ids(train.item_index), np.unique(train.user_index).size, item_features,
+    )
+
+
+def _test_users(test: Dataset) -> pd.Index:
+    """External ids of the users with at least one test row, in dense index order."""
+    return pd.Index(test.users.ids(np.unique(test.user_index)), name=USER_ID)
+
+
+def _lists(
+    items: np.ndarray,
+    users: pd.Index,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    catalogue: IdMap,
+    train_items: np.ndarray,
+    n_train_users: int,
+    item_features: sp.spmatrix | None,
+) -> RankedLists:
+    """RankedLists from item-index lists and the truth given by external ids."""
+    pairs = pd.DataFrame({"row": users.get_indexer(test_users), ITEM_ID: test_items}).drop_duplicates()
+    rows = pairs["row"].to_numpy()
+    columns = catalogue.index(pairs[ITEM_ID], missing="mask")
+    known = columns >= 0
+    relevant = sp.csr_matrix(
+        (np.ones(known.sum()), (rows[known], columns[known])), shape=(len(users), len(catalogue))
+    )
+    return RankedLists(
+        items=items,
+        relevant=relevant,
+        n_relevant=np.bincount(rows, minlength=len(users)),
+        item_popularity=np.bincount(catalogue.index(train_items, missing="drop"), minlength=len(catalogue)),
+        n_train_users=int(n_train_users),
+        item_features=item_features,
+    )
+
+
+def sampled_lists(recommender: Recommender, users: np.ndarray, lists: RankedLists, negatives: int, seed: int, k: int) -> RankedLists:
+    """Each user's test items ranked among ``negatives`` sampled catalogue items the user never interacted with.
+
+    Ties in score are broken against the test items (a conservative estimate). ``users`` are the recommender's
+    indices of the rows of ``lists`` (-1 for unknown users, who get the fallback's scores).
+    """
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for start in range(0, len(users), recommender.batch_size):
+        block = users[start : start + recommender.batch_size]
+        scores = recommender.score_block(block)
+        positives = _padded_rows(lists.relevant[start : start + len(block)])
+        keys = rng.random(scores.shape)
+        keys[:, ~recommender.candidate_items_] = np.inf
+        known = np.flatnonzero(block >= 0)
+        seen = recommender.seen_[block[known]].tocoo()
+        keys[known[seen.row], seen.col] = np.inf
+        rows, columns = np.nonzero(positives >= 0)
+        keys[rows, positives[rows, columns]] = np.inf
+        drawn = np.argpartition(keys, min(negatives, keys.shape[1]) - 1, axis=1)[:, :negatives]
+        drawn = np.where(np.isfinite(np.take_along_axis(keys, drawn, axis=1)), drawn, -1)
+        candidates = np.hstack([positives, drawn])
+        valid = candidates >= 0
+        is_positive = np.hstack([positives >= 0, np.zeros(drawn.shape, bool)])
+        candidate_scores = np.where(valid, np.take_along_axis(scores, np.where(valid, candidates, 0), axis=1), -np.inf)
+        order = np.lexsort((is_positive, -candidate_scores, ~valid), axis=1)
+        blocks.append(np.take_along_axis(candidates, order, axis=1)[:, :k])
+    items = np.concatenate(blocks) if blocks else np.zeros((0, k), np.int64)
+    return RankedLists(items, lists.relevant, lists.n_relevant, lists.item_popularity, lists.n_train_users, lists.item_features)
+
+
+def _padded_rows(matrix: sp.csr_matrix) -> np.ndarray:
+    """Column indices of each CSR row, left-aligned and padded with -1."""
+    lengths = np.diff(matrix.indptr)
+    padded = np.full((matrix.shape[0], lengths.max(initial=0)), -1, np.int64)
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    padded[rows, np.arange(matrix.nnz) - matrix.indptr[rows]] = matrix.indices
+    return padded
+
+
+# -- measures: how one metric is reduced over a set of users -------------------------------------------------------
+class _Measure(Protocol):
+    name: str
+
+    def value(self, rows: np.ndarray) -> float: ...
+
+    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class _Pooled:
+    """``finish(sum numerator / sum denominator)`` over users: per-user means and rating losses."""
+
+    name: str
+    numerator: np.ndarray
+    denominator: np.ndarray
+    finish: Callable[[np.ndarray], np.ndarray] = np.asarray
+    user_values: np.ndarray | None = None
+
+    @classmethod
+    def per_user(cls, name: str, values: np.ndarray) -> _Pooled:
+        """Mean of per-user values, over the users where the value is defined (not NaN)."""
+        defined = ~np.isnan(values)
+        return cls(name, np.where(defined, values, 0.0), defined.astype(np.float64), user_values=values)
+
+    def value(self, rows: np.ndarray) -> float:
+        return float(self.finish(self.numerator[rows].sum() / self.denominator[rows].sum()))
+
+    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.finish((weights @ self.numerator) / (weights @ self.denominator))
+
+
+@dataclass(frozen=True, eq=False)
+class _Catalogue:
+    """A metric of the whole set of lists (coverage, Gini), recomputed on each set of users."""
+
+    name: str
+    metric: Metric
+    lists: RankedLists
+
+    def value(self, rows: np.ndarray) -> float:
+        return float(self.metric(self.lists.subset(rows)))
+
+    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.array([self.value(rows) for rows in indices])
+
+
+def _ranking_measures(metrics: Sequence[Metric], lists: RankedLists, suffix: str = "") -> list[_Measure]:
+    return [
+        _Pooled.per_user(m.name + suffix, np.asarray(m(lists), np.float64)) if m.per_user else _Catalogue(m.name + suffix, m, lists)
+        for m in metrics
+    ]
+
+
+def _rating_measures(
+    metrics: Sequence[RatingMetric], rows: np.ndarray, errors: np.ndarray, n_users: int
+) -> list[_Measure]:
+    counts = np.bincount(rows, minlength=n_users).astype(np.float64)
+    return [_Pooled(m.name, np.bincount(rows, weights=m.loss(errors), minlength=n_users), counts, m.finish) for m in metrics]
+
+
+# -- report ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class EvalReport:
+    """Metric values with bootstrap 95% CIs, per-user values (for paired tests) and an optional segment breakdown."""
+
+    table: pd.DataFrame
+    per_user: pd.DataFrame
+    segments: pd.DataFrame | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> float:
+        """The value of one metric, e.g. ``report.value("ndcg@10")``."""
+        found = self.table.loc[self.table["metric"] == name, "value"]
+        if found.empty:
+            raise ConfigError(f"Metric '{name}' is not in this report; it has {self.table['metric'].tolist()}.")
+        return float(found.iloc[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: metric -> {value, ci_low, ci_high}, the info, and segment rows (NaN becomes None)."""
+        def clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in r.items()} for r in records]
+
+        metrics = {row.pop("metric"): row for row in clean(self.table.to_dict("records"))}
+        segments = None if self.segments is None else clean(self.segments.to_dict("records"))
+        return {"metrics": metrics, "info": dict(self.info), "segments": segments}
+
+    def to_markdown(self, digits: int = 4) -> str:
+        text = _markdown(self.table, digits)
+        if self.segments is not None:
+            text += "\n\n" + _markdown(self.segments, digits)
+        return text
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def _markdown(frame: pd.DataFrame, digits: int) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _report(
+    measures: list[_Measure],
+    users: pd.Index,
+    bootstrap: int,
+    seed: int,
+    segments: pd.Series | None,
+    info: dict[str, Any],
+) -> EvalReport:
+    everyone = np.arange(len(users))
+    values = [m.value(everyone) for m in measures]
+    low = high = np.full(len(measures), np.nan)
+    if bootstrap > 0:
+        samples = np.vstack(
+            [
+                np.column_stack([m.resampled(indices, weights) for m in measures])
+                for indices in bootstrap_indices(len(users), bootstrap, seed)
+                for weights in (resample_weights(indices, len(users)),)
+            ]
+        )
+        low, high = np.nanquantile(samples, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0)
+    table = pd.DataFrame({"metric": [m.name for m in measures], "value": values, "ci_low": low, "ci_high": high})
+    per_user = pd.DataFrame(
+        {m.name: m.user_values for m in measures if isinstance(m, _Pooled) and m.user_values is not None}, index=users
+    )
+    return EvalReport(table, per_user, _segment_frame(measures, segments), {**info, "users": len(users), "bootstrap": bootstrap, "seed": seed})
+
+
+def _segment_frame(measures: list[_Measure], segments: pd.Series | None) -> pd.DataFrame | None:
+    if segments is None:
+        return None
+    labels = segments.astype(object).where(segments.notna(), "unknown").reset_index(drop=True)
+    groups = labels.groupby(labels, sort=False).indices
+    rows = [
+        {str(segments.name): label, "users": len(groups[label]), **{m.name: m.value(groups[label]) for m in measures}}
+        for label in sorted(groups, key=str)
+    ]
+    return pd.DataFrame(rows)
+
+
+# -- entry points --------------------------------------------------------------------------------------------------
+def _parse(metrics: Sequence[str]) -> tuple[list[Metric], list[RatingMetric]]:
+    ranking = [metric(name) for name in metrics if name.lower() not in RATING_METRICS]
+    rating = [RATING_METRICS[name.lower()] for name in metrics if name.lower() in RATING_METRICS]
+    return ranking, rating
+
+
+def evaluate(
+    recommender: Recommender,
+    split: Split,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    bootstrap: int = 1000,
+    seed: int = 42,
+    segments: str | None = None,
+    sampled_negatives: int | None = None,
+    item_features: sp.spmatrix | None = None,
+) -> EvalReport:
+    """Evaluate a fitted recommender on ``split.test`` (see the module docstring for who counts and how).
+
+    RMSE and MAE are added when the scorer is explicit (a prediction for every test pair, never skipped);
+    asking for them with an implicit scorer is an error. ``sampled_negatives`` adds each per-user ranking
+    metric computed among that many sampled negatives, labelled e.g. ``hr@10 (sampled 100 negatives)``.
+    ``segments`` names a ``user_attributes`` column (e.g. ``gender``) for a per-segment breakdown.
+    """
+    ranking, rating = _parse(metrics)
+    explicit = bool(getattr(recommender.scorer, "explicit", False))
+    if rating and not explicit:
+        raise ConfigError(
+            f"{', '.join(m.name for m in rating)} need rating predictions, but {type(recommender.scorer).__name__} "
+            "is implicit (its scores are not ratings); drop them or use an explicit scorer."
+        )
+    rating = list(RATING_METRICS.values()) if explicit else []
+    test = split.test
+    if len(test) == 0:
+        raise DataError(f"Split '{split.name}' has no test rows; nothing to evaluate.")
+    users = _test_users(test)
+    known = recommender.users_.index(users, missing="mask")
+    rows = users.get_indexer(test.users.ids(test.user_index))
+    measures: list[_Measure] = []
+    info: dict[str, Any] = {"split": split.name, "unknown_users": int((known < 0).sum())}
+    if ranking:
+        k = info["k"] = max(m.k for m in ranking)
+        lists = ranked_lists(recommender, split.train, test, k, item_features)
+        measures += _ranking_measures(ranking, lists)
+        if sampled_negatives:
+            per_user = [m for m in ranking if m.per_user]
+            sampled = sampled_lists(recommender, known, lists, sampled_negatives, seed, k)
+            measures += _ranking_measures(per_user, sampled, f" (sampled {sampled_negatives} negatives)")
+    if rating:
+        predictions = recommender.predict(users[rows], test.items.ids(test.item_index))
+        measures += _rating_measures(rating, rows, predictions - test.values.astype(np.float64), len(users))
+    return _report(measures, users, bootstrap, seed, _segment_values(test, segments), info)
+
+
+def _segment_values(test: Dataset, column: str | None) -> pd.Series | None:
+    if column is None:
+        return None
+    attributes = test.user_attributes
+    if attributes is None or column not in attributes:
+        available = [] if attributes is None else list(attributes.columns)
+        raise ConfigError(f"Segment column '{column}' is not a user attribute; available: {available}.")
+    return attributes[column].iloc[np.unique(test.user_index)].rename(column)
+
+
+def evaluate_lists(
+    recommendations: pd.DataFrame,
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    k: int | None = None,
+    bootstrap: int = 0,
+    seed: int = 42,
+) -> EvalReport:
+    """The same ranking metrics from files: recommendations ``user_id, item_id, rank`` (rank 1 best; only the
+    order within a user matters), test and train interactions ``user_id, item_id``.
+
+    Users are the distinct test users; those without recommendations count with empty lists. Lists are cut at
+    ``k`` (default: the largest cut-off among ``metrics``).
+    """
+    ranking, rating = _parse(metrics)
+    if rating or not ranking:
+        raise ConfigError("evaluate_lists computes ranking metrics (e.g. ndcg@10) from lists; RMSE/MAE need evaluate().")
+    for name, frame, needed in (("recommendations", recommendations, (USER_ID, ITEM_ID, RANK)), ("test", test, (USER_ID, ITEM_ID)), ("train", train, (USER_ID, ITEM_ID))):
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(f"The {name} frame lacks column(s) {missing}; its columns are {list(frame.columns)}.")
+    if test.empty:
+        raise DataError("The test frame has no rows; nothing to evaluate.")
+    duplicated = recommendations.duplicated([USER_ID, ITEM_ID])
+    if duplicated.any():
+        raise DataError(
+            f"{duplicated.sum()} recommendations repeat an item for the same user, e.g. "
+            f"{recommendations.loc[duplicated, [USER_ID, ITEM_ID]].head(3).to_dict('records')}; de-duplicate the lists."
+        )
+    k = k or max(m.k for m in ranking)
+    users = pd.Index(pd.unique(test[USER_ID]), name=USER_ID)
+    catalogue = IdMap.from_values(train[ITEM_ID], test[ITEM_ID], recommendations[ITEM_ID], name="item")
+    recs = recommendations[recommendations[USER_ID].isin(users)]
+    recs = recs.assign(row=users.get_indexer(recs[USER_ID])).sort_values(["row", RANK], kind="stable")
+    position = recs.groupby("row").cumcount().to_numpy()
+    kept = position < k
+    items = np.full((len(users), k), -1, np.int64)
+    items[recs["row"].to_numpy()[kept], position[kept]] = catalogue.index(recs[ITEM_ID].to_numpy()[kept])
+    lists = _lists(
+        items, users, test[USER_ID].to_numpy(), test[ITEM_ID].to_numpy(), catalogue,
+        train[ITEM_ID].to_numpy(), train[USER_ID].nunique(), None,
+    )
+    return _report(_ranking_measures(ranking, lists), users, bootstrap, seed, None, {"k": k})

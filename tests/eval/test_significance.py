@@ -1,0 +1,47 @@
+"""Paired tests agree with scipy, align users, and handle identical systems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tailored.errors import DataError
+from tailored.eval.significance import bootstrap_indices, paired_test, resample_weights
+
+
+def test_paired_test_matches_scipy_and_bootstrap() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random(200)
+    b = a - 0.05 + 0.1 * rng.standard_normal(200)
+    result = paired_test(a, b, bootstrap=500, seed=3)
+    assert result.n_users == 200 and result.mean_difference == pytest.approx(np.mean(a - b))
+    assert result.t_pvalue == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert result.wilcoxon_pvalue == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    means = (a - b)[np.random.default_rng(3).integers(0, 200, (500, 200))].mean(axis=1)
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    assert result.ci_low < result.mean_difference < result.ci_high
+
+
+def test_identical_systems_have_p_one() -> None:
+    values = np.array([0.1, 0.5, 0.2])
+    result = paired_test(values, values.copy())
+    assert (result.t_pvalue, result.wilcoxon_pvalue, result.mean_difference) == (1.0, 1.0, 0.0)
+
+
+def test_series_align_on_users_and_drop_nan_pairs() -> None:
+    a = pd.Series([1.0, 0.0, 0.5, np.nan], index=["u1", "u2", "u3", "u4"])
+    b = pd.Series([0.0, 0.5, 1.0, 0.2], index=["u4", "u3", "u1", "u2"])
+    result = paired_test(a, b, bootstrap=0)
+    # aligned pairs: u1 (1, 1), u2 (0, .2), u3 (.5, .5); u4 dropped (NaN)
+    assert result.n_users == 3 and result.mean_difference == pytest.approx(-0.2 / 3)
+    with pytest.raises(DataError, match="1 users are on one side only"):
+        paired_test(a, b.drop("u2").rename({"u1": "u1"}).iloc[:3])
+
+
+def test_resample_weights_count_draws() -> None:
+    (indices,) = list(bootstrap_indices(4, 2, seed=0))
+    weights = resample_weights(indices, 4)
+    assert weights.shape == (2, 4) and (weights.sum(axis=1) == 4).all()
+    assert weights[0].tolist() == np.bincount(indices[0], minlength=4).tolist()
