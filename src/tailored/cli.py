@@ -168,7 +168,7 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
     trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    validation: Annotated[Optional[str], typer.Option("--validation", help="per_user, random, leave_last or temporal (default: fits the metric).")] = None,
+    validation: Annotated[Optional[str], typer.Option("--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits the metric).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
     user_col: UserCol = "user_id",
@@ -340,32 +340,30 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
 def split(
     interactions: Interactions,
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for train.csv, test.csv[, valid.csv], split.json.")],
-    method: Annotated[str, typer.Option("--method", help="per_user, random, leave_last, leave_one_random, temporal, cold_users, cold_items.")] = "per_user",
+    method: Annotated[str, typer.Option("--method", help="per_user, random, leave_last_out, leave_one_out_random, temporal, cold_users, cold_items.")] = "per_user",
     test_fraction: Annotated[Optional[float], typer.Option("--test-fraction")] = None,
     fraction: Annotated[Optional[float], typer.Option("--fraction", help="Share of users/items held out (cold-start splits).")] = None,
     cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Temporal cut (ISO date or unix seconds).")] = None,
     horizon_days: Annotated[Optional[float], typer.Option("--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
     valid_fraction: Annotated[Optional[float], typer.Option("--valid-fraction", help="Carve a validation set from training only.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 42,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
 ) -> None:
     """Split interactions (frozen to disk for reuse) and prove that no test interaction is in training."""
-    import inspect
-
     import pandas as pd
 
     from tailored import jobs
-    from tailored.split import carve_validation, check_leakage
+    from tailored.split import Split, carve_validation, check_leakage, split_by_name
 
     dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
     settings = {"test_fraction": test_fraction, "fraction": fraction, "cutoff": cutoff, "horizon_days": horizon_days, "seed": seed}
-    accepted = inspect.signature(jobs.SPLITTERS.get(method, jobs.split_dataset)).parameters
-    result = jobs.split_dataset(dataset, method, **{k: v for k, v in settings.items() if k != "seed" or "seed" in accepted})
+    result = split_by_name(dataset, method, **settings)
     if valid_fraction is not None:
-        result = carve_validation(result, fraction=valid_fraction, seed=seed)
+        carved = carve_validation(result, fraction=valid_fraction, seed=42 if seed is None else seed)
+        result = Split(carved.train, result.test, carved.test, result.name, result.params, result.dataset_fingerprint)
     leakage = check_leakage(result)
     result.save(output_dir)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,20 +15,10 @@ from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.io import read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
-from tailored.errors import ConfigError, DataError
+from tailored.errors import DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
-from tailored.split import (
-    Split,
-    split_cold_items,
-    split_cold_users,
-    split_leave_last_out,
-    split_leave_one_out_random,
-    split_per_user,
-    split_random,
-    split_temporal,
-)
 from tailored.tuning import build_recommender
 
 logger = logging.getLogger(__name__)
@@ -157,29 +146,3 @@ def check(
         source=str(interactions),
     )
 
-
-SPLITTERS: dict[str, Callable[..., Split]] = {
-    "per_user": split_per_user,
-    "random": split_random,
-    "leave_last": split_leave_last_out,
-    "leave_one_random": split_leave_one_out_random,
-    "temporal": split_temporal,
-    "cold_users": split_cold_users,
-    "cold_items": split_cold_items,
-}
-
-
-def split_dataset(dataset: Dataset, method: str, strict: bool = True, **params: Any) -> Split:
-    """Split by method name. Parameters are checked against the splitter's signature (``strict``) or, for a
-    job spec whose split section holds settings of several methods, those the method does not take are ignored."""
-    if method not in SPLITTERS:
-        raise ConfigError(f"Unknown split method '{method}'. Valid methods: {', '.join(SPLITTERS)}.")
-    splitter = SPLITTERS[method]
-    accepted = set(inspect.signature(splitter).parameters) - {"dataset"}
-    given = {k: v for k, v in params.items() if v is not None}
-    unknown = sorted(set(given) - accepted)
-    if not strict:
-        given = {k: v for k, v in given.items() if k in accepted}
-    elif unknown:
-        raise ConfigError(f"Split method '{method}' takes {sorted(accepted)}; got unexpected {unknown}.")
-    return splitter(dataset, **given)

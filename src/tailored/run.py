@@ -21,11 +21,11 @@ from tailored.data.transforms import history_window, k_core
 from tailored.errors import ConfigError, DataError
 from tailored.eval.evaluator import EvalReport, evaluate
 from tailored.eval.significance import paired_test
-from tailored.jobs import ColumnNames, read_raw_interactions, split_dataset
+from tailored.jobs import ColumnNames, read_raw_interactions
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import save_model
 from tailored.spec import JobSpec, dump_spec, resolve
-from tailored.split import Split, check_leakage
+from tailored.split import Split, check_leakage, split_by_name
 from tailored.tuning import build_recommender
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def run_job(spec: JobSpec, step: Callable[[str], None] = lambda message: None) -
         raise DataError("No interactions are left after the quality rules and the scope filters; loosen them.")
     step(f"splitting {len(dataset):,} interactions ({spec.split.method})")
     settings = {k: v for k, v in vars(spec.split).items() if k != "method"}
-    split = split_dataset(dataset, spec.split.method, strict=False, **settings)
+    split = split_by_name(dataset, spec.split.method, strict=False, **settings)
     check_leakage(split)
     split.save(output / "split")
     reports, fit_seconds = {}, {}

@@ -38,7 +38,7 @@ class TuneResult:
 def validation_method(metric_name: str) -> str:
     """The split that fits the metric: random for rating error, leave-last-out for hit ratio, per user otherwise."""
     name = metric_name.lower().split("@")[0]
-    return {"rmse": "random", "mae": "random", "hr": "leave_last"}.get(name, "per_user")
+    return {"rmse": "random", "mae": "random", "hr": "leave_last_out"}.get(name, "per_user")
 
 
 def search_space(algorithm: str) -> dict[str, Float | Int | Choice]:

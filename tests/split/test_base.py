@@ -98,5 +98,5 @@ def test_carve_validation_uses_training_rows_only() -> None:
     pd.testing.assert_frame_equal(both.reset_index(drop=True),
                                   outer.train.to_frame().sort_values(["user_id", "item_id"]).reset_index(drop=True))
     assert carve_validation(outer.train, method="temporal", fraction=0.5).name == "validation/temporal"
-    with pytest.raises(ConfigError, match="Unknown validation method 'kfold'. Valid methods: per_user"):
+    with pytest.raises(ConfigError, match="Unknown split method 'kfold'. Valid methods: per_user"):
         carve_validation(outer, method="kfold")
