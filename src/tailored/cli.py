@@ -66,12 +66,12 @@ def parse_params(values: list[str] | None, params_file: Path | None = None) -> d
     return params
 
 
-def print_table(frame: Any, title: str | None = None) -> None:
+def print_table(frame: Any, title: str | None = None, digits: int = 4) -> None:
     table = Table(title=title)
     for column in frame.columns:
         table.add_column(str(column), justify="right" if frame[column].dtype.kind in "fiu" else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row))
     stdout.print(table)
 
 
@@ -202,24 +202,40 @@ def evaluate(
     model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
     train_file: Annotated[Optional[Path], typer.Option("--train", help="Training file (catalogue, popularity).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write the metrics table (.csv/.json).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the metrics table (.csv, .parquet or .json).")] = None,
 ) -> None:
-    """Compute metrics of recommendations (from a file or a model) against a test file."""
-    from tailored import jobs
-    from tailored.data.io import read_table
+    """Compute metrics of recommendations (from a file or a model) against a test file.
 
-    metrics = metric or ["ndcg@10", "hr@10", "recall@10", "precision@10", "map@10", "mrr@10", "coverage@10", "gini@10"]
+    Ranking metrics use full ranking as recommended (PROTOCOLS.md definitions); rmse/mae need --model-dir.
+    """
+    import pandas as pd
+
+    from tailored import jobs
+
+    names = [m.lower() for m in (metric or ["ndcg@10", "hr@10", "recall@10", "precision@10", "map@10", "mrr@10"])]
+    ranking = [m for m in names if m not in ("rmse", "mae")]
     if (recommendations is None) == (model_dir is None):
         raise ConfigError("Give exactly one of --recommendations FILE or --model-dir DIR.")
-    if model_dir is not None:
-        k = max(int(m.split("@")[1]) for m in metrics if "@" in m)
-        frame = jobs.recommend(model_dir, jobs.read_user_ids(test), k)
-        report = jobs.evaluate_lists_frames(frame, test, train_file, metrics)
-    else:
-        report = jobs.evaluate_files(recommendations, test, train_file, metrics)
-    print_table(report.to_frame(), title="evaluation")
-    if output is not None:
-        report.write(output)
+    if len(ranking) < len(names) and model_dir is None:
+        raise ConfigError("rmse and mae need predictions: pass --model-dir DIR instead of --recommendations.")
+    table = pd.DataFrame(columns=["metric", "value", "ci_low", "ci_high"])
+    if ranking:
+        source = recommendations
+        if model_dir is not None:
+            k = max(int(m.split("@")[1]) for m in ranking if "@" in m)
+            source = jobs.recommend(model_dir, jobs.read_user_ids(test), k)
+        table = jobs.evaluate_files(test, source, train_file, ranking).to_frame()
+    if model_dir is not None and len(ranking) < len(names):
+        errors = jobs.rating_errors(model_dir, test)
+        rows = pd.DataFrame({"metric": [m for m in names if m in errors], "value": [errors[m] for m in names if m in errors]})
+        table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
+    print_table(table, title="evaluation", digits=6)
+    if output is not None and output.suffix.lower() == ".json":
+        output.write_text(table.to_json(orient="records", indent=2))
+    elif output is not None:
+        from tailored.data.io import write_table
+
+        write_table(table, output)
 
 
 def main() -> None:

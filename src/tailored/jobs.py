@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID
+from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.io import read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.errors import DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
+from tailored.eval.metrics import mae, rmse
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tailored.tuning import build_recommender
@@ -104,20 +105,31 @@ def predict(model: Recommender | str | Path, pairs: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: recommender.predict(user_ids, item_ids)})
 
 
+CATALOGUE_METRICS = ("coverage", "gini", "novelty", "popularity")
+
+
 def evaluate_files(
-    recommendations: str | Path,
     test: str | Path,
+    recommendations: str | Path | pd.DataFrame,
     train: str | Path | None,
     metrics: list[str],
+    bootstrap: int = 1000,
 ) -> EvalReport:
-    """Metrics of a recommendations file against a test file (and the training file for beyond-accuracy metrics)."""
-    return evaluate_lists(
-        read_table(recommendations),
-        read_interactions(test),
-        read_interactions(train) if train is not None else None,
-        metrics,
-    )
+    """Ranking metrics of recommendations (a file or frame) against a test file; the training file is needed
+    for the catalogue metrics (coverage, Gini, novelty, popularity)."""
+    if train is None and any(name.split("@")[0] in CATALOGUE_METRICS for name in metrics):
+        raise DataError(f"Metrics {[m for m in metrics if m.split('@')[0] in CATALOGUE_METRICS]} need the training "
+                        "file (catalogue and popularity): pass --train FILE.")
+    train_frame = read_interactions(train) if train is not None else pd.DataFrame({USER_ID: [], ITEM_ID: []})
+    recommended = recommendations if isinstance(recommendations, pd.DataFrame) else read_table(recommendations)
+    return evaluate_lists(recommended, read_interactions(test), train_frame, metrics, bootstrap=bootstrap)
 
+
+def rating_errors(model: str | Path, test: str | Path) -> dict[str, float]:
+    """RMSE and MAE of a model's predictions over every pair of a test file (fallbacks, never skipped)."""
+    truth = read_interactions(test)
+    predicted = predict(model, truth)[PREDICTION].to_numpy()
+    return {"rmse": rmse(predicted, truth[VALUE].to_numpy()), "mae": mae(predicted, truth[VALUE].to_numpy())}
 
 
 def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:

@@ -157,7 +157,11 @@ class _Pooled:
 
 @dataclass(frozen=True, eq=False)
 class _Catalogue:
-    """A metric of the whole set of lists (coverage, Gini), recomputed on each set of users."""
+    """A metric of the whole set of lists (coverage, Gini), recomputed on each set of users (segments).
+
+    No bootstrap interval: a resample holds about 63% distinct users, so coverage and Gini of resampled lists are
+    biased (the interval would not even contain the value); the report leaves their CI empty (NaN).
+    """
 
     name: str
     metric: Metric
@@ -167,7 +171,7 @@ class _Catalogue:
         return float(self.metric(self.lists.subset(rows)))
 
     def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return np.array([self.value(rows) for rows in indices])
+        return np.full(len(weights), np.nan)
 
 
 def _ranking_measures(metrics: Sequence[Metric], lists: RankedLists, suffix: str = "") -> list[_Measure]:
@@ -365,6 +369,11 @@ def evaluate_lists(
             f"{duplicated.sum()} recommendations repeat an item for the same user, e.g. "
             f"{recommendations.loc[duplicated, [USER_ID, ITEM_ID]].head(3).to_dict('records')}; de-duplicate the lists."
         )
+    ranks = pd.to_numeric(recommendations[RANK], errors="coerce")
+    if ranks.isna().any():
+        bad = recommendations.loc[ranks.isna(), RANK].head(3).tolist()
+        raise DataError(f"Column '{RANK}' of the recommendations has {int(ranks.isna().sum())} non-numeric values, e.g. {bad}.")
+    recommendations = recommendations.assign(**{RANK: ranks})
     k = k or max(m.k for m in ranking)
     users = pd.Index(pd.unique(test[USER_ID]), name=USER_ID)
     catalogue = IdMap.from_values(train[ITEM_ID], test[ITEM_ID], recommendations[ITEM_ID], name="item")
