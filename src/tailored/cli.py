@@ -384,3 +384,36 @@ def split(
     result.save(output_dir)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
     console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")
+
+
+@app.command()
+@handle_errors
+def benchmark(
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: movielens-100k.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u.data, u.item, u1.base, ...).")],
+    algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="Only these algorithms (repeatable).")] = None,
+    validation: Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")] = None,
+) -> None:
+    """Every algorithm on the MovieLens protocols P1 (NDCG@10), P2 (HR@10) and P3 (RMSE), with fit times."""
+    import time
+
+    from tailored import benchmark as suites
+
+    if suite != "movielens-100k":
+        raise ConfigError(f"Unknown benchmark suite '{suite}'. Valid suites: movielens-100k.")
+    start = time.perf_counter()
+
+    def show(row: dict[str, Any]) -> None:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
+        console.print(f"{row['protocol']} {row['algorithm']:<11} {figures}  ({row['seconds']:.2f} s) {row['params'] or ''}")
+
+    table = suites.movielens_100k(data_dir, algorithm, validation, on_row=show)
+    for protocol, rows in table.groupby("protocol", sort=False):
+        print_table(rows.dropna(axis=1, how="all").drop(columns="protocol").assign(params=rows["params"].astype(str)),
+                    title=f"{protocol} ({'validation' if validation else 'test'})")
+    stdout.print(f"total {time.perf_counter() - start:.1f} s")
+    if output is not None:
+        from tailored.data.io import write_table
+
+        write_table(table.astype({"params": str}), output)

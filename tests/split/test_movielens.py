@@ -16,9 +16,11 @@ pytestmark = pytest.mark.movielens
 SPLITTERS = {"P1": split_per_user, "P2": split_leave_last_out, "P6": split_cold_users}
 
 
-@pytest.fixture(scope="module")
-def ratings(ml100k_dir: Path) -> Dataset:
-    frame = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
+@pytest.fixture(scope="module", params=[int, str], ids=["integer-ids", "text-ids"])
+def ratings(request: pytest.FixtureRequest, ml100k_dir: Path) -> Dataset:
+    """u.data with ids as integers (pandas' guess) and as text (what the CLI's readers give): same splits."""
+    frame = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user_id", "item_id", "rating", "timestamp"],
+                        dtype={"user_id": request.param, "item_id": request.param})
     return Dataset.from_frame(frame.drop(columns="rating").assign(value=1.0)[["user_id", "item_id", "value", "timestamp"]])
 
 
@@ -31,13 +33,15 @@ def test_reproduces_the_shared_split(protocol: str, ratings: Dataset, ml100k_spl
     split = SPLITTERS[protocol](ratings)
     check_leakage(split)
     for part in ("train", "test"):
-        expected = pd.read_csv(ml100k_splits_dir / f"{protocol}.{part}.csv")
-        pd.testing.assert_frame_equal(_sorted(getattr(split, part).to_frame()), _sorted(expected))
+        expected = pd.read_csv(ml100k_splits_dir / f"{protocol}.{part}.csv", dtype={"user_id": str, "item_id": str})
+        actual = getattr(split, part).to_frame().astype({"user_id": str, "item_id": str})
+        pd.testing.assert_frame_equal(_sorted(actual), _sorted(expected), check_dtype=False)
 
 
 def test_p1_test_counts_are_round_of_a_fifth(ratings: Dataset, ml100k_splits_dir: Path) -> None:
-    n = ratings.to_frame().groupby("user_id").size()
-    held = pd.read_csv(ml100k_splits_dir / "P1.test.csv").groupby("user_id").size().reindex(n.index, fill_value=0)
+    n = ratings.to_frame().astype({"user_id": str}).groupby("user_id").size()
+    held = pd.read_csv(ml100k_splits_dir / "P1.test.csv", dtype={"user_id": str}).groupby("user_id").size()
+    held = held.reindex(n.index, fill_value=0)
     half_even = np.maximum(np.rint(0.2 * n), 1)
     half_up = np.maximum(np.floor(0.2 * n + 0.5), 1)
     # 0.2 * n is never exactly halfway for whole n, so both roundings agree and both match the file

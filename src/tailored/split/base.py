@@ -172,9 +172,15 @@ def check_fraction(value: float, name: str) -> float:
 
 
 def id_ranks(idmap: IdMap) -> np.ndarray:
-    """Position of each dense index when the external ids are sorted (orders rows by id, not by index)."""
+    """Position of each dense index when the external ids are sorted (orders rows by id, not by index).
+
+    Ids that are all numbers (``"2"``, ``"10"``, as read from files) sort numerically, so a split does not depend
+    on whether the ids were read as text or as integers.
+    """
+    ids = pd.Index(idmap.external_ids)
+    numeric = pd.to_numeric(ids, errors="coerce")
     ranks = np.empty(len(idmap), np.int64)
-    ranks[pd.Index(idmap.external_ids).argsort()] = np.arange(len(idmap))
+    ranks[(ids if numeric.isna().any() else numeric).argsort()] = np.arange(len(idmap))
     return ranks
 
 
