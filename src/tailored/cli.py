@@ -28,13 +28,19 @@ EXIT_BAD_INPUT = 2
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input -> a clear message and exit code 2; Ctrl-C -> exit 130 (outputs are written atomically)."""
+    """Bad input -> a clear message and exit code 2; Ctrl-C -> exit 130 (outputs are written atomically).
+    Native thread pools (BLAS, OpenMP) are bounded by TAILORED_NUM_THREADS (default 2)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        from tailored.config import num_threads
+
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         try:
-            return command(*args, **kwargs)
+            with threadpool_limits(num_threads()):
+                return command(*args, **kwargs)
         except TailoredError as error:
             console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from error

@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import create_scorer
-from tailored.models.knn import prune_columns, recency_weighted, reweight
+from tailored.data.transforms import recency_weighted
+from tailored.models.knn import prune_columns, reweight
 
 
 @pytest.fixture(scope="module")

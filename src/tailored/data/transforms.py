@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 
 from tailored.data.columns import ITEM_INDEX, TIMESTAMP, USER_INDEX, VALUE
@@ -127,3 +130,21 @@ def k_core(dataset: Dataset, k_users: int, k_items: int | None = None) -> Datase
         if survivors.sum() == keep.sum():
             return dataset.subset(keep)
         keep = survivors
+
+
+def recency_weighted(dataset: Dataset, half_life: float = math.inf) -> sp.csr_matrix:
+    """User x item history; with ``half_life`` each user's k-th most recent interaction weighs ``0.5 ** (k / half_life)``.
+
+    k counts the user's strictly later interactions (ties share a weight); row order stands in for time when
+    the dataset has no timestamps; an infinite half-life keeps every interaction's value.
+    """
+    if math.isinf(half_life):
+        return dataset.matrix()
+    users = dataset.user_index.astype(np.int64)
+    times = dataset.timestamps if dataset.timestamps is not None else np.arange(len(dataset))
+    _, time_rank = np.unique(np.asarray(times), return_inverse=True)
+    key = users * (int(time_rank.max(initial=0)) + 1) + time_rank
+    sorted_keys = np.sort(key)
+    group_end = np.cumsum(np.bincount(users, minlength=dataset.n_users))[users]
+    later = group_end - np.searchsorted(sorted_keys, key, side="right")
+    return dataset.matrix(values=dataset.values * np.power(0.5, later / half_life))

@@ -13,6 +13,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
+from tailored.config import num_threads
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, register
 
@@ -25,7 +26,6 @@ class ALSScorer:
     alpha: float = 1.0
     epochs: int = 15
     seed: int = 0
-    num_threads: int = 2
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
@@ -47,7 +47,7 @@ class ALSScorer:
                 alpha=self.alpha,
                 iterations=self.epochs,
                 random_state=self.seed,
-                num_threads=self.num_threads,
+                num_threads=num_threads(),
             )
             model.fit(dataset.matrix().astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, np.float32)

@@ -17,8 +17,8 @@ import numpy as np
 import scipy.linalg
 
 from tailored.data.dataset import Dataset
+from tailored.data.transforms import recency_weighted
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
-from tailored.models.knn import recency_weighted
 
 
 @register("ease")

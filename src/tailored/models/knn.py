@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.data.transforms import recency_weighted
 from tailored.models.base import Choice, Float, Int, SearchSpace, check_fitted, register, user_rows
 
 Weighting = Literal["none", "bm25", "tfidf"]
@@ -47,24 +48,6 @@ def reweight(documents: sp.csr_matrix, weighting: Weighting, k1: float = 1.2, b:
         length_norm = (1.0 - b) + b * lengths / max(lengths.mean(), 1e-12)
         coo.data = coo.data * (k1 + 1.0) / (k1 * length_norm[coo.row] + coo.data) * np.clip(idf, 0.0, None)[coo.col]
     return coo.tocsr()
-
-
-def recency_weighted(dataset: Dataset, half_life: float = math.inf) -> sp.csr_matrix:
-    """User x item history; with ``half_life`` each user's k-th most recent interaction weighs ``0.5 ** (k / half_life)``.
-
-    k counts the user's strictly later interactions (ties share a weight); row order stands in for time when
-    the dataset has no timestamps; an infinite half-life keeps every interaction's value.
-    """
-    if math.isinf(half_life):
-        return dataset.matrix()
-    users = dataset.user_index.astype(np.int64)
-    times = dataset.timestamps if dataset.timestamps is not None else np.arange(len(dataset))
-    _, time_rank = np.unique(np.asarray(times), return_inverse=True)
-    key = users * (int(time_rank.max(initial=0)) + 1) + time_rank
-    sorted_keys = np.sort(key)
-    group_end = np.cumsum(np.bincount(users, minlength=dataset.n_users))[users]
-    later = group_end - np.searchsorted(sorted_keys, key, side="right")
-    return dataset.matrix(values=dataset.values * np.power(0.5, later / half_life))
 
 
 def prune_columns(block: np.ndarray, k: int) -> sp.csc_matrix:
