@@ -22,7 +22,8 @@ class Recommender:
     """Fits a scorer on weighted interactions and turns its scores into top-n lists with external ids.
 
     Users unseen in training (or with no training interaction) get the ``fallback`` scorer's list.
-    Items without any training interaction are never recommended unless the scorer handles cold items.
+    Items without any training interaction are never recommended unless the scorer handles cold items and the
+    item has attributes.
     """
 
     scorer: Scorer
@@ -41,6 +42,8 @@ class Recommender:
         self.seen_ = dataset.matrix(binary=True)
         self.warm_users_ = dataset.user_counts() > 0
         self.candidate_items_ = dataset.item_counts() > 0
+        if self.scorer.handles_cold_items:
+            self.candidate_items_ |= _has_attributes(dataset)
         return self
 
     @property
@@ -133,3 +136,10 @@ class Recommender:
 
 def prediction_frame(user_ids: np.ndarray, item_ids: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: predictions})
+
+
+def _has_attributes(dataset: Dataset) -> np.ndarray:
+    table = dataset.item_attributes
+    if table is None:
+        return np.zeros(dataset.n_items, bool)
+    return table.notna().any(axis=1).to_numpy()

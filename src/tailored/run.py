@@ -14,6 +14,7 @@ import pandas as pd
 from tailored.config import build_dataclass
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, USER_ID, VALUE
 from tailored.data.dataset import Dataset
+from tailored.data.features import attribute_vectors
 from tailored.data.io import read_attributes, write_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.data.synthetic import generate_retail
@@ -103,12 +104,14 @@ def run_job(spec: JobSpec, step: Callable[[str], None] = lambda message: None) -
     check_leakage(split)
     split.save(output / "split")
     reports, fit_seconds = {}, {}
+    features = attribute_vectors(dataset.item_attributes) if dataset.item_attributes is not None else None
     for algorithm in spec.algorithms:
         step(f"training and evaluating {algorithm.name}")
         start = time.perf_counter()
         recommender = build_recommender(algorithm.name, algorithm.params).fit(split.train)
         fit_seconds[algorithm.name] = time.perf_counter() - start
-        reports[algorithm.name] = evaluate(recommender, split, spec.metrics, segments=_segment_column(dataset))
+        reports[algorithm.name] = evaluate(recommender, split, spec.metrics, segments=_segment_column(dataset),
+                                           item_features=features)
     best = _best(reports, spec.select_by)
     step(f"refitting {best} on all {len(dataset):,} interactions and saving it")
     chosen = next(a for a in spec.algorithms if a.name == best)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import create_scorer
+from tailored.pipeline import Recommender
 from tailored.data.transforms import recency_weighted
 from tailored.models.knn import prune_columns, reweight
 
@@ -133,3 +134,13 @@ def test_ease_recency_changes_only_the_history(dataset: Dataset) -> None:
     recent = create_scorer("ease", {"reg": 10.0, "recency_half_life": 2.0}).fit(dataset)
     np.testing.assert_array_equal(plain.weights_, recent.weights_)
     assert not np.allclose(plain.score(np.array([0])), recent.score(np.array([0])))
+
+
+def test_recommender_offers_items_known_only_from_attributes_with_content() -> None:
+    frame = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x1", "x2", "y1"], "value": 1.0})
+    items = pd.DataFrame({"item_id": ["x1", "x2", "y1", "x3", "y2"], "category": ["x", "x", "y", "x", "y"]})
+    dataset = Dataset.from_frame(frame, items=items)
+    content = Recommender(create_scorer("content")).fit(dataset).recommend(["a"], n=2)
+    assert content["item_id"].tolist()[0] == "x3"  # cold, same category as a's history
+    ease = Recommender(create_scorer("ease")).fit(dataset).recommend(["a"], n=5)
+    assert not set(ease["item_id"]) & {"x3", "y2"}  # collaborative scorers only rank items seen in training

@@ -22,11 +22,13 @@ class Scorer(Protocol):
 
     ``score`` is batch-first: a block of user indices against all items (or the given ones), higher is better.
     Scorers that predict ratings set ``explicit = True`` and implement ``predict(users, items)`` for pairs,
-    where an index of -1 means an id unseen in training.
+    where an index of -1 means an id unseen in training. ``handles_cold_items`` scorers (content) also score items
+    known only from their attributes, so the Recommender may recommend those.
     """
 
     explicit: ClassVar[bool]
     handles_cold_users: ClassVar[bool]
+    handles_cold_items: ClassVar[bool]
 
     def fit(self, dataset: Dataset) -> Self: ...
 

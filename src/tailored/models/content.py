@@ -13,44 +13,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from tailored.data.dataset import Dataset
+from tailored.data.features import attribute_vectors
 from tailored.errors import DataError
 from tailored.models.base import Choice, check_fitted, register, user_rows
-
-
-def attribute_vectors(attributes: pd.DataFrame, text_columns: set[str], max_categories: int) -> sp.csr_matrix:
-    """Items x features: one block per usable column, each block's rows L2-normalised, then the rows."""
-    blocks = []
-    for name in attributes.columns:
-        column = attributes[name]
-        if column.isna().all():
-            continue
-        if name in text_columns:
-            text = column.fillna("").astype(str)
-            if not text.str.contains(r"\w\w", regex=True).any():
-                continue
-            block = TfidfVectorizer(sublinear_tf=True).fit_transform(text)
-        else:
-            values = column.astype("string")
-            if values.str.contains("|", regex=False).any():
-                block = values.fillna("").str.get_dummies(sep="|")
-            elif values.nunique() <= max_categories:
-                block = pd.get_dummies(values, dtype=np.float64)
-            else:
-                continue
-            block = sp.csr_matrix(block.to_numpy(np.float64))
-        blocks.append(normalize(block))
-    if not blocks:
-        raise DataError(
-            f"No usable item attribute among {list(attributes.columns)}: 'content' needs categorical, '|'-separated "
-            f"or text columns ({', '.join(sorted(text_columns))})."
-        )
-    return normalize(sp.hstack(blocks).tocsr())
 
 
 @register("content")
@@ -64,6 +33,7 @@ class ContentScorer:
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = True
     search_space: ClassVar[dict[str, Choice]] = {"value_weighted": Choice((False, True))}
 
     def fit(self, dataset: Dataset) -> Self:

@@ -29,6 +29,7 @@ class EASEScorer:
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = False
     search_space: ClassVar[dict[str, Float | Choice]] = {
         "reg": Float(10.0, 10000.0, log=True),
         "recency_half_life": Choice((math.inf, 1.0, 3.0, 10.0, 30.0, 100.0)),

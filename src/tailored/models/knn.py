@@ -84,6 +84,7 @@ class ItemKNNScorer:
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = False
     search_space: ClassVar[SearchSpace] = {
         "neighbors": Int(20, 1000, log=True),
         "similarity": Choice(("cosine", "rp3beta")),
@@ -140,6 +141,7 @@ class UserKNNScorer:
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = False
     search_space: ClassVar[SearchSpace] = {
         "neighbors": Int(10, 1000, log=True),
         "feature_weighting": Choice(("none", "bm25", "tfidf")),

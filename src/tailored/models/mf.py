@@ -59,6 +59,7 @@ class MatrixFactorizationScorer:
 
     explicit: ClassVar[bool] = True
     handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset) -> Self:
         if not 0 <= self.burn_in < self.epochs:

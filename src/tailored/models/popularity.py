@@ -21,6 +21,7 @@ class PopularityScorer:
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = True
+    handles_cold_items: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset) -> Self:
         weights = np.ones(len(dataset))
