@@ -123,6 +123,7 @@ class ConstantRatingScorer:
 
     explicit: ClassVar[bool] = True
     handles_cold_users: ClassVar[bool] = True
+    handles_cold_items: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset) -> ConstantRatingScorer:
         self.n_items_ = dataset.n_items

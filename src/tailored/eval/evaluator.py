@@ -255,7 +255,11 @@ def _report(
                 for weights in (resample_weights(indices, len(users)),)
             ]
         )
-        low, high = np.nanquantile(samples, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0)
+        defined = ~np.isnan(samples).all(axis=0)  # catalogue metrics have no bootstrap interval
+        low, high = np.full((2, len(measures)), np.nan)
+        low[defined], high[defined] = np.nanquantile(
+            samples[:, defined], [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0
+        )
     table = pd.DataFrame({"metric": [m.name for m in measures], "value": values, "ci_low": low, "ci_high": high})
     per_user = pd.DataFrame(
         {m.name: m.user_values for m in measures if isinstance(m, _Pooled) and m.user_values is not None}, index=users
