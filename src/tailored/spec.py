@@ -39,9 +39,12 @@ class DataSpec:
 
 @dataclass
 class SplitSpec:
+    """The split; settings left out take the splitter's defaults (e.g. test_fraction 0.2 for per_user)."""
+
     method: str = "per_user"
-    test_fraction: float = 0.2
-    seed: int = 42
+    test_fraction: float | None = None
+    fraction: float | None = None
+    seed: int | None = None
     cutoff: str | None = None
     horizon_days: float | None = None
 
@@ -73,6 +76,8 @@ SECTIONS = {"data": DataSpec, "split": SplitSpec}
 
 def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
     document = dict(document)
+    if "quality" in document:  # a top-level [quality] table is the job's quality rules
+        document["job"] = {**document.get("job", {}), "quality": document.pop("quality")}
     sections = {name: build_dataclass(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
     algorithms = [build_dataclass(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
     job = document.pop("job", {})
@@ -94,8 +99,6 @@ def load_spec(path: str | Path) -> JobSpec:
         raise ConfigError(f"Job spec {path} does not exist.") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"Job spec {path} is not valid TOML: {error}") from error
-    if "quality" in document:
-        document["job"] = {**document.get("job", {}), "quality": document.pop("quality")}
     return parse_spec(document, base_dir=path.parent)
 
 

@@ -198,7 +198,7 @@ def test_minimum_interactions_per_user_and_item_in_one_pass() -> None:
     report = check_quality(data, QualityRules(min_user_interactions=2, min_item_interactions=2), now=NOW)
     few_items = "too_few_interactions:item_id"
     assert reasons(report) == {2: "too_few_interactions:user_id", 1: few_items, 4: few_items}
-    assert finding(report, "too_few_interactions", USER_ID).severity == "info"
+    assert finding(report, "too_few_interactions", USER_ID).severity == "warning"  # rows are rejected, so it is more than information
 
 
 def test_clean_frame_is_canonical_and_keeps_extra_columns() -> None:

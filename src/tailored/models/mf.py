@@ -15,7 +15,7 @@ average the sweeps after burn-in (paper eq. 10); the average of ``p_u . q_i`` ov
 the samples' factors stacked side by side and divided by sqrt(S), so the fitted state is an ordinary biased MF
 with S * factors columns.
 
-Defaults were chosen on a random 20% of each MovieLens 100K ``uN.base`` file (``benchmarks/rating.py --validation``):
+Defaults were chosen on a random 20% of each MovieLens 100K ``uN.base`` file (``tailored benchmark movielens-100k --validation``):
 mean RMSE 0.905 with 10 factors and 100 sweeps; 15 or 20 factors or 200 sweeps gave 0.903-0.904 at 1.5-3 times the
 fit time, 60 sweeps 0.909.
 """
@@ -32,7 +32,7 @@ from scipy.stats import wishart
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.models.base import check_fitted, register
+from tailored.models.base import Int, check_fitted, register
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class MatrixFactorizationScorer:
     explicit: ClassVar[bool] = True
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
+    search_space: ClassVar[dict[str, Int]] = {"factors": Int(2, 40, log=True), "epochs": Int(40, 200, log=True)}
 
     def fit(self, dataset: Dataset) -> Self:
         if not 0 <= self.burn_in < self.epochs:

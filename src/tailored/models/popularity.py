@@ -15,7 +15,8 @@ from tailored.models.base import check_fitted, register
 @register("popularity")
 @dataclass(eq=False)
 class PopularityScorer:
-    """Scores each item by how many users interacted with it (recent interactions weigh more with a half-life)."""
+    """Scores each item by its number of training interactions (each weighted by ``0.5 ** (age / half-life)`` when
+    ``half_life_days`` is set), after the Recommender's weighting (``binary`` counts distinct users)."""
 
     half_life_days: float | None = None
 
