@@ -120,9 +120,9 @@ def _exposure(lists: RankedLists, k: int) -> np.ndarray:
 
 
 def coverage_at(lists: RankedLists, k: int) -> float:
-    """Share of the training catalogue shown in at least one list (items outside it do not count)."""
-    shown = (_exposure(lists, k) > 0) & (lists.item_popularity > 0)
-    return float(shown.sum() / max(lists.n_catalog, 1))
+    """Distinct items in all top-k lists / items in the training catalogue (PROTOCOLS.md, to match outside
+    harnesses; lists holding items outside the catalogue can exceed 1)."""
+    return float((_exposure(lists, k) > 0).sum() / max(lists.n_catalog, 1))
 
 
 def gini_at(lists: RankedLists, k: int) -> float:
