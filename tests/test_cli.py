@@ -271,8 +271,6 @@ def test_column_mapping_and_parquet_input_give_the_same_model(implicit: Path) ->
     assert manifest["data_fingerprint"] == json.loads((implicit / "model" / "manifest.json").read_text())["data_fingerprint"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_table's mkstemp temporary keeps mode 0600, so every table the "
-                   "CLI writes (recommendations, clean/rejected rows, predictions) ignores the umask")
 def test_output_files_get_normal_permissions(implicit: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
@@ -383,9 +381,6 @@ def test_tune_hr_uses_leave_last_out_and_round_trips_into_train(tuned: tuple[Pat
         assert manifest["recommender"]["weighting"] == best["weighting"], name
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tune writes non-standard JSON (`Infinity` for EASE's default "
-                   "recency_half_life=inf), which strict JSON readers (jq, JavaScript, json.loads with "
-                   "parse_constant) reject")
 def test_tune_output_is_standard_json(tuned: tuple[Path, Results]) -> None:
     folder, _ = tuned
 
@@ -642,8 +637,6 @@ def test_bad_input_exits_2_with_a_clear_message(name: str, bad_results: Results,
     assert not [p.name for p in implicit.iterdir() if p.name.endswith(".tmp") or ".partial-" in p.name]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the unknown-parameter message lists only the scorer's parameters, "
-                   "omitting `weighting` and `confidence_alpha`, which train/tune accept (and tune writes)")
 def test_unknown_parameter_message_lists_recommender_parameters(bad_results: Results) -> None:
     message = flat(bad_results["unknown_parameter"].stderr)
     assert "weighting" in message and "confidence_alpha" in message

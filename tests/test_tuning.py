@@ -14,7 +14,8 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import params_of
 from tailored.split import carve_validation, split_per_user
-from tailored.tuning import build_recommender, score_on, tune, validation_method
+from tailored.pipeline import build_recommender
+from tailored.tuning import score_on, tune, validation_method
 
 KEY = ["user_id", "item_id", "timestamp"]
 
@@ -138,8 +139,6 @@ def test_unknown_metric_and_algorithm_fail_early(data: Dataset) -> None:
         tune(data, "nope", "ndcg@10", trials=1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tune accepts rmse/mae with an implicit algorithm (e.g. ease) and "
-                   "minimises the error of ranking scores against the values; evaluate() rejects that combination")
 def test_rating_metric_with_implicit_algorithm_is_rejected(data: Dataset) -> None:
     with pytest.raises(ConfigError, match="rmse"):
         tune(data, "ease", "rmse", trials=1)

@@ -25,7 +25,7 @@ from tailored.eval.evaluator import ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import algorithm_names, scorer_class
 from tailored.split import Split, carve_validation, split_leave_last_out, split_per_user
-from tailored.tuning import build_recommender
+from tailored.pipeline import build_recommender
 
 RANKING_METRICS = {"P1": ("ndcg@10", "recall@10", "hr@10"), "P2": ("hr@10", "ndcg@10")}
 # Next-item prediction rewards a user's latest items: recency weighting of the history, chosen on the P2

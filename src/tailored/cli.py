@@ -116,7 +116,7 @@ def train(
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
-    from tailored.tuning import build_recommender
+    from tailored.pipeline import build_recommender
 
     params = parse_params(param, params_file)
     build_recommender(algorithm, params)  # validate the name and parameters before reading data
@@ -192,8 +192,10 @@ def tune(
         task = bar.add_task("tune", total=trials)
         result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
                             on_trial=lambda number, value: bar.update(task, completed=number + 1))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result.best_params, indent=2))
+    from tailored.config import json_safe
+    from tailored.data.io import write_text
+
+    write_text(json.dumps(json_safe(result.best_params), indent=2), output)
     console.print(
         f"validation ({result.validation}) {result.metric}: defaults {result.default_value:.4f} -> best "
         f"{result.best_value:.4f} with {result.best_params}; written to {output}"
@@ -236,12 +238,13 @@ def evaluate(
         rows = pd.DataFrame({"metric": [m for m in names if m in errors], "value": [errors[m] for m in names if m in errors]})
         table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
     print_table(table, title="evaluation", digits=6)
-    if output is not None and output.suffix.lower() == ".json":
-        output.write_text(table.to_json(orient="records", indent=2))
-    elif output is not None:
-        from tailored.data.io import write_table
+    if output is not None:
+        from tailored.data.io import write_table, write_text
 
-        write_table(table, output)
+        if output.suffix.lower() == ".json":
+            write_text(table.to_json(orient="records", indent=2), output)
+        else:
+            write_table(table, output)
 
 
 def main() -> None:
@@ -314,8 +317,9 @@ def check(
         console.print(f"[green]wrote[/] {len(result.clean):,} accepted rows to {output} and "
                       f"{len(result.rejected):,} rejected rows (with reasons) to {rejected_path}")
     if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(result.to_json())
+        from tailored.data.io import write_text
+
+        write_text(result.to_json(), report)
     if strict:
         result.raise_for_errors()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -21,29 +22,50 @@ def num_threads() -> int:
 
 
 def convert(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a parameter value (often a string) to its declared type, with a clear error."""
-    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-    target = next((t for t in typing.get_args(annotation) if t is not type(None)), annotation) if is_union else annotation
+    """Convert a parameter value (often a string from the command line or TOML) to its declared type.
+
+    ``"none"`` means None where None is allowed; in a union the value is kept when it already has one of the
+    member types, otherwise the members are tried in order.
+    """
     if typing.get_origin(annotation) is typing.Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
             raise ConfigError(f"Parameter {where}={value!r} must be one of {list(choices)}.")
         return value
-    if value is None or (isinstance(value, str) and value.lower() == "none" and target is not str):
-        return None
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [t for t in typing.get_args(annotation) if t is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        if optional and (value is None or (isinstance(value, str) and value.lower() == "none" and str not in members)):
+            return None
+        if any(isinstance(member, type) and _is_instance(value, member) for member in members):
+            return value
+        for member in members:
+            try:
+                return convert(value, member, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(m, "__name__", str(m)) for m in members)
+        raise ConfigError(f"Parameter {where}={value!r} is not a valid {names}.")
+    if annotation not in (int, float, str, bool):
+        return value
     try:
-        if target is bool and isinstance(value, str):
+        if annotation is bool and isinstance(value, str):
             if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError(value)
             return value.lower() in {"true", "1", "yes"}
-        if target in (int, float, str, bool):
-            converted = target(value)
-            if target is int and isinstance(value, float) and converted != value:
-                raise ValueError(value)
-            return converted
+        converted = annotation(value)
+        if annotation is int and isinstance(value, float) and converted != value:
+            raise ValueError(value)
+        return converted
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"Parameter {where}={value!r} is not a valid {target.__name__}.") from error
-    return value
+        raise ConfigError(f"Parameter {where}={value!r} is not a valid {annotation.__name__}.") from error
+
+
+def _is_instance(value: Any, member: type) -> bool:
+    """``isinstance`` where a bool is not an int and an int is a float."""
+    if isinstance(value, bool):
+        return member is bool
+    return isinstance(value, member) or (member is float and isinstance(value, int))
 
 
 def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
@@ -54,3 +76,8 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
     if unknown:
         raise ConfigError(f"Unknown {where} setting(s) {unknown}; valid: {sorted(fields)}.")
     return cls(**{key: convert(value, types[key], f"{where}.{key}") for key, value in values.items()})
+
+
+def json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters for strict JSON: non-finite numbers become strings ("inf") that `convert` reads back."""
+    return {k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in params.items()}

@@ -20,7 +20,7 @@ from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.eval.metrics import mae, rmse
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
-from tailored.tuning import build_recommender
+from tailored.pipeline import build_recommender
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -12,8 +12,9 @@ import pandas as pd
 from tailored.data.columns import ITEM_ID, PREDICTION, RANK, SCORE, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import Weighting, apply_weighting
-from tailored.errors import NotFittedError
-from tailored.models.base import Scorer, top_k
+from tailored.config import convert
+from tailored.errors import ConfigError, NotFittedError
+from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k
 from tailored.models.popularity import PopularityScorer
 
 
@@ -143,3 +144,23 @@ def _has_attributes(dataset: Dataset) -> np.ndarray:
     if table is None:
         return np.zeros(dataset.n_items, bool)
     return table.notna().any(axis=1).to_numpy()
+
+
+RECOMMENDER_PARAMS = ("weighting", "confidence_alpha")
+
+
+def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """A Recommender for ``algorithm``: ``weighting`` and ``confidence_alpha`` configure the Recommender, the other
+    parameters the scorer (strings, as from the command line, are converted to the declared types)."""
+    params = dict(params or {})
+    valid = sorted(hyperparameters(scorer_class(algorithm))) + list(RECOMMENDER_PARAMS)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown parameter(s) {unknown} for algorithm '{algorithm}'. Valid parameters: {', '.join(valid)}.")
+    scorer = create_scorer(algorithm, {k: v for k, v in params.items() if k not in RECOMMENDER_PARAMS})
+    settings: dict[str, Any] = {}
+    if "weighting" in params:
+        settings["weighting"] = convert(params["weighting"], Weighting, "weighting")
+    if "confidence_alpha" in params:
+        settings["confidence_alpha"] = convert(params["confidence_alpha"], float, "confidence_alpha")
+    return Recommender(scorer, **settings)

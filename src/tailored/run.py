@@ -27,7 +27,7 @@ from tailored.pipeline import Recommender
 from tailored.registry.model_dir import save_model
 from tailored.spec import JobSpec, dump_spec, resolve
 from tailored.split import Split, check_leakage, split_by_name
-from tailored.tuning import build_recommender
+from tailored.pipeline import build_recommender
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ back, so every spec round-trips. `configs/*.toml` are runnable examples document
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import tomli_w
 
 from tailored.config import build_dataclass
+from tailored.data.quality import QualityRules
+from tailored.data.synthetic import generate_retail
 from tailored.errors import ConfigError
 
 
@@ -72,22 +75,36 @@ class JobSpec:
 
 
 SECTIONS = {"data": DataSpec, "split": SplitSpec}
+NOT_IN_JOB = ("data", "split", "algorithms", "base_dir")
 
 
 def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
+    """Validate a spec document: unknown sections, keys, quality rules and synthetic settings are errors."""
     document = dict(document)
+    job = dict(document.pop("job", {}))
+    job_keys = sorted(f.name for f in dataclasses.fields(JobSpec) if f.name not in NOT_IN_JOB)
+    unknown = sorted(set(job) - set(job_keys))
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in [job]; valid keys: {job_keys} "
+                          "(data, split and algorithms are sections of their own).")
     if "quality" in document:  # a top-level [quality] table is the job's quality rules
-        document["job"] = {**document.get("job", {}), "quality": document.pop("quality")}
+        job["quality"] = document.pop("quality")
     sections = {name: build_dataclass(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
     algorithms = [build_dataclass(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
-    job = document.pop("job", {})
-    spec = build_dataclass(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
     if document:
         raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, algorithms, quality.")
+    spec = build_dataclass(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
     if algorithms:
         spec.algorithms = algorithms
     if spec.data.interactions is None and spec.data.synthetic is None:
         raise ConfigError("[data] needs `interactions = \"FILE\"` or a `[data.synthetic]` table.")
+    rules = build_dataclass(QualityRules, spec.quality, "quality")
+    spec.quality = {key: getattr(rules, key) for key in spec.quality}
+    if spec.data.synthetic is not None:
+        accepted = sorted(inspect.signature(generate_retail).parameters)
+        unknown = sorted(set(spec.data.synthetic) - set(accepted))
+        if unknown:
+            raise ConfigError(f"Unknown key(s) {unknown} in [data.synthetic]; valid keys: {accepted}.")
     return spec
 
 
@@ -103,11 +120,17 @@ def load_spec(path: str | Path) -> JobSpec:
 
 
 def dump_spec(spec: JobSpec) -> str:
-    """The spec as TOML (None values omitted); `parse_spec(tomllib.loads(dump_spec(s)))` gives `s` back."""
+    """The spec as TOML; `parse_spec(tomllib.loads(dump_spec(s)))` gives `s` back.
+
+    TOML has no null: unset settings are left out, and a None inside [quality] or algorithm params (a rule turned
+    off) is written as the string "none", which reads back as None.
+    """
     document = _without_none(dataclasses.asdict(spec))
-    job = {k: document.pop(k) for k in list(document) if k not in ("data", "split", "algorithms", "base_dir")}
+    document["job"] = {k: document.pop(k) for k in list(document) if k not in NOT_IN_JOB}
+    document["job"]["quality"] = _none_as_text(spec.quality)
+    document["algorithms"] = [{"name": a.name, "params": _none_as_text(a.params)} for a in spec.algorithms]
     document.pop("base_dir")
-    return tomli_w.dumps({"job": job, **document})
+    return tomli_w.dumps(document)
 
 
 def _without_none(value: Any) -> Any:
@@ -116,6 +139,10 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_none(v) for v in value]
     return value
+
+
+def _none_as_text(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: "none" if v is None else v for k, v in settings.items()}
 
 
 def resolve(spec: JobSpec, path: str | None) -> Path | None:

@@ -16,7 +16,7 @@ from tailored.errors import ConfigError
 from tailored.eval.evaluator import ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import Choice, Float, Int, params_of, scorer_class
-from tailored.pipeline import Recommender
+from tailored.pipeline import Recommender, build_recommender
 from tailored.split import Split, carve_validation
 
 logger = logging.getLogger(__name__)
@@ -50,20 +50,6 @@ def search_space(algorithm: str) -> dict[str, Float | Int | Choice]:
     return space
 
 
-def build_recommender(algorithm: str, params: dict[str, Any]) -> Recommender:
-    """A Recommender whose ``weighting`` / ``confidence_alpha`` come from ``params``, the rest go to the scorer."""
-    from tailored.models.base import create_scorer
-
-    recommender_keys = {"weighting", "confidence_alpha"}
-    scorer_params = {k: v for k, v in params.items() if k not in recommender_keys}
-    recommender_params = {k: v for k, v in params.items() if k in recommender_keys}
-    if "weighting" in recommender_params and recommender_params["weighting"] not in WEIGHTINGS:
-        raise ConfigError(f"Parameter weighting={recommender_params['weighting']!r} must be one of {list(WEIGHTINGS)}.")
-    if "confidence_alpha" in recommender_params:
-        recommender_params["confidence_alpha"] = float(recommender_params["confidence_alpha"])
-    return Recommender(create_scorer(algorithm, scorer_params), **recommender_params)
-
-
 def score_on(recommender: Recommender, split: Split, metric_name: str) -> float:
     """Fit on ``split.train`` and measure ``metric_name`` on ``split.test``."""
     recommender.fit(split.train)
@@ -89,6 +75,9 @@ def tune(
     name = metric_name.lower()
     if name not in RATING_METRICS:
         metric(name)  # validates the name early
+    elif not scorer_class(algorithm).explicit:
+        raise ConfigError(f"Metric '{name}' measures rating predictions, but '{algorithm}' ranks items; tune it on a "
+                          "ranking metric such as ndcg@10, or tune an explicit algorithm (mf) on rmse.")
     method = validation or validation_method(name)
     split = carve_validation(dataset, method=method, seed=seed)
     space = {k: v for k, v in search_space(algorithm).items() if k not in (fixed or {})}

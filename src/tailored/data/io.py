@@ -96,17 +96,32 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     }
     if path.suffix.lower() not in writers:
         raise DataError(f"Cannot write {path}: unsupported extension '{path.suffix}'; use one of {sorted(writers)}.")
+    _replace_atomically(path, lambda temporary: writers[path.suffix.lower()](frame, temporary))
+    logger.debug("wrote table path=%s rows=%d", path, len(frame))
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write a text file (JSON, Markdown) atomically, like ``write_table``."""
+    path = Path(path)
+    _replace_atomically(path, lambda temporary: Path(temporary).write_text(text))
+    return path
+
+
+def _replace_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """``write`` a temporary sibling of ``path``, then rename it into place (mode as for a new file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        writers[path.suffix.lower()](frame, temporary)
+        write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    logger.debug("wrote table path=%s rows=%d", path, len(frame))
-    return path
 
 
 # -- interactions -------------------------------------------------------------------------------------------

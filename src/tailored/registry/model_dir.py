@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tailored import __version__
+from tailored.config import json_safe
 from tailored.data.idmap import IdMap
 from tailored.errors import IncompatibleModelError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
@@ -60,13 +61,13 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "format_version": FORMAT_VERSION,
         "tailored_version": __version__,
         "algorithm": recommender.scorer.algorithm,  # type: ignore[attr-defined]
-        "params": params_of(recommender.scorer),
+        "params": json_safe(params_of(recommender.scorer)),
         "recommender": {
             "weighting": recommender.weighting,
             "confidence_alpha": recommender.confidence_alpha,
             "exclude_seen": recommender.exclude_seen,
         },
-        "fallback": {"algorithm": recommender.fallback.algorithm, "params": params_of(recommender.fallback)},  # type: ignore[attr-defined]
+        "fallback": {"algorithm": recommender.fallback.algorithm, "params": json_safe(params_of(recommender.fallback))},  # type: ignore[attr-defined]
         "scalars": scalars,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "libraries": {name: _version(name) for name in LIBRARIES},
