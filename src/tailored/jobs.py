@@ -13,7 +13,7 @@ import pandas as pd
 
 from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
-from tailored.data.io import read_attributes, read_interactions, read_table
+from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.errors import DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
@@ -156,5 +156,6 @@ def check(
         users=read_attributes(users, id_column=USER_ID) if users is not None else None,
         items=read_attributes(items, id_column=ITEM_ID) if items is not None else None,
         source=str(interactions),
+        first_line=2 if Path(interactions).suffix.lower() in CSV_SUFFIXES else None,
     )
 

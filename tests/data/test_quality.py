@@ -318,3 +318,11 @@ def test_nothing_is_lost(rows: list[tuple], rules: QualityRules) -> None:
     assert report.rejected["reason"].str.fullmatch(r"[a-z_]+:[a-z_]+").all()
     assert report.rejected["row"].is_unique and report.rejected["row"].between(0, len(data) - 1).all()
     assert sum(f.count for f in report.findings if f.action == "rejected") == len(report.rejected)
+
+
+def test_first_line_makes_messages_name_file_lines_like_the_readers() -> None:
+    frame = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "item_id": ["i1", None, "i3"], "value": [1.0, 1.0, 1.0]})
+    report = check_quality(frame, first_line=2, source="orders.csv")
+    message = next(f.message for f in report.findings if f.rule == "missing_value" and f.count)
+    assert "orders.csv" in message and "(lines 3 ('nan'))" in message
+    assert report.rejected[["row", "line"]].to_dict("records") == [{"row": 1, "line": 3}]

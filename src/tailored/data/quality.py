@@ -3,7 +3,8 @@
 ``check_quality`` runs the rules in a fixed order (missing values, unparsable values and timestamps, value range,
 timestamp range, unknown ids, duplicates, outlier counts, minimum activity); each rule only sees the rows that earlier
 rules accepted, so a rejected row carries the first rule it failed and ``len(clean) + len(rejected) == len(input)``.
-Row numbers are 0-based positions in the checked frame (for a CSV file with a header, the file line is row + 2).
+Row numbers are 0-based positions in the checked frame; with ``first_line`` (2 for a CSV file with a header, as
+`tailored check` passes) messages name file lines instead, like the readers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tailored.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 ROW = "row"
+LINE = "line"
 ALL_COLUMNS = "all_columns"
 Severity = Literal["error", "warning", "info"]
 Action = Literal["rejected", "kept", "clipped"]
@@ -198,12 +200,14 @@ def check_quality(
     now: float | None = None,
     user_group: str = "segment",
     item_group: str = "category",
+    first_line: int | None = None,
 ) -> QualityReport:
     """Check a canonical interactions frame whose ``value``/``timestamp`` may still be raw (text, NaN).
 
     ``users``/``items`` are attribute tables (``user_id``/``item_id`` columns): ids are checked against them and the
     bias summary reports the share of each ``user_group`` and ``item_group`` value. ``now`` (unix seconds) defaults to
-    the current time.
+    the current time. ``first_line`` is the file line of the frame's first row (2 for a CSV file with a header):
+    when given, messages name file lines, as the readers do, and rejected rows also carry a ``line`` column.
     """
     rules = rules or QualityRules()
     for column in (USER_ID, ITEM_ID):
@@ -212,7 +216,7 @@ def check_quality(
                 f"{source} has no '{column}' column (columns: {list(frame.columns)}); map your id column to it."
             )
     frame = frame.reset_index(drop=True)
-    checker = _Checker(frame, source)
+    checker = _Checker(frame, source, first_line)
     value = pd.to_numeric(frame[VALUE], errors="coerce").to_numpy(np.float64) if VALUE in frame else None
     seconds = _seconds(frame[TIMESTAMP]) if TIMESTAMP in frame else None
     _check_cells(checker, value, seconds, rules)
@@ -298,9 +302,10 @@ def _check_activity(checker: _Checker, rules: QualityRules) -> None:
 class _Checker:
     """Applies rules in turn to the rows still accepted, recording findings and each rejected row's reason."""
 
-    def __init__(self, frame: pd.DataFrame, source: str) -> None:
+    def __init__(self, frame: pd.DataFrame, source: str, first_line: int | None = None) -> None:
         self.frame = frame
         self.source = source
+        self.first_line = first_line
         self.alive = np.ones(len(frame), bool)
         self.reasons = np.full(len(frame), None, dtype=object)
         self.findings: list[Finding] = []
@@ -324,9 +329,10 @@ class _Checker:
         samples = self._samples(rows[:_SAMPLES], column, shown)
         where = f"column '{column}'" if column != ALL_COLUMNS else "all columns"
         if len(rows):
-            listed = ", ".join(f"{r} ({s!r})" for r, s in zip(rows[:_SAMPLES], samples, strict=True))
+            numbers = rows[:_SAMPLES] + (self.first_line or 0)
+            listed = ", ".join(f"{r} ({s!r})" for r, s in zip(numbers, samples, strict=True))
             more = ", ..." if len(rows) > _SAMPLES else ""
-            where += f" (rows {listed}{more})"
+            where += f" ({'lines' if self.first_line is not None else 'rows'} {listed}{more})"
             message = f"{self.source}: {len(rows)} row(s) with {what} in {where}; {action}; {fix}."
         else:
             message = f"{self.source}: no {what} in {where}."
@@ -350,6 +356,8 @@ class _Checker:
         table = table.astype({name: "str" for name in table.columns if table[name].dtype == object})
         table.insert(0, REASON, self.reasons[rows].astype(str))
         table.insert(0, ROW, rows.astype(np.int64))
+        if self.first_line is not None:
+            table.insert(1, LINE, rows.astype(np.int64) + self.first_line)
         return table
 
 
