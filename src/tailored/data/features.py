@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from tailored.errors import DataError
 
@@ -27,6 +25,8 @@ def attribute_vectors(
             text = column.fillna("").astype(str)
             if not text.str.contains(r"\w\w", regex=True).any():
                 continue
+            from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: sklearn is slow to load
+
             block = TfidfVectorizer(sublinear_tf=True).fit_transform(text)
         else:
             values = column.astype("string")
@@ -37,10 +37,17 @@ def attribute_vectors(
             else:
                 continue
             block = sp.csr_matrix(block.to_numpy(np.float64))
-        blocks.append(normalize(block))
+        blocks.append(normalize_rows(block))
     if not blocks:
         raise DataError(
             f"No usable item attribute among {list(attributes.columns)}: 'content' needs categorical, '|'-separated "
             f"or text columns ({', '.join(sorted(text_columns))})."
         )
-    return normalize(sp.hstack(blocks).tocsr())
+    return normalize_rows(sp.hstack(blocks).tocsr())
+
+
+def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float64)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    return sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)

@@ -14,6 +14,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from tailored.data.features import normalize_rows
+
 
 @dataclass(frozen=True, eq=False)
 class RankedLists:
@@ -158,9 +160,7 @@ def intra_list_diversity_at(lists: RankedLists, k: int) -> np.ndarray:
     """Mean pairwise cosine distance between a user's recommended items' attribute vectors."""
     if lists.item_features is None:
         return np.full(len(lists.items), np.nan)
-    features = sp.csr_matrix(lists.item_features, dtype=np.float64)
-    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
-    unit = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ features
+    unit = normalize_rows(lists.item_features)
     items, valid = _recommended_mask(lists, k)
     vectors = unit[np.where(valid, items, 0).ravel()].toarray().reshape(items.shape[0], items.shape[1], -1)
     vectors *= valid[:, :, None]

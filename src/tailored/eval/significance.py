@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tailored.errors import DataError
 
@@ -69,6 +68,8 @@ def paired_test(
     if np.all(difference == 0):
         t_statistic, t_pvalue, w_statistic, w_pvalue = 0.0, 1.0, 0.0, 1.0
     else:
+        from scipy import stats  # imported here: scipy.stats costs half a second at start-up
+
         t_statistic, t_pvalue = stats.ttest_rel(a, b)
         w_statistic, w_pvalue = stats.wilcoxon(a, b)
     return PairedTestResult(

@@ -14,10 +14,9 @@ from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from tailored.data.dataset import Dataset
-from tailored.data.features import attribute_vectors
+from tailored.data.features import attribute_vectors, normalize_rows
 from tailored.errors import DataError
 from tailored.models.base import Choice, check_fitted, register, user_rows
 
@@ -46,6 +45,6 @@ class ContentScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "item_vectors_")
-        profiles = normalize(user_rows(self.user_items_, users) @ self.item_vectors_)
+        profiles = normalize_rows(user_rows(self.user_items_, users) @ self.item_vectors_)
         vectors = self.item_vectors_ if items is None else self.item_vectors_[items]
         return np.asarray((profiles @ vectors.T).toarray(), np.float32)

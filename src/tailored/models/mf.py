@@ -28,7 +28,6 @@ from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import wishart
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
@@ -158,6 +157,8 @@ def sample_prior(vectors: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     shrinkage = PRIOR_STRENGTH * count / strength * np.outer(average, average)
     scale_inverse = np.eye(dimension) + centred.T @ centred + shrinkage
     scale = np.linalg.inv(scale_inverse)
+    from scipy.stats import wishart  # imported here: scipy.stats costs half a second at start-up
+
     precision = wishart.rvs(df=dimension + count, scale=(scale + scale.T) / 2, random_state=rng)
     mean = rng.multivariate_normal(count * average / strength, np.linalg.inv(strength * precision))
     return mean, precision
