@@ -15,7 +15,7 @@ from tailored.config import build_dataclass
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.features import attribute_vectors
-from tailored.data.io import read_attributes, write_table
+from tailored.data.io import read_attributes, staged_directory, write_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.data.synthetic import generate_retail
 from tailored.data.transforms import history_window, k_core
@@ -83,8 +83,15 @@ def scope(clean: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
 
 
 def run_job(spec: JobSpec, step: Callable[[str], None] = lambda message: None) -> JobResult:
+    """Run the job into ``spec.output``, which is replaced only when the whole job succeeds."""
     output = (Path(spec.base_dir) / spec.output).resolve()
-    output.mkdir(parents=True, exist_ok=True)
+    with staged_directory(output) as staging:
+        result = _run_into(spec, staging, step)
+    result.output = output
+    return result
+
+
+def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobResult:
     step("reading data")
     raw, users, items = load_data(spec, output)
     step(f"checking quality of {len(raw):,} rows")
@@ -150,7 +157,7 @@ def _sample_recommendations(model: Recommender, dataset: Dataset, spec: JobSpec,
 
 def _write_report(result: JobResult) -> None:
     """report.md (quality, split, metrics with CIs, significance of best vs runner-up) and metrics.png."""
-    lines = [f"# Job report: {result.output.name}", "", result.quality.to_markdown(), "", "## Split", ""]
+    lines = [f"# Job report: {Path(result.spec.output).name}", "", result.quality.to_markdown(), "", "## Split", ""]
     lines += [f"- {part}: {counts}" for part, counts in result.split.counts.items()]
     lines += ["", "## Metrics (test split; 95% bootstrap intervals)", ""]
     for name, report in result.reports.items():

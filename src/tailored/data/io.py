@@ -10,8 +10,10 @@ import csv
 import itertools
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,28 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     _replace_atomically(path, lambda temporary: Path(temporary).write_text(text))
     return path
+
+
+@contextmanager
+def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty sibling folder to fill; it replaces ``target`` only when the block completes, so an error or
+    Ctrl-C leaves the previous ``target`` (or nothing) rather than a half-written folder."""
+    target = Path(target)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        retired = target.parent / f".{target.name}.retired-{os.getpid()}"
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(target)
 
 
 def _replace_atomically(path: Path, write: Callable[[str], object]) -> None:

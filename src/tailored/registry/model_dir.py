@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import scipy.sparse as sp
 from tailored import __version__
 from tailored.config import json_safe
 from tailored.data.idmap import IdMap
+from tailored.data.io import staged_directory
 from tailored.errors import IncompatibleModelError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
 from tailored.pipeline import Recommender
@@ -73,18 +72,9 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "libraries": {name: _version(name) for name in LIBRARIES},
         **(metadata or {}),
     }
-    staging = directory.parent / f".{directory.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    np.savez(staging / ARRAYS, **arrays)
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
-    if directory.exists():
-        retired = directory.parent / f".{directory.name}.retired-{os.getpid()}"
-        directory.rename(retired)
-        staging.rename(directory)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(directory)
+    with staged_directory(directory) as staging:
+        np.savez(staging / ARRAYS, **arrays)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
     return directory
 
 
