@@ -200,3 +200,19 @@ def test_run_job_reads_and_writes_relative_to_the_spec(tmp_path: Path, monkeypat
     assert set(result.reports) == {"popularity", "ease"} and result.best in result.reports
     assert load_model(out / "model").is_fitted
     assert parse_spec(tomllib.loads((out / "job.toml").read_text()), base_dir=str(folder)) == load_spec(folder / "job.toml")
+
+
+def test_a_job_that_fails_late_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
+    from tailored.run import run_job
+
+    document = {"job": {"output": "out", "metrics": ["ndcg@10"]},
+                "data": {"synthetic": {"n_customers": 60, "n_products": 50, "days": 60, "seed": 1}},
+                "algorithms": [{"name": "popularity"}]}
+    run_job(parse_spec(document, base_dir=tmp_path))
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
+    failing = parse_spec(with_(document, job={"output": "out", "metrics": ["ndcg@10"], "select_by": "recall@5"}),
+                         base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="select_by"):
+        run_job(failing)  # fails after training, when choosing the best algorithm
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind

@@ -18,7 +18,7 @@ from tailored.data.features import attribute_vectors
 from tailored.data.io import read_attributes, staged_directory, write_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.data.synthetic import generate_retail
-from tailored.data.transforms import history_window, k_core
+from tailored.data.transforms import aggregate_pairs, history_window, k_core
 from tailored.errors import ConfigError, DataError
 from tailored.eval.evaluator import EvalReport, evaluate
 from tailored.eval.significance import paired_test
@@ -105,6 +105,8 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
         dataset = k_core(dataset, spec.data.min_user_interactions, spec.data.min_item_interactions)
     if len(dataset) == 0:
         raise DataError("No interactions are left after the quality rules and the scope filters; loosen them.")
+    if spec.split.method != "temporal":
+        dataset = aggregate_pairs(dataset)  # a repeated (user, item) pair must not straddle train and test
     step(f"splitting {len(dataset):,} interactions ({spec.split.method})")
     settings = {k: v for k, v in vars(spec.split).items() if k != "method"}
     split = split_by_name(dataset, spec.split.method, strict=False, **settings)
