@@ -15,7 +15,7 @@ import numpy as np
 
 from tailored.config import num_threads
 from tailored.data.dataset import Dataset
-from tailored.models.base import Float, Int, check_fitted, register
+from tailored.models.base import Float, Int, check_fitted, factor_scores, register
 
 
 @register("als")
@@ -57,12 +57,5 @@ class ALSScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "user_factors_")
-        item_factors = self.item_factors_ if items is None else self.item_factors_[items]
-        return _user_factors(self.user_factors_, users) @ item_factors.T
+        return factor_scores(self.user_factors_, self.item_factors_, users, items)
 
-
-def _user_factors(factors: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """Factor rows for ``users``; indices outside the training users get zeros."""
-    users = np.asarray(users, np.int64)
-    inside = (users >= 0) & (users < len(factors))
-    return np.where(inside[:, None], factors[np.where(inside, users, 0)], 0.0).astype(np.float32)

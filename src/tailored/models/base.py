@@ -122,6 +122,14 @@ def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     return padded[np.where(inside, users, matrix.shape[0])]
 
 
+def factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+    """Dot products of user and item factor rows; users outside the training users score zero everywhere."""
+    users = np.asarray(users, np.int64)
+    inside = (users >= 0) & (users < len(user_factors))
+    rows = np.where(inside[:, None], user_factors[np.where(inside, users, 0)], 0.0).astype(np.float32)
+    return rows @ (item_factors if items is None else item_factors[items]).T
+
+
 def _load_catalog() -> None:
     import tailored.models  # noqa: F401  (registers every algorithm)
 

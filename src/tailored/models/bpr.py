@@ -14,8 +14,7 @@ from typing import ClassVar, Self
 import numpy as np
 
 from tailored.data.dataset import Dataset
-from tailored.models.als import _user_factors
-from tailored.models.base import Float, Int, check_fitted, register
+from tailored.models.base import Float, Int, check_fitted, factor_scores, register
 
 
 @register("bpr")
@@ -56,5 +55,4 @@ class BPRScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "user_factors_")
-        item_factors = self.item_factors_ if items is None else self.item_factors_[items]
-        return _user_factors(self.user_factors_, users) @ item_factors.T
+        return factor_scores(self.user_factors_, self.item_factors_, users, items)
