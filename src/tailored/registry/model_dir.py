@@ -1,6 +1,7 @@
 """Save a fitted Recommender to a directory and load it back: manifest JSON + one ``.npz`` of arrays.
 
-No pickle: every learned attribute is a numpy array, a scipy CSR matrix or a JSON scalar. Writes go to a temporary
+No pickle: every learned attribute is a numpy array, a scipy CSR matrix, a dict of named arrays (network weights)
+or a JSON scalar. Writes go to a temporary
 sibling folder that replaces the target only when complete, so an interrupted save never corrupts a model.
 """
 
@@ -51,6 +52,9 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
                 for field in ("data", "indices", "indptr"):
                     arrays[f"{part}.{key}.csr_{field}"] = getattr(csr, field)
                 arrays[f"{part}.{key}.csr_shape"] = np.asarray(csr.shape)
+            elif isinstance(value, dict):  # named arrays, e.g. a neural network's weights
+                for name, array in value.items():
+                    arrays[f"{part}.{key}.dict_{name}"] = np.asarray(array)
             elif isinstance(value, (bool, int, float, str, np.generic)) or value is None:
                 scalars[part][key] = value.item() if isinstance(value, np.generic) else value
             else:
@@ -109,7 +113,10 @@ def load_model(directory: str | Path) -> Recommender:
         state = dict(manifest["scalars"].get(part, {}))
         for key in [k for k in arrays if k.startswith(part + ".")]:
             name = key[len(part) + 1 :]
-            if ".csr_" in name:
+            if ".dict_" in name:
+                attribute, entry = name.split(".dict_", 1)
+                state.setdefault(attribute, {})[entry] = arrays[key]
+            elif ".csr_" in name:
                 attribute, field = name.split(".csr_")
                 if field == "shape":
                     state[attribute] = sp.csr_matrix(

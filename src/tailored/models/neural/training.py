@@ -1,0 +1,132 @@
+"""The one training loop shared by the neural scorers: seeded, bounded threads, early stopping on a validation
+holdout carved from the training interactions only, best weights restored. Not a base class: a function."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from tailored.config import num_threads
+from tailored.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def require_torch() -> ModuleType:
+    """``torch``, seeded thread pool bounded by TAILORED_NUM_THREADS, or a clear install hint."""
+    try:
+        import torch
+    except ImportError as error:
+        raise ConfigError(
+            "This algorithm needs PyTorch: install the extra with `pip install 'tailored[torch]'` (torch==2.13.0, CPU)."
+        ) from error
+    torch.set_num_threads(num_threads())
+    return torch
+
+
+@dataclass
+class TrainingLog:
+    """What training did: epochs run, the best validation score and its epoch, wall time."""
+
+    epochs: int = 0
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    seconds: float = 0.0
+    scores: list[float] = field(default_factory=list)
+
+
+def holdout_split(matrix: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Hold out a random ``fraction`` of each user's interactions (users with >= 2 keep at least one): the
+    validation data for early stopping, carved from training only."""
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(seed)
+    held = rng.random(coo.nnz) < fraction
+    counts = np.bincount(coo.row, minlength=matrix.shape[0])
+    kept = np.bincount(coo.row, weights=~held, minlength=matrix.shape[0])
+    held &= ~((kept == 0) & (counts >= 1))[coo.row]  # never empty a user's training row
+    shape = matrix.shape
+    train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=shape)
+    valid = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=shape)
+    return train, valid
+
+
+def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20) -> float:
+    """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal."""
+    users = np.flatnonzero(np.diff(relevant.indptr))
+    block = np.array(scores[users], dtype=np.float32, copy=True)
+    seen_rows = seen[users].tocoo()
+    block[seen_rows.row, seen_rows.col] = -np.inf
+    top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    hits = np.take_along_axis(relevant[users].toarray() > 0, top, axis=1).sum(axis=1)
+    return float(np.mean(hits / np.minimum(np.diff(relevant.indptr)[users], k)))
+
+
+def train(
+    model: Any,
+    batches: Callable[[np.random.Generator], Iterable[Any]],
+    loss: Callable[[Any, Any], Any],
+    validate: Callable[[], float] | None,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    patience: int = 5,
+    weight_decay: float = 0.0,
+) -> TrainingLog:
+    """Adam over ``batches(rng)`` each epoch; after each epoch ``validate()`` (higher is better) under no_grad;
+    stops after ``patience`` epochs without improvement and restores the best weights."""
+    torch = require_torch()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    log, best_state, start = TrainingLog(), None, time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        for batch in batches(rng):
+            optimizer.zero_grad()
+            loss(model, batch).backward()
+            optimizer.step()
+        log.epochs = epoch + 1
+        if validate is None:
+            continue
+        model.eval()
+        with torch.no_grad():
+            score = validate()
+        log.scores.append(score)
+        logger.info("epoch=%d validation=%.4f", epoch + 1, score)
+        if score > log.best_score:
+            log.best_epoch, log.best_score = epoch + 1, score
+            best_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        elif epoch + 1 - log.best_epoch >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def to_arrays(model: Any) -> dict[str, np.ndarray]:
+    """A module's weights as named numpy arrays (what the model directory stores)."""
+    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in model.state_dict().items()}
+
+
+def from_arrays(model: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Load named arrays back into ``model``; a mismatch (weights of another algorithm) is a clear error."""
+    torch = require_torch()
+    expected = set(model.state_dict())
+    if set(arrays) != expected:
+        raise ConfigError(
+            f"Saved weights {sorted(arrays)[:4]}... do not fit {type(model).__name__} (expects {sorted(expected)[:4]}...):"
+            " the model directory was written by another algorithm or version."
+        )
+    model.load_state_dict({name: torch.from_numpy(np.asarray(array)) for name, array in arrays.items()})
+    model.eval()
+    return model
