@@ -22,10 +22,9 @@ Views (``event_type="view"``, value 1) come from the same preferences, shortly b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-import logging
 
 import numpy as np
 import pandas as pd
