@@ -21,9 +21,10 @@ GROUPS, USERS_PER_GROUP, OWN_ITEMS, SHARED_ITEMS = 4, 40, 20, 80
 
 
 def planted_groups(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Users in 4 taste groups: each rates 12 of its group's 20 items 5 stars and 6 random other items 1 star.
+    """Users in 4 taste groups: each rates 6 random other items 1 star, then 12 of its group's 20 items 5 stars.
 
-    Three of each user's group items are held out. Items carry their group as ``category``.
+    The last three group items (in time) are held out, so sequential models face the same task as the others.
+    Items carry their group as ``category``.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -33,7 +34,7 @@ def planted_groups(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
         other = rng.choice(SHARED_ITEMS, 6, replace=False) + GROUPS * OWN_ITEMS
         for position, item in enumerate(own):
             rows.append((f"u{user}", f"i{item}", 5.0, 1_000 + position, position >= 9))
-        rows += [(f"u{user}", f"i{item}", 1.0, 2_000 + j, False) for j, item in enumerate(other)]
+        rows += [(f"u{user}", f"i{item}", 1.0, j, False) for j, item in enumerate(other)]
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp", "test"])
     n_items = GROUPS * OWN_ITEMS + SHARED_ITEMS
     items = pd.DataFrame(
