@@ -281,7 +281,7 @@ def algorithms() -> None:
     for name in algorithm_names():
         cls = scorer_class(name)
         params = ", ".join(f"{f.name}={f.default!r}" for f in hyperparameters(cls).values() if f.default is not dataclasses.MISSING)
-        summary = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        summary = " ".join((sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].split())
         table.add_row(name, "rating" if cls.explicit else "ranking", params, summary)
     stdout.print(table)
 
