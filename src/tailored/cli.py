@@ -401,7 +401,7 @@ def split(
 def benchmark(
     suite: Annotated[str, typer.Argument(help="Benchmark suite: movielens-100k.")],
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u.data, u.item, u1.base, ...).")],
-    algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="Only these algorithms (repeatable).")] = None,
+    algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
     validation: Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")] = None,
 ) -> None:
