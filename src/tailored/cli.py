@@ -132,7 +132,7 @@ def recommend(
     model_dir: ModelDir,
     output: Output,
     k: Annotated[int, typer.Option("--k", min=1, help="Number of recommendations per user.")] = 10,
-    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column.")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column (and attributes of new users).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
 ) -> None:
     """Write the top-k items per user (user_id,item_id,score,rank), training items excluded."""
@@ -141,10 +141,11 @@ def recommend(
 
     if (users is None) == (not all_users):
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
-    user_ids = jobs.read_user_ids(users) if users is not None else None
+    user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
-        frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                               attributes=attributes)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
 
@@ -231,7 +232,7 @@ def evaluate(
         source = recommendations
         if model_dir is not None:
             k = max(int(m.split("@")[1]) for m in ranking if "@" in m)
-            source = jobs.recommend(model_dir, jobs.read_user_ids(test), k)
+            source = jobs.recommend(model_dir, jobs.read_users(test)[0], k)
         table = jobs.evaluate_files(test, source, train_file, ranking).to_frame()
     if model_dir is not None and len(ranking) < len(names):
         errors = jobs.rating_errors(model_dir, test)

@@ -65,16 +65,15 @@ def train(
     return recommender
 
 
-def read_user_ids(source: str | Path) -> np.ndarray:
-    """User ids from a file's ``user_id`` column (or its only column)."""
+def read_users(source: str | Path) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """User ids from a file's ``user_id`` column (or its only column), and its other columns as the attributes of
+    users that may be new (None when the file holds ids only)."""
     table = read_table(source)
-    if USER_ID in table.columns:
-        column = table[USER_ID]
-    elif table.shape[1] == 1:
-        column = table.iloc[:, 0]
-    else:
+    if USER_ID not in table.columns and table.shape[1] != 1:
         raise DataError(f"{source} has no '{USER_ID}' column; columns are {list(table.columns)}.")
-    return pd.unique(column.dropna().astype(str).to_numpy())
+    ids = pd.unique((table[USER_ID] if USER_ID in table.columns else table.iloc[:, 0]).dropna().astype(str).to_numpy())
+    attributes = read_attributes(source, id_column=USER_ID) if USER_ID in table.columns and table.shape[1] > 1 else None
+    return ids, attributes
 
 
 def recommend(
@@ -82,14 +81,16 @@ def recommend(
     user_ids: np.ndarray | None,
     k: int,
     progress: Progress | None = None,
+    attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback."""
+    """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback, which
+    uses their ``attributes`` when given."""
     recommender = model if isinstance(model, Recommender) else load_model(model)
     ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
     frames = []
     block = recommender.batch_size
     for start in range(0, len(ids), block):
-        frames.append(recommender.recommend(ids[start : start + block], k))
+        frames.append(recommender.recommend(ids[start : start + block], k, attributes))
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import ITEM_ID, PREDICTION, RANK, SCORE, USER_ID
+from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import Weighting, apply_weighting
 from tailored.config import convert
 from tailored.errors import ConfigError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k
+from tailored.models.demographic import DemographicScorer, usable_columns
 from tailored.models.popularity import PopularityScorer
 
 
@@ -22,7 +23,9 @@ from tailored.models.popularity import PopularityScorer
 class Recommender:
     """Fits a scorer on weighted interactions and turns its scores into top-n lists with external ids.
 
-    Users unseen in training (or with no training interaction) get the ``fallback`` scorer's list.
+    Users unseen in training (or with no training interaction) get the ``fallback`` scorer's list: by default the
+    ``demographic`` model when the training data has usable user attributes (so new users described by their
+    attributes get lists that depend on them), popularity otherwise.
     Items without any training interaction are never recommended unless the scorer handles cold items and the
     item has attributes.
     """
@@ -31,13 +34,13 @@ class Recommender:
     weighting: Weighting = "raw"
     confidence_alpha: float = 1.0
     exclude_seen: bool = True
-    fallback: Scorer = field(default_factory=PopularityScorer)
+    fallback: Scorer | None = None
     batch_size: int = 1024
 
     def fit(self, dataset: Dataset) -> Self:
         train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
-        self.fallback.fit(train)
+        self.fallback_ = (self.fallback if self.fallback is not None else default_fallback(dataset)).fit(train)
         self.users_ = dataset.users
         self.items_ = dataset.items
         self.seen_ = dataset.matrix(binary=True)
@@ -75,20 +78,35 @@ class Recommender:
             items, scores = top_k(self.score_block(block), n)
             yield block, items, scores
 
-    def recommend(self, user_ids: np.ndarray | list, n: int = 10) -> pd.DataFrame:
-        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best)."""
+    def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order.
+
+        ``attributes`` (a ``user_id`` column + attribute columns) describes users unknown at training time; an
+        attribute-aware fallback scores them from those attributes.
+        """
         self._check()
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
+        described = np.zeros(len(user_ids), bool)
+        if attributes is not None and hasattr(self.fallback_, "score_attributes"):
+            described = (indices < 0) & np.isin(user_ids, attributes[USER_ID].to_numpy())
         frames = []
-        offset = 0
-        for block, items, scores in self.recommend_indices(indices, n):
-            ids = user_ids[offset : offset + len(block)]
-            offset += len(block)
-            frames.append(self._tidy(ids, items, scores))
+        plain = user_ids[~described]
+        for start, (block, items, scores) in zip(range(0, len(plain), self.batch_size),
+                                                 self.recommend_indices(indices[~described], n)):
+            frames.append(self._tidy(plain[start : start + len(block)], items, scores))
+        if described.any():
+            rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
+            scores = self.fallback_.score_attributes(rows.reset_index(drop=True))  # type: ignore[attr-defined]
+            scores[:, ~self.candidate_items_] = -np.inf
+            frames.append(self._tidy(user_ids[described], *top_k(scores, n)))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
-        return pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
+        if described.any():
+            position = pd.Index(user_ids).get_indexer(frame[USER_ID])
+            frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
+        return frame
 
     def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         valid = items >= 0
@@ -131,12 +149,15 @@ class Recommender:
         if warm.any():
             scores[warm] = self.scorer.score(users[warm])
         if (~warm).any():
-            scores[~warm] = self.fallback.score(np.zeros((~warm).sum(), np.int64))
+            scores[~warm] = self.fallback_.score(users[~warm])
         return scores, warm
 
 
-def prediction_frame(user_ids: np.ndarray, item_ids: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: predictions})
+def default_fallback(dataset: Dataset) -> Scorer:
+    """The demographic model when users carry usable attributes, popularity otherwise."""
+    if usable_columns(dataset.user_attributes, DemographicScorer.max_categories):
+        return DemographicScorer()
+    return PopularityScorer()
 
 
 def _has_attributes(dataset: Dataset) -> np.ndarray:

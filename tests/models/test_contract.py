@@ -24,7 +24,7 @@ def planted_groups(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     """Users in 4 taste groups: each rates 6 random other items 1 star, then 12 of its group's 20 items 5 stars.
 
     The last three group items (in time) are held out, so sequential models face the same task as the others.
-    Items carry their group as ``category``.
+    Items carry their group as ``category`` (and users as ``segment``, see ``planted_users``).
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -46,10 +46,19 @@ def planted_groups(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     return frame[~frame.test].drop(columns="test"), frame[frame.test].drop(columns="test"), items
 
 
+def planted_users(seed: int = 0) -> pd.DataFrame:
+    """User attributes of the planted groups: the group as ``segment`` and an uninformative ``region``."""
+    rng = np.random.default_rng(seed)
+    n_users = GROUPS * USERS_PER_GROUP
+    return pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)],
+                         "segment": [f"s{u // USERS_PER_GROUP}" for u in range(n_users)],
+                         "region": rng.choice(["north", "south"], n_users)})
+
+
 @pytest.fixture(scope="module")
 def planted() -> tuple[Dataset, pd.DataFrame]:
     train, test, items = planted_groups()
-    return Dataset.from_frame(train, items=items), test
+    return Dataset.from_frame(train, users=planted_users(), items=items), test
 
 
 def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:

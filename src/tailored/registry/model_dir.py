@@ -41,7 +41,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
     }
     scalars: dict[str, dict[str, Any]] = {}
     parts = {"recommender": {k: getattr(recommender, k) for k in RECOMMENDER_STATE}}
-    parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback)}
+    parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback_)}
     for part, state in parts.items():
         scalars[part] = {}
         for key, value in state.items():
@@ -70,7 +70,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
             "confidence_alpha": recommender.confidence_alpha,
             "exclude_seen": recommender.exclude_seen,
         },
-        "fallback": {"algorithm": recommender.fallback.algorithm, "params": json_safe(params_of(recommender.fallback))},  # type: ignore[attr-defined]
+        "fallback": {"algorithm": recommender.fallback_.algorithm, "params": json_safe(params_of(recommender.fallback_))},  # type: ignore[attr-defined]
         "scalars": scalars,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "libraries": {name: _version(name) for name in LIBRARIES},
@@ -103,7 +103,8 @@ def load_model(directory: str | Path) -> Recommender:
     manifest = read_manifest(directory)
     scorer = create_scorer(manifest["algorithm"], manifest["params"])
     fallback = create_scorer(manifest["fallback"]["algorithm"], manifest["fallback"]["params"])
-    recommender = Recommender(scorer, fallback=fallback, **manifest["recommender"])
+    recommender = Recommender(scorer, **manifest["recommender"])
+    recommender.fallback_ = fallback
     with np.load(Path(directory) / ARRAYS, allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")

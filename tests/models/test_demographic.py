@@ -1,0 +1,81 @@
+"""The attribute-based cold-start model and the Recommender's attribute-aware fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailored import jobs
+from tailored.data.dataset import Dataset
+from tailored.errors import DataError
+from tailored.models import create_scorer
+from tailored.models.demographic import DemographicScorer
+from tailored.models.popularity import PopularityScorer
+from tailored.pipeline import Recommender
+from tailored.registry.model_dir import save_model
+
+
+def two_segments() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment 'a' (100 users) buys items a0..a4, segment 'b' (200 users) items b0..b4, globally more popular.
+
+    Ridge shrinks a segment towards the global mean by ``n / (n + reg)``: with the default reg of 100, segments
+    of a hundred users or more are clearly heard.
+    """
+    rows = [(f"ua{u}", f"a{i}") for u in range(100) for i in range(5)]
+    rows += [(f"ub{u}", f"b{i}") for u in range(200) for i in range(5)]
+    users = pd.DataFrame({"user_id": [f"ua{u}" for u in range(100)] + [f"ub{u}" for u in range(200)],
+                          "segment": ["a"] * 100 + ["b"] * 200, "gender": ["F", "M"] * 150})
+    return pd.DataFrame(rows, columns=["user_id", "item_id"]), users
+
+
+def test_new_users_get_lists_that_depend_on_their_attributes() -> None:
+    frame, users = two_segments()
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users))
+    assert isinstance(recommender.fallback_, DemographicScorer)
+    newcomers = pd.DataFrame({"user_id": ["new-a", "new-b"], "segment": ["a", "b"], "gender": ["M", "F"]})
+    lists = recommender.recommend(["ua0", "new-a", "new-b"], n=5, attributes=newcomers)
+    assert lists["user_id"].drop_duplicates().tolist() == ["ua0", "new-a", "new-b"]  # input order kept
+    by_user = lists.groupby("user_id")["item_id"].apply(set)
+    assert by_user["new-a"] == {f"a{i}" for i in range(5)}
+    assert by_user["new-b"] == {f"b{i}" for i in range(5)}
+
+
+def test_unseen_or_missing_attributes_fall_back_to_the_intercept_without_error() -> None:
+    frame, users = two_segments()
+    scorer = DemographicScorer().fit(Dataset.from_frame(frame, users=users))
+    strangers = pd.DataFrame({"user_id": ["x", "y"], "segment": ["zzz", None]})  # unseen value, missing column
+    scores = scorer.score_attributes(strangers)
+    np.testing.assert_allclose(scores[0], scorer.intercept_, rtol=1e-5)
+    np.testing.assert_allclose(scores[1], scorer.intercept_, rtol=1e-5)
+    popular = np.argsort(-scorer.intercept_)[:5]
+    assert {Dataset.from_frame(frame, users=users).items.ids(popular)[0][0]} == {"b"}  # the intercept is popularity
+
+
+def test_users_known_only_by_attributes_at_training_time_are_scored_from_them() -> None:
+    frame, users = two_segments()
+    users = pd.concat([users, pd.DataFrame({"user_id": ["quiet-a"], "segment": ["a"], "gender": ["F"]})])
+    recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(frame, users=users))
+    assert set(recommender.recommend(["quiet-a"], n=5)["item_id"]) == {f"a{i}" for i in range(5)}
+
+
+def test_popularity_remains_the_fallback_without_usable_attributes() -> None:
+    frame, _ = two_segments()
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame))
+    assert isinstance(recommender.fallback_, PopularityScorer)
+
+
+def test_needs_attributes() -> None:
+    frame, _ = two_segments()
+    with pytest.raises(DataError, match="needs user attributes"):
+        DemographicScorer().fit(Dataset.from_frame(frame))
+
+
+def test_recommend_job_reads_new_users_attributes_from_the_users_file(tmp_path) -> None:
+    frame, users = two_segments()
+    save_model(Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
+    pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "b"], "gender": ["F", "F"]}).to_csv(tmp_path / "new.csv", index=False)
+    ids, attributes = jobs.read_users(tmp_path / "new.csv")
+    lists = jobs.recommend(tmp_path / "model", ids, 3, attributes=attributes)
+    first = lists.groupby("user_id")["item_id"].first()
+    assert first["n1"].startswith("a") and first["n2"].startswith("b")
