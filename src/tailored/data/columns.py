@@ -13,5 +13,3 @@ SCORE = "score"
 RANK = "rank"
 PREDICTION = "prediction"
 REASON = "reason"
-
-INTERACTION_COLUMNS = (USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE)

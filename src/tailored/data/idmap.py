@@ -57,8 +57,3 @@ class IdMap:
     def ids(self, indices: np.ndarray) -> np.ndarray:
         """External ids of dense ``indices``."""
         return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
-
-    def extended(self, new_ids: np.ndarray | pd.Series) -> IdMap:
-        """A new map with unseen ``new_ids`` appended (existing indices are unchanged)."""
-        fresh = pd.Index(pd.unique(pd.Series(np.asarray(new_ids)).dropna()))
-        return IdMap(self._index.append(fresh.difference(self._index, sort=False)), name=self.name)
