@@ -52,7 +52,8 @@ def rank(algorithm: str, protocol: str, split: Split) -> Row:
     params = PRESETS.get(protocol, {}).get(algorithm, {})
     start = time.perf_counter()
     recommender = build_recommender(algorithm, params).fit(split.train)
-    lists = ranked_lists(recommender, split.train, split.test, 10)
+    catalogue = split.train.items.ids(np.flatnonzero(split.train.item_counts() > 0))  # the training items
+    lists = ranked_lists(recommender.restricted_to(catalogue), split.train, split.test, 10)
     seconds = time.perf_counter() - start
     values = {name: metric(name).value(lists) for name in RANKING_METRICS[protocol]}
     return {"protocol": protocol, "algorithm": algorithm, "params": params, **values, "seconds": seconds}

@@ -134,18 +134,25 @@ def recommend(
     k: Annotated[int, typer.Option("--k", min=1, help="Number of recommendations per user.")] = 10,
     users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column (and attributes of new users).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
+    items: Annotated[Optional[Path], typer.Option("--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
+    candidates: Annotated[Optional[Path], typer.Option("--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
 ) -> None:
-    """Write the top-k items per user (user_id,item_id,score,rank), training items excluded."""
+    """Write the top-k items per user (user_id,item_id,score,rank), training items excluded. New users described by
+    attribute columns in --users and new items described in --items are scored from their attributes."""
     from tailored import jobs
     from tailored.data.io import write_table
 
     if (users is None) == (not all_users):
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
+    from tailored.data.io import read_attributes
+
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
+    new_items = read_attributes(items, id_column="item_id") if items is not None else None
+    candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
         frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
-                               attributes=attributes)
+                               attributes=attributes, items=new_items, candidates=candidate_ids)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
 

@@ -82,10 +82,17 @@ def recommend(
     k: int,
     progress: Progress | None = None,
     attributes: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    candidates: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback, which
-    uses their ``attributes`` when given."""
+    uses their ``attributes`` when given. ``items`` (``item_id`` + attributes) adds new items to the catalogue;
+    ``candidates`` restricts the ranking to those item ids."""
     recommender = model if isinstance(model, Recommender) else load_model(model)
+    if items is not None:
+        recommender = recommender.with_items(items)
+    if candidates is not None:
+        recommender = recommender.restricted_to(candidates)
     ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
     frames = []
     block = recommender.batch_size
@@ -94,6 +101,14 @@ def recommend(
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
+
+
+def read_item_ids(source: str | Path) -> np.ndarray:
+    """Item ids from a file's ``item_id`` column (or its only column)."""
+    table = read_table(source)
+    if ITEM_ID not in table.columns and table.shape[1] != 1:
+        raise DataError(f"{source} has no '{ITEM_ID}' column; columns are {list(table.columns)}.")
+    return pd.unique((table[ITEM_ID] if ITEM_ID in table.columns else table.iloc[:, 0]).dropna().astype(str).to_numpy())
 
 
 def predict(model: Recommender | str | Path, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
 from tailored.data.dataset import Dataset
+from tailored.data.idmap import IdMap
 from tailored.data.transforms import Weighting, apply_weighting
 from tailored.config import convert
-from tailored.errors import ConfigError, NotFittedError
+from tailored.errors import ConfigError, DataError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k
+from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, usable_columns
 from tailored.models.popularity import PopularityScorer
 
@@ -26,8 +30,10 @@ class Recommender:
     Users unseen in training (or with no training interaction) get the ``fallback`` scorer's list: by default the
     ``demographic`` model when the training data has usable user attributes (so new users described by their
     attributes get lists that depend on them), popularity otherwise.
-    Items without any training interaction are never recommended unless the scorer handles cold items and the
-    item has attributes.
+    Items without any training interaction are recommended only from their attributes: scored by the scorer when
+    it handles cold items, otherwise by the ``item_model_`` (`content-ridge`, fitted when items carry attributes),
+    whose scores are mapped per user onto the scorer's scale by least squares over the warm items. ``with_items``
+    adds items unknown at training time (``--items`` at recommend time) the same way.
     """
 
     scorer: Scorer
@@ -41,14 +47,49 @@ class Recommender:
         train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
         self.fallback_ = (self.fallback if self.fallback is not None else default_fallback(dataset)).fit(train)
+        self.item_model_ = None if self.scorer.handles_cold_items else item_model(train)
         self.users_ = dataset.users
         self.items_ = dataset.items
         self.seen_ = dataset.matrix(binary=True)
         self.warm_users_ = dataset.user_counts() > 0
-        self.candidate_items_ = dataset.item_counts() > 0
-        if self.scorer.handles_cold_items:
+        self.warm_items_ = dataset.item_counts() > 0
+        self.candidate_items_ = self.warm_items_.copy()
+        if self.scorer.handles_cold_items or self.item_model_ is not None:
             self.candidate_items_ |= _has_attributes(dataset)
+        self.new_items_ = None
         return self
+
+    def with_items(self, attributes: pd.DataFrame) -> Recommender:
+        """A view whose catalogue also holds the items of ``attributes`` (``item_id`` + attribute columns) unknown at
+        training time; they are scored from their attributes. Items already known are left as trained."""
+        self._check()
+        known = self.items_.index(attributes[ITEM_ID].to_numpy(), missing="mask") >= 0
+        new = attributes[~known].drop_duplicates(ITEM_ID, keep="last").reset_index(drop=True)
+        if new.empty:
+            return self
+        if not hasattr(self.scorer, "score_new_items") and self.item_model_ is None:
+            raise DataError(
+                f"{len(new)} new item(s) (e.g. {new[ITEM_ID].iloc[0]!r}) cannot be scored: the model was trained "
+                "without item attributes. Retrain with an items table (--items FILE) to recommend new items."
+            )
+        view = copy.copy(self)
+        view.items_ = IdMap(np.concatenate([self.items_.external_ids.astype(str), new[ITEM_ID].astype(str).to_numpy()]), name="item")
+        view.candidate_items_ = np.concatenate([self.candidate_items_, np.ones(len(new), bool)])
+        view.seen_ = sp.hstack([self.seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=self.seen_.dtype)], format="csr")
+        view.new_items_ = new
+        return view
+
+    def restricted_to(self, item_ids: np.ndarray) -> Recommender:
+        """A view that ranks only ``item_ids`` (e.g. a campaign's products or the newly added items)."""
+        self._check()
+        indices = self.items_.index(np.asarray(item_ids).astype(str), missing="mask")
+        if (indices < 0).any():
+            unknown = np.asarray(item_ids)[indices < 0]
+            raise DataError(f"{len(unknown)} candidate item(s) unknown to the model, e.g. {unknown[:3].tolist()}: "
+                            "add new items with their attributes (--items FILE).")
+        view = copy.copy(self)
+        view.candidate_items_ = self.candidate_items_ & np.isin(np.arange(len(self.items_)), indices)
+        return view
 
     @property
     def is_fitted(self) -> bool:
@@ -97,7 +138,10 @@ class Recommender:
             frames.append(self._tidy(plain[start : start + len(block)], items, scores))
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
-            scores = self.fallback_.score_attributes(rows.reset_index(drop=True))  # type: ignore[attr-defined]
+            scores = np.empty((int(described.sum()), self.seen_.shape[1]), np.float32)
+            scores[:, : self._n_trained_items] = self.fallback_.score_attributes(rows.reset_index(drop=True))  # type: ignore[attr-defined]
+            cold_users = np.full(len(scores), -1)
+            scores = self._score_cold_items(cold_users, cold_users >= 0, scores)
             scores[:, ~self.candidate_items_] = -np.inf
             frames.append(self._tidy(user_ids[described], *top_k(scores, n)))
         if not frames:
@@ -145,12 +189,40 @@ class Recommender:
         """Scorer scores for warm users, fallback scores for the others; also returns the warm mask."""
         warm = users >= 0
         warm[warm] = self.warm_users_[users[warm]]
-        scores = np.empty((len(users), len(self.items_)), np.float32)
+        scores = np.empty((len(users), self.seen_.shape[1]), np.float32)
+        trained = slice(0, self._n_trained_items)
         if warm.any():
-            scores[warm] = self.scorer.score(users[warm])
+            scores[warm, trained] = self.scorer.score(users[warm])
         if (~warm).any():
-            scores[~warm] = self.fallback_.score(users[~warm])
-        return scores, warm
+            scores[~warm, trained] = self.fallback_.score(users[~warm])
+        return self._score_cold_items(users, warm, scores), warm
+
+    @property
+    def _n_trained_items(self) -> int:
+        return self.seen_.shape[1] - (0 if self.new_items_ is None else len(self.new_items_))
+
+    def _score_cold_items(self, users: np.ndarray, warm: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Fill the columns of items known only by their attributes (trained scores of the others are kept)."""
+        n_trained = self._n_trained_items
+        new = slice(n_trained, scores.shape[1])
+        if self.new_items_ is not None and hasattr(self.scorer, "score_new_items"):
+            block = np.zeros((len(users), len(self.new_items_)), np.float32)
+            if warm.any():
+                block[warm] = self.scorer.score_new_items(users[warm], self.new_items_)  # type: ignore[attr-defined]
+            scores[:, new] = block
+        if self.item_model_ is None:
+            return scores
+        targets = np.concatenate([np.flatnonzero(self.candidate_items_[:n_trained] & ~self.warm_items_),
+                                  np.arange(n_trained, scores.shape[1])])
+        if len(targets) == 0:
+            return scores
+        interacted = np.flatnonzero(self.warm_items_)
+        model_users = np.where(warm, users, -1)
+        source = self.item_model_.score(model_users)
+        if self.new_items_ is not None:
+            source = np.hstack([source, self.item_model_.score_new_items(model_users, self.new_items_)])
+        scores[:, targets] = calibrated(scores[:, interacted], source[:, interacted], source[:, targets])
+        return scores
 
 
 def default_fallback(dataset: Dataset) -> Scorer:
@@ -158,6 +230,27 @@ def default_fallback(dataset: Dataset) -> Scorer:
     if usable_columns(dataset.user_attributes, DemographicScorer.max_categories):
         return DemographicScorer()
     return PopularityScorer()
+
+
+def item_model(dataset: Dataset) -> Scorer | None:
+    """`content-ridge` fitted on the items' attributes (None when items carry no usable attribute)."""
+    if dataset.item_attributes is None or not (dataset.item_counts() > 0).any():
+        return None
+    try:
+        return ContentRidgeScorer().fit(dataset)
+    except DataError:
+        return None
+
+
+def calibrated(target: np.ndarray, source: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` mapped per row by the least-squares affine fit of ``source`` onto ``target`` (same columns); the
+    slope is kept positive so that the map never reverses the source's order."""
+    source_mean = source.mean(axis=1, keepdims=True)
+    target_mean = target.mean(axis=1, keepdims=True)
+    variance = source.var(axis=1, keepdims=True)
+    covariance = ((source - source_mean) * (target - target_mean)).mean(axis=1, keepdims=True)
+    slope = np.maximum(np.divide(covariance, variance, out=np.zeros_like(variance), where=variance > 0), 1e-6)
+    return (target_mean + slope * (values - source_mean)).astype(np.float32)
 
 
 def _has_attributes(dataset: Dataset) -> np.ndarray:

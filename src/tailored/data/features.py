@@ -1,7 +1,17 @@
-"""Item attribute vectors: one-hot categories, multi-hot ``|`` lists and TF-IDF text, for content models and
-intra-list diversity."""
+"""Item attribute vectors: a fitted encoder from an attribute table to a sparse feature matrix.
+
+Each usable column becomes one block, L2-normalised per row: one-hot categories, multi-hot ``|`` lists (genres,
+tags), TF-IDF text (titles, descriptions), quantile bins of numbers (price) and dense vectors (a Parquet column of
+arrays: text or image embeddings, see `tailored.data.embeddings`). The encoder is fitted once on the training
+catalogue and stored as named arrays, so items added later (``--items`` at recommend time) are encoded the same way:
+unseen categories, tokens and missing values give an all-zero block (the "unknown" bucket), never an error.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -10,40 +20,86 @@ import scipy.sparse as sp
 from tailored.errors import DataError
 
 TEXT_COLUMNS = frozenset({"title", "tags", "text", "description"})
+NUMERIC_BINS = 5
 
 
-def attribute_vectors(
-    attributes: pd.DataFrame, text_columns: set[str] | frozenset[str] = TEXT_COLUMNS, max_categories: int = 1000
-) -> sp.csr_matrix:
-    """Items x features: one block per usable column, each block's rows L2-normalised, then the rows."""
-    blocks = []
-    for name in attributes.columns:
-        column = attributes[name]
-        if column.isna().all():
-            continue
-        if name in text_columns:
-            text = column.fillna("").astype(str)
-            if not text.str.contains(r"\w\w", regex=True).any():
+def is_vector_column(column: pd.Series) -> bool:
+    """True when the column's values are arrays or lists of numbers (an embedding column)."""
+    values = column.dropna()
+    return len(values) > 0 and isinstance(values.iloc[0], (np.ndarray, list, tuple))
+
+
+@dataclass
+class ItemEncoder:
+    """Fitted on an item attribute table; ``transform`` encodes any table with (some of) the same columns."""
+
+    text_columns: frozenset[str] = TEXT_COLUMNS
+    max_categories: int = 1000
+    max_text_features: int = 2000
+    blocks: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """column -> (kind, vocabulary or bin edges, idf weights or an empty array)."""
+
+    def fit(self, table: pd.DataFrame) -> Self:
+        self.blocks = {}
+        for name in table.columns:
+            column = table[name]
+            if column.isna().all():
                 continue
-            from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: sklearn is slow to load
-
-            block = TfidfVectorizer(sublinear_tf=True).fit_transform(text)
-        else:
-            values = column.astype("string")
-            if values.str.contains("|", regex=False).any():
-                block = values.fillna("").str.get_dummies(sep="|")
-            elif values.nunique() <= max_categories:
-                block = pd.get_dummies(values, dtype=np.float64)
+            if is_vector_column(column):
+                self.blocks[name] = ("vector", np.asarray([len(column.dropna().iloc[0])]), np.empty(0))
+            elif name in self.text_columns:
+                text = column.fillna("").astype(str)
+                if text.str.contains(r"\w\w", regex=True).any():
+                    vectorizer = _tfidf(max_features=self.max_text_features).fit(text)
+                    self.blocks[name] = ("text", vectorizer.get_feature_names_out().astype(str), vectorizer.idf_)
+            elif column.dtype.kind in "fiu" and column.nunique() > self.max_categories:
+                edges = np.unique(np.nanquantile(column.to_numpy(np.float64), np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
+                self.blocks[name] = ("numeric", edges, np.empty(0))
             else:
-                continue
-            block = sp.csr_matrix(block.to_numpy(np.float64))
-        blocks.append(normalize_rows(block))
-    if not blocks:
-        raise DataError(
-            f"No usable item attribute among {list(attributes.columns)}: 'content' needs categorical, '|'-separated "
-            f"or text columns ({', '.join(sorted(text_columns))})."
-        )
-    return normalize_rows(sp.hstack(blocks).tocsr())
+                multi = column.astype("string").str.contains("|", regex=False).any()
+                vocabulary = np.unique(_tokens(column, multi).to_numpy(dtype=str))
+                if multi or len(vocabulary) <= self.max_categories:
+                    self.blocks[name] = ("multi" if multi else "category", vocabulary, np.empty(0))
+        if not self.blocks:
+            raise DataError(
+                f"No usable item attribute among {list(table.columns)}: item features need categorical, '|'-separated, "
+                f"numeric, embedding or text columns ({', '.join(sorted(self.text_columns))})."
+            )
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return sum(_width(kind, vocabulary) for kind, vocabulary, _ in self.blocks.values())
+
+    def transform(self, table: pd.DataFrame) -> sp.csr_matrix:
+        """Rows x features, each block and then each row L2-normalised; missing columns give zero blocks."""
+        encoded = []
+        for name, (kind, vocabulary, weights) in self.blocks.items():
+            column = table[name] if name in table.columns else pd.Series([None] * len(table), index=table.index)
+            encoded.append(normalize_rows(_encode(kind, vocabulary, weights, column)))
+        return normalize_rows(sp.hstack(encoded).tocsr()).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (what a model directory stores)."""
+        arrays: dict[str, np.ndarray] = {"columns": np.asarray(list(self.blocks), dtype=str),
+                                         "kinds": np.asarray([b[0] for b in self.blocks.values()], dtype=str)}
+        for position, (_, vocabulary, weights) in enumerate(self.blocks.values()):
+            arrays[f"vocabulary_{position}"] = vocabulary
+            arrays[f"weights_{position}"] = weights
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ItemEncoder:
+        blocks = {str(name): (str(kind), arrays[f"vocabulary_{i}"], arrays[f"weights_{i}"])
+                  for i, (name, kind) in enumerate(zip(arrays["columns"], arrays["kinds"]))}
+        return cls(blocks=blocks)
+
+
+def attribute_vectors(attributes: pd.DataFrame, text_columns: Iterable[str] = TEXT_COLUMNS,
+                      max_categories: int = 1000) -> sp.csr_matrix:
+    """Items x features for one table (fit and transform at once): for diversity metrics and reports."""
+    encoder = ItemEncoder(frozenset(text_columns), max_categories).fit(attributes)
+    return encoder.transform(attributes)
 
 
 def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
@@ -51,3 +107,50 @@ def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
     matrix = sp.csr_matrix(matrix, dtype=np.float64)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     return sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)
+
+
+def _tfidf(**options: object) -> object:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: sklearn is slow to load
+
+    return TfidfVectorizer(sublinear_tf=True, **options)
+
+
+def _width(kind: str, vocabulary: np.ndarray) -> int:
+    if kind == "vector":
+        return int(vocabulary[0])
+    return len(vocabulary) + 1 if kind == "numeric" else len(vocabulary)
+
+
+def _encode(kind: str, vocabulary: np.ndarray, weights: np.ndarray, column: pd.Series) -> sp.csr_matrix:
+    rows = len(column)
+    if kind == "vector":
+        dense = np.zeros((rows, int(vocabulary[0])), np.float64)
+        for position, value in enumerate(column.to_numpy()):
+            if isinstance(value, (np.ndarray, list, tuple)) and len(value) == dense.shape[1]:
+                dense[position] = np.nan_to_num(np.asarray(value, np.float64))
+        return sp.csr_matrix(dense)
+    if kind == "text":
+        vectorizer = _tfidf(vocabulary={term: i for i, term in enumerate(vocabulary)})
+        vectorizer.fit([""] if len(vocabulary) else ["x"])
+        vectorizer.idf_ = weights
+        return vectorizer.transform(column.fillna("").astype(str))
+    if kind == "numeric":
+        values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        known = ~np.isnan(values)
+        bins = np.searchsorted(vocabulary, values[known], side="right")
+        return sp.csr_matrix((np.ones(known.sum()), (np.flatnonzero(known), bins)), shape=(rows, len(vocabulary) + 1))
+    tokens = _tokens(column, kind == "multi")
+    columns = pd.Index(vocabulary).get_indexer(tokens.to_numpy(dtype=str))
+    known = columns >= 0
+    matrix = sp.csr_matrix((np.ones(known.sum()), (tokens.index[known], columns[known])), shape=(rows, len(vocabulary)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _tokens(column: pd.Series, multi: bool) -> pd.Series:
+    """Non-missing category values (or ``|``-separated tokens, stripped), indexed by row position."""
+    values = column.astype("string").reset_index(drop=True)
+    if multi:
+        values = values.str.split("|").explode().str.strip()
+    return values[values.notna() & (values != "")]

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
-from tailored.data.features import attribute_vectors, normalize_rows
+from tailored.data.features import ItemEncoder, normalize_rows
 from tailored.errors import DataError
 from tailored.models.base import Choice, check_fitted, register, user_rows
 
@@ -38,13 +39,26 @@ class ContentScorer:
     def fit(self, dataset: Dataset) -> Self:
         if dataset.item_attributes is None:
             raise DataError("Algorithm 'content' needs item attributes; pass an items table to Dataset.from_frame.")
-        text = {name.strip() for name in self.text_columns.split(",") if name.strip()}
-        self.item_vectors_ = attribute_vectors(dataset.item_attributes, text, self.max_categories).astype(np.float32)
+        encoder = ItemEncoder(text_columns(self.text_columns), self.max_categories).fit(dataset.item_attributes)
+        self.encoder_ = encoder.to_arrays()
+        self.item_vectors_ = encoder.transform(dataset.item_attributes)
         self.user_items_ = dataset.matrix(binary=not self.value_weighted)
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "item_vectors_")
+        return self._cosines(users, self.item_vectors_ if items is None else self.item_vectors_[items])
+
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame) -> np.ndarray:
+        """Scores of items known only by an attribute table (rows), encoded as the training items were."""
+        check_fitted(self, "item_vectors_")
+        return self._cosines(users, ItemEncoder.from_arrays(self.encoder_).transform(attributes))
+
+    def _cosines(self, users: np.ndarray, vectors: sp.csr_matrix) -> np.ndarray:
         profiles = normalize_rows(user_rows(self.user_items_, users) @ self.item_vectors_)
-        vectors = self.item_vectors_ if items is None else self.item_vectors_[items]
         return np.asarray((profiles @ vectors.T).toarray(), np.float32)
+
+
+def text_columns(names: str) -> frozenset[str]:
+    """Comma-separated column names treated as free text."""
+    return frozenset(name.strip() for name in names.split(",") if name.strip())

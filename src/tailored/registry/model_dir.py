@@ -25,11 +25,11 @@ from tailored.models.base import create_scorer, fitted_state, params_of, restore
 from tailored.pipeline import Recommender
 
 FORMAT = "tailored-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
-RECOMMENDER_STATE = ("seen_", "warm_users_", "candidate_items_")
+RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_")
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -42,6 +42,8 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
     scalars: dict[str, dict[str, Any]] = {}
     parts = {"recommender": {k: getattr(recommender, k) for k in RECOMMENDER_STATE}}
     parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback_)}
+    if recommender.item_model_ is not None:
+        parts["item_model"] = fitted_state(recommender.item_model_)
     for part, state in parts.items():
         scalars[part] = {}
         for key, value in state.items():
@@ -70,7 +72,8 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
             "confidence_alpha": recommender.confidence_alpha,
             "exclude_seen": recommender.exclude_seen,
         },
-        "fallback": {"algorithm": recommender.fallback_.algorithm, "params": json_safe(params_of(recommender.fallback_))},  # type: ignore[attr-defined]
+        "fallback": _describe(recommender.fallback_),
+        "item_model": None if recommender.item_model_ is None else _describe(recommender.item_model_),
         "scalars": scalars,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "libraries": {name: _version(name) for name in LIBRARIES},
@@ -103,13 +106,18 @@ def load_model(directory: str | Path) -> Recommender:
     manifest = read_manifest(directory)
     scorer = create_scorer(manifest["algorithm"], manifest["params"])
     fallback = create_scorer(manifest["fallback"]["algorithm"], manifest["fallback"]["params"])
+    item_model = manifest["item_model"] and create_scorer(manifest["item_model"]["algorithm"], manifest["item_model"]["params"])
     recommender = Recommender(scorer, **manifest["recommender"])
     recommender.fallback_ = fallback
+    recommender.item_model_ = item_model
+    recommender.new_items_ = None
     with np.load(Path(directory) / ARRAYS, allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
     recommender.items_ = IdMap(arrays.pop("recommender.items"), name="item")
     owners = {"recommender": recommender, "scorer": scorer, "fallback": fallback}
+    if item_model is not None:
+        owners["item_model"] = item_model
     for part, owner in owners.items():
         state = dict(manifest["scalars"].get(part, {}))
         for key in [k for k in arrays if k.startswith(part + ".")]:
@@ -128,6 +136,10 @@ def load_model(directory: str | Path) -> Recommender:
                 state[name] = arrays[key]
         restore_state(owner, state)
     return recommender
+
+
+def _describe(scorer: Any) -> dict[str, Any]:
+    return {"algorithm": scorer.algorithm, "params": json_safe(params_of(scorer))}
 
 
 def _id_array(ids: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, factor_scores, register
-from tailored.models.neural.training import holdout_split, recall_at, require_torch, train
+from tailored.models.neural.training import TrainingLog, holdout_split, recall_at, require_torch, train
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class LightGCNScorer:
     reg: float = 1e-3
     patience: int = 10
     validation_fraction: float = 0.1
+    refit: bool = True
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -83,7 +84,25 @@ class LightGCNScorer:
         fitting, held_out = (
             holdout_split(matrix, self.validation_fraction, self.seed) if self.validation_fraction > 0 else (matrix, None)
         )
-        n_users, n_items = matrix.shape
+        if held_out is not None and not held_out.nnz:
+            fitting, held_out = matrix, None
+        module, log = self._train(torch, fitting, held_out, self.epochs)
+        logger.info("lightgcn epochs=%d best_epoch=%d recall@20=%.4f seconds=%.1f",
+                    log.epochs, log.best_epoch, log.best_score, log.seconds)
+        if held_out is not None and self.refit:
+            module, log = self._train(torch, matrix, None, max(log.best_epoch, 1))
+        with torch.no_grad():
+            final = self._propagate(torch, _graph_tensor(torch, normalized_adjacency(matrix)), module).numpy()
+        n_users = matrix.shape[0]
+        self.user_factors_ = np.ascontiguousarray(final[:n_users], np.float32)
+        self.item_factors_ = np.ascontiguousarray(final[n_users:], np.float32)
+        self.epochs_run_ = log.epochs
+        return self
+
+    def _train(self, torch: Any, fitting: sp.csr_matrix, held_out: sp.csr_matrix | None, epochs: int) -> tuple[Any, TrainingLog]:
+        """Fresh layer-0 embeddings trained by BPR on the graph of ``fitting``, stopping early on Recall@20 of
+        ``held_out`` when given."""
+        n_users, n_items = fitting.shape
         graph = _graph_tensor(torch, normalized_adjacency(fitting))
         generator = torch.Generator().manual_seed(self.seed)
         module = torch.nn.ParameterDict({
@@ -114,16 +133,9 @@ class LightGCNScorer:
             final = self._propagate(torch, graph, module)
             return recall_at((final[:n_users] @ final[n_users:].T).numpy(), fitting, held_out)
 
-        log = train(module, batches, loss, validate if held_out is not None and held_out.nnz else None,
-                    self.epochs, self.learning_rate, self.seed, self.patience)
-        logger.info("lightgcn epochs=%d best_epoch=%d recall@20=%.4f seconds=%.1f",
-                    log.epochs, log.best_epoch, log.best_score, log.seconds)
-        with torch.no_grad():
-            final = self._propagate(torch, _graph_tensor(torch, normalized_adjacency(matrix)), module).numpy()
-        self.user_factors_ = np.ascontiguousarray(final[:n_users], np.float32)
-        self.item_factors_ = np.ascontiguousarray(final[n_users:], np.float32)
-        self.epochs_run_ = log.epochs
-        return self
+        log = train(module, batches, loss, None if held_out is None else validate, epochs, self.learning_rate,
+                    self.seed, self.patience)
+        return module, log
 
     def _propagate(self, torch: Any, graph: Any, module: Any) -> Any:
         """Mean of the layer-0 embeddings and their ``layers`` propagations over ``graph``."""
