@@ -371,6 +371,57 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
 
 @app.command()
 @handle_errors
+def similar(
+    model_dir: ModelDir,
+    items: Annotated[Path, typer.Option("--items", help="Query items: an item_id column (attribute columns describe new items).")],
+    output: Output,
+    k: Annotated[int, typer.Option("--k", min=1, help="Similar items per query item.")] = 10,
+) -> None:
+    """Write the k most similar items of each query item (item_id,similar_item_id,score,rank): collaborative and
+    attribute similarity blended."""
+    from tailored.data.io import read_attributes, write_table
+    from tailored.registry.model_dir import load_model
+    from tailored.similar import similar_items
+
+    table = read_attributes(items, id_column="item_id")
+    recommender = load_model(model_dir)
+    if table.shape[1] > 1:
+        recommender = recommender.with_items(table)
+    frame = similar_items(recommender, table["item_id"].astype(str).unique(), k)
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} similar items for {frame['item_id'].nunique():,} items to {output}")
+
+
+@app.command()
+@handle_errors
+def embed(
+    items: Annotated[Path, typer.Option("--items", help="Items file (item_id + attribute columns).")],
+    output: Annotated[Path, typer.Option("--output", help="Parquet file: the items with their embedding columns.")],
+    text_columns: Annotated[str, typer.Option("--text-columns", help="Text columns to embed together (comma-separated); '' for none.")] = "title",
+    image_column: Annotated[Optional[str], typer.Option("--image-column", help="Column holding image paths.")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder the image paths are relative to.")] = None,
+) -> None:
+    """Add multimodal item features: a MiniLM text embedding and/or colour-texture image descriptors (offline)."""
+    from tailored import jobs
+    from tailored.data.io import write_table
+
+    if output.suffix.lower() != ".parquet":
+        raise ConfigError(f"--output must be a .parquet file (embedding columns hold arrays), got {output}.")
+    columns = [name.strip() for name in text_columns.split(",") if name.strip()]
+    with progress_bar("embedding") as bar:
+        task = bar.add_task("embed", total=None)
+        table, failures = jobs.embed_items(items, columns, image_column, image_root,
+                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    write_table(table, output)
+    for row, reason in list(failures.items())[:5]:
+        console.print(f"[yellow]warning:[/] item {table['item_id'].iloc[row]!r} (row {row + 2}): {reason}; zero image descriptor")
+    if len(failures) > 5:
+        console.print(f"[yellow]warning:[/] {len(failures) - 5} more item(s) without a readable image")
+    console.print(f"[green]wrote[/] {len(table):,} items with embedding columns to {output}")
+
+
+@app.command()
+@handle_errors
 def split(
     interactions: Interactions,
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for train.csv, test.csv[, valid.csv], split.json.")],

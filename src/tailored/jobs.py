@@ -103,6 +103,33 @@ def recommend(
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
 
 
+def embed_items(
+    items: str | Path,
+    text_columns: list[str],
+    image_column: str | None = None,
+    image_root: str | Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The items table with a ``text_embedding`` column (MiniLM of the text columns joined) and/or an
+    ``image_descriptor`` column; also returns the rows whose image could not be read, with the reason."""
+    from tailored.data.embeddings import image_descriptors, text_embeddings
+
+    table = read_attributes(items, id_column=ITEM_ID)
+    missing = [c for c in [*text_columns, *([image_column] if image_column else [])] if c not in table.columns]
+    if missing:
+        raise DataError(f"{items} has no column(s) {missing}; columns are {list(table.columns)}.")
+    if not text_columns and image_column is None:
+        raise DataError("Nothing to embed: give --text-columns and/or --image-column.")
+    failures: dict[int, str] = {}
+    if text_columns:
+        texts = table[text_columns].fillna("").astype(str).agg(". ".join, axis=1).str.strip(". ")
+        table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=progress))
+    if image_column is not None:
+        vectors, failures = image_descriptors(table[image_column].tolist(), image_root, progress)
+        table["image_descriptor"] = list(vectors)
+    return table, failures
+
+
 def read_item_ids(source: str | Path) -> np.ndarray:
     """Item ids from a file's ``item_id`` column (or its only column)."""
     table = read_table(source)

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
 from tailored.data.dataset import Dataset
+from tailored.data.features import ItemEncoder
 from tailored.data.idmap import IdMap
 from tailored.data.transforms import Weighting, apply_weighting
 from tailored.config import convert
@@ -56,6 +57,7 @@ class Recommender:
         self.candidate_items_ = self.warm_items_.copy()
         if self.scorer.handles_cold_items or self.item_model_ is not None:
             self.candidate_items_ |= _has_attributes(dataset)
+        self.item_encoder_, self.item_features_ = item_features(dataset)
         self.new_items_ = None
         return self
 
@@ -77,6 +79,9 @@ class Recommender:
         view.candidate_items_ = np.concatenate([self.candidate_items_, np.ones(len(new), bool)])
         view.seen_ = sp.hstack([self.seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=self.seen_.dtype)], format="csr")
         view.new_items_ = new
+        if self.item_encoder_ is not None:
+            added = ItemEncoder.from_arrays(self.item_encoder_).transform(new)
+            view.item_features_ = sp.vstack([self.item_features_, added], format="csr")
         return view
 
     def restricted_to(self, item_ids: np.ndarray) -> Recommender:
@@ -129,7 +134,8 @@ class Recommender:
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
         described = np.zeros(len(user_ids), bool)
-        if attributes is not None and hasattr(self.fallback_, "score_attributes"):
+        from_attributes = self.scorer if hasattr(self.scorer, "score_attributes") else self.fallback_
+        if attributes is not None and hasattr(from_attributes, "score_attributes"):
             described = (indices < 0) & np.isin(user_ids, attributes[USER_ID].to_numpy())
         frames = []
         plain = user_ids[~described]
@@ -139,9 +145,9 @@ class Recommender:
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
             scores = np.empty((int(described.sum()), self.seen_.shape[1]), np.float32)
-            scores[:, : self._n_trained_items] = self.fallback_.score_attributes(rows.reset_index(drop=True))  # type: ignore[attr-defined]
-            cold_users = np.full(len(scores), -1)
-            scores = self._score_cold_items(cold_users, cold_users >= 0, scores)
+            rows = rows.reset_index(drop=True)
+            scores[:, : self._n_trained_items] = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
+            scores = self._score_cold_items(np.full(len(scores), -1), np.zeros(len(scores), bool), scores, rows)
             scores[:, ~self.candidate_items_] = -np.inf
             frames.append(self._tidy(user_ids[described], *top_k(scores, n)))
         if not frames:
@@ -201,15 +207,14 @@ class Recommender:
     def _n_trained_items(self) -> int:
         return self.seen_.shape[1] - (0 if self.new_items_ is None else len(self.new_items_))
 
-    def _score_cold_items(self, users: np.ndarray, warm: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Fill the columns of items known only by their attributes (trained scores of the others are kept)."""
+    def _score_cold_items(self, users: np.ndarray, warm: np.ndarray, scores: np.ndarray,
+                          user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+        """Fill the columns of items known only by their attributes (trained scores of the others are kept);
+        ``user_attributes`` describe the (new) users of the rows when given."""
         n_trained = self._n_trained_items
         new = slice(n_trained, scores.shape[1])
         if self.new_items_ is not None and hasattr(self.scorer, "score_new_items"):
-            block = np.zeros((len(users), len(self.new_items_)), np.float32)
-            if warm.any():
-                block[warm] = self.scorer.score_new_items(users[warm], self.new_items_)  # type: ignore[attr-defined]
-            scores[:, new] = block
+            scores[:, new] = self.scorer.score_new_items(users, self.new_items_, user_attributes)  # type: ignore[attr-defined]
         if self.item_model_ is None:
             return scores
         targets = np.concatenate([np.flatnonzero(self.candidate_items_[:n_trained] & ~self.warm_items_),
@@ -230,6 +235,18 @@ def default_fallback(dataset: Dataset) -> Scorer:
     if usable_columns(dataset.user_attributes, DemographicScorer.max_categories):
         return DemographicScorer()
     return PopularityScorer()
+
+
+def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.csr_matrix | None]:
+    """The fitted item encoder (as arrays) and the items' attribute vectors; None when items carry no usable
+    attribute."""
+    if dataset.item_attributes is None:
+        return None, None
+    try:
+        encoder = ItemEncoder().fit(dataset.item_attributes)
+    except DataError:
+        return None, None
+    return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
 
 
 def item_model(dataset: Dataset) -> Scorer | None:

@@ -171,3 +171,36 @@ def test_rating_predictions_beat_the_mean_and_cover_unknown_ids(algorithm: str) 
     assert model < 0.7 * mean_only, (model, mean_only)
     unknown = recommender.predict(["nobody", "u1"], ["i1", "no-such-item"])
     assert np.isfinite(unknown).all() and ((1 <= unknown) & (unknown <= 5)).all()
+
+
+NEW_ITEMS = pd.DataFrame({"item_id": ["new-group0", "new-misc"], "category": ["group0", "misc"]})
+
+
+@pytest.mark.parametrize("algorithm", RANKERS)
+def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted) -> None:
+    """Items unknown at training time (``--items`` at recommend time) are ranked from their attributes: for the
+    users of group 0 the new group-0 item comes before the new miscellaneous one."""
+    dataset, _ = planted
+    recommender = Recommender(create_scorer(algorithm)).fit(dataset).with_items(NEW_ITEMS)
+    group0 = [f"u{u}" for u in range(USERS_PER_GROUP)]
+    ranked = recommender.restricted_to(NEW_ITEMS["item_id"]).recommend(group0, n=2)
+    assert set(ranked["item_id"]) == set(NEW_ITEMS["item_id"])
+    first = ranked[ranked["rank"] == 1]["item_id"]
+    assert (first == "new-group0").mean() >= 0.9, (algorithm, first.value_counts().to_dict())
+    everything = recommender.recommend(group0[:5], n=dataset.n_items + 2)
+    assert set(NEW_ITEMS["item_id"]) <= set(everything["item_id"])
+
+
+@pytest.mark.parametrize("algorithm", RANKERS)
+def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, planted) -> None:
+    """Two new users described only by attributes (segments of groups 0 and 1) get different lists, each led by
+    its group's items (through the scorer when it handles cold users, the demographic fallback otherwise)."""
+    dataset, _ = planted
+    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    newcomers = pd.DataFrame({"user_id": ["new-0", "new-1"], "segment": ["s0", "s1"], "region": ["north", "north"]})
+    frame = recommender.recommend(["new-0", "new-1"], n=5, attributes=newcomers)
+    lists = frame.groupby("user_id")["item_id"].apply(list)
+    assert lists["new-0"] != lists["new-1"]
+    categories = dict(zip(*planted_groups()[2][["item_id", "category"]].to_numpy().T))
+    assert [categories[i] for i in lists["new-0"]].count("group0") >= 3, lists["new-0"]
+    assert [categories[i] for i in lists["new-1"]].count("group1") >= 3, lists["new-1"]

@@ -2,7 +2,8 @@
 
 Each usable column becomes one block, L2-normalised per row: one-hot categories, multi-hot ``|`` lists (genres,
 tags), TF-IDF text (titles, descriptions), quantile bins of numbers (price) and dense vectors (a Parquet column of
-arrays: text or image embeddings, see `tailored.data.embeddings`). The encoder is fitted once on the training
+arrays: text or image embeddings, see `tailored.data.embeddings`). Columns whose every value is unique (ids, file
+paths) are left out: they cannot generalise from one item to another. The encoder is fitted once on the training
 catalogue and stored as named arrays, so items added later (``--items`` at recommend time) are encoded the same way:
 unseen categories, tokens and missing values give an all-zero block (the "unknown" bucket), never an error.
 """
@@ -57,8 +58,10 @@ class ItemEncoder:
                 self.blocks[name] = ("numeric", edges, np.empty(0))
             else:
                 multi = column.astype("string").str.contains("|", regex=False).any()
-                vocabulary = np.unique(_tokens(column, multi).to_numpy(dtype=str))
-                if multi or len(vocabulary) <= self.max_categories:
+                tokens = _tokens(column, multi)
+                vocabulary = np.unique(tokens.to_numpy(dtype=str))
+                shared = len(vocabulary) < len(tokens)  # a value held by one item only (ids, paths) cannot generalise
+                if shared and (multi or len(vocabulary) <= self.max_categories):
                     self.blocks[name] = ("multi" if multi else "category", vocabulary, np.empty(0))
         if not self.blocks:
             raise DataError(

@@ -70,8 +70,9 @@ class ContentRidgeScorer:
         features = self.item_features_ if items is None else self.item_features_[items]
         return _dot(self.user_weights(users), features)
 
-    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame) -> np.ndarray:
-        """Scores of items known only by an attribute table (rows), encoded as the training items were."""
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+        """Scores of items known only by an attribute table (rows), encoded as the training items were (users are
+        profiled from their history only: ``user_attributes`` are not used)."""
         check_fitted(self, "gram_inverse_")
         features = _with_intercept(ItemEncoder.from_arrays(self.encoder_).transform(attributes))
         return _dot(self.user_weights(users), features)

@@ -29,7 +29,7 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
-RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_")
+RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_")
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:

@@ -65,6 +65,7 @@ class LightGCNScorer:
     patience: int = 10
     validation_fraction: float = 0.1
     refit: bool = True
+    negatives: int = 1
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -114,7 +115,7 @@ class LightGCNScorer:
 
         def batches(rng: np.random.Generator) -> Any:
             order = rng.permutation(len(users))
-            negatives = sample_negatives(rng, users[order], fitting)
+            negatives = sample_negatives(rng, np.repeat(users[order], self.negatives), fitting).reshape(-1, self.negatives)
             for start in range(0, len(order), self.batch_size):
                 block = order[start:start + self.batch_size]
                 yield (torch.from_numpy(users[block]), torch.from_numpy(items[block]),
@@ -124,9 +125,9 @@ class LightGCNScorer:
             user, item, negative = batch
             final = self._propagate(torch, graph, module)
             user_rows, item_rows, negative_rows = final[user], final[n_users + item], final[n_users + negative]
-            difference = (user_rows * (item_rows - negative_rows)).sum(dim=1)
+            difference = (user_rows[:, None] * (item_rows[:, None] - negative_rows)).sum(dim=2)
             penalty = (module["user_embedding"][user].square().sum() + module["item_embedding"][item].square().sum()
-                       + module["item_embedding"][negative].square().sum()) / (2 * len(user))
+                       + module["item_embedding"][negative].square().sum() / self.negatives) / (2 * len(user))
             return -torch.nn.functional.logsigmoid(difference).mean() + self.reg * penalty
 
         def validate() -> float:

@@ -42,9 +42,8 @@ class SASRecScorer:
     batch_size: int = 32
     reg: float = 0.0
     patience: int = 5
-    negatives: int = 0
-    alpha: float = 0.0
     seed: int = 0
+    holdout: bool = True
 
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
@@ -63,14 +62,12 @@ class SASRecScorer:
         users, items = _time_ordered(dataset)
         n_users, n_items = dataset.n_users, dataset.n_items
         last = _is_last(users, n_users) & (np.bincount(users, minlength=n_users)[users] >= 2)
-        inputs, targets = (torch.from_numpy(a) for a in _windows(users[~last], items[~last], n_users, self.max_length))
+        kept = ~last if self.holdout else np.ones_like(last)
+        inputs, targets = (torch.from_numpy(a) for a in _windows(users[kept], items[kept], n_users, self.max_length))
         validation_histories = _latest(users[~last], items[~last], n_users, self.max_length)
         held_out = sp.csr_matrix((np.ones(last.sum()), (users[last], items[last])), shape=(n_users, n_items))
         seen = sp.csr_matrix((np.ones((~last).sum()), (users[~last], items[~last])), shape=(n_users, n_items))
 
-        popularity = torch.from_numpy(np.bincount(items[~last], minlength=n_items) + 1.0) ** self.alpha
-        popularity = (popularity / popularity.sum()).float()
-        log_q = popularity.log()
         torch.manual_seed(self.seed)
         network = self._network(n_items)
         self._module = network
@@ -82,14 +79,7 @@ class SASRecScorer:
         def loss(model: Any, batch: Any) -> Any:
             hidden, target = model(inputs[batch]), targets[batch]
             known = target >= 0
-            hidden, target = hidden[known], target[known]
-            if not self.negatives:
-                return torch.nn.functional.cross_entropy(hidden @ model.items.weight[:n_items].T, target)
-            sampled = torch.multinomial(popularity, self.negatives, replacement=True)
-            positive = (hidden * model.items(target)).sum(-1, keepdim=True) - log_q[target, None]
-            negative = (hidden @ model.items(sampled).T - log_q[sampled]).masked_fill(sampled[None, :] == target[:, None], -torch.inf)
-            logits = torch.cat([positive, negative], dim=1)
-            return torch.nn.functional.cross_entropy(logits, torch.zeros_like(target))
+            return torch.nn.functional.cross_entropy(hidden[known] @ model.items.weight[:n_items].T, target[known])
 
         def validate() -> float:
             return recall_at(self._scores(validation_histories), seen, held_out, k=10)

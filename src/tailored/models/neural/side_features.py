@@ -1,0 +1,73 @@
+"""Side features of users and items for the neural hybrids (`ncf`, `two-tower`): sparse rows fed to EmbeddingBags.
+
+Users: one ``column=value`` token per categorical attribute (as in `demographic`). Items: the `ItemEncoder` blocks
+(categories, ``|`` lists, TF-IDF text, numeric bins, embedding vectors). Both encoders are stored as arrays with
+the model, so users and items that arrive later are encoded identically; unseen values give no feature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tailored.data.dataset import Dataset
+from tailored.data.features import ItemEncoder
+from tailored.errors import DataError
+from tailored.models.demographic import attribute_tokens, encode, usable_columns
+from tailored.models.neural.training import require_torch
+
+MAX_USER_CATEGORIES = 50
+
+
+def user_encoder(dataset: Dataset) -> dict[str, np.ndarray]:
+    """The user attribute columns and token vocabulary (empty when users carry no usable attribute)."""
+    columns = usable_columns(dataset.user_attributes, MAX_USER_CATEGORIES)
+    if not columns:
+        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str)}
+    tokens = attribute_tokens(dataset.user_attributes, columns, crosses=False).to_numpy(dtype=str)
+    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""])}
+
+
+def user_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | None, n_rows: int) -> sp.csr_matrix:
+    """Rows x user tokens (1 per token, each row L2-normalised); all zero without attributes."""
+    columns = [str(c) for c in encoder["columns"]]
+    if attributes is None or not columns:
+        return sp.csr_matrix((n_rows, len(encoder["vocabulary"])), dtype=np.float32)
+    table = attributes.reindex(columns=columns).reset_index(drop=True)
+    matrix = encode(attribute_tokens(table, columns, crosses=False), encoder["vocabulary"])
+    norms = np.sqrt(np.maximum(matrix.getnnz(axis=1), 1))
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
+
+
+def item_encoder(dataset: Dataset, max_text_features: int) -> dict[str, np.ndarray]:
+    """The fitted `ItemEncoder` as arrays (no blocks when items carry no usable attribute)."""
+    if dataset.item_attributes is None:
+        return {"columns": np.empty(0, str), "kinds": np.empty(0, str)}
+    try:
+        return ItemEncoder(max_text_features=max_text_features).fit(dataset.item_attributes).to_arrays()
+    except DataError:
+        return {"columns": np.empty(0, str), "kinds": np.empty(0, str)}
+
+
+def item_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | None, n_rows: int) -> sp.csr_matrix:
+    if attributes is None or len(encoder["columns"]) == 0:
+        return sp.csr_matrix((n_rows, 0), dtype=np.float32)
+    return ItemEncoder.from_arrays(encoder).transform(attributes.reset_index(drop=True))
+
+
+def with_unknown_id(n: int, rows: np.ndarray, dropout: float, rng: np.random.Generator | None) -> np.ndarray:
+    """Ids with a random ``dropout`` share replaced by the unknown id ``n`` (training; DropoutNet, Volkovs et al.
+    2017), so that the model learns to score from features alone; unchanged when ``rng`` is None."""
+    if rng is None or dropout <= 0:
+        return rows
+    return np.where(rng.random(len(rows)) < dropout, n, rows)
+
+
+def bag_inputs(block: sp.csr_matrix) -> tuple[Any, Any, Any]:
+    """``(indices, offsets, per_sample_weights)`` of sparse feature rows for ``torch.nn.EmbeddingBag``."""
+    torch = require_torch()
+    return (torch.from_numpy(block.indices.astype(np.int64)), torch.from_numpy(block.indptr[:-1].astype(np.int64)),
+            torch.from_numpy(block.data.astype(np.float32)))

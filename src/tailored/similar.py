@@ -1,0 +1,49 @@
+"""Similar items: collaborative similarity (who interacted with one also interacted with the other) blended with
+attribute similarity (same category, genres, words, colours), trusting the collaborative side as far as both items
+have interactions, so new items are matched on their attributes alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tailored.data.columns import ITEM_ID, RANK, SCORE
+from tailored.data.features import normalize_rows
+from tailored.errors import DataError
+from tailored.models.base import top_k
+from tailored.pipeline import Recommender
+
+SIMILAR_ITEM_ID = "similar_item_id"
+
+
+def item_similarities(recommender: Recommender, items: np.ndarray, shrink: float = 10.0) -> np.ndarray:
+    """Rows: the given item indices; columns: every item of the catalogue. ``w * cosine(interactions) +
+    (1 - w) * cosine(attributes)`` with ``w = c_i c_j`` and ``c = n / (n + shrink)`` for an item with n users."""
+    columns = normalize_rows(recommender.seen_.T.tocsr())
+    collaborative = (columns[items] @ columns.T).toarray()
+    counts = recommender.seen_.getnnz(axis=0).astype(np.float64)
+    confidence = counts / (counts + shrink)
+    weight = confidence[items, None] * confidence[None, :]
+    similarity = weight * collaborative
+    if recommender.item_features_ is not None:
+        features = normalize_rows(recommender.item_features_)
+        similarity += (1 - weight) * (features[items] @ features.T).toarray()
+    return similarity
+
+
+def similar_items(recommender: Recommender, item_ids: np.ndarray, k: int = 10, shrink: float = 10.0) -> pd.DataFrame:
+    """Top-``k`` similar catalogue items per query item (``item_id, similar_item_id, score, rank``); the query item
+    itself and items that cannot be recommended are left out."""
+    item_ids = np.asarray(item_ids).astype(str)
+    indices = recommender.items_.index(item_ids, missing="mask")
+    if (indices < 0).any():
+        raise DataError(f"Unknown item(s) {item_ids[indices < 0][:5].tolist()}: give new items with their attributes.")
+    scores = item_similarities(recommender, indices, shrink)
+    scores[:, ~recommender.candidate_items_] = -np.inf
+    scores[np.arange(len(indices)), indices] = -np.inf
+    best, values = top_k(scores, k)
+    valid = best >= 0
+    rows, ranks = np.nonzero(valid)
+    return pd.DataFrame({ITEM_ID: item_ids[rows], SIMILAR_ITEM_ID: recommender.items_.ids(best[valid]),
+                         SCORE: values[valid].astype(np.float64), RANK: ranks + 1})

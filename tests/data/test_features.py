@@ -1,0 +1,51 @@
+"""The item encoder: one block per usable column, fitted once, new items encoded the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailored.data.features import ItemEncoder, attribute_vectors
+from tailored.errors import DataError
+
+ITEMS = pd.DataFrame({
+    "genres": ["Action|Comedy", "Drama", None, "Comedy"],
+    "title": ["Toy Story (1995)", "Heat (1995)", None, "Toy Soldiers (1991)"],
+    "price": [1.0, 2.5, np.nan, 40.0],
+    "brand": ["x", "y", "x", "y"],
+    "sku": ["s1", "s2", "s3", "s4"],
+    "embedding": [np.array([1.0, 0.0]), np.array([0.0, 1.0]), None, np.array([1.0, 1.0])],
+})
+
+
+def test_each_usable_column_gets_its_kind_and_ids_are_left_out() -> None:
+    encoder = ItemEncoder(max_categories=1).fit(ITEMS)
+    kinds = {name: block[0] for name, block in encoder.blocks.items()}
+    assert kinds == {"genres": "multi", "title": "text", "price": "numeric", "embedding": "vector"}
+    assert ItemEncoder().fit(ITEMS).blocks["brand"][0] == "category"
+    assert "sku" not in ItemEncoder().fit(ITEMS).blocks  # unique per item: cannot generalise
+
+
+def test_rows_are_unit_length_and_missing_values_give_zero_rows() -> None:
+    matrix = ItemEncoder().fit(ITEMS).transform(ITEMS)
+    norms = np.linalg.norm(matrix.toarray(), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    sparse_only = ItemEncoder().fit(ITEMS[["genres"]]).transform(ITEMS[["genres"]]).toarray()
+    assert not sparse_only[2].any()
+
+
+def test_new_items_are_encoded_like_the_training_ones_and_unseen_values_are_unknown() -> None:
+    encoder = ItemEncoder().fit(ITEMS)
+    restored = ItemEncoder.from_arrays(encoder.to_arrays())
+    np.testing.assert_allclose(restored.transform(ITEMS).toarray(), encoder.transform(ITEMS).toarray(), rtol=1e-6)
+    new = pd.DataFrame({"genres": ["Comedy|Western"], "title": ["Toy Town"], "brand": ["never-seen"]})
+    row = restored.transform(new).toarray()[0]  # missing columns (price, embedding) are zero blocks
+    comedy_like = restored.transform(ITEMS.iloc[[3]]).toarray()[0]
+    assert row @ comedy_like > 0  # shares 'Comedy' and the token 'toy'
+    assert restored.transform(pd.DataFrame({"brand": ["never-seen"]})).nnz == 0
+
+
+def test_a_table_without_usable_columns_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="No usable item attribute"):
+        attribute_vectors(pd.DataFrame({"sku": ["a", "b"]}))
