@@ -3,6 +3,9 @@
 - P1: per-user random 80/20 (seed 42), every rating a positive, full ranking; NDCG@10 (and recall, HR).
 - P2: leave-last-one-out by timestamp (ties: larger item id is later), full ranking; HR@10.
 - P3: the canonical u1..u5 folds, ratings as given; mean RMSE (explicit algorithms only).
+- items: item cold start. 10% of the items (seed 42) and all their ratings are removed from training; they come back
+  only as ``item_id, title, genres`` rows added at recommend time (``with_items``); every user with a rating of them
+  ranks just those items; Recall@20 and its ratio to a random ranking (``20 / cold items``).
 The P1/P2 splits are cut from ``u.data`` by our splitters, which reproduce the shared benchmark files exactly.
 With ``validation=True`` every protocol is applied again inside its own training part (what defaults and
 presets are chosen on); otherwise the test parts are scored, for reporting only.
@@ -24,7 +27,7 @@ from tailored.data.movielens import load_movielens, load_movielens_fold
 from tailored.eval.evaluator import ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import algorithm_names, scorer_class
-from tailored.split import Split, carve_validation, split_leave_last_out, split_per_user
+from tailored.split import Split, carve_validation, split_cold_items, split_leave_last_out, split_per_user
 from tailored.pipeline import build_recommender
 
 RANKING_METRICS = {"P1": ("ndcg@10", "recall@10", "hr@10"), "P2": ("hr@10", "ndcg@10")}
@@ -56,7 +59,27 @@ def rank(algorithm: str, protocol: str, split: Split) -> Row:
     lists = ranked_lists(recommender.restricted_to(catalogue), split.train, split.test, 10)
     seconds = time.perf_counter() - start
     values = {name: metric(name).value(lists) for name in RANKING_METRICS[protocol]}
-    return {"protocol": protocol, "algorithm": algorithm, "params": params, **values, "seconds": seconds}
+    return {"protocol": protocol, "algorithm": algorithm, "params": params, **values, "seconds": seconds,
+            "epochs": getattr(recommender.scorer, "epochs_", None)}
+
+
+def cold_items(algorithm: str, data_dir: Path, validation: bool) -> Row:
+    movielens = load_movielens(data_dir, "100k")
+    items = movielens.items[[ITEM_ID, "title", "genres"]]
+    split = split_cold_items(Dataset.from_frame(movielens.ratings.assign(**{VALUE: 1.0})), 0.1, seed=42)
+    if validation:  # cold items carved from the training part's items
+        split = split_cold_items(split.train.subset(split.train.item_counts()[split.train.item_index] > 0), 0.1, seed=1)
+    train_frame, test_frame = split.train.to_frame(), split.test.to_frame()
+    cold = items[items[ITEM_ID].isin(set(test_frame[ITEM_ID]))]
+    train = Dataset.from_frame(train_frame, items=items[items[ITEM_ID].isin(set(train_frame[ITEM_ID]))])
+    start = time.perf_counter()
+    recommender = build_recommender(algorithm, {}).fit(train)
+    view = recommender.with_items(cold).restricted_to(cold[ITEM_ID].to_numpy())
+    lists = ranked_lists(view, train, Dataset.from_frame(test_frame), 20)
+    recall = metric("recall@20").value(lists)
+    return {"protocol": "items", "algorithm": algorithm, "params": {}, "recall@20": recall,
+            "random": 20 / len(cold), "ratio": recall * len(cold) / 20, "seconds": time.perf_counter() - start,
+            "epochs": getattr(recommender.scorer, "epochs_", None)}
 
 
 def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
@@ -89,7 +112,8 @@ def movielens_100k(
     validation: bool = False,
     on_row: Callable[[Row], None] = lambda row: None,
 ) -> pd.DataFrame:
-    """Ranking algorithms on P1 and P2, rating predictors (explicit) on P3; one row per (protocol, algorithm)."""
+    """Ranking algorithms on P1, P2 and item cold start, rating predictors (explicit) on P3; one row per
+    (protocol, algorithm)."""
     data_dir = Path(data_dir)
     names = algorithms or core_algorithms()
     for name in names:
@@ -99,6 +123,9 @@ def movielens_100k(
         for name in (n for n in names if not scorer_class(n).explicit):
             rows.append(rank(name, protocol, split))
             on_row(rows[-1])
+    for name in (n for n in names if not scorer_class(n).explicit):
+        rows.append(cold_items(name, data_dir, validation))
+        on_row(rows[-1])
     for name in (n for n in names if scorer_class(n).explicit):
         rows.append(rate(name, data_dir, validation))
         on_row(rows[-1])

@@ -49,6 +49,16 @@ def test_score_is_the_fold_in_of_the_training_row(algorithm: str, dataset: Datas
     np.testing.assert_allclose(scorer.score(users), scorer.score_rows(dataset.matrix()[users]), rtol=1e-6)
 
 
+@pytest.mark.parametrize(("algorithm", "outputs"), [("multvae", 32), ("multdae", 16)])
+def test_without_a_hidden_layer_encoder_and_decoder_are_single_linear_maps(
+    algorithm: str, outputs: int, dataset: Dataset
+) -> None:
+    weights = create_scorer(algorithm, {**FAST, "hidden": 0}).fit(dataset).weights_
+    shapes = {name: array.shape for name, array in weights.items()}
+    assert shapes == {"encoder.0.weight": (outputs, 60), "encoder.0.bias": (outputs,),
+                      "decoder.0.weight": (60, 16), "decoder.0.bias": (60,)}
+
+
 def test_beta_is_annealed_linearly_up_to_its_cap(dataset: Dataset) -> None:
     scorer = create_scorer("multvae", {**FAST, "anneal_steps": 10, "anneal_cap": 0.3})
     assert [scorer._beta(step) for step in (0, 1, 2, 3, 100)] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.3])

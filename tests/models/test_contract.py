@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,22 @@ def planted() -> tuple[Dataset, pd.DataFrame]:
     return Dataset.from_frame(train, users=planted_users(), items=items), test
 
 
+FITTED: dict[str, Recommender] = {}
+
+
+@pytest.fixture
+def fitted(planted) -> Callable[[str], Recommender]:
+    """The Recommender of an algorithm fitted on the planted data once per session (neural fits take seconds);
+    tests must not modify it."""
+
+    def get(algorithm: str) -> Recommender:
+        if algorithm not in FITTED:
+            FITTED[algorithm] = Recommender(create_scorer(algorithm)).fit(planted[0])
+        return FITTED[algorithm]
+
+    return get
+
+
 def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:
     users = dataset.users.index(test.user_id.unique(), missing="raise")
     items = np.concatenate([block_items for _, block_items, _ in recommender.recommend_indices(users, 10)])
@@ -90,9 +107,9 @@ def test_unfitted_use_names_the_class(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_scores_have_one_row_per_user_and_one_column_per_item(algorithm: str, planted) -> None:
+def test_scores_have_one_row_per_user_and_one_column_per_item(algorithm: str, planted, fitted) -> None:
     dataset, _ = planted
-    scorer = create_scorer(algorithm).fit(dataset)
+    scorer = fitted(algorithm).scorer
     users = np.array([0, 5, 7])
     full = scorer.score(users)
     assert full.shape == (3, dataset.n_items)
@@ -102,9 +119,9 @@ def test_scores_have_one_row_per_user_and_one_column_per_item(algorithm: str, pl
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_recommendations_exclude_seen_items_and_serve_unknown_users(algorithm: str, planted) -> None:
+def test_recommendations_exclude_seen_items_and_serve_unknown_users(algorithm: str, planted, fitted) -> None:
     dataset, _ = planted
-    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    recommender = fitted(algorithm)
     frame = recommender.recommend(["u0", "u1", "somebody-new"], n=10)
     assert list(frame.columns) == ["user_id", "item_id", "score", "rank"]
     assert frame.groupby("user_id").size().to_dict() == {"u0": 10, "u1": 10, "somebody-new": 10}
@@ -116,9 +133,8 @@ def test_recommendations_exclude_seen_items_and_serve_unknown_users(algorithm: s
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_save_and_load_give_identical_recommendations(algorithm: str, planted, tmp_path) -> None:
-    dataset, _ = planted
-    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+def test_save_and_load_give_identical_recommendations(algorithm: str, fitted, tmp_path) -> None:
+    recommender = fitted(algorithm)
     save_model(recommender, tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     users = ["u0", "u41", "u99", "stranger"]
@@ -127,9 +143,9 @@ def test_save_and_load_give_identical_recommendations(algorithm: str, planted, t
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_same_seed_same_scores(algorithm: str, planted) -> None:
+def test_same_seed_same_scores(algorithm: str, planted, fitted) -> None:
     dataset, _ = planted
-    first = create_scorer(algorithm).fit(dataset).score(np.arange(20))
+    first = fitted(algorithm).scorer.score(np.arange(20))
     second = create_scorer(algorithm).fit(dataset).score(np.arange(20))
     np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
 
@@ -139,10 +155,10 @@ RATERS = [a for a in ALGORITHMS if scorer_class(a).explicit]
 
 
 @pytest.mark.parametrize("algorithm", [a for a in RANKERS if a != "popularity"])
-def test_beats_popularity_on_planted_tastes(algorithm: str, planted) -> None:
+def test_beats_popularity_on_planted_tastes(algorithm: str, planted, fitted) -> None:
     dataset, test = planted
-    baseline = ndcg_at_10(Recommender(create_scorer("popularity")).fit(dataset), dataset, test)
-    personal = ndcg_at_10(Recommender(create_scorer(algorithm)).fit(dataset), dataset, test)
+    baseline = ndcg_at_10(fitted("popularity"), dataset, test)
+    personal = ndcg_at_10(fitted(algorithm), dataset, test)
     assert personal > baseline + 0.1, (algorithm, personal, baseline)
 
 
@@ -177,11 +193,11 @@ NEW_ITEMS = pd.DataFrame({"item_id": ["new-group0", "new-misc"], "category": ["g
 
 
 @pytest.mark.parametrize("algorithm", RANKERS)
-def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted) -> None:
+def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted, fitted) -> None:
     """Items unknown at training time (``--items`` at recommend time) are ranked from their attributes: for the
     users of group 0 the new group-0 item comes before the new miscellaneous one."""
     dataset, _ = planted
-    recommender = Recommender(create_scorer(algorithm)).fit(dataset).with_items(NEW_ITEMS)
+    recommender = fitted(algorithm).with_items(NEW_ITEMS)
     group0 = [f"u{u}" for u in range(USERS_PER_GROUP)]
     ranked = recommender.restricted_to(NEW_ITEMS["item_id"]).recommend(group0, n=2)
     assert set(ranked["item_id"]) == set(NEW_ITEMS["item_id"])
@@ -192,11 +208,10 @@ def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted
 
 
 @pytest.mark.parametrize("algorithm", RANKERS)
-def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, planted) -> None:
+def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, fitted) -> None:
     """Two new users described only by attributes (segments of groups 0 and 1) get different lists, each led by
     its group's items (through the scorer when it handles cold users, the demographic fallback otherwise)."""
-    dataset, _ = planted
-    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    recommender = fitted(algorithm)
     newcomers = pd.DataFrame({"user_id": ["new-0", "new-1"], "segment": ["s0", "s1"], "region": ["north", "north"]})
     frame = recommender.recommend(["new-0", "new-1"], n=5, attributes=newcomers)
     lists = frame.groupby("user_id")["item_id"].apply(list)

@@ -88,3 +88,16 @@ def test_same_seed_same_model_other_seed_other_model() -> None:
     other = create_scorer("sasrec", params | {"seed": "1"}).fit(dataset).score(np.arange(10))
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
+
+
+def test_patience_holds_out_the_last_item_and_stops_early_on_it(caplog) -> None:
+    frame = chains()[0]
+    dataset = Dataset.from_frame(frame)
+    with caplog.at_level("INFO", logger="tailored.models.neural.training"):
+        scorer = SASRecScorer(epochs=30, max_length=8, learning_rate=0.05, patience=1).fit(dataset)
+    scores = [record.getMessage() for record in caplog.records if record.getMessage().startswith("epoch=")]
+    assert 1 <= len(scores) < 30
+    latest = frame.groupby("user_id")["item_id"].last()  # held out for stopping, yet it ends each stored history
+    users, items = dataset.users.index(latest.index.to_numpy()), dataset.items.index(latest.to_numpy())
+    np.testing.assert_array_equal(scorer.sequences_[users, -1], items)
+

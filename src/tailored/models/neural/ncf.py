@@ -32,7 +32,9 @@ from tailored.models.neural.lightgcn import sample_negatives
 from tailored.models.neural.side_features import (
     bag_inputs, item_encoder, item_features, user_encoder, user_features, with_unknown_id,
 )
-from tailored.models.neural.training import from_arrays, holdout_split, recall_at, require_torch, to_arrays, train
+from tailored.models.neural.training import (
+    from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +51,9 @@ class NCFScorer:
     layers: str = "64,32,16"
     negatives: int = 4
     epochs: int = 50
-    learning_rate: float = 1e-3
-    batch_size: int = 1024
-    reg: float = 0.0
+    learning_rate: float = 4e-3
+    batch_size: int = 4096
+    reg: float = 1e-5
     id_dropout: float = 0.1
     patience: int = 3
     max_text_features: int = 2000
@@ -203,8 +205,7 @@ class NCFScorer:
             negative = labels == 0
             items[negative] = sample_negatives(rng, users[negative], matrix)
             order = rng.permutation(len(users))
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for batch in minibatches(order, self.batch_size):
                 yield users[batch], items[batch], torch.from_numpy(labels[batch]), rng
 
         def loss(model: Any, batch: Any) -> Any:

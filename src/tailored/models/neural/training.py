@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -67,6 +67,18 @@ def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, 
     top = np.argpartition(-block, k - 1, axis=1)[:, :k]
     hits = np.take_along_axis(relevant[users].toarray() > 0, top, axis=1).sum(axis=1)
     return float(np.mean(hits / np.minimum(np.diff(relevant.indptr)[users], k)))
+
+
+MIN_STEPS_PER_EPOCH = 50
+MIN_BATCH = 32
+
+
+def minibatches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive slices of ``order``; on small data the batches shrink (not below MIN_BATCH) so that an epoch
+    still makes MIN_STEPS_PER_EPOCH updates."""
+    size = max(MIN_BATCH, min(batch_size, math.ceil(len(order) / MIN_STEPS_PER_EPOCH)))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
 
 
 def train(

@@ -32,7 +32,9 @@ from tailored.models.base import Float, Int, check_fitted, factor_scores, regist
 from tailored.models.neural.side_features import (
     bag_inputs, item_encoder, item_features, user_encoder, user_features, with_unknown_id,
 )
-from tailored.models.neural.training import from_arrays, holdout_split, recall_at, require_torch, to_arrays, train
+from tailored.models.neural.training import (
+    from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ class TwoTowerScorer:
     max_history: int = 50
     negatives: int = 4096
     epochs: int = 60
-    learning_rate: float = 2e-3
-    batch_size: int = 512
+    learning_rate: float = 3e-3
+    batch_size: int = 1024
     reg: float = 0.0
     id_dropout: float = 0.1
     patience: int = 4
@@ -202,8 +204,7 @@ class TwoTowerScorer:
 
         def batches(rng: np.random.Generator) -> Any:
             order = rng.permutation(positives.nnz)
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for batch in minibatches(order, self.batch_size):
                 yield positives.row[batch], positives.col[batch], rng
 
         def loss(model: Any, batch: Any) -> Any:
