@@ -116,12 +116,16 @@ def train(
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
+    from tailored.models.neural.training import reporting_epochs
     from tailored.pipeline import build_recommender
 
     params = parse_params(param, params_file)
     build_recommender(algorithm, params)  # validate the name and parameters before reading data
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
-    with console.status(f"training {algorithm} on {len(dataset):,} interactions"):
+    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
+        lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
+    ):
+        task = bar.add_task("train", total=None)
         jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)})
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 

@@ -82,18 +82,18 @@ def test_negatives_are_drawn_uniformly_from_unseen_items() -> None:
 
 def test_scores_are_dot_products_of_the_propagated_embeddings_only(small: Dataset) -> None:
     scorer = LightGCNScorer(**FAST).fit(small)
-    assert set(fitted_state(scorer)) == {"user_factors_", "item_factors_", "epochs_run_"}
+    assert set(fitted_state(scorer)) == {"user_factors_", "item_factors_", "epochs_"}
     assert scorer.user_factors_.shape == (small.n_users, 8) and scorer.item_factors_.shape == (small.n_items, 8)
     np.testing.assert_allclose(scorer.score(np.arange(3)), scorer.user_factors_[:3] @ scorer.item_factors_.T, rtol=1e-6)
     assert (scorer.score(np.array([small.n_users])) == 0).all()  # unknown users score zero; the fallback serves them
 
 
 def test_fixed_epochs_without_a_holdout_and_a_retraining_on_everything_with_one(small: Dataset) -> None:
-    assert LightGCNScorer(**FAST).fit(small).epochs_run_ == 5
+    assert LightGCNScorer(**FAST).fit(small).epochs_ == 5
     stopped = LightGCNScorer(factors=8, epochs=200, patience=2, validation_fraction=0.2).fit(small)
-    assert 1 <= stopped.epochs_run_ < 200
+    assert 1 <= stopped.epochs_ < 200
     # the early-stopped run only picks the epoch count: the kept embeddings are trained on all interactions
-    again = LightGCNScorer(factors=8, epochs=stopped.epochs_run_, validation_fraction=0.0).fit(small)
+    again = LightGCNScorer(factors=8, epochs=stopped.epochs_, validation_fraction=0.0).fit(small)
     np.testing.assert_array_equal(stopped.user_factors_, again.user_factors_)
 
 

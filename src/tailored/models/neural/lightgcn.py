@@ -95,7 +95,7 @@ class LightGCNScorer:
         n_users = matrix.shape[0]
         self.user_factors_ = np.ascontiguousarray(final[:n_users], np.float32)
         self.item_factors_ = np.ascontiguousarray(final[n_users:], np.float32)
-        self.epochs_run_ = log.epochs
+        self.epochs_ = log.epochs
         return self
 
     def _train(

@@ -6,8 +6,9 @@ self-attention blocks (pre-LayerNorm, as in the paper: ``x + Dropout(g(LayerNorm
 ``t`` sees items ``1..t`` only. The score of item ``i`` after position ``t`` is that output dotted with the same item
 embeddings used at the input. Training predicts the next item at every position of each user's history, cut into
 windows of ``max_length + 1`` items, with a full softmax cross-entropy over the catalogue (cheap at this scale; the
-paper uses a one-negative binary cross-entropy, which learns far more slowly per epoch). It runs a fixed number of
-epochs over all rows; with ``patience > 0`` it instead holds out each user's last item and stops early on its HR@10.
+paper uses a one-negative binary cross-entropy; a 256-negative sampled softmax learned far more slowly per epoch
+here). It runs a fixed number of epochs over all rows; with ``patience > 0`` it instead holds out each user's last
+item and stops early on its HR@10.
 
 Defaults (one block of width 64, one head, windows of 50, dropout 0.3, 10 epochs of Adam at 0.005 over batches of
 64 windows, no holdout) were chosen on the P2 validation split carved from MovieLens 100K training data

@@ -3,10 +3,12 @@ holdout carved from the training interactions only, best weights restored. Not a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -69,6 +71,21 @@ def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, 
     return float(np.mean(hits / np.minimum(np.diff(relevant.indptr)[users], k)))
 
 
+EpochReport = Callable[[int, int, float | None], None]
+"""Called after each epoch with (epoch, epoch cap, validation score or None)."""
+_epoch_report: ContextVar[EpochReport | None] = ContextVar("epoch_report", default=None)
+
+
+@contextlib.contextmanager
+def reporting_epochs(report: EpochReport) -> Iterator[None]:
+    """Within the block, every training loop calls ``report`` after each epoch (the CLI's progress bar)."""
+    token = _epoch_report.set(report)
+    try:
+        yield
+    finally:
+        _epoch_report.reset(token)
+
+
 MIN_STEPS_PER_EPOCH = 50
 MIN_BATCH = 32
 
@@ -106,13 +123,18 @@ def train(
             loss(model, batch).backward()
             optimizer.step()
         log.epochs = epoch + 1
+        report = _epoch_report.get()
         if validate is None:
+            if report is not None:
+                report(epoch + 1, epochs, None)
             continue
         model.eval()
         with torch.no_grad():
             score = validate()
         log.scores.append(score)
         logger.info("epoch=%d validation=%.4f", epoch + 1, score)
+        if report is not None:
+            report(epoch + 1, epochs, score)
         if score > log.best_score:
             log.best_epoch, log.best_score = epoch + 1, score
             best_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}

@@ -1,0 +1,51 @@
+"""The neural hybrids (`ncf`, `two-tower`): side features, unknown values, wrong weights, retrieval vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError
+from tailored.models import create_scorer
+from tailored.models.neural.training import from_arrays
+from tailored.pipeline import Recommender
+from tests.models.test_contract import planted_groups, planted_users
+
+pytest.importorskip("torch", reason="the torch extra is not installed")
+QUICK = {"epochs": 4, "patience": 2}
+
+
+@pytest.fixture(scope="module")
+def planted() -> Dataset:
+    train, _, items = planted_groups()
+    return Dataset.from_frame(train, users=planted_users(), items=items)
+
+
+@pytest.mark.parametrize("algorithm", ["ncf", "two-tower"])
+def test_unseen_values_missing_columns_and_nan_are_unknown_features(algorithm: str, planted: Dataset) -> None:
+    recommender = Recommender(create_scorer(algorithm, QUICK)).fit(planted)
+    strangers = pd.DataFrame({"user_id": ["x", "y"], "segment": ["never-seen", np.nan]})  # no 'region' column
+    frame = recommender.recommend(["x", "y"], n=5, attributes=strangers)
+    assert frame.groupby("user_id").size().to_dict() == {"x": 5, "y": 5}
+    # both have no known feature: the same (unknown-id) list
+    assert frame[frame.user_id == "x"].item_id.tolist() == frame[frame.user_id == "y"].item_id.tolist()
+    items = pd.DataFrame({"item_id": ["n1", "n2"], "category": ["brand-new-category", None], "colour": ["red", "blue"]})
+    scores = recommender.scorer.score_new_items(np.array([0, 1]), items)
+    assert scores.shape == (2, 2) and np.isfinite(scores).all()
+    np.testing.assert_allclose(scores[:, 0], scores[:, 1], rtol=1e-5)  # neither carries a known feature
+
+
+def test_two_tower_item_vectors_can_be_indexed(planted: Dataset) -> None:
+    scorer = create_scorer("two-tower", QUICK).fit(planted)
+    assert scorer.item_vectors_.shape == (planted.n_items, scorer.factors)
+    users = np.arange(5)
+    np.testing.assert_allclose(scorer.score(users), scorer.user_vectors_[users] @ scorer.item_vectors_.T, rtol=1e-5)
+
+
+def test_weights_of_another_algorithm_are_a_clear_error(planted: Dataset) -> None:
+    ncf = create_scorer("ncf", QUICK).fit(planted)
+    tower = create_scorer("two-tower", QUICK).fit(planted)
+    with pytest.raises(ConfigError, match="another algorithm"):
+        from_arrays(tower._build(planted.n_users, planted.n_items), ncf.weights_)
