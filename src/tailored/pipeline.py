@@ -78,7 +78,7 @@ class Recommender:
         view.items_ = IdMap(np.concatenate([self.items_.external_ids.astype(str), new[ITEM_ID].astype(str).to_numpy()]), name="item")
         view.candidate_items_ = np.concatenate([self.candidate_items_, np.ones(len(new), bool)])
         view.seen_ = sp.hstack([self.seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=self.seen_.dtype)], format="csr")
-        view.new_items_ = new
+        view.new_items_ = new if self.new_items_ is None else pd.concat([self.new_items_, new], ignore_index=True)
         if self.item_encoder_ is not None:
             added = ItemEncoder.from_arrays(self.item_encoder_).transform(new)
             view.item_features_ = sp.vstack([self.item_features_, added], format="csr")

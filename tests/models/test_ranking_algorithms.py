@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.errors import DataError
 from tailored.models.base import create_scorer
 from tailored.pipeline import Recommender
 from tailored.data.transforms import recency_weighted
@@ -146,3 +147,18 @@ def test_recommender_offers_items_known_only_from_attributes_with_content() -> N
     assert ease.index("x3") < ease.index("y2")  # cold items come through the item model: x3 shares a's category
     bare = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame)).recommend(["a"], n=5)
     assert set(bare["item_id"]) == {"y1"}  # without item attributes only items seen in training are ranked
+
+
+def test_items_added_in_two_steps_are_all_scored_and_candidates_restrict_the_ranking() -> None:
+    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["x1", "x2", "y1", "y2"], "value": 1.0})
+    items = pd.DataFrame({"item_id": ["x1", "x2", "y1", "y2"], "category": ["x", "x", "y", "y"]})
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, items=items))
+    once = recommender.with_items(pd.DataFrame({"item_id": ["x3"], "category": ["x"]}))
+    twice = once.with_items(pd.DataFrame({"item_id": ["y3", "x3"], "category": ["y", "x"]}))
+    ranked = twice.restricted_to(["x3", "y3"]).recommend(["a", "b"], n=2)
+    assert ranked.groupby("user_id")["item_id"].first().to_dict() == {"a": "x3", "b": "y3"}
+    with pytest.raises(DataError, match="unknown to the model"):
+        recommender.restricted_to(["x3"])
+    bare = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame))
+    with pytest.raises(DataError, match="without item attributes"):
+        bare.with_items(pd.DataFrame({"item_id": ["z"], "category": ["x"]}))

@@ -79,6 +79,7 @@ class LightGCNScorer:
     }
 
     def fit(self, dataset: Dataset) -> Self:
+        """Early stopping on a holdout picks the epoch count; the kept embeddings are trained on everything."""
         torch = require_torch()
         matrix = dataset.matrix(binary=True)
         epochs = self.epochs
