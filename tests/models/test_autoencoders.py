@@ -1,4 +1,5 @@
-"""Mult-VAE and Mult-DAE (``multvae``, ``multdae``): fold-in of new histories, KL annealing, determinism, saving."""
+"""Mult-VAE and Mult-DAE (``multvae``, ``multdae``): fold-in of new histories, the shallow network, KL annealing,
+determinism, saving."""
 
 from __future__ import annotations
 

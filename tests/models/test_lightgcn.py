@@ -1,4 +1,5 @@
-"""LightGCN: the normalised bipartite graph, layer combination, negative sampling, what scoring uses, determinism."""
+"""LightGCN: the normalised bipartite graph, layer combination, negative sampling, what scoring uses, the retraining on
+all data, determinism."""
 
 from __future__ import annotations
 
