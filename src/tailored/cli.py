@@ -113,20 +113,24 @@ def train(
     time_col: TimeCol = "timestamp",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
     params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Re-ranking stage after the scorer (repeatable): seasonal.")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
     from tailored.models.neural.training import reporting_epochs
     from tailored.pipeline import build_recommender
+    from tailored.rank import create_stage
 
     params = parse_params(param, params_file)
-    build_recommender(algorithm, params)  # validate the name and parameters before reading data
+    build_recommender(algorithm, params)  # validate the names and parameters before reading data
+    for name in stage or []:
+        create_stage(name)
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
     ):
         task = bar.add_task("train", total=None)
-        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)})
+        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stage)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 
 
@@ -140,6 +144,7 @@ def recommend(
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
     items: Annotated[Optional[Path], typer.Option("--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
     candidates: Annotated[Optional[Path], typer.Option("--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=. Default date: now.")] = None,
 ) -> None:
     """Write the top-k items per user (user_id,item_id,score,rank), training items excluded. New users described by
     attribute columns in --users and new items described in --items are scored from their attributes."""
@@ -149,6 +154,7 @@ def recommend(
     if (users is None) == (not all_users):
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
     from tailored.data.io import read_attributes
+    from tailored.rank import parse_context
 
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
@@ -156,7 +162,8 @@ def recommend(
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
         frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
-                               attributes=attributes, items=new_items, candidates=candidate_ids)
+                               attributes=attributes, items=new_items, candidates=candidate_ids,
+                               context=parse_context(context or []))
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
 

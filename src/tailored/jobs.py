@@ -21,6 +21,7 @@ from tailored.eval.metrics import mae, rmse
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tailored.pipeline import build_recommender
+from tailored.rank import Context, create_stage
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,12 @@ def train(
     params: dict[str, Any],
     model_dir: str | Path,
     metadata: dict[str, Any] | None = None,
+    stages: list[str] | None = None,
 ) -> Recommender:
-    """Fit ``algorithm`` on ``dataset`` and save it to ``model_dir``."""
-    recommender = build_recommender(algorithm, params).fit(dataset)
+    """Fit ``algorithm`` (followed by the named ``stages``) on ``dataset`` and save it to ``model_dir``."""
+    recommender = build_recommender(algorithm, params)
+    recommender.stages = [create_stage(name) for name in stages or []]
+    recommender.fit(dataset)
     save_model(recommender, model_dir, {"data_fingerprint": dataset.fingerprint(), "n_interactions": len(dataset)} | (metadata or {}))
     logger.info("trained algorithm=%s interactions=%d model_dir=%s", algorithm, len(dataset), model_dir)
     return recommender
@@ -84,6 +88,7 @@ def recommend(
     attributes: pd.DataFrame | None = None,
     items: pd.DataFrame | None = None,
     candidates: np.ndarray | None = None,
+    context: Context | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback, which
     uses their ``attributes`` when given. ``items`` (``item_id`` + attributes) adds new items to the catalogue;
@@ -97,7 +102,7 @@ def recommend(
     frames = []
     block = recommender.batch_size
     for start in range(0, len(ids), block):
-        frames.append(recommender.recommend(ids[start : start + block], k, attributes))
+        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context))
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)

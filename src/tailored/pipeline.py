@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -22,6 +22,8 @@ from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_
 from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, usable_columns
 from tailored.models.popularity import PopularityScorer
+from tailored.rank.base import Stage
+from tailored.rank.context import Context
 
 
 @dataclass(eq=False)
@@ -43,10 +45,13 @@ class Recommender:
     exclude_seen: bool = True
     fallback: Scorer | None = None
     batch_size: int = 1024
+    stages: list[Stage] = field(default_factory=list)
 
     def fit(self, dataset: Dataset) -> Self:
         train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
+        for stage in self.stages:
+            stage.fit(dataset)
         self.fallback_ = (self.fallback if self.fallback is not None else default_fallback(dataset)).fit(train)
         self.item_model_ = None if self.scorer.handles_cold_items else item_model(train)
         self.users_ = dataset.users
@@ -105,30 +110,39 @@ class Recommender:
             raise NotFittedError(self)
 
     # -- ranking ----------------------------------------------------------------------------------------------
-    def score_block(self, users: np.ndarray) -> np.ndarray:
-        """Dense scores for user indices (-1 = unknown), with excluded items at -inf."""
+    def score_block(self, users: np.ndarray, context: Context | None = None) -> np.ndarray:
+        """Dense scores for user indices (-1 = unknown), with excluded items at -inf, adjusted by the stages for
+        ``context`` (None: now, nothing else known)."""
         users = np.asarray(users, np.int64)
         scores, warm = self._raw_scores(users)
         scores[:, ~self.candidate_items_] = -np.inf
         if self.exclude_seen and warm.any():
             seen = self.seen_[users[warm]].tocoo()
             scores[np.flatnonzero(warm)[seen.row], seen.col] = -np.inf
+        return self._staged(scores, users, context)
+
+    def _staged(self, scores: np.ndarray, users: np.ndarray, context: Context | None) -> np.ndarray:
+        for stage in self.stages:
+            scores = stage.adjust(scores, users, context or Context())
         return scores
 
-    def recommend_indices(self, users: np.ndarray, n: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def recommend_indices(self, users: np.ndarray, n: int, context: Context | None = None
+                          ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield ``(user_indices, item_indices[b, n], scores[b, n])`` blocks; missing slots are -1 / -inf."""
         self._check()
         users = np.asarray(users, np.int64)
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
-            items, scores = top_k(self.score_block(block), n)
+            items, scores = top_k(self.score_block(block, context), n)
             yield block, items, scores
 
-    def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None) -> pd.DataFrame:
+    def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
+                  context: Context | None = None) -> pd.DataFrame:
         """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order.
 
         ``attributes`` (a ``user_id`` column + attribute columns) describes users unknown at training time; an
-        attribute-aware fallback scores them from those attributes.
+        attribute-aware fallback scores them from those attributes. ``context`` (date, location...) reaches the
+        stages; without it they see the current time.
         """
         self._check()
         user_ids = np.asarray(user_ids)
@@ -140,7 +154,7 @@ class Recommender:
         frames = []
         plain = user_ids[~described]
         for start, (block, items, scores) in zip(range(0, len(plain), self.batch_size),
-                                                 self.recommend_indices(indices[~described], n)):
+                                                 self.recommend_indices(indices[~described], n, context)):
             frames.append(self._tidy(plain[start : start + len(block)], items, scores))
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
@@ -149,6 +163,7 @@ class Recommender:
             scores[:, : self._n_trained_items] = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
             scores = self._score_cold_items(np.full(len(scores), -1), np.zeros(len(scores), bool), scores, rows)
             scores[:, ~self.candidate_items_] = -np.inf
+            scores = self._staged(scores, np.full(len(scores), -1), context)
             frames.append(self._tidy(user_ids[described], *top_k(scores, n)))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})

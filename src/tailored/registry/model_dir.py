@@ -7,6 +7,7 @@ sibling folder that replaces the target only when complete, so an interrupted sa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ from tailored.data.io import staged_directory
 from tailored.errors import IncompatibleModelError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
 from tailored.pipeline import Recommender
+from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"
 FORMAT_VERSION = 2
@@ -44,6 +46,8 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
     parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback_)}
     if recommender.item_model_ is not None:
         parts["item_model"] = fitted_state(recommender.item_model_)
+    for position, stage in enumerate(recommender.stages):
+        parts[f"stage{position}"] = fitted_state(stage)
     for part, state in parts.items():
         scalars[part] = {}
         for key, value in state.items():
@@ -74,6 +78,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         },
         "fallback": _describe(recommender.fallback_),
         "item_model": None if recommender.item_model_ is None else _describe(recommender.item_model_),
+        "stages": [{"name": stage.stage, "params": json_safe(dataclasses.asdict(stage))} for stage in recommender.stages],  # type: ignore[attr-defined]
         "scalars": scalars,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "libraries": {name: _version(name) for name in LIBRARIES},
@@ -107,7 +112,8 @@ def load_model(directory: str | Path) -> Recommender:
     scorer = create_scorer(manifest["algorithm"], manifest["params"])
     fallback = create_scorer(manifest["fallback"]["algorithm"], manifest["fallback"]["params"])
     item_model = manifest["item_model"] and create_scorer(manifest["item_model"]["algorithm"], manifest["item_model"]["params"])
-    recommender = Recommender(scorer, **manifest["recommender"])
+    stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
+    recommender = Recommender(scorer, **manifest["recommender"], stages=stages)
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
     recommender.new_items_ = None
@@ -118,6 +124,7 @@ def load_model(directory: str | Path) -> Recommender:
     owners = {"recommender": recommender, "scorer": scorer, "fallback": fallback}
     if item_model is not None:
         owners["item_model"] = item_model
+    owners |= {f"stage{position}": stage for position, stage in enumerate(stages)}
     for part, owner in owners.items():
         state = dict(manifest["scalars"].get(part, {}))
         for key in [k for k in arrays if k.startswith(part + ".")]:
