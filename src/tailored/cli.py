@@ -113,7 +113,7 @@ def train(
     time_col: TimeCol = "timestamp",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
     params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
-    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Re-ranking stage after the scorer (repeatable): seasonal.")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Stage after the scorer (repeatable): seasonal, time-of-day.")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs

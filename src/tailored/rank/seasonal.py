@@ -22,6 +22,7 @@ import pandas as pd
 from tailored.data.dataset import Dataset
 from tailored.rank.base import register_stage
 from tailored.rank.context import Context
+from tailored.rank.lift import add_log_lift, periodic_lift
 
 WEEKS = 53
 DAY = 86_400
@@ -48,28 +49,11 @@ class SeasonalAdjuster:
         if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < self.min_history_days * DAY:
             return self
         weeks = week_of_year(np.asarray(timestamps, np.int64))
-        counts = np.zeros((dataset.n_items, WEEKS))
-        np.add.at(counts, (dataset.item_index, weeks), 1.0)
-        kernel = np.arange(-self.smoothing_weeks, self.smoothing_weeks + 1)
-        counts = sum(np.roll(counts, shift, axis=1) for shift in kernel) / len(kernel)
-        catalogue = counts.sum(axis=0) / counts.sum()
-        share = (counts + self.prior * catalogue) / (counts.sum(axis=1, keepdims=True) + self.prior)
-        lift = np.divide(share, catalogue, out=np.ones_like(share), where=catalogue > 0)  # weeks never seen: no lift
-        self.lift_ = lift.astype(np.float32)
+        self.lift_ = periodic_lift(dataset.item_index, weeks, dataset.n_items, WEEKS, self.prior, self.smoothing_weeks)
         return self
 
     def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray:
         if len(self.lift_) == 0:
             return scores
         week = int(week_of_year(np.array([int(context.when().timestamp())]))[0])
-        lift = np.ones(scores.shape[1], np.float32)
-        lift[: len(self.lift_)] = np.maximum(self.lift_[:, week], 1e-6)
-        finite = np.isfinite(scores)
-        count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-        mean = np.where(finite, scores, 0.0).sum(axis=1, keepdims=True) / count
-        spread = np.sqrt(np.where(finite, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count)
-        rows, columns = np.nonzero(finite)
-        adjusted = scores.copy()
-        adjusted[rows, columns] = (scores[rows, columns] - mean[rows, 0]) / np.maximum(spread[rows, 0], 1e-12) \
-            + self.strength * np.log(lift[columns])
-        return adjusted
+        return add_log_lift(scores, self.lift_[:, week], self.strength)
