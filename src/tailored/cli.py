@@ -405,6 +405,46 @@ def similar(
 
 @app.command()
 @handle_errors
+def drift(
+    interactions: Interactions,
+    model_dir: ModelDir,
+    window_days: Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the file.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the report (.csv/.parquet).")] = None,
+) -> None:
+    """Population stability of item popularity and user activity between the training data and recent interactions:
+    says when retraining is due."""
+    from tailored.data.io import read_interactions, write_table
+    from tailored.drift import drift_report, recent_window
+    from tailored.registry.model_dir import load_model
+
+    report = drift_report(load_model(model_dir), recent_window(read_interactions(interactions), window_days))
+    print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
+    stdout.print(f"verdict: {report.verdict}")
+    if output is not None:
+        write_table(report.to_frame(), output)
+
+
+@app.command()
+@handle_errors
+def retrain(
+    interactions: Interactions,
+    model_dir: ModelDir,
+    window_days: Annotated[Optional[float], typer.Option("--window-days", help="Train on the last N days only.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where to save (default: replace --model-dir).")] = None,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+) -> None:
+    """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file."""
+    from tailored import jobs
+
+    with console.status("retraining"):
+        recommender = jobs.retrain(interactions, model_dir, window_days, output_dir, users, items)
+    console.print(f"[green]saved[/] {recommender.scorer.algorithm} retrained on {recommender.seen_.nnz:,} user-item pairs "
+                  f"to {output_dir or model_dir}")
+
+
+@app.command()
+@handle_errors
 def embed(
     items: Annotated[Path, typer.Option("--items", help="Items file (item_id + attribute columns).")],
     output: Annotated[Path, typer.Option("--output", help="Parquet file: the items with their embedding columns.")],

@@ -69,6 +69,32 @@ def train(
     return recommender
 
 
+def retrain(
+    interactions: str | Path,
+    model_dir: str | Path,
+    window_days: float | None,
+    output_dir: str | Path | None = None,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: ColumnNames = ColumnNames(),
+) -> Recommender:
+    """Train the model of ``model_dir`` again (same algorithm, parameters, weighting and stages) on the last
+    ``window_days`` of ``interactions`` (all of it when None); saved to ``output_dir`` (default: in place, atomically)."""
+    from tailored.drift import recent_window
+    from tailored.registry.model_dir import read_manifest
+
+    manifest = read_manifest(model_dir)
+    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time)
+    window = recent_window(frame, window_days)
+    if window.empty:
+        raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
+    dataset = load_dataset(window, users, items)
+    params = manifest["params"] | {k: manifest["recommender"][k] for k in ("weighting", "confidence_alpha")}
+    stages = [entry["name"] for entry in manifest["stages"]]
+    metadata = {"source": str(interactions), "window_days": window_days}
+    return train(dataset, manifest["algorithm"], params, output_dir or model_dir, metadata, stages=stages)
+
+
 def read_users(source: str | Path) -> tuple[np.ndarray, pd.DataFrame | None]:
     """User ids from a file's ``user_id`` column (or its only column), and its other columns as the attributes of
     users that may be new (None when the file holds ids only)."""
