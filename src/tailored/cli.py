@@ -91,6 +91,7 @@ ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the v
 TimeCol = Annotated[str, typer.Option("--time-col", help="Column holding timestamps (unix seconds or ISO dates).")]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory written by `tailored train`.")]
 Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
+WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
 
 
 def _columns(user_col: str, item_col: str, value_col: str, time_col: str) -> Any:
@@ -408,11 +409,11 @@ def similar(
 def drift(
     interactions: Interactions,
     model_dir: ModelDir,
-    window_days: Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the file.")] = None,
+    window_days: WindowDays = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the report (.csv/.parquet).")] = None,
 ) -> None:
-    """Population stability of item popularity and user activity between the training data and recent interactions:
-    says when retraining is due."""
+    """Population stability of item popularity between the training data and recent interactions (with the noise
+    floor of the window's size): says when retraining is due."""
     from tailored.data.io import read_interactions, write_table
     from tailored.drift import drift_report, recent_window
     from tailored.registry.model_dir import load_model
@@ -429,7 +430,7 @@ def drift(
 def retrain(
     interactions: Interactions,
     model_dir: ModelDir,
-    window_days: Annotated[Optional[float], typer.Option("--window-days", help="Train on the last N days only.")] = None,
+    window_days: WindowDays = None,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where to save (default: replace --model-dir).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
