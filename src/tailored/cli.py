@@ -94,10 +94,10 @@ Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .pa
 WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
 
 
-def _columns(user_col: str, item_col: str, value_col: str, time_col: str) -> Any:
+def _columns(user_col: str, item_col: str, value_col: str, time_col: str, basket_col: str | None = None) -> Any:
     from tailored.jobs import ColumnNames
 
-    return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col)
+    return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col, basket=basket_col)
 
 
 @app.command()
@@ -115,6 +115,7 @@ def train(
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
     params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
     stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Stage after the scorer (repeatable): seasonal, time-of-day.")] = None,
+    basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
@@ -126,7 +127,7 @@ def train(
     build_recommender(algorithm, params)  # validate the names and parameters before reading data
     for name in stage or []:
         create_stage(name)
-    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
+    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col, basket_col))
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
     ):
@@ -402,6 +403,27 @@ def similar(
     frame = similar_items(recommender, table["item_id"].astype(str).unique(), k)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} similar items for {frame['item_id'].nunique():,} items to {output}")
+
+
+@app.command()
+@handle_errors
+def complementary(
+    model_dir: ModelDir,
+    items: Annotated[Path, typer.Option("--items", help="Query items: an item_id column.")],
+    output: Output,
+    k: Annotated[int, typer.Option("--k", min=1, help="Complements per query item.")] = 10,
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Baskets a pair must share to count.")] = 5,
+) -> None:
+    """Write the items bought together with each query item, by lift (item_id,complementary_item_id,score,confidence,
+    support,rank)."""
+    from tailored import jobs
+    from tailored.complementary import complementary_items
+    from tailored.data.io import write_table
+    from tailored.registry.model_dir import load_model
+
+    frame = complementary_items(load_model(model_dir), jobs.read_item_ids(items), k, min_count)
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} complements for {frame['item_id'].nunique():,} items to {output}")
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import ITEM_ID, PREDICTION, USER_ID, VALUE
+from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
@@ -36,6 +36,7 @@ class ColumnNames:
     item: str = ITEM_ID
     value: str = "value"
     time: str = "timestamp"
+    basket: str | None = None
 
 
 def load_dataset(
@@ -44,7 +45,11 @@ def load_dataset(
     items: str | Path | None = None,
     columns: ColumnNames = ColumnNames(),
 ) -> Dataset:
-    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time)
+    extra = [columns.basket] if columns.basket else None
+    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
+                              extra=extra)
+    if columns.basket:
+        frame = frame.rename(columns={columns.basket: BASKET_ID})
     if frame.empty:
         raise DataError(f"{interactions} holds no interactions: nothing to train on.")
     user_table = read_attributes(users, id_column=USER_ID) if users is not None else None

@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
+from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.data.idmap import IdMap
@@ -63,6 +64,7 @@ class Recommender:
         if self.scorer.handles_cold_items or self.item_model_ is not None:
             self.candidate_items_ |= _has_attributes(dataset)
         self.item_encoder_, self.item_features_ = item_features(dataset)
+        self.co_purchase_, self.basket_count_ = co_purchase_counts(dataset)
         self.new_items_ = None
         return self
 

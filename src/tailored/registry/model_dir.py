@@ -31,7 +31,8 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
-RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_")
+RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_",
+                     "co_purchase_", "basket_count_")
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
