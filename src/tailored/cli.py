@@ -91,6 +91,8 @@ ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the v
 TimeCol = Annotated[str, typer.Option("--time-col", help="Column holding timestamps (unix seconds or ISO dates).")]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory written by `tailored train`.")]
 Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
+QueryItems = Annotated[Path, typer.Option("--items", help="Query items: an item_id column (attribute columns describe new items for `similar`).")]
+PerItem = Annotated[int, typer.Option("--k", min=1, help="Items per query item.")]
 WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
 
 
@@ -386,9 +388,9 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
 @handle_errors
 def similar(
     model_dir: ModelDir,
-    items: Annotated[Path, typer.Option("--items", help="Query items: an item_id column (attribute columns describe new items).")],
+    items: QueryItems,
     output: Output,
-    k: Annotated[int, typer.Option("--k", min=1, help="Similar items per query item.")] = 10,
+    k: PerItem = 10,
 ) -> None:
     """Write the k most similar items of each query item (item_id,similar_item_id,score,rank): collaborative and
     attribute similarity blended."""
@@ -409,13 +411,13 @@ def similar(
 @handle_errors
 def complementary(
     model_dir: ModelDir,
-    items: Annotated[Path, typer.Option("--items", help="Query items: an item_id column.")],
+    items: QueryItems,
     output: Output,
-    k: Annotated[int, typer.Option("--k", min=1, help="Complements per query item.")] = 10,
+    k: PerItem = 10,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Baskets a pair must share to count.")] = 5,
 ) -> None:
-    """Write the items bought together with each query item, by lift (item_id,complementary_item_id,score,confidence,
-    support,rank)."""
+    """Write the items bought together with each query item, ranked by confidence x ln(lift)
+    (item_id,complementary_item_id,score,lift,confidence,support,rank)."""
     from tailored import jobs
     from tailored.complementary import complementary_items
     from tailored.data.io import write_table
