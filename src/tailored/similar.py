@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE
 from tailored.data.features import normalize_rows

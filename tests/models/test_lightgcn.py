@@ -16,8 +16,8 @@ from tailored.models.neural.lightgcn import (
     _graph_tensor,
     _symmetric_matmul,
     normalized_adjacency,
-    sample_negatives,
 )
+from tailored.models.neural.training import sample_negatives
 
 torch = pytest.importorskip("torch")
 

@@ -39,7 +39,7 @@ class ContentScorer:
     def fit(self, dataset: Dataset) -> Self:
         if dataset.item_attributes is None:
             raise DataError("Algorithm 'content' needs item attributes; pass an items table to Dataset.from_frame.")
-        encoder = ItemEncoder(text_columns(self.text_columns), self.max_categories).fit(dataset.item_attributes)
+        encoder = ItemEncoder(parse_text_columns(self.text_columns), self.max_categories).fit(dataset.item_attributes)
         self.encoder_ = encoder.to_arrays()
         self.item_vectors_ = encoder.transform(dataset.item_attributes)
         self.user_items_ = dataset.matrix(binary=not self.value_weighted)
@@ -60,6 +60,6 @@ class ContentScorer:
         return np.asarray((profiles @ vectors.T).toarray(), np.float32)
 
 
-def text_columns(names: str) -> frozenset[str]:
+def parse_text_columns(names: str) -> frozenset[str]:
     """Comma-separated column names treated as free text."""
     return frozenset(name.strip() for name in names.split(",") if name.strip())

@@ -27,7 +27,7 @@ from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.errors import DataError
 from tailored.models.base import Float, check_fitted, register, user_rows
-from tailored.models.content import text_columns
+from tailored.models.content import parse_text_columns
 
 
 @register("content-ridge")
@@ -48,7 +48,7 @@ class ContentRidgeScorer:
     def fit(self, dataset: Dataset) -> Self:
         if dataset.item_attributes is None:
             raise DataError("Algorithm 'content-ridge' needs item attributes: pass an items table (--items FILE).")
-        encoder = ItemEncoder(text_columns(self.text_columns), self.max_categories, self.max_text_features)
+        encoder = ItemEncoder(parse_text_columns(self.text_columns), self.max_categories, self.max_text_features)
         encoder.fit(dataset.item_attributes)
         self.encoder_ = encoder.to_arrays()
         self.item_features_ = _with_intercept(encoder.transform(dataset.item_attributes))

@@ -3,7 +3,35 @@ the year, hour of the week) than the catalogue does, and the score adjustment th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from tailored.data.dataset import Dataset
+from tailored.rank.context import Context
+
+DAY = 86_400
+Buckets = Callable[[np.ndarray], np.ndarray]
+"""Unix seconds -> bucket indices of the cycle."""
+
+
+def learn_lift(dataset: Dataset, buckets: Buckets, n_buckets: int, prior: float, smoothing: int,
+               min_history_days: float) -> np.ndarray:
+    """`periodic_lift` of the dataset's interactions; empty (no lift) without timestamps or with a history shorter
+    than ``min_history_days``, too short to show the cycle."""
+    timestamps = dataset.timestamps
+    if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < min_history_days * DAY:
+        return np.ones((0, n_buckets), np.float32)
+    return periodic_lift(dataset.item_index, buckets(np.asarray(timestamps, np.int64)), dataset.n_items, n_buckets,
+                         prior, smoothing)
+
+
+def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, context: Context, strength: float) -> np.ndarray:
+    """`add_log_lift` for the bucket of the request's moment; scores unchanged when nothing was learned."""
+    if len(lift) == 0:
+        return scores
+    bucket = int(buckets(np.array([int(context.when().timestamp())]))[0])
+    return add_log_lift(scores, lift[:, bucket], strength)
 
 
 def periodic_lift(items: np.ndarray, buckets: np.ndarray, n_items: int, n_buckets: int, prior: float,

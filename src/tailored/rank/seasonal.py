@@ -22,10 +22,9 @@ import pandas as pd
 from tailored.data.dataset import Dataset
 from tailored.rank.base import register_stage
 from tailored.rank.context import Context
-from tailored.rank.lift import add_log_lift, periodic_lift
+from tailored.rank.lift import apply_lift, learn_lift
 
 WEEKS = 53
-DAY = 86_400
 
 
 def week_of_year(seconds: np.ndarray) -> np.ndarray:
@@ -44,16 +43,8 @@ class SeasonalAdjuster:
     min_history_days: int = 330
 
     def fit(self, dataset: Dataset) -> Self:
-        timestamps = dataset.timestamps
-        self.lift_ = np.ones((0, WEEKS), np.float32)
-        if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < self.min_history_days * DAY:
-            return self
-        weeks = week_of_year(np.asarray(timestamps, np.int64))
-        self.lift_ = periodic_lift(dataset.item_index, weeks, dataset.n_items, WEEKS, self.prior, self.smoothing_weeks)
+        self.lift_ = learn_lift(dataset, week_of_year, WEEKS, self.prior, self.smoothing_weeks, self.min_history_days)
         return self
 
     def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray:
-        if len(self.lift_) == 0:
-            return scores
-        week = int(week_of_year(np.array([int(context.when().timestamp())]))[0])
-        return add_log_lift(scores, self.lift_[:, week], self.strength)
+        return apply_lift(scores, self.lift_, week_of_year, context, self.strength)

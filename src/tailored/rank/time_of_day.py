@@ -16,10 +16,9 @@ import pandas as pd
 from tailored.data.dataset import Dataset
 from tailored.rank.base import register_stage
 from tailored.rank.context import Context
-from tailored.rank.lift import add_log_lift, periodic_lift
+from tailored.rank.lift import apply_lift, learn_lift
 
 BUCKETS = 48
-DAY = 86_400
 
 
 def hour_bucket(seconds: np.ndarray) -> np.ndarray:
@@ -39,16 +38,8 @@ class TimeOfDayAdjuster:
     min_history_days: int = 14
 
     def fit(self, dataset: Dataset) -> Self:
-        timestamps = dataset.timestamps
-        self.lift_ = np.ones((0, BUCKETS), np.float32)
-        if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < self.min_history_days * DAY:
-            return self
-        buckets = hour_bucket(np.asarray(timestamps, np.int64))
-        self.lift_ = periodic_lift(dataset.item_index, buckets, dataset.n_items, BUCKETS, self.prior, self.smoothing_hours)
+        self.lift_ = learn_lift(dataset, hour_bucket, BUCKETS, self.prior, self.smoothing_hours, self.min_history_days)
         return self
 
     def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray:
-        if len(self.lift_) == 0:
-            return scores
-        bucket = int(hour_bucket(np.array([int(context.when().timestamp())]))[0])
-        return add_log_lift(scores, self.lift_[:, bucket], self.strength)
+        return apply_lift(scores, self.lift_, hour_bucket, context, self.strength)

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, factor_scores, register
-from tailored.models.neural.training import TrainingLog, holdout_split, recall_at, require_torch, train
+from tailored.models.neural.training import TrainingLog, holdout_split, recall_at, require_torch, sample_negatives, train
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +39,6 @@ def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
     np.power(degree, -0.5, out=inverse_root, where=degree > 0)
     scale = sp.diags(inverse_root)
     return (scale @ adjacency @ scale).tocsr().astype(np.float32)
-
-
-def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
-    """One item per user drawn uniformly from those it has not seen, without rejection: the r-th unseen item of a user
-    whose sorted seen items are ``i_0 < i_1 < ...`` is ``r + #{k : i_k - k <= r}``."""
-    seen = seen.sorted_indices()
-    n_users, n_items = seen.shape
-    counts = np.diff(seen.indptr)
-    rank = rng.integers(np.maximum(n_items - counts[users], 1))
-    shifted = seen.indices - (np.arange(seen.nnz) - np.repeat(seen.indptr[:-1], counts))  # i_k - k
-    keys = np.repeat(np.arange(n_users, dtype=np.int64), counts) * n_items + shifted  # sorted
-    negatives = rank + np.searchsorted(keys, users * n_items + rank, side="right") - seen.indptr[users]
-    return np.minimum(negatives, n_items - 1)  # a user who has seen every item gets one of them
 
 
 @register("lightgcn")

@@ -58,6 +58,14 @@ def item_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | Non
     return ItemEncoder.from_arrays(encoder).transform(attributes.reset_index(drop=True))
 
 
+def side_features(dataset: Dataset, max_text_features: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                     sp.csr_matrix, sp.csr_matrix]:
+    """User encoder, item encoder, user feature rows and item feature rows of a dataset."""
+    users, items = user_encoder(dataset), item_encoder(dataset, max_text_features)
+    return (users, items, user_features(users, dataset.user_attributes, dataset.n_users),
+            item_features(items, dataset.item_attributes, dataset.n_items))
+
+
 def with_unknown_id(n: int, rows: np.ndarray, dropout: float, rng: np.random.Generator | None) -> np.ndarray:
     """Ids with a random ``dropout`` share replaced by the unknown id ``n`` (training; DropoutNet, Volkovs et al.
     2017), so that the model learns to score from features alone; unchanged when ``rng`` is None."""

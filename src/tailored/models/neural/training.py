@@ -60,6 +60,19 @@ def holdout_split(matrix: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp
     return train, valid
 
 
+def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
+    """One item per user drawn uniformly from those it has not seen, without rejection: the r-th unseen item of a user
+    whose sorted seen items are ``i_0 < i_1 < ...`` is ``r + #{k : i_k - k <= r}``."""
+    seen = seen.sorted_indices()
+    n_users, n_items = seen.shape
+    counts = np.diff(seen.indptr)
+    rank = rng.integers(np.maximum(n_items - counts[users], 1))
+    shifted = seen.indices - (np.arange(seen.nnz) - np.repeat(seen.indptr[:-1], counts))  # i_k - k
+    keys = np.repeat(np.arange(n_users, dtype=np.int64), counts) * n_items + shifted  # sorted
+    negatives = rank + np.searchsorted(keys, users * n_items + rank, side="right") - seen.indptr[users]
+    return np.minimum(negatives, n_items - 1)  # a user who has seen every item gets one of them
+
+
 def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20) -> float:
     """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal."""
     users = np.flatnonzero(np.diff(relevant.indptr))

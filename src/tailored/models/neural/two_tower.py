@@ -28,9 +28,9 @@ import scipy.sparse as sp
 
 from tailored.data.columns import TIMESTAMP, USER_INDEX
 from tailored.data.dataset import Dataset
-from tailored.models.base import Float, Int, check_fitted, factor_scores, register, user_rows
+from tailored.models.base import Float, Int, check_fitted, factor_scores, register
 from tailored.models.neural.side_features import (
-    bag_inputs, item_encoder, item_features, user_encoder, user_features, with_unknown_id,
+    bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
     from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
@@ -86,10 +86,8 @@ class TwoTowerScorer:
     }
 
     def fit(self, dataset: Dataset) -> Self:
-        self.user_encoder_ = user_encoder(dataset)
-        self.item_encoder_ = item_encoder(dataset, self.max_text_features)
-        self.user_features_ = user_features(self.user_encoder_, dataset.user_attributes, dataset.n_users)
-        self.item_features_ = item_features(self.item_encoder_, dataset.item_attributes, dataset.n_items)
+        self.user_encoder_, self.item_encoder_, self.user_features_, self.item_features_ = side_features(
+            dataset, self.max_text_features)
         matrix = dataset.matrix(binary=True)
         part, held = holdout_split(matrix, VALIDATION_FRACTION, self.seed)
         _, log = self._train(part, recent_history(dataset, part, self.max_history), held, self.epochs)
