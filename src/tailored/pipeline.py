@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
+from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, USER_ID
 from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
@@ -19,12 +19,14 @@ from tailored.data.idmap import IdMap
 from tailored.data.transforms import Weighting, apply_weighting
 from tailored.config import convert
 from tailored.errors import ConfigError, DataError, NotFittedError
-from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k
+from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
 from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, usable_columns
 from tailored.models.popularity import PopularityScorer
-from tailored.rank.base import Stage
+from tailored.rank.lift import DAY
+from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.context import Context
+from tailored.rank.explain import reasons_for
 
 
 @dataclass(eq=False)
@@ -46,7 +48,7 @@ class Recommender:
     exclude_seen: bool = True
     fallback: Scorer | None = None
     batch_size: int = 1024
-    stages: list[Stage] = field(default_factory=list)
+    stages: list[Stage | Reranker] = field(default_factory=list)
 
     def fit(self, dataset: Dataset) -> Self:
         train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
@@ -65,6 +67,8 @@ class Recommender:
             self.candidate_items_ |= _has_attributes(dataset)
         self.item_encoder_, self.item_features_ = item_features(dataset)
         self.co_purchase_, self.basket_count_ = co_purchase_counts(dataset)
+        self.item_attributes_ = dataset.item_attributes
+        self.first_seen_, self.last_seen_ = interaction_times(dataset)
         self.new_items_ = None
         return self
 
@@ -89,6 +93,11 @@ class Recommender:
         if self.item_encoder_ is not None:
             added = ItemEncoder.from_arrays(self.item_encoder_).transform(new)
             view.item_features_ = sp.vstack([self.item_features_, added], format="csr")
+        known_attributes = self.item_attributes_ if self.item_attributes_ is not None else pd.DataFrame(index=range(len(self.items_)))
+        view.item_attributes_ = pd.concat([known_attributes, new.drop(columns=ITEM_ID)], ignore_index=True)
+        if self.first_seen_ is not None:
+            view.first_seen_ = np.concatenate([self.first_seen_, np.full(len(new), np.nan)])
+            view.last_seen_ = sp.hstack([self.last_seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=np.float32)], format="csr")
         return view
 
     def restricted_to(self, item_ids: np.ndarray) -> Recommender:
@@ -112,35 +121,69 @@ class Recommender:
             raise NotFittedError(self)
 
     # -- ranking ----------------------------------------------------------------------------------------------
+    @property
+    def catalogue(self) -> Catalogue:
+        """The items as the stages see them."""
+        return Catalogue(self.items_.external_ids, self.item_attributes_, self.item_features_, self.first_seen_,
+                         self.seen_, self.co_purchase_, self.basket_count_)
+
     def score_block(self, users: np.ndarray, context: Context | None = None) -> np.ndarray:
         """Dense scores for user indices (-1 = unknown), with excluded items at -inf, adjusted by the stages for
         ``context`` (None: now, nothing else known)."""
         users = np.asarray(users, np.int64)
         scores, warm = self._raw_scores(users)
-        scores[:, ~self.candidate_items_] = -np.inf
-        if self.exclude_seen and warm.any():
-            seen = self.seen_[users[warm]].tocoo()
-            scores[np.flatnonzero(warm)[seen.row], seen.col] = -np.inf
-        return self._staged(scores, users, context)
+        return self._adjusted(scores, self._request(users, warm, scores, context))
 
-    def _staged(self, scores: np.ndarray, users: np.ndarray, context: Context | None) -> np.ndarray:
+    def _request(self, users: np.ndarray, warm: np.ndarray, scores: np.ndarray, context: Context | None,
+                 tally: dict[str, Any] | None = None) -> Request:
+        """Masks non-candidates and (by default) seen items in ``scores``, and describes the block for the stages."""
+        scores[:, ~self.candidate_items_] = -np.inf
+        rows = np.where(warm, users, -1)
+        history = user_rows(self.seen_, rows)
+        excluded = None
+        if self.exclude_seen and history.nnz:
+            excluded = history.tocoo()
+            excluded.data = scores[excluded.row, excluded.col].copy()
+            scores[excluded.row, excluded.col] = -np.inf
+        last_seen = None if self.last_seen_ is None else user_rows(self.last_seen_, rows)
+        return Request(users, context or Context(), self.catalogue, history, last_seen, excluded,
+                       {} if tally is None else tally)
+
+    def _adjusted(self, scores: np.ndarray, request: Request) -> np.ndarray:
         for stage in self.stages:
-            scores = stage.adjust(scores, users, context or Context())
+            if not is_reranker(stage):
+                scores = stage.adjust(scores, request)  # type: ignore[union-attr]
         return scores
 
-    def recommend_indices(self, users: np.ndarray, n: int, context: Context | None = None
-                          ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield ``(user_indices, item_indices[b, n], scores[b, n])`` blocks; missing slots are -1 / -inf."""
+    def _ranked(self, scores: np.ndarray, request: Request, n: int, explain: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Adjusters, then the best ``n`` (from a pool of ``n * pool_factor`` when re-rankers follow), then the
+        re-rankers; with ``explain``, each item's reasons."""
+        scores = self._adjusted(scores, request)
+        rerankers = [stage for stage in self.stages if is_reranker(stage)]
+        pool = n * max([stage.pool_factor for stage in rerankers], default=1)  # type: ignore[union-attr]
+        items, values = top_k(scores, pool)
+        for stage in rerankers:
+            items, values = stage.rerank(items, values, request, n)  # type: ignore[union-attr]
+        items, values = items[:, :n], values[:, :n]
+        return items, values, reasons_for(items, request, self.stages) if explain else None
+
+    def recommend_indices(self, users: np.ndarray, n: int, context: Context | None = None, explain: bool = False
+                          ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Yield ``(user_indices, item_indices[b, n], scores[b, n], reasons[b, n] | None)`` blocks; missing slots
+        are -1 / -inf."""
         self._check()
         users = np.asarray(users, np.int64)
+        tally: dict[str, Any] = {}
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
-            items, scores = top_k(self.score_block(block, context), n)
-            yield block, items, scores
+            scores, warm = self._raw_scores(block)
+            yield block, *self._ranked(scores, self._request(block, warm, scores, context, tally), n, explain)
 
     def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
-                  context: Context | None = None) -> pd.DataFrame:
-        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order.
+                  context: Context | None = None, explain: bool = False) -> pd.DataFrame:
+        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order;
+        with ``explain``, a ``reasons`` column too.
 
         ``attributes`` (a ``user_id`` column + attribute columns) describes users unknown at training time; an
         attribute-aware fallback scores them from those attributes. ``context`` (date, location...) reaches the
@@ -155,18 +198,18 @@ class Recommender:
             described = (indices < 0) & np.isin(user_ids, attributes[USER_ID].to_numpy())
         frames = []
         plain = user_ids[~described]
-        for start, (block, items, scores) in zip(range(0, len(plain), self.batch_size),
-                                                 self.recommend_indices(indices[~described], n, context)):
-            frames.append(self._tidy(plain[start : start + len(block)], items, scores))
+        for start, (block, *ranked) in zip(range(0, len(plain), self.batch_size),
+                                           self.recommend_indices(indices[~described], n, context, explain)):
+            frames.append(self._tidy(plain[start : start + len(block)], *ranked))
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
             scores = np.empty((int(described.sum()), self.seen_.shape[1]), np.float32)
             rows = rows.reset_index(drop=True)
             scores[:, : self._n_trained_items] = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
-            scores = self._score_cold_items(np.full(len(scores), -1), np.zeros(len(scores), bool), scores, rows)
-            scores[:, ~self.candidate_items_] = -np.inf
-            scores = self._staged(scores, np.full(len(scores), -1), context)
-            frames.append(self._tidy(user_ids[described], *top_k(scores, n)))
+            unknown = np.full(len(scores), -1)
+            scores = self._score_cold_items(unknown, np.zeros(len(scores), bool), scores, rows)
+            request = self._request(unknown, np.zeros(len(scores), bool), scores, context)
+            frames.append(self._tidy(user_ids[described], *self._ranked(scores, request, n, explain)))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
         frame = pd.concat(frames, ignore_index=True)
@@ -175,10 +218,11 @@ class Recommender:
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
         return frame
 
-    def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, reasons: np.ndarray | None = None
+              ) -> pd.DataFrame:
         valid = items >= 0
         rows, ranks = np.nonzero(valid)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 USER_ID: user_ids[rows],
                 ITEM_ID: self.items_.ids(items[valid]),
@@ -186,6 +230,9 @@ class Recommender:
                 RANK: ranks + 1,
             }
         )
+        if reasons is not None:
+            frame[REASONS] = reasons[valid]
+        return frame
 
     # -- rating prediction ------------------------------------------------------------------------------------
     def predict(self, user_ids: np.ndarray | list, item_ids: np.ndarray | list) -> np.ndarray:
@@ -264,6 +311,24 @@ def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.cs
     except DataError:
         return None, None
     return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
+
+
+def interaction_times(dataset: Dataset) -> tuple[np.ndarray | None, sp.csr_matrix | None]:
+    """Each item's first interaction (unix seconds, NaN for none) and each user-item pair's last (days since the
+    epoch, users x items); (None, None) without timestamps."""
+    if dataset.timestamps is None:
+        return None, None
+    seconds = np.asarray(dataset.timestamps, np.float64)
+    first = np.full(dataset.n_items, np.inf)
+    np.minimum.at(first, dataset.item_index, seconds)
+    first[np.isinf(first)] = np.nan
+    pairs = dataset.user_index.astype(np.int64) * dataset.n_items + dataset.item_index
+    order = np.lexsort((seconds, pairs))
+    is_last = np.append(pairs[order][1:] != pairs[order][:-1], True)
+    latest = order[is_last]
+    last = sp.csr_matrix((seconds[latest] / DAY, (dataset.user_index[latest], dataset.item_index[latest])),
+                         shape=(dataset.n_users, dataset.n_items), dtype=np.float64)
+    return first, last
 
 
 def item_model(dataset: Dataset) -> Scorer | None:

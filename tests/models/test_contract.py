@@ -80,7 +80,7 @@ def fitted(planted) -> Callable[[str], Recommender]:
 
 def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:
     users = dataset.users.index(test.user_id.unique(), missing="raise")
-    items = np.concatenate([block_items for _, block_items, _ in recommender.recommend_indices(users, 10)])
+    items = np.concatenate([block_items for _, block_items, _, _ in recommender.recommend_indices(users, 10)])
     test_users = dataset.users.index(test.user_id)
     test_items = dataset.items.index(test.item_id)
     relevant = Dataset.from_frame(test, user_map=dataset.users, item_map=dataset.items).matrix(binary=True)[users]

@@ -11,6 +11,7 @@ from tailored.errors import ConfigError
 from tailored.models import create_scorer
 from tailored.pipeline import Recommender
 from tailored.rank import Context, SeasonalAdjuster, create_stage, parse_context
+from tailored.rank.base import Catalogue, bare_request
 from tailored.registry.model_dir import load_model, save_model
 
 
@@ -62,7 +63,7 @@ def test_less_than_a_year_of_history_learns_no_season() -> None:
     short = frame[frame["timestamp"] < pd.Timestamp("2024-08-01", tz="UTC").timestamp()]
     stage = SeasonalAdjuster().fit(Dataset.from_frame(short))
     scores = np.array([[3.0, 1.0, -np.inf]], np.float32)
-    np.testing.assert_array_equal(stage.adjust(scores, np.array([0]), Context()), scores)
+    np.testing.assert_array_equal(stage.adjust(scores, bare_request(1, Catalogue(np.arange(3)))), scores)
 
 
 def test_context_parsing_and_clear_errors() -> None:

@@ -9,6 +9,7 @@ from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
 from tailored.pipeline import Recommender
 from tailored.rank import TimeOfDayAdjuster, parse_context
+from tailored.rank.base import Catalogue, bare_request
 
 
 def one_month(seed: int = 0) -> pd.DataFrame:
@@ -41,4 +42,5 @@ def test_a_short_history_learns_no_daily_profile() -> None:
     short = frame[frame["timestamp"] < frame["timestamp"].min() + 5 * 86_400]
     stage = TimeOfDayAdjuster().fit(Dataset.from_frame(short))
     scores = np.array([[1.0, 2.0]], np.float32)
-    np.testing.assert_array_equal(stage.adjust(scores, np.array([0]), parse_context(["date=2026-03-17T08:00"])), scores)
+    request = bare_request(1, Catalogue(np.arange(2)), parse_context(["date=2026-03-17T08:00"]))
+    np.testing.assert_array_equal(stage.adjust(scores, request), scores)

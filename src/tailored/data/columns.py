@@ -11,6 +11,7 @@ ITEM_INDEX = "item_index"
 
 SCORE = "score"
 RANK = "rank"
+REASONS = "reasons"
 PREDICTION = "prediction"
 REASON = "reason"
 BASKET_ID = "basket_id"

@@ -41,7 +41,7 @@ def ranked_lists(
     """Top-``k`` lists of every test user (in test index order), in the recommender's item index space."""
     users = _test_users(test)
     indices = recommender.users_.index(users, missing="mask")
-    blocks = [items for _, items, _ in recommender.recommend_indices(indices, k)]
+    blocks = [items for _, items, _, _ in recommender.recommend_indices(indices, k)]
     items = np.concatenate(blocks) if blocks else np.zeros((0, k), np.int64)
     return _lists(
         items, users, test.users.ids(test.user_index), test.items.ids(test.item_index),

@@ -1,29 +1,95 @@
-"""The Stage contract and the catalogue of stages by name."""
+"""The stage contracts, what a stage sees of a request, and the catalogue of stages by name.
+
+Two kinds of stage run after the scorer, in the order given:
+
+- an **adjuster** (`Stage.adjust`) changes a dense block of scores, users x items (``-inf`` = excluded): seasonal
+  lift, events, distance, rules;
+- a **re-ranker** (`Reranker.rerank`) picks the final ``n`` of each user's candidate pool (the best
+  ``n * pool_factor`` items after the adjusters): diversity, exposure fairness, launch slots.
+
+Either may also say why an item was moved (`explain`). Hyperparameters are dataclass fields; learned state lives in
+``name_`` attributes (arrays or scalars) so that a model directory saves stages too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.rank.context import Context
 
 
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """The items at request time, by item index: external ids, raw attributes (category, price, tags, lat/lon... NaN
+    where unknown), encoded attribute vectors, first interaction time (unix seconds, NaN for none) and the training
+    interactions (users x items, binary)."""
+
+    ids: np.ndarray
+    attributes: pd.DataFrame | None = None
+    features: sp.csr_matrix | None = None
+    first_seen: np.ndarray | None = None
+    interactions: sp.csr_matrix | None = None
+    co_purchase: sp.csr_matrix | None = None
+    basket_count: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def column(self, name: str) -> pd.Series | None:
+        """The attribute column ``name`` (one value per item), or None when items do not carry it."""
+        if self.attributes is None or name not in self.attributes:
+            return None
+        return self.attributes[name]
+
+
+@dataclass(eq=False)
+class Request:
+    """One block of users being recommended: their indices (-1 = unknown to the model), the context, the catalogue,
+    the items each has interacted with (block rows x items, binary) and when last (days since the epoch, or None
+    without timestamps), and the scores that seen-item exclusion removed (so a rule may give them back)."""
+
+    users: np.ndarray
+    context: Context
+    catalogue: Catalogue
+    history: sp.csr_matrix
+    last_seen: sp.csr_matrix | None = None
+    excluded_seen: sp.coo_matrix | None = None
+    tally: dict[str, Any] = field(default_factory=dict)
+    """State shared by the blocks of one recommendation run (e.g. how often each item was shown so far)."""
+
+
 @runtime_checkable
 class Stage(Protocol):
-    """Adjusts a block of candidate scores (users x items, -inf = excluded) for a request context.
-
-    Hyperparameters are dataclass fields and learned state lives in ``name_`` attributes (arrays or scalars), as for
-    scorers, so a model directory saves stages too. ``fit`` learns from the training interactions.
-    """
+    """Adjusts a block of candidate scores (users x items, -inf = excluded) for a request. ``fit`` learns from the
+    training interactions (a no-op for stages configured only by files, such as rules and calendars)."""
 
     def fit(self, dataset: Dataset) -> Self: ...
 
-    def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray: ...
+    def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray: ...
 
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Chooses ``n`` items per user from a candidate pool (``items[b, m]`` best first, -1 = empty slot, and their
+    scores); returns ``(items[b, n], scores[b, n])``."""
+
+    pool_factor: int
+
+    def fit(self, dataset: Dataset) -> Self: ...
+
+    def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+Explain = Callable[[np.ndarray, Request], np.ndarray]
+"""Optional ``explain(items[b, n], request) -> str[b, n]`` of a stage: the reason it moved each item, "" for none."""
 
 STAGES: dict[str, type] = {}
 
@@ -43,7 +109,18 @@ def stage_names() -> list[str]:
     return sorted(STAGES)
 
 
-def create_stage(name: str, params: Mapping[str, Any] | None = None) -> Stage:
+def create_stage(name: str, params: Mapping[str, Any] | None = None) -> Stage | Reranker:
     if name not in stage_names():
         raise ConfigError(f"Unknown stage '{name}'. Valid stages: {', '.join(stage_names())}.")
-    return STAGES[name](**dict(params or {}))
+    from tailored.config import build_dataclass
+
+    return build_dataclass(STAGES[name], dict(params or {}), f"stage '{name}' parameter")
+
+
+def is_reranker(stage: object) -> bool:
+    return hasattr(stage, "rerank")
+
+
+def bare_request(n_users: int, catalogue: Catalogue, context: Context | None = None) -> Request:
+    """A request for ``n_users`` users unknown to the model, without history: a stage used on its own."""
+    return Request(np.full(n_users, -1), context or Context(), catalogue, sp.csr_matrix((n_users, len(catalogue))))

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.dataset import Dataset
-from tailored.rank.base import register_stage
-from tailored.rank.context import Context
+from tailored.rank.base import Request, register_stage
 from tailored.rank.lift import apply_lift, learn_lift
 
 WEEKS = 53
@@ -46,5 +45,5 @@ class SeasonalAdjuster:
         self.lift_ = learn_lift(dataset, week_of_year, WEEKS, self.prior, self.smoothing_weeks, self.min_history_days)
         return self
 
-    def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray:
-        return apply_lift(scores, self.lift_, week_of_year, context, self.strength)
+    def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
+        return apply_lift(scores, self.lift_, week_of_year, request.context, self.strength)

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.dataset import Dataset
-from tailored.rank.base import register_stage
-from tailored.rank.context import Context
+from tailored.rank.base import Request, register_stage
 from tailored.rank.lift import apply_lift, learn_lift
 
 BUCKETS = 48
@@ -41,5 +40,5 @@ class TimeOfDayAdjuster:
         self.lift_ = learn_lift(dataset, hour_bucket, BUCKETS, self.prior, self.smoothing_hours, self.min_history_days)
         return self
 
-    def adjust(self, scores: np.ndarray, users: np.ndarray, context: Context) -> np.ndarray:
-        return apply_lift(scores, self.lift_, hour_bucket, context, self.strength)
+    def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
+        return apply_lift(scores, self.lift_, hour_bucket, request.context, self.strength)

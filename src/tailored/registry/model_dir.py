@@ -1,4 +1,5 @@
-"""Save a fitted Recommender to a directory and load it back: manifest JSON + one ``.npz`` of arrays.
+"""Save a fitted Recommender to a directory and load it back: manifest JSON + one ``.npz`` of arrays (+ the items'
+attributes as Parquet, which the stages read at request time).
 
 No pickle: every learned attribute is a numpy array, a scipy CSR matrix, a dict of named arrays (network weights)
 or a JSON scalar. Writes go to a temporary
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from tailored import __version__
@@ -27,12 +29,13 @@ from tailored.pipeline import Recommender
 from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
 RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_",
-                     "co_purchase_", "basket_count_")
+                     "co_purchase_", "basket_count_", "first_seen_", "last_seen_")
+ITEM_ATTRIBUTES = "item_attributes.parquet"
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -87,6 +90,8 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
     }
     with staged_directory(directory) as staging:
         np.savez(staging / ARRAYS, **arrays)
+        if recommender.item_attributes_ is not None:
+            recommender.item_attributes_.to_parquet(staging / ITEM_ATTRIBUTES, index=False)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
     return directory
 
@@ -118,6 +123,8 @@ def load_model(directory: str | Path) -> Recommender:
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
     recommender.new_items_ = None
+    attributes_path = Path(directory) / ITEM_ATTRIBUTES
+    recommender.item_attributes_ = pd.read_parquet(attributes_path) if attributes_path.exists() else None
     with np.load(Path(directory) / ARRAYS, allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
