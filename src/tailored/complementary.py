@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tailored.data.baskets import association_scores
 from tailored.data.columns import ITEM_ID, RANK, SCORE
 from tailored.errors import DataError
 from tailored.models.base import top_k
@@ -30,14 +31,7 @@ def complementary_items(recommender: Recommender, item_ids: np.ndarray, k: int =
     indices = recommender.items_.index(item_ids, missing="mask")
     if (indices < 0).any():
         raise DataError(f"Unknown item(s) {item_ids[indices < 0][:5].tolist()}: complements need purchase history.")
-    holding = counts.diagonal().astype(np.float64)
-    n_baskets = float(recommender.basket_count_)
-    together = counts[indices].toarray().astype(np.float64)
-    confidence = together / np.maximum(holding[indices, None], 1.0)
-    lift = confidence / np.maximum(holding[None, :] / n_baskets, 1e-12)
-    score = confidence * np.log(np.maximum(lift, 1e-12))
-    score[(together < min_count) | (lift <= 1.0)] = -np.inf
-    score[np.arange(len(indices)), indices] = -np.inf
+    score, lift, confidence, together = association_scores(counts, recommender.basket_count_, indices, min_count)
     score[:, ~recommender.candidate_items_[: score.shape[1]]] = -np.inf
     best, values = top_k(score, k)
     valid = best >= 0
@@ -45,4 +39,4 @@ def complementary_items(recommender: Recommender, item_ids: np.ndarray, k: int =
     columns = best[valid]
     return pd.DataFrame({ITEM_ID: item_ids[rows], COMPLEMENTARY_ITEM_ID: recommender.items_.ids(columns),
                          SCORE: values[valid], "lift": lift[rows, columns], "confidence": confidence[rows, columns],
-                         "support": together[rows, columns] / n_baskets, RANK: ranks + 1})
+                         "support": together[rows, columns] / recommender.basket_count_, RANK: ranks + 1})

@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, USER_ID
+from tailored.data.activity import daily_counts, interaction_times
 from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
@@ -23,7 +24,6 @@ from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_
 from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, usable_columns
 from tailored.models.popularity import PopularityScorer
-from tailored.rank.lift import DAY
 from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.context import Context
 from tailored.rank.explain import reasons_for
@@ -69,6 +69,7 @@ class Recommender:
         self.co_purchase_, self.basket_count_ = co_purchase_counts(dataset)
         self.item_attributes_ = dataset.item_attributes
         self.first_seen_, self.last_seen_ = interaction_times(dataset)
+        self.daily_counts_, self.counts_end_ = daily_counts(dataset)
         self.new_items_ = None
         return self
 
@@ -163,6 +164,7 @@ class Recommender:
         rerankers = [stage for stage in self.stages if is_reranker(stage)]
         pool = n * max([stage.pool_factor for stage in rerankers], default=1)  # type: ignore[union-attr]
         items, values = top_k(scores, pool)
+        request.scores = scores
         for stage in rerankers:
             items, values = stage.rerank(items, values, request, n)  # type: ignore[union-attr]
         items, values = items[:, :n], values[:, :n]
@@ -311,24 +313,6 @@ def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.cs
     except DataError:
         return None, None
     return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
-
-
-def interaction_times(dataset: Dataset) -> tuple[np.ndarray | None, sp.csr_matrix | None]:
-    """Each item's first interaction (unix seconds, NaN for none) and each user-item pair's last (days since the
-    epoch, users x items); (None, None) without timestamps."""
-    if dataset.timestamps is None:
-        return None, None
-    seconds = np.asarray(dataset.timestamps, np.float64)
-    first = np.full(dataset.n_items, np.inf)
-    np.minimum.at(first, dataset.item_index, seconds)
-    first[np.isinf(first)] = np.nan
-    pairs = dataset.user_index.astype(np.int64) * dataset.n_items + dataset.item_index
-    order = np.lexsort((seconds, pairs))
-    is_last = np.append(pairs[order][1:] != pairs[order][:-1], True)
-    latest = order[is_last]
-    last = sp.csr_matrix((seconds[latest] / DAY, (dataset.user_index[latest], dataset.item_index[latest])),
-                         shape=(dataset.n_users, dataset.n_items), dtype=np.float64)
-    return first, last
 
 
 def item_model(dataset: Dataset) -> Scorer | None:

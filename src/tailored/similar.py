@@ -1,6 +1,5 @@
-"""Similar items: collaborative similarity (who interacted with one also interacted with the other) blended with
-attribute similarity (same category, genres, words, colours), trusting the collaborative side as far as both items
-have interactions, so new items are matched on their attributes alone."""
+"""Similar items: the nearest catalogue items of each query item by blended collaborative and attribute similarity
+(`tailored.data.similarity`); new items are matched on their attributes alone."""
 
 from __future__ import annotations
 
@@ -8,27 +7,12 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE
-from tailored.data.features import normalize_rows
+from tailored.data.similarity import item_similarities
 from tailored.errors import DataError
 from tailored.models.base import top_k
 from tailored.pipeline import Recommender
 
 SIMILAR_ITEM_ID = "similar_item_id"
-
-
-def item_similarities(recommender: Recommender, items: np.ndarray, shrink: float = 10.0) -> np.ndarray:
-    """Rows: the given item indices; columns: every item of the catalogue. ``w * cosine(interactions) +
-    (1 - w) * cosine(attributes)`` with ``w = c_i c_j`` and ``c = n / (n + shrink)`` for an item with n users."""
-    columns = normalize_rows(recommender.seen_.T.tocsr())
-    collaborative = (columns[items] @ columns.T).toarray()
-    counts = recommender.seen_.getnnz(axis=0).astype(np.float64)
-    confidence = counts / (counts + shrink)
-    weight = confidence[items, None] * confidence[None, :]
-    similarity = weight * collaborative
-    if recommender.item_features_ is not None:
-        features = normalize_rows(recommender.item_features_)
-        similarity += (1 - weight) * (features[items] @ features.T).toarray()
-    return similarity
 
 
 def similar_items(recommender: Recommender, item_ids: np.ndarray, k: int = 10, shrink: float = 10.0) -> pd.DataFrame:
@@ -38,7 +22,7 @@ def similar_items(recommender: Recommender, item_ids: np.ndarray, k: int = 10, s
     indices = recommender.items_.index(item_ids, missing="mask")
     if (indices < 0).any():
         raise DataError(f"Unknown item(s) {item_ids[indices < 0][:5].tolist()}: give new items with their attributes.")
-    scores = item_similarities(recommender, indices, shrink)
+    scores = item_similarities(recommender.seen_, recommender.item_features_, indices, shrink)
     scores[:, ~recommender.candidate_items_] = -np.inf
     scores[np.arange(len(indices)), indices] = -np.inf
     best, values = top_k(scores, k)

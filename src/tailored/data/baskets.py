@@ -40,3 +40,17 @@ def co_purchase_counts(dataset: Dataset) -> tuple[sp.csr_matrix | None, int]:
     holding.sum_duplicates()
     holding.data[:] = 1.0
     return sp.csr_matrix(holding.T @ holding), int(holding.shape[0])
+
+
+def association_scores(counts: sp.csr_matrix, basket_count: int, items: np.ndarray, min_count: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For the rows ``items`` against every item: ``confidence * ln(lift)`` (-inf for pairs under ``min_count``
+    baskets, lift <= 1 or the item itself), with the lift, confidence and number of baskets holding both."""
+    holding = counts.diagonal().astype(np.float64)
+    together = counts[items].toarray().astype(np.float64)
+    confidence = together / np.maximum(holding[items, None], 1.0)
+    lift = confidence / np.maximum(holding[None, :] / max(basket_count, 1), 1e-12)
+    score = confidence * np.log(np.maximum(lift, 1e-12))
+    score[(together < min_count) | (lift <= 1.0)] = -np.inf
+    score[np.arange(len(items)), items] = -np.inf
+    return score, lift, confidence, together

@@ -43,6 +43,11 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def index(self, item_ids: list[str] | np.ndarray) -> np.ndarray:
+        """Indices of the given external ids that the catalogue holds, in the given order (unknown ids dropped)."""
+        positions = pd.Index(self.ids.astype(str)).get_indexer(np.asarray(item_ids, dtype=str))
+        return positions[positions >= 0]
+
     def column(self, name: str) -> pd.Series | None:
         """The attribute column ``name`` (one value per item), or None when items do not carry it."""
         if self.attributes is None or name not in self.attributes:
@@ -62,6 +67,8 @@ class Request:
     history: sp.csr_matrix
     last_seen: sp.csr_matrix | None = None
     excluded_seen: sp.coo_matrix | None = None
+    scores: np.ndarray | None = None
+    """The block's adjusted scores, set before the re-rankers run (for those that look beyond the pool)."""
     tally: dict[str, Any] = field(default_factory=dict)
     """State shared by the blocks of one recommendation run (e.g. how often each item was shown so far)."""
 

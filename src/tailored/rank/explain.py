@@ -40,6 +40,7 @@ def history_reasons(items: np.ndarray, request: Request) -> np.ndarray:
         if len(history) == 0 or len(listed) == 0:
             continue
         similarity = (columns[history] @ columns[items[row, listed]].T).toarray()
+        similarity[history[:, None] == items[row, listed][None, :]] = -1.0  # an item is not its own reason
         best = similarity.argmax(axis=0)
         strong = similarity[best, np.arange(len(listed))] >= MIN_SIMILARITY
         reasons[row, listed[strong]] = [f"like {catalogue.ids[h]}" for h in history[best[strong]]]

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
 from tailored.rank.context import Context
 
-DAY = 86_400
 Buckets = Callable[[np.ndarray], np.ndarray]
 """Unix seconds -> bucket indices of the cycle."""
 
@@ -47,16 +47,17 @@ def periodic_lift(items: np.ndarray, buckets: np.ndarray, n_items: int, n_bucket
 
 
 def add_log_lift(scores: np.ndarray, lift: np.ndarray, strength: float) -> np.ndarray:
-    """Each row's finite scores standardised (z-scores), plus ``strength * log(lift)`` of their item; items beyond
-    ``lift`` (added after training) get no lift; -inf stays -inf."""
+    """`standardized` scores plus ``strength * log(lift)`` of their item; items beyond ``lift`` (added after
+    training) get no lift; -inf stays -inf."""
     full = np.ones(scores.shape[1], np.float32)
     full[: len(lift)] = np.maximum(lift, 1e-6)
+    return standardized(scores) + (strength * np.log(full)).astype(np.float32)
+
+
+def standardized(scores: np.ndarray) -> np.ndarray:
+    """Each row's finite scores as z-scores over the row's finite entries (a constant row gives zeros); -inf stays."""
     finite = np.isfinite(scores)
     count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
     mean = np.where(finite, scores, 0.0).sum(axis=1, keepdims=True) / count
     spread = np.sqrt(np.where(finite, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count)
-    rows, columns = np.nonzero(finite)
-    adjusted = scores.copy()
-    adjusted[rows, columns] = (scores[rows, columns] - mean[rows, 0]) / np.maximum(spread[rows, 0], 1e-12) \
-        + strength * np.log(full[columns])
-    return adjusted
+    return np.where(finite, (scores - mean) / np.maximum(spread, 1e-12), scores).astype(scores.dtype)

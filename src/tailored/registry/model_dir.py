@@ -34,7 +34,7 @@ MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
 RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_",
-                     "co_purchase_", "basket_count_", "first_seen_", "last_seen_")
+                     "co_purchase_", "basket_count_", "first_seen_", "last_seen_", "daily_counts_", "counts_end_")
 ITEM_ATTRIBUTES = "item_attributes.parquet"
 
 
