@@ -93,7 +93,17 @@ ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory wri
 Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
 QueryItems = Annotated[Path, typer.Option("--items", help="Query items: an item_id column (attribute columns describe new items for `similar`).")]
 PerItem = Annotated[int, typer.Option("--k", min=1, help="Items per query item.")]
+StageOption = Annotated[Optional[list[str]], typer.Option("--stage", help="Stage NAME or NAME:KEY=VALUE,... (repeatable; see `tailored stages`).")]
+PipelineOption = Annotated[Optional[Path], typer.Option("--pipeline", help="TOML pipeline spec: [[stage]] tables in order.")]
 WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
+
+
+def build_stages(options: list[str] | None, pipeline: Path | None) -> list[Any]:
+    """Stages from ``--stage`` options, then from a ``--pipeline`` spec."""
+    from tailored.rank.specs import load_pipeline, parse_stage_option, stage_from_entry
+
+    stages = [stage for option in options or [] for stage in stage_from_entry(parse_stage_option(option), Path.cwd())]
+    return stages + (load_pipeline(pipeline) if pipeline is not None else [])
 
 
 def _columns(user_col: str, item_col: str, value_col: str, time_col: str, basket_col: str | None = None) -> Any:
@@ -116,25 +126,24 @@ def train(
     time_col: TimeCol = "timestamp",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
     params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
-    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Stage after the scorer (repeatable): seasonal, time-of-day.")] = None,
+    stage: StageOption = None,
+    pipeline: PipelineOption = None,
     basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
     from tailored.models.neural.training import reporting_epochs
     from tailored.pipeline import build_recommender
-    from tailored.rank import create_stage
 
     params = parse_params(param, params_file)
     build_recommender(algorithm, params)  # validate the names and parameters before reading data
-    for name in stage or []:
-        create_stage(name)
+    stages = build_stages(stage, pipeline)
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col, basket_col))
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
     ):
         task = bar.add_task("train", total=None)
-        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stage)
+        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 
 
@@ -148,10 +157,16 @@ def recommend(
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
     items: Annotated[Optional[Path], typer.Option("--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
     candidates: Annotated[Optional[Path], typer.Option("--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
-    context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=. Default date: now.")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=, radius_km=, recent=ID|ID, device=. Default date: now.")] = None,
+    calendar: Annotated[Optional[Path], typer.Option("--calendar", help="Events calendar (TOML) adjusting the scores; built-in French retail events included.")] = None,
+    rules: Annotated[Optional[Path], typer.Option("--rules", help="Business rules (TOML): filters, pinned/promoted items, repurchase cycles, max share.")] = None,
+    stage: StageOption = None,
+    pipeline: PipelineOption = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add a reasons column (history item, event, season, rule...).")] = False,
 ) -> None:
-    """Write the top-k items per user (user_id,item_id,score,rank), training items excluded. New users described by
-    attribute columns in --users and new items described in --items are scored from their attributes."""
+    """Write the top-k items per user (user_id,item_id,score,rank[,reasons]), training items excluded. New users
+    described by attribute columns in --users and new items described in --items are scored from their attributes.
+    --calendar, --rules, --stage and --pipeline add request-time stages after the model's own."""
     from tailored import jobs
     from tailored.data.io import write_table
 
@@ -159,7 +174,13 @@ def recommend(
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
     from tailored.data.io import read_attributes
     from tailored.rank import parse_context
+    from tailored.rank.specs import check_request_time, load_stage_file
 
+    request_context = parse_context(context or [])
+    stages = build_stages(stage, pipeline)
+    check_request_time(stages)
+    stages += load_stage_file("calendar", calendar) if calendar is not None else []
+    stages += load_stage_file("rules", rules) if rules is not None else []
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
     candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
@@ -167,8 +188,12 @@ def recommend(
         task = bar.add_task("recommend", total=None)
         frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
                                attributes=attributes, items=new_items, candidates=candidate_ids,
-                               context=parse_context(context or []))
+                               context=request_context, stages=stages, explain=explain)
     write_table(frame, output)
+    short = jobs.short_lists(frame, k, None if user_ids is None else user_ids)
+    if short:
+        console.print(f"[yellow]warning:[/] {short:,} user(s) got fewer than {k} items: the rules, filters or "
+                      "candidates left too few items.")
     console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
 
 
@@ -564,3 +589,46 @@ def benchmark(
         from tailored.data.io import write_table
 
         write_table(table.astype({"params": str}), output)
+
+
+@app.command()
+@handle_errors
+def trending(
+    model_dir: ModelDir,
+    output: Output,
+    k: Annotated[int, typer.Option("--k", min=1, help="Number of items.")] = 10,
+    items: Annotated[Optional[Path], typer.Option("--items", help="Only these items (an item_id column), e.g. one category.")] = None,
+    window_days: Annotated[int, typer.Option("--window-days", min=1, help="Recent window, against the days before it.")] = 7,
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Interactions an item needs in the window.")] = 3,
+) -> None:
+    """Write the items rising fastest at the end of the training data (item_id,score,window_count,expected_count,rank)."""
+    import datetime as dt
+
+    from tailored import jobs
+    from tailored.data.io import write_table
+    from tailored.registry.model_dir import load_model
+    from tailored.trending import trending_items
+
+    recommender = load_model(model_dir)
+    frame = trending_items(recommender, k, window_days, min_count, jobs.read_item_ids(items) if items is not None else None)
+    write_table(frame, output)
+    as_of = dt.datetime.fromtimestamp(recommender.counts_end_, dt.timezone.utc).date()
+    console.print(f"[green]wrote[/] {len(frame):,} trending items (last {window_days} days to {as_of}) to {output}")
+
+
+@app.command()
+def stages() -> None:
+    """List the stages (adjusters change scores, re-rankers pick the final list) with their parameters."""
+    import dataclasses
+
+    from tailored.rank.base import STAGES
+    from tailored.rank.specs import describe_stages
+
+    table = Table(title="stages")
+    for column in ("name", "kind", "parameters (defaults)", "summary"):
+        table.add_column(column)
+    for name, kind, summary in describe_stages():
+        fields = dataclasses.fields(STAGES[name])
+        params = ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
+        table.add_row(name, kind, params, summary)
+    stdout.print(table)

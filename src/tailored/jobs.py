@@ -21,7 +21,7 @@ from tailored.eval.metrics import mae, rmse
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tailored.pipeline import build_recommender
-from tailored.rank import Context, create_stage
+from tailored.rank import Context, Reranker, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ def train(
     params: dict[str, Any],
     model_dir: str | Path,
     metadata: dict[str, Any] | None = None,
-    stages: list[str] | None = None,
+    stages: list[Stage | Reranker] | None = None,
 ) -> Recommender:
-    """Fit ``algorithm`` (followed by the named ``stages``) on ``dataset`` and save it to ``model_dir``."""
+    """Fit ``algorithm`` (followed by the ``stages``) on ``dataset`` and save it to ``model_dir``."""
     recommender = build_recommender(algorithm, params)
-    recommender.stages = [create_stage(name) for name in stages or []]
+    recommender.stages = list(stages or [])
     recommender.fit(dataset)
     save_model(recommender, model_dir, {"data_fingerprint": dataset.fingerprint(), "n_interactions": len(dataset)} | (metadata or {}))
     logger.info("trained algorithm=%s interactions=%d model_dir=%s", algorithm, len(dataset), model_dir)
@@ -120,11 +120,16 @@ def recommend(
     items: pd.DataFrame | None = None,
     candidates: np.ndarray | None = None,
     context: Context | None = None,
+    stages: list[Stage | Reranker] | None = None,
+    explain: bool = False,
 ) -> pd.DataFrame:
     """Top-``k`` for ``user_ids`` (all training users when None); unknown users get the cold-start fallback, which
     uses their ``attributes`` when given. ``items`` (``item_id`` + attributes) adds new items to the catalogue;
-    ``candidates`` restricts the ranking to those item ids."""
+    ``candidates`` restricts the ranking to those item ids; ``stages`` (rules, calendar, location...) follow the
+    model's own; ``explain`` adds a ``reasons`` column."""
     recommender = model if isinstance(model, Recommender) else load_model(model)
+    if stages:
+        recommender = recommender.with_stages(stages)
     if items is not None:
         recommender = recommender.with_items(items)
     if candidates is not None:
@@ -132,11 +137,19 @@ def recommend(
     ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
     frames = []
     block = recommender.batch_size
+    tally: dict[str, Any] = {}  # shared by the blocks: exposure counts span the whole run
     for start in range(0, len(ids), block):
-        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context))
+        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context, explain, tally))
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
+
+
+def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
+    """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
+    sizes = frame.groupby(USER_ID).size()
+    asked = len(sizes) if user_ids is None else len(pd.unique(np.asarray(user_ids).astype(str)))
+    return int((sizes < k).sum()) + asked - len(sizes)
 
 
 def embed_items(

@@ -101,6 +101,12 @@ class Recommender:
             view.last_seen_ = sp.hstack([self.last_seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=np.float32)], format="csr")
         return view
 
+    def with_stages(self, stages: list[Stage | Reranker]) -> Recommender:
+        """A view whose ranking also runs ``stages`` (after its own), e.g. the rules or calendar of one request."""
+        view = copy.copy(self)
+        view.stages = [*self.stages, *stages]
+        return view
+
     def restricted_to(self, item_ids: np.ndarray) -> Recommender:
         """A view that ranks only ``item_ids`` (e.g. a campaign's products or the newly added items)."""
         self._check()
@@ -151,6 +157,11 @@ class Recommender:
                        {} if tally is None else tally)
 
     def _adjusted(self, scores: np.ndarray, request: Request) -> np.ndarray:
+        """Seen items that a stage readmits (repurchase cycles) get their score back, then the adjusters run."""
+        for stage in self.stages:
+            if hasattr(stage, "readmit"):
+                rows, columns, restored = stage.readmit(request)
+                scores[rows, columns] = restored
         for stage in self.stages:
             if not is_reranker(stage):
                 scores = stage.adjust(scores, request)  # type: ignore[union-attr]
@@ -170,28 +181,31 @@ class Recommender:
         items, values = items[:, :n], values[:, :n]
         return items, values, reasons_for(items, request, self.stages) if explain else None
 
-    def recommend_indices(self, users: np.ndarray, n: int, context: Context | None = None, explain: bool = False
+    def recommend_indices(self, users: np.ndarray, n: int, context: Context | None = None, explain: bool = False,
+                          tally: dict[str, Any] | None = None
                           ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
         """Yield ``(user_indices, item_indices[b, n], scores[b, n], reasons[b, n] | None)`` blocks; missing slots
-        are -1 / -inf."""
+        are -1 / -inf. ``tally`` carries the run's state across calls (e.g. exposure counts)."""
         self._check()
         users = np.asarray(users, np.int64)
-        tally: dict[str, Any] = {}
+        tally = {} if tally is None else tally
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
             scores, warm = self._raw_scores(block)
             yield block, *self._ranked(scores, self._request(block, warm, scores, context, tally), n, explain)
 
     def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
-                  context: Context | None = None, explain: bool = False) -> pd.DataFrame:
+                  context: Context | None = None, explain: bool = False, tally: dict[str, Any] | None = None
+                  ) -> pd.DataFrame:
         """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order;
         with ``explain``, a ``reasons`` column too.
 
         ``attributes`` (a ``user_id`` column + attribute columns) describes users unknown at training time; an
         attribute-aware fallback scores them from those attributes. ``context`` (date, location...) reaches the
-        stages; without it they see the current time.
+        stages; without it they see the current time. ``tally`` carries a run's state across calls.
         """
         self._check()
+        tally = {} if tally is None else tally
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
         described = np.zeros(len(user_ids), bool)
@@ -201,7 +215,7 @@ class Recommender:
         frames = []
         plain = user_ids[~described]
         for start, (block, *ranked) in zip(range(0, len(plain), self.batch_size),
-                                           self.recommend_indices(indices[~described], n, context, explain)):
+                                           self.recommend_indices(indices[~described], n, context, explain, tally)):
             frames.append(self._tidy(plain[start : start + len(block)], *ranked))
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
@@ -210,7 +224,7 @@ class Recommender:
             scores[:, : self._n_trained_items] = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
             unknown = np.full(len(scores), -1)
             scores = self._score_cold_items(unknown, np.zeros(len(scores), bool), scores, rows)
-            request = self._request(unknown, np.zeros(len(scores), bool), scores, context)
+            request = self._request(unknown, np.zeros(len(scores), bool), scores, context, tally)
             frames.append(self._tidy(user_ids[described], *self._ranked(scores, request, n, explain)))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})

@@ -16,7 +16,7 @@ The adjusted score is the user's standardised score ``+ complement_weight * c(j)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -32,6 +32,8 @@ from tailored.rank.lift import standardized
 @dataclass(eq=False)
 class RecentActivityBooster:
     """Boosts the complements and the look-alikes of each user's recent items."""
+
+    learns: ClassVar[bool] = True
 
     window: int = 5
     max_age_days: float = 30.0

@@ -14,7 +14,7 @@ scores unchanged. Default ``strength`` 3 was chosen on a summer validation month
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,8 @@ def week_of_year(seconds: np.ndarray) -> np.ndarray:
 @dataclass(eq=False)
 class SeasonalAdjuster:
     """Adds ``strength * log(lift)`` of the request's week to the scores standardised per user."""
+
+    learns: ClassVar[bool] = True
 
     strength: float = 3.0
     prior: float = 20.0

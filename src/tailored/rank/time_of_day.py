@@ -8,7 +8,7 @@ otherwise), so requests must use the same clock. Less than ``min_history_days`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,8 @@ def hour_bucket(seconds: np.ndarray) -> np.ndarray:
 @dataclass(eq=False)
 class TimeOfDayAdjuster:
     """Adds ``strength * log(lift)`` of the request's hour (weekday or weekend) to the standardised scores."""
+
+    learns: ClassVar[bool] = True
 
     strength: float = 3.0
     prior: float = 20.0
