@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -42,7 +43,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             with threadpool_limits(num_threads()):
                 return command(*args, **kwargs)
         except TailoredError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from error
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: no partial output was written.")
