@@ -67,3 +67,18 @@ def test_drift_and_retrain_from_the_command_line(tmp_path) -> None:
     assert manifest["window_days"] == 30 and manifest["n_interactions"] < len(old) + len(new)
     result = ok(cli("drift", "--interactions", "all.csv", "--model-dir", "fresh", "--window-days", "30", cwd=tmp_path))
     assert "stable" in result.stdout
+
+
+def test_user_activity_segments_and_their_psi() -> None:
+    rng = np.random.default_rng(7)
+    heavy = [(f"h{u}", f"i{i}") for u in range(20) for i in rng.choice(100, 40, replace=False)]
+    light = [(f"l{u}", f"i{i}") for u in range(80) for i in rng.choice(100, 5, replace=False)]
+    train = pd.DataFrame(heavy + light, columns=["user_id", "item_id"])
+    model = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(train))
+    same = drift_report(model, train.sample(600, random_state=0))
+    assert same.user_activity_psi < same.activity_noise_floor + 0.1 and same.verdict == "stable", same
+    newcomers = pd.DataFrame({"user_id": [f"n{u}" for u in range(300)], "item_id": train["item_id"].sample(300, random_state=1).to_numpy()})
+    arrived = drift_report(model, newcomers)
+    assert arrived.user_activity_psi > 0.25 and arrived.new_user_share == 1.0, arrived
+    assert arrived.verdict.startswith("significant")  # same items, new people: the user side sees it
+    assert arrived.item_popularity_psi - arrived.noise_floor < 0.25

@@ -129,6 +129,7 @@ def train(
     params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
     stage: StageOption = None,
     pipeline: PipelineOption = None,
+    window_days: WindowDays = None,
     basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
@@ -140,6 +141,10 @@ def train(
     build_recommender(algorithm, params)  # validate the names and parameters before reading data
     stages = build_stages(stage, pipeline)
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col, basket_col))
+    if window_days is not None:
+        from tailored.data.transforms import history_window
+
+        dataset = history_window(dataset, days=window_days)
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
     ):
@@ -560,36 +565,50 @@ def split(
 @app.command()
 @handle_errors
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Benchmark suite: movielens-100k.")],
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: movielens-100k or movielens-100k-reranking.")],
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u.data, u.item, u1.base, ...).")],
     algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
     validation: Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")] = None,
 ) -> None:
-    """Every algorithm on the MovieLens protocols P1 (NDCG@10), P2 (HR@10), item cold start (Recall@20 vs random)
-    and P3 (RMSE), with fit times and epochs."""
+    """movielens-100k: every algorithm on the MovieLens protocols P1 (NDCG@10), P2 (HR@10), item cold start
+    (Recall@20 vs random) and P3 (RMSE), with fit times and epochs. movielens-100k-reranking: the diversity and
+    exposure stages' accuracy/coverage trade-off on P1 and their overhead per user (first --algorithm, default ease)."""
     import time
 
     from tailored import benchmark as suites
+    from tailored.benchmark_reranking import reranking_tradeoffs
 
-    if suite != "movielens-100k":
-        raise ConfigError(f"Unknown benchmark suite '{suite}'. Valid suites: movielens-100k.")
     start = time.perf_counter()
-
-    def show(row: dict[str, Any]) -> None:
-        figures = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
-        epochs = f", {row['epochs']} epochs" if row.get("epochs") else ""
-        console.print(f"{row['protocol']} {row['algorithm']:<11} {figures}  ({row['seconds']:.2f} s{epochs}) {row['params'] or ''}")
-
-    table = suites.movielens_100k(data_dir, algorithm, validation, on_row=show)
-    for protocol, rows in table.groupby("protocol", sort=False):
-        print_table(rows.dropna(axis=1, how="all").drop(columns="protocol").assign(params=rows["params"].astype(str)),
-                    title=f"{protocol} ({'validation' if validation else 'test'})")
+    part = "validation" if validation else "test"
+    if suite == "movielens-100k":
+        table = suites.movielens_100k(data_dir, algorithm, validation, on_row=lambda row: console.print(describe_row(row)))
+        for protocol, rows in table.groupby("protocol", sort=False):
+            print_table(rows.dropna(axis=1, how="all").drop(columns="protocol").assign(params=rows["params"].astype(str)),
+                        title=f"{protocol} ({part})")
+        table = table.astype({"params": str})
+    elif suite == "movielens-100k-reranking":
+        table = reranking_tradeoffs(data_dir, (algorithm or ["ease"])[0], validation=validation,
+                                    on_row=lambda row: console.print(describe_tradeoff(row)))
+        print_table(table.drop(columns="seconds"), title=f"P1 re-ranking trade-offs ({part})")
+    else:
+        raise ConfigError(f"Unknown benchmark suite '{suite}'. Valid suites: movielens-100k, movielens-100k-reranking.")
     stdout.print(f"total {time.perf_counter() - start:.1f} s")
     if output is not None:
         from tailored.data.io import write_table
 
-        write_table(table.astype({"params": str}), output)
+        write_table(table, output)
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
+    epochs = f", {row['epochs']} epochs" if row.get("epochs") else ""
+    return f"{row['protocol']} {row['algorithm']:<11} {figures}  ({row['seconds']:.2f} s{epochs}) {row['params'] or ''}"
+
+
+def describe_tradeoff(row: dict[str, Any]) -> str:
+    return (f"{row['setting']:<28} NDCG@10 {row['ndcg@10']:.4f} ({row['ndcg_change']:+.1%})  coverage@10 "
+            f"{row['coverage@10']:.4f} (x{row['coverage_ratio']:.2f})  overhead {row['overhead_ms_per_user']:+.3f} ms/user")
 
 
 @app.command()

@@ -20,8 +20,8 @@ from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.eval.metrics import mae, rmse
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
-from tailored.pipeline import build_recommender
-from tailored.rank import Context, Reranker, Stage
+from tailored.pipeline import RECOMMENDER_PARAMS, build_recommender
+from tailored.rank import Context, Reranker, Stage, create_stage
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def retrain(
     if window.empty:
         raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
     dataset = load_dataset(window, users, items)
-    params = manifest["params"] | {k: manifest["recommender"][k] for k in ("weighting", "confidence_alpha")}
-    stages = [entry["name"] for entry in manifest["stages"]]
+    params = manifest["params"] | {k: manifest["recommender"][k] for k in RECOMMENDER_PARAMS if k in manifest["recommender"]}
+    stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     metadata = {"source": str(interactions), "window_days": window_days}
     return train(dataset, manifest["algorithm"], params, output_dir or model_dir, metadata, stages=stages)
 

@@ -17,7 +17,7 @@ from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.data.idmap import IdMap
-from tailored.data.transforms import Weighting, apply_weighting
+from tailored.data.transforms import Weighting, apply_weighting, time_decay_weights
 from tailored.config import convert
 from tailored.errors import ConfigError, DataError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
@@ -45,13 +45,14 @@ class Recommender:
     scorer: Scorer
     weighting: Weighting = "raw"
     confidence_alpha: float = 1.0
+    half_life_days: float | None = None
     exclude_seen: bool = True
     fallback: Scorer | None = None
     batch_size: int = 1024
     stages: list[Stage | Reranker] = field(default_factory=list)
 
     def fit(self, dataset: Dataset) -> Self:
-        train = apply_weighting(dataset, self.weighting, self.confidence_alpha)
+        train = apply_weighting(decayed(dataset, self.half_life_days), self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
         for stage in self.stages:
             stage.fit(dataset)
@@ -153,8 +154,8 @@ class Recommender:
             excluded.data = scores[excluded.row, excluded.col].copy()
             scores[excluded.row, excluded.col] = -np.inf
         last_seen = None if self.last_seen_ is None else user_rows(self.last_seen_, rows)
-        return Request(users, context or Context(), self.catalogue, history, last_seen, excluded,
-                       {} if tally is None else tally)
+        return Request(users, context or Context(), self.catalogue, history, last_seen=last_seen,
+                       excluded_seen=excluded, tally={} if tally is None else tally)
 
     def _adjusted(self, scores: np.ndarray, request: Request) -> np.ndarray:
         """Seen items that a stage readmits (repurchase cycles) get their score back, then the adjusters run."""
@@ -310,6 +311,16 @@ class Recommender:
         return scores
 
 
+def decayed(dataset: Dataset, half_life_days: float | None) -> Dataset:
+    """Interaction values times ``0.5 ** (age / half_life_days)``, the age counted back from the latest interaction:
+    preferences drift, recent behaviour counts more. Unchanged without a half-life or timestamps."""
+    if half_life_days is None or dataset.timestamps is None:
+        return dataset
+    if half_life_days <= 0:
+        raise ConfigError(f"half_life_days must be positive, got {half_life_days}.")
+    return dataset.with_values(dataset.values * time_decay_weights(dataset.timestamps, half_life_days))
+
+
 def default_fallback(dataset: Dataset) -> Scorer:
     """The demographic model when users carry usable attributes, popularity otherwise."""
     if usable_columns(dataset.user_attributes, DemographicScorer.max_categories):
@@ -357,21 +368,18 @@ def _has_attributes(dataset: Dataset) -> np.ndarray:
     return table.notna().any(axis=1).to_numpy()
 
 
-RECOMMENDER_PARAMS = ("weighting", "confidence_alpha")
+RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "half_life_days": float | None}
 
 
 def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:
-    """A Recommender for ``algorithm``: ``weighting`` and ``confidence_alpha`` configure the Recommender, the other
-    parameters the scorer (strings, as from the command line, are converted to the declared types)."""
+    """A Recommender for ``algorithm``: ``weighting``, ``confidence_alpha`` and ``half_life_days`` configure the
+    Recommender, the other parameters the scorer (strings, as from the command line, are converted to the declared
+    types)."""
     params = dict(params or {})
     valid = sorted(hyperparameters(scorer_class(algorithm))) + list(RECOMMENDER_PARAMS)
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"Unknown parameter(s) {unknown} for algorithm '{algorithm}'. Valid parameters: {', '.join(valid)}.")
     scorer = create_scorer(algorithm, {k: v for k, v in params.items() if k not in RECOMMENDER_PARAMS})
-    settings: dict[str, Any] = {}
-    if "weighting" in params:
-        settings["weighting"] = convert(params["weighting"], Weighting, "weighting")
-    if "confidence_alpha" in params:
-        settings["confidence_alpha"] = convert(params["confidence_alpha"], float, "confidence_alpha")
+    settings = {name: convert(params[name], kind, name) for name, kind in RECOMMENDER_PARAMS.items() if name in params}
     return Recommender(scorer, **settings)

@@ -3,6 +3,8 @@
 from tailored.rank.context import Context, parse_context
 from tailored.rank.base import STAGES, Catalogue, Request, Reranker, Stage, create_stage, stage_names
 from tailored.rank.calendar import CalendarAdjuster, load_calendar
+from tailored.rank.diversity import MMRDiversifier
+from tailored.rank.exposure import ExposureCap, LongTailBoost
 from tailored.rank.launch import NewItemSlots
 from tailored.rank.location import LocationAdjuster
 from tailored.rank.recent import RecentActivityBooster
@@ -10,5 +12,5 @@ from tailored.rank.rules import BusinessRules, MaxShare, load_rules
 from tailored.rank.seasonal import SeasonalAdjuster
 from tailored.rank.time_of_day import TimeOfDayAdjuster
 
-__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "Context", "LocationAdjuster", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
+__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "Context", "ExposureCap", "LocationAdjuster", "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
            "Reranker", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules", "parse_context", "stage_names"]
