@@ -45,14 +45,14 @@ class Recommender:
     scorer: Scorer
     weighting: Weighting = "raw"
     confidence_alpha: float = 1.0
-    half_life_days: float | None = None
+    decay_half_life_days: float | None = None
     exclude_seen: bool = True
     fallback: Scorer | None = None
     batch_size: int = 1024
     stages: list[Stage | Reranker] = field(default_factory=list)
 
     def fit(self, dataset: Dataset) -> Self:
-        train = apply_weighting(decayed(dataset, self.half_life_days), self.weighting, self.confidence_alpha)
+        train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
         for stage in self.stages:
             stage.fit(dataset)
@@ -311,14 +311,14 @@ class Recommender:
         return scores
 
 
-def decayed(dataset: Dataset, half_life_days: float | None) -> Dataset:
-    """Interaction values times ``0.5 ** (age / half_life_days)``, the age counted back from the latest interaction:
+def decayed(dataset: Dataset, decay_half_life_days: float | None) -> Dataset:
+    """Interaction values times ``0.5 ** (age / decay_half_life_days)``, the age counted back from the latest interaction:
     preferences drift, recent behaviour counts more. Unchanged without a half-life or timestamps."""
-    if half_life_days is None or dataset.timestamps is None:
+    if decay_half_life_days is None or dataset.timestamps is None:
         return dataset
-    if half_life_days <= 0:
-        raise ConfigError(f"half_life_days must be positive, got {half_life_days}.")
-    return dataset.with_values(dataset.values * time_decay_weights(dataset.timestamps, half_life_days))
+    if decay_half_life_days <= 0:
+        raise ConfigError(f"decay_half_life_days must be positive, got {decay_half_life_days}.")
+    return dataset.with_values(dataset.values * time_decay_weights(dataset.timestamps, decay_half_life_days))
 
 
 def default_fallback(dataset: Dataset) -> Scorer:
@@ -368,11 +368,11 @@ def _has_attributes(dataset: Dataset) -> np.ndarray:
     return table.notna().any(axis=1).to_numpy()
 
 
-RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "half_life_days": float | None}
+RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "decay_half_life_days": float | None}
 
 
 def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:
-    """A Recommender for ``algorithm``: ``weighting``, ``confidence_alpha`` and ``half_life_days`` configure the
+    """A Recommender for ``algorithm``: ``weighting``, ``confidence_alpha`` and ``decay_half_life_days`` configure the
     Recommender, the other parameters the scorer (strings, as from the command line, are converted to the declared
     types)."""
     params = dict(params or {})

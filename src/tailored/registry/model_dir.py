@@ -78,7 +78,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "recommender": {
             "weighting": recommender.weighting,
             "confidence_alpha": recommender.confidence_alpha,
-            "half_life_days": recommender.half_life_days,
+            "decay_half_life_days": recommender.decay_half_life_days,
             "exclude_seen": recommender.exclude_seen,
         },
         "fallback": _describe(recommender.fallback_),
