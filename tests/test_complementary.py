@@ -35,7 +35,13 @@ def test_the_planted_complement_comes_first(with_ids: bool) -> None:
     frame = complementary_items(recommender, ["spaghetti"], k=3)
     first = frame.iloc[0]
     assert first["complementary_item_id"] == "sauce" and first["lift"] > 3 and 0.6 < first["confidence"] < 0.95
-    assert "milk" not in set(frame["complementary_item_id"])  # a staple: lift ~ 1
+    ranked = complementary_items(recommender, ["spaghetti"], k=40, backfill=False)["complementary_item_id"].tolist()
+    assert ranked.index("sauce") < ranked.index("milk")  # the staple (lift ~ 1) comes after the pair
+    full = complementary_items(recommender, ["spaghetti"], k=30)  # more slots than pairs: backfilled
+    sources = full["source"].tolist()
+    assert len(full) == 30 and sources == sorted(sources)  # every complement before every popular item
+    assert "popular" in sources and full.loc[full["source"] == "popular", "score"].isna().all()
+    assert len(complementary_items(recommender, ["spaghetti"], k=30, backfill=False)) == sources.count("complement")
     assert recommender.basket_count_ == 400
 
 
@@ -56,4 +62,4 @@ def test_command_line_basket_column_and_complementary(tmp_path) -> None:
     ok(cli("complementary", "--model-dir", "model", "--items", "query.csv", "--k", "2", "--output", "c.csv", cwd=tmp_path))
     result = pd.read_csv(tmp_path / "c.csv")
     assert result["complementary_item_id"].iloc[0] == "sauce"
-    assert list(result.columns) == ["item_id", "complementary_item_id", "score", "lift", "confidence", "support", "rank"]
+    assert list(result.columns) == ["item_id", "complementary_item_id", "score", "lift", "confidence", "support", "rank", "source"]

@@ -381,7 +381,7 @@ def check(
 @datasets_app.command("synthetic")
 @handle_errors
 def datasets_synthetic(
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for interactions.csv, customers.csv, products.csv.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for interactions.csv, customers.csv, products.csv, complements.csv.")],
     customers: Annotated[int, typer.Option("--customers", min=10)] = 2000,
     products: Annotated[int, typer.Option("--products", min=47)] = 500,
     days: Annotated[int, typer.Option("--days", min=1)] = 730,
@@ -446,15 +446,16 @@ def complementary(
     output: Output,
     k: PerItem = 10,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Baskets a pair must share to count.")] = 5,
+    backfill: Annotated[bool, typer.Option("--backfill/--no-backfill", help="Fill short lists with the most bought items.")] = True,
 ) -> None:
-    """Write the items bought together with each query item, ranked by confidence x ln(lift)
-    (item_id,complementary_item_id,score,lift,confidence,support,rank)."""
+    """Write the items bought together with each query item, ranked by confidence x sqrt(lift), then (--backfill)
+    the most bought items (item_id,complementary_item_id,score,lift,confidence,support,rank,source)."""
     from tailored import jobs
     from tailored.complementary import complementary_items
     from tailored.data.io import write_table
     from tailored.registry.model_dir import load_model
 
-    frame = complementary_items(load_model(model_dir), jobs.read_item_ids(items), k, min_count)
+    frame = complementary_items(load_model(model_dir), jobs.read_item_ids(items), k, min_count, backfill)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} complements for {frame['item_id'].nunique():,} items to {output}")
 
@@ -652,3 +653,27 @@ def stages() -> None:
         params = ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
         table.add_row(name, kind, params, summary)
     stdout.print(table)
+
+
+@app.command("benchmark-complementary")
+@handle_errors
+def benchmark_complementary(
+    interactions: Interactions,
+    basket_col: Annotated[str, typer.Option("--basket-col", help="Column grouping the interactions into baskets.")] = "basket_id",
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Planted pairs (item_id, complement_item_id), e.g. complements.csv of `datasets synthetic`.")] = None,
+    event_type: Annotated[Optional[str], typer.Option("--event-type", help="Only rows of this event_type (e.g. purchase).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
+) -> None:
+    """Complementary items against "most bought" on a temporal split of baskets: hit rate@k of the basket's other
+    items and mean lift of the listed pairs (and the planted partners' top-k rate with --pairs)."""
+    from tailored.benchmark_baskets import complementary_benchmark
+    from tailored.data.io import read_interactions, read_table
+
+    frame = read_interactions(interactions, extra=[basket_col]).rename(columns={basket_col: "basket_id"})
+    if event_type is not None:
+        frame = frame[frame["event_type"] == event_type]
+    table, partners = complementary_benchmark(frame, read_table(pairs) if pairs is not None else None, k, min_count)
+    print_table(table, title=f"complementary items on {interactions} (temporal split of baskets, k={k})")
+    if partners is not None:
+        stdout.print(f"planted partner in the item's top-{k}: {partners:.4f}")

@@ -116,16 +116,18 @@ PRODUCT_TEMPLATES: tuple[tuple[str, str, str, float, str, str, str, str], ...] =
 
 @dataclass(frozen=True)
 class RetailData:
-    """Interactions (``user_id, item_id, value, timestamp, event_type, basket_id, region``), customers, products."""
+    """Interactions (``user_id, item_id, value, timestamp, event_type, basket_id, region``), customers, products, and
+    the planted complementary pairs (``item_id, complement_item_id``: the ground truth of `tailored complementary`)."""
 
     interactions: pd.DataFrame
     customers: pd.DataFrame
     products: pd.DataFrame
+    complements: pd.DataFrame
 
     def write(self, directory: str | Path) -> Path:
-        """Write ``interactions.csv``, ``customers.csv`` and ``products.csv`` into ``directory``."""
+        """Write ``interactions.csv``, ``customers.csv``, ``products.csv`` and ``complements.csv`` into ``directory``."""
         directory = Path(directory)
-        for name in ("interactions", "customers", "products"):
+        for name in ("interactions", "customers", "products", "complements"):
             write_table(getattr(self, name), directory / f"{name}.csv")
         return directory
 
@@ -171,7 +173,10 @@ def generate_retail(
     if malformed:
         frame = _with_malformed_rows(frame, products, rng)
     logger.info("generated retail data customers=%d products=%d rows=%d seed=%d", n_customers, n_products, len(frame), seed)
-    return RetailData(frame, customers, products.drop(columns=["daypart", "complement"]))
+    paired = products["complement"].to_numpy() >= 0
+    complements = pd.DataFrame({ITEM_ID: products[ITEM_ID].to_numpy()[paired],
+                                "complement_item_id": products[ITEM_ID].to_numpy()[products["complement"].to_numpy()[paired]]})
+    return RetailData(frame, customers, products.drop(columns=["daypart", "complement"]), complements)
 
 
 def _products(n_products: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
