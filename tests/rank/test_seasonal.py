@@ -94,3 +94,15 @@ def test_command_line_stage_and_context(tmp_path) -> None:
     bad = cli("recommend", "--model-dir", "model", "--users", "users.csv", "--context", "date=soon",
               "--output", "x.csv", cwd=tmp_path)
     assert bad.returncode == 2 and "ISO-8601" in bad.stderr and not (tmp_path / "x.csv").exists()
+
+
+def test_reasons_name_the_season(seasonal_model) -> None:
+    recommender, users = seasonal_model
+    december = recommender.recommend(users[:3], 3, context=parse_context(["date=2026-12-15"]), explain=True)
+    assert december["reasons"].str.contains(r"in season x\d", regex=True).all()
+    lift = recommender.stages[0].lift_
+    items = np.array([[0, -1]])
+    week = 11  # mid-March
+    reasons = recommender.stages[0].explain(items, bare_request(1, Catalogue(np.arange(lift.shape[0])), parse_context(["date=2026-03-15"])))
+    expected = lift[0, week]
+    assert reasons[0, 1] == "" and (reasons[0, 0] == "" if 2 / 3 < expected < 1.5 else f"x{expected:.1f}" in reasons[0, 0])

@@ -34,6 +34,21 @@ def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, context: 
     return add_log_lift(scores, lift[:, bucket], strength)
 
 
+def lift_reasons(items: np.ndarray, lift: np.ndarray, buckets: Buckets, context: Context, rising: str, falling: str,
+                 threshold: float = 1.5) -> np.ndarray:
+    """``"<rising> x2.4"`` / ``"<falling> x0.3"`` for listed items whose lift in the request's bucket is at least
+    ``threshold`` (or at most its inverse); "" otherwise."""
+    reasons = np.full(items.shape, "", dtype=object)
+    if len(lift) == 0:
+        return reasons
+    bucket = int(buckets(np.array([int(context.when().timestamp())]))[0])
+    learned = (items >= 0) & (items < len(lift))
+    values = np.where(learned, lift[np.where(learned, items, 0), bucket], 1.0)
+    reasons[values >= threshold] = [f"{rising} x{value:.1f}" for value in values[values >= threshold]]
+    reasons[values <= 1 / threshold] = [f"{falling} x{value:.1f}" for value in values[values <= 1 / threshold]]
+    return reasons
+
+
 def periodic_lift(items: np.ndarray, buckets: np.ndarray, n_items: int, n_buckets: int, prior: float,
                   smoothing: int) -> np.ndarray:
     """Items x buckets lift ``share_i(b) / g(b)``, with ``share_i(b) = (c_i(b) + prior g(b)) / (n_i + prior)``, the

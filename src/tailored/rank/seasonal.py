@@ -21,7 +21,7 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.rank.base import Request, register_stage
-from tailored.rank.lift import apply_lift, learn_lift
+from tailored.rank.lift import apply_lift, learn_lift, lift_reasons
 
 WEEKS = 53
 
@@ -49,3 +49,6 @@ class SeasonalAdjuster:
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
         return apply_lift(scores, self.lift_, week_of_year, request.context, self.strength)
+
+    def explain(self, items: np.ndarray, request: Request) -> np.ndarray:
+        return lift_reasons(items, self.lift_, week_of_year, request.context, "in season", "out of season")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.rank.base import Request, register_stage
-from tailored.rank.lift import apply_lift, learn_lift
+from tailored.rank.lift import apply_lift, learn_lift, lift_reasons
 
 BUCKETS = 48
 
@@ -44,3 +44,6 @@ class TimeOfDayAdjuster:
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
         return apply_lift(scores, self.lift_, hour_bucket, request.context, self.strength)
+
+    def explain(self, items: np.ndarray, request: Request) -> np.ndarray:
+        return lift_reasons(items, self.lift_, hour_bucket, request.context, "time of day", "time of day")
