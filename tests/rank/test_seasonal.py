@@ -12,6 +12,7 @@ from tailored.models import create_scorer
 from tailored.pipeline import Recommender
 from tailored.rank import Context, SeasonalAdjuster, create_stage, parse_context
 from tailored.rank.base import Catalogue, bare_request
+from tailored.rank.seasonal import week_of_year
 from tailored.registry.model_dir import load_model, save_model
 
 
@@ -102,7 +103,8 @@ def test_reasons_name_the_season(seasonal_model) -> None:
     assert december["reasons"].str.contains(r"in season x\d", regex=True).all()
     lift = recommender.stages[0].lift_
     items = np.array([[0, -1]])
-    week = 11  # mid-March
+    week = int(week_of_year(np.array([int(pd.Timestamp("2026-03-15", tz="UTC").timestamp())]))[0])
+    assert week == 10  # day 74 of the year
     reasons = recommender.stages[0].explain(items, bare_request(1, Catalogue(np.arange(lift.shape[0])), parse_context(["date=2026-03-15"])))
     expected = lift[0, week]
     assert reasons[0, 1] == "" and (reasons[0, 0] == "" if 2 / 3 < expected < 1.5 else f"x{expected:.1f}" in reasons[0, 0])
