@@ -28,6 +28,7 @@ from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RATING_METRICS, Metric, RankedLists, RatingMetric, metric
 from tailored.eval.significance import bootstrap_indices, resample_weights
 from tailored.pipeline import Recommender
+from tailored.rank.context import Context
 from tailored.split.base import Split
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "precision@10", "hr@10", "mrr@10", "map@10", "coverage@10", "gini@10")
@@ -36,12 +37,14 @@ CONFIDENCE = 0.95
 
 # -- ranked lists ------------------------------------------------------------------------------------------------
 def ranked_lists(
-    recommender: Recommender, train: Dataset, test: Dataset, k: int, item_features: sp.spmatrix | None = None
+    recommender: Recommender, train: Dataset, test: Dataset, k: int, item_features: sp.spmatrix | None = None,
+    context: Context | None = None,
 ) -> RankedLists:
-    """Top-``k`` lists of every test user (in test index order), in the recommender's item index space."""
+    """Top-``k`` lists of every test user (in test index order), in the recommender's item index space, for the
+    request ``context`` (None: now)."""
     users = _test_users(test)
     indices = recommender.users_.index(users, missing="mask")
-    blocks = [items for _, items, _, _ in recommender.recommend_indices(indices, k)]
+    blocks = [items for _, items, _, _ in recommender.recommend_indices(indices, k, context)]
     items = np.concatenate(blocks) if blocks else np.zeros((0, k), np.int64)
     return _lists(
         items, users, test.users.ids(test.user_index), test.items.ids(test.item_index),
