@@ -130,6 +130,7 @@ def train(
     stage: StageOption = None,
     pipeline: PipelineOption = None,
     window_days: WindowDays = None,
+    checkpoint_dir: Annotated[Optional[Path], typer.Option("--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
     basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
@@ -149,7 +150,8 @@ def train(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
     ):
         task = bar.add_task("train", total=None)
-        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages)
+        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,
+                   checkpoint_dir=checkpoint_dir)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 
 

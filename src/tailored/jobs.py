@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,12 +65,26 @@ def train(
     model_dir: str | Path,
     metadata: dict[str, Any] | None = None,
     stages: list[Stage | Reranker] | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> Recommender:
-    """Fit ``algorithm`` (followed by the ``stages``) on ``dataset`` and save it to ``model_dir``."""
+    """Fit ``algorithm`` (followed by the ``stages``) on ``dataset`` and save it to ``model_dir``. With
+    ``checkpoint_dir`` the neural training loops checkpoint every epoch there and resume from it; the checkpoints are
+    removed once the model is saved."""
     recommender = build_recommender(algorithm, params)
     recommender.stages = list(stages or [])
-    recommender.fit(dataset)
-    save_model(recommender, model_dir, {"data_fingerprint": dataset.fingerprint(), "n_interactions": len(dataset)} | (metadata or {}))
+    fingerprint = dataset.fingerprint()
+    if checkpoint_dir is None:
+        recommender.fit(dataset)
+    else:
+        from tailored.models.neural.training import checkpointing
+        from tailored.registry.checkpoints import DirectoryCheckpoints
+
+        checkpoints = DirectoryCheckpoints(checkpoint_dir, f"{algorithm} {json.dumps(params, sort_keys=True, default=str)} data {fingerprint}")
+        with checkpointing(checkpoints):
+            recommender.fit(dataset)
+    save_model(recommender, model_dir, {"data_fingerprint": fingerprint, "n_interactions": len(dataset)} | (metadata or {}))
+    if checkpoint_dir is not None:
+        checkpoints.remove()
     logger.info("trained algorithm=%s interactions=%d model_dir=%s", algorithm, len(dataset), model_dir)
     return recommender
 

@@ -1,5 +1,6 @@
 """The one training loop shared by the neural scorers: seeded, bounded threads, early stopping on a validation
-holdout carved from the training interactions only, best weights restored. Not a base class: a function."""
+holdout carved from the training interactions only, best weights restored, checkpoints after every epoch when the
+caller asks (`checkpointing`). Not a base class: a function."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,6 +100,35 @@ def reporting_epochs(report: EpochReport) -> Iterator[None]:
         _epoch_report.reset(token)
 
 
+class Checkpoints(Protocol):
+    """Where the loop keeps its state between epochs (`tailored.registry.checkpoints` writes it to a folder).
+    ``run`` numbers the loops of one fit (LightGCN trains twice)."""
+
+    def save(self, run: int, weights: dict[str, dict[str, np.ndarray]], log: TrainingLog, finished: bool) -> None: ...
+
+    def load(self, run: int) -> tuple[dict[str, dict[str, np.ndarray]], TrainingLog, bool] | None: ...
+
+
+_checkpoints: ContextVar[Checkpoints | None] = ContextVar("checkpoints", default=None)
+
+
+@contextlib.contextmanager
+def checkpointing(checkpoints: Checkpoints) -> Iterator[None]:
+    """Within the block, every training loop saves its current and best weights after each epoch and starts from
+    what ``checkpoints`` holds for it (a finished loop is not run again; an interrupted one goes on from its last
+    epoch, with a fresh optimiser)."""
+    token, count = _checkpoints.set(checkpoints), runs.set(0)
+    try:
+        yield
+    finally:
+        _checkpoints.reset(token)
+        runs.reset(count)
+
+
+runs: ContextVar[int] = ContextVar("runs", default=0)
+"""Training loops started so far within `checkpointing`."""
+
+
 MIN_STEPS_PER_EPOCH = 50
 MIN_BATCH = 32
 
@@ -123,13 +153,24 @@ def train(
     weight_decay: float = 0.0,
 ) -> TrainingLog:
     """Adam over ``batches(rng)`` each epoch; after each epoch ``validate()`` (higher is better) under no_grad;
-    stops after ``patience`` epochs without improvement and restores the best weights."""
+    stops after ``patience`` epochs without improvement and restores the best weights. Within `checkpointing`,
+    resumes from and saves to the checkpoints."""
     torch = require_torch()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     log, best_state, start = TrainingLog(), None, time.perf_counter()
-    for epoch in range(epochs):
+    checkpoints, run = _checkpoints.get(), runs.get()
+    runs.set(run + 1)
+    saved = checkpoints.load(run) if checkpoints is not None else None
+    if saved is not None:
+        weights, log, finished = saved
+        from_arrays(model, weights["best" if finished else "current"])
+        best_state = _tensors(torch, weights["best"])
+        if finished:
+            return log
+        logger.info("resuming run=%d after epoch=%d", run, log.epochs)
+    for epoch in range(log.epochs, epochs):
         model.train()
         for batch in batches(rng):
             optimizer.zero_grad()
@@ -137,32 +178,45 @@ def train(
             optimizer.step()
         log.epochs = epoch + 1
         report = _epoch_report.get()
-        if validate is None:
-            if report is not None:
-                report(epoch + 1, epochs, None)
-            continue
-        model.eval()
-        with torch.no_grad():
-            score = validate()
-        log.scores.append(score)
-        logger.info("epoch=%d validation=%.4f", epoch + 1, score)
+        score = None
+        if validate is not None:
+            model.eval()
+            with torch.no_grad():
+                score = validate()
+            log.scores.append(score)
+            logger.info("epoch=%d validation=%.4f", epoch + 1, score)
+            if score > log.best_score:
+                log.best_epoch, log.best_score = epoch + 1, score
+                best_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        stop = validate is not None and epoch + 1 - log.best_epoch >= patience
+        if checkpoints is not None and not stop and epoch + 1 < epochs:
+            current = to_arrays(model)
+            checkpoints.save(run, {"current": current, "best": _numpy(best_state) if best_state else current}, log, False)
         if report is not None:
             report(epoch + 1, epochs, score)
-        if score > log.best_score:
-            log.best_epoch, log.best_score = epoch + 1, score
-            best_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-        elif epoch + 1 - log.best_epoch >= patience:
+        if stop:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     log.seconds = time.perf_counter() - start
+    if checkpoints is not None:
+        final = to_arrays(model)
+        checkpoints.save(run, {"current": final, "best": final}, log, True)
     return log
+
+
+def _numpy(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in state.items()}
+
+
+def _tensors(torch: ModuleType, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {name: torch.from_numpy(np.array(array)) for name, array in arrays.items()}
 
 
 def to_arrays(model: Any) -> dict[str, np.ndarray]:
     """A module's weights as named numpy arrays (what the model directory stores)."""
-    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in model.state_dict().items()}
+    return _numpy(model.state_dict())
 
 
 def from_arrays(model: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -1,0 +1,73 @@
+"""Checkpoints of the shared training loop: an interrupted training resumes where it stopped, a finished one is not
+run again, another training's checkpoint is refused, and the command line cleans up after saving the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+from tailored.data.dataset import Dataset  # noqa: E402
+from tailored.errors import ConfigError  # noqa: E402
+from tailored.models import create_scorer  # noqa: E402
+from tailored.models.neural.training import checkpointing, reporting_epochs  # noqa: E402
+from tailored.registry.checkpoints import DirectoryCheckpoints  # noqa: E402
+
+
+def small() -> Dataset:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 60, 900).astype(str), "item_id": rng.integers(0, 40, 900).astype(str)})
+    return Dataset.from_frame(frame.drop_duplicates())
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_training_resumes_after_its_last_epoch(tmp_path) -> None:
+    data, seen = small(), []
+    checkpoints = DirectoryCheckpoints(tmp_path / "ckpt", "multdae on small")
+
+    def stop_after_two(epoch: int, epochs: int, score: float | None) -> None:
+        seen.append(epoch)
+        if epoch == 2:
+            raise Interrupt  # as a Ctrl-C would, after the epoch's checkpoint
+
+    with pytest.raises(Interrupt), checkpointing(checkpoints), reporting_epochs(stop_after_two):
+        create_scorer("multdae", {"epochs": 5, "patience": 10}).fit(data)
+    weights, log, finished = checkpoints.load(0)
+    assert (log.epochs, finished) == (2, False) and set(weights) == {"current", "best"}
+
+    seen.clear()
+    with checkpointing(checkpoints), reporting_epochs(lambda epoch, epochs, score: seen.append(epoch)):
+        resumed = create_scorer("multdae", {"epochs": 5, "patience": 10}).fit(data)
+    # run 0 (early stopping on a holdout) goes on from epoch 3; run 1 (the refit on all data) starts afresh
+    assert seen[:4] == [3, 4, 5, 1]
+    assert checkpoints.load(0)[2] is True and checkpoints.load(1)[2] is True
+    assert resumed.score(np.arange(3)).shape == (3, data.n_items)
+
+    seen.clear()
+    with checkpointing(checkpoints), reporting_epochs(lambda epoch, epochs, score: seen.append(epoch)):
+        again = create_scorer("multdae", {"epochs": 5, "patience": 10}).fit(data)
+    assert seen == []  # finished: the saved weights are taken as they are
+    np.testing.assert_allclose(again.score(np.arange(3)), resumed.score(np.arange(3)), rtol=1e-6)
+
+
+def test_another_trainings_checkpoint_is_refused(tmp_path) -> None:
+    data = small()
+    with checkpointing(DirectoryCheckpoints(tmp_path / "ckpt", "multdae, first data")):
+        create_scorer("multdae", {"epochs": 2}).fit(data)
+    with pytest.raises(ConfigError, match="belongs to another training"), \
+            checkpointing(DirectoryCheckpoints(tmp_path / "ckpt", "multdae, other data")):
+        create_scorer("multdae", {"epochs": 2}).fit(data)
+
+
+def test_command_line_checkpoints_are_removed_once_the_model_is_saved(tmp_path) -> None:
+    from tests.test_cli import cli, ok
+
+    small().to_frame()[["user_id", "item_id"]].to_csv(tmp_path / "train.csv", index=False)
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "multdae", "--param", "epochs=2",
+           "--checkpoint-dir", "ckpt", "--model-dir", "model", cwd=tmp_path))
+    assert (tmp_path / "model" / "manifest.json").exists() and not (tmp_path / "ckpt").exists()
