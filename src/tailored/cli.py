@@ -130,6 +130,7 @@ def train(
     stage: StageOption = None,
     pipeline: PipelineOption = None,
     window_days: WindowDays = None,
+    context_stages: Annotated[bool, typer.Option("--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such patterns or without a request date).")] = True,
     checkpoint_dir: Annotated[Optional[Path], typer.Option("--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
     basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
 ) -> None:
@@ -141,6 +142,10 @@ def train(
     params = parse_params(param, params_file)
     build_recommender(algorithm, params)  # validate the names and parameters before reading data
     stages = build_stages(stage, pipeline)
+    if context_stages:
+        from tailored.rank.specs import with_context_stages
+
+        stages = with_context_stages(stages)
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col, basket_col))
     if window_days is not None:
         from tailored.data.transforms import history_window

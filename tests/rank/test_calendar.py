@@ -44,12 +44,17 @@ def four(row: list[float]) -> np.ndarray:
     return np.array([row], np.float64)
 
 
+def soft(z: np.ndarray | float) -> np.ndarray:
+    """The standardised scores' soft bound: 3 tanh(z / 3) (`tailored.rank.lift.bounded`)."""
+    return 3.0 * np.tanh(np.asarray(z, np.float64) / 3.0)
+
+
 def test_a_factor_adds_its_log_to_the_standardised_scores() -> None:
     scores = four([1.0, 2.0, 3.0, 2.0])  # mean 2, standard deviation sqrt(1/2)
-    expected = (scores - 2.0) / math.sqrt(0.5)
+    expected = soft((scores - 2.0) / math.sqrt(0.5))
     expected[0, 0] += math.log(2.0)
     np.testing.assert_allclose(stage(event(items=["a"])).adjust(scores, request("2026-03-15")), expected, rtol=1e-6)
-    expected = (scores - 2.0) / math.sqrt(0.5)
+    expected = soft((scores - 2.0) / math.sqrt(0.5))
     expected[0, 0] += 2.0 * math.log(2.0)
     np.testing.assert_allclose(stage(event(items=["a"]), strength=2.0).adjust(scores, request("2026-03-15")),
                                expected, rtol=1e-6)
@@ -59,7 +64,8 @@ def test_factor_zero_removes_the_item_before_standardising() -> None:
     scores = four([1.0, 2.0, 3.0, 4.0])
     adjusted = stage(event(factor=0.0, categories=["foie gras"])).adjust(scores, request("2026-03-15"))
     # the three others, 2, 3, 4: mean 3, standard deviation sqrt(2/3)
-    np.testing.assert_allclose(adjusted, [[-np.inf, -1 / math.sqrt(2 / 3), 0.0, 1 / math.sqrt(2 / 3)]], rtol=1e-6)
+    z = soft(1 / math.sqrt(2 / 3))
+    np.testing.assert_allclose(adjusted, [[-np.inf, -z, 0.0, z]], rtol=1e-6)
 
 
 def test_no_active_or_no_concerned_item_leaves_the_scores_unchanged() -> None:
@@ -88,7 +94,7 @@ def test_items_match_by_id_category_and_tag_case_insensitively() -> None:
 def test_factors_of_overlapping_events_multiply_and_are_explained() -> None:
     scores = four([1.0, 2.0, 3.0, 2.0])
     calendar = stage(event("Lent", factor=0.2, tags=["festive"]), event("Cheese week", factor=3.0, items=["a", "b"]))
-    expected = (scores - 2.0) / math.sqrt(0.5) + np.log([[0.6, 3.0, 1.0, 1.0]])
+    expected = soft((scores - 2.0) / math.sqrt(0.5)) + np.log([[0.6, 3.0, 1.0, 1.0]])
     np.testing.assert_allclose(calendar.adjust(scores, request("2026-03-15")), expected, rtol=1e-6)
     reasons = calendar.explain(np.array([[0, 1, 2], [3, -1, -1]]), request("2026-03-15", n_users=2))
     assert reasons.tolist() == [["event Lent x0.2; event Cheese week x3", "event Cheese week x3", ""], ["", "", ""]]
@@ -111,7 +117,7 @@ def test_a_one_off_event_is_active_in_its_year_only() -> None:
 def test_built_in_christmas_is_on_in_december_only_and_can_be_replaced() -> None:
     scores = four([1.0, 2.0, 3.0, 2.0])
     calendar = stage(builtin=True)
-    expected = (scores - 2.0) / math.sqrt(0.5)  # a (tag festive) and c (tag noël) get x1.5
+    expected = soft((scores - 2.0) / math.sqrt(0.5))  # a (tag festive) and c (tag noël) get x1.5
     expected[0, [0, 2]] += math.log(1.5)
     np.testing.assert_allclose(calendar.adjust(scores, request("2026-12-15")), expected, rtol=1e-6)
     assert calendar.explain(np.array([[0, 1, 2]]), request("2026-12-15")).tolist() == [

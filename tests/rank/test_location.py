@@ -31,7 +31,7 @@ def test_distance_decay_lowers_far_items_by_distance_over_decay() -> None:
     scores = np.array([[1.0, 2.0, 3.0]], np.float32)  # z-scores: -1.2247, 0, 1.2247
     request = bare_request(1, shops(), parse_context(["lat=0", "lon=0"]))
     adjusted = LocationAdjuster(decay_km=100.0).adjust(scores, request)
-    z = (scores[0] - 2.0) / math.sqrt(2 / 3)
+    z = 3 * np.tanh((scores[0] - 2.0) / math.sqrt(2 / 3) / 3)  # standardised, softly bounded
     np.testing.assert_allclose(adjusted[0], [z[0], z[1] - 1.11195, z[2]], atol=1e-4)
 
 

@@ -92,7 +92,7 @@ def test_pinned_items_come_first_in_order_unless_filtered() -> None:
 def test_promotion_adds_log_factor_to_standardised_scores() -> None:
     scores = np.array([[1.0, 2.0, 3.0, -INF]], np.float32)
     result = BusinessRules(promoted={"b": 2.0, "zz": 5.0}).adjust(scores, bare_request(1, plain({"x": [1, 2, 3, 4]})))
-    z = 1 / math.sqrt(2 / 3)  # mean 2, population spread sqrt(2/3)
+    z = 3 * math.tanh(1 / math.sqrt(2 / 3) / 3)  # mean 2, population spread sqrt(2/3), softly bounded
     np.testing.assert_allclose(result, [[-z, math.log(2.0), z, -INF]], rtol=1e-6)
 
 

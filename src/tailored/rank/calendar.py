@@ -277,7 +277,10 @@ class CalendarAdjuster:
         return explained
 
     def _effects(self, request: Request, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per-item factor and reasons for the request's date, computed once per recommendation run."""
+        """Per-item factor and reasons for the request's date, computed once per recommendation run (no event
+        without a date: ``Context.moment`` None)."""
+        if request.context.moment is None:
+            return np.ones(n_items), np.full(n_items, "", dtype=object)
         day = request.context.when().date()
         key = f"calendar {id(self)} {day} {n_items}"
         if key not in request.tally:

@@ -26,7 +26,10 @@ FIRST_YEAR, LAST_YEAR = 1970, 2200
 
 @dataclass(frozen=True)
 class Context:
-    """Request context. ``moment`` is timezone-aware (UTC when a naive date is given); None means now."""
+    """Request context. ``moment`` is timezone-aware (UTC when a naive date is given). None: the time is not known
+    (an offline evaluation): the stages driven by the date -- seasonal, time of day, calendar -- leave the scores as
+    they are, and those that need a reference time (rules, recent activity, launch) use now. `parse_context` (the
+    command line) and the service default to now."""
 
     moment: dt.datetime | None = None
     latitude: float | None = None
@@ -54,7 +57,7 @@ def parse_context(pairs: Iterable[str]) -> Context:
     if unknown:
         valid = "; ".join(f"{key}: {meaning}" for key, meaning in KEYS.items())
         raise ConfigError(f"Unknown context key(s) {unknown}. Valid keys -- {valid}.")
-    moment = _moment(values.pop("date")) if "date" in values else None
+    moment = _moment(values.pop("date")) if "date" in values else dt.datetime.now(dt.timezone.utc)
     latitude = _degrees(values, "lat", 90.0)
     longitude = _degrees(values, "lon", 180.0)
     if (latitude is None) != (longitude is None):

@@ -19,7 +19,7 @@ import pandas as pd
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.rank.base import Catalogue, Request, register_stage
-from tailored.rank.lift import standardized
+from tailored.rank.lift import bounded
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -59,7 +59,7 @@ class LocationAdjuster:
         if distances is None:
             return scores
         placed = np.isfinite(distances)
-        scores = standardized(scores) - (self.strength * np.nan_to_num(distances) / self.decay_km).astype(np.float32)
+        scores = bounded(scores) - (self.strength * np.nan_to_num(distances) / self.decay_km).astype(np.float32)
         radius = float(request.context.attributes.get("radius_km", self.radius_km or np.inf))
         scores[:, placed & (np.nan_to_num(distances) > radius)] = -np.inf
         return scores

@@ -25,7 +25,7 @@ from tailored.data.dataset import Dataset
 from tailored.data.similarity import item_similarities
 from tailored.rank.base import Request, register_stage
 from tailored.data.activity import DAY
-from tailored.rank.lift import standardized
+from tailored.rank.lift import bounded
 
 
 @register_stage("recent-activity")
@@ -100,7 +100,7 @@ class RecentActivityBooster:
             return scores
         complement, _, similarity, _ = self.signals(request)
         boost = self.complement_weight * complement + self.similar_weight * similarity
-        adjusted = standardized(scores) + boost.astype(scores.dtype)
+        adjusted = bounded(scores) + boost.astype(scores.dtype)
         adjusted[:, request.catalogue.index(request.context.recent_items())] = -np.inf
         return adjusted
 

@@ -4,11 +4,13 @@ catalogue's seasonal curve, turns into a lift for the request date that adjusts 
 For item i with n_i interactions, c_i(w) of them in week w (circularly smoothed over ``smoothing_weeks``), and g(w)
 the catalogue's share of week w, the seasonal share is ``(c_i(w) + prior * g(w)) / (n_i + prior)`` and the lift
 ``share / g(w)``: an item that sells only around Christmas has lift near 0 in March and well above 1 in December,
-without anyone tagging it; a sparse item stays near 1 (the prior). Each user's scores are standardised (z-scores
-over the candidates) and ``strength * log(lift)`` is added, so the stage works whatever the scorer's scale. Data
-covering less than ``min_history_days`` cannot show a yearly pattern: the stage then learns nothing and leaves
-scores unchanged. Default ``strength`` 3 was chosen on a summer validation month of the synthetic retail history
-(July 2025, trained on the months before), never on the December test month.
+without anyone tagging it; a sparse item stays near 1 (the prior), and an item whose weekly counts do not depart
+from the catalogue's curve (G-test at ``significance``) keeps lift 1: noise is not a season. Each user's scores are
+standardised (z-scores over the candidates, softly bounded to ±3) and ``strength * log(lift)`` is added, so the
+stage works whatever the scorer's scale. Data covering less than ``min_history_days`` cannot show a yearly pattern:
+the stage then learns nothing and leaves scores unchanged; a request without a date changes nothing either.
+Default ``strength`` 2 was chosen on a summer validation month of the synthetic retail history (July 2025, trained
+on the months before), never on the December test month.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ class SeasonalAdjuster:
 
     learns: ClassVar[bool] = True
 
-    strength: float = 3.0
+    strength: float = 2.0
     prior: float = 20.0
     smoothing_weeks: int = 1
     min_history_days: int = 330
+    significance: float = 0.001
 
     def fit(self, dataset: Dataset) -> Self:
-        self.lift_ = learn_lift(dataset, week_of_year, WEEKS, self.prior, self.smoothing_weeks, self.min_history_days)
+        self.lift_ = learn_lift(dataset, week_of_year, WEEKS, self.prior, self.smoothing_weeks, self.min_history_days,
+                                self.significance)
         return self
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:

@@ -25,6 +25,9 @@ from tailored.errors import ConfigError
 from tailored.rank.base import STAGES, Reranker, Stage, create_stage, stage_names
 
 FILE_STAGES = ("calendar", "rules")
+CONTEXT_STAGES = ("seasonal", "time-of-day")
+"""Learned by every `tailored train` unless told otherwise: they change nothing without a yearly or daily pattern
+(too short a history, or no item departing from the catalogue's curve) nor for a request without a date."""
 
 
 def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
@@ -86,6 +89,12 @@ def parse_stage_option(text: str) -> dict[str, Any]:
             raise ConfigError(f"--stage expects NAME or NAME:KEY=VALUE,KEY=VALUE, got {text!r}.")
         entry[key.strip()] = value.strip()
     return entry
+
+
+def with_context_stages(stages: list[Stage | Reranker]) -> list[Stage | Reranker]:
+    """``CONTEXT_STAGES`` not already in ``stages`` first (default parameters), then ``stages``."""
+    named = {getattr(stage, "stage", None) for stage in stages}
+    return [create_stage(name) for name in CONTEXT_STAGES if name not in named] + list(stages)
 
 
 def check_request_time(stages: list[Stage | Reranker]) -> None:
