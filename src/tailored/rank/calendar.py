@@ -6,7 +6,7 @@ external id (``items``), by the value of an attribute column (``categories``, ma
 default ``category``) or by tag (``tags``, matched against the ``|``-separated values of the ``tags`` column);
 values match whole and case-insensitively. Each concerned item gets the event's ``factor``; when several active events
 concern an item their factors multiply. Items with factor 0 are removed (``-inf``); then, like the seasonal stage
-(`tailored.rank.lift.add_log_lift`), each user's finite scores are standardised (z-scores) and
+(`tailored.rank.lift.add_log_lift`), each user's finite scores are standardised (z-scores, softly bounded) and
 ``strength * log(factor)`` is added, so a factor of 1.5 lifts an item by 0.41 standard deviations at strength 1,
 whatever the scorer's scale. Without an active event concerning any item the scores are returned unchanged.
 

@@ -11,7 +11,7 @@
    ``exclude_categories``, ``min_price`` / ``max_price`` (an unknown price passes), availability dates (out when the
    request's date lies outside ``[available_from, available_until]``, both inclusive, a missing date is no limit)
    and the stock flag (false, 0, "no" = out; unknown = in stock). Categories match case-insensitively;
-3. **promotion** (``promoted``, item id -> factor): each user's finite scores are standardised and ``log(factor)``
+3. **promotion** (``promoted``, item id -> factor): each user's finite scores are standardised (softly bounded) and ``log(factor)``
    added to the promoted items, as the seasonal lift does (`tailored.rank.lift.add_log_lift`);
 4. **pinning** (``pinned``, item ids): the pinned items still allowed (not filtered, not already seen) are placed
    above every other item, in the given order, for every user.
