@@ -63,3 +63,14 @@ def test_command_line_basket_column_and_complementary(tmp_path) -> None:
     result = pd.read_csv(tmp_path / "c.csv")
     assert result["complementary_item_id"].iloc[0] == "sauce"
     assert list(result.columns) == ["item_id", "complementary_item_id", "score", "lift", "confidence", "support", "rank", "source"]
+
+
+def test_a_basket_id_column_is_used_without_being_named(tmp_path) -> None:
+    from tailored import jobs
+
+    orders = baskets().assign(timestamp=1_700_000_000)  # one moment: sessions would make one basket per user
+    orders.to_csv(tmp_path / "orders.csv", index=False)
+    recommender = Recommender(create_scorer("popularity")).fit(jobs.load_dataset(tmp_path / "orders.csv"))
+    assert recommender.basket_count_ == 400
+    sessions = Recommender(create_scorer("popularity")).fit(jobs.load_dataset(orders.drop(columns="basket_id")))
+    assert sessions.basket_count_ == orders["user_id"].nunique()

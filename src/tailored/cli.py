@@ -132,7 +132,7 @@ def train(
     window_days: WindowDays = None,
     context_stages: Annotated[bool, typer.Option("--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such patterns or without a request date).")] = True,
     checkpoint_dir: Annotated[Optional[Path], typer.Option("--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
-    basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: 30-minute sessions).")] = None,
+    basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id column when present, else 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
     from tailored import jobs
@@ -677,7 +677,7 @@ def benchmark_complementary(
     from tailored.benchmark_baskets import complementary_benchmark
     from tailored.data.io import read_interactions, read_table
 
-    frame = read_interactions(interactions, extra=[basket_col]).rename(columns={basket_col: "basket_id"})
+    frame = read_interactions(interactions, basket=basket_col)
     if event_type is not None:
         frame = frame[frame["event_type"] == event_type]
     table, partners = complementary_benchmark(frame, read_table(pairs) if pairs is not None else None, k, min_count)

@@ -46,11 +46,8 @@ def load_dataset(
     items: str | Path | None = None,
     columns: ColumnNames = ColumnNames(),
 ) -> Dataset:
-    extra = [columns.basket] if columns.basket else None
     frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
-                              extra=extra)
-    if columns.basket:
-        frame = frame.rename(columns={columns.basket: BASKET_ID})
+                              basket=columns.basket or BASKET_ID)
     if frame.empty:
         raise DataError(f"{interactions} holds no interactions: nothing to train on.")
     user_table = read_attributes(users, id_column=USER_ID) if users is not None else None

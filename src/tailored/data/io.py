@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -158,17 +158,18 @@ def read_interactions(
     event: str | None = EVENT_TYPE,
     delimiter: str | None = None,
     extra: list[str] | None = None,
+    basket: str | None = BASKET_ID,
 ) -> pd.DataFrame:
-    """Interactions in canonical columns: ``user_id, item_id, value[, timestamp][, event_type][, extra...]``.
+    """Interactions in canonical columns: ``user_id, item_id, value[, timestamp][, event_type][, basket_id][, extra...]``.
 
-    ``user``/``item``/``value``/``time``/``event`` name the source's columns. ``value``, ``time`` and ``event`` may be
-    absent from the source when left at their default names (or passed as None): ``value`` then is 1.0 for every row
-    and the other two are omitted; a name passed explicitly must exist. Ids become strings, ``value`` float64,
+    ``user``/``item``/``value``/``time``/``event``/``basket`` name the source's columns. ``value``, ``time``,
+    ``event`` and ``basket`` may be absent from the source when left at their default names (or passed as None):
+    ``value`` then is 1.0 for every row and the others are omitted; a name passed explicitly must exist. Ids become strings, ``value`` float64,
     ``timestamp`` int64 unix seconds (from integers, floats or ISO-8601 dates, naive dates read as UTC);
     ``extra`` columns are kept as they are. Empty or unparsable cells raise a DataError naming the rows.
     """
     table = _load(source, delimiter)
-    defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE)}
+    defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE), "basket": (basket, BASKET_ID)}
     optional = {
         argument: name
         for argument, (name, default) in defaults.items()
@@ -193,6 +194,8 @@ def read_interactions(
         result[TIMESTAMP] = _timestamps(table, optional["time"])
     if "event" in optional:
         result[EVENT_TYPE] = _texts(table, optional["event"], EVENT_TYPE)
+    if "basket" in optional:
+        result[BASKET_ID] = _id_strings(table, optional["basket"], BASKET_ID)
     clashes = sorted(set(extras) & set(result.columns))
     if clashes:
         raise DataError(f"extra columns {clashes} of {table.label} clash with canonical columns; rename them first.")
