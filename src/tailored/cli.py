@@ -684,3 +684,78 @@ def benchmark_complementary(
     print_table(table, title=f"complementary items on {interactions} (temporal split of baskets, k={k})")
     if partners is not None:
         stdout.print(f"planted partner in the item's top-{k}: {partners:.4f}")
+
+
+keys_app = typer.Typer(help="API keys of the service.", no_args_is_help=True)
+events_app = typer.Typer(help="The event store.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(events_app, name="events")
+DatabaseUrl = Annotated[str, typer.Option("--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
+
+
+def open_store(db: str) -> Any:
+    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does)."""
+    import os
+
+    from tailored.store import EventStore
+
+    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"))
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    scopes: Annotated[str, typer.Option("--scopes", help="Comma-separated: recommend, events:write, admin.")],
+    db: DatabaseUrl = "sqlite:///tailored.db",
+) -> None:
+    """Create an API key (printed once; only its hash is stored)."""
+    key = open_store(db).create_key(scope.strip() for scope in scopes.split(",") if scope.strip())
+    stdout.print(key, highlight=False)
+
+
+@app.command()
+@handle_errors
+def serve(
+    model_dir: ModelDir,
+    db: DatabaseUrl = "sqlite:///tailored.db",
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables)."""
+    try:
+        import uvicorn
+
+        from tailored.serve import ServiceSettings, create_app
+    except ImportError as error:
+        raise ConfigError(f"The service needs the serve extra: pip install 'tailored[serve]' ({error}).") from error
+
+    settings = ServiceSettings.from_env(model_dir, db_url=db)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@events_app.command("export")
+@handle_errors
+def events_export(
+    output: Output,
+    db: DatabaseUrl = "sqlite:///tailored.db",
+) -> None:
+    """Write every stored event (user_id,item_id,value,timestamp,event_type) for `tailored train`."""
+    import pandas as pd
+
+    from tailored.data.io import write_table
+
+    chunks = list(open_store(db).export_events())
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["user_id", "item_id", "value", "timestamp", "event_type"])
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} events to {output}")
+
+
+@app.command("erase-user")
+@handle_errors
+def erase_user(
+    user_id: Annotated[str, typer.Argument(help="The user to erase.")],
+    db: DatabaseUrl = "sqlite:///tailored.db",
+) -> None:
+    """GDPR erasure: delete the user's events, attributes and exposures, for good; audited without the id."""
+    deleted = open_store(db).erase_user(user_id)
+    console.print("[green]erased[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))

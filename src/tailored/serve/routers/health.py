@@ -1,0 +1,32 @@
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, database reachable), ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request, response: Response) -> dict[str, Any]:
+    service = getattr(request.app.state, "service", None)
+    try:
+        database = service is not None and service.store.ping()
+    except Exception:  # noqa: BLE001  (any database failure means not ready)
+        database = False
+    ready = service is not None and database
+    response.status_code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"ready": ready, "model_version": service.model_version if service else None, "database": database}
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

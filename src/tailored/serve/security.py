@@ -1,0 +1,53 @@
+"""API keys with scopes (``Authorization: Bearer <key>``) and a per-key rate limit (a token bucket in memory)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+bearer = HTTPBearer(auto_error=False)
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per key per minute, refilled continuously."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            allowed = tokens >= 1.0
+            self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
+
+
+def require(scope: str) -> Callable[..., str]:
+    """A dependency: the request's key must be valid, hold ``scope`` and be within its rate; returns the key id."""
+
+    def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        service = request.app.state.service
+        scopes = service.key_scopes(credentials.credentials)
+        if scopes is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid or revoked API key.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if scope not in scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"This key lacks the '{scope}' scope.")
+        key_id = credentials.credentials.split("_")[1]
+        if not service.limiter.allow(key_id):
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "Rate limit exceeded for this key; retry later.")
+        return key_id
+
+    return check

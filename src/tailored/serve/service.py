@@ -1,0 +1,88 @@
+"""What the service holds between requests: the served model (with the items added since training), the event
+store, the key cache, the rate limiter and the users erased while it runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import ITEM_ID, USER_ID
+from tailored.pipeline import Recommender
+from tailored.rank.context import Context
+from tailored.registry.model_dir import load_model, read_manifest
+from tailored.serve.security import RateLimiter
+from tailored.serve.settings import ServiceSettings
+from tailored.store import EventStore
+
+KEY_CACHE_SECONDS = 30.0
+ERASED = "\x00erased"
+"""The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.store = EventStore(settings.db_url, settings.pseudonym_key)
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.lock = threading.Lock()
+        self.keys: dict[str, tuple[frozenset[str] | None, float]] = {}
+        manifest = read_manifest(settings.model_dir)
+        self.model_version = f"{manifest['algorithm']}@{manifest['created']}"
+        self.base = load_model(settings.model_dir)
+        self.model = self._with_store_items(self.base)
+        self.erased: set[str] = set()
+
+    # -- keys -----------------------------------------------------------------------------------------------------
+    def key_scopes(self, key: str) -> frozenset[str] | None:
+        """Scopes of a key, from a short-lived cache (a revoked key stops working within KEY_CACHE_SECONDS)."""
+        now = time.monotonic()
+        cached = self.keys.get(key)
+        if cached is not None and now - cached[1] < KEY_CACHE_SECONDS:
+            return cached[0]
+        scopes = self.store.key_scopes(key)
+        self.keys[key] = (scopes, now)
+        return scopes
+
+    # -- recommendations ------------------------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None
+                  ) -> pd.DataFrame:
+        """Top-``k`` for one user: the model's own list, the cold-start path from the user's stored attributes
+        when the model does not know the user, the fallback for an erased user; ``stages`` (request-time rules)
+        after the model's own."""
+        served = self.served_id(user_id)
+        attributes = None
+        if served != ERASED and self.model.users_.index(np.array([served]), missing="mask")[0] < 0:
+            stored = self.store.user_attributes(user_id)
+            if stored:
+                attributes = pd.DataFrame([{USER_ID: served, **stored}])
+        model = self.model.with_stages(stages) if stages else self.model
+        return model.recommend([served], k, attributes=attributes, context=context, explain=explain)
+
+    def served_id(self, user_id: str) -> str:
+        """The id the model knows the user by (pseudonymised when configured), or ERASED."""
+        stored = self.store.user_key(user_id)
+        return ERASED if stored in self.erased else stored
+
+    # -- users and items ------------------------------------------------------------------------------------------
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        deleted = self.store.erase_user(user_id)
+        self.erased.add(self.store.user_key(user_id))
+        return deleted
+
+    def put_item(self, item_id: str, attributes: dict[str, Any]) -> None:
+        """Store the item; an item the model does not know is recommendable at once from its attributes."""
+        self.store.put_item(item_id, attributes)
+        if self.base.items_.index(np.array([str(item_id)]), missing="mask")[0] < 0:
+            with self.lock:
+                self.model = self._with_store_items(self.base)
+
+    def _with_store_items(self, model: Recommender) -> Recommender:
+        table = self.store.items_table()
+        if table.empty or (model.item_model_ is None and not hasattr(model.scorer, "score_new_items")):
+            return model
+        known = model.items_.index(table[ITEM_ID].astype(str).to_numpy(), missing="mask") >= 0
+        return model.with_items(table[~known]) if (~known).any() else model

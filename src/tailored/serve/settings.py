@@ -1,0 +1,40 @@
+"""Service settings: command-line options, else ``TAILORED_*`` environment variables, else defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from tailored.config import convert
+from tailored.store import DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    model_dir: Path
+    db_url: str = DEFAULT_URL
+    cors_origins: tuple[str, ...] = ()
+    max_events_per_request: int = 10_000
+    max_body_bytes: int = 5_000_000
+    max_k: int = 1_000
+    rate_limit_per_minute: int = 60_000
+    pseudonym_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, model_dir: str | Path, **overrides: object) -> ServiceSettings:
+        """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
+        ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``,
+        ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
+        values: dict[str, object] = {}
+        for setting in fields(cls):
+            raw = os.environ.get(f"TAILORED_{setting.name.upper()}")
+            if setting.name == "model_dir" or raw is None:
+                continue
+            if setting.name == "cors_origins":
+                values[setting.name] = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+            else:
+                kind = {"int": int, "str": str, "str | None": str}[str(setting.type)]
+                values[setting.name] = convert(raw, kind, f"TAILORED_{setting.name.upper()}")
+        values |= {key: value for key, value in overrides.items() if value is not None}
+        return cls(Path(model_dir), **values)  # type: ignore[arg-type]

@@ -1,0 +1,233 @@
+"""`EventStore`: idempotent, durable event appends (one transaction per batch: group commit), user and item
+attributes, exposures, API keys, erasure with an audit trail, and the export that feeds training.
+
+The URL picks the database: ``sqlite:///path.db`` (the embedded default, in WAL mode with ``synchronous=FULL`` so an
+acknowledged batch survives a crash) or ``postgresql://...`` (psycopg 3). An event's ``event_id`` is unique: the
+same event sent twice is stored once, whichever request or process sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.errors import ConfigError
+from tailored.store import schema
+
+DEFAULT_URL = "sqlite:///tailored.db"
+SCOPES = ("recommend", "events:write", "admin")
+KEY_PREFIX = "tlr"
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    value: float | None = None
+    timestamp: float | None = None
+
+
+def engine_for(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, full fsync and a busy timeout, PostgreSQL the psycopg 3 driver."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not url.startswith(("sqlite:", "postgresql+")):
+        raise ConfigError(f"Unsupported database URL {url!r}: use sqlite:///FILE.db or postgresql://USER@HOST/DB.")
+    if url.startswith("sqlite:"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class EventStore:
+    """The engine's database. ``pseudonym_key``: user ids are stored as keyed hashes (HMAC-SHA256) when given."""
+
+    def __init__(self, url: str = DEFAULT_URL, pseudonym_key: str | None = None) -> None:
+        self.url = url
+        self.engine = engine_for(url)
+        self.pseudonym_key = pseudonym_key
+        try:
+            self.version = schema.migrate(self.engine)
+        except sa.exc.OperationalError as error:
+            raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
+
+    # -- identities ---------------------------------------------------------------------------------------------
+    def user_key(self, user_id: str) -> str:
+        """The id stored for a user: the id itself, or its keyed hash when pseudonymisation is on."""
+        if self.pseudonym_key is None:
+            return str(user_id)
+        return hmac.new(self.pseudonym_key.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:32]
+
+    def subject(self, user_id: str) -> str:
+        """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""
+        key = (self.pseudonym_key or "tailored-audit").encode()
+        return hmac.new(key, self.user_key(user_id).encode(), hashlib.sha256).hexdigest()
+
+    # -- events -------------------------------------------------------------------------------------------------
+    def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:
+        """Store the batch in one transaction; returns (accepted, duplicates). Events of erased users are refused
+        as duplicates would be: they are not stored."""
+        now = time.time()
+        unique = {event.event_id: event for event in batch}
+        rows = [{"event_id": e.event_id, "user_id": self.user_key(e.user_id), "item_id": str(e.item_id), "type": e.type,
+                 "value": e.value, "timestamp": now if e.timestamp is None else float(e.timestamp), "received_at": now}
+                for e in unique.values()]
+        with self.engine.begin() as connection:
+            erased = self._erased(connection, {row["user_id"] for row in rows})
+            rows = [row for row in rows if row["user_id"] not in erased]
+            stored = set(connection.execute(sa.select(schema.events.c.event_id).where(
+                schema.events.c.event_id.in_([row["event_id"] for row in rows]))).scalars()) if rows else set()
+            fresh = [row for row in rows if row["event_id"] not in stored]
+            if fresh:
+                connection.execute(self._insert_ignoring(schema.events, "event_id"), fresh)
+        return len(fresh), len(batch) - len(fresh)
+
+    def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Every stored event in canonical columns (``user_id, item_id, value, timestamp, event_type``), in chunks."""
+        query = sa.select(schema.events.c.user_id, schema.events.c.item_id, schema.events.c.value,
+                          schema.events.c.timestamp, schema.events.c.type).order_by(schema.events.c.id)
+        with self.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            for rows in result.partitions(chunk_size):
+                frame = pd.DataFrame(rows, columns=[USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE])
+                frame[VALUE] = frame[VALUE].fillna(1.0)
+                frame[TIMESTAMP] = frame[TIMESTAMP].astype("int64")
+                yield frame
+
+    def count_events(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(schema.events)).scalar())
+
+    # -- attributes ---------------------------------------------------------------------------------------------
+    def put_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
+        self._upsert(schema.users, "user_id", self.user_key(user_id), attributes)
+
+    def put_item(self, item_id: str, attributes: Mapping[str, Any]) -> None:
+        self._upsert(schema.items, "item_id", str(item_id), attributes)
+
+    def user_attributes(self, user_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(schema.users.c.attributes).where(
+                schema.users.c.user_id == self.user_key(user_id))).first()
+        return None if row is None else dict(row[0])
+
+    def items_table(self) -> pd.DataFrame:
+        """Every stored item: ``item_id`` and its attribute columns."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(schema.items.c.item_id, schema.items.c.attributes)).all()
+        return pd.DataFrame([{ITEM_ID: item_id, **attributes} for item_id, attributes in rows], columns=None)
+
+    # -- exposures ----------------------------------------------------------------------------------------------
+    def log_exposure(self, user_id: str, model_version: str, item_ids: Sequence[str]) -> str:
+        exposure_id = uuid.uuid4().hex
+        with self.engine.begin() as connection:
+            connection.execute(schema.exposures.insert().values(
+                exposure_id=exposure_id, user_id=self.user_key(user_id), model_version=model_version,
+                items=list(map(str, item_ids)), created_at=time.time()))
+        return exposure_id
+
+    # -- keys -----------------------------------------------------------------------------------------------------
+    def create_key(self, scopes: Iterable[str]) -> str:
+        """A new API key with ``scopes`` (stored as a SHA-256 hash: the key is shown once, here)."""
+        scopes = sorted(set(scopes))
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise ConfigError(f"Unknown or missing scope(s) {unknown or scopes}; valid scopes: {', '.join(SCOPES)}.")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        with self.engine.begin() as connection:
+            connection.execute(schema.api_keys.insert().values(
+                key_id=key_id, key_hash=_digest(secret), scopes=",".join(scopes), created_at=time.time(), revoked=False))
+        return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+    def key_scopes(self, key: str) -> frozenset[str] | None:
+        """The scopes of a valid, unrevoked key; None otherwise (compared in constant time)."""
+        prefix, _, rest = key.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != KEY_PREFIX or not key_id or not secret:
+            return None
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(schema.api_keys.c.key_hash, schema.api_keys.c.scopes).where(
+                (schema.api_keys.c.key_id == key_id) & ~schema.api_keys.c.revoked)).first()
+        if row is None or not hmac.compare_digest(row[0], _digest(secret)):
+            return None
+        return frozenset(row[1].split(","))
+
+    # -- privacy --------------------------------------------------------------------------------------------------
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """Delete the user's events, attributes and exposures, remember the erasure (so later events and exports
+        never bring the user back) and audit it without the id; returns the rows deleted per table."""
+        stored, subject = self.user_key(user_id), self.subject(user_id)
+        with self.engine.begin() as connection:
+            deleted = {table.name: connection.execute(table.delete().where(table.c.user_id == stored)).rowcount
+                       for table in (schema.events, schema.users, schema.exposures)}
+            connection.execute(self._insert_ignoring(schema.erasures, "subject"), [{"subject": subject, "erased_at": time.time()}])
+            connection.execute(schema.audit_log.insert().values(action="erase_user", subject=subject, detail=deleted, at=time.time()))
+        return deleted
+
+    def is_erased(self, user_id: str) -> bool:
+        with self.engine.connect() as connection:
+            return bool(self._erased(connection, {self.user_key(user_id)}))
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(schema.audit_log).order_by(schema.audit_log.c.id)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def ping(self) -> bool:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(1)).scalar() == 1
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+    def _erased(self, connection: sa.Connection, stored_ids: set[str]) -> set[str]:
+        """Which of these stored user ids belong to erased users."""
+        if not stored_ids:
+            return set()
+        key = (self.pseudonym_key or "tailored-audit").encode()
+        subjects = {hmac.new(key, stored.encode(), hashlib.sha256).hexdigest(): stored for stored in stored_ids}
+        found = connection.execute(sa.select(schema.erasures.c.subject).where(
+            schema.erasures.c.subject.in_(list(subjects)))).scalars()
+        return {subjects[subject] for subject in found}
+
+    def _insert_ignoring(self, table: sa.Table, key: str) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+    def _upsert(self, table: sa.Table, key: str, value: str, attributes: Mapping[str, Any]) -> None:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        values = {key: value, "attributes": json.loads(json.dumps(dict(attributes), default=str)), "updated_at": time.time()}
+        statement = dialect.insert(table).values(**values)
+        statement = statement.on_conflict_do_update(index_elements=[key], set_={"attributes": values["attributes"],
+                                                                                "updated_at": values["updated_at"]})
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True) if "://" in url else url

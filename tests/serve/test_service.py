@@ -1,0 +1,154 @@
+"""The service over real HTTP (uvicorn on a free port) with a real SQLite database: the contract of the issue --
+keys and scopes, recommendations with an exposure id, idempotent events, new users and items served at once,
+erasure, health, metrics -- and clear 4xx answers to bad requests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+
+from tailored.data.dataset import Dataset
+from tailored.pipeline import build_recommender
+from tailored.registry.model_dir import save_model
+from tailored.serve import ServiceSettings, create_app
+from tailored.store import EventStore
+
+
+def shop() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame({"item_id": [f"i{k}" for k in range(30)], "category": [f"c{k % 3}" for k in range(30)]})
+    frame = pd.DataFrame({"user_id": [f"u{u}" for u in rng.integers(0, 50, 800)],
+                          "item_id": [f"i{k}" for k in rng.integers(0, 30, 800)],
+                          "timestamp": 1_700_000_000 + rng.integers(0, 90 * 86_400, 800)})
+    return frame, items
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], EventStore]]:
+    folder = tmp_path_factory.mktemp("service")
+    frame, items = shop()
+    save_model(build_recommender("item-knn").fit(Dataset.from_frame(frame, items=items)), folder / "model")
+    url = f"sqlite:///{folder / 'events.db'}"
+    store = EventStore(url)
+    keys = {scope: store.create_key([scope]) for scope in ("recommend", "events:write", "admin")}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(ServiceSettings(folder / "model", url, max_events_per_request=100)),
+                            host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not running.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert running.started, "the service did not start"
+    yield f"http://127.0.0.1:{port}", keys, store
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_recommendations_carry_items_version_and_a_logged_exposure(server) -> None:
+    base, keys, store = server
+    answer = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 5, "explain": "true"}, headers=auth(keys["recommend"]))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["user_id"] == "u1" and len(body["items"]) == 5 and body["model_version"].startswith("item-knn@")
+    assert [item["rank"] for item in body["items"]] == [1, 2, 3, 4, 5] and "score" in body["items"][0]
+    with store.engine.connect() as connection:
+        import sqlalchemy as sa
+        logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"), {"e": body["exposure_id"]}).scalar()
+    assert [item["item_id"] for item in body["items"]] == __import__("json").loads(logged)
+
+
+def test_keys_and_scopes_are_enforced(server) -> None:
+    base, keys, _ = server
+    assert httpx.get(f"{base}/v1/users/u1/recommendations").status_code == 401
+    assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth("tlr_bad_key")).status_code == 401
+    wrong = httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "x", "user_id": "u", "item_id": "i", "type": "view"}]},
+                       headers=auth(keys["recommend"]))
+    assert wrong.status_code == 403 and "events:write" in wrong.json()["detail"]
+
+
+def test_events_are_idempotent_and_validated(server) -> None:
+    base, keys, store = server
+    batch = {"events": [{"event_id": f"e{n}", "user_id": "u1", "item_id": "i3", "type": "purchase", "value": 1.0}
+                        for n in range(3)]}
+    first = httpx.post(f"{base}/v1/events", json=batch, headers=auth(keys["events:write"]))
+    again = httpx.post(f"{base}/v1/events", json=batch, headers=auth(keys["events:write"]))
+    assert first.json() == {"accepted": 3, "duplicates": 0} and again.json() == {"accepted": 0, "duplicates": 3}
+    assert store.count_events() >= 3
+    bad = httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "z", "user_id": "u1", "item_id": "i1", "type": "like"}]},
+                     headers=auth(keys["events:write"]))
+    assert bad.status_code == 422 and "type" in bad.text and "purchase" in bad.text
+    too_many = {"events": [{"event_id": f"m{n}", "user_id": "u", "item_id": "i", "type": "view"} for n in range(101)]}
+    big = httpx.post(f"{base}/v1/events", json=too_many, headers=auth(keys["events:write"]))
+    assert big.status_code == 413 and "at most 100" in big.json()["detail"]
+
+
+def test_a_new_user_and_a_new_item_are_served_at_once(server) -> None:
+    base, keys, _ = server
+    assert httpx.put(f"{base}/v1/items/i-new", json={"category": "c1"}, headers=auth(keys["admin"])).status_code == 204
+    assert httpx.put(f"{base}/v1/users/newcomer", json={"segment": "x"}, headers=auth(keys["admin"])).status_code == 204
+    listed = httpx.get(f"{base}/v1/users/newcomer/recommendations", params={"k": 40}, headers=auth(keys["recommend"])).json()
+    assert "i-new" in [item["item_id"] for item in listed["items"]]
+
+
+def test_context_and_bad_context(server) -> None:
+    base, keys, _ = server
+    ok = httpx.get(f"{base}/v1/users/u2/recommendations", params={"date": "2026-12-15T19:30", "device": "app"},
+                   headers=auth(keys["recommend"]))
+    assert ok.status_code == 200
+    bad = httpx.get(f"{base}/v1/users/u2/recommendations", params={"weather": "rain"}, headers=auth(keys["recommend"]))
+    assert bad.status_code == 400 and "Unknown context key(s) ['weather']" in bad.json()["detail"]
+    bad = httpx.get(f"{base}/v1/users/u2/recommendations", params={"lat": "123", "lon": "2"}, headers=auth(keys["recommend"]))
+    assert bad.status_code == 400 and "-90 to 90" in bad.json()["detail"]
+
+
+def test_a_session_with_rules_in_the_body(server) -> None:
+    base, keys, _ = server
+    body = {"recent": ["i1", "i2"], "rules": {"exclude_categories": ["c0"]}, "k": 5, "explain": True}
+    answer = httpx.post(f"{base}/v1/recommendations", json=body, headers=auth(keys["recommend"]))
+    assert answer.status_code == 200, answer.text
+    listed = [item["item_id"] for item in answer.json()["items"]]
+    assert listed and not {"i1", "i2"} & set(listed) and all(int(item[1:]) % 3 != 0 for item in listed)
+
+
+def test_erasure_forgets_the_user(server) -> None:
+    base, keys, store = server
+    httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "gone1", "user_id": "u7", "item_id": "i1", "type": "view"}]},
+               headers=auth(keys["events:write"]))
+    before = httpx.get(f"{base}/v1/users/u7/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
+    assert httpx.delete(f"{base}/v1/users/u7", headers=auth(keys["admin"])).status_code == 204
+    after = httpx.get(f"{base}/v1/users/u7/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
+    anonymous = httpx.get(f"{base}/v1/users/someone-new/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
+    assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in anonymous["items"]] != [i["item_id"] for i in before["items"]]
+    assert store.is_erased("u7") and "u7" not in next(store.export_events())["user_id"].tolist()
+    assert "u7" not in str(store.audit_entries())
+
+
+def test_health_readiness_metrics_and_item_endpoints(server) -> None:
+    base, keys, _ = server
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{base}/readyz").json()["ready"] is True
+    similar = httpx.get(f"{base}/v1/items/i1/similar", params={"k": 3}, headers=auth(keys["recommend"])).json()
+    assert len(similar["items"]) == 3 and similar["items"][0]["item_id"] != "i1"
+    complementary = httpx.get(f"{base}/v1/items/i1/complementary", params={"k": 3}, headers=auth(keys["recommend"]))
+    assert complementary.status_code == 200 and len(complementary.json()["items"]) == 3
+    assert httpx.get(f"{base}/v1/trending", headers=auth(keys["recommend"])).status_code == 200
+    text = httpx.get(f"{base}/metrics").text
+    assert 'tailored_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
+    assert "tailored_events_ingested_total" in text and "tailored_model_info" in text

@@ -1,0 +1,82 @@
+"""The event store on a real SQLite file: idempotent appends, attributes, keys, erasure, migrations, export."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import pytest
+
+from tailored.errors import ConfigError
+from tailored.store import EventStore
+from tailored.store.database import Event
+
+
+@pytest.fixture
+def store(database_url):
+    """A store factory on the test's database (SQLite file or fresh PostgreSQL database)."""
+    opened = []
+
+    def open_store(**options) -> EventStore:
+        opened.append(EventStore(database_url, **options))
+        return opened[-1]
+
+    yield open_store
+    for each in opened:
+        each.engine.dispose()
+
+
+def test_the_same_event_is_stored_once(store) -> None:
+    events = store()
+    batch = [Event("e1", "u1", "i1", "view"), Event("e2", "u1", "i2", "purchase", 2.0, 1_700_000_000),
+             Event("e1", "u1", "i1", "view")]  # e1 twice in one batch
+    assert events.append_events(batch) == (2, 1)
+    assert events.append_events([Event("e2", "u1", "i2", "purchase"), Event("e3", "u2", "i1", "click")]) == (1, 1)
+    exported = next(events.export_events())
+    assert exported["user_id"].tolist() == ["u1", "u1", "u2"] and exported["value"].tolist() == [1.0, 2.0, 1.0]
+    assert exported["timestamp"].iloc[1] == 1_700_000_000 and exported["event_type"].tolist() == ["view", "purchase", "click"]
+
+
+def test_reopening_keeps_the_data_and_the_schema_version(store) -> None:
+    store().append_events([Event("e1", "u1", "i1", "view")])
+    again = store()
+    assert again.version == 1 and again.count_events() == 1
+    with again.engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from schema_version")).scalar() == 1
+
+
+def test_keys_are_hashed_scoped_and_checked(store) -> None:
+    events = store()
+    key = events.create_key(["recommend", "events:write"])
+    assert events.key_scopes(key) == {"recommend", "events:write"}
+    assert events.key_scopes(key[:-1] + ("x" if key[-1] != "x" else "y")) is None
+    assert events.key_scopes("not-a-key") is None
+    with events.engine.connect() as connection:
+        assert key.split("_", 2)[2] not in str(connection.execute(sa.text("select * from api_keys")).all())
+    with pytest.raises(ConfigError, match="valid scopes: recommend, events:write, admin"):
+        events.create_key(["root"])
+
+
+def test_erasure_removes_the_user_everywhere_and_for_good(store) -> None:
+    events = store()
+    events.append_events([Event("e1", "alice", "i1", "view"), Event("e2", "bob", "i1", "view")])
+    events.put_user("alice", {"age": 30})
+    events.log_exposure("alice", "v1", ["i1", "i2"])
+    assert events.erase_user("alice") == {"events": 1, "users": 1, "exposures": 1}
+    assert events.is_erased("alice") and not events.is_erased("bob") and events.user_attributes("alice") is None
+    assert events.append_events([Event("e3", "alice", "i2", "view")]) == (0, 1)  # never comes back
+    assert next(events.export_events())["user_id"].tolist() == ["bob"]
+    audit = events.audit_entries()
+    assert audit[0]["action"] == "erase_user" and "alice" not in str(audit)
+
+
+def test_pseudonymised_ids_never_reach_the_database(store) -> None:
+    events = store(pseudonym_key="secret")
+    events.append_events([Event("e1", "alice@example.com", "i1", "view")])
+    events.put_user("alice@example.com", {"segment": "gold"})
+    with events.engine.connect() as connection:
+        dump = str(connection.execute(sa.text("select * from events")).all()) + str(connection.execute(sa.text("select * from users")).all())
+    assert "alice" not in dump and events.user_attributes("alice@example.com") == {"segment": "gold"}
+
+
+def test_a_bad_url_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="Unsupported database URL 'mysql://x'"):
+        EventStore("mysql://x")
