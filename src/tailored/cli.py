@@ -716,7 +716,9 @@ def keys_create(
 @app.command()
 @handle_errors
 def serve(
-    model_dir: ModelDir,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory written by `tailored train`.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="NAME@STAGE from --registry, followed when promoted or rolled back.")] = None,
+    registry: Annotated[Optional[Path], typer.Option("--registry", help="Model registry folder (with --model).")] = None,
     db: DatabaseUrl = "sqlite:///tailored.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -729,7 +731,9 @@ def serve(
     except ImportError as error:
         raise ConfigError(f"The service needs the serve extra: pip install 'tailored[serve]' ({error}).") from error
 
-    settings = ServiceSettings.from_env(model_dir, db_url=db)
+    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
+    if (model is None) == (model_dir is None) or (model is not None and registry is None):
+        raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -759,3 +763,52 @@ def erase_user(
     """GDPR erasure: delete the user's events, attributes and exposures, for good; audited without the id."""
     deleted = open_store(db).erase_user(user_id)
     console.print("[green]erased[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
+
+
+models_app = typer.Typer(help="The model registry: versions and stages.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+RegistryDir = Annotated[Path, typer.Option("--registry", help="Model registry folder.")]
+
+
+@models_app.command("register")
+@handle_errors
+def models_register(registry: RegistryDir, name: Annotated[str, typer.Option("--name")], model_dir: ModelDir) -> None:
+    """Add a trained model directory as the next version of NAME."""
+    from tailored.registry.versions import ModelRegistry
+
+    stdout.print(ModelRegistry(registry).register(name, model_dir))
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(registry: RegistryDir) -> None:
+    """Every version: algorithm, created, data fingerprint, metrics, and the stages pointing at it."""
+    import pandas as pd
+
+    from tailored.registry.versions import ModelRegistry
+
+    rows = ModelRegistry(registry).describe()
+    print_table(pd.DataFrame(rows, columns=["name", "version", "algorithm", "created", "data", "metrics", "stages"]).astype(str),
+                title=f"models in {registry}")
+
+
+@models_app.command("promote")
+@handle_errors
+def models_promote(registry: RegistryDir, name: Annotated[str, typer.Argument()], version: Annotated[str, typer.Argument()],
+                   stage: Annotated[str, typer.Option("--stage")] = "production") -> None:
+    """Point NAME@STAGE at VERSION (a serving `--model NAME@STAGE` follows within seconds)."""
+    from tailored.registry.versions import ModelRegistry
+
+    ModelRegistry(registry).promote(name, version, stage)
+    console.print(f"[green]{name}@{stage}[/] -> {version}")
+
+
+@models_app.command("rollback")
+@handle_errors
+def models_rollback(registry: RegistryDir, name: Annotated[str, typer.Argument()],
+                    stage: Annotated[str, typer.Option("--stage")] = "production") -> None:
+    """Point NAME@STAGE back at its previous version."""
+    from tailored.registry.versions import ModelRegistry
+
+    version = ModelRegistry(registry).rollback(name, stage)
+    console.print(f"[green]{name}@{stage}[/] -> {version}")

@@ -79,3 +79,15 @@ def test_recommend_job_reads_new_users_attributes_from_the_users_file(tmp_path) 
     lists = jobs.recommend(tmp_path / "model", ids, 3, attributes=attributes)
     first = lists.groupby("user_id")["item_id"].first()
     assert first["n1"].startswith("a") and first["n2"].startswith("b")
+
+
+def test_a_segment_of_n_users_is_shrunk_towards_the_global_rate_by_n_over_n_plus_reg() -> None:
+    """Two segments of 100 users each: 'a' users all take item x, 'b' users all take item y (global rate 0.5)."""
+    frame = pd.DataFrame({"user_id": [f"u{u}" for u in range(200)], "item_id": ["x"] * 100 + ["y"] * 100})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(200)], "segment": ["a"] * 100 + ["b"] * 100})
+    dataset = Dataset.from_frame(frame, users=users)
+    for reg in (100.0, 300.0):
+        scores = DemographicScorer(reg=reg).fit(dataset).score_attributes(pd.DataFrame({"segment": ["a", "b"]}))
+        x, y = dataset.items.index(np.array(["x", "y"]))
+        shrunk = 0.5 + 0.5 * 100 / (100 + reg)
+        np.testing.assert_allclose(scores[:, [x, y]], [[shrunk, 1 - shrunk], [1 - shrunk, shrunk]], rtol=1e-5)

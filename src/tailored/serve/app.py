@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,9 +24,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = Service(settings)
-        app.state.metrics.model_version.info({"version": app.state.service.model_version})
+        service = app.state.service = Service(settings)
+        app.state.metrics.model_version.info({"version": service.model_version})
+        stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.wait(settings.reload_seconds):
+                if service.follow_registry():
+                    app.state.metrics.model_version.info({"version": service.model_version})
+
+        watcher = threading.Thread(target=follow, name="registry-watcher", daemon=True)
+        if service.registry is not None:
+            watcher.start()
         yield
+        stop.set()
 
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")

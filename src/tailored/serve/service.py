@@ -3,21 +3,26 @@ store, the key cache, the rate limiter and the users erased while it runs."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID, USER_ID
+from tailored.errors import ConfigError
 from tailored.pipeline import Recommender
 from tailored.rank.context import Context
 from tailored.registry.model_dir import load_model, read_manifest
+from tailored.registry.versions import ModelRegistry
 from tailored.serve.security import RateLimiter
 from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
 
+logger = logging.getLogger(__name__)
 KEY_CACHE_SECONDS = 30.0
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
@@ -30,11 +35,46 @@ class Service:
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
         self.keys: dict[str, tuple[frozenset[str] | None, float]] = {}
-        manifest = read_manifest(settings.model_dir)
-        self.model_version = f"{manifest['algorithm']}@{manifest['created']}"
-        self.base = load_model(settings.model_dir)
-        self.model = self._with_store_items(self.base)
+        self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
+        if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
+            raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.erased: set[str] = set()
+        self.reload_failures = 0
+        self.failed_path: Path | None = None
+        self._load(self.model_path())
+
+    # -- the served model -----------------------------------------------------------------------------------------
+    def model_path(self) -> Path:
+        if self.registry is None:
+            return Path(self.settings.model_dir)  # type: ignore[arg-type]
+        return self.registry.resolve(self.settings.model)  # type: ignore[arg-type]
+
+    def _load(self, path: Path) -> None:
+        """Load ``path`` completely, then swap it in: requests in flight keep the model they started with."""
+        manifest = read_manifest(path)
+        base = load_model(path)
+        model = self._with_store_items(base)
+        with self.lock:
+            self.path, self.base, self.model = path, base, model
+            self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
+
+    def follow_registry(self) -> bool:
+        """Load the version the registry points at now if it changed; a version that fails to load is logged and
+        the previous one keeps serving. Returns whether a new version is served."""
+        if self.registry is None:
+            return False
+        try:
+            path = self.model_path()
+            if path in (self.path, self.failed_path):
+                return False
+            self._load(path)
+            logger.info("model reloaded version=%s", self.model_version)
+            return True
+        except Exception as error:  # noqa: BLE001  (whatever broke, keep serving the previous model)
+            self.reload_failures += 1
+            self.failed_path = path
+            logger.warning("model reload failed, still serving %s: %s", self.model_version, error)
+            return False
 
     # -- keys -----------------------------------------------------------------------------------------------------
     def key_scopes(self, key: str) -> frozenset[str] | None:
@@ -77,8 +117,9 @@ class Service:
         """Store the item; an item the model does not know is recommendable at once from its attributes."""
         self.store.put_item(item_id, attributes)
         if self.base.items_.index(np.array([str(item_id)]), missing="mask")[0] < 0:
+            model = self._with_store_items(self.base)
             with self.lock:
-                self.model = self._with_store_items(self.base)
+                self.model = model
 
     def _with_store_items(self, model: Recommender) -> Recommender:
         table = self.store.items_table()

@@ -12,8 +12,14 @@ from tailored.store import DEFAULT_URL
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    model_dir: Path
+    """``model_dir`` serves one model directory; ``model`` (``NAME@STAGE``) serves what the ``registry`` points at
+    and follows it (checked every ``reload_seconds``)."""
+
+    model_dir: Path | None = None
     db_url: str = DEFAULT_URL
+    registry: Path | None = None
+    model: str | None = None
+    reload_seconds: float = 2.0
     cors_origins: tuple[str, ...] = ()
     max_events_per_request: int = 10_000
     max_body_bytes: int = 5_000_000
@@ -22,19 +28,19 @@ class ServiceSettings:
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, model_dir: str | Path, **overrides: object) -> ServiceSettings:
+    def from_env(cls, model_dir: str | Path | None, **overrides: object) -> ServiceSettings:
         """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
         ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``,
         ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
         values: dict[str, object] = {}
         for setting in fields(cls):
             raw = os.environ.get(f"TAILORED_{setting.name.upper()}")
-            if setting.name == "model_dir" or raw is None:
+            if setting.name in ("model_dir", "registry", "model") or raw is None:
                 continue
             if setting.name == "cors_origins":
                 values[setting.name] = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
             else:
-                kind = {"int": int, "str": str, "str | None": str}[str(setting.type)]
+                kind = {"int": int, "float": float, "str": str, "str | None": str}[str(setting.type)]
                 values[setting.name] = convert(raw, kind, f"TAILORED_{setting.name.upper()}")
         values |= {key: value for key, value in overrides.items() if value is not None}
-        return cls(Path(model_dir), **values)  # type: ignore[arg-type]
+        return cls(None if model_dir is None else Path(model_dir), **values)  # type: ignore[arg-type]

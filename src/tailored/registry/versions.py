@@ -1,0 +1,104 @@
+"""The model registry: numbered versions of named models, each a model directory with its manifest (algorithm,
+parameters, data fingerprint, metrics, created time), and stage pointers (``production``, ``staging``) with their
+history, so that ``promote`` and ``rollback`` are one atomic write of ``registry.json``.
+
+```
+REGISTRY/NAME/v0001/            a model directory (tailored train's output, copied)
+REGISTRY/NAME/registry.json     {"stages": {"production": ["v0001", "v0002"]}}   (last = current)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tailored.data.io import staged_directory, write_text
+from tailored.errors import ConfigError
+from tailored.registry.model_dir import read_manifest
+
+POINTERS = "registry.json"
+
+
+@dataclass(frozen=True)
+class ModelRegistry:
+    root: Path
+
+    def register(self, name: str, model_dir: str | Path) -> str:
+        """Copy a trained model directory in as the next version of ``name``; returns the version."""
+        read_manifest(model_dir)  # a model directory of this format, or a clear error
+        _check_name(name)
+        versions = self.versions(name)
+        version = f"v{len(versions) + 1:04d}"
+        with staged_directory(self.root / name / version) as staging:
+            shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        return version
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / name
+        return sorted(p.name for p in folder.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()) if folder.exists() else []
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name)) if self.root.exists() else []
+
+    def promote(self, name: str, version: str, stage: str = "production") -> None:
+        if version not in self.versions(name):
+            raise ConfigError(f"Model {name!r} has no version {version!r}; versions: {', '.join(self.versions(name)) or 'none'}.")
+        pointers = self._pointers(name)
+        pointers.setdefault(stage, []).append(version)
+        self._write(name, pointers)
+
+    def rollback(self, name: str, stage: str = "production") -> str:
+        """Point ``stage`` back at the version it had before the last promotion; returns it."""
+        pointers = self._pointers(name)
+        history = pointers.get(stage, [])
+        if len(history) < 2:
+            raise ConfigError(f"{name}@{stage} has no earlier version to roll back to (history: {history or 'empty'}).")
+        history.pop()
+        self._write(name, pointers)
+        return history[-1]
+
+    def current(self, name: str, stage: str) -> str | None:
+        history = self._pointers(name).get(stage, [])
+        return history[-1] if history else None
+
+    def resolve(self, reference: str) -> Path:
+        """``NAME@STAGE`` (or ``NAME@v0003``) to the model directory it points at now."""
+        name, sep, stage = reference.partition("@")
+        if not sep:
+            raise ConfigError(f"A registry model is NAME@STAGE or NAME@VERSION, e.g. shop@production; got {reference!r}.")
+        version = stage if stage in self.versions(name) else self.current(name, stage)
+        if version is None:
+            raise ConfigError(f"No version of {name!r} is at {stage!r}; promote one with `tailored models promote`.")
+        return self.root / name / version
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per version: name, version, algorithm, created, data fingerprint, metrics, stages pointing at it."""
+        rows = []
+        for name in self.names():
+            current = {stage: history[-1] for stage, history in self._pointers(name).items() if history}
+            for version in self.versions(name):
+                manifest = read_manifest(self.root / name / version)
+                rows.append({"name": name, "version": version, "algorithm": manifest["algorithm"],
+                             "created": manifest["created"], "data": manifest.get("data_fingerprint"),
+                             "metrics": manifest.get("metrics"),
+                             "stages": ",".join(stage for stage, at in current.items() if at == version)})
+        return rows
+
+    def pointer_file(self, name: str) -> Path:
+        return self.root / name / POINTERS
+
+    def _pointers(self, name: str) -> dict[str, list[str]]:
+        path = self.pointer_file(name)
+        return json.loads(path.read_text())["stages"] if path.exists() else {}
+
+    def _write(self, name: str, pointers: dict[str, list[str]]) -> None:
+        write_text(json.dumps({"stages": pointers}, indent=2), self.pointer_file(name))
+
+
+def _check_name(name: str) -> None:
+    if not name or "@" in name or "/" in name or name.startswith("."):
+        raise ConfigError(f"Model name {name!r} must be a plain name (no '@', '/', leading dot).")
