@@ -63,6 +63,7 @@ class Service:
         the previous one keeps serving. Returns whether a new version is served."""
         if self.registry is None:
             return False
+        path = None
         try:
             path = self.model_path()
             if path in (self.path, self.failed_path):
