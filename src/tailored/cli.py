@@ -812,3 +812,42 @@ def models_rollback(registry: RegistryDir, name: Annotated[str, typer.Argument()
 
     version = ModelRegistry(registry).rollback(name, stage)
     console.print(f"[green]{name}@{stage}[/] -> {version}")
+
+
+@app.command()
+@handle_errors
+def batch(
+    model_dir: ModelDir,
+    k: Annotated[int, typer.Option("--k", min=1, help="Items per user.")] = 10,
+    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column.")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Every user of the model.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Output file (.csv or .parquet), written atomically.")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Or append to the batch_recommendations table of this database.")] = None,
+    chunk_users: Annotated[int, typer.Option("--chunk-users", min=1, help="Users per chunk (bounds memory).")] = 10_000,
+    context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (default date: now).")] = None,
+) -> None:
+    """Personalised lists for CRM campaigns (user_id,item_id,score,rank), streamed in chunks with a progress bar."""
+    import uuid
+
+    from tailored import jobs
+    from tailored.data.io import write_chunks
+    from tailored.rank import parse_context
+
+    if (users is None) == (not all_users):
+        raise ConfigError("Give exactly one of --users FILE or --all-users.")
+    if (output is None) == (db is None):
+        raise ConfigError("Give exactly one of --output FILE or --db URL.")
+    user_ids = jobs.read_users(users)[0] if users is not None else None
+    with progress_bar("batch") as bar:
+        task = bar.add_task("batch", total=None)
+        chunks = jobs.batch_lists(model_dir, user_ids, k, chunk_users, context=parse_context(context or []),
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if output is not None:
+            rows = write_chunks(chunks, output)
+            console.print(f"[green]wrote[/] {rows:,} recommendations to {output}")
+            return
+        store, batch_id, rows = open_store(db), uuid.uuid4().hex, 0
+        for chunk in chunks:
+            store.write_batch(batch_id, chunk)
+            rows += len(chunk)
+    console.print(f"[green]wrote[/] {rows:,} recommendations to batch {batch_id} of {db}")

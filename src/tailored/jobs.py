@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,19 @@ def recommend(
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
+
+
+def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k: int, chunk_users: int = 10_000,
+                progress: Progress | None = None, context: Context | None = None) -> Iterator[pd.DataFrame]:
+    """Top-``k`` lists chunk by chunk (``chunk_users`` users each): for CRM exports whose whole output would not fit
+    in memory. Unknown users get the cold-start fallback."""
+    recommender = model if isinstance(model, Recommender) else load_model(model)
+    ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
+    tally: dict[str, Any] = {}
+    for start in range(0, len(ids), chunk_users):
+        yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally)
+        if progress is not None:
+            progress(min(start + chunk_users, len(ids)), len(ids))
 
 
 def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:

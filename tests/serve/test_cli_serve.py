@@ -45,3 +45,23 @@ def test_keys_create_then_serve_then_recommend(tmp_path) -> None:
         server.wait(timeout=20)
     exported = ok(cli("events", "export", "--output", "events.csv", cwd=tmp_path))
     assert "wrote 0 events" in exported.stderr  # u3's only event went with the erasure
+
+
+def test_batch_streams_chunks_to_a_file_or_the_database(tmp_path) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    frame, items = shop()
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "item-knn", "--model-dir", "model", cwd=tmp_path))
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "5", "--chunk-users", "7", "--output", "crm.parquet", cwd=tmp_path))
+    lists = pd.read_parquet(tmp_path / "crm.parquet")
+    assert lists["user_id"].nunique() == frame["user_id"].nunique() and len(lists) == 5 * lists["user_id"].nunique()
+    assert list(lists.columns) == ["user_id", "item_id", "score", "rank"]
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--chunk-users", "10", "--output", "crm.csv", cwd=tmp_path))
+    assert len(pd.read_csv(tmp_path / "crm.csv")) == 3 * lists["user_id"].nunique()
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "2", "--db", "sqlite:///crm.db", cwd=tmp_path))
+    with sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}").connect() as connection:
+        assert connection.execute(sa.text("select count(*) from batch_recommendations")).scalar() == 2 * lists["user_id"].nunique()
+    bad = cli("batch", "--model-dir", "model", "--all-users", "--output", "crm.xlsx", cwd=tmp_path)
+    assert bad.returncode == 2 and "use a .csv or .parquet file name" in bad.stderr and not (tmp_path / "crm.xlsx").exists()

@@ -38,9 +38,9 @@ def test_the_same_event_is_stored_once(store) -> None:
 def test_reopening_keeps_the_data_and_the_schema_version(store) -> None:
     store().append_events([Event("e1", "u1", "i1", "view")])
     again = store()
-    assert again.version == 1 and again.count_events() == 1
+    assert again.version == 2 and again.count_events() == 1
     with again.engine.connect() as connection:
-        assert connection.execute(sa.text("select count(*) from schema_version")).scalar() == 1
+        assert connection.execute(sa.text("select count(*) from schema_version")).scalar() == 2
 
 
 def test_keys_are_hashed_scoped_and_checked(store) -> None:
@@ -80,3 +80,16 @@ def test_pseudonymised_ids_never_reach_the_database(store) -> None:
 def test_a_bad_url_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="Unsupported database URL 'mysql://x'"):
         EventStore("mysql://x")
+
+
+def test_a_version_1_database_is_migrated_in_place(store, database_url) -> None:
+    from tailored.store import schema
+
+    engine = store().engine
+    with engine.begin() as connection:  # back to how version 1 left it
+        schema.batch_recommendations.drop(connection)
+        connection.execute(sa.text("delete from schema_version where version = 2"))
+    store().append_events([Event("e1", "u1", "i1", "view")])
+    reopened = store()
+    assert reopened.version == 2 and reopened.count_events() == 1
+    reopened.write_batch("b1", __import__("pandas").DataFrame({"user_id": ["u1"], "item_id": ["i2"], "score": [1.0], "rank": [1]}))

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +130,36 @@ def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         staging.rename(target)
+
+
+def write_chunks(chunks: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> int:
+    """Stream frames with the same columns to one ``.csv`` or ``.parquet`` file, atomically (nothing is left
+    behind if interrupted): memory stays bounded by a chunk. Returns the rows written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (*CSV_SUFFIXES, ".parquet"):
+        raise DataError(f"Cannot write {path}: use a .csv or .parquet file name.")
+    rows = 0
+
+    def write(temporary: str) -> None:
+        nonlocal rows
+        writer = None
+        for index, chunk in enumerate(chunks):
+            rows += len(chunk)
+            if suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                writer = writer or pq.ParquetWriter(temporary, table.schema)
+                writer.write_table(table)
+            else:
+                chunk.to_csv(temporary, mode="w" if index == 0 else "a", header=index == 0, index=False)
+        if writer is not None:
+            writer.close()
+
+    _replace_atomically(path, write)
+    return rows
 
 
 def _replace_atomically(path: Path, write: Callable[[str], object]) -> None:

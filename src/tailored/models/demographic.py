@@ -6,8 +6,9 @@ With no attribute it reduces to the intercept, the mean interaction rate of each
 column gives popularity per segment; the crosses (``age_band=25-34&gender=F``) let segments share strength.
 Columns with more than ``max_categories`` values (ids, zip codes, raw ages) are left out; unseen values score as
 unknown (no feature), never as an error. Ridge shrinks a segment of n users towards the global mean by
-``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6 training part of
-MovieLens 100K (seeds 1-20), never on its test users; the variants tried are in docs/algorithms/demographic.md.
+``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6
+training part of MovieLens 100K (seeds 1-20), never on its test users; the variants tried (other targets, kNN
+in attribute space, per-column or hierarchical shrinkage...) are in docs/algorithms/demographic.md.
 """
 
 from __future__ import annotations

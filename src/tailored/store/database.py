@@ -120,6 +120,13 @@ class EventStore:
         with self.engine.connect() as connection:
             return int(connection.execute(sa.select(sa.func.count()).select_from(schema.events)).scalar())
 
+    def write_batch(self, batch_id: str, chunk: pd.DataFrame) -> None:
+        """Append one chunk of a batch of lists (``user_id, item_id, score, rank``) in one transaction."""
+        rows = chunk[[USER_ID, ITEM_ID, "score", "rank"]].assign(batch_id=batch_id, created_at=time.time())
+        rows[USER_ID] = rows[USER_ID].astype(str).map(self.user_key)
+        with self.engine.begin() as connection:
+            connection.execute(schema.batch_recommendations.insert(), rows.to_dict("records"))
+
     # -- attributes ---------------------------------------------------------------------------------------------
     def put_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
         self._upsert(schema.users, "user_id", self.user_key(user_id), attributes)

@@ -61,6 +61,15 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
 )
+batch_recommendations = sa.Table(
+    "batch_recommendations", metadata,
+    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("item_id", sa.String(200), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -68,7 +77,11 @@ def _create_v1(connection: sa.Connection) -> None:
     metadata.create_all(connection, tables=[events, users, items, exposures, api_keys, erasures, audit_log])
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1]
+def _batch_v2(connection: sa.Connection) -> None:
+    metadata.create_all(connection, tables=[batch_recommendations])
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1, _batch_v2]
 """Migration n (1-based) brings a database at version n - 1 to version n; append, never edit."""
 
 
