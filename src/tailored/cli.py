@@ -851,3 +851,22 @@ def batch(
             store.write_batch(batch_id, chunk)
             rows += len(chunk)
     console.print(f"[green]wrote[/] {rows:,} recommendations to batch {batch_id} of {db}")
+
+
+@app.command("benchmark-service")
+@handle_errors
+def benchmark_service(
+    model_dir: ModelDir,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a fresh SQLite file).")] = None,
+    events: Annotated[int, typer.Option("--events", min=1)] = 100_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1_000,
+    seconds: Annotated[float, typer.Option("--seconds", min=1)] = 20.0,
+    clients: Annotated[int, typer.Option("--clients", min=1)] = 8,
+) -> None:
+    """Start `tailored serve` and measure it from outside: events/s durably committed, then recommendations/s with
+    p50/p99 latency as the load generator sees them."""
+    from tailored.benchmark_service import service_benchmark
+
+    figures = service_benchmark(model_dir, db, events, batch_size, seconds, clients)
+    for name, value in figures.items():
+        stdout.print(f"{name:<20} {value:,.2f}" if isinstance(value, float) else f"{name:<20} {value:,}")

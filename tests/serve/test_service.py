@@ -68,9 +68,13 @@ def test_recommendations_carry_items_version_and_a_logged_exposure(server) -> No
     body = answer.json()
     assert body["user_id"] == "u1" and len(body["items"]) == 5 and body["model_version"].startswith("item-knn@")
     assert [item["rank"] for item in body["items"]] == [1, 2, 3, 4, 5] and "score" in body["items"][0]
-    with store.engine.connect() as connection:
-        import sqlalchemy as sa
-        logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"), {"e": body["exposure_id"]}).scalar()
+    import sqlalchemy as sa
+
+    deadline, logged = time.time() + 5, None
+    while logged is None and time.time() < deadline:  # impressions are committed in the background, in batches
+        time.sleep(0.1)
+        with store.engine.connect() as connection:
+            logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"), {"e": body["exposure_id"]}).scalar()
     assert [item["item_id"] for item in body["items"]] == __import__("json").loads(logged)
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
-import pandas as pd
 
+from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
 from tailored.rank.base import Request, register_stage
 from tailored.rank.lift import apply_lift, learn_lift, lift_reasons
@@ -29,8 +29,9 @@ WEEKS = 53
 
 
 def week_of_year(seconds: np.ndarray) -> np.ndarray:
-    """ISO-like week index 0..52 of unix timestamps (day of year // 7)."""
-    return (pd.to_datetime(seconds, unit="s").day_of_year.to_numpy() - 1) // 7
+    """Week index 0..52 of unix timestamps (UTC day of the year // 7)."""
+    days = (np.asarray(seconds, np.int64) // DAY).astype("datetime64[D]")
+    return (days - days.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) // 7
 
 
 @register_stage("seasonal")

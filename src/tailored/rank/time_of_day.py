@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
-import pandas as pd
 
+from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
 from tailored.rank.base import Request, register_stage
 from tailored.rank.lift import apply_lift, learn_lift, lift_reasons
@@ -23,9 +23,10 @@ BUCKETS = 48
 
 
 def hour_bucket(seconds: np.ndarray) -> np.ndarray:
-    """0..23 for the hour on weekdays, 24..47 at weekends."""
-    moments = pd.to_datetime(seconds, unit="s")
-    return moments.hour.to_numpy() + 24 * (moments.day_of_week.to_numpy() >= 5)
+    """0..23 for the (UTC) hour on weekdays, 24..47 at weekends."""
+    seconds = np.asarray(seconds, np.int64)
+    weekday = (seconds // DAY + 3) % 7  # 1 January 1970 was a Thursday: Monday is 0
+    return (seconds % DAY) // 3600 + 24 * (weekday >= 5)
 
 
 @register_stage("time-of-day")

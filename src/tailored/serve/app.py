@@ -38,6 +38,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             watcher.start()
         yield
         stop.set()
+        service.exposures.stop()
 
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")

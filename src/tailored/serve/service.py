@@ -18,6 +18,7 @@ from tailored.pipeline import Recommender
 from tailored.rank.context import Context
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
+from tailored.serve.exposures import ExposureWriter
 from tailored.serve.security import RateLimiter
 from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
@@ -39,6 +40,7 @@ class Service:
         if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.erased: set[str] = set()
+        self.exposures = ExposureWriter(self.store)
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self._load(self.model_path())

@@ -148,12 +148,16 @@ class EventStore:
 
     # -- exposures ----------------------------------------------------------------------------------------------
     def log_exposure(self, user_id: str, model_version: str, item_ids: Sequence[str]) -> str:
-        exposure_id = uuid.uuid4().hex
-        with self.engine.begin() as connection:
-            connection.execute(schema.exposures.insert().values(
-                exposure_id=exposure_id, user_id=self.user_key(user_id), model_version=model_version,
-                items=list(map(str, item_ids)), created_at=time.time()))
-        return exposure_id
+        """Record one impression now; returns its id (the service batches them with `log_exposures`)."""
+        exposure = exposure_row(user_id, model_version, item_ids)
+        self.log_exposures([exposure])
+        return exposure["exposure_id"]
+
+    def log_exposures(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Record impressions made by `exposure_row` in one transaction."""
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(schema.exposures.insert(), [row | {"user_id": self.user_key(row["user_id"])} for row in rows])
 
     # -- keys -----------------------------------------------------------------------------------------------------
     def create_key(self, scopes: Iterable[str]) -> str:
@@ -229,6 +233,12 @@ class EventStore:
                                                                                 "updated_at": values["updated_at"]})
         with self.engine.begin() as connection:
             connection.execute(statement)
+
+
+def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str]) -> dict[str, Any]:
+    """An impression with a new id, ready for `EventStore.log_exposures`."""
+    return {"exposure_id": uuid.uuid4().hex, "user_id": str(user_id), "model_version": model_version,
+            "items": list(map(str, item_ids)), "created_at": time.time()}
 
 
 def _digest(secret: str) -> str:

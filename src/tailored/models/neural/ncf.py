@@ -160,56 +160,46 @@ class NCFScorer:
             parts.append(vector)
         return parts[0], parts[1]
 
-    @staticmethod
-    def _logits(network: Any, user: tuple[Any, Any], item: tuple[Any, Any]) -> Any:
-        """Logits of aligned (user, item) rows."""
+    def _grid(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any]) -> Any:
+        """Logits of every user row against every item row. The tower's first layer is split into its user and item
+        halves, applied once per user and per item, so only their sum and the deeper layers run per pair."""
         torch = require_torch()
-        hidden = network["tower"](torch.cat([user[1], item[1]], dim=1))
-        return network["output"](torch.cat([user[0] * item[0], hidden], dim=1)).squeeze(1)
+        tower, output, first = network["tower"], network["output"], network["tower"][0]
+        gmf = (user[0] * output.weight[0, : self.factors]) @ item[0].T + output.bias
+        user_half = user[1] @ first.weight[:, : self.factors].T + first.bias
+        item_half = item[1] @ first.weight[:, self.factors :].T
+        hidden = tower[1:](torch.relu(user_half[:, None, :] + item_half[None, :, :]))
+        return gmf + hidden @ output.weight[0, self.factors :]
 
     def _pairwise(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any]) -> np.ndarray:
-        """Logits of every user row against every item row. The tower's first layer is split into its user and item
-        halves, applied once per user and per item, so only the sum and the deeper layers run per pair."""
+        """`_grid` in blocks of users (PAIR_BLOCK pairs at once), as numpy."""
         torch = require_torch()
-        n_users, n_items = user[0].shape[0], item[0].shape[0]
-        scores = np.empty((n_users, n_items), np.float32)
-        tower, output = network["tower"], network["output"]
-        weight_gmf, weight_tower = output.weight[0, : self.factors], output.weight[0, self.factors :]
-        step = max(1, PAIR_BLOCK // max(n_items, 1))
+        scores = np.empty((user[0].shape[0], item[0].shape[0]), np.float32)
+        step = max(1, PAIR_BLOCK // max(item[0].shape[0], 1))
         with torch.no_grad():
-            gmf = (user[0] * weight_gmf) @ item[0].T + output.bias
-            first = tower[0]
-            user_half = user[1] @ first.weight[:, : self.factors].T + first.bias
-            item_half = item[1] @ first.weight[:, self.factors :].T
-            for start in range(0, n_users, step):
+            for start in range(0, len(scores), step):
                 rows = slice(start, start + step)
-                hidden = tower[1:](torch.relu(user_half[rows, None, :] + item_half[None, :, :]))
-                scores[rows] = (gmf[rows] + hidden @ weight_tower).numpy()
+                scores[rows] = self._grid(network, (user[0][rows], user[1][rows]), item).numpy()
         return scores
 
     def _train(self, matrix: sp.csr_matrix, held: sp.csr_matrix | None, epochs: int) -> tuple[Any, Any]:
         torch = require_torch()
         n_users, n_items = matrix.shape
         network = self._build(n_users, n_items)
-        positives = matrix.tocoo()
-        loss_function = torch.nn.BCEWithLogitsLoss()
 
         def batches(rng: np.random.Generator) -> Any:
-            users = np.repeat(positives.row, 1 + self.negatives).astype(np.int64)
-            items = np.repeat(positives.col, 1 + self.negatives).astype(np.int64)
-            labels = np.zeros(len(users), np.float32)
-            labels[:: 1 + self.negatives] = 1.0
-            negative = labels == 0
-            items[negative] = sample_negatives(rng, users[negative], matrix)
-            order = rng.permutation(len(users))
-            for batch in minibatches(order, self.batch_size):
-                yield users[batch], items[batch], torch.from_numpy(labels[batch]), rng
+            for users in minibatches(rng.permutation(np.flatnonzero(np.diff(matrix.indptr))), self.batch_size):
+                rows = matrix[users]
+                items = (np.arange(n_items) if self.negatives >= n_items
+                         else np.union1d(rows.indices, rng.integers(n_items, size=self.negatives)))
+                yield users, items, torch.from_numpy(rows[:, items].toarray().astype(np.float32)), rng
 
         def loss(model: Any, batch: Any) -> Any:
-            users, items, labels, rng = batch
+            users, items, positives, rng = batch
             user = self._represent(model, "user", with_unknown_id(n_users, users, self.id_dropout, rng), self.user_features_[users])
             item = self._represent(model, "item", with_unknown_id(n_items, items, self.id_dropout, rng), self.item_features_[items])
-            return loss_function(self._logits(model, user, item), labels)
+            log_likelihood = torch.log_softmax(self._grid(model, user, item), dim=1)
+            return -(positives * log_likelihood).sum() / positives.sum()
 
         def validate() -> float:
             user = self._represent(network, "user", np.arange(n_users), self.user_features_)

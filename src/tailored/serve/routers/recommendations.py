@@ -53,7 +53,7 @@ def respond(request: Request, user_id: str, k: int, pairs: list[str], explain: b
     frame = service.recommend(user_id, k, parse_context(pairs), explain, stages or [])
     if service.model.users_.index(np.array([service.served_id(user_id)]), missing="mask")[0] < 0:
         request.app.state.metrics.fallbacks.inc()
-    exposure_id = service.store.log_exposure(user_id, service.model_version, frame[ITEM_ID].tolist())
+    exposure_id = service.exposures.log(user_id, service.model_version, frame[ITEM_ID].tolist())
     return {"user_id": None if user_id == "\x00session" else user_id, "items": listed(frame),
             "model_version": service.model_version, "exposure_id": exposure_id}
 
