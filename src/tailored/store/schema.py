@@ -20,18 +20,15 @@ events = sa.Table(
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
 )
-users = sa.Table(
-    "users", metadata,
-    sa.Column("user_id", sa.String(200), primary_key=True),
-    sa.Column("attributes", sa.JSON, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-items = sa.Table(
-    "items", metadata,
-    sa.Column("item_id", sa.String(200), primary_key=True),
-    sa.Column("attributes", sa.JSON, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
+
+
+def _attributes(name: str, key: str) -> sa.Table:
+    return sa.Table(name, metadata, sa.Column(key, sa.String(200), primary_key=True),
+                    sa.Column("attributes", sa.JSON, nullable=False), sa.Column("updated_at", sa.Float, nullable=False))
+
+
+users = _attributes("users", "user_id")
+items = _attributes("items", "item_id")
 exposures = sa.Table(
     "exposures", metadata,
     sa.Column("exposure_id", sa.String(64), primary_key=True),
