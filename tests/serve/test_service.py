@@ -156,3 +156,20 @@ def test_health_readiness_metrics_and_item_endpoints(server) -> None:
     text = httpx.get(f"{base}/metrics").text
     assert 'tailored_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
     assert "tailored_events_ingested_total" in text and "tailored_model_info" in text
+
+
+def test_hot_lists_are_cached_until_the_users_events_arrive(server) -> None:
+    base, keys, _ = server
+    def cache_hits() -> float:
+        lines = httpx.get(f"{base}/metrics").text.splitlines()
+        return float(next(line for line in lines if line.startswith("tailored_list_cache_hits_total ")).split()[1])
+
+    before = cache_hits()
+    first = httpx.get(f"{base}/v1/users/u9/recommendations", params={"k": 4}, headers=auth(keys["recommend"])).json()
+    again = httpx.get(f"{base}/v1/users/u9/recommendations", params={"k": 4}, headers=auth(keys["recommend"])).json()
+    assert first["items"] == again["items"] and first["exposure_id"] != again["exposure_id"]  # a new impression each time
+    assert cache_hits() == before + 1
+    events = {"events": [{"event_id": "hot1", "user_id": "u9", "item_id": "i2", "type": "click"}]}
+    httpx.post(f"{base}/v1/events", json=events, headers=auth(keys["events:write"]))
+    httpx.get(f"{base}/v1/users/u9/recommendations", params={"k": 4}, headers=auth(keys["recommend"]))
+    assert cache_hits() == before + 1  # the user's new event dropped the cached list

@@ -16,6 +16,7 @@ class Metrics:
         self.fallbacks = Counter("tailored_fallback_recommendations", "Lists served by the cold-start fallback",
                                  registry=self.registry)
         self.events = Counter("tailored_events_ingested", "Events stored", registry=self.registry)
+        self.cache_hits = Counter("tailored_list_cache_hits", "Lists served from the hot-user cache", registry=self.registry)
         self.model_version = Info("tailored_model", "The served model", registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from tailored.pipeline import Recommender
 from tailored.rank.context import Context
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
+from tailored.serve.cache import ListCache, context_key
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.security import RateLimiter
 from tailored.serve.settings import ServiceSettings
@@ -41,6 +43,8 @@ class Service:
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.erased: set[str] = set()
         self.exposures = ExposureWriter(self.store)
+        self.cache = ListCache(settings.cache_size)
+        self.cache_hits = 0
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self._load(self.model_path())
@@ -58,6 +62,7 @@ class Service:
         model = self._with_store_items(base)
         with self.lock:
             self.path, self.base, self.model = path, base, model
+            self.cache.clear()
             self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
 
     def follow_registry(self) -> bool:
@@ -97,13 +102,25 @@ class Service:
         when the model does not know the user, the fallback for an erased user; ``stages`` (request-time rules)
         after the model's own."""
         served = self.served_id(user_id)
+        key = (served, k, explain, context_key(context))
+        cached = None if stages else self.cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
         attributes = None
         if served != ERASED and self.model.users_.index(np.array([served]), missing="mask")[0] < 0:
             stored = self.store.user_attributes(user_id)
             if stored:
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
         model = self.model.with_stages(stages) if stages else self.model
-        return model.recommend([served], k, attributes=attributes, context=context, explain=explain)
+        frame = model.recommend([served], k, attributes=attributes, context=context, explain=explain)
+        if not stages:
+            self.cache.put(key, served, frame)
+        return frame
+
+    def events_arrived(self, user_ids: Iterable[str]) -> None:
+        """New feedback from these users: their cached lists are stale."""
+        self.cache.drop_users({self.store.user_key(user_id) for user_id in user_ids})
 
     def served_id(self, user_id: str) -> str:
         """The id the model knows the user by (pseudonymised when configured), or ERASED."""
@@ -114,7 +131,12 @@ class Service:
     def erase_user(self, user_id: str) -> dict[str, int]:
         deleted = self.store.erase_user(user_id)
         self.erased.add(self.store.user_key(user_id))
+        self.events_arrived([user_id])
         return deleted
+
+    def put_user(self, user_id: str, attributes: dict[str, Any]) -> None:
+        self.store.put_user(user_id, attributes)
+        self.events_arrived([user_id])
 
     def put_item(self, item_id: str, attributes: dict[str, Any]) -> None:
         """Store the item; an item the model does not know is recommendable at once from its attributes."""
@@ -123,6 +145,7 @@ class Service:
             model = self._with_store_items(self.base)
             with self.lock:
                 self.model = model
+            self.cache.clear()
 
     def _with_store_items(self, model: Recommender) -> Recommender:
         table = self.store.items_table()

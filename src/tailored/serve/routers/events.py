@@ -36,4 +36,5 @@ def post_events(request: Request, batch: EventBatch, _: str = Depends(require("e
                             f"{len(batch.events)} events in one request; at most {limit}: split the batch.")
     accepted, duplicates = service.store.append_events([Event(**event.model_dump()) for event in batch.events])
     request.app.state.metrics.events.inc(accepted)
+    service.events_arrived({event.user_id for event in batch.events})
     return {"accepted": accepted, "duplicates": duplicates}

@@ -50,7 +50,9 @@ def respond(request: Request, user_id: str, k: int, pairs: list[str], explain: b
             stages: list[Any] | None = None) -> dict[str, Any]:
     service = request.app.state.service
     k = min(k, service.settings.max_k)
+    hits = service.cache_hits
     frame = service.recommend(user_id, k, parse_context(pairs), explain, stages or [])
+    request.app.state.metrics.cache_hits.inc(service.cache_hits - hits)
     if service.model.users_.index(np.array([service.served_id(user_id)]), missing="mask")[0] < 0:
         request.app.state.metrics.fallbacks.inc()
     exposure_id = service.exposures.log(user_id, service.model_version, frame[ITEM_ID].tolist())

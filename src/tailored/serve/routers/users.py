@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 @router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def put_user(request: Request, user_id: str, attributes: dict[str, Any] = Body(...),
              _: str = Depends(require("admin"))) -> Response:
-    request.app.state.service.store.put_user(user_id, attributes)
+    request.app.state.service.put_user(user_id, attributes)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
