@@ -870,3 +870,18 @@ def benchmark_service(
     figures = service_benchmark(model_dir, db, events, batch_size, seconds, clients)
     for name, value in figures.items():
         stdout.print(f"{name:<20} {value:,.2f}" if isinstance(value, float) else f"{name:<20} {value:,}")
+
+
+@app.command("benchmark-ann")
+@handle_errors
+def benchmark_ann(
+    items: Annotated[int, typer.Option("--items", min=10)] = 100_000,
+    factors: Annotated[int, typer.Option("--factors", min=2)] = 64,
+    queries: Annotated[int, typer.Option("--queries", min=10)] = 1_000,
+) -> None:
+    """Recall@10 of the approximate (HNSW) item index against exact scoring, and ms per single-user query."""
+    import pandas as pd
+
+    from tailored.benchmark_service import ann_benchmark
+
+    print_table(pd.DataFrame(ann_benchmark(items, factors, queries)), title=f"{items:,} items x {factors} factors")

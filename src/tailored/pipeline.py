@@ -50,6 +50,7 @@ class Recommender:
     fallback: Scorer | None = None
     batch_size: int = 1024
     stages: list[Stage | Reranker] = field(default_factory=list)
+    candidate_pool: int = 1000
 
     def fit(self, dataset: Dataset) -> Self:
         train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting, self.confidence_alpha)
@@ -279,10 +280,35 @@ class Recommender:
         scores = np.empty((len(users), self.seen_.shape[1]), np.float32)
         trained = slice(0, self._n_trained_items)
         if warm.any():
-            scores[warm, trained] = self.scorer.score(users[warm])
+            scores[warm, trained] = self._scorer_scores(users[warm])
         if (~warm).any():
             scores[~warm, trained] = self.fallback_.score(users[~warm])
         return self._score_cold_items(users, warm, scores), warm
+
+    def _scorer_scores(self, users: np.ndarray) -> np.ndarray:
+        """The scorer's scores, or -- with a `with_vector_index` view -- the index's best ``candidate_pool`` items
+        by the scorer's own inner product, every other item at -inf."""
+        index = getattr(self, "vector_index_", None)
+        if index is None:
+            return self.scorer.score(users)
+        items, values = index.search(self.scorer.user_factors_[users], self.candidate_pool)  # type: ignore[attr-defined]
+        scores = np.full((len(users), self._n_trained_items), -np.inf, np.float32)
+        rows = np.repeat(np.arange(len(users)), items.shape[1])
+        found = items.ravel() >= 0
+        scores[rows[found], items.ravel()[found]] = values.ravel()[found]
+        return scores
+
+    def with_vector_index(self, kind: str = "auto") -> Recommender:
+        """A view that retrieves each known user's candidates from a `VectorIndex` of the scorer's item factors
+        (HNSW from ``ANN_MIN_ITEMS`` items, exact below): for inner-product scorers (als, bpr) on large catalogues.
+        Other scorers are returned as they are."""
+        from tailored.retrieval import VectorIndex
+
+        if not getattr(self.scorer, "inner_product", False):
+            return self
+        view = copy.copy(self)
+        view.vector_index_ = VectorIndex(self.scorer.item_factors_, kind=kind)  # type: ignore[arg-type]
+        return view
 
     @property
     def _n_trained_items(self) -> int:

@@ -30,6 +30,7 @@ class ALSScorer:
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
+    inner_product: ClassVar[bool] = True  # scores are user_factors_ . item_factors_ (a vector index can serve them)
     search_space: ClassVar[dict[str, Float | Int]] = {
         "factors": Int(16, 256, log=True),
         "reg": Float(0.01, 100.0, log=True),

@@ -19,6 +19,7 @@ from tailored.pipeline import Recommender
 from tailored.rank.context import Context
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
+from tailored.retrieval import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, context_key
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.security import RateLimiter
@@ -59,6 +60,8 @@ class Service:
         """Load ``path`` completely, then swap it in: requests in flight keep the model they started with."""
         manifest = read_manifest(path)
         base = load_model(path)
+        if base.seen_.shape[1] >= ANN_MIN_ITEMS:
+            base = base.with_vector_index()
         model = self._with_store_items(base)
         with self.lock:
             self.path, self.base, self.model = path, base, model
