@@ -754,6 +754,17 @@ def events_export(
     console.print(f"[green]wrote[/] {len(frame):,} events to {output}")
 
 
+@events_app.command("prune")
+@handle_errors
+def events_prune(
+    days: Annotated[float, typer.Option("--days", help="Retention window: events and exposures older than this go.")],
+    db: DatabaseUrl = "sqlite:///tailored.db",
+) -> None:
+    """Apply the data-retention window (run it daily, e.g. from cron); the deletion is audited."""
+    deleted = open_store(db).prune(days)
+    console.print("[green]pruned[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
+
+
 @app.command("erase-user")
 @handle_errors
 def erase_user(

@@ -93,3 +93,17 @@ def test_a_version_1_database_is_migrated_in_place(store, database_url) -> None:
     reopened = store()
     assert reopened.version == 2 and reopened.count_events() == 1
     reopened.write_batch("b1", __import__("pandas").DataFrame({"user_id": ["u1"], "item_id": ["i2"], "score": [1.0], "rank": [1]}))
+
+
+def test_retention_deletes_what_is_older_than_the_window(store) -> None:
+    import time as clock
+
+    events = store()
+    now = clock.time()
+    events.append_events([Event("old", "u1", "i1", "view", timestamp=now - 400 * 86_400),
+                          Event("new", "u1", "i2", "view", timestamp=now - 10 * 86_400)])
+    assert events.prune(365) == {"events": 1, "exposures": 0}
+    assert next(events.export_events())["item_id"].tolist() == ["i2"]
+    assert events.audit_entries()[-1]["action"] == "retention"
+    with pytest.raises(ConfigError, match="must be positive"):
+        events.prune(0)

@@ -197,6 +197,18 @@ class EventStore:
             connection.execute(schema.audit_log.insert().values(action="erase_user", subject=subject, detail=deleted, at=time.time()))
         return deleted
 
+    def prune(self, retention_days: float) -> dict[str, int]:
+        """Data retention: delete events (by their timestamp) and exposures older than ``retention_days``; audited."""
+        if retention_days <= 0:
+            raise ConfigError(f"The retention window must be positive, got {retention_days} days.")
+        cutoff = time.time() - retention_days * 86_400
+        with self.engine.begin() as connection:
+            deleted = {"events": connection.execute(schema.events.delete().where(schema.events.c.timestamp < cutoff)).rowcount,
+                       "exposures": connection.execute(schema.exposures.delete().where(schema.exposures.c.created_at < cutoff)).rowcount}
+            connection.execute(schema.audit_log.insert().values(action="retention", subject=f"{retention_days:g} days",
+                                                                detail=deleted, at=time.time()))
+        return deleted
+
     def is_erased(self, user_id: str) -> bool:
         with self.engine.connect() as connection:
             return bool(self._erased(connection, {self.user_key(user_id)}))
