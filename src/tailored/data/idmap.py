@@ -45,7 +45,7 @@ class IdMap:
 
     def index(self, ids: np.ndarray | pd.Series | list, missing: Missing = "mask") -> np.ndarray:
         """Indices of ``ids``; unknown ids raise, are dropped, or become -1 (``mask``)."""
-        positions = self._index.get_indexer(pd.Index(np.asarray(ids)))
+        positions = self._index.get_indexer(np.asarray(ids))
         if missing == "mask":
             return positions.astype(np.int64)
         unknown = positions < 0
