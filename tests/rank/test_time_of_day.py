@@ -44,3 +44,31 @@ def test_a_short_history_learns_no_daily_profile() -> None:
     scores = np.array([[1.0, 2.0]], np.float32)
     request = bare_request(1, Catalogue(np.arange(2)), parse_context(["date=2026-03-17T08:00"]))
     np.testing.assert_array_equal(stage.adjust(scores, request), scores)
+
+
+def sparse_history(patterned: bool) -> pd.DataFrame:
+    """300 items with 6 to 14 sales each over two months: morning-only, evening-only and all-day items (or, without
+    a pattern, every item at random hours)."""
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2025-01-01", tz="UTC").timestamp()
+    rows = []
+    for item in range(300):
+        kind = ["morning", "evening", "any"][item % 3]
+        for _ in range(rng.integers(6, 15)):
+            hours = {"morning": (6, 10), "evening": (18, 22), "any": (0, 24)}[kind if patterned else "any"]
+            moment = start + rng.integers(0, 60) * 86_400 + rng.integers(*hours) * 3600 + rng.integers(3600)
+            rows.append((f"u{rng.integers(500)}", f"{kind}{item}", int(moment)))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_items_with_a_dozen_sales_are_recognised_and_random_hours_are_not() -> None:
+    frame = sparse_history(patterned=True)
+    recommender = Recommender(create_scorer("popularity"), exclude_seen=False, stages=[TimeOfDayAdjuster()])
+    dataset = Dataset.from_frame(frame)
+    recommender.fit(dataset)
+    morning = dataset.items.index(frame.loc[frame["item_id"].str.startswith("morning"), "item_id"].unique())
+    evening = dataset.items.index(frame.loc[frame["item_id"].str.startswith("evening"), "item_id"].unique())
+    scores = recommender.score_block(np.arange(dataset.n_users), parse_context(["date=2025-03-04T08:00"]))
+    assert (scores[:, morning].mean(axis=1) > scores[:, evening].mean(axis=1)).mean() >= 0.9
+    noise = TimeOfDayAdjuster().fit(Dataset.from_frame(sparse_history(patterned=False)))
+    assert noise.lift_.shape[0] == 0  # profiles that do not predict the latest hours are not learned

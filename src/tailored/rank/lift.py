@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import chi2
 
 from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
@@ -16,15 +15,29 @@ Buckets = Callable[[np.ndarray], np.ndarray]
 """Unix seconds -> bucket indices of the cycle."""
 
 
+HOLDOUT = 0.2
+"""The latest share of the interactions on which learned profiles must predict better than the catalogue's curve."""
+
+
 def learn_lift(dataset: Dataset, buckets: Buckets, n_buckets: int, prior: float, smoothing: int,
-               min_history_days: float, significance: float) -> np.ndarray:
-    """`periodic_lift` of the dataset's interactions; empty (no lift) without timestamps or with a history shorter
-    than ``min_history_days``, too short to show the cycle."""
+               min_history_days: float, min_gain: float) -> np.ndarray:
+    """`periodic_lift` of the dataset's interactions; empty (no lift) without timestamps, with a history shorter than
+    ``min_history_days`` (too short to show the cycle), or when the items' profiles do not predict when they are
+    taken: profiles learned on all but the latest ``HOLDOUT`` of the interactions must raise the log-likelihood of
+    the held-out interactions' buckets by more than ``min_gain`` nats over the catalogue's curve. Rating sessions at
+    odd hours (MovieLens: -0.04) fail; breakfast in the morning and foie gras at Christmas pass (+0.08 to +0.25),
+    even for items with a dozen sales."""
     timestamps = dataset.timestamps
     if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < min_history_days * DAY:
         return np.ones((0, n_buckets), np.float32)
-    return periodic_lift(dataset.item_index, buckets(np.asarray(timestamps, np.int64)), dataset.n_items, n_buckets,
-                         prior, smoothing, significance)
+    seconds = np.asarray(timestamps, np.int64)
+    cells = buckets(seconds)
+    early = seconds < np.quantile(seconds, 1 - HOLDOUT)
+    lift = periodic_lift(dataset.item_index[early], cells[early], dataset.n_items, n_buckets, prior, smoothing)
+    gain = float(np.mean(np.log(np.maximum(lift[dataset.item_index[~early], cells[~early]], 1e-6)))) if (~early).any() else 0.0
+    if gain <= min_gain:
+        return np.ones((0, n_buckets), np.float32)
+    return periodic_lift(dataset.item_index, cells, dataset.n_items, n_buckets, prior, smoothing)
 
 
 def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, context: Context, strength: float) -> np.ndarray:
@@ -52,30 +65,15 @@ def lift_reasons(items: np.ndarray, lift: np.ndarray, buckets: Buckets, context:
 
 
 def periodic_lift(items: np.ndarray, buckets: np.ndarray, n_items: int, n_buckets: int, prior: float,
-                  smoothing: int, significance: float = 1.0) -> np.ndarray:
+                  smoothing: int) -> np.ndarray:
     """Items x buckets lift ``share_i(b) / g(b)``, with ``share_i(b) = (c_i(b) + prior g(b)) / (n_i + prior)``, the
-    counts circularly smoothed over ``±smoothing`` buckets and ``g`` the catalogue's share; buckets never seen: 1.
-    An item whose raw counts do not depart from the catalogue's curve at the ``significance`` level (G-test) keeps
-    lift 1 everywhere: rating sessions at odd hours are not a daily pattern."""
+    counts circularly smoothed over ``±smoothing`` buckets and ``g`` the catalogue's share; buckets never seen: 1."""
     counts = np.zeros((n_items, n_buckets))
     np.add.at(counts, (items, buckets), 1.0)
-    patterned = departs(counts, significance)
     counts = sum(np.roll(counts, shift, axis=1) for shift in range(-smoothing, smoothing + 1)) / (2 * smoothing + 1)
     catalogue = counts.sum(axis=0) / max(counts.sum(), 1.0)
     share = (counts + prior * catalogue) / (counts.sum(axis=1, keepdims=True) + prior)
-    lift = np.divide(share, catalogue, out=np.ones_like(share), where=catalogue > 0)
-    lift[~patterned] = 1.0
-    return lift.astype(np.float32)
-
-
-def departs(counts: np.ndarray, significance: float) -> np.ndarray:
-    """Per row: does its distribution over the buckets differ from the column totals' (G-test, p < significance)?"""
-    if significance >= 1.0:
-        return np.ones(len(counts), bool)
-    expected = counts.sum(axis=1, keepdims=True) * counts.sum(axis=0) / max(counts.sum(), 1.0)
-    ratio = np.divide(counts, expected, out=np.ones_like(counts), where=(counts > 0) & (expected > 0))
-    statistic = 2.0 * (counts * np.log(ratio)).sum(axis=1)
-    return chi2.sf(statistic, max(counts.shape[1] - 1, 1)) < significance
+    return np.divide(share, catalogue, out=np.ones_like(share), where=catalogue > 0).astype(np.float32)
 
 
 BOUND = 3.0

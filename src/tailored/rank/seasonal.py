@@ -4,8 +4,9 @@ catalogue's seasonal curve, turns into a lift for the request date that adjusts 
 For item i with n_i interactions, c_i(w) of them in week w (circularly smoothed over ``smoothing_weeks``), and g(w)
 the catalogue's share of week w, the seasonal share is ``(c_i(w) + prior * g(w)) / (n_i + prior)`` and the lift
 ``share / g(w)``: an item that sells only around Christmas has lift near 0 in March and well above 1 in December,
-without anyone tagging it; a sparse item stays near 1 (the prior), and an item whose weekly counts do not depart
-from the catalogue's curve (G-test at ``significance``) keeps lift 1: noise is not a season. Each user's scores are
+without anyone tagging it; a sparse item stays near 1 (the prior). Profiles learned on all but the latest fifth of
+the history must predict the weeks of that fifth better than the catalogue's curve (by ``min_gain`` nats), or the
+stage learns nothing: noise is not a season (`tailored.rank.lift.learn_lift`). Each user's scores are
 standardised (z-scores over the candidates, softly bounded to ±3) and ``strength * log(lift)`` is added, so the
 stage works whatever the scorer's scale. Data covering less than ``min_history_days`` cannot show a yearly pattern:
 the stage then learns nothing and leaves scores unchanged; a request without a date changes nothing either.
@@ -45,11 +46,11 @@ class SeasonalAdjuster:
     prior: float = 20.0
     smoothing_weeks: int = 1
     min_history_days: int = 330
-    significance: float = 0.001
+    min_gain: float = 0.0
 
     def fit(self, dataset: Dataset) -> Self:
         self.lift_ = learn_lift(dataset, week_of_year, WEEKS, self.prior, self.smoothing_weeks, self.min_history_days,
-                                self.significance)
+                                self.min_gain)
         return self
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Time of day and weekday learned from history: each item's share of interactions per hour of the day, on weekdays
 and at weekends (48 buckets), shrunk towards the catalogue's daily curve, gives a lift for the request's hour;
 ``strength * log(lift)`` is added to each user's standardised scores (see `tailored.rank.lift`). Morning items
-rise in the morning, evening items in the evening. Items whose hourly counts do not depart from the catalogue's
-(G-test at ``significance``) keep lift 1: on MovieLens, whose timestamps are rating sessions, no item does, and the
-stage changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests must use
+rise in the morning, evening items in the evening. Profiles that do not predict the hours of the latest fifth of
+the history better than the catalogue's curve are not used: on MovieLens, whose timestamps are rating sessions,
+they do not, and the stage changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests must use
 the same clock. Less than ``min_history_days`` of history or a request without a date: no change.
 """
 
@@ -40,11 +40,11 @@ class TimeOfDayAdjuster:
     prior: float = 20.0
     smoothing_hours: int = 1
     min_history_days: int = 14
-    significance: float = 0.001
+    min_gain: float = 0.0
 
     def fit(self, dataset: Dataset) -> Self:
         self.lift_ = learn_lift(dataset, hour_bucket, BUCKETS, self.prior, self.smoothing_hours, self.min_history_days,
-                                self.significance)
+                                self.min_gain)
         return self
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
