@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE
-from tailored.data.similarity import item_similarities
+from tailored.data.similarity import ItemSimilarity
 from tailored.errors import DataError
 from tailored.models.base import top_k
 from tailored.pipeline import Recommender
@@ -22,7 +22,7 @@ def similar_items(recommender: Recommender, item_ids: np.ndarray, k: int = 10, s
     indices = recommender.items_.index(item_ids, missing="mask")
     if (indices < 0).any():
         raise DataError(f"Unknown item(s) {item_ids[indices < 0][:5].tolist()}: give new items with their attributes.")
-    scores = item_similarities(recommender.seen_, recommender.item_features_, indices, shrink)
+    scores = ItemSimilarity(recommender.seen_, recommender.item_features_, shrink).rows(indices)
     scores[:, ~recommender.candidate_items_] = -np.inf
     scores[np.arange(len(indices)), indices] = -np.inf
     best, values = top_k(scores, k)

@@ -10,20 +10,25 @@ import scipy.sparse as sp
 from tailored.data.features import normalize_rows
 
 
-def item_similarities(interactions: sp.csr_matrix, features: sp.csr_matrix | None, items: np.ndarray,
-                      shrink: float = 10.0) -> np.ndarray:
-    """Rows: the given item indices; columns: every item (those beyond ``interactions``' columns have no history).
-    ``w * cosine(interactions) + (1 - w) * cosine(features)`` with ``w = c_i c_j`` and ``c = n / (n + shrink)`` for
-    an item with n users."""
-    n_items = interactions.shape[1] if features is None else features.shape[0]
-    history = sp.hstack([interactions, sp.csr_matrix((interactions.shape[0], n_items - interactions.shape[1]))])
-    columns = normalize_rows(history.T.tocsr())
-    similarity = (columns[items] @ columns.T).toarray()
-    counts = history.getnnz(axis=0).astype(np.float64)
-    confidence = counts / (counts + shrink)
-    weight = confidence[items, None] * confidence[None, :]
-    similarity *= weight
-    if features is not None:
-        normalized = normalize_rows(features)
-        similarity += (1 - weight) * (normalized[items] @ normalized.T).toarray()
-    return similarity
+class ItemSimilarity:
+    """Unit vectors of the ``n_items`` items (default: as many as ``features`` rows, else ``interactions`` columns),
+    computed once: ``columns`` (interaction columns; items beyond ``interactions``, added later, have none) and
+    ``attributes`` (encoded features, or None)."""
+
+    def __init__(self, interactions: sp.csr_matrix, features: sp.csr_matrix | None, shrink: float = 10.0,
+                 n_items: int | None = None) -> None:
+        n_items = n_items or (interactions.shape[1] if features is None else features.shape[0])
+        history = sp.hstack([interactions, sp.csr_matrix((interactions.shape[0], n_items - interactions.shape[1]))])
+        self.columns = normalize_rows(history.T.tocsr())
+        counts = history.getnnz(axis=0).astype(np.float64)
+        self.confidence = counts / (counts + shrink)
+        self.attributes = None if features is None else normalize_rows(features)
+
+    def rows(self, items: np.ndarray) -> np.ndarray:
+        """Rows: the given item indices; columns: every item. ``w * cosine(interactions) + (1 - w) *
+        cosine(attributes)`` with ``w = c_i c_j`` and ``c = n / (n + shrink)`` for an item with n users."""
+        weight = self.confidence[items, None] * self.confidence[None, :]
+        similarity = weight * (self.columns[items] @ self.columns.T).toarray()
+        if self.attributes is not None:
+            similarity += (1 - weight) * (self.attributes[items] @ self.attributes.T).toarray()
+        return similarity

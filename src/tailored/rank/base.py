@@ -7,7 +7,8 @@ Two kinds of stage run after the scorer, in the order given:
 - a **re-ranker** (`Reranker.rerank`) picks the final ``n`` of each user's candidate pool (the best
   ``n * pool_factor`` items after the adjusters): diversity, exposure fairness, launch slots.
 
-Either may also say why an item was moved (`explain`). Hyperparameters are dataclass fields; learned state lives in
+Either may also say why an item was moved: an optional ``explain(items[b, n], request) -> str[b, n]``, "" for
+none. Hyperparameters are dataclass fields; learned state lives in
 ``name_`` attributes (arrays or scalars) so that a model directory saves stages too.
 """
 
@@ -22,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.data.similarity import ItemSimilarity
 from tailored.errors import ConfigError
 from tailored.rank.context import Context
 
@@ -95,9 +97,6 @@ class Reranker(Protocol):
     def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request, n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-Explain = Callable[[np.ndarray, Request], np.ndarray]
-"""Optional ``explain(items[b, n], request) -> str[b, n]`` of a stage: the reason it moved each item, "" for none."""
-
 STAGES: dict[str, type] = {}
 
 
@@ -126,6 +125,14 @@ def create_stage(name: str, params: Mapping[str, Any] | None = None) -> Stage | 
 
 def is_reranker(stage: object) -> bool:
     return hasattr(stage, "rerank")
+
+
+def item_similarity(request: Request) -> ItemSimilarity:
+    """The catalogue's `ItemSimilarity` (unit interaction and attribute vectors), built once per recommendation run."""
+    if "item-similarity" not in request.tally:
+        catalogue = request.catalogue
+        request.tally["item-similarity"] = ItemSimilarity(catalogue.interactions, catalogue.features, n_items=len(catalogue))
+    return request.tally["item-similarity"]
 
 
 def bare_request(n_users: int, catalogue: Catalogue, context: Context | None = None) -> Request:

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.data.features import normalize_rows
 from tailored.errors import ConfigError
-from tailored.rank.base import Request, register_stage
+from tailored.rank.base import Request, item_similarity, register_stage
 
 MAX_SIMILARITY_ITEMS = 4096
 """Largest item set whose dense pairwise similarity is computed at once (users are taken in chunks beyond it)."""
@@ -60,19 +60,12 @@ class MMRDiversifier:
 
 
 def item_vectors(request: Request) -> sp.csr_matrix:
-    """Unit-norm vectors of every catalogue item (attributes, else interaction columns), cached for the run."""
-    if "mmr-vectors" not in request.tally:
-        catalogue = request.catalogue
-        if catalogue.features is not None:
-            vectors = normalize_rows(catalogue.features)
-        elif catalogue.interactions is not None:
-            columns = normalize_rows(catalogue.interactions.T)
-            padding = sp.csr_matrix((len(catalogue) - columns.shape[0], columns.shape[1]))
-            vectors = sp.vstack([columns, padding], format="csr")
-        else:
-            vectors = sp.csr_matrix((len(catalogue), 1))
-        request.tally["mmr-vectors"] = vectors
-    return request.tally["mmr-vectors"]
+    """Unit-norm vectors of every catalogue item: attributes, else interaction columns (shared for the run)."""
+    catalogue = request.catalogue
+    if catalogue.interactions is None:
+        return normalize_rows(catalogue.features) if catalogue.features is not None else sp.csr_matrix((len(catalogue), 1))
+    similarity = item_similarity(request)
+    return similarity.attributes if similarity.attributes is not None else similarity.columns
 
 
 def mmr_positions(items: np.ndarray, scores: np.ndarray, vectors: sp.csr_matrix, n: int, diversity: float) -> np.ndarray:

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tailored.data.features import normalize_rows
-from tailored.rank.base import Request
+from tailored.rank.base import Request, item_similarity
 
 MIN_SIMILARITY = 0.05
 
@@ -30,9 +29,7 @@ def history_reasons(items: np.ndarray, request: Request) -> np.ndarray:
     if catalogue.interactions is None or request.history.nnz == 0:
         return reasons
     n_trained = catalogue.interactions.shape[1]
-    if "item_columns" not in request.tally:
-        request.tally["item_columns"] = normalize_rows(catalogue.interactions.T.tocsr())
-    columns = request.tally["item_columns"]
+    columns = item_similarity(request).columns
     for row in np.flatnonzero(np.diff(request.history.indptr)):
         history = request.history.indices[request.history.indptr[row] : request.history.indptr[row + 1]]
         history = history[history < n_trained]

@@ -22,8 +22,7 @@ import numpy as np
 
 from tailored.data.baskets import association_scores
 from tailored.data.dataset import Dataset
-from tailored.data.similarity import item_similarities
-from tailored.rank.base import Request, register_stage
+from tailored.rank.base import Request, item_similarity, register_stage
 from tailored.data.activity import DAY
 from tailored.rank.lift import bounded
 
@@ -89,7 +88,7 @@ class RecentActivityBooster:
                     rows[trained, : score.shape[1]] = np.where(lift > 1.0, np.maximum(score, 0.0), 0.0)
                 _keep_max(complement, complement_source, present, rows[inverse], column[present])
             if catalogue.interactions is not None:
-                rows = item_similarities(catalogue.interactions, catalogue.features, unique)
+                rows = item_similarity(request).rows(unique)
                 rows[np.arange(len(unique)), unique] = 0.0
                 _keep_max(similarity, similarity_source, present, rows[inverse], column[present])
         complement /= np.maximum(complement.max(axis=1, keepdims=True), 1e-12)
