@@ -45,8 +45,13 @@ def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, context: 
     request has no moment."""
     if len(lift) == 0 or context.moment is None:
         return scores
-    bucket = int(buckets(np.array([int(context.when().timestamp())]))[0])
+    bucket = request_bucket(buckets, context)
     return add_log_lift(scores, lift[:, bucket], strength)
+
+
+def request_bucket(buckets: Buckets, context: Context) -> int:
+    """The bucket of the request's moment."""
+    return int(buckets(np.array([int(context.when().timestamp())]))[0])
 
 
 def lift_reasons(items: np.ndarray, lift: np.ndarray, buckets: Buckets, context: Context, rising: str, falling: str,
@@ -56,7 +61,7 @@ def lift_reasons(items: np.ndarray, lift: np.ndarray, buckets: Buckets, context:
     reasons = np.full(items.shape, "", dtype=object)
     if len(lift) == 0 or context.moment is None:
         return reasons
-    bucket = int(buckets(np.array([int(context.when().timestamp())]))[0])
+    bucket = request_bucket(buckets, context)
     learned = (items >= 0) & (items < len(lift))
     values = np.where(learned, lift[np.where(learned, items, 0), bucket], 1.0)
     reasons[values >= threshold] = [f"{rising} x{value:.1f}" for value in values[values >= threshold]]

@@ -51,7 +51,10 @@ class LocationAdjuster:
         context = request.context
         if context.latitude is None or context.longitude is None:
             return None
-        latitudes, longitudes = self._coordinates(request.catalogue)
+        key = f"location {self.latitude_column} {self.longitude_column} {len(request.catalogue)}"
+        if key not in request.tally:  # parsed once per recommendation run
+            request.tally[key] = self._coordinates(request.catalogue)
+        latitudes, longitudes = request.tally[key]
         return haversine_km(context.latitude, context.longitude, latitudes, longitudes)
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:

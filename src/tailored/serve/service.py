@@ -45,7 +45,7 @@ class Service:
         self.erased: set[str] = set()
         self.exposures = ExposureWriter(self.store)
         self.cache = ListCache(settings.cache_size)
-        self.cache_hits = 0
+        self.cache_hits = self.fallbacks = 0
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self._load(self.model_path())
@@ -105,13 +105,15 @@ class Service:
         when the model does not know the user, the fallback for an erased user; ``stages`` (request-time rules)
         after the model's own."""
         served = self.served_id(user_id)
+        known = served != ERASED and self.model.users_.index(np.array([served]), missing="mask")[0] >= 0
+        self.fallbacks += not known
         key = (served, k, explain, context_key(context))
         cached = None if stages else self.cache.get(key)
         if cached is not None:
             self.cache_hits += 1
             return cached
         attributes = None
-        if served != ERASED and self.model.users_.index(np.array([served]), missing="mask")[0] < 0:
+        if served != ERASED and not known:
             stored = self.store.user_attributes(user_id)
             if stored:
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])

@@ -82,8 +82,11 @@ class EventStore:
 
     def subject(self, user_id: str) -> str:
         """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""
+        return self._fingerprint(self.user_key(user_id))
+
+    def _fingerprint(self, stored_id: str) -> str:
         key = (self.pseudonym_key or "tailored-audit").encode()
-        return hmac.new(key, self.user_key(user_id).encode(), hashlib.sha256).hexdigest()
+        return hmac.new(key, stored_id.encode(), hashlib.sha256).hexdigest()
 
     # -- events -------------------------------------------------------------------------------------------------
     def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:
@@ -227,8 +230,7 @@ class EventStore:
         """Which of these stored user ids belong to erased users."""
         if not stored_ids:
             return set()
-        key = (self.pseudonym_key or "tailored-audit").encode()
-        subjects = {hmac.new(key, stored.encode(), hashlib.sha256).hexdigest(): stored for stored in stored_ids}
+        subjects = {self._fingerprint(stored): stored for stored in stored_ids}
         found = connection.execute(sa.select(schema.erasures.c.subject).where(
             schema.erasures.c.subject.in_(list(subjects)))).scalars()
         return {subjects[subject] for subject in found}

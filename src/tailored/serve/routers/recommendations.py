@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -50,11 +49,10 @@ def respond(request: Request, user_id: str, k: int, pairs: list[str], explain: b
             stages: list[Any] | None = None) -> dict[str, Any]:
     service = request.app.state.service
     k = min(k, service.settings.max_k)
-    hits = service.cache_hits
+    hits, fallbacks = service.cache_hits, service.fallbacks
     frame = service.recommend(user_id, k, parse_context(pairs), explain, stages or [])
     request.app.state.metrics.cache_hits.inc(service.cache_hits - hits)
-    if service.model.users_.index(np.array([service.served_id(user_id)]), missing="mask")[0] < 0:
-        request.app.state.metrics.fallbacks.inc()
+    request.app.state.metrics.fallbacks.inc(service.fallbacks - fallbacks)
     exposure_id = service.exposures.log(user_id, service.model_version, frame[ITEM_ID].tolist())
     return {"user_id": None if user_id == "\x00session" else user_id, "items": listed(frame),
             "model_version": service.model_version, "exposure_id": exposure_id}
