@@ -742,16 +742,28 @@ def serve(
 def events_export(
     output: Output,
     db: DatabaseUrl = "sqlite:///tailored.db",
+    items: Annotated[Optional[Path], typer.Option("--items", help="Catalogue file (item_id column) added to the stored items.")] = None,
 ) -> None:
-    """Write every stored event (user_id,item_id,value,timestamp,event_type) for `tailored train`."""
+    """Write the stored events (user_id,item_id,value,timestamp,event_type) for `tailored train`. Events of items
+    not in the catalogue (the stored items plus --items) are held out until the item exists; with no catalogue at
+    all, every event is written."""
     import pandas as pd
 
-    from tailored.data.io import write_table
+    from tailored.data.columns import ITEM_ID
+    from tailored.data.io import read_attributes, write_table
 
-    chunks = list(open_store(db).export_events())
+    store = open_store(db)
+    catalogue = store.item_ids() | (set(read_attributes(items, ITEM_ID)[ITEM_ID]) if items is not None else set())
+    chunks, held_out = [], 0
+    for chunk in store.export_events():
+        known = chunk[ITEM_ID].isin(catalogue) if catalogue else pd.Series(True, index=chunk.index)
+        chunks.append(chunk[known])
+        held_out += int((~known).sum())
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["user_id", "item_id", "value", "timestamp", "event_type"])
     write_table(frame, output)
-    console.print(f"[green]wrote[/] {len(frame):,} events to {output}")
+    console.print(f"[green]wrote[/] {len(frame):,} events to {output}"
+                  + (f"; held out {held_out:,} event(s) of items not in the catalogue" if held_out else "")
+                  + ("" if catalogue else " (no stored items and no --items: every event written)"))
 
 
 @events_app.command("prune")

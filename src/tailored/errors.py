@@ -31,3 +31,7 @@ class UnknownIdError(TailoredError, KeyError):
 
 class IncompatibleModelError(TailoredError):
     """A saved model was written by an incompatible version or for another algorithm."""
+
+
+class ConflictError(TailoredError):
+    """A write contradicts what is stored (an event id sent again with a different payload)."""

@@ -65,3 +65,22 @@ def test_batch_streams_chunks_to_a_file_or_the_database(tmp_path) -> None:
         assert connection.execute(sa.text("select count(*) from batch_recommendations")).scalar() == 2 * lists["user_id"].nunique()
     bad = cli("batch", "--model-dir", "model", "--all-users", "--output", "crm.xlsx", cwd=tmp_path)
     assert bad.returncode == 2 and "use a .csv or .parquet file name" in bad.stderr and not (tmp_path / "crm.xlsx").exists()
+
+
+def test_events_export_holds_out_items_not_in_the_catalogue_until_they_exist(tmp_path) -> None:
+    import pandas as pd
+
+    from tailored.store import EventStore
+    from tailored.store.database import Event
+
+    store = EventStore(f"sqlite:///{tmp_path / 'tailored.db'}")
+    store.append_events([Event("e1", "u1", "i1", "view"), Event("e2", "u1", "i-later", "view")])
+    everything = ok(cli("events", "export", "--output", "all.csv", cwd=tmp_path))
+    assert "wrote 2 events" in everything.stderr and "every event written" in everything.stderr  # no catalogue yet
+    store.put_item("i1", {"category": "c1"})
+    known = ok(cli("events", "export", "--output", "known.csv", cwd=tmp_path))
+    assert "wrote 1 events" in known.stderr and "held out 1 event(s)" in known.stderr
+    assert pd.read_csv(tmp_path / "known.csv")["item_id"].tolist() == ["i1"]
+    pd.DataFrame({"item_id": ["i-later"]}).to_csv(tmp_path / "catalogue.csv", index=False)
+    assert "wrote 2 events" in ok(cli("events", "export", "--output", "x.csv", "--items", "catalogue.csv", cwd=tmp_path)).stderr
+    store.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import pytest
 
-from tailored.errors import ConfigError
+from tailored.errors import ConfigError, ConflictError
 from tailored.store import EventStore
 from tailored.store.database import Event
 
@@ -29,10 +29,27 @@ def test_the_same_event_is_stored_once(store) -> None:
     batch = [Event("e1", "u1", "i1", "view"), Event("e2", "u1", "i2", "purchase", 2.0, 1_700_000_000),
              Event("e1", "u1", "i1", "view")]  # e1 twice in one batch
     assert events.append_events(batch) == (2, 1)
-    assert events.append_events([Event("e2", "u1", "i2", "purchase"), Event("e3", "u2", "i1", "click")]) == (1, 1)
+    # a resend without its timestamp matches the stored time
+    assert events.append_events([Event("e2", "u1", "i2", "purchase", 2.0), Event("e3", "u2", "i1", "click")]) == (1, 1)
     exported = next(events.export_events())
     assert exported["user_id"].tolist() == ["u1", "u1", "u2"] and exported["value"].tolist() == [1.0, 2.0, 1.0]
     assert exported["timestamp"].iloc[1] == 1_700_000_000 and exported["event_type"].tolist() == ["view", "purchase", "click"]
+
+
+def test_an_event_id_with_another_payload_is_a_conflict_and_stores_nothing_of_its_batch(store) -> None:
+    events = store()
+    events.append_events([Event("e1", "u1", "i1", "view", timestamp=1_700_000_000)])
+    for changed in (Event("e1", "u1", "i2", "view"), Event("e1", "u1", "i1", "view", 3.0),
+                    Event("e1", "u1", "i1", "view", timestamp=1_700_000_001), Event("e1", "u9", "i1", "view")):
+        with pytest.raises(ConflictError, match="'e1'"):
+            events.append_events([Event("fresh", "u1", "i1", "view"), changed])
+    with pytest.raises(ConflictError, match="'twice'"):  # inside one batch too
+        events.append_events([Event("twice", "u1", "i1", "view"), Event("twice", "u1", "i1", "click")])
+    assert events.count_events() == 1
+    grouped = events.append_event_batches([[Event("a", "u1", "i1", "view")], [Event("e1", "u2", "i1", "view")],
+                                           [Event("a", "u1", "i1", "view"), Event("b", "u2", "i2", "cart")]])
+    assert grouped[0] == (1, 0) and isinstance(grouped[1], ConflictError) and grouped[2] == (1, 1)
+    assert events.count_events() == 3
 
 
 def test_reopening_keeps_the_data_and_the_schema_version(store) -> None:

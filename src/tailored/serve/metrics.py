@@ -17,6 +17,8 @@ class Metrics:
                                  registry=self.registry)
         self.events = Counter("tailored_events_ingested", "Events stored", registry=self.registry)
         self.cache_hits = Counter("tailored_list_cache_hits", "Lists served from the hot-user cache", registry=self.registry)
+        self.shed = Counter("tailored_shed_requests", "Requests refused with 503 because too many were in progress",
+                            registry=self.registry)
         self.model_version = Info("tailored_model", "The served model", registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +22,15 @@ class RateLimiter:
         self.buckets: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
 
-    def allow(self, key: str) -> bool:
+    def wait(self, key: str) -> float:
+        """0 when the request may go ahead (a token is spent), else the seconds until the next token."""
         now = time.monotonic()
         with self.lock:
             tokens, last = self.buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             allowed = tokens >= 1.0
             self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-        return allowed
+        return 0.0 if allowed else (1.0 - tokens) / self.rate
 
 
 def require(scope: str) -> Callable[..., str]:
@@ -46,8 +48,10 @@ def require(scope: str) -> Callable[..., str]:
         if scope not in scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"This key lacks the '{scope}' scope.")
         key_id = credentials.credentials.split("_")[1]
-        if not service.limiter.allow(key_id):
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "Rate limit exceeded for this key; retry later.")
+        wait = service.limiter.wait(key_id)
+        if wait > 0:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "Rate limit exceeded for this key; retry later.",
+                                headers={"Retry-After": str(math.ceil(wait))})
         return key_id
 
     return check

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from tailored.data.columns import ITEM_ID, USER_ID
 from tailored.errors import ConfigError
@@ -21,6 +22,7 @@ from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
 from tailored.retrieval import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, context_key
+from tailored.serve.committer import EventCommitter
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.security import RateLimiter
 from tailored.serve.settings import ServiceSettings
@@ -44,10 +46,12 @@ class Service:
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.erased: set[str] = set()
         self.exposures = ExposureWriter(self.store)
+        self.committer = EventCommitter(self.store)
         self.cache = ListCache(settings.cache_size)
         self.cache_hits = self.fallbacks = 0
         self.reload_failures = 0
         self.failed_path: Path | None = None
+        self.reload_error: str | None = None
         self._load(self.model_path())
 
     # -- the served model -----------------------------------------------------------------------------------------
@@ -79,11 +83,13 @@ class Service:
             if path in (self.path, self.failed_path):
                 return False
             self._load(path)
+            self.reload_error = None
             logger.info("model reloaded version=%s", self.model_version)
             return True
         except Exception as error:  # noqa: BLE001  (whatever broke, keep serving the previous model)
             self.reload_failures += 1
             self.failed_path = path
+            self.reload_error = f"{path.name if path else self.settings.model}: {type(error).__name__}: {error}"
             logger.warning("model reload failed, still serving %s: %s", self.model_version, error)
             return False
 
@@ -114,7 +120,7 @@ class Service:
             return cached
         attributes = None
         if served != ERASED and not known:
-            stored = self.store.user_attributes(user_id)
+            stored = self._stored_attributes(user_id)
             if stored:
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
         model = self.model.with_stages(stages) if stages else self.model
@@ -122,6 +128,14 @@ class Service:
         if not stages:
             self.cache.put(key, served, frame)
         return frame
+
+    def _stored_attributes(self, user_id: str) -> dict[str, Any] | None:
+        """The user's stored attributes; None, and the plain cold-start answer, while the database is unreachable."""
+        try:
+            return self.store.user_attributes(user_id)
+        except sa.exc.SQLAlchemyError as error:
+            logger.warning("user attributes unavailable, serving the cold-start fallback: %s", type(error).__name__)
+            return None
 
     def events_arrived(self, user_ids: Iterable[str]) -> None:
         """New feedback from these users: their cached lists are stale."""

@@ -25,13 +25,15 @@ class ServiceSettings:
     max_body_bytes: int = 5_000_000
     max_k: int = 1_000
     rate_limit_per_minute: int = 60_000
+    max_in_flight: int = 64
     cache_size: int = 100_000
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, model_dir: str | Path | None, **overrides: object) -> ServiceSettings:
         """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
-        ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``, ``TAILORED_CACHE_SIZE``,
+        ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``, ``TAILORED_MAX_IN_FLIGHT`` (more requests at once are
+        shed with 503 and ``Retry-After``), ``TAILORED_CACHE_SIZE``,
         ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
         values: dict[str, object] = {}
         for setting in fields(cls):

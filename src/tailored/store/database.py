@@ -23,12 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
-from tailored.errors import ConfigError
+from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
 
 DEFAULT_URL = "sqlite:///tailored.db"
 SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
+ID_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -90,22 +91,54 @@ class EventStore:
 
     # -- events -------------------------------------------------------------------------------------------------
     def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:
-        """Store the batch in one transaction; returns (accepted, duplicates). Events of erased users are refused
-        as duplicates would be: they are not stored."""
+        """Store one batch in one transaction; returns (accepted, duplicates). Raises ConflictError, storing
+        nothing, when an event id comes back with a different payload."""
+        result = self.append_event_batches([batch])[0]
+        if isinstance(result, ConflictError):
+            raise result
+        return result
+
+    def append_event_batches(self, batches: Sequence[Sequence[Event]]) -> list[tuple[int, int] | ConflictError]:
+        """Group commit: store several clients' batches in one transaction. Each batch gets (accepted, duplicates)
+        -- an event id already stored (or earlier in the group) with the same payload is a duplicate, events of
+        erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored."""
         now = time.time()
-        unique = {event.event_id: event for event in batch}
-        rows = [{"event_id": e.event_id, "user_id": self.user_key(e.user_id), "item_id": str(e.item_id), "type": e.type,
-                 "value": e.value, "timestamp": now if e.timestamp is None else float(e.timestamp), "received_at": now}
-                for e in unique.values()]
+        rows = [[self._event_row(event, now) for event in batch] for batch in batches]
         with self.engine.begin() as connection:
-            erased = self._erased(connection, {row["user_id"] for row in rows})
-            rows = [row for row in rows if row["user_id"] not in erased]
-            stored = set(connection.execute(sa.select(schema.events.c.event_id).where(
-                schema.events.c.event_id.in_([row["event_id"] for row in rows]))).scalars()) if rows else set()
-            fresh = [row for row in rows if row["event_id"] not in stored]
+            seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
+            erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
+            results: list[tuple[int, int] | ConflictError] = []
+            fresh: list[dict[str, Any]] = []
+            for batch in rows:
+                mine: dict[str, dict[str, Any]] = {}
+                conflicts = [row["event_id"] for row in batch
+                             if not _same_event(row, mine.setdefault(row["event_id"], seen.get(row["event_id"], row)))]
+                if conflicts:
+                    results.append(ConflictError(f"{len(conflicts)} event id(s) already stored with a different payload "
+                                                 f"(first: {conflicts[0]!r}); nothing of this batch was stored."))
+                    continue
+                new = [row for event_id, row in mine.items() if event_id not in seen and row["user_id"] not in erased]
+                seen |= {row["event_id"]: row for row in new}
+                fresh += new
+                results.append((len(new), len(batch) - len(new)))
             if fresh:
-                connection.execute(self._insert_ignoring(schema.events, "event_id"), fresh)
-        return len(fresh), len(batch) - len(fresh)
+                stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
+                connection.execute(self._insert_ignoring(schema.events, "event_id"), stored)
+        return results
+
+    def _event_row(self, event: Event, now: float) -> dict[str, Any]:
+        return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),
+                "type": event.type, "value": event.value, "timestamp": now if event.timestamp is None else float(event.timestamp),
+                "received_at": now, "timestamp_given": event.timestamp is not None}
+
+    def _stored_events(self, connection: sa.Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The stored events among ``event_ids`` (queried in chunks: databases bound the parameters per query)."""
+        columns = [schema.events.c[name] for name in ("event_id", "user_id", "item_id", "type", "value", "timestamp")]
+        ordered, found = sorted(event_ids), {}
+        for start in range(0, len(ordered), ID_CHUNK):
+            query = sa.select(*columns).where(schema.events.c.event_id.in_(ordered[start:start + ID_CHUNK]))
+            found |= {row["event_id"]: dict(row) | {"timestamp_given": True} for row in connection.execute(query).mappings()}
+        return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
         """Every stored event in canonical columns (``user_id, item_id, value, timestamp, event_type``), in chunks."""
@@ -142,6 +175,10 @@ class EventStore:
             row = connection.execute(sa.select(schema.users.c.attributes).where(
                 schema.users.c.user_id == self.user_key(user_id))).first()
         return None if row is None else dict(row[0])
+
+    def item_ids(self) -> set[str]:
+        with self.engine.connect() as connection:
+            return set(connection.execute(sa.select(schema.items.c.item_id)).scalars())
 
     def items_table(self) -> pd.DataFrame:
         """Every stored item: ``item_id`` and its attribute columns."""
@@ -247,6 +284,12 @@ class EventStore:
                                                                                 "updated_at": values["updated_at"]})
         with self.engine.begin() as connection:
             connection.execute(statement)
+
+
+def _same_event(new: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """Whether a resent event matches the one kept; a resend without a timestamp matches any stored time."""
+    same = all(new[name] == kept[name] for name in ("user_id", "item_id", "type", "value"))
+    return same and (not (new["timestamp_given"] and kept["timestamp_given"]) or new["timestamp"] == kept["timestamp"])
 
 
 def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str]) -> dict[str, Any]:

@@ -2,39 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from tailored.serve.security import require
+from tailored.serve.validation import EventIn
 from tailored.store.database import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
-EventType = Literal["view", "click", "cart", "purchase", "rating"]
-
-
-class EventIn(BaseModel):
-    event_id: str = Field(min_length=1, max_length=200)
-    user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
-    type: EventType
-    value: float | None = None
-    timestamp: float | None = Field(None, description="Unix seconds; default: when received.")
 
 
 class EventBatch(BaseModel):
     events: list[EventIn] = Field(min_length=1)
 
 
-@router.post("/events")
-def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> dict[str, Any]:
+class EventsStored(BaseModel):
+    accepted: int = Field(description="Events stored by this request.")
+    duplicates: int = Field(description="Events already stored (same event_id and payload), or of erased users.")
+
+
+@router.post("/events", responses={409: {"description": "An event_id already stored with a different payload."},
+                                   413: {"description": "More events than the per-request limit."}})
+def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> EventsStored:
+    """Store the batch in the next group commit; answered after it is durable. The same event sent again is stored
+    once (a duplicate); the same id with a different payload is refused (409) and nothing of the batch is stored.
+    Events of items the model does not know yet are stored and held out of training until the item exists."""
     service = request.app.state.service
     limit = service.settings.max_events_per_request
     if len(batch.events) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"{len(batch.events)} events in one request; at most {limit}: split the batch.")
-    accepted, duplicates = service.store.append_events([Event(**event.model_dump()) for event in batch.events])
+    accepted, duplicates = service.committer.submit([Event(**event.model_dump()) for event in batch.events])
     request.app.state.metrics.events.inc(accepted)
     service.events_arrived({event.user_id for event in batch.events})
-    return {"accepted": accepted, "duplicates": duplicates}
+    return EventsStored(accepted=accepted, duplicates=duplicates)

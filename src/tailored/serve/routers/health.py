@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (model loaded, database reachable), ``/metrics`` (Prometheus)."""
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, database reachable; a model version that failed to
+load is reported while the previous one keeps serving), ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ def readyz(request: Request, response: Response) -> dict[str, Any]:
         database = False
     ready = service is not None and database
     response.status_code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"ready": ready, "model_version": service.model_version if service else None, "database": database}
+    if not ready:
+        response.headers["Retry-After"] = "1"
+    return {"ready": ready, "model_version": service.model_version if service else None, "database": database,
+            "reload_failures": service.reload_failures if service else 0,
+            "last_reload_error": service.reload_error if service else None}
 
 
 @router.get("/metrics")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from tailored.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
 from tailored.data.columns import ITEM_ID, RANK, SCORE
 from tailored.serve.security import require
+from tailored.serve.validation import Attributes, Identifier
 from tailored.similar import SIMILAR_ITEM_ID, similar_items
 from tailored.trending import trending_items
 
@@ -16,21 +17,21 @@ router = APIRouter(prefix="/v1", tags=["items"])
 
 
 @router.put("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
-def put_item(request: Request, item_id: str, attributes: dict[str, Any] = Body(...),
+def put_item(request: Request, item_id: Identifier, attributes: Attributes = Body(...),
              _: str = Depends(require("admin"))) -> Response:
     request.app.state.service.put_item(item_id, attributes)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/items/{item_id}/similar")
-def similar(request: Request, item_id: str, k: int = Query(10, ge=1, le=1000),
+def similar(request: Request, item_id: Identifier, k: int = Query(10, ge=1, le=1000),
             _: str = Depends(require("recommend"))) -> dict[str, Any]:
     frame = similar_items(request.app.state.service.model, [item_id], k)
     return {"item_id": item_id, "items": _rows(frame, SIMILAR_ITEM_ID)}
 
 
 @router.get("/items/{item_id}/complementary")
-def complementary(request: Request, item_id: str, k: int = Query(10, ge=1, le=1000),
+def complementary(request: Request, item_id: Identifier, k: int = Query(10, ge=1, le=1000),
                   _: str = Depends(require("recommend"))) -> dict[str, Any]:
     frame = complementary_items(request.app.state.service.model, [item_id], k)
     return {"item_id": item_id, "items": _rows(frame, COMPLEMENTARY_ITEM_ID, ["lift", "confidence", "source"])}

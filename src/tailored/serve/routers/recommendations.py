@@ -6,21 +6,25 @@ from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tailored.config import build_dataclass
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE
 from tailored.rank.context import parse_context
 from tailored.rank.rules import BusinessRules
 from tailored.serve.security import require
+from tailored.serve.validation import Identifier
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 NOT_CONTEXT = {"k", "explain"}
 
 
 class RecommendationRequest(BaseModel):
-    user_id: str | None = Field(None, description="Known or new user; omit for an anonymous session.")
-    recent: list[str] = Field(default_factory=list, description="Items just viewed or bought, oldest first.")
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Identifier | None = Field(None, description="Known or new user; omit for an anonymous session.")
+    recent: list[Identifier] = Field(default_factory=list, max_length=1_000,
+                                     description="Items just viewed or bought, oldest first.")
     context: dict[str, str] = Field(default_factory=dict, description="date, lat, lon, radius_km, device, ...")
     rules: dict[str, Any] = Field(default_factory=dict, description="Business rules (fields of the rules stage).")
     k: int = Field(10, ge=1)
@@ -28,7 +32,7 @@ class RecommendationRequest(BaseModel):
 
 
 @router.get("/users/{user_id}/recommendations")
-def user_recommendations(request: Request, user_id: str, k: int = Query(10, ge=1), explain: bool = False,
+def user_recommendations(request: Request, user_id: Identifier, k: int = Query(10, ge=1), explain: bool = False,
                          _: str = Depends(require("recommend"))) -> dict[str, Any]:
     """Top-k for a user in context: every other query parameter is a context key (date, lat, lon, device...)."""
     pairs = [f"{key}={value}" for key, value in request.query_params.items() if key not in NOT_CONTEXT]

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from tailored.serve.security import require
+from tailored.serve.validation import Attributes, Identifier
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 @router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def put_user(request: Request, user_id: str, attributes: dict[str, Any] = Body(...),
+def put_user(request: Request, user_id: Identifier, attributes: Attributes = Body(...),
              _: str = Depends(require("admin"))) -> Response:
     request.app.state.service.put_user(user_id, attributes)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(request: Request, user_id: str, _: str = Depends(require("admin"))) -> Response:
+def delete_user(request: Request, user_id: Identifier, _: str = Depends(require("admin"))) -> Response:
     """GDPR erasure: events, attributes and exposures deleted, the user unknown to the served model from now on,
     and never brought back by a later event or export; audited without the id."""
     request.app.state.service.erase_user(user_id)

@@ -1,0 +1,58 @@
+"""What the service accepts from clients: ids, attributes and events, checked before anything is stored.
+
+Ids are NFC-normalised (so the same visible id is one id) and refuse control, format (bidirectional overrides,
+zero-width) and surrogate characters; other unicode and any printable text, SQL included, is stored verbatim.
+Numbers must be finite (JSON has no NaN; Python's parser accepts it and a NaN would break the JSON answer), and
+timestamps may not lie more than ``FUTURE_TOLERANCE_SECONDS`` ahead of the server's clock.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
+
+MAX_ID_LENGTH = 200
+MAX_ATTRIBUTES = 200
+FUTURE_TOLERANCE_SECONDS = 300
+REFUSED_CATEGORIES = {"Cc": "control", "Cf": "format (bidirectional or zero-width)", "Cs": "surrogate"}
+
+
+def clean_id(value: str) -> str:
+    """``value`` NFC-normalised; a ValueError names the first refused character."""
+    value = unicodedata.normalize("NFC", value)
+    for position, character in enumerate(value):
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(character))
+        if kind is not None:
+            raise ValueError(f"{kind} character U+{ord(character):04X} at position {position} is not allowed in an id")
+    if not value.strip():
+        raise ValueError("an id must not be blank")
+    return value
+
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(clean_id)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+AttributeValue = StrictBool | StrictInt | FiniteFloat | Annotated[str, StringConstraints(max_length=10_000)] | list[str] | None
+Attributes = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], AttributeValue],
+                       Field(max_length=MAX_ATTRIBUTES, description="Attribute columns (strings, numbers, lists of strings).")]
+EventType = Literal["view", "click", "cart", "purchase", "rating"]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Identifier
+    user_id: Identifier
+    item_id: Identifier
+    type: EventType
+    value: FiniteFloat | None = None
+    timestamp: FiniteFloat | None = Field(None, ge=0, description="Unix seconds; default: when received.")
+
+    @field_validator("timestamp")
+    @classmethod
+    def not_in_the_future(cls, timestamp: float | None) -> float | None:
+        if timestamp is not None and timestamp > time.time() + FUTURE_TOLERANCE_SECONDS:
+            raise ValueError(f"timestamp {timestamp:.0f} is more than {FUTURE_TOLERANCE_SECONDS} s in the future")
+        return timestamp
