@@ -1,8 +1,11 @@
-"""Shared fixtures: locating MovieLens 100K (skipped when absent, required when TAILORED_REQUIRE_DATA=1)."""
+"""Shared fixtures: locating MovieLens 100K (skipped when absent, required when TAILORED_REQUIRE_DATA=1) and a fresh
+PostgreSQL database (the same rule with TAILORED_REQUIRE_POSTGRES=1)."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,24 @@ def ml100k_dir() -> Path:
 @pytest.fixture(scope="session")
 def ml100k_splits_dir() -> Path:
     return _require(SHARED_DATA / "ml-100k-splits", "MovieLens 100K benchmark splits")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of ``TAILORED_TEST_POSTGRES_URL`` (CI starts one with `.ci/postgres`),
+    dropped afterwards. Without the URL the test is skipped, or fails when ``TAILORED_REQUIRE_POSTGRES=1``."""
+    import sqlalchemy as sa
+
+    server = os.environ.get("TAILORED_TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("TAILORED_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TAILORED_REQUIRE_POSTGRES=1 but TAILORED_TEST_POSTGRES_URL is not set (start one with .ci/postgres)")
+        pytest.skip("no PostgreSQL server: set TAILORED_TEST_POSTGRES_URL (e.g. $(.ci/postgres))")
+    name = f"tailored_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

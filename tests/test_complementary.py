@@ -74,3 +74,15 @@ def test_a_basket_id_column_is_used_without_being_named(tmp_path) -> None:
     assert recommender.basket_count_ == 400
     sessions = Recommender(create_scorer("popularity")).fit(jobs.load_dataset(orders.drop(columns="basket_id")))
     assert sessions.basket_count_ == orders["user_id"].nunique()
+
+
+def test_an_item_added_after_training_gets_backfilled_complements_and_no_trend() -> None:
+    from tailored.trending import trending_items
+
+    items = pd.DataFrame({"item_id": [f"filler{i}" for i in range(30)] + ["milk", "spaghetti", "sauce"], "category": "food"})
+    recommender = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(baskets(), items=items))
+    extended = recommender.with_items(pd.DataFrame({"item_id": ["truffle"], "category": ["food"]}))
+    frame = complementary_items(extended, ["truffle"], k=3)
+    assert frame["source"].tolist() == ["popular"] * 3 and frame["complementary_item_id"].iloc[0] == "milk"
+    assert "truffle" in complementary_items(extended, ["spaghetti"], k=40)["complementary_item_id"].tolist()
+    assert "truffle" not in trending_items(extended, k=40)["item_id"].tolist()

@@ -101,6 +101,11 @@ class Recommender:
         if self.first_seen_ is not None:
             view.first_seen_ = np.concatenate([self.first_seen_, np.full(len(new), np.nan)])
             view.last_seen_ = sp.hstack([self.last_seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=np.float32)], format="csr")
+        n_items = len(view.items_)
+        if self.co_purchase_ is not None:  # new items: never bought together, never bought recently
+            view.co_purchase_ = _resized(self.co_purchase_, (n_items, n_items))
+        if self.daily_counts_ is not None:
+            view.daily_counts_ = _resized(self.daily_counts_, (n_items, self.daily_counts_.shape[1]))
         return view
 
     def with_stages(self, stages: list[Stage | Reranker]) -> Recommender:
@@ -409,3 +414,10 @@ def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -
     scorer = create_scorer(algorithm, {k: v for k, v in params.items() if k not in RECOMMENDER_PARAMS})
     settings = {name: convert(params[name], kind, name) for name, kind in RECOMMENDER_PARAMS.items() if name in params}
     return Recommender(scorer, **settings)
+
+
+def _resized(matrix: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A copy of ``matrix`` padded with empty rows and columns to ``shape``."""
+    padded = matrix.copy()
+    padded.resize(shape)
+    return padded

@@ -8,13 +8,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
@@ -40,21 +41,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     url = f"sqlite:///{folder / 'events.db'}"
     store = EventStore(url)
     keys = {scope: store.create_key([scope]) for scope in ("recommend", "events:write", "admin")}
+    with serving(create_app(ServiceSettings(folder / "model", url, max_events_per_request=100))) as base:
+        yield base, keys, store
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` under uvicorn on a free local port, in a thread; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(ServiceSettings(folder / "model", url, max_events_per_request=100)),
-                            host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not running.started and time.time() < deadline:
         time.sleep(0.05)
     assert running.started, "the service did not start"
-    yield f"http://127.0.0.1:{port}", keys, store
-    running.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
 
 
 def auth(key: str) -> dict[str, str]:
@@ -153,7 +161,7 @@ def test_health_readiness_metrics_and_item_endpoints(server) -> None:
     complementary = httpx.get(f"{base}/v1/items/i1/complementary", params={"k": 3}, headers=auth(keys["recommend"]))
     assert complementary.status_code == 200 and len(complementary.json()["items"]) == 3
     assert httpx.get(f"{base}/v1/trending", headers=auth(keys["recommend"])).status_code == 200
-    text = httpx.get(f"{base}/metrics").text
+    text = httpx.get(f"{base}/metrics", headers=auth(keys["admin"])).text
     assert 'tailored_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
     assert "tailored_events_ingested_total" in text and "tailored_model_info" in text
 
@@ -161,7 +169,7 @@ def test_health_readiness_metrics_and_item_endpoints(server) -> None:
 def test_hot_lists_are_cached_until_the_users_events_arrive(server) -> None:
     base, keys, _ = server
     def cache_hits() -> float:
-        lines = httpx.get(f"{base}/metrics").text.splitlines()
+        lines = httpx.get(f"{base}/metrics", headers=auth(keys["admin"])).text.splitlines()
         return float(next(line for line in lines if line.startswith("tailored_list_cache_hits_total ")).split()[1])
 
     before = cache_hits()

@@ -22,7 +22,6 @@ from tailored.serve.service import Service
 from tailored.serve.settings import ServiceSettings
 
 
-PROBES = ("/healthz", "/readyz", "/metrics")
 RETRY_AFTER_SECONDS = 1
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")
     app.state.metrics = Metrics()
+    app.state.settings = settings
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
@@ -69,7 +69,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
             return JSONResponse({"detail": f"Request body over {settings.max_body_bytes} bytes."}, status_code=413)
-        if in_flight >= settings.max_in_flight and request.url.path not in PROBES:
+        if in_flight >= settings.max_in_flight and request.url.path not in (*health.PROBES, "/metrics"):
             app.state.metrics.shed.inc()
             return unavailable(f"Overloaded: {in_flight} requests in progress; retry shortly.")
         in_flight += 1

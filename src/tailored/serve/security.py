@@ -11,6 +11,15 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 bearer = HTTPBearer(auto_error=False)
+ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "Bad input (an unknown context key, an unknown item...): the detail names it."},
+    401: {"description": "Missing, invalid or revoked API key."},
+    403: {"description": "The key lacks the scope this route needs."},
+    413: {"description": "Request body over the size limit."},
+    429: {"description": "Rate limit of the key exceeded; see Retry-After."},
+    503: {"description": "Overloaded or database unavailable: nothing was stored; see Retry-After."},
+}
+"""The error answers every ``/v1`` route may give, for the OpenAPI schema."""
 
 
 class RateLimiter:

@@ -26,6 +26,7 @@ class ServiceSettings:
     max_k: int = 1_000
     rate_limit_per_minute: int = 60_000
     max_in_flight: int = 64
+    public_metrics: bool = False
     cache_size: int = 100_000
     pseudonym_key: str | None = field(default=None, repr=False)
 
@@ -33,7 +34,8 @@ class ServiceSettings:
     def from_env(cls, model_dir: str | Path | None, **overrides: object) -> ServiceSettings:
         """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
         ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``, ``TAILORED_MAX_IN_FLIGHT`` (more requests at once are
-        shed with 503 and ``Retry-After``), ``TAILORED_CACHE_SIZE``,
+        shed with 503 and ``Retry-After``), ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a
+        private network; otherwise it needs an ``admin`` key), ``TAILORED_CACHE_SIZE``,
         ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
         values: dict[str, object] = {}
         for setting in fields(cls):
@@ -43,7 +45,7 @@ class ServiceSettings:
             if setting.name == "cors_origins":
                 values[setting.name] = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
             else:
-                kind = {"int": int, "float": float, "str": str, "str | None": str}[str(setting.type)]
+                kind = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}[str(setting.type)]
                 values[setting.name] = convert(raw, kind, f"TAILORED_{setting.name.upper()}")
         values |= {key: value for key, value in overrides.items() if value is not None}
         return cls(None if model_dir is None else Path(model_dir), **values)  # type: ignore[arg-type]

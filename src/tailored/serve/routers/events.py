@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from tailored.serve.security import require
+from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import EventIn
 from tailored.store.database import Event
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=ERRORS)
 
 
 class EventBatch(BaseModel):
@@ -21,8 +21,7 @@ class EventsStored(BaseModel):
     duplicates: int = Field(description="Events already stored (same event_id and payload), or of erased users.")
 
 
-@router.post("/events", responses={409: {"description": "An event_id already stored with a different payload."},
-                                   413: {"description": "More events than the per-request limit."}})
+@router.post("/events", responses={409: {"description": "An event_id already stored with a different payload."}})
 def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> EventsStored:
     """Store the batch in the next group commit; answered after it is durable. The same event sent again is stored
     once (a duplicate); the same id with a different payload is refused (409) and nothing of the batch is stored.

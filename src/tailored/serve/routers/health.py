@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tailored.serve.security import bearer, require
+
 router = APIRouter(tags=["health"])
+PROBES = ("/healthz", "/readyz")
 
 
 @router.get("/healthz")
@@ -32,6 +37,10 @@ def readyz(request: Request, response: Response) -> dict[str, Any]:
             "last_reload_error": service.reload_error if service else None}
 
 
-@router.get("/metrics")
-def metrics(request: Request) -> Response:
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
+    """Prometheus text format: per-route counts and latency, fallbacks, cache hits, shed requests, events, model.
+    Needs an ``admin`` key unless the service runs with ``public_metrics``; holds no user or item ids."""
+    if not request.app.state.settings.public_metrics:
+        require("admin")(request, credentials)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

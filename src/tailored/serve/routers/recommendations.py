@@ -12,10 +12,10 @@ from tailored.config import build_dataclass
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE
 from tailored.rank.context import parse_context
 from tailored.rank.rules import BusinessRules
-from tailored.serve.security import require
+from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Identifier
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
 NOT_CONTEXT = {"k", "explain"}
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 
-from tailored.serve.security import require
+from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Attributes, Identifier
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
 
 
 @router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,234 @@
+"""The service under hostile conditions, over real HTTP: every route locked without its key and scope, fuzzing from
+the OpenAPI schema, overload shedding, a database that goes away and comes back, SIGTERM while requests are in
+flight."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tailored.data.dataset import Dataset
+from tailored.pipeline import build_recommender
+from tailored.registry.model_dir import save_model
+from tailored.serve import ServiceSettings, create_app
+from tailored.store import EventStore
+from tests.serve.test_service import auth, serving, shop
+from tests.test_cli import ENV, TAILORED
+
+SCOPES = ("recommend", "events:write", "admin")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame, items = shop()
+    folder = tmp_path_factory.mktemp("robust") / "model"
+    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, items=items)), folder)
+    return folder
+
+
+def keys_for(url: str) -> dict[str, str]:
+    store = EventStore(url)
+    keys = {scope: store.create_key([scope]) for scope in SCOPES} | {"all": store.create_key(SCOPES)}
+    store.engine.dispose()
+    return keys
+
+
+def test_every_route_but_the_probes_needs_a_key_and_its_scope(model_dir, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    keys = keys_for(url)
+    with serving(create_app(ServiceSettings(model_dir, url))) as base:
+        schema = httpx.get(f"{base}/openapi.json").json()
+        routes = [(method.upper(), path) for path, operations in schema["paths"].items() for method in operations]
+        assert len(routes) >= 12
+        for method, path in routes:
+            target = base + path.replace("{user_id}", "u1").replace("{item_id}", "i1")
+            body = {"events": [{"event_id": "s1", "user_id": "u1", "item_id": "i1", "type": "view"}]} if "events" in path else {}
+            answers = {name: httpx.request(method, target, json=body, headers=auth(key) if key else {}).status_code
+                       for name, key in [("none", None), ("bad", "tlr_0_x")] + [(scope, keys[scope]) for scope in SCOPES]}
+            if path in ("/healthz", "/readyz"):
+                assert set(answers.values()) == {200}, (method, path, answers)
+                continue
+            assert answers["none"] == answers["bad"] == 401, (method, path, answers)
+            allowed = [scope for scope in SCOPES if answers[scope] not in (401, 403)]
+            assert len(allowed) == 1 and sorted(answers[s] for s in SCOPES if s not in allowed) == [403, 403], (method, path, answers)
+        httpx.get(f"{base}/v1/users/secret-user-42/recommendations", headers=auth(keys["recommend"]))
+        metrics = httpx.get(f"{base}/metrics", headers=auth(keys["admin"])).text
+        assert "tailored_requests_total" in metrics and "secret-user-42" not in metrics and '"i1"' not in metrics
+
+
+def test_schemathesis_fuzzing_finds_no_server_error(model_dir, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    keys = keys_for(url)
+    with serving(create_app(ServiceSettings(model_dir, url))) as base:
+        run = subprocess.run([str(Path(sys.executable).parent / "st"), "run", f"{base}/openapi.json", "--checks",
+                              "not_a_server_error", "--header", f"Authorization: Bearer {keys['all']}",
+                              "--max-examples", "25", "--seed", "1", "--no-color"],
+                             capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and "No issues found" in run.stdout, run.stdout[-4000:]
+
+
+def test_overload_is_shed_with_503_and_retry_after(model_dir, tmp_path) -> None:
+    """One request waits on the database (a test transaction holds SQLite's write lock); with room for one request
+    in flight, the next is refused at once with Retry-After; the first then completes and is stored."""
+    path = tmp_path / "db.sqlite"
+    url = f"sqlite:///{path}"
+    keys = keys_for(url)
+    with serving(create_app(ServiceSettings(model_dir, url, max_in_flight=1))) as base:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        waiting: dict[str, httpx.Response] = {}
+        event = {"events": [{"event_id": "held", "user_id": "u1", "item_id": "i1", "type": "view"}]}
+        thread = threading.Thread(target=lambda: waiting.setdefault("answer", httpx.post(
+            f"{base}/v1/events", json=event, headers=auth(keys["events:write"]), timeout=60)))
+        thread.start()
+        time.sleep(1.0)
+        began = time.perf_counter()
+        shed = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"]))
+        assert shed.status_code == 503 and shed.headers["Retry-After"] == "1" and "Overloaded" in shed.json()["detail"]
+        assert time.perf_counter() - began < 1.0
+        assert httpx.get(f"{base}/healthz").status_code == 200  # probes are never shed
+        blocker.execute("ROLLBACK")
+        thread.join(timeout=60)
+        assert waiting["answer"].json() == {"accepted": 1, "duplicates": 0}
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"])).status_code == 200
+
+
+def test_rate_limit_answers_429_with_retry_after(model_dir, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    keys = keys_for(url)
+    with serving(create_app(ServiceSettings(model_dir, url, rate_limit_per_minute=3))) as base:
+        codes = [httpx.get(f"{base}/v1/trending", headers=auth(keys["recommend"])) for _ in range(4)]
+    assert [answer.status_code for answer in codes] == [200, 200, 200, 429]
+    assert 1 <= int(codes[-1].headers["Retry-After"]) <= 20
+
+
+class Proxy:
+    """A TCP relay to the database that can be cut (every connection dropped, new ones refused) and restored."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.connections = target, []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Shut down (which, unlike close, wakes the threads blocked on these sockets), then close."""
+        assert self.listener is not None
+        for each in [self.listener, *self.connections]:
+            try:
+                each.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            each.close()
+        self.connections = []
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for each in (source, sink):
+                try:
+                    each.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, postgres_url) -> None:
+    address = httpx.URL(postgres_url.replace("postgresql://", "http://"))
+    proxy = Proxy((address.host, address.port))
+    proxy.start()
+    url = postgres_url.replace(f"{address.host}:{address.port}", f"127.0.0.1:{proxy.port}")
+    keys = keys_for(url)
+    event = lambda name: {"events": [{"event_id": name, "user_id": "u1", "item_id": "i1", "type": "view"}]}  # noqa: E731
+    with serving(create_app(ServiceSettings(model_dir, url))) as base:
+        writer, reader = auth(keys["events:write"]), auth(keys["recommend"])
+        assert httpx.post(f"{base}/v1/events", json=event("before"), headers=writer).status_code == 200
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
+        proxy.cut()
+        down = httpx.post(f"{base}/v1/events", json=event("during"), headers=writer, timeout=60)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "1", down.text
+        assert "database is unavailable" in down.json()["detail"] and "nothing was stored" in down.json()["detail"]
+        assert httpx.get(f"{base}/readyz").status_code == 503
+        served = httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader)  # the model needs no database
+        assert served.status_code == 200 and len(served.json()["items"]) == 10
+        proxy.start()
+        deadline = time.time() + 30
+        while httpx.get(f"{base}/readyz").status_code != 200 and time.time() < deadline:
+            time.sleep(0.2)
+        assert httpx.post(f"{base}/v1/events", json=event("after"), headers=writer).json() == {"accepted": 1, "duplicates": 0}
+    store = EventStore(url)
+    with store.engine.connect() as connection:
+        assert sorted(connection.execute(sa.text("select event_id from events")).scalars()) == ["after", "before"]
+    store.engine.dispose()
+    proxy.cut()
+
+
+def test_sigterm_finishes_requests_in_flight_and_flushes_impressions(model_dir, tmp_path) -> None:
+    path = tmp_path / "db.sqlite"
+    url = f"sqlite:///{path}"
+    keys = keys_for(url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([TAILORED, "serve", "--model-dir", str(model_dir), "--db", url, "--port", str(port)],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        exposure = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"])).json()["exposure_id"]
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the next POST waits for the database
+        answers: list[httpx.Response] = []
+        event = {"events": [{"event_id": "in-flight", "user_id": "u1", "item_id": "i2", "type": "cart"}]}
+        thread = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{base}/v1/events", json=event, headers=auth(keys["events:write"]), timeout=60)))
+        thread.start()
+        time.sleep(1.0)
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        blocker.execute("ROLLBACK")
+        thread.join(timeout=60)
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert answers and answers[0].status_code == 200 and answers[0].json() == {"accepted": 1, "duplicates": 0}
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("select count(*) from events where event_id = 'in-flight'").fetchone() == (1,)
+        assert connection.execute("select count(*) from exposures where exposure_id = ?", (exposure,)).fetchone() == (1,)
