@@ -32,8 +32,8 @@ from tailored.store import EventStore
 
 
 @contextmanager
-def running_service(model_dir: Path, db_url: str) -> Iterator[str]:
-    """`tailored serve` in a child process; yields its base URL once ready."""
+def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`tailored serve` in a child process; yields its base URL, once ready, and the process."""
     import httpx
 
     with socket.socket() as probe:
@@ -55,7 +55,7 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[str]:
             if time.time() > deadline:
                 raise ConfigError("The service did not become ready within 120 s.")
             time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -68,7 +68,7 @@ def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 
         store = EventStore(url)
         key, before = store.create_key(["recommend", "events:write"]), store.count_events()
         users = load_model(model_dir).users_.external_ids.astype(str)
-        with running_service(model_dir, url) as base:
+        with running_service(model_dir, url) as (base, _):
             ingestion = asyncio.run(_ingest(base, key, users, events, batch_size, clients))
             serving = asyncio.run(_recommend(base, key, users, seconds, clients))
         committed = store.count_events() - before

@@ -895,6 +895,26 @@ def benchmark_service(
         stdout.print(f"{name:<20} {value:,.2f}" if isinstance(value, float) else f"{name:<20} {value:,}")
 
 
+@app.command("benchmark-durability")
+@handle_errors
+def benchmark_durability(
+    model_dir: ModelDir,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a fresh SQLite file).")] = None,
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 100,
+    clients: Annotated[int, typer.Option("--clients", min=1)] = 4,
+) -> None:
+    """kill -9 `tailored serve` while clients post events, --trials times, then count acknowledged events lost and
+    events stored twice (both must be 0)."""
+    from tailored.benchmark_durability import durability_benchmark
+
+    with progress_bar("kill -9 trials") as progress:
+        task = progress.add_task("", total=trials)
+        figures = durability_benchmark(model_dir, db, trials, clients,
+                                       progress=lambda done, total, acked: progress.update(task, completed=done))
+    for name, value in figures.items():
+        stdout.print(f"{name:<40} {value:,}")
+
+
 @app.command("benchmark-ann")
 @handle_errors
 def benchmark_ann(

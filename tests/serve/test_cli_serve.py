@@ -84,3 +84,13 @@ def test_events_export_holds_out_items_not_in_the_catalogue_until_they_exist(tmp
     pd.DataFrame({"item_id": ["i-later"]}).to_csv(tmp_path / "catalogue.csv", index=False)
     assert "wrote 2 events" in ok(cli("events", "export", "--output", "x.csv", "--items", "catalogue.csv", cwd=tmp_path)).stderr
     store.engine.dispose()
+
+
+def test_benchmark_durability_kills_the_server_and_loses_nothing(tmp_path) -> None:
+    frame, _ = shop()
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
+    report = ok(cli("benchmark-durability", "--model-dir", "model", "--trials", "2", cwd=tmp_path)).stdout
+    figures = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in report.splitlines() if line.strip()}
+    assert figures["trials"] == 2 and figures["events_acknowledged"] > 0 and figures["rows_stored"] >= figures["events_acknowledged"]
+    assert figures["acknowledged_but_lost"] == 0 and figures["stored_twice"] == 0
