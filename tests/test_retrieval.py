@@ -51,3 +51,27 @@ def test_a_recommender_served_through_the_index_ranks_like_the_scorer() -> None:
     overlap = exact.merge(indexed, on=["user_id", "item_id"]).shape[0] / len(exact)
     assert overlap >= 0.95 and indexed.groupby("user_id").size().eq(10).all()
     assert build_recommender("ease").fit(Dataset.from_frame(frame)).with_vector_index().scorer.algorithm == "ease"  # unchanged
+
+
+def test_the_serving_fast_path_answers_like_the_full_pipeline() -> None:
+    import pandas as pd
+
+    from tailored.data.dataset import Dataset
+    from tailored.pipeline import build_recommender
+    from tailored.rank.rules import BusinessRules
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 200, 5000).astype(str), "item_id": rng.integers(0, 300, 5000).astype(str)})
+    items = pd.DataFrame({"item_id": np.arange(300).astype(str), "category": np.arange(300) % 4})
+    fitted = build_recommender("als", {"factors": 16}).fit(Dataset.from_frame(frame, items=items))
+    served = fitted.with_vector_index(kind="exact")
+    for user in range(len(served.users_)):
+        items_found, scores = served.top_from_index(user, 10)
+        _, expected, expected_scores, _ = next(served.recommend_indices(np.array([user]), 10))
+        np.testing.assert_array_equal(items_found, expected[0])
+        np.testing.assert_allclose(scores, expected_scores[0], rtol=1e-5)
+        assert not set(items_found) & set(served.seen_[user].indices)  # seen items excluded
+    assert fitted.top_from_index(0, 10) is None  # no index
+    assert served.with_stages([BusinessRules(exclude_categories=["1"])]).top_from_index(0, 10) is None  # a stage to run
+    assert served.with_items(pd.DataFrame({"item_id": ["new"], "category": [1]})).top_from_index(0, 10) is None
+    assert served.top_from_index(-1, 10) is None  # an unknown user

@@ -1,31 +1,38 @@
 """`tailored benchmark-service`: the running service measured from outside, as a client sees it.
 
 Starts `tailored serve` in its own process on a free port (a fresh SQLite database unless ``--db``), creates a key,
-then, from this process:
+then, from this process, one phase after the other:
 
-- **ingestion**: posts ``events`` events in batches of ``batch_size`` (each a new ``event_id``) over ``clients``
-  concurrent connections and reports events per second durably committed (the server acknowledges after the
-  commit; the database is counted at the end to check that nothing was lost);
-- **recommendations**: GETs top-10 lists for random known users for ``seconds`` over ``clients`` connections and
-  reports requests per second and latency percentiles (p50, p99) as the load generator measures them.
+- **batch ingestion**: ``events`` events in batches of ``batch_size`` over 8 connections; events per second durably
+  committed (acknowledged after the commit; the database is counted afterwards: nothing may be missing);
+- **single events**: one event per POST at ``event_rate`` per second for ``phase_seconds`` (group commit across requests);
+- **one connection**: top-10 lists one request at a time (100 per second): the latency of a lone client;
+- **load**: top-10 lists for random known users at ``rate`` per second for ``seconds`` over ``connections``
+  connections, open loop (`tailored.benchmark_load`), with the server's resident memory sampled every 5 s;
+- **overload**: twice ``rate`` for ``phase_seconds``: what is not served must be refused quickly with ``Retry-After``;
+- **ANN recall**: recall@10 of the vector index as the service builds it, against exact scoring.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
+from tailored.benchmark_load import request_bytes, run_load
 from tailored.errors import ConfigError
 from tailored.registry.model_dir import load_model
 from tailored.store import EventStore
@@ -62,18 +69,93 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subproc
 
 
 def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 100_000, batch_size: int = 1_000,
-                      seconds: float = 20.0, clients: int = 8) -> dict[str, Any]:
+                      rate: float = 1_000.0, seconds: float = 60.0, connections: int = 32, event_rate: float = 600.0,
+                      phase_seconds: float = 10.0, ann_users: int = 1_000, say: Callable[[str], None] = print
+                      ) -> dict[str, Any]:
+    """Every phase against one `tailored serve` process; figures as the clients measure them."""
     with tempfile.TemporaryDirectory() as folder:
         url = db_url or f"sqlite:///{Path(folder) / 'benchmark.db'}"
         store = EventStore(url)
         key, before = store.create_key(["recommend", "events:write"]), store.count_events()
-        users = load_model(model_dir).users_.external_ids.astype(str)
-        with running_service(model_dir, url) as (base, _):
-            ingestion = asyncio.run(_ingest(base, key, users, events, batch_size, clients))
-            serving = asyncio.run(_recommend(base, key, users, seconds, clients))
-        committed = store.count_events() - before
+        model = load_model(model_dir)
+        users = model.users_.external_ids.astype(str)
+        figures: dict[str, Any] = {"users": len(users), "items": len(model.items_)}
+        with running_service(model_dir, url) as (base, server):
+            say("batch ingestion")
+            figures |= asyncio.run(_ingest(base, key, users, events, batch_size, 8))
+            figures["events_committed"] = store.count_events() - before
+            say(f"single-event POSTs at {event_rate:g}/s")
+            figures |= run_load(base, _single_events(base, key, users), event_rate, phase_seconds, 16).summary("single_event")
+            say("one connection")
+            lists = _recommendation_requests(base, key, users)
+            figures |= run_load(base, lists, 100, phase_seconds, 1).summary("one_connection")
+            say(f"recommendations at {rate:g}/s for {seconds:g} s")
+            memory = _MemorySampler(server.pid)
+            figures |= run_load(base, lists, rate, seconds, connections).summary("load") | memory.stop()
+            say(f"overload: {2 * rate:g}/s for {phase_seconds:g} s")
+            overload = run_load(base, lists, 2 * rate, phase_seconds, 4 * connections)
+            figures |= overload.summary("overload") | {"overload_retry_after_missing": overload.retry_after_missing}
         store.engine.dispose()
-    return {**ingestion, "events_committed": committed, **serving}
+    say("ANN recall against exact scoring")
+    return figures | _served_recall(model, ann_users)
+
+
+def _recommendation_requests(base: str, key: str, users: np.ndarray, count: int = 100_000) -> list[bytes]:
+    """Top-10 requests for random known users."""
+    picked = users[np.random.default_rng(1).integers(len(users), size=count)]
+    return [request_bytes(base, "GET", f"/v1/users/{quote(user, safe='')}/recommendations?k=10", key) for user in picked]
+
+
+def _single_events(base: str, key: str, users: np.ndarray) -> Callable[[int], bytes]:
+    """Request number -> a POST of one new event."""
+    run = np.random.default_rng().integers(1 << 62)
+
+    def make(number: int) -> bytes:
+        event = {"event_id": f"single-{run}-{number}", "user_id": str(users[number % len(users)]), "item_id": "i1",
+                 "type": "click"}
+        return request_bytes(base, "POST", "/v1/events", key, json.dumps({"events": [event]}).encode())
+
+    return make
+
+
+class _MemorySampler:
+    """The server's resident memory every ``every`` seconds while the load runs."""
+
+    def __init__(self, pid: int, every: float = 5.0) -> None:
+        self.pid, self.samples, self.stopping = pid, [_rss_mib(pid)], threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self.thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self.stopping.wait(every):
+            self.samples.append(_rss_mib(self.pid))
+
+    def stop(self) -> dict[str, float]:
+        self.stopping.set()
+        self.thread.join()
+        samples = np.array(self.samples)
+        return {"rss_first_mib": float(samples[0]), "rss_last_mib": float(samples[-1]),
+                "rss_spread_percent": float((samples.max() - samples.min()) / samples[0] * 100)}
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _served_recall(model: Any, users: int) -> dict[str, Any]:
+    """Recall@10 of the index the service builds (its ef_search) against exact scoring, for random users."""
+    from tailored.retrieval import ANN_MIN_ITEMS, recall_at
+    from tailored.serve.settings import ServiceSettings
+
+    if not getattr(model.scorer, "inner_product", False) or len(model.items_) < ANN_MIN_ITEMS:
+        return {"ann": "none: exact scoring"}
+    ef = ServiceSettings.from_env(None).ann_ef_search
+    indexed = model.with_vector_index(ef_search=ef)
+    vectors = model.scorer.user_factors_[np.random.default_rng(2).integers(len(model.users_), size=users)]
+    return {"ann_ef_search": ef, "ann_recall_at_10": recall_at(indexed.vector_index_, vectors, 10)}
 
 
 async def _ingest(base: str, key: str, users: np.ndarray, events: int, batch_size: int, clients: int) -> dict[str, Any]:
@@ -100,32 +182,6 @@ async def _ingest(base: str, key: str, users: np.ndarray, events: int, batch_siz
         await asyncio.gather(*(worker(client) for _ in range(clients)))
     elapsed = time.perf_counter() - start
     return {"events_sent": events, "events_accepted": accepted, "ingest_seconds": elapsed, "events_per_second": accepted / elapsed}
-
-
-async def _recommend(base: str, key: str, users: np.ndarray, seconds: float, clients: int) -> dict[str, Any]:
-    import httpx
-
-    rng = np.random.default_rng(1)
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while time.perf_counter() < stop:
-            user = users[rng.integers(len(users))]
-            began = time.perf_counter()
-            answer = await client.get(f"/v1/users/{user}/recommendations", params={"k": 10})
-            latencies.append(time.perf_counter() - began)
-            errors += answer.status_code != 200
-
-    start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
-    elapsed = time.perf_counter() - start
-    milliseconds = np.array(latencies) * 1000
-    return {"requests": len(latencies), "errors": errors, "requests_per_second": len(latencies) / elapsed,
-            "p50_ms": float(np.percentile(milliseconds, 50)), "p99_ms": float(np.percentile(milliseconds, 99))}
 
 
 def ann_benchmark(n_items: int = 100_000, factors: int = 64, queries: int = 1_000, seed: int = 0,

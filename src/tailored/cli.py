@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -695,8 +696,6 @@ DatabaseUrl = Annotated[str, typer.Option("--db", help="Database URL: sqlite:///
 
 def open_store(db: str) -> Any:
     """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does)."""
-    import os
-
     from tailored.store import EventStore
 
     return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"))
@@ -723,9 +722,15 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
 ) -> None:
-    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables)."""
+    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Each
+    request is one user: native thread pools get 1 thread unless TAILORED_NUM_THREADS says otherwise (waking
+    idle threads for a single query costs more than it saves)."""
+    os.environ.setdefault("TAILORED_NUM_THREADS", "1")
     try:
         import uvicorn
+        from threadpoolctl import threadpool_limits
+
+        from tailored.config import num_threads
 
         from tailored.serve import ServiceSettings, create_app
     except ImportError as error:
@@ -734,7 +739,8 @@ def serve(
     settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    with threadpool_limits(num_threads()):
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 @events_app.command("export")
@@ -881,18 +887,23 @@ def batch(
 def benchmark_service(
     model_dir: ModelDir,
     db: Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a fresh SQLite file).")] = None,
-    events: Annotated[int, typer.Option("--events", min=1)] = 100_000,
+    events: Annotated[int, typer.Option("--events", min=1, help="Events posted in batches.")] = 100_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1_000,
-    seconds: Annotated[float, typer.Option("--seconds", min=1)] = 20.0,
-    clients: Annotated[int, typer.Option("--clients", min=1)] = 8,
+    rate: Annotated[float, typer.Option("--rate", min=1, help="Recommendation requests per second (open loop).")] = 1_000.0,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="Length of the load phase.")] = 60.0,
+    connections: Annotated[int, typer.Option("--connections", min=1)] = 32,
+    event_rate: Annotated[float, typer.Option("--event-rate", min=1, help="Single-event POSTs per second.")] = 600.0,
+    phase_seconds: Annotated[float, typer.Option("--phase-seconds", min=1, help="Length of the other timed phases.")] = 10.0,
 ) -> None:
-    """Start `tailored serve` and measure it from outside: events/s durably committed, then recommendations/s with
-    p50/p99 latency as the load generator sees them."""
+    """Start `tailored serve` and measure it from outside: batch and single-event ingestion, one-connection latency,
+    recommendations at --rate for --seconds (p50/p99 from the load generator, errors, server memory), twice the rate
+    (shedding), and the recall@10 of the served ANN index."""
     from tailored.benchmark_service import service_benchmark
 
-    figures = service_benchmark(model_dir, db, events, batch_size, seconds, clients)
+    figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate, phase_seconds,
+                                say=lambda phase: console.print(f"[dim]{phase}...[/]"))
     for name, value in figures.items():
-        stdout.print(f"{name:<20} {value:,.2f}" if isinstance(value, float) else f"{name:<20} {value:,}")
+        stdout.print(f"{name:<34} {value:,.2f}" if isinstance(value, float) else f"{name:<34} {value:,}" if isinstance(value, int) else f"{name:<34} {value}")
 
 
 @app.command("benchmark-durability")

@@ -303,7 +303,28 @@ class Recommender:
         scores[rows[found], items.ravel()[found]] = values.ravel()[found]
         return scores
 
-    def with_vector_index(self, kind: str = "auto") -> Recommender:
+    def top_from_index(self, user: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-``n`` (item indices, scores) of one trained user straight from the vector index, seen items and
+        non-candidates removed, with no dense row of scores: the serving fast path. None when the full path is
+        needed: no index, stages to run, items added after training, a user without factors, or too few items
+        left after the exclusions."""
+        index = getattr(self, "vector_index_", None)
+        active = [stage for stage in self.stages if not getattr(stage, "inert", False)]
+        if index is None or active or self.new_items_ is not None or user < 0 or not self.warm_users_[user]:
+            return None
+        seen = self.seen_.indices[self.seen_.indptr[user] : self.seen_.indptr[user + 1]] if self.exclude_seen else ()
+        items, values = index.search(self.scorer.user_factors_[user], n + len(seen))  # type: ignore[attr-defined]
+        items, values = items[0], values[0]
+        keep = (items >= 0) & self.candidate_items_[np.maximum(items, 0)]
+        if len(seen):  # CSR rows hold sorted indices: a binary search beats np.isin on a few dozen items
+            at = np.minimum(np.searchsorted(seen, items), len(seen) - 1)
+            keep &= seen[at] != items
+        items, values = items[keep][:n], values[keep][:n]
+        if len(items) < n and len(items) < int(self.candidate_items_.sum()) - len(seen):
+            return None
+        return items, values
+
+    def with_vector_index(self, kind: str = "auto", ef_search: int = 256) -> Recommender:
         """A view that retrieves each known user's candidates from a `VectorIndex` of the scorer's item factors
         (HNSW from ``ANN_MIN_ITEMS`` items, exact below): for inner-product scorers (als, bpr) on large catalogues.
         Other scorers are returned as they are."""
@@ -312,7 +333,8 @@ class Recommender:
         if not getattr(self.scorer, "inner_product", False):
             return self
         view = copy.copy(self)
-        view.vector_index_ = VectorIndex(self.scorer.item_factors_, kind=kind)  # type: ignore[arg-type]
+        view.vector_index_ = VectorIndex(self.scorer.item_factors_, kind=kind, ef_search=ef_search)  # type: ignore[arg-type]
+        view.seen_ = self.seen_ if self.seen_.has_sorted_indices else self.seen_.sorted_indices()  # for top_from_index
         return view
 
     @property

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tailored.config import num_threads
 from tailored.errors import ConfigError
 from tailored.models.base import top_k
 
@@ -57,8 +58,10 @@ def recall_at(index: VectorIndex, user_vectors: np.ndarray, n: int = 10) -> floa
 
 
 def _faiss() -> Any:
+    """faiss, its OpenMP pool bounded by TAILORED_NUM_THREADS (it loads after the CLI's thread limits apply)."""
     try:
         import faiss
     except ImportError as error:
         raise ConfigError("Approximate search needs faiss: pip install 'tailored[serve]' (faiss-cpu).") from error
+    faiss.omp_set_num_threads(num_threads())
     return faiss

@@ -94,3 +94,17 @@ def test_benchmark_durability_kills_the_server_and_loses_nothing(tmp_path) -> No
     figures = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in report.splitlines() if line.strip()}
     assert figures["trials"] == 2 and figures["events_acknowledged"] > 0 and figures["rows_stored"] >= figures["events_acknowledged"]
     assert figures["acknowledged_but_lost"] == 0 and figures["stored_twice"] == 0
+
+
+def test_benchmark_service_prints_every_phase(tmp_path) -> None:
+    frame, _ = shop()
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "als", "--model-dir", "model", cwd=tmp_path))
+    report = ok(cli("benchmark-service", "--model-dir", "model", "--events", "2000", "--rate", "40", "--seconds", "2",
+                    "--event-rate", "40", "--phase-seconds", "2", cwd=tmp_path)).stdout
+    figures = dict(line.split(maxsplit=1) for line in report.splitlines() if line.strip())
+    assert figures["events_committed"] == "2,000" and figures["events_accepted"] == "2,000"
+    for phase in ("single_event", "one_connection", "load"):
+        assert figures[f"{phase}_errors"] == "0" and float(figures[f"{phase}_p99_ms"]) > 0, (phase, figures)
+    assert float(figures["load_per_second"]) > 30 and float(figures["rss_spread_percent"]) >= 0
+    assert figures["overload_retry_after_missing"] == "0" and figures["ann"] == "none: exact scoring"

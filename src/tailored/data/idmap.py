@@ -20,6 +20,7 @@ class IdMap:
         if index.has_duplicates:
             raise ValueError(f"IdMap '{name}' received duplicate ids, e.g. {index[index.duplicated()][:3].tolist()}")
         self._index = index
+        self._external: np.ndarray | None = None
         self.name = name
 
     @classmethod
@@ -41,7 +42,11 @@ class IdMap:
 
     @property
     def external_ids(self) -> np.ndarray:
-        return self._index.to_numpy()
+        """The ids as a numpy array, converted once (pandas' Arrow-backed strings copy on every ``to_numpy``)."""
+        if self._external is None:
+            self._external = self._index.to_numpy()
+            self._external.setflags(write=False)
+        return self._external
 
     def index(self, ids: np.ndarray | pd.Series | list, missing: Missing = "mask") -> np.ndarray:
         """Indices of ``ids``; unknown ids raise, are dropped, or become -1 (``mask``)."""
@@ -54,6 +59,14 @@ class IdMap:
             raise UnknownIdError(f"{unknown.sum()} unknown {self.name}(s), e.g. {examples}")
         return positions[~unknown].astype(np.int64)
 
+    def position(self, external_id: object) -> int:
+        """The index of one id, -1 if unknown (a hash lookup: no array is built)."""
+        try:
+            found = self._index.get_loc(external_id)
+        except (KeyError, TypeError):
+            return -1
+        return found if isinstance(found, int) else -1
+
     def ids(self, indices: np.ndarray) -> np.ndarray:
         """External ids of dense ``indices``."""
-        return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
+        return self.external_ids[np.asarray(indices, dtype=np.int64)]

@@ -395,3 +395,25 @@ def _with_malformed_rows(frame: pd.DataFrame, products: pd.DataFrame, rng: np.ra
     # row 5 stays an exact copy: a duplicate
     combined = pd.concat([frame.astype({VALUE: object}), broken], ignore_index=True)
     return combined.sort_values(TIMESTAMP, kind="stable", ignore_index=True)
+
+
+def generate_scale(users: int = 1_000_000, items: int = 100_000, per_user: float = 8.0, tastes: int = 500,
+                   seed: int = 0) -> pd.DataFrame:
+    """A large implicit-feedback set for load tests (``user_id, item_id``), vectorised: items fall into ``tastes``
+    groups with Zipf popularity inside each; each user draws Poisson(``per_user``) items, 80% from one group of
+    their own, the rest from the whole catalogue by popularity. Ids are strings ``u<n>`` / ``i<n>``."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(tastes, size=items)
+    popularity = 1.0 / rng.permutation(np.arange(1, items + 1)) ** 0.8
+    by_group = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[by_group], np.arange(tastes + 1))
+    counts = np.maximum(rng.poisson(per_user, size=users), 1)
+    user = np.repeat(np.arange(users), counts)
+    own = rng.random(len(user)) < 0.8
+    taste = rng.integers(tastes, size=users)[user[own]]
+    low, high = starts[taste], starts[taste + 1]
+    picked = np.empty(len(user), np.int64)
+    picked[own] = by_group[np.minimum(low + (rng.random(own.sum()) ** 2 * (high - low)).astype(np.int64), high - 1)]
+    picked[~own] = rng.choice(items, size=int((~own).sum()), p=popularity / popularity.sum())
+    frame = pd.DataFrame({"user_id": np.char.add("u", user.astype(str)), "item_id": np.char.add("i", picked.astype(str))})
+    return frame.drop_duplicates(ignore_index=True)

@@ -47,6 +47,11 @@ class TimeOfDayAdjuster:
                                 self.min_gain)
         return self
 
+    @property
+    def inert(self) -> bool:
+        """Nothing was learned: every score is left as it is."""
+        return len(self.lift_) == 0
+
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
         return apply_lift(scores, self.lift_, hour_bucket, request.context, self.strength)
 

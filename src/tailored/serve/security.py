@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 bearer = HTTPBearer(auto_error=False)
@@ -42,15 +43,17 @@ class RateLimiter:
         return 0.0 if allowed else (1.0 - tokens) / self.rate
 
 
-def require(scope: str) -> Callable[..., str]:
+def require(scope: str) -> Callable[..., Awaitable[str]]:
     """A dependency: the request's key must be valid, hold ``scope`` and be within its rate; returns the key id."""
 
-    def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'.",
                                 headers={"WWW-Authenticate": "Bearer"})
         service = request.app.state.service
-        scopes = service.key_scopes(credentials.credentials)
+        found, scopes = service.cached_key_scopes(credentials.credentials)
+        if not found:  # the database answers in the thread pool, never on the event loop
+            scopes = await run_in_threadpool(service.key_scopes, credentials.credentials)
         if scopes is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid or revoked API key.",
                                 headers={"WWW-Authenticate": "Bearer"})

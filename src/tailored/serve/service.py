@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from tailored.data.columns import ITEM_ID, USER_ID
+from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline import Recommender
 from tailored.rank.context import Context
@@ -24,6 +24,7 @@ from tailored.retrieval import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.exposures import ExposureWriter
+from tailored.serve.metrics import Metrics
 from tailored.serve.security import RateLimiter
 from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
@@ -35,8 +36,8 @@ ERASED = "\x00erased"
 
 
 class Service:
-    def __init__(self, settings: ServiceSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: ServiceSettings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
         self.store = EventStore(settings.db_url, settings.pseudonym_key)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
@@ -48,7 +49,6 @@ class Service:
         self.exposures = ExposureWriter(self.store)
         self.committer = EventCommitter(self.store)
         self.cache = ListCache(settings.cache_size)
-        self.cache_hits = self.fallbacks = 0
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self.reload_error: str | None = None
@@ -65,7 +65,7 @@ class Service:
         manifest = read_manifest(path)
         base = load_model(path)
         if base.seen_.shape[1] >= ANN_MIN_ITEMS:
-            base = base.with_vector_index()
+            base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
         model = self._with_store_items(base)
         with self.lock:
             self.path, self.base, self.model = path, base, model
@@ -94,29 +94,48 @@ class Service:
             return False
 
     # -- keys -----------------------------------------------------------------------------------------------------
-    def key_scopes(self, key: str) -> frozenset[str] | None:
-        """Scopes of a key, from a short-lived cache (a revoked key stops working within KEY_CACHE_SECONDS)."""
-        now = time.monotonic()
+    def cached_key_scopes(self, key: str) -> tuple[bool, frozenset[str] | None]:
+        """(whether the key is in the short-lived cache, its scopes): a revoked key stops working within
+        KEY_CACHE_SECONDS."""
         cached = self.keys.get(key)
-        if cached is not None and now - cached[1] < KEY_CACHE_SECONDS:
-            return cached[0]
-        scopes = self.store.key_scopes(key)
-        self.keys[key] = (scopes, now)
+        if cached is not None and time.monotonic() - cached[1] < KEY_CACHE_SECONDS:
+            return True, cached[0]
+        return False, None
+
+    def key_scopes(self, key: str) -> frozenset[str] | None:
+        """Scopes of a key (None: invalid or revoked), from the cache or else the database."""
+        found, scopes = self.cached_key_scopes(key)
+        if not found:
+            scopes = self.store.key_scopes(key)
+            self.keys[key] = (scopes, time.monotonic())
         return scopes
 
     # -- recommendations ------------------------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None
-                  ) -> pd.DataFrame:
-        """Top-``k`` for one user: the model's own list, the cold-start path from the user's stored attributes
-        when the model does not know the user, the fallback for an erased user; ``stages`` (request-time rules)
-        after the model's own."""
+    def quick_recommend(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+        """Top-``k`` of a trained user straight from the vector index (`Recommender.top_from_index`): no context, no
+        explanation, no request-time stage. None when the full path must answer."""
         served = self.served_id(user_id)
-        known = served != ERASED and self.model.users_.index(np.array([served]), missing="mask")[0] >= 0
-        self.fallbacks += not known
+        model = self.model
+        found = None if served == ERASED else model.top_from_index(model.users_.position(served), k)
+        if found is None:
+            return None
+        items, scores = found
+        return [{ITEM_ID: item, SCORE: float(score), RANK: rank}
+                for rank, (item, score) in enumerate(zip(model.items_.ids(items).tolist(), scores.tolist()), 1)]
+
+    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None
+                  ) -> list[dict[str, Any]]:
+        """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list,
+        the cold-start path from the user's stored attributes when the model does not know the user, the fallback
+        for an erased user; ``stages`` (request-time rules) after the model's own."""
+        served = self.served_id(user_id)
+        known = served != ERASED and self.model.users_.position(served) >= 0
+        if not known:
+            self.metrics.fallbacks.inc()
         key = (served, k, explain, context_key(context))
         cached = None if stages else self.cache.get(key)
         if cached is not None:
-            self.cache_hits += 1
+            self.metrics.cache_hits.inc()
             return cached
         attributes = None
         if served != ERASED and not known:
@@ -124,10 +143,10 @@ class Service:
             if stored:
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
         model = self.model.with_stages(stages) if stages else self.model
-        frame = model.recommend([served], k, attributes=attributes, context=context, explain=explain)
+        rows = listed(model.recommend([served], k, attributes=attributes, context=context, explain=explain))
         if not stages:
-            self.cache.put(key, served, frame)
-        return frame
+            self.cache.put(key, served, rows)
+        return rows
 
     def _stored_attributes(self, user_id: str) -> dict[str, Any] | None:
         """The user's stored attributes; None, and the plain cold-start answer, while the database is unreachable."""
@@ -172,3 +191,12 @@ class Service:
             return model
         known = model.items_.index(table[ITEM_ID].astype(str).to_numpy(), missing="mask") >= 0
         return model.with_items(table[~known]) if (~known).any() else model
+
+
+def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A recommendation frame as JSON rows; a score that is not finite becomes null, an empty reason is left out."""
+    columns = [ITEM_ID, SCORE, RANK] + ([REASONS] if REASONS in frame else [])
+    table = frame[columns].astype({ITEM_ID: str, SCORE: float, RANK: int})
+    table[SCORE] = table[SCORE].where(np.isfinite(table[SCORE]), None)
+    return [{key: value for key, value in row.items() if not (key == REASONS and value == "")}
+            for row in table.to_dict("records")]

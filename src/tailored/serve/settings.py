@@ -27,6 +27,7 @@ class ServiceSettings:
     rate_limit_per_minute: int = 60_000
     max_in_flight: int = 64
     public_metrics: bool = False
+    ann_ef_search: int = 64
     cache_size: int = 100_000
     pseudonym_key: str | None = field(default=None, repr=False)
 
@@ -34,7 +35,8 @@ class ServiceSettings:
     def from_env(cls, model_dir: str | Path | None, **overrides: object) -> ServiceSettings:
         """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
         ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``, ``TAILORED_MAX_IN_FLIGHT`` (more requests at once are
-        shed with 503 and ``Retry-After``), ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a
+        shed with 503 and ``Retry-After``), ``TAILORED_ANN_EF_SEARCH`` (the HNSW search breadth on
+        catalogues of ``ANN_MIN_ITEMS`` items and more: recall against speed), ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a
         private network; otherwise it needs an ``admin`` key), ``TAILORED_CACHE_SIZE``,
         ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
         values: dict[str, object] = {}

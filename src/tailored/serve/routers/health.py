@@ -13,7 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tailored.serve.security import bearer, require
 
 router = APIRouter(tags=["health"])
-PROBES = ("/healthz", "/readyz")
 
 
 @router.get("/healthz")
@@ -38,9 +37,9 @@ def readyz(request: Request, response: Response) -> dict[str, Any]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
+async def metrics(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
     """Prometheus text format: per-route counts and latency, fallbacks, cache hits, shed requests, events, model.
     Needs an ``admin`` key unless the service runs with ``public_metrics``; holds no user or item ids."""
     if not request.app.state.settings.public_metrics:
-        require("admin")(request, credentials)
+        await require("admin")(request, credentials)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
