@@ -405,6 +405,24 @@ def datasets_synthetic(
                   f"{len(data.products):,} products to {output_dir}")
 
 
+@datasets_app.command("scale")
+@handle_errors
+def datasets_scale(
+    output: Output,
+    users: Annotated[int, typer.Option("--users", min=1)] = 1_000_000,
+    items: Annotated[int, typer.Option("--items", min=1)] = 100_000,
+    per_user: Annotated[float, typer.Option("--per-user", min=1, help="Mean interactions per user.")] = 8.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Generate a large implicit-feedback set (user_id,item_id) for load tests: taste groups, Zipf popularity."""
+    from tailored.data.io import write_table
+    from tailored.data.synthetic import generate_scale
+
+    frame = generate_scale(users, items, per_user, seed=seed)
+    write_table(frame, output)
+    console.print(f"[green]wrote[/] {len(frame):,} interactions of {users:,} users and {items:,} items to {output}")
+
+
 @app.command()
 @handle_errors
 def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:

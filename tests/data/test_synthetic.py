@@ -170,3 +170,19 @@ def test_invalid_sizes_are_config_errors() -> None:
         generate_retail(n_products=10)
     with pytest.raises(ConfigError, match="days=0"):
         generate_retail(days=0)
+
+
+def test_the_scale_set_is_seeded_sized_and_clustered() -> None:
+    from tailored.data.synthetic import generate_scale
+
+    frame = generate_scale(users=5_000, items=2_000, per_user=8.0, tastes=20, seed=3)
+    assert frame.equals(generate_scale(users=5_000, items=2_000, per_user=8.0, tastes=20, seed=3))
+    assert not frame.duplicated().any() and frame["user_id"].nunique() == 5_000 and 6.5 < len(frame) / 5_000 < 8.5
+    assert frame["item_id"].str.fullmatch(r"i\d+").all() and frame["user_id"].str.fullmatch(r"u\d+").all()
+    # tastes: pairs of items are bought together by more users than after shuffling items across users
+    def co_bought(table: pd.DataFrame) -> float:
+        pairs = table.merge(table, on="user_id").query("item_id_x < item_id_y")
+        return float(pairs.groupby(["item_id_x", "item_id_y"]).size().mean())
+
+    shuffled = frame.assign(item_id=np.random.default_rng(0).permutation(frame["item_id"].to_numpy()))
+    assert co_bought(frame) > 1.3 * co_bought(shuffled)
