@@ -33,3 +33,21 @@ def test_scores_do_not_depend_on_the_block_size(planted: Dataset, monkeypatch: p
     whole = scorer.score(users)
     monkeypatch.setattr(ncf, "PAIR_BLOCK", 3 * planted.n_items)  # three users per block
     np.testing.assert_allclose(scorer.score(users), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_pretrained_branches_fuse_into_their_average(planted: Dataset) -> None:
+    """NeuMF initialised from a GMF and an MLP trained alone scores the mean of their logits (alpha 0.5)."""
+    scorer = create_scorer("ncf", {"epochs": 1, "pretrain": False}).fit(planted)
+    matrix = planted.matrix(binary=True)
+    gmf, _ = scorer._train(matrix, None, 2, ("gmf",), 1e-2, None)
+    mlp, _ = scorer._train(matrix, None, 2, ("mlp",), 1e-2, None)
+    fused = ncf.from_arrays(scorer._build(*matrix.shape), ncf._fused(gmf, mlp, scorer.factors))
+    users, items = np.arange(planted.n_users), np.arange(planted.n_items)
+
+    def logits(network, branches):
+        user = scorer._represent(network, "user", users, scorer.user_features_)
+        item = scorer._represent(network, "item", items, scorer.item_features_)
+        return scorer._pairwise(network, user, item, branches)
+
+    expected = 0.5 * logits(gmf, ("gmf",)) + 0.5 * logits(mlp, ("mlp",))
+    np.testing.assert_allclose(logits(fused, ("gmf", "mlp")), expected, rtol=1e-4, atol=1e-5)

@@ -6,8 +6,10 @@ the last layers of both are concatenated into one logit. Training maximises the 
 user's items, a softmax over the catalogue (as in Mult-VAE, Liang et al. 2018, instead of the paper's pointwise log
 loss with 4 sampled negatives; Rendle et al. 2020 find tuning matters more than the architecture); on
 catalogues larger than ``negatives`` the softmax runs over the batch's items plus ``negatives`` uniformly sampled
-ones. Adam; early stopping on Recall@20 of a holdout carved from the training interactions; the network is then
-retrained on all of them for the best number of epochs.
+ones. As in the paper (section 3.4.1), GMF and MLP are first trained alone and NeuMF is initialised from both, the
+output weights concatenated as ``[alpha h_GMF, (1 - alpha) h_MLP]`` with alpha 0.5, then fine-tuned at a lower step
+(``pretrain``, ``fine_tune_rate``). Adam; each stage stops early on Recall@20 of a holdout carved from the training
+interactions; the stages are then rerun on all of them for their best numbers of epochs.
 
 Side features make it a hybrid: every user (item) representation is its id embedding plus the sum of the embeddings
 of its attribute tokens (`side_features`: demographics, segments; categories, ``|`` lists, TF-IDF text, price bins,
@@ -34,7 +36,8 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    MIN_BATCH, MIN_STEPS_PER_EPOCH, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+    MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, from_arrays, holdout_split, minibatches, recall_at, require_torch,
+    to_arrays, train,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,8 @@ class NCFScorer:
     id_dropout: float = 0.1
     patience: int = 3
     max_text_features: int = 2000
+    pretrain: bool = True
+    fine_tune_rate: float = 0.2
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -77,14 +82,32 @@ class NCFScorer:
             dataset, self.max_text_features)
         matrix = dataset.matrix(binary=True)
         part, held = holdout_split(matrix, VALIDATION_FRACTION, self.seed)
-        _, log = self._train(part, held, self.epochs)
-        logger.info("algorithm=ncf best_epoch=%d validation=%.4f", log.best_epoch, log.best_score)
-        self.epochs_ = max(log.best_epoch, 1)
-        network, _ = self._train(matrix, None, self.epochs_)
+        _, logs = self._fit_stages(part, held, None)
+        self.epochs_ = max(logs[-1].best_epoch, 1)
+        network, _ = self._fit_stages(matrix, None, [max(log.best_epoch, 1) for log in logs])
         self.weights_ = to_arrays(network)
         self.user_items_ = matrix
         self._network = network
         return self
+
+    def _fit_stages(self, matrix: sp.csr_matrix, held: sp.csr_matrix | None,
+                    epochs: list[int] | None) -> tuple[Any, list[TrainingLog]]:
+        """NeuMF trained from scratch, or (``pretrain``, section 3.4.1 of the paper) GMF and MLP trained alone, NeuMF
+        initialised from both (`_fused`) and fine-tuned at ``fine_tune_rate`` times the learning rate. ``epochs``:
+        one count per stage (None: each stops early on ``held``)."""
+        stages = [(("gmf",), self.learning_rate), (("mlp",), self.learning_rate),
+                  (("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)]
+        networks, logs = [], []
+        for stage, (branches, rate) in enumerate(stages if self.pretrain else [(("gmf", "mlp"), self.learning_rate)]):
+            init = _fused(networks[0], networks[1], self.factors) if len(networks) == 2 else None
+            cap = self.epochs if epochs is None else epochs[stage]
+            network, log = self._train(matrix, held, cap, branches, rate, init)
+            if held is not None:
+                logger.info("algorithm=ncf branches=%s best_epoch=%d validation=%.4f", "+".join(branches),
+                            log.best_epoch, log.best_score)
+            networks.append(network)
+            logs.append(log)
+        return networks[-1], logs
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -163,18 +186,25 @@ class NCFScorer:
             parts.append(vector)
         return parts[0], parts[1]
 
-    def _grid(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any]) -> Any:
-        """Logits of every user row against every item row. The tower's first layer is split into its user and item
-        halves, applied once per user and per item, so only their sum and the deeper layers run per pair."""
+    def _grid(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any],
+              branches: tuple[str, ...] = ("gmf", "mlp")) -> Any:
+        """Logits of every user row against every item row (of the given branches: one alone when pretraining). The
+        tower's first layer is split into its user and item halves, applied once per user and per item, so only
+        their sum and the deeper layers run per pair."""
         torch = require_torch()
         tower, output, first = network["tower"], network["output"], network["tower"][0]
-        gmf = (user[0] * output.weight[0, : self.factors]) @ item[0].T + output.bias
-        user_half = user[1] @ first.weight[:, : self.factors].T + first.bias
-        item_half = item[1] @ first.weight[:, self.factors :].T
-        hidden = tower[1:](torch.relu(user_half[:, None, :] + item_half[None, :, :]))
-        return gmf + hidden @ output.weight[0, self.factors :]
+        logits = output.bias
+        if "gmf" in branches:
+            logits = logits + (user[0] * output.weight[0, : self.factors]) @ item[0].T
+        if "mlp" in branches:
+            user_half = user[1] @ first.weight[:, : self.factors].T + first.bias
+            item_half = item[1] @ first.weight[:, self.factors :].T
+            hidden = tower[1:](torch.relu(user_half[:, None, :] + item_half[None, :, :]))
+            logits = logits + hidden @ output.weight[0, self.factors :]
+        return logits
 
-    def _pairwise(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any]) -> np.ndarray:
+    def _pairwise(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any],
+                  branches: tuple[str, ...] = ("gmf", "mlp")) -> np.ndarray:
         """`_grid` in blocks of users (PAIR_BLOCK pairs at once), as numpy."""
         torch = require_torch()
         scores = np.empty((user[0].shape[0], item[0].shape[0]), np.float32)
@@ -182,13 +212,16 @@ class NCFScorer:
         with torch.no_grad():
             for start in range(0, len(scores), step):
                 rows = slice(start, start + step)
-                scores[rows] = self._grid(network, (user[0][rows], user[1][rows]), item).numpy()
+                scores[rows] = self._grid(network, (user[0][rows], user[1][rows]), item, branches).numpy()
         return scores
 
-    def _train(self, matrix: sp.csr_matrix, held: sp.csr_matrix | None, epochs: int) -> tuple[Any, Any]:
+    def _train(self, matrix: sp.csr_matrix, held: sp.csr_matrix | None, epochs: int, branches: tuple[str, ...],
+               learning_rate: float, init: dict[str, np.ndarray] | None) -> tuple[Any, Any]:
         torch = require_torch()
         n_users, n_items = matrix.shape
         network = self._build(n_users, n_items)
+        if init is not None:
+            from_arrays(network, init)
 
         active = np.flatnonzero(np.diff(matrix.indptr))
         passes = max(1, MIN_STEPS_PER_EPOCH * MIN_BATCH // max(len(active), 1))  # small data: several per epoch
@@ -205,14 +238,25 @@ class NCFScorer:
             users, items, positives, rng = batch
             user = self._represent(model, "user", with_unknown_id(n_users, users, self.id_dropout, rng), self.user_features_[users])
             item = self._represent(model, "item", with_unknown_id(n_items, items, self.id_dropout, rng), self.item_features_[items])
-            log_likelihood = torch.log_softmax(self._grid(model, user, item), dim=1)
+            log_likelihood = torch.log_softmax(self._grid(model, user, item, branches), dim=1)
             return -(positives * log_likelihood).sum() / positives.sum()
 
         def validate() -> float:
             user = self._represent(network, "user", np.arange(n_users), self.user_features_)
             item = self._represent(network, "item", np.arange(n_items), self.item_features_)
-            return recall_at(self._pairwise(network, user, item), matrix, held, 20)
+            return recall_at(self._pairwise(network, user, item, branches), matrix, held, 20)
 
         log = train(network, batches, loss, None if held is None else validate, epochs,
-                    self.learning_rate, self.seed, self.patience, self.reg)
+                    learning_rate, self.seed, self.patience, self.reg)
         return network, log
+
+
+def _fused(gmf: Any, mlp: Any, factors: int, alpha: float = 0.5) -> dict[str, np.ndarray]:
+    """NeuMF weights from a GMF and an MLP trained alone: each branch's embeddings and layers, the output weights
+    concatenated as ``[alpha h_GMF, (1 - alpha) h_MLP]`` (He et al. 2017, eq. 13)."""
+    gmf_weights, mlp_weights = to_arrays(gmf), to_arrays(mlp)
+    weights = {name: (gmf_weights if "gmf" in name else mlp_weights)[name] for name in gmf_weights}
+    weights["output.weight"] = np.concatenate([alpha * gmf_weights["output.weight"][:, :factors],
+                                               (1 - alpha) * mlp_weights["output.weight"][:, factors:]], axis=1)
+    weights["output.bias"] = alpha * gmf_weights["output.bias"] + (1 - alpha) * mlp_weights["output.bias"]
+    return weights
