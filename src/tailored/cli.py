@@ -761,6 +761,18 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command("openapi")
+@handle_errors
+def openapi(output: Annotated[Path, typer.Option("--output", help="JSON file for the service's OpenAPI document.")]) -> None:
+    """Write the service's OpenAPI document (the API reference: every route, parameter, body and answer)."""
+    from tailored.data.io import write_text
+    from tailored.serve import ServiceSettings, create_app
+
+    document = create_app(ServiceSettings(model_dir=Path("model"))).openapi()
+    write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", output)
+    console.print(f"[green]wrote[/] the OpenAPI document ({len(document['paths'])} paths) to {output}")
+
+
 @events_app.command("export")
 @handle_errors
 def events_export(

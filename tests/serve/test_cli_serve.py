@@ -108,3 +108,12 @@ def test_benchmark_service_prints_every_phase(tmp_path) -> None:
         assert figures[f"{phase}_errors"] == "0" and float(figures[f"{phase}_p99_ms"]) > 0, (phase, figures)
     assert float(figures["load_per_second"]) > 30 and float(figures["rss_spread_percent"]) >= 0
     assert figures["overload_retry_after_missing"] == "0" and figures["ann"] == "none: exact scoring"
+
+
+def test_the_api_reference_in_docs_is_the_services_openapi_document(tmp_path) -> None:
+    from pathlib import Path
+
+    ok(cli("openapi", "--output", "openapi.json", cwd=tmp_path))
+    documented = Path(__file__).resolve().parents[2] / "docs" / "api" / "openapi.json"
+    assert (tmp_path / "openapi.json").read_text() == documented.read_text(), \
+        "docs/api/openapi.json is stale: regenerate it with `tailored openapi --output docs/api/openapi.json`"

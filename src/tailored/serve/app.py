@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from tailored import __version__
 from tailored.errors import ConflictError, TailoredError
 from tailored.serve.fast_lane import FastLane
-from tailored.serve.limits import Guard, unavailable
+from tailored.serve.limits import Guard, LoopLag, unavailable
 from tailored.serve.metrics import Metrics
 from tailored.serve.routers import events, health, items, recommendations, users
 from tailored.serve.service import Service
@@ -28,9 +28,12 @@ logger = logging.getLogger(__name__)
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The service for ``settings``; the model and the store open when the app starts."""
 
+    lag = LoopLag()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = app.state.service = Service(settings, app.state.metrics)
+        lag.start()
         app.state.metrics.model_version.info({"version": service.model_version})
         stop = threading.Event()
 
@@ -43,6 +46,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         if service.registry is not None:
             watcher.start()
         yield
+        lag.stop()
         stop.set()
         service.committer.stop()
         service.exposures.stop()
@@ -55,7 +59,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.include_router(router)
     app.add_middleware(FastLane, api=app)
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight,
-                       metrics=app.state.metrics)
+                       max_lag=settings.max_queue_ms / 1000, lag=lag, metrics=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])

@@ -4,6 +4,7 @@ POSTs cost about as much as one large one."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Sequence
@@ -17,8 +18,8 @@ Pending = tuple[Sequence[Event], "Future[tuple[int, int]]"]
 
 
 class EventCommitter:
-    """One writer thread; a request waits at most ``timeout`` seconds for its commit (then it fails with
-    TimeoutError and the client retries: event ids make the retry harmless)."""
+    """One writer thread; a request waits at most ``timeout`` seconds for its commit (then it fails with a
+    TimeoutError, answered 503, and the client retries: event ids make the retry harmless)."""
 
     def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0) -> None:
         self.store, self.max_group_events, self.timeout = store, max_group_events, timeout
@@ -26,11 +27,15 @@ class EventCommitter:
         self.thread = threading.Thread(target=self._run, name="event-committer", daemon=True)
         self.thread.start()
 
-    def submit(self, events: Sequence[Event]) -> tuple[int, int]:
-        """(accepted, duplicates) once committed; raises ConflictError or the database's error."""
+    def enqueue(self, events: Sequence[Event]) -> Future[tuple[int, int]]:
+        """A future of (accepted, duplicates), set once committed, or of ConflictError or the database's error."""
         future: Future[tuple[int, int]] = Future()
         self.pending.put((events, future))
-        return future.result(timeout=self.timeout)
+        return future
+
+    async def commit(self, events: Sequence[Event]) -> tuple[int, int]:
+        """`enqueue`, then wait for the commit without holding a thread."""
+        return await asyncio.wait_for(asyncio.wrap_future(self.enqueue(events)), self.timeout)
 
     def stop(self) -> None:
         """Commit everything queued, then end the writer."""

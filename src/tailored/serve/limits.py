@@ -3,6 +3,7 @@ shedding and the per-route metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -21,13 +22,38 @@ def unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+class LoopLag:
+    """How late the event loop runs a timer (sampled every ``every`` seconds): requests answered on the loop never
+    pile up as "in flight", they wait in front of it, and its lateness is that wait."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every, self.seconds = every, 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(self.every)
+            self.seconds = max(time.perf_counter() - began - self.every, 0.0)
+
+
 class Guard:
     """Refuses bodies over ``max_body_bytes`` (413; a body without ``Content-Length`` gets 411) and, while
-    ``max_in_flight`` requests are in progress, sheds the next at once with 503 and ``Retry-After`` rather than
-    queueing it; times every answered request by route template (never by id)."""
+    ``max_in_flight`` requests are in progress or the event loop runs more than ``max_lag`` seconds late, sheds
+    the next request at once with 503 and ``Retry-After`` rather than queueing it; times every answered request by
+    route template (never by id)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int, max_lag: float, lag: LoopLag,
+                 metrics: Metrics) -> None:
         self.app, self.max_body_bytes, self.max_in_flight, self.metrics = app, max_body_bytes, max_in_flight, metrics
+        self.max_lag, self.lag = max_lag, lag
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,7 +87,8 @@ class Guard:
             return JSONResponse({"detail": "Send the body with a Content-Length header."}, status_code=411)
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return JSONResponse({"detail": f"Request body over {self.max_body_bytes} bytes."}, status_code=413)
-        if self.in_flight >= self.max_in_flight and scope["path"] not in UNSHED:
+        if (self.in_flight >= self.max_in_flight or self.lag.seconds > self.max_lag) and scope["path"] not in UNSHED:
             self.metrics.shed.inc()
-            return unavailable(f"Overloaded: {self.in_flight} requests in progress; retry shortly.")
+            return unavailable(f"Overloaded: {self.in_flight} requests in progress, queue of "
+                               f"{self.lag.seconds * 1000:.0f} ms; retry shortly.")
         return None

@@ -26,6 +26,7 @@ class ServiceSettings:
     max_k: int = 1_000
     rate_limit_per_minute: int = 60_000
     max_in_flight: int = 64
+    max_queue_ms: float = 50.0
     public_metrics: bool = False
     ann_ef_search: int = 64
     cache_size: int = 100_000
@@ -33,12 +34,17 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, model_dir: str | Path | None, **overrides: object) -> ServiceSettings:
-        """``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_MAX_EVENTS_PER_REQUEST``,
-        ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``, ``TAILORED_RATE_LIMIT_PER_MINUTE``, ``TAILORED_MAX_IN_FLIGHT`` (more requests at once are
-        shed with 503 and ``Retry-After``), ``TAILORED_ANN_EF_SEARCH`` (the HNSW search breadth on
-        catalogues of ``ANN_MIN_ITEMS`` items and more: recall against speed), ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a
-        private network; otherwise it needs an ``admin`` key), ``TAILORED_CACHE_SIZE``,
-        ``TAILORED_PSEUDONYM_KEY``; ``overrides`` (not None) win."""
+        """Settings from ``TAILORED_<NAME>`` variables (``overrides`` that are not None win):
+
+        - ``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_PSEUDONYM_KEY``;
+        - limits: ``TAILORED_MAX_EVENTS_PER_REQUEST``, ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``,
+          ``TAILORED_RATE_LIMIT_PER_MINUTE``;
+        - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests in progress or an event loop ``TAILORED_MAX_QUEUE_MS`` late,
+          and new requests get 503 with ``Retry-After``;
+        - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
+          ``ANN_MIN_ITEMS`` items and more: recall against speed);
+        - ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a private network; otherwise it
+          needs an ``admin`` key)."""
         values: dict[str, object] = {}
         for setting in fields(cls):
             raw = os.environ.get(f"TAILORED_{setting.name.upper()}")

@@ -22,7 +22,7 @@ class EventsStored(BaseModel):
 
 
 @router.post("/events", responses={409: {"description": "An event_id already stored with a different payload."}})
-def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> EventsStored:
+async def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> EventsStored:
     """Store the batch in the next group commit; answered after it is durable. The same event sent again is stored
     once (a duplicate); the same id with a different payload is refused (409) and nothing of the batch is stored.
     Events of items the model does not know yet are stored and held out of training until the item exists."""
@@ -31,7 +31,9 @@ def post_events(request: Request, batch: EventBatch, _: str = Depends(require("e
     if len(batch.events) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"{len(batch.events)} events in one request; at most {limit}: split the batch.")
-    accepted, duplicates = service.committer.submit([Event(**event.model_dump()) for event in batch.events])
+    events = [Event(event.event_id, event.user_id, event.item_id, event.type, event.value, event.timestamp)
+              for event in batch.events]
+    accepted, duplicates = await service.committer.commit(events)
     request.app.state.metrics.events.inc(accepted)
     service.events_arrived({event.user_id for event in batch.events})
     return EventsStored(accepted=accepted, duplicates=duplicates)
