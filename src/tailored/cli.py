@@ -730,6 +730,24 @@ def keys_create(
     stdout.print(key, highlight=False)
 
 
+@keys_app.command("list")
+@handle_errors
+def keys_list(db: DatabaseUrl = "sqlite:///tailored.db") -> None:
+    """Every API key's id, scopes, creation time and whether it is revoked (secrets are never stored)."""
+    print_table(open_store(db).list_keys(), title="API keys")
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id: the part between 'tlr_' and the next '_'.")],
+    db: DatabaseUrl = "sqlite:///tailored.db",
+) -> None:
+    """Revoke a key (audited); running services refuse it within 30 s."""
+    open_store(db).revoke_key(key_id)
+    console.print(f"[green]revoked[/] key {key_id}")
+
+
 @app.command()
 @handle_errors
 def serve(

@@ -70,6 +70,14 @@ def test_keys_are_hashed_scoped_and_checked(store) -> None:
         assert key.split("_", 2)[2] not in str(connection.execute(sa.text("select * from api_keys")).all())
     with pytest.raises(ConfigError, match="valid scopes: recommend, events:write, admin"):
         events.create_key(["root"])
+    key_id = key.split("_")[1]
+    listed = events.list_keys()
+    assert listed["key_id"].tolist() == [key_id] and listed["scopes"].tolist() == ["events:write,recommend"]
+    events.revoke_key(key_id)
+    assert events.key_scopes(key) is None and bool(events.list_keys()["revoked"].iloc[0])
+    assert events.audit_entries()[-1]["action"] == "revoke_key"
+    with pytest.raises(ConfigError, match="No API key with id 'nope'"):
+        events.revoke_key("nope")
 
 
 def test_erasure_removes_the_user_everywhere_and_for_good(store) -> None:

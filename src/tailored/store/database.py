@@ -212,6 +212,25 @@ class EventStore:
                 key_id=key_id, key_hash=_digest(secret), scopes=",".join(scopes), created_at=time.time(), revoked=False))
         return f"{KEY_PREFIX}_{key_id}_{secret}"
 
+    def list_keys(self) -> pd.DataFrame:
+        """Every key's id, scopes, creation time and state (never the secret, which is not stored)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(schema.api_keys.c.key_id, schema.api_keys.c.scopes,
+                                                schema.api_keys.c.created_at, schema.api_keys.c.revoked)
+                                      .order_by(schema.api_keys.c.created_at)).all()
+        frame = pd.DataFrame(rows, columns=["key_id", "scopes", "created_at", "revoked"])
+        frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True).dt.floor("s")
+        return frame
+
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke a key by its id (the part after ``tlr_``); audited. Services stop accepting it within 30 s."""
+        with self.engine.begin() as connection:
+            found = connection.execute(schema.api_keys.update().where(schema.api_keys.c.key_id == key_id)
+                                       .values(revoked=True)).rowcount
+            if not found:
+                raise ConfigError(f"No API key with id {key_id!r}: `tailored keys list` shows them.")
+            connection.execute(schema.audit_log.insert().values(action="revoke_key", subject=key_id, detail={}, at=time.time()))
+
     def key_scopes(self, key: str) -> frozenset[str] | None:
         """The scopes of a valid, unrevoked key; None otherwise (compared in constant time)."""
         prefix, _, rest = key.partition("_")
