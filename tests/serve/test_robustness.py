@@ -186,7 +186,14 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, p
         while httpx.get(f"{base}/readyz").status_code != 200 and time.time() < deadline:
             time.sleep(0.2)
         assert httpx.post(f"{base}/v1/events", json=event("after"), headers=writer).json() == {"accepted": 1, "duplicates": 0}
-    store = EventStore(url)
+        store = EventStore(url)
+        deadline, logged = time.time() + 10, 0
+        while not logged and time.time() < deadline:  # the impression shown during the outage is written once it ends
+            time.sleep(0.2)
+            with store.engine.connect() as connection:
+                logged = connection.execute(sa.text("select count(*) from exposures where exposure_id = :e"),
+                                            {"e": served.json()["exposure_id"]}).scalar()
+        assert logged == 1
     with store.engine.connect() as connection:
         assert sorted(connection.execute(sa.text("select event_id from events")).scalars()) == ["after", "before"]
     store.engine.dispose()

@@ -1,11 +1,13 @@
 """Impressions are logged off the request path: a background writer commits them in batches (every
-``interval`` seconds or ``batch`` rows), so a recommendation does not wait for a disk flush. Stopping flushes."""
+``interval`` seconds or ``batch`` rows), so a recommendation does not wait for a disk flush. A batch the database
+refuses (an outage) is kept and retried at the next interval; past ``max_pending`` waiting rows the oldest are
+dropped, and counted, rather than let memory grow. Stopping flushes."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,34 +18,41 @@ logger = logging.getLogger(__name__)
 
 
 class ExposureWriter:
-    def __init__(self, store: EventStore, interval: float = 0.2, batch: int = 1_000) -> None:
+    def __init__(self, store: EventStore, interval: float = 0.2, batch: int = 1_000, max_pending: int = 200_000) -> None:
         self.store, self.interval, self.batch = store, interval, batch
-        self.pending: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.pending: deque[dict[str, Any]] = deque(maxlen=max_pending)
+        self.dropped = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
         self.thread.start()
 
     def log(self, user_id: str, model_version: str, item_ids: Sequence[str]) -> str:
         row = exposure_row(user_id, model_version, item_ids)
-        self.pending.put(row)
+        if len(self.pending) == self.pending.maxlen:
+            self.dropped += 1
+        self.pending.append(row)
         return row["exposure_id"]
 
-    def flush(self) -> None:
-        rows = []
-        while not self.pending.empty() and len(rows) < self.batch:
-            rows.append(self.pending.get_nowait())
+    def flush(self) -> bool:
+        """Commit up to ``batch`` waiting rows; False (the rows kept, in order) when the database refuses them."""
+        rows = [self.pending.popleft() for _ in range(min(self.batch, len(self.pending)))]
         try:
             self.store.log_exposures(rows)
-        except Exception as error:  # noqa: BLE001  (the writer must survive a database hiccup)
-            logger.warning("exposures not logged count=%d: %s", len(rows), error)
+            return True
+        except Exception as error:  # noqa: BLE001  (the writer must survive a database outage)
+            self.pending.extendleft(reversed(rows))
+            logger.warning("impressions not logged yet, retrying: count=%d %s", len(self.pending), type(error).__name__)
+            return False
 
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=10)
-        while not self.pending.empty():
-            self.flush()
+        while self.pending and self.flush():
+            pass
+        if self.pending or self.dropped:
+            logger.warning("impressions lost at shutdown or over the limit: %d", len(self.pending) + self.dropped)
 
     def _run(self) -> None:
         while not self.stopping.wait(self.interval):
-            while not self.pending.empty():
-                self.flush()
+            while self.pending and self.flush():
+                pass
