@@ -168,12 +168,18 @@ async def _ingest(base: str, key: str, users: np.ndarray, events: int, batch_siz
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
     for each in batches:
         queue.put_nowait(each)
-    accepted = 0
+    accepted = retries = 0
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal accepted
+        """Posts batches; a 503 or 429 is retried after its Retry-After, as a well-behaved client does."""
+        nonlocal accepted, retries
         while not queue.empty():
-            answer = await client.post("/v1/events", json={"events": queue.get_nowait()})
+            batch = queue.get_nowait()
+            answer = await client.post("/v1/events", json={"events": batch})
+            while answer.status_code in (429, 503):
+                retries += 1
+                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+                answer = await client.post("/v1/events", json={"events": batch})
             answer.raise_for_status()
             accepted += answer.json()["accepted"]
 
@@ -181,7 +187,8 @@ async def _ingest(base: str, key: str, users: np.ndarray, events: int, batch_siz
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(clients)))
     elapsed = time.perf_counter() - start
-    return {"events_sent": events, "events_accepted": accepted, "ingest_seconds": elapsed, "events_per_second": accepted / elapsed}
+    return {"events_sent": events, "events_accepted": accepted, "ingest_retries": retries, "ingest_seconds": elapsed,
+            "events_per_second": accepted / elapsed}
 
 
 def ann_benchmark(n_items: int = 100_000, factors: int = 64, queries: int = 1_000, seed: int = 0,

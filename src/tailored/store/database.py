@@ -30,6 +30,7 @@ DEFAULT_URL = "sqlite:///tailored.db"
 SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
 ID_CHUNK = 5_000
+EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class EventStore:
             self.version = schema.migrate(self.engine)
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
+        # the statements of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
+        self._insert_events = self._insert_ignoring(schema.events, "event_id")
+        self._select_stored = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
+            schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+        self._select_erased = sa.select(schema.erasures.c.subject).where(
+            schema.erasures.c.subject.in_(sa.bindparam("subjects", expanding=True)))
 
     # -- identities ---------------------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:
@@ -123,7 +130,7 @@ class EventStore:
                 results.append((len(new), len(batch) - len(new)))
             if fresh:
                 stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
-                connection.execute(self._insert_ignoring(schema.events, "event_id"), stored)
+                connection.execute(self._insert_events, stored)
         return results
 
     def _event_row(self, event: Event, now: float) -> dict[str, Any]:
@@ -133,11 +140,10 @@ class EventStore:
 
     def _stored_events(self, connection: sa.Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
         """The stored events among ``event_ids`` (queried in chunks: databases bound the parameters per query)."""
-        columns = [schema.events.c[name] for name in ("event_id", "user_id", "item_id", "type", "value", "timestamp")]
         ordered, found = sorted(event_ids), {}
         for start in range(0, len(ordered), ID_CHUNK):
-            query = sa.select(*columns).where(schema.events.c.event_id.in_(ordered[start:start + ID_CHUNK]))
-            found |= {row["event_id"]: dict(row) | {"timestamp_given": True} for row in connection.execute(query).mappings()}
+            rows = connection.execute(self._select_stored, {"ids": ordered[start:start + ID_CHUNK]})
+            found |= {row[0]: dict(zip(EVENT_FIELDS, row)) | {"timestamp_given": True} for row in rows}
         return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -287,8 +293,9 @@ class EventStore:
         if not stored_ids:
             return set()
         subjects = {self._fingerprint(stored): stored for stored in stored_ids}
-        found = connection.execute(sa.select(schema.erasures.c.subject).where(
-            schema.erasures.c.subject.in_(list(subjects)))).scalars()
+        ordered, found = list(subjects), []
+        for start in range(0, len(ordered), ID_CHUNK):
+            found += connection.execute(self._select_erased, {"subjects": ordered[start:start + ID_CHUNK]}).scalars().all()
         return {subjects[subject] for subject in found}
 
     def _insert_ignoring(self, table: sa.Table, key: str) -> Any:
