@@ -951,7 +951,11 @@ def benchmark_service(
     figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate, phase_seconds,
                                 say=lambda phase: console.print(f"[dim]{phase}...[/]"))
     for name, value in figures.items():
-        stdout.print(f"{name:<34} {value:,.2f}" if isinstance(value, float) else f"{name:<34} {value:,}" if isinstance(value, int) else f"{name:<34} {value}")
+        if isinstance(value, float):
+            shown = f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+        else:
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
+        stdout.print(f"{name:<34} {shown}")
 
 
 @app.command("benchmark-durability")
