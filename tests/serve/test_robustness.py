@@ -17,13 +17,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tailored.benchmark_service import running_service
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tests.serve.test_service import auth, serving, shop
-from tests.test_cli import ENV, TAILORED
 
 SCOPES = ("recommend", "events:write", "admin")
 
@@ -204,20 +204,7 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_impressions(model_dir, 
     path = tmp_path / "db.sqlite"
     url = f"sqlite:///{path}"
     keys = keys_for(url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--model-dir", str(model_dir), "--db", url, "--port", str(port)],
-                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with running_service(model_dir, url) as (base, server):
         exposure = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"])).json()["exposure_id"]
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the next POST waits for the database
@@ -232,9 +219,6 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_impressions(model_dir, 
         blocker.execute("ROLLBACK")
         thread.join(timeout=60)
         assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert answers and answers[0].status_code == 200 and answers[0].json() == {"accepted": 1, "duplicates": 0}
     with sqlite3.connect(path) as connection:
         assert connection.execute("select count(*) from events where event_id = 'in-flight'").fetchone() == (1,)

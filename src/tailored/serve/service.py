@@ -3,6 +3,7 @@ store, the key cache, the rate limiter and the users erased while it runs."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -71,6 +72,8 @@ class Service:
             self.path, self.base, self.model = path, base, model
             self.cache.clear()
             self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
+        gc.collect()
+        gc.freeze()  # the model's millions of ids are never garbage: keep the cyclic collector from walking them
 
     def follow_registry(self) -> bool:
         """Load the version the registry points at now if it changed; a version that fails to load is logged and
