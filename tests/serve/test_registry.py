@@ -65,3 +65,17 @@ def test_the_service_follows_the_stage_and_keeps_serving_when_a_version_is_broke
         assert service.follow_registry() is False and service.reload_failures == 1
         answer = client.get("/v1/users/u1/recommendations", headers=headers)
         assert answer.status_code == 200 and answer.json()["model_version"].startswith("item-knn@")
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and ready["reload_failures"] == 1 and "v0003" in ready["last_reload_error"]
+        for number, damage in ((4, "missing"), (5, "corrupt")):  # the model's arrays gone, or garbage in their place
+            version = registry.root / "shop" / f"v000{number}"
+            shutil.copytree(registry.root / "shop" / "v0002", version)
+            if damage == "missing":
+                (version / "arrays.npz").unlink()
+            else:
+                (version / "arrays.npz").write_bytes(b"not a numpy archive")
+            registry.promote("shop", version.name)
+            assert service.follow_registry() is False
+            answer = client.get("/v1/users/u1/recommendations", headers=headers)
+            assert answer.status_code == 200 and answer.json()["model_version"].startswith("item-knn@")
+            assert version.name in client.get("/readyz").json()["last_reload_error"]
