@@ -775,6 +775,10 @@ def serve(
     settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
+    if model_dir is not None:
+        from tailored.registry.model_dir import read_manifest
+
+        read_manifest(model_dir)  # a missing or incompatible model is a clear error before the server starts
     with threadpool_limits(num_threads()):
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
