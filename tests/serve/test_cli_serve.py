@@ -117,3 +117,8 @@ def test_the_api_reference_in_docs_is_the_services_openapi_document(tmp_path) ->
     documented = Path(__file__).resolve().parents[2] / "docs" / "api" / "openapi.json"
     assert (tmp_path / "openapi.json").read_text() == documented.read_text(), \
         "docs/api/openapi.json is stale: regenerate it with `tailored openapi --output docs/api/openapi.json`"
+
+
+def test_serve_refuses_a_missing_model_before_starting(tmp_path) -> None:
+    missing = cli("serve", "--model-dir", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
