@@ -163,13 +163,14 @@ class Proxy:
                     pass
 
 
-def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, postgres_url) -> None:
+def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, postgres_url, caplog) -> None:
     address = httpx.URL(postgres_url.replace("postgresql://", "http://"))
     proxy = Proxy((address.host, address.port))
     proxy.start()
     url = postgres_url.replace(f"{address.host}:{address.port}", f"127.0.0.1:{proxy.port}")
     keys = keys_for(url)
     event = lambda name: {"events": [{"event_id": name, "user_id": "u1", "item_id": "i1", "type": "view"}]}  # noqa: E731
+    caplog.set_level("INFO")
     with serving(create_app(ServiceSettings(model_dir, url))) as base:
         writer, reader = auth(keys["events:write"]), auth(keys["recommend"])
         assert httpx.post(f"{base}/v1/events", json=event("before"), headers=writer).status_code == 200
@@ -180,6 +181,8 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, p
         assert "database is unavailable" in down.json()["detail"] and "nothing was stored" in down.json()["detail"]
         assert httpx.get(f"{base}/readyz").status_code == 503
         served = httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader)  # the model needs no database
+        unknown = httpx.get(f"{base}/v1/users/private-person-42/recommendations", headers=reader)
+        assert unknown.status_code == 200  # its stored attributes are out of reach: the plain cold-start answer
         assert served.status_code == 200 and len(served.json()["items"]) == 10
         proxy.start()
         deadline = time.time() + 30
@@ -196,6 +199,8 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, p
         assert logged == 1
     with store.engine.connect() as connection:
         assert sorted(connection.execute(sa.text("select event_id from events")).scalars()) == ["after", "before"]
+    ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("tailored"))
+    assert "database unavailable on POST /v1/events" in ours and "private-person-42" not in ours, ours
     store.engine.dispose()
     proxy.cut()
 

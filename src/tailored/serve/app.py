@@ -83,7 +83,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.exception_handler(sa.exc.TimeoutError)
     @app.exception_handler(TimeoutError)
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
-        logger.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: a path may hold a user id
+        logger.warning("database unavailable on %s %s: %s", request.method, route, type(error).__name__)
         return unavailable("The database is unavailable; nothing was stored by this request. Retry shortly.")
 
     return app
