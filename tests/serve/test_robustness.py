@@ -73,7 +73,7 @@ def test_schemathesis_fuzzing_finds_no_server_error(model_dir, tmp_path) -> None
         run = subprocess.run([str(Path(sys.executable).parent / "st"), "run", f"{base}/openapi.json", "--checks",
                               "not_a_server_error", "--header", f"Authorization: Bearer {keys['all']}",
                               "--max-examples", "25", "--seed", "1", "--no-color"],
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0 and "No issues found" in run.stdout, run.stdout[-4000:]
 
 
