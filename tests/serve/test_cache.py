@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
-
 from tailored.rank.context import Context
 from tailored.serve.cache import ListCache, context_key
 
 
 def test_lru_order_and_invalidation() -> None:
     cache = ListCache(size=2)
-    frame = pd.DataFrame({"item_id": ["a"]})
+    frame = [{"item_id": "a", "score": 1.0, "rank": 1}]
     cache.put(("u1", 1), "u1", frame)
     cache.put(("u2", 1), "u2", frame)
     assert cache.get(("u1", 1)) is frame  # u1 is now the most recent

@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
-
-import pandas as pd
+from typing import Any
 
 from tailored.rank.context import Context
+
+Rows = list[dict[str, Any]]
+"""A list as the service answers it: ``item_id, score, rank`` (and ``reasons``) per item."""
 
 
 def context_key(context: Context) -> Hashable:
@@ -21,22 +23,22 @@ def context_key(context: Context) -> Hashable:
 class ListCache:
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[Hashable, pd.DataFrame] = OrderedDict()
+        self.entries: OrderedDict[Hashable, Rows] = OrderedDict()
         self.by_user: dict[str, set[Hashable]] = {}
         self.lock = threading.Lock()
 
-    def get(self, key: Hashable) -> pd.DataFrame | None:
+    def get(self, key: Hashable) -> Rows | None:
         with self.lock:
-            frame = self.entries.get(key)
-            if frame is not None:
+            rows = self.entries.get(key)
+            if rows is not None:
                 self.entries.move_to_end(key)
-            return frame
+            return rows
 
-    def put(self, key: Hashable, user: str, frame: pd.DataFrame) -> None:
+    def put(self, key: Hashable, user: str, rows: Rows) -> None:
         if self.size <= 0:
             return
         with self.lock:
-            self.entries[key] = frame
+            self.entries[key] = rows
             self.entries.move_to_end(key)
             self.by_user.setdefault(user, set()).add(key)
             while len(self.entries) > self.size:
