@@ -38,7 +38,7 @@ def durability_benchmark(model_dir: Path, db_url: str | None = None, trials: int
         headers = {"Authorization": f"Bearer {store.create_key(['events:write'])}"}
         for trial in range(trials):
             with running_service(model_dir, url) as (base, server):
-                committed_unanswered += len(_stored(store, [event["event_id"] for event in unanswered]))
+                committed_unanswered += len(store.stored_event_ids(event["event_id"] for event in unanswered))
                 resend = unanswered + [_event(event_id) for event_id in rng.sample(sorted(acknowledged), min(20, len(acknowledged)))]
                 unanswered = []
                 for start in range(0, len(resend), 500):
@@ -81,21 +81,11 @@ def durability_benchmark(model_dir: Path, db_url: str | None = None, trials: int
         with store.engine.connect() as connection:
             rows = int(connection.execute(sa.select(sa.func.count()).select_from(schema.events)).scalar())
             distinct = int(connection.execute(sa.select(sa.func.count(sa.distinct(schema.events.c.event_id)))).scalar())
-        stored = _stored(store, sorted(acknowledged))
+        stored = store.stored_event_ids(acknowledged)
         store.engine.dispose()
     return {"trials": trials, "events_acknowledged": len(acknowledged), "rows_stored": rows,
             "acknowledged_but_lost": len(acknowledged) - len(stored), "stored_twice": rows - distinct,
             "committed_before_the_answer_was_sent": committed_unanswered}
-
-
-def _stored(store: EventStore, event_ids: list[str]) -> list[str]:
-    """Which of these event ids are stored (queried in chunks)."""
-    found: list[str] = []
-    with store.engine.connect() as connection:
-        for start in range(0, len(event_ids), 5_000):
-            found += connection.execute(sa.select(schema.events.c.event_id).where(
-                schema.events.c.event_id.in_(event_ids[start:start + 5_000]))).scalars().all()
-    return found
 
 
 def _event(event_id: str) -> dict[str, Any]:

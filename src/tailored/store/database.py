@@ -133,6 +133,11 @@ class EventStore:
                 connection.execute(self._insert_events, stored)
         return results
 
+    def stored_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these event ids are stored."""
+        with self.engine.connect() as connection:
+            return set(self._stored_events(connection, set(event_ids)))
+
     def _event_row(self, event: Event, now: float) -> dict[str, Any]:
         return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),
                 "type": event.type, "value": event.value, "timestamp": now if event.timestamp is None else float(event.timestamp),
