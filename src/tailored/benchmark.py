@@ -102,8 +102,10 @@ def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
 
 
 def core_algorithms() -> list[str]:
-    """The default suite: every algorithm that needs no extra (the torch models take minutes each; name them)."""
-    return [name for name in algorithm_names() if not scorer_class(name).__module__.startswith("tailored.models.neural.")]
+    """The default suite: every algorithm that needs no extra (the torch models take minutes each, and so does the
+    ensemble of them; name them)."""
+    return [name for name in algorithm_names()
+            if not scorer_class(name).__module__.startswith("tailored.models.neural.") and name != "ensemble"]
 
 
 def movielens_100k(

@@ -47,7 +47,10 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
     }
     scalars: dict[str, dict[str, Any]] = {}
     parts = {"recommender": {k: getattr(recommender, k) for k in RECOMMENDER_STATE}}
-    parts |= {"scorer": fitted_state(recommender.scorer), "fallback": fitted_state(recommender.fallback_)}
+    members = getattr(recommender.scorer, "members_", [])  # an ensemble's fitted members, each saved as its own part
+    scorer_state = {k: v for k, v in fitted_state(recommender.scorer).items() if k != "members_"}
+    parts |= {"scorer": scorer_state, "fallback": fitted_state(recommender.fallback_)}
+    parts |= {f"member{position}": fitted_state(member) for position, member in enumerate(members)}
     if recommender.item_model_ is not None:
         parts["item_model"] = fitted_state(recommender.item_model_)
     for position, stage in enumerate(recommender.stages):
@@ -75,6 +78,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "tailored_version": __version__,
         "algorithm": recommender.scorer.algorithm,  # type: ignore[attr-defined]
         "params": json_safe(params_of(recommender.scorer)),
+        "members": [_describe(member) for member in members],
         "recommender": {
             "weighting": recommender.weighting,
             "confidence_alpha": recommender.confidence_alpha,
@@ -130,7 +134,11 @@ def load_model(directory: str | Path) -> Recommender:
         arrays = {key: stored[key] for key in stored.files}
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
     recommender.items_ = IdMap(arrays.pop("recommender.items"), name="item")
+    members = [create_scorer(entry["algorithm"], entry["params"]) for entry in manifest.get("members", [])]
+    if members:
+        scorer.members_ = members  # type: ignore[attr-defined]
     owners = {"recommender": recommender, "scorer": scorer, "fallback": fallback}
+    owners |= {f"member{position}": member for position, member in enumerate(members)}
     if item_model is not None:
         owners["item_model"] = item_model
     owners |= {f"stage{position}": stage for position, stage in enumerate(stages)}
