@@ -24,7 +24,7 @@ def test_reciprocal_ranks_rank_unseen_items_first() -> None:
 def test_standardised_uses_the_unseen_items_only() -> None:
     scores = np.array([[1.0, 100.0, 3.0, 5.0]])
     seen = np.array([[False, True, False, False]])
-    fused = standardised(scores, seen, 60.0)
+    fused = standardised(scores, seen)
     unseen = fused[0, [0, 2, 3]]
     np.testing.assert_allclose([unseen.mean(), unseen.std()], [0.0, 1.0], atol=1e-12)
     np.testing.assert_allclose(unseen, (np.array([1.0, 3.0, 5.0]) - 3.0) / np.std([1.0, 3.0, 5.0]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Self
 
 import numpy as np
@@ -62,8 +63,8 @@ class EnsembleScorer:
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "members_")
         seen = user_rows(self.seen_, users).toarray() > 0
-        fuse = reciprocal_ranks if self.fusion == "rrf" else standardised
-        fused = sum(fuse(np.asarray(member.score(users), np.float64), seen, self.rrf_k) for member in self.members_)
+        fuse = partial(reciprocal_ranks, rrf_k=self.rrf_k) if self.fusion == "rrf" else standardised
+        fused = sum(fuse(np.asarray(member.score(users), np.float64), seen) for member in self.members_)
         fused = np.asarray(fused, np.float32)
         return fused if items is None else fused[:, items]
 
@@ -88,7 +89,7 @@ def reciprocal_ranks(scores: np.ndarray, seen: np.ndarray, rrf_k: float) -> np.n
     return 1.0 / (rrf_k + ranks)
 
 
-def standardised(scores: np.ndarray, seen: np.ndarray, rrf_k: float) -> np.ndarray:
+def standardised(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Scores centred and scaled per row by the mean and standard deviation of the user's unseen items."""
     unseen = np.where(seen, np.nan, scores)
     with np.errstate(invalid="ignore"):
