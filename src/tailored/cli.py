@@ -189,6 +189,7 @@ def recommend(
     from tailored.data.io import read_attributes
     from tailored.rank import parse_context
     from tailored.rank.specs import check_request_time, load_stage_file
+    from tailored.registry.model_dir import load_model
 
     request_context = parse_context(context or [])
     stages = build_stages(stage, pipeline)
@@ -198,9 +199,12 @@ def recommend(
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
     candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
+    model = load_model(model_dir)
+    for problem in model.attribute_problems(attributes) if attributes is not None else []:
+        console.print(f"[yellow]warning:[/] {users}: {problem}.")
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
-        frame = jobs.recommend(model_dir, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
+        frame = jobs.recommend(model, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
                                attributes=attributes, items=new_items, candidates=candidate_ids,
                                context=request_context, stages=stages, explain=explain)
     write_table(frame, output)

@@ -22,7 +22,7 @@ from tailored.config import convert
 from tailored.errors import ConfigError, DataError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
 from tailored.models.content_ridge import ContentRidgeScorer
-from tailored.models.demographic import DemographicScorer, usable_columns
+from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary, usable_columns
 from tailored.models.popularity import PopularityScorer
 from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.context import Context
@@ -67,6 +67,7 @@ class Recommender:
         self.candidate_items_ = self.warm_items_.copy()
         if self.scorer.handles_cold_items or self.item_model_ is not None:
             self.candidate_items_ |= _has_attributes(dataset)
+        self.user_vocabulary_ = attribute_vocabulary(dataset.user_attributes, DemographicScorer.max_categories)
         self.item_encoder_, self.item_features_ = item_features(dataset)
         self.co_purchase_, self.basket_count_ = co_purchase_counts(dataset)
         self.item_attributes_ = dataset.item_attributes
@@ -240,6 +241,13 @@ class Recommender:
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
         return frame
+
+    def attribute_problems(self, attributes: pd.DataFrame) -> list[str]:
+        """What the cold-start path cannot use in the attributes of the users of ``attributes`` that the model does
+        not know (lacking or foreign columns, missing or unseen values: `attribute_problems`)."""
+        self._check()
+        new = attributes[self.users_.index(attributes[USER_ID].to_numpy(), missing="mask") < 0]
+        return attribute_problems(self.user_vocabulary_, new) if len(new) else []
 
     def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, reasons: np.ndarray | None = None
               ) -> pd.DataFrame:

@@ -46,6 +46,13 @@ def test_new_items_are_encoded_like_the_training_ones_and_unseen_values_are_unkn
     assert restored.transform(pd.DataFrame({"brand": ["never-seen"]})).nnz == 0
 
 
+def test_integer_codes_read_as_floats_because_of_a_missing_cell_are_still_known() -> None:
+    encoder = ItemEncoder().fit(pd.DataFrame({"category": [12, 7, 12, 7]}))
+    new = pd.DataFrame({"category": [12.0, np.nan]})  # one missing cell turns the codes into floats
+    np.testing.assert_allclose(encoder.transform(new).toarray()[0], encoder.transform(pd.DataFrame({"category": [12]})).toarray()[0])
+    assert encoder.transform(new).toarray()[0].any()
+
+
 def test_a_table_without_usable_columns_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="No usable item attribute"):
         attribute_vectors(pd.DataFrame({"sku": ["a", "b"]}))

@@ -10,10 +10,11 @@ from tailored import jobs
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models import create_scorer
-from tailored.models.demographic import DemographicScorer
+from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary
 from tailored.models.popularity import PopularityScorer
 from tailored.pipeline import Recommender
-from tailored.registry.model_dir import save_model
+from tailored.registry.model_dir import load_model, save_model
+from tests.test_cli import cli, flat, ok
 
 
 def two_segments() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,3 +92,57 @@ def test_a_segment_of_n_users_is_shrunk_towards_the_global_rate_by_n_over_n_plus
         x, y = dataset.items.index(np.array(["x", "y"]))
         shrunk = 0.5 + 0.5 * 100 / (100 + reg)
         np.testing.assert_allclose(scores[:, [x, y]], [[shrunk, 1 - shrunk], [1 - shrunk, shrunk]], rtol=1e-5)
+
+
+def test_integer_codes_read_as_floats_because_of_a_missing_cell_keep_their_tokens() -> None:
+    frame, users = two_segments()
+    users["segment"] = users["segment"].map({"a": 1, "b": 2})  # integer codes at training time
+    scorer = DemographicScorer().fit(Dataset.from_frame(frame, users=users))
+    as_floats = pd.DataFrame({"segment": [1.0, 2.0, np.nan], "gender": ["F", "F", "F"]})  # NaN makes the column float
+    as_ints = pd.DataFrame({"segment": [1, 2], "gender": ["F", "F"]})
+    np.testing.assert_allclose(scorer.score_attributes(as_floats)[:2], scorer.score_attributes(as_ints), rtol=1e-6)
+    assert not np.allclose(scorer.score_attributes(as_floats)[0], scorer.score_attributes(as_floats)[2])
+
+
+def test_attribute_problems_name_each_column_and_value_the_model_cannot_use() -> None:
+    _, users = two_segments()
+    vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)
+    good = pd.DataFrame({"user_id": ["n1"], "segment": ["a"], "gender": ["F"]})
+    assert attribute_problems(vocabulary, good) == []
+    bad = pd.DataFrame({"user_id": ["n1", "n2", "n3"], "segment": ["a", "zzz", None], "Gender": ["F", "M", "F"]})
+    problems = attribute_problems(vocabulary, bad)
+    assert problems == [
+        "no column(s) 'gender' (trained on 'segment', 'gender'): scored as unknown",
+        "column(s) 'Gender' not among the training attributes ('segment', 'gender'): ignored",
+        "segment: 1 row(s) without a value, scored as unknown",
+        "segment: value(s) unseen in training, scored as unknown: 'zzz' (1)",
+    ]
+    nothing = attribute_vocabulary(None, max_categories=50)
+    assert "trained without usable user attributes" in attribute_problems(nothing, good)[0]
+    assert attribute_problems(nothing, good[["user_id"]]) == []
+
+
+def test_the_recommender_checks_only_the_users_it_does_not_know_and_keeps_the_check_when_saved(tmp_path) -> None:
+    frame, users = two_segments()
+    save_model(Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
+    recommender = load_model(tmp_path / "model")
+    table = pd.DataFrame({"user_id": ["ua0", "new"], "segment": ["old-value", "a"], "gender": ["F", "X"]})
+    assert recommender.attribute_problems(table) == ["gender: value(s) unseen in training, scored as unknown: 'X' (1)"]
+    assert recommender.attribute_problems(table.iloc[:1]) == []  # ua0 is scored from its history
+
+
+def test_recommend_warns_about_attribute_columns_and_values_it_cannot_use(tmp_path) -> None:
+    frame, users = two_segments()
+    frame.to_csv(tmp_path / "events.csv", index=False)
+    users.to_csv(tmp_path / "users.csv", index=False)
+    ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--algorithm", "ease", "--model-dir", "m",
+           cwd=tmp_path))
+    pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "c"], "Gender": ["F", "M"]}).to_csv(tmp_path / "new.csv", index=False)
+    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.csv", "--k", "3", "--output", "r.csv", cwd=tmp_path))
+    said = flat(result.stdout + result.stderr)
+    assert "warning: new.csv: no column(s) 'gender'" in said
+    assert "column(s) 'Gender' not among the training attributes" in said
+    assert "segment: value(s) unseen in training, scored as unknown: 'c' (1)" in said
+    assert pd.read_csv(tmp_path / "r.csv")["user_id"].nunique() == 2  # warned, not refused
+    clean = ok(cli("recommend", "--model-dir", "m", "--users", "users.csv", "--k", "3", "--output", "r2.csv", cwd=tmp_path))
+    assert "warning" not in clean.stdout + clean.stderr

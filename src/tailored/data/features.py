@@ -151,9 +151,19 @@ def _encode(kind: str, vocabulary: np.ndarray, weights: np.ndarray, column: pd.S
     return matrix
 
 
+def value_text(column: pd.Series) -> pd.Series:
+    """Values as text, whole floats without ``.0``: a missing cell turns a column of integer codes into floats, which
+    must still give the tokens of the integers."""
+    if column.dtype.kind != "f":
+        return column.astype(str)
+    numbers = column.astype(np.float64)
+    whole = np.isfinite(numbers) & (numbers % 1 == 0) & (numbers.abs() < 2**53)
+    return column.astype(str).where(~whole, numbers.where(whole, 0).astype(np.int64).astype(str))
+
+
 def _tokens(column: pd.Series, multi: bool) -> pd.Series:
     """Non-missing category values (or ``|``-separated tokens, stripped), indexed by row position."""
-    values = column.astype("string").reset_index(drop=True)
+    values = value_text(column).where(column.notna()).astype("string").reset_index(drop=True)
     if multi:
         values = values.str.split("|").explode().str.strip()
     return values[values.notna() & (values != "")]

@@ -22,7 +22,9 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
+from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
+from tailored.data.features import value_text
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
 
@@ -36,13 +38,57 @@ def usable_columns(attributes: pd.DataFrame | None, max_categories: int) -> list
 
 def attribute_tokens(attributes: pd.DataFrame, columns: list[str], crosses: bool) -> pd.DataFrame:
     """One ``column=value`` token per row and column (and per pair of columns when ``crosses``); '' when missing."""
-    single = {name: (name + "=" + attributes[name].astype(str)).where(attributes[name].notna(), "") for name in columns}
+    single = {name: (name + "=" + value_text(attributes[name])).where(attributes[name].notna(), "") for name in columns}
     tokens = pd.DataFrame(single, index=attributes.index)
     if crosses:
         for first, second in itertools.combinations(columns, 2):
             both = (tokens[first] != "") & (tokens[second] != "")
             tokens[f"{first}&{second}"] = (tokens[first] + "&" + tokens[second]).where(both, "")
     return tokens
+
+
+def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -> dict[str, np.ndarray]:
+    """The usable attribute ``columns`` and the ``column=value`` tokens seen in them (``vocabulary``): what users
+    who arrive later are encoded with. Empty arrays when no column is usable."""
+    columns = usable_columns(attributes, max_categories)
+    if not columns:
+        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str)}
+    tokens = attribute_tokens(attributes, columns, crosses=False).to_numpy(dtype=str)  # type: ignore[arg-type]
+    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""])}
+
+
+def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
+    """What an attribute-based scorer cannot use in ``attributes`` (rows of new users; an id column is ignored):
+    training columns the table lacks, its columns that are not training attributes, and missing or unseen values.
+    Each of these scores as "unknown" (no feature); one sentence per problem, empty when there is none."""
+    columns = [str(name) for name in vocabulary["columns"]]
+    given = [str(name) for name in attributes.columns if name != USER_ID]
+    if not columns:
+        return ["the model was trained without usable user attributes, so new users get the same lists whatever "
+                "their attributes: retrain with a users table (--users FILE)"] if given else []
+    problems = []
+    lacking = [name for name in columns if name not in given]
+    if lacking:
+        problems.append(f"no column(s) {_quoted(lacking)} (trained on {_quoted(columns)}): scored as unknown")
+    unused = [name for name in given if name not in columns]
+    if unused:
+        problems.append(f"column(s) {_quoted(unused)} not among the training attributes ({_quoted(columns)}): ignored")
+    present = [name for name in columns if name in given]
+    tokens = attribute_tokens(attributes, present, crosses=False)
+    for name in present:
+        missing = tokens[name] == ""
+        unseen = value_text(attributes[name])[~missing & ~tokens[name].isin(vocabulary["vocabulary"])].value_counts()
+        if missing.any():
+            problems.append(f"{name}: {int(missing.sum()):,} row(s) without a value, scored as unknown")
+        if len(unseen):
+            examples = ", ".join(f"{value!r} ({count})" for value, count in unseen.head(5).items())
+            more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
+            problems.append(f"{name}: value(s) unseen in training, scored as unknown: {examples}{more}")
+    return problems
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def encode(tokens: pd.DataFrame, vocabulary: np.ndarray) -> sp.csr_matrix:

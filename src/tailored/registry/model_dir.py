@@ -29,12 +29,13 @@ from tailored.pipeline import Recommender
 from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")
-RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "item_encoder_", "item_features_",
-                     "co_purchase_", "basket_count_", "first_seen_", "last_seen_", "daily_counts_", "counts_end_")
+RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", "user_vocabulary_", "item_encoder_",
+                     "item_features_", "co_purchase_", "basket_count_", "first_seen_", "last_seen_", "daily_counts_",
+                     "counts_end_")
 ITEM_ATTRIBUTES = "item_attributes.parquet"
 
 

@@ -16,19 +16,10 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.errors import DataError
-from tailored.models.demographic import attribute_tokens, encode, usable_columns
+from tailored.models.demographic import attribute_tokens, attribute_vocabulary, encode
 from tailored.models.neural.training import require_torch
 
 MAX_USER_CATEGORIES = 50
-
-
-def user_encoder(dataset: Dataset) -> dict[str, np.ndarray]:
-    """The user attribute columns and token vocabulary (empty when users carry no usable attribute)."""
-    columns = usable_columns(dataset.user_attributes, MAX_USER_CATEGORIES)
-    if not columns:
-        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str)}
-    tokens = attribute_tokens(dataset.user_attributes, columns, crosses=False).to_numpy(dtype=str)
-    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""])}
 
 
 def user_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | None, n_rows: int) -> sp.csr_matrix:
@@ -61,7 +52,8 @@ def item_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | Non
 def side_features(dataset: Dataset, max_text_features: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
                                                                      sp.csr_matrix, sp.csr_matrix]:
     """User encoder, item encoder, user feature rows and item feature rows of a dataset."""
-    users, items = user_encoder(dataset), item_encoder(dataset, max_text_features)
+    users = attribute_vocabulary(dataset.user_attributes, MAX_USER_CATEGORIES)
+    items = item_encoder(dataset, max_text_features)
     return (users, items, user_features(users, dataset.user_attributes, dataset.n_users),
             item_features(items, dataset.item_attributes, dataset.n_items))
 
