@@ -85,3 +85,16 @@ def test_embed_writes_image_descriptor_columns_usable_for_training(tmp_path: Pat
     assert len(table["image_descriptor"].iloc[0]) > 0 and not np.any(table["image_descriptor"].iloc[2])
     bad = cli("embed", "--items", "items.csv", "--image-column", "photo", "--output", "x.parquet", cwd=tmp_path)
     assert bad.returncode == 2 and "photo" in bad.stderr
+
+
+def test_an_anonymous_session_from_the_command_line(ml100k_dir: Path, tmp_path: Path) -> None:
+    """A user the model does not know, with recent items given as context: the sequel of the two Star Wars films
+    watched (Star Wars 50, The Empire Strikes Back 172) comes first, the two films themselves not at all."""
+    ratings = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user_id", "item_id", "value", "timestamp"])
+    ratings.assign(value=1.0).to_csv(tmp_path / "ratings.csv", index=False)
+    pd.DataFrame({"user_id": ["visitor"]}).to_csv(tmp_path / "visitor.csv", index=False)
+    ok(cli("train", "--interactions", "ratings.csv", "--algorithm", "ease", "--model-dir", "model", cwd=tmp_path))
+    ok(cli("recommend", "--model-dir", "model", "--users", "visitor.csv", "--context", "recent=50|172", "--k", "10",
+           "--output", "session.csv", cwd=tmp_path))
+    listed = pd.read_csv(tmp_path / "session.csv")["item_id"].tolist()
+    assert listed[0] == 181 and not {50, 172} & set(listed), listed  # 181: Return of the Jedi

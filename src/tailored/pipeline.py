@@ -216,24 +216,28 @@ class Recommender:
         tally = {} if tally is None else tally
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
+        session = self._session(context)
+        from_session = (indices < 0) if session is not None else np.zeros(len(user_ids), bool)
         described = np.zeros(len(user_ids), bool)
         from_attributes = self.scorer if hasattr(self.scorer, "score_attributes") else self.fallback_
         if attributes is not None and hasattr(from_attributes, "score_attributes"):
-            described = (indices < 0) & np.isin(user_ids, attributes[USER_ID].to_numpy())
+            described = (indices < 0) & ~from_session & np.isin(user_ids, attributes[USER_ID].to_numpy())
         frames = []
-        plain = user_ids[~described]
+        plain = user_ids[~(from_session | described)]
         for start, (block, *ranked) in zip(range(0, len(plain), self.batch_size),
-                                           self.recommend_indices(indices[~described], n, context, explain, tally)):
+                                           self.recommend_indices(indices[~(from_session | described)], n, context,
+                                                                  explain, tally)):
             frames.append(self._tidy(plain[start : start + len(block)], *ranked))
+        if from_session.any():
+            items, session_scores = session  # type: ignore[misc]
+            scores = np.repeat(session_scores, int(from_session.sum()), axis=0)
+            frames.append(self._new_users(user_ids[from_session], scores, None, items, context, n, explain, tally))
         if described.any():
             rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
-            scores = np.empty((int(described.sum()), self.seen_.shape[1]), np.float32)
             rows = rows.reset_index(drop=True)
-            scores[:, : self._n_trained_items] = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
-            unknown = np.full(len(scores), -1)
-            scores = self._score_cold_items(unknown, np.zeros(len(scores), bool), scores, rows)
-            request = self._request(unknown, np.zeros(len(scores), bool), scores, context, tally)
-            frames.append(self._tidy(user_ids[described], *self._ranked(scores, request, n, explain)))
+            scores = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
+            frames.append(self._new_users(user_ids[described], scores, rows, np.empty(0, np.int64), context, n,
+                                          explain, tally))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
         frame = pd.concat(frames, ignore_index=True)
@@ -241,6 +245,40 @@ class Recommender:
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
         return frame
+
+    def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The trained items of the context's ``recent`` list (a session, oldest first) and the scorer's scores
+        (1 x trained items) for a user known only by them: a sequence model (``score_sessions``) reads their order,
+        a history model (``score_rows``: EASE, item-kNN, the autoencoders) their set. None without such items or
+        when the scorer can score only its training users."""
+        if context is None or not context.recent_items():
+            return None
+        items = self.catalogue.index(context.recent_items())
+        items = items[items < self._n_trained_items]
+        if len(items) == 0:
+            return None
+        if hasattr(self.scorer, "score_sessions"):
+            return items, self.scorer.score_sessions([items.tolist()])  # type: ignore[attr-defined]
+        if hasattr(self.scorer, "score_rows"):
+            unique = np.unique(items)
+            row = sp.csr_matrix((np.ones(len(unique), np.float32), (np.zeros(len(unique), np.int64), unique)),
+                                shape=(1, self._n_trained_items))
+            return items, np.asarray(self.scorer.score_rows(row), np.float32)  # type: ignore[attr-defined]
+        return None
+
+    def _new_users(self, user_ids: np.ndarray, trained_scores: np.ndarray, user_attributes: pd.DataFrame | None,
+                   session_items: np.ndarray, context: Context | None, n: int, explain: bool, tally: dict[str, Any]
+                   ) -> pd.DataFrame:
+        """Lists of users unknown to the model, from their scores over the trained items (from a session or
+        attributes); the session's items are not recommended back unless ``exclude_seen`` is off."""
+        scores = np.empty((len(user_ids), self.seen_.shape[1]), np.float32)
+        scores[:, : self._n_trained_items] = trained_scores
+        unknown, cold = np.full(len(user_ids), -1), np.zeros(len(user_ids), bool)
+        scores = self._score_cold_items(unknown, cold, scores, user_attributes)
+        request = self._request(unknown, cold, scores, context, tally)
+        if self.exclude_seen:
+            scores[:, session_items] = -np.inf
+        return self._tidy(user_ids, *self._ranked(scores, request, n, explain))
 
     def attribute_problems(self, attributes: pd.DataFrame) -> list[str]:
         """What the cold-start path cannot use in the attributes of the users of ``attributes`` that the model does

@@ -15,6 +15,7 @@ from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
 from tailored.models.base import Scorer, hyperparameters, scorer_class
 from tailored.pipeline import Recommender
+from tailored.rank.context import parse_context
 from tailored.registry.model_dir import load_model, save_model
 
 ALGORITHMS = algorithm_names()
@@ -219,3 +220,46 @@ def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, fit
     categories = dict(zip(*planted_groups()[2][["item_id", "category"]].to_numpy().T))
     assert [categories[i] for i in lists["new-0"]].count("group0") >= 3, lists["new-0"]
     assert [categories[i] for i in lists["new-1"]].count("group1") >= 3, lists["new-1"]
+
+
+HISTORY_SCORERS = [name for name in RANKERS
+                   if hasattr(scorer_class(name), "score_rows") or hasattr(scorer_class(name), "score_sessions")]
+
+
+def test_the_scorers_that_fold_in_a_history() -> None:
+    assert HISTORY_SCORERS == ["als", "ease", "ease-lowpass", "item-knn", "multdae", "multvae", "sasrec"]
+
+
+@pytest.mark.parametrize("algorithm", [name for name in HISTORY_SCORERS if name != "sasrec"])
+def test_a_training_row_folded_in_scores_like_its_user(algorithm: str, planted, fitted) -> None:
+    """``score_rows`` on a training user's own row reproduces ``score`` (ALS: the closed-form user step, close to
+    the trained factors, so the same top items)."""
+    scorer = fitted(algorithm).scorer
+    users = np.array([0, 45, 90, 150])
+    rows = planted[0].matrix()[users] if algorithm == "als" else scorer.user_items_[users]  # what each was fitted on
+    folded, trained = scorer.score_rows(rows), scorer.score(users)
+    if algorithm == "als":
+        def top(scores: np.ndarray) -> set[tuple[int, int]]:
+            best = np.argsort(-np.where(rows.toarray() > 0, -np.inf, scores), axis=1)[:, :10]
+            return set(zip(np.repeat(np.arange(len(users)), 10), best.ravel()))
+        assert len(top(folded) & top(trained)) >= 0.9 * len(top(trained))
+    else:
+        np.testing.assert_allclose(folded, trained, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", HISTORY_SCORERS)
+def test_an_anonymous_session_is_scored_from_its_items(algorithm: str, fitted) -> None:
+    """A user unknown to the model whose request carries recent items (a session, ``--context recent=``) gets
+    that taste's items, never the session's own; two sessions of different tastes get different lists."""
+    recommender = fitted(algorithm)
+    categories = dict(zip(*planted_groups()[2][["item_id", "category"]].to_numpy().T))
+    lists = {}
+    for group in (1, 2):
+        session = [f"i{group * OWN_ITEMS + offset}" for offset in (0, 3, 5, 8)]
+        frame = recommender.recommend(["visitor"], n=5, context=parse_context(["recent=" + "|".join(session)]))
+        lists[group] = frame["item_id"].tolist()
+        assert not set(session) & set(lists[group])
+        assert [categories[i] for i in lists[group]].count(f"group{group}") >= 4, (algorithm, lists[group])
+    assert lists[1] != lists[2]
+    known = recommender.recommend(["u0"], n=5, context=parse_context(["recent=i20|i23"]))
+    assert known["item_id"].tolist() == recommender.recommend(["u0"], n=5)["item_id"].tolist()  # trained users keep theirs

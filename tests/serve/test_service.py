@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
+from tailored.rank.context import parse_context
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
@@ -137,6 +138,22 @@ def test_a_session_with_rules_in_the_body(server) -> None:
     assert answer.status_code == 200, answer.text
     listed = [item["item_id"] for item in answer.json()["items"]]
     assert listed and not {"i1", "i2"} & set(listed) and all(int(item[1:]) % 3 != 0 for item in listed)
+
+
+def test_an_anonymous_session_is_ranked_by_the_model_from_its_items(server) -> None:
+    """No user id, recent items only: the served list is the model's own fold-in of those items (item-knn here),
+    so two sessions get different lists."""
+    base, keys, _ = server
+    frame, items = shop()
+    model = build_recommender("item-knn").fit(Dataset.from_frame(frame, items=items))
+    served = {}
+    for recent in (("i1", "i2"), ("i7", "i20", "i21")):
+        answer = httpx.post(f"{base}/v1/recommendations", json={"recent": list(recent), "k": 5}, headers=auth(keys["recommend"]))
+        assert answer.status_code == 200, answer.text
+        served[recent] = [item["item_id"] for item in answer.json()["items"]]
+        expected = model.recommend(["visitor"], 5, context=parse_context(["recent=" + "|".join(recent)]))
+        assert served[recent] == expected["item_id"].tolist()
+    assert served[("i1", "i2")] != served[("i7", "i20", "i21")]
 
 
 def test_erasure_forgets_the_user(server) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
+import scipy.sparse as sp
 
 from tailored.config import num_threads
 from tailored.data.dataset import Dataset
@@ -59,4 +60,20 @@ class ALSScorer:
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "user_factors_")
         return factor_scores(self.user_factors_, self.item_factors_, users, items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items), each folded in by the exact user step of ALS on
+        the trained item factors, ``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` (a new user or a session, without
+        refitting): one small solve per row."""
+        check_fitted(self, "item_factors_")
+        factors = self.item_factors_.astype(np.float64)
+        gram = factors.T @ factors + self.reg * np.eye(factors.shape[1])
+        rows = sp.csr_matrix(rows)
+        users = np.zeros((rows.shape[0], factors.shape[1]), np.float32)
+        for row in range(rows.shape[0]):
+            span = slice(rows.indptr[row], rows.indptr[row + 1])
+            history, confidence = factors[rows.indices[span]], self.alpha * rows.data[span]
+            system = gram + (history.T * (confidence - 1.0)) @ history
+            users[row] = np.linalg.solve(system, history.T @ confidence)
+        return users @ (self.item_factors_ if items is None else self.item_factors_[items]).T
 

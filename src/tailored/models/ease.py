@@ -15,6 +15,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import recency_weighted
@@ -48,5 +49,10 @@ class EASEScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "weights_")
+        return self.score_rows(user_rows(self.user_items_, users), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
+        check_fitted(self, "weights_")
         weights = self.weights_ if items is None else self.weights_[:, items]
-        return np.asarray(user_rows(self.user_items_, users) @ weights)
+        return np.asarray(rows @ weights)

@@ -124,8 +124,13 @@ class ItemKNNScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "similarity_")
+        return self.score_rows(user_rows(self.user_items_, users), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
+        check_fitted(self, "similarity_")
         similarity = self.similarity_ if items is None else self.similarity_[:, items]
-        return (user_rows(self.user_items_, users) @ similarity).toarray()
+        return (sp.csr_matrix(rows) @ similarity).toarray()
 
 
 @register("user-knn")
