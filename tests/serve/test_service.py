@@ -156,6 +156,22 @@ def test_an_anonymous_session_is_ranked_by_the_model_from_its_items(server) -> N
     assert served[("i1", "i2")] != served[("i7", "i20", "i21")]
 
 
+def test_a_new_users_events_fold_them_in_at_once(server) -> None:
+    """A user the model does not know posts events: the next list is the model's fold-in of the stored events, the
+    list an anonymous session of the same items gets, and no longer the fallback's."""
+    base, keys, _ = server
+    url = f"{base}/v1/users/fresh-visitor/recommendations"
+    before = [item["item_id"] for item in httpx.get(url, params={"k": 5}, headers=auth(keys["recommend"])).json()["items"]]
+    viewed = ["i7", "i20", "i21"]
+    events = {"events": [{"event_id": f"fresh{n}", "user_id": "fresh-visitor", "item_id": item, "type": "view",
+                          "timestamp": 1_760_000_000 + n} for n, item in enumerate(viewed)]}
+    assert httpx.post(f"{base}/v1/events", json=events, headers=auth(keys["events:write"])).status_code == 200
+    after = [item["item_id"] for item in httpx.get(url, params={"k": 5}, headers=auth(keys["recommend"])).json()["items"]]
+    session = httpx.post(f"{base}/v1/recommendations", json={"recent": viewed, "k": 5}, headers=auth(keys["recommend"]))
+    assert after == [item["item_id"] for item in session.json()["items"]] != before
+    assert not set(viewed) & set(after)
+
+
 def test_erasure_forgets_the_user(server) -> None:
     base, keys, store = server
     httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "gone1", "user_id": "u7", "item_id": "i1", "type": "view"}]},

@@ -102,6 +102,18 @@ def test_pseudonymised_ids_never_reach_the_database(store) -> None:
     assert "alice" not in dump and events.user_attributes("alice@example.com") == {"segment": "gold"}
 
 
+def test_a_users_latest_items_come_oldest_first_by_event_time(store) -> None:
+    events = store(pseudonym_key="secret")
+    events.append_events([Event("e1", "alice", "i3", "view", 1.0, 1_700_000_300),
+                          Event("e2", "alice", "i1", "view", 1.0, 1_700_000_100),
+                          Event("e3", "bob", "i9", "view", 1.0, 1_700_000_200),
+                          Event("e4", "alice", "i2", "cart", 1.0, 1_700_000_200),
+                          Event("e5", "alice", "i3", "purchase", 1.0, 1_700_000_400)])
+    assert events.latest_items("alice", 10) == ["i1", "i2", "i3", "i3"]  # sent out of order, repeats kept
+    assert events.latest_items("alice", 2) == ["i3", "i3"]
+    assert events.latest_items("carol", 10) == []
+
+
 def test_a_bad_url_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="Unsupported database URL 'mysql://x'"):
         EventStore("mysql://x")

@@ -3,6 +3,7 @@ store, the key cache, the rate limiter and the users erased while it runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
@@ -32,6 +33,8 @@ from tailored.store import EventStore
 
 logger = logging.getLogger(__name__)
 KEY_CACHE_SECONDS = 30.0
+STORED_HISTORY = 200
+"""How many of an unknown user's latest stored events the service folds in."""
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
 
@@ -128,9 +131,10 @@ class Service:
 
     def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None
                   ) -> list[dict[str, Any]]:
-        """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list,
-        the cold-start path from the user's stored attributes when the model does not know the user, the fallback
-        for an erased user; ``stages`` (request-time rules) after the model's own."""
+        """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list;
+        when the model does not know the user, its fold-in of the user's stored events (scorers that score a
+        history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
+        ``stages`` (request-time rules) after the model's own."""
         served = self.served_id(user_id)
         known = served != ERASED and self.model.users_.position(served) >= 0
         if not known:
@@ -142,6 +146,7 @@ class Service:
             return cached
         attributes = None
         if served != ERASED and not known:
+            context = self._with_stored_history(user_id, context)
             stored = self._stored_attributes(user_id)
             if stored:
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
@@ -150,6 +155,20 @@ class Service:
         if not stages:
             self.cache.put(key, served, rows)
         return rows
+
+    def _with_stored_history(self, user_id: str, context: Context) -> Context:
+        """``context`` with the user's latest stored events before its ``recent`` items: a user the model does not
+        know yet is folded in from what they did since training (by the scorers that score a history); the context
+        as given while the database is unreachable."""
+        try:
+            stored = self.store.latest_items(user_id, STORED_HISTORY)
+        except sa.exc.SQLAlchemyError as error:
+            logger.warning("user history unavailable, serving without it: %s", type(error).__name__)
+            return context
+        if not stored:
+            return context
+        recent = "|".join(stored + context.recent_items())
+        return dataclasses.replace(context, attributes=context.attributes | {"recent": recent})
 
     def _stored_attributes(self, user_id: str) -> dict[str, Any] | None:
         """The user's stored attributes; None, and the plain cold-start answer, while the database is unreachable."""

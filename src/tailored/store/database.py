@@ -187,6 +187,14 @@ class EventStore:
                 schema.users.c.user_id == self.user_key(user_id))).first()
         return None if row is None else dict(row[0])
 
+    def latest_items(self, user_id: str, limit: int) -> list[str]:
+        """The items of the user's ``limit`` latest stored events, oldest first (repeats kept: order is signal)."""
+        events = schema.events.c
+        query = (sa.select(events.item_id).where(events.user_id == self.user_key(user_id))
+                 .order_by(events.timestamp.desc(), events.id.desc()).limit(limit))
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())[::-1]
+
     def item_ids(self) -> set[str]:
         with self.engine.connect() as connection:
             return set(connection.execute(sa.select(schema.items.c.item_id)).scalars())
