@@ -228,16 +228,15 @@ class Recommender:
                                            self.recommend_indices(indices[~(from_session | described)], n, context,
                                                                   explain, tally)):
             frames.append(self._tidy(plain[start : start + len(block)], *ranked))
-        if from_session.any():
+        for block in self._blocks(user_ids[from_session]):
             items, session_scores = session  # type: ignore[misc]
-            scores = np.repeat(session_scores, int(from_session.sum()), axis=0)
-            frames.append(self._new_users(user_ids[from_session], scores, None, items, context, n, explain, tally))
-        if described.any():
-            rows = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID).loc[user_ids[described]]
-            rows = rows.reset_index(drop=True)
+            scores = np.repeat(session_scores, len(block), axis=0)
+            frames.append(self._new_users(block, scores, None, items, context, n, explain, tally))
+        table = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID) if described.any() else None
+        for block in self._blocks(user_ids[described]):
+            rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
             scores = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
-            frames.append(self._new_users(user_ids[described], scores, rows, np.empty(0, np.int64), context, n,
-                                          explain, tally))
+            frames.append(self._new_users(block, scores, rows, np.empty(0, np.int64), context, n, explain, tally))
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
         frame = pd.concat(frames, ignore_index=True)
@@ -245,6 +244,9 @@ class Recommender:
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
         return frame
+
+    def _blocks(self, ids: np.ndarray) -> Iterator[np.ndarray]:
+        return (ids[start : start + self.batch_size] for start in range(0, len(ids), self.batch_size))
 
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The trained items of the context's ``recent`` list (a session, oldest first) and the scorer's scores

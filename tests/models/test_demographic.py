@@ -146,3 +146,14 @@ def test_recommend_warns_about_attribute_columns_and_values_it_cannot_use(tmp_pa
     assert pd.read_csv(tmp_path / "r.csv")["user_id"].nunique() == 2  # warned, not refused
     clean = ok(cli("recommend", "--model-dir", "m", "--users", "users.csv", "--k", "3", "--output", "r2.csv", cwd=tmp_path))
     assert "warning" not in clean.stdout + clean.stderr
+
+
+def test_new_users_are_scored_block_by_block_in_the_order_asked() -> None:
+    frame, users = two_segments()
+    recommender = Recommender(create_scorer("ease"), batch_size=2).fit(Dataset.from_frame(frame, users=users))
+    ids = [f"new{k}" for k in range(5)]
+    newcomers = pd.DataFrame({"user_id": ids, "segment": ["a", "b", "a", "b", "a"], "gender": ["F"] * 5})
+    lists = recommender.recommend(["ua0", *ids], n=5, attributes=newcomers)
+    assert lists["user_id"].drop_duplicates().tolist() == ["ua0", *ids]
+    first = lists.groupby("user_id", sort=False)["item_id"].first()
+    assert [first[user][0] for user in ids] == ["a", "b", "a", "b", "a"]
