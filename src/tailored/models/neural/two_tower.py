@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -123,15 +124,32 @@ class TwoTowerScorer:
             return self._new_user_vectors(user_attributes) @ vectors.T
         return factor_scores(self.user_vectors_, vectors, users, None)
 
-    def _new_user_vectors(self, attributes: pd.DataFrame) -> np.ndarray:
+    def score_sessions(self, histories: Sequence[Sequence[int]], items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users known only by a session, each a list of item indices oldest first (-1 skipped): the
+        user tower on the unknown id and the mean of the session's latest ``max_history`` distinct items."""
+        check_fitted(self, "item_vectors_")
+        n_items = self.history_.shape[1]
+        rows, columns = [], []
+        for row, history in enumerate(histories):
+            latest = list(dict.fromkeys(item for item in reversed(history) if 0 <= item < n_items))[: self.max_history]
+            rows += [row] * len(latest)
+            columns += latest
+        bag = sp.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)), shape=(len(histories), n_items))
+        bag = sp.csr_matrix(sp.diags(1.0 / np.maximum(bag.getnnz(axis=1), 1)) @ bag, dtype=np.float32)
+        vectors = self._new_user_vectors(None, bag)
+        return vectors @ (self.item_vectors_ if items is None else self.item_vectors_[items]).T
+
+    def _new_user_vectors(self, attributes: pd.DataFrame | None, history: sp.csr_matrix | None = None) -> np.ndarray:
+        """User vectors of new users (the unknown id) from their attributes and/or their history bag."""
         check_fitted(self, "item_vectors_")
         torch = require_torch()
         network = self._loaded()
-        n = len(attributes)
+        n = len(attributes) if attributes is not None else history.shape[0]  # type: ignore[union-attr]
+        if history is None:
+            history = sp.csr_matrix((n, self.history_.shape[1]), dtype=np.float32)
         with torch.no_grad():
             return self._user_tower(network, np.full(n, self.history_.shape[0]),
-                                    user_features(self.user_encoder_, attributes, n),
-                                    sp.csr_matrix((n, self.history_.shape[1]), dtype=np.float32)).numpy()
+                                    user_features(self.user_encoder_, attributes, n), history).numpy()
 
     def _loaded(self) -> Any:
         if getattr(self, "_network", None) is None:
