@@ -555,12 +555,14 @@ def test_benchmark_movielens_p1_p2(ml100k_dir: Path, work: Path, started: dict[s
     assert "P1 (test)" in result.stdout and "P2 (test)" in result.stdout
     table = pd.read_csv(work / "bench.csv")
     assert set(table["algorithm"]) == {"popularity", "ease"}
-    assert set(table["protocol"]) == {"P1", "P2", "items"}
+    assert set(table["protocol"]) == {"P1", "P2", "items", "sessions"}
     p1 = table[(table["protocol"] == "P1") & (table["algorithm"] == "ease")].iloc[0]
     assert p1["ndcg@10"] == pytest.approx(0.4527, abs=5e-5)
     assert "0.4527" in result.stdout
     cold = table[(table["protocol"] == "items") & (table["algorithm"] == "ease")].iloc[0]
     assert cold["ratio"] == pytest.approx(3.902, abs=5e-3)  # new items ranked through the item model
+    sessions = table[table["protocol"] == "sessions"].set_index("algorithm")["ndcg@10"]
+    assert sessions["ease"] > sessions["popularity"] + 0.02, sessions  # the first 5 events folded in beat popularity
 
 
 def test_benchmark_p1_split_is_the_shared_one(ml100k_dir: Path, ml100k_splits_dir: Path) -> None:

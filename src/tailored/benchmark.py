@@ -6,6 +6,10 @@
 - items: item cold start. 10% of the items (seed 42) and all their ratings are removed from training; they come back
   only as ``item_id, title, genres`` rows added at recommend time (``with_items``); every user with a rating of them
   ranks just those items; Recall@20 and its ratio to a random ranking (``20 / cold items``).
+- sessions: new users known by their first events only. The P6 users (20%, seed 42) and all their rows are removed
+  from training; each comes back with their first ``SESSION_LENGTH`` interactions (by time) as the request's
+  ``recent`` items and is judged on the rest, full ranking of the training items; NDCG@10 and HR@10. Scorers that
+  fold in a history rank from the session, the others give their cold-start fallback.
 The P1/P2 splits are cut from ``u.data`` by our splitters, which reproduce the shared benchmark files exactly.
 With ``validation=True`` every protocol is applied again inside its own training part (what defaults and
 presets are chosen on); otherwise the test parts are scored, for reporting only.
@@ -21,13 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import ITEM_ID, USER_ID, VALUE
+from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.movielens import load_movielens, load_movielens_fold
-from tailored.eval.evaluator import ranked_lists
+from tailored.eval.evaluator import evaluate_lists, ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import algorithm_names, scorer_class
-from tailored.split import Split, carve_validation, split_cold_items, split_leave_last_out, split_per_user
+from tailored.rank.context import Context
+from tailored.split import Split, carve_validation, split_cold_items, split_cold_users, split_leave_last_out, split_per_user
 from tailored.pipeline import build_recommender
 
 RANKING_METRICS = {"P1": ("ndcg@10", "recall@10", "hr@10"), "P2": ("hr@10", "ndcg@10")}
@@ -37,6 +42,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "P2": {"item-knn": {"recency_half_life": 2.0}, "ease": {"recency_half_life": 10.0}},
 }
 FOLDS = (1, 2, 3, 4, 5)
+SESSION_LENGTH = 5
 
 Row = dict[str, Any]
 
@@ -82,6 +88,28 @@ def cold_items(algorithm: str, data_dir: Path, validation: bool) -> Row:
             "epochs": getattr(recommender.scorer, "epochs_", None)}
 
 
+def cold_sessions(algorithm: str, data_dir: Path, validation: bool) -> Row:
+    """New users recommended from their first ``SESSION_LENGTH`` events (validation: cold users carved from the
+    training users, seed 1)."""
+    movielens = load_movielens(data_dir, "100k")
+    positives = Dataset.from_frame(movielens.ratings.assign(**{VALUE: 1.0}), items=movielens.items)
+    split = split_cold_users(positives, 0.2, seed=42)
+    if validation:
+        split = split_cold_users(split.train.subset(split.train.user_counts()[split.train.user_index] > 0), 0.2, seed=1)
+    rows = split.test.to_frame().sort_values([USER_ID, TIMESTAMP, ITEM_ID], kind="stable")
+    first = (rows.groupby(USER_ID).cumcount() < SESSION_LENGTH).to_numpy()
+    sessions = rows[first].groupby(USER_ID, sort=False)[ITEM_ID].agg(lambda items: "|".join(map(str, items)))
+    start = time.perf_counter()
+    recommender = build_recommender(algorithm, {}).fit(split.train)
+    view = recommender.restricted_to(split.train.items.ids(np.flatnonzero(split.train.item_counts() > 0)))
+    lists = pd.concat([view.recommend([user], 10, context=Context(attributes={"recent": session}))
+                       for user, session in sessions.items()], ignore_index=True)
+    report = evaluate_lists(lists, rows[~first], split.train.to_frame(), ["ndcg@10", "hr@10"])
+    return {"protocol": "sessions", "algorithm": algorithm, "params": {}, "ndcg@10": report.value("ndcg@10"),
+            "hr@10": report.value("hr@10"), "seconds": time.perf_counter() - start,
+            "epochs": getattr(recommender.scorer, "epochs_", None)}
+
+
 def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
     """Mean RMSE/MAE over the five folds (validation: a random 20% of each base file, seed = fold)."""
     errors, seconds = [], 0.0
@@ -103,9 +131,11 @@ def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
 
 def core_algorithms() -> list[str]:
     """The default suite: every algorithm that needs no extra (the torch models take minutes each, and so does the
-    ensemble of them; name them)."""
+    ensemble of them; name them), except `demographic`, which needs user attributes that these protocols do not give
+    (it is measured on P6, from the command line)."""
     return [name for name in algorithm_names()
-            if not scorer_class(name).__module__.startswith("tailored.models.neural.") and name != "ensemble"]
+            if not scorer_class(name).__module__.startswith("tailored.models.neural.")
+            and name not in ("ensemble", "demographic")]
 
 
 def movielens_100k(
@@ -114,8 +144,8 @@ def movielens_100k(
     validation: bool = False,
     on_row: Callable[[Row], None] = lambda row: None,
 ) -> pd.DataFrame:
-    """Ranking algorithms on P1, P2 and item cold start, rating predictors (explicit) on P3; one row per
-    (protocol, algorithm)."""
+    """Ranking algorithms on P1, P2, item cold start and new users' sessions, rating predictors (explicit) on P3;
+    one row per (protocol, algorithm)."""
     data_dir = Path(data_dir)
     names = algorithms or core_algorithms()
     for name in names:
@@ -127,6 +157,9 @@ def movielens_100k(
             on_row(rows[-1])
     for name in (n for n in names if not scorer_class(n).explicit):
         rows.append(cold_items(name, data_dir, validation))
+        on_row(rows[-1])
+    for name in (n for n in names if not scorer_class(n).explicit):
+        rows.append(cold_sessions(name, data_dir, validation))
         on_row(rows[-1])
     for name in (n for n in names if scorer_class(n).explicit):
         rows.append(rate(name, data_dir, validation))

@@ -23,6 +23,7 @@ from tailored.errors import ConfigError, DataError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
 from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary, usable_columns
+from tailored.models.ensemble import standardised
 from tailored.models.popularity import PopularityScorer
 from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.context import Context
@@ -46,6 +47,7 @@ class Recommender:
     weighting: Weighting = "raw"
     confidence_alpha: float = 1.0
     decay_half_life_days: float | None = None
+    session_prior: float = 2.0
     exclude_seen: bool = True
     fallback: Scorer | None = None
     batch_size: int = 1024
@@ -53,6 +55,8 @@ class Recommender:
     candidate_pool: int = 1000
 
     def fit(self, dataset: Dataset) -> Self:
+        if not self.session_prior >= 0:
+            raise ConfigError(f"session_prior must be 0 or more, got {self.session_prior}.")
         train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting, self.confidence_alpha)
         self.scorer.fit(train)
         for stage in self.stages:
@@ -217,7 +221,9 @@ class Recommender:
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
         session = self._session(context)
-        from_session = (indices < 0) if session is not None else np.zeros(len(user_ids), bool)
+        without_history = indices < 0
+        without_history[~without_history] = ~self.warm_users_[indices[~without_history]]
+        from_session = without_history if session is not None else np.zeros(len(user_ids), bool)
         described = np.zeros(len(user_ids), bool)
         from_attributes = self.scorer if hasattr(self.scorer, "score_attributes") else self.fallback_
         if attributes is not None and hasattr(from_attributes, "score_attributes"):
@@ -249,10 +255,11 @@ class Recommender:
         return (ids[start : start + self.batch_size] for start in range(0, len(ids), self.batch_size))
 
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """The trained items of the context's ``recent`` list (a session, oldest first) and the scorer's scores
-        (1 x trained items) for a user known only by them: a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, item-kNN, the autoencoders) their set. None without such items or
-        when the scorer can score only its training users."""
+        """The trained items of the context's ``recent`` list (a session, oldest first) and the scores (1 x trained
+        items) of a user known only by them: the scorer's -- a sequence model (``score_sessions``) reads their order,
+        a history model (``score_rows``: EASE, item-kNN, the autoencoders) their set -- standardised, plus
+        ``session_prior`` times the fallback's, standardised (a few items say little: the prior steadies them).
+        None without such items or when the scorer can score only its training users."""
         if context is None or not context.recent_items():
             return None
         items = self.catalogue.index(context.recent_items())
@@ -260,13 +267,19 @@ class Recommender:
         if len(items) == 0:
             return None
         if hasattr(self.scorer, "score_sessions"):
-            return items, self.scorer.score_sessions([items.tolist()])  # type: ignore[attr-defined]
-        if hasattr(self.scorer, "score_rows"):
+            scores = self.scorer.score_sessions([items.tolist()])  # type: ignore[attr-defined]
+        elif hasattr(self.scorer, "score_rows"):
             unique = np.unique(items)
             row = sp.csr_matrix((np.ones(len(unique), np.float32), (np.zeros(len(unique), np.int64), unique)),
                                 shape=(1, self._n_trained_items))
-            return items, np.asarray(self.scorer.score_rows(row), np.float32)  # type: ignore[attr-defined]
-        return None
+            scores = self.scorer.score_rows(row)  # type: ignore[attr-defined]
+        else:
+            return None
+        masked = ~self.warm_items_[None, : self._n_trained_items].copy()
+        masked[:, items] = True
+        prior = self.fallback_.score(np.array([-1]))
+        blended = standardised(np.asarray(scores, np.float64), masked) + self.session_prior * standardised(prior, masked)
+        return items, blended.astype(np.float32)
 
     def _new_users(self, user_ids: np.ndarray, trained_scores: np.ndarray, user_attributes: pd.DataFrame | None,
                    session_items: np.ndarray, context: Context | None, n: int, explain: bool, tally: dict[str, Any]
@@ -469,7 +482,8 @@ def _has_attributes(dataset: Dataset) -> np.ndarray:
     return table.notna().any(axis=1).to_numpy()
 
 
-RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "decay_half_life_days": float | None}
+RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "decay_half_life_days": float | None,
+                      "session_prior": float}
 
 
 def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:

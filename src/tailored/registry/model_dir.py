@@ -84,6 +84,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
             "weighting": recommender.weighting,
             "confidence_alpha": recommender.confidence_alpha,
             "decay_half_life_days": recommender.decay_half_life_days,
+            "session_prior": recommender.session_prior,
             "exclude_seen": recommender.exclude_seen,
         },
         "fallback": _describe(recommender.fallback_),
