@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 
 from tailored.data.dataset import Dataset
-from tailored.errors import NotFittedError
+from tailored.errors import ConfigError, NotFittedError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
 from tailored.models.base import Scorer, hyperparameters, scorer_class
@@ -263,3 +264,22 @@ def test_an_anonymous_session_is_scored_from_its_items(algorithm: str, fitted) -
     assert lists[1] != lists[2]
     known = recommender.recommend(["u0"], n=5, context=parse_context(["recent=i20|i23"]))
     assert known["item_id"].tolist() == recommender.recommend(["u0"], n=5)["item_id"].tolist()  # trained users keep theirs
+
+
+def test_session_prior_moves_a_session_from_the_models_fold_in_to_the_fallback(planted) -> None:
+    dataset, _ = planted
+    session = ["i20", "i23", "i25", "i28"]
+    context = parse_context(["recent=" + "|".join(session)])
+    lists = {}
+    for prior in (0.0, 2.0, 1e6):
+        recommender = Recommender(create_scorer("ease"), session_prior=prior).fit(dataset)
+        lists[prior] = recommender.recommend(["visitor"], n=10, context=context)["item_id"].tolist()
+    row = scipy.sparse.csr_matrix(([1.0] * 4, ([0] * 4, dataset.items.index(np.array(session)))), shape=(1, dataset.n_items))
+    own = recommender.scorer.score_rows(row)[0]
+    own[dataset.items.index(np.array(session))] = -np.inf
+    assert lists[0.0] == dataset.items.ids(np.argsort(-own, kind="stable")[:10]).tolist()  # the fold-in alone
+    fallback = [item for item in recommender.recommend(["visitor"], n=14)["item_id"] if item not in session][:10]
+    assert lists[1e6] == fallback  # the fallback's order, the session's items left out
+    assert lists[2.0] not in (lists[0.0], lists[1e6])
+    with pytest.raises(ConfigError, match="session_prior"):
+        Recommender(create_scorer("ease"), session_prior=-1.0).fit(dataset)
