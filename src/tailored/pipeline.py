@@ -220,9 +220,9 @@ class Recommender:
         tally = {} if tally is None else tally
         user_ids = np.asarray(user_ids)
         indices = self.users_.index(user_ids, missing="mask")
-        session = self._session(context)
         without_history = indices < 0
         without_history[~without_history] = ~self.warm_users_[indices[~without_history]]
+        session = self._session(context) if without_history.any() else None
         from_session = without_history if session is not None else np.zeros(len(user_ids), bool)
         described = np.zeros(len(user_ids), bool)
         from_attributes = self.scorer if hasattr(self.scorer, "score_attributes") else self.fallback_

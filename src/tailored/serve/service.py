@@ -136,7 +136,8 @@ class Service:
         history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
         ``stages`` (request-time rules) after the model's own."""
         served = self.served_id(user_id)
-        known = served != ERASED and self.model.users_.position(served) >= 0
+        position = -1 if served == ERASED else self.model.users_.position(served)
+        known = position >= 0 and bool(self.model.warm_users_[position])  # trained on the user's own events
         if not known:
             self.metrics.fallbacks.inc()
         key = (served, k, explain, context_key(context))
