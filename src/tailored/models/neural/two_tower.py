@@ -19,8 +19,8 @@ MovieLens 100K training data (``tailored benchmark movielens-100k --validation``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
