@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import scipy.sparse
 
 from tailored.data.dataset import Dataset
-from tailored.errors import ConfigError, NotFittedError
+from tailored.errors import ConfigError, IncompatibleModelError, NotFittedError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
 from tailored.models.base import Scorer, hyperparameters, scorer_class
@@ -283,3 +284,12 @@ def test_session_prior_moves_a_session_from_the_models_fold_in_to_the_fallback(p
     assert lists[2.0] not in (lists[0.0], lists[1e6])
     with pytest.raises(ConfigError, match="session_prior"):
         Recommender(create_scorer("ease"), session_prior=-1.0).fit(dataset)
+
+
+def test_a_model_directory_whose_state_does_not_fit_its_algorithm_fails_at_load(fitted, tmp_path) -> None:
+    save_model(fitted("ease"), tmp_path / "model")
+    manifest_path = tmp_path / "model" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"algorithm": "als", "params": {}}))
+    with pytest.raises(IncompatibleModelError, match="does not fit algorithm 'als'.*another algorithm"):
+        load_model(tmp_path / "model")

@@ -23,7 +23,7 @@ from tailored import __version__
 from tailored.config import json_safe
 from tailored.data.idmap import IdMap
 from tailored.data.io import staged_directory
-from tailored.errors import IncompatibleModelError
+from tailored.errors import IncompatibleModelError, NotFittedError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
 from tailored.pipeline import Recommender
 from tailored.rank.base import create_stage
@@ -161,7 +161,21 @@ def load_model(directory: str | Path) -> Recommender:
             else:
                 state[name] = arrays[key]
         restore_state(owner, state)
+    _check_state(recommender, directory, manifest["algorithm"])
     return recommender
+
+
+def _check_state(recommender: Recommender, directory: str | Path, algorithm: str) -> None:
+    """One user's scores, so that a directory whose saved state does not fit its algorithm (an edited manifest,
+    another algorithm's arrays) fails at load, saying so, rather than at the first request."""
+    try:
+        recommender.scorer.score(np.zeros(1, np.int64))
+    except NotFittedError as error:
+        raise IncompatibleModelError(
+            f"Model in {directory}: its saved state does not fit algorithm {algorithm!r} (a fitted "
+            f"{type(recommender.scorer).__name__} is not there); it was written by another algorithm or version. "
+            "Retrain it with `tailored train`."
+        ) from error
 
 
 def _describe(scorer: Any) -> dict[str, Any]:
