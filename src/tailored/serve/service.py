@@ -37,6 +37,8 @@ STORED_HISTORY = 200
 """How many of an unknown user's latest stored events the service folds in."""
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
+SESSION = "\x00session"
+"""The id of an anonymous session: no client id can hold a control character, so nothing is stored under it."""
 
 
 class Service:
@@ -146,7 +148,7 @@ class Service:
             self.metrics.cache_hits.inc()
             return cached
         attributes = None
-        if served != ERASED and not known:
+        if served != ERASED and not known and user_id != SESSION:
             context = self._with_stored_history(user_id, context)
             stored = self._stored_attributes(user_id)
             if stored:

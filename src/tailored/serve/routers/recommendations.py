@@ -13,12 +13,11 @@ from tailored.config import build_dataclass
 from tailored.rank.context import parse_context
 from tailored.rank.rules import BusinessRules
 from tailored.serve.security import ERRORS, require
+from tailored.serve.service import SESSION
 from tailored.serve.validation import Identifier
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
 NOT_CONTEXT = {"k", "explain"}
-SESSION = "\x00session"
-"""The id of an anonymous session: no client id can hold a control character."""
 
 
 class RecommendationRequest(BaseModel):
