@@ -112,10 +112,11 @@ class LightGCNScorer:
         def loss(module: Any, batch: Any) -> Any:
             user, item, negative = batch
             final = self._propagate(torch, graph, module)
-            user_rows, item_rows, negative_rows = final[user], final[n_users + item], final[n_users + negative]
+            items = torch.cat([item, negative])  # few, index_select gathers: their backward is the costly part
+            user_rows, item_rows, negative_rows = final.index_select(0, torch.cat([user, n_users + items])).split(len(user))
             difference = (user_rows * (item_rows - negative_rows)).sum(dim=1)
-            penalty = (module["user_embedding"][user].square().sum() + module["item_embedding"][item].square().sum()
-                       + module["item_embedding"][negative].square().sum()) / (2 * len(user))
+            penalty = (module["user_embedding"].index_select(0, user).square().sum()
+                       + module["item_embedding"].index_select(0, items).square().sum()) / (2 * len(user))
             return -torch.nn.functional.logsigmoid(difference).mean() + self.reg * penalty
 
         def validate() -> float:
@@ -142,11 +143,13 @@ class LightGCNScorer:
 
 
 def _graph_tensor(torch: Any, matrix: sp.csr_matrix) -> Any:
-    """A symmetric scipy CSR matrix as a torch CSR tensor."""
+    """A symmetric scipy CSR matrix as a torch CSR tensor, with 32-bit indices while they fit (its products with
+    dense matrices run about 1.4 times faster than with 64-bit ones)."""
+    index = np.int32 if matrix.nnz <= np.iinfo(np.int32).max else np.int64
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(index)),
+                                       torch.from_numpy(matrix.indices.astype(index)),
                                        torch.from_numpy(matrix.data), matrix.shape, check_invariants=True)
 
 
