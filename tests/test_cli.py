@@ -598,7 +598,7 @@ BAD_CASES: dict[str, tuple[list[object], list[str], str | None]] = {
     "not_a_model": (["recommend", "--model-dir", "not_a_model", "--all-users", "--output", "r_not_model.csv"],
                     ["not_a_model", "manifest.json", "tailored train"], "r_not_model.csv"),
     "incompatible_model": (["recommend", "--model-dir", "old_model", "--all-users", "--output", "r_old.csv"],
-                           ["old_model", "version 99", "format version 4"], "r_old.csv"),
+                           ["old_model", "version 99", "format version 5"], "r_old.csv"),
     "empty_data": (["train", "--interactions", "empty.csv", "--algorithm", "ease", "--model-dir", "m_empty"],
                    ["empty.csv", "no interactions"], "m_empty"),
     "spec_unknown_key": (["run", "bad_key.toml"], ["bogus", "valid", "select_by"], "never_key"),

@@ -229,18 +229,20 @@ HISTORY_SCORERS = [name for name in RANKERS
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
-    assert HISTORY_SCORERS == ["als", "ease", "ease-lowpass", "item-knn", "multdae", "multvae", "sasrec", "two-tower"]
+    assert HISTORY_SCORERS == ["als", "ease", "ease-lowpass", "item-knn", "lightgcn", "multdae", "multvae", "sasrec",
+                               "two-tower"]
 
 
 @pytest.mark.parametrize("algorithm", [name for name in HISTORY_SCORERS if name not in ("sasrec", "two-tower")])
 def test_a_training_row_folded_in_scores_like_its_user(algorithm: str, planted, fitted) -> None:
     """``score_rows`` on a training user's own row reproduces ``score`` (ALS: the closed-form user step, close to
-    the trained factors, so the same top items)."""
+    the trained factors; LightGCN: all but the user's own layer 0; so the same top items)."""
     scorer = fitted(algorithm).scorer
     users = np.array([0, 45, 90, 150])
-    rows = planted[0].matrix()[users] if algorithm == "als" else scorer.user_items_[users]  # what each was fitted on
+    approximate = algorithm in ("als", "lightgcn")
+    rows = planted[0].matrix()[users] if approximate else scorer.user_items_[users]  # what each was fitted on
     folded, trained = scorer.score_rows(rows), scorer.score(users)
-    if algorithm == "als":
+    if approximate:
         def top(scores: np.ndarray) -> set[tuple[int, int]]:
             best = np.argsort(-np.where(rows.toarray() > 0, -np.inf, scores), axis=1)[:, :10]
             return set(zip(np.repeat(np.arange(len(users)), 10), best.ravel()))

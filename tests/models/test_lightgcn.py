@@ -83,10 +83,26 @@ def test_negatives_are_drawn_uniformly_from_unseen_items() -> None:
 
 def test_scores_are_dot_products_of_the_propagated_embeddings_only(small: Dataset) -> None:
     scorer = LightGCNScorer(**FAST).fit(small)
-    assert set(fitted_state(scorer)) == {"user_factors_", "item_factors_", "epochs_"}
+    assert set(fitted_state(scorer)) == {"user_factors_", "item_factors_", "item_fold_", "epochs_"}
     assert scorer.user_factors_.shape == (small.n_users, 8) and scorer.item_factors_.shape == (small.n_items, 8)
     np.testing.assert_allclose(scorer.score(np.arange(3)), scorer.user_factors_[:3] @ scorer.item_factors_.T, rtol=1e-6)
     assert (scorer.score(np.array([small.n_users])) == 0).all()  # unknown users score zero; the fallback serves them
+
+
+def test_a_history_is_folded_in_as_a_node_without_a_layer_zero(small: Dataset, monkeypatch) -> None:
+    """``score_rows`` of a training user's own row gives its trained embedding less the share of its own layer 0
+    (what a node outside the graph with the same items would get from the propagation)."""
+    captured = []
+    layers_of = LightGCNScorer._layers
+    monkeypatch.setattr(LightGCNScorer, "_layers", lambda *args: captured.append(layers_of(*args)) or captured[-1])
+    scorer = LightGCNScorer(**FAST, layers=3).fit(small)
+    own_layer_zero = captured[-1][0].detach().numpy()[: small.n_users]
+    users = np.array([0, 7, 19])
+    expected = (scorer.user_factors_[users] - own_layer_zero[users] / 4) @ scorer.item_factors_.T
+    rows = small.matrix()[users] * 5.0  # any value is one edge
+    np.testing.assert_allclose(scorer.score_rows(rows), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scorer.score_rows(rows, np.array([4, 2])), expected[:, [4, 2]], rtol=1e-4, atol=1e-6)
+    assert (scorer.score_rows(sp.csr_matrix((1, small.n_items))) == 0).all()  # an empty history has no vector
 
 
 def test_fixed_epochs_without_a_holdout_and_a_retraining_on_everything_with_one(small: Dataset) -> None:

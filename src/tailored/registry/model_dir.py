@@ -29,7 +29,7 @@ from tailored.pipeline import Recommender
 from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "implicit")

@@ -7,7 +7,10 @@ loss ``-ln sigma(x_ui - x_uj)`` over (user, seen item i, sampled unseen item j) 
 ``reg / 2 (|e_u^(0)|^2 + |e_i^(0)|^2 + |e_j^(0)|^2)`` per triple, with Adam. Training stops early on Recall@20 of a
 holdout carved from the training interactions (whose edges are left out of the graph meanwhile); the embeddings are
 then trained again from scratch on all training interactions for the best number of epochs, propagated over the whole
-training graph and kept as ``user_factors_`` / ``item_factors_``. Defaults: ``factors=64``, ``layers=4``, Adam at 0.02
+training graph and kept as ``user_factors_`` / ``item_factors_``. A user outside the graph (a new user, a session) is
+folded in by the same propagation rule (``score_rows``): with items ``h``, its layers are
+``e_u^(k+1) = sum_{i in h} e_i^(k) / sqrt(|h| d_i)`` and it has no layer 0 of its own, so
+``e_u = sum_{i in h} f_i / sqrt(|h|)`` with ``f_i = sum_{k<K} e_i^(k) / ((K + 1) sqrt(d_i))`` (``item_fold_``). Defaults: ``factors=64``, ``layers=4``, Adam at 0.02
 on batches of 4096 triples, ``reg=1e-3``, ``patience=20``, chosen on validation splits carved from MovieLens 100K
 training data (``tailored benchmark movielens-100k --validation``), never on test data.
 """
@@ -79,10 +82,14 @@ class LightGCNScorer:
                 epochs = max(log.best_epoch, 1)
         module, log = self._train(torch, matrix, None, epochs)
         with torch.no_grad():
-            final = self._propagate(torch, _graph_tensor(torch, normalized_adjacency(matrix)), module).numpy()
+            layers = self._layers(torch, _graph_tensor(torch, normalized_adjacency(matrix)), module)
+        final = (sum(layers) / (self.layers + 1)).numpy()
         n_users = matrix.shape[0]
         self.user_factors_ = np.ascontiguousarray(final[:n_users], np.float32)
         self.item_factors_ = np.ascontiguousarray(final[n_users:], np.float32)
+        inverse_root = 1.0 / np.sqrt(np.maximum(matrix.getnnz(axis=0), 1))
+        below_top = sum(layers[:-1]).numpy()[n_users:]
+        self.item_fold_ = np.ascontiguousarray(below_top * (inverse_root / (self.layers + 1))[:, None], np.float32)
         self.epochs_ = log.epochs
         return self
 
@@ -129,17 +136,29 @@ class LightGCNScorer:
 
     def _propagate(self, torch: Any, graph: Any, module: Any) -> Any:
         """Mean of the layer-0 embeddings and their ``layers`` propagations over ``graph``."""
+        return sum(self._layers(torch, graph, module)) / (self.layers + 1)
+
+    def _layers(self, torch: Any, graph: Any, module: Any) -> list[Any]:
+        """The layer-0 embeddings (users first) and their ``layers`` successive propagations over ``graph``."""
         matmul = _symmetric_matmul(torch)
-        layer = torch.cat([module["user_embedding"], module["item_embedding"]])
-        total = layer
+        layers = [torch.cat([module["user_embedding"], module["item_embedding"]])]
         for _ in range(self.layers):
-            layer = matmul(graph, layer)
-            total = total + layer
-        return total / (self.layers + 1)
+            layers.append(matmul(graph, layers[-1]))
+        return layers
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "user_factors_")
         return factor_scores(self.user_factors_, self.item_factors_, users, items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items), folded into the trained graph without retraining:
+        ``e_u = sum_{i in h} f_i / sqrt(|h|)`` (the propagation of a node without a layer 0 of its own)."""
+        check_fitted(self, "item_fold_")
+        binary = sp.csr_matrix(rows, dtype=np.float32)
+        binary.data = (binary.data != 0).astype(np.float32)
+        binary.eliminate_zeros()
+        users = sp.diags(1.0 / np.sqrt(np.maximum(binary.getnnz(axis=1), 1))) @ (binary @ self.item_fold_)
+        return np.asarray(users, np.float32) @ (self.item_factors_ if items is None else self.item_factors_[items]).T
 
 
 def _graph_tensor(torch: Any, matrix: sp.csr_matrix) -> Any:
