@@ -257,7 +257,7 @@ class Recommender:
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The trained items of the context's ``recent`` list (a session, oldest first) and the scores (1 x trained
         items) of a user known only by them: the scorer's -- a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, item-kNN, ALS, LightGCN, the autoencoders) their set -- standardised, plus
+        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, the autoencoders) their set -- standardised, plus
         ``session_prior`` times the fallback's, standardised (a few items say little: the prior steadies them).
         None without such items or when the scorer can score only its training users."""
         if context is None or not context.recent_items():

@@ -89,6 +89,31 @@ def test_user_knn_uses_at_most_neighbors_users(dataset: Dataset) -> None:
     assert scorer.score(np.array([-1, 10_000])).sum() == 0
 
 
+def test_user_knn_folds_in_a_new_history_against_the_training_users(dataset: Dataset) -> None:
+    """A new row is weighted by the training users' BM25 statistics, compared with every training user by the
+    asymmetric cosine, and scored by its ``neighbors`` nearest users' rows (a reference computed densely)."""
+    params = {"neighbors": 7, "alpha": 0.3, "shrink": 2.0}
+    scorer = create_scorer("user-knn", params).fit(dataset)
+    training = dataset.matrix().toarray()
+    new = np.zeros((2, dataset.n_items))
+    new[0, dataset.items.index(np.array(["i1", "i4", "i7"]))] = 1.0
+    new[1, dataset.items.index(np.array(["i31", "i40"]))] = [1.0, 3.0]
+    n_users = len(training)
+    idf = np.log(n_users) - np.log1p((training != 0).sum(axis=0))
+    def bm25(rows: np.ndarray) -> np.ndarray:
+        norm = 0.25 + 0.75 * rows.sum(axis=1, keepdims=True) / training.sum(axis=1).mean()
+        return np.where(rows != 0, rows * 2.2 / (1.2 * norm + rows) * np.clip(idf, 0, None), 0.0)
+    users, queries = bm25(training), bm25(new)
+    norms, query_norms = np.linalg.norm(users, axis=1), np.linalg.norm(queries, axis=1)
+    cosine = users @ queries.T / (norms[:, None] ** 1.4 * query_norms[None, :] ** 0.6 + 2.0)
+    expected = np.zeros_like(new)
+    for column in range(2):
+        nearest = np.argsort(-cosine[:, column], kind="stable")[:7]
+        expected[column] = cosine[nearest, column] @ training[nearest]
+    np.testing.assert_allclose(scorer.score_rows(sp.csr_matrix(new)), expected, rtol=1e-6)
+    assert expected[1, 30:].sum() > 0 and expected[0, :30].sum() > expected[0, 30:].sum()  # each near its own group
+
+
 def test_content_scores_a_cold_item_with_attributes() -> None:
     frame = pd.DataFrame({"user_id": [1, 1, 2], "item_id": ["a", "b", "c"], "value": 1.0})
     items = pd.DataFrame(

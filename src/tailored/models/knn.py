@@ -33,19 +33,30 @@ Weighting = Literal["none", "bm25", "tfidf"]
 BLOCK = 512
 
 
-def reweight(documents: sp.csr_matrix, weighting: Weighting, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-    """TF-IDF / BM25 weights of a documents x terms matrix (a term used by many documents counts less)."""
+def term_statistics(documents: sp.csr_matrix) -> tuple[np.ndarray, float]:
+    """Each term's inverse document frequency and the mean document length: what TF-IDF and BM25 weigh by."""
+    coo = sp.coo_matrix(documents)
+    document_frequency = np.bincount(coo.col, minlength=documents.shape[1])
+    lengths = np.bincount(coo.row, weights=coo.data, minlength=documents.shape[0])
+    return np.log(documents.shape[0]) - np.log1p(document_frequency), float(lengths.mean())
+
+
+def reweight(
+    documents: sp.csr_matrix, weighting: Weighting, statistics: tuple[np.ndarray, float] | None = None,
+    k1: float = 1.2, b: float = 0.75,
+) -> sp.csr_matrix:
+    """TF-IDF / BM25 weights of a documents x terms matrix (a term used by many documents counts less), by the
+    documents' own `term_statistics` or by given ones (new documents weighed as the training documents were)."""
     matrix = sp.csr_matrix(documents, dtype=np.float64, copy=True)
     if weighting == "none":
         return matrix
+    idf, mean_length = term_statistics(matrix) if statistics is None else statistics
     coo = matrix.tocoo()
-    document_frequency = np.bincount(coo.col, minlength=matrix.shape[1])
-    idf = np.log(matrix.shape[0]) - np.log1p(document_frequency)
     if weighting == "tfidf":
         coo.data = np.sqrt(coo.data) * idf[coo.col]
     else:
         lengths = np.bincount(coo.row, weights=coo.data, minlength=matrix.shape[0])
-        length_norm = (1.0 - b) + b * lengths / max(lengths.mean(), 1e-12)
+        length_norm = (1.0 - b) + b * lengths / max(mean_length, 1e-12)
         coo.data = coo.data * (k1 + 1.0) / (k1 * length_norm[coo.row] + coo.data) * np.clip(idf, 0.0, None)[coo.col]
     return coo.tocsr()
 
@@ -61,11 +72,12 @@ def prune_columns(block: np.ndarray, k: int) -> sp.csc_matrix:
 
 
 def cosine_block(
-    vectors: sp.csc_matrix, norms: np.ndarray, columns: np.ndarray, alpha: float, shrink: float
+    vectors: sp.csc_matrix, norms: np.ndarray, queries: sp.csc_matrix, query_norms: np.ndarray, alpha: float,
+    shrink: float,
 ) -> np.ndarray:
-    """Dense (asymmetric) cosine between all columns of ``vectors`` and the given ones."""
-    dot = (vectors.T @ vectors[:, columns]).toarray()
-    denominator = np.power(norms, 2 * alpha)[:, None] * np.power(norms[columns], 2 * (1 - alpha))[None, :] + shrink
+    """Dense (asymmetric) cosine between all columns of ``vectors`` (rows) and the columns of ``queries``."""
+    dot = (vectors.T @ queries).toarray()
+    denominator = np.power(norms, 2 * alpha)[:, None] * np.power(query_norms, 2 * (1 - alpha))[None, :] + shrink
     return dot / np.where(denominator > 0, denominator, 1.0)
 
 
@@ -102,7 +114,8 @@ class ItemKNNScorer:
         else:
             vectors = reweight(matrix.T, self.feature_weighting).T.tocsc()
             norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=0)).ravel())
-            blocks = (cosine_block(vectors, norms, c, self.alpha, self.shrink) for c in _column_blocks(matrix.shape[1]))
+            blocks = (cosine_block(vectors, norms, vectors[:, c], norms[c], self.alpha, self.shrink)
+                      for c in _column_blocks(matrix.shape[1]))
         pruned = []
         for start, block in zip(range(0, matrix.shape[1], BLOCK), blocks, strict=True):
             block[start + np.arange(block.shape[1]), np.arange(block.shape[1])] = 0.0
@@ -156,9 +169,10 @@ class UserKNNScorer:
 
     def fit(self, dataset: Dataset) -> Self:
         matrix = dataset.matrix()
+        self.idf_, self.mean_length_ = term_statistics(matrix)
         vectors = reweight(matrix, self.feature_weighting)
         self.user_vectors_ = vectors.T.tocsc()
-        self.norms_ = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        self.norms_ = _row_norms(vectors)
         self.user_items_ = matrix.astype(np.float32)
         return self
 
@@ -167,13 +181,32 @@ class UserKNNScorer:
         users = np.asarray(users, np.int64)
         n_users = self.user_vectors_.shape[1]
         inside = (users >= 0) & (users < n_users)
-        # similarities of each target user (rows) to every user: cosine_block gives neighbours x targets
-        similarity = cosine_block(self.user_vectors_, self.norms_, np.where(inside, users, 0), 1 - self.alpha, self.shrink)
+        targets = np.where(inside, users, 0)
+        # similarities of each target user (columns) to every user (rows)
+        similarity = cosine_block(self.user_vectors_, self.norms_, self.user_vectors_[:, targets], self.norms_[targets],
+                                  1 - self.alpha, self.shrink)
         similarity[users[inside], np.flatnonzero(inside)] = 0.0
         similarity[:, ~inside] = 0.0
+        return self._neighbour_scores(similarity, items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items), a new user or a session, without refitting: the
+        rows are weighted by the training users' term statistics and compared with every training user."""
+        check_fitted(self, "user_vectors_")
+        vectors = reweight(rows, self.feature_weighting, (self.idf_, self.mean_length_))
+        similarity = cosine_block(self.user_vectors_, self.norms_, vectors.T.tocsc(), _row_norms(vectors),
+                                  1 - self.alpha, self.shrink)
+        return self._neighbour_scores(similarity, items)
+
+    def _neighbour_scores(self, similarity: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """Sum of the rows of each target's (columns of ``similarity``) ``neighbors`` most similar users."""
         neighbours = prune_columns(similarity, self.neighbors).T.tocsr()
         user_items = self.user_items_ if items is None else self.user_items_[:, items]
         return (neighbours @ user_items).toarray()
+
+
+def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
 
 
 def _column_blocks(n: int) -> list[np.ndarray]:

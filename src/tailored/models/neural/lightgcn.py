@@ -10,9 +10,11 @@ then trained again from scratch on all training interactions for the best number
 training graph and kept as ``user_factors_`` / ``item_factors_``. A user outside the graph (a new user, a session) is
 folded in by the same propagation rule (``score_rows``): with items ``h``, its layers are
 ``e_u^(k+1) = sum_{i in h} e_i^(k) / sqrt(|h| d_i)`` and it has no layer 0 of its own, so
-``e_u = sum_{i in h} f_i / sqrt(|h|)`` with ``f_i = sum_{k<K} e_i^(k) / ((K + 1) sqrt(d_i))`` (``item_fold_``). Defaults: ``factors=64``, ``layers=4``, Adam at 0.02
-on batches of 4096 triples, ``reg=1e-3``, ``patience=20``, chosen on validation splits carved from MovieLens 100K
-training data (``tailored benchmark movielens-100k --validation``), never on test data.
+``e_u = sum_{i in h} f_i / sqrt(|h|)`` with ``f_i = sum_{k<K} e_i^(k) / ((K + 1) sqrt(d_i))`` (``item_fold_``).
+
+Defaults: ``factors=64``, ``layers=4``, Adam at 0.02 on batches of 4096 triples, ``reg=1e-3``, ``patience=20``,
+chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark movielens-100k
+--validation``), never on test data.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ class LightGCNScorer:
             user, item, negative = batch
             final = self._propagate(torch, graph, module)
             items = torch.cat([item, negative])  # few, index_select gathers: their backward is the costly part
-            user_rows, item_rows, negative_rows = final.index_select(0, torch.cat([user, n_users + items])).split(len(user))
+            rows = final.index_select(0, torch.cat([user, n_users + items]))
+            user_rows, item_rows, negative_rows = rows.split(len(user))
             difference = (user_rows * (item_rows - negative_rows)).sum(dim=1)
             penalty = (module["user_embedding"].index_select(0, user).square().sum()
                        + module["item_embedding"].index_select(0, items).square().sum()) / (2 * len(user))
