@@ -42,15 +42,18 @@ def test_new_users_get_lists_that_depend_on_their_attributes() -> None:
     assert by_user["new-b"] == {f"b{i}" for i in range(5)}
 
 
-def test_unseen_or_missing_attributes_fall_back_to_the_intercept_without_error() -> None:
+def test_an_unseen_or_missing_attribute_counts_as_the_training_users_average() -> None:
     frame, users = two_segments()
-    scorer = DemographicScorer().fit(Dataset.from_frame(frame, users=users))
-    strangers = pd.DataFrame({"user_id": ["x", "y"], "segment": ["zzz", None]})  # unseen value, missing column
-    scores = scorer.score_attributes(strangers)
-    np.testing.assert_allclose(scores[0], scorer.intercept_, rtol=1e-5)
-    np.testing.assert_allclose(scores[1], scorer.intercept_, rtol=1e-5)
-    popular = np.argsort(-scorer.intercept_)[:5]
-    assert {Dataset.from_frame(frame, users=users).items.ids(popular)[0][0]} == {"b"}  # the intercept is popularity
+    dataset = Dataset.from_frame(frame, users=users)
+    scorer = DemographicScorer().fit(dataset)
+    strangers = pd.DataFrame({"user_id": ["x", "y"], "segment": ["zzz", None]})  # unseen value, missing; no gender
+    rate = np.asarray(dataset.matrix(binary=True).mean(axis=0)).ravel()  # each item's share of users: popularity
+    np.testing.assert_allclose(scorer.score_attributes(strangers), np.vstack([rate, rate]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scorer.score(np.array([-1])), rate[None, :], rtol=1e-5, atol=1e-6)  # an unknown user
+    # gender is F for half the training users: "segment a, gender unknown" is the mean of a/F and a/M
+    both = scorer.score_attributes(pd.DataFrame({"segment": ["a", "a", "a"], "gender": ["F", "M", "?"]}))
+    np.testing.assert_allclose(both[2], both[:2].mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(both[2], rate, atol=1e-3)  # the known segment still counts
 
 
 def test_users_known_only_by_attributes_at_training_time_are_scored_from_them() -> None:

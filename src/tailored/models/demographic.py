@@ -2,10 +2,11 @@
 users interact with, in closed form -- the linear attribute-to-preference mapping of Gantner et al. ("Learning
 Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM 2010), here mapping straight to item scores.
 
-With no attribute it reduces to the intercept, the mean interaction rate of each item (popularity); one categorical
-column gives popularity per segment; the crosses (``age_band=25-34&gender=F``) let segments share strength.
-Columns with more than ``max_categories`` values (ids, zip codes, raw ages) are left out; unseen values score as
-unknown (no feature), never as an error. Ridge shrinks a segment of n users towards the global mean by
+An attribute a user lacks (missing, or a value unseen in training) counts as the training users' average for it:
+its column's tokens at their frequencies among the users with history, never an error. So a user with no attribute
+gets each item's mean interaction rate (popularity) exactly; one categorical column gives popularity per segment; the
+crosses (``age_band=25-34&gender=F``) let segments share strength. Columns with more than ``max_categories`` values
+(ids, zip codes, raw ages) are left out. Ridge shrinks a segment of n users towards the global mean by
 ``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6
 training part of MovieLens 100K (seeds 1-20), never on its test users; the variants tried (other targets, kNN
 in attribute space, per-column or hierarchical shrinkage...) are in docs/algorithms/demographic.md.
@@ -60,7 +61,8 @@ def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -
 def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
     """What an attribute-based scorer cannot use in ``attributes`` (rows of new users; an id column is ignored):
     training columns the table lacks, its columns that are not training attributes, and missing or unseen values.
-    Each of these scores as "unknown" (no feature); one sentence per problem, empty when there is none."""
+    Each of these scores as "unknown" (the scorer's own way: `demographic` takes the training users' average, the
+    neural models an "unknown" bucket); one sentence per problem, empty when there is none."""
     columns = [str(name) for name in vocabulary["columns"]]
     given = [str(name) for name in attributes.columns if name != USER_ID]
     if not columns:
@@ -121,11 +123,17 @@ class DemographicScorer:
                 "Algorithm 'demographic' needs user attributes with 2 to "
                 f"{self.max_categories} distinct values (e.g. gender, age_band, segment): pass a users table (--users FILE)."
             )
-        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses)
+        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses).to_numpy(dtype=str)
         self.columns_ = np.asarray(columns, dtype=str)
-        self.vocabulary_ = np.unique(tokens.to_numpy(dtype=str)[tokens.to_numpy(dtype=str) != ""])
-        self.user_features_ = encode(tokens, self.vocabulary_)
+        self.vocabulary_ = np.unique(tokens[tokens != ""])
+        self.token_groups_ = np.zeros(len(self.vocabulary_), np.int64)  # the token's column (or pair of columns)
+        for group, column in enumerate(tokens.T):
+            self.token_groups_[np.searchsorted(self.vocabulary_, np.unique(column[column != ""]))] = group
+        indicators = encode(pd.DataFrame(tokens), self.vocabulary_)
         warm = dataset.user_counts() > 0
+        known = np.asarray((indicators[warm] @ self._groups()).sum(axis=0)).ravel()  # warm users with each group
+        self.token_means_ = np.asarray(indicators[warm].sum(axis=0)).ravel() / np.maximum(known, 1)[self.token_groups_]
+        self.user_features_ = self._imputed(indicators)
         features = sp.hstack([self.user_features_[warm], np.ones((warm.sum(), 1))]).tocsr()
         targets = dataset.matrix(binary=True)[warm]
         gram = (features.T @ features).toarray()
@@ -138,13 +146,26 @@ class DemographicScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "weights_")
-        return self._scores(user_rows(self.user_features_, users), items)
+        return self._scores(self._imputed(user_rows(self.user_features_, users)), items)  # unknown users: the average
 
     def score_attributes(self, attributes: pd.DataFrame, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for users known only by an attribute table (missing columns and unseen values: no feature)."""
+        """Scores for users known only by an attribute table (missing columns and unseen values: the average)."""
         check_fitted(self, "weights_")
         table = attributes.reindex(columns=list(self.columns_))
-        return self._scores(encode(attribute_tokens(table, list(self.columns_), self.crosses), self.vocabulary_), items)
+        indicators = encode(attribute_tokens(table, list(self.columns_), self.crosses), self.vocabulary_)
+        return self._scores(self._imputed(indicators), items)
+
+    def _groups(self) -> sp.csr_matrix:
+        """Tokens x groups (a column, or a pair of columns with ``crosses``) indicator."""
+        n_tokens = len(self.vocabulary_)
+        return sp.csr_matrix((np.ones(n_tokens), (np.arange(n_tokens), self.token_groups_)),
+                             shape=(n_tokens, self.token_groups_.max(initial=-1) + 1))
+
+    def _imputed(self, indicators: sp.csr_matrix) -> sp.csr_matrix:
+        """Each row's token indicators, a group without a known token filled with its tokens' mean frequencies."""
+        groups = self._groups()
+        missing = sp.csr_matrix((indicators @ groups).toarray() == 0, dtype=np.float64)
+        return sp.csr_matrix(indicators + missing @ sp.csr_matrix(groups.T.multiply(self.token_means_[None, :])))
 
     def _scores(self, features: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         weights = self.weights_ if items is None else self.weights_[:, items]
