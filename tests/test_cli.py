@@ -555,14 +555,17 @@ def test_benchmark_movielens_p1_p2(ml100k_dir: Path, work: Path, started: dict[s
     assert "P1 (test)" in result.stdout and "P2 (test)" in result.stdout
     table = pd.read_csv(work / "bench.csv")
     assert set(table["algorithm"]) == {"popularity", "ease"}
-    assert set(table["protocol"]) == {"P1", "P2", "items", "sessions"}
+    assert set(table["protocol"]) == {"P1", "P2", "items", "sessions", "sessions+attributes"}
     p1 = table[(table["protocol"] == "P1") & (table["algorithm"] == "ease")].iloc[0]
     assert p1["ndcg@10"] == pytest.approx(0.4527, abs=5e-5)
     assert "0.4527" in result.stdout
     cold = table[(table["protocol"] == "items") & (table["algorithm"] == "ease")].iloc[0]
     assert cold["ratio"] == pytest.approx(3.902, abs=5e-3)  # new items ranked through the item model
     sessions = table[table["protocol"] == "sessions"].set_index("algorithm")["ndcg@10"]
-    assert sessions["ease"] > sessions["popularity"] + 0.02, sessions  # the first 5 events folded in beat popularity
+    assert sessions["popularity"] == pytest.approx(0.4529, abs=5e-5)  # the fallback, the session's 5 items left out
+    assert sessions["ease"] == pytest.approx(0.4426, abs=5e-5)  # folded in, blended with popularity
+    described = table[table["protocol"] == "sessions+attributes"].set_index("algorithm")["ndcg@10"]
+    assert described["ease"] > sessions["ease"] + 0.005, (described, sessions)  # the attributes steady the session
 
 
 def test_benchmark_p1_split_is_the_shared_one(ml100k_dir: Path, ml100k_splits_dir: Path) -> None:
@@ -575,6 +578,18 @@ def test_benchmark_p1_split_is_the_shared_one(ml100k_dir: Path, ml100k_splits_di
         shared = pd.read_csv(ml100k_splits_dir / f"P1.{part}.csv", dtype=str)
         ours = frame[key].astype(str)
         assert sorted(map(tuple, ours.to_numpy())) == sorted(map(tuple, shared[key].to_numpy())), part
+
+
+def test_a_benchmark_session_is_the_users_first_events_or_a_seeded_random_draw_of_them() -> None:
+    from tailored.benchmark import SESSION_LENGTH, session_rows
+
+    rows = pd.DataFrame({"user_id": ["a"] * 40 + ["b"] * 3, "timestamp": list(range(40)) + [0, 1, 2]})
+    first = session_rows(rows, random_draw=False)
+    assert first.tolist() == [True] * SESSION_LENGTH + [False] * (40 - SESSION_LENGTH) + [True] * 3
+    drawn = session_rows(rows, random_draw=True)
+    assert drawn[:40].sum() == SESSION_LENGTH and drawn[40:].all()  # a user with fewer events gives them all
+    assert not drawn[:SESSION_LENGTH].all()  # not the first ones
+    assert (session_rows(rows, random_draw=True) == drawn).all()  # seeded
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------

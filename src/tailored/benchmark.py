@@ -9,7 +9,9 @@
 - sessions: new users known by their first events only. The P6 users (20%, seed 42) and all their rows are removed
   from training; each comes back with their first ``SESSION_LENGTH`` interactions (by time) as the request's
   ``recent`` items and is judged on the rest, full ranking of the training items; NDCG@10 and HR@10. Scorers that
-  fold in a history rank from the session, the others give their cold-start fallback.
+  fold in a history rank from the session, the others give their cold-start fallback. ``sessions+attributes``: the
+  same, with the users' age band, gender and occupation known (a users table at training, each new user's row at
+  recommend time), so that the session is blended with the user's attribute scores instead of popularity.
 The P1/P2 splits are cut from ``u.data`` by our splitters, which reproduce the shared benchmark files exactly.
 With ``validation=True`` every protocol is applied again inside its own training part (what defaults and
 presets are chosen on); otherwise the test parts are scored, for reporting only.
@@ -18,7 +20,7 @@ presets are chosen on); otherwise the test parts are scored, for reporting only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 FOLDS = (1, 2, 3, 4, 5)
 SESSION_LENGTH = 5
+USER_ATTRIBUTES = ("age_band", "gender", "occupation")  # what P6 recommends cold users from
 
 Row = dict[str, Any]
 
@@ -88,26 +91,41 @@ def cold_items(algorithm: str, data_dir: Path, validation: bool) -> Row:
             "epochs": getattr(recommender.scorer, "epochs_", None)}
 
 
-def cold_sessions(algorithm: str, data_dir: Path, validation: bool) -> Row:
+def cold_sessions(algorithm: str, data_dir: Path, validation: bool, attributes: bool = False,
+                  params: Mapping[str, Any] | None = None, random_draw: bool = False) -> Row:
     """New users recommended from their first ``SESSION_LENGTH`` events (validation: cold users carved from the
-    training users, seed 1)."""
+    training users, seed 1), and from their attributes too with ``attributes``. ``random_draw``: ``SESSION_LENGTH``
+    of each user's events drawn at random (seed 0, kept in time order) instead of the first ones."""
     movielens = load_movielens(data_dir, "100k")
-    positives = Dataset.from_frame(movielens.ratings.assign(**{VALUE: 1.0}), items=movielens.items)
+    users = movielens.users[[USER_ID, *USER_ATTRIBUTES]] if attributes else None
+    positives = Dataset.from_frame(movielens.ratings.assign(**{VALUE: 1.0}), items=movielens.items, users=users)
     split = split_cold_users(positives, 0.2, seed=42)
     if validation:
         split = split_cold_users(split.train.subset(split.train.user_counts()[split.train.user_index] > 0), 0.2, seed=1)
     rows = split.test.to_frame().sort_values([USER_ID, TIMESTAMP, ITEM_ID], kind="stable")
-    first = (rows.groupby(USER_ID).cumcount() < SESSION_LENGTH).to_numpy()
+    first = session_rows(rows, random_draw)
     sessions = rows[first].groupby(USER_ID, sort=False)[ITEM_ID].agg(lambda items: "|".join(map(str, items)))
     start = time.perf_counter()
-    recommender = build_recommender(algorithm, {}).fit(split.train)
+    recommender = build_recommender(algorithm, params).fit(split.train)
     view = recommender.restricted_to(split.train.items.ids(np.flatnonzero(split.train.item_counts() > 0)))
-    lists = pd.concat([view.recommend([user], 10, context=Context(attributes={"recent": session}))
+    described = users.set_index(USER_ID) if users is not None else None
+    lists = pd.concat([view.recommend([user], 10, context=Context(attributes={"recent": session}),
+                                      attributes=None if described is None else described.loc[[user]].reset_index())
                        for user, session in sessions.items()], ignore_index=True)
     report = evaluate_lists(lists, rows[~first], split.train.to_frame(), ["ndcg@10", "hr@10"])
-    return {"protocol": "sessions", "algorithm": algorithm, "params": {}, "ndcg@10": report.value("ndcg@10"),
+    protocol = ("sessions+attributes" if attributes else "sessions") + (" (random draw)" if random_draw else "")
+    return {"protocol": protocol, "algorithm": algorithm, "params": dict(params or {}), "ndcg@10": report.value("ndcg@10"),
             "hr@10": report.value("hr@10"), "seconds": time.perf_counter() - start,
             "epochs": getattr(recommender.scorer, "epochs_", None)}
+
+
+def session_rows(rows: pd.DataFrame, random_draw: bool) -> np.ndarray:
+    """Which of ``rows`` (sorted by user, then time) make each user's session: their first ``SESSION_LENGTH``, or
+    with ``random_draw`` as many drawn at random (seed 0)."""
+    order = np.random.default_rng(0).permutation(len(rows)) if random_draw else np.arange(len(rows))
+    chosen = np.empty(len(rows), bool)
+    chosen[order] = rows.iloc[order].groupby(USER_ID).cumcount().to_numpy() < SESSION_LENGTH
+    return chosen
 
 
 def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
@@ -158,9 +176,10 @@ def movielens_100k(
     for name in (n for n in names if not scorer_class(n).explicit):
         rows.append(cold_items(name, data_dir, validation))
         on_row(rows[-1])
-    for name in (n for n in names if not scorer_class(n).explicit):
-        rows.append(cold_sessions(name, data_dir, validation))
-        on_row(rows[-1])
+    for attributes in (False, True):
+        for name in (n for n in names if not scorer_class(n).explicit):
+            rows.append(cold_sessions(name, data_dir, validation, attributes))
+            on_row(rows[-1])
     for name in (n for n in names if scorer_class(n).explicit):
         rows.append(rate(name, data_dir, validation))
         on_row(rows[-1])

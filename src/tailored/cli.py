@@ -603,7 +603,8 @@ def benchmark(
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")] = None,
 ) -> None:
     """movielens-100k: every algorithm on the MovieLens protocols P1 (NDCG@10), P2 (HR@10), item cold start
-    (Recall@20 vs random), new users' first 5 events as a session (NDCG@10) and P3 (RMSE), with fit times and epochs. movielens-100k-reranking: the diversity and
+    (Recall@20 vs random), new users' first 5 events as a session, alone and with the users' attributes (NDCG@10)
+    and P3 (RMSE), with fit times and epochs. movielens-100k-reranking: the diversity and
     exposure stages' accuracy/coverage trade-off on P1 and their overhead per user (first --algorithm, default ease)."""
     import time
 

@@ -226,8 +226,9 @@ class Recommender:
         from_session = without_history if session is not None else np.zeros(len(user_ids), bool)
         described = np.zeros(len(user_ids), bool)
         from_attributes = self.scorer if hasattr(self.scorer, "score_attributes") else self.fallback_
-        if attributes is not None and hasattr(from_attributes, "score_attributes"):
-            described = (indices < 0) & ~from_session & np.isin(user_ids, attributes[USER_ID].to_numpy())
+        table = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID) if attributes is not None else None
+        if table is not None and hasattr(from_attributes, "score_attributes"):
+            described = (indices < 0) & ~from_session & np.isin(user_ids, table.index)
         frames = []
         plain = user_ids[~(from_session | described)]
         for start, (block, *ranked) in zip(range(0, len(plain), self.batch_size),
@@ -235,10 +236,10 @@ class Recommender:
                                                                   explain, tally)):
             frames.append(self._tidy(plain[start : start + len(block)], *ranked))
         for block in self._blocks(user_ids[from_session]):
-            items, session_scores = session  # type: ignore[misc]
-            scores = np.repeat(session_scores, len(block), axis=0)
-            frames.append(self._new_users(block, scores, None, items, context, n, explain, tally))
-        table = attributes.drop_duplicates(USER_ID, keep="last").set_index(USER_ID) if described.any() else None
+            items, session_scores, masked = session  # type: ignore[misc]
+            prior = standardised(self._prior(block, table), masked)
+            scores = prior if session_scores is None else session_scores + self.session_prior * prior
+            frames.append(self._new_users(block, scores.astype(np.float32), None, items, context, n, explain, tally))
         for block in self._blocks(user_ids[described]):
             rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
             scores = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
@@ -246,7 +247,7 @@ class Recommender:
         if not frames:
             return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
         frame = pd.concat(frames, ignore_index=True)
-        if described.any():
+        if (from_session | described).any():  # back to the given order of users
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
         return frame
@@ -254,12 +255,13 @@ class Recommender:
     def _blocks(self, ids: np.ndarray) -> Iterator[np.ndarray]:
         return (ids[start : start + self.batch_size] for start in range(0, len(ids), self.batch_size))
 
-    def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """The trained items of the context's ``recent`` list (a session, oldest first) and the scores (1 x trained
-        items) of a user known only by them: the scorer's -- a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, the autoencoders) their set -- standardised, plus
-        ``session_prior`` times the fallback's, standardised (a few items say little: the prior steadies them).
-        None without such items or when the scorer can score only its training users."""
+    def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+        """The trained items of the context's ``recent`` list (a session, oldest first), the scores (1 x trained
+        items) of a user known only by them -- the scorer's: a sequence model (``score_sessions``) reads their order,
+        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, the autoencoders) their set; None for the other
+        scorers -- standardised, and the items they are standardised over (masked: the session's and the untrained
+        ones). ``recommend`` adds ``session_prior`` times the standardised `_prior` (a few items say little: the prior
+        steadies them), and leaves the session's items out of the list. None without such items."""
         if context is None or not context.recent_items():
             return None
         items = self.catalogue.index(context.recent_items())
@@ -273,13 +275,25 @@ class Recommender:
             row = sp.csr_matrix((np.ones(len(unique), np.float32), (np.zeros(len(unique), np.int64), unique)),
                                 shape=(1, self._n_trained_items))
             scores = self.scorer.score_rows(row)  # type: ignore[attr-defined]
-        else:
-            return None
+        else:  # a scorer that cannot fold in a history: the prior alone ranks, the session's items still left out
+            scores = None
         masked = ~self.warm_items_[None, : self._n_trained_items].copy()
         masked[:, items] = True
-        prior = self.fallback_.score(np.array([-1]))
-        blended = standardised(np.asarray(scores, np.float64), masked) + self.session_prior * standardised(prior, masked)
-        return items, blended.astype(np.float32)
+        return items, None if scores is None else standardised(np.asarray(scores, np.float64), masked), masked
+
+    def _prior(self, user_ids: np.ndarray, table: pd.DataFrame | None) -> np.ndarray:
+        """What a session is blended with, per user (rows) over the trained items: the fallback's scores, from the
+        attributes of the users that ``table`` (indexed by user id) describes when it scores attributes (the
+        `demographic` model; the scorer's own attribute path, as ncf's or two-tower's, made a worse prior on
+        validation), for an anonymous visitor otherwise."""
+        prior = np.repeat(self.fallback_.score(np.array([-1])), len(user_ids), axis=0).astype(np.float64)
+        if table is None or not hasattr(self.fallback_, "score_attributes"):
+            return prior
+        described = np.isin(user_ids, table.index)
+        if described.any():
+            rows = table.loc[user_ids[described]].reset_index(drop=True)
+            prior[described] = self.fallback_.score_attributes(rows)  # type: ignore[attr-defined]
+        return prior
 
     def _new_users(self, user_ids: np.ndarray, trained_scores: np.ndarray, user_attributes: pd.DataFrame | None,
                    session_items: np.ndarray, context: Context | None, n: int, explain: bool, tally: dict[str, Any]

@@ -267,8 +267,25 @@ def test_an_anonymous_session_is_scored_from_its_items(algorithm: str, fitted) -
         assert not set(session) & set(lists[group])
         assert [categories[i] for i in lists[group]].count(f"group{group}") >= 3, (algorithm, lists[group])  # 12.5% at random
     assert lists[1] != lists[2]
-    known = recommender.recommend(["u0"], n=5, context=parse_context(["recent=i20|i23"]))
+    mixed = recommender.recommend(["visitor", "u0"], n=5, context=parse_context(["recent=i20|i23"]))
+    assert mixed["user_id"].tolist() == ["visitor"] * 5 + ["u0"] * 5  # the users in the given order
+    known = mixed[mixed["user_id"] == "u0"]
     assert known["item_id"].tolist() == recommender.recommend(["u0"], n=5)["item_id"].tolist()  # trained users keep theirs
+
+
+@pytest.mark.parametrize("algorithm", ["popularity", "bpr"])
+def test_a_session_on_a_scorer_that_cannot_fold_it_in_still_leaves_its_items_out(algorithm: str, planted) -> None:
+    """The fallback's best items, whatever ``session_prior``, without the items the visitor has just seen."""
+    dataset = planted[0]
+    for prior in (0.0, 2.0):
+        recommender = Recommender(create_scorer(algorithm), session_prior=prior).fit(dataset)
+        fallback = recommender.fallback_.score(np.array([-1]))[0]
+        session = dataset.items.ids(np.argsort(-fallback, kind="stable")[[0, 1, 5]]).tolist()
+        lists = recommender.recommend(["visitor"], n=9, context=parse_context(["recent=" + "|".join(session)]))
+        listed = dataset.items.index(lists["item_id"].to_numpy())
+        assert len(listed) == 9 and not set(session) & set(lists["item_id"])
+        others = np.setdiff1d(np.arange(dataset.n_items), np.concatenate([listed, dataset.items.index(np.array(session))]))
+        assert (np.diff(fallback[listed]) <= 1e-6).all() and fallback[listed].min() >= fallback[others].max() - 1e-6
 
 
 def test_session_prior_moves_a_session_from_the_models_fold_in_to_the_fallback(planted) -> None:

@@ -13,6 +13,7 @@ from tailored.models import create_scorer
 from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary
 from tailored.models.popularity import PopularityScorer
 from tailored.pipeline import Recommender
+from tailored.rank.context import parse_context
 from tailored.registry.model_dir import load_model, save_model
 from tests.test_cli import cli, flat, ok
 
@@ -54,6 +55,19 @@ def test_an_unseen_or_missing_attribute_counts_as_the_training_users_average() -
     both = scorer.score_attributes(pd.DataFrame({"segment": ["a", "a", "a"], "gender": ["F", "M", "?"]}))
     np.testing.assert_allclose(both[2], both[:2].mean(axis=0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(both[2], rate, atol=1e-3)  # the known segment still counts
+
+
+def test_a_session_is_steadied_by_its_users_attributes_when_they_are_known() -> None:
+    """A new user with a session and attributes: the session's scores blended with their attribute scores, not
+    with the anonymous visitor's (popularity)."""
+    frame, users = two_segments()
+    recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(frame, users=users))
+    context = parse_context(["recent=a0|b0"])  # one item of each segment: the session alone cannot tell
+    newcomers = pd.DataFrame({"user_id": ["new-a", "new-b"], "segment": ["a", "b"], "gender": ["F", "F"]})
+    lists = recommender.recommend(["new-a", "new-b", "visitor"], n=4, attributes=newcomers, context=context)
+    by_user = lists.groupby("user_id")["item_id"].apply(set)
+    assert by_user["new-a"] == {"a1", "a2", "a3", "a4"}
+    assert by_user["new-b"] == by_user["visitor"] == {"b1", "b2", "b3", "b4"}  # segment b is the popular one
 
 
 def test_users_known_only_by_attributes_at_training_time_are_scored_from_them() -> None:
