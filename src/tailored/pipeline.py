@@ -239,7 +239,8 @@ class Recommender:
             items, session_scores, masked = session  # type: ignore[misc]
             prior = standardised(self._prior(block, table), masked)
             scores = prior if session_scores is None else session_scores + self.session_prior * prior
-            frames.append(self._new_users(block, scores.astype(np.float32), None, items, context, n, explain, tally))
+            rows = None if table is None or not np.isin(block, table.index).any() else table.reindex(block).reset_index(drop=True)
+            frames.append(self._new_users(block, scores.astype(np.float32), rows, items, context, n, explain, tally))
         for block in self._blocks(user_ids[described]):
             rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
             scores = from_attributes.score_attributes(rows)  # type: ignore[attr-defined]
@@ -258,7 +259,7 @@ class Recommender:
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
         """The trained items of the context's ``recent`` list (a session, oldest first), the scores (1 x trained
         items) of a user known only by them -- the scorer's: a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, the autoencoders) their set; None for the other
+        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, content-ridge, the autoencoders) their set; None for the other
         scorers -- standardised, and the items they are standardised over (masked: the session's and the untrained
         ones). ``recommend`` adds ``session_prior`` times the standardised `_prior` (a few items say little: the prior
         steadies them), and leaves the session's items out of the list. None without such items."""
@@ -271,10 +272,7 @@ class Recommender:
         if hasattr(self.scorer, "score_sessions"):
             scores = self.scorer.score_sessions([items.tolist()])  # type: ignore[attr-defined]
         elif hasattr(self.scorer, "score_rows"):
-            unique = np.unique(items)
-            row = sp.csr_matrix((np.ones(len(unique), np.float32), (np.zeros(len(unique), np.int64), unique)),
-                                shape=(1, self._n_trained_items))
-            scores = self.scorer.score_rows(row)  # type: ignore[attr-defined]
+            scores = self.scorer.score_rows(history_rows(items, 1, self._n_trained_items))  # type: ignore[attr-defined]
         else:  # a scorer that cannot fold in a history: the prior alone ranks, the session's items still left out
             scores = None
         masked = ~self.warm_items_[None, : self._n_trained_items].copy()
@@ -303,7 +301,8 @@ class Recommender:
         scores = np.empty((len(user_ids), self.seen_.shape[1]), np.float32)
         scores[:, : self._n_trained_items] = trained_scores
         unknown, cold = np.full(len(user_ids), -1), np.zeros(len(user_ids), bool)
-        scores = self._score_cold_items(unknown, cold, scores, user_attributes)
+        history = history_rows(session_items, len(user_ids), self._n_trained_items) if len(session_items) else None
+        scores = self._score_cold_items(unknown, cold, scores, user_attributes, history)
         request = self._request(unknown, cold, scores, context, tally)
         if self.exclude_seen:
             scores[:, session_items] = -np.inf
@@ -417,26 +416,46 @@ class Recommender:
         return self.seen_.shape[1] - (0 if self.new_items_ is None else len(self.new_items_))
 
     def _score_cold_items(self, users: np.ndarray, warm: np.ndarray, scores: np.ndarray,
-                          user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+                          user_attributes: pd.DataFrame | None = None, history: sp.csr_matrix | None = None
+                          ) -> np.ndarray:
         """Fill the columns of items known only by their attributes (trained scores of the others are kept);
-        ``user_attributes`` describe the (new) users of the rows when given."""
+        ``user_attributes`` describe the (new) users of the rows when given, ``history`` (rows over the trained
+        items) their session, which the item model folds in."""
         n_trained = self._n_trained_items
         new = slice(n_trained, scores.shape[1])
+        interacted = np.flatnonzero(self.warm_items_)
         if self.new_items_ is not None and hasattr(self.scorer, "score_new_items"):
-            scores[:, new] = self.scorer.score_new_items(users, self.new_items_, user_attributes)  # type: ignore[attr-defined]
+            if history is not None and hasattr(self.scorer, "score_new_rows"):  # the scorer folds the session in
+                source = self._session_scores(self.scorer, history)
+                scores[:, new] = calibrated(scores[:, interacted], source[:, interacted], source[:, new])
+            else:
+                scores[:, new] = self.scorer.score_new_items(users, self.new_items_, user_attributes)  # type: ignore[attr-defined]
         if self.item_model_ is None:
             return scores
         targets = np.concatenate([np.flatnonzero(self.candidate_items_[:n_trained] & ~self.warm_items_),
                                   np.arange(n_trained, scores.shape[1])])
         if len(targets) == 0:
             return scores
-        interacted = np.flatnonzero(self.warm_items_)
-        model_users = np.where(warm, users, -1)
-        source = self.item_model_.score(model_users)
-        if self.new_items_ is not None:
-            source = np.hstack([source, self.item_model_.score_new_items(model_users, self.new_items_)])
+        if history is None:
+            source = self._rows_scores(self.item_model_, user_rows(self.item_model_.user_items_, np.where(warm, users, -1)))
+        else:
+            source = self._session_scores(self.item_model_, history)
         scores[:, targets] = calibrated(scores[:, interacted], source[:, interacted], source[:, targets])
         return scores
+
+    def _rows_scores(self, model: Any, rows: sp.csr_matrix) -> np.ndarray:
+        """A history model's scores of interaction rows over the trained items, then the new ones."""
+        scores = model.score_rows(rows)
+        return scores if self.new_items_ is None else np.hstack([scores, model.score_new_rows(rows, self.new_items_)])
+
+    def _session_scores(self, model: Any, history: sp.csr_matrix) -> np.ndarray:
+        """``model``'s scores of a session's rows blended with its scores of a user without history (the average
+        taste) as the session's scores of the trained items are with the prior: both standardised, the latter
+        weighted by ``session_prior``."""
+        session = self._rows_scores(model, history)
+        average = self._rows_scores(model, sp.csr_matrix(history.shape, dtype=np.float32))
+        everything = np.zeros(session.shape, bool)
+        return standardised(session, everything) + self.session_prior * standardised(average, everything)
 
 
 def decayed(dataset: Dataset, decay_half_life_days: float | None) -> Dataset:
@@ -468,7 +487,15 @@ def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.cs
     return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
 
 
-def item_model(dataset: Dataset) -> Scorer | None:
+def history_rows(items: np.ndarray, n_rows: int, n_items: int) -> sp.csr_matrix:
+    """``n_rows`` identical interaction rows (value 1) holding ``items`` (indices, repeats counted once): a session
+    as history models read one."""
+    unique = np.unique(items)
+    return sp.csr_matrix((np.ones(n_rows * len(unique), np.float32), np.tile(unique, n_rows),
+                          np.arange(n_rows + 1) * len(unique)), shape=(n_rows, n_items))
+
+
+def item_model(dataset: Dataset) -> ContentRidgeScorer | None:
     """`content-ridge` fitted on the items' attributes (None when items carry no usable attribute)."""
     if dataset.item_attributes is None or not (dataset.item_counts() > 0).any():
         return None

@@ -210,6 +210,19 @@ def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted
     assert set(NEW_ITEMS["item_id"]) <= set(everything["item_id"])
 
 
+@pytest.mark.parametrize("algorithm", [name for name in RANKERS if name not in ("content", "ncf", "two-tower")])
+def test_new_items_are_ranked_for_a_session_from_its_items(algorithm: str, fitted) -> None:
+    """A visitor known by a session of one group's items gets that group's new item first: the session is folded
+    in by the item model (or by `content-ridge` itself). `content`, `ncf` and `two-tower` score new items for an
+    unknown user from attributes only."""
+    new_items = pd.DataFrame({"item_id": ["new-group0", "new-group1"], "category": ["group0", "group1"]})
+    recommender = fitted(algorithm).with_items(new_items).restricted_to(new_items["item_id"])
+    for group in (0, 1):
+        session = "|".join(f"i{group * OWN_ITEMS + offset}" for offset in (0, 3, 5, 8))
+        ranked = recommender.recommend(["visitor"], n=2, context=parse_context([f"recent={session}"]))
+        assert ranked["item_id"].tolist()[0] == f"new-group{group}", (algorithm, group, ranked)
+
+
 @pytest.mark.parametrize("algorithm", RANKERS)
 def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, fitted) -> None:
     """Two new users described only by attributes (segments of groups 0 and 1) get different lists, each led by
@@ -229,8 +242,8 @@ HISTORY_SCORERS = [name for name in RANKERS
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
-    assert HISTORY_SCORERS == ["als", "ease", "ease-lowpass", "item-knn", "lightgcn", "multdae", "multvae", "sasrec",
-                               "two-tower", "user-knn"]
+    assert HISTORY_SCORERS == ["als", "content-ridge", "ease", "ease-lowpass", "item-knn", "lightgcn", "multdae",
+                               "multvae", "sasrec", "two-tower", "user-knn"]
 
 
 # user-knn is left out: a training user's own row folded in finds that user as its nearest neighbour

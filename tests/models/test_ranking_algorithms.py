@@ -187,3 +187,18 @@ def test_items_added_in_two_steps_are_all_scored_and_candidates_restrict_the_ran
     bare = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame))
     with pytest.raises(DataError, match="without item attributes"):
         bare.with_items(pd.DataFrame({"item_id": ["z"], "category": ["x"]}))
+
+
+def test_a_visitor_without_history_gets_new_items_by_the_average_taste() -> None:
+    """Category x is what most users take: with nothing known of the visitor, the new x item comes first (the item
+    model's average training row), where all new items used to tie."""
+    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": ["x1", "x2", "x1", "x2", "y1"], "value": 1.0})
+    items = pd.DataFrame({"item_id": ["x1", "x2", "y1"], "category": ["x", "x", "y"]})
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, items=items))
+    new = pd.DataFrame({"item_id": ["y-new", "x-new"], "category": ["y", "x"]})
+    ranked = recommender.with_items(new).restricted_to(new["item_id"]).recommend(["visitor"], n=2)
+    assert ranked["item_id"].tolist() == ["x-new", "y-new"]
+    ridge = recommender.item_model_
+    empty = sp.csr_matrix((1, 3), dtype=np.float32)
+    mean_row = sp.csr_matrix(ridge.user_items_.mean(axis=0))
+    np.testing.assert_allclose(ridge.score_rows(empty), ridge.score_rows(mean_row), rtol=1e-5)

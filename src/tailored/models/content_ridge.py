@@ -3,7 +3,8 @@
 For item features ``F`` (items x features, see `tailored.data.features`, plus an unpenalised intercept) and a user's
 interaction row ``x_u``, the user's feature weights are the ridge solution ``w_u = (F'F + reg I)^-1 F' x_u`` and the
 score of item ``i`` is ``f_i . w_u``. All users share the one ``features x features`` inverse, so scoring a block of
-users is two sparse products and one dense one, and users fold in from their history without retraining. Unlike a
+users is two sparse products and one dense one, and users fold in from their history without retraining
+(``score_rows``: a new user's events or an anonymous session). Unlike a
 cosine profile (`content`), the regression decorrelates attributes (genres that always come together do not count
 twice) and learns from the items a user skipped as well as those they took.
 
@@ -60,22 +61,36 @@ class ContentRidgeScorer:
         self.user_items_ = dataset.matrix()
         return self
 
-    def user_weights(self, users: np.ndarray) -> np.ndarray:
-        """Feature weights ``w_u`` of users given by index (unknown users: all zero)."""
+    def row_weights(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Feature weights ``w`` of interaction rows over the training items (a training user's row, or a new
+        user's history folded in without retraining); an empty row gets the mean training row's (the average
+        taste, so that items known only by attributes are still ranked for a user who has done nothing yet)."""
         check_fitted(self, "gram_inverse_")
-        return (user_rows(self.user_items_, users) @ self.item_features_).toarray() @ self.gram_inverse_
+        weights = (rows @ self.item_features_).toarray() @ self.gram_inverse_
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():
+            mean_row = np.asarray(self.user_items_.mean(axis=0), np.float32)
+            weights[empty] = (mean_row @ self.item_features_) @ self.gram_inverse_
+        return weights
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "gram_inverse_")
+        return self.score_rows(user_rows(self.user_items_, users), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
         features = self.item_features_ if items is None else self.item_features_[items]
-        return _dot(self.user_weights(users), features)
+        return _dot(self.row_weights(rows), features)
 
     def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of items known only by an attribute table (rows), encoded as the training items were (users are
         profiled from their history only: ``user_attributes`` are not used)."""
         check_fitted(self, "gram_inverse_")
+        return self.score_new_rows(user_rows(self.user_items_, users), attributes)
+
+    def score_new_rows(self, rows: sp.csr_matrix, attributes: pd.DataFrame) -> np.ndarray:
+        """`score_new_items` for users given by interaction rows (`score_rows`)."""
         features = _with_intercept(ItemEncoder.from_arrays(self.encoder_).transform(attributes))
-        return _dot(self.user_weights(users), features)
+        return _dot(self.row_weights(rows), features)
 
 
 def _with_intercept(features: sp.csr_matrix) -> sp.csr_matrix:
