@@ -115,9 +115,34 @@ def test_events_are_idempotent_and_validated(server) -> None:
 def test_a_new_user_and_a_new_item_are_served_at_once(server) -> None:
     base, keys, _ = server
     assert httpx.put(f"{base}/v1/items/i-new", json={"category": "c1"}, headers=auth(keys["admin"])).status_code == 204
-    assert httpx.put(f"{base}/v1/users/newcomer", json={"segment": "x"}, headers=auth(keys["admin"])).status_code == 204
+    stored = httpx.put(f"{base}/v1/users/newcomer", json={"segment": "x"}, headers=auth(keys["admin"]))
+    assert stored.status_code == 200  # stored, with what the model (trained without a users table) cannot use
+    assert stored.json() == {"user_id": "newcomer", "warnings": [
+        "the model was trained without usable user attributes, so new users get the same lists whatever their "
+        "attributes: retrain with a users table (--users FILE)"]}
     listed = httpx.get(f"{base}/v1/users/newcomer/recommendations", params={"k": 40}, headers=auth(keys["recommend"])).json()
     assert "i-new" in [item["item_id"] for item in listed["items"]]
+
+
+def test_a_new_users_attributes_are_answered_with_what_the_model_cannot_use(tmp_path) -> None:
+    """204 when every attribute is usable; 200 naming the unseen value and the foreign column otherwise (the
+    attributes are stored either way and the user is served from what is usable)."""
+    frame, items = shop()
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(50)], "segment": [f"s{u % 2}" for u in range(50)]})
+    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, users=users, items=items)), tmp_path / "model")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    admin = auth(EventStore(url).create_key(["admin", "recommend"]))
+    with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
+        assert httpx.put(f"{base}/v1/users/fine", json={"segment": "s1"}, headers=admin).status_code == 204
+        odd = httpx.put(f"{base}/v1/users/odd", json={"segment": "s9", "Segment": "s1", "tags": ["a", "b"]}, headers=admin)
+        assert odd.status_code == 200, odd.text
+        assert odd.json() == {"user_id": "odd", "warnings": [
+            "column(s) 'Segment', 'tags' not among the training attributes ('segment'): ignored",
+            "segment: value(s) unseen in training, scored as unknown: 's9' (1)"]}
+        trained = httpx.put(f"{base}/v1/users/u3", json={"segment": "s9"}, headers=admin)
+        assert trained.status_code == 204  # a trained user's lists come from their events, not these attributes
+        served = httpx.get(f"{base}/v1/users/odd/recommendations", params={"k": 5}, headers=admin)
+        assert served.status_code == 200 and len(served.json()["items"]) == 5
 
 
 def test_context_and_bad_context(server) -> None:

@@ -197,9 +197,12 @@ class Service:
         self.events_arrived([user_id])
         return deleted
 
-    def put_user(self, user_id: str, attributes: dict[str, Any]) -> None:
+    def put_user(self, user_id: str, attributes: dict[str, Any]) -> list[str]:
+        """Store the user's attributes; what the served model cannot use of them for a user it does not know
+        (`Recommender.attribute_problems`: foreign or lacking columns, unseen values), empty for a known user."""
         self.store.put_user(user_id, attributes)
         self.events_arrived([user_id])
+        return self.model.attribute_problems(pd.DataFrame([{USER_ID: self.served_id(user_id), **attributes}]))
 
     def put_item(self, item_id: str, attributes: dict[str, Any]) -> None:
         """Store the item; an item the model does not know is recommendable at once from its attributes."""

@@ -1,8 +1,11 @@
-"""``PUT /v1/users/{user_id}`` (attributes: a new user is served at once from them) and ``DELETE`` (erasure)."""
+"""``PUT /v1/users/{user_id}`` (attributes: a new user is served at once from them; what the model cannot use of them
+is answered) and ``DELETE`` (erasure)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Attributes, Identifier
@@ -10,10 +13,20 @@ from tailored.serve.validation import Attributes, Identifier
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
 
 
-@router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+class AttributeWarnings(BaseModel):
+    user_id: str
+    warnings: list[str]
+
+
+@router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
+    "model": AttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence per "
+    "problem (a column it was not trained on, an unseen value...), each scored as unknown."}})
 def put_user(request: Request, user_id: Identifier, attributes: Attributes = Body(...),
              _: str = Depends(require("admin"))) -> Response:
-    request.app.state.service.put_user(user_id, attributes)
+    """Store the user's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
+    warnings = request.app.state.service.put_user(user_id, attributes)
+    if warnings:
+        return JSONResponse(AttributeWarnings(user_id=user_id, warnings=warnings).model_dump())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
