@@ -239,7 +239,8 @@ class Recommender:
             items, session_scores, masked = session  # type: ignore[misc]
             prior = standardised(self._prior(block, table), masked)
             scores = prior if session_scores is None else session_scores + self.session_prior * prior
-            rows = None if table is None or not np.isin(block, table.index).any() else table.reindex(block).reset_index(drop=True)
+            described_here = table is not None and np.isin(block, table.index).any()
+            rows = table.reindex(block).reset_index(drop=True) if described_here else None  # type: ignore[union-attr]
             frames.append(self._new_users(block, scores.astype(np.float32), rows, items, context, n, explain, tally))
         for block in self._blocks(user_ids[described]):
             rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
@@ -259,10 +260,10 @@ class Recommender:
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
         """The trained items of the context's ``recent`` list (a session, oldest first), the scores (1 x trained
         items) of a user known only by them -- the scorer's: a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, content-ridge, the autoencoders) their set; None for the other
-        scorers -- standardised, and the items they are standardised over (masked: the session's and the untrained
-        ones). ``recommend`` adds ``session_prior`` times the standardised `_prior` (a few items say little: the prior
-        steadies them), and leaves the session's items out of the list. None without such items."""
+        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, content-ridge, the autoencoders) their set; None
+        for the other scorers -- standardised, and the items they are standardised over (masked: the session's and
+        the untrained ones). ``recommend`` adds ``session_prior`` times the standardised `_prior` (a few items say
+        little: the prior steadies them), and leaves the session's items out of the list. None without such items."""
         if context is None or not context.recent_items():
             return None
         items = self.catalogue.index(context.recent_items())
@@ -437,7 +438,8 @@ class Recommender:
         if len(targets) == 0:
             return scores
         if history is None:
-            source = self._rows_scores(self.item_model_, user_rows(self.item_model_.user_items_, np.where(warm, users, -1)))
+            rows = user_rows(self.item_model_.user_items_, np.where(warm, users, -1))
+            source = self._rows_scores(self.item_model_, rows)
         else:
             source = self._session_scores(self.item_model_, history)
         scores[:, targets] = calibrated(scores[:, interacted], source[:, interacted], source[:, targets])
