@@ -39,6 +39,13 @@ from tailored.models.neural.training import (
 
 logger = logging.getLogger(__name__)
 
+
+def mean_bag(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row's items with equal weights summing to one (what the user tower averages)."""
+    present = sp.csr_matrix(rows, dtype=np.float32)
+    present.data[:] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(present.getnnz(axis=1), 1)) @ present, dtype=np.float32)
+
 VALIDATION_FRACTION = 0.1
 
 
@@ -113,31 +120,49 @@ class TwoTowerScorer:
 
     def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of new items known only by an attribute table; the users are new ones described by
-        ``user_attributes`` when given."""
-        check_fitted(self, "item_vectors_")
-        torch = require_torch()
-        network = self._loaded()
-        with torch.no_grad():
-            unknown = np.full(len(attributes), self.history_.shape[1])
-            vectors = self._item_tower(network, unknown, item_features(self.item_encoder_, attributes, len(attributes))).numpy()
+        ``user_attributes`` when given; users the model does not know get the unknown-id tower (no history)."""
+        vectors = self._new_item_vectors(attributes)
         if user_attributes is not None:
             return self._new_user_vectors(user_attributes) @ vectors.T
-        return factor_scores(self.user_vectors_, vectors, users, None)
+        users = np.asarray(users, np.int64)
+        scores = factor_scores(self.user_vectors_, vectors, users, None)
+        unknown = (users < 0) | (users >= len(self.user_vectors_))
+        if unknown.any():
+            scores[unknown] = self.score_new_rows(sp.csr_matrix((int(unknown.sum()), self.history_.shape[1])), attributes)
+        return scores
 
     def score_sessions(self, histories: Sequence[Sequence[int]], items: np.ndarray | None = None) -> np.ndarray:
         """Scores for users known only by a session, each a list of item indices oldest first (-1 skipped): the
         user tower on the unknown id and the mean of the session's latest ``max_history`` distinct items."""
-        check_fitted(self, "item_vectors_")
         n_items = self.history_.shape[1]
         rows, columns = [], []
         for row, history in enumerate(histories):
             latest = list(dict.fromkeys(item for item in reversed(history) if 0 <= item < n_items))[: self.max_history]
             rows += [row] * len(latest)
             columns += latest
-        bag = sp.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)), shape=(len(histories), n_items))
-        bag = sp.csr_matrix(sp.diags(1.0 / np.maximum(bag.getnnz(axis=1), 1)) @ bag, dtype=np.float32)
-        vectors = self._new_user_vectors(None, bag)
-        return vectors @ (self.item_vectors_ if items is None else self.item_vectors_[items]).T
+        return self.score_rows(sp.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)),
+                                             shape=(len(histories), n_items)), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for new users known by history rows over the training items: the user tower on the unknown id
+        and the mean embedding of the row's items (an empty row: the unknown id alone)."""
+        check_fitted(self, "item_vectors_")
+        vectors = self.item_vectors_ if items is None else self.item_vectors_[items]
+        return self._new_user_vectors(None, mean_bag(rows)) @ vectors.T
+
+    def score_new_rows(self, rows: sp.csr_matrix, attributes: pd.DataFrame) -> np.ndarray:
+        """`score_rows` over new items known only by an attribute table."""
+        return self._new_user_vectors(None, mean_bag(rows)) @ self._new_item_vectors(attributes).T
+
+    def _new_item_vectors(self, attributes: pd.DataFrame) -> np.ndarray:
+        """Item vectors of new items (the unknown id) from their attributes."""
+        check_fitted(self, "item_vectors_")
+        torch = require_torch()
+        network = self._loaded()
+        with torch.no_grad():
+            unknown = np.full(len(attributes), self.history_.shape[1])
+            features = item_features(self.item_encoder_, attributes, len(attributes))
+            return self._item_tower(network, unknown, features).numpy()
 
     def _new_user_vectors(self, attributes: pd.DataFrame | None, history: sp.csr_matrix | None = None) -> np.ndarray:
         """User vectors of new users (the unknown id) from their attributes and/or their history bag."""
