@@ -273,7 +273,7 @@ class Recommender:
         if hasattr(self.scorer, "score_sessions"):
             scores = self.scorer.score_sessions([items.tolist()])  # type: ignore[attr-defined]
         elif hasattr(self.scorer, "score_rows"):
-            scores = self.scorer.score_rows(history_rows(items, 1, self._n_trained_items))  # type: ignore[attr-defined]
+            scores = self.scorer.score_rows(history_row(items, self._n_trained_items))  # type: ignore[attr-defined]
         else:  # a scorer that cannot fold in a history: the prior alone ranks, the session's items still left out
             scores = None
         masked = ~self.warm_items_[None, : self._n_trained_items].copy()
@@ -302,7 +302,7 @@ class Recommender:
         scores = np.empty((len(user_ids), self.seen_.shape[1]), np.float32)
         scores[:, : self._n_trained_items] = trained_scores
         unknown, cold = np.full(len(user_ids), -1), np.zeros(len(user_ids), bool)
-        history = history_rows(session_items, len(user_ids), self._n_trained_items) if len(session_items) else None
+        history = history_row(session_items, self._n_trained_items) if len(session_items) else None
         scores = self._score_cold_items(unknown, cold, scores, user_attributes, history)
         request = self._request(unknown, cold, scores, context, tally)
         if self.exclude_seen:
@@ -420,8 +420,8 @@ class Recommender:
                           user_attributes: pd.DataFrame | None = None, history: sp.csr_matrix | None = None
                           ) -> np.ndarray:
         """Fill the columns of items known only by their attributes (trained scores of the others are kept);
-        ``user_attributes`` describe the (new) users of the rows when given, ``history`` (rows over the trained
-        items) their session, which the item model folds in."""
+        ``user_attributes`` describe the (new) users of the rows when given, ``history`` (one row over the trained
+        items) the session they all share, which the item model folds in."""
         n_trained = self._n_trained_items
         new = slice(n_trained, scores.shape[1])
         interacted = np.flatnonzero(self.warm_items_)
@@ -451,7 +451,7 @@ class Recommender:
         return scores if self.new_items_ is None else np.hstack([scores, model.score_new_rows(rows, self.new_items_)])
 
     def _session_scores(self, model: Any, history: sp.csr_matrix) -> np.ndarray:
-        """``model``'s scores of a session's rows blended with its scores of a user without history (the average
+        """``model``'s scores of a session's row blended with its scores of a user without history (the average
         taste) as the session's scores of the trained items are with the prior: both standardised, the latter
         weighted by ``session_prior``."""
         session = self._rows_scores(model, history)
@@ -489,12 +489,11 @@ def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.cs
     return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
 
 
-def history_rows(items: np.ndarray, n_rows: int, n_items: int) -> sp.csr_matrix:
-    """``n_rows`` identical interaction rows (value 1) holding ``items`` (indices, repeats counted once): a session
-    as history models read one."""
+def history_row(items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """One interaction row (value 1) holding ``items`` (indices, repeats counted once): a session as history models
+    read one."""
     unique = np.unique(items)
-    return sp.csr_matrix((np.ones(n_rows * len(unique), np.float32), np.tile(unique, n_rows),
-                          np.arange(n_rows + 1) * len(unique)), shape=(n_rows, n_items))
+    return sp.csr_matrix((np.ones(len(unique), np.float32), unique, [0, len(unique)]), shape=(1, n_items))
 
 
 def item_model(dataset: Dataset) -> ContentRidgeScorer | None:
@@ -509,12 +508,13 @@ def item_model(dataset: Dataset) -> ContentRidgeScorer | None:
 
 def calibrated(target: np.ndarray, source: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``values`` mapped per row by the least-squares affine fit of ``source`` onto ``target`` (same columns); the
-    slope is kept positive so that the map never reverses the source's order."""
+    slope is kept positive so that the map never reverses the source's order. One source row may serve every
+    target row."""
     source_mean = source.mean(axis=1, keepdims=True)
     target_mean = target.mean(axis=1, keepdims=True)
     variance = source.var(axis=1, keepdims=True)
     covariance = ((source - source_mean) * (target - target_mean)).mean(axis=1, keepdims=True)
-    slope = np.maximum(np.divide(covariance, variance, out=np.zeros_like(variance), where=variance > 0), 1e-6)
+    slope = np.maximum(np.divide(covariance, variance, out=np.zeros_like(covariance), where=variance > 0), 1e-6)
     return (target_mean + slope * (values - source_mean)).astype(np.float32)
 
 

@@ -39,13 +39,6 @@ from tailored.models.neural.training import (
 
 logger = logging.getLogger(__name__)
 
-
-def mean_bag(rows: sp.csr_matrix) -> sp.csr_matrix:
-    """Each row's items with equal weights summing to one (what the user tower averages)."""
-    present = sp.csr_matrix(rows, dtype=np.float32)
-    present.data[:] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / np.maximum(present.getnnz(axis=1), 1)) @ present, dtype=np.float32)
-
 VALIDATION_FRACTION = 0.1
 
 
@@ -128,7 +121,8 @@ class TwoTowerScorer:
         scores = factor_scores(self.user_vectors_, vectors, users, None)
         unknown = (users < 0) | (users >= len(self.user_vectors_))
         if unknown.any():
-            scores[unknown] = self.score_new_rows(sp.csr_matrix((int(unknown.sum()), self.history_.shape[1])), attributes)
+            nothing = sp.csr_matrix((int(unknown.sum()), self.history_.shape[1]), dtype=np.float32)
+            scores[unknown] = self._new_user_vectors(None, nothing) @ vectors.T
         return scores
 
     def score_sessions(self, histories: Sequence[Sequence[int]], items: np.ndarray | None = None) -> np.ndarray:
@@ -270,3 +264,10 @@ class TwoTowerScorer:
         log = train(network, batches, loss, None if held is None else validate, epochs,
                     self.learning_rate, self.seed, self.patience, self.reg)
         return network, log
+
+
+def mean_bag(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row's items with equal weights summing to one (what the user tower averages)."""
+    present = sp.csr_matrix(rows, dtype=np.float32)
+    present.data[:] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(present.getnnz(axis=1), 1)) @ present, dtype=np.float32)
