@@ -242,8 +242,8 @@ HISTORY_SCORERS = [name for name in RANKERS
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
-    assert HISTORY_SCORERS == ["als", "content-ridge", "ease", "ease-lowpass", "item-knn", "lightgcn", "multdae",
-                               "multvae", "sasrec", "two-tower", "user-knn"]
+    assert HISTORY_SCORERS == ["als", "content-ridge", "ease", "ease-lowpass", "ensemble", "item-knn", "lightgcn",
+                               "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
 
 
 # user-knn is left out: a training user's own row folded in finds that user as its nearest neighbour
@@ -251,10 +251,11 @@ def test_the_scorers_that_fold_in_a_history() -> None:
                                        if name not in ("sasrec", "two-tower", "user-knn")])
 def test_a_training_row_folded_in_scores_like_its_user(algorithm: str, planted, fitted) -> None:
     """``score_rows`` on a training user's own row reproduces ``score`` (ALS: the closed-form user step, close to
-    the trained factors; LightGCN: all but the user's own layer 0; so the same top items)."""
+    the trained factors; LightGCN: all but the user's own layer 0; ncf: a vector fitted from the unknown id's; the
+    ensemble fuses ncf; so the same top items)."""
     scorer = fitted(algorithm).scorer
     users = np.array([0, 45, 90, 150])
-    approximate = algorithm in ("als", "lightgcn")
+    approximate = algorithm in ("als", "ensemble", "lightgcn", "ncf")
     rows = planted[0].matrix()[users] if approximate else scorer.user_items_[users]  # what each was fitted on
     folded, trained = scorer.score_rows(rows), scorer.score(users)
     if approximate:

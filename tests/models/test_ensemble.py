@@ -47,6 +47,20 @@ def test_fused_scores_are_the_sum_of_the_members_reciprocal_ranks(interactions) 
     np.testing.assert_allclose(ensemble.score(users), expected, rtol=1e-6)
 
 
+def test_a_history_row_is_fused_over_the_members_that_fold_it_in(interactions) -> None:
+    """``score_rows`` of a training user's own row reproduces ``score``; bpr cannot fold a row in and is left out,
+    and an ensemble none of whose members can gives every item the same score."""
+    users = np.arange(0, interactions.n_users, 7)
+    rows = interactions.matrix(binary=True)[users]
+    ensemble = create_scorer("ensemble", {"members": "ease,item-knn"}).fit(interactions)
+    np.testing.assert_allclose(ensemble.score_rows(rows), ensemble.score(users), rtol=1e-6)
+    with_bpr = create_scorer("ensemble", {"members": "ease,bpr,item-knn"}).fit(interactions)
+    np.testing.assert_allclose(with_bpr.score_rows(rows), ensemble.score_rows(rows), rtol=1e-6)
+    assert not np.allclose(with_bpr.score(users), ensemble.score(users))  # bpr does rank known users
+    only_bpr = create_scorer("ensemble", {"members": "bpr"}).fit(interactions)
+    assert (only_bpr.score_rows(rows) == 0).all()
+
+
 def test_an_ensemble_of_one_ranks_like_its_member(interactions) -> None:
     users = np.arange(interactions.n_users)
     alone = Recommender(create_scorer("ease")).fit(interactions).recommend_indices(users, 5)

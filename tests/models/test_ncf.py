@@ -1,9 +1,10 @@
-"""`ncf` specifics: the sampled softmax on catalogues larger than ``negatives``, and scoring in blocks."""
+"""`ncf` specifics: the sampled softmax on catalogues larger than ``negatives``, scoring in blocks, fold-in."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
@@ -51,3 +52,24 @@ def test_pretrained_branches_fuse_into_their_average(planted: Dataset) -> None:
 
     expected = 0.5 * logits(gmf, ("gmf",)) + 0.5 * logits(mlp, ("mlp",))
     np.testing.assert_allclose(logits(fused, ("gmf", "mlp")), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fold_in_moves_the_unknown_user_towards_the_rows_items(planted: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty row keeps the unknown id's scores (no gradient), zero steps too; a row of one group's items ranks
+    that group's other items first, the same in blocks of any size and on every call (no sampling)."""
+    scorer = create_scorer("ncf", {"epochs": 4}).fit(planted)
+    unknown = scorer.score(np.array([-1]))
+    np.testing.assert_allclose(scorer.score_rows(sp.csr_matrix((1, planted.n_items))), unknown, rtol=1e-6)
+    groups = {0: ["i0", "i3", "i5", "i8"], 2: ["i40", "i43", "i45", "i48"]}  # group g owns items i{20g}..i{20g+19}
+    sessions = [planted.items.index(np.array(items)) for items in groups.values()]
+    rows = sp.csr_matrix((np.ones(8), (np.repeat([0, 1], 4), np.concatenate(sessions))), shape=(2, planted.n_items))
+    folded = scorer.score_rows(rows)
+    for row, (group, session) in enumerate(zip(groups, sessions)):
+        own = planted.items.index(np.array([f"i{20 * group + k}" for k in range(20)]))
+        best = np.argsort(-np.where(np.isin(np.arange(planted.n_items), session), -np.inf, folded[row]))[:5]
+        assert np.isin(best, own).sum() >= 4, (group, planted.items.ids(best))
+    np.testing.assert_array_equal(scorer.score_rows(rows), folded)
+    monkeypatch.setattr(ncf, "PAIR_BLOCK", planted.n_items)  # one row per block
+    np.testing.assert_allclose(scorer.score_rows(rows), folded, rtol=1e-5, atol=1e-6)
+    scorer.fold_in_steps = 0
+    np.testing.assert_allclose(scorer.score_rows(rows), np.repeat(unknown, 2, axis=0), rtol=1e-6)

@@ -21,6 +21,7 @@ from functools import partial
 from typing import ClassVar, Self
 
 import numpy as np
+import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
@@ -62,10 +63,25 @@ class EnsembleScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "members_")
-        seen = user_rows(self.seen_, users).toarray() > 0
+        seen = user_rows(self.seen_, users)
+        return self._fused([member.score(users) for member in self.members_], seen, items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Fused scores for users given by their history rows (a session, a new user's events), folded in by the
+        members that fold a history in (``score_rows``); the others are left out, and with none every item ties."""
+        check_fitted(self, "members_")
+        rows = sp.csr_matrix(rows)
+        members = [member for member in self.members_ if hasattr(member, "score_rows")]
+        return self._fused([member.score_rows(rows) for member in members], rows, items)  # type: ignore[attr-defined]
+
+    def _fused(self, scores: list[np.ndarray], seen: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        """The members' scores (users x all items) fused, the ``seen`` items ranked last by every member."""
+        mask = seen.toarray() > 0
         fuse = partial(reciprocal_ranks, rrf_k=self.rrf_k) if self.fusion == "rrf" else standardised
-        fused = sum(fuse(np.asarray(member.score(users), np.float64), seen) for member in self.members_)
-        fused = np.asarray(fused, np.float32)
+        fused = np.zeros(mask.shape, np.float64)
+        for member_scores in scores:
+            fused += fuse(np.asarray(member_scores, np.float64), mask)
+        fused = fused.astype(np.float32)
         return fused if items is None else fused[:, items]
 
 

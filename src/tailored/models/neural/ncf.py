@@ -36,8 +36,8 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, from_arrays, holdout_split, minibatches, recall_at, require_torch,
-    to_arrays, train,
+    MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, fold_in, from_arrays, holdout_split, minibatches, recall_at,
+    require_torch, to_arrays, train,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class NCFScorer:
     max_text_features: int = 2000
     pretrain: bool = True
     fine_tune_rate: float = 0.2
+    fold_in_steps: int = 50
+    fold_in_rate: float = 0.05
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -137,6 +139,28 @@ class NCFScorer:
         user_parts = self._represent(network, "user", np.where(known, users, self.user_items_.shape[0]), features)
         item_parts = self._represent(network, "item", np.full(len(attributes), self.user_items_.shape[1]), items)
         return self._pairwise(network, user_parts, item_parts)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by their history rows (users x items), folded in without retraining: from the
+        unknown id's (GMF, MLP) vectors, ``fold_in_steps`` Adam steps on the training loss (the multinomial
+        likelihood of the row's items over the catalogue), every trained weight frozen."""
+        check_fitted(self, "weights_")
+        torch = require_torch()
+        network = self._loaded()
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        n_users, n_items = self.user_items_.shape
+        no_features = sp.csr_matrix((rows.shape[0], self.user_features_.shape[1]), dtype=np.float32)
+        with torch.no_grad():
+            start = self._represent(network, "user", np.full(rows.shape[0], n_users), no_features)
+            item = self._represent(network, "item", np.arange(n_items), self.item_features_)
+        step = max(1, PAIR_BLOCK // max(n_items, 1))
+        blocks = [fold_in((start[0][i : i + step], start[1][i : i + step]),
+                          lambda user: self._grid(network, (user[0], user[1]), item), rows[i : i + step],
+                          self.fold_in_steps, self.fold_in_rate)
+                  for i in range(0, rows.shape[0], step)]
+        user = (torch.cat([block[0] for block in blocks]), torch.cat([block[1] for block in blocks]))
+        scores = self._pairwise(network, user, item)
+        return scores if items is None else scores[:, items]
 
     def _score_ids(self, user_ids: np.ndarray, features: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         network = self._loaded()

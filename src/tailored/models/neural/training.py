@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -152,6 +152,25 @@ def deterministic(torch: ModuleType) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def fold_in(start: Sequence[Any], logits: Callable[[Sequence[Any]], Any], rows: sp.csr_matrix, steps: int,
+            rate: float) -> list[Any]:
+    """Representations of new users fitted to their history rows without retraining: from ``start`` (tensors, one
+    row per user), ``steps`` Adam steps at ``rate`` on the multinomial log-likelihood of each row's items under
+    ``logits(user)`` (users x catalogue), every trained weight frozen. An empty row keeps its start."""
+    torch = require_torch()
+    user = [part.detach().clone().requires_grad_(True) for part in start]
+    positives = torch.from_numpy(sp.csr_matrix(rows, dtype=np.float32).toarray())
+    counts = positives.sum(dim=1).clamp(min=1.0)
+    optimizer = torch.optim.Adam(user, lr=rate)
+    with deterministic(torch):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            likelihood = torch.log_softmax(logits(user), dim=1)
+            (-((positives * likelihood).sum(dim=1) / counts).sum()).backward(inputs=user)
+            optimizer.step()
+    return [part.detach() for part in user]
 
 
 def train(

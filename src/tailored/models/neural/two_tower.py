@@ -34,7 +34,7 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+    fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class TwoTowerScorer:
     batch_size: int = 1024
     reg: float = 0.0
     id_dropout: float = 0.1
+    fold_in_steps: int = 50
+    fold_in_rate: float = 0.05
     patience: int = 4
     max_text_features: int = 2000
     seed: int = 0
@@ -138,15 +140,24 @@ class TwoTowerScorer:
                                              shape=(len(histories), n_items)), items)
 
     def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for new users known by history rows over the training items: the user tower on the unknown id
-        and the mean embedding of the row's items (an empty row: the unknown id alone)."""
+        """Scores for new users known by history rows over the training items (`_folded_in` vectors)."""
         check_fitted(self, "item_vectors_")
         vectors = self.item_vectors_ if items is None else self.item_vectors_[items]
-        return self._new_user_vectors(None, mean_bag(rows)) @ vectors.T
+        return self._folded_in(rows) @ vectors.T
 
     def score_new_rows(self, rows: sp.csr_matrix, attributes: pd.DataFrame) -> np.ndarray:
         """`score_rows` over new items known only by an attribute table."""
-        return self._new_user_vectors(None, mean_bag(rows)) @ self._new_item_vectors(attributes).T
+        return self._folded_in(rows) @ self._new_item_vectors(attributes).T
+
+    def _folded_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User vectors of new users known by history rows: the user tower on the unknown id and the mean embedding
+        of the row's items, then ``fold_in_steps`` Adam steps towards the row's items (`fold_in`, the item vectors
+        frozen); an empty row: the unknown id alone."""
+        check_fitted(self, "item_vectors_")
+        torch = require_torch()
+        start = torch.from_numpy(self._new_user_vectors(None, mean_bag(rows)))
+        items = torch.from_numpy(self.item_vectors_)
+        return fold_in([start], lambda user: user[0] @ items.T, rows, self.fold_in_steps, self.fold_in_rate)[0].numpy()
 
     def _new_item_vectors(self, attributes: pd.DataFrame) -> np.ndarray:
         """Item vectors of new items (the unknown id) from their attributes."""
