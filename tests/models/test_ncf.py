@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError
 from tailored.models import create_scorer
 from tailored.models.neural import ncf
 from tests.models.test_contract import planted_groups, planted_users
@@ -73,3 +74,12 @@ def test_fold_in_moves_the_unknown_user_towards_the_rows_items(planted: Dataset,
     np.testing.assert_allclose(scorer.score_rows(rows), folded, rtol=1e-5, atol=1e-6)
     scorer.fold_in_steps = 0
     np.testing.assert_allclose(scorer.score_rows(rows), np.repeat(unknown, 2, axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["ncf", "two-tower"])
+@pytest.mark.parametrize(("params", "message"), [({"fold_in_steps": -1}, "fold_in_steps must be 0 or more"),
+                                                 ({"fold_in_rate": 0.0}, "fold_in_rate must be positive")])
+def test_bad_fold_in_parameters_are_refused_before_training(algorithm: str, params: dict, message: str,
+                                                            planted: Dataset) -> None:
+    with pytest.raises(ConfigError, match=f"{algorithm}.{message}"):
+        create_scorer(algorithm, params).fit(planted)

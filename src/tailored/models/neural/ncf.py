@@ -36,8 +36,8 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, fold_in, from_arrays, holdout_split, minibatches, recall_at,
-    require_torch, to_arrays, train,
+    MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, check_fold_in, fold_in, from_arrays, holdout_split, minibatches,
+    recall_at, require_torch, to_arrays, train,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class NCFScorer:
     pretrain: bool = True
     fine_tune_rate: float = 0.2
     fold_in_steps: int = 50
-    fold_in_rate: float = 0.05
+    fold_in_rate: float = 0.1
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -80,6 +80,7 @@ class NCFScorer:
     }
 
     def fit(self, dataset: Dataset) -> Self:
+        check_fold_in("ncf", self.fold_in_steps, self.fold_in_rate)
         self.user_encoder_, self.item_encoder_, self.user_features_, self.item_features_ = side_features(
             dataset, self.max_text_features)
         matrix = dataset.matrix(binary=True)

@@ -154,6 +154,14 @@ def deterministic(torch: ModuleType) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous)
 
 
+def check_fold_in(algorithm: str, steps: int, rate: float) -> None:
+    """The fold-in parameters, refused at fit time rather than at the first new user's request."""
+    if steps < 0:
+        raise ConfigError(f"{algorithm}.fold_in_steps must be 0 or more, not {steps}.")
+    if rate <= 0:
+        raise ConfigError(f"{algorithm}.fold_in_rate must be positive, not {rate}.")
+
+
 def fold_in(start: Sequence[Any], logits: Callable[[Sequence[Any]], Any], rows: sp.csr_matrix, steps: int,
             rate: float) -> list[Any]:
     """Representations of new users fitted to their history rows without retraining: from ``start`` (tensors, one

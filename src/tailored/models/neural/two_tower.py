@@ -34,7 +34,8 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+    check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays,
+    train,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class TwoTowerScorer:
     batch_size: int = 1024
     reg: float = 0.0
     id_dropout: float = 0.1
-    fold_in_steps: int = 50
+    fold_in_steps: int = 20
     fold_in_rate: float = 0.05
     patience: int = 4
     max_text_features: int = 2000
@@ -89,6 +90,7 @@ class TwoTowerScorer:
     }
 
     def fit(self, dataset: Dataset) -> Self:
+        check_fold_in("two-tower", self.fold_in_steps, self.fold_in_rate)
         self.user_encoder_, self.item_encoder_, self.user_features_, self.item_features_ = side_features(
             dataset, self.max_text_features)
         matrix = dataset.matrix(binary=True)
