@@ -262,8 +262,9 @@ class Recommender:
         items) of a user known only by them -- the scorer's: a sequence model (``score_sessions``) reads their order,
         a history model (``score_rows``: EASE, kNN, ALS, LightGCN, ncf, content-ridge, the autoencoders, the
         ensemble) their set; None for the other scorers -- standardised, and the items they are standardised over
-        (masked: the session's and the untrained ones). ``recommend`` adds ``session_prior`` times the standardised `_prior` (a few items say
-        little: the prior steadies them), and leaves the session's items out of the list. None without such items."""
+        (masked: the session's and the untrained ones). ``recommend`` adds ``session_prior`` times the standardised
+        `_prior` (a few items say little: the prior steadies them), and leaves the session's items out of the list.
+        None without such items."""
         if context is None or not context.recent_items():
             return None
         items = self.catalogue.index(context.recent_items())

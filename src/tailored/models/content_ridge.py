@@ -59,6 +59,7 @@ class ContentRidgeScorer:
         gram[-1, -1] -= self.reg  # the intercept is not shrunk
         self.gram_inverse_ = scipy.linalg.inv(gram, overwrite_a=True).astype(np.float32)
         self.user_items_ = dataset.matrix()
+        self._average_weights = None
         return self
 
     def row_weights(self, rows: sp.csr_matrix) -> np.ndarray:
@@ -69,9 +70,16 @@ class ContentRidgeScorer:
         weights = (rows @ self.item_features_).toarray() @ self.gram_inverse_
         empty = np.diff(rows.indptr) == 0
         if empty.any():
-            mean_row = np.asarray(self.user_items_.mean(axis=0), np.float32)
-            weights[empty] = (mean_row @ self.item_features_) @ self.gram_inverse_
+            weights[empty] = self._average()
         return weights
+
+    def _average(self) -> np.ndarray:
+        """The mean training row's weights, computed once per fitted or loaded model (every session with new
+        items asks for them)."""
+        if getattr(self, "_average_weights", None) is None:
+            mean_row = np.asarray(self.user_items_.mean(axis=0), np.float32)
+            self._average_weights = (mean_row @ self.item_features_) @ self.gram_inverse_
+        return self._average_weights
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "gram_inverse_")

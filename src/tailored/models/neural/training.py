@@ -166,10 +166,14 @@ def fold_in(start: Sequence[Any], logits: Callable[[Sequence[Any]], Any], rows: 
             rate: float) -> list[Any]:
     """Representations of new users fitted to their history rows without retraining: from ``start`` (tensors, one
     row per user), ``steps`` Adam steps at ``rate`` on the multinomial log-likelihood of each row's items under
-    ``logits(user)`` (users x catalogue), every trained weight frozen. An empty row keeps its start."""
+    ``logits(user)`` (users x catalogue), every trained weight frozen. An empty row keeps its start (rows that are
+    all empty, as the average taste a session is blended with, skip the steps)."""
     torch = require_torch()
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    if rows.nnz == 0:
+        return [part.detach() for part in start]
     user = [part.detach().clone().requires_grad_(True) for part in start]
-    positives = torch.from_numpy(sp.csr_matrix(rows, dtype=np.float32).toarray())
+    positives = torch.from_numpy(rows.toarray())
     counts = positives.sum(dim=1).clamp(min=1.0)
     optimizer = torch.optim.Adam(user, lr=rate)
     with deterministic(torch):
