@@ -9,6 +9,8 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
+from tailored.models.demographic import DemographicScorer
+from tailored.models.ensemble import standardised
 from tailored.models.neural.training import from_arrays
 from tailored.pipeline import Recommender
 from tests.models.test_contract import planted_groups, planted_users
@@ -35,6 +37,25 @@ def test_unseen_values_missing_columns_and_nan_are_unknown_features(algorithm: s
     scores = recommender.scorer.score_new_items(np.array([0, 1]), items)
     assert scores.shape == (2, 2) and np.isfinite(scores).all()
     np.testing.assert_allclose(scores[:, 0], scores[:, 1], rtol=1e-5)  # neither carries a known feature
+
+
+@pytest.mark.parametrize("algorithm", ["ncf", "two-tower"])
+def test_new_users_from_attributes_add_the_scorers_and_the_demographic_scores(algorithm: str, planted: Dataset
+                                                                               ) -> None:
+    """A new user described by attributes is ranked by the scorer's attribute scores plus the demographic
+    fallback's, each standardised over the trained items."""
+    recommender = Recommender(create_scorer(algorithm, QUICK)).fit(planted)
+    assert isinstance(recommender.fallback_, DemographicScorer)
+    newcomers = pd.DataFrame({"user_id": ["new-0", "new-1"], "segment": ["s0", "s1"], "region": ["north", "south"]})
+    frame = recommender.recommend(newcomers["user_id"], n=planted.n_items, attributes=newcomers)
+    got = frame.pivot(index="user_id", columns="item_id", values="score").loc[newcomers["user_id"], planted.items.ids(
+        np.arange(planted.n_items))].to_numpy()
+    nothing_masked = np.zeros((1, planted.n_items), bool)
+    parts = [standardised(np.asarray(model.score_attributes(newcomers), np.float64), nothing_masked)
+             for model in (recommender.scorer, recommender.fallback_)]
+    np.testing.assert_allclose(got, parts[0] + parts[1], rtol=1e-4, atol=1e-4)
+    for part in parts:  # neither alone is what ranked them
+        assert not np.allclose(got, part, atol=1e-2)
 
 
 def test_two_tower_item_vectors_can_be_indexed(planted: Dataset) -> None:
