@@ -275,7 +275,7 @@ class Recommender:
     def _session(self, context: Context | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
         """The trained items of the context's ``recent`` list (a session, oldest first), the scores (1 x trained
         items) of a user known only by them -- the scorer's: a sequence model (``score_sessions``) reads their order,
-        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, ncf, content-ridge, the autoencoders, the
+        a history model (``score_rows``: EASE, kNN, ALS, LightGCN, ncf, content, content-ridge, the autoencoders, the
         ensemble) their set; None for the other scorers -- standardised, and the items they are standardised over
         (masked: the session's and the untrained ones). ``recommend`` adds ``session_prior`` times the standardised
         `_prior` (a few items say little: the prior steadies them), and leaves the session's items out of the list.

@@ -210,11 +210,11 @@ def test_new_items_are_recommended_from_their_attributes(algorithm: str, planted
     assert set(NEW_ITEMS["item_id"]) <= set(everything["item_id"])
 
 
-@pytest.mark.parametrize("algorithm", [name for name in RANKERS if name not in ("content", "ncf")])
+@pytest.mark.parametrize("algorithm", [name for name in RANKERS if name != "ncf"])
 def test_new_items_are_ranked_for_a_session_from_its_items(algorithm: str, fitted) -> None:
     """A visitor known by a session of one group's items gets that group's new item first: the session is folded
-    in by the item model (or by `content-ridge` and `two-tower` themselves). `content` and `ncf` score new items
-    for an unknown user from attributes only."""
+    in by the item model (or by `content`, `content-ridge` and `two-tower` themselves). `ncf` scores new items for
+    an unknown user from attributes only."""
     new_items = pd.DataFrame({"item_id": ["new-group0", "new-group1"], "category": ["group0", "group1"]})
     recommender = fitted(algorithm).with_items(new_items).restricted_to(new_items["item_id"])
     for group in (0, 1):
@@ -242,8 +242,8 @@ HISTORY_SCORERS = [name for name in RANKERS
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
-    assert HISTORY_SCORERS == ["als", "content-ridge", "ease", "ease-lowpass", "ensemble", "item-knn", "lightgcn",
-                               "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
+    assert HISTORY_SCORERS == ["als", "content", "content-ridge", "ease", "ease-lowpass", "ensemble", "item-knn",
+                               "lightgcn", "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
 
 
 # user-knn is left out: a training user's own row folded in finds that user as its nearest neighbour

@@ -47,17 +47,32 @@ class ContentScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "item_vectors_")
-        return self._cosines(users, self.item_vectors_ if items is None else self.item_vectors_[items])
+        return self.score_rows(user_rows(self.user_items_, users), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by their history rows over the training items (a session, a new user's events):
+        the profile of the row's items, as for a training user."""
+        check_fitted(self, "item_vectors_")
+        return _cosines(self._profiles(rows), self.item_vectors_ if items is None else self.item_vectors_[items])
 
     def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of items known only by an attribute table (rows), encoded as the training items were (users are
         profiled from their history only: ``user_attributes`` are not used)."""
         check_fitted(self, "item_vectors_")
-        return self._cosines(users, ItemEncoder.from_arrays(self.encoder_).transform(attributes))
+        return self.score_new_rows(user_rows(self.user_items_, users), attributes)
 
-    def _cosines(self, users: np.ndarray, vectors: sp.csr_matrix) -> np.ndarray:
-        profiles = normalize_rows(user_rows(self.user_items_, users) @ self.item_vectors_)
-        return np.asarray((profiles @ vectors.T).toarray(), np.float32)
+    def score_new_rows(self, rows: sp.csr_matrix, attributes: pd.DataFrame) -> np.ndarray:
+        """`score_new_items` for users given by history rows (`score_rows`)."""
+        check_fitted(self, "item_vectors_")
+        return _cosines(self._profiles(rows), ItemEncoder.from_arrays(self.encoder_).transform(attributes))
+
+    def _profiles(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        """The rows' profiles, L2-normalised (an empty row has none: every item scores 0)."""
+        return normalize_rows(sp.csr_matrix(rows) @ self.item_vectors_)
+
+
+def _cosines(profiles: sp.csr_matrix, vectors: sp.csr_matrix) -> np.ndarray:
+    return np.asarray((profiles @ vectors.T).toarray(), np.float32)
 
 
 def parse_text_columns(names: str) -> frozenset[str]:
