@@ -255,8 +255,11 @@ class Recommender:
 
     def _attribute_scorers(self) -> list[Any]:
         """What scores users known only by their attributes: the scorer when it does (ncf, two-tower), the fallback
-        when it does (`demographic`)."""
-        return [model for model in (self.scorer, self.fallback_) if hasattr(model, "score_attributes")]
+        when it does (`demographic`) and is not the same kind of model as the scorer."""
+        scorers = [self.scorer] if hasattr(self.scorer, "score_attributes") else []
+        if hasattr(self.fallback_, "score_attributes") and type(self.fallback_) is not type(self.scorer):
+            scorers.append(self.fallback_)
+        return scorers
 
     def _attribute_scores(self, rows: pd.DataFrame) -> np.ndarray:
         """Scores (rows x trained items) of new users described by ``rows``: those of the one `_attribute_scorers`, or

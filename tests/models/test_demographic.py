@@ -43,6 +43,17 @@ def test_new_users_get_lists_that_depend_on_their_attributes() -> None:
     assert by_user["new-b"] == {f"b{i}" for i in range(5)}
 
 
+def test_the_demographic_algorithm_scores_new_users_alone() -> None:
+    """Under `demographic` itself the fallback (another demographic model) is not added: the list's scores are the
+    model's rates."""
+    frame, users = two_segments()
+    recommender = Recommender(create_scorer("demographic")).fit(Dataset.from_frame(frame, users=users))
+    newcomers = pd.DataFrame({"user_id": ["new-a"], "segment": ["a"], "gender": ["F"]})
+    lists = recommender.recommend(["new-a"], n=3, attributes=newcomers)
+    rates = recommender.scorer.score_attributes(newcomers)[0]
+    np.testing.assert_allclose(lists["score"], np.sort(rates)[::-1][:3], rtol=1e-6)
+
+
 def test_an_unseen_or_missing_attribute_counts_as_the_training_users_average() -> None:
     frame, users = two_segments()
     dataset = Dataset.from_frame(frame, users=users)
