@@ -34,8 +34,7 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays,
-    train,
+    check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
 )
 
 logger = logging.getLogger(__name__)
