@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,7 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tailored.errors import ConfigError, TailoredError
@@ -53,9 +55,32 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class LogProgress(Progress):
+    """Progress for a log file or a CI job (stderr not a terminal): instead of a live bar, a plain line
+    ``description: done/total (note), elapsed`` at most every ``interval`` seconds and when a task completes."""
+
+    def __init__(self, description: str, interval: float = 2.0) -> None:
+        super().__init__(console=console, disable=True)
+        self.description, self.interval, self.printed = description, interval, -math.inf
+
+    def update(self, task_id: TaskID, **changes: Any) -> None:  # type: ignore[override]
+        super().update(task_id, **changes)
+        task, now = next(task for task in self.tasks if task.id == task_id), time.monotonic()
+        complete = task.total is not None and task.completed >= task.total
+        if not complete and now - self.printed < self.interval:
+            return
+        self.printed = now
+        done = f"{task.completed:,.0f}" + ("" if task.total is None else f"/{task.total:,.0f}")
+        note = f" ({task.fields['note']})" if task.fields.get("note") else ""
+        console.print(f"{self.description}: {done}{note}, {task.elapsed or 0:.0f} s", highlight=False, soft_wrap=True)
+
+
 def progress_bar(description: str) -> Progress:
+    """A live bar on a terminal, `LogProgress` lines elsewhere. Updates may carry a ``note`` (the log line shows it)."""
+    if not sys.stderr.isatty():
+        return LogProgress(description)
     return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True, disable=not sys.stderr.isatty())
+                    console=console, transient=True)
 
 
 def parse_params(values: list[str] | None, params_file: Path | None = None) -> dict[str, Any]:
@@ -152,8 +177,9 @@ def train(
         from tailored.data.transforms import history_window
 
         dataset = history_window(dataset, days=window_days)
-    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions") as bar, reporting_epochs(
-        lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs)
+    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions, epoch") as bar, reporting_epochs(
+        lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs,
+                                                note=None if score is None else f"held-out recall {score:.4f}")
     ):
         task = bar.add_task("train", total=None)
         jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,

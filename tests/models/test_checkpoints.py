@@ -1,7 +1,10 @@
 """Checkpoints of the shared training loop: an interrupted training resumes where it stopped, a finished one is not
-run again, another training's checkpoint is refused, and the command line cleans up after saving the model."""
+run again, another training's checkpoint is refused, and the command line cleans up after saving the model. In a
+log (stderr not a terminal) the command line reports the epochs as plain lines."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -71,3 +74,18 @@ def test_command_line_checkpoints_are_removed_once_the_model_is_saved(tmp_path) 
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "multdae", "--param", "epochs=2",
            "--checkpoint-dir", "ckpt", "--model-dir", "model", cwd=tmp_path))
     assert (tmp_path / "model" / "manifest.json").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_command_line_training_in_a_log_prints_its_epochs(tmp_path) -> None:
+    from tests.test_cli import cli, ok
+
+    small().to_frame()[["user_id", "item_id"]].to_csv(tmp_path / "train.csv", index=False)
+    log = ok(cli("train", "--interactions", "train.csv", "--algorithm", "multdae", "--param", "epochs=3", "--param",
+                 "patience=10", "--model-dir", "model", cwd=tmp_path)).stderr
+    lines = [line for line in log.splitlines() if line.startswith("training multdae on ")]
+    # the early-stopping run: its first and last epochs with their held-out score; then the refit on all the data
+    # for the best run's number of epochs, its last epoch without a score
+    assert re.fullmatch(r"training multdae on [\d,]+ interactions, epoch: 1/3 \(held-out recall 0\.\d{4}\), \d+ s", lines[0])
+    assert re.search(r"epoch: 3/3 \(held-out recall 0\.\d{4}\)", log)
+    assert re.search(r"epoch: (\d+)/\1, \d+ s$", lines[-1])
+    assert "saved multdae model" in log
