@@ -57,11 +57,11 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 class LogProgress(Progress):
     """Progress for a log file or a CI job (stderr not a terminal): instead of a live bar, a plain line
-    ``description: done/total (note), elapsed`` at most every ``interval`` seconds and when a task completes."""
+    ``description: unit done/total (note), elapsed`` at most every ``interval`` seconds and when a task completes."""
 
-    def __init__(self, description: str, interval: float = 2.0) -> None:
+    def __init__(self, description: str, unit: str, interval: float = 2.0) -> None:
         super().__init__(console=console, disable=True)
-        self.description, self.interval, self.printed = description, interval, -math.inf
+        self.description, self.unit, self.interval, self.printed = description, unit, interval, -math.inf
 
     def update(self, task_id: TaskID, **changes: Any) -> None:  # type: ignore[override]
         super().update(task_id, **changes)
@@ -70,16 +70,18 @@ class LogProgress(Progress):
         if not complete and now - self.printed < self.interval:
             return
         self.printed = now
+        unit = f"{self.unit} " if self.unit else ""
         done = f"{task.completed:,.0f}" + ("" if task.total is None else f"/{task.total:,.0f}")
         note = f" ({task.fields['note']})" if task.fields.get("note") else ""
-        console.print(f"{self.description}: {done}{note}, {task.elapsed or 0:.0f} s", highlight=False, soft_wrap=True)
+        console.print(f"{self.description}: {unit}{done}{note}, {task.elapsed or 0:.0f} s", highlight=False,
+                      soft_wrap=True)
 
 
-def progress_bar(description: str) -> Progress:
+def progress_bar(description: str, unit: str = "") -> Progress:
     """A live bar on a terminal, `LogProgress` lines elsewhere. Updates may carry a ``note`` (the log line shows it)."""
     if not sys.stderr.isatty():
-        return LogProgress(description)
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        return LogProgress(description, unit)
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                     console=console, transient=True)
 
 
@@ -177,7 +179,7 @@ def train(
         from tailored.data.transforms import history_window
 
         dataset = history_window(dataset, days=window_days)
-    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions, epoch") as bar, reporting_epochs(
+    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
         lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs,
                                                 note=None if score is None else f"held-out recall {score:.4f}")
     ):

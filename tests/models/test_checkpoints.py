@@ -85,7 +85,7 @@ def test_command_line_training_in_a_log_prints_its_epochs(tmp_path) -> None:
     lines = [line for line in log.splitlines() if line.startswith("training multdae on ")]
     # the early-stopping run: its first and last epochs with their held-out score; then the refit on all the data
     # for the best run's number of epochs, its last epoch without a score
-    assert re.fullmatch(r"training multdae on [\d,]+ interactions, epoch: 1/3 \(held-out recall 0\.\d{4}\), \d+ s", lines[0])
-    assert re.search(r"epoch: 3/3 \(held-out recall 0\.\d{4}\)", log)
-    assert re.search(r"epoch: (\d+)/\1, \d+ s$", lines[-1])
+    assert re.fullmatch(r"training multdae on [\d,]+ interactions: epoch 1/3 \(held-out recall 0\.\d{4}\), \d+ s", lines[0])
+    assert re.search(r"epoch 3/3 \(held-out recall 0\.\d{4}\)", log)
+    assert re.search(r"epoch (\d+)/\1, \d+ s$", lines[-1])
     assert "saved multdae model" in log
