@@ -73,8 +73,8 @@ class LogProgress(Progress):
         unit = f"{self.unit} " if self.unit else ""
         done = f"{task.completed:,.0f}" + ("" if task.total is None else f"/{task.total:,.0f}")
         note = f" ({task.fields['note']})" if task.fields.get("note") else ""
-        console.print(f"{self.description}: {unit}{done}{note}, {task.elapsed or 0:.0f} s", highlight=False,
-                      soft_wrap=True)
+        console.print(f"{self.description}: {unit}{done}{note}, {task.elapsed or 0:.0f} s", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 def progress_bar(description: str, unit: str = "") -> Progress:
