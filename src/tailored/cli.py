@@ -85,6 +85,16 @@ def progress_bar(description: str, unit: str = "") -> Progress:
                     console=console, transient=True)
 
 
+def epoch_reporter(bar: Progress) -> Callable[[int, int, float | None], None]:
+    """Moves a task of ``bar`` with the neural training loops' epochs, noting their held-out score."""
+    task = bar.add_task("train", total=None)
+
+    def report(epoch: int, epochs: int, score: float | None) -> None:
+        bar.update(task, completed=epoch, total=epochs, note=None if score is None else f"held-out recall {score:.4f}")
+
+    return report
+
+
 def parse_params(values: list[str] | None, params_file: Path | None = None) -> dict[str, Any]:
     """``--param NAME=VALUE`` pairs (and an optional JSON file, e.g. written by `tailored tune`)."""
     params: dict[str, Any] = {}
@@ -180,10 +190,8 @@ def train(
 
         dataset = history_window(dataset, days=window_days)
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
-        lambda epoch, epochs, score: bar.update(task, completed=epoch, total=epochs,
-                                                note=None if score is None else f"held-out recall {score:.4f}")
+        epoch_reporter(bar)
     ):
-        task = bar.add_task("train", total=None)
         jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,
                    checkpoint_dir=checkpoint_dir)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
@@ -638,11 +646,14 @@ def benchmark(
 
     from tailored import benchmark as suites
     from tailored.benchmark_reranking import reranking_tradeoffs
+    from tailored.models.neural.training import reporting_epochs
 
     start = time.perf_counter()
     part = "validation" if validation else "test"
     if suite == "movielens-100k":
-        table = suites.movielens_100k(data_dir, algorithm, validation, on_row=lambda row: console.print(describe_row(row)))
+        with progress_bar("benchmark: training", "epoch") as bar, reporting_epochs(epoch_reporter(bar)):
+            table = suites.movielens_100k(data_dir, algorithm, validation,
+                                          on_row=lambda row: console.print(describe_row(row)))
         for protocol, rows in table.groupby("protocol", sort=False):
             print_table(rows.dropna(axis=1, how="all").drop(columns="protocol").assign(params=rows["params"].astype(str)),
                         title=f"{protocol} ({part})")
