@@ -56,3 +56,13 @@ def test_integer_codes_read_as_floats_because_of_a_missing_cell_are_still_known(
 def test_a_table_without_usable_columns_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="No usable item attribute"):
         attribute_vectors(pd.DataFrame({"sku": ["a", "b"]}))
+
+
+def test_a_vector_of_another_length_is_an_error_naming_the_items() -> None:
+    encoder = ItemEncoder().fit(ITEMS)
+    new = pd.DataFrame({"item_id": ["n1", "n2", "n3"], "embedding": [np.ones(2), np.ones(3), None]})
+    with pytest.raises(DataError, match=r"'embedding': 1 vector\(s\) of length \[3\] where the column has 2 .*\['n2'\]"):
+        encoder.transform(new)
+    mixed = ITEMS.assign(embedding=[np.ones(2), np.ones(2), None, np.ones(4)])
+    with pytest.raises(DataError, match=r"of length \[4\] where the column has 2"):
+        ItemEncoder().fit(mixed).transform(mixed)

@@ -79,6 +79,8 @@ class ItemEncoder:
         encoded = []
         for name, (kind, vocabulary, weights) in self.blocks.items():
             column = table[name] if name in table.columns else pd.Series([None] * len(table), index=table.index)
+            if kind == "vector":
+                _check_vector_lengths(table, name, int(vocabulary[0]))
             encoded.append(normalize_rows(_encode(kind, vocabulary, weights, column)))
         return normalize_rows(sp.hstack(encoded).tocsr()).astype(np.float32)
 
@@ -116,6 +118,20 @@ def _tfidf(**options: object) -> object:
     from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: sklearn is slow to load
 
     return TfidfVectorizer(sublinear_tf=True, **options)
+
+
+def _check_vector_lengths(table: pd.DataFrame, name: str, width: int) -> None:
+    """A vector of another length than the fitted column's (another embedding model) is an error naming the items;
+    a missing vector is not (a zero block, like any missing attribute)."""
+    if name not in table.columns:
+        return
+    lengths = np.array([len(v) if isinstance(v, (np.ndarray, list, tuple)) else width for v in table[name]], np.int64)
+    wrong = lengths != width
+    if wrong.any():
+        items = table["item_id"].to_numpy()[wrong] if "item_id" in table.columns else np.flatnonzero(wrong)
+        raise DataError(f"Item attribute {name!r}: {int(wrong.sum()):,} vector(s) of length "
+                        f"{np.unique(lengths[wrong])[:3].tolist()} where the column has {width} dimensions (e.g. items "
+                        f"{items[:5].tolist()}): embed every item with the same model.")
 
 
 def _width(kind: str, vocabulary: np.ndarray) -> int:
