@@ -103,6 +103,19 @@ def test_follows_the_scorer_protocol(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_catalogue_smaller_than_the_early_stopping_cutoff_is_fitted_and_ranked(algorithm: str) -> None:
+    """Eight items, fewer than the 20 that the neural models' held-out recall looks at (it used to fail)."""
+    rows = [(f"u{user}", f"i{(user + step) % 8}", 1.0, step) for user in range(40) for step in range(3)]
+    users = pd.DataFrame({"user_id": [f"u{user}" for user in range(40)], "segment": [f"s{user % 2}" for user in range(40)]})
+    items = pd.DataFrame({"item_id": [f"i{item}" for item in range(8)], "category": [f"c{item % 2}" for item in range(8)]})
+    dataset = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"]), users=users,
+                                 items=items)
+    recommender = Recommender(create_scorer(algorithm)).fit(dataset)
+    lists = recommender.recommend(["u0", "u1"], n=10)
+    assert lists.groupby("user_id").size().tolist() == [5, 5]  # the 8 items less each user's 3
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_unfitted_use_names_the_class(algorithm: str) -> None:
     scorer = create_scorer(algorithm)
     with pytest.raises(NotFittedError, match=type(scorer).__name__):

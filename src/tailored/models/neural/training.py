@@ -75,7 +75,9 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_m
 
 
 def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20) -> float:
-    """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal."""
+    """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal. A catalogue
+    of k items or fewer is ranked whole."""
+    k = min(k, scores.shape[1])
     users = np.flatnonzero(np.diff(relevant.indptr))
     block = np.array(scores[users], dtype=np.float32, copy=True)
     seen_rows = seen[users].tocoo()
