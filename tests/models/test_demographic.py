@@ -132,6 +132,26 @@ def test_integer_codes_read_as_floats_because_of_a_missing_cell_keep_their_token
     assert not np.allclose(scorer.score_attributes(as_floats)[0], scorer.score_attributes(as_floats)[2])
 
 
+def test_a_numeric_attribute_with_many_values_is_cut_into_bins_kept_with_the_model(tmp_path) -> None:
+    """Raw ages (61 distinct values, more than ``max_categories``): the young buy y0..y4, the old o0..o4. They are cut
+    at the users' quantiles, so a new user of 21 gets the young items and one of 66 the old ones, after a save and a
+    load too; text that is not a number counts as unknown, and is named."""
+    ages = np.arange(18, 79)
+    rows = [(f"u{age}", f"{'y' if age < 48 else 'o'}{i}") for age in ages for i in range(5)]
+    users = pd.DataFrame({"user_id": [f"u{age}" for age in ages], "age": ages})
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users))
+    assert isinstance(recommender.fallback_, DemographicScorer)
+    save_model(recommender, tmp_path / "model")
+    newcomers = pd.DataFrame({"user_id": ["young", "old", "unknown"], "age": ["21", "66", "n/a"]})
+    for model in (recommender, load_model(tmp_path / "model")):
+        lists = model.recommend(["young", "old"], n=5, attributes=newcomers).groupby("user_id")["item_id"].apply(set)
+        assert lists["young"] == {f"y{i}" for i in range(5)} and lists["old"] == {f"o{i}" for i in range(5)}
+        assert model.attribute_problems(newcomers) == ["age: 1 row(s) without a numeric value, scored as unknown"]
+    vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)
+    assert vocabulary["columns"].tolist() == ["age"] and len(vocabulary["vocabulary"]) == 5
+
+
 def test_attribute_problems_name_each_column_and_value_the_model_cannot_use() -> None:
     _, users = two_segments()
     vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)

@@ -5,9 +5,9 @@ Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM 2010), here 
 An attribute a user lacks (missing, or a value unseen in training) counts as the training users' average for it:
 its column's tokens at their frequencies among the users with history, never an error. So a user with no attribute
 gets each item's mean interaction rate (popularity) exactly; one categorical column gives popularity per segment; the
-crosses (``age_band=25-34&gender=F``) let segments share strength. Columns with more than ``max_categories`` values
-(ids, zip codes, raw ages) are left out. Ridge shrinks a segment of n users towards the global mean by
-``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6
+crosses (``age_band=25-34&gender=F``) let segments share strength. Numeric columns with more than ``max_categories``
+values (raw ages, incomes) are cut into quantile bins; other such columns (ids, zip codes) are left out. Ridge
+shrinks a segment of n users towards the global mean by ``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6
 training part of MovieLens 100K (seeds 1-20), never on its test users; the variants tried (other targets, kNN
 in attribute space, per-column or hierarchical shrinkage...) are in docs/algorithms/demographic.md.
 """
@@ -15,6 +15,7 @@ in attribute space, per-column or hierarchical shrinkage...) are in docs/algorit
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -25,21 +26,51 @@ import scipy.sparse as sp
 
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.features import value_text
+from tailored.data.features import NUMERIC_BINS, value_text
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
 
 
+def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
+    """The usable attribute columns and their bin edges (one row per column): a column with 2 to ``max_categories``
+    distinct values is categorical (a row of NaN); a numeric one with more (raw ages, incomes, tenure) is cut at the
+    users' quantiles into ``NUMERIC_BINS`` bins. Other columns (ids, zip codes, free text) are left out."""
+    columns: list[str] = []
+    edges: list[np.ndarray] = []
+    quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
+    for name in [] if attributes is None else attributes.columns:
+        column = attributes[name]  # type: ignore[index]
+        distinct = column.nunique()
+        if 1 < distinct <= max_categories:
+            columns.append(name)
+            edges.append(np.full(NUMERIC_BINS - 1, np.nan))
+        elif distinct > max_categories and column.dtype.kind in "fiu":
+            columns.append(name)
+            edges.append(np.nanquantile(column.to_numpy(np.float64), quantiles))
+    return columns, np.asarray(edges, np.float64).reshape(len(columns), NUMERIC_BINS - 1)
+
+
 def usable_columns(attributes: pd.DataFrame | None, max_categories: int) -> list[str]:
-    """Attribute columns with 2 to ``max_categories`` distinct values."""
-    if attributes is None:
-        return []
-    return [name for name in attributes.columns if 1 < attributes[name].nunique() <= max_categories]
+    """The columns of `attribute_columns`."""
+    return attribute_columns(attributes, max_categories)[0]
 
 
-def attribute_tokens(attributes: pd.DataFrame, columns: list[str], crosses: bool) -> pd.DataFrame:
-    """One ``column=value`` token per row and column (and per pair of columns when ``crosses``); '' when missing."""
-    single = {name: (name + "=" + value_text(attributes[name])).where(attributes[name].notna(), "") for name in columns}
+def numeric_bins(columns: Sequence[str], edges: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Column -> bin edges of the binned columns among ``columns`` (``edges`` rows aligned with them; None, as in
+    models saved before numeric attributes were binned: none)."""
+    if edges is None:
+        return {}
+    return {str(name): row for name, row in zip(columns, edges) if not np.isnan(row).all()}
+
+
+def attribute_tokens(attributes: pd.DataFrame, columns: list[str], crosses: bool,
+                     bins: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """One ``column=value`` token per row and column (``column=[lo,hi)`` for a column of ``bins``; and one per pair
+    of columns when ``crosses``); '' when missing."""
+    single = {}
+    for name in columns:
+        text, known = _value_text(attributes[name], (bins or {}).get(name))
+        single[name] = (name + "=" + text).where(known, "")
     tokens = pd.DataFrame(single, index=attributes.index)
     if crosses:
         for first, second in itertools.combinations(columns, 2):
@@ -48,14 +79,26 @@ def attribute_tokens(attributes: pd.DataFrame, columns: list[str], crosses: bool
     return tokens
 
 
+def _value_text(column: pd.Series, edges: np.ndarray | None) -> tuple[pd.Series, pd.Series]:
+    """Each value's token text and whether it is known; with ``edges``, the bin ``[lo,hi)`` of a number (text that is
+    not a number is unknown)."""
+    if edges is None:
+        return value_text(column), column.notna()
+    numbers = pd.to_numeric(column, errors="coerce")
+    bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+    labels = np.array([f"[{low:g},{high:g})" for low, high in zip(bounds[:-1], bounds[1:])])
+    bins = np.searchsorted(edges, np.nan_to_num(numbers.to_numpy(np.float64)), side="right")
+    return pd.Series(labels[bins], index=column.index), numbers.notna()
+
+
 def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -> dict[str, np.ndarray]:
-    """The usable attribute ``columns`` and the ``column=value`` tokens seen in them (``vocabulary``): what users
-    who arrive later are encoded with. Empty arrays when no column is usable."""
-    columns = usable_columns(attributes, max_categories)
+    """The usable attribute ``columns``, their bin ``edges`` (`attribute_columns`) and the tokens seen in them
+    (``vocabulary``): what users who arrive later are encoded with. Empty arrays when no column is usable."""
+    columns, edges = attribute_columns(attributes, max_categories)
     if not columns:
-        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str)}
-    tokens = attribute_tokens(attributes, columns, crosses=False).to_numpy(dtype=str)  # type: ignore[arg-type]
-    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""])}
+        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges}
+    tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges)).to_numpy(dtype=str)  # type: ignore[arg-type]
+    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""]), "edges": edges}
 
 
 def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
@@ -76,12 +119,14 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
     if unused:
         problems.append(f"column(s) {_quoted(unused)} not among the training attributes ({_quoted(columns)}): ignored")
     present = [name for name in columns if name in given]
-    tokens = attribute_tokens(attributes, present, crosses=False)
+    bins = numeric_bins(columns, vocabulary.get("edges"))
+    tokens = attribute_tokens(attributes, present, False, bins)
     for name in present:
         missing = tokens[name] == ""
         unseen = value_text(attributes[name])[~missing & ~tokens[name].isin(vocabulary["vocabulary"])].value_counts()
         if missing.any():
-            problems.append(f"{name}: {int(missing.sum()):,} row(s) without a value, scored as unknown")
+            value = "a numeric value" if name in bins else "a value"
+            problems.append(f"{name}: {int(missing.sum()):,} row(s) without {value}, scored as unknown")
         if len(unseen):
             examples = ", ".join(f"{value!r} ({count})" for value, count in unseen.head(5).items())
             more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
@@ -117,13 +162,15 @@ class DemographicScorer:
     search_space: ClassVar[dict[str, Float | Choice]] = {"reg": Float(1.0, 3000.0, log=True), "crosses": Choice((False, True))}
 
     def fit(self, dataset: Dataset) -> Self:
-        columns = usable_columns(dataset.user_attributes, self.max_categories)
+        columns, self.bin_edges_ = attribute_columns(dataset.user_attributes, self.max_categories)
         if not columns:
             raise DataError(
                 "Algorithm 'demographic' needs user attributes with 2 to "
-                f"{self.max_categories} distinct values (e.g. gender, age_band, segment): pass a users table (--users FILE)."
+                f"{self.max_categories} distinct values (e.g. gender, age_band, segment) or numeric ones (age): pass a "
+                "users table (--users FILE)."
             )
-        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses).to_numpy(dtype=str)
+        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses, numeric_bins(columns, self.bin_edges_))
+        tokens = tokens.to_numpy(dtype=str)
         self.columns_ = np.asarray(columns, dtype=str)
         self.vocabulary_ = np.unique(tokens[tokens != ""])
         self.token_groups_ = np.zeros(len(self.vocabulary_), np.int64)  # the token's column (or pair of columns)
@@ -152,7 +199,8 @@ class DemographicScorer:
         """Scores for users known only by an attribute table (missing columns and unseen values: the average)."""
         check_fitted(self, "weights_")
         table = attributes.reindex(columns=list(self.columns_))
-        indicators = encode(attribute_tokens(table, list(self.columns_), self.crosses), self.vocabulary_)
+        bins = numeric_bins(self.columns_, getattr(self, "bin_edges_", None))
+        indicators = encode(attribute_tokens(table, list(self.columns_), self.crosses, bins), self.vocabulary_)
         return self._scores(self._imputed(indicators), items)
 
     def _groups(self) -> sp.csr_matrix:

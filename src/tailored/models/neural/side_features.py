@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.errors import DataError
-from tailored.models.demographic import attribute_tokens, attribute_vocabulary, encode
+from tailored.models.demographic import attribute_tokens, attribute_vocabulary, encode, numeric_bins
 from tailored.models.neural.training import require_torch
 
 MAX_USER_CATEGORIES = 50
@@ -28,7 +28,7 @@ def user_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | Non
     if attributes is None or not columns:
         return sp.csr_matrix((n_rows, len(encoder["vocabulary"])), dtype=np.float32)
     table = attributes.reindex(columns=columns).reset_index(drop=True)
-    matrix = encode(attribute_tokens(table, columns, crosses=False), encoder["vocabulary"])
+    matrix = encode(attribute_tokens(table, columns, False, numeric_bins(columns, encoder.get("edges"))), encoder["vocabulary"])
     norms = np.sqrt(np.maximum(matrix.getnnz(axis=1), 1))
     return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
 
