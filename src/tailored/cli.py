@@ -646,8 +646,6 @@ def benchmark(
     (Recall@20 vs random), new users' first 5 events as a session, alone and with the users' attributes (NDCG@10)
     and P3 (RMSE), with fit times and epochs. movielens-100k-reranking: the diversity and
     exposure stages' accuracy/coverage trade-off on P1 and their overhead per user (first --algorithm, default ease)."""
-    import time
-
     from tailored import benchmark as suites
     from tailored.benchmark_reranking import reranking_tradeoffs
     from tailored.models.neural.training import reporting_epochs
