@@ -93,7 +93,6 @@ def image_descriptors(paths: Sequence[str | Path | None], root: str | Path | Non
     return vectors, failures
 
 
-
 def supplied_vectors(path: str | Path, item_ids: Sequence[str]) -> np.ndarray:
     """Rows (one per item of ``item_ids``) of embeddings computed elsewhere (any vision or text model): a ``.npy``
     matrix whose rows follow ``item_ids``' order, or a ``.npz`` with arrays ``item_id`` and ``vectors`` matched by
