@@ -7,9 +7,10 @@ its column's tokens at their frequencies among the users with history, never an 
 gets each item's mean interaction rate (popularity) exactly; one categorical column gives popularity per segment; the
 crosses (``age_band=25-34&gender=F``) let segments share strength. Numeric columns with more than ``max_categories``
 values (raw ages, incomes) are cut into quantile bins; other such columns (ids, zip codes) are left out. Ridge
-shrinks a segment of n users towards the global mean by ``n / (n + reg)``. Defaults (reg 100, no crosses) were chosen on 20 cold-user validation carves of the P6
-training part of MovieLens 100K (seeds 1-20), never on its test users; the variants tried (other targets, kNN
-in attribute space, per-column or hierarchical shrinkage...) are in docs/algorithms/demographic.md.
+shrinks a segment of n users towards the global mean by ``n / (n + reg)``. Defaults (reg 100, no crosses) were
+chosen on 20 cold-user validation carves of the P6 training part of MovieLens 100K (seeds 1-20), never on its test
+users; the variants tried (other targets, kNN in attribute space, per-column or hierarchical shrinkage...) are in
+docs/algorithms/demographic.md.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -
     columns, edges = attribute_columns(attributes, max_categories)
     if not columns:
         return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges}
-    tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges)).to_numpy(dtype=str)  # type: ignore[arg-type]
+    tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges))  # type: ignore[arg-type]
+    tokens = tokens.to_numpy(dtype=str)
     return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""]), "edges": edges}
 
 
@@ -169,8 +171,8 @@ class DemographicScorer:
                 f"{self.max_categories} distinct values (e.g. gender, age_band, segment) or numeric ones (age): pass a "
                 "users table (--users FILE)."
             )
-        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses, numeric_bins(columns, self.bin_edges_))
-        tokens = tokens.to_numpy(dtype=str)
+        bins = numeric_bins(columns, self.bin_edges_)
+        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses, bins).to_numpy(dtype=str)
         self.columns_ = np.asarray(columns, dtype=str)
         self.vocabulary_ = np.unique(tokens[tokens != ""])
         self.token_groups_ = np.zeros(len(self.vocabulary_), np.int64)  # the token's column (or pair of columns)

@@ -28,7 +28,8 @@ def user_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | Non
     if attributes is None or not columns:
         return sp.csr_matrix((n_rows, len(encoder["vocabulary"])), dtype=np.float32)
     table = attributes.reindex(columns=columns).reset_index(drop=True)
-    matrix = encode(attribute_tokens(table, columns, False, numeric_bins(columns, encoder.get("edges"))), encoder["vocabulary"])
+    tokens = attribute_tokens(table, columns, False, numeric_bins(columns, encoder.get("edges")))
+    matrix = encode(tokens, encoder["vocabulary"])
     norms = np.sqrt(np.maximum(matrix.getnnz(axis=1), 1))
     return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
 
