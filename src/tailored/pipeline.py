@@ -268,9 +268,12 @@ class Recommender:
         scorers = self._attribute_scorers()
         if len(scorers) == 1:
             return scorers[0].score_attributes(rows)
+        return self._fused([model.score_attributes(rows) for model in scorers])
+
+    def _fused(self, scores: list[np.ndarray]) -> np.ndarray:
+        """The sum of the models' scores (users x trained items), each standardised over the trained items."""
         masked = ~self.warm_items_[None, : self._n_trained_items]
-        fused = sum(standardised(np.asarray(model.score_attributes(rows), np.float64), masked) for model in scorers)
-        return np.asarray(fused, np.float32)
+        return np.asarray(sum(standardised(np.asarray(part, np.float64), masked) for part in scores), np.float32)
 
     def _blocks(self, ids: np.ndarray) -> Iterator[np.ndarray]:
         return (ids[start : start + self.batch_size] for start in range(0, len(ids), self.batch_size))
@@ -381,8 +384,17 @@ class Recommender:
         if warm.any():
             scores[warm, trained] = self._scorer_scores(users[warm])
         if (~warm).any():
-            scores[~warm, trained] = self.fallback_.score(users[~warm])
+            scores[~warm, trained] = self._cold_user_scores(users[~warm])
         return self._score_cold_items(users, warm, scores), warm
+
+    def _cold_user_scores(self, users: np.ndarray) -> np.ndarray:
+        """Scores of users without history: the fallback's; a users table's quiet users (known, no interactions) get
+        those of every `_attribute_scorers`, fused as for new users described by the same attributes."""
+        scores = np.asarray(self.fallback_.score(users), np.float32)
+        scorers, quiet = self._attribute_scorers(), users >= 0
+        if len(scorers) > 1 and quiet.any():
+            scores[quiet] = self._fused([model.score(users[quiet]) for model in scorers])
+        return scores
 
     def _scorer_scores(self, users: np.ndarray) -> np.ndarray:
         """The scorer's scores, or -- with a `with_vector_index` view -- the index's best ``candidate_pool`` items

@@ -58,6 +58,21 @@ def test_new_users_from_attributes_add_the_scorers_and_the_demographic_scores(al
         assert not np.allclose(got, part, atol=1e-2)
 
 
+@pytest.mark.parametrize("algorithm", ["ncf", "two-tower"])
+def test_a_quiet_user_of_the_users_table_is_ranked_as_a_new_user_with_the_same_attributes(algorithm: str) -> None:
+    """Users in the training users table without any interaction get what new users described by the same
+    attributes get (the network's unknown id with their features, plus the demographic model), not the demographic
+    model alone nor their never-trained id embeddings."""
+    train, _, items = planted_groups()
+    quiet = pd.DataFrame({"user_id": ["quiet-0", "quiet-1"], "segment": ["s0", "s1"], "region": ["north", "south"]})
+    dataset = Dataset.from_frame(train, users=pd.concat([planted_users(), quiet]), items=items)
+    recommender = Recommender(create_scorer(algorithm, QUICK)).fit(dataset)
+    as_quiet = recommender.recommend(quiet["user_id"], n=10)
+    as_new = recommender.recommend(["new-0", "new-1"], n=10, attributes=quiet.assign(user_id=["new-0", "new-1"]))
+    assert as_quiet["item_id"].tolist() == as_new["item_id"].tolist()
+    np.testing.assert_allclose(as_quiet["score"], as_new["score"], rtol=1e-4, atol=1e-4)
+
+
 def test_two_tower_item_vectors_can_be_indexed(planted: Dataset) -> None:
     scorer = create_scorer("two-tower", QUICK).fit(planted)
     assert scorer.item_vectors_.shape == (planted.n_items, scorer.factors)

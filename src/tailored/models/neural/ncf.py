@@ -116,10 +116,7 @@ class NCFScorer:
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "weights_")
         users = np.asarray(users, np.int64)
-        known = (users >= 0) & (users < self.user_items_.shape[0])
-        user_ids = np.where(known, users, self.user_items_.shape[0])
-        features = user_rows(self.user_features_, users)
-        return self._score_ids(user_ids, features, items)
+        return self._score_ids(self._trained_ids(users), user_rows(self.user_features_, users), items)
 
     def score_attributes(self, attributes: pd.DataFrame, items: np.ndarray | None = None) -> np.ndarray:
         """Scores for users known only by an attribute table (unknown id, features from their attributes)."""
@@ -132,12 +129,11 @@ class NCFScorer:
         are new ones described by ``user_attributes`` when given."""
         check_fitted(self, "weights_")
         users = np.asarray(users, np.int64)
-        known = (users >= 0) & (users < self.user_items_.shape[0])
         items = item_features(self.item_encoder_, attributes, len(attributes))
         network = self._loaded()
         features = (user_rows(self.user_features_, users) if user_attributes is None
                     else user_features(self.user_encoder_, user_attributes, len(user_attributes)))
-        user_parts = self._represent(network, "user", np.where(known, users, self.user_items_.shape[0]), features)
+        user_parts = self._represent(network, "user", self._trained_ids(users), features)
         item_parts = self._represent(network, "item", np.full(len(attributes), self.user_items_.shape[1]), items)
         return self._pairwise(network, user_parts, item_parts)
 
@@ -162,6 +158,14 @@ class NCFScorer:
         user = (torch.cat([block[0] for block in blocks]), torch.cat([block[1] for block in blocks]))
         scores = self._pairwise(network, user, item)
         return scores if items is None else scores[:, items]
+
+    def _trained_ids(self, users: np.ndarray) -> np.ndarray:
+        """The users' ids, or the unknown id for users the network never trained: unknown to it, or without
+        interactions (a users table's quiet users), who are scored from their features alone like new users."""
+        n_users = self.user_items_.shape[0]
+        trained = (users >= 0) & (users < n_users)
+        trained[trained] = np.diff(self.user_items_.indptr)[users[trained]] > 0
+        return np.where(trained, users, n_users)
 
     def _score_ids(self, user_ids: np.ndarray, features: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         network = self._loaded()

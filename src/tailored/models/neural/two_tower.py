@@ -235,10 +235,13 @@ class TwoTowerScorer:
         return network["item_tower"](inputs)
 
     def _vectors(self, network: Any, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """User and item vectors; users without history (a users table's quiet users, whose ids were never trained)
+        get the unknown id's, from their features alone like new users."""
         torch = require_torch()
         n_users, n_items = history.shape
+        ids = np.where(history.getnnz(axis=1) > 0, np.arange(n_users), n_users)
         with torch.no_grad():
-            users = self._user_tower(network, np.arange(n_users), self.user_features_, history).numpy()
+            users = self._user_tower(network, ids, self.user_features_, history).numpy()
             items = self._item_tower(network, np.arange(n_items), self.item_features_).numpy()
         return users, items
 
