@@ -85,12 +85,13 @@ def progress_bar(description: str, unit: str = "") -> Progress:
                     console=console, transient=True)
 
 
-def epoch_reporter(bar: Progress) -> Callable[[int, int, float | None], None]:
-    """Moves a task of ``bar`` with the neural training loops' epochs, noting their held-out score."""
+def epoch_reporter(bar: Progress) -> Callable[[int, int, float | None, str], None]:
+    """Moves a task of ``bar`` with the neural training loops' epochs, noting their stage and held-out score."""
     task = bar.add_task("train", total=None)
 
-    def report(epoch: int, epochs: int, score: float | None) -> None:
-        bar.update(task, completed=epoch, total=epochs, note=None if score is None else f"held-out recall {score:.4f}")
+    def report(epoch: int, epochs: int, score: float | None, stage: str) -> None:
+        recall = "" if score is None else f"held-out recall {score:.4f}"
+        bar.update(task, completed=epoch, total=epochs, note=", ".join(part for part in (stage, recall) if part))
 
     return report
 
@@ -238,6 +239,11 @@ def recommend(
     model = load_model(model_dir)
     for problem in model.attribute_problems(attributes) if attributes is not None else []:
         console.print(f"[yellow]warning:[/] {users}: {problem}.")
+    undescribed = jobs.undescribed_users(model, user_ids, attributes, request_context) if users is not None else []
+    if len(undescribed):
+        examples = escape(", ".join(map(repr, undescribed[:3].tolist())))
+        console.print(f"[yellow]warning:[/] {users}: {len(undescribed):,} user id(s) unknown to the model and without "
+                      f"attributes, e.g. {examples}: they get an anonymous visitor's list (the most popular items).")
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
         frame = jobs.recommend(model, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -588,7 +594,8 @@ def embed(
     with progress_bar("embedding") as bar:
         task = bar.add_task("embed", total=None)
         table, failures = jobs.embed_items(items, columns, image_column, image_root,
-                                           progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                           progress=lambda what, done, total: bar.update(
+                                               task, completed=done, total=total, note=f"item {what}"),
                                            vectors=vectors, vectors_column=vectors_column)
     write_table(table, output)
     for row, reason in list(failures.items())[:5]:

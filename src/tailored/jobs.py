@@ -170,6 +170,17 @@ def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k:
             progress(min(start + chunk_users, len(ids)), len(ids))
 
 
+def undescribed_users(model: Recommender, user_ids: np.ndarray, attributes: pd.DataFrame | None,
+                       context: Context | None = None) -> np.ndarray:
+    """The ``user_ids`` that the model does not know and that come with neither attributes nor recent items: all
+    they can get is the cold-start list of an anonymous visitor (often a sign of ids that do not match training's)."""
+    unknown = np.asarray(user_ids)[model.users_.index(np.asarray(user_ids), missing="mask") < 0]
+    if context is not None and context.recent_items():
+        return unknown[:0]
+    described = attributes[USER_ID].astype(str).to_numpy() if attributes is not None else np.array([], str)
+    return unknown[~np.isin(unknown, described)]
+
+
 def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
     """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
     sizes = frame.groupby(USER_ID).size()
@@ -182,13 +193,14 @@ def embed_items(
     text_columns: list[str],
     image_column: str | None = None,
     image_root: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     vectors: str | Path | None = None,
     vectors_column: str = "image_embedding",
 ) -> tuple[pd.DataFrame, dict[int, str]]:
     """The items table with a ``text_embedding`` column (MiniLM of the text columns joined), an
     ``image_descriptor`` column and/or a ``vectors_column`` of embeddings supplied in a NumPy file
-    (`supplied_vectors`); also returns the rows whose image could not be read, with the reason."""
+    (`supplied_vectors`); also returns the rows whose image could not be read, with the reason. ``progress`` gets
+    (what, done, total) with ``what`` "texts" or "images"."""
     from tailored.data.embeddings import image_descriptors, supplied_vectors, text_embeddings
 
     table = read_attributes(items, id_column=ITEM_ID)
@@ -203,13 +215,17 @@ def embed_items(
     failures: dict[int, str] = {}
     if text_columns:
         texts = table[text_columns].fillna("").astype(str).agg(". ".join, axis=1).str.strip(". ")
-        table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=progress))
+        table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=_labelled(progress, "texts")))
     if image_column is not None:
-        descriptors, failures = image_descriptors(table[image_column].tolist(), image_root, progress)
+        descriptors, failures = image_descriptors(table[image_column].tolist(), image_root, _labelled(progress, "images"))
         table["image_descriptor"] = list(descriptors)
     if supplied is not None:
         table[vectors_column] = list(supplied)
     return table, failures
+
+
+def _labelled(progress: Callable[[str, int, int], None] | None, what: str) -> Progress | None:
+    return None if progress is None else lambda done, total: progress(what, done, total)
 
 
 def read_item_ids(source: str | Path) -> np.ndarray:

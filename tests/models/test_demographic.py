@@ -196,6 +196,25 @@ def test_recommend_warns_about_attribute_columns_and_values_it_cannot_use(tmp_pa
     assert "warning" not in clean.stdout + clean.stderr
 
 
+def test_recommend_warns_about_ids_it_does_not_know_that_come_without_attributes(tmp_path) -> None:
+    """A list of ids only: the unknown ones (a misspelt id, an id the training data spelt otherwise) can only get an
+    anonymous visitor's list, and the command says so; known ids and users described by attributes or recent items
+    do not warn."""
+    frame, users = two_segments()
+    frame.to_csv(tmp_path / "events.csv", index=False)
+    users.to_csv(tmp_path / "users.csv", index=False)
+    ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--algorithm", "ease", "--model-dir", "m",
+           cwd=tmp_path))
+    pd.DataFrame({"user_id": ["ua0", "ua01", "zz"]}).to_csv(tmp_path / "ids.csv", index=False)
+    said = flat(ok(cli("recommend", "--model-dir", "m", "--users", "ids.csv", "--k", "2", "--output", "r.csv",
+                       cwd=tmp_path)).stderr)
+    assert "warning: ids.csv: 2 user id(s) unknown to the model and without attributes, e.g. 'ua01', 'zz'" in said
+    pd.DataFrame({"user_id": ["ua0", "new"], "segment": ["a", "b"]}).to_csv(tmp_path / "described.csv", index=False)
+    for asked in (["--users", "described.csv"], ["--users", "ids.csv", "--context", "recent=a0"]):
+        result = ok(cli("recommend", "--model-dir", "m", *asked, "--k", "2", "--output", "r.csv", cwd=tmp_path))
+        assert "unknown to the model" not in flat(result.stderr)
+
+
 def test_new_users_are_scored_block_by_block_in_the_order_asked() -> None:
     frame, users = two_segments()
     recommender = Recommender(create_scorer("ease"), batch_size=2).fit(Dataset.from_frame(frame, users=users))

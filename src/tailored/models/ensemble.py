@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import Choice, Float, Scorer, check_fitted, create_scorer, register, scorer_class, user_rows
+from tailored.models.neural.training import training_stage
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class EnsembleScorer:
         members = []
         for position, name in enumerate(names, start=1):
             logger.info("ensemble member %d/%d: fitting %s", position, len(names), name)
-            members.append(create_scorer(name).fit(dataset))
+            with training_stage(f"member {position}/{len(names)} {name}"):
+                members.append(create_scorer(name).fit(dataset))
         self.members_: list[Scorer] = members
         self.seen_ = dataset.matrix(binary=True)
         return self

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, register, user_rows
 from tailored.models.neural.training import (
-    TrainingLog, from_arrays, holdout_split, recall_at, require_torch, to_arrays, train,
+    REFIT, TrainingLog, from_arrays, holdout_split, recall_at, require_torch, to_arrays, train, training_stage,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,8 @@ class AutoencoderScorer:
         network, log = self._train(part, held, self.epochs)
         logger.info("algorithm=%s best_epoch=%d validation=%.4f", self.algorithm, log.best_epoch, log.best_score)  # type: ignore[attr-defined]
         self.epochs_ = max(log.best_epoch, 1)
-        network, _ = self._train(matrix, None, self.epochs_)
+        with training_stage(REFIT):
+            network, _ = self._train(matrix, None, self.epochs_)
         self.weights_ = to_arrays(network)
         self.beta_ = self._beta(self._updates)
         self.user_items_ = matrix

@@ -30,7 +30,9 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, factor_scores, register
-from tailored.models.neural.training import TrainingLog, holdout_split, recall_at, require_torch, sample_negatives, train
+from tailored.models.neural.training import (
+    REFIT, TrainingLog, holdout_split, recall_at, require_torch, sample_negatives, train, training_stage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,8 @@ class LightGCNScorer:
                 logger.info("lightgcn epochs=%d best_epoch=%d recall@20=%.4f seconds=%.1f",
                             log.epochs, log.best_epoch, log.best_score, log.seconds)
                 epochs = max(log.best_epoch, 1)
-        module, log = self._train(torch, matrix, None, epochs)
+        with training_stage(REFIT):
+            module, log = self._train(torch, matrix, None, epochs)
         with torch.no_grad():
             layers = self._layers(torch, _graph_tensor(torch, normalized_adjacency(matrix)), module)
         final = (sum(layers) / (self.layers + 1)).numpy()

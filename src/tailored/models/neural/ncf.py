@@ -37,7 +37,7 @@ from tailored.models.neural.side_features import (
 )
 from tailored.models.neural.training import (
     MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, check_fold_in, fold_in, from_arrays, holdout_split, minibatches,
-    recall_at, require_torch, to_arrays, train,
+    REFIT, recall_at, require_torch, to_arrays, train, training_stage,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class NCFScorer:
         part, held = holdout_split(matrix, VALIDATION_FRACTION, self.seed)
         _, logs = self._fit_stages(part, held, None)
         self.epochs_ = max(logs[-1].best_epoch, 1)
-        network, _ = self._fit_stages(matrix, None, [max(log.best_epoch, 1) for log in logs])
+        with training_stage(REFIT):
+            network, _ = self._fit_stages(matrix, None, [max(log.best_epoch, 1) for log in logs])
         self.weights_ = to_arrays(network)
         self.user_items_ = matrix
         self._network = network
@@ -98,13 +99,16 @@ class NCFScorer:
         """NeuMF trained from scratch, or (``pretrain``, section 3.4.1 of the paper) GMF and MLP trained alone, NeuMF
         initialised from both (`_fused`) and fine-tuned at ``fine_tune_rate`` times the learning rate. ``epochs``:
         one count per stage (None: each stops early on ``held``)."""
-        stages = [(("gmf",), self.learning_rate), (("mlp",), self.learning_rate),
-                  (("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)]
+        stages = [("GMF", ("gmf",), self.learning_rate), ("MLP", ("mlp",), self.learning_rate),
+                  ("NeuMF", ("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)]
+        if not self.pretrain:
+            stages = [("NeuMF", ("gmf", "mlp"), self.learning_rate)]
         networks, logs = [], []
-        for stage, (branches, rate) in enumerate(stages if self.pretrain else [(("gmf", "mlp"), self.learning_rate)]):
+        for stage, (name, branches, rate) in enumerate(stages):
             init = _fused(networks[0], networks[1], self.factors) if len(networks) == 2 else None
             cap = self.epochs if epochs is None else epochs[stage]
-            network, log = self._train(matrix, held, cap, branches, rate, init)
+            with training_stage(name):
+                network, log = self._train(matrix, held, cap, branches, rate, init)
             if held is not None:
                 logger.info("algorithm=ncf branches=%s best_epoch=%d validation=%.4f", "+".join(branches),
                             log.best_epoch, log.best_score)

@@ -87,9 +87,12 @@ def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, 
     return float(np.mean(hits / np.minimum(np.diff(relevant.indptr)[users], k)))
 
 
-EpochReport = Callable[[int, int, float | None], None]
-"""Called after each epoch with (epoch, epoch cap, validation score or None)."""
+EpochReport = Callable[[int, int, float | None, str], None]
+"""Called after each epoch with (epoch, epoch cap, validation score or None, stage: see `training_stage`)."""
 _epoch_report: ContextVar[EpochReport | None] = ContextVar("epoch_report", default=None)
+_stages: ContextVar[tuple[str, ...]] = ContextVar("training_stages", default=())
+REFIT = "refit on all rows"
+"""The stage of a model trained again on every row for the epoch count that its held-out run chose."""
 
 
 @contextlib.contextmanager
@@ -100,6 +103,17 @@ def reporting_epochs(report: EpochReport) -> Iterator[None]:
         yield
     finally:
         _epoch_report.reset(token)
+
+
+@contextlib.contextmanager
+def training_stage(label: str) -> Iterator[None]:
+    """Names what the training loops within the block do (an ensemble member, a pretraining branch, the refit on all
+    rows) in their epoch reports; nested stages are joined with ", "."""
+    token = _stages.set(_stages.get() + (label,))
+    try:
+        yield
+    finally:
+        _stages.reset(token)
 
 
 class Checkpoints(Protocol):
@@ -240,7 +254,7 @@ def train(
                 current = to_arrays(model)
                 checkpoints.save(run, {"current": current, "best": _numpy(best_state) if best_state else current}, log, False)
             if report is not None:
-                report(epoch + 1, epochs, score)
+                report(epoch + 1, epochs, score, ", ".join(_stages.get()))
             if stop:
                 break
     if best_state is not None:

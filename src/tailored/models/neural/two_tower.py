@@ -34,7 +34,8 @@ from tailored.models.neural.side_features import (
     bag_inputs, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
-    check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+    REFIT, check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
+    training_stage,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ class TwoTowerScorer:
         logger.info("algorithm=two-tower best_epoch=%d validation=%.4f", log.best_epoch, log.best_score)
         self.epochs_ = max(log.best_epoch, 1)
         self.history_ = recent_history(dataset, matrix, self.max_history)
-        network, _ = self._train(matrix, self.history_, None, self.epochs_)
+        with training_stage(REFIT):
+            network, _ = self._train(matrix, self.history_, None, self.epochs_)
         self.weights_ = to_arrays(network)
         self._network = network
         self.user_vectors_, self.item_vectors_ = self._vectors(network, self.history_)
