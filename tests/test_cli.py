@@ -257,6 +257,23 @@ def test_recommend_users_file_with_unknown_user_gets_popularity(implicit: Path) 
     assert any(items != ghost["item_id"].tolist() for items in personal)
 
 
+def test_train_says_which_attribute_columns_the_model_uses_and_why_it_leaves_others_out(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"user_id": [f"u{u % 120}" for u in range(600)], "item_id": [f"i{i}" for i in rng.integers(0, 30, 600)]}
+                 ).drop_duplicates().to_csv(tmp_path / "events.csv", index=False)
+    pd.DataFrame({"user_id": [f"u{u}" for u in range(120)], "segment": ["a", "b"] * 60,
+                  "income": rng.normal(40_000, 9_000, 120).round(), "customer_no": [f"c{u}" for u in range(120)],
+                  "country": "FR"}).to_csv(tmp_path / "users.csv", index=False)
+    pd.DataFrame({"item_id": [f"i{i}" for i in range(30)], "category": ["x", "y", "z"] * 10,
+                  "genres": ["x|y", "z"] * 15, "sku": [f"s{i}" for i in range(30)], "note": ""}
+                 ).to_csv(tmp_path / "items.csv", index=False)
+    said = ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--items", "items.csv", "--algorithm",
+                  "ease", "--model-dir", "m", cwd=tmp_path)).stderr
+    assert ("user attributes used: segment, income (5 bins); left out: customer_no (a different value in every row), "
+            "country (the same value everywhere)") in said
+    assert "item attributes used: category, genres ('|' list); left out: sku (a different value in every row), note (no value)" in said
+
+
 def test_column_mapping_and_parquet_input_give_the_same_model(implicit: Path) -> None:
     from tailored.registry.model_dir import load_model
 

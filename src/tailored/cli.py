@@ -193,8 +193,10 @@ def train(
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
         epoch_reporter(bar)
     ):
-        jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,
-                   checkpoint_dir=checkpoint_dir)
+        recommender = jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,
+                                 checkpoint_dir=checkpoint_dir)
+    for line in jobs.attribute_report(recommender, dataset):
+        console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 
 

@@ -19,6 +19,7 @@ from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.errors import DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.eval.metrics import mae, rmse
+from tailored.models.demographic import numeric_bins
 from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tailored.pipeline import RECOMMENDER_PARAMS, build_recommender
@@ -168,6 +169,47 @@ def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k:
         yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally)
         if progress is not None:
             progress(min(start + chunk_users, len(ids)), len(ids))
+
+
+def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:
+    """A line each for the users' and the items' attribute tables of ``dataset``: the columns the fitted model uses
+    (and how, where not as categories) and the columns it leaves out, with the reason."""
+    lines = []
+    if dataset.user_attributes is not None:
+        vocabulary = recommender.user_vocabulary_
+        bins = numeric_bins(vocabulary["columns"], vocabulary.get("edges"))
+        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins else "" for name in vocabulary["columns"]}
+        lines.append(_attribute_line("user", used, dataset.user_attributes))
+    if dataset.item_attributes is not None:
+        encoder = recommender.item_encoder_ or {"columns": [], "kinds": []}
+        used = {str(name): _item_use(str(kind), encoder[f"vocabulary_{i}"])
+                for i, (name, kind) in enumerate(zip(encoder["columns"], encoder["kinds"]))}
+        lines.append(_attribute_line("item", used, dataset.item_attributes))
+    return lines
+
+
+def _attribute_line(kind: str, used: dict[str, str], table: pd.DataFrame) -> str:
+    names = [f"{name} ({how})" if how else name for name, how in used.items()] or ["none"]
+    left_out = [f"{name} ({_why_left_out(table[name])})" for name in table.columns if name not in used]
+    return f"{kind} attributes used: {', '.join(names)}" + (f"; left out: {', '.join(left_out)}" if left_out else "")
+
+
+def _item_use(kind: str, vocabulary: np.ndarray) -> str:
+    if kind == "vector":
+        return f"vector of {int(vocabulary[0])}"
+    if kind == "numeric":
+        return f"{len(vocabulary) + 1} bins"
+    return {"multi": "'|' list", "text": "text"}.get(kind, "")
+
+
+def _why_left_out(column: pd.Series) -> str:
+    values = column.dropna().astype(str)
+    distinct = values.nunique()
+    if distinct <= 1:
+        return "no value" if values.empty else "the same value everywhere"
+    if distinct == len(values):
+        return "a different value in every row"
+    return f"{distinct:,} distinct values, too many for categories"
 
 
 def undescribed_users(model: Recommender, user_ids: np.ndarray, attributes: pd.DataFrame | None,
