@@ -27,6 +27,18 @@ def test_each_usable_column_gets_its_kind_and_ids_are_left_out() -> None:
     assert "sku" not in ItemEncoder().fit(ITEMS).blocks  # unique per item: cannot generalise
 
 
+def test_numbers_are_binned_when_most_items_have_their_own_and_stay_categories_when_they_are_codes() -> None:
+    """A price per item on a catalogue of 100 (fewer values than ``max_categories``) was left out as an id; a release
+    year shared by many items stays one category per year."""
+    catalogue = pd.DataFrame({"price": np.linspace(5.0, 500.0, 100), "year": np.repeat(np.arange(1990, 2000), 10),
+                              "grade": np.arange(100) % 5})
+    encoder = ItemEncoder().fit(catalogue)
+    assert {name: block[0] for name, block in encoder.blocks.items()} == {
+        "price": "numeric", "year": "category", "grade": "category"}
+    bins = encoder.transform(pd.DataFrame({"price": [6.0, 7.0, 480.0]})).toarray()
+    assert (bins[0] == bins[1]).all() and not (bins[0] == bins[2]).all()  # neighbouring prices share their bin
+
+
 def test_rows_are_unit_length_and_missing_values_give_zero_rows() -> None:
     matrix = ItemEncoder().fit(ITEMS).transform(ITEMS)
     norms = np.linalg.norm(matrix.toarray(), axis=1)

@@ -10,7 +10,7 @@ from tailored import jobs
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models import create_scorer
-from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary
+from tailored.models.demographic import DemographicScorer, attribute_columns, attribute_problems, attribute_vocabulary
 from tailored.models.popularity import PopularityScorer
 from tailored.pipeline import Recommender
 from tailored.rank.context import parse_context
@@ -150,6 +150,14 @@ def test_a_numeric_attribute_with_many_values_is_cut_into_bins_kept_with_the_mod
         assert model.attribute_problems(newcomers) == ["age: 1 row(s) without a numeric value, scored as unknown"]
     vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)
     assert vocabulary["columns"].tolist() == ["age"] and len(vocabulary["vocabulary"]) == 5
+
+
+def test_a_numeric_attribute_of_a_small_users_table_is_binned_when_most_users_have_their_own_value() -> None:
+    """40 users with an income each: fewer values than ``max_categories``, but a measurement, not 40 segments."""
+    users = pd.DataFrame({"income": np.linspace(20_000, 80_000, 40), "children": np.arange(40) % 3})
+    columns, edges = attribute_columns(users, max_categories=50)
+    assert columns == ["income", "children"]
+    assert not np.isnan(edges[0]).any() and np.isnan(edges[1]).all()  # income cut into bins, children categories
 
 
 def test_attribute_problems_name_each_column_and_value_the_model_cannot_use() -> None:

@@ -24,6 +24,13 @@ TEXT_COLUMNS = frozenset({"title", "tags", "text", "description"})
 NUMERIC_BINS = 5
 
 
+def is_measurement(column: pd.Series, max_categories: int) -> bool:
+    """A numeric column to cut into quantile bins rather than one-hot: more than ``max_categories`` distinct values, or
+    more than ``NUMERIC_BINS`` and most rows with a value of their own (prices, incomes: a measurement, not a code)."""
+    distinct = column.nunique()
+    return column.dtype.kind in "fiu" and (distinct > max_categories or distinct > max(NUMERIC_BINS, column.count() / 2))
+
+
 def is_vector_column(column: pd.Series) -> bool:
     """True when the column's values are arrays or lists of numbers (an embedding column)."""
     values = column.dropna()
@@ -53,7 +60,7 @@ class ItemEncoder:
                 if text.str.contains(r"\w\w", regex=True).any():
                     vectorizer = _tfidf(max_features=self.max_text_features).fit(text)
                     self.blocks[name] = ("text", vectorizer.get_feature_names_out().astype(str), vectorizer.idf_)
-            elif column.dtype.kind in "fiu" and column.nunique() > self.max_categories:
+            elif is_measurement(column, self.max_categories):
                 edges = np.unique(np.nanquantile(column.to_numpy(np.float64), np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
                 self.blocks[name] = ("numeric", edges, np.empty(0))
             else:

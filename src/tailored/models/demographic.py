@@ -27,27 +27,28 @@ import scipy.sparse as sp
 
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.features import NUMERIC_BINS, value_text
+from tailored.data.features import NUMERIC_BINS, is_measurement, value_text
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
 
 
 def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
-    """The usable attribute columns and their bin edges (one row per column): a column with 2 to ``max_categories``
-    distinct values is categorical (a row of NaN); a numeric one with more (raw ages, incomes, tenure) is cut at the
-    users' quantiles into ``NUMERIC_BINS`` bins. Other columns (ids, zip codes, free text) are left out."""
+    """The usable attribute columns and their bin edges (one row per column): a numeric column with many values (raw
+    ages, incomes, tenure: `is_measurement`) is cut at the users' quantiles into ``NUMERIC_BINS`` bins; another with 2
+    to ``max_categories`` distinct values is categorical (a row of NaN). Others (ids, zip codes, free text) are left
+    out."""
     columns: list[str] = []
     edges: list[np.ndarray] = []
     quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
     for name in [] if attributes is None else attributes.columns:
         column = attributes[name]  # type: ignore[index]
         distinct = column.nunique()
-        if 1 < distinct <= max_categories:
-            columns.append(name)
-            edges.append(np.full(NUMERIC_BINS - 1, np.nan))
-        elif distinct > max_categories and column.dtype.kind in "fiu":
+        if is_measurement(column, max_categories):
             columns.append(name)
             edges.append(np.nanquantile(column.to_numpy(np.float64), quantiles))
+        elif 1 < distinct <= max_categories:
+            columns.append(name)
+            edges.append(np.full(NUMERIC_BINS - 1, np.nan))
     return columns, np.asarray(edges, np.float64).reshape(len(columns), NUMERIC_BINS - 1)
 
 
