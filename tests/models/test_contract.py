@@ -334,6 +334,27 @@ def test_session_prior_moves_a_session_from_the_models_fold_in_to_the_fallback(p
         Recommender(create_scorer("ease"), session_prior=-1.0).fit(dataset)
 
 
+def test_a_longer_session_leans_less_on_the_prior(planted) -> None:
+    """Up to 5 items the prior weighs ``session_prior``; a session of n > 5 distinct items weighs it ``5 / n`` as much:
+    ``z(fold-in) + session_prior * 5 / n * z(prior)``, each standardised over the items that can be listed."""
+    dataset, _ = planted
+    recommender = Recommender(create_scorer("ease"), session_prior=2.0).fit(dataset)
+    for session in (["i20", "i23", "i25", "i28"], [f"i{i}" for i in range(20, 40)] + ["i20"]):
+        items = dataset.items.index(np.array(session))
+        listable = np.setdiff1d(np.arange(dataset.n_items), items)
+
+        def z(scores: np.ndarray) -> np.ndarray:
+            return (scores[listable] - scores[listable].mean()) / scores[listable].std()
+
+        row = scipy.sparse.csr_matrix(([1.0] * len(set(items)), ([0] * len(set(items)), sorted(set(items)))),
+                                      shape=(1, dataset.n_items))
+        weight = 2.0 * min(1.0, 5 / len(set(items)))
+        blend = z(recommender.scorer.score_rows(row)[0]) + weight * z(recommender.fallback_.score(np.array([-1]))[0])
+        expected = dataset.items.ids(listable[np.argsort(-blend, kind="stable")[:10]]).tolist()
+        context = parse_context(["recent=" + "|".join(session)])
+        assert recommender.recommend(["visitor"], n=10, context=context)["item_id"].tolist() == expected
+
+
 def test_a_model_directory_whose_state_does_not_fit_its_algorithm_fails_at_load(fitted, tmp_path) -> None:
     save_model(fitted("ease"), tmp_path / "model")
     manifest_path = tmp_path / "model" / "manifest.json"
