@@ -99,10 +99,9 @@ class NCFScorer:
         """NeuMF trained from scratch, or (``pretrain``, section 3.4.1 of the paper) GMF and MLP trained alone, NeuMF
         initialised from both (`_fused`) and fine-tuned at ``fine_tune_rate`` times the learning rate. ``epochs``:
         one count per stage (None: each stops early on ``held``)."""
-        stages = [("GMF", ("gmf",), self.learning_rate), ("MLP", ("mlp",), self.learning_rate),
-                  ("NeuMF", ("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)]
-        if not self.pretrain:
-            stages = [("NeuMF", ("gmf", "mlp"), self.learning_rate)]
+        stages = ([("GMF", ("gmf",), self.learning_rate), ("MLP", ("mlp",), self.learning_rate),
+                   ("NeuMF", ("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)] if self.pretrain
+                  else [("NeuMF", ("gmf", "mlp"), self.learning_rate)])
         networks, logs = [], []
         for stage, (name, branches, rate) in enumerate(stages):
             init = _fused(networks[0], networks[1], self.factors) if len(networks) == 2 else None
