@@ -224,6 +224,18 @@ def test_read_attributes_errors(tmp_path: Path) -> None:
     assert frame["user_id"].tolist() == ["3", "4"] and frame["age"].tolist() == ["30", "x"]
 
 
+def test_an_id_on_several_rows_of_an_attribute_table_is_named_with_its_lines(tmp_path: Path, caplog) -> None:
+    path = write_lines(tmp_path / "users.csv", ["user_id,segment", "a,x", "b,y", "a,z", "c,x", "c,x"])
+    with caplog.at_level("WARNING", logger="tailored.data.io"):
+        frame = read_attributes(path)
+    assert len(frame) == 5  # nothing dropped here: the last row of an id is the one that counts downstream
+    assert caplog.messages == [f"{path}: 2 user_id(s) on several rows, e.g. 'a' (lines 2, 4; the header is line 1): "
+                               "the last row of each is used"]
+    caplog.clear()
+    read_attributes(write_lines(tmp_path / "unique.csv", ["user_id,segment", "a,x", "b,y"]))
+    assert caplog.messages == []
+
+
 @pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.parquet"])
 def test_write_table_round_trip(tmp_path: Path, name: str) -> None:
     frame = pd.DataFrame({"user_id": ["007", "b"], "item_id": ["x", "y"], "value": [1.5, 2.0], "timestamp": [1, 2]})

@@ -242,7 +242,8 @@ def read_attributes(
     rename: dict[str, str] | None = None,
     delimiter: str | None = None,
 ) -> pd.DataFrame:
-    """A user or item attribute table: ``id_column`` first, as strings, every other column kept.
+    """A user or item attribute table: ``id_column`` first, as strings, every other column kept. An id on several
+    rows is logged as a warning (the last row is the one that counts downstream).
 
     ``rename`` maps the source's column names to ours (e.g. ``{"customer_id": "user_id"}``). Text columns of a CSV
     that hold only numbers become numeric, except codes with leading zeros (zip codes, ``007``).
@@ -258,6 +259,11 @@ def read_attributes(
         )
     frame = table.frame.copy()
     frame[id_column] = _id_strings(table, id_column, id_column)
+    repeated = frame[id_column].duplicated(keep=False)
+    if repeated.any():
+        first = frame.loc[repeated, id_column].iloc[0]
+        logger.warning("%s: %d %s(s) on several rows, e.g. %r (%s): the last row of each is used", table.label,
+                       frame.loc[repeated, id_column].nunique(), id_column, first, table.rows(frame[id_column] == first))
     if table.from_text:
         for column in frame.columns.drop(id_column):
             frame[column] = _maybe_numbers(frame[column])
