@@ -257,7 +257,7 @@ def test_recommend_users_file_with_unknown_user_gets_popularity(implicit: Path) 
     assert any(items != ghost["item_id"].tolist() for items in personal)
 
 
-def test_train_says_which_attribute_columns_the_model_uses_and_why_it_leaves_others_out(tmp_path: Path) -> None:
+def test_train_says_which_attribute_columns_the_model_uses_and_recommend_what_it_cannot_use(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pd.DataFrame({"user_id": [f"u{u % 120}" for u in range(600)], "item_id": [f"i{i}" for i in rng.integers(0, 30, 600)]}
                  ).drop_duplicates().to_csv(tmp_path / "events.csv", index=False)
@@ -272,6 +272,15 @@ def test_train_says_which_attribute_columns_the_model_uses_and_why_it_leaves_oth
     assert ("user attributes used: segment, income (5 bins); left out: customer_no (a different value in every row), "
             "country (the same value everywhere)") in said
     assert "item attributes used: category, genres ('|' list); left out: sku (a different value in every row), note (no value)" in said
+    # new items at recommend time: what the model cannot use is named; columns training left out (sku) are not foreign
+    pd.DataFrame({"item_id": ["n1", "n2"], "category": ["x", "unseen"], "Genres": ["x|y", "z"], "sku": ["s98", "s99"]}
+                 ).to_csv(tmp_path / "new_items.csv", index=False)
+    said = flat(ok(cli("recommend", "--model-dir", "m", "--all-users", "--items", "new_items.csv", "--k", "3", "--output",
+                       "r.csv", cwd=tmp_path)).stderr)
+    assert "warning: new_items.csv: no column(s) 'genres' (trained on 'category', 'genres'): scored as unknown." in said
+    assert "column(s) 'Genres' not among the training attributes ('category', 'genres'): ignored." in said
+    assert "1 item(s) without any value known from training, e.g. 'n2': scored alike, as unknown items." in said
+    assert "'sku'" not in said
 
 
 def test_column_mapping_and_parquet_input_give_the_same_model(implicit: Path) -> None:

@@ -241,6 +241,8 @@ def recommend(
     model = load_model(model_dir)
     for problem in model.attribute_problems(attributes) if attributes is not None else []:
         console.print(f"[yellow]warning:[/] {users}: {problem}.")
+    for problem in model.item_attribute_problems(new_items) if new_items is not None else []:
+        console.print(f"[yellow]warning:[/] {items}: {escape(problem)}.")
     undescribed = jobs.undescribed_users(model, user_ids, attributes, request_context) if users is not None else []
     if len(undescribed):
         examples = escape(", ".join(map(repr, undescribed[:3].tolist())))
@@ -506,6 +508,8 @@ def similar(
     table = read_attributes(items, id_column="item_id")
     recommender = load_model(model_dir)
     if table.shape[1] > 1:
+        for problem in recommender.item_attribute_problems(table):
+            console.print(f"[yellow]warning:[/] {items}: {escape(problem)}.")
         recommender = recommender.with_items(table)
     frame = similar_items(recommender, table["item_id"].astype(str).unique(), k)
     write_table(frame, output)

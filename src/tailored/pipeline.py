@@ -342,6 +342,18 @@ class Recommender:
         new = attributes[self.users_.index(attributes[USER_ID].to_numpy(), missing="mask") < 0]
         return attribute_problems(self.user_vocabulary_, new) if len(new) else []
 
+    def item_attribute_problems(self, attributes: pd.DataFrame) -> list[str]:
+        """What the item encoder cannot use in the attributes of the items of ``attributes`` that the model does not
+        know (lacking or foreign columns, items that no trained value describes: `ItemEncoder.problems`); columns of
+        the training table that training left out (ids, paths) are not foreign."""
+        self._check()
+        new = attributes[self.items_.index(attributes[ITEM_ID].to_numpy(), missing="mask") < 0]
+        if new.empty or self.item_encoder_ is None:
+            return []
+        encoder = ItemEncoder.from_arrays(self.item_encoder_)
+        left_out = [name for name in self.item_attributes_.columns if name in new.columns and name not in encoder.blocks]
+        return encoder.problems(new.drop(columns=left_out).reset_index(drop=True))
+
     def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, reasons: np.ndarray | None = None
               ) -> pd.DataFrame:
         valid = items >= 0

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tailored.data.columns import ITEM_ID
 from tailored.errors import DataError
 
 TEXT_COLUMNS = frozenset({"title", "tags", "text", "description"})
@@ -77,6 +78,17 @@ class ItemEncoder:
             )
         return self
 
+    def problems(self, table: pd.DataFrame) -> list[str]:
+        """What the encoder cannot use in ``table`` (new items; the id column is ignored): `column_problems`, and the
+        items that no value of a trained column describes (missing, unseen tokens), which all score alike."""
+        problems = column_problems(list(self.blocks), [str(name) for name in table.columns if name != ITEM_ID])
+        blank = np.flatnonzero(self.transform(table).getnnz(axis=1) == 0)
+        if len(blank):
+            examples = ", ".join(repr(str(item)) for item in table[ITEM_ID].iloc[blank[:3]]) if ITEM_ID in table else ""
+            problems.append(f"{len(blank):,} item(s) without any value known from training"
+                            + (f", e.g. {examples}" if examples else "") + ": scored alike, as unknown items")
+        return problems
+
     @property
     def n_features(self) -> int:
         return sum(_width(kind, vocabulary) for kind, vocabulary, _ in self.blocks.values())
@@ -105,6 +117,23 @@ class ItemEncoder:
         blocks = {str(name): (str(kind), arrays[f"vocabulary_{i}"], arrays[f"weights_{i}"])
                   for i, (name, kind) in enumerate(zip(arrays["columns"], arrays["kinds"]))}
         return cls(blocks=blocks)
+
+
+def column_problems(trained: list[str], given: list[str]) -> list[str]:
+    """Sentences about a table of new users or items whose columns differ from training's: the training columns it
+    lacks (scored as unknown) and its columns that training did not use (ignored)."""
+    problems = []
+    lacking = [name for name in trained if name not in given]
+    if lacking:
+        problems.append(f"no column(s) {_quoted(lacking)} (trained on {_quoted(trained)}): scored as unknown")
+    unused = [name for name in given if name not in trained]
+    if unused:
+        problems.append(f"column(s) {_quoted(unused)} not among the training attributes ({_quoted(trained)}): ignored")
+    return problems
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def attribute_vectors(attributes: pd.DataFrame, text_columns: Iterable[str] = TEXT_COLUMNS,

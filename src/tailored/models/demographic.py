@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.features import NUMERIC_BINS, is_measurement, value_text
+from tailored.data.features import NUMERIC_BINS, column_problems, is_measurement, value_text
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
 
@@ -114,13 +114,7 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
     if not columns:
         return ["the model was trained without usable user attributes, so new users get the same lists whatever "
                 "their attributes: retrain with a users table (--users FILE)"] if given else []
-    problems = []
-    lacking = [name for name in columns if name not in given]
-    if lacking:
-        problems.append(f"no column(s) {_quoted(lacking)} (trained on {_quoted(columns)}): scored as unknown")
-    unused = [name for name in given if name not in columns]
-    if unused:
-        problems.append(f"column(s) {_quoted(unused)} not among the training attributes ({_quoted(columns)}): ignored")
+    problems = column_problems(columns, given)
     present = [name for name in columns if name in given]
     bins = numeric_bins(columns, vocabulary.get("edges"))
     tokens = attribute_tokens(attributes, present, False, bins)
@@ -135,10 +129,6 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
             more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
             problems.append(f"{name}: value(s) unseen in training, scored as unknown: {examples}{more}")
     return problems
-
-
-def _quoted(names: list[str]) -> str:
-    return ", ".join(repr(name) for name in names)
 
 
 def encode(tokens: pd.DataFrame, vocabulary: np.ndarray) -> sp.csr_matrix:
