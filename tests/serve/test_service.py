@@ -124,9 +124,9 @@ def test_a_new_user_and_a_new_item_are_served_at_once(server) -> None:
     assert "i-new" in [item["item_id"] for item in listed["items"]]
 
 
-def test_a_new_users_attributes_are_answered_with_what_the_model_cannot_use(tmp_path) -> None:
+def test_new_users_and_items_attributes_are_answered_with_what_the_model_cannot_use(tmp_path) -> None:
     """204 when every attribute is usable; 200 naming the unseen value and the foreign column otherwise (the
-    attributes are stored either way and the user is served from what is usable)."""
+    attributes are stored either way and the user is served from what is usable). Items likewise."""
     frame, items = shop()
     users = pd.DataFrame({"user_id": [f"u{u}" for u in range(50)], "segment": [f"s{u % 2}" for u in range(50)]})
     save_model(build_recommender("ease").fit(Dataset.from_frame(frame, users=users, items=items)), tmp_path / "model")
@@ -143,6 +143,14 @@ def test_a_new_users_attributes_are_answered_with_what_the_model_cannot_use(tmp_
         assert trained.status_code == 204  # a trained user's lists come from their events, not these attributes
         served = httpx.get(f"{base}/v1/users/odd/recommendations", params={"k": 5}, headers=admin)
         assert served.status_code == 200 and len(served.json()["items"]) == 5
+        assert httpx.put(f"{base}/v1/items/i-fine", json={"category": "c1"}, headers=admin).status_code == 204
+        item = httpx.put(f"{base}/v1/items/i-odd", json={"Category": "c1"}, headers=admin)
+        assert item.status_code == 200, item.text
+        assert item.json() == {"item_id": "i-odd", "warnings": [
+            "no column(s) 'category' (trained on 'category'): scored as unknown",
+            "column(s) 'Category' not among the training attributes ('category'): ignored",
+            "1 item(s) without any value known from training, e.g. 'i-odd': scored alike, as unknown items"]}
+        assert httpx.put(f"{base}/v1/items/i3", json={"Category": "c1"}, headers=admin).status_code == 204  # trained
 
 
 def test_context_and_bad_context(server) -> None:

@@ -204,14 +204,17 @@ class Service:
         self.events_arrived([user_id])
         return self.model.attribute_problems(pd.DataFrame([{USER_ID: self.served_id(user_id), **attributes}]))
 
-    def put_item(self, item_id: str, attributes: dict[str, Any]) -> None:
-        """Store the item; an item the model does not know is recommendable at once from its attributes."""
+    def put_item(self, item_id: str, attributes: dict[str, Any]) -> list[str]:
+        """Store the item; an item the model does not know is recommendable at once from its attributes. Returns what
+        the model cannot use of them (`Recommender.item_attribute_problems`), empty for a known item."""
         self.store.put_item(item_id, attributes)
-        if self.base.items_.index(np.array([str(item_id)]), missing="mask")[0] < 0:
-            model = self._with_store_items(self.base)
-            with self.lock:
-                self.model = model
-            self.cache.clear()
+        if self.base.items_.index(np.array([str(item_id)]), missing="mask")[0] >= 0:
+            return []
+        model = self._with_store_items(self.base)
+        with self.lock:
+            self.model = model
+        self.cache.clear()
+        return self.base.item_attribute_problems(pd.DataFrame([{ITEM_ID: str(item_id), **attributes}]))
 
     def _with_store_items(self, model: Recommender) -> Recommender:
         table = self.store.items_table()
