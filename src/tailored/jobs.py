@@ -14,6 +14,7 @@ import pandas as pd
 
 from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
+from tailored.data.features import is_vector_column
 from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.errors import DataError
@@ -203,6 +204,8 @@ def _item_use(kind: str, vocabulary: np.ndarray) -> str:
 
 
 def _why_left_out(column: pd.Series) -> str:
+    if is_vector_column(column):
+        return "vectors: user attributes are categories and numbers"
     values = column.dropna().astype(str)
     distinct = values.nunique()
     if distinct <= 1:

@@ -223,6 +223,23 @@ def test_recommend_warns_about_ids_it_does_not_know_that_come_without_attributes
         assert "unknown to the model" not in flat(result.stderr)
 
 
+def test_columns_training_left_out_vectors_included_are_named_once_and_not_warned_about_later(tmp_path) -> None:
+    """A users table with a user embedding (arrays, which crashed training) and a customer number: both left out and
+    said so at training; a file of new users with the same columns gets no warning about them."""
+    frame, users = two_segments()
+    users["embedding"] = [np.array([0.1, 0.2])] * len(users)
+    users["customer_no"] = [f"c{n}" for n in range(len(users))]
+    frame.to_csv(tmp_path / "events.csv", index=False)
+    users.to_parquet(tmp_path / "users.parquet")
+    said = flat(ok(cli("train", "--interactions", "events.csv", "--users", "users.parquet", "--algorithm", "ease",
+                       "--model-dir", "m", cwd=tmp_path)).stderr)
+    assert ("user attributes used: segment, gender; left out: embedding (vectors: user attributes are categories and "
+            "numbers), customer_no (a different value in every row)") in said
+    users.iloc[:2].assign(user_id=["n1", "n2"]).to_parquet(tmp_path / "new.parquet")
+    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.parquet", "--k", "3", "--output", "r.csv", cwd=tmp_path))
+    assert "warning" not in result.stdout + result.stderr
+
+
 def test_new_users_are_scored_block_by_block_in_the_order_asked() -> None:
     frame, users = two_segments()
     recommender = Recommender(create_scorer("ease"), batch_size=2).fit(Dataset.from_frame(frame, users=users))

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.features import NUMERIC_BINS, column_problems, is_measurement, value_text
+from tailored.data.features import NUMERIC_BINS, column_problems, is_measurement, is_vector_column, value_text
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
 
@@ -35,13 +35,15 @@ from tailored.models.base import Choice, Float, check_fitted, register, user_row
 def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
     """The usable attribute columns and their bin edges (one row per column): a numeric column with many values (raw
     ages, incomes, tenure: `is_measurement`) is cut at the users' quantiles into ``NUMERIC_BINS`` bins; another with 2
-    to ``max_categories`` distinct values is categorical (a row of NaN). Others (ids, zip codes, free text) are left
-    out."""
+    to ``max_categories`` distinct values is categorical (a row of NaN). Others (ids, zip codes, free text, vectors)
+    are left out."""
     columns: list[str] = []
     edges: list[np.ndarray] = []
     quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
     for name in [] if attributes is None else attributes.columns:
         column = attributes[name]  # type: ignore[index]
+        if is_vector_column(column):
+            continue
         distinct = column.nunique()
         if is_measurement(column, max_categories):
             columns.append(name)
@@ -95,13 +97,17 @@ def _value_text(column: pd.Series, edges: np.ndarray | None) -> tuple[pd.Series,
 
 def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -> dict[str, np.ndarray]:
     """The usable attribute ``columns``, their bin ``edges`` (`attribute_columns`) and the tokens seen in them
-    (``vocabulary``): what users who arrive later are encoded with. Empty arrays when no column is usable."""
+    (``vocabulary``): what users who arrive later are encoded with. Empty arrays when no column is usable. Also the
+    table's other columns (``left_out``), which a later table may hold without being warned about."""
     columns, edges = attribute_columns(attributes, max_categories)
+    left_out = np.asarray([str(name) for name in ([] if attributes is None else attributes.columns)
+                           if name not in columns], str)
     if not columns:
-        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges}
+        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges, "left_out": left_out}
     tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges))  # type: ignore[arg-type]
     tokens = tokens.to_numpy(dtype=str)
-    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""]), "edges": edges}
+    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""]), "edges": edges,
+            "left_out": left_out}
 
 
 def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
@@ -114,7 +120,8 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
     if not columns:
         return ["the model was trained without usable user attributes, so new users get the same lists whatever "
                 "their attributes: retrain with a users table (--users FILE)"] if given else []
-    problems = column_problems(columns, given)
+    left_out = {str(name) for name in vocabulary.get("left_out", [])}  # columns training saw and did not use
+    problems = column_problems(columns, [name for name in given if name not in left_out])
     present = [name for name in columns if name in given]
     bins = numeric_bins(columns, vocabulary.get("edges"))
     tokens = attribute_tokens(attributes, present, False, bins)
