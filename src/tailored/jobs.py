@@ -262,7 +262,8 @@ def embed_items(
         texts = table[text_columns].fillna("").astype(str).agg(". ".join, axis=1).str.strip(". ")
         table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=_labelled(progress, "texts")))
     if image_column is not None:
-        descriptors, failures = image_descriptors(table[image_column].tolist(), image_root, _labelled(progress, "images"))
+        paths = table[image_column].tolist()
+        descriptors, failures = image_descriptors(paths, image_root, _labelled(progress, "images"))
         table["image_descriptor"] = list(descriptors)
     if supplied is not None:
         table[vectors_column] = list(supplied)

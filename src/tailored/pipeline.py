@@ -351,7 +351,8 @@ class Recommender:
         if new.empty or self.item_encoder_ is None:
             return []
         encoder = ItemEncoder.from_arrays(self.item_encoder_)
-        left_out = [name for name in self.item_attributes_.columns if name in new.columns and name not in encoder.blocks]
+        seen = self.item_attributes_.columns
+        left_out = [name for name in new.columns if name in seen and name not in encoder.blocks]
         return encoder.problems(new.drop(columns=left_out).reset_index(drop=True))
 
     def _tidy(self, user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, reasons: np.ndarray | None = None
@@ -509,8 +510,9 @@ class Recommender:
 
     def _prior_weight(self, session_items: Any) -> Any:
         """The prior's weight for sessions of ``session_items`` distinct trained items: ``session_prior`` up to
-        `FULL_PRIOR_SESSION`, then shrinking as ``1 / n`` -- the more a session says, the less the prior needs to steady
-        it (on validation, the best weight fell from 2 at 2 to 5 items to about 1 at 10 and 0.5 at 20: benchmarks.md)."""
+        `FULL_PRIOR_SESSION`, then shrinking as ``1 / n`` -- the more a session says, the less the prior needs to
+        steady it (on validation, the best weight fell from 2 at 2 to 5 items to about 1 at 10 and 0.5 at 20:
+        docs/benchmarks.md)."""
         return self.session_prior * np.minimum(1.0, FULL_PRIOR_SESSION / np.maximum(session_items, 1))
 
 

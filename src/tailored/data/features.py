@@ -28,8 +28,10 @@ NUMERIC_BINS = 5
 def is_measurement(column: pd.Series, max_categories: int) -> bool:
     """A numeric column to cut into quantile bins rather than one-hot: more than ``max_categories`` distinct values, or
     more than ``NUMERIC_BINS`` and most rows with a value of their own (prices, incomes: a measurement, not a code)."""
+    if column.dtype.kind not in "fiu":
+        return False
     distinct = column.nunique()
-    return column.dtype.kind in "fiu" and (distinct > max_categories or distinct > max(NUMERIC_BINS, column.count() / 2))
+    return distinct > max_categories or distinct > max(NUMERIC_BINS, column.count() / 2)
 
 
 def is_vector_column(column: pd.Series) -> bool:

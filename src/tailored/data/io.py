@@ -261,9 +261,9 @@ def read_attributes(
     frame[id_column] = _id_strings(table, id_column, id_column)
     repeated = frame[id_column].duplicated(keep=False)
     if repeated.any():
-        first = frame.loc[repeated, id_column].iloc[0]
+        ids = frame.loc[repeated, id_column]
         logger.warning("%s: %d %s(s) on several rows, e.g. %r (%s): the last row of each is used", table.label,
-                       frame.loc[repeated, id_column].nunique(), id_column, first, table.rows(frame[id_column] == first))
+                       ids.nunique(), id_column, ids.iloc[0], table.rows(frame[id_column] == ids.iloc[0]))
     if table.from_text:
         for column in frame.columns.drop(id_column):
             frame[column] = _maybe_numbers(frame[column])
