@@ -366,18 +366,38 @@ def main() -> None:
 @datasets_app.command("movielens")
 @handle_errors
 def datasets_movielens(
-    variant: Annotated[str, typer.Option("--variant", help="100k, 1m, 10m, 20m, 25m, 32m or latest-small.")] = "100k",
+    variant: Annotated[Optional[str], typer.Option(
+        "--variant", help="100k (default), 1m, 10m, 20m, 25m, 32m or latest-small; detected from --data-dir's files.")] = None,
     cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where archives are cached and extracted.")] = Path("data"),
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror of the GroupLens archives.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        "--data-dir", help="An extracted MovieLens folder to read instead of downloading (with --output-dir).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        "--output-dir", help="Write interactions.csv, items.csv and users.csv / tags.csv here, the inputs of "
+                             "`tailored train` and `tailored split`.")] = None,
 ) -> None:
-    """Download a MovieLens archive (checksum verified, cached); prints the extracted folder."""
-    from tailored.data.movielens import BASE_URL, download_movielens
+    """Download a MovieLens archive (checksum verified, cached); prints the extracted folder, or with --output-dir
+    writes it as the command line's CSV inputs."""
+    from tailored.data.movielens import BASE_URL, download_movielens, load_movielens
 
-    with progress_bar(f"downloading ml-{variant}") as bar:
-        task = bar.add_task("download", total=None)
-        folder = download_movielens(variant, cache_dir, base_url or BASE_URL,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
-    stdout.print(str(folder))
+    if data_dir is not None and output_dir is None:
+        raise ConfigError("--data-dir names a folder to convert: pass --output-dir too.")
+    folder = data_dir
+    if folder is None:
+        variant = variant or "100k"
+        with progress_bar(f"downloading ml-{variant}") as bar:
+            task = bar.add_task("download", total=None)
+            folder = download_movielens(variant, cache_dir, base_url or BASE_URL,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if output_dir is None:
+            stdout.print(str(folder))
+            return
+    movielens = load_movielens(folder, variant)
+    written = movielens.write(output_dir)
+    ratings = movielens.ratings
+    console.print(f"[green]wrote[/] {len(ratings):,} ratings of {ratings['user_id'].nunique():,} users and "
+                  f"{ratings['item_id'].nunique():,} items (MovieLens {movielens.variant}) to {output_dir}: "
+                  + ", ".join(path.name for path in written))
 
 
 @app.command()

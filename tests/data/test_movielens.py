@@ -13,6 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tailored.data.movielens import (
@@ -22,7 +23,9 @@ from tailored.data.movielens import (
     load_movielens,
     load_movielens_fold,
 )
+from tailored.data.io import read_attributes, read_interactions
 from tailored.errors import ConfigError, DataError
+from tests.test_cli import cli, ok
 
 
 # -- MovieLens 100K (real files) ----------------------------------------------------------------------------
@@ -120,6 +123,19 @@ def test_1m_format(ml1m: Path) -> None:
     assert items["year"].tolist() == [1975, 1996]
     assert items["genres"].tolist() == ["Drama", "Animation|Children's"]
     assert movielens.tags is None
+
+
+def test_written_as_the_command_lines_inputs(ml1m: Path, tmp_path: Path) -> None:
+    movielens = load_movielens(ml1m)
+    written = movielens.write(tmp_path / "csv")
+    assert [path.name for path in written] == ["interactions.csv", "items.csv", "users.csv"]  # no tags in 1M
+    pd.testing.assert_frame_equal(read_interactions(tmp_path / "csv" / "interactions.csv"), movielens.ratings)
+    items = read_attributes(tmp_path / "csv" / "items.csv", "item_id")
+    assert items["title"].tolist() == ["One Flew Over the Cuckoo's Nest (1975)", "Café Noir (1996)"]  # now UTF-8
+    assert items["genres"].tolist() == ["Drama", "Animation|Children's"]
+    users = read_attributes(tmp_path / "csv" / "users.csv")
+    assert users[["occupation", "zip", "age_band"]].values.tolist() == [
+        ["K-12 student", 48067, "<18"], ["self-employed", 70072, "56+"], ["99", 55117, "25-34"]]
 
 
 def test_10m_format_with_tags(tmp_path: Path) -> None:
@@ -336,3 +352,34 @@ def test_archive_without_the_release_folder(tmp_path: Path, site: tuple[Path, st
 def test_unknown_variant(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Unknown MovieLens variant '3m'"):
         download_movielens("3m", tmp_path)
+
+
+def test_command_line_downloads_and_writes_the_inputs_of_train(
+    tmp_path: Path, site: tuple[Path, str, ThreadingHTTPServer]
+) -> None:
+    root, url, _ = site
+    publish(root, "ml-latest-small", "ml-latest-small.zip")
+    result = ok(cli("datasets", "movielens", "--variant", "latest-small", "--cache-dir", "cache", "--base-url", url,
+                    "--output-dir", "csv", cwd=tmp_path))
+    assert "wrote 3 ratings of 2 users and 2 items (MovieLens latest-small)" in " ".join(result.stderr.split())
+    assert sorted(path.name for path in (tmp_path / "csv").iterdir()) == ["interactions.csv", "items.csv", "tags.csv"]
+    assert read_attributes(tmp_path / "csv" / "tags.csv")["tag"].tolist() == ["pixar, fun"]
+    ok(cli("train", "--interactions", "csv/interactions.csv", "--items", "csv/items.csv", "--algorithm", "item-knn",
+           "--model-dir", "model", cwd=tmp_path))
+    refused = cli("datasets", "movielens", "--data-dir", "cache/ml-latest-small", cwd=tmp_path)
+    assert refused.returncode == 2 and "pass --output-dir" in refused.stderr
+
+
+def test_100k_written_then_split_by_the_command_line_is_the_p6_split(
+    ml100k_dir: Path, ml100k_splits_dir: Path, tmp_path: Path
+) -> None:
+    ok(cli("datasets", "movielens", "--data-dir", ml100k_dir, "--output-dir", "csv", cwd=tmp_path))
+    assert [len(pd.read_csv(tmp_path / "csv" / f"{name}.csv")) for name in ("interactions", "items", "users")] == [
+        100_000, 1682, 943]
+    ok(cli("split", "--interactions", "csv/interactions.csv", "--method", "cold_users", "--fraction", 0.2,
+           "--output-dir", "split", cwd=tmp_path))
+    ours = pd.read_csv(tmp_path / "split" / "test.csv", dtype={"user_id": str, "item_id": str})
+    shared = pd.read_csv(ml100k_splits_dir / "P6.test.csv", dtype={"user_id": str, "item_id": str})
+    key = ["user_id", "item_id", "timestamp"]
+    pd.testing.assert_frame_equal(ours[key].sort_values(key, ignore_index=True),
+                                  shared[key].sort_values(key, ignore_index=True))

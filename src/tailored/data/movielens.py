@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.io import write_table
 from tailored.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ class MovieLens:
     users: pd.DataFrame | None
     items: pd.DataFrame
     tags: pd.DataFrame | None
+
+    def write(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write the release as the command line's inputs: ``interactions.csv`` (the ratings), ``items.csv``, and
+        ``users.csv`` / ``tags.csv`` when the release has them; returns the files written."""
+        tables = {"interactions": self.ratings, "items": self.items, "users": self.users, "tags": self.tags}
+        return [write_table(table, Path(directory) / f"{name}.csv") for name, table in tables.items() if table is not None]
 
 
 # -- reading ------------------------------------------------------------------------------------------------
