@@ -643,16 +643,25 @@ def split(
     horizon_days: Annotated[Optional[float], typer.Option("--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
     valid_fraction: Annotated[Optional[float], typer.Option("--valid-fraction", help="Carve a validation set from training only.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="User attributes (user_id + attributes): also write "
+                                                  "users_train.csv and users_new.csv, the users only test holds.")] = None,
+    items: Annotated[Optional[Path], typer.Option("--items", help="Item attributes (item_id + attributes): also write "
+                                                  "items_train.csv and items_new.csv, the items only test holds.")] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
 ) -> None:
-    """Split interactions (frozen to disk for reuse) and prove that no test interaction is in training."""
+    """Split interactions (frozen to disk for reuse) and prove that no test interaction is in training. With --users
+    / --items, their rows are cut in two as well: the new users/items (in test, not in training) for `recommend
+    --users/--items`, the others for `train --users/--items`."""
     import pandas as pd
 
     from tailored import jobs
+    from tailored.data.columns import ITEM_ID, USER_ID
+    from tailored.data.io import read_attributes, write_table
     from tailored.split import Split, carve_validation, check_leakage, split_by_name
+    from tailored.split.cold_start import attributes_by_part
 
     dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
     settings = {"test_fraction": test_fraction, "fraction": fraction, "cutoff": cutoff, "horizon_days": horizon_days, "seed": seed}
@@ -664,6 +673,13 @@ def split(
     result.save(output_dir)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
     console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")
+    for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)):
+        if source is not None:
+            trained, new = attributes_by_part(result, read_attributes(source, column), column)
+            write_table(trained, output_dir / f"{kind}_train.csv")
+            write_table(new, output_dir / f"{kind}_new.csv")
+            console.print(f"{kind}_train.csv: {len(trained):,} {kind} for `train --{kind}`; {kind}_new.csv: "
+                          f"{len(new):,} new {kind} (in test, not in training) for `recommend --{kind}`")
 
 
 @app.command()

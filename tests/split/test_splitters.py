@@ -21,6 +21,7 @@ from tailored.split import (
     split_random,
     split_temporal,
 )
+from tailored.split.cold_start import attributes_by_part
 
 SPLITTERS = {
     "random": lambda d, seed: split_random(d, 0.3, seed),
@@ -104,6 +105,20 @@ def test_cold_users_and_items_have_no_training_rows(frame: pd.DataFrame, seed: i
     assert users.test.to_frame()["user_id"].nunique() == round(0.3 * frame["user_id"].nunique()) or len(users.test) > 0
     items = split_cold_items(dataset, 0.3, seed)
     assert not set(items.test.to_frame()["item_id"]) & set(items.train.to_frame()["item_id"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=interactions(), seed=st.integers(0, 99))
+def test_attribute_tables_cut_into_training_rows_and_new_ones(frame: pd.DataFrame, seed: int) -> None:
+    dataset = Dataset.from_frame(frame)
+    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"), (split_cold_items(dataset, 0.3, seed), "item_id")):
+        ids = [*sorted(frame[column].astype(str).unique()), "without interactions"]
+        table = pd.DataFrame({column: ids, "colour": range(len(ids))})
+        trained, new = attributes_by_part(split, table, column)
+        in_test = set(split.test.to_frame()[column].astype(str)) - set(split.train.to_frame()[column].astype(str))
+        assert set(new[column]) == in_test and len(new) == len(in_test) > 0
+        assert sorted(trained[column]) == sorted(set(ids) - in_test)  # unseen ids stay with training
+        assert sorted(pd.concat([trained, new])["colour"]) == list(range(len(ids)))  # every row kept, once
 
 
 def test_leave_out_keeps_single_row_users_in_training() -> None:
