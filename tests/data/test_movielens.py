@@ -368,6 +368,14 @@ def test_command_line_downloads_and_writes_the_inputs_of_train(
            "--model-dir", "model", cwd=tmp_path))
     refused = cli("datasets", "movielens", "--data-dir", "cache/ml-latest-small", cwd=tmp_path)
     assert refused.returncode == 2 and "pass --output-dir" in refused.stderr
+    split = ["split", "--interactions", "csv/interactions.csv", "--method", "cold_items", "--fraction", 0.5]
+    wrong = cli(*split, "--users", "csv/items.csv", "--output-dir", "wrong", cwd=tmp_path)
+    assert wrong.returncode == 2 and "has no 'user_id' column" in " ".join(wrong.stderr.split())
+    assert not (tmp_path / "wrong").exists()  # the attribute file is read before anything is written
+    ok(cli(*split, "--items", "csv/items.csv", "--output-dir", "split", cwd=tmp_path))
+    cold = pd.read_csv(tmp_path / "split" / "test.csv")["item_id"].unique().tolist()
+    assert pd.read_csv(tmp_path / "split" / "items_new.csv")["item_id"].tolist() == cold
+    assert sorted(pd.read_csv(tmp_path / "split" / "items_train.csv")["item_id"]) == sorted({1, 3, 4} - set(cold))
 
 
 def test_p6_through_the_command_line_from_the_written_100k(ml100k_dir: Path, ml100k_splits_dir: Path, tmp_path: Path) -> None:
