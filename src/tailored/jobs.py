@@ -14,7 +14,7 @@ import pandas as pd
 
 from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
-from tailored.data.features import is_vector_column
+from tailored.data.features import is_vector_column, value_text
 from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
 from tailored.data.quality import QualityReport, QualityRules, check_quality
 from tailored.errors import DataError
@@ -179,11 +179,13 @@ def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:
     if dataset.user_attributes is not None:
         vocabulary = recommender.user_vocabulary_
         bins = numeric_bins(vocabulary["columns"], vocabulary.get("edges"))
-        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins else "" for name in vocabulary["columns"]}
+        tokens = pd.Series(vocabulary["vocabulary"], dtype=str).str.split("=", n=1).str[0].value_counts()
+        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins else
+                _categories_kept(int(tokens.get(name, 0)), dataset.user_attributes[name]) for name in vocabulary["columns"]}
         lines.append(_attribute_line("user", used, dataset.user_attributes))
     if dataset.item_attributes is not None:
         encoder = recommender.item_encoder_ or {"columns": [], "kinds": []}
-        used = {str(name): _item_use(str(kind), encoder[f"vocabulary_{i}"])
+        used = {str(name): _item_use(str(kind), encoder[f"vocabulary_{i}"], dataset.item_attributes[name])
                 for i, (name, kind) in enumerate(zip(encoder["columns"], encoder["kinds"]))}
         lines.append(_attribute_line("item", used, dataset.item_attributes))
     return lines
@@ -195,12 +197,18 @@ def _attribute_line(kind: str, used: dict[str, str], table: pd.DataFrame) -> str
     return f"{kind} attributes used: {', '.join(names)}" + (f"; left out: {', '.join(left_out)}" if left_out else "")
 
 
-def _item_use(kind: str, vocabulary: np.ndarray) -> str:
+def _item_use(kind: str, vocabulary: np.ndarray, column: pd.Series) -> str:
     if kind == "vector":
         return f"vector of {int(vocabulary[0])}"
     if kind == "numeric":
         return f"{len(vocabulary) + 1} bins"
-    return {"multi": "'|' list", "text": "text"}.get(kind, "")
+    return {"multi": "'|' list", "text": "text"}.get(kind) or _categories_kept(len(vocabulary), column)
+
+
+def _categories_kept(kept: int, column: pd.Series) -> str:
+    """'' when every value of a categorical column is a category, else how many are (the rarer ones are unknown)."""
+    distinct = value_text(column.dropna()).nunique()
+    return f"the {kept:,} most shared of {distinct:,} values, the others as unknown" if kept < distinct else ""
 
 
 def _why_left_out(column: pd.Series) -> str:
@@ -212,7 +220,7 @@ def _why_left_out(column: pd.Series) -> str:
         return "no value" if values.empty else "the same value everywhere"
     if distinct == len(values):
         return "a different value in every row"
-    return f"{distinct:,} distinct values, too many for categories"
+    return f"{distinct:,} distinct values, mostly rare"
 
 
 def undescribed_users(model: Recommender, user_ids: np.ndarray, attributes: pd.DataFrame | None,

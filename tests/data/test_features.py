@@ -22,9 +22,22 @@ ITEMS = pd.DataFrame({
 def test_each_usable_column_gets_its_kind_and_ids_are_left_out() -> None:
     encoder = ItemEncoder(max_categories=1).fit(ITEMS)
     kinds = {name: block[0] for name, block in encoder.blocks.items()}
-    assert kinds == {"genres": "multi", "title": "text", "price": "numeric", "embedding": "vector"}
+    assert kinds == {"genres": "multi", "title": "text", "price": "numeric", "brand": "category", "embedding": "vector"}
     assert ItemEncoder().fit(ITEMS).blocks["brand"][0] == "category"
     assert "sku" not in ItemEncoder().fit(ITEMS).blocks  # unique per item: cannot generalise
+
+
+def test_a_category_of_more_values_than_max_categories_keeps_the_shared_ones_when_they_cover_most_items() -> None:
+    """Brands or authors by the thousand: the values two items or more share are categories, the rest unknown."""
+    brands = [f"b{i}" for i in range(5) for _ in range(3)] + [f"own{i}" for i in range(6)]  # 15 of 21 items shared
+    authors = ["a0", "a0", "a1", "a1"] + [f"solo{i}" for i in range(17)]  # 4 of 21: mostly alone, like an id
+    catalogue = pd.DataFrame({"brand": brands, "author": authors})
+    encoder = ItemEncoder(max_categories=3).fit(catalogue)
+    assert list(encoder.blocks) == ["brand"]
+    assert encoder.blocks["brand"][1].tolist() == ["b0", "b1", "b2", "b3", "b4"]
+    rows = encoder.transform(pd.DataFrame({"brand": ["b2", "own1", "new"]})).toarray()
+    assert rows[0].any() and not rows[1].any() and not rows[2].any()  # a brand of one item counts as unknown
+    assert list(ItemEncoder(max_categories=30).fit(catalogue).blocks) == ["brand", "author"]  # few values: as before
 
 
 def test_numbers_are_binned_when_most_items_have_their_own_and_stay_categories_when_they_are_codes() -> None:

@@ -160,6 +160,39 @@ def test_a_numeric_attribute_of_a_small_users_table_is_binned_when_most_users_ha
     assert not np.isnan(edges[0]).any() and np.isnan(edges[1]).all()  # income cut into bins, children categories
 
 
+def countries() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """600 users in 60 countries of 10 users (a country's users buy items of its region, one of 4) and 60 users each
+    alone in a country of their own; a zip code per user."""
+    country = [f"c{i % 60}" for i in range(600)] + [f"alone{i}" for i in range(60)]
+    region = [i % 60 % 4 for i in range(600)] + [i % 4 for i in range(60)]
+    users = pd.DataFrame({"user_id": [f"u{i}" for i in range(660)], "country": country,
+                          "zip": [f"0{1_000 + i}" for i in range(660)]})
+    rows = [(f"u{u}", f"r{region[u]}-{(u + k) % 8}") for u in range(660) for k in range(4)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id"]), users
+
+
+def test_a_column_of_many_values_is_a_category_when_most_users_share_theirs(tmp_path) -> None:
+    """More countries than ``max_categories``: the 60 that 10 users share are categories, the 60 of one user count as
+    unknown; a zip code per user stays out."""
+    frame, users = countries()
+    columns, _ = attribute_columns(users.drop(columns="user_id"), max_categories=50)
+    assert columns == ["country"]
+    vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)["vocabulary"]
+    assert len(vocabulary) == 60 and "country=alone3" not in vocabulary
+    model = DemographicScorer().fit(Dataset.from_frame(frame, users=users))
+    newcomers = pd.DataFrame({"user_id": ["n1", "n2", "n3", "n4"], "country": ["c1", "c2", "alone3", None]})
+    top = np.argsort(-model.score_attributes(newcomers), axis=1)[:, :4]
+    regions = [{item[:2] for item in Dataset.from_frame(frame).items.ids(row)} for row in top]
+    assert regions[:2] == [{"r1"}, {"r2"}]
+    np.testing.assert_allclose(*model.score_attributes(newcomers.iloc[2:]))  # a rare country is as good as none
+    frame.to_csv(tmp_path / "events.csv", index=False)
+    users.to_csv(tmp_path / "users.csv", index=False)
+    said = flat(ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--algorithm", "ease",
+                       "--model-dir", "m", cwd=tmp_path)).stderr)
+    assert ("user attributes used: country (the 60 most shared of 120 values, the others as unknown); left out: zip "
+            "(a different value in every row)") in said
+
+
 def test_attribute_problems_name_each_column_and_value_the_model_cannot_use() -> None:
     _, users = two_segments()
     vocabulary = attribute_vocabulary(users.drop(columns="user_id"), max_categories=50)
@@ -171,7 +204,7 @@ def test_attribute_problems_name_each_column_and_value_the_model_cannot_use() ->
         "no column(s) 'gender' (trained on 'segment', 'gender'): scored as unknown",
         "column(s) 'Gender' not among the training attributes ('segment', 'gender'): ignored",
         "segment: 1 row(s) without a value, scored as unknown",
-        "segment: value(s) unseen in training, scored as unknown: 'zzz' (1)",
+        "segment: value(s) not learnt in training (unseen or rare), scored as unknown: 'zzz' (1)",
     ]
     nothing = attribute_vocabulary(None, max_categories=50)
     assert "trained without usable user attributes" in attribute_problems(nothing, good)[0]
@@ -183,7 +216,7 @@ def test_the_recommender_checks_only_the_users_it_does_not_know_and_keeps_the_ch
     save_model(Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
     recommender = load_model(tmp_path / "model")
     table = pd.DataFrame({"user_id": ["ua0", "new"], "segment": ["old-value", "a"], "gender": ["F", "X"]})
-    assert recommender.attribute_problems(table) == ["gender: value(s) unseen in training, scored as unknown: 'X' (1)"]
+    assert recommender.attribute_problems(table) == ["gender: value(s) not learnt in training (unseen or rare), scored as unknown: 'X' (1)"]
     assert recommender.attribute_problems(table.iloc[:1]) == []  # ua0 is scored from its history
 
 
@@ -198,7 +231,7 @@ def test_recommend_warns_about_attribute_columns_and_values_it_cannot_use(tmp_pa
     said = flat(result.stdout + result.stderr)
     assert "warning: new.csv: no column(s) 'gender'" in said
     assert "column(s) 'Gender' not among the training attributes" in said
-    assert "segment: value(s) unseen in training, scored as unknown: 'c' (1)" in said
+    assert "segment: value(s) not learnt in training (unseen or rare), scored as unknown: 'c' (1)" in said
     assert pd.read_csv(tmp_path / "r.csv")["user_id"].nunique() == 2  # warned, not refused
     clean = ok(cli("recommend", "--model-dir", "m", "--users", "users.csv", "--k", "3", "--output", "r2.csv", cwd=tmp_path))
     assert "warning" not in clean.stdout + clean.stderr

@@ -138,7 +138,7 @@ def test_new_users_and_items_attributes_are_answered_with_what_the_model_cannot_
         assert odd.status_code == 200, odd.text
         assert odd.json() == {"user_id": "odd", "warnings": [
             "column(s) 'Segment', 'tags' not among the training attributes ('segment'): ignored",
-            "segment: value(s) unseen in training, scored as unknown: 's9' (1)"]}
+            "segment: value(s) not learnt in training (unseen or rare), scored as unknown: 's9' (1)"]}
         trained = httpx.put(f"{base}/v1/users/u3", json={"segment": "s9"}, headers=admin)
         assert trained.status_code == 204  # a trained user's lists come from their events, not these attributes
         served = httpx.get(f"{base}/v1/users/odd/recommendations", params={"k": 5}, headers=admin)

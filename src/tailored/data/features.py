@@ -23,6 +23,8 @@ from tailored.errors import DataError
 
 TEXT_COLUMNS = frozenset({"title", "tags", "text", "description"})
 NUMERIC_BINS = 5
+MIN_SHARED_ITEMS = 2
+"""In a category of more than ``max_categories`` values (brands, authors), the items a value needs to be kept."""
 
 
 def is_measurement(column: pd.Series, max_categories: int) -> bool:
@@ -32,6 +34,15 @@ def is_measurement(column: pd.Series, max_categories: int) -> bool:
         return False
     distinct = column.nunique()
     return distinct > max_categories or distinct > max(NUMERIC_BINS, column.count() / 2)
+
+
+def common_values(values: pd.Series, min_rows: int) -> np.ndarray | None:
+    """The values (sorted) that at least ``min_rows`` rows hold, when there are two or more and they cover at least
+    half the rows: the categories of a column of many values (brands, cities); None for values mostly held alone (ids,
+    zip codes)."""
+    counts = values.value_counts()
+    common = counts[counts >= min_rows]
+    return np.sort(common.index.to_numpy(dtype=str)) if len(common) > 1 and common.sum() >= counts.sum() / 2 else None
 
 
 def is_vector_column(column: pd.Series) -> bool:
@@ -73,6 +84,8 @@ class ItemEncoder:
                 shared = len(vocabulary) < len(tokens)  # a value held by one item only (ids, paths) cannot generalise
                 if shared and (multi or len(vocabulary) <= self.max_categories):
                     self.blocks[name] = ("multi" if multi else "category", vocabulary, np.empty(0))
+                elif (common := common_values(tokens, MIN_SHARED_ITEMS)) is not None:
+                    self.blocks[name] = ("category", common, np.empty(0))  # the others: unknown
         if not self.blocks:
             raise DataError(
                 f"No usable item attribute among {list(table.columns)}: item features need categorical, '|'-separated, "

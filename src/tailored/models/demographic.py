@@ -27,16 +27,23 @@ import scipy.sparse as sp
 
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
-from tailored.data.features import NUMERIC_BINS, column_problems, is_measurement, is_vector_column, value_text
+from tailored.data.features import (
+    NUMERIC_BINS, column_problems, common_values, is_measurement, is_vector_column, value_text,
+)
 from tailored.errors import DataError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
+
+
+MIN_SHARED_USERS = 5
+"""In a column of more than ``max_categories`` values (a city, a country), the users a value needs to be a category."""
 
 
 def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
     """The usable attribute columns and their bin edges (one row per column): a numeric column with many values (raw
     ages, incomes, tenure: `is_measurement`) is cut at the users' quantiles into ``NUMERIC_BINS`` bins; another with 2
-    to ``max_categories`` distinct values is categorical (a row of NaN). Others (ids, zip codes, free text, vectors)
-    are left out."""
+    to ``max_categories`` distinct values is categorical (a row of NaN), and so is one with more whose values are
+    mostly shared (`common_values`: countries, cities; its rare values count as unknown). Others (ids, zip codes,
+    free text, vectors) are left out."""
     columns: list[str] = []
     edges: list[np.ndarray] = []
     quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
@@ -48,10 +55,22 @@ def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> t
         if is_measurement(column, max_categories):
             columns.append(name)
             edges.append(np.nanquantile(column.to_numpy(np.float64), quantiles))
-        elif 1 < distinct <= max_categories:
+        elif 1 < distinct <= max_categories or common_values(value_text(column.dropna()), MIN_SHARED_USERS) is not None:
             columns.append(name)
             edges.append(np.full(NUMERIC_BINS - 1, np.nan))
     return columns, np.asarray(edges, np.float64).reshape(len(columns), NUMERIC_BINS - 1)
+
+
+def token_vocabulary(tokens: pd.DataFrame, columns: Sequence[str], max_categories: int) -> np.ndarray:
+    """The sorted tokens users are encoded by: all of ``tokens`` (`attribute_tokens`), except in a column of
+    ``columns`` with more than ``max_categories`` values, where only those ``MIN_SHARED_USERS`` users share are kept
+    (the rarer ones are left to the "unknown" bucket)."""
+    kept = []
+    for name in tokens.columns:
+        present = tokens[name][tokens[name] != ""]
+        common = common_values(present, MIN_SHARED_USERS) if name in columns and present.nunique() > max_categories else None
+        kept.append(np.asarray(present.unique(), dtype=str) if common is None else common)
+    return np.unique(np.concatenate(kept)).astype(str) if kept else np.empty(0, str)
 
 
 def usable_columns(attributes: pd.DataFrame | None, max_categories: int) -> list[str]:
@@ -105,9 +124,8 @@ def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -
     if not columns:
         return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges, "left_out": left_out}
     tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges))  # type: ignore[arg-type]
-    tokens = tokens.to_numpy(dtype=str)
-    return {"columns": np.asarray(columns, str), "vocabulary": np.unique(tokens[tokens != ""]), "edges": edges,
-            "left_out": left_out}
+    return {"columns": np.asarray(columns, str), "vocabulary": token_vocabulary(tokens, columns, max_categories),
+            "edges": edges, "left_out": left_out}
 
 
 def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
@@ -134,7 +152,7 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
         if len(unseen):
             examples = ", ".join(f"{value!r} ({count})" for value, count in unseen.head(5).items())
             more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
-            problems.append(f"{name}: value(s) unseen in training, scored as unknown: {examples}{more}")
+            problems.append(f"{name}: value(s) not learnt in training (unseen or rare), scored as unknown: {examples}{more}")
     return problems
 
 
@@ -166,16 +184,18 @@ class DemographicScorer:
         if not columns:
             raise DataError(
                 "Algorithm 'demographic' needs user attributes with 2 to "
-                f"{self.max_categories} distinct values (e.g. gender, age_band, segment) or numeric ones (age): pass a "
+                f"{self.max_categories} distinct values (e.g. gender, age_band, segment), more values that most users "
+                f"share with {MIN_SHARED_USERS - 1} others or more (country, city), or numeric ones (age): pass a "
                 "users table (--users FILE)."
             )
         bins = numeric_bins(columns, self.bin_edges_)
-        tokens = attribute_tokens(dataset.user_attributes, columns, self.crosses, bins).to_numpy(dtype=str)
+        table = attribute_tokens(dataset.user_attributes, columns, self.crosses, bins)
         self.columns_ = np.asarray(columns, dtype=str)
-        self.vocabulary_ = np.unique(tokens[tokens != ""])
+        self.vocabulary_ = token_vocabulary(table, columns, self.max_categories)
+        tokens = table.to_numpy(dtype=str)
         self.token_groups_ = np.zeros(len(self.vocabulary_), np.int64)  # the token's column (or pair of columns)
         for group, column in enumerate(tokens.T):
-            self.token_groups_[np.searchsorted(self.vocabulary_, np.unique(column[column != ""]))] = group
+            self.token_groups_[np.flatnonzero(np.isin(self.vocabulary_, column))] = group
         indicators = encode(pd.DataFrame(tokens), self.vocabulary_)
         warm = dataset.user_counts() > 0
         known = np.asarray((indicators[warm] @ self._groups()).sum(axis=0)).ravel()  # warm users with each group
