@@ -659,13 +659,15 @@ def split(
 
     from tailored import jobs
     from tailored.data.columns import ITEM_ID, USER_ID
-    from tailored.data.io import read_attributes, write_table
+    from tailored.data.io import PARQUET_SUFFIXES, read_attributes, write_table
     from tailored.split import Split, carve_validation, check_leakage, split_by_name
     from tailored.split.cold_start import attributes_by_part
 
     dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
-    attributes = {kind: (read_attributes(source, column), column)
-                  for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)) if source is not None}
+    attributes = {
+        kind: (read_attributes(source, column), column, ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
+        for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)) if source is not None
+    }
     settings = {"test_fraction": test_fraction, "fraction": fraction, "cutoff": cutoff, "horizon_days": horizon_days, "seed": seed}
     result = split_by_name(dataset, method, **settings)
     if valid_fraction is not None:
@@ -675,11 +677,11 @@ def split(
     result.save(output_dir)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
     console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")
-    for kind, (table, column) in attributes.items():
+    for kind, (table, column, suffix) in attributes.items():  # Parquet stays Parquet (embedding columns)
         trained, new = attributes_by_part(result, table, column)
-        write_table(trained, output_dir / f"{kind}_train.csv")
-        write_table(new, output_dir / f"{kind}_new.csv")
-        console.print(f"{kind}_train.csv: {len(trained):,} {kind} for `train --{kind}`; {kind}_new.csv: "
+        write_table(trained, output_dir / f"{kind}_train{suffix}")
+        write_table(new, output_dir / f"{kind}_new{suffix}")
+        console.print(f"{kind}_train{suffix}: {len(trained):,} {kind} for `train --{kind}`; {kind}_new{suffix}: "
                       f"{len(new):,} new {kind} (in test, not in training) for `recommend --{kind}`")
 
 

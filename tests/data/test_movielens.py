@@ -376,6 +376,11 @@ def test_command_line_downloads_and_writes_the_inputs_of_train(
     cold = pd.read_csv(tmp_path / "split" / "test.csv")["item_id"].unique().tolist()
     assert pd.read_csv(tmp_path / "split" / "items_new.csv")["item_id"].tolist() == cold
     assert sorted(pd.read_csv(tmp_path / "split" / "items_train.csv")["item_id"]) == sorted({1, 3, 4} - set(cold))
+    embedded = read_attributes(tmp_path / "csv" / "items.csv", "item_id").assign(vector=[np.ones(2) * i for i in range(3)])
+    embedded.to_parquet(tmp_path / "embedded.parquet")
+    ok(cli(*split, "--items", "embedded.parquet", "--output-dir", "vectors", cwd=tmp_path))
+    new = pd.read_parquet(tmp_path / "vectors" / "items_new.parquet")  # Parquet in, Parquet out: vectors kept
+    assert new["item_id"].tolist() == [str(item) for item in cold] and len(new["vector"].iloc[0]) == 2
 
 
 def test_p6_through_the_command_line_from_the_written_100k(ml100k_dir: Path, ml100k_splits_dir: Path, tmp_path: Path) -> None:
