@@ -98,3 +98,33 @@ def test_two_fits_on_two_threads_are_identical(ml100k_dir, monkeypatch) -> None:
     first, second = (create_scorer("two-tower", {"epochs": 1}).fit(dataset) for _ in range(2))
     np.testing.assert_array_equal(first.item_vectors_, second.item_vectors_)
     np.testing.assert_array_equal(first.user_vectors_, second.user_vectors_)
+
+
+def test_feature_sums_take_dense_embedding_columns_through_a_matrix_product_with_the_same_result() -> None:
+    """An item table with an embedding column (384 values per item) next to sparse categories and text: the sum and
+    its gradient equal the EmbeddingBag's over every value (the slow path the dense columns now avoid)."""
+    import scipy.sparse as sp
+    import torch
+
+    from tailored.models.neural.side_features import bag_inputs, feature_sum
+
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(200, 384)) * (rng.random((200, 1)) > 0.1)  # a tenth of the items without one
+    features = sp.csr_matrix(np.hstack([embedding, sp.random(200, 300, density=0.02, random_state=1).toarray()]),
+                             dtype=np.float32)
+    bag = torch.nn.EmbeddingBag(features.shape[1], 16, mode="sum")
+    gradients = []
+    for summed in (bag(*bag_inputs(features)), feature_sum(bag, features)):
+        (summed**2).sum().backward()
+        gradients.append(bag.weight.grad.clone())
+        bag.weight.grad = None
+    with torch.no_grad():
+        np.testing.assert_allclose(feature_sum(bag, features).numpy(), bag(*bag_inputs(features)).numpy(), atol=1e-4)
+    np.testing.assert_allclose(gradients[1].numpy(), gradients[0].numpy(), rtol=1e-4, atol=1e-3)
+    bag_calls: list[int] = []
+    bag.register_forward_hook(lambda *_: bag_calls.append(1))
+    feature_sum(bag, features)
+    assert bag_calls == []  # the 384 dense columns went through the product (and the rest through the functional bag)
+    feature_sum(bag, features[:, 384:])
+    assert bag_calls == [1]  # sparse columns alone: the EmbeddingBag, as before
+    assert feature_sum(bag, sp.csr_matrix((3, features.shape[1]), dtype=np.float32)).shape == (3, 16)  # no values

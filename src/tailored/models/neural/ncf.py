@@ -33,7 +33,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import Float, Int, check_fitted, register, user_rows
 from tailored.models.neural.side_features import (
-    bag_inputs, item_features, side_features, user_features, with_unknown_id,
+    feature_sum, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
     MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, check_fold_in, fold_in, from_arrays, holdout_split, minibatches,
@@ -214,7 +214,7 @@ class NCFScorer:
         for branch in ("gmf", "mlp"):
             vector = network[f"{side}_{branch}"](index)
             if f"{side}_{branch}_features" in network:
-                vector = vector + network[f"{side}_{branch}_features"](*bag_inputs(features))
+                vector = vector + feature_sum(network[f"{side}_{branch}_features"], features)
             parts.append(vector)
         return parts[0], parts[1]
 
