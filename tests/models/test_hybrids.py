@@ -106,7 +106,7 @@ def test_feature_sums_take_dense_embedding_columns_through_a_matrix_product_with
     import scipy.sparse as sp
     import torch
 
-    from tailored.models.neural.side_features import bag_inputs, feature_sum
+    from tailored.models.neural.side_features import bag_inputs, feature_sums
 
     rng = np.random.default_rng(0)
     embedding = rng.normal(size=(200, 384)) * (rng.random((200, 1)) > 0.1)  # a tenth of the items without one
@@ -114,17 +114,19 @@ def test_feature_sums_take_dense_embedding_columns_through_a_matrix_product_with
                              dtype=np.float32)
     bag = torch.nn.EmbeddingBag(features.shape[1], 16, mode="sum")
     gradients = []
-    for summed in (bag(*bag_inputs(features)), feature_sum(bag, features)):
+    for summed in (bag(*bag_inputs(features)), feature_sums([bag], features)[0]):
         (summed**2).sum().backward()
         gradients.append(bag.weight.grad.clone())
         bag.weight.grad = None
+    other = torch.nn.EmbeddingBag(features.shape[1], 16, mode="sum")
     with torch.no_grad():
-        np.testing.assert_allclose(feature_sum(bag, features).numpy(), bag(*bag_inputs(features)).numpy(), atol=1e-4)
+        for one, both in zip((bag, other), feature_sums([bag, other], features)):  # one split serves both bags
+            np.testing.assert_allclose(both.numpy(), one(*bag_inputs(features)).numpy(), atol=1e-4)
     np.testing.assert_allclose(gradients[1].numpy(), gradients[0].numpy(), rtol=1e-4, atol=1e-3)
     bag_calls: list[int] = []
     bag.register_forward_hook(lambda *_: bag_calls.append(1))
-    feature_sum(bag, features)
+    feature_sums([bag], features)[0]
     assert bag_calls == []  # the 384 dense columns went through the product (and the rest through the functional bag)
-    feature_sum(bag, features[:, 384:])
+    feature_sums([bag], features[:, 384:])
     assert bag_calls == [1]  # sparse columns alone: the EmbeddingBag, as before
-    assert feature_sum(bag, sp.csr_matrix((3, features.shape[1]), dtype=np.float32)).shape == (3, 16)  # no values
+    assert feature_sums([bag], sp.csr_matrix((3, features.shape[1]), dtype=np.float32))[0].shape == (3, 16)  # no values

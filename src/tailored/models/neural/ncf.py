@@ -33,7 +33,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import Float, Int, check_fitted, register, user_rows
 from tailored.models.neural.side_features import (
-    feature_sum, item_features, side_features, user_features, with_unknown_id,
+    feature_sums, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
     MIN_BATCH, MIN_STEPS_PER_EPOCH, TrainingLog, check_fold_in, fold_in, from_arrays, holdout_split, minibatches,
@@ -210,12 +210,11 @@ class NCFScorer:
         """(GMF, MLP) vectors: id embedding plus the feature bag."""
         torch = require_torch()
         index = torch.from_numpy(np.asarray(ids, np.int64))
-        parts = []
-        for branch in ("gmf", "mlp"):
-            vector = network[f"{side}_{branch}"](index)
-            if f"{side}_{branch}_features" in network:
-                vector = vector + feature_sum(network[f"{side}_{branch}_features"], features)
-            parts.append(vector)
+        parts = [network[f"{side}_{branch}"](index) for branch in ("gmf", "mlp")]
+        names = [f"{side}_{branch}_features" for branch in ("gmf", "mlp")]
+        bags = [network[name] for name in names if name in network]  # both branches have their feature bag, or neither
+        if bags:
+            parts = [part + summed for part, summed in zip(parts, feature_sums(bags, features))]
         return parts[0], parts[1]
 
     def _grid(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any],

@@ -7,6 +7,7 @@ the model, so users and items that arrive later are encoded identically; unseen 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from tailored.models.neural.training import require_torch
 
 MAX_USER_CATEGORIES = 50
 MIN_DENSE_COLUMNS = 32
-"""`feature_sum` takes the matrix-product path from this many columns held by most rows."""
+"""`feature_sums` takes the matrix-product path from this many columns held by most rows."""
 
 
 def user_features(encoder: dict[str, np.ndarray], attributes: pd.DataFrame | None, n_rows: int) -> sp.csr_matrix:
@@ -69,19 +70,22 @@ def with_unknown_id(n: int, rows: np.ndarray, dropout: float, rng: np.random.Gen
     return np.where(rng.random(len(rows)) < dropout, n, rows)
 
 
-def feature_sum(bag: Any, features: sp.csr_matrix) -> Any:
-    """The rows' weighted sums of ``bag``'s embeddings, ``bag(*bag_inputs(features))``, with the columns that most rows
-    hold (the dense blocks of `tailored embed`: hundreds of values per item) summed by one matrix product instead:
-    the same sum, many times faster forward and backward than an EmbeddingBag over every value."""
+def feature_sums(bags: Sequence[Any], features: sp.csr_matrix) -> list[Any]:
+    """Each bag's weighted sums of its embeddings over the feature rows, ``bag(*bag_inputs(features))``, with the
+    columns that most rows hold (the dense blocks of `tailored embed`: hundreds of values per item) summed by one
+    matrix product instead: the same sum, many times faster forward and backward than an EmbeddingBag over every
+    value. The rows are split once for all the bags."""
     torch = require_torch()
     held = np.bincount(features.indices, minlength=features.shape[1]) > features.shape[0] / 2
     if held.sum() < MIN_DENSE_COLUMNS:
-        return bag(*bag_inputs(features))
-    dense, rest = np.flatnonzero(held), np.flatnonzero(~held)
-    indices, offsets, weights = bag_inputs(features[:, rest])
-    summed = torch.nn.functional.embedding_bag(indices, bag.weight[torch.from_numpy(rest)], offsets, mode="sum",
-                                               per_sample_weights=weights)
-    return summed + torch.from_numpy(features[:, dense].toarray()) @ bag.weight[torch.from_numpy(dense)]
+        inputs = bag_inputs(features)
+        return [bag(*inputs) for bag in bags]
+    dense, rest = torch.from_numpy(np.flatnonzero(held)), torch.from_numpy(np.flatnonzero(~held))
+    indices, offsets, weights = bag_inputs(features[:, rest.numpy()])
+    values = torch.from_numpy(features[:, dense.numpy()].toarray())
+    embedding_bag = torch.nn.functional.embedding_bag
+    return [embedding_bag(indices, bag.weight[rest], offsets, mode="sum", per_sample_weights=weights)
+            + values @ bag.weight[dense] for bag in bags]
 
 
 def bag_inputs(block: sp.csr_matrix) -> tuple[Any, Any, Any]:

@@ -31,7 +31,7 @@ from tailored.data.columns import TIMESTAMP, USER_INDEX
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, factor_scores, register
 from tailored.models.neural.side_features import (
-    feature_sum, item_features, side_features, user_features, with_unknown_id,
+    feature_sums, item_features, side_features, user_features, with_unknown_id,
 )
 from tailored.models.neural.training import (
     REFIT, check_fold_in, fold_in, from_arrays, holdout_split, minibatches, recall_at, require_torch, to_arrays, train,
@@ -217,7 +217,7 @@ class TwoTowerScorer:
         torch = require_torch()
         if name not in network:
             return torch.zeros(block.shape[0], self.factors)
-        return feature_sum(network[name], block)
+        return feature_sums([network[name]], block)[0]
 
     def _user_tower(self, network: Any, ids: np.ndarray, features: sp.csr_matrix, history: sp.csr_matrix,
                     left_out: Any = None) -> Any:
