@@ -664,7 +664,7 @@ def split(
     from tailored.split.cold_start import attributes_by_part
 
     dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
-    attributes = {
+    attributes = {  # kind -> (table, id column, the suffix its two parts are written with: Parquet stays Parquet)
         kind: (read_attributes(source, column), column, ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
         for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)) if source is not None
     }
@@ -677,7 +677,7 @@ def split(
     result.save(output_dir)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
     console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")
-    for kind, (table, column, suffix) in attributes.items():  # Parquet stays Parquet (embedding columns)
+    for kind, (table, column, suffix) in attributes.items():
         trained, new = attributes_by_part(result, table, column)
         write_table(trained, output_dir / f"{kind}_train{suffix}")
         write_table(new, output_dir / f"{kind}_new{suffix}")

@@ -180,8 +180,9 @@ def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:
         vocabulary = recommender.user_vocabulary_
         bins = numeric_bins(vocabulary["columns"], vocabulary.get("edges"))
         tokens = pd.Series(vocabulary["vocabulary"], dtype=str).str.split("=", n=1).str[0].value_counts()
-        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins else
-                _categories_kept(int(tokens.get(name, 0)), dataset.user_attributes[name]) for name in vocabulary["columns"]}
+        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins
+                else _categories_kept(int(tokens.get(name, 0)), dataset.user_attributes[name])
+                for name in vocabulary["columns"]}
         lines.append(_attribute_line("user", used, dataset.user_attributes))
     if dataset.item_attributes is not None:
         encoder = recommender.item_encoder_ or {"columns": [], "kinds": []}

@@ -86,7 +86,8 @@ class MovieLens:
         """Write the release as the command line's inputs: ``interactions.csv`` (the ratings), ``items.csv``, and
         ``users.csv`` / ``tags.csv`` when the release has them; returns the files written."""
         tables = {"interactions": self.ratings, "items": self.items, "users": self.users, "tags": self.tags}
-        return [write_table(table, Path(directory) / f"{name}.csv") for name, table in tables.items() if table is not None]
+        return [write_table(table, Path(directory) / f"{name}.csv")
+                for name, table in tables.items() if table is not None]
 
 
 # -- reading ------------------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def token_vocabulary(tokens: pd.DataFrame, columns: Sequence[str], max_categorie
     kept = []
     for name in tokens.columns:
         present = tokens[name][tokens[name] != ""]
-        common = common_values(present, MIN_SHARED_USERS) if name in columns and present.nunique() > max_categories else None
+        large = name in columns and present.nunique() > max_categories
+        common = common_values(present, MIN_SHARED_USERS) if large else None
         kept.append(np.asarray(present.unique(), dtype=str) if common is None else common)
     return np.unique(np.concatenate(kept)).astype(str) if kept else np.empty(0, str)
 
@@ -152,7 +153,8 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
         if len(unseen):
             examples = ", ".join(f"{value!r} ({count})" for value, count in unseen.head(5).items())
             more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
-            problems.append(f"{name}: value(s) not learnt in training (unseen or rare), scored as unknown: {examples}{more}")
+            problems.append(f"{name}: value(s) not learnt in training (unseen or rare), scored as unknown: "
+                            f"{examples}{more}")
     return problems
 
 
