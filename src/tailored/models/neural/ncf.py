@@ -8,7 +8,8 @@ loss with 4 sampled negatives; Rendle et al. 2020 find tuning matters more than 
 catalogues larger than ``negatives`` the softmax runs over the batch's items plus ``negatives`` uniformly sampled
 ones. As in the paper (section 3.4.1), GMF and MLP are first trained alone and NeuMF is initialised from both, the
 output weights concatenated as ``[alpha h_GMF, (1 - alpha) h_MLP]`` with alpha 0.5, then fine-tuned at a lower step
-(``pretrain``, ``fine_tune_rate``). Adam; each stage stops early on Recall@20 of a holdout carved from the training
+(``pretrain``, ``fine_tune_rate``); GMF alone trains at ``gmf_rate`` times the step, without which it could stall at
+popularity's level until early stopping when no item attribute helps it start. Adam; each stage stops early on Recall@20 of a holdout carved from the training
 interactions; the stages are then rerun on all of them for their best numbers of epochs.
 
 Side features make it a hybrid: every user (item) representation is its id embedding plus the sum of the embeddings
@@ -64,6 +65,7 @@ class NCFScorer:
     max_text_features: int = 2000
     pretrain: bool = True
     fine_tune_rate: float = 0.2
+    gmf_rate: float = 4.0
     fold_in_steps: int = 50
     fold_in_rate: float = 0.1
     seed: int = 0
@@ -99,7 +101,7 @@ class NCFScorer:
         """NeuMF trained from scratch, or (``pretrain``, section 3.4.1 of the paper) GMF and MLP trained alone, NeuMF
         initialised from both (`_fused`) and fine-tuned at ``fine_tune_rate`` times the learning rate. ``epochs``:
         one count per stage (None: each stops early on ``held``)."""
-        stages = ([("GMF", ("gmf",), self.learning_rate), ("MLP", ("mlp",), self.learning_rate),
+        stages = ([("GMF", ("gmf",), self.gmf_rate * self.learning_rate), ("MLP", ("mlp",), self.learning_rate),
                    ("NeuMF", ("gmf", "mlp"), self.fine_tune_rate * self.learning_rate)] if self.pretrain
                   else [("NeuMF", ("gmf", "mlp"), self.learning_rate)])
         networks, logs = [], []
