@@ -55,7 +55,8 @@ def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> t
         if is_measurement(column, max_categories):
             columns.append(name)
             edges.append(np.nanquantile(column.to_numpy(np.float64), quantiles))
-        elif 1 < distinct <= max_categories or common_values(value_text(column.dropna()), MIN_SHARED_USERS) is not None:
+        elif 1 < distinct <= max_categories or (
+                distinct > max_categories and common_values(value_text(column.dropna()), MIN_SHARED_USERS) is not None):
             columns.append(name)
             edges.append(np.full(NUMERIC_BINS - 1, np.nan))
     return columns, np.asarray(edges, np.float64).reshape(len(columns), NUMERIC_BINS - 1)

@@ -9,8 +9,9 @@ catalogues larger than ``negatives`` the softmax runs over the batch's items plu
 ones. As in the paper (section 3.4.1), GMF and MLP are first trained alone and NeuMF is initialised from both, the
 output weights concatenated as ``[alpha h_GMF, (1 - alpha) h_MLP]`` with alpha 0.5, then fine-tuned at a lower step
 (``pretrain``, ``fine_tune_rate``); GMF alone trains at ``gmf_rate`` times the step, without which it could stall at
-popularity's level until early stopping when no item attribute helps it start. Adam; each stage stops early on Recall@20 of a holdout carved from the training
-interactions; the stages are then rerun on all of them for their best numbers of epochs.
+popularity's level until early stopping when no item attribute helps it start. Adam; each stage stops early on
+Recall@20 of a holdout carved from the training interactions; the stages are then rerun on all of them for their best
+numbers of epochs.
 
 Side features make it a hybrid: every user (item) representation is its id embedding plus the sum of the embeddings
 of its attribute tokens (`side_features`: demographics, segments; categories, ``|`` lists, TF-IDF text, price bins,
