@@ -101,3 +101,18 @@ def test_patience_holds_out_the_last_item_and_stops_early_on_it(caplog) -> None:
     users, items = dataset.users.index(latest.index.to_numpy()), dataset.items.index(latest.to_numpy())
     np.testing.assert_array_equal(scorer.sequences_[users, -1], items)
 
+
+
+def test_without_timestamps_the_rows_give_the_order_and_a_warning_says_so(caplog) -> None:
+    frame = chains()[0]  # rows already in time order
+    params = {"epochs": "2", "max_length": "8"}
+    timed = create_scorer("sasrec", params).fit(Dataset.from_frame(frame))
+    with caplog.at_level("WARNING", logger="tailored.models.neural.sasrec"):
+        untimed = create_scorer("sasrec", params).fit(Dataset.from_frame(frame.drop(columns="timestamp")))
+    assert "no timestamps: each user's items are taken in the order of the rows" in caplog.text
+    np.testing.assert_array_equal(untimed.sequences_, timed.sequences_)
+    np.testing.assert_array_equal(untimed.score(np.arange(10)), timed.score(np.arange(10)))
+    backwards = Dataset.from_frame(frame.drop(columns="timestamp").iloc[::-1])
+    latest = create_scorer("sasrec", params).fit(backwards).sequences_[backwards.users.index(frame["user_id"]), -1]
+    first_rows = frame["item_id"].groupby(frame["user_id"]).transform("first")
+    np.testing.assert_array_equal(backwards.items.external_ids[latest], first_rows)

@@ -163,7 +163,7 @@ def test_bad_parameters_say_what_and_how(call, message: str) -> None:
 
 def test_time_splits_need_timestamps() -> None:
     dataset = Dataset.from_frame(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
-    with pytest.raises(DataError, match="split_leave_last_out needs a 'timestamp' column"):
+    with pytest.raises(DataError, match="split_leave_last_out needs a 'timestamp' column and the interactions have none: name the file's time column with --time-col"):
         split_leave_last_out(dataset)
 
 

@@ -187,7 +187,8 @@ def id_ranks(idmap: IdMap) -> np.ndarray:
 def time_order(dataset: Dataset, where: str) -> np.ndarray:
     """Timestamps as sortable integer codes (any numeric or datetime dtype); a clear error when absent."""
     if TIMESTAMP not in dataset.interactions:
-        raise DataError(f"{where} needs a '{TIMESTAMP}' column; the interactions have {list(dataset.interactions.columns)}.")
+        raise DataError(f"{where} needs a '{TIMESTAMP}' column and the interactions have none: name the file's "
+                        "time column with --time-col.")
     codes, _ = pd.factorize(dataset.interactions[TIMESTAMP], sort=True)
     if (codes < 0).any():
         raise DataError(f"{where}: {(codes < 0).sum()} rows have no '{TIMESTAMP}'; drop or fill them first.")

@@ -166,7 +166,10 @@ class SASRecScorer:
 def _time_ordered(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """User and item index of every row, ordered by user, then time (row order without timestamps), then item."""
     users, items = dataset.user_index.astype(np.int64), dataset.item_index.astype(np.int64)
-    times = dataset.timestamps if dataset.timestamps is not None else np.arange(len(dataset))
+    times = dataset.timestamps
+    if times is None:
+        logger.warning("the interactions have no timestamps: each user's items are taken in the order of the rows")
+        times = np.arange(len(dataset))
     order = np.lexsort((items, np.asarray(times), users))
     return users[order], items[order]
 
