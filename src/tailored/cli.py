@@ -7,7 +7,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +33,17 @@ stdout = Console()
 EXIT_BAD_INPUT = 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``docker stop``, a job scheduler's time limit): stopped like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input -> a clear message and exit code 2; Ctrl-C -> exit 130 (outputs are written atomically).
-    Native thread pools (BLAS, OpenMP) are bounded by TAILORED_NUM_THREADS (default 2)."""
+    """Bad input -> a clear message and exit code 2; Ctrl-C -> exit 130 and SIGTERM -> exit 143 (outputs are written
+    atomically). Native thread pools (BLAS, OpenMP) are bounded by TAILORED_NUM_THREADS (default 2)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,15 +52,21 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from tailored.config import num_threads
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
         try:
             with threadpool_limits(num_threads()):
                 return command(*args, **kwargs)
         except TailoredError as error:
             console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from error
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]: no partial output was written.")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as stop:
+            terminated = isinstance(stop, Terminated)
+            console.print(f"[yellow]{'terminated' if terminated else 'interrupted'}[/]: no partial output was written.")
+            raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -193,8 +209,14 @@ def train(
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
         epoch_reporter(bar)
     ):
-        recommender = jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)}, stages=stages,
-                                 checkpoint_dir=checkpoint_dir)
+        try:
+            recommender = jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)},
+                                     stages=stages, checkpoint_dir=checkpoint_dir)
+        except KeyboardInterrupt:
+            if checkpoint_dir is not None:
+                console.print(f"checkpoints kept in {escape(str(checkpoint_dir))}: the same command resumes after the "
+                              "last finished epoch.", highlight=False, soft_wrap=True)
+            raise
     for line in jobs.attribute_report(recommender, dataset):
         console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
