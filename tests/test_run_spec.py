@@ -198,6 +198,11 @@ def test_run_job_reads_and_writes_relative_to_the_spec(tmp_path: Path, monkeypat
     assert len(pd.read_csv(out / "rejected.csv")) == 1
     assert len(result.quality.clean) == len(frame)
     assert set(result.reports) == {"popularity", "ease"} and result.best in result.reports
+    runner_up = ({"popularity", "ease"} - {result.best}).pop()
+    report = (out / "report.md").read_text()
+    assert f"{result.best} - {runner_up} on ndcg@10 over the same " in report
+    train = result.split.counts["train"]
+    assert f"- train: {train['rows']:,} rows, {train['users']:,} users, {train['items']:,} items" in report
     assert load_model(out / "model").is_fitted
     assert parse_spec(tomllib.loads((out / "job.toml").read_text()), base_dir=str(folder)) == load_spec(folder / "job.toml")
 

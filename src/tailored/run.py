@@ -160,7 +160,8 @@ def _sample_recommendations(model: Recommender, dataset: Dataset, spec: JobSpec,
 def _write_report(result: JobResult) -> None:
     """report.md (quality, split, metrics with CIs, significance of best vs runner-up) and metrics.png."""
     lines = [f"# Job report: {Path(result.spec.output).name}", "", result.quality.to_markdown(), "", "## Split", ""]
-    lines += [f"- {part}: {counts}" for part, counts in result.split.counts.items()]
+    lines += [f"- {part}: " + ", ".join(f"{n:,} {what}" for what, n in counts.items())
+              for part, counts in result.split.counts.items()]
     lines += ["", "## Metrics (test split; 95% bootstrap intervals)", ""]
     for name, report in result.reports.items():
         lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s)", "", report.to_markdown(), ""]
@@ -168,7 +169,8 @@ def _write_report(result: JobResult) -> None:
     if len(ranked) > 1:
         metric_name = result.spec.select_by
         comparison = paired_test(result.reports[ranked[0]].per_user[metric_name], result.reports[ranked[1]].per_user[metric_name])
-        lines += [f"## {ranked[0]} vs {ranked[1]} on {metric_name}", "", str(comparison), ""]
+        lines += [f"## {ranked[0]} vs {ranked[1]} on {metric_name}", "",
+                  comparison.describe(ranked[0], ranked[1], metric_name), ""]
     lines += [f"Best by {result.spec.select_by}: **{result.best}**, refitted on all data and saved to `model/`.", ""]
     lines += ["## Sample recommendations", "", "```", result.recommendations.to_string(index=False), "```"]
     (result.output / "report.md").write_text("\n".join(lines) + "\n")

@@ -285,6 +285,21 @@ def test_bias_summary_on_a_hand_made_frame() -> None:
     assert bias.to_dict()["user_groups"][0] == {"group": "a", "population_share": 0.25, "interaction_share": 0.75}
 
 
+def test_a_list_column_puts_an_item_in_each_of_its_groups_and_the_report_shows_the_largest() -> None:
+    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, T0), ("u2", "i1", 1, T0), ("u2", "i9", 1, T0)])
+    items = pd.DataFrame({ITEM_ID: ["i1", "i2", "i3", "i4"], "category": ["Drama|Romance", "Drama", " ", None]})
+    report = check_quality(data, items=items, rules=QualityRules(known_items=False), now=NOW)
+    categories = report.bias.item_groups.set_index("group")
+    assert categories.loc["Drama"].tolist() == [0.5, 0.75]  # i1 and i2 of 4 items; 3 of the 4 interactions
+    assert categories.loc["Romance"].tolist() == [0.25, 0.5]
+    assert categories.loc["(missing)"].tolist() == [0.5, 0.0]
+    assert categories.loc["(unknown)"].tolist() == [0.0, 0.25]  # i9 is not in the items table
+    many = pd.DataFrame({ITEM_ID: [f"i{n}" for n in range(40)], "category": [f"c{n}" for n in range(40)]})
+    markdown = check_quality(data, items=many, rules=QualityRules(known_items=False), now=NOW).to_markdown()
+    assert "| c1 | 0.025 | 0.500 |" in markdown and "| c39 |" not in markdown
+    assert "... and 10 smaller groups (`tailored check --report FILE` lists them all)." in markdown
+
+
 def test_bias_without_attribute_tables_has_no_groups() -> None:
     bias = check_quality(frame([("u1", "i1", 1, T0), ("u2", "i1", 1, T0)]), now=NOW).bias
     assert bias.user_groups is None and bias.item_groups is None

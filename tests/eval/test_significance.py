@@ -30,6 +30,14 @@ def test_identical_systems_have_p_one() -> None:
     assert (result.t_pvalue, result.wilcoxon_pvalue, result.mean_difference) == (1.0, 1.0, 0.0)
 
 
+def test_describe_says_the_difference_its_interval_and_both_p_values() -> None:
+    result = paired_test(np.array([0.5, 0.25, 1.0, 0.5]), np.array([0.25, 0.25, 0.5, 0.0]), confidence=0.9)
+    sentence = result.describe("ease", "popularity", "ndcg@10")
+    assert sentence.startswith("ease - popularity on ndcg@10 over the same 4 users: +0.3125 (0.5625 vs 0.2500; 90% "
+                               f"bootstrap interval [{result.ci_low:+.4f}, {result.ci_high:+.4f}]), paired t-test p = ")
+    assert sentence.endswith(f"Wilcoxon signed-rank p = {result.wilcoxon_pvalue:.3g}.")
+
+
 def test_series_align_on_users_and_drop_nan_pairs() -> None:
     a = pd.Series([1.0, 0.0, 0.5, np.nan], index=["u1", "u2", "u3", "u4"])
     b = pd.Series([0.0, 0.5, 1.0, 0.2], index=["u4", "u3", "u1", "u2"])

@@ -31,6 +31,7 @@ ALL_COLUMNS = "all_columns"
 Severity = Literal["error", "warning", "info"]
 Action = Literal["rejected", "kept", "clipped"]
 _SAMPLES = 5
+GROUPS_SHOWN = 30
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -183,7 +184,10 @@ class QualityReport:
         for title, table in (("User groups", self.bias.user_groups), ("Item groups", self.bias.item_groups)):
             if table is not None:
                 lines += ["", f"### {title}", "", "| group | population share | interaction share |", "|---|---:|---:|"]
-                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in table.itertuples(index=False)]
+                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in table.head(GROUPS_SHOWN).itertuples(index=False)]
+                if len(table) > GROUPS_SHOWN:
+                    lines += ["", f"... and {len(table) - GROUPS_SHOWN} smaller groups "
+                              "(`tailored check --report FILE` lists them all)."]
         return "\n".join(lines) + "\n"
 
     def write_rejected(self, path: str | Path) -> Path:
@@ -503,15 +507,25 @@ def top_share(counts: np.ndarray, fraction: float) -> float:
 
 
 def _group_shares(ids: pd.Series, table: pd.DataFrame | None, column: str, group: str) -> pd.DataFrame | None:
-    """Share of the table's entities and of the interactions in each group value (``(unknown)`` for ids not listed)."""
+    """Share of the table's entities and of the interactions in each group value (``(unknown)`` for ids not listed,
+    ``(missing)`` for a blank value). A ``|`` list (``Drama|Romance``) puts its entity in each of its groups, so
+    the shares then add up to more than 1."""
     if table is None or column not in table.columns or group not in table.columns:
         return None
     listed = table.drop_duplicates(column, keep="last")
-    groups = pd.Series(listed[group].astype("str").to_numpy(), index=_id_strings(listed[column]).to_numpy())
-    population = groups.value_counts(normalize=True)
-    interactions = ids.map(groups).fillna("(unknown)").value_counts(normalize=True)
+    values = listed[group].astype("string").str.strip().replace("", pd.NA).fillna("(missing)")
+    groups = pd.Series(values.to_numpy(), index=_id_strings(listed[column]).to_numpy())
+    if groups.str.contains("|", regex=False).any():
+        groups = groups.str.split("|").explode().str.strip()
+    per_id = ids.value_counts()
+    interactions = pd.Series(per_id.reindex(groups.index, fill_value=0).to_numpy(), index=groups.to_numpy())
+    interactions = interactions.groupby(level=0).sum()
+    unknown = per_id[~per_id.index.isin(groups.index)].sum()
+    if unknown:
+        interactions["(unknown)"] = unknown
     shares = pd.concat(
-        [population.rename("population_share"), interactions.rename("interaction_share")], axis=1
+        [(groups.value_counts() / len(listed)).rename("population_share"),
+         (interactions / max(len(ids), 1)).rename("interaction_share")], axis=1
     ).fillna(0.0)
     shares = shares.sort_values("interaction_share", ascending=False, kind="stable")
     return shares.rename_axis("group").reset_index().astype({"group": "str"})

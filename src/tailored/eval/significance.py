@@ -41,9 +41,17 @@ class PairedTestResult:
     t_pvalue: float
     wilcoxon_statistic: float
     wilcoxon_pvalue: float
+    confidence: float = 0.95
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    def describe(self, name_a: str, name_b: str, metric: str) -> str:
+        """One sentence: the difference, its interval and both p-values."""
+        return (f"{name_a} - {name_b} on {metric} over the same {self.n_users} users: {self.mean_difference:+.4f} "
+                f"({self.mean_a:.4f} vs {self.mean_b:.4f}; {self.confidence:.0%} bootstrap interval [{self.ci_low:+.4f}, "
+                f"{self.ci_high:+.4f}]), paired t-test p = {self.t_pvalue:.3g}, Wilcoxon signed-rank p = "
+                f"{self.wilcoxon_pvalue:.3g}.")
 
 
 def paired_test(
@@ -83,6 +91,7 @@ def paired_test(
         t_pvalue=float(t_pvalue),
         wilcoxon_statistic=float(w_statistic),
         wilcoxon_pvalue=float(w_pvalue),
+        confidence=confidence,
     )
 
 
