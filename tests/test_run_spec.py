@@ -207,6 +207,19 @@ def test_run_job_reads_and_writes_relative_to_the_spec(tmp_path: Path, monkeypat
     assert parse_spec(tomllib.loads((out / "job.toml").read_text()), base_dir=str(folder)) == load_spec(folder / "job.toml")
 
 
+def test_a_cold_users_job_says_which_models_ranked_the_new_users(tmp_path: Path) -> None:
+    from tailored.run import run_job
+
+    document = {"job": {"output": "out", "metrics": ["ndcg@10"]},
+                "data": {"synthetic": {"n_customers": 80, "n_products": 50, "days": 60, "seed": 1}},
+                "split": {"method": "cold_users", "fraction": 0.25}, "algorithms": [{"name": "popularity"}]}
+    result = run_job(parse_spec(document, base_dir=tmp_path))
+    new_users = result.split.counts["test"]["users"]
+    assert result.cold_users == {"popularity": f"the {new_users} test users absent from training ranked by demographic"}
+    assert f"### popularity (fit {result.fit_seconds['popularity']:.2f} s; the {new_users} test users absent" in (
+        tmp_path / "out" / "report.md").read_text()
+
+
 def test_a_job_that_fails_late_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
     from tailored.run import run_job
 

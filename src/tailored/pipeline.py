@@ -265,6 +265,13 @@ class Recommender:
             scorers.append(self.fallback_)
         return scorers
 
+    def cold_user_models(self) -> list[str]:
+        """The algorithms that rank a training user without interactions (`_cold_user_scores`): the fallback, or
+        both the scorer and the fallback when each scores attributes."""
+        self._check()
+        scorers = self._attribute_scorers()
+        return [model.algorithm for model in scorers] if len(scorers) > 1 else [self.fallback_.algorithm]
+
     def _attribute_scores(self, rows: pd.DataFrame) -> np.ndarray:
         """Scores (rows x trained items) of new users described by ``rows``: those of the one `_attribute_scorers`, or
         of both standardised over the trained items and added: on cold-user validation carves of MovieLens 100K, ncf

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ class JobResult:
     model: Recommender
     recommendations: pd.DataFrame
     output: Path
+    cold_users: dict[str, str] = field(default_factory=dict)
+    """Per algorithm, when test has users without training rows: which models ranked them."""
 
     def summary(self) -> pd.DataFrame:
         """One row per algorithm: every metric value and the fit time."""
@@ -110,22 +112,25 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     step(f"splitting {len(dataset):,} interactions ({spec.split.method})")
     settings = {k: v for k, v in vars(spec.split).items() if k != "method"}
     split = split_by_name(dataset, spec.split.method, strict=False, **settings)
-    check_leakage(split)
+    new_users = check_leakage(split)["test_users_unseen_in_train"]
     split.save(output / "split")
-    reports, fit_seconds = {}, {}
+    reports, fit_seconds, cold_users = {}, {}, {}
     features = attribute_vectors(dataset.item_attributes) if dataset.item_attributes is not None else None
     for algorithm in spec.algorithms:
         step(f"training and evaluating {algorithm.name}")
         start = time.perf_counter()
         recommender = build_recommender(algorithm.name, algorithm.params).fit(split.train)
         fit_seconds[algorithm.name] = time.perf_counter() - start
+        if new_users:
+            cold_users[algorithm.name] = f"the {new_users:,} test users absent from training ranked by " + " + ".join(
+                recommender.cold_user_models())
         reports[algorithm.name] = evaluate(recommender, split, spec.metrics, segments=_segment_column(dataset),
                                            item_features=features)
     best = _best(reports, spec.select_by)
     step(f"refitting {best} on all {len(dataset):,} interactions and saving it")
     chosen = next(a for a in spec.algorithms if a.name == best)
     model = build_recommender(best, chosen.params).fit(dataset)
-    result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output)
+    result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users)
     save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"]})
     result.recommendations = _sample_recommendations(model, dataset, spec, items)
     write_table(result.recommendations, output / "recommendations.csv")
@@ -164,7 +169,8 @@ def _write_report(result: JobResult) -> None:
               for part, counts in result.split.counts.items()]
     lines += ["", "## Metrics (test split; 95% bootstrap intervals)", ""]
     for name, report in result.reports.items():
-        lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s)", "", report.to_markdown(), ""]
+        cold = f"; {result.cold_users[name]}" if name in result.cold_users else ""
+        lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s{cold})", "", report.to_markdown(), ""]
     ranked = sorted(result.reports, key=lambda n: -result.reports[n].value(result.spec.select_by))
     if len(ranked) > 1:
         metric_name = result.spec.select_by

@@ -85,6 +85,7 @@ def test_users_known_only_by_attributes_at_training_time_are_scored_from_them() 
     frame, users = two_segments()
     users = pd.concat([users, pd.DataFrame({"user_id": ["quiet-a"], "segment": ["a"], "gender": ["F"]})])
     recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(frame, users=users))
+    assert recommender.cold_user_models() == ["demographic"]
     assert set(recommender.recommend(["quiet-a"], n=5)["item_id"]) == {f"a{i}" for i in range(5)}
 
 
@@ -92,6 +93,7 @@ def test_popularity_remains_the_fallback_without_usable_attributes() -> None:
     frame, _ = two_segments()
     recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame))
     assert isinstance(recommender.fallback_, PopularityScorer)
+    assert recommender.cold_user_models() == ["popularity"]
 
 
 def test_needs_attributes() -> None:

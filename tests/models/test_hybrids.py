@@ -67,6 +67,7 @@ def test_a_quiet_user_of_the_users_table_is_ranked_as_a_new_user_with_the_same_a
     quiet = pd.DataFrame({"user_id": ["quiet-0", "quiet-1"], "segment": ["s0", "s1"], "region": ["north", "south"]})
     dataset = Dataset.from_frame(train, users=pd.concat([planted_users(), quiet]), items=items)
     recommender = Recommender(create_scorer(algorithm, QUICK)).fit(dataset)
+    assert recommender.cold_user_models() == [algorithm, "demographic"]
     as_quiet = recommender.recommend(quiet["user_id"], n=10)
     as_new = recommender.recommend(["new-0", "new-1"], n=10, attributes=quiet.assign(user_id=["new-0", "new-1"]))
     assert as_quiet["item_id"].tolist() == as_new["item_id"].tolist()
