@@ -265,13 +265,14 @@ def test_train_says_which_attribute_columns_the_model_uses_and_recommend_what_it
                   "income": rng.normal(40_000, 9_000, 120).round(), "customer_no": [f"c{u}" for u in range(120)],
                   "country": "FR"}).to_csv(tmp_path / "users.csv", index=False)
     pd.DataFrame({"item_id": [f"i{i}" for i in range(30)], "category": ["x", "y", "z"] * 10,
-                  "genres": ["x|y", "z"] * 15, "sku": [f"s{i}" for i in range(30)], "note": ""}
-                 ).to_csv(tmp_path / "items.csv", index=False)
+                  "genres": ["x|y", "z"] * 15, "sku": [f"s{i}" for i in range(30)], "note": "",
+                  "photo": [f"img/{i}.JPG" for i in range(30)]}).to_csv(tmp_path / "items.csv", index=False)
     said = ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--items", "items.csv", "--algorithm",
                   "ease", "--model-dir", "m", cwd=tmp_path)).stderr
     assert ("user attributes used: segment, income (5 bins); left out: customer_no (a different value in every row), "
             "country (the same value everywhere)") in said
-    assert "item attributes used: category, genres ('|' list); left out: sku (a different value in every row), note (no value)" in said
+    assert ("item attributes used: category, genres ('|' list); left out: sku (a different value in every row), note (no value), "
+            "photo (image files: `tailored embed --image-column photo` makes features of them)") in said
     # new items at recommend time: what the model cannot use is named; columns training left out (sku) are not foreign
     pd.DataFrame({"item_id": ["n1", "n2"], "category": ["x", "unseen"], "Genres": ["x|y", "z"], "sku": ["s98", "s99"]}
                  ).to_csv(tmp_path / "new_items.csv", index=False)

@@ -212,6 +212,10 @@ def _categories_kept(kept: int, column: pd.Series) -> str:
     return f"the {kept:,} most shared of {distinct:,} values, the others as unknown" if kept < distinct else ""
 
 
+IMAGE_FILE = r"\.(?:jpe?g|png|gif|webp|bmp|tiff?)$"
+"""A value naming an image file."""
+
+
 def _why_left_out(column: pd.Series) -> str:
     if is_vector_column(column):
         return "vectors: user attributes are categories and numbers"
@@ -219,6 +223,8 @@ def _why_left_out(column: pd.Series) -> str:
     distinct = values.nunique()
     if distinct <= 1:
         return "no value" if values.empty else "the same value everywhere"
+    if values.str.contains(IMAGE_FILE, case=False).mean() > 0.5:
+        return f"image files: `tailored embed --image-column {column.name}` makes features of them"
     if distinct == len(values):
         return "a different value in every row"
     return f"{distinct:,} distinct values, mostly rare"
