@@ -255,6 +255,30 @@ class Recommender:
         if (from_session | described).any():  # back to the given order of users
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
+        return self._with_attribute_reasons(frame, table) if explain else frame
+
+    def _with_attribute_reasons(self, frame: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
+        """Puts first in the reasons of users without training history whose attributes are known (the training users
+        table's, or ``table``'s) the attribute that most raises each item's rate, when the fallback can tell
+        (`DemographicScorer.attribute_reasons`: ``more popular with occupation=writer``)."""
+        if not hasattr(self.fallback_, "attribute_reasons") or frame.empty:
+            return frame
+        ids = frame[USER_ID].to_numpy()
+        users = self.users_.index(ids, missing="mask")
+        items = self.items_.index(frame[ITEM_ID].to_numpy(), missing="mask")
+        quiet = users >= 0
+        quiet[quiet] = ~self.warm_users_[users[quiet]]
+        new = (users < 0) & np.isin(ids, table.index if table is not None else [])
+        trained_item = (items >= 0) & (items < self._n_trained_items)
+        added = np.full(len(frame), "", dtype=object)
+        pairs = np.flatnonzero(quiet & trained_item)
+        added[pairs] = self.fallback_.attribute_reasons(self.fallback_.user_features_[users[pairs]], items[pairs])
+        pairs = np.flatnonzero(new & trained_item)
+        if len(pairs):
+            described = self.fallback_.indicators(table.loc[ids[pairs]].reset_index())  # type: ignore[union-attr]
+            added[pairs] = self.fallback_.attribute_reasons(described, items[pairs])
+        given = frame[REASONS].to_numpy(dtype=object)
+        frame[REASONS] = np.where(given == "", added, np.where(added == "", given, added + "; " + given))
         return frame
 
     def _attribute_scorers(self) -> list[Any]:

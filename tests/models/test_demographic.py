@@ -10,7 +10,9 @@ from tailored import jobs
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models import create_scorer
-from tailored.models.demographic import DemographicScorer, attribute_columns, attribute_problems, attribute_vocabulary
+from tailored.models.demographic import (
+    DemographicScorer, attribute_columns, attribute_problems, attribute_vocabulary, readable,
+)
 from tailored.models.popularity import PopularityScorer
 from tailored.pipeline import Recommender
 from tailored.rank.context import parse_context
@@ -41,6 +43,31 @@ def test_new_users_get_lists_that_depend_on_their_attributes() -> None:
     by_user = lists.groupby("user_id")["item_id"].apply(set)
     assert by_user["new-a"] == {f"a{i}" for i in range(5)}
     assert by_user["new-b"] == {f"b{i}" for i in range(5)}
+
+
+def test_explanations_of_users_without_history_name_the_attribute_that_raises_the_item() -> None:
+    frame, users = two_segments()
+    users = pd.concat([users, pd.DataFrame({"user_id": ["quiet-a"], "segment": ["a"], "gender": ["F"]})])
+    recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users))
+    newcomers = pd.DataFrame({"user_id": ["new-a", "new-b"], "segment": ["a", "b"], "gender": ["M", "F"]})
+    lists = recommender.recommend(["quiet-a", "new-a", "new-b", "ua0"], n=5, attributes=newcomers, explain=True)
+    reasons = lists.groupby("user_id")["reasons"].apply(set)
+    assert reasons["quiet-a"] == reasons["new-a"] == {"more popular with segment=a"}
+    assert reasons["new-b"] == {"more popular with segment=b"}
+    assert not any("more popular" in reason for reason in reasons["ua0"])  # a user with history: items like theirs
+    # the visitor without attributes gets the popular items, which no attribute of theirs explains
+    assert set(recommender.recommend(["visitor"], n=5, explain=True)["reasons"]) == {""}
+
+
+def test_attribute_reasons_need_a_lift_and_read_like_sentences() -> None:
+    frame, users = two_segments()
+    model = DemographicScorer().fit(Dataset.from_frame(frame, users=users.assign(age=np.arange(300) % 60 + 18)))
+    row = model.indicators(pd.DataFrame({"segment": ["b"], "gender": ["F"], "age": [70]}))
+    items = Dataset.from_frame(frame).items.index(np.array(["b0", "a0"]))
+    # b0: segment b raises it; a0: nothing the user holds raises it by 10% of its mean rate
+    assert model.attribute_reasons(row[[0, 0]], items).tolist() == ["more popular with segment=b", ""]
+    assert readable("age=[-inf,23)") == "age under 23" and readable("age=[46,inf)") == "age 46 or more"
+    assert readable("age=[23,29)&gender=F") == "age 23-29 and gender=F" and readable("dept=R&D") == "dept=R&D"
 
 
 def test_the_demographic_algorithm_scores_new_users_alone() -> None:

@@ -36,6 +36,8 @@ from tailored.models.base import Choice, Float, check_fitted, register, user_row
 
 MIN_SHARED_USERS = 5
 """In a column of more than ``max_categories`` values (a city, a country), the users a value needs to be a category."""
+MIN_LIFT = 0.1
+"""An attribute explains an item when its weight adds at least this share of the item's mean rate."""
 
 
 def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
@@ -159,6 +161,23 @@ def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFra
     return problems
 
 
+def readable(token: str) -> str:
+    """``gender=F`` as is, a bin ``age=[23,29)`` as ``age 23-29`` (``age under 23``, ``age 46 or more`` at the ends),
+    a cross ``a=x&b=y`` as ``a=x and b=y``."""
+    crossed = token.split("&")
+    parts = []
+    for part in crossed if all("=" in part for part in crossed) else [token]:
+        name, _, value = part.partition("=")
+        low, comma, high = value.strip("[)").partition(",")
+        if not (value.startswith("[") and value.endswith(")") and comma):
+            parts.append(part)
+        elif low == "-inf":
+            parts.append(f"{name} under {high}")
+        else:
+            parts.append(f"{name} {low} or more" if high == "inf" else f"{name} {low}-{high}")
+    return " and ".join(parts)
+
+
 def encode(tokens: pd.DataFrame, vocabulary: np.ndarray) -> sp.csr_matrix:
     """Rows x vocabulary indicator matrix; tokens outside the vocabulary are dropped."""
     flat = tokens.to_numpy(dtype=str).ravel()
@@ -220,11 +239,33 @@ class DemographicScorer:
 
     def score_attributes(self, attributes: pd.DataFrame, items: np.ndarray | None = None) -> np.ndarray:
         """Scores for users known only by an attribute table (missing columns and unseen values: the average)."""
+        return self._scores(self._imputed(self.indicators(attributes)), items)
+
+    def indicators(self, attributes: pd.DataFrame) -> sp.csr_matrix:
+        """Rows x tokens: 1 for each token of the training vocabulary that a row of the attribute table holds."""
         check_fitted(self, "weights_")
         table = attributes.reindex(columns=list(self.columns_))
         bins = numeric_bins(self.columns_, getattr(self, "bin_edges_", None))
-        indicators = encode(attribute_tokens(table, list(self.columns_), self.crosses, bins), self.vocabulary_)
-        return self._scores(self._imputed(indicators), items)
+        return encode(attribute_tokens(table, list(self.columns_), self.crosses, bins), self.vocabulary_)
+
+    def attribute_reasons(self, features: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        """For each pair (row ``r`` of ``features``, item ``items[r]``): ``more popular with <column=value>``, the
+        user's attribute whose weight raises the item's score the most, when it adds at least ``MIN_LIFT`` of the
+        item's mean rate; else "". ``features`` holds token indicators (`indicators`, or rows of
+        ``user_features_``, whose imputed averages are not attributes of the user and are skipped)."""
+        check_fitted(self, "weights_")
+        known = sp.csr_matrix(features, copy=True)
+        known.data = (known.data == 1).astype(np.float64)
+        known.eliminate_zeros()
+        rows, tokens = np.repeat(np.arange(known.shape[0]), np.diff(known.indptr)), known.indices
+        lift = self.weights_[tokens, items[rows]]
+        order = np.lexsort((-lift, rows))  # per row, the largest weight first
+        best = order[np.r_[True, rows[order][1:] != rows[order][:-1]]] if len(order) else order
+        mean_rate = self._scores(self._imputed(sp.csr_matrix((1, len(self.vocabulary_)))), None)[0]
+        strong = best[lift[best] >= MIN_LIFT * mean_rate[items[rows[best]]]]
+        reasons = np.full(len(items), "", dtype=object)
+        reasons[rows[strong]] = [f"more popular with {readable(token)}" for token in self.vocabulary_[tokens[strong]]]
+        return reasons
 
     def _groups(self) -> sp.csr_matrix:
         """Tokens x groups (a column, or a pair of columns with ``crosses``) indicator."""
