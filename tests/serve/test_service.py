@@ -23,6 +23,7 @@ from tailored.rank.context import parse_context
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
+from tests.models.test_demographic import two_segments
 
 
 def shop() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -151,6 +152,19 @@ def test_new_users_and_items_attributes_are_answered_with_what_the_model_cannot_
             "column(s) 'Category' not among the training attributes ('category'): ignored",
             "1 item(s) without any value known from training, e.g. 'i-odd': scored alike, as unknown items"]}
         assert httpx.put(f"{base}/v1/items/i3", json={"Category": "c1"}, headers=admin).status_code == 204  # trained
+
+
+def test_a_new_users_explanations_name_the_attribute_that_raises_each_item(tmp_path) -> None:
+    frame, users = two_segments()
+    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    admin = auth(EventStore(url).create_key(["admin", "recommend"]))
+    with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
+        assert httpx.put(f"{base}/v1/users/new-a", json={"segment": "a"}, headers=admin).status_code == 200  # no gender
+        served = httpx.get(f"{base}/v1/users/new-a/recommendations", params={"k": 5, "explain": "true"}, headers=admin)
+    assert served.status_code == 200, served.text
+    assert [(item["item_id"][0], item["reasons"]) for item in served.json()["items"]] == [
+        ("a", "more popular with segment=a")] * 5
 
 
 def test_context_and_bad_context(server) -> None:
