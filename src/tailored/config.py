@@ -8,6 +8,7 @@ import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tailored.errors import ConfigError
@@ -19,6 +20,35 @@ def num_threads() -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"TAILORED_NUM_THREADS={raw!r} must be a positive integer.")
     return int(raw)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation: Linux's ``MemAvailable`` (free plus reclaimable caches), or
+    less when a container's memory limit (cgroup v2 ``memory.max``) leaves less; elsewhere the physical memory."""
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kilobytes = next((line.split()[1] for line in meminfo if line.startswith("MemAvailable:")), None)
+        available = int(kilobytes) * 1024 if kilobytes else available
+        limit, used = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
+        if limit.isdigit():
+            available = min(available, int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def require_dense_items(n_items: int, bytes_per_pair: float, algorithm: str) -> None:
+    """Refuse, before allocating anything, a dense items x items fit that the available memory cannot hold."""
+    needed, available = bytes_per_pair * n_items**2, available_memory()
+    if needed > available:
+        raise ConfigError(
+            f"Algorithm {algorithm!r} holds dense items x items matrices: {n_items:,} items need about "
+            f"{needed / 2**30:,.1f} GiB and {available / 2**30:,.1f} GiB is available. Keep the items with more "
+            "interactions (`tailored check --rule min_item_interactions=N --output clean.csv`, or a job's "
+            "[data] min_item_interactions), or use an algorithm whose memory grows with the interactions: "
+            "item-knn, als, bpr, multvae, multdae, lightgcn."
+        )
 
 
 def convert(value: Any, annotation: Any, where: str) -> Any:

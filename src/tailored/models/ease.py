@@ -10,16 +10,28 @@ optimum (300-500) found on validation splits carved from MovieLens 100K training
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
 
+from tailored.config import require_dense_items
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import recency_weighted
+from tailored.errors import ConfigError
 from tailored.models.base import Choice, Float, check_fitted, register, user_rows
+
+BLOCK = 2048
+"""Items per block where dense items x items matrices are built or mirrored a slice at a time."""
+THREADED_CHOLESKY_BYTES = 1.9e9
+"""From this size (about 15,400 items) the Cholesky factorisation runs on one thread: OpenBLAS 0.3.30's threaded
+``potrf`` crashed (segmentation fault) on a 16,000 x 16,000 matrix with 2 threads, and not with one."""
+DENSE_BYTES_PER_ENTRY = 12
+"""Peak bytes per item pair of an EASE fit: the float64 Gram matrix inverted in place, then the float32 weights."""
 
 
 @register("ease")
@@ -37,13 +49,7 @@ class EASEScorer:
     }
 
     def fit(self, dataset: Dataset) -> Self:
-        matrix = dataset.matrix()
-        gram = (matrix.T @ matrix).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.reg
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        weights = precision / (-np.diag(precision))
-        np.fill_diagonal(weights, 0.0)
-        self.weights_ = weights.astype(np.float32)
+        self.weights_ = ease_weights(dataset.matrix(), self.reg, "ease").astype(np.float32)
         self.user_items_ = recency_weighted(dataset, self.recency_half_life)
         return self
 
@@ -56,3 +62,41 @@ class EASEScorer:
         check_fitted(self, "weights_")
         weights = self.weights_ if items is None else self.weights_[:, items]
         return np.asarray(rows @ weights)
+
+
+def ease_weights(matrix: sp.spmatrix, reg: float, algorithm: str) -> np.ndarray:
+    """EASE's closed form ``B = -P / diag(P)`` with ``P = (X^T X + reg I)^-1`` and a zero diagonal (float64).
+
+    Computed in place: the Gram matrix is built a block at a time, inverted where it lies and divided there. With
+    the caller's float32 copy the peak is ``DENSE_BYTES_PER_ENTRY`` bytes per item pair, and a catalogue for which
+    that exceeds the available memory is refused before anything is allocated."""
+    n_items = matrix.shape[1]
+    require_dense_items(n_items, DENSE_BYTES_PER_ENTRY, algorithm)
+    columns = sp.csc_matrix(matrix, dtype=np.float64)
+    gram = np.empty((n_items, n_items))
+    for start in range(0, n_items, BLOCK):  # a block of columns at a time: no sparse copy of the whole Gram matrix
+        gram[:, start : start + BLOCK] = (columns.T @ columns[:, start : start + BLOCK]).toarray()
+    gram[np.diag_indices_from(gram)] += reg
+    precision = spd_inverse(gram, f"{algorithm}: X^T X + reg I with reg={reg:g}")
+    precision /= -np.diag(precision).copy()
+    np.fill_diagonal(precision, 0.0)
+    return precision
+
+
+def spd_inverse(matrix: np.ndarray, what: str, block: int = BLOCK) -> np.ndarray:
+    """The inverse of a symmetric positive definite float64 matrix, overwriting it (LAPACK ``potrf`` + ``potri``;
+    `scipy.linalg.inv` takes as long but copies the matrix first)."""
+    single = threadpool_limits(limits=1, user_api="blas") if matrix.nbytes >= THREADED_CHOLESKY_BYTES else nullcontext()
+    with single:
+        factor, info = lapack.dpotrf(matrix.T, lower=False, overwrite_a=True, clean=False)  # .T: Fortran order
+        if info == 0:
+            factor, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise ConfigError(f"{what} is not positive definite (LAPACK info {info}); use a positive reg.")
+    inverse = factor.T  # LAPACK wrote the Fortran upper triangle: this view's lower one; mirror it
+    for start in range(0, len(inverse), block):
+        stop = start + block
+        diagonal = inverse[start:stop, start:stop]
+        inverse[start:stop, start:stop] = np.tril(diagonal) + np.tril(diagonal, -1).T
+        inverse[start:stop, stop:] = inverse[stop:, start:stop].T
+    return inverse

@@ -22,9 +22,14 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+import scipy.sparse.linalg
 
 from tailored.data.dataset import Dataset
 from tailored.models.base import Float, Int, check_fitted, register, user_rows
+from tailored.models.ease import BLOCK, ease_weights
+
+DENSE_EIGEN_ITEMS = 5000
+"""Up to this many items the low-pass filter's eigenvectors come from a dense eigendecomposition."""
 
 
 @register("ease-lowpass")
@@ -45,7 +50,12 @@ class EASELowPassScorer:
 
     def fit(self, dataset: Dataset) -> Self:
         matrix = dataset.matrix(binary=True).astype(np.float64)
-        self.weights_ = (ease_weights(matrix, self.reg) + self.lowpass_weight * ideal_lowpass(matrix, self.factors)).astype(np.float32)
+        linear = ease_weights(matrix, self.reg, "ease-lowpass")
+        left, right = ideal_lowpass(matrix, self.factors)
+        self.weights_ = np.empty(linear.shape, np.float32)
+        for start in range(0, len(linear), BLOCK):  # the sum a block of rows at a time: no second dense matrix
+            rows = slice(start, start + BLOCK)
+            self.weights_[rows] = linear[rows] + self.lowpass_weight * (left[rows] @ right)
         self.user_items_ = matrix.astype(np.float32).tocsr()
         return self
 
@@ -60,27 +70,28 @@ class EASELowPassScorer:
         return np.asarray(rows @ weights)
 
 
-def ease_weights(matrix, reg: float) -> np.ndarray:
-    """EASE's closed form: ``B = -P / diag(P)`` with ``P = (X^T X + reg I)^-1`` and a zero diagonal."""
-    gram = (matrix.T @ matrix).toarray()
-    gram[np.diag_indices_from(gram)] += reg
-    precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    weights = precision / (-np.diag(precision))
-    np.fill_diagonal(weights, 0.0)
-    return weights
+def ideal_lowpass(matrix: sp.spmatrix, factors: int, dense_up_to: int = DENSE_EIGEN_ITEMS
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """GF-CF's ideal low-pass filter ``D_I^-1/2 V_k V_k^T D_I^1/2`` as two factors (items x k, k x items).
 
-
-def ideal_lowpass(matrix, factors: int) -> np.ndarray:
-    """GF-CF's ideal low-pass filter ``D_I^-1/2 V_k V_k^T D_I^1/2`` (dense eigendecomposition: deterministic)."""
+    ``V_k``: the top-k eigenvectors of ``R~^T R~``, from a dense eigendecomposition up to ``dense_up_to`` items,
+    beyond from a truncated SVD of the sparse ``R~`` (ARPACK, fixed start: deterministic), whose cost grows with
+    the interactions rather than the cube of the catalogue."""
     user_degree = np.asarray(matrix.sum(axis=1)).ravel()
     item_degree = np.asarray(matrix.sum(axis=0)).ravel()
     inverse_root = np.where(item_degree > 0, 1.0 / np.sqrt(np.maximum(item_degree, 1e-12)), 0.0)
     user_weights = np.where(user_degree > 0, 1.0 / np.maximum(user_degree, 1e-12), 0.0)
-    normalised_gram = (matrix.T @ matrix.multiply(user_weights[:, None]).tocsr()).toarray()
-    normalised_gram *= inverse_root[:, None] * inverse_root[None, :]
     n_items = len(item_degree)
     k = min(max(factors, 0), n_items)
     if k == 0:
-        return np.zeros((n_items, n_items))
-    _, vectors = scipy.linalg.eigh(normalised_gram, subset_by_index=[n_items - k, n_items - 1], check_finite=False)
-    return (inverse_root[:, None] * vectors) @ (vectors.T * np.sqrt(item_degree)[None, :])
+        vectors = np.zeros((n_items, 0))
+    elif n_items <= dense_up_to or k >= min(matrix.shape) - 1:
+        normalised_gram = (matrix.T @ matrix.multiply(user_weights[:, None]).tocsr()).toarray()
+        normalised_gram *= inverse_root[:, None] * inverse_root[None, :]
+        _, vectors = scipy.linalg.eigh(normalised_gram, subset_by_index=[n_items - k, n_items - 1], check_finite=False)
+    else:
+        normalised = sp.diags(np.sqrt(user_weights)) @ matrix @ sp.diags(inverse_root)
+        start = np.full(min(matrix.shape), 1.0 / np.sqrt(min(matrix.shape)))
+        _, _, rows = scipy.sparse.linalg.svds(normalised, k=k, v0=start)
+        vectors = rows.T
+    return inverse_root[:, None] * vectors, vectors.T * np.sqrt(item_degree)[None, :]
