@@ -43,6 +43,33 @@ def test_prune_columns_keeps_the_largest() -> None:
     np.testing.assert_array_equal(pruned, [[0.9, 0.0], [0.5, 0.7], [0.0, 0.8], [0.0, 0.0]])
 
 
+def test_a_sparse_block_is_pruned_by_its_entries_to_the_same_neighbours() -> None:
+    block = sp.random(3000, 40, density=0.01, random_state=0, format="csc")  # below DENSE_SHARE: the sparse path
+    block.data -= 0.3  # some negative similarities, never kept
+    np.testing.assert_array_equal(prune_columns(block, 5).toarray(), prune_columns(block.toarray(), 5).toarray())
+    assert prune_columns(block, 5).getnnz(axis=0).max() == 5
+
+
+def _column_values(matrix: sp.spmatrix) -> list[list[float]]:
+    """Each column's values, sorted."""
+    columns = sp.csc_matrix(matrix)
+    return [sorted(np.round(columns.data[start:stop], 5)) for start, stop in zip(columns.indptr[:-1], columns.indptr[1:])]
+
+
+def test_item_knn_on_a_wide_catalogue_takes_the_sparse_path_with_the_same_model(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 300, 900), "item_id": rng.integers(0, 2000, 900)})
+    dataset = Dataset.from_frame(frame.drop_duplicates())
+    for params in ({}, {"similarity": "cosine", "feature_weighting": "bm25"}):
+        sparse = create_scorer("item-knn", params | {"neighbors": 3}).fit(dataset).similarity_
+        monkeypatch.setattr("tailored.models.knn.DENSE_SHARE", 0.0)  # every block dense
+        dense = create_scorer("item-knn", params | {"neighbors": 3}).fit(dataset).similarity_
+        monkeypatch.undo()
+        assert sparse.nnz > 0 and sparse.diagonal().sum() == 0
+        # the same k largest similarities per item; among tied ones either path may keep another item
+        assert _column_values(sparse) == _column_values(dense)
+
+
 def test_item_knn_prefers_the_users_group(dataset: Dataset) -> None:
     for params in ({}, {"similarity": "cosine", "feature_weighting": "bm25", "shrink": 10.0}):
         scores = create_scorer("item-knn", params).fit(dataset).score(np.array([0, 1]))

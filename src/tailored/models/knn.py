@@ -31,6 +31,8 @@ from tailored.models.base import Choice, Float, Int, SearchSpace, check_fitted, 
 
 Weighting = Literal["none", "bm25", "tfidf"]
 BLOCK = 512
+DENSE_SHARE = 0.05
+"""Blocks of item similarities with more of their entries set are pruned dense."""
 
 
 def term_statistics(documents: sp.csr_matrix) -> tuple[np.ndarray, float]:
@@ -61,8 +63,20 @@ def reweight(
     return coo.tocsr()
 
 
-def prune_columns(block: np.ndarray, k: int) -> sp.csc_matrix:
-    """Keep the ``k`` largest positive entries of each column of a dense block."""
+def prune_columns(block: np.ndarray | sp.spmatrix, k: int) -> sp.csc_matrix:
+    """Keep the ``k`` largest positive entries of each column of a block: a dense one (or a sparse one with more than
+    ``DENSE_SHARE`` of its entries set) by ``argpartition``, a sparse one -- a wide catalogue, where few item pairs
+    share a user -- by sorting its entries, at a cost that follows them rather than the block's size."""
+    if sp.issparse(block) and block.nnz > DENSE_SHARE * block.shape[0] * block.shape[1]:
+        block = block.toarray()
+    if sp.issparse(block):
+        entries = sp.coo_matrix(block)
+        positive = entries.data > 0
+        rows, columns, values = entries.row[positive], entries.col[positive], entries.data[positive]
+        order = np.lexsort((-values, columns))  # by column, the largest first
+        rank = np.arange(len(order)) - np.searchsorted(columns[order], columns[order])
+        top = order[rank < k]
+        return sp.csc_matrix((values[top], (rows[top], columns[top])), shape=block.shape)
     k = min(k, block.shape[0])
     rows = np.argpartition(-block, k - 1, axis=0)[:k]
     values = np.take_along_axis(block, rows, axis=0)
@@ -74,11 +88,19 @@ def prune_columns(block: np.ndarray, k: int) -> sp.csc_matrix:
 def cosine_block(
     vectors: sp.csc_matrix, norms: np.ndarray, queries: sp.csc_matrix, query_norms: np.ndarray, alpha: float,
     shrink: float,
-) -> np.ndarray:
-    """Dense (asymmetric) cosine between all columns of ``vectors`` (rows) and the columns of ``queries``."""
-    dot = (vectors.T @ queries).toarray()
-    denominator = np.power(norms, 2 * alpha)[:, None] * np.power(query_norms, 2 * (1 - alpha))[None, :] + shrink
-    return dot / np.where(denominator > 0, denominator, 1.0)
+) -> sp.coo_matrix:
+    """(Asymmetric) cosine between all columns of ``vectors`` (rows) and the columns of ``queries``, on the pairs
+    that share a non-zero (the others are 0)."""
+    dot = sp.coo_matrix(vectors.T @ queries)
+    denominator = np.power(norms[dot.row], 2 * alpha) * np.power(query_norms[dot.col], 2 * (1 - alpha)) + shrink
+    dot.data = dot.data / np.where(denominator > 0, denominator, 1.0)
+    return dot
+
+
+def _without_diagonal(block: sp.coo_matrix, start: int) -> sp.coo_matrix:
+    """The block of columns ``start..`` of an items x items matrix, its entries (i, i) removed."""
+    keep = block.row != start + block.col
+    return sp.coo_matrix((block.data[keep], (block.row[keep], block.col[keep])), shape=block.shape)
 
 
 @register("item-knn")
@@ -116,10 +138,8 @@ class ItemKNNScorer:
             norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=0)).ravel())
             blocks = (cosine_block(vectors, norms, vectors[:, c], norms[c], self.alpha, self.shrink)
                       for c in _column_blocks(matrix.shape[1]))
-        pruned = []
-        for start, block in zip(range(0, matrix.shape[1], BLOCK), blocks, strict=True):
-            block[start + np.arange(block.shape[1]), np.arange(block.shape[1])] = 0.0
-            pruned.append(prune_columns(block, self.neighbors))
+        pruned = [prune_columns(_without_diagonal(block, start), self.neighbors)
+                  for start, block in zip(range(0, matrix.shape[1], BLOCK), blocks, strict=True)]
         self.similarity_ = sp.hstack(pruned).tocsr().astype(np.float32)
         self.user_items_ = recency_weighted(dataset, self.recency_half_life).astype(np.float32)
         return self
@@ -133,7 +153,9 @@ class ItemKNNScorer:
         item_to_user = (binary @ sp.diags(1.0 / np.maximum(item_degree, 1))).T.power(self.alpha).tocsr()
         penalty = np.power(np.maximum(item_degree, 1), self.beta)
         for columns in _column_blocks(matrix.shape[1]):
-            yield (item_to_user @ user_to_item[:, columns]).toarray() / penalty[columns]
+            block = sp.coo_matrix(item_to_user @ user_to_item[:, columns])
+            block.data = block.data / penalty[columns][block.col]
+            yield block
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "similarity_")
@@ -184,7 +206,7 @@ class UserKNNScorer:
         targets = np.where(inside, users, 0)
         # similarities of each target user (columns) to every user (rows)
         similarity = cosine_block(self.user_vectors_, self.norms_, self.user_vectors_[:, targets], self.norms_[targets],
-                                  1 - self.alpha, self.shrink)
+                                  1 - self.alpha, self.shrink).toarray()
         similarity[users[inside], np.flatnonzero(inside)] = 0.0
         similarity[:, ~inside] = 0.0
         return self._neighbour_scores(similarity, items)
@@ -195,7 +217,7 @@ class UserKNNScorer:
         check_fitted(self, "user_vectors_")
         vectors = reweight(rows, self.feature_weighting, (self.idf_, self.mean_length_))
         similarity = cosine_block(self.user_vectors_, self.norms_, vectors.T.tocsc(), _row_norms(vectors),
-                                  1 - self.alpha, self.shrink)
+                                  1 - self.alpha, self.shrink).toarray()
         return self._neighbour_scores(similarity, items)
 
     def _neighbour_scores(self, similarity: np.ndarray, items: np.ndarray | None) -> np.ndarray:
