@@ -74,16 +74,21 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_m
     return np.minimum(negatives, n_items - 1)  # a user who has seen every item gets one of them
 
 
-def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20) -> float:
+def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20, chunk: int = 1024
+              ) -> float:
     """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal. A catalogue
-    of k items or fewer is ranked whole."""
+    of k items or fewer is ranked whole. ``chunk`` users at a time, so that the copies it ranks stay small next to
+    ``scores`` on a wide catalogue."""
     k = min(k, scores.shape[1])
     users = np.flatnonzero(np.diff(relevant.indptr))
-    block = np.array(scores[users], dtype=np.float32, copy=True)
-    seen_rows = seen[users].tocoo()
-    block[seen_rows.row, seen_rows.col] = -np.inf
-    top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-    hits = np.take_along_axis(relevant[users].toarray() > 0, top, axis=1).sum(axis=1)
+    hits = np.empty(len(users))
+    for start in range(0, len(users), chunk):
+        rows = users[start : start + chunk]
+        block = np.array(scores[rows], dtype=np.float32, copy=True)
+        seen_rows = seen[rows].tocoo()
+        block[seen_rows.row, seen_rows.col] = -np.inf
+        top = np.argpartition(np.negative(block, out=block), k - 1, axis=1)[:, :k]
+        hits[start : start + chunk] = np.take_along_axis(relevant[rows].toarray() > 0, top, axis=1).sum(axis=1)
     return float(np.mean(hits / np.minimum(np.diff(relevant.indptr)[users], k)))
 
 

@@ -1,0 +1,26 @@
+"""The early-stopping signal of the shared training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from tailored.models.neural.training import recall_at
+
+
+def test_recall_at_k_by_hand_seen_items_excluded() -> None:
+    scores = np.array([[0.9, 0.8, 0.1, 0.0], [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]], np.float32)
+    seen = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    relevant = sp.csr_matrix(np.array([[0, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0]]))  # user 2 holds nothing out
+    # user 0: item 0 seen, top 2 = items 1, 2 -> 1 hit of min(1, 2); user 1: top 2 = items 3, 2 -> 1 of min(2, 2)
+    assert recall_at(scores, seen, relevant, k=2) == (1.0 + 0.5) / 2
+
+
+def test_recall_at_k_does_not_depend_on_the_chunk_of_users() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 300)).astype(np.float32)
+    seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
+    relevant = sp.random(50, 300, density=0.02, random_state=2, format="csr")
+    whole = recall_at(scores, seen, relevant, k=10)
+    assert 0 < whole < 1
+    assert recall_at(scores, seen, relevant, k=10, chunk=7) == whole
