@@ -13,14 +13,23 @@ def test_recall_at_k_by_hand_seen_items_excluded() -> None:
     seen = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
     relevant = sp.csr_matrix(np.array([[0, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0]]))  # user 2 holds nothing out
     # user 0: item 0 seen, top 2 = items 1, 2 -> 1 hit of min(1, 2); user 1: top 2 = items 3, 2 -> 1 of min(2, 2)
-    assert recall_at(scores, seen, relevant, k=2) == (1.0 + 0.5) / 2
+    assert recall_at(lambda users: scores[users], seen, relevant, k=2) == (1.0 + 0.5) / 2
 
 
-def test_recall_at_k_does_not_depend_on_the_chunk_of_users() -> None:
+def test_recall_at_k_scores_only_blocks_of_users_with_held_out_items() -> None:
     rng = np.random.default_rng(0)
     scores = rng.random((50, 300)).astype(np.float32)
     seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
-    relevant = sp.random(50, 300, density=0.02, random_state=2, format="csr")
-    whole = recall_at(scores, seen, relevant, k=10)
+    relevant = sp.random(50, 300, density=0.005, random_state=2, format="csr")
+    asked: list[np.ndarray] = []
+
+    def score_users(users: np.ndarray) -> np.ndarray:
+        asked.append(users)
+        return scores[users]
+
+    whole = recall_at(lambda users: scores[users], seen, relevant, k=10)
     assert 0 < whole < 1
-    assert recall_at(scores, seen, relevant, k=10, chunk=7) == whole
+    assert recall_at(score_users, seen, relevant, k=10, chunk=7) == whole
+    assert max(len(block) for block in asked) == 7
+    holding_out = np.flatnonzero(relevant.getnnz(axis=1))
+    assert len(holding_out) < 50 and np.array_equal(np.concatenate(asked), holding_out)

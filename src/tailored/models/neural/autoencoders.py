@@ -135,7 +135,7 @@ class AutoencoderScorer:
                 yield torch.from_numpy(matrix[order[start : start + self.batch_size]].toarray())
 
         def validate() -> float:
-            return recall_at(self._forward(network, matrix), matrix, held, 20)
+            return recall_at(lambda users: self._forward(network, matrix[users]), matrix, held, 20)
 
         log = train(network, batches, self._loss, None if held is None else validate, epochs,
                     self.learning_rate, self.seed, self.patience, self.reg)

@@ -134,7 +134,8 @@ class LightGCNScorer:
 
         def validate() -> float:
             final = self._propagate(torch, graph, module)
-            return recall_at((final[:n_users] @ final[n_users:].T).numpy(), fitting, held_out)
+            users, items = final[:n_users], final[n_users:].T
+            return recall_at(lambda rows: (users[rows] @ items).numpy(), fitting, held_out)
 
         log = train(module, batches, loss, None if held_out is None else validate, epochs, self.learning_rate,
                     self.seed, self.patience)

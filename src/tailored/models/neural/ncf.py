@@ -278,7 +278,8 @@ class NCFScorer:
         def validate() -> float:
             user = self._represent(network, "user", np.arange(n_users), self.user_features_)
             item = self._represent(network, "item", np.arange(n_items), self.item_features_)
-            return recall_at(self._pairwise(network, user, item, branches), matrix, held, 20)
+            return recall_at(lambda rows: self._pairwise(network, (user[0][rows], user[1][rows]), item, branches),
+                             matrix, held, 20)
 
         log = train(network, batches, loss, None if held is None else validate, epochs,
                     learning_rate, self.seed, self.patience, self.reg)

@@ -85,7 +85,7 @@ class SASRecScorer:
             return torch.nn.functional.cross_entropy(hidden[known] @ model.items.weight[:n_items].T, target[known])
 
         def validate() -> float:
-            return recall_at(self._scores(validation_histories), seen, held_out, k=10)
+            return recall_at(lambda rows: self._scores(validation_histories[rows]), seen, held_out, k=10)
 
         log = train(network, batches, loss, validate if self.patience > 0 else None, self.epochs, self.learning_rate,
                     self.seed, self.patience, self.reg)

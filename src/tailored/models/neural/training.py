@@ -74,17 +74,18 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_m
     return np.minimum(negatives, n_items - 1)  # a user who has seen every item gets one of them
 
 
-def recall_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 20, chunk: int = 1024
-              ) -> float:
-    """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal. A catalogue
-    of k items or fewer is ranked whole. ``chunk`` users at a time, so that the copies it ranks stay small next to
-    ``scores`` on a wide catalogue."""
-    k = min(k, scores.shape[1])
+def recall_at(score_users: Callable[[np.ndarray], np.ndarray], seen: sp.csr_matrix, relevant: sp.csr_matrix,
+              k: int = 20, chunk: int = 1024) -> float:
+    """Mean Recall@k over users with a held-out item (seen items excluded): the early-stopping signal.
+    ``score_users(users)`` gives the scores of a block of users (users x items); ``chunk`` users are scored and ranked
+    at a time, so that no users x catalogue matrix is ever held (on many users it would not fit in memory). A
+    catalogue of k items or fewer is ranked whole."""
+    k = min(k, seen.shape[1])
     users = np.flatnonzero(np.diff(relevant.indptr))
     hits = np.empty(len(users))
     for start in range(0, len(users), chunk):
         rows = users[start : start + chunk]
-        block = np.array(scores[rows], dtype=np.float32, copy=True)
+        block = np.array(score_users(rows), dtype=np.float32, copy=True)
         seen_rows = seen[rows].tocoo()
         block[seen_rows.row, seen_rows.col] = -np.inf
         top = np.argpartition(np.negative(block, out=block), k - 1, axis=1)[:, :k]

@@ -276,7 +276,7 @@ class TwoTowerScorer:
 
         def validate() -> float:
             users, items = self._vectors(network, history)
-            return recall_at(users @ items.T, matrix, held, 20)
+            return recall_at(lambda rows: users[rows] @ items.T, matrix, held, 20)
 
         log = train(network, batches, loss, None if held is None else validate, epochs,
                     self.learning_rate, self.seed, self.patience, self.reg)
