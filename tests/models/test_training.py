@@ -33,3 +33,22 @@ def test_recall_at_k_scores_only_blocks_of_users_with_held_out_items() -> None:
     assert max(len(block) for block in asked) == 7
     holding_out = np.flatnonzero(relevant.getnnz(axis=1))
     assert len(holding_out) < 50 and np.array_equal(np.concatenate(asked), holding_out)
+
+
+def test_recall_at_k_ranks_a_fixed_sample_past_max_users() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 300)).astype(np.float32)
+    seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
+    relevant = sp.random(50, 300, density=0.005, random_state=2, format="csr")
+    asked: list[np.ndarray] = []
+
+    def score_users(users: np.ndarray) -> np.ndarray:
+        asked.append(users)
+        return scores[users]
+
+    sampled = recall_at(score_users, seen, relevant, k=10, max_users=20)
+    sample = np.concatenate(asked)
+    assert len(sample) == 20 and np.isin(sample, np.flatnonzero(relevant.getnnz(axis=1))).all()
+    assert recall_at(score_users, seen, relevant, k=10, max_users=20) == sampled  # the same users every time
+    assert np.array_equal(np.concatenate(asked[len(asked) // 2 :]), sample)
+    assert sampled == recall_at(lambda users: scores[sample][users], seen[sample], relevant[sample], k=10)  # = the sample alone
