@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from tailored.models.neural.training import recall_at
@@ -16,39 +17,39 @@ def test_recall_at_k_by_hand_seen_items_excluded() -> None:
     assert recall_at(lambda users: scores[users], seen, relevant, k=2) == (1.0 + 0.5) / 2
 
 
-def test_recall_at_k_scores_only_blocks_of_users_with_held_out_items() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.random((50, 300)).astype(np.float32)
-    seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
-    relevant = sp.random(50, 300, density=0.005, random_state=2, format="csr")
-    asked: list[np.ndarray] = []
+class Recorded:
+    """Random scores of 50 users x 300 items (41 users hold items out) that note which users each call asks for."""
 
-    def score_users(users: np.ndarray) -> np.ndarray:
-        asked.append(users)
-        return scores[users]
+    def __init__(self) -> None:
+        self.scores = np.random.default_rng(0).random((50, 300)).astype(np.float32)
+        self.seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
+        self.relevant = sp.random(50, 300, density=0.005, random_state=2, format="csr")
+        self.asked: list[np.ndarray] = []
 
-    whole = recall_at(lambda users: scores[users], seen, relevant, k=10)
+    def __call__(self, users: np.ndarray) -> np.ndarray:
+        self.asked.append(users)
+        return self.scores[users]
+
+
+@pytest.fixture
+def recorded() -> Recorded:
+    return Recorded()
+
+
+def test_recall_at_k_scores_only_blocks_of_users_with_held_out_items(recorded: Recorded) -> None:
+    whole = recall_at(lambda users: recorded.scores[users], recorded.seen, recorded.relevant, k=10)
     assert 0 < whole < 1
-    assert recall_at(score_users, seen, relevant, k=10, chunk=7) == whole
-    assert max(len(block) for block in asked) == 7
-    holding_out = np.flatnonzero(relevant.getnnz(axis=1))
-    assert len(holding_out) < 50 and np.array_equal(np.concatenate(asked), holding_out)
+    assert recall_at(recorded, recorded.seen, recorded.relevant, k=10, chunk=7) == whole
+    assert max(len(block) for block in recorded.asked) == 7
+    holding_out = np.flatnonzero(recorded.relevant.getnnz(axis=1))
+    assert len(holding_out) == 41 and np.array_equal(np.concatenate(recorded.asked), holding_out)
 
 
-def test_recall_at_k_ranks_a_fixed_sample_past_max_users() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.random((50, 300)).astype(np.float32)
-    seen = sp.random(50, 300, density=0.05, random_state=1, format="csr")
-    relevant = sp.random(50, 300, density=0.005, random_state=2, format="csr")
-    asked: list[np.ndarray] = []
-
-    def score_users(users: np.ndarray) -> np.ndarray:
-        asked.append(users)
-        return scores[users]
-
-    sampled = recall_at(score_users, seen, relevant, k=10, max_users=20)
-    sample = np.concatenate(asked)
-    assert len(sample) == 20 and np.isin(sample, np.flatnonzero(relevant.getnnz(axis=1))).all()
-    assert recall_at(score_users, seen, relevant, k=10, max_users=20) == sampled  # the same users every time
-    assert np.array_equal(np.concatenate(asked[len(asked) // 2 :]), sample)
-    assert sampled == recall_at(lambda users: scores[sample][users], seen[sample], relevant[sample], k=10)  # = the sample alone
+def test_recall_at_k_ranks_a_fixed_sample_past_max_users(recorded: Recorded) -> None:
+    sampled = recall_at(recorded, recorded.seen, recorded.relevant, k=10, max_users=20)
+    sample = np.concatenate(recorded.asked)
+    assert len(sample) == 20 and np.isin(sample, np.flatnonzero(recorded.relevant.getnnz(axis=1))).all()
+    assert recall_at(recorded, recorded.seen, recorded.relevant, k=10, max_users=20) == sampled
+    assert np.array_equal(np.concatenate(recorded.asked[len(recorded.asked) // 2 :]), sample)  # the same users again
+    alone = recall_at(lambda users: recorded.scores[sample][users], recorded.seen[sample], recorded.relevant[sample], k=10)
+    assert sampled == alone  # the mean over the sample's users, nothing else
