@@ -45,7 +45,11 @@ from tailored.models.neural.training import (
 logger = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.1
-PAIR_BLOCK = 2_000_000  # user x item pairs through the MLP at once when scoring
+PAIR_BLOCK = 2_000_000  # user x item pairs folded in at once (with gradients)
+SCORING_PAIRS = 65_536
+"""User x item pairs through the MLP at once when scoring: small enough for the hidden layers to stay in the CPU's
+caches (60,000 users x 10,000 items, 2 threads: 2,048 users in 5.0 s with blocks of 2 million pairs, 1.5 s with
+these; the same scores)."""
 
 
 @register("ncf")
@@ -239,10 +243,10 @@ class NCFScorer:
 
     def _pairwise(self, network: Any, user: tuple[Any, Any], item: tuple[Any, Any],
                   branches: tuple[str, ...] = ("gmf", "mlp")) -> np.ndarray:
-        """`_grid` in blocks of users (PAIR_BLOCK pairs at once), as numpy."""
+        """`_grid` in blocks of users (SCORING_PAIRS pairs at once), as numpy."""
         torch = require_torch()
         scores = np.empty((user[0].shape[0], item[0].shape[0]), np.float32)
-        step = max(1, PAIR_BLOCK // max(item[0].shape[0], 1))
+        step = max(1, SCORING_PAIRS // max(item[0].shape[0], 1))
         with torch.no_grad():
             for start in range(0, len(scores), step):
                 rows = slice(start, start + step)
