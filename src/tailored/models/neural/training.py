@@ -77,15 +77,21 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: sp.csr_m
 VALIDATION_USERS = 10_000
 """Early stopping ranks at most this many users: a fixed random sample of those holding items out, the same at every
 epoch (epochs are compared on the same users, so sampling adds little noise to their differences)."""
+RANKED_SCORES = 1 << 24
+"""Scores ranked at once by early stopping (a block of users x the catalogue; with their copy, argpartition's indices
+and the held-out rows, up to 24 bytes each: about 400 MB). Only catalogues of more than 16,384 items take fewer than
+`recall_at`'s 1,024 users at a time."""
 
 
 def recall_at(score_users: Callable[[np.ndarray], np.ndarray], seen: sp.csr_matrix, relevant: sp.csr_matrix,
               k: int = 20, chunk: int = 1024, max_users: int = VALIDATION_USERS) -> float:
     """Mean Recall@k over users with a held-out item (seen items excluded; at most ``max_users`` of them, a sample
     drawn with a fixed seed): the early-stopping signal. ``score_users(users)`` gives the scores of a block of users
-    (users x items); ``chunk`` users are scored and ranked at a time, so that no users x catalogue matrix is ever held
-    (on many users it would not fit in memory). A catalogue of k items or fewer is ranked whole."""
+    (users x items); ``chunk`` users are scored and ranked at a time, fewer on a catalogue so wide that their scores
+    would pass RANKED_SCORES, so that no users x catalogue matrix is ever held (on many users it would not fit in
+    memory). A catalogue of k items or fewer is ranked whole."""
     k = min(k, seen.shape[1])
+    chunk = max(1, min(chunk, RANKED_SCORES // seen.shape[1]))
     users = np.flatnonzero(np.diff(relevant.indptr))
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
