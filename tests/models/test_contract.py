@@ -255,8 +255,8 @@ HISTORY_SCORERS = [name for name in RANKERS
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
-    assert HISTORY_SCORERS == ["als", "content", "content-ridge", "ease", "ease-lowpass", "ensemble", "item-knn",
-                               "lightgcn", "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
+    assert HISTORY_SCORERS == ["als", "content", "content-ridge", "ease", "ease-lowpass", "ease-window", "ensemble",
+                               "item-knn", "lightgcn", "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
 
 
 # user-knn is left out: a training user's own row folded in finds that user as its nearest neighbour

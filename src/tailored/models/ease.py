@@ -76,8 +76,14 @@ def ease_weights(matrix: sp.spmatrix, reg: float, algorithm: str) -> np.ndarray:
     gram = np.empty((n_items, n_items))
     for start in range(0, n_items, BLOCK):  # a block of columns at a time: no sparse copy of the whole Gram matrix
         gram[:, start : start + BLOCK] = (columns.T @ columns[:, start : start + BLOCK]).toarray()
+    return weights_from_gram(gram, reg, f"{algorithm}: X^T X")
+
+
+def weights_from_gram(gram: np.ndarray, reg: float, what: str) -> np.ndarray:
+    """EASE's ``B = -P / diag(P)`` with ``P = (G + reg I)^-1`` and a zero diagonal, for any positive semi-definite
+    item-item matrix ``G`` (float64, overwritten: it becomes ``B``); ``what`` names ``G`` in errors."""
     gram[np.diag_indices_from(gram)] += reg
-    precision = spd_inverse(gram, f"{algorithm}: X^T X + reg I with reg={reg:g}")
+    precision = spd_inverse(gram, f"{what} + reg I with reg={reg:g}")
     precision /= -np.diag(precision).copy()
     np.fill_diagonal(precision, 0.0)
     return precision

@@ -9,7 +9,7 @@ item for a user, the user's training items last. The fused score of item ``i`` i
 
 Reciprocal rank fusion needs no calibration between members whose scores live on different scales (an item-item
 regression, a softmax decoder, a sigmoid), and ``rrf_k = 60`` is the paper's constant. Defaults (``ease-lowpass``,
-``ncf``, ``multvae``, ``multdae``; ``rrf``) were chosen on five validation carves of the MovieLens 100K P1 training
+``ncf``, ``multvae``, ``multdae``, ``ease-window``; ``rrf``) were chosen on five validation carves of the MovieLens 100K P1 training
 part, never on its test part (docs/algorithms/ensemble.md).
 """
 
@@ -36,7 +36,7 @@ FUSIONS = ("rrf", "zscore")
 @register("ensemble")
 @dataclass(eq=False)
 class EnsembleScorer:
-    members: str = "ease-lowpass,ncf,multvae,multdae"
+    members: str = "ease-lowpass,ncf,multvae,multdae,ease-window"
     fusion: str = "rrf"
     rrf_k: float = 60.0
 

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
+from tailored.data.transforms import time_ordered
 from tailored.models.base import Choice, Float, Int, check_fitted, register
 from tailored.models.neural.training import from_arrays, recall_at, require_torch, to_arrays, train
 
@@ -63,7 +64,7 @@ class SASRecScorer:
 
     def fit(self, dataset: Dataset) -> Self:
         torch = require_torch()
-        users, items = _time_ordered(dataset)
+        users, items = time_ordered(dataset)
         n_users, n_items = dataset.n_users, dataset.n_items
         last = _is_last(users, n_users) & (np.bincount(users, minlength=n_users)[users] >= 2) & (self.patience > 0)
         inputs, targets = (torch.from_numpy(a) for a in _windows(users[~last], items[~last], n_users, self.max_length))
@@ -161,17 +162,6 @@ class SASRecScorer:
                 return self.encoder(x, mask=blocked.repeat_interleave(heads, dim=0))
 
         return SelfAttentiveNetwork()
-
-
-def _time_ordered(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """User and item index of every row, ordered by user, then time (row order without timestamps), then item."""
-    users, items = dataset.user_index.astype(np.int64), dataset.item_index.astype(np.int64)
-    times = dataset.timestamps
-    if times is None:
-        logger.warning("the interactions have no timestamps: each user's items are taken in the order of the rows")
-        times = np.arange(len(dataset))
-    order = np.lexsort((items, np.asarray(times), users))
-    return users[order], items[order]
 
 
 def _from_end(users: np.ndarray, n_users: int) -> np.ndarray:
