@@ -34,9 +34,27 @@ DENSE_BYTES_PER_ENTRY = 12
 """Peak bytes per item pair of an EASE fit: the float64 Gram matrix inverted in place, then the float32 weights."""
 
 
+class ItemItemScores:
+    """Scoring for the item-item models whose fit leaves dense ``weights_`` (items x items) and the users' history
+    rows ``user_items_``: a user's scores are the history row times the weights."""
+
+    weights_: np.ndarray
+    user_items_: sp.csr_matrix
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        check_fitted(self, "weights_")
+        return self.score_rows(user_rows(self.user_items_, users), items)
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
+        check_fitted(self, "weights_")
+        weights = self.weights_ if items is None else self.weights_[:, items]
+        return np.asarray(rows @ weights)
+
+
 @register("ease")
 @dataclass(eq=False)
-class EASEScorer:
+class EASEScorer(ItemItemScores):
     reg: float = 400.0
     recency_half_life: float = math.inf
 
@@ -52,16 +70,6 @@ class EASEScorer:
         self.weights_ = ease_weights(dataset.matrix(), self.reg, "ease").astype(np.float32)
         self.user_items_ = recency_weighted(dataset, self.recency_half_life)
         return self
-
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        check_fitted(self, "weights_")
-        return self.score_rows(user_rows(self.user_items_, users), items)
-
-    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
-        check_fitted(self, "weights_")
-        weights = self.weights_ if items is None else self.weights_[:, items]
-        return np.asarray(rows @ weights)
 
 
 def ease_weights(matrix: sp.spmatrix, reg: float, algorithm: str) -> np.ndarray:

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 
 from tailored.data.dataset import Dataset
-from tailored.models.base import Float, Int, check_fitted, register, user_rows
-from tailored.models.ease import BLOCK, ease_weights
+from tailored.models.base import Float, Int, register
+from tailored.models.ease import BLOCK, ItemItemScores, ease_weights
 
 DENSE_EIGEN_ITEMS = 5000
 """Up to this many items the low-pass filter's eigenvectors come from a dense eigendecomposition."""
@@ -34,7 +34,7 @@ DENSE_EIGEN_ITEMS = 5000
 
 @register("ease-lowpass")
 @dataclass(eq=False)
-class EASELowPassScorer:
+class EASELowPassScorer(ItemItemScores):
     reg: float = 400.0
     factors: int = 64
     lowpass_weight: float = 0.2
@@ -58,16 +58,6 @@ class EASELowPassScorer:
             self.weights_[rows] = linear[rows] + self.lowpass_weight * (left[rows] @ right)
         self.user_items_ = matrix.astype(np.float32).tocsr()
         return self
-
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        check_fitted(self, "weights_")
-        return self.score_rows(user_rows(self.user_items_, users), items)
-
-    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
-        check_fitted(self, "weights_")
-        weights = self.weights_ if items is None else self.weights_[:, items]
-        return np.asarray(rows @ weights)
 
 
 def ideal_lowpass(matrix: sp.spmatrix, factors: int, dense_up_to: int = DENSE_EIGEN_ITEMS

@@ -23,19 +23,18 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
-import scipy.sparse as sp
 
 from tailored.config import require_dense_items
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import time_ordered
 from tailored.errors import ConfigError
-from tailored.models.base import Float, Int, check_fitted, register, user_rows
-from tailored.models.ease import DENSE_BYTES_PER_ENTRY, weights_from_gram
+from tailored.models.base import Float, Int, register
+from tailored.models.ease import DENSE_BYTES_PER_ENTRY, ItemItemScores, weights_from_gram
 
 
 @register("ease-window")
 @dataclass(eq=False)
-class EASEWindowScorer:
+class EASEWindowScorer(ItemItemScores):
     window: int = 20
     reg: float = 100.0
 
@@ -55,16 +54,6 @@ class EASEWindowScorer:
         self.weights_ = weights_from_gram(gram, self.reg, "ease-window: the windows' Gram matrix").astype(np.float32)
         self.user_items_ = dataset.matrix(binary=True).astype(np.float32)
         return self
-
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        check_fitted(self, "weights_")
-        return self.score_rows(user_rows(self.user_items_, users), items)
-
-    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for users given by history rows (users x items): a new user or a session, without refitting."""
-        check_fitted(self, "weights_")
-        weights = self.weights_ if items is None else self.weights_[:, items]
-        return np.asarray(rows @ weights)
 
 
 def window_gram(dataset: Dataset, window: int) -> np.ndarray:
