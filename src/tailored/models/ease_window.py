@@ -11,9 +11,9 @@ divided by ``window``:
     G_ij = sum over users having i and j, d positions apart with d < window, of (1 - d / window)
 
 A sum of outer products, hence positive semi-definite; ``B = -P / diag(P)`` with ``P = (G + reg I)^-1`` as in EASE,
-and scores are ``X_u B`` over the user's whole history. Items taken in one sitting count fully, items further apart
-less, items ``window`` positions apart or more not at all: a different view of the data from EASE's, which is what
-an ensemble member needs. Defaults (``window=20``, ``reg=100``) were chosen on validation carves of the MovieLens
+and scores are ``X_u B`` over the user's whole history. Items taken one after the other count almost fully, items
+further apart less, items ``window`` positions apart or more not at all: a different view of the data from EASE's,
+which is what an ensemble member needs. Defaults (``window=20``, ``reg=100``) were chosen on validation carves of the MovieLens
 100K P1 training part (docs/algorithms/ease-window.md).
 """
 
