@@ -385,6 +385,22 @@ def main() -> None:
     app()
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        from tailored import __version__
+
+        stdout.print(f"tailored {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
 @datasets_app.command("movielens")
 @handle_errors
 def datasets_movielens(
@@ -890,7 +906,7 @@ def serve(
 
         from tailored.serve import ServiceSettings, create_app
     except ImportError as error:
-        raise ConfigError(f"The service needs the serve extra: pip install 'tailored[serve]' ({error}).") from error
+        raise ConfigError(f'The service needs the serve extra: pip install ".[serve]" in the tailored checkout ({error}).') from error
 
     settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
     if (model is None) == (model_dir is None) or (model is not None and registry is None):

@@ -29,7 +29,8 @@ def require_torch() -> ModuleType:
         import torch
     except ImportError as error:
         raise ConfigError(
-            "This algorithm needs PyTorch: install the extra with `pip install 'tailored[torch]'` (torch==2.13.0, CPU)."
+            'This algorithm needs PyTorch: install the extra with `pip install ".[torch]"` in the tailored checkout '
+            "(torch==2.13.0, CPU)."
         ) from error
     torch.set_num_threads(num_threads())
     return torch
