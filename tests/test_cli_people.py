@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`tailored ARGS...` with stdout and stderr captured through pipes (not terminals), as in a log or a CI job."""
-    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env={**ENV, **(env or {})}, capture_output=True,
-                          text=True, timeout=300)
+    """`tailored ARGS...` with stdout and stderr redirected to files, as in a log or a CI job: no terminal, and no
+    COLUMNS variable to say how wide the lines may be."""
+    environment = {name: value for name, value in {**ENV, **(env or {})}.items() if name != "COLUMNS"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=environment, stdout=out, stderr=err,
+                                 timeout=300)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
 
 
 def tiny_interactions(path: Path) -> Path:
@@ -68,3 +75,64 @@ def test_the_licence_is_the_complete_apache_2_text_and_the_metadata_points_at_it
     metadata = importlib.metadata.metadata("tailored")
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+# ---- 2. progress and tables in logs ------------------------------------------------------------------------------
+SMALL_JOB = """
+[job]
+output = "out"
+metrics = ["ndcg@10", "recall@10", "hr@10", "coverage@10", "novelty@10", "diversity@10"]
+select_by = "ndcg@10"
+k = 5
+show_users = 2
+
+[data.synthetic]
+n_customers = 150
+n_products = 60
+days = 120
+seed = 1
+
+[data]
+event_weights = { purchase = 1.0 }
+
+[split]
+method = "temporal"
+test_fraction = 0.2
+
+[[algorithms]]
+name = "popularity"
+
+[[algorithms]]
+name = "ease"
+"""
+
+
+@pytest.fixture(scope="module")
+def small_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`tailored run` of a small synthetic job, its output in a log file."""
+    folder = tmp_path_factory.mktemp("job")
+    (folder / "small.toml").write_text(SMALL_JOB)
+    return folder, ok(run("run", "small.toml", cwd=folder))
+
+
+def test_run_prints_one_progress_line_per_step_into_a_log(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    steps = [line for line in small_job[1].stderr.splitlines() if line.startswith("run small.toml: ")]
+    assert [re.sub(r", \d+ s$", ", N s", line) for line in steps] == [
+        "run small.toml: reading data, N s",
+        "run small.toml: checking quality of 7,397 rows, N s",
+        "run small.toml: splitting 4,993 interactions (temporal), N s",
+        "run small.toml: training and evaluating popularity (1 of 2) on 3,994 training interactions, N s",
+        "run small.toml: training and evaluating ease (2 of 2) on 3,994 training interactions, N s",
+        "run small.toml: refitting ease on all 4,993 interactions and saving it, N s",
+        "run small.toml: writing sample recommendations for 2 users and the report, N s",
+    ]
+
+
+def test_tables_in_a_log_are_neither_wrapped_nor_cut_at_80_columns(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    lines = small_job[1].stdout.splitlines()
+    header = next(line for line in lines if "algorithm" in line and "ndcg@10" in line)
+    assert re.findall(r"[\w@]+", header) == ["algorithm", "ndcg@10", "recall@10", "hr@10", "coverage@10", "novelty@10",
+                                             "diversity@10", "fit_s"]
+    assert len(header) > 80
+    rows = {line.split()[1]: re.findall(r"\d+\.\d+", line) for line in lines if line.startswith(("│ popularity", "│ ease "))}
+    assert {name: len(values) for name, values in rows.items()} == {"popularity": 7, "ease": 7}  # whole rows, no ellipsis

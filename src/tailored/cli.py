@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -11,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -27,8 +28,20 @@ app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> sp
                   no_args_is_help=True, pretty_exceptions_enable=False)
 datasets_app = typer.Typer(help="Generate or fetch data sets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-console = Console(stderr=True)
-stdout = Console()
+LOG_WIDTH = 100_000
+"""Columns of a console writing to a file, a pipe or a CI log: wide enough never to wrap or cut a table or a line."""
+
+
+def _console(stderr: bool) -> Console:
+    """On a terminal rich fits the window; elsewhere it would assume 80 columns and cut tables: there, unless COLUMNS
+    says otherwise, lines keep their full width."""
+    stream = sys.stderr if stderr else sys.stdout
+    unbounded = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=LOG_WIDTH if unbounded else None)
+
+
+console = _console(stderr=True)
+stdout = _console(stderr=False)
 
 EXIT_BAD_INPUT = 2
 
@@ -99,6 +112,23 @@ def progress_bar(description: str, unit: str = "") -> Progress:
         return LogProgress(description, unit)
     return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                     console=console, transient=True)
+
+
+@contextlib.contextmanager
+def step_reporter(description: str) -> Iterator[Callable[[str], None]]:
+    """Reports the steps of a long job: a spinner naming the current one on a terminal; in a log or a CI job (stderr
+    not a terminal), one plain line per step, ``description: step, elapsed``."""
+    if sys.stderr.isatty():
+        with console.status(description) as status:
+            yield status.update
+        return
+    start = time.monotonic()
+
+    def say(step: str) -> None:
+        console.print(f"{description}: {step}, {time.monotonic() - start:.0f} s", markup=False, highlight=False,
+                      soft_wrap=True)
+
+    yield say
 
 
 def epoch_reporter(bar: Progress) -> Callable[[int, int, float | None, str], None]:
@@ -539,8 +569,8 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
     from tailored.spec import load_spec
 
     spec = load_spec(spec_file)
-    with console.status("starting") as status:
-        result = run_job(spec, step=lambda message: status.update(message))
+    with step_reporter(f"run {spec_file}") as step:
+        result = run_job(spec, step=step)
     quality = result.quality
     console.print(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected "
                   f"(reasons in {result.output / 'rejected.csv'})")

@@ -116,8 +116,9 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     split.save(output / "split")
     reports, fit_seconds, cold_users = {}, {}, {}
     features = attribute_vectors(dataset.item_attributes) if dataset.item_attributes is not None else None
-    for algorithm in spec.algorithms:
-        step(f"training and evaluating {algorithm.name}")
+    for number, algorithm in enumerate(spec.algorithms, start=1):
+        step(f"training and evaluating {algorithm.name} ({number} of {len(spec.algorithms)}) on "
+             f"{len(split.train):,} training interactions")
         start = time.perf_counter()
         recommender = build_recommender(algorithm.name, algorithm.params).fit(split.train)
         fit_seconds[algorithm.name] = time.perf_counter() - start
@@ -132,6 +133,7 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     model = build_recommender(best, chosen.params).fit(dataset)
     result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users)
     save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"]})
+    step(f"writing sample recommendations for {spec.show_users} users and the report")
     result.recommendations = _sample_recommendations(model, dataset, spec, items)
     write_table(result.recommendations, output / "recommendations.csv")
     (output / "job.toml").write_text(dump_spec(spec))
