@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
+from tailored.store.schema import WRITER, write_transaction
 
 DEFAULT_URL = "sqlite:///tailored.db"
 SCOPES = ("recommend", "events:write", "admin")
@@ -54,10 +55,15 @@ def engine_for(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
+            connection.isolation_level = None  # the driver's own BEGIN skips reads: SQLAlchemy begins (below)
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITER) else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -111,7 +117,7 @@ class EventStore:
         erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored."""
         now = time.time()
         rows = [[self._event_row(event, now) for event in batch] for batch in batches]
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
             erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
             results: list[tuple[int, int] | ConflictError] = []
@@ -171,7 +177,7 @@ class EventStore:
         """Append one chunk of a batch of lists (``user_id, item_id, score, rank``) in one transaction."""
         rows = chunk[[USER_ID, ITEM_ID, "score", "rank"]].assign(batch_id=batch_id, created_at=time.time())
         rows[USER_ID] = rows[USER_ID].astype(str).map(self.user_key)
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(schema.batch_recommendations.insert(), rows.to_dict("records"))
 
     # -- attributes ---------------------------------------------------------------------------------------------
@@ -215,7 +221,7 @@ class EventStore:
     def log_exposures(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record impressions made by `exposure_row` in one transaction."""
         if rows:
-            with self.engine.begin() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(schema.exposures.insert(), [row | {"user_id": self.user_key(row["user_id"])} for row in rows])
 
     # -- keys -----------------------------------------------------------------------------------------------------
@@ -226,7 +232,7 @@ class EventStore:
         if unknown or not scopes:
             raise ConfigError(f"Unknown or missing scope(s) {unknown or scopes}; valid scopes: {', '.join(SCOPES)}.")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(schema.api_keys.insert().values(
                 key_id=key_id, key_hash=_digest(secret), scopes=",".join(scopes), created_at=time.time(), revoked=False))
         return f"{KEY_PREFIX}_{key_id}_{secret}"
@@ -243,7 +249,7 @@ class EventStore:
 
     def revoke_key(self, key_id: str) -> None:
         """Revoke a key by its id (the part after ``tlr_``); audited. Services stop accepting it within 30 s."""
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             found = connection.execute(schema.api_keys.update().where(schema.api_keys.c.key_id == key_id)
                                        .values(revoked=True)).rowcount
             if not found:
@@ -266,9 +272,10 @@ class EventStore:
     # -- privacy --------------------------------------------------------------------------------------------------
     def erase_user(self, user_id: str) -> dict[str, int]:
         """Delete the user's events, attributes and exposures, remember the erasure (so later events and exports
-        never bring the user back) and audit it without the id; returns the rows deleted per table."""
+        never bring the user back) and audit it without the id; returns the rows deleted per table. Writes that
+        check for erasures are ordered against it (`write_transaction`): none stores the user's data after it."""
         stored, subject = self.user_key(user_id), self.subject(user_id)
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine, exclusive=True) as connection:
             deleted = {table.name: connection.execute(table.delete().where(table.c.user_id == stored)).rowcount
                        for table in (schema.events, schema.users, schema.exposures)}
             connection.execute(self._insert_ignoring(schema.erasures, "subject"), [{"subject": subject, "erased_at": time.time()}])
@@ -280,7 +287,7 @@ class EventStore:
         if retention_days <= 0:
             raise ConfigError(f"The retention window must be positive, got {retention_days} days.")
         cutoff = time.time() - retention_days * 86_400
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             deleted = {"events": connection.execute(schema.events.delete().where(schema.events.c.timestamp < cutoff)).rowcount,
                        "exposures": connection.execute(schema.exposures.delete().where(schema.exposures.c.created_at < cutoff)).rowcount}
             connection.execute(schema.audit_log.insert().values(action="retention", subject=f"{retention_days:g} days",
@@ -321,7 +328,7 @@ class EventStore:
         statement = dialect.insert(table).values(**values)
         statement = statement.on_conflict_do_update(index_elements=[key], set_={"attributes": values["attributes"],
                                                                                 "updated_at": values["updated_at"]})
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(statement)
 
 

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
+
+WRITER = "tailored_writer"
+"""Execution option of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock first)."""
+ERASURE_LOCK = 0x7461696C6F726564  # "tailored": PostgreSQL's advisory lock ordering writes against erasures
 
 metadata = sa.MetaData()
 
@@ -82,13 +87,37 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1, _batch_v2]
 """Migration n (1-based) brings a database at version n - 1 to version n; append, never edit."""
 
 
+@contextmanager
+def write_transaction(engine: sa.Engine, exclusive: bool = False) -> Iterator[sa.Connection]:
+    """A transaction that writes, ordered against erasures: on SQLite it holds the database's write lock from its
+    first statement (``BEGIN IMMEDIATE``: a check and the write it guards see the same data); on PostgreSQL it holds
+    an advisory lock, shared by writers and ``exclusive`` for an erasure or a migration, so an erasure waits for the
+    writes in flight to commit and the writes after it wait for it (READ COMMITTED then shows them the erasure)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITER: True})
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                connection.execute(sa.text(f"select {lock}(:key)"), {"key": ERASURE_LOCK})
+            yield connection
+
+
+def _version(connection: sa.Connection) -> int:
+    if not sa.inspect(connection).has_table(schema_version.name):
+        return 0
+    return connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+
 def migrate(engine: sa.Engine) -> int:
-    """Apply the migrations the database lacks, each in its own transaction; returns the version reached."""
-    metadata.create_all(engine, tables=[schema_version])
-    with engine.begin() as connection:
-        current = connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        with engine.begin() as connection:
+    """Apply the migrations the database lacks in one exclusive transaction (processes opening a database at once
+    migrate it once); returns the version reached."""
+    with engine.connect() as connection:
+        if _version(connection) == len(MIGRATIONS):
+            return len(MIGRATIONS)
+    with write_transaction(engine, exclusive=True) as connection:
+        metadata.create_all(connection, tables=[schema_version])
+        current = _version(connection)
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
             step(connection)
             connection.execute(schema_version.insert().values(version=version))
     return len(MIGRATIONS)
