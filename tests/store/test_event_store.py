@@ -93,6 +93,24 @@ def test_erasure_removes_the_user_everywhere_and_for_good(store) -> None:
     assert audit[0]["action"] == "erase_user" and "alice" not in str(audit)
 
 
+def test_no_read_path_returns_rows_of_an_erased_user(store) -> None:
+    import pandas as pd
+
+    events = store(pseudonym_key="secret")
+    events.append_events([Event("e1", "alice", "i1", "view"), Event("e2", "bob", "i1", "view")])
+    events.erase_user("alice")
+    with events.engine.begin() as connection:  # alice's rows come back, as from a backup restored after the erasure
+        connection.execute(sa.text("insert into events (event_id, user_id, item_id, type, timestamp, received_at) "
+                                   "values ('old', :user, 'i2', 'view', 1, 1)"), {"user": events.user_key("alice")})
+        connection.execute(sa.text("insert into users (user_id, attributes, updated_at) values (:user, '{}', 1)"),
+                           {"user": events.user_key("alice")})
+    assert next(events.export_events())["user_id"].tolist() == [events.user_key("bob")]
+    assert events.latest_items("alice", 10) == [] and events.user_attributes("alice") is None
+    events.write_batch("b1", pd.DataFrame({"user_id": ["alice", "bob"], "item_id": ["i2", "i2"], "score": [1.0, 1.0], "rank": [1, 1]}))
+    with events.engine.connect() as connection:
+        assert connection.execute(sa.text("select user_id from batch_recommendations")).scalars().all() == [events.user_key("bob")]
+
+
 def test_pseudonymised_ids_never_reach_the_database(store) -> None:
     events = store(pseudonym_key="secret")
     events.append_events([Event("e1", "alice@example.com", "i1", "view")])

@@ -158,13 +158,17 @@ class EventStore:
         return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
-        """Every stored event in canonical columns (``user_id, item_id, value, timestamp, event_type``), in chunks."""
+        """Every stored event in canonical columns (``user_id, item_id, value, timestamp, event_type``), in chunks;
+        never one of an erased user (an erasure deletes them, and rows restored from a backup are skipped)."""
         query = sa.select(schema.events.c.user_id, schema.events.c.item_id, schema.events.c.value,
                           schema.events.c.timestamp, schema.events.c.type).order_by(schema.events.c.id)
         with self.engine.connect() as connection:
+            erased = set(connection.execute(sa.select(schema.erasures.c.subject)).scalars())
             result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
             for rows in result.partitions(chunk_size):
                 frame = pd.DataFrame(rows, columns=[USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE])
+                if erased:
+                    frame = frame[~frame[USER_ID].isin(self._among(erased, set(frame[USER_ID])))]
                 frame[VALUE] = frame[VALUE].fillna(1.0)
                 frame[TIMESTAMP] = frame[TIMESTAMP].astype("int64")
                 yield frame
@@ -174,11 +178,14 @@ class EventStore:
             return int(connection.execute(sa.select(sa.func.count()).select_from(schema.events)).scalar())
 
     def write_batch(self, batch_id: str, chunk: pd.DataFrame) -> None:
-        """Append one chunk of a batch of lists (``user_id, item_id, score, rank``) in one transaction."""
+        """Append one chunk of a batch of lists (``user_id, item_id, score, rank``) in one transaction, leaving out
+        erased users (a model trained before their erasure still knows them)."""
         rows = chunk[[USER_ID, ITEM_ID, "score", "rank"]].assign(batch_id=batch_id, created_at=time.time())
         rows[USER_ID] = rows[USER_ID].astype(str).map(self.user_key)
         with write_transaction(self.engine) as connection:
-            connection.execute(schema.batch_recommendations.insert(), rows.to_dict("records"))
+            rows = rows[~rows[USER_ID].isin(self._erased(connection, set(rows[USER_ID])))]
+            if len(rows):
+                connection.execute(schema.batch_recommendations.insert(), rows.to_dict("records"))
 
     # -- attributes ---------------------------------------------------------------------------------------------
     def put_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
@@ -188,18 +195,22 @@ class EventStore:
         self._upsert(schema.items, "item_id", str(item_id), attributes)
 
     def user_attributes(self, user_id: str) -> dict[str, Any] | None:
+        """The user's stored attributes; None for a user without any, or erased."""
+        stored = self.user_key(user_id)
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(schema.users.c.attributes).where(
-                schema.users.c.user_id == self.user_key(user_id))).first()
-        return None if row is None else dict(row[0])
+            row = connection.execute(sa.select(schema.users.c.attributes).where(schema.users.c.user_id == stored)).first()
+            erased = row is not None and self._erased(connection, {stored})
+        return None if row is None or erased else dict(row[0])
 
     def latest_items(self, user_id: str, limit: int) -> list[str]:
-        """The items of the user's ``limit`` latest stored events, oldest first (repeats kept: order is signal)."""
-        events = schema.events.c
-        query = (sa.select(events.item_id).where(events.user_id == self.user_key(user_id))
+        """The items of the user's ``limit`` latest stored events, oldest first (repeats kept: order is signal);
+        none for an erased user."""
+        events, stored = schema.events.c, self.user_key(user_id)
+        query = (sa.select(events.item_id).where(events.user_id == stored)
                  .order_by(events.timestamp.desc(), events.id.desc()).limit(limit))
         with self.engine.connect() as connection:
-            return list(connection.execute(query).scalars())[::-1]
+            items = list(connection.execute(query).scalars())[::-1]
+            return [] if items and self._erased(connection, {stored}) else items
 
     def item_ids(self) -> set[str]:
         with self.engine.connect() as connection:
@@ -317,6 +328,10 @@ class EventStore:
         for start in range(0, len(ordered), ID_CHUNK):
             found += connection.execute(self._select_erased, {"subjects": ordered[start:start + ID_CHUNK]}).scalars().all()
         return {subjects[subject] for subject in found}
+
+    def _among(self, erased: set[str], stored_ids: set[str]) -> set[str]:
+        """Which of these stored user ids have their fingerprint in ``erased``."""
+        return {stored for stored in stored_ids if self._fingerprint(stored) in erased}
 
     def _insert_ignoring(self, table: sa.Table, key: str) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
