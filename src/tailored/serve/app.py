@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from tailored import __version__
 from tailored.errors import ConflictError, TailoredError
+from tailored.serve.committer import IngestionUnavailable
 from tailored.serve.fast_lane import FastLane
 from tailored.serve.limits import Guard, LoopLag, unavailable
 from tailored.serve.metrics import Metrics
@@ -78,13 +79,18 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def conflict(request: Request, error: ConflictError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
-    @app.exception_handler(sa.exc.OperationalError)
-    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.DBAPIError)
     @app.exception_handler(sa.exc.TimeoutError)
-    @app.exception_handler(TimeoutError)
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        """A failed transaction is rolled back: nothing was stored. Logged by type only (the database's message
+        and SQLAlchemy's may quote the statement's parameters: ids)."""
         route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: a path may hold a user id
         logger.warning("database unavailable on %s %s: %s", request.method, route, type(error).__name__)
         return unavailable("The database is unavailable; nothing was stored by this request. Retry shortly.")
+
+    @app.exception_handler(IngestionUnavailable)
+    async def ingestion_unavailable(request: Request, error: IngestionUnavailable) -> JSONResponse:
+        logger.warning("events not acknowledged: %s", error)
+        return unavailable(str(error))
 
     return app

@@ -1,29 +1,41 @@
 """Group commit across requests: events posted concurrently are stored in one transaction (one disk flush), and each
 request is answered once that transaction has committed, so an acknowledged event is durable and many small
-POSTs cost about as much as one large one."""
+POSTs cost about as much as one large one.
+
+The writer thread survives every database error (each waiting request gets it) and a request that stops waiting:
+a request gives up after ``timeout`` seconds; its events are then dropped if their commit has not begun, else the
+commit's outcome is unknown to the client, which is told so (resending is harmless: event ids are idempotent).
+While a commit has run longer than ``timeout``, ingestion is stalled: new requests are refused at once, with
+nothing stored, and readiness reports it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from tailored.errors import ConflictError
 from tailored.store import EventStore
 from tailored.store.database import Event
 
+logger = logging.getLogger(__name__)
 Pending = tuple[Sequence[Event], "Future[tuple[int, int]]"]
 
 
+class IngestionUnavailable(Exception):
+    """Events not acknowledged (answered 503); the message says whether they may still be stored."""
+
+
 class EventCommitter:
-    """One writer thread; a request waits at most ``timeout`` seconds for its commit (then it fails with a
-    TimeoutError, answered 503, and the client retries: event ids make the retry harmless)."""
+    """One writer thread; a request waits at most ``timeout`` seconds for its commit."""
 
     def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0) -> None:
         self.store, self.max_group_events, self.timeout = store, max_group_events, timeout
         self.pending: queue.Queue[Pending | None] = queue.Queue()
+        self.committing_since: float | None = None
         self.thread = threading.Thread(target=self._run, name="event-committer", daemon=True)
         self.thread.start()
 
@@ -33,9 +45,30 @@ class EventCommitter:
         self.pending.put((events, future))
         return future
 
+    def stalled_seconds(self) -> float:
+        """How long the commit in progress has run (0 when idle); infinite if the writer has ended."""
+        began = self.committing_since
+        if not self.thread.is_alive():
+            return float("inf")
+        return 0.0 if began is None else time.monotonic() - began
+
+    def healthy(self) -> bool:
+        """The writer runs and no commit has run longer than ``timeout``."""
+        return self.stalled_seconds() < self.timeout
+
     async def commit(self, events: Sequence[Event]) -> tuple[int, int]:
-        """`enqueue`, then wait for the commit without holding a thread."""
-        return await asyncio.wait_for(asyncio.wrap_future(self.enqueue(events)), self.timeout)
+        """`enqueue`, then wait for the commit without holding a thread. Raises IngestionUnavailable when
+        ingestion is stalled (nothing stored) or the commit is not confirmed within ``timeout`` seconds."""
+        stalled = self.stalled_seconds()
+        if stalled >= self.timeout:
+            raise IngestionUnavailable(f"Event ingestion is stalled: the database has not finished a commit for "
+                                       f"{stalled:.0f} s; nothing was stored by this request. Retry shortly.")
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self.enqueue(events)), self.timeout)
+        except TimeoutError:
+            raise IngestionUnavailable(
+                f"The commit was not confirmed within {self.timeout:g} s (the database is slow or locked); the "
+                "events may still be stored: resend them with the same event ids, duplicates are ignored.") from None
 
     def stop(self) -> None:
         """Commit everything queued, then end the writer."""
@@ -55,19 +88,27 @@ class EventCommitter:
                     break
                 group.append(more)
                 size += len(more[0])
-            self._commit(group)
+            # a request that gave up waiting cancelled its future: its events are not stored; the others can no
+            # longer be cancelled, so setting their result below cannot fail
+            live = [(events, future) for events, future in group if future.set_running_or_notify_cancel()]
+            self.committing_since = time.monotonic()
+            try:
+                self._commit(live)
+            finally:
+                self.committing_since = None
             if stopping:
                 return
 
     def _commit(self, group: list[Pending]) -> None:
-        try:
-            results = self.store.append_event_batches([events for events, _ in group])
-        except Exception as error:  # noqa: BLE001  (every waiting request gets the database's error)
-            for _, future in group:
-                future.set_exception(error)
+        if not group:
             return
+        try:
+            results: list[object] = list(self.store.append_event_batches([events for events, _ in group]))
+        except Exception as error:  # noqa: BLE001  (every waiting request gets the database's error; the writer goes on)
+            logger.warning("event commit failed: %s", type(error).__name__)  # the type only: messages may hold ids
+            results = [error] * len(group)
         for (_, future), result in zip(group, results):
-            if isinstance(result, ConflictError):
+            if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
-                future.set_result(result)
+                future.set_result(result)  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ class Service:
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.erased: set[str] = set()
         self.exposures = ExposureWriter(self.store)
-        self.committer = EventCommitter(self.store)
+        self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds)
         self.cache = ListCache(settings.cache_size)
         self.reload_failures = 0
         self.failed_path: Path | None = None

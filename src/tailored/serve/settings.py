@@ -30,6 +30,7 @@ class ServiceSettings:
     public_metrics: bool = False
     ann_ef_search: int = 64
     cache_size: int = 100_000
+    commit_timeout_seconds: float = 30.0
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -41,6 +42,8 @@ class ServiceSettings:
           ``TAILORED_RATE_LIMIT_PER_MINUTE``;
         - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests in progress or an event loop ``TAILORED_MAX_QUEUE_MS`` late,
           and new requests get 503 with ``Retry-After``;
+        - ``TAILORED_COMMIT_TIMEOUT_SECONDS``: how long a POST of events waits for its commit (then 503, "not
+          confirmed"), and how long a commit may run before ingestion counts as stalled (not ready);
         - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
           ``ANN_MIN_ITEMS`` items and more: recall against speed);
         - ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a private network; otherwise it

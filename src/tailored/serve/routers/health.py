@@ -1,5 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (model loaded, database reachable; a model version that failed to
-load is reported while the previous one keeps serving), ``/metrics`` (Prometheus)."""
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, database reachable, event ingestion not stalled; a
+model version that failed to load is reported while the previous one keeps serving), ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ def readyz(request: Request, response: Response) -> dict[str, Any]:
         database = service is not None and service.store.ping()
     except Exception:  # noqa: BLE001  (any database failure means not ready)
         database = False
-    ready = service is not None and database
+    ingestion = service is not None and service.committer.healthy()
+    ready = service is not None and database and ingestion
     response.status_code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
     if not ready:
         response.headers["Retry-After"] = "1"
     return {"ready": ready, "model_version": service.model_version if service else None, "database": database,
+            "ingestion": ingestion,
             "reload_failures": service.reload_failures if service else 0,
             "last_reload_error": service.reload_error if service else None}
 

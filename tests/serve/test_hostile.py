@@ -1,0 +1,109 @@
+"""Stalls and hostile clients against a real `tailored serve` process, over real HTTP and raw sockets, on a real
+SQLite file: a write lock longer than the commit timeout, slow bodies, huge headers, floods of invalid keys, a
+database that stops answering, malformed numbers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tailored.data.dataset import Dataset
+from tailored.pipeline import build_recommender
+from tailored.registry.model_dir import save_model
+from tests.serve.test_robustness import keys_for
+from tests.serve.test_service import auth, shop
+
+PRIVATE = ("private-user-7", "private-item-9", "private-event-3")
+"""Ids that must never reach the server's log."""
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame, items = shop()
+    folder = tmp_path_factory.mktemp("hostile") / "model"
+    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, items=items)), folder)
+    return folder
+
+
+@contextmanager
+def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> Iterator[str]:
+    """`tailored serve` in its own process with ``TAILORED_<SETTING>`` variables; stderr goes to ``log``; yields the
+    base URL once ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {f"TAILORED_{name.upper()}": str(value) for name, value in settings.items()}
+    with log.open("w") as sink:
+        server = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", url,
+                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=sink, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert server.poll() is None and time.time() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def events(*event_ids: str) -> dict[str, list[dict[str, str]]]:
+    return {"events": [{"event_id": event_id, "user_id": PRIVATE[0], "item_id": "i1", "type": "view"}
+                       for event_id in event_ids]}
+
+
+def wait_for(condition, seconds: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_a_write_lock_longer_than_the_commit_timeout_is_survived_and_answered_truthfully(model_dir, tmp_path) -> None:
+    """Another connection holds SQLite's write lock past the commit timeout: the waiting POST is told its events are
+    not confirmed (and they are stored once the lock goes), /readyz turns red, new POSTs are refused at once with
+    nothing stored, and ingestion recovers without a restart; the log holds no id and no traceback."""
+    path, log = tmp_path / "db.sqlite", tmp_path / "serve.log"
+    url = f"sqlite:///{path}"
+    keys = keys_for(url)
+    writer = auth(keys["events:write"])
+    with tailored_serve(model_dir, url, log, commit_timeout_seconds=1) as base:
+        assert httpx.get(f"{base}/readyz").json()["ingestion"] is True
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        held = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=writer, timeout=30)
+        assert held.status_code == 503 and held.headers["Retry-After"] == "1", held.text
+        assert held.json()["detail"] == ("The commit was not confirmed within 1 s (the database is slow or locked); the "
+                                         "events may still be stored: resend them with the same event ids, duplicates "
+                                         "are ignored.")
+        wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 503)
+        assert httpx.get(f"{base}/readyz").json()["ingestion"] is False
+        refused = httpx.post(f"{base}/v1/events", json=events("refused"), headers=writer, timeout=30)
+        assert refused.status_code == 503 and "stalled" in refused.json()["detail"]
+        assert "nothing was stored by this request" in refused.json()["detail"]
+        time.sleep(1.5)  # the lock outlives the commit timeout by more than its length
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200)
+        resent = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2], "refused", "after"), headers=writer)
+        assert resent.json() == {"accepted": 2, "duplicates": 1}  # the held event was stored, the refused one not
+    text = log.read_text()
+    assert "Traceback" not in text and not any(private in text for private in PRIVATE), text
+    with sqlite3.connect(path) as connection:
+        stored = sorted(row[0] for row in connection.execute("select event_id from events"))
+    assert stored == ["after", PRIVATE[2], "refused"]
