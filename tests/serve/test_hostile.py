@@ -107,3 +107,41 @@ def test_a_write_lock_longer_than_the_commit_timeout_is_survived_and_answered_tr
     with sqlite3.connect(path) as connection:
         stored = sorted(row[0] for row in connection.execute("select event_id from events"))
     assert stored == ["after", PRIVATE[2], "refused"]
+
+
+def slow_post(port: int, key: str | None = None) -> socket.socket:
+    """A connection that sends a POST's headers announcing 1,000 bytes of body, then one byte, then nothing."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    authorization = f"Authorization: Bearer {key}\r\n" if key else ""
+    connection.sendall(f"POST /v1/events HTTP/1.1\r\nHost: x\r\n{authorization}Content-Type: application/json\r\n"
+                       f"Content-Length: 1000\r\n\r\n{{".encode())
+    return connection
+
+
+def status_of(connection: socket.socket, timeout: float) -> int:
+    connection.settimeout(timeout)
+    return int(connection.recv(65536).split(b" ", 2)[1])
+
+
+def test_slow_bodies_without_a_key_take_no_room_and_slow_bodies_with_one_time_out(model_dir, tmp_path) -> None:
+    """64 connections without a valid key sending one byte of body are refused at once (401, body unread) and leave
+    the in-flight budget to keyed requests; keyed connections that stop sending are answered 408 after the body
+    timeout, which frees their room."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    keys = keys_for(url)
+    reader, writer = auth(keys["recommend"]), auth(keys["events:write"])
+    with tailored_serve(model_dir, url, tmp_path / "serve.log", max_in_flight=4, body_timeout_seconds=2) as base:
+        port = int(base.rsplit(":", 1)[1])
+        keyless = [slow_post(port, None if n % 2 else "tlr_0123456789abcdef_not-a-secret") for n in range(64)]
+        assert [status_of(connection, 5) for connection in keyless] == [401] * 64
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
+        assert httpx.post(f"{base}/v1/events", json=events("e1"), headers=writer).status_code == 200
+        stalled = [slow_post(port, keys["events:write"]) for _ in range(4)]
+        time.sleep(0.5)
+        shed = httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader)
+        assert shed.status_code == 503 and "Overloaded: 4 requests in progress" in shed.json()["detail"]
+        for connection in stalled:
+            assert status_of(connection, 10) == 408
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
+        for connection in keyless + stalled:
+            connection.close()

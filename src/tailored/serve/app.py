@@ -59,8 +59,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     for router in (recommendations.router, events.router, users.router, items.router, health.router):
         app.include_router(router)
     app.add_middleware(FastLane, api=app)
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight,
-                       max_lag=settings.max_queue_ms / 1000, lag=lag, metrics=app.state.metrics)
+    app.add_middleware(Guard, api=app, settings=settings, lag=lag, metrics=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])

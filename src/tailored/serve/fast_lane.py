@@ -1,8 +1,8 @@
 """The hot request answered without the framework: ``GET /v1/users/{user_id}/recommendations`` (at most ``k`` in the
-query) for a trained user, with a key already checked in the last KEY_CACHE_SECONDS. Routing, dependency injection
+query) for a trained user, with a key the Guard accepted (and charged to its rate). Routing, dependency injection
 and response validation cost several times the recommendation itself; this lane applies the same checks (id
-rules, key scope, rate limit), gives the same answer (`Service.quick_recommend`, the vector index), logs the same
-impression and feeds the same metrics. Anything else -- another route, context, ``explain``, an unknown key, a
+rules, key scope), gives the same answer (`Service.quick_recommend`, the vector index), logs the same
+impression and feeds the same metrics. Anything else -- another route, context, ``explain``, a key without the scope, a
 malformed id, an unknown user, a model with stages to run -- goes on to FastAPI, which answers or refuses it."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailored.serve.routers import recommendations
+from tailored.serve.security import AUTHENTICATED
 from tailored.serve.validation import MAX_ID_LENGTH, clean_id
 
 PREFIX, SUFFIX = "/v1/users/", "/recommendations"
@@ -49,9 +50,8 @@ class FastLane:
             user_id = clean_id(user_id)
         except ValueError:
             return None
-        key = _bearer(scope["headers"])
-        found, scopes = service.cached_key_scopes(key) if key else (False, None)
-        if not found or scopes is None or "recommend" not in scopes or service.limiter.wait(key.split("_")[1]) > 0:
+        authenticated = scope.get(AUTHENTICATED)  # (key id, scopes): checked and charged by the Guard
+        if authenticated is None or "recommend" not in authenticated[1]:
             return None
         rows = service.quick_recommend(user_id, min(k, service.settings.max_k))
         if rows is None:
@@ -69,10 +69,3 @@ def _k(query: bytes) -> int | None:
     name, _, value = query.partition(b"=")
     return int(value) if name == b"k" and value.isdigit() and 0 < int(value) <= 1_000_000 else None
 
-
-def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            return credentials.strip() if scheme.lower() == "bearer" and credentials.count("_") >= 2 else None
-    return None

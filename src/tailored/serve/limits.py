@@ -1,5 +1,5 @@
-"""The service's front door, as plain ASGI middleware (no per-request wrapping objects): the body size limit, load
-shedding and the per-route metrics."""
+"""The service's front door, as plain ASGI middleware (no per-request wrapping objects): the body size limit, the key
+check, load shedding, the body read under a deadline and the per-route metrics."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import asyncio
 import time
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tailored.serve.metrics import Metrics
+from tailored.serve.security import AUTHENTICATED, authenticate
+from tailored.serve.settings import ServiceSettings
 
 RETRY_AFTER_SECONDS = 1
 UNSHED = ("/healthz", "/readyz", "/metrics")
@@ -48,15 +51,15 @@ class LoopLag:
 
 
 class Guard:
-    """Refuses bodies over ``max_body_bytes`` (413; a body without ``Content-Length`` gets 411) and, while
-    ``max_in_flight`` requests are in progress or the event loop runs more than ``max_lag`` seconds late, sheds
-    the next request at once with 503 and ``Retry-After`` rather than queueing it; times every answered request by
-    route template (never by id)."""
+    """In this order: refuses bodies over ``max_body_bytes`` (413; a body without ``Content-Length`` gets 411); sheds
+    every request but the probes while the event loop runs more than ``max_queue_ms`` late; checks the key of a
+    request that needs one (401, 429) before anything else is spent on it; sheds with 503 and ``Retry-After`` while
+    ``max_in_flight`` requests with a valid key are in progress, so requests without one never take their room;
+    reads the body within ``body_timeout_seconds`` (else 408), so a client that stops sending frees its place. Times
+    every answered request by route template (never by id)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int, max_lag: float, lag: LoopLag,
-                 metrics: Metrics) -> None:
-        self.app, self.max_body_bytes, self.max_in_flight, self.metrics = app, max_body_bytes, max_in_flight, metrics
-        self.max_lag, self.lag = max_lag, lag
+    def __init__(self, app: ASGIApp, api: FastAPI, settings: ServiceSettings, lag: LoopLag, metrics: Metrics) -> None:
+        self.app, self.api, self.settings, self.lag, self.metrics = app, api, settings, lag, metrics
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,6 +67,16 @@ class Guard:
             await self.app(scope, receive, send)
             return
         refusal = self._refusal(scope)
+        if refusal is None and self._needs_key(scope["path"]):
+            service = self.api.state.service
+            outcome = await authenticate(service.keys, service.limiter, scope["headers"])
+            if isinstance(outcome, JSONResponse):
+                refusal = outcome
+            else:
+                scope[AUTHENTICATED] = outcome
+        admitted = AUTHENTICATED in scope
+        if refusal is None and admitted and self.in_flight >= self.settings.max_in_flight and scope["path"] not in UNSHED:
+            refusal = self._shed()
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -74,24 +87,65 @@ class Guard:
                 status[0] = message["status"]
             await send(message)
 
-        self.in_flight += 1
+        self.in_flight += admitted
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, sending)
+            body = await self._body(scope, receive)
+            if body is None:
+                late = JSONResponse({"detail": f"Request body not received within {self.settings.body_timeout_seconds:g} s."},
+                                    status_code=408)
+                await late(scope, receive, sending)
+            else:
+                await self.app(scope, body, sending)
         finally:
-            self.in_flight -= 1
+            self.in_flight -= admitted
             route: Any = scope.get("route")
             self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status[0], time.perf_counter() - start)
+
+    def _needs_key(self, path: str) -> bool:
+        return path.startswith("/v1/") or (path == "/metrics" and not self.settings.public_metrics)
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is None and scope["method"] in ("POST", "PUT", "PATCH") and b"transfer-encoding" in headers:
             return JSONResponse({"detail": "Send the body with a Content-Length header."}, status_code=411)
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return JSONResponse({"detail": f"Request body over {self.max_body_bytes} bytes."}, status_code=413)
-        if (self.in_flight >= self.max_in_flight or self.lag.seconds > self.max_lag) and scope["path"] not in UNSHED:
-            self.metrics.shed.inc()
-            return unavailable(f"Overloaded: {self.in_flight} requests in progress, queue of "
-                               f"{self.lag.seconds * 1000:.0f} ms; retry shortly.")
+        if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
+            return JSONResponse({"detail": f"Request body over {self.settings.max_body_bytes} bytes."}, status_code=413)
+        if self.lag.seconds > self.settings.max_queue_ms / 1000 and scope["path"] not in UNSHED:
+            return self._shed()
         return None
+
+    def _shed(self) -> JSONResponse:
+        self.metrics.shed.inc()
+        return unavailable(f"Overloaded: {self.in_flight} requests in progress, queue of "
+                           f"{self.lag.seconds * 1000:.0f} ms; retry shortly.")
+
+    async def _body(self, scope: Scope, receive: Receive) -> Receive | None:
+        """A ``receive`` that replays the body, read in full within ``body_timeout_seconds``; None when it is late.
+        Requests without a body pass as they are."""
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is None or int(length) == 0:
+            return receive
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.settings.body_timeout_seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away: let the app see it
+                        return _replay([message], receive)
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            return None
+        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that gives ``messages`` first."""
+
+    async def replayed() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replayed

@@ -1,4 +1,6 @@
-"""API keys with scopes (``Authorization: Bearer <key>``) and a per-key rate limit (a token bucket in memory)."""
+"""API keys with scopes (``Authorization: Bearer <key>``), their cache, and a per-key rate limit (a token bucket in
+memory). The `Guard` (limits.py) authenticates a request before it admits it or reads its body, and charges its
+rate once; a route's `require` dependency then checks the scope it needs."""
 
 from __future__ import annotations
 
@@ -10,17 +12,70 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import JSONResponse
 
 bearer = HTTPBearer(auto_error=False)
+AUTHENTICATED = "tailored.key"
+"""The ASGI scope entry where the Guard leaves the request's ``(key id, scopes)`` once its key is checked."""
+KEY_CACHE_SECONDS = 30.0
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Bad input (an unknown context key, an unknown item...): the detail names it."},
     401: {"description": "Missing, invalid or revoked API key."},
     403: {"description": "The key lacks the scope this route needs."},
+    408: {"description": "The request body did not arrive in time."},
     413: {"description": "Request body over the size limit."},
     429: {"description": "Rate limit of the key exceeded; see Retry-After."},
-    503: {"description": "Overloaded or database unavailable: nothing was stored; see Retry-After."},
+    503: {"description": "Overloaded or database unavailable: the detail says whether anything was stored; see "
+                         "Retry-After."},
 }
 """The error answers every ``/v1`` route may give, for the OpenAPI schema."""
+
+
+class KeyCache:
+    """Scopes of API keys (None: invalid or revoked), checked against the database (``lookup``, in the thread pool)
+    at most every ``fresh_seconds`` per key: a revoked key stops working within that time."""
+
+    def __init__(self, lookup: Callable[[str], frozenset[str] | None], fresh_seconds: float = KEY_CACHE_SECONDS) -> None:
+        self.lookup, self.fresh_seconds = lookup, fresh_seconds
+        self.checked: dict[str, tuple[frozenset[str] | None, float]] = {}
+
+    async def scopes(self, key: str) -> frozenset[str] | None:
+        cached = self.checked.get(key)
+        if cached is not None and time.monotonic() - cached[1] < self.fresh_seconds:
+            return cached[0]
+        scopes = await run_in_threadpool(self.lookup, key)
+        self.checked[key] = (scopes, time.monotonic())
+        return scopes
+
+
+def refusal(status_code: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers or None)
+
+
+async def authenticate(keys: KeyCache, limiter: RateLimiter, headers: list[tuple[bytes, bytes]]
+                       ) -> tuple[str, frozenset[str]] | JSONResponse:
+    """The request's ``(key id, scopes)``, its rate charged; or the refusal: 401 without a valid key, 429 past the
+    key's rate."""
+    key = bearer_key(headers)
+    if key is None:
+        return refusal(401, "Missing API key: send 'Authorization: Bearer <key>'.", **{"WWW-Authenticate": "Bearer"})
+    scopes = await keys.scopes(key)
+    if scopes is None:
+        return refusal(401, "Invalid or revoked API key.", **{"WWW-Authenticate": "Bearer"})
+    key_id = key.split("_")[1]
+    wait = limiter.wait(key_id)
+    if wait > 0:
+        return refusal(429, "Rate limit exceeded for this key; retry later.", **{"Retry-After": str(math.ceil(wait))})
+    return key_id, scopes
+
+
+def bearer_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header, None without one."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+    return None
 
 
 class RateLimiter:
@@ -44,26 +99,17 @@ class RateLimiter:
 
 
 def require(scope: str) -> Callable[..., Awaitable[str]]:
-    """A dependency: the request's key must be valid, hold ``scope`` and be within its rate; returns the key id."""
+    """A dependency: the request's key (checked by the Guard) must hold ``scope``; returns the key id."""
 
-    async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        if credentials is None or credentials.scheme.lower() != "bearer":
+    async def check(request: Request, _: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        """(``bearer`` declares the scheme in the OpenAPI document; the Guard has read the header.)"""
+        authenticated: tuple[str, frozenset[str]] | None = request.scope.get(AUTHENTICATED)
+        if authenticated is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'.",
                                 headers={"WWW-Authenticate": "Bearer"})
-        service = request.app.state.service
-        found, scopes = service.cached_key_scopes(credentials.credentials)
-        if not found:  # the database answers in the thread pool, never on the event loop
-            scopes = await run_in_threadpool(service.key_scopes, credentials.credentials)
-        if scopes is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid or revoked API key.",
-                                headers={"WWW-Authenticate": "Bearer"})
+        key_id, scopes = authenticated
         if scope not in scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"This key lacks the '{scope}' scope.")
-        key_id = credentials.credentials.split("_")[1]
-        wait = service.limiter.wait(key_id)
-        if wait > 0:
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "Rate limit exceeded for this key; retry later.",
-                                headers={"Retry-After": str(math.ceil(wait))})
         return key_id
 
     return check

@@ -7,7 +7,6 @@ import dataclasses
 import gc
 import logging
 import threading
-import time
 from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
@@ -27,12 +26,11 @@ from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.metrics import Metrics
-from tailored.serve.security import RateLimiter
+from tailored.serve.security import KeyCache, RateLimiter
 from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
 
 logger = logging.getLogger(__name__)
-KEY_CACHE_SECONDS = 30.0
 STORED_HISTORY = 200
 """How many of an unknown user's latest stored events the service folds in."""
 ERASED = "\x00erased"
@@ -47,7 +45,7 @@ class Service:
         self.store = EventStore(settings.db_url, settings.pseudonym_key)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
-        self.keys: dict[str, tuple[frozenset[str] | None, float]] = {}
+        self.keys = KeyCache(self.store.key_scopes)
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
         if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
@@ -100,23 +98,6 @@ class Service:
             self.reload_error = f"{path.name if path else self.settings.model}: {type(error).__name__}: {error}"
             logger.warning("model reload failed, still serving %s: %s", self.model_version, error)
             return False
-
-    # -- keys -----------------------------------------------------------------------------------------------------
-    def cached_key_scopes(self, key: str) -> tuple[bool, frozenset[str] | None]:
-        """(whether the key is in the short-lived cache, its scopes): a revoked key stops working within
-        KEY_CACHE_SECONDS."""
-        cached = self.keys.get(key)
-        if cached is not None and time.monotonic() - cached[1] < KEY_CACHE_SECONDS:
-            return True, cached[0]
-        return False, None
-
-    def key_scopes(self, key: str) -> frozenset[str] | None:
-        """Scopes of a key (None: invalid or revoked), from the cache or else the database."""
-        found, scopes = self.cached_key_scopes(key)
-        if not found:
-            scopes = self.store.key_scopes(key)
-            self.keys[key] = (scopes, time.monotonic())
-        return scopes
 
     # -- recommendations ------------------------------------------------------------------------------------------
     def quick_recommend(self, user_id: str, k: int) -> list[dict[str, Any]] | None:

@@ -31,6 +31,7 @@ class ServiceSettings:
     ann_ef_search: int = 64
     cache_size: int = 100_000
     commit_timeout_seconds: float = 30.0
+    body_timeout_seconds: float = 10.0
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -40,8 +41,9 @@ class ServiceSettings:
         - ``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_PSEUDONYM_KEY``;
         - limits: ``TAILORED_MAX_EVENTS_PER_REQUEST``, ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``,
           ``TAILORED_RATE_LIMIT_PER_MINUTE``;
-        - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests in progress or an event loop ``TAILORED_MAX_QUEUE_MS`` late,
-          and new requests get 503 with ``Retry-After``;
+        - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests with a valid key in progress (requests without one are
+          refused before they take room) or an event loop ``TAILORED_MAX_QUEUE_MS`` late, and new requests get 503
+          with ``Retry-After``; a body not received within ``TAILORED_BODY_TIMEOUT_SECONDS`` gets 408;
         - ``TAILORED_COMMIT_TIMEOUT_SECONDS``: how long a POST of events waits for its commit (then 503, "not
           confirmed"), and how long a commit may run before ingestion counts as stalled (not ready);
         - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
