@@ -249,6 +249,8 @@ def train(
             raise
     for line in jobs.attribute_report(recommender, dataset):
         console.print(escape(line), highlight=False, soft_wrap=True)
+    chosen = "" if recommender.weighting == recommender.weighting_ else f"{recommender.weighting} chose "
+    console.print(f"weighting: {chosen}{recommender.weighting_} ({escape(recommender.weighting_reason_)})", highlight=False, soft_wrap=True)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
 
 

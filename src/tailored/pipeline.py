@@ -17,7 +17,7 @@ from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.data.idmap import IdMap
-from tailored.data.transforms import Weighting, apply_weighting, time_decay_weights
+from tailored.data.transforms import DEFAULT_WEIGHTING, Weighting, apply_weighting, resolve_weighting, time_decay_weights
 from tailored.config import convert
 from tailored.errors import ConfigError, DataError, NotFittedError
 from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
@@ -44,10 +44,12 @@ class Recommender:
     it handles cold items, otherwise by the ``item_model_`` (`content-ridge`, fitted when items carry attributes),
     whose scores are mapped per user onto the scorer's scale by least squares over the warm items. ``with_items``
     adds items unknown at training time (``--items`` at recommend time) the same way.
+    ``weighting`` (default ``auto``: chosen from the data, see `resolve_weighting`) is resolved at ``fit`` into
+    ``weighting_``, with the reason in ``weighting_reason_``.
     """
 
     scorer: Scorer
-    weighting: Weighting = "raw"
+    weighting: Weighting = DEFAULT_WEIGHTING
     confidence_alpha: float = 1.0
     decay_half_life_days: float | None = None
     session_prior: float = 2.0
@@ -60,7 +62,8 @@ class Recommender:
     def fit(self, dataset: Dataset) -> Self:
         if not self.session_prior >= 0:
             raise ConfigError(f"session_prior must be 0 or more, got {self.session_prior}.")
-        train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting, self.confidence_alpha)
+        self.weighting_, self.weighting_reason_ = resolve_weighting(self.weighting, dataset, self.scorer.explicit)
+        train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting_, self.confidence_alpha)
         self.scorer.fit(train)
         for stage in self.stages:
             stage.fit(dataset)

@@ -16,8 +16,13 @@ from tailored.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-Weighting = Literal["raw", "log1p", "binary", "confidence"]
+Weighting = Literal["auto", "raw", "log1p", "binary", "confidence"]
 WEIGHTINGS: tuple[str, ...] = ("raw", "log1p", "binary", "confidence")
+"""The concrete weightings: what ``auto`` chooses from and what `tailored tune` searches."""
+DEFAULT_WEIGHTING: Weighting = "auto"
+HEAVY_TAIL_RATIO = 10.0
+"""``auto`` calls the values heavy-tailed counts when the largest per-pair total is at least this many times the median
+one (play counts: thousands against tens; star ratings: 5 against 4; purchases once each: 1 against 1)."""
 
 
 def aggregate_pairs(dataset: Dataset) -> Dataset:
@@ -28,12 +33,42 @@ def aggregate_pairs(dataset: Dataset) -> Dataset:
     return Dataset(dataset.users, dataset.items, grouped, dataset.user_attributes, dataset.item_attributes)
 
 
+def resolve_weighting(weighting: Weighting, dataset: Dataset, explicit: bool) -> tuple[str, str]:
+    """The concrete weighting for ``weighting`` on ``dataset`` and why; ``explicit``: the scorer predicts the values.
+
+    ``auto`` looks at the per-(user, item) totals (duplicates summed): a rating predictor keeps them (``raw``);
+    negative totals (signed feedback) stay ``raw`` since the other weightings clip them to 0; heavy-tailed counts
+    (largest total >= ``HEAVY_TAIL_RATIO`` x the median positive one) get ``log1p``, so that a few pairs played
+    thousands of times do not drown the rest; anything lighter (0/1, star ratings, small counts) gets ``binary``:
+    for a ranking model the presence of a pair is the signal (a rating of 2 is still an item the user chose).
+    """
+    if weighting != "auto":
+        return weighting, "given"
+    if explicit:
+        return "raw", "the algorithm predicts the values (ratings) themselves"
+    totals = dataset.matrix().data
+    if (totals < 0).any():
+        return "raw", f"{int((totals < 0).sum()):,} negative (user, item) totals: signed feedback, kept as given"
+    positive = totals[totals > 0]
+    if not positive.size:
+        return "binary", "no positive value"
+    median, largest = float(np.median(positive)), float(positive.max())
+    if largest >= HEAVY_TAIL_RATIO * median:
+        return "log1p", (f"counts with a heavy tail: the largest (user, item) total {largest:g} is "
+                         f"{largest / median:,.0f} x the median {median:g}")
+    return "binary", (f"values without a heavy tail (largest (user, item) total {largest:g}, median {median:g}: "
+                      "0/1, ratings or small counts): a ranking model learns from which pairs exist")
+
+
 def apply_weighting(dataset: Dataset, weighting: Weighting, confidence_alpha: float = 1.0) -> Dataset:
     """Weight the (aggregated) interaction values.
 
     ``raw`` keeps rows as they are; ``log1p`` tames heavy buyers (569 purchases weigh log(570) ~ 6.3);
-    ``binary`` keeps only presence; ``confidence`` is Hu et al.'s ``1 + alpha * log1p(value)``.
+    ``binary`` keeps only presence; ``confidence`` is Hu et al.'s ``1 + alpha * log1p(value)``; resolve ``auto``
+    first (`resolve_weighting`).
     """
+    if weighting == "auto":
+        raise ConfigError("apply_weighting needs a concrete weighting: resolve 'auto' with resolve_weighting first.")
     if weighting == "raw":
         return dataset
     aggregated = aggregate_pairs(dataset)

@@ -81,7 +81,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "params": json_safe(params_of(recommender.scorer)),
         "members": [_describe(member) for member in members],
         "recommender": {
-            "weighting": recommender.weighting,
+            "weighting": recommender.weighting_,  # the concrete weighting (what "auto" chose)
             "confidence_alpha": recommender.confidence_alpha,
             "decay_half_life_days": recommender.decay_half_life_days,
             "session_prior": recommender.session_prior,
@@ -127,6 +127,7 @@ def load_model(directory: str | Path) -> Recommender:
     item_model = manifest["item_model"] and create_scorer(manifest["item_model"]["algorithm"], manifest["item_model"]["params"])
     stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     recommender = Recommender(scorer, **manifest["recommender"], stages=stages)
+    recommender.weighting_ = recommender.weighting
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
     recommender.new_items_ = None
