@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tailored.serve.security import KeyCache
+
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
 from tailored.registry.model_dir import save_model
@@ -36,9 +38,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> Iterator[str]:
+def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`tailored serve` in its own process with ``TAILORED_<SETTING>`` variables; stderr goes to ``log``; yields the
-    base URL once ready."""
+    base URL, once ready, and the process."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -56,7 +58,7 @@ def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> 
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -82,7 +84,7 @@ def test_a_write_lock_longer_than_the_commit_timeout_is_survived_and_answered_tr
     url = f"sqlite:///{path}"
     keys = keys_for(url)
     writer = auth(keys["events:write"])
-    with tailored_serve(model_dir, url, log, commit_timeout_seconds=1) as base:
+    with tailored_serve(model_dir, url, log, commit_timeout_seconds=1) as (base, _):
         assert httpx.get(f"{base}/readyz").json()["ingestion"] is True
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
@@ -130,7 +132,7 @@ def test_slow_bodies_without_a_key_take_no_room_and_slow_bodies_with_one_time_ou
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     keys = keys_for(url)
     reader, writer = auth(keys["recommend"]), auth(keys["events:write"])
-    with tailored_serve(model_dir, url, tmp_path / "serve.log", max_in_flight=4, body_timeout_seconds=2) as base:
+    with tailored_serve(model_dir, url, tmp_path / "serve.log", max_in_flight=4, body_timeout_seconds=2) as (base, _):
         port = int(base.rsplit(":", 1)[1])
         keyless = [slow_post(port, None if n % 2 else "tlr_0123456789abcdef_not-a-secret") for n in range(64)]
         assert [status_of(connection, 5) for connection in keyless] == [401] * 64
@@ -145,3 +147,44 @@ def test_slow_bodies_without_a_key_take_no_room_and_slow_bodies_with_one_time_ou
         assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
         for connection in keyless + stalled:
             connection.close()
+
+
+def resident_mib(process: subprocess.Popen[bytes]) -> float:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+def test_huge_headers_get_431_and_made_up_keys_cost_bounded_memory(model_dir, tmp_path) -> None:
+    """200 distinct 1 MB Authorization headers took the server from 201 to 392 MiB, never freed: now each gets 431
+    and the server grows by little; thousands of made-up keys of the right shape get 401 from a bounded cache."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    keys = keys_for(url)
+    with tailored_serve(model_dir, url, tmp_path / "serve.log", max_invalid_keys=100) as (base, server):
+        with httpx.Client() as client:
+            for n in range(20):  # warm up: allocator pools, the first requests' imports
+                client.get(f"{base}/v1/trending", headers=auth(f"tlr_{n:016x}_warm"))
+            before = resident_mib(server)
+            for n in range(200):
+                huge = client.get(f"{base}/v1/trending", headers=auth(f"tlr_{n:016x}_" + "x" * 1_000_000))
+                assert huge.status_code == 431 and huge.json()["detail"] == "Request headers over 16384 bytes."
+            for n in range(2_000):
+                assert client.get(f"{base}/v1/trending", headers=auth(f"tlr_{n:016x}_" + "y" * 200)).status_code == 401
+            grown = resident_mib(server) - before
+            assert client.get(f"{base}/v1/trending", headers=auth(keys["recommend"])).status_code == 200
+    assert grown < 40, f"the server grew by {grown:.0f} MiB"
+
+
+def test_the_invalid_key_cache_keeps_only_the_most_recent() -> None:
+    import asyncio
+
+    looked_up: list[str] = []
+    cache = KeyCache(lambda key: looked_up.append(key), max_invalid=3)  # type: ignore[func-returns-value]
+    made_up = [f"tlr_{n:016x}_secret" for n in range(5)]
+
+    async def check(keys: list[str]) -> list[frozenset[str] | None]:
+        return [await cache.scopes(key) for key in keys]
+
+    assert asyncio.run(check(made_up + made_up[2:] + ["not-a-key", "tlr_" + "z" * 300])) == [None] * 10
+    assert looked_up == made_up and len(cache.invalid) == 3  # the last three were remembered; odd shapes never asked
+    asyncio.run(check(made_up[:1]))
+    assert looked_up == made_up + made_up[:1]

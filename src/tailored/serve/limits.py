@@ -51,12 +51,12 @@ class LoopLag:
 
 
 class Guard:
-    """In this order: refuses bodies over ``max_body_bytes`` (413; a body without ``Content-Length`` gets 411); sheds
-    every request but the probes while the event loop runs more than ``max_queue_ms`` late; checks the key of a
-    request that needs one (401, 429) before anything else is spent on it; sheds with 503 and ``Retry-After`` while
-    ``max_in_flight`` requests with a valid key are in progress, so requests without one never take their room;
-    reads the body within ``body_timeout_seconds`` (else 408), so a client that stops sending frees its place. Times
-    every answered request by route template (never by id)."""
+    """In this order: refuses headers over ``max_header_bytes`` (431) and bodies over ``max_body_bytes`` (413; a body
+    without ``Content-Length`` gets 411); sheds every request but the probes while the event loop runs more than
+    ``max_queue_ms`` late; checks the key of a request that needs one (401, 429) before anything else is spent on
+    it; sheds with 503 and ``Retry-After`` while ``max_in_flight`` requests with a valid key are in progress, so
+    requests without one never take their room; reads the body within ``body_timeout_seconds`` (else 408), so a
+    client that stops sending frees its place. Times every answered request by route template (never by id)."""
 
     def __init__(self, app: ASGIApp, api: FastAPI, settings: ServiceSettings, lag: LoopLag, metrics: Metrics) -> None:
         self.app, self.api, self.settings, self.lag, self.metrics = app, api, settings, lag, metrics
@@ -106,6 +106,8 @@ class Guard:
         return path.startswith("/v1/") or (path == "/metrics" and not self.settings.public_metrics)
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > self.settings.max_header_bytes:
+            return JSONResponse({"detail": f"Request headers over {self.settings.max_header_bytes} bytes."}, status_code=431)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is None and scope["method"] in ("POST", "PUT", "PATCH") and b"transfer-encoding" in headers:

@@ -4,9 +4,11 @@ rate once; a route's `require` dependency then checks the scope it needs."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request, status
@@ -14,15 +16,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import JSONResponse
 
+from tailored.store.database import KEY_PREFIX
+
 bearer = HTTPBearer(auto_error=False)
 AUTHENTICATED = "tailored.key"
 """The ASGI scope entry where the Guard leaves the request's ``(key id, scopes)`` once its key is checked."""
 KEY_CACHE_SECONDS = 30.0
+MAX_KEY_LENGTH = 256
+"""Longer credentials are refused without a lookup (keys made by `tailored keys create` have 64 characters)."""
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Bad input (an unknown context key, an unknown item...): the detail names it."},
     401: {"description": "Missing, invalid or revoked API key."},
     403: {"description": "The key lacks the scope this route needs."},
     408: {"description": "The request body did not arrive in time."},
+    431: {"description": "Request headers over the size limit."},
     413: {"description": "Request body over the size limit."},
     429: {"description": "Rate limit of the key exceeded; see Retry-After."},
     503: {"description": "Overloaded or database unavailable: the detail says whether anything was stored; see "
@@ -33,18 +40,37 @@ ERRORS: dict[int | str, dict[str, str]] = {
 
 class KeyCache:
     """Scopes of API keys (None: invalid or revoked), checked against the database (``lookup``, in the thread pool)
-    at most every ``fresh_seconds`` per key: a revoked key stops working within that time."""
+    at most every ``fresh_seconds`` per key: a revoked key stops working within that time. Valid keys are kept (as
+    many as `tailored keys create` made); invalid ones are remembered by digest, only the ``max_invalid`` most recent,
+    so a flood of made-up keys costs bounded memory; a key of the wrong shape is refused without a lookup."""
 
-    def __init__(self, lookup: Callable[[str], frozenset[str] | None], fresh_seconds: float = KEY_CACHE_SECONDS) -> None:
-        self.lookup, self.fresh_seconds = lookup, fresh_seconds
-        self.checked: dict[str, tuple[frozenset[str] | None, float]] = {}
+    def __init__(self, lookup: Callable[[str], frozenset[str] | None], fresh_seconds: float = KEY_CACHE_SECONDS,
+                 max_invalid: int = 10_000) -> None:
+        self.lookup, self.fresh_seconds, self.max_invalid = lookup, fresh_seconds, max_invalid
+        self.valid: dict[str, tuple[frozenset[str], float]] = {}
+        self.invalid: OrderedDict[bytes, float] = OrderedDict()
 
     async def scopes(self, key: str) -> frozenset[str] | None:
-        cached = self.checked.get(key)
-        if cached is not None and time.monotonic() - cached[1] < self.fresh_seconds:
-            return cached[0]
+        if len(key) > MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX + "_"):
+            return None
+        now = time.monotonic()
+        valid = self.valid.get(key)
+        if valid is not None and now - valid[1] < self.fresh_seconds:
+            return valid[0]
+        digest = hashlib.sha256(key.encode()).digest()
+        checked = self.invalid.get(digest)
+        if checked is not None and now - checked < self.fresh_seconds:
+            self.invalid.move_to_end(digest)
+            return None
         scopes = await run_in_threadpool(self.lookup, key)
-        self.checked[key] = (scopes, time.monotonic())
+        if scopes is None:
+            self.valid.pop(key, None)
+            self.invalid[digest] = now
+            self.invalid.move_to_end(digest)
+            while len(self.invalid) > self.max_invalid:
+                self.invalid.popitem(last=False)
+        else:
+            self.valid[key] = (scopes, now)
         return scopes
 
 

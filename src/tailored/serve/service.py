@@ -45,7 +45,7 @@ class Service:
         self.store = EventStore(settings.db_url, settings.pseudonym_key)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
-        self.keys = KeyCache(self.store.key_scopes)
+        self.keys = KeyCache(self.store.key_scopes, max_invalid=settings.max_invalid_keys)
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
         if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")

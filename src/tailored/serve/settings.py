@@ -32,6 +32,8 @@ class ServiceSettings:
     cache_size: int = 100_000
     commit_timeout_seconds: float = 30.0
     body_timeout_seconds: float = 10.0
+    max_header_bytes: int = 16_384
+    max_invalid_keys: int = 10_000
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -43,7 +45,8 @@ class ServiceSettings:
           ``TAILORED_RATE_LIMIT_PER_MINUTE``;
         - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests with a valid key in progress (requests without one are
           refused before they take room) or an event loop ``TAILORED_MAX_QUEUE_MS`` late, and new requests get 503
-          with ``Retry-After``; a body not received within ``TAILORED_BODY_TIMEOUT_SECONDS`` gets 408;
+          with ``Retry-After``; a body not received within ``TAILORED_BODY_TIMEOUT_SECONDS`` gets 408, headers over
+          ``TAILORED_MAX_HEADER_BYTES`` get 431; ``TAILORED_MAX_INVALID_KEYS`` invalid keys are remembered (LRU);
         - ``TAILORED_COMMIT_TIMEOUT_SECONDS``: how long a POST of events waits for its commit (then 503, "not
           confirmed"), and how long a commit may run before ingestion counts as stalled (not ready);
         - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
