@@ -4,12 +4,14 @@ from a checkout, the licence and `--version`, progress and tables in logs, and o
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import tailored
@@ -136,3 +138,63 @@ def test_tables_in_a_log_are_neither_wrapped_nor_cut_at_80_columns(small_job: tu
     assert len(header) > 80
     rows = {line.split()[1]: re.findall(r"\d+\.\d+", line) for line in lines if line.startswith(("│ popularity", "│ ease "))}
     assert {name: len(values) for name, values in rows.items()} == {"popularity": 7, "ease": 7}  # whole rows, no ellipsis
+
+
+# ---- 3. outputs for people -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def titles(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> dict[str, str]:
+    """item id -> title of the job's synthetic products (the model was trained with them)."""
+    products = pd.read_csv(small_job[0] / "out" / "data" / "products.csv", dtype=str)
+    return dict(zip(products["item_id"], products["title"]))
+
+
+def test_explanations_name_the_history_item_by_its_title(small_job: tuple[Path, subprocess.CompletedProcess[str]],
+                                                         titles: dict[str, str]) -> None:
+    folder = small_job[0]
+    ok(run("recommend", "--model-dir", "out/model", "--all-users", "--k", 3, "--explain", "--output", "r.csv", cwd=folder))
+    reasons = pd.read_csv(folder / "r.csv", dtype=str)["reasons"].dropna()
+    liked = reasons.str.extractall(r"(?:^|; )like ([^;]+)")[0]
+    assert len(liked) > 50
+    assert set(liked) <= set(titles.values())
+    assert not liked.str.fullmatch(r"P\d{5}").any()
+
+
+def test_similar_complementary_trending_and_batch_write_a_title_after_the_ids(
+        small_job: tuple[Path, subprocess.CompletedProcess[str]], titles: dict[str, str]) -> None:
+    folder = small_job[0]
+    pd.DataFrame({"item_id": ["P00015", "P00022"]}).to_csv(folder / "query.csv", index=False)
+    commands = {
+        "similar.csv": ["similar", "--model-dir", "out/model", "--items", "query.csv", "--k", 3],
+        "complementary.csv": ["complementary", "--model-dir", "out/model", "--items", "query.csv", "--k", 3],
+        "trending.csv": ["trending", "--model-dir", "out/model", "--k", 3, "--min-count", 1],
+        "batch.csv": ["batch", "--model-dir", "out/model", "--all-users", "--k", 2],
+    }
+    for output, args in commands.items():
+        ok(run(*args, "--output", output, cwd=folder))
+    expected = {"similar.csv": ["item_id", "similar_item_id", "title", "score", "rank"],
+                "complementary.csv": ["item_id", "complementary_item_id", "title", "score", "lift", "confidence",
+                                      "support", "rank", "source"],
+                "trending.csv": ["item_id", "title", "score", "window_count", "expected_count", "rank"],
+                "batch.csv": ["user_id", "item_id", "title", "score", "rank"]}
+    for output, columns in expected.items():
+        frame = pd.read_csv(folder / output, dtype={"title": str})
+        assert frame.columns.tolist() == columns, output
+        listed = frame[columns[columns.index("title") - 1]]
+        assert len(frame) and frame["title"].tolist() == listed.map(titles).tolist(), output
+
+
+def test_models_list_prints_one_readable_row_per_version(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    folder = small_job[0]
+    for _ in range(2):
+        ok(run("models", "register", "--registry", "registry", "--name", "shop", "--model-dir", "out/model", cwd=folder))
+    ok(run("models", "promote", "--registry", "registry", "shop", "v0001", cwd=folder))
+    listed = ok(run("models", "list", "--registry", "registry", cwd=folder)).stdout
+    manifest = json.loads((folder / "out" / "model" / "manifest.json").read_text())
+    ndcg = manifest["metrics"]["ndcg@10"]
+    created = manifest["created"].replace("T", " ").replace("+00:00", " UTC")
+    cells = [[cell.strip() for cell in line.strip("│┃ ").split("│" if "│" in line else "┃")]
+             for line in listed.splitlines() if line.startswith(("│", "┃"))]
+    key = f"ndcg@10 {ndcg['value']:.4f} [{ndcg['ci_low']:.4f}, {ndcg['ci_high']:.4f}]"
+    assert cells == [["name", "version", "stage", "algorithm", "created", "key metric"],
+                     ["shop", "v0001", "production", manifest["algorithm"], created, key],
+                     ["shop", "v0002", "", manifest["algorithm"], created, key]]

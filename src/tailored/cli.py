@@ -589,11 +589,12 @@ def similar(
     output: Output,
     k: PerItem = 10,
 ) -> None:
-    """Write the k most similar items of each query item (item_id,similar_item_id,score,rank): collaborative and
-    attribute similarity blended."""
+    """Write the k most similar items of each query item (item_id,similar_item_id[,title],score,rank): collaborative
+    and attribute similarity blended."""
     from tailored.data.io import read_attributes, write_table
     from tailored.registry.model_dir import load_model
-    from tailored.similar import similar_items
+    from tailored.rank.explain import with_titles
+    from tailored.similar import SIMILAR_ITEM_ID, similar_items
 
     table = read_attributes(items, id_column="item_id")
     recommender = load_model(model_dir)
@@ -602,7 +603,7 @@ def similar(
             console.print(f"[yellow]warning:[/] {items}: {escape(problem)}.")
         recommender = recommender.with_items(table)
     frame = similar_items(recommender, table["item_id"].astype(str).unique(), k)
-    write_table(frame, output)
+    write_table(with_titles(frame, recommender.catalogue, SIMILAR_ITEM_ID), output)
     console.print(f"[green]wrote[/] {len(frame):,} similar items for {frame['item_id'].nunique():,} items to {output}")
 
 
@@ -617,14 +618,16 @@ def complementary(
     backfill: Annotated[bool, typer.Option("--backfill/--no-backfill", help="Fill short lists with the most bought items.")] = True,
 ) -> None:
     """Write the items bought together with each query item, ranked by confidence x sqrt(lift), then (--backfill)
-    the most bought items (item_id,complementary_item_id,score,lift,confidence,support,rank,source)."""
+    the most bought items (item_id,complementary_item_id[,title],score,lift,confidence,support,rank,source)."""
     from tailored import jobs
-    from tailored.complementary import complementary_items
+    from tailored.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
     from tailored.data.io import write_table
+    from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
 
-    frame = complementary_items(load_model(model_dir), jobs.read_item_ids(items), k, min_count, backfill)
-    write_table(frame, output)
+    recommender = load_model(model_dir)
+    frame = complementary_items(recommender, jobs.read_item_ids(items), k, min_count, backfill)
+    write_table(with_titles(frame, recommender.catalogue, COMPLEMENTARY_ITEM_ID), output)
     console.print(f"[green]wrote[/] {len(frame):,} complements for {frame['item_id'].nunique():,} items to {output}")
 
 
@@ -816,17 +819,19 @@ def trending(
     window_days: Annotated[int, typer.Option("--window-days", min=1, help="Recent window, against the days before it.")] = 7,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Interactions an item needs in the window.")] = 3,
 ) -> None:
-    """Write the items rising fastest at the end of the training data (item_id,score,window_count,expected_count,rank)."""
+    """Write the items rising fastest at the end of the training data
+    (item_id[,title],score,window_count,expected_count,rank)."""
     import datetime as dt
 
     from tailored import jobs
     from tailored.data.io import write_table
+    from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
     from tailored.trending import trending_items
 
     recommender = load_model(model_dir)
     frame = trending_items(recommender, k, window_days, min_count, jobs.read_item_ids(items) if items is not None else None)
-    write_table(frame, output)
+    write_table(with_titles(frame, recommender.catalogue), output)
     as_of = dt.datetime.fromtimestamp(recommender.counts_end_, dt.timezone.utc).date()
     console.print(f"[green]wrote[/] {len(frame):,} trending items (last {window_days} days to {as_of}) to {output}")
 
@@ -1031,14 +1036,30 @@ def models_register(registry: RegistryDir, name: Annotated[str, typer.Option("--
 @models_app.command("list")
 @handle_errors
 def models_list(registry: RegistryDir) -> None:
-    """Every version: algorithm, created, data fingerprint, metrics, and the stages pointing at it."""
+    """Every version: the stages pointing at it, algorithm, creation time (UTC) and key metric (the one a job selected
+    it by, else the first recorded; with its 95% interval)."""
     import pandas as pd
 
     from tailored.registry.versions import ModelRegistry
 
-    rows = ModelRegistry(registry).describe()
-    print_table(pd.DataFrame(rows, columns=["name", "version", "algorithm", "created", "data", "metrics", "stages"]).astype(str),
-                title=f"models in {registry}")
+    rows = [{"name": row["name"], "version": row["version"], "stage": row["stages"], "algorithm": row["algorithm"],
+             "created": str(row["created"]).replace("T", " ").replace("+00:00", " UTC"),
+             "key metric": key_metric(row["metrics"], row["selected_by"])} for row in ModelRegistry(registry).describe()]
+    columns = ["name", "version", "stage", "algorithm", "created", "key metric"]
+    print_table(pd.DataFrame(rows, columns=columns), title=f"models in {registry}")
+
+
+def key_metric(metrics: dict[str, dict[str, float | None]] | None, selected_by: str | None) -> str:
+    """``ndcg@10 0.4527 [0.4398, 0.4661]``: the metric a model was selected by (else its first) with its interval, from
+    a manifest's ``metrics`` (metric -> value, ci_low, ci_high; None where undefined); "" when none were recorded."""
+    if not metrics:
+        return ""
+    name = selected_by if selected_by in metrics else next(iter(metrics))
+    figure = metrics[name]
+    text = f"{name} " + ("n/a" if figure.get("value") is None else f"{figure['value']:.4f}")
+    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
+        text += f" [{figure['ci_low']:.4f}, {figure['ci_high']:.4f}]"
+    return text
 
 
 @models_app.command("promote")
@@ -1075,12 +1096,15 @@ def batch(
     chunk_users: Annotated[int, typer.Option("--chunk-users", min=1, help="Users per chunk (bounds memory).")] = 10_000,
     context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (default date: now).")] = None,
 ) -> None:
-    """Personalised lists for CRM campaigns (user_id,item_id,score,rank), streamed in chunks with a progress bar."""
+    """Personalised lists for CRM campaigns (user_id,item_id[,title],score,rank; a --db table gets no title),
+    streamed in chunks with a progress bar."""
     import uuid
 
     from tailored import jobs
     from tailored.data.io import write_chunks
     from tailored.rank import parse_context
+    from tailored.rank.explain import with_titles
+    from tailored.registry.model_dir import load_model
 
     if (users is None) == (not all_users):
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
@@ -1089,10 +1113,11 @@ def batch(
     user_ids = jobs.read_users(users)[0] if users is not None else None
     with progress_bar("batch") as bar:
         task = bar.add_task("batch", total=None)
-        chunks = jobs.batch_lists(model_dir, user_ids, k, chunk_users, context=parse_context(context or []),
+        recommender = load_model(model_dir)
+        chunks = jobs.batch_lists(recommender, user_ids, k, chunk_users, context=parse_context(context or []),
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
         if output is not None:
-            rows = write_chunks(chunks, output)
+            rows = write_chunks((with_titles(chunk, recommender.catalogue) for chunk in chunks), output)
             console.print(f"[green]wrote[/] {rows:,} recommendations to {output}")
             return
         store, batch_id, rows = open_store(db), uuid.uuid4().hex, 0

@@ -24,6 +24,7 @@ from tailored.eval.evaluator import EvalReport, evaluate
 from tailored.eval.significance import paired_test
 from tailored.jobs import ColumnNames, read_raw_interactions
 from tailored.pipeline import Recommender
+from tailored.rank.explain import with_titles
 from tailored.registry.model_dir import save_model
 from tailored.spec import JobSpec, dump_spec, resolve
 from tailored.split import Split, check_leakage, split_by_name
@@ -132,9 +133,10 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     chosen = next(a for a in spec.algorithms if a.name == best)
     model = build_recommender(best, chosen.params).fit(dataset)
     result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users)
-    save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"]})
+    save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"],
+                                         "selected_by": spec.select_by})
     step(f"writing sample recommendations for {spec.show_users} users and the report")
-    result.recommendations = _sample_recommendations(model, dataset, spec, items)
+    result.recommendations = _sample_recommendations(model, dataset, spec)
     write_table(result.recommendations, output / "recommendations.csv")
     (output / "job.toml").write_text(dump_spec(spec))
     _write_report(result)
@@ -156,12 +158,9 @@ def _best(reports: dict[str, EvalReport], metric_name: str) -> str:
         raise ConfigError(f"select_by = {metric_name!r} must be one of the job's metrics.") from error
 
 
-def _sample_recommendations(model: Recommender, dataset: Dataset, spec: JobSpec, items: pd.DataFrame | None) -> pd.DataFrame:
+def _sample_recommendations(model: Recommender, dataset: Dataset, spec: JobSpec) -> pd.DataFrame:
     users = dataset.users.ids(np.flatnonzero(dataset.user_counts() > 0)[: spec.show_users])
-    frame = model.recommend(users, spec.k)
-    if items is not None and "title" in items.columns:
-        frame = frame.merge(items[[ITEM_ID, "title"]], on=ITEM_ID, how="left")
-    return frame
+    return with_titles(model.recommend(users, spec.k), model.catalogue)
 
 
 def _write_report(result: JobResult) -> None:

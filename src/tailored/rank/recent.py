@@ -23,6 +23,7 @@ import numpy as np
 from tailored.data.baskets import association_scores
 from tailored.data.dataset import Dataset
 from tailored.rank.base import Request, item_similarity, register_stage
+from tailored.rank.explain import item_labels
 from tailored.data.activity import DAY
 from tailored.rank.lift import bounded
 
@@ -112,7 +113,7 @@ class RecentActivityBooster:
         listed = np.maximum(items, 0)
         goes_with = (items >= 0) & (complement[rows, listed] > 0)
         alike = (items >= 0) & ~goes_with & (similarity[rows, listed] > 0)
-        ids = request.catalogue.ids
+        ids = item_labels(request.catalogue)  # titles where known
         reasons[goes_with] = [f"goes with {ids[i]}" for i in complement_source[rows, listed][goes_with]]
         reasons[alike] = [f"similar to {ids[i]}" for i in similarity_source[rows, listed][alike]]
         return reasons

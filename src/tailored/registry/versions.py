@@ -76,7 +76,8 @@ class ModelRegistry:
         return self.root / name / version
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per version: name, version, algorithm, created, data fingerprint, metrics, stages pointing at it."""
+        """One row per version: name, version, algorithm, created, data fingerprint, metrics (and the one the model
+        was selected by, when a job chose it), stages pointing at it."""
         rows = []
         for name in self.names():
             current = {stage: history[-1] for stage, history in self._pointers(name).items() if history}
@@ -84,7 +85,7 @@ class ModelRegistry:
                 manifest = read_manifest(self.root / name / version)
                 rows.append({"name": name, "version": version, "algorithm": manifest["algorithm"],
                              "created": manifest["created"], "data": manifest.get("data_fingerprint"),
-                             "metrics": manifest.get("metrics"),
+                             "metrics": manifest.get("metrics"), "selected_by": manifest.get("selected_by"),
                              "stages": ",".join(stage for stage, at in current.items() if at == version)})
         return rows
 
