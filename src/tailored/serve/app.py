@@ -51,6 +51,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         stop.set()
         service.committer.stop()
         service.exposures.stop()
+        service.erasures.stop()
 
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")

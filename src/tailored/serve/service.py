@@ -1,5 +1,5 @@
 """What the service holds between requests: the served model (with the items added since training), the event
-store, the key cache, the rate limiter and the users erased while it runs."""
+store, the key cache, the rate limiter and the erased users (followed from the store: `ErasureFollower`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tailored.registry.versions import ModelRegistry
 from tailored.retrieval import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
+from tailored.serve.erasures import ErasureFollower
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.metrics import Metrics
 from tailored.serve.security import KeyCache, RateLimiter
@@ -49,10 +50,10 @@ class Service:
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
         if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
-        self.erased: set[str] = set()
         self.exposures = ExposureWriter(self.store)
         self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds)
         self.cache = ListCache(settings.cache_size)
+        self.erasures = ErasureFollower(self.store, lambda subjects: self.cache.clear(), settings.erasure_poll_seconds)
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self.reload_error: str | None = None
@@ -168,13 +169,13 @@ class Service:
 
     def served_id(self, user_id: str) -> str:
         """The id the model knows the user by (pseudonymised when configured), or ERASED."""
-        stored = self.store.user_key(user_id)
-        return ERASED if stored in self.erased else stored
+        erased = self.erasures.subjects
+        return ERASED if erased and self.store.subject(user_id) in erased else self.store.user_key(user_id)
 
     # -- users and items ------------------------------------------------------------------------------------------
     def erase_user(self, user_id: str) -> dict[str, int]:
         deleted = self.store.erase_user(user_id)
-        self.erased.add(self.store.user_key(user_id))
+        self.erasures.subjects.add(self.store.subject(user_id))
         self.events_arrived([user_id])
         return deleted
 

@@ -34,6 +34,7 @@ class ServiceSettings:
     body_timeout_seconds: float = 10.0
     max_header_bytes: int = 16_384
     max_invalid_keys: int = 10_000
+    erasure_poll_seconds: float = 1.0
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -41,6 +42,7 @@ class ServiceSettings:
         """Settings from ``TAILORED_<NAME>`` variables (``overrides`` that are not None win):
 
         - ``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_PSEUDONYM_KEY``;
+        - ``TAILORED_ERASURE_POLL_SECONDS``: how often erasures made by other processes are read from the store;
         - limits: ``TAILORED_MAX_EVENTS_PER_REQUEST``, ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``,
           ``TAILORED_RATE_LIMIT_PER_MINUTE``;
         - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests with a valid key in progress (requests without one are

@@ -189,6 +189,7 @@ class EventStore:
 
     # -- attributes ---------------------------------------------------------------------------------------------
     def put_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
+        """Store the user's attributes; a ConflictError, storing nothing, for an erased user."""
         self._upsert(schema.users, "user_id", self.user_key(user_id), attributes)
 
     def put_item(self, item_id: str, attributes: Mapping[str, Any]) -> None:
@@ -230,10 +231,15 @@ class EventStore:
         return exposure["exposure_id"]
 
     def log_exposures(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Record impressions made by `exposure_row` in one transaction."""
-        if rows:
-            with write_transaction(self.engine) as connection:
-                connection.execute(schema.exposures.insert(), [row | {"user_id": self.user_key(row["user_id"])} for row in rows])
+        """Record impressions made by `exposure_row` in one transaction; those of erased users are not stored."""
+        if not rows:
+            return
+        stored = [row | {"user_id": self.user_key(row["user_id"])} for row in rows]
+        with write_transaction(self.engine) as connection:
+            erased = self._erased(connection, {row["user_id"] for row in stored})
+            stored = [row for row in stored if row["user_id"] not in erased]
+            if stored:
+                connection.execute(schema.exposures.insert(), stored)
 
     # -- keys -----------------------------------------------------------------------------------------------------
     def create_key(self, scopes: Iterable[str]) -> str:
@@ -305,6 +311,12 @@ class EventStore:
                                                                 detail=deleted, at=time.time()))
         return deleted
 
+    def erased_subjects(self, since: float = 0.0) -> set[str]:
+        """The fingerprints (`subject`) of the users erased at or after ``since`` (unix seconds; all by default)."""
+        with self.engine.connect() as connection:
+            return set(connection.execute(sa.select(schema.erasures.c.subject)
+                                          .where(schema.erasures.c.erased_at >= since)).scalars())
+
     def is_erased(self, user_id: str) -> bool:
         with self.engine.connect() as connection:
             return bool(self._erased(connection, {self.user_key(user_id)}))
@@ -344,6 +356,8 @@ class EventStore:
         statement = statement.on_conflict_do_update(index_elements=[key], set_={"attributes": values["attributes"],
                                                                                 "updated_at": values["updated_at"]})
         with write_transaction(self.engine) as connection:
+            if table is schema.users and self._erased(connection, {value}):
+                raise ConflictError("This user was erased: their attributes are not stored (an erasure is final).")
             connection.execute(statement)
 
 
