@@ -16,7 +16,7 @@ from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.features import is_vector_column, value_text
 from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
-from tailored.data.quality import QualityReport, QualityRules, check_quality
+from tailored.data.quality import QualityReport, QualityRules, check_quality, require_valid
 from tailored.errors import DataError
 from tailored.eval.evaluator import EvalReport, evaluate_lists
 from tailored.eval.metrics import mae, rmse
@@ -42,14 +42,23 @@ class ColumnNames:
     basket: str | None = None
 
 
+def read_valid(source: str | Path | pd.DataFrame, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:
+    """Interactions read from ``source`` and passed through `require_valid`: a row with a missing id, an unparsable,
+    non-finite or absurd value or an unparsable timestamp is a DataError naming its file line (its row for a frame)."""
+    frame = read_interactions(source, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
+                              basket=columns.basket or BASKET_ID)
+    if isinstance(source, pd.DataFrame):
+        return require_valid(frame, "the given interactions")
+    return require_valid(frame, str(source), first_line=2 if Path(source).suffix.lower() in CSV_SUFFIXES else None)
+
+
 def load_dataset(
     interactions: str | Path | pd.DataFrame,
     users: str | Path | None = None,
     items: str | Path | None = None,
     columns: ColumnNames = ColumnNames(),
 ) -> Dataset:
-    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
-                              basket=columns.basket or BASKET_ID)
+    frame = read_valid(interactions, columns)
     if frame.empty:
         raise DataError(f"{interactions} holds no interactions: nothing to train on.")
     user_table = read_attributes(users, id_column=USER_ID) if users is not None else None
@@ -103,8 +112,7 @@ def retrain(
     from tailored.registry.model_dir import read_manifest
 
     manifest = read_manifest(model_dir)
-    frame = read_interactions(interactions, user=columns.user, item=columns.item, value=columns.value, time=columns.time)
-    window = recent_window(frame, window_days)
+    window = recent_window(read_valid(interactions, columns), window_days)
     if window.empty:
         raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
     dataset = load_dataset(window, users, items)
@@ -322,14 +330,14 @@ def evaluate_files(
     if train is None and any(name.split("@")[0] in CATALOGUE_METRICS for name in metrics):
         raise DataError(f"Metrics {[m for m in metrics if m.split('@')[0] in CATALOGUE_METRICS]} need the training "
                         "file (catalogue and popularity): pass --train FILE.")
-    train_frame = read_interactions(train) if train is not None else pd.DataFrame({USER_ID: [], ITEM_ID: []})
+    train_frame = read_valid(train) if train is not None else pd.DataFrame({USER_ID: [], ITEM_ID: []})
     recommended = recommendations if isinstance(recommendations, pd.DataFrame) else read_table(recommendations)
-    return evaluate_lists(recommended, read_interactions(test), train_frame, metrics, bootstrap=bootstrap)
+    return evaluate_lists(recommended, read_valid(test), train_frame, metrics, bootstrap=bootstrap)
 
 
 def rating_errors(model: str | Path, test: str | Path) -> dict[str, float]:
     """RMSE and MAE of a model's predictions over every pair of a test file (fallbacks, never skipped)."""
-    truth = read_interactions(test)
+    truth = read_valid(test)
     predicted = predict(model, truth)[PREDICTION].to_numpy()
     return {"rmse": rmse(predicted, truth[VALUE].to_numpy()), "mae": mae(predicted, truth[VALUE].to_numpy())}
 

@@ -20,7 +20,8 @@ from tailored.data.idmap import IdMap
 from tailored.data.transforms import DEFAULT_WEIGHTING, Weighting, apply_weighting, resolve_weighting, time_decay_weights
 from tailored.config import convert
 from tailored.errors import ConfigError, DataError, NotFittedError
-from tailored.models.base import Scorer, create_scorer, hyperparameters, scorer_class, top_k, user_rows
+from tailored.models.base import (Scorer, check_hyperparameters, check_scores, create_scorer, hyperparameters,
+                                  scorer_class, top_k, user_rows)
 from tailored.models.content_ridge import ContentRidgeScorer
 from tailored.models.demographic import DemographicScorer, attribute_problems, attribute_vocabulary, usable_columns
 from tailored.models.ensemble import standardised
@@ -65,6 +66,7 @@ class Recommender:
         self.weighting_, self.weighting_reason_ = resolve_weighting(self.weighting, dataset, self.scorer.explicit)
         train = apply_weighting(decayed(dataset, self.decay_half_life_days), self.weighting_, self.confidence_alpha)
         self.scorer.fit(train)
+        check_scores(self.scorer, train)
         for stage in self.stages:
             stage.fit(dataset)
         self.fallback_ = (self.fallback if self.fallback is not None else default_fallback(dataset)).fit(train)
@@ -630,7 +632,7 @@ def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -
         raise ConfigError(f"Unknown parameter(s) {unknown} for algorithm '{algorithm}'. Valid parameters: {', '.join(valid)}.")
     scorer = create_scorer(algorithm, {k: v for k, v in params.items() if k not in RECOMMENDER_PARAMS})
     settings = {name: convert(params[name], kind, name) for name, kind in RECOMMENDER_PARAMS.items() if name in params}
-    return Recommender(scorer, **settings)
+    return check_hyperparameters(Recommender(scorer, **settings), algorithm)
 
 
 def _resized(matrix: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:

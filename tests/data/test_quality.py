@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.dataset import Dataset
 from tailored.data.io import read_table
-from tailored.data.quality import QualityRules, check_quality, gini, top_share
-from tailored.errors import ConfigError, DataError
+from tailored.data.quality import QualityRules, check_quality, gini, require_valid, top_share
+from tailored.errors import ConfigError, DataError, TailoredError
+from tailored.models.base import check_scores
+from tests.test_cli import POOL, cli, flat, ok
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 NOW = T0 + 86_400 * 365
@@ -225,8 +230,8 @@ def test_raise_for_errors_summarises_errors_but_not_warnings() -> None:
     dirty = frame([("u1", "i1", 1, T0), ("u1", None, 1, T0), ("u2", "i2", "two", T0)])
     with pytest.raises(DataError, match=r"orders.csv failed 2 data quality rule\(s\)") as error:
         check_quality(dirty, source="orders.csv", now=NOW).raise_for_errors()
-    assert "1 row(s) with empty cells in column 'item_id' (rows 1" in str(error.value)
-    assert "values that are not finite numbers in column 'value' (rows 2 ('two'))" in str(error.value)
+    assert "1 row(s) with empty cells in column 'item_id' (row 1" in str(error.value)
+    assert "values that are not finite numbers in column 'value' (row 2 ('two'))" in str(error.value)
     duplicates_only = frame([("u1", "i1", 1, T0), ("u1", "i1", 1, T0)])
     report = check_quality(duplicates_only, now=NOW)
     assert report.raise_for_errors() is report
@@ -339,5 +344,118 @@ def test_first_line_makes_messages_name_file_lines_like_the_readers() -> None:
     frame = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "item_id": ["i1", None, "i3"], "value": [1.0, 1.0, 1.0]})
     report = check_quality(frame, first_line=2, source="orders.csv")
     message = next(f.message for f in report.findings if f.rule == "missing_value" and f.count)
-    assert "orders.csv" in message and "(lines 3 ('nan'))" in message
+    assert "orders.csv" in message and "(line 3 ('nan'))" in message
     assert report.rejected[["row", "line"]].to_dict("records") == [{"row": 1, "line": 3}]
+
+
+def test_absurd_values_are_rejected_as_errors_and_the_limit_is_a_knob() -> None:
+    data = frame([("u1", "i1", 1e308, T0), ("u1", "i2", -2e9, T0), ("u2", "i1", 1e9, T0), ("u2", "i2", 3, T0)])
+    report = check_quality(data, now=NOW)
+    assert reasons(report) == {0: "absurd_value:value", 1: "absurd_value:value"}
+    assert finding(report, "absurd_value", VALUE).severity == "error"
+    assert "beyond plus or minus 1e+09" in finding(report, "absurd_value", VALUE).message
+    assert len(check_quality(data, QualityRules(max_abs_value=None), now=NOW).clean) == 4
+
+
+def test_require_valid_names_every_invalid_row_and_keeps_duplicates_and_future_dates() -> None:
+    valid = frame([("u1", "i1", 1.0, T0), ("u1", "i1", 1.0, T0), ("u2", "i1", 2.0, NOW * 2)])
+    assert len(require_valid(valid)) == 3
+    invalid = frame([("u1", "i1", 1.0, T0), ("u2", "i1", math.inf, T0), ("u3", "i1", 1e308, T0)])
+    with pytest.raises(DataError) as caught:
+        require_valid(invalid, "orders.csv", first_line=2)
+    message = str(caught.value)
+    assert "orders.csv failed 2 data quality rule(s)" in message
+    assert "values that are not finite numbers in column 'value' (line 3 ('inf'))" in message
+    assert "absurd values (beyond plus or minus 1e+09) in column 'value' (line 4 ('1e+308'))" in message
+    assert "tailored check --interactions FILE --output clean.csv" in message
+
+
+# ---- through the command line: bad data or parameters never give a silent bad model -------------------------------
+def orders(path: Path, bad: str | None = None) -> Path:
+    """40 customers x 6 of 30 products (value 1), and one more row with value ``bad`` (line 242) when given."""
+    rng = np.random.default_rng(1)
+    rows = [f"c{u},p{i},1" for u in range(40) for i in rng.choice(30, 6, replace=False)]
+    path.write_text("\n".join(["user_id,item_id,value", *rows, *([f"c1,p1,{bad}"] if bad else [])]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("bad", "rule", "problem"), [
+    ("inf", "invalid_value", "values that are not finite numbers"),
+    ("-inf", "invalid_value", "values that are not finite numbers"),
+    ("1e308", "absurd_value", "absurd values (beyond plus or minus 1e+09)"),
+])
+def test_train_refuses_a_non_finite_or_absurd_value_naming_its_line(tmp_path: Path, bad: str, rule: str,
+                                                                     problem: str) -> None:
+    orders(tmp_path / "orders.csv", bad)
+    started = {algorithm: POOL.submit(cli, "train", "--interactions", "orders.csv", "--algorithm", algorithm,
+                                      "--model-dir", f"model_{algorithm}", cwd=tmp_path) for algorithm in ("ease", "als")}
+    checked = ok(cli("check", "--interactions", "orders.csv", "--output", "clean.csv", cwd=tmp_path))
+    for algorithm, future in started.items():
+        result = future.result()
+        assert result.returncode == 2, f"{algorithm}: exit {result.returncode}\n{result.stderr[-2000:]}"
+        assert "Traceback" not in result.stderr
+        assert f"orders.csv: 1 row(s) with {problem} in column 'value' (line 242" in flat(result.stderr)
+        assert not (tmp_path / f"model_{algorithm}").exists()
+    assert f"| {rule} | value | error | rejected | 1 | 240 |" in checked.stdout
+    rejected = pd.read_csv(tmp_path / "clean.rejected.csv")
+    assert rejected[["line", "reason"]].to_dict("records") == [{"line": 242, "reason": f"{rule}:value"}]
+    assert len(pd.read_csv(tmp_path / "clean.csv")) == 240
+
+
+@pytest.mark.parametrize(("algorithm", "param", "message"), [
+    ("als", "factors=0", "Parameter als.factors=0 must be above 0 (default 128)."),
+    ("als", "epochs=-1", "Parameter als.epochs=-1 must be above 0 (default 15)."),
+    ("ease", "reg=nan", "Parameter ease.reg=nan is not a number (default 400.0)."),
+    ("ease", "reg=-5", "Parameter ease.reg=-5.0 must not be negative (default 400.0)."),
+    ("ease", "confidence_alpha=inf", "Parameter ease.confidence_alpha=inf must be finite (default 1.0)."),
+    ("multvae", "dropout=1", "Parameter multvae.dropout=1.0 must be below 1 (default 0.5)."),
+])
+def test_train_refuses_hyperparameters_out_of_range_naming_them(tmp_path: Path, algorithm: str, param: str,
+                                                                message: str) -> None:
+    result = cli("train", "--interactions", orders(tmp_path / "orders.csv"), "--algorithm", algorithm,
+                 "--param", param, "--model-dir", "model", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert flat(result.stderr) == f"error: {message}"
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_model_whose_scores_are_not_finite_fails_its_post_training_check(tmp_path: Path) -> None:
+    """A job that keeps invalid values (drop_invalid_values = false) trains on an infinite value: the model's NaN
+    scores stop the run instead of saving a model that recommends nothing."""
+    orders(tmp_path / "orders.csv", "inf")
+    (tmp_path / "job.toml").write_text(
+        '[job]\noutput = "run"\n[data]\ninteractions = "orders.csv"\n[quality]\ndrop_invalid_values = false\n'
+        '[split]\nmethod = "random"\n[[algorithms]]\nname = "ease"\nparams = { weighting = "raw" }\n'
+    )
+    result = cli("run", "job.toml", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "The ease model failed its post-training check" in flat(result.stderr)
+    assert "have NaN or infinite scores" in flat(result.stderr)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_post_training_check_accepts_left_out_items_but_not_nan() -> None:
+    dataset = Dataset.from_frame(frame([("u1", "i1", 1.0, T0), ("u2", "i2", 1.0, T0)]))
+
+    @dataclass
+    class Fixed:
+        scores: list[float]
+        algorithm = "fixed"
+
+        def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+            return np.tile(self.scores, (len(users), 1))
+
+    check_scores(Fixed([0.5, -math.inf]), dataset)
+    for broken in ([math.nan, 1.0], [math.inf, 1.0], [-math.inf, -math.inf]):
+        with pytest.raises(TailoredError, match="The fixed model failed its post-training check"):
+            check_scores(Fixed(broken), dataset)
+
+
+def test_events_prune_refuses_a_retention_window_that_is_not_a_number(tmp_path: Path) -> None:
+    from tailored.store import EventStore
+
+    EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    result = cli("events", "prune", "--days", "nan", "--db", "sqlite:///events.db", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert flat(result.stderr) == "error: The retention window must be positive, got nan days."

@@ -1,10 +1,11 @@
 """Data quality: check interactions against configurable rules, keep every rejected row with its reason.
 
-``check_quality`` runs the rules in a fixed order (missing values, unparsable values and timestamps, value range,
-timestamp range, unknown ids, duplicates, outlier counts, minimum activity); each rule only sees the rows that earlier
-rules accepted, so a rejected row carries the first rule it failed and ``len(clean) + len(rejected) == len(input)``.
-Row numbers are 0-based positions in the checked frame; with ``first_line`` (2 for a CSV file with a header, as
-`tailored check` passes) messages name file lines instead, like the readers.
+``check_quality`` runs the rules in a fixed order (missing values, unparsable values and timestamps, absurd values,
+value range, timestamp range, unknown ids, duplicates, outlier counts, minimum activity); each rule only sees the rows
+that earlier rules accepted, so a rejected row carries the first rule it failed and
+``len(clean) + len(rejected) == len(input)``. ``require_valid`` is the guard of every job that trains or evaluates:
+the rules on cells and values, raising when one fires. Row numbers are 0-based positions in the checked frame; with
+``first_line`` (2 for a CSV file with a header, as `tailored check` passes) messages name file lines instead.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ Action = Literal["rejected", "kept", "clipped"]
 _SAMPLES = 5
 GROUPS_SHOWN = 30
 _EPOCH = pd.Timestamp(0, tz="UTC")
+ABSURD_VALUE = 1e9
+"""Default ``max_abs_value``: no count, rating, duration or amount of one interaction reaches a billion; such a value
+is a unit or export error, and summed or squared in float32 matrices it drowns (or overflows) every other value."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class QualityRules:
     """Which rules run and whether the rows they flag are rejected.
 
     ``drop_*`` set to False still reports the rows but keeps them (then unparsable values stay NaN, and unparsable
-    timestamps make the clean ``timestamp`` column nullable ``Int64``). ``max_future_seconds`` (None: off) rejects
+    timestamps make the clean ``timestamp`` column nullable ``Int64``). ``max_abs_value`` (None: off) rejects finite
+    values beyond plus or minus it as absurd (`ABSURD_VALUE`). ``max_future_seconds`` (None: off) rejects
     timestamps later than now plus that many seconds; ``min_timestamp`` (unix seconds or an ISO date) rejects older
     ones. ``max_count_zscore`` flags (user, item[, event type]) pairs whose summed value has a robust z-score
     (median/MAD, on ``log1p`` of the sums by default since counts are heavy-tailed) above it; when most pairs share
@@ -54,6 +59,7 @@ class QualityRules:
     drop_missing: bool = True
     drop_duplicates: bool = True
     drop_invalid_values: bool = True
+    max_abs_value: float | None = ABSURD_VALUE
     min_value: float | None = None
     max_value: float | None = None
     max_future_seconds: float | None = 0
@@ -124,11 +130,12 @@ class QualityReport:
         """Findings of severity ``error`` that flagged at least one row."""
         return [finding for finding in self.findings if finding.severity == "error" and finding.count]
 
-    def raise_for_errors(self) -> QualityReport:
-        """Raise a DataError listing every error finding; return the report when there is none."""
+    def raise_for_errors(self, fix: str = "") -> QualityReport:
+        """Raise a DataError listing every error finding (then ``fix``); return the report when there is none."""
         if self.errors:
             lines = "\n".join(f"- {finding.message}" for finding in self.errors)
-            raise DataError(f"{self.source} failed {len(self.errors)} data quality rule(s):\n{lines}")
+            raise DataError(f"{self.source} failed {len(self.errors)} data quality rule(s):\n{lines}"
+                            + (f"\n{fix}" if fix else ""))
         return self
 
     def to_frame(self) -> pd.DataFrame:
@@ -245,6 +252,22 @@ def check_quality(
     return report
 
 
+VALIDITY_RULES = QualityRules(drop_duplicates=False, max_future_seconds=None, known_users=False, known_items=False)
+"""The rules of `require_valid`: those on cells and values; repeated rows, future dates and ids absent from the
+attribute tables are left to `tailored check`, as they may be wanted."""
+
+
+def require_valid(frame: pd.DataFrame, source: str = "interactions", first_line: int | None = None) -> pd.DataFrame:
+    """``frame`` in canonical dtypes (as `check_quality` cleans it) when every row has its ids, a finite value within
+    ``ABSURD_VALUE`` and a parsable timestamp; otherwise a DataError naming the rows of each failed rule, so that no
+    model is trained on them."""
+    report = check_quality(frame, VALIDITY_RULES, source=source, first_line=first_line)
+    return report.raise_for_errors(
+        "`tailored check --interactions FILE --output clean.csv` writes the valid rows, and the rejected ones with "
+        "their reasons beside them."
+    ).clean
+
+
 def _check_cells(checker: _Checker, value: np.ndarray | None, seconds: np.ndarray | None, rules: QualityRules) -> None:
     """Empty cells, then values and timestamps that do not parse."""
     frame = checker.frame
@@ -262,6 +285,10 @@ def _check_cells(checker: _Checker, value: np.ndarray | None, seconds: np.ndarra
 
 
 def _check_values(checker: _Checker, value: np.ndarray, rules: QualityRules) -> None:
+    if rules.max_abs_value is not None:
+        checker.flag("absurd_value", VALUE, "error", np.abs(value) > rules.max_abs_value, rules.drop_invalid_values,
+                     f"absurd values (beyond plus or minus {rules.max_abs_value:g})",
+                     "correct the unit or the export, or raise max_abs_value if they are real")
     if rules.min_value is not None:
         checker.flag("below_minimum", VALUE, "error", value < rules.min_value, rules.drop_invalid_values,
                      f"values below the minimum {rules.min_value:g}", "correct them or lower min_value")
@@ -336,7 +363,8 @@ class _Checker:
             numbers = rows[:_SAMPLES] + (self.first_line or 0)
             listed = ", ".join(f"{r} ({s!r})" for r, s in zip(numbers, samples, strict=True))
             more = ", ..." if len(rows) > _SAMPLES else ""
-            where += f" ({'lines' if self.first_line is not None else 'rows'} {listed}{more})"
+            noun = ("line" if self.first_line is not None else "row") + ("s" if len(rows) > 1 else "")
+            where += f" ({noun} {listed}{more})"
             message = f"{self.source}: {len(rows)} row(s) with {what} in {where}; {action}; {fix}."
         else:
             message = f"{self.source}: no {what} in {where}."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping
@@ -13,7 +14,7 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.config import convert
-from tailored.errors import ConfigError, NotFittedError
+from tailored.errors import ConfigError, NotFittedError, TailoredError
 
 
 @runtime_checkable
@@ -76,7 +77,62 @@ def create_scorer(name: str, params: Mapping[str, Any] | None = None) -> Scorer:
             valid = ", ".join(sorted(fields)) or "none"
             raise ConfigError(f"Unknown parameter '{key}' for algorithm '{name}'. Valid parameters: {valid}.")
         kwargs[key] = convert(value, types[key], f"{name}.{key}")
-    return cls(**kwargs)
+    return check_hyperparameters(cls(**kwargs), name)
+
+
+POSITIVE = frozenset({"factors", "epochs", "batch_size", "neighbors", "heads", "blocks", "window", "max_length",
+                      "negatives", "learning_rate"})
+"""Shared hyperparameter names (sizes, counts of passes, steps) whose value must be above 0."""
+FRACTIONS = frozenset({"dropout", "id_dropout", "validation_fraction"})
+"""Shared hyperparameter names whose value must be below 1."""
+
+
+def check_hyperparameters(config: Any, where: str) -> Any:
+    """``config`` (a dataclass: a scorer, a Recommender) when each of its numbers can be trained with; otherwise a
+    ConfigError naming the parameter. Refused: NaN; an infinity where the default is finite (an infinite or None
+    default means that infinity is "off"); a negative number where the default is not negative; 0 or less for the
+    names of `POSITIVE`; 1 or more for those of `FRACTIONS`."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        default = field.default if field.default is not dataclasses.MISSING else None
+        unbounded = default is None or (isinstance(default, float) and math.isinf(default))
+        problem = (
+            "is not a number" if math.isnan(value)
+            else "must be finite" if math.isinf(value) and not unbounded
+            else "must be above 0" if field.name in POSITIVE and value <= 0
+            else "must not be negative" if value < 0 and not (isinstance(default, int | float) and default < 0)
+            else "must be below 1" if field.name in FRACTIONS and value >= 1
+            else None
+        )
+        if problem:
+            raise ConfigError(f"Parameter {where}.{field.name}={value!r} {problem} (default {default!r}).")
+    return config
+
+
+CHECKED_USERS = 64
+"""Users whose scores the post-training check (`check_scores`) reads, spread over the trained users."""
+
+
+def check_scores(scorer: Scorer, dataset: Dataset) -> None:
+    """The post-training check: a fitted scorer's scores for up to `CHECKED_USERS` users with interactions must hold
+    at least one finite score and neither NaN nor +inf (-inf marks items left out on purpose). Otherwise a
+    TailoredError names the algorithm: such a model would recommend nothing, or garbage, to everyone."""
+    warm = np.flatnonzero(dataset.user_counts() > 0)
+    if len(warm) == 0:
+        return
+    users = warm[np.unique(np.linspace(0, len(warm) - 1, min(len(warm), CHECKED_USERS)).astype(np.int64))]
+    scores = np.asarray(scorer.score(users))
+    broken = np.isnan(scores) | (scores == np.inf)
+    if broken.any() or not np.isfinite(scores).any():
+        name = getattr(scorer, "algorithm", type(scorer).__name__)
+        raise TailoredError(
+            f"The {name} model failed its post-training check: {int(broken.any(axis=1).sum())} of {len(users)} "
+            f"users checked have NaN or infinite scores and {int((~np.isfinite(scores).any(axis=1)).sum())} have no "
+            f"finite score, so it would recommend nothing useful. Check the data for extreme values (`tailored check`) "
+            f"and the parameters ({params_of(scorer)})."
+        )
 
 
 def params_of(scorer: Scorer) -> dict[str, Any]:

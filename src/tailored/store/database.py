@@ -301,7 +301,7 @@ class EventStore:
 
     def prune(self, retention_days: float) -> dict[str, int]:
         """Data retention: delete events (by their timestamp) and exposures older than ``retention_days``; audited."""
-        if retention_days <= 0:
+        if not retention_days > 0:  # NaN too
             raise ConfigError(f"The retention window must be positive, got {retention_days} days.")
         cutoff = time.time() - retention_days * 86_400
         with write_transaction(self.engine) as connection:
