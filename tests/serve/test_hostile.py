@@ -17,12 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tailored.serve.limits import DatabaseCalls
 from tailored.serve.security import KeyCache
 
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
 from tailored.registry.model_dir import save_model
-from tests.serve.test_robustness import keys_for
+from tests.serve.test_robustness import Proxy, keys_for
 from tests.serve.test_service import auth, shop
 
 PRIVATE = ("private-user-7", "private-item-9", "private-event-3")
@@ -178,7 +179,7 @@ def test_the_invalid_key_cache_keeps_only_the_most_recent() -> None:
     import asyncio
 
     looked_up: list[str] = []
-    cache = KeyCache(lambda key: looked_up.append(key), max_invalid=3)  # type: ignore[func-returns-value]
+    cache = KeyCache(lambda key: looked_up.append(key), DatabaseCalls(5.0), max_invalid=3)  # type: ignore[func-returns-value]
     made_up = [f"tlr_{n:016x}_secret" for n in range(5)]
 
     async def check(keys: list[str]) -> list[frozenset[str] | None]:
@@ -188,3 +189,41 @@ def test_the_invalid_key_cache_keeps_only_the_most_recent() -> None:
     assert looked_up == made_up and len(cache.invalid) == 3  # the last three were remembered; odd shapes never asked
     asyncio.run(check(made_up[:1]))
     assert looked_up == made_up + made_up[:1]
+
+
+def test_keys_seen_recently_work_through_a_hung_then_failing_database_and_probes_answer(model_dir, postgres_url,
+                                                                                      tmp_path) -> None:
+    """PostgreSQL hangs (a relay that stops passing bytes), then refuses connections: a key checked within
+    TAILORED_KEY_OUTAGE_SECONDS keeps being served (trained users need no database), past that bound it is refused;
+    a key never seen gets 503; /readyz answers 503 within TAILORED_DATABASE_CHECK_SECONDS; all recover after."""
+    address = httpx.URL(postgres_url.replace("postgresql://", "http://"))
+    proxy = Proxy((address.host, address.port))
+    proxy.start()
+    url = postgres_url.replace(f"{address.host}:{address.port}", f"127.0.0.1:{proxy.port}")
+    keys = keys_for(url)
+    reader = auth(keys["recommend"])
+    settings = {"key_cache_seconds": 0.5, "key_outage_seconds": 6, "database_check_seconds": 1}
+    with tailored_serve(model_dir, url, tmp_path / "serve.log", **settings) as (base, _):
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
+        down = time.monotonic()
+        proxy.frozen = True
+        time.sleep(1)  # the key's cache entry is stale now
+        for _ in range(3):
+            began = time.monotonic()
+            served = httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader, timeout=10)
+            assert served.status_code == 200 and time.monotonic() - began < 2.5, served.text
+        began = time.monotonic()
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["database"] is False and time.monotonic() - began < 2.5
+        unseen = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["admin"]), timeout=10)
+        assert unseen.status_code == 503 and unseen.json()["detail"] == (
+            "The database is unavailable and this key was not checked in the last 6 s; retry shortly.")
+        proxy.cut()  # from a hang to refused connections
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader, timeout=10).status_code == 200
+        time.sleep(max(0.0, 6.5 - (time.monotonic() - down)))
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader, timeout=10).status_code == 503
+        proxy.frozen = False
+        proxy.start()
+        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, 30)
+        assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["all"])).status_code == 200
+    proxy.cut()

@@ -113,10 +113,11 @@ def test_rate_limit_answers_429_with_retry_after(model_dir, tmp_path) -> None:
 
 
 class Proxy:
-    """A TCP relay to the database that can be cut (every connection dropped, new ones refused) and restored."""
+    """A TCP relay to the database that can be cut (every connection dropped, new ones refused) and restored, or
+    frozen (connections stay open, nothing goes through: a hung server)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
-        self.target, self.connections = target, []
+        self.target, self.connections, self.frozen = target, [], False
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -148,10 +149,11 @@ class Proxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                while self.frozen:
+                    time.sleep(0.05)
                 sink.sendall(data)
         except OSError:
             pass

@@ -4,8 +4,11 @@ check, load shedding, the body read under a deadline and the per-route metrics."
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
@@ -16,6 +19,7 @@ from tailored.serve.security import AUTHENTICATED, authenticate
 from tailored.serve.settings import ServiceSettings
 
 RETRY_AFTER_SECONDS = 1
+Result = TypeVar("Result")
 UNSHED = ("/healthz", "/readyz", "/metrics")
 """Probes and the scraper are answered even under overload."""
 
@@ -23,6 +27,35 @@ UNSHED = ("/healthz", "/readyz", "/metrics")
 def unavailable(detail: str) -> JSONResponse:
     """503 with ``Retry-After``: the client should come back in a second."""
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class DatabaseCalls:
+    """Blocking database calls awaited from the event loop, each at most ``timeout`` seconds (then TimeoutError; the
+    call is left to finish in its thread and its result dropped), at most ``concurrency`` at once (more: TimeoutError
+    at once). Daemon threads, not the thread pool: a hung database holds neither the requests' threads nor the
+    shutdown."""
+
+    def __init__(self, timeout: float, concurrency: int = 4) -> None:
+        self.timeout, self.concurrency = timeout, concurrency
+        self.slots = threading.BoundedSemaphore(concurrency)
+
+    async def __call__(self, function: Callable[..., Result], *args: Any) -> Result:
+        if not self.slots.acquire(blocking=False):
+            raise TimeoutError(f"{self.concurrency} database calls are already waiting")
+        future: Future[Result] = Future()
+
+        def run() -> None:
+            try:
+                if future.set_running_or_notify_cancel():  # not given up on before it started
+                    try:
+                        future.set_result(function(*args))
+                    except BaseException as error:  # noqa: BLE001  (handed to the awaiting request)
+                        future.set_exception(error)
+            finally:
+                self.slots.release()
+
+        threading.Thread(target=run, name="database-call", daemon=True).start()
+        return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
 
 
 class LoopLag:

@@ -5,18 +5,25 @@ rate once; a route's `require` dependency then checks the scope it needs."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import JSONResponse
 
 from tailored.store.database import KEY_PREFIX
+
+if TYPE_CHECKING:
+    from tailored.serve.limits import DatabaseCalls
+
+logger = logging.getLogger(__name__)
 
 bearer = HTTPBearer(auto_error=False)
 AUTHENTICATED = "tailored.key"
@@ -38,17 +45,27 @@ ERRORS: dict[int | str, dict[str, str]] = {
 """The error answers every ``/v1`` route may give, for the OpenAPI schema."""
 
 
-class KeyCache:
-    """Scopes of API keys (None: invalid or revoked), checked against the database (``lookup``, in the thread pool)
-    at most every ``fresh_seconds`` per key: a revoked key stops working within that time. Valid keys are kept (as
-    many as `tailored keys create` made); invalid ones are remembered by digest, only the ``max_invalid`` most recent,
-    so a flood of made-up keys costs bounded memory; a key of the wrong shape is refused without a lookup."""
+class KeyCheckUnavailable(Exception):
+    """The database cannot tell whether a key is valid, and the key was not found valid recently enough."""
 
-    def __init__(self, lookup: Callable[[str], frozenset[str] | None], fresh_seconds: float = KEY_CACHE_SECONDS,
-                 max_invalid: int = 10_000) -> None:
-        self.lookup, self.fresh_seconds, self.max_invalid = lookup, fresh_seconds, max_invalid
+
+class KeyCache:
+    """Scopes of API keys (None: invalid or revoked), checked against the database (``lookup``, through ``calls``:
+    bounded in time) at most every ``fresh_seconds`` per key: a revoked key stops working within that time.
+
+    While the database fails or does not answer, a key found valid within the last ``outage_seconds`` keeps its
+    scopes (the database is asked again at most once per ``calls.timeout``, so those requests do not wait on it);
+    other keys get KeyCheckUnavailable. Valid keys are kept (as many as `tailored keys create` made); invalid ones
+    are remembered by digest, only the ``max_invalid`` most recent, so a flood of made-up keys costs bounded memory;
+    a key of the wrong shape is refused without a lookup."""
+
+    def __init__(self, lookup: Callable[[str], frozenset[str] | None], calls: DatabaseCalls,
+                 fresh_seconds: float = KEY_CACHE_SECONDS, outage_seconds: float = 600.0, max_invalid: int = 10_000) -> None:
+        self.lookup, self.calls, self.max_invalid = lookup, calls, max_invalid
+        self.fresh_seconds, self.outage_seconds = fresh_seconds, outage_seconds
         self.valid: dict[str, tuple[frozenset[str], float]] = {}
         self.invalid: OrderedDict[bytes, float] = OrderedDict()
+        self.retry_at = 0.0
 
     async def scopes(self, key: str) -> frozenset[str] | None:
         if len(key) > MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX + "_"):
@@ -62,7 +79,20 @@ class KeyCache:
         if checked is not None and now - checked < self.fresh_seconds:
             self.invalid.move_to_end(digest)
             return None
-        scopes = await run_in_threadpool(self.lookup, key)
+        stale = valid is not None and now - valid[1] < self.outage_seconds
+        if stale and now < self.retry_at:  # the database failed a moment ago: do not wait on it again yet
+            return valid[0]  # type: ignore[index]
+        try:
+            scopes = await self.calls(self.lookup, key)
+        except (sa.exc.SQLAlchemyError, TimeoutError) as error:
+            if now >= self.retry_at:
+                logger.warning("key check failed: %s; keys valid in the last %.0f s keep working",
+                               type(error).__name__, self.outage_seconds)
+            self.retry_at = now + self.calls.timeout
+            if stale:
+                return valid[0]  # type: ignore[index]
+            raise KeyCheckUnavailable(f"The database is unavailable and this key was not checked in the last "
+                                      f"{self.outage_seconds:g} s; retry shortly.") from error
         if scopes is None:
             self.valid.pop(key, None)
             self.invalid[digest] = now
@@ -81,11 +111,14 @@ def refusal(status_code: int, detail: str, **headers: str) -> JSONResponse:
 async def authenticate(keys: KeyCache, limiter: RateLimiter, headers: list[tuple[bytes, bytes]]
                        ) -> tuple[str, frozenset[str]] | JSONResponse:
     """The request's ``(key id, scopes)``, its rate charged; or the refusal: 401 without a valid key, 429 past the
-    key's rate."""
+    key's rate, 503 when the database cannot tell."""
     key = bearer_key(headers)
     if key is None:
         return refusal(401, "Missing API key: send 'Authorization: Bearer <key>'.", **{"WWW-Authenticate": "Bearer"})
-    scopes = await keys.scopes(key)
+    try:
+        scopes = await keys.scopes(key)
+    except KeyCheckUnavailable as error:
+        return refusal(503, str(error), **{"Retry-After": "1"})
     if scopes is None:
         return refusal(401, "Invalid or revoked API key.", **{"WWW-Authenticate": "Bearer"})
     key_id = key.split("_")[1]

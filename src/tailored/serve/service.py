@@ -26,6 +26,7 @@ from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.erasures import ErasureFollower
 from tailored.serve.exposures import ExposureWriter
+from tailored.serve.limits import DatabaseCalls
 from tailored.serve.metrics import Metrics
 from tailored.serve.security import KeyCache, RateLimiter
 from tailored.serve.settings import ServiceSettings
@@ -46,7 +47,9 @@ class Service:
         self.store = EventStore(settings.db_url, settings.pseudonym_key)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
-        self.keys = KeyCache(self.store.key_scopes, max_invalid=settings.max_invalid_keys)
+        self.database_calls = DatabaseCalls(settings.database_check_seconds)
+        self.keys = KeyCache(self.store.key_scopes, self.database_calls, settings.key_cache_seconds,
+                             settings.key_outage_seconds, settings.max_invalid_keys)
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
         if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")

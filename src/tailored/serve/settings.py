@@ -34,6 +34,9 @@ class ServiceSettings:
     body_timeout_seconds: float = 10.0
     max_header_bytes: int = 16_384
     max_invalid_keys: int = 10_000
+    key_cache_seconds: float = 30.0
+    key_outage_seconds: float = 600.0
+    database_check_seconds: float = 2.0
     erasure_poll_seconds: float = 1.0
     pseudonym_key: str | None = field(default=None, repr=False)
 
@@ -49,6 +52,9 @@ class ServiceSettings:
           refused before they take room) or an event loop ``TAILORED_MAX_QUEUE_MS`` late, and new requests get 503
           with ``Retry-After``; a body not received within ``TAILORED_BODY_TIMEOUT_SECONDS`` gets 408, headers over
           ``TAILORED_MAX_HEADER_BYTES`` get 431; ``TAILORED_MAX_INVALID_KEYS`` invalid keys are remembered (LRU);
+        - keys are checked against the database every ``TAILORED_KEY_CACHE_SECONDS`` (a revoked key stops working
+          within that time); while the database fails, a key found valid in the last ``TAILORED_KEY_OUTAGE_SECONDS``
+          keeps working; a key check or ``/readyz`` waits at most ``TAILORED_DATABASE_CHECK_SECONDS`` for it;
         - ``TAILORED_COMMIT_TIMEOUT_SECONDS``: how long a POST of events waits for its commit (then 503, "not
           confirmed"), and how long a commit may run before ingestion counts as stalled (not ready);
         - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
