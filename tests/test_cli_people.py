@@ -198,3 +198,58 @@ def test_models_list_prints_one_readable_row_per_version(small_job: tuple[Path, 
     assert cells == [["name", "version", "stage", "algorithm", "created", "key metric"],
                      ["shop", "v0001", "production", manifest["algorithm"], created, key],
                      ["shop", "v0002", "", manifest["algorithm"], created, key]]
+
+
+# ---- 4. repurchases in the run report ------------------------------------------------------------------------------
+def repurchase_rows(split: Path) -> tuple[int, int]:
+    """(test rows whose user-item pair is in train.csv, test rows), counted with pandas from the frozen split."""
+    train, test = (pd.read_csv(split / name, dtype={"user_id": str, "item_id": str}) for name in ("train.csv", "test.csv"))
+    pairs = train[["user_id", "item_id"]].drop_duplicates()
+    return len(test.merge(pairs, on=["user_id", "item_id"])), len(test)
+
+
+def test_the_run_report_says_how_many_test_rows_are_repurchases_and_how_to_count_them(
+        small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    folder, result = small_job
+    repeated, rows = repurchase_rows(folder / "out" / "split")
+    assert 0 < repeated < rows
+    note = (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already "
+            "in training): no model here may recommend them (seen items are excluded), so they cap every figure. For a "
+            "repurchase-aware evaluation set `[evaluate] exclude_seen = false` in the job spec (or `--param "
+            "exclude_seen=false` with `tailored train`).")
+    assert note in (folder / "out" / "report.md").read_text().splitlines()
+    assert note in result.stderr.splitlines()
+    assert "seen items ranked too" not in result.stdout + (folder / "out" / "report.md").read_text()
+
+
+def test_exclude_seen_false_ranks_repurchases_labels_the_figures_and_keeps_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "job.toml").write_text(SMALL_JOB + "\n[evaluate]\nexclude_seen = false\n")
+    result = ok(run("run", "job.toml", cwd=tmp_path))
+    out = tmp_path / "out"
+    report = (out / "report.md").read_text()
+    repeated, rows = repurchase_rows(out / "split")
+    assert (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already "
+            "in training); the models ranked seen items too, so these count as hits ([evaluate] exclude_seen = false)."
+            in report.splitlines())
+    headers = [line for line in report.splitlines() if line.startswith("### popularity") or line.startswith("### ease")]
+    assert len(headers) == 2 and all(line.endswith("; seen items ranked too: repurchases count)") for line in headers)
+    assert "test metrics (temporal split; seen items ranked too: repurchases count)" in result.stdout
+    assert json.loads((out / "model" / "manifest.json").read_text())["recommender"]["exclude_seen"] is False
+    ok(run("recommend", "--model-dir", "out/model", "--all-users", "--k", 5, "--output", "r.csv", cwd=tmp_path))
+    recommended = pd.read_csv(tmp_path / "r.csv", dtype=str)
+    trained = pd.read_csv(out / "split" / "train.csv", dtype=str)[["user_id", "item_id"]].drop_duplicates()
+    assert len(recommended.merge(trained, on=["user_id", "item_id"])) > 0  # items the users already took come back
+
+    (tmp_path / "bad.toml").write_text(SMALL_JOB + "\n[evaluate]\nexclude_sen = false\n")
+    bad = run("run", "bad.toml", cwd=tmp_path)
+    assert bad.returncode == 2 and "exclude_sen" in bad.stderr and "exclude_seen" in bad.stderr
+
+
+def test_train_param_exclude_seen_false_gives_back_the_items_a_user_took(tmp_path: Path) -> None:
+    data = tiny_interactions(tmp_path / "interactions.csv")
+    ok(run("train", "--interactions", data, "--algorithm", "popularity", "--param", "exclude_seen=false",
+           "--model-dir", "model", "--no-context-stages", cwd=tmp_path))
+    ok(run("recommend", "--model-dir", "model", "--all-users", "--k", 7, "--output", "r.csv", cwd=tmp_path))
+    recommended = pd.read_csv(tmp_path / "r.csv", dtype=str)
+    taken = pd.read_csv(data, dtype=str)[["user_id", "item_id"]]
+    assert len(recommended.merge(taken, on=["user_id", "item_id"])) == len(taken)  # every pair taken is listed again

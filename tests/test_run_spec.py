@@ -70,7 +70,7 @@ def test_unknown_key_is_a_config_error_naming_it_and_the_valid_ones(document: di
 
 
 def test_unknown_section_is_a_config_error_naming_it() -> None:
-    with pytest.raises(ConfigError, match=r"\['extras', 'zzz'\].*valid: job, data, split, algorithms"):
+    with pytest.raises(ConfigError, match=r"\['extras', 'zzz'\].*valid: job, data, split, evaluate, algorithms"):
         parse_spec(with_(MINIMAL, extras={"a": 1}, zzz={}))
 
 

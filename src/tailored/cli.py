@@ -567,7 +567,7 @@ def datasets_scale(
 @handle_errors
 def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:
     """Run a job spec: check -> split -> train -> evaluate -> save the best model, with a report next to it."""
-    from tailored.run import run_job
+    from tailored.run import repurchase_note, run_job
     from tailored.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -576,7 +576,9 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
     quality = result.quality
     console.print(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected "
                   f"(reasons in {result.output / 'rejected.csv'})")
-    print_table(result.summary(), title=f"test metrics ({result.split.name} split)")
+    console.print(repurchase_note(result), markup=False, highlight=False, soft_wrap=True)
+    seen = "; seen items ranked too: repurchases count" if any(result.ranks_seen.values()) else ""
+    print_table(result.summary(), title=f"test metrics ({result.split.name} split{seen})")
     print_table(result.recommendations, title=f"recommendations from {result.best} for {spec.show_users} customers")
     console.print(f"[green]saved[/] model to {result.output / 'model'}; report: {result.output / 'report.md'}")
 

@@ -618,7 +618,7 @@ def _has_attributes(dataset: Dataset) -> np.ndarray:
 
 
 RECOMMENDER_PARAMS = {"weighting": Weighting, "confidence_alpha": float, "decay_half_life_days": float | None,
-                      "session_prior": float}
+                      "session_prior": float, "exclude_seen": bool}
 
 
 def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tailored.config import build_dataclass
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, USER_ID, VALUE
@@ -26,7 +28,7 @@ from tailored.jobs import ColumnNames, read_raw_interactions
 from tailored.pipeline import Recommender
 from tailored.rank.explain import with_titles
 from tailored.registry.model_dir import save_model
-from tailored.spec import JobSpec, dump_spec, resolve
+from tailored.spec import AlgorithmSpec, JobSpec, dump_spec, resolve
 from tailored.split import Split, check_leakage, split_by_name
 from tailored.pipeline import build_recommender
 
@@ -46,6 +48,8 @@ class JobResult:
     output: Path
     cold_users: dict[str, str] = field(default_factory=dict)
     """Per algorithm, when test has users without training rows: which models ranked them."""
+    ranks_seen: dict[str, bool] = field(default_factory=dict)
+    """Per algorithm: whether it ranked the items users already took (``[evaluate] exclude_seen = false``)."""
 
     def summary(self) -> pd.DataFrame:
         """One row per algorithm: every metric value and the fit time."""
@@ -115,14 +119,15 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     split = split_by_name(dataset, spec.split.method, strict=False, **settings)
     new_users = check_leakage(split)["test_users_unseen_in_train"]
     split.save(output / "split")
-    reports, fit_seconds, cold_users = {}, {}, {}
+    reports, fit_seconds, cold_users, ranks_seen = {}, {}, {}, {}
     features = attribute_vectors(dataset.item_attributes) if dataset.item_attributes is not None else None
     for number, algorithm in enumerate(spec.algorithms, start=1):
         step(f"training and evaluating {algorithm.name} ({number} of {len(spec.algorithms)}) on "
              f"{len(split.train):,} training interactions")
         start = time.perf_counter()
-        recommender = build_recommender(algorithm.name, algorithm.params).fit(split.train)
+        recommender = build_recommender(algorithm.name, _params(spec, algorithm)).fit(split.train)
         fit_seconds[algorithm.name] = time.perf_counter() - start
+        ranks_seen[algorithm.name] = not recommender.exclude_seen
         if new_users:
             cold_users[algorithm.name] = f"the {new_users:,} test users absent from training ranked by " + " + ".join(
                 recommender.cold_user_models())
@@ -131,8 +136,9 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     best = _best(reports, spec.select_by)
     step(f"refitting {best} on all {len(dataset):,} interactions and saving it")
     chosen = next(a for a in spec.algorithms if a.name == best)
-    model = build_recommender(best, chosen.params).fit(dataset)
-    result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users)
+    model = build_recommender(best, _params(spec, chosen)).fit(dataset)
+    result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users,
+                       ranks_seen)
     save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"],
                                          "selected_by": spec.select_by})
     step(f"writing sample recommendations for {spec.show_users} users and the report")
@@ -141,6 +147,37 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     (output / "job.toml").write_text(dump_spec(spec))
     _write_report(result)
     return result
+
+
+def _params(spec: JobSpec, algorithm: AlgorithmSpec) -> dict[str, Any]:
+    """The algorithm's parameters, with ``[evaluate] exclude_seen`` unless the algorithm sets its own."""
+    return {"exclude_seen": spec.evaluate.exclude_seen, **algorithm.params}
+
+
+def repurchases(split: Split) -> tuple[int, int]:
+    """(test rows whose (user, item) pair is in training, test rows): repurchases, which a model that excludes the
+    items a user already took can never recommend."""
+    train, test = split.train, split.test
+    users = train.users.index(test.users.ids(test.user_index), missing="mask")
+    items = train.items.index(test.items.ids(test.item_index), missing="mask")
+    known = (users >= 0) & (items >= 0)
+    pairs = sp.csr_matrix((np.ones(len(train)), (train.user_index, train.item_index)), shape=(train.n_users, train.n_items))
+    return int((np.asarray(pairs[users[known], items[known]]).ravel() > 0).sum()), len(test)
+
+
+def repurchase_note(result: JobResult) -> str:
+    """One sentence for people: the share of test rows that are repurchases, and whether the models could hit them."""
+    repeated, rows = repurchases(result.split)
+    if not repeated:
+        return "No test row is a repurchase (a user-item pair already in training)."
+    share = f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already in training)"
+    if all(result.ranks_seen.values()):
+        return f"{share}; the models ranked seen items too, so these count as hits ([evaluate] exclude_seen = false)."
+    if any(result.ranks_seen.values()):
+        return f"{share}: only the models labelled \"seen items ranked too\" below could recommend them."
+    return (f"{share}: no model here may recommend them (seen items are excluded), so they cap every figure. For a "
+            "repurchase-aware evaluation set `[evaluate] exclude_seen = false` in the job spec (or `--param "
+            "exclude_seen=false` with `tailored train`).")
 
 
 def _segment_column(dataset: Dataset) -> str | None:
@@ -168,10 +205,12 @@ def _write_report(result: JobResult) -> None:
     lines = [f"# Job report: {Path(result.spec.output).name}", "", result.quality.to_markdown(), "", "## Split", ""]
     lines += [f"- {part}: " + ", ".join(f"{n:,} {what}" for what, n in counts.items())
               for part, counts in result.split.counts.items()]
+    lines += ["", repurchase_note(result)]
     lines += ["", "## Metrics (test split; 95% bootstrap intervals)", ""]
     for name, report in result.reports.items():
         cold = f"; {result.cold_users[name]}" if name in result.cold_users else ""
-        lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s{cold})", "", report.to_markdown(), ""]
+        seen = "; seen items ranked too: repurchases count" if result.ranks_seen.get(name) else ""
+        lines += [f"### {name} (fit {result.fit_seconds[name]:.2f} s{cold}{seen})", "", report.to_markdown(), ""]
     ranked = sorted(result.reports, key=lambda n: -result.reports[n].value(result.spec.select_by))
     if len(ranked) > 1:
         metric_name = result.spec.select_by

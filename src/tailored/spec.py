@@ -53,6 +53,15 @@ class SplitSpec:
 
 
 @dataclass
+class EvaluateSpec:
+    """How the models are evaluated (and saved)."""
+
+    exclude_seen: bool = True
+    """False: every model ranks the items a user already took too, so that repurchases in the test split can be hit
+    (the figures are labelled so); the saved model keeps the setting, so the figures describe it."""
+
+
+@dataclass
 class AlgorithmSpec:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +73,7 @@ class JobSpec:
 
     data: DataSpec
     split: SplitSpec = field(default_factory=SplitSpec)
+    evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
     algorithms: list[AlgorithmSpec] = field(default_factory=lambda: [AlgorithmSpec("popularity"), AlgorithmSpec("ease")])
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@10", "hr@10", "coverage@10"])
     quality: dict[str, Any] = field(default_factory=dict)
@@ -74,8 +84,8 @@ class JobSpec:
     base_dir: str = "."
 
 
-SECTIONS = {"data": DataSpec, "split": SplitSpec}
-NOT_IN_JOB = ("data", "split", "algorithms", "base_dir")
+SECTIONS = {"data": DataSpec, "split": SplitSpec, "evaluate": EvaluateSpec}
+NOT_IN_JOB = ("data", "split", "evaluate", "algorithms", "base_dir")
 
 
 def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
@@ -86,13 +96,13 @@ def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
     unknown = sorted(set(job) - set(job_keys))
     if unknown:
         raise ConfigError(f"Unknown key(s) {unknown} in [job]; valid keys: {job_keys} "
-                          "(data, split and algorithms are sections of their own).")
+                          "(data, split, evaluate and algorithms are sections of their own).")
     if "quality" in document:  # a top-level [quality] table is the job's quality rules
         job["quality"] = document.pop("quality")
     sections = {name: build_dataclass(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
     algorithms = [build_dataclass(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
     if document:
-        raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, algorithms, quality.")
+        raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, evaluate, algorithms, quality.")
     spec = build_dataclass(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
     if algorithms:
         spec.algorithms = algorithms
