@@ -78,8 +78,12 @@ class EventStore:
         self.pseudonym_key = pseudonym_key
         try:
             self.version = schema.migrate(self.engine)
+            with self.engine.connect() as connection:
+                secret = connection.execute(sa.select(schema.store_settings.c.value).where(
+                    schema.store_settings.c.name == schema.AUDIT_SECRET)).scalar_one()
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
+        self._audit_key = secret.encode()
         # the statements of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
         self._insert_events = self._insert_ignoring(schema.events, "event_id")
         self._select_stored = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
@@ -99,8 +103,10 @@ class EventStore:
         return self._fingerprint(self.user_key(user_id))
 
     def _fingerprint(self, stored_id: str) -> str:
-        key = (self.pseudonym_key or "tailored-audit").encode()
-        return hmac.new(key, stored_id.encode(), hashlib.sha256).hexdigest()
+        """HMAC-SHA256 under the installation's random secret (`schema.AUDIT_SECRET`) of the fingerprint of schema
+        version 2 (keyed by the pseudonym key, else a constant), so that the erasures made before it still hold."""
+        legacy = hmac.new((self.pseudonym_key or "tailored-audit").encode(), stored_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._audit_key, legacy.encode(), hashlib.sha256).hexdigest()
 
     # -- events -------------------------------------------------------------------------------------------------
     def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:

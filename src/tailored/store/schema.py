@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -73,6 +76,13 @@ batch_recommendations = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+store_settings = sa.Table(
+    "store_settings", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+AUDIT_SECRET = "audit_secret"
+"""The installation's random key of erasure fingerprints (`store_settings`), made with the database."""
 
 
 def _create_v1(connection: sa.Connection) -> None:
@@ -83,7 +93,24 @@ def _batch_v2(connection: sa.Connection) -> None:
     metadata.create_all(connection, tables=[batch_recommendations])
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1, _batch_v2]
+def _audit_secret_v3(connection: sa.Connection) -> None:
+    """A random secret per installation keys the erasure fingerprints (they were keyed by a built-in constant
+    without a pseudonym key: anyone could re-identify erased users by enumerating ids). Fingerprints already stored
+    are keyed again with it (`EventStore.subject` chains both keys), so earlier erasures keep holding."""
+    metadata.create_all(connection, tables=[store_settings])
+    secret = secrets.token_hex(32)
+    connection.execute(store_settings.insert().values(name=AUDIT_SECRET, value=secret))
+    erased = ((erasures, erasures.c.subject, sa.true()), (audit_log, audit_log.c.id, audit_log.c.action == "erase_user"))
+    for table, key, where in erased:
+        rows = connection.execute(sa.select(key, table.c.subject).where(where)).all()
+        if rows:
+            rekeyed = [{"row": row, "rekeyed": hmac.new(secret.encode(), subject.encode(), hashlib.sha256).hexdigest()}
+                       for row, subject in rows]
+            connection.execute(table.update().where(key == sa.bindparam("row")).values(subject=sa.bindparam("rekeyed")), rekeyed)
+    connection.execute(sa.text("create index ix_erasures_erased_at on erasures (erased_at)"))  # the services' polls
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1, _batch_v2, _audit_secret_v3]
 """Migration n (1-based) brings a database at version n - 1 to version n; append, never edit."""
 
 
