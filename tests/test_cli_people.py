@@ -253,3 +253,20 @@ def test_train_param_exclude_seen_false_gives_back_the_items_a_user_took(tmp_pat
     recommended = pd.read_csv(tmp_path / "r.csv", dtype=str)
     taken = pd.read_csv(data, dtype=str)[["user_id", "item_id"]]
     assert len(recommended.merge(taken, on=["user_id", "item_id"])) == len(taken)  # every pair taken is listed again
+
+
+def test_an_item_without_a_title_is_named_by_its_id_and_a_name_column_serves_as_title() -> None:
+    from tailored.data.dataset import Dataset
+    from tailored.models import create_scorer
+    from tailored.pipeline import Recommender
+    from tailored.rank.explain import with_titles
+
+    rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")] + [(f"v{u}", item) for u in range(10) for item in ("c", "d")]
+    frame = pd.DataFrame(rows + [("target", "a"), ("target", "c"), ("w", "e")], columns=["user_id", "item_id"])
+    items = pd.DataFrame({"item_id": list("abcde"), "name": ["Apples", "Bread", " ", "Dates", "Eggs"]})
+    recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(frame, items=items))
+    listed = recommender.recommend(["target"], 2, explain=True).set_index("item_id")
+    assert listed.loc["b", "reasons"] == "like Apples" and listed.loc["d", "reasons"] == "like c"  # c's name is blank
+    titled = with_titles(listed.reset_index()[["user_id", "item_id", "score"]], recommender.catalogue)
+    assert titled.columns.tolist() == ["user_id", "item_id", "title", "score"]
+    assert titled.set_index("item_id")["title"].to_dict() == {"b": "Bread", "d": "Dates"}
