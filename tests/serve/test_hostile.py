@@ -227,3 +227,50 @@ def test_keys_seen_recently_work_through_a_hung_then_failing_database_and_probes
         wait_for(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, 30)
         assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["all"])).status_code == 200
     proxy.cut()
+
+
+def test_malformed_numbers_and_oversized_inputs_are_refused_naming_the_field(model_dir, tmp_path) -> None:
+    url, log = f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "serve.log"
+    keys = keys_for(url)
+    admin, writer, reader = auth(keys["admin"]), auth(keys["events:write"]), auth(keys["recommend"])
+    with tailored_serve(model_dir, url, log) as (base, _):
+        huge_k = httpx.get(f"{base}/v1/users/u1/recommendations?k={'9' * 5000}", headers=reader)
+        assert huge_k.status_code == 422 and huge_k.json()["detail"][0]["loc"] == ["query", "k"]
+        assert httpx.get(f"{base}/v1/users/u1/recommendations?k={'9' * 5000}").status_code == 401
+        many = httpx.put(f"{base}/v1/users/u1", json={f"a{n}": n for n in range(201)}, headers=admin)
+        assert many.status_code == 422 and "at most 200 items" in many.json()["detail"][0]["msg"]
+        assert httpx.put(f"{base}/v1/users/u1", json={f"a{n}": n for n in range(200)}, headers=admin).status_code == 204
+        absurd_attribute = httpx.put(f"{base}/v1/users/u1", json={"income": 1e308}, headers=admin)
+        assert absurd_attribute.status_code == 422 and ["body", "income"] == absurd_attribute.json()["detail"][0]["loc"][:2]
+        for field, value, message in [("timestamp", False, "Input should be a valid number"),
+                                      ("timestamp", True, "Input should be a valid number"),
+                                      ("timestamp", "5", "Input should be a valid number"),
+                                      ("value", "5", "Input should be a valid number"),
+                                      ("value", True, "Input should be a valid number"),
+                                      ("value", 1e308, "Input should be less than or equal to 1000000000"),
+                                      ("value", -1e308, "Input should be greater than or equal to -1000000000")]:
+            body = {"events": [{"event_id": "e", "user_id": "u1", "item_id": "i1", "type": "view", field: value}]}
+            refused = httpx.post(f"{base}/v1/events", json=body, headers=writer)
+            assert refused.status_code == 422 and refused.json()["detail"] == [
+                {"loc": ["body", "events", 0, field], "msg": message, "type": refused.json()["detail"][0]["type"]}], (field, value)
+        infinite = httpx.post(f"{base}/v1/events", headers=writer | {"Content-Type": "application/json"},
+                              content=b'{"events": [{"event_id": "e", "user_id": "u1", "item_id": "i1", "type": "view", "value": 1e999}]}')
+        assert infinite.status_code == 422 and infinite.json()["detail"][0]["msg"] == "Input should be a finite number"
+        # counted before the events are validated: 10,001 invalid events get 413, not 422
+        too_many = {"events": [{"event_id": f"e{n}", "user_id": "u1", "item_id": "i1", "type": "nonsense"} for n in range(10_001)]}
+        refused = httpx.post(f"{base}/v1/events", json=too_many, headers=writer)
+        assert refused.status_code == 413 and refused.json()["detail"] == "10001 events in one request; at most 10000: split the batch."
+        numbers = {"events": [{"event_id": f"e{value}", "user_id": "u1", "item_id": "i1", "type": "rating", "value": value,
+                               "timestamp": 1_700_000_000} for value in (5, 4.5, -1e9)]}
+        assert httpx.post(f"{base}/v1/events", json=numbers, headers=writer).json() == {"accepted": 3, "duplicates": 0}
+    text = log.read_text()
+    assert "Traceback" not in text, text
+
+
+def test_a_request_the_fast_lane_declines_is_charged_once(model_dir, tmp_path) -> None:
+    """An unknown user goes past the fast lane to FastAPI: with 3 requests a minute, 3 are served, not 1."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    reader = auth(keys_for(url)["recommend"])
+    with tailored_serve(model_dir, url, tmp_path / "serve.log", rate_limit_per_minute=3) as (base, _):
+        answers = [httpx.get(f"{base}/v1/users/someone-new/recommendations", headers=reader).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]

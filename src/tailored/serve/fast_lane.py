@@ -67,5 +67,5 @@ def _k(query: bytes) -> int | None:
     if not query:
         return 10
     name, _, value = query.partition(b"=")
-    return int(value) if name == b"k" and value.isdigit() and 0 < int(value) <= 1_000_000 else None
+    return int(value) if name == b"k" and value.isdigit() and len(value) <= 7 and 0 < int(value) <= 1_000_000 else None
 

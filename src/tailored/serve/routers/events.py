@@ -21,16 +21,27 @@ class EventsStored(BaseModel):
     duplicates: int = Field(description="Events already stored (same event_id and payload), or of erased users.")
 
 
+async def within_event_limit(request: Request) -> None:
+    """413 for a batch over ``max_events_per_request``, before its events are validated one by one (FastAPI parses
+    the JSON body before the dependencies run, and validates it after them)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # not JSON: the body's validation answers 422
+    events = body.get("events") if isinstance(body, dict) else None
+    limit = request.app.state.service.settings.max_events_per_request
+    if isinstance(events, list) and len(events) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                            f"{len(events)} events in one request; at most {limit}: split the batch.")
+
+
 @router.post("/events", responses={409: {"description": "An event_id already stored with a different payload."}})
-async def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write"))) -> EventsStored:
+async def post_events(request: Request, batch: EventBatch, _: str = Depends(require("events:write")),
+                      __: None = Depends(within_event_limit)) -> EventsStored:
     """Store the batch in the next group commit; answered after it is durable. The same event sent again is stored
     once (a duplicate); the same id with a different payload is refused (409) and nothing of the batch is stored.
     Events of items the model does not know yet are stored and held out of training until the item exists."""
     service = request.app.state.service
-    limit = service.settings.max_events_per_request
-    if len(batch.events) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"{len(batch.events)} events in one request; at most {limit}: split the batch.")
     events = [Event(event.event_id, event.user_id, event.item_id, event.type, event.value, event.timestamp)
               for event in batch.events]
     accepted, duplicates = await service.committer.commit(events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -26,7 +26,7 @@ class ItemAttributeWarnings(BaseModel):
 @router.put("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
     "model": ItemAttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence "
     "per problem (a training column missing, a column it was not trained on, no value it knows)."}})
-def put_item(request: Request, item_id: Identifier, attributes: Attributes = Body(...),
+def put_item(request: Request, item_id: Identifier, attributes: Attributes,
              _: str = Depends(require("admin"))) -> Response:
     """Store the item's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
     warnings = request.app.state.service.put_item(item_id, attributes)

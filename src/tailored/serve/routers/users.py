@@ -3,7 +3,7 @@ is answered) and ``DELETE`` (erasure)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -21,7 +21,7 @@ class AttributeWarnings(BaseModel):
 @router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
     "model": AttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence per "
     "problem (a column it was not trained on, an unseen value...), each scored as unknown."}})
-def put_user(request: Request, user_id: Identifier, attributes: Attributes = Body(...),
+def put_user(request: Request, user_id: Identifier, attributes: Attributes,
              _: str = Depends(require("admin"))) -> Response:
     """Store the user's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
     warnings = request.app.state.service.put_user(user_id, attributes)
