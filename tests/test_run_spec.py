@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tailored.errors import ConfigError
+from tailored.errors import ConfigError, DataError
 from tailored.spec import AlgorithmSpec, DataSpec, JobSpec, SplitSpec, dump_spec, load_spec, parse_spec, resolve
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -67,6 +67,29 @@ def test_unknown_key_is_a_config_error_naming_it_and_the_valid_ones(document: di
         parse_spec(document)
     message = str(error.value)
     assert repr(named) in message and valid in message
+
+
+@pytest.mark.parametrize(
+    ("document", "texts"),
+    [
+        (with_(MINIMAL, algorithms=[{"name": "popularity"}, {"name": "ease", "params": {"regg": 100.0}}]),
+         ["[[algorithms]] number 2 ('ease'): Unknown parameter(s) ['regg'] for algorithm 'ease'", "reg"]),
+        (with_(MINIMAL, algorithms=[{"name": "eas"}]), ["[[algorithms]] number 1 ('eas')", "ease"]),
+        (with_(MINIMAL, job={"metrics": ["ndcg10"], "select_by": "ndcg10"}),
+         ["[job] metrics: Unknown metric 'ndcg10'", "Did you mean 'ndcg@10'?"]),
+        (with_(MINIMAL, job={"metrics": ["ndcg@10", "rmse"]}),
+         ["[[algorithms]] number 1 ('popularity'): rmse measures predicted ratings"]),
+        (with_(MINIMAL, job={"metrics": ["ndcg@10"], "select_by": "recall@5"}),
+         ["[job] select_by = 'recall@5' is not one of the job's metrics ['ndcg@10']"]),
+        (with_(MINIMAL, split={"method": "per-user"}), ["[split] method 'per-user' is unknown", "per_user"]),
+    ],
+    ids=["parameter", "algorithm", "metric", "rating_metric", "select_by", "split_method"],
+)
+def test_what_would_fail_after_the_data_is_read_fails_when_the_spec_is_parsed(document: dict, texts: list[str]) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_spec(document)
+    for text in texts:
+        assert text in str(error.value)
 
 
 def test_unknown_section_is_a_config_error_naming_it() -> None:
@@ -228,9 +251,8 @@ def test_a_job_that_fails_late_leaves_the_previous_output_untouched(tmp_path: Pa
                 "algorithms": [{"name": "popularity"}]}
     run_job(parse_spec(document, base_dir=tmp_path))
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
-    failing = parse_spec(with_(document, job={"output": "out", "metrics": ["ndcg@10"], "select_by": "recall@5"}),
-                         base_dir=tmp_path)
-    with pytest.raises(ConfigError, match="select_by"):
-        run_job(failing)  # fails after training, when choosing the best algorithm
+    failing = parse_spec(with_(document, data={**document["data"], "min_user_interactions": 10_000}), base_dir=tmp_path)
+    with pytest.raises(DataError, match="No interactions are left"):
+        run_job(failing)  # fails after reading and checking the data, in the staging folder
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind

@@ -158,6 +158,24 @@ def parse_params(values: list[str] | None, params_file: Path | None = None) -> d
     return params
 
 
+def refuse_overwrite(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """Before any work, refuse an output that would destroy an input: the same file (symbolic and hard links
+    included), a folder holding it (an output folder such as --model-dir is replaced as a whole) or a path inside an
+    input folder (a model directory). Keys are the options as the user typed them; None entries are not given."""
+    given = {option: (path, Path(path).resolve()) for option, path in inputs.items() if path is not None}
+    for output_option, output in outputs.items():
+        if output is None:
+            continue
+        target = Path(output).resolve()
+        for input_option, (path, source) in given.items():
+            same = target == source or (target.exists() and source.exists() and os.path.samefile(target, source))
+            relation = ("is" if same else "holds" if source.is_relative_to(target)
+                        else "is inside" if target.is_relative_to(source) else None)
+            if relation is not None:
+                raise ConfigError(f"{output_option} {output} {relation} the input {input_option} {path}: writing it would "
+                                  "destroy the input. Choose another output path.")
+
+
 def print_table(frame: Any, title: str | None = None, digits: int = 4) -> None:
     table = Table(title=title)
     for column in frame.columns:
@@ -224,6 +242,9 @@ def train(
     from tailored.models.neural.training import reporting_epochs
     from tailored.pipeline import build_recommender
 
+    refuse_overwrite({"--model-dir": model_dir, "--checkpoint-dir": checkpoint_dir},
+                     {"--interactions": interactions, "--users": users, "--items": items, "--params-file": params_file,
+                      "--pipeline": pipeline})
     params = parse_params(param, params_file)
     build_recommender(algorithm, params)  # validate the names and parameters before reading data
     stages = build_stages(stage, pipeline)
@@ -275,14 +296,18 @@ def recommend(
     described by attribute columns in --users and new items described in --items are scored from their attributes.
     --calendar, --rules, --stage and --pipeline add request-time stages after the model's own."""
     from tailored import jobs
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
 
     if (users is None) == (not all_users):
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
+    check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--users": users, "--items": items,
+                                            "--candidates": candidates, "--calendar": calendar, "--rules": rules,
+                                            "--pipeline": pipeline})
     from tailored.data.io import read_attributes
     from tailored.rank import parse_context
     from tailored.rank.specs import check_request_time, load_stage_file
-    from tailored.registry.model_dir import load_model
+    from tailored.registry.model_dir import fit_added_stages, load_model
 
     request_context = parse_context(context or [])
     stages = build_stages(stage, pipeline)
@@ -293,6 +318,7 @@ def recommend(
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
     candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
     model = load_model(model_dir)
+    stages = fit_added_stages(model, stages)
     for problem in model.attribute_problems(attributes) if attributes is not None else []:
         console.print(f"[yellow]warning:[/] {users}: {problem}.")
     for problem in model.item_attribute_problems(new_items) if new_items is not None else []:
@@ -324,8 +350,10 @@ def predict(
 ) -> None:
     """Predict a value (rating for explicit models, score otherwise) for each user-item pair."""
     from tailored import jobs
-    from tailored.data.io import read_table, write_table
+    from tailored.data.io import check_table_path, read_table, write_table
 
+    check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--pairs": pairs})
     frame = jobs.predict(model_dir, read_table(pairs))
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} predictions to {output}")
@@ -353,6 +381,7 @@ def tune(
     from tailored import jobs
     from tailored.tuning import tune as run_tuning
 
+    refuse_overwrite({"--output": output}, {"--interactions": interactions, "--users": users, "--items": items})
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
     with progress_bar(f"tuning {algorithm}") as bar:
         task = bar.add_task("tune", total=trials)
@@ -385,23 +414,32 @@ def evaluate(
     import pandas as pd
 
     from tailored import jobs
+    from tailored.data.columns import USER_ID
+    from tailored.data.io import check_table_path, read_interactions
+    from tailored.eval.evaluator import parse_metrics
+    from tailored.models.base import scorer_class
+    from tailored.registry.model_dir import read_manifest
 
-    names = [m.lower() for m in (metric or ["ndcg@10", "hr@10", "recall@10", "precision@10", "map@10", "mrr@10"])]
-    ranking = [m for m in names if m not in ("rmse", "mae")]
     if (recommendations is None) == (model_dir is None):
         raise ConfigError("Give exactly one of --recommendations FILE or --model-dir DIR.")
-    if len(ranking) < len(names) and model_dir is None:
+    scorer = scorer_class(read_manifest(model_dir)["algorithm"]) if model_dir is not None else None
+    ranking, rating = parse_metrics(metric or ["ndcg@10", "hr@10", "recall@10", "precision@10", "map@10", "mrr@10"], scorer)
+    if rating and model_dir is None:
         raise ConfigError("rmse and mae need predictions: pass --model-dir DIR instead of --recommendations.")
+    if output is not None and output.suffix.lower() != ".json":
+        check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--test": test, "--recommendations": recommendations,
+                                            "--model-dir": model_dir, "--train": train_file})
     table = pd.DataFrame(columns=["metric", "value", "ci_low", "ci_high"])
     if ranking:
         source = recommendations
-        if model_dir is not None:
-            k = max(int(m.split("@")[1]) for m in ranking if "@" in m)
-            source = jobs.recommend(model_dir, jobs.read_users(test)[0], k)
-        table = jobs.evaluate_files(test, source, train_file, ranking).to_frame()
-    if model_dir is not None and len(ranking) < len(names):
+        if model_dir is not None:  # every test user, whatever number of test rows each has
+            users = pd.unique(read_interactions(test)[USER_ID])
+            source = jobs.recommend(model_dir, users, max(m.k for m in ranking))
+        table = jobs.evaluate_files(test, source, train_file, [m.name for m in ranking]).to_frame()
+    if rating:
         errors = jobs.rating_errors(model_dir, test)
-        rows = pd.DataFrame({"metric": [m for m in names if m in errors], "value": [errors[m] for m in names if m in errors]})
+        rows = pd.DataFrame({"metric": [m.name for m in rating], "value": [errors[m.name] for m in rating]})
         table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
     print_table(table, title="evaluation", digits=6)
     if output is not None:
@@ -506,15 +544,17 @@ def check(
     """Report data problems (missing, duplicate, invalid, future, outlier, unknown ids) and the data's biases."""
     from tailored import jobs
     from tailored.config import build_dataclass
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
     from tailored.data.quality import QualityRules
 
     rules = build_dataclass(QualityRules, parse_params(rule), "quality rule")
+    rejected_path = None if output is None else check_table_path(output).with_name(f"{output.stem}.rejected{output.suffix}")
+    refuse_overwrite({"--output": output, "--output (its rejected rows)": rejected_path, "--report": report},
+                     {"--interactions": interactions, "--users": users, "--items": items})
     result = jobs.check(interactions, users, items, _columns(user_col, item_col, value_col, time_col), rules)
     stdout.print(result.to_markdown())
     if output is not None:
         write_table(result.clean, output)
-        rejected_path = output.with_name(f"{output.stem}.rejected{output.suffix}")
         result.write_rejected(rejected_path)
         console.print(f"[green]wrote[/] {len(result.clean):,} accepted rows to {output} and "
                       f"{len(result.rejected):,} rejected rows (with reasons) to {rejected_path}")
@@ -568,9 +608,12 @@ def datasets_scale(
 def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:
     """Run a job spec: check -> split -> train -> evaluate -> save the best model, with a report next to it."""
     from tailored.run import repurchase_note, run_job
-    from tailored.spec import load_spec
+    from tailored.spec import load_spec, resolve
 
     spec = load_spec(spec_file)
+    refuse_overwrite({"[job] output": resolve(spec, spec.output)},
+                     {**{f"[data] {name}": resolve(spec, getattr(spec.data, name)) for name in ("interactions", "users", "items")},
+                      "SPEC": spec_file})
     with step_reporter(f"run {spec_file}") as step:
         result = run_job(spec, step=step)
     quality = result.quality
@@ -593,11 +636,13 @@ def similar(
 ) -> None:
     """Write the k most similar items of each query item (item_id,similar_item_id[,title],score,rank): collaborative
     and attribute similarity blended."""
-    from tailored.data.io import read_attributes, write_table
+    from tailored.data.io import check_table_path, read_attributes, write_table
     from tailored.registry.model_dir import load_model
     from tailored.rank.explain import with_titles
     from tailored.similar import SIMILAR_ITEM_ID, similar_items
 
+    check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     table = read_attributes(items, id_column="item_id")
     recommender = load_model(model_dir)
     if table.shape[1] > 1:
@@ -623,10 +668,12 @@ def complementary(
     the most bought items (item_id,complementary_item_id[,title],score,lift,confidence,support,rank,source)."""
     from tailored import jobs
     from tailored.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
     from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
 
+    check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     recommender = load_model(model_dir)
     frame = complementary_items(recommender, jobs.read_item_ids(items), k, min_count, backfill)
     write_table(with_titles(frame, recommender.catalogue, COMPLEMENTARY_ITEM_ID), output)
@@ -647,6 +694,7 @@ def drift(
     from tailored.drift import drift_report, recent_window
     from tailored.registry.model_dir import load_model
 
+    refuse_overwrite({"--output": output}, {"--interactions": interactions, "--model-dir": model_dir})
     report = drift_report(load_model(model_dir), recent_window(read_interactions(interactions), window_days))
     print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
     stdout.print(f"verdict: {report.verdict}")
@@ -667,6 +715,8 @@ def retrain(
     """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file."""
     from tailored import jobs
 
+    refuse_overwrite({"--output-dir": output_dir or model_dir}, {"--interactions": interactions, "--users": users,
+                                                                "--items": items})
     with console.status("retraining"):
         recommender = jobs.retrain(interactions, model_dir, window_days, output_dir, users, items)
     console.print(f"[green]saved[/] {recommender.scorer.algorithm} retrained on {recommender.seen_.nnz:,} user-item pairs "
@@ -691,6 +741,7 @@ def embed(
 
     if output.suffix.lower() != ".parquet":
         raise ConfigError(f"--output must be a .parquet file (embedding columns hold arrays), got {output}.")
+    refuse_overwrite({"--output": output}, {"--items": items, "--vectors": vectors, "--image-root": image_root})
     columns = [name.strip() for name in text_columns.split(",") if name.strip()]
     with progress_bar("embedding") as bar:
         task = bar.add_task("embed", total=None)
@@ -738,6 +789,11 @@ def split(
     from tailored.split import Split, carve_validation, check_leakage, split_by_name
     from tailored.split.cold_start import attributes_by_part
 
+    written = ["train.csv", "test.csv", "valid.csv", "users.csv", "items.csv", "split.json"] + [
+        f"{kind}_{part}{suffix}" for kind in ("users", "items") for part in ("train", "new") for suffix in (".csv", ".parquet")]
+    for name in written:  # the files written into --output-dir
+        refuse_overwrite({"--output-dir": output_dir / name}, {"--interactions": interactions, "--users": users,
+                                                               "--items": items})
     dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
     attributes = {  # kind -> (table, id column, the suffix its two parts are written with: Parquet stays Parquet)
         kind: (read_attributes(source, column), column, ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
@@ -826,11 +882,13 @@ def trending(
     import datetime as dt
 
     from tailored import jobs
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
     from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
     from tailored.trending import trending_items
 
+    check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     recommender = load_model(model_dir)
     frame = trending_items(recommender, k, window_days, min_count, jobs.read_item_ids(items) if items is not None else None)
     write_table(with_titles(frame, recommender.catalogue), output)
@@ -887,11 +945,12 @@ app.add_typer(events_app, name="events")
 DatabaseUrl = Annotated[str, typer.Option("--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
 
 
-def open_store(db: str) -> Any:
-    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does)."""
+def open_store(db: str, create: bool = True) -> Any:
+    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does; a missing
+    or wrong key is an error); ``create=False`` (admin commands) refuses a SQLite file that does not exist."""
     from tailored.store import EventStore
 
-    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"))
+    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"), create=create)
 
 
 @keys_app.command("create")
@@ -909,7 +968,7 @@ def keys_create(
 @handle_errors
 def keys_list(db: DatabaseUrl = "sqlite:///tailored.db") -> None:
     """Every API key's id, scopes, creation time and whether it is revoked (secrets are never stored)."""
-    print_table(open_store(db).list_keys(), title="API keys")
+    print_table(open_store(db, create=False).list_keys(), title="API keys")
 
 
 @keys_app.command("revoke")
@@ -919,7 +978,7 @@ def keys_revoke(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Revoke a key (audited); running services refuse it within 30 s."""
-    open_store(db).revoke_key(key_id)
+    open_store(db, create=False).revoke_key(key_id)
     console.print(f"[green]revoked[/] key {key_id}")
 
 
@@ -932,10 +991,12 @@ def serve(
     db: DatabaseUrl = "sqlite:///tailored.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="One line per request on stderr: method, route template (no ids), status, ms.")] = True,
 ) -> None:
-    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Each
-    request is one user: native thread pools get 1 thread unless TAILORED_NUM_THREADS says otherwise (waking
-    idle threads for a single query costs more than it saves)."""
+    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Prints
+    "listening on http://HOST:PORT" on stderr once it accepts connections. Each request is one user: native thread
+    pools get 1 thread unless TAILORED_NUM_THREADS says otherwise (waking idle threads for a single query costs more
+    than it saves)."""
     os.environ.setdefault("TAILORED_NUM_THREADS", "1")
     try:
         import uvicorn
@@ -944,18 +1005,33 @@ def serve(
         from tailored.config import num_threads
 
         from tailored.serve import ServiceSettings, create_app
+        from tailored.serve.app import open_service
+        from tailored.serve.limits import access
     except ImportError as error:
         raise ConfigError(f'The service needs the serve extra: pip install ".[serve]" in the tailored checkout ({error}).') from error
 
-    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
-    if model_dir is not None:
-        from tailored.registry.model_dir import read_manifest
+    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
 
-        read_manifest(model_dir)  # a missing or incompatible model is a clear error before the server starts
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
+                console.print(f"listening on http://{host}:{bound}", markup=False, highlight=False, soft_wrap=True)
+
+    if access_log:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     with threadpool_limits(num_threads()):
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        application = create_app(settings)
+        open_service(application)  # a bad model or database: a clear error (exit 2) before the server starts
+        Server(uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,
+                              h11_max_incomplete_event_size=settings.max_header_bytes)).run()
 
 
 @app.command("openapi")
@@ -983,9 +1059,10 @@ def events_export(
     import pandas as pd
 
     from tailored.data.columns import ITEM_ID
-    from tailored.data.io import read_attributes, write_table
+    from tailored.data.io import check_table_path, read_attributes, write_table
 
-    store = open_store(db)
+    refuse_overwrite({"--output": check_table_path(output)}, {"--items": items})
+    store = open_store(db, create=False)
     catalogue = store.item_ids() | (set(read_attributes(items, ITEM_ID)[ITEM_ID]) if items is not None else set())
     chunks, held_out = [], 0
     for chunk in store.export_events():
@@ -1006,7 +1083,7 @@ def events_prune(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Apply the data-retention window (run it daily, e.g. from cron); the deletion is audited."""
-    deleted = open_store(db).prune(days)
+    deleted = open_store(db, create=False).prune(days)
     console.print("[green]pruned[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
@@ -1017,7 +1094,7 @@ def erase_user(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """GDPR erasure: delete the user's events, attributes and exposures, for good; audited without the id."""
-    deleted = open_store(db).erase_user(user_id)
+    deleted = open_store(db, create=False).erase_user(user_id)
     console.print("[green]erased[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
@@ -1112,6 +1189,7 @@ def batch(
         raise ConfigError("Give exactly one of --users FILE or --all-users.")
     if (output is None) == (db is None):
         raise ConfigError("Give exactly one of --output FILE or --db URL.")
+    refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--users": users})
     user_ids = jobs.read_users(users)[0] if users is not None else None
     with progress_bar("batch") as bar:
         task = bar.add_task("batch", total=None)

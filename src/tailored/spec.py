@@ -115,7 +115,32 @@ def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
         unknown = sorted(set(spec.data.synthetic) - set(accepted))
         if unknown:
             raise ConfigError(f"Unknown key(s) {unknown} in [data.synthetic]; valid keys: {accepted}.")
+    _check_work(spec)
     return spec
+
+
+def _check_work(spec: JobSpec) -> None:
+    """What a job would otherwise find wrong only after reading, checking and splitting the data: the split method,
+    each algorithm's name and parameters, the metric names (and that they apply to every algorithm) and select_by."""
+    from tailored.eval.evaluator import parse_metrics
+    from tailored.pipeline import build_recommender
+    from tailored.split.registry import SPLITTERS
+
+    if spec.split.method not in SPLITTERS:
+        raise ConfigError(f"[split] method '{spec.split.method}' is unknown; valid methods: {', '.join(SPLITTERS)}.")
+    try:
+        ranking, rating = parse_metrics(spec.metrics)
+    except ConfigError as error:
+        raise ConfigError(f"[job] metrics: {error}") from None
+    for position, algorithm in enumerate(spec.algorithms, start=1):
+        try:
+            scorer = type(build_recommender(algorithm.name, algorithm.params).scorer)
+            parse_metrics(spec.metrics, scorer)
+        except ConfigError as error:
+            raise ConfigError(f"[[algorithms]] number {position} ('{algorithm.name}'): {error}") from None
+    names = [m.name for m in [*ranking, *rating]]
+    if spec.select_by not in names:
+        raise ConfigError(f"[job] select_by = '{spec.select_by}' is not one of the job's metrics {names}; pick one.")
 
 
 def load_spec(path: str | Path) -> JobSpec:

@@ -142,7 +142,7 @@ def test_rating_metrics_for_explicit_scorers_cover_every_test_pair() -> None:
     # errors 3 - (4, 2, 5, 3, 1) = -1, 1, -2, 0, 2 (E and u5 predicted too): RMSE sqrt(10 / 5), MAE 6 / 5
     assert report.value("rmse") == pytest.approx(math.sqrt(2))
     assert report.value("mae") == pytest.approx(1.2)
-    with pytest.raises(ConfigError, match="rmse need rating predictions, but PopularityScorer is implicit"):
+    with pytest.raises(ConfigError, match="rmse measures predicted ratings, but algorithm 'popularity' ranks items"):
         evaluate(Recommender(PopularityScorer()).fit(split.train), split, metrics=["rmse"])
 
 

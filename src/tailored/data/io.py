@@ -87,18 +87,26 @@ def read_table(source: Source, delimiter: str | None = None) -> pd.DataFrame:
     return _load(source, delimiter).frame
 
 
+_WRITERS: dict[str, Callable[[pd.DataFrame, str], object]] = {
+    ".csv": lambda f, p: f.to_csv(p, index=False),
+    ".tsv": lambda f, p: f.to_csv(p, index=False, sep="\t"),
+    ".parquet": lambda f, p: f.to_parquet(p, index=False),
+    ".pq": lambda f, p: f.to_parquet(p, index=False),
+}
+
+
+def check_table_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if `write_table` can write it (by its extension), so that a command refuses it before any work."""
+    path = Path(path)
+    if path.suffix.lower() not in _WRITERS:
+        raise DataError(f"Cannot write {path}: unsupported extension '{path.suffix}'; use one of {sorted(_WRITERS)}.")
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` as CSV/TSV or Parquet (by extension), atomically: a temporary file renamed into place."""
-    path = Path(path)
-    writers: dict[str, Callable[[pd.DataFrame, str], object]] = {
-        ".csv": lambda f, p: f.to_csv(p, index=False),
-        ".tsv": lambda f, p: f.to_csv(p, index=False, sep="\t"),
-        ".parquet": lambda f, p: f.to_parquet(p, index=False),
-        ".pq": lambda f, p: f.to_parquet(p, index=False),
-    }
-    if path.suffix.lower() not in writers:
-        raise DataError(f"Cannot write {path}: unsupported extension '{path.suffix}'; use one of {sorted(writers)}.")
-    _replace_atomically(path, lambda temporary: writers[path.suffix.lower()](frame, temporary))
+    path = check_table_path(path)
+    _replace_atomically(path, lambda temporary: _WRITERS[path.suffix.lower()](frame, temporary))
     logger.debug("wrote table path=%s rows=%d", path, len(frame))
     return path
 

@@ -13,6 +13,7 @@ and each segment are just different sets of users.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from tailored.data.columns import ITEM_ID, RANK, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError, DataError
-from tailored.eval.metrics import RATING_METRICS, Metric, RankedLists, RatingMetric, metric
+from tailored.eval.metrics import RANKING_METRIC_NAMES, RATING_METRICS, Metric, RankedLists, RatingMetric, metric
 from tailored.eval.significance import bootstrap_indices, resample_weights
 from tailored.pipeline import Recommender
 from tailored.rank.context import Context
@@ -283,10 +284,34 @@ def _segment_frame(measures: list[_Measure], segments: pd.Series | None) -> pd.D
 
 
 # -- entry points --------------------------------------------------------------------------------------------------
-def _parse(metrics: Sequence[str]) -> tuple[list[Metric], list[RatingMetric]]:
-    ranking = [metric(name) for name in metrics if name.lower() not in RATING_METRICS]
-    rating = [RATING_METRICS[name.lower()] for name in metrics if name.lower() in RATING_METRICS]
+def parse_metrics(metrics: Sequence[str], scorer: type | None = None) -> tuple[list[Metric], list[RatingMetric]]:
+    """Ranking and rating metrics of ``metrics`` names, checked before any work: an unknown name is a ConfigError
+    suggesting the nearest valid names; with ``scorer`` (the class to be evaluated), so are rating metrics (rmse,
+    mae) asked of a scorer that predicts no ratings."""
+    ranking, rating = [], []
+    for name in metrics:
+        if name.lower() in RATING_METRICS:
+            rating.append(RATING_METRICS[name.lower()])
+            continue
+        try:
+            ranking.append(metric(name))
+        except ConfigError as error:
+            raise ConfigError(f"{error}{_suggestion(name)}") from None
+    if rating and scorer is not None and not getattr(scorer, "explicit", False):
+        raise ConfigError(
+            f"{', '.join(m.name for m in rating)} {'measures' if len(rating) == 1 else 'measure'} predicted ratings, "
+            f"but algorithm '{getattr(scorer, 'algorithm', scorer.__name__)}' ranks items (its scores are not ratings): "
+            "drop them, or evaluate a rating model (kind 'rating' in `tailored algorithms`, e.g. mf)."
+        )
     return ranking, rating
+
+
+def _suggestion(name: str) -> str:
+    """" Did you mean 'ndcg@10'?" for a misspelled metric name, keeping its cut-off; empty when nothing is close."""
+    cutoff = "".join(character for character in name if character.isdigit()) or "10"
+    valid = [f"{known}@{cutoff}" for known in RANKING_METRIC_NAMES] + list(RATING_METRICS)
+    close = difflib.get_close_matches(name.lower(), valid, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(found) for found in close)}?" if close else ""
 
 
 def evaluate(
@@ -306,13 +331,8 @@ def evaluate(
     metric computed among that many sampled negatives, labelled e.g. ``hr@10 (sampled 100 negatives)``.
     ``segments`` names a ``user_attributes`` column (e.g. ``gender``) for a per-segment breakdown.
     """
-    ranking, rating = _parse(metrics)
+    ranking, rating = parse_metrics(metrics, type(recommender.scorer))
     explicit = bool(getattr(recommender.scorer, "explicit", False))
-    if rating and not explicit:
-        raise ConfigError(
-            f"{', '.join(m.name for m in rating)} need rating predictions, but {type(recommender.scorer).__name__} "
-            "is implicit (its scores are not ratings); drop them or use an explicit scorer."
-        )
     rating = list(RATING_METRICS.values()) if explicit else []
     test = split.test
     if len(test) == 0:
@@ -361,7 +381,7 @@ def evaluate_lists(
     Users are the distinct test users; those without recommendations count with empty lists. Lists are cut at
     ``k`` (default: the largest cut-off among ``metrics``).
     """
-    ranking, rating = _parse(metrics)
+    ranking, rating = parse_metrics(metrics)
     if rating or not ranking:
         raise ConfigError("evaluate_lists computes ranking metrics (e.g. ndcg@10) from lists; RMSE/MAE need evaluate().")
     for name, frame, needed in (("recommendations", recommendations, (USER_ID, ITEM_ID, RANK)), ("test", test, (USER_ID, ITEM_ID)), ("train", train, (USER_ID, ITEM_ID))):

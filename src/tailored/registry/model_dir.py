@@ -3,7 +3,9 @@ attributes as Parquet, which the stages read at request time).
 
 No pickle: every learned attribute is a numpy array, a scipy CSR matrix, a dict of named arrays (network weights)
 or a JSON scalar. Writes go to a temporary
-sibling folder that replaces the target only when complete, so an interrupted save never corrupts a model.
+sibling folder that replaces the target only when complete, so an interrupted save never corrupts a model. The
+manifest records each data file's size: a folder copied incompletely (a file missing, truncated or unreadable) fails
+at load with an IncompatibleModelError naming the folder and the file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ import scipy.sparse as sp
 
 from tailored import __version__
 from tailored.config import json_safe
+from tailored.data.columns import ITEM_INDEX, USER_INDEX, VALUE
+from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
 from tailored.data.io import staged_directory
 from tailored.errors import IncompatibleModelError, NotFittedError
@@ -37,6 +44,8 @@ RECOMMENDER_STATE = ("seen_", "warm_users_", "warm_items_", "candidate_items_", 
                      "item_features_", "co_purchase_", "basket_count_", "first_seen_", "last_seen_", "daily_counts_",
                      "counts_end_")
 ITEM_ATTRIBUTES = "item_attributes.parquet"
+MANIFEST_KEYS = ("algorithm", "params", "recommender", "fallback", "item_model", "stages", "scalars")
+_REPAIR = "copy the whole folder again, or retrain it with `tailored train`"
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -99,24 +108,69 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         np.savez(staging / ARRAYS, **arrays)
         if recommender.item_attributes_ is not None:
             recommender.item_attributes_.to_parquet(staging / ITEM_ATTRIBUTES, index=False)
+        manifest["files"] = {name: (staging / name).stat().st_size for name in (ARRAYS, ITEM_ATTRIBUTES)
+                             if (staging / name).exists()}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
     return directory
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
+    """The manifest of a model directory, once it is known to be whole: the manifest parses, is of this format, and
+    every data file it lists is there with the size it was written with (IncompatibleModelError otherwise)."""
+    directory = Path(directory)
+    path = directory / MANIFEST
     if not path.exists():
         raise IncompatibleModelError(
             f"{directory} is not a tailored model directory ({MANIFEST} is missing); create one with `tailored train`."
         )
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IncompatibleModelError(f"Model in {directory} is damaged: {MANIFEST} cannot be read ({error}); {_REPAIR}.") from error
+    if not isinstance(manifest, dict):
+        raise IncompatibleModelError(f"Model in {directory} is damaged: {MANIFEST} is not a JSON object; {_REPAIR}.")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise IncompatibleModelError(
             f"Model in {directory} has format {manifest.get('format')!r} version {manifest.get('format_version')!r} "
             f"(written by tailored {manifest.get('tailored_version', '?')}); this is tailored {__version__}, which reads "
             f"format version {FORMAT_VERSION}. Retrain it with `tailored train`."
         )
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise IncompatibleModelError(f"Model in {directory} is damaged: {MANIFEST} lacks {missing}; {_REPAIR}.")
+    for name, size in _data_files(directory, manifest).items():
+        if not (directory / name).is_file():
+            raise IncompatibleModelError(f"Model in {directory} is incomplete: {name} is missing; {_REPAIR}.")
+        if size is not None and (directory / name).stat().st_size != size:
+            raise IncompatibleModelError(
+                f"Model in {directory} is damaged: {name} has {(directory / name).stat().st_size:,} bytes where "
+                f"{size:,} were written (a truncated copy?); {_REPAIR}."
+            )
     return manifest
+
+
+def _data_files(directory: Path, manifest: dict[str, Any]) -> dict[str, int | None]:
+    """The data files of a model directory and their sizes in bytes (None: a model saved before sizes were kept)."""
+    if "files" in manifest:
+        return dict(manifest["files"])
+    return {ARRAYS: None} | ({ITEM_ATTRIBUTES: None} if (directory / ITEM_ATTRIBUTES).exists() else {})
+
+
+def _read(directory: str | Path, name: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(directory / name)``; a file that cannot be read is an IncompatibleModelError naming it."""
+    try:
+        return reader(Path(directory) / name)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        raise IncompatibleModelError(f"Model in {directory} is damaged: {name} cannot be read ({error}); {_REPAIR}.") from error
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    missing = [key for key in ("recommender.users", "recommender.items") if key not in arrays]
+    if missing:
+        raise KeyError(f"no {missing} arrays")
+    return arrays
 
 
 def load_model(directory: str | Path) -> Recommender:
@@ -131,10 +185,9 @@ def load_model(directory: str | Path) -> Recommender:
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
     recommender.new_items_ = None
-    attributes_path = Path(directory) / ITEM_ATTRIBUTES
-    recommender.item_attributes_ = pd.read_parquet(attributes_path) if attributes_path.exists() else None
-    with np.load(Path(directory) / ARRAYS, allow_pickle=False) as stored:
-        arrays = {key: stored[key] for key in stored.files}
+    files = _data_files(Path(directory), manifest)
+    recommender.item_attributes_ = _read(directory, ITEM_ATTRIBUTES, pd.read_parquet) if ITEM_ATTRIBUTES in files else None
+    arrays = _read(directory, ARRAYS, _arrays)
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
     recommender.items_ = IdMap(arrays.pop("recommender.items"), name="item")
     members = [create_scorer(entry["algorithm"], entry["params"]) for entry in manifest.get("members", [])]
@@ -164,6 +217,17 @@ def load_model(directory: str | Path) -> Recommender:
         restore_state(owner, state)
     _check_state(recommender, directory, manifest["algorithm"])
     return recommender
+
+
+def fit_added_stages(recommender: Recommender, stages: list[Any]) -> list[Any]:
+    """Fit ``stages`` added to a loaded model at request time (`recommend --stage long-tail`: the items' popularity;
+    rules and calendars: their checks) on the training pairs the model keeps: who interacted with what, without values
+    or times. Stages that learn from times (``learns``) belong to training: `check_request_time` refuses them."""
+    pairs = recommender.seen_.tocoo()
+    interactions = pd.DataFrame({USER_INDEX: pairs.row.astype(np.int32), ITEM_INDEX: pairs.col.astype(np.int32),
+                                 VALUE: np.ones(pairs.nnz, np.float32)})
+    training = Dataset(recommender.users_, recommender.items_, interactions, item_attributes=recommender.item_attributes_)
+    return [stage.fit(training) for stage in stages]
 
 
 def _check_state(recommender: Recommender, directory: str | Path, algorithm: str) -> None:
