@@ -945,12 +945,11 @@ app.add_typer(events_app, name="events")
 DatabaseUrl = Annotated[str, typer.Option("--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
 
 
-def open_store(db: str, create: bool = True) -> Any:
-    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does; a missing
-    or wrong key is an error); ``create=False`` (admin commands) refuses a SQLite file that does not exist."""
+def open_store(db: str) -> Any:
+    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does)."""
     from tailored.store import EventStore
 
-    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"), create=create)
+    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"))
 
 
 @keys_app.command("create")
@@ -968,7 +967,7 @@ def keys_create(
 @handle_errors
 def keys_list(db: DatabaseUrl = "sqlite:///tailored.db") -> None:
     """Every API key's id, scopes, creation time and whether it is revoked (secrets are never stored)."""
-    print_table(open_store(db, create=False).list_keys(), title="API keys")
+    print_table(open_store(db).list_keys(), title="API keys")
 
 
 @keys_app.command("revoke")
@@ -978,7 +977,7 @@ def keys_revoke(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Revoke a key (audited); running services refuse it within 30 s."""
-    open_store(db, create=False).revoke_key(key_id)
+    open_store(db).revoke_key(key_id)
     console.print(f"[green]revoked[/] key {key_id}")
 
 
@@ -991,12 +990,10 @@ def serve(
     db: DatabaseUrl = "sqlite:///tailored.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="One line per request on stderr: method, route template (no ids), status, ms.")] = True,
 ) -> None:
-    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Prints
-    "listening on http://HOST:PORT" on stderr once it accepts connections. Each request is one user: native thread
-    pools get 1 thread unless TAILORED_NUM_THREADS says otherwise (waking idle threads for a single query costs more
-    than it saves)."""
+    """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Each
+    request is one user: native thread pools get 1 thread unless TAILORED_NUM_THREADS says otherwise (waking
+    idle threads for a single query costs more than it saves)."""
     os.environ.setdefault("TAILORED_NUM_THREADS", "1")
     try:
         import uvicorn
@@ -1005,33 +1002,18 @@ def serve(
         from tailored.config import num_threads
 
         from tailored.serve import ServiceSettings, create_app
-        from tailored.serve.app import open_service
-        from tailored.serve.limits import access
     except ImportError as error:
         raise ConfigError(f'The service needs the serve extra: pip install ".[serve]" in the tailored checkout ({error}).') from error
 
+    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
-    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
+    if model_dir is not None:
+        from tailored.registry.model_dir import read_manifest
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                bound = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
-                console.print(f"listening on http://{host}:{bound}", markup=False, highlight=False, soft_wrap=True)
-
-    if access_log:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
+        read_manifest(model_dir)  # a missing or incompatible model is a clear error before the server starts
     with threadpool_limits(num_threads()):
-        application = create_app(settings)
-        open_service(application)  # a bad model or database: a clear error (exit 2) before the server starts
-        Server(uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,
-                              h11_max_incomplete_event_size=settings.max_header_bytes)).run()
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command("openapi")
@@ -1062,7 +1044,7 @@ def events_export(
     from tailored.data.io import check_table_path, read_attributes, write_table
 
     refuse_overwrite({"--output": check_table_path(output)}, {"--items": items})
-    store = open_store(db, create=False)
+    store = open_store(db)
     catalogue = store.item_ids() | (set(read_attributes(items, ITEM_ID)[ITEM_ID]) if items is not None else set())
     chunks, held_out = [], 0
     for chunk in store.export_events():
@@ -1083,7 +1065,7 @@ def events_prune(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Apply the data-retention window (run it daily, e.g. from cron); the deletion is audited."""
-    deleted = open_store(db, create=False).prune(days)
+    deleted = open_store(db).prune(days)
     console.print("[green]pruned[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
@@ -1094,7 +1076,7 @@ def erase_user(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """GDPR erasure: delete the user's events, attributes and exposures, for good; audited without the id."""
-    deleted = open_store(db, create=False).erase_user(user_id)
+    deleted = open_store(db).erase_user(user_id)
     console.print("[green]erased[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
