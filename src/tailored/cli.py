@@ -945,11 +945,12 @@ app.add_typer(events_app, name="events")
 DatabaseUrl = Annotated[str, typer.Option("--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
 
 
-def open_store(db: str) -> Any:
-    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does)."""
+def open_store(db: str, create: bool = True) -> Any:
+    """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does; a missing
+    or wrong key is an error); ``create=False`` (admin commands) refuses a SQLite file that does not exist."""
     from tailored.store import EventStore
 
-    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"))
+    return EventStore(db, os.environ.get("TAILORED_PSEUDONYM_KEY"), create=create)
 
 
 @keys_app.command("create")
@@ -967,7 +968,7 @@ def keys_create(
 @handle_errors
 def keys_list(db: DatabaseUrl = "sqlite:///tailored.db") -> None:
     """Every API key's id, scopes, creation time and whether it is revoked (secrets are never stored)."""
-    print_table(open_store(db).list_keys(), title="API keys")
+    print_table(open_store(db, create=False).list_keys(), title="API keys")
 
 
 @keys_app.command("revoke")
@@ -977,7 +978,7 @@ def keys_revoke(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Revoke a key (audited); running services refuse it within 30 s."""
-    open_store(db).revoke_key(key_id)
+    open_store(db, create=False).revoke_key(key_id)
     console.print(f"[green]revoked[/] key {key_id}")
 
 
@@ -1044,7 +1045,7 @@ def events_export(
     from tailored.data.io import check_table_path, read_attributes, write_table
 
     refuse_overwrite({"--output": check_table_path(output)}, {"--items": items})
-    store = open_store(db)
+    store = open_store(db, create=False)
     catalogue = store.item_ids() | (set(read_attributes(items, ITEM_ID)[ITEM_ID]) if items is not None else set())
     chunks, held_out = [], 0
     for chunk in store.export_events():
@@ -1065,7 +1066,7 @@ def events_prune(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """Apply the data-retention window (run it daily, e.g. from cron); the deletion is audited."""
-    deleted = open_store(db).prune(days)
+    deleted = open_store(db, create=False).prune(days)
     console.print("[green]pruned[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
@@ -1076,7 +1077,7 @@ def erase_user(
     db: DatabaseUrl = "sqlite:///tailored.db",
 ) -> None:
     """GDPR erasure: delete the user's events, attributes and exposures, for good; audited without the id."""
-    deleted = open_store(db).erase_user(user_id)
+    deleted = open_store(db, create=False).erase_user(user_id)
     console.print("[green]erased[/]: " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 

@@ -187,6 +187,16 @@ def test_erasures_made_before_the_installation_secret_hold_after_the_upgrade(sto
     assert upgraded.append_events([Event("e2", "alice", "i1", "view")]) == (0, 1)
 
 
+@pytest.mark.parametrize("pseudonym_key", [None, "the-key"])
+def test_a_database_from_before_the_pseudonym_record_is_judged_by_the_ids_it_holds(store, pseudonym_key) -> None:
+    made = store(pseudonym_key=pseudonym_key)
+    made.append_events([Event("e1", "alice", "i1", "view")])
+    back_to(made.engine, 2)  # as schema version 2 left it: nothing recorded
+    with pytest.raises(ConfigError, match="TAILORED_PSEUDONYM_KEY"):
+        store(pseudonym_key="the-key" if pseudonym_key is None else None)
+    assert store(pseudonym_key=pseudonym_key).count_events() == 1
+
+
 def test_retention_deletes_what_is_older_than_the_window(store) -> None:
     import time as clock
 

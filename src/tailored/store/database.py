@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,6 +34,8 @@ SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
 ID_CHUNK = 5_000
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
+PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+"""The shape of a pseudonymised user id (`EventStore.user_key`)."""
 
 
 @dataclass(frozen=True)
@@ -70,20 +74,29 @@ def engine_for(url: str) -> sa.Engine:
 
 
 class EventStore:
-    """The engine's database. ``pseudonym_key``: user ids are stored as keyed hashes (HMAC-SHA256) when given."""
+    """The engine's database. ``pseudonym_key``: user ids are stored as keyed hashes (HMAC-SHA256) when given; the
+    database records whether it is pseudonymised, and with which key (a check value), and a store opened with a
+    missing or another key is refused. ``create=False``: a SQLite file that does not exist is refused rather than
+    created (admin commands: a mistyped path must not act on a new, empty database)."""
 
-    def __init__(self, url: str = DEFAULT_URL, pseudonym_key: str | None = None) -> None:
+    def __init__(self, url: str = DEFAULT_URL, pseudonym_key: str | None = None, create: bool = True) -> None:
         self.url = url
         self.engine = engine_for(url)
         self.pseudonym_key = pseudonym_key
+        database = self.engine.url.database
+        if not create and self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") \
+                and not Path(database).is_file():
+            raise ConfigError(f"No database at {database!r} ({safe_url(url)}): check the path; `tailored serve` and "
+                              "`tailored keys create` create a new one.")
         try:
             self.version = schema.migrate(self.engine)
             with self.engine.connect() as connection:
-                secret = connection.execute(sa.select(schema.store_settings.c.value).where(
-                    schema.store_settings.c.name == schema.AUDIT_SECRET)).scalar_one()
+                settings = dict(connection.execute(sa.select(schema.store_settings.c.name, schema.store_settings.c.value)).all())
+            recorded = settings.get(schema.PSEUDONYMS)
+            self._check_pseudonyms(self._record_pseudonyms() if recorded is None else recorded)
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
-        self._audit_key = secret.encode()
+        self._audit_key = settings[schema.AUDIT_SECRET].encode()
         # the statements of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
         self._insert_events = self._insert_ignoring(schema.events, "event_id")
         self._select_stored = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
@@ -97,6 +110,41 @@ class EventStore:
         if self.pseudonym_key is None:
             return str(user_id)
         return hmac.new(self.pseudonym_key.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _key_check(self) -> str:
+        """What the database records of the pseudonym key: "" without one, else its HMAC of a constant."""
+        if self.pseudonym_key is None:
+            return ""
+        return hmac.new(self.pseudonym_key.encode(), b"tailored-pseudonym-check", hashlib.sha256).hexdigest()
+
+    def _record_pseudonyms(self) -> str:
+        """Record whether the database pseudonymises user ids: the first store to open it decides, but one made
+        before schema version 3 is judged by the user ids it already holds. Returns what is recorded."""
+        with write_transaction(self.engine) as connection:
+            recorded = connection.execute(sa.select(schema.store_settings.c.value).where(
+                schema.store_settings.c.name == schema.PSEUDONYMS)).scalar()
+            if recorded is None:
+                held = connection.execute(sa.select(schema.events.c.user_id).limit(100)).scalars().all()
+                pseudonymised = bool(held) and all(PSEUDONYM.fullmatch(user) for user in held)
+                if held and pseudonymised != (self.pseudonym_key is not None):
+                    self._check_pseudonyms("unknown key" if pseudonymised else "")
+                recorded = self._key_check()
+                connection.execute(schema.store_settings.insert().values(name=schema.PSEUDONYMS, value=recorded))
+        return recorded
+
+    def _check_pseudonyms(self, recorded: str) -> None:
+        """Refuse a store whose pseudonym key is not the one ``recorded`` in the database."""
+        where = safe_url(self.url)
+        if recorded == self._key_check():
+            return
+        if not recorded:
+            raise ConfigError(f"The database {where} stores user ids in clear, but TAILORED_PSEUDONYM_KEY is set: unset "
+                              "it (ids stored in clear cannot be pseudonymised in place; a new database can be).")
+        if self.pseudonym_key is None:
+            raise ConfigError(f"The database {where} stores pseudonymised user ids: set TAILORED_PSEUDONYM_KEY to its "
+                              "key (without it no user can be found, served or erased by id).")
+        raise ConfigError(f"TAILORED_PSEUDONYM_KEY is not the key the database {where} was pseudonymised with: set "
+                          "the right one (with another key no user can be found, served or erased by id).")
 
     def subject(self, user_id: str) -> str:
         """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""

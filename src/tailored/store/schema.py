@@ -83,6 +83,8 @@ store_settings = sa.Table(
 )
 AUDIT_SECRET = "audit_secret"
 """The installation's random key of erasure fingerprints (`store_settings`), made with the database."""
+PSEUDONYMS = "pseudonym_check"
+"""Whether user ids are pseudonymised (`store_settings`): "" for ids in clear, else a check value of the key."""
 
 
 def _create_v1(connection: sa.Connection) -> None:
