@@ -534,7 +534,7 @@ def check(
     items: ItemsFile = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the accepted rows here (.csv/.parquet); rejected rows go beside it.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
-    rule: Annotated[Optional[list[str]], typer.Option("--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=18.")] = None,
+    rule: Annotated[Optional[list[str]], typer.Option("--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=7.")] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",

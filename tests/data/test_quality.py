@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.io import read_table
-from tailored.data.quality import QualityRules, check_quality, gini, require_valid, top_share
+from tailored.data.quality import (RETAIL_COUNT_ZSCORE, TAIL_NORMAL_Z, QualityRules, check_quality, gini,
+                                   require_valid, top_share)
 from tailored.errors import ConfigError, DataError, TailoredError
 from tailored.models.base import check_scores
 from tests.test_cli import POOL, cli, flat, ok
@@ -181,21 +182,28 @@ def test_clipped_outliers_keep_their_rows_and_sum_to_the_cap() -> None:
     data = outlier_frame()
     report = check_quality(data, QualityRules(max_count_zscore=5, clip_outliers=True), now=NOW)
     assert len(report.clean) == len(data) and finding(report, "outlier_count", VALUE).action == "clipped"
-    totals = np.log1p(np.r_[np.ones(40), np.full(20, 2.0), 500.0])
-    center = np.median(totals)
-    assert np.median(np.abs(totals - center)) == 0  # most pairs sit on the median: mean-deviation fallback
-    spread = 1.2533 * np.mean(np.abs(totals - center))
+    # pair totals 1 x 40, 2 x 20, 500: median log1p(1); 99th percentile (a value of the data) log1p(2)
+    center, spread = math.log1p(1), (math.log1p(2) - math.log1p(1)) / TAIL_NORMAL_Z
     heavy = report.clean.loc[report.clean[USER_ID] == "heavy", VALUE]
     assert heavy.sum() == pytest.approx(math.expm1(center + 5 * spread))
     assert (report.clean.loc[report.clean[USER_ID] != "heavy", VALUE] == 1.0).all()
 
 
-def test_raw_scale_and_mean_deviation_fallback_when_mad_is_zero() -> None:
+def test_raw_scale_reads_the_spread_from_the_99th_percentile() -> None:
     data = frame([(f"u{i}", "i1", 1.0, T0) for i in range(10)] + [("u0", "i2", 3.0, T0), ("u1", "i2", 30.0, T0)])
-    # totals 1 x 10, 3, 30: median 1, MAD 0, mean absolute deviation (2 + 29) / 12
-    spread = 1.2533 * 31 / 12
+    # totals 1 x 10, 3, 30: median 1; the 99th percentile is 3, not interpolated towards the largest total
+    spread = (3 - 1) / TAIL_NORMAL_Z
     report = check_quality(data, QualityRules(max_count_zscore=(3 - 1) / spread + 0.01, zscore_scale="raw"), now=NOW)
     assert reasons(report) == {11: "outlier_count:value"}
+
+
+def test_mean_deviation_fallback_when_the_99th_percentile_is_the_median() -> None:
+    data = frame([(f"u{i}", "i1", 1.0, T0) for i in range(200)] + [("u0", "i2", 4.0, T0)])
+    spread = 1.2533 * 3 / 201  # totals 1 x 200 and 4: mean absolute deviation from the median 1
+    rules = QualityRules(max_count_zscore=3 / spread - 0.01, zscore_scale="raw")
+    assert reasons(check_quality(data, rules, now=NOW)) == {200: "outlier_count:value"}
+    rules = QualityRules(max_count_zscore=3 / spread + 0.01, zscore_scale="raw")
+    assert reasons(check_quality(data, rules, now=NOW)) == {}
 
 
 def test_minimum_interactions_per_user_and_item_in_one_pass() -> None:
@@ -459,3 +467,54 @@ def test_events_prune_refuses_a_retention_window_that_is_not_a_number(tmp_path: 
     result = cli("events", "prune", "--days", "nan", "--db", "sqlite:///events.db", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert flat(result.stderr) == "error: The retention window must be positive, got nan days."
+
+
+# ---- the outlier rule means the same at every size ------------------------------------------------------------------
+def heavy_tailed_counts(n_customers: int, seed: int) -> pd.DataFrame:
+    """Another generator: customers (lognormal activity) buy ~13 items of a Zipf-popular catalogue, each a lognormal
+    number of times (a heavy but ordinary tail, up to ~100 on 60,000 customers), and one more customer buys one item
+    569 times."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_customers), 1 + rng.poisson(12, n_customers))
+    popularity = 1 / np.arange(1, 2001) ** 1.1
+    items = rng.choice(2000, len(users), p=popularity / popularity.sum())
+    counts = np.ceil(rng.lognormal(0, 0.7, len(users)) * rng.lognormal(0, 0.6, n_customers)[users])
+    ordinary = pd.DataFrame({USER_ID: users.astype(str), ITEM_ID: items.astype(str), VALUE: counts})
+    extreme = pd.DataFrame({USER_ID: "extreme", ITEM_ID: "0", VALUE: np.ones(569)})
+    data = pd.concat([ordinary, extreme], ignore_index=True)
+    return data.assign(**{TIMESTAMP: T0 + np.arange(len(data))})  # one purchase a second: no duplicate rows
+
+
+def outliers(report) -> pd.DataFrame:
+    return report.rejected[report.rejected["reason"] == "outlier_count:value"]
+
+
+@pytest.mark.parametrize("n_customers", [600, 6_000, pytest.param(60_000, marks=pytest.mark.slow)])
+def test_the_569_buyer_and_no_ordinary_heavy_buyer_is_an_outlier_of_synthetic_retail(n_customers: int) -> None:
+    from tailored.data.synthetic import EXTREME_PURCHASES, generate_retail
+
+    retail = generate_retail(n_customers, seed=n_customers)
+    report = check_quality(retail.interactions, QualityRules(min_value=1, max_count_zscore=RETAIL_COUNT_ZSCORE),
+                           items=retail.products)
+    flagged = outliers(report)
+    assert len(flagged) == EXTREME_PURCHASES and flagged[USER_ID].nunique() == 1 and flagged[ITEM_ID].nunique() == 1
+    assert finding(report, "outlier_count", VALUE).sample_values[0] == f"{EXTREME_PURCHASES:.1f}"
+
+
+@pytest.mark.parametrize("n_customers", [600, 6_000, 60_000])
+def test_the_569_buyer_and_no_ordinary_heavy_buyer_is_an_outlier_of_another_heavy_tail(n_customers: int) -> None:
+    data = heavy_tailed_counts(n_customers, seed=n_customers)
+    report = check_quality(data, QualityRules(max_count_zscore=RETAIL_COUNT_ZSCORE), now=NOW)
+    assert set(outliers(report)[USER_ID]) == {"extreme"} and len(outliers(report)) == 569
+    totals = data.groupby([USER_ID, ITEM_ID])[VALUE].sum()
+    assert totals.drop("extreme").max() >= 25  # heavy buyers exist, and pass
+
+
+def test_check_flags_the_569_buyer_of_600_customers_through_the_command_line(tmp_path: Path) -> None:
+    ok(cli("datasets", "synthetic", "--output-dir", "retail", "--customers", 600, cwd=tmp_path))
+    ok(cli("check", "--interactions", "retail/interactions.csv", "--items", "retail/products.csv",
+           "--rule", "min_value=1", "--rule", f"max_count_zscore={RETAIL_COUNT_ZSCORE}", "--output", "clean.csv",
+           cwd=tmp_path))
+    rejected = pd.read_csv(tmp_path / "clean.rejected.csv", dtype=str)
+    flagged = rejected[rejected["reason"] == "outlier_count:value"]
+    assert len(flagged) == 569 and flagged[USER_ID].nunique() == 1 and flagged[ITEM_ID].nunique() == 1
