@@ -13,8 +13,9 @@ from tailored.benchmark_service import running_service
 from tailored.data.dataset import Dataset
 from tailored.pipeline import build_recommender
 from tailored.registry.model_dir import save_model
+from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
-from tests.serve.test_service import auth, shop
+from tests.serve.test_service import auth, serving, shop
 from tests.test_cli import cli, ok
 
 
@@ -59,4 +60,22 @@ def test_an_erasure_reaches_every_process_on_the_database_and_survives_a_restart
         for table in ("events", "users", "exposures"):
             rows = connection.execute(sa.text(f"select count(*) from {table} where user_id in ('u3', 'u4')")).scalar()
             assert rows == 0, f"{rows} row(s) of erased users in {table}"
+    store.engine.dispose()
+
+
+def test_a_user_id_with_a_slash_is_erased_and_described_over_http(tmp_path) -> None:
+    frame, items = shop()
+    save_model(build_recommender("popularity").fit(Dataset.from_frame(frame, items=items)), tmp_path / "model")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(url)
+    headers = auth(store.create_key(["events:write", "admin"]))
+    with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
+        events = [{"event_id": f"e-{user}", "user_id": user, "item_id": "i1", "type": "view"} for user in ("team/alice", "a/b/c")]
+        assert httpx.post(f"{base}/v1/events", json={"events": events}, headers=headers).json()["accepted"] == 2
+        described = httpx.put(f"{base}/v1/users/team/bob", json={"segment": "gold"}, headers=headers)
+        assert described.status_code == 200 and described.json()["user_id"] == "team/bob"  # the model warns: no users table
+        assert httpx.delete(f"{base}/v1/users/team/alice", headers=headers).status_code == 204
+        assert httpx.delete(f"{base}/v1/users/a%2Fb%2Fc", headers=headers).status_code == 204  # encoded, the same id
+    assert store.is_erased("team/alice") and store.is_erased("a/b/c") and store.count_events() == 0
+    assert store.user_attributes("team/bob") == {"segment": "gold"}
     store.engine.dispose()

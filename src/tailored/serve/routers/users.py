@@ -1,5 +1,5 @@
 """``PUT /v1/users/{user_id}`` (attributes: a new user is served at once from them; what the model cannot use of them
-is answered) and ``DELETE`` (erasure)."""
+is answered) and ``DELETE`` (erasure). ``user_id`` is the rest of the path: any id an event may carry, ``/`` included."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ class AttributeWarnings(BaseModel):
     warnings: list[str]
 
 
-@router.put("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
+@router.put("/{user_id:path}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
     "model": AttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence per "
-    "problem (a column it was not trained on, an unseen value...), each scored as unknown."}})
+    "problem (a column it was not trained on, an unseen value...), each scored as unknown."},
+    409: {"description": "The user was erased: nothing is stored."}})
 def put_user(request: Request, user_id: Identifier, attributes: Attributes,
              _: str = Depends(require("admin"))) -> Response:
     """Store the user's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
@@ -30,7 +31,7 @@ def put_user(request: Request, user_id: Identifier, attributes: Attributes,
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{user_id:path}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_user(request: Request, user_id: Identifier, _: str = Depends(require("admin"))) -> Response:
     """GDPR erasure: events, attributes and exposures deleted, the user unknown to the served model from now on,
     and never brought back by a later event or export; audited without the id."""
