@@ -98,7 +98,7 @@ class EventStore:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
         self._audit_key = settings[schema.AUDIT_SECRET].encode()
         # the statements of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
-        self._insert_events = self._insert_ignoring(schema.events, "event_id")
+        self._insert_events = self._insert_ignoring(schema.events, "event_id").returning(schema.events.c.event_id)
         self._select_stored = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
             schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
         self._select_erased = sa.select(schema.erasures.c.subject).where(
@@ -168,29 +168,42 @@ class EventStore:
     def append_event_batches(self, batches: Sequence[Sequence[Event]]) -> list[tuple[int, int] | ConflictError]:
         """Group commit: store several clients' batches in one transaction. Each batch gets (accepted, duplicates)
         -- an event id already stored (or earlier in the group) with the same payload is a duplicate, events of
-        erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored."""
+        erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored.
+
+        The database decides between processes: the insert skips the ids stored meanwhile by another transaction
+        (the unique ``event_id``); if it skipped any, the transaction is rolled back and the group decided again,
+        comparing with those rows, now read (each retry follows a commit of one of these ids, so retries end)."""
         now = time.time()
         rows = [[self._event_row(event, now) for event in batch] for batch in batches]
-        with write_transaction(self.engine) as connection:
-            seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
-            erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
-            results: list[tuple[int, int] | ConflictError] = []
-            fresh: list[dict[str, Any]] = []
-            for batch in rows:
-                mine: dict[str, dict[str, Any]] = {}
-                conflicts = [row["event_id"] for row in batch
-                             if not _same_event(row, mine.setdefault(row["event_id"], seen.get(row["event_id"], row)))]
-                if conflicts:
-                    results.append(ConflictError(f"{len(conflicts)} event id(s) already stored with a different payload "
-                                                 f"(first: {conflicts[0]!r}); nothing of this batch was stored."))
-                    continue
-                new = [row for event_id, row in mine.items() if event_id not in seen and row["user_id"] not in erased]
-                seen |= {row["event_id"]: row for row in new}
-                fresh += new
-                results.append((len(new), len(batch) - len(new)))
-            if fresh:
-                stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
-                connection.execute(self._insert_events, stored)
+        while True:
+            try:
+                with write_transaction(self.engine) as connection:
+                    return self._append(connection, rows)
+            except _StoredMeanwhile:
+                continue
+
+    def _append(self, connection: sa.Connection, rows: list[list[dict[str, Any]]]) -> list[tuple[int, int] | ConflictError]:
+        """Decide each batch of the group against the stored events and store the fresh ones (see above)."""
+        seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
+        erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
+        results: list[tuple[int, int] | ConflictError] = []
+        fresh: list[dict[str, Any]] = []
+        for batch in rows:
+            mine: dict[str, dict[str, Any]] = {}
+            conflicts = [row["event_id"] for row in batch
+                         if not _same_event(row, mine.setdefault(row["event_id"], seen.get(row["event_id"], row)))]
+            if conflicts:
+                results.append(ConflictError(f"{len(conflicts)} event id(s) already stored with a different payload "
+                                             f"(first: {conflicts[0]!r}); nothing of this batch was stored."))
+                continue
+            new = [row for event_id, row in mine.items() if event_id not in seen and row["user_id"] not in erased]
+            seen |= {row["event_id"]: row for row in new}
+            fresh += new
+            results.append((len(new), len(batch) - len(new)))
+        if fresh:
+            stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
+            if len(connection.execute(self._insert_events, stored).all()) < len(stored):
+                raise _StoredMeanwhile
         return results
 
     def stored_event_ids(self, event_ids: Iterable[str]) -> set[str]:
@@ -413,6 +426,10 @@ class EventStore:
             if table is schema.users and self._erased(connection, {value}):
                 raise ConflictError("This user was erased: their attributes are not stored (an erasure is final).")
             connection.execute(statement)
+
+
+class _StoredMeanwhile(Exception):
+    """Another transaction stored one of the event ids being inserted after they were read: decide again."""
 
 
 def _same_event(new: dict[str, Any], kept: dict[str, Any]) -> bool:
