@@ -46,7 +46,8 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subproc
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", db_url, "--port", str(port)]
+    command = [sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", db_url, "--port", str(port),
+               "--no-access-log"]  # stderr is read only if the service fails to start
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
     try:

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from tailored import __version__
-from tailored.errors import ConflictError, TailoredError
+from tailored.errors import ConfigError, ConflictError, TailoredError
 from tailored.serve.committer import IngestionUnavailable
 from tailored.serve.fast_lane import FastLane
 from tailored.serve.limits import Guard, LoopLag, unavailable
@@ -22,18 +23,20 @@ from tailored.serve.metrics import Metrics
 from tailored.serve.routers import events, health, items, recommendations, users
 from tailored.serve.service import Service
 from tailored.serve.settings import ServiceSettings
+from tailored.store import schema
+from tailored.store.database import safe_url
 
 logger = logging.getLogger(__name__)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    """The service for ``settings``; the model and the store open when the app starts."""
+    """The service for ``settings``; the model and the store open when the app starts (or before: `open_service`)."""
 
     lag = LoopLag()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = app.state.service = Service(settings, app.state.metrics)
+        service = open_service(app)
         lag.start()
         app.state.metrics.model_version.info({"version": service.model_version})
         stop = threading.Event()
@@ -94,3 +97,28 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return unavailable(str(error))
 
     return app
+
+
+def open_service(app: FastAPI) -> Service:
+    """The app's service (model, store, writers), opened once. `tailored serve` opens it before the server starts,
+    so that a bad model or database is a clear error (exit 2) instead of a failed startup; an app started without
+    it opens it as it starts. A SQLite file in a missing folder, and a database that takes no writes (a read-only
+    file or replica), are refused here rather than on the first event."""
+    if getattr(app.state, "service", None) is None:
+        settings: ServiceSettings = app.state.settings
+        url = sa.engine.make_url(settings.db_url) if "://" in settings.db_url else None
+        if url is not None and url.get_backend_name() == "sqlite" and url.database and not url.query.get("uri"):
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                raise ConfigError(f"The folder {folder} of the SQLite database {url.database} does not exist: create it, "
+                                  "or give --db another file.")
+        service = Service(settings, app.state.metrics)
+        try:
+            with service.store.engine.connect() as connection, connection.begin() as transaction:
+                connection.execute(sa.delete(schema.audit_log).where(sa.false()))
+                transaction.rollback()
+        except sa.exc.DBAPIError as error:
+            raise ConfigError(f"The database {safe_url(settings.db_url)} takes no writes ({error.orig}): make the "
+                              "SQLite file and its folder writable by this user, or give --db another database.") from error
+        app.state.service = service
+    return app.state.service

@@ -4,8 +4,10 @@ check, load shedding, the body read under a deadline and the per-route metrics."
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -18,6 +20,9 @@ from tailored.serve.metrics import Metrics
 from tailored.serve.security import AUTHENTICATED, authenticate
 from tailored.serve.settings import ServiceSettings
 
+access = logging.getLogger("tailored.serve.access")
+"""One line per request at INFO: method, route template (never the path: it may hold a user id), status, ms."""
+logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
 Result = TypeVar("Result")
 UNSHED = ("/healthz", "/readyz", "/metrics")
@@ -99,6 +104,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
         refusal = self._refusal(scope)
         if refusal is None and self._needs_key(scope["path"]):
             service = self.api.state.service
@@ -112,8 +118,9 @@ class Guard:
             refusal = self._shed()
         if refusal is not None:
             await refusal(scope, receive, send)
+            _log_access(scope["method"], "unmatched", refusal.status_code, start)
             return
-        status: list[int] = [500]
+        status: list[int | None] = [None]
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -121,7 +128,6 @@ class Guard:
             await send(message)
 
         self.in_flight += admitted
-        start = time.perf_counter()
         try:
             body = await self._body(scope, receive)
             if body is None:
@@ -130,10 +136,17 @@ class Guard:
                 await late(scope, receive, sending)
             else:
                 await self.app(scope, body, sending)
+        except Exception as error:  # noqa: BLE001  (logged here, without its message: it may quote ids)
+            place = traceback.extract_tb(error.__traceback__)[-1]
+            logger.error("unhandled %s on %s %s at %s:%s", type(error).__name__, scope["method"],
+                         getattr(scope.get("route"), "path", "unmatched"), place.filename, place.lineno)
+            if status[0] is None:
+                await JSONResponse({"detail": "Internal error."}, status_code=500)(scope, receive, sending)
         finally:
             self.in_flight -= admitted
-            route: Any = scope.get("route")
-            self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status[0], time.perf_counter() - start)
+            route: str = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status[0] or 500, time.perf_counter() - start)
+            _log_access(scope["method"], route, status[0] or 500, start)
 
     def _needs_key(self, path: str) -> bool:
         return path.startswith("/v1/") or (path == "/metrics" and not self.settings.public_metrics)
@@ -184,3 +197,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return messages.pop(0) if messages else await receive()
 
     return replayed
+
+
+def _log_access(method: str, route: str, status: int, start: float) -> None:
+    access.info("method=%s route=%s status=%d ms=%.2f", method, route, status, (time.perf_counter() - start) * 1000)
