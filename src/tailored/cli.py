@@ -1059,13 +1059,14 @@ def events_export(
     db: DatabaseUrl = "sqlite:///tailored.db",
     items: Annotated[Optional[Path], typer.Option("--items", help="Catalogue file (item_id column) added to the stored items.")] = None,
 ) -> None:
-    """Write the stored events (user_id,item_id,value,timestamp,event_type) for `tailored train`. Events of items
-    not in the catalogue (the stored items plus --items) are held out until the item exists; with no catalogue at
+    """Write the stored events for `tailored train` (user_id,item_id,value,timestamp,event_type, then event_id and
+    received_at, which identify each stored event). Events of items not in the catalogue (the stored items plus --items) are held out until the item exists; with no catalogue at
     all, every event is written."""
     import pandas as pd
 
     from tailored.data.columns import ITEM_ID
     from tailored.data.io import check_table_path, read_attributes, write_table
+    from tailored.store.database import EXPORT_COLUMNS
 
     refuse_overwrite({"--output": check_table_path(output)}, {"--items": items})
     store = open_store(db, create=False)
@@ -1075,7 +1076,7 @@ def events_export(
         known = chunk[ITEM_ID].isin(catalogue) if catalogue else pd.Series(True, index=chunk.index)
         chunks.append(chunk[known])
         held_out += int((~known).sum())
-    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["user_id", "item_id", "value", "timestamp", "event_type"])
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=EXPORT_COLUMNS)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} events to {output}"
                   + (f"; held out {held_out:,} event(s) of items not in the catalogue" if held_out else "")

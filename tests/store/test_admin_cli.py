@@ -7,7 +7,7 @@ import subprocess
 
 from tailored.store import EventStore
 from tailored.store.database import Event
-from tests.test_cli import ENV, POOL, TAILORED, flat
+from tests.test_cli import ENV, POOL, TAILORED, flat, ok
 
 
 def tailored(*args: object, cwd, key: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,3 +47,21 @@ def test_a_pseudonymised_database_refuses_a_missing_or_wrong_key(tmp_path) -> No
     assert erased.returncode == 0 and "1 events" in erased.stderr and store.is_erased("alice")
     store.engine.dispose()
     clear.engine.dispose()
+
+
+def test_events_export_writes_what_identifies_each_event_and_nothing_of_erased_users(tmp_path) -> None:
+    import pandas as pd
+
+    store = EventStore(f"sqlite:///{tmp_path / 'tailored.db'}")
+    store.append_events([Event("e1", "alice", "i1", "view", timestamp=1_700_000_000), Event("e2", "bob", "i2", "purchase", 2.0),
+                         Event("e3", "carol", "i1", "click", timestamp=1_700_000_100), Event("e4", "bob", "i1", "view")])
+    store.erase_user("carol")
+    ok(tailored("events", "export", "--output", "events.csv", cwd=tmp_path))
+    exported = pd.read_csv(tmp_path / "events.csv")
+    assert list(exported.columns) == ["user_id", "item_id", "value", "timestamp", "event_type", "event_id", "received_at"]
+    assert exported["event_id"].tolist() == ["e1", "e2", "e4"] and "carol" not in exported["user_id"].tolist()
+    assert exported["received_at"].between(1_700_000_000, 4_000_000_000).all()
+    assert exported.loc[0, "timestamp"] == 1_700_000_000 and exported.loc[1, "value"] == 2.0
+    trained = ok(tailored("train", "--interactions", "events.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
+    assert "Traceback" not in trained.stderr and (tmp_path / "model").is_dir()  # training reads the canonical columns
+    store.engine.dispose()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +34,8 @@ SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
 ID_CHUNK = 5_000
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
+EXPORT_COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, "event_id", "received_at"]
+"""What `EventStore.export_events` writes: the columns training reads, then what identifies each stored event."""
 PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 """The shape of a pseudonymised user id (`EventStore.user_key`)."""
 
@@ -226,15 +227,18 @@ class EventStore:
         return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
-        """Every stored event in canonical columns (``user_id, item_id, value, timestamp, event_type``), in chunks;
-        never one of an erased user (an erasure deletes them, and rows restored from a backup are skipped)."""
-        query = sa.select(schema.events.c.user_id, schema.events.c.item_id, schema.events.c.value,
-                          schema.events.c.timestamp, schema.events.c.type).order_by(schema.events.c.id)
+        """Every stored event in `EXPORT_COLUMNS`, in chunks: the canonical columns (``user_id, item_id, value,
+        timestamp, event_type``) then ``event_id`` and ``received_at`` (so a job can deduplicate and audit what it
+        trained on); never one of an erased user (an erasure deletes them, and rows restored from a backup are
+        skipped)."""
+        events = schema.events.c
+        query = sa.select(events.user_id, events.item_id, events.value, events.timestamp, events.type, events.event_id,
+                          events.received_at).order_by(events.id)
         with self.engine.connect() as connection:
             erased = set(connection.execute(sa.select(schema.erasures.c.subject)).scalars())
             result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
             for rows in result.partitions(chunk_size):
-                frame = pd.DataFrame(rows, columns=[USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE])
+                frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
                 if erased:
                     frame = frame[~frame[USER_ID].isin(self._among(erased, set(frame[USER_ID])))]
                 frame[VALUE] = frame[VALUE].fillna(1.0)
@@ -271,24 +275,15 @@ class EventStore:
             erased = row is not None and self._erased(connection, {stored})
         return None if row is None or erased else dict(row[0])
 
-    def latest_events(self, user_id: str, limit: int) -> pd.DataFrame:
-        """The user's ``limit`` latest stored events as ``item_id, timestamp``, oldest first (repeats kept: order is
-        signal); none for an erased user."""
+    def latest_items(self, user_id: str, limit: int) -> list[str]:
+        """The items of the user's ``limit`` latest stored events, oldest first (repeats kept: order is signal);
+        none for an erased user."""
         events, stored = schema.events.c, self.user_key(user_id)
-        query = (sa.select(events.item_id, events.timestamp).where(events.user_id == stored)
+        query = (sa.select(events.item_id).where(events.user_id == stored)
                  .order_by(events.timestamp.desc(), events.id.desc()).limit(limit))
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()[::-1]
-            if rows and self._erased(connection, {stored}):
-                rows = []
-        return pd.DataFrame({ITEM_ID: [row[0] for row in rows], TIMESTAMP: np.array([row[1] for row in rows], float)})
-
-    def users_with_events_since(self, received_after: float) -> set[str]:
-        """The stored ids of the users with events received after ``received_after`` (unix seconds)."""
-        events = schema.events.c
-        query = sa.select(events.user_id).where(events.received_at > received_after).distinct()
-        with self.engine.connect() as connection:
-            return set(connection.execute(query).scalars())
+            items = list(connection.execute(query).scalars())[::-1]
+            return [] if items and self._erased(connection, {stored}) else items
 
     def item_ids(self) -> set[str]:
         with self.engine.connect() as connection:
