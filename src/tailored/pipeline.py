@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, USER_ID
-from tailored.data.activity import daily_counts, interaction_times
+from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
+from tailored.data.activity import DAY, daily_counts, interaction_times
 from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
@@ -127,6 +127,70 @@ class Recommender:
         view.stages = [*self.stages, *stages]
         return view
 
+    def unseen_events(self, events: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``events`` (``user_id, item_id, timestamp``, unix seconds) that training did not hold: of a
+        user trained on their own interactions, with an item of the catalogue, later than the user's last trained
+        interaction with that item (a model trained without timestamps: an item the user had not interacted with).
+        Events of a stored history that training read are thus left out, and those since training kept."""
+        return events[self._unseen(*self._event_arrays(events))]
+
+    def with_events(self, events: pd.DataFrame) -> Recommender:
+        """A view that also knows the ``events`` (``user_id, item_id, timestamp``) of its trained users that training
+        did not hold (`unseen_events`: those stored since training), without refitting: their items count as seen
+        (left out of the lists with ``exclude_seen``; repurchase cycles count from these times), and a scorer that
+        folds a history in (``folds_in_history``: EASE, item-kNN, ALS, the autoencoders, SASRec) scores those users
+        from their training history extended by them (`_folded_scores`). The recent-activity stage reads them from
+        the context's ``recent``. Events of users the model does not know are left to the session path (``recent``)."""
+        users, items, seconds = self._event_arrays(events)
+        keep = self._unseen(users, items, seconds)
+        if not keep.any():
+            return self
+        users, items, days = users[keep], items[keep], seconds[keep] / DAY
+        order = np.lexsort((days, users))  # each user's events in time order
+        owners, counts = np.unique(users[order], return_counts=True)
+        view = copy.copy(self)
+        view.event_users_ = owners
+        view.events_ = sp.csr_matrix((days[order], items[order], np.concatenate([[0], np.cumsum(counts)])),
+                                     shape=(len(owners), len(self.items_)))  # built from its arrays: repeats kept
+        return view
+
+    def _event_arrays(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """User and item indices (-1: unknown) and times (unix seconds) of an events frame."""
+        self._check()
+        missing = [column for column in (USER_ID, ITEM_ID, TIMESTAMP) if column not in events]
+        if missing:
+            raise DataError(f"Events lack the column(s) {missing}: give user_id, item_id and timestamp (unix seconds).")
+        return (self.users_.index(events[USER_ID].to_numpy(dtype=str)), self.items_.index(events[ITEM_ID].to_numpy(dtype=str)),
+                events[TIMESTAMP].to_numpy(np.float64))
+
+    def _unseen(self, users: np.ndarray, items: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Which events (indices, times) training did not hold: see `unseen_events`."""
+        keep = (users >= 0) & (items >= 0)
+        keep[keep] = self.warm_users_[users[keep]]
+        if not keep.any():
+            return keep
+        pairs = users[keep], items[keep]
+        if self.last_seen_ is None:
+            trained = np.asarray(self.seen_[pairs]).ravel() > 0
+        else:
+            last = np.asarray(self.last_seen_[pairs]).ravel()
+            trained = (last != 0) & (seconds[keep] / DAY <= last)
+        keep[keep] = ~trained
+        return keep
+
+    def _events_of(self, users: np.ndarray) -> sp.csr_matrix | None:
+        """The events since training (`with_events`) of a block of user indices (-1: none), rows x items valued in
+        days since the epoch, each row in time order with repeats; None when no user of the block has any."""
+        owners = getattr(self, "event_users_", None)
+        if owners is None:
+            return None
+        slots = np.searchsorted(owners, users)
+        slots = np.where((slots < len(owners)) & (owners[np.minimum(slots, len(owners) - 1)] == users), slots, -1)
+        if (slots < 0).all():
+            return None
+        rows = user_rows(self.events_, slots)
+        return sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(users), self.seen_.shape[1]))
+
     def restricted_to(self, item_ids: np.ndarray) -> Recommender:
         """A view that ranks only ``item_ids`` (e.g. a campaign's products or the newly added items)."""
         self._check()
@@ -138,6 +202,13 @@ class Recommender:
         view = copy.copy(self)
         view.candidate_items_ = self.candidate_items_ & np.isin(np.arange(len(self.items_)), indices)
         return view
+
+    @property
+    def trained_until(self) -> float | None:
+        """The time of the latest training interaction (unix seconds); None without timestamps."""
+        if self.last_seen_ is None or self.last_seen_.nnz == 0:
+            return None
+        return float(self.last_seen_.data.max()) * DAY
 
     @property
     def is_fitted(self) -> bool:
@@ -167,12 +238,17 @@ class Recommender:
         scores[:, ~self.candidate_items_] = -np.inf
         rows = np.where(warm, users, -1)
         history = user_rows(self.seen_, rows)
+        last_seen = None if self.last_seen_ is None else user_rows(self.last_seen_, rows)
+        events = self._events_of(rows)
+        if events is not None:  # events since training: seen now, and the latest time of each item
+            latest = _latest_per_item(events)
+            history = history.maximum(latest.astype(bool).astype(history.dtype)).tocsr()
+            last_seen = None if last_seen is None else last_seen.maximum(latest).tocsr()
         excluded = None
         if self.exclude_seen and history.nnz:
             excluded = history.tocoo()
             excluded.data = scores[excluded.row, excluded.col].copy()
             scores[excluded.row, excluded.col] = -np.inf
-        last_seen = None if self.last_seen_ is None else user_rows(self.last_seen_, rows)
         return Request(users, context or Context(), self.catalogue, history, last_seen=last_seen,
                        excluded_seen=excluded, tally={} if tally is None else tally)
 
@@ -434,8 +510,13 @@ class Recommender:
         warm[warm] = self.warm_users_[users[warm]]
         scores = np.empty((len(users), self.seen_.shape[1]), np.float32)
         trained = slice(0, self._n_trained_items)
-        if warm.any():
-            scores[warm, trained] = self._scorer_scores(users[warm])
+        folded = self._folded_scores(np.where(warm, users, -1)) if warm.any() else None
+        plain = warm.copy()
+        if folded is not None:  # users with events since training
+            scores[folded[0], trained] = folded[1]
+            plain[folded[0]] = False
+        if plain.any():
+            scores[plain, trained] = self._scorer_scores(users[plain])
         if (~warm).any():
             scores[~warm, trained] = self._cold_user_scores(users[~warm])
         return self._score_cold_items(users, warm, scores), warm
@@ -462,14 +543,45 @@ class Recommender:
         scores[rows[found], items.ravel()[found]] = values.ravel()[found]
         return scores
 
+    def _folded_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For the block's trained users (-1: others) with events since training on trained items, when the scorer
+        folds a history in (``folds_in_history``): their rows in the block and their scores over the trained items,
+        from their training history extended by those events -- a sequence model's (``score_sessions``) training
+        sequence with the events appended in time order; otherwise the history row (the scorer's ``user_items_``,
+        else the binary training row) with each new item at 1 and the items already there at their trained value.
+        None when there is nothing to fold in."""
+        events = self._events_of(users)
+        if events is None or not getattr(self.scorer, "folds_in_history", False):
+            return None
+        n_trained = self._n_trained_items
+        pairs = events.tocoo()  # row by row, each in time order
+        on_trained = pairs.col < n_trained
+        owners, items = pairs.row[on_trained], pairs.col[on_trained]
+        rows, starts = np.unique(owners, return_index=True)
+        if len(rows) == 0:
+            return None
+        if hasattr(self.scorer, "score_sessions"):
+            sequences = self.scorer.sequences_[users[rows]]  # type: ignore[attr-defined]
+            histories = [[*sequence[sequence >= 0], *added]
+                         for sequence, added in zip(sequences, np.split(items, starts[1:]))]
+            return rows, np.asarray(self.scorer.score_sessions(histories), np.float32)  # type: ignore[attr-defined]
+        source = getattr(self.scorer, "user_items_", None)
+        trained = user_rows(self.seen_ if source is None else source, users[rows])[:, :n_trained]
+        added = sp.csr_matrix((np.ones(len(items), trained.dtype), (np.searchsorted(rows, owners), items)),
+                              shape=trained.shape)
+        added.data[:] = 1  # repeats were summed
+        return rows, np.asarray(self.scorer.score_rows(trained.maximum(added).tocsr()), np.float32)  # type: ignore[attr-defined]
+
     def top_from_index(self, user: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-``n`` (item indices, scores) of one trained user straight from the vector index, seen items and
         non-candidates removed, with no dense row of scores: the serving fast path. None when the full path is
-        needed: no index, stages to run, items added after training, a user without factors, or too few items
-        left after the exclusions."""
+        needed: no index, stages to run, items added after training, a user without factors or with events since
+        training (`with_events`), or too few items left after the exclusions."""
         index = getattr(self, "vector_index_", None)
         active = [stage for stage in self.stages if not getattr(stage, "inert", False)]
         if index is None or active or self.new_items_ is not None or user < 0 or not self.warm_users_[user]:
+            return None
+        if self._events_of(np.array([user])) is not None:
             return None
         seen = self.seen_.indices[self.seen_.indptr[user] : self.seen_.indptr[user + 1]] if self.exclude_seen else ()
         items, values = index.search(self.scorer.user_factors_[user], n + len(seen))  # type: ignore[attr-defined]
@@ -550,6 +662,15 @@ class Recommender:
         steady it (on validation, the best weight fell from 2 at 2 to 5 items to about 1 at 10 and 0.5 at 20:
         docs/benchmarks.md)."""
         return self.session_prior * np.minimum(1.0, FULL_PRIOR_SESSION / np.maximum(session_items, 1))
+
+
+def _latest_per_item(events: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row's last value per item of an events block (rows in time order, repeats kept): the latest time."""
+    coo = events.tocoo()
+    keys = coo.row.astype(np.int64) * events.shape[1] + coo.col
+    _, from_end = np.unique(keys[::-1], return_index=True)
+    last = len(keys) - 1 - from_end
+    return sp.csr_matrix((coo.data[last], (coo.row[last], coo.col[last])), shape=events.shape)
 
 
 def decayed(dataset: Dataset, decay_half_life_days: float | None) -> Dataset:

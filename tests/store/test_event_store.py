@@ -108,7 +108,7 @@ def test_no_read_path_returns_rows_of_an_erased_user(store) -> None:
         connection.execute(sa.text("insert into users (user_id, attributes, updated_at) values (:user, '{}', 1)"),
                            {"user": events.user_key("alice")})
     assert next(events.export_events())["user_id"].tolist() == [events.user_key("bob")]
-    assert events.latest_items("alice", 10) == [] and events.user_attributes("alice") is None
+    assert events.latest_events("alice", 10).empty and events.user_attributes("alice") is None
     events.write_batch("b1", pd.DataFrame({"user_id": ["alice", "bob"], "item_id": ["i2", "i2"], "score": [1.0, 1.0], "rank": [1, 1]}))
     with events.engine.connect() as connection:
         assert connection.execute(sa.text("select user_id from batch_recommendations")).scalars().all() == [events.user_key("bob")]
@@ -130,9 +130,9 @@ def test_a_users_latest_items_come_oldest_first_by_event_time(store) -> None:
                           Event("e3", "bob", "i9", "view", 1.0, 1_700_000_200),
                           Event("e4", "alice", "i2", "cart", 1.0, 1_700_000_200),
                           Event("e5", "alice", "i3", "purchase", 1.0, 1_700_000_400)])
-    assert events.latest_items("alice", 10) == ["i1", "i2", "i3", "i3"]  # sent out of order, repeats kept
-    assert events.latest_items("alice", 2) == ["i3", "i3"]
-    assert events.latest_items("carol", 10) == []
+    assert events.latest_events("alice", 10)["item_id"].tolist() == ["i1", "i2", "i3", "i3"]  # sent out of order, repeats kept
+    assert events.latest_events("alice", 2)["item_id"].tolist() == ["i3", "i3"]
+    assert events.latest_events("carol", 10).empty
 
 
 def test_a_bad_url_is_a_clear_error() -> None:

@@ -12,6 +12,10 @@ from tailored.errors import UnknownIdError
 Missing = Literal["raise", "drop", "mask"]
 
 
+FEW_IDS = 32
+"""Up to this many ids, `IdMap.index` looks each up by hash instead of building an indexer."""
+
+
 class IdMap:
     """Frozen bijection external id <-> ``0..n-1`` (ids keep their first-seen order)."""
 
@@ -49,8 +53,13 @@ class IdMap:
         return self._external
 
     def index(self, ids: np.ndarray | pd.Series | list, missing: Missing = "mask") -> np.ndarray:
-        """Indices of ``ids``; unknown ids raise, are dropped, or become -1 (``mask``)."""
-        positions = self._index.get_indexer(np.asarray(ids))
+        """Indices of ``ids``; unknown ids raise, are dropped, or become -1 (``mask``). A few ids are looked up one by
+        one (`position`): building the indexer costs about 0.5 ms on a large Arrow-backed index, a request's worth."""
+        ids = np.asarray(ids)
+        if len(ids) <= FEW_IDS:
+            positions = np.array([self.position(one) for one in ids.tolist()], np.int64)
+        else:
+            positions = self._index.get_indexer(ids)
         if missing == "mask":
             return positions.astype(np.int64)
         unknown = positions < 0

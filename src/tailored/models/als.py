@@ -32,6 +32,7 @@ class ALSScorer:
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
     inner_product: ClassVar[bool] = True  # scores are user_factors_ . item_factors_ (a vector index can serve them)
+    folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
     search_space: ClassVar[dict[str, Float | Int]] = {
         "factors": Int(16, 256, log=True),
         "reg": Float(0.01, 100.0, log=True),
@@ -55,6 +56,7 @@ class ALSScorer:
             model.fit(dataset.matrix().astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, np.float32)
         self.item_factors_ = np.asarray(model.item_factors, np.float32)
+        self._gram = None
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -66,13 +68,16 @@ class ALSScorer:
         the trained item factors, ``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` (a new user or a session, without
         refitting): one small solve per row."""
         check_fitted(self, "item_factors_")
-        factors = self.item_factors_.astype(np.float64)
-        gram = factors.T @ factors + self.reg * np.eye(factors.shape[1])
+        gram = getattr(self, "_gram", None)
+        if gram is None:  # ``Y^T Y + reg I`` once: every fold-in of a served model shares it
+            factors = self.item_factors_.astype(np.float64)
+            gram = self._gram = factors.T @ factors + self.reg * np.eye(factors.shape[1])
         rows = sp.csr_matrix(rows)
-        users = np.zeros((rows.shape[0], factors.shape[1]), np.float32)
+        users = np.zeros((rows.shape[0], gram.shape[0]), np.float32)
         for row in range(rows.shape[0]):
             span = slice(rows.indptr[row], rows.indptr[row + 1])
-            history, confidence = factors[rows.indices[span]], self.alpha * rows.data[span]
+            history = self.item_factors_[rows.indices[span]].astype(np.float64)
+            confidence = self.alpha * rows.data[span]
             system = gram + (history.T * (confidence - 1.0)) @ history
             users[row] = np.linalg.solve(system, history.T @ confidence)
         return users @ (self.item_factors_ if items is None else self.item_factors_[items]).T

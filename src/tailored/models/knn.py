@@ -119,6 +119,7 @@ class ItemKNNScorer:
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
+    folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
     search_space: ClassVar[SearchSpace] = {
         "neighbors": Int(20, 1000, log=True),
         "similarity": Choice(("cosine", "rp3beta")),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, USER_ID
+from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline import Recommender
 from tailored.rank.context import Context
@@ -34,7 +34,7 @@ from tailored.store import EventStore
 
 logger = logging.getLogger(__name__)
 STORED_HISTORY = 200
-"""How many of an unknown user's latest stored events the service folds in."""
+"""How many of a user's latest stored events the service folds in (those since training, for a trained user)."""
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
 SESSION = "\x00session"
@@ -75,8 +75,11 @@ class Service:
         if base.seen_.shape[1] >= ANN_MIN_ITEMS:
             base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
         model = self._with_store_items(base)
-        with self.lock:
+        before = set(getattr(self, "live", ()))
+        live = self.store.users_with_events_since(base.trained_until or 0.0)
+        with self.lock:  # with the users whose events arrived meanwhile
             self.path, self.base, self.model = path, base, model
+            self.live = live | (getattr(self, "live", set()) - before)
             self.cache.clear()
             self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
         gc.collect()
@@ -106,10 +109,12 @@ class Service:
     # -- recommendations ------------------------------------------------------------------------------------------
     def quick_recommend(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
         """Top-``k`` of a trained user straight from the vector index (`Recommender.top_from_index`): no context, no
-        explanation, no request-time stage. None when the full path must answer."""
+        explanation, no request-time stage, no event since training (``live``: the users with events received after
+        the training data's end, from the store at load and from this process since). None when the full path must
+        answer."""
         served = self.served_id(user_id)
         model = self.model
-        found = None if served == ERASED else model.top_from_index(model.users_.position(served), k)
+        found = None if served == ERASED or served in self.live else model.top_from_index(model.users_.position(served), k)
         if found is None:
             return None
         items, scores = found
@@ -121,42 +126,43 @@ class Service:
         """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list;
         when the model does not know the user, its fold-in of the user's stored events (scorers that score a
         history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
-        ``stages`` (request-time rules) after the model's own."""
+        ``stages`` (request-time rules) after the model's own. A trained user's stored events since training count at
+        once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the store is asked only
+        for the users in ``live``."""
         served = self.served_id(user_id)
         position = -1 if served == ERASED else self.model.users_.position(served)
         known = position >= 0 and bool(self.model.warm_users_[position])  # trained on the user's own events
         if not known:
             self.metrics.fallbacks.inc()
         key = (served, k, explain, context_key(context))
+        generation = self.cache.generation()
         cached = None if stages else self.cache.get(key)
         if cached is not None:
             self.metrics.cache_hits.inc()
             return cached
-        attributes = None
-        if served != ERASED and not known and user_id != SESSION:
-            context = self._with_stored_history(user_id, context)
-            stored = self._stored_attributes(user_id)
-            if stored:
+        attributes, model = None, self.model
+        if known and served in self.live:  # the events since training join the training history
+            events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
+            model = model.with_events(events)
+            context = with_recent(context, events[ITEM_ID].tolist())
+        elif not known and served != ERASED and user_id != SESSION:
+            context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
+            if stored := self._stored_attributes(user_id):
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
-        model = self.model.with_stages(stages) if stages else self.model
+        model = model.with_stages(stages) if stages else model
         rows = listed(model.recommend([served], k, attributes=attributes, context=context, explain=explain))
         if not stages:
-            self.cache.put(key, served, rows)
+            self.cache.put(key, served, rows, generation)
         return rows
 
-    def _with_stored_history(self, user_id: str, context: Context) -> Context:
-        """``context`` with the user's latest stored events before its ``recent`` items: a user the model does not
-        know yet is folded in from what they did since training (by the scorers that score a history); the context
-        as given while the database is unreachable."""
+    def _stored_events(self, user_id: str) -> pd.DataFrame:
+        """The user's latest stored events (``item_id, timestamp``, oldest first); none, and the list without them,
+        while the database is unreachable."""
         try:
-            stored = self.store.latest_items(user_id, STORED_HISTORY)
+            return self.store.latest_events(user_id, STORED_HISTORY)
         except sa.exc.SQLAlchemyError as error:
             logger.warning("user history unavailable, serving without it: %s", type(error).__name__)
-            return context
-        if not stored:
-            return context
-        recent = "|".join(stored + context.recent_items())
-        return dataclasses.replace(context, attributes=context.attributes | {"recent": recent})
+            return pd.DataFrame({ITEM_ID: pd.Series(dtype=str), TIMESTAMP: pd.Series(dtype=float)})
 
     def _stored_attributes(self, user_id: str) -> dict[str, Any] | None:
         """The user's stored attributes; None, and the plain cold-start answer, while the database is unreachable."""
@@ -167,8 +173,10 @@ class Service:
             return None
 
     def events_arrived(self, user_ids: Iterable[str]) -> None:
-        """New feedback from these users: their cached lists are stale."""
-        self.cache.drop_users({self.store.user_key(user_id) for user_id in user_ids})
+        """New feedback from these users: their cached lists are stale, and the fast lane no longer answers them."""
+        stored = {self.store.user_key(user_id) for user_id in user_ids}
+        self.live |= stored
+        self.cache.drop_users(stored)
 
     def served_id(self, user_id: str) -> str:
         """The id the model knows the user by (pseudonymised when configured), or ERASED."""
@@ -207,6 +215,14 @@ class Service:
             return model
         known = model.items_.index(table[ITEM_ID].astype(str).to_numpy(), missing="mask") >= 0
         return model.with_items(table[~known]) if (~known).any() else model
+
+
+def with_recent(context: Context, items: list[str]) -> Context:
+    """``context`` with ``items`` (oldest first) before its own ``recent`` items."""
+    if not items:
+        return context
+    recent = "|".join(items + context.recent_items())
+    return dataclasses.replace(context, attributes=context.attributes | {"recent": recent})
 
 
 def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -275,15 +276,24 @@ class EventStore:
             erased = row is not None and self._erased(connection, {stored})
         return None if row is None or erased else dict(row[0])
 
-    def latest_items(self, user_id: str, limit: int) -> list[str]:
-        """The items of the user's ``limit`` latest stored events, oldest first (repeats kept: order is signal);
-        none for an erased user."""
+    def latest_events(self, user_id: str, limit: int) -> pd.DataFrame:
+        """The user's ``limit`` latest stored events as ``item_id, timestamp``, oldest first (repeats kept: order is
+        signal); none for an erased user."""
         events, stored = schema.events.c, self.user_key(user_id)
-        query = (sa.select(events.item_id).where(events.user_id == stored)
+        query = (sa.select(events.item_id, events.timestamp).where(events.user_id == stored)
                  .order_by(events.timestamp.desc(), events.id.desc()).limit(limit))
         with self.engine.connect() as connection:
-            items = list(connection.execute(query).scalars())[::-1]
-            return [] if items and self._erased(connection, {stored}) else items
+            rows = connection.execute(query).all()[::-1]
+            if rows and self._erased(connection, {stored}):
+                rows = []
+        return pd.DataFrame({ITEM_ID: [row[0] for row in rows], TIMESTAMP: np.array([row[1] for row in rows], float)})
+
+    def users_with_events_since(self, received_after: float) -> set[str]:
+        """The stored ids of the users with events received after ``received_after`` (unix seconds)."""
+        events = schema.events.c
+        query = sa.select(events.user_id).where(events.received_at > received_after).distinct()
+        with self.engine.connect() as connection:
+            return set(connection.execute(query).scalars())
 
     def item_ids(self) -> set[str]:
         with self.engine.connect() as connection:

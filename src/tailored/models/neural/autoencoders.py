@@ -80,6 +80,7 @@ class AutoencoderScorer:
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
     variational: ClassVar[bool] = False
+    folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
     search_space: ClassVar[dict[str, Float | Int]] = {
         "factors": Int(50, 400, log=True),
         "hidden": Int(0, 1000),

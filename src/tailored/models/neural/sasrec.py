@@ -53,6 +53,7 @@ class SASRecScorer:
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
+    folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
     search_space: ClassVar[dict[str, Float | Int | Choice]] = {
         "factors": Choice((32, 64, 128)),
         "blocks": Int(1, 3),
