@@ -14,6 +14,7 @@ _EXPORTS = {
     "write_table": "tailored.data.io",
     "QualityRules": "tailored.data.quality",
     "check_quality": "tailored.data.quality",
+    "generate_retail": "tailored.data.synthetic",
     "evaluate": "tailored.eval.evaluator",
     "evaluate_lists": "tailored.eval.evaluator",
     "paired_test": "tailored.eval.significance",

@@ -415,7 +415,7 @@ def evaluate(
 
     from tailored import jobs
     from tailored.data.columns import USER_ID
-    from tailored.data.io import check_table_path, read_interactions
+    from tailored.data.io import check_table_path
     from tailored.eval.evaluator import parse_metrics
     from tailored.models.base import scorer_class
     from tailored.registry.model_dir import read_manifest
@@ -434,7 +434,7 @@ def evaluate(
     if ranking:
         source = recommendations
         if model_dir is not None:  # every test user, whatever number of test rows each has
-            users = pd.unique(read_interactions(test)[USER_ID])
+            users = pd.unique(jobs.read_valid(test)[USER_ID])
             source = jobs.recommend(model_dir, users, max(m.k for m in ranking))
         table = jobs.evaluate_files(test, source, train_file, [m.name for m in ranking]).to_frame()
     if rating:
@@ -690,12 +690,13 @@ def drift(
 ) -> None:
     """Population stability of item popularity between the training data and recent interactions (with the noise
     floor of the window's size): says when retraining is due."""
-    from tailored.data.io import read_interactions, write_table
+    from tailored import jobs
+    from tailored.data.io import write_table
     from tailored.drift import drift_report, recent_window
     from tailored.registry.model_dir import load_model
 
     refuse_overwrite({"--output": output}, {"--interactions": interactions, "--model-dir": model_dir})
-    report = drift_report(load_model(model_dir), recent_window(read_interactions(interactions), window_days))
+    report = drift_report(load_model(model_dir), recent_window(jobs.read_valid(interactions), window_days))
     print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
     stdout.print(f"verdict: {report.verdict}")
     if output is not None:
@@ -927,9 +928,10 @@ def benchmark_complementary(
     """Complementary items against "most bought" on a temporal split of baskets: hit rate@k of the basket's other
     items and mean lift of the listed pairs (and the planted partners' top-k rate with --pairs)."""
     from tailored.benchmark_baskets import complementary_benchmark
-    from tailored.data.io import read_interactions, read_table
+    from tailored import jobs
+    from tailored.data.io import read_table
 
-    frame = read_interactions(interactions, basket=basket_col)
+    frame = jobs.read_valid(interactions, jobs.ColumnNames(basket=basket_col))
     if event_type is not None:
         frame = frame[frame["event_type"] == event_type]
     table, partners = complementary_benchmark(frame, read_table(pairs) if pairs is not None else None, k, min_count)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, USER_ID, VALUE
+from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.features import is_vector_column, value_text
 from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
@@ -47,9 +47,10 @@ def read_valid(source: str | Path | pd.DataFrame, columns: ColumnNames = ColumnN
     non-finite or absurd value or an unparsable timestamp is a DataError naming its file line (its row for a frame)."""
     frame = read_interactions(source, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
                               basket=columns.basket or BASKET_ID)
+    names = {USER_ID: columns.user, ITEM_ID: columns.item, VALUE: columns.value, TIMESTAMP: columns.time}
     if isinstance(source, pd.DataFrame):
-        return require_valid(frame, "the given interactions")
-    return require_valid(frame, str(source), first_line=2 if Path(source).suffix.lower() in CSV_SUFFIXES else None)
+        return require_valid(frame, "the given interactions", names=names)
+    return require_valid(frame, str(source), 2 if Path(source).suffix.lower() in CSV_SUFFIXES else None, names)
 
 
 def load_dataset(

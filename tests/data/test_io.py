@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailored.data.io import read_attributes, read_interactions, read_table, write_table
+from tailored.data.quality import check_quality
 from tailored.errors import DataError
+from tailored.jobs import read_valid
 
 ROWS = [("u1", "007", "5", "881250949"), ("u2", "i2", "3.5", "881250950"), ("u1", "i3", "1", "881250951")]
 
@@ -131,52 +136,68 @@ def test_missing_column_lists_available_columns(tmp_path: Path) -> None:
     assert "available columns: ['customer_id', 'sku', 'qty']" in message
 
 
-def test_unparsable_value_names_file_column_and_line(tmp_path: Path) -> None:
+def test_an_unparsable_value_is_kept_as_read_and_the_training_guard_names_its_line(tmp_path: Path) -> None:
     rows = [(f"u{i}", f"i{i}", "abc" if i == 17 else "4", "100") for i in range(1, 31)]
     path = ratings_file(tmp_path / "ratings.csv", rows=rows)
+    frame = read_interactions(path)
+    assert len(frame) == 30 and frame["value"].iloc[16] == "abc" and frame["value"].iloc[0] == 4.0
     with pytest.raises(DataError) as caught:
-        read_interactions(path)
+        read_valid(path)
     message = str(caught.value)
-    assert f"Column 'value' in {path}" in message
-    assert "1 value that is not a number, e.g. 'abc'" in message
-    assert "(line 18; the header is line 1)" in message  # data row 17
-    assert "tailored check" in message
+    assert f"{path}: 1 row(s) with values that are not finite numbers in column 'value' (line 18 ('abc'))" in message
+    assert "tailored check --interactions FILE --output clean.csv" in message
 
 
 def test_many_bad_values_show_count_and_first_lines(tmp_path: Path) -> None:
     rows = [(f"u{i}", "i", "x" if i % 2 else "1", "100") for i in range(1, 21)]
     path = ratings_file(tmp_path / "ratings.csv", rows=rows)
-    with pytest.raises(
-        DataError, match=r"has 10 values that are not numbers, e\.g\. 'x' \(lines 2, 4, 6, 8, 10, \.\.\."
-    ):
-        read_interactions(path)
+    with pytest.raises(DataError, match=r"10 row\(s\) with values that are not finite numbers in column 'value' "
+                       r"\(lines 2 \('x'\), 4 \('x'\), 6 \('x'\), 8 \('x'\), 10 \('x'\), \.\.\.\)"):
+        read_valid(path)
 
 
-def test_empty_ids_are_rejected_with_their_lines(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "r.csv", ["customer,item_id", "a,x", ",y", "c,z"])
-    with pytest.raises(DataError) as caught:
-        read_interactions(path, user="customer")
-    message = str(caught.value)
-    assert "Column 'customer' (user_id)" in message
-    assert "1 empty value (line 3; the header is line 1)" in message
+def test_empty_ids_reach_the_quality_check_which_rejects_them_with_their_lines(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "r.csv", ["customer,item_id,event_type", "a,x,view", ",y,view", "c,,", "d,z,buy"])
+    frame = read_interactions(path, user="customer")
+    assert frame["user_id"].tolist() == ["a", None, "c", "d"] and frame["item_id"].tolist() == ["x", "y", None, "z"]
+    report = check_quality(frame, first_line=2)
+    assert report.rejected[["line", "reason"]].to_dict("records") == [
+        {"line": 3, "reason": "missing_value:user_id"}, {"line": 4, "reason": "missing_value:item_id"}]
+    assert report.clean["user_id"].tolist() == ["a", "d"]
 
 
-def test_bad_dates_are_rejected(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "r.csv", ["user_id,item_id,ordered_at", "a,x,2024-03-01", "b,y,yesterday"])
-    with pytest.raises(DataError) as caught:
-        read_interactions(path, time="ordered_at")
-    message = str(caught.value)
-    assert "Column 'ordered_at' (timestamp)" in message
-    assert "neither unix seconds nor an ISO-8601 date" in message
-    assert "'yesterday'" in message and "line 3" in message
+def test_bad_dates_are_kept_as_read_for_the_quality_check(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "r.csv", ["user_id,item_id,ordered_at", "a,x,2024-03-01", "b,y,yesterday", "c,z,"])
+    frame = read_interactions(path, time="ordered_at")
+    assert frame["timestamp"].tolist()[:2] == [1709251200, "yesterday"] and pd.isna(frame["timestamp"].iloc[2])
+    report = check_quality(frame, first_line=2, now=2e9)
+    assert report.rejected[["line", "reason"]].to_dict("records") == [
+        {"line": 3, "reason": "invalid_timestamp:timestamp"}, {"line": 4, "reason": "missing_value:timestamp"}]
+    assert report.rejected["timestamp"].iloc[0] == "yesterday"
+    assert report.clean["timestamp"].tolist() == [1709251200]
 
 
 def test_frame_rows_are_counted_from_zero() -> None:
     source = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["x", "y", "z"], "value": [1.0, np.nan, 2.0]})
-    with pytest.raises(
-        DataError, match=r"Column 'value' in the given pandas DataFrame has 1 empty value \(row 1, counting from 0\)"
-    ):
-        read_interactions(source)
+    assert read_interactions(source)["value"].dtype == np.float64
+    with pytest.raises(DataError, match=r"the given interactions: 1 row\(s\) with empty cells in column 'value' "
+                       r"\(row 1 \('nan'\)\)"):
+        read_valid(source)
+
+
+def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The README's Python section, extracted and run in a fresh interpreter, on the data it generates."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Python\n"):]
+    snippet = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TAILORED_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert sum("missing_value:item_id" in line for line in lines) == 2  # the generator's rows without an item id
+    assert sum("invalid_value:value" in line for line in lines) == 2  # "two" and "1,5"
+    assert any(line.startswith("| ndcg@10 | 0.") for line in lines)
+    assert sum(" C00116 " in line for line in lines) == 5 and sum(" C00030 " in line for line in lines) == 5
 
 
 def test_missing_file_and_unknown_extension(tmp_path: Path) -> None:

@@ -404,10 +404,20 @@ def test_train_refuses_a_non_finite_or_absurd_value_naming_its_line(tmp_path: Pa
         assert "Traceback" not in result.stderr
         assert f"orders.csv: 1 row(s) with {problem} in column 'value' (line 242" in flat(result.stderr)
         assert not (tmp_path / f"model_{algorithm}").exists()
-    assert f"| {rule} | value | error | rejected | 1 | 240 |" in checked.stdout
+    assert f"| {rule} | value | error | rejected | 1 | 242 |" in checked.stdout
     rejected = pd.read_csv(tmp_path / "clean.rejected.csv")
     assert rejected[["line", "reason"]].to_dict("records") == [{"line": 242, "reason": f"{rule}:value"}]
     assert len(pd.read_csv(tmp_path / "clean.csv")) == 240
+
+
+def test_train_names_the_files_own_column_and_line_of_an_empty_id(tmp_path: Path) -> None:
+    """The reader keeps the row without a customer; the guard of train rejects it in the file's own words."""
+    (tmp_path / "orders.csv").write_text("customer,sku,qty\nc1,p1,1\n,p2,1\nc2,p1,1\n")
+    result = cli("train", "--interactions", "orders.csv", "--user-col", "customer", "--item-col", "sku",
+                 "--value-col", "qty", "--algorithm", "ease", "--model-dir", "model", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "orders.csv: 1 row(s) with empty cells in column 'customer' (line 3 (" in flat(result.stderr)
+    assert not (tmp_path / "model").exists()
 
 
 @pytest.mark.parametrize(("algorithm", "param", "message"), [

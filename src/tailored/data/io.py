@@ -202,9 +202,12 @@ def read_interactions(
 
     ``user``/``item``/``value``/``time``/``event``/``basket`` name the source's columns. ``value``, ``time``,
     ``event`` and ``basket`` may be absent from the source when left at their default names (or passed as None):
-    ``value`` then is 1.0 for every row and the others are omitted; a name passed explicitly must exist. Ids become strings, ``value`` float64,
-    ``timestamp`` int64 unix seconds (from integers, floats or ISO-8601 dates, naive dates read as UTC);
-    ``extra`` columns are kept as they are. Empty or unparsable cells raise a DataError naming the rows.
+    ``value`` then is 1.0 for every row and the others are omitted; a name passed explicitly must exist. Ids become
+    strings, ``value`` float64, ``timestamp`` int64 unix seconds (from integers, floats or ISO-8601 dates, naive
+    dates read as UTC); ``extra`` columns are kept as they are. Bad rows are kept for the quality check to report,
+    not refused here: an empty cell stays empty, and a column with a value or a timestamp that does not parse keeps
+    that cell as read (the column then has object dtype). Pass the frame through `check_quality` (or
+    `require_valid`, as every job that trains does) before `Dataset.from_frame`.
     """
     table = _load(source, delimiter)
     defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE), "basket": (basket, BASKET_ID)}
@@ -222,18 +225,18 @@ def read_interactions(
     frame = table.frame
     result = pd.DataFrame(
         {
-            USER_ID: _id_strings(table, user, USER_ID),
-            ITEM_ID: _id_strings(table, item, ITEM_ID),
-            VALUE: _numbers(table, optional["value"], VALUE) if "value" in optional else 1.0,
+            USER_ID: _ids(frame[user]),
+            ITEM_ID: _ids(frame[item]),
+            VALUE: _numbers(frame[optional["value"]]) if "value" in optional else 1.0,
         },
         index=frame.index,
     )
     if "time" in optional:
-        result[TIMESTAMP] = _timestamps(table, optional["time"])
+        result[TIMESTAMP] = _timestamps(frame[optional["time"]])
     if "event" in optional:
-        result[EVENT_TYPE] = _texts(table, optional["event"], EVENT_TYPE)
+        result[EVENT_TYPE] = _ids(frame[optional["event"]])
     if "basket" in optional:
-        result[BASKET_ID] = _id_strings(table, optional["basket"], BASKET_ID)
+        result[BASKET_ID] = _ids(frame[optional["basket"]])
     clashes = sorted(set(extras) & set(result.columns))
     if clashes:
         raise DataError(f"extra columns {clashes} of {table.label} clash with canonical columns; rename them first.")
@@ -343,48 +346,49 @@ def _present(table: _Table, column: str, canonical: str) -> pd.Series:
 
 
 def _id_strings(table: _Table, column: str, canonical: str) -> pd.Series:
-    """Ids as strings; integral floats (a Parquet/pandas artefact of missing values) lose their ``.0``."""
-    raw = _present(table, column, canonical)
-    if pd.api.types.is_float_dtype(raw) and bool((raw % 1 == 0).all()):
+    """Ids of an attribute table as strings, after rejecting empty cells."""
+    return _ids(_present(table, column, canonical))
+
+
+def _ids(raw: pd.Series) -> pd.Series:
+    """Ids as strings, empty cells left empty (None); integral floats (a Parquet/pandas artefact of missing values)
+    lose their ``.0``."""
+    present = raw.notna()
+    if pd.api.types.is_float_dtype(raw) and bool((raw[present] % 1 == 0).all()):
         raw = raw.astype("Int64")
-    return raw.astype(str)
+    return raw.astype(str).astype(object).where(present, None)
 
 
-def _texts(table: _Table, column: str, canonical: str) -> pd.Series:
-    return _present(table, column, canonical).astype(str)
+def _numbers(raw: pd.Series) -> pd.Series:
+    """Values as float64; a column with an empty cell or text that is not a number keeps those cells as read."""
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype(np.float64)
+    return _parsed_or_raw(pd.to_numeric(raw, errors="coerce").astype(np.float64), raw, np.float64)
 
 
-def _numbers(table: _Table, column: str, canonical: str) -> pd.Series:
-    raw = _present(table, column, canonical)
-    numbers = pd.to_numeric(raw, errors="coerce")
-    bad = numbers.isna()
-    if bad.any():
-        raise table.fail(column, canonical, bad, "value that is not a number", "values that are not numbers")
-    return numbers.astype(np.float64)
-
-
-def _timestamps(table: _Table, column: str) -> pd.Series:
-    """Unix seconds (int64) from integers, floats (floored), datetimes or ISO-8601 strings (naive = UTC)."""
-    raw = _present(table, column, TIMESTAMP)
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return _seconds(raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")).astype(np.int64)
+def _timestamps(raw: pd.Series) -> pd.Series:
+    """Unix seconds (int64) from integers, floats (floored), datetimes or ISO-8601 strings (naive = UTC); a column
+    with an empty cell or a cell that is neither keeps those cells as read."""
     if pd.api.types.is_integer_dtype(raw):
         return raw.astype(np.int64)
-    if pd.api.types.is_numeric_dtype(raw):
-        return np.floor(raw.astype(np.float64)).astype(np.int64)
-    numbers = pd.to_numeric(raw, errors="coerce")
-    is_number = numbers.notna()
-    dates = pd.to_datetime(raw.where(~is_number), errors="coerce", utc=True, format="ISO8601")
-    bad = ~is_number & dates.isna()
-    if bad.any():
-        one, many = (
-            "value that is neither unix seconds nor an ISO-8601 date",
-            "values that are neither unix seconds nor ISO-8601 dates",
-        )
-        examples = " (such as 2024-03-01 or 2024-03-01T12:30:00Z)"
-        raise table.fail(column, TIMESTAMP, bad, one + examples, many + examples)
-    seconds = np.where(is_number, np.floor(numbers.astype(np.float64)), _seconds(dates).astype(np.float64))
-    return pd.Series(seconds.astype(np.int64), index=raw.index)
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        seconds = _seconds(raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")).astype(np.float64)
+    elif pd.api.types.is_numeric_dtype(raw):
+        seconds = np.floor(raw.astype(np.float64))
+    else:
+        numbers = pd.to_numeric(raw, errors="coerce")
+        dates = pd.to_datetime(raw.where(numbers.isna()), errors="coerce", utc=True, format="ISO8601")
+        seconds = np.floor(numbers.astype(np.float64)).fillna(_seconds(dates).astype(np.float64))
+    return _parsed_or_raw(seconds, raw, np.int64)
+
+
+def _parsed_or_raw(parsed: pd.Series, raw: pd.Series, dtype: type) -> pd.Series:
+    """``parsed`` (NaN where a cell did not parse) as ``dtype`` when every cell parsed; otherwise an object column
+    holding the raw cell where parsing failed, so that `check_quality` names the row and shows what it held."""
+    failed = parsed.isna()
+    if not failed.any():
+        return parsed.astype(dtype)
+    return parsed.astype(dtype if dtype is np.float64 else "Int64").astype(object).where(~failed, raw)
 
 
 def _seconds(moments: pd.Series) -> pd.Series:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import EVENT_TYPE, ITEM_ID, REASON, TIMESTAMP, USER_ID, VALUE
+from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, REASON, TIMESTAMP, USER_ID, VALUE
 from tailored.data.io import write_table
 from tailored.errors import ConfigError, DataError
 
@@ -272,11 +272,12 @@ VALIDITY_RULES = QualityRules(drop_duplicates=False, max_future_seconds=None, kn
 attribute tables are left to `tailored check`, as they may be wanted."""
 
 
-def require_valid(frame: pd.DataFrame, source: str = "interactions", first_line: int | None = None) -> pd.DataFrame:
+def require_valid(frame: pd.DataFrame, source: str = "interactions", first_line: int | None = None,
+                  names: dict[str, str] | None = None) -> pd.DataFrame:
     """``frame`` in canonical dtypes (as `check_quality` cleans it) when every row has its ids, a finite value within
-    ``ABSURD_VALUE`` and a parsable timestamp; otherwise a DataError naming the rows of each failed rule, so that no
-    model is trained on them."""
-    report = check_quality(frame, VALIDITY_RULES, source=source, first_line=first_line)
+    ``ABSURD_VALUE`` and a parsable timestamp; otherwise a DataError naming the rows of each failed rule (and the
+    columns by ``names``, as `check_quality` does), so that no model is trained on them."""
+    report = check_quality(frame, VALIDITY_RULES, source=source, first_line=first_line, names=names)
     return report.raise_for_errors(
         "`tailored check --interactions FILE --output clean.csv` writes the valid rows, and the rejected ones with "
         "their reasons beside them."
@@ -286,7 +287,8 @@ def require_valid(frame: pd.DataFrame, source: str = "interactions", first_line:
 def _check_cells(checker: _Checker, value: np.ndarray | None, seconds: np.ndarray | None, rules: QualityRules) -> None:
     """Empty cells, then values and timestamps that do not parse."""
     frame = checker.frame
-    blank = {column: _blank(frame[column]) for column in (USER_ID, ITEM_ID, VALUE, TIMESTAMP) if column in frame}
+    blank = {column: _blank(frame[column]) for column in (USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, BASKET_ID)
+             if column in frame}
     for column, missing in blank.items():
         checker.flag("missing_value", column, "error", missing, rules.drop_missing,
                      "empty cells", "fill them or drop the rows")
