@@ -35,8 +35,10 @@ def test_the_planted_complement_comes_first(with_ids: bool) -> None:
     frame = complementary_items(recommender, ["spaghetti"], k=3)
     first = frame.iloc[0]
     assert first["complementary_item_id"] == "sauce" and first["lift"] > 3 and 0.6 < first["confidence"] < 0.95
-    ranked = complementary_items(recommender, ["spaghetti"], k=40, backfill=False)["complementary_item_id"].tolist()
-    assert ranked.index("sauce") < ranked.index("milk")  # the staple (lift ~ 1) comes after the pair
+    ranked = complementary_items(recommender, ["spaghetti"], k=40, backfill=False)
+    assert (ranked["lift"] > 1).all() and ranked["complementary_item_id"].iloc[0] == "sauce"
+    milk = ranked[ranked["complementary_item_id"] == "milk"]  # the staple (lift ~ 1): a complement only above 1
+    assert milk.empty or milk["rank"].iloc[0] > 1
     full = complementary_items(recommender, ["spaghetti"], k=30)  # more slots than pairs: backfilled
     sources = full["source"].tolist()
     assert len(full) == 30 and sources == sorted(sources)  # every complement before every popular item
@@ -86,3 +88,37 @@ def test_an_item_added_after_training_gets_backfilled_complements_and_no_trend()
     assert frame["source"].tolist() == ["popular"] * 3 and frame["complementary_item_id"].iloc[0] == "milk"
     assert "truffle" in complementary_items(extended, ["spaghetti"], k=40)["complementary_item_id"].tolist()
     assert "truffle" not in trending_items(extended, k=40)["item_id"].tolist()
+
+
+def around_the_threshold() -> pd.DataFrame:
+    """10,000 one-customer baskets, each with a bag; 1,000 hold "pasta", and partners sold in 1,000 baskets each are
+    in 99, 100 and 101 of pasta's: lifts 0.99, 1.0 and 1.01 (the bag, in every basket: 1.0)."""
+    rows = [(f"u{basket}", "bag", basket) for basket in range(10_000)]
+    rows += [(f"u{basket}", "pasta", basket) for basket in range(1_000)]
+    for partner, together in (("lift 0.99", 99), ("lift 1.0", 100), ("lift 1.01", 101)):
+        rows += [(f"u{basket}", partner, basket) for basket in [*range(together), *range(9_000, 10_000 - together)]]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "basket_id"])
+
+
+def test_a_pair_at_or_below_lift_1_is_never_a_complement() -> None:
+    recommender = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(around_the_threshold()))
+    frame = complementary_items(recommender, ["pasta"], k=4).set_index("complementary_item_id")
+    assert frame["lift"].to_dict() == pytest.approx({"lift 1.01": 1.01, "bag": 1.0, "lift 1.0": 1.0, "lift 0.99": 0.99})
+    assert frame["source"].to_dict() == {"lift 1.01": "complement", "bag": "popular", "lift 1.0": "popular",
+                                         "lift 0.99": "popular"}
+    strict = complementary_items(recommender, ["pasta"], k=4, backfill=False)
+    assert strict["complementary_item_id"].tolist() == ["lift 1.01"]
+
+
+def test_the_command_line_lists_only_pairs_above_lift_1_as_complements(tmp_path) -> None:
+    from tests.test_cli import cli, ok
+
+    around_the_threshold().to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame({"item_id": ["pasta"]}).to_csv(tmp_path / "query.csv", index=False)
+    ok(cli("train", "--interactions", "orders.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
+    ok(cli("complementary", "--model-dir", "model", "--items", "query.csv", "--k", "4", "--no-backfill", "--output",
+           "c.csv", cwd=tmp_path))
+    result = pd.read_csv(tmp_path / "c.csv")
+    assert result[["complementary_item_id", "source"]].to_dict("records") == [
+        {"complementary_item_id": "lift 1.01", "source": "complement"}]
+    assert result["lift"].iloc[0] == pytest.approx(1.01)
