@@ -72,6 +72,7 @@ class Service:
         """Load ``path`` completely, then swap it in: requests in flight keep the model they started with."""
         manifest = read_manifest(path)
         base = load_model(path)
+        self.store.check_model_users(base.users_.external_ids, str(path))  # pseudonyms on both sides, or neither
         if base.seen_.shape[1] >= ANN_MIN_ITEMS:
             base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
         model = self._with_store_items(base)

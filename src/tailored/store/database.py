@@ -149,6 +149,19 @@ class EventStore:
         raise ConfigError(f"TAILORED_PSEUDONYM_KEY is not the key the database {where} was pseudonymised with: set "
                           "the right one (with another key no user can be found, served or erased by id).")
 
+    def check_model_users(self, user_ids: np.ndarray, model: str) -> None:
+        """Refuse a model whose users cannot be this store's: with a pseudonym key, requests are mapped to pseudonyms,
+        so a model trained on ids in clear would give every user the cold-start answer. Judged on the shape of (up
+        to 10,000 of) its user ids: most must look like pseudonyms."""
+        sample = pd.Series(user_ids[:10_000], dtype=str)
+        if self.pseudonym_key is None or sample.empty:
+            return
+        clear = 1.0 - sample.str.fullmatch(PSEUDONYM.pattern).mean()
+        if clear > 0.5:
+            raise ConfigError(f"The model {model} was trained on user ids in clear ({clear:.0%} of its users are not "
+                              "pseudonyms), but TAILORED_PSEUDONYM_KEY is set: every user would get the cold-start "
+                              "answer. Train it on `tailored events export` of this database, or serve without the key.")
+
     def subject(self, user_id: str) -> str:
         """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""
         return self._fingerprint(self.user_key(user_id))
