@@ -1,9 +1,14 @@
-"""`tailored.tuning.tune`: defaults first, best never worse than the defaults on validation, deterministic for a
-seed, validation carved from the given (training) data only, rating metrics minimised."""
+"""`tailored.tuning.tune`: the defaults with every weighting first (auto's choice first), best never worse than the
+defaults on validation, deterministic for a seed, validation carved from the given (training) data only, rating
+metrics minimised, trials reported and stopped by a timeout, EASE trials sharing one eigendecomposition."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +16,15 @@ import pytest
 
 import tailored.tuning as tuning
 from tailored.data.dataset import Dataset
+from tailored.data.transforms import apply_weighting
 from tailored.errors import ConfigError
 from tailored.models.base import params_of
+from tailored.models.ease import EASEScorer, GramSpectrum, sharing_spectra
 from tailored.split import carve_validation, split_per_user
 from tailored.pipeline import build_recommender
 from tailored.tuning import score_on, tune, validation_method
+from tests.test_auto_weighting import play_counts
+from tests.test_cli import cli, flat, ok
 
 KEY = ["user_id", "item_id", "timestamp"]
 
@@ -58,17 +67,97 @@ def ease_result(data: Dataset) -> tuning.TuneResult:
     return tune(data, "ease", "ndcg@10", trials=5, seed=3)
 
 
-def test_defaults_are_trial_zero(data: Dataset, ease_result: tuning.TuneResult) -> None:
+def test_defaults_with_every_weighting_are_the_first_trials() -> None:
+    ratings = ratings_dataset()
+    result = tune(ratings, "ease", "ndcg@10", trials=6, seed=3)
+    trials = result.trials
+    assert len(trials) == 6 and trials["number"].tolist() == list(range(6))
+    defaults = params_of(build_recommender("ease", {}).scorer)
+    # star ratings: auto chooses binary, tried first; then the defaults with every other weighting
+    assert trials["params_weighting"].tolist()[:4] == ["binary", "raw", "log1p", "confidence"]
+    for _, trial in trials.iloc[:4].iterrows():
+        assert {name: trial[f"params_{name}"] for name in ("reg", "recency_half_life")} == {
+            name: defaults[name] for name in ("reg", "recency_half_life")}
+    assert result.default_value == pytest.approx(trials.iloc[0]["value"])
+    # the default value is the defaults' (auto weighting) score on the validation split tune carves (per_user)
+    split = carve_validation(ratings, method="per_user", seed=3)
+    assert result.default_value == pytest.approx(score_on(build_recommender("ease", {}), split, "ndcg@10"))
+    assert result.best_value >= trials.iloc[:4]["value"].max()
+
+
+def test_constant_values_keep_the_auto_weighting_and_search_the_rest(data: Dataset, ease_result: tuning.TuneResult) -> None:
+    """Every pair 1.0: the weightings differ by a constant factor, so no trial is spent on them."""
     trials = ease_result.trials
-    assert len(trials) == 5 and trials["number"].tolist() == list(range(5))
-    defaults = params_of(build_recommender("ease", {}).scorer) | {"weighting": "raw"}
-    first = trials.iloc[0]
-    for name in tuning.search_space("ease"):
-        assert first[f"params_{name}"] == defaults[name], name
-    assert ease_result.default_value == pytest.approx(first["value"])
-    # the default value is the defaults' score on the validation split tune carves (per_user for ndcg)
+    assert "params_weighting" not in trials.columns and ease_result.best_params["weighting"] == "binary"
+    assert len(trials) == 5 and (trials.iloc[0]["params_reg"], trials.iloc[0]["params_recency_half_life"]) == (400.0, math.inf)
+    assert trials["params_reg"].nunique() == 5
     split = carve_validation(data, method="per_user", seed=3)
     assert ease_result.default_value == pytest.approx(score_on(build_recommender("ease", {}), split, "ndcg@10"))
+
+
+def test_heavy_tailed_counts_try_log1p_defaults_first() -> None:
+    plays = play_counts(n_users=40, n_items=150)  # fewer users than items: EASE trials share a spectrum
+    result = tune(Dataset.from_frame(plays), "ease", "ndcg@10", trials=6, seed=0)
+    first = result.trials.iloc[0]
+    assert first["params_weighting"] == "log1p" and first["params_reg"] == 400.0
+    assert result.default_value == pytest.approx(first["value"])
+    assert set(result.trials["params_weighting"].iloc[:4]) == set(tuning.WEIGHTINGS)
+    assert result.best_value >= result.trials["value"].iloc[:4].max() >= result.default_value
+
+
+def test_shared_spectrum_scores_as_the_direct_fit() -> None:
+    """Within `sharing_spectra`, EASE fits on one matrix share one eigendecomposition and score what the dense
+    ``B`` scores (users fewer than items / sqrt(2): the spectral path)."""
+    data = apply_weighting(Dataset.from_frame(play_counts(n_users=40, n_items=150)), "log1p")
+    assert 2 * data.n_users**2 < data.n_items**2
+    users, items = np.arange(data.n_users), np.array([0, 5, 17, data.n_items - 1])
+    computed = []
+    original = GramSpectrum.of
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GramSpectrum, "of", classmethod(lambda cls, m: computed.append(m.shape) or original(m)))
+        for reg in (10.0, 400.0, 5000.0):
+            direct = EASEScorer(reg=reg).fit(data)
+            with sharing_spectra():
+                shared = EASEScorer(reg=reg).fit(data)
+                again = EASEScorer(reg=reg * 2).fit(data)
+            assert not hasattr(shared, "weights_") and hasattr(direct, "weights_")
+            for fitted, expected in ((shared, direct), (again, EASEScorer(reg=reg * 2).fit(data))):
+                scale = np.abs(expected.score(users)).max()
+                np.testing.assert_allclose(fitted.score(users), expected.score(users), rtol=0, atol=1e-5 * scale)
+                np.testing.assert_allclose(fitted.score(users, items), expected.score(users, items), rtol=0, atol=1e-5 * scale)
+    assert computed == [(data.n_users, data.n_items)] * 3, "one decomposition per sharing block and matrix"
+
+
+def test_trials_are_reported_and_the_timeout_stops_the_search(data: Dataset) -> None:
+    reports: list[tuning.TrialReport] = []
+    result = tune(data, "ease", "ndcg@10", trials=6, seed=3, on_trial=reports.append)
+    assert [r.number for r in reports] == list(range(6))
+    assert [r.value for r in reports] == pytest.approx(result.trials["value"].tolist())
+    assert [r.best_value for r in reports] == pytest.approx(result.trials["value"].cummax().tolist())
+    assert all(a.elapsed <= b.elapsed for a, b in zip(reports, reports[1:]))
+    stopped = tune(data, "ease", "ndcg@10", trials=6, seed=3, timeout=1e-6)
+    assert len(stopped.trials) == 1 and stopped.trials.iloc[0]["params_reg"] == 400.0  # the defaults first
+    with pytest.raises(ConfigError, match="timeout must be a positive number of seconds, got 0"):
+        tune(data, "ease", "ndcg@10", trials=2, timeout=0)
+
+
+def test_cli_tune_prints_a_line_per_trial_and_honours_the_timeout(tmp_path: Path) -> None:
+    play_counts(n_users=40, n_items=150).to_csv(tmp_path / "plays.csv", index=False)
+    done = ok(cli("tune", "--interactions", "plays.csv", "--algorithm", "ease", "--trials", "3", "--output",
+                  "best.json", cwd=tmp_path))
+    lines = [line for line in done.stderr.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 3, done.stderr
+    assert re.fullmatch(r"trial 1/3 reg=400 recency_half_life=inf weighting=log1p: ndcg@10 (\d\.\d{4}) "
+                        r"\(best \1, trial 1\) \d+\.\d s", lines[0]), lines[0]
+    assert lines[1].startswith("trial 2/3 reg=400 recency_half_life=inf weighting=raw: ndcg@10 ")
+    assert set(json.loads((tmp_path / "best.json").read_text())) == {"reg", "recency_half_life", "weighting"}
+    stopped = ok(cli("tune", "--interactions", "plays.csv", "--algorithm", "ease", "--trials", "20", "--timeout",
+                     "0.001", "--output", "stopped.json", cwd=tmp_path))
+    assert [line[:10] for line in stopped.stderr.splitlines() if line.startswith("trial ")] == ["trial 1/20"]
+    refused = cli("tune", "--interactions", "plays.csv", "--algorithm", "ease", "--timeout", "-5", "--output",
+                  "never.json", cwd=tmp_path)
+    assert refused.returncode == 2 and "timeout must be a positive number of seconds, got -5" in flat(refused.stderr)
+    assert not (tmp_path / "never.json").exists()
 
 
 def test_best_is_at_least_the_defaults(ease_result: tuning.TuneResult) -> None:

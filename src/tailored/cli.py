@@ -376,17 +376,24 @@ def tune(
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
 ) -> None:
-    """Search hyperparameters with Optuna on a validation split carved from the training file only."""
+    """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
+    with each weighting come first, then the search; one line per trial (params, score, best so far, elapsed)."""
     from tailored import jobs
+    from tailored.tuning import TrialReport
     from tailored.tuning import tune as run_tuning
+
+    def report(trial: TrialReport) -> None:
+        params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in trial.params.items())
+        console.print(f"trial {trial.number + 1}/{trials} {params}: {metric} {trial.value:.4f} (best {trial.best_value:.4f}, "
+                      f"trial {trial.best_number + 1}) {trial.elapsed:.1f} s", highlight=False, soft_wrap=True)
 
     refuse_overwrite({"--output": output}, {"--interactions": interactions, "--users": users, "--items": items})
     dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
-    with progress_bar(f"tuning {algorithm}") as bar:
-        task = bar.add_task("tune", total=trials)
-        result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
-                            on_trial=lambda number, value: bar.update(task, completed=number + 1))
+    result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
+                        on_trial=report, timeout=timeout)
     from tailored.config import json_safe
     from tailored.data.io import write_text
 
