@@ -4,6 +4,7 @@ check, load shedding, the body read under a deadline and the per-route metrics."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -35,32 +36,34 @@ def unavailable(detail: str) -> JSONResponse:
 
 
 class DatabaseCalls:
-    """Blocking database calls awaited from the event loop, each at most ``timeout`` seconds (then TimeoutError; the
-    call is left to finish in its thread and its result dropped), at most ``concurrency`` at once (more: TimeoutError
-    at once). Daemon threads, not the thread pool: a hung database holds neither the requests' threads nor the
-    shutdown."""
+    """Blocking database calls awaited from the event loop, at most ``concurrency`` at once, each awaited at most
+    ``timeout`` seconds, its wait for a turn included (then TimeoutError; a call already started is left to finish
+    in its thread, its result dropped, and holds its turn until then). Daemon threads, not the thread pool: a hung
+    database holds neither the requests' threads nor the shutdown."""
 
     def __init__(self, timeout: float, concurrency: int = 4) -> None:
-        self.timeout, self.concurrency = timeout, concurrency
-        self.slots = threading.BoundedSemaphore(concurrency)
+        self.timeout = timeout
+        self.turns = asyncio.Semaphore(concurrency)
 
     async def __call__(self, function: Callable[..., Result], *args: Any) -> Result:
-        if not self.slots.acquire(blocking=False):
-            raise TimeoutError(f"{self.concurrency} database calls are already waiting")
-        future: Future[Result] = Future()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout):
+            await self.turns.acquire()
+            future: Future[Result] = Future()
 
-        def run() -> None:
-            try:
-                if future.set_running_or_notify_cancel():  # not given up on before it started
-                    try:
-                        future.set_result(function(*args))
-                    except BaseException as error:  # noqa: BLE001  (handed to the awaiting request)
-                        future.set_exception(error)
-            finally:
-                self.slots.release()
+            def run() -> None:
+                try:
+                    if future.set_running_or_notify_cancel():  # not given up on before it started
+                        try:
+                            future.set_result(function(*args))
+                        except BaseException as error:  # noqa: BLE001  (handed to the awaiting request)
+                            future.set_exception(error)
+                finally:
+                    with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits for the turn
+                        loop.call_soon_threadsafe(self.turns.release)
 
-        threading.Thread(target=run, name="database-call", daemon=True).start()
-        return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            threading.Thread(target=run, name="database-call", daemon=True).start()
+            return await asyncio.wrap_future(future)
 
 
 class LoopLag:

@@ -54,7 +54,8 @@ class KeyCache:
     bounded in time) at most every ``fresh_seconds`` per key: a revoked key stops working within that time.
 
     While the database fails or does not answer, a key found valid within the last ``outage_seconds`` keeps its
-    scopes (the database is asked again at most once per ``calls.timeout``, so those requests do not wait on it);
+    scopes (for ``calls.timeout`` seconds after a failure the database is not asked again for them, so most of those
+    requests do not wait on it);
     other keys get KeyCheckUnavailable. Valid keys are kept (as many as `tailored keys create` made); invalid ones
     are remembered by digest, only the ``max_invalid`` most recent, so a flood of made-up keys costs bounded memory;
     a key of the wrong shape is refused without a lookup."""
@@ -88,7 +89,7 @@ class KeyCache:
             if now >= self.retry_at:
                 logger.warning("key check failed: %s; keys valid in the last %.0f s keep working",
                                type(error).__name__, self.outage_seconds)
-            self.retry_at = now + self.calls.timeout
+            self.retry_at = time.monotonic() + self.calls.timeout
             if stale:
                 return valid[0]  # type: ignore[index]
             raise KeyCheckUnavailable(f"The database is unavailable and this key was not checked in the last "
