@@ -9,8 +9,8 @@ from tailored.rank.launch import NewItemSlots
 from tailored.rank.location import LocationAdjuster
 from tailored.rank.recent import RecentActivityBooster
 from tailored.rank.rules import BusinessRules, MaxShare, load_rules
-from tailored.rank.seasonal import SeasonalAdjuster
+from tailored.rank.seasonal import SeasonalAdjuster, SeasonCap
 from tailored.rank.time_of_day import TimeOfDayAdjuster
 
 __all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "Context", "ExposureCap", "LocationAdjuster", "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
-           "Reranker", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules", "parse_context", "stage_names"]
+           "Reranker", "SeasonCap", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules", "parse_context", "stage_names"]

@@ -266,7 +266,7 @@ class CalendarAdjuster:
             return scores
         removed = factor == 0
         scores = np.where(removed, -np.inf, scores).astype(scores.dtype) if removed.any() else scores
-        return add_log_lift(scores, np.where(removed, 1.0, factor), self.strength)
+        return add_log_lift(scores, np.where(removed, 1.0, factor), self.strength, request)
 
     def explain(self, items: np.ndarray, request: Request) -> np.ndarray:
         """``"event Christmas x1.5"`` for each item an active event concerns ("; "-joined), "" otherwise."""

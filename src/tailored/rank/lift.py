@@ -3,50 +3,119 @@ the year, hour of the week) than the catalogue does, and the score adjustment th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Self
 
 import numpy as np
 
 from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError
+from tailored.rank.base import Request
 from tailored.rank.context import Context
 
 Buckets = Callable[[np.ndarray], np.ndarray]
 """Unix seconds -> bucket indices of the cycle."""
 
 
-HOLDOUT = 0.2
-"""The latest share of the interactions on which learned profiles must predict better than the catalogue's curve."""
+@dataclass(eq=False)
+class PeriodicAdjuster:
+    """The time stages' shared code: a lift per item and bucket of a cycle (`learn_lift`), and ``strength *
+    log(lift)`` of the request's bucket added to each user's standardised scores. A subclass names the cycle."""
+
+    learns: ClassVar[bool] = True
+    buckets: ClassVar[Buckets]
+    n_buckets: ClassVar[int]
+    unit: ClassVar[int]
+    """Seconds per period of time that falls in one bucket (a day for weeks of the year, an hour for hours)."""
+    rising: ClassVar[str]
+    falling: ClassVar[str]
+
+    strength: float = 2.0
+    prior: float | None = None
+    min_history_days: float = 0.0
+    min_gain: float = 0.0
+
+    @property
+    def smoothing(self) -> int:
+        raise NotImplementedError
+
+    def fit(self, dataset: Dataset) -> Self:
+        prior = 1.0 if self.prior is None else self.prior
+        for key, value, valid in (("strength", self.strength, self.strength >= 0), ("prior", prior, prior > 0),
+                                  ("smoothing", self.smoothing, self.smoothing >= 0)):
+            if not (valid and math.isfinite(value)):
+                raise ConfigError(f"Stage '{self.stage}' parameter {key} = {value!r} is invalid: strength must be "  # type: ignore[attr-defined]
+                                  f">= 0, prior > 0 (or none: chosen on held-out users) and smoothing a whole "
+                                  f"number >= 0.")
+        priors = PRIORS if self.prior is None else (self.prior,)
+        self.lift_, self.prior_ = learn_lift(dataset, self.buckets, self.n_buckets, self.unit, priors,
+                                             int(self.smoothing), self.min_history_days, self.min_gain)
+        return self
+
+    @property
+    def inert(self) -> bool:
+        """Nothing was learned: every score is left as it is."""
+        return len(self.lift_) == 0
+
+    def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
+        return apply_lift(scores, self.lift_, self.buckets, request, self.strength)
+
+    def explain(self, items: np.ndarray, request: Request) -> np.ndarray:
+        return lift_reasons(items, self.lift_, self.buckets, request.context, self.rising, self.falling)
 
 
-def learn_lift(dataset: Dataset, buckets: Buckets, n_buckets: int, prior: float, smoothing: int,
-               min_history_days: float, min_gain: float) -> np.ndarray:
-    """`periodic_lift` of the dataset's interactions; empty (no lift) without timestamps, with a history shorter than
-    ``min_history_days`` (too short to show the cycle), or when the items' profiles do not predict when they are
-    taken: profiles learned on all but the latest ``HOLDOUT`` of the interactions must raise the log-likelihood of
-    the held-out interactions' buckets by more than ``min_gain`` nats over the catalogue's curve. Rating sessions at
-    odd hours (MovieLens: -0.04) fail; breakfast in the morning and foie gras at Christmas pass (+0.08 to +0.25),
-    even for items with a dozen sales."""
+PRIORS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+"""The ``prior`` values tried on the held-out users when none is given."""
+
+HOLDOUT_USERS = 5
+"""One user in this many (by index) is held out: the profiles learned on the others must predict when the held-out
+users take their items better than the catalogue's curve, or nothing is learned."""
+
+STOPPED_SALES = 5.0
+"""An item whose own rate predicts at least this many sales after its last one has stopped selling (its season
+ended): its exposure counts from the history's start. Otherwise (still selling: a launch, or an item sold all along)
+it counts from its first sale, so that a product launched in October is not taken to be out of season in March."""
+
+
+def learn_lift(dataset: Dataset, buckets: Buckets, n_buckets: int, unit: int, priors: tuple[float, ...],
+               smoothing: int, min_history_days: float, min_gain: float) -> tuple[np.ndarray, float]:
+    """`periodic_lift` of the dataset's interactions with the best of ``priors``, and that prior; the lift is empty
+    (none) without timestamps, with a history shorter than ``min_history_days`` (too short to show the cycle), or when
+    the items' profiles do not predict when they are taken: profiles learned without one user in ``HOLDOUT_USERS``
+    must give the held-out users' interactions a mean log-lift above ``min_gain`` nats (the prior that gives the
+    highest is chosen). Rating sessions at odd hours (MovieLens) fail; breakfast in the morning and foie gras at
+    Christmas pass, even for items with a dozen sales and for a single year of history."""
+    none = np.ones((0, n_buckets), np.float32), float("nan")
     timestamps = dataset.timestamps
     if timestamps is None or len(timestamps) == 0 or np.ptp(timestamps) < min_history_days * DAY:
-        return np.ones((0, n_buckets), np.float32)
+        return none
     seconds = np.asarray(timestamps, np.int64)
-    cells = buckets(seconds)
-    early = seconds < np.quantile(seconds, 1 - HOLDOUT)
-    lift = periodic_lift(dataset.item_index[early], cells[early], dataset.n_items, n_buckets, prior, smoothing)
-    gain = float(np.mean(np.log(np.maximum(lift[dataset.item_index[~early], cells[~early]], 1e-6)))) if (~early).any() else 0.0
-    if gain <= min_gain:
-        return np.ones((0, n_buckets), np.float32)
-    return periodic_lift(dataset.item_index, cells, dataset.n_items, n_buckets, prior, smoothing)
+    items = dataset.item_index
+    held = dataset.user_index % HOLDOUT_USERS == 0
+    if not held.any() or held.all():
+        return none
+    cells = buckets(seconds[held])
+    gains = []
+    for prior in priors:
+        learned = periodic_lift(items[~held], seconds[~held], dataset.n_items, buckets, n_buckets, unit, prior,
+                                smoothing)
+        gains.append(float(np.mean(np.log(np.maximum(learned[items[held], cells], 1e-6)))))
+    if max(gains) <= min_gain:
+        return none
+    prior = priors[int(np.argmax(gains))]
+    return periodic_lift(items, seconds, dataset.n_items, buckets, n_buckets, unit, prior, smoothing), prior
 
 
-def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, context: Context, strength: float) -> np.ndarray:
+def apply_lift(scores: np.ndarray, lift: np.ndarray, buckets: Buckets, request: Request, strength: float) -> np.ndarray:
     """`add_log_lift` for the bucket of the request's moment; scores unchanged when nothing was learned or the
     request has no moment."""
-    if len(lift) == 0 or context.moment is None:
+    if len(lift) == 0 or request.context.moment is None:
         return scores
-    bucket = request_bucket(buckets, context)
-    return add_log_lift(scores, lift[:, bucket], strength)
+    bucket = request_bucket(buckets, request.context)
+    return add_log_lift(scores, lift[:, bucket], strength, request)
 
 
 def request_bucket(buckets: Buckets, context: Context) -> int:
@@ -69,16 +138,67 @@ def lift_reasons(items: np.ndarray, lift: np.ndarray, buckets: Buckets, context:
     return reasons
 
 
-def periodic_lift(items: np.ndarray, buckets: np.ndarray, n_items: int, n_buckets: int, prior: float,
-                  smoothing: int) -> np.ndarray:
-    """Items x buckets lift ``share_i(b) / g(b)``, with ``share_i(b) = (c_i(b) + prior g(b)) / (n_i + prior)``, the
-    counts circularly smoothed over ``±smoothing`` buckets and ``g`` the catalogue's share; buckets never seen: 1."""
+def periodic_lift(items: np.ndarray, seconds: np.ndarray, n_items: int, buckets: Buckets, n_buckets: int, unit: int,
+                  prior: float, smoothing: int) -> np.ndarray:
+    """Items x buckets lift: how many times more an item sells in a bucket than the catalogue's sales there predict.
+
+    Expected sales ``e_i(b)`` spread the item's sales over the catalogue's sales (per ``unit`` of time: a day, an
+    hour) from the start of its exposure (`STOPPED_SALES`) to the end of the history; ``c_i(b)`` are its sales. Both
+    are summed over circular windows of ``±smoothing`` buckets, then of doubling widths up to the whole cycle; each
+    window's lift ``(c + prior * wider) / (e + prior)`` is shrunk towards the next wider one (the whole cycle: 1).
+    An item sold 300 times in December, never in March, has a March lift near 0.01 (every window around March is
+    empty); one with a dozen sales is pulled to its wider windows, a bucket it was never exposed to is read from them."""
+    period = seconds // unit
+    origin = int(period.min())
+    period = (period - origin).astype(np.int64)
+    n_periods = int(period.max()) + 1
+    sales = np.bincount(period, minlength=n_periods).astype(np.float64)
+    from_period = np.zeros((n_periods + 1, n_buckets))  # row t: the catalogue's sales per bucket from period t on
+    from_period[np.arange(n_periods), buckets((np.arange(n_periods) + origin) * unit)] = sales
+    from_period = np.cumsum(from_period[::-1], axis=0)[::-1]
     counts = np.zeros((n_items, n_buckets))
-    np.add.at(counts, (items, buckets), 1.0)
-    counts = sum(np.roll(counts, shift, axis=1) for shift in range(-smoothing, smoothing + 1)) / (2 * smoothing + 1)
-    catalogue = counts.sum(axis=0) / max(counts.sum(), 1.0)
-    share = (counts + prior * catalogue) / (counts.sum(axis=1, keepdims=True) + prior)
-    return np.divide(share, catalogue, out=np.ones_like(share), where=catalogue > 0).astype(np.float32)
+    np.add.at(counts, (items, buckets(seconds)), 1.0)
+    sold = counts.sum(axis=1)
+    first = np.full(n_items, n_periods, np.int64)
+    np.minimum.at(first, items, period)
+    last = np.full(n_items, -1, np.int64)
+    np.maximum.at(last, items, period)
+    rate = sold / np.maximum(from_period[first].sum(axis=1), 1.0)
+    stopped = rate * from_period[last + 1].sum(axis=1) >= STOPPED_SALES
+    exposure = from_period[np.where(stopped, 0, first)]
+    expected = exposure * (sold / np.maximum(exposure.sum(axis=1), 1.0))[:, None]
+    excess = dispersion(counts, expected)
+    pseudo = np.where(excess > 0, np.minimum(prior, counts.sum(axis=1) / np.maximum(excess, 1e-12)), prior)[:, None]
+    widths = [smoothing]
+    while 2 * widths[-1] + 1 < n_buckets:
+        widths.append(max(1, 2 * widths[-1]))
+    lift = np.ones((n_items, n_buckets))
+    for width in reversed(widths):
+        lift = (circular_sum(counts, width) + pseudo * lift) / (circular_sum(expected, width) + pseudo)
+    return lift.astype(np.float32)
+
+
+def dispersion(counts: np.ndarray, expected: np.ndarray, blocks: int = 12) -> np.ndarray:
+    """Per item, how far its sales vary over ``blocks`` stretches of the cycle beyond chance: Pearson's X^2 of its
+    sales against the expected ones, less K + 2 sqrt(2K) (K stretches exposed: the mean and two standard deviations
+    of X^2 for an item that does not vary). Positive for a season: ``sales / excess`` estimates ``a`` of a Gamma(a, a)
+    lift, the item's pseudo-sales in `periodic_lift` (at most ``prior``), so that a season's own evidence counts."""
+    block = np.arange(counts.shape[1]) * blocks // counts.shape[1]
+    sold = np.add.reduceat(counts, np.flatnonzero(np.diff(block, prepend=-1)), axis=1)
+    due = np.add.reduceat(expected, np.flatnonzero(np.diff(block, prepend=-1)), axis=1)
+    exposed = due > 0
+    chi2 = np.where(exposed, (sold - due) ** 2 / np.where(exposed, due, 1.0), 0.0).sum(axis=1)
+    stretches = exposed.sum(axis=1)
+    return chi2 - stretches - 2 * np.sqrt(2 * stretches)
+
+
+def circular_sum(values: np.ndarray, width: int) -> np.ndarray:
+    """Each column's sum over the columns within ``±width`` of it, the last column next to the first."""
+    if 2 * width + 1 >= values.shape[1]:
+        return np.repeat(values.sum(axis=1, keepdims=True), values.shape[1], axis=1)
+    wrapped = np.concatenate([values[:, values.shape[1] - width :], values, values[:, :width]], axis=1)
+    total = np.concatenate([np.zeros((len(values), 1)), np.cumsum(wrapped, axis=1)], axis=1)
+    return total[:, 2 * width + 1 :] - total[:, : -(2 * width + 1)]
 
 
 BOUND = 3.0
@@ -87,12 +207,22 @@ a bestseller 6 standard deviations above the rest) must not outvote a season in 
 on the July validation month of the synthetic history (docs/stages.md)."""
 
 
-def add_log_lift(scores: np.ndarray, lift: np.ndarray, strength: float) -> np.ndarray:
-    """`bounded` scores plus ``strength * log(lift)`` of their item; items beyond ``lift`` (added after training)
-    get no lift; -inf stays -inf."""
+ON_SCALE = "scores on the bounded scale"
+"""The request's tally key naming the block (its `Request`) whose scores an `add_log_lift` already brought to the
+bounded scale."""
+
+
+def add_log_lift(scores: np.ndarray, lift: np.ndarray, strength: float, request: Request | None = None) -> np.ndarray:
+    """`bounded` scores plus ``strength * log(lift)`` of their item: the item's odds times ``lift ** strength``.
+    Items beyond ``lift`` (added after training) get no lift; -inf stays -inf. Given the ``request``, a block already
+    brought to the bounded scale by an earlier `add_log_lift` is not bounded again, so that the factors of successive
+    stages (season, hour, events) multiply instead of the later ones squashing the earlier ones."""
     full = np.ones(scores.shape[1], np.float32)
     full[: len(lift)] = np.maximum(lift, 1e-6)
-    return bounded(scores) + (strength * np.log(full)).astype(np.float32)
+    scaled = request is not None and request.tally.get(ON_SCALE) is request
+    if request is not None:
+        request.tally[ON_SCALE] = request
+    return (scores if scaled else bounded(scores)) + (strength * np.log(full)).astype(np.float32)
 
 
 def bounded(scores: np.ndarray) -> np.ndarray:

@@ -25,9 +25,10 @@ from tailored.errors import ConfigError
 from tailored.rank.base import STAGES, Reranker, Stage, create_stage, stage_names
 
 FILE_STAGES = ("calendar", "rules")
-CONTEXT_STAGES = ("seasonal", "time-of-day")
+CONTEXT_STAGES = ("seasonal", "time-of-day", "season-cap")
 """Learned by every `tailored train` unless told otherwise: they change nothing without a yearly or daily pattern
-(too short a history, or no item departing from the catalogue's curve) nor for a request without a date."""
+(too short a history, or no item departing from the catalogue's curve) nor for a request without a date; items in
+season take at most half of each list (`season-cap`)."""
 
 
 def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
