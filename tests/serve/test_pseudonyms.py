@@ -14,20 +14,28 @@ from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tailored.store.database import Event
 from tests.serve.test_service import auth, serving, shop
-from tests.test_cli import ENV, TAILORED, flat
+from tests.test_cli import ENV, POOL, TAILORED, flat
 
 KEY = "a-pseudonym-key"
 
 
-def test_a_model_of_ids_in_clear_is_refused_with_a_pseudonym_key(tmp_path) -> None:
+def serve(folder, key: str | None) -> subprocess.CompletedProcess[str]:
+    """`tailored serve` on ``folder``'s model and database, with TAILORED_PSEUDONYM_KEY set to ``key``."""
+    env = {name: value for name, value in ENV.items() if name != "TAILORED_PSEUDONYM_KEY"} | ({} if key is None else {"TAILORED_PSEUDONYM_KEY": key})
+    return subprocess.run([TAILORED, "serve", "--model-dir", "model", "--db", "sqlite:///events.db", "--port", "0"], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_model_of_ids_in_clear_or_a_missing_key_is_refused_by_serve(tmp_path) -> None:
     frame, items = shop()
     save_model(build_recommender("item-knn").fit(Dataset.from_frame(frame, items=items)), tmp_path / "model")
     EventStore(f"sqlite:///{tmp_path / 'events.db'}", pseudonym_key=KEY).engine.dispose()
-    served = subprocess.run([TAILORED, "serve", "--model-dir", "model", "--db", "sqlite:///events.db", "--port", "0"], cwd=tmp_path,
-                            env={**ENV, "TAILORED_PSEUDONYM_KEY": KEY}, capture_output=True, text=True, timeout=120)
+    keyless = POOL.submit(serve, tmp_path, None)
+    served = serve(tmp_path, KEY)
     assert served.returncode == 2 and "Traceback" not in served.stderr
     assert "was trained on user ids in clear (100% of its users are not pseudonyms), but TAILORED_PSEUDONYM_KEY is set" \
         in flat(served.stderr)
+    assert keyless.result().returncode == 2 and "stores pseudonymised user ids: set TAILORED_PSEUDONYM_KEY" in flat(keyless.result().stderr)
 
 
 def test_a_model_trained_on_the_pseudonymised_export_personalises_by_clear_id(tmp_path) -> None:
