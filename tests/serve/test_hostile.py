@@ -274,3 +274,39 @@ def test_a_request_the_fast_lane_declines_is_charged_once(model_dir, tmp_path) -
     with tailored_serve(model_dir, url, tmp_path / "serve.log", rate_limit_per_minute=3) as (base, _):
         answers = [httpx.get(f"{base}/v1/users/someone-new/recommendations", headers=reader).status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
+
+
+def test_a_database_that_stops_taking_writes_is_answered_503_without_ids_in_the_log(model_dir, postgres_url,
+                                                                                      tmp_path) -> None:
+    """PostgreSQL turned read-only while the service runs (its connections dropped, the new ones read-only): a POST
+    is answered 503 "nothing was stored" (the driver's error is not an OperationalError: it was a 500 whose
+    traceback quoted the ids), recommendations go on, and writes resume once the database takes them again."""
+    import sqlalchemy as sa
+
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+
+    def read_only(on: bool) -> None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'))
+            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name "
+                                       "AND pid <> pg_backend_pid()"), {"name": name})
+
+    keys = keys_for(postgres_url)
+    writer, reader = auth(keys["events:write"]), auth(keys["recommend"])
+    log = tmp_path / "serve.log"
+    try:
+        with tailored_serve(model_dir, postgres_url, log) as (base, _):
+            assert httpx.post(f"{base}/v1/events", json=events("before"), headers=writer).status_code == 200
+            read_only(True)
+            refused = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=writer)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["detail"] == "The database is unavailable; nothing was stored by this request. Retry shortly."
+            assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
+            read_only(False)
+            wait_for(lambda: httpx.post(f"{base}/v1/events", json=events("after"), headers=writer).status_code == 200)
+    finally:
+        read_only(False)
+        admin.dispose()
+    text = log.read_text()
+    assert "Traceback" not in text and not any(private in text for private in PRIVATE), text
