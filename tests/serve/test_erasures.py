@@ -79,3 +79,33 @@ def test_a_user_id_with_a_slash_is_erased_and_described_over_http(tmp_path) -> N
     assert store.is_erased("team/alice") and store.is_erased("a/b/c") and store.count_events() == 0
     assert store.user_attributes("team/bob") == {"segment": "gold"}
     store.engine.dispose()
+
+
+def test_erasures_over_http_racing_posted_events_leave_nothing_behind(tmp_path) -> None:
+    import random
+    import threading
+
+    from tests.store.test_races import VICTIMS, stored_users
+
+    frame, items = shop()
+    save_model(build_recommender("popularity").fit(Dataset.from_frame(frame, items=items)), tmp_path / "model")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(url)
+    headers, rng = auth(store.create_key(["events:write", "admin"])), random.Random(0)
+    with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
+        def post() -> None:
+            with httpx.Client(base_url=base, headers=headers) as client:
+                for batch in range(150):
+                    events = [{"event_id": f"{user}-{batch}", "user_id": user, "item_id": "i1", "type": "view"}
+                              for user in [*VICTIMS, "bystander"]]
+                    client.post("/v1/events", json={"events": events}).raise_for_status()
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        assert eventually(lambda: store.count_events() > 0)
+        for user in VICTIMS:  # one trial per victim, each erased while events keep arriving
+            assert httpx.delete(f"{base}/v1/users/{user}", headers=headers).status_code == 204
+            time.sleep(rng.uniform(0, 0.02))
+        poster.join()
+    assert stored_users(store) == {"bystander"}
+    store.engine.dispose()
