@@ -193,7 +193,10 @@ def test_a_stage_that_learns_from_times_is_refused_at_recommend_time_naming_trai
     ["trending", "--model-dir", "model", "--output", "r.txt"],
     ["check", "--interactions", "train.csv", "--output", "r.txt"],
     ["evaluate", "--test", "test.csv", "--model-dir", "model", "--output", "r.txt"],
-], ids=lambda args: args[0])
+    ["drift", "--interactions", "train.csv", "--model-dir", "model", "--output", "r.txt"],
+    ["datasets", "scale", "--users", "10", "--items", "10", "--output", "r.txt"],
+    ["benchmark", "movielens-100k", "--data-dir", "nowhere", "--output", "r.txt"],
+], ids=lambda args: args[1] if args[0] == "datasets" else args[0])
 def test_an_output_extension_is_refused_before_any_work(args: list[str], folder: Path) -> None:
     pd.DataFrame({"item_id": ["i01", "i02"]}).to_csv(folder / "items.csv", index=False)
     result = cli(*args, cwd=folder)
@@ -208,3 +211,45 @@ def test_run_refuses_a_misspelled_parameter_before_reading_the_data(folder: Path
     refused(result, "[[algorithms]] number 1 ('ease'): Unknown parameter(s) ['regg'] for algorithm 'ease'",
             "Valid parameters: ", "reg")
     assert "reading data" not in result.stderr and not (folder / "job_out").exists()
+
+
+# ---- messages in the user's words ----------------------------------------------------------------------------------
+def test_a_missing_column_is_named_with_the_option_that_gave_it_before_any_work(folder: Path) -> None:
+    result = cli("train", "--interactions", "train.csv", "--user-col", "customer", "--time-col", "when", "--algorithm",
+                 "ease", "--model-dir", "m_columns", cwd=folder)
+    message = refused(result, "Column 'customer' (--user-col), 'when' (--time-col) not found in train.csv; available "
+                              "columns: ['user_id', 'item_id', 'value', 'timestamp']. Pass the names your file uses.")
+    assert "user=" not in message and not (folder / "m_columns").exists()
+
+
+def test_check_speaks_of_the_users_columns_and_numbers_rows_by_file_line_everywhere(tmp_path: Path) -> None:
+    train, _ = implicit_data()
+    frame = train.astype(str).rename(columns={"item_id": "product", "timestamp": "when"})
+    frame.loc[3, "product"] = ""  # file line 5
+    frame.loc[5, "when"] = "2099-01-01"  # file line 7
+    frame.to_csv(tmp_path / "orders.csv", index=False)
+    report = flat(ok(cli("check", "--interactions", "orders.csv", "--item-col", "product", "--time-col", "when",
+                         "--output", "clean.csv", cwd=tmp_path)).stdout)
+    assert "Rows are named by their line in the file (the header is line 1)." in report
+    assert "| rule | field | severity | action | rows | sample lines |" in report
+    assert "| missing_value | product | error | rejected | 1 | 5 |" in report
+    assert "| future_timestamp | when | error | rejected | 1 | 7 |" in report
+    assert "empty cells in column 'product' (line 5 (" in report
+    assert "in column 'when' (line 7 ('2099-01-01'))" in report
+    for canonical in ("item_id", "timestamp"):
+        assert f"'{canonical}'" not in report and f"| {canonical} |" not in report, canonical
+    rejected = pd.read_csv(tmp_path / "clean.rejected.csv")
+    assert rejected["line"].tolist() == [5, 7]
+
+
+@pytest.mark.parametrize("command", ["similar", "complementary"])
+def test_an_unknown_query_item_is_skipped_with_a_warning_naming_it(command: str, folder: Path, tmp_path: Path) -> None:
+    pd.DataFrame({"item_id": ["i01", "nope", "i02"]}).to_csv(tmp_path / "query.csv", index=False)
+    pd.DataFrame({"item_id": ["nope"]}).to_csv(tmp_path / "unknown.csv", index=False)
+    model = folder / "model"
+    result = ok(cli(command, "--model-dir", model, "--items", "query.csv", "--k", 3, "--output", "out.csv", cwd=tmp_path))
+    assert "warning: query.csv: 1 item id(s) unknown to the model skipped: 'nope'" in flat(result.stderr)
+    assert set(pd.read_csv(tmp_path / "out.csv", dtype=str)["item_id"]) == {"i01", "i02"}
+    refused(cli(command, "--model-dir", model, "--items", "unknown.csv", "--output", "none.csv", cwd=tmp_path),
+            "None of the 1 item id(s) of unknown.csv is known to the model (e.g. 'nope')")
+    assert not (tmp_path / "none.csv").exists()

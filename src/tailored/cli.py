@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tailored.errors import ConfigError, TailoredError
+from tailored.errors import ConfigError, DataError, TailoredError
 
 app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -158,6 +158,19 @@ def parse_params(values: list[str] | None, params_file: Path | None = None) -> d
     return params
 
 
+def _known_items(recommender: Any, ids: Any, source: Path, hint: str) -> Any:
+    """The query item ``ids`` the model knows; the others are skipped with a warning naming them (none known: an
+    error, with ``hint``)."""
+    known = recommender.items_.index(ids, missing="mask") >= 0
+    unknown = ", ".join(map(repr, ids[~known][:5].tolist())) + (", ..." if (~known).sum() > 5 else "")
+    if not known.any():
+        raise DataError(f"None of the {len(ids):,} item id(s) of {source} is known to the model (e.g. {unknown}); {hint}.")
+    if not known.all():
+        console.print(f"[yellow]warning:[/] {source}: {int((~known).sum()):,} item id(s) unknown to the model skipped: "
+                      f"{escape(unknown)} ({hint}).", highlight=False, soft_wrap=True)
+    return ids[known]
+
+
 def refuse_overwrite(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
     """Before any work, refuse an output that would destroy an input: the same file (symbolic and hard links
     included), a folder holding it (an output folder such as --model-dir is replaced as a whole) or a path inside an
@@ -210,9 +223,23 @@ def build_stages(options: list[str] | None, pipeline: Path | None) -> list[Any]:
     return stages + (load_pipeline(pipeline) if pipeline is not None else [])
 
 
-def _columns(user_col: str, item_col: str, value_col: str, time_col: str, basket_col: str | None = None) -> Any:
+def _columns(interactions: Path, user_col: str, item_col: str, value_col: str, time_col: str,
+             basket_col: str | None = None) -> Any:
+    """The interaction columns the options name, checked against the file's header before any work: a column not
+    there is named with the option that gave it (value and time columns left at their defaults may be absent)."""
+    from tailored.data.io import SUPPORTED_SUFFIXES, read_columns
     from tailored.jobs import ColumnNames
 
+    if interactions.is_file() and interactions.suffix.lower() in SUPPORTED_SUFFIXES:  # else the reader says why not
+        header = read_columns(interactions)
+        given = {"--user-col": user_col, "--item-col": item_col, "--value-col": value_col, "--time-col": time_col,
+                 "--basket-col": basket_col}
+        optional = {"--value-col": "value", "--time-col": "timestamp"}  # defaults that may be absent
+        missing = [f"'{name}' ({option})" for option, name in given.items()
+                   if name is not None and name not in header and name != optional.get(option)]
+        if missing:
+            raise DataError(f"Column {', '.join(missing)} not found in {interactions}; available columns: {header}. "
+                            "Pass the names your file uses.")
     return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col, basket=basket_col)
 
 
@@ -252,7 +279,8 @@ def train(
         from tailored.rank.specs import with_context_stages
 
         stages = with_context_stages(stages)
-    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col, basket_col))
+    dataset = jobs.load_dataset(interactions, users, items, _columns(interactions, user_col, item_col, value_col, time_col,
+                                                                     basket_col))
     if window_days is not None:
         from tailored.data.transforms import history_window
 
@@ -391,7 +419,7 @@ def tune(
                       f"trial {trial.best_number + 1}) {trial.elapsed:.1f} s", highlight=False, soft_wrap=True)
 
     refuse_overwrite({"--output": output}, {"--interactions": interactions, "--users": users, "--items": items})
-    dataset = jobs.load_dataset(interactions, users, items, _columns(user_col, item_col, value_col, time_col))
+    dataset = jobs.load_dataset(interactions, users, items, _columns(interactions, user_col, item_col, value_col, time_col))
     result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
                         on_trial=report, timeout=timeout)
     from tailored.config import json_safe
@@ -558,7 +586,7 @@ def check(
     rejected_path = None if output is None else check_table_path(output).with_name(f"{output.stem}.rejected{output.suffix}")
     refuse_overwrite({"--output": output, "--output (its rejected rows)": rejected_path, "--report": report},
                      {"--interactions": interactions, "--users": users, "--items": items})
-    result = jobs.check(interactions, users, items, _columns(user_col, item_col, value_col, time_col), rules)
+    result = jobs.check(interactions, users, items, _columns(interactions, user_col, item_col, value_col, time_col), rules)
     stdout.print(result.to_markdown())
     if output is not None:
         write_table(result.clean, output)
@@ -602,9 +630,10 @@ def datasets_scale(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Generate a large implicit-feedback set (user_id,item_id) for load tests: taste groups, Zipf popularity."""
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
     from tailored.data.synthetic import generate_scale
 
+    check_table_path(output)
     frame = generate_scale(users, items, per_user, seed=seed)
     write_table(frame, output)
     console.print(f"[green]wrote[/] {len(frame):,} interactions of {users:,} users and {items:,} items to {output}")
@@ -656,7 +685,9 @@ def similar(
         for problem in recommender.item_attribute_problems(table):
             console.print(f"[yellow]warning:[/] {items}: {escape(problem)}.")
         recommender = recommender.with_items(table)
-    frame = similar_items(recommender, table["item_id"].astype(str).unique(), k)
+    query = _known_items(recommender, table["item_id"].astype(str).unique(), items,
+                         "describe new items with attribute columns in --items")
+    frame = similar_items(recommender, query, k)
     write_table(with_titles(frame, recommender.catalogue, SIMILAR_ITEM_ID), output)
     console.print(f"[green]wrote[/] {len(frame):,} similar items for {frame['item_id'].nunique():,} items to {output}")
 
@@ -682,7 +713,8 @@ def complementary(
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     recommender = load_model(model_dir)
-    frame = complementary_items(recommender, jobs.read_item_ids(items), k, min_count, backfill)
+    query = _known_items(recommender, jobs.read_item_ids(items), items, "complements need purchase history")
+    frame = complementary_items(recommender, query, k, min_count, backfill)
     write_table(with_titles(frame, recommender.catalogue, COMPLEMENTARY_ITEM_ID), output)
     console.print(f"[green]wrote[/] {len(frame):,} complements for {frame['item_id'].nunique():,} items to {output}")
 
@@ -698,11 +730,12 @@ def drift(
     """Population stability of item popularity between the training data and recent interactions (with the noise
     floor of the window's size): says when retraining is due."""
     from tailored import jobs
-    from tailored.data.io import write_table
+    from tailored.data.io import check_table_path, write_table
     from tailored.drift import drift_report, recent_window
     from tailored.registry.model_dir import load_model
 
-    refuse_overwrite({"--output": output}, {"--interactions": interactions, "--model-dir": model_dir})
+    refuse_overwrite({"--output": output and check_table_path(output)}, {"--interactions": interactions,
+                                                                          "--model-dir": model_dir})
     report = drift_report(load_model(model_dir), recent_window(jobs.read_valid(interactions), window_days))
     print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
     stdout.print(f"verdict: {report.verdict}")
@@ -802,7 +835,7 @@ def split(
     for name in written:  # the files written into --output-dir
         refuse_overwrite({"--output-dir": output_dir / name}, {"--interactions": interactions, "--users": users,
                                                                "--items": items})
-    dataset = jobs.load_dataset(interactions, columns=_columns(user_col, item_col, value_col, time_col))
+    dataset = jobs.load_dataset(interactions, columns=_columns(interactions, user_col, item_col, value_col, time_col))
     attributes = {  # kind -> (table, id column, the suffix its two parts are written with: Parquet stays Parquet)
         kind: (read_attributes(source, column), column, ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
         for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)) if source is not None
@@ -839,8 +872,11 @@ def benchmark(
     exposure stages' accuracy/coverage trade-off on P1 and their overhead per user (first --algorithm, default ease)."""
     from tailored import benchmark as suites
     from tailored.benchmark_reranking import reranking_tradeoffs
+    from tailored.data.io import check_table_path
     from tailored.models.neural.training import reporting_epochs
 
+    if output is not None:
+        check_table_path(output)
     start = time.perf_counter()
     part = "validation" if validation else "test"
     if suite == "movielens-100k":

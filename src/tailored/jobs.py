@@ -368,5 +368,6 @@ def check(
         items=read_attributes(items, id_column=ITEM_ID) if items is not None else None,
         source=str(interactions),
         first_line=2 if Path(interactions).suffix.lower() in CSV_SUFFIXES else None,
+        names={USER_ID: columns.user, ITEM_ID: columns.item, VALUE: columns.value, TIMESTAMP: columns.time},
     )
 

@@ -103,6 +103,17 @@ def check_table_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def read_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV/TSV/TXT or Parquet file, from its header alone (to check names before a long read)."""
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    delimiter, skip_space = _sniff(path)
+    return list(pd.read_csv(path, sep=delimiter, nrows=0, skipinitialspace=skip_space).columns)
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` as CSV/TSV or Parquet (by extension), atomically: a temporary file renamed into place."""
     path = check_table_path(path)
