@@ -32,12 +32,17 @@ def append_stream(url: str, batches: int) -> None:
 def erase_while_appending(url: str, appender: threading.Thread | subprocess.Popen) -> EventStore:
     """Erase every victim, one by one at random moments, while ``appender`` (started) stores their events."""
     store, rng = EventStore(url), random.Random(0)
+    thread = isinstance(appender, threading.Thread)
     while store.count_events() == 0:
+        assert appender.is_alive() if thread else appender.poll() is None, "the appender ended before storing anything"
         time.sleep(0.001)
     for user in VICTIMS:
         store.erase_user(user)
         time.sleep(rng.uniform(0, 0.01))
-    appender.join() if isinstance(appender, threading.Thread) else appender.wait(timeout=120)
+    if thread:
+        appender.join()
+    else:
+        appender.wait(timeout=120)
     return store
 
 
