@@ -219,7 +219,7 @@ def implicit(work: Path, started: dict[str, Future[Results]]) -> Path:
 
 # ---- train -> recommend ----------------------------------------------------------------------------------------
 def _check_lists(recs: pd.DataFrame, train: pd.DataFrame, users: list[str]) -> None:
-    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank", "model"]
     assert sorted(recs["user_id"].unique()) == sorted(users)
     seen = set(zip(train["user_id"].astype(str), train["item_id"].astype(str)))
     for user, rows in recs.groupby("user_id"):

@@ -1,5 +1,6 @@
-"""Recommender.with_events: a trained user's events since training count without a refit -- only the events training
-did not hold, their items seen, and the user's scores folded in from the training history plus the events."""
+"""Recommender: a trained user's events since training count without a refit (`with_events`: only the events training
+did not hold, their items seen, the user's scores folded in from the training history plus the events); `recommend`
+warns as the command line does and names the model behind each list."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
-from tailored.pipeline import build_recommender
+from tailored.pipeline import RecommendationWarning, build_recommender
+from tailored.rank.context import parse_context
+from tailored.registry.model_dir import save_model
 from tests.serve.test_service import shop
+from tests.test_cli import cli, flat, ok
 
 NOW = 1_800_000_000.0
 
@@ -67,3 +71,27 @@ def test_a_sequence_model_appends_the_events_to_the_training_sequence(data) -> N
     expected = model.scorer.score_sessions([[*sequence[sequence >= 0], *model.items_.index(np.array(["i9", "i4", "i4"]))]])[0]
     assert after["score"].to_numpy() == pytest.approx(expected[model.items_.index(after["item_id"].to_numpy())], rel=1e-5)
     assert not {"i4", "i9"} & set(after["item_id"])
+
+
+def test_the_python_api_warns_as_the_command_line_and_names_each_lists_model(data, tmp_path) -> None:
+    """A customer without history gets popularity counts beside the scorer's scores: the frame says which model
+    produced each list, and the warning is the command line's own text."""
+    frame, dataset = data
+    model = build_recommender("ease").fit(dataset)
+    with pytest.warns(RecommendationWarning) as caught:
+        lists = model.recommend(["u1", "C404", "u2"], n=28)  # 30 items: u1 and u2 have seen more than 2
+    expected = ["1 user id(s) unknown to the model and without attributes, e.g. 'C404': they get an anonymous "
+                "visitor's list (the most popular items).",
+                "2 user(s) got fewer than 28 items: the rules, filters or candidates left too few items."]
+    assert [str(warning.message) for warning in caught] == expected
+    assert lists.groupby("user_id", sort=False)["model"].first().to_dict() == {
+        "u1": "ease", "C404": "popularity (cold start)", "u2": "ease"}
+    visitor = model.recommend(["visitor"], 3, context=parse_context(["recent=i1|i2"]))
+    assert set(visitor["model"]) == {"ease (session)"}
+    save_model(model, tmp_path / "model")
+    pd.DataFrame({"user_id": ["u1", "C404", "u2"]}).to_csv(tmp_path / "ids.csv", index=False)
+    said = flat(ok(cli("recommend", "--model-dir", "model", "--users", "ids.csv", "--k", "28", "--output", "out.csv",
+                       cwd=tmp_path)).stderr)
+    assert f"warning: ids.csv: {expected[0]}" in said and f"warning: {expected[1]}" in said
+    assert pd.read_csv(tmp_path / "out.csv").groupby("user_id", sort=False)["model"].first().to_dict() == {
+        "u1": "ease", "C404": "popularity (cold start)", "u2": "ease"}

@@ -320,7 +320,7 @@ def recommend(
     pipeline: PipelineOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Add a reasons column (history item, event, season, rule...).")] = False,
 ) -> None:
-    """Write the top-k items per user (user_id,item_id,score,rank[,reasons]), training items excluded. New users
+    """Write the top-k items per user (user_id,item_id,score,rank,model[,reasons]), training items excluded. New users
     described by attribute columns in --users and new items described in --items are scored from their attributes.
     --calendar, --rules, --stage and --pipeline add request-time stages after the model's own."""
     from tailored import jobs
@@ -345,27 +345,26 @@ def recommend(
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
     candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
+    from tailored.pipeline import short_lists, short_lists_message, undescribed_message
+
     model = load_model(model_dir)
     stages = fit_added_stages(model, stages)
     for problem in model.attribute_problems(attributes) if attributes is not None else []:
         console.print(f"[yellow]warning:[/] {users}: {problem}.")
     for problem in model.item_attribute_problems(new_items) if new_items is not None else []:
         console.print(f"[yellow]warning:[/] {items}: {escape(problem)}.")
-    undescribed = jobs.undescribed_users(model, user_ids, attributes, request_context) if users is not None else []
+    undescribed = model.undescribed_users(user_ids, attributes, request_context) if users is not None else []
     if len(undescribed):
-        examples = escape(", ".join(map(repr, undescribed[:3].tolist())))
-        console.print(f"[yellow]warning:[/] {users}: {len(undescribed):,} user id(s) unknown to the model and without "
-                      f"attributes, e.g. {examples}: they get an anonymous visitor's list (the most popular items).")
+        console.print(f"[yellow]warning:[/] {users}: {escape(undescribed_message(undescribed, model.fallback_.algorithm))}")
     with progress_bar("recommending") as bar:
         task = bar.add_task("recommend", total=None)
         frame = jobs.recommend(model, user_ids, k, progress=lambda done, total: bar.update(task, completed=done, total=total),
                                attributes=attributes, items=new_items, candidates=candidate_ids,
                                context=request_context, stages=stages, explain=explain)
     write_table(frame, output)
-    short = jobs.short_lists(frame, k, None if user_ids is None else user_ids)
+    short = short_lists(frame, k, None if user_ids is None else user_ids)
     if short:
-        console.print(f"[yellow]warning:[/] {short:,} user(s) got fewer than {k} items: the rules, filters or "
-                      "candidates left too few items.")
+        console.print(f"[yellow]warning:[/] {short_lists_message(short, k)}")
     console.print(f"[green]wrote[/] {len(frame):,} recommendations for {frame['user_id'].nunique():,} users to {output}")
 
 

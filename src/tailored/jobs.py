@@ -162,10 +162,10 @@ def recommend(
     block = recommender.batch_size
     tally: dict[str, Any] = {}  # shared by the blocks: exposure counts span the whole run
     for start in range(0, len(ids), block):
-        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context, explain, tally))
+        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context, explain, tally, warn=False))
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
-    return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k)
+    return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k, warn=False)
 
 
 def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k: int, chunk_users: int = 10_000,
@@ -176,7 +176,7 @@ def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k:
     ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
     tally: dict[str, Any] = {}
     for start in range(0, len(ids), chunk_users):
-        yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally)
+        yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally, warn=False)
         if progress is not None:
             progress(min(start + chunk_users, len(ids)), len(ids))
 
@@ -237,24 +237,6 @@ def _why_left_out(column: pd.Series) -> str:
     if distinct == len(values):
         return "a different value in every row"
     return f"{distinct:,} distinct values, mostly rare"
-
-
-def undescribed_users(model: Recommender, user_ids: np.ndarray, attributes: pd.DataFrame | None,
-                       context: Context | None = None) -> np.ndarray:
-    """The ``user_ids`` that the model does not know and that come with neither attributes nor recent items: all
-    they can get is the cold-start list of an anonymous visitor (often a sign of ids that do not match training's)."""
-    unknown = np.asarray(user_ids)[model.users_.index(np.asarray(user_ids), missing="mask") < 0]
-    if context is not None and context.recent_items():
-        return unknown[:0]
-    described = attributes[USER_ID].astype(str).to_numpy() if attributes is not None else np.array([], str)
-    return unknown[~np.isin(unknown, described)]
-
-
-def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
-    """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
-    sizes = frame.groupby(USER_ID).size()
-    asked = len(sizes) if user_ids is None else len(pd.unique(np.asarray(user_ids).astype(str)))
-    return int((sizes < k).sum()) + asked - len(sizes)
 
 
 def embed_items(

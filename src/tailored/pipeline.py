@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
+from tailored.data.columns import ITEM_ID, MODEL, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.data.activity import DAY, daily_counts, interaction_times
 from tailored.data.baskets import co_purchase_counts
 from tailored.data.dataset import Dataset
@@ -29,6 +30,11 @@ from tailored.models.popularity import PopularityScorer
 from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.context import Context
 from tailored.rank.explain import reasons_for
+
+class RecommendationWarning(UserWarning):
+    """What `Recommender.recommend` warns about, as the command line does: users who get an anonymous visitor's list,
+    lists shorter than asked."""
+
 
 FULL_PRIOR_SESSION = 5
 """Sessions of up to this many items get the whole ``session_prior``; a longer one of n items gets ``5 / n`` of it."""
@@ -291,14 +297,16 @@ class Recommender:
             yield block, *self._ranked(scores, self._request(block, warm, scores, context, tally), n, explain)
 
     def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
-                  context: Context | None = None, explain: bool = False, tally: dict[str, Any] | None = None
-                  ) -> pd.DataFrame:
-        """Top-n per user as a tidy frame ``user_id, item_id, score, rank`` (rank 1 is best), users in the given order;
-        with ``explain``, a ``reasons`` column too.
+                  context: Context | None = None, explain: bool = False, tally: dict[str, Any] | None = None,
+                  warn: bool = True) -> pd.DataFrame:
+        """Top-n per user as a tidy frame ``user_id, item_id, score, rank, model`` (rank 1 is best), users in the given
+        order; with ``explain``, a ``reasons`` column too. ``model`` says what produced each user's list
+        (`list_models`): the scorer (``ease``), or a fallback (``popularity (cold start)``).
 
         ``attributes`` (a ``user_id`` column + attribute columns) describes users unknown at training time; an
         attribute-aware fallback scores them from those attributes. ``context`` (date, location...) reaches the
-        stages; without it they see the current time. ``tally`` carries a run's state across calls.
+        stages; without it they see the current time. ``tally`` carries a run's state across calls. With ``warn``, a
+        `RecommendationWarning` tells what the command line warns about (`list_warnings`).
         """
         self._check()
         tally = {} if tally is None else tally
@@ -330,13 +338,57 @@ class Recommender:
             rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
             scores = self._attribute_scores(rows)
             frames.append(self._new_users(block, scores, rows, np.empty(0, np.int64), context, n, explain, tally))
-        if not frames:
-            return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
-        frame = pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
         if (from_session | described).any():  # back to the given order of users
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
+        models = pd.Series(self.list_models(indices, from_session, described, session), index=user_ids)
+        frame.insert(4, MODEL, pd.Categorical(models[~models.index.duplicated()].reindex(frame[USER_ID]).to_numpy()))
+        for message in self.list_warnings(user_ids, frame, n, attributes, context) if warn else []:
+            warnings.warn(message, RecommendationWarning, stacklevel=2)
         return self._with_attribute_reasons(frame, table) if explain else frame
+
+    def list_models(self, indices: np.ndarray, from_session: np.ndarray, described: np.ndarray,
+                    session: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None) -> np.ndarray:
+        """What ranks each user (their indices, -1: unknown, and how `recommend` serves them): the scorer for a user
+        trained on their own interactions; ``(session)`` after the scorer (or the fallback, for a scorer that cannot
+        fold a session in) for a user known by recent items; ``(cold start)`` after the attribute models for a new
+        user described by attributes, after `cold_user_models` for a training user without interactions, after the
+        fallback for an unknown user."""
+        known = indices >= 0
+        warm = known.copy()
+        warm[known] = self.warm_users_[indices[known]]
+        by_session = self.scorer if session is not None and session[1] is not None else self.fallback_
+        return np.select(
+            [warm, from_session, described, known],
+            [self.scorer.algorithm, f"{by_session.algorithm} (session)",
+             "+".join(model.algorithm for model in self._attribute_scorers()) + " (cold start)",
+             "+".join(self.cold_user_models()) + " (cold start)"],
+            f"{self.fallback_.algorithm} (cold start)")
+
+    def list_warnings(self, user_ids: np.ndarray, frame: pd.DataFrame, n: int, attributes: pd.DataFrame | None = None,
+                      context: Context | None = None) -> list[str]:
+        """The command line's warnings about lists for ``user_ids`` (``frame``, ``n`` asked): users unknown to the
+        model and without attributes or recent items (`undescribed_users`), lists shorter than ``n``."""
+        messages = []
+        undescribed = self.undescribed_users(user_ids, attributes, context)
+        if len(undescribed):
+            messages.append(undescribed_message(undescribed, self.fallback_.algorithm))
+        short = short_lists(frame, n, user_ids)
+        if short:
+            messages.append(short_lists_message(short, n))
+        return messages
+
+    def undescribed_users(self, user_ids: np.ndarray, attributes: pd.DataFrame | None = None,
+                          context: Context | None = None) -> np.ndarray:
+        """The ``user_ids`` that the model does not know and that come with neither attributes nor recent items: all
+        they can get is the cold-start list of an anonymous visitor (often a sign of ids that do not match
+        training's)."""
+        unknown = np.asarray(user_ids)[self.users_.index(np.asarray(user_ids), missing="mask") < 0]
+        if context is not None and context.recent_items():
+            return unknown[:0]
+        described = attributes[USER_ID].astype(str).to_numpy() if attributes is not None else np.array([], str)
+        return unknown[~np.isin(unknown, described)]
 
     def _with_attribute_reasons(self, frame: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
         """Puts first in the reasons of users without training history whose attributes are known (the training users
@@ -662,6 +714,26 @@ class Recommender:
         steady it (on validation, the best weight fell from 2 at 2 to 5 items to about 1 at 10 and 0.5 at 20:
         docs/benchmarks.md)."""
         return self.session_prior * np.minimum(1.0, FULL_PRIOR_SESSION / np.maximum(session_items, 1))
+
+
+def undescribed_message(user_ids: np.ndarray, fallback: str) -> str:
+    """The warning for users who get an anonymous visitor's list (`Recommender.undescribed_users`)."""
+    examples = ", ".join(map(repr, user_ids[:3].tolist()))
+    generic = "the most popular items" if fallback == "popularity" else f"the {fallback} model's"
+    return (f"{len(user_ids):,} user id(s) unknown to the model and without attributes, e.g. {examples}: they get an "
+            f"anonymous visitor's list ({generic}).")
+
+
+def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
+    """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
+    sizes = frame.groupby(USER_ID).size()
+    asked = len(sizes) if user_ids is None else len(pd.unique(np.asarray(user_ids).astype(str)))
+    return int((sizes < k).sum()) + asked - len(sizes)
+
+
+def short_lists_message(count: int, k: int) -> str:
+    """The warning for lists shorter than asked (`short_lists`)."""
+    return f"{count:,} user(s) got fewer than {k} items: the rules, filters or candidates left too few items."
 
 
 def _latest_per_item(events: sp.csr_matrix) -> sp.csr_matrix:

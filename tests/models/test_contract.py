@@ -138,8 +138,10 @@ def test_scores_have_one_row_per_user_and_one_column_per_item(algorithm: str, pl
 def test_recommendations_exclude_seen_items_and_serve_unknown_users(algorithm: str, planted, fitted) -> None:
     dataset, _ = planted
     recommender = fitted(algorithm)
-    frame = recommender.recommend(["u0", "u1", "somebody-new"], n=10)
-    assert list(frame.columns) == ["user_id", "item_id", "score", "rank"]
+    frame = recommender.recommend(["u0", "u1", "somebody-new"], n=10, warn=False)
+    assert list(frame.columns) == ["user_id", "item_id", "score", "rank", "model"]
+    models = frame.groupby("user_id")["model"].first().to_dict()
+    assert models["u0"] == models["u1"] == algorithm and models["somebody-new"].endswith(" (cold start)")
     assert frame.groupby("user_id").size().to_dict() == {"u0": 10, "u1": 10, "somebody-new": 10}
     seen = set(map(tuple, dataset.to_frame()[["user_id", "item_id"]].to_numpy()))
     assert not any((u, i) in seen for u, i in frame[["user_id", "item_id"]].to_numpy())

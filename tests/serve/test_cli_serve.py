@@ -57,7 +57,7 @@ def test_batch_streams_chunks_to_a_file_or_the_database(tmp_path) -> None:
     ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "5", "--chunk-users", "7", "--output", "crm.parquet", cwd=tmp_path))
     lists = pd.read_parquet(tmp_path / "crm.parquet")
     assert lists["user_id"].nunique() == frame["user_id"].nunique() and len(lists) == 5 * lists["user_id"].nunique()
-    assert list(lists.columns) == ["user_id", "item_id", "score", "rank"]
+    assert list(lists.columns) == ["user_id", "item_id", "score", "rank", "model"] and set(lists["model"]) == {"item-knn"}
     ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--chunk-users", "10", "--output", "crm.csv", cwd=tmp_path))
     assert len(pd.read_csv(tmp_path / "crm.csv")) == 3 * lists["user_id"].nunique()
     ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "2", "--db", "sqlite:///crm.db", cwd=tmp_path))

@@ -151,7 +151,7 @@ class Service:
             if stored := self._stored_attributes(user_id):
                 attributes = pd.DataFrame([{USER_ID: served, **stored}])
         model = model.with_stages(stages) if stages else model
-        rows = listed(model.recommend([served], k, attributes=attributes, context=context, explain=explain))
+        rows = listed(model.recommend([served], k, attributes=attributes, context=context, explain=explain, warn=False))
         if not stages:
             self.cache.put(key, served, rows, generation)
         return rows
