@@ -1,7 +1,8 @@
 """A trained user's events count at once, without a retrain: `tailored serve` in its own process over real HTTP and a
 real SQLite file -- a purchase leaves the next list, the user's scores are folded in from the training history plus
-the event, repurchase cycles count from the event's time, and all of it survives a restart; the fast lane (vector
-index) steps aside for a user with events since training."""
+the event, repurchase cycles count from the event's time, and all of it survives a restart; a second process on the
+same database follows within its poll; the fast lane (vector index) steps aside for a user with events since
+training."""
 
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ CYCLES = {"c0": 30, "c1": 30, "c2": 30}
 
 
 @contextmanager
-def served(folder: Path) -> Iterator[str]:
-    """`tailored serve --model-dir model` (the SQLite file tailored.db of ``folder``) on a free port; its base URL."""
+def served(folder: Path, **env: str) -> Iterator[str]:
+    """`tailored serve --model-dir model` (the SQLite file tailored.db of ``folder``) on a free port, with ``env`` added
+    to its environment; its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=folder, env=ENV,
+    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=folder, env=ENV | env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base, deadline = f"http://127.0.0.1:{port}", time.time() + 60
     try:
@@ -97,6 +99,22 @@ def test_a_purchase_changes_the_next_list_at_once_and_after_a_restart(tmp_path) 
     assert any(trained[item] != pytest.approx(score) for item, score in after if item in trained)  # scores moved
     with served(tmp_path) as base:  # a new process learns the events from the store
         assert listed(httpx.get(f"{base}/v1/users/u3/recommendations", params={"k": 10}, headers=key)) == after
+
+
+def test_a_second_process_on_the_same_database_follows_the_events_of_the_first(tmp_path) -> None:
+    frame, items = shop()
+    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, items=items)), tmp_path / "model")
+    key = auth(EventStore(f"sqlite:///{tmp_path / 'tailored.db'}").create_key(["recommend", "events:write"]))
+    with served(tmp_path) as first, served(tmp_path, TAILORED_EVENTS_POLL_SECONDS="0.2") as second:
+        url = f"{second}/v1/users/u4/recommendations"
+        top = listed(httpx.get(url, params={"k": 5}, headers=key))[0][0]  # now in the second process's cache
+        event = {"event_id": "other1", "user_id": "u4", "item_id": top, "type": "purchase"}
+        assert httpx.post(f"{first}/v1/events", json={"events": [event]}, headers=key).status_code == 200
+        deadline, after = time.time() + 10, [top]
+        while top in after and time.time() < deadline:
+            time.sleep(0.1)
+            after = [item for item, _ in listed(httpx.get(url, params={"k": 5}, headers=key))]
+    assert top not in after
 
 
 def test_the_fast_lane_steps_aside_for_a_user_with_events_since_training(tmp_path, monkeypatch) -> None:

@@ -55,6 +55,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         service.committer.stop()
         service.exposures.stop()
         service.erasures.stop()
+        service.event_follower.stop()
 
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")

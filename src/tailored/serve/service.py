@@ -26,6 +26,7 @@ from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.erasures import ErasureFollower
 from tailored.serve.exposures import ExposureWriter
+from tailored.serve.live_events import EventFollower
 from tailored.serve.limits import DatabaseCalls
 from tailored.serve.metrics import Metrics
 from tailored.serve.security import KeyCache, RateLimiter
@@ -60,7 +61,9 @@ class Service:
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self.reload_error: str | None = None
-        self._load(self.model_path())
+        self.event_follower = EventFollower(self.store, self.users_changed, settings.events_poll_seconds)
+        self._load(self.model_path())  # what was stored before the follower's first row: read from the store here
+        self.event_follower.start()
 
     # -- the served model -----------------------------------------------------------------------------------------
     def model_path(self) -> Path:
@@ -174,10 +177,14 @@ class Service:
             return None
 
     def events_arrived(self, user_ids: Iterable[str]) -> None:
-        """New feedback from these users: their cached lists are stale, and the fast lane no longer answers them."""
-        stored = {self.store.user_key(user_id) for user_id in user_ids}
-        self.live |= stored
-        self.cache.drop_users(stored)
+        """New feedback from these users (posted to this process)."""
+        self.users_changed({self.store.user_key(user_id) for user_id in user_ids})
+
+    def users_changed(self, stored_ids: set[str]) -> None:
+        """Events of these users (stored ids) arrived: their cached lists are stale, and the fast lane no longer
+        answers them; from this process's POSTs at once, from other processes' within the `EventFollower` poll."""
+        self.live |= stored_ids
+        self.cache.drop_users(stored_ids)
 
     def served_id(self, user_id: str) -> str:
         """The id the model knows the user by (pseudonymised when configured), or ERASED."""

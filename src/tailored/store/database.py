@@ -301,6 +301,18 @@ class EventStore:
                 rows = []
         return pd.DataFrame({ITEM_ID: [row[0] for row in rows], TIMESTAMP: np.array([row[1] for row in rows], float)})
 
+    def last_event_row(self) -> int:
+        """The id of the last stored event row (0 for none)."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.max(schema.events.c.id))).scalar() or 0)
+
+    def event_rows_after(self, row: int) -> list[tuple[int, str]]:
+        """``(row id, stored user id)`` of the event rows after ``row``, in row order."""
+        events = schema.events.c
+        query = sa.select(events.id, events.user_id).where(events.id > row).order_by(events.id)
+        with self.engine.connect() as connection:
+            return [(int(found), user) for found, user in connection.execute(query)]
+
     def users_with_events_since(self, received_after: float) -> set[str]:
         """The stored ids of the users with events received after ``received_after`` (unix seconds)."""
         events = schema.events.c

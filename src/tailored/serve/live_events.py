@@ -1,0 +1,57 @@
+"""Events reach every process serving one database: a process reads the users with events stored since its last look
+every ``interval`` seconds (``TAILORED_EVENTS_POLL_SECONDS``), whichever process stored them, so that their cached
+lists go and the fast lane steps aside for them (`Service.users_changed`). Rows are followed by their id; each look
+reaches ``LOOKBACK_ROWS`` rows further back than the last row seen, so that a transaction that commits after later
+rows (PostgreSQL allocates ids before the commit) is not missed, and a row already seen is not reported again; a
+transaction committed after more than ``LOOKBACK_ROWS`` later rows is (its users' lists then refresh at their next
+event, a new model or a restart). SQLite numbers rows in commit order."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from tailored.store import EventStore
+
+logger = logging.getLogger(__name__)
+LOOKBACK_ROWS = 10_000
+
+
+class EventFollower:
+    """Calls ``on_events`` with the stored ids of the users whose events other processes (or this one) stored since
+    the last look; starts from the rows stored when it is made, looks once `start`ed."""
+
+    def __init__(self, store: EventStore, on_events: Callable[[set[str]], None], interval: float) -> None:
+        self.store, self.on_events, self.interval = store, on_events, interval
+        self.last = store.last_event_row()
+        window = store.event_rows_after(max(self.last - LOOKBACK_ROWS, 0))
+        self.seen = {row for row, _ in window if row <= self.last}  # the rows of the window already known
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="event-follower", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def poll(self) -> set[str]:
+        """Report the users of the rows stored since the last look; returns them."""
+        floor = max(self.last - LOOKBACK_ROWS, 0)
+        rows = [(row, user) for row, user in self.store.event_rows_after(floor) if row not in self.seen]
+        self.last = max([self.last, *(row for row, _ in rows)])
+        self.seen = {row for row in self.seen if row > self.last - LOOKBACK_ROWS} | {row for row, _ in rows}
+        users = {user for _, user in rows}
+        if users:
+            self.on_events(users)
+        return users
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.poll()
+            except Exception as error:  # noqa: BLE001  (an outage: the next look reaches back to the last row seen)
+                logger.warning("events of other processes not followed yet, retrying: %s", type(error).__name__)
