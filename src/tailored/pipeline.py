@@ -595,13 +595,14 @@ class Recommender:
         scores[rows[found], items.ravel()[found]] = values.ravel()[found]
         return scores
 
-    def _folded_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _folded_scores(self, users: np.ndarray, vectors: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """For the block's trained users (-1: others) with events since training on trained items, when the scorer
         folds a history in (``folds_in_history``): their rows in the block and their scores over the trained items,
         from their training history extended by those events -- a sequence model's (``score_sessions``) training
         sequence with the events appended in time order; otherwise the history row (the scorer's ``user_items_``,
         else the binary training row) with each new item at 1 and the items already there at their trained value.
-        None when there is nothing to fold in."""
+        With ``vectors``, the users' folded-in factors instead (``fold_in``: an inner-product scorer). None when
+        there is nothing to fold in."""
         events = self._events_of(users)
         if events is None or not getattr(self.scorer, "folds_in_history", False):
             return None
@@ -622,21 +623,31 @@ class Recommender:
         added = sp.csr_matrix((np.ones(len(items), trained.dtype), (np.searchsorted(rows, owners), items)),
                               shape=trained.shape)
         added.data[:] = 1  # repeats were summed
-        return rows, np.asarray(self.scorer.score_rows(trained.maximum(added).tocsr()), np.float32)  # type: ignore[attr-defined]
+        extended = trained.maximum(added).tocsr()
+        if vectors:
+            return rows, self.scorer.fold_in(extended)  # type: ignore[attr-defined]
+        return rows, np.asarray(self.scorer.score_rows(extended), np.float32)  # type: ignore[attr-defined]
 
     def top_from_index(self, user: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-``n`` (item indices, scores) of one trained user straight from the vector index, seen items and
         non-candidates removed, with no dense row of scores: the serving fast path. None when the full path is
-        needed: no index, stages to run, items added after training, a user without factors or with events since
-        training (`with_events`), or too few items left after the exclusions."""
+        needed: no index, stages to run, items added after training, a user without factors, or too few items left
+        after the exclusions. A user with events since training (`with_events`) is searched with their folded-in
+        factors (a scorer with ``fold_in``), the events' items excluded too; None for the other scorers."""
         index = getattr(self, "vector_index_", None)
         active = [stage for stage in self.stages if not getattr(stage, "inert", False)]
         if index is None or active or self.new_items_ is not None or user < 0 or not self.warm_users_[user]:
             return None
-        if self._events_of(np.array([user])) is not None:
-            return None
-        seen = self.seen_.indices[self.seen_.indptr[user] : self.seen_.indptr[user + 1]] if self.exclude_seen else ()
-        items, values = index.search(self.scorer.user_factors_[user], n + len(seen))  # type: ignore[attr-defined]
+        vector = self.scorer.user_factors_[user]  # type: ignore[attr-defined]
+        seen = self.seen_.indices[self.seen_.indptr[user] : self.seen_.indptr[user + 1]]
+        events = self._events_of(np.array([user]))
+        if events is not None:
+            folded = self._folded_scores(np.array([user]), vectors=True) if hasattr(self.scorer, "fold_in") else None
+            if folded is None:
+                return None
+            vector, seen = folded[1][0], np.union1d(seen, events.indices)
+        seen = seen if self.exclude_seen else ()
+        items, values = index.search(vector, n + len(seen))  # type: ignore[attr-defined]
         items, values = items[0], values[0]
         keep = (items >= 0) & self.candidate_items_[np.maximum(items, 0)]
         if len(seen):  # CSR rows hold sorted indices: a binary search beats np.isin on a few dozen items

@@ -132,4 +132,7 @@ def test_the_fast_lane_steps_aside_for_a_user_with_events_since_training(tmp_pat
         assert httpx.post(f"{base}/v1/events", json={"events": [event]}, headers=key).status_code == 200
         after = listed(httpx.get(f"{base}/v1/users/u5/recommendations", params={"k": 5}, headers=key))
         assert service.quick_recommend("u5", 5) is None and service.quick_recommend("u6", 5) is not None
+        stored = service.store.latest_events("u5", 10).assign(user_id="u5")
+        items, scores = service.model.with_events(stored).top_from_index(service.model.users_.position("u5"), 5)
     assert first not in {item for item, _ in after}
+    assert after == list(zip(service.model.items_.ids(items).tolist(), scores.tolist()))  # the index, folded-in factors

@@ -64,8 +64,12 @@ class ALSScorer:
         return factor_scores(self.user_factors_, self.item_factors_, users, items)
 
     def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for users given by history rows (users x items), each folded in by the exact user step of ALS on
-        the trained item factors, ``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` (a new user or a session, without
+        """Scores for users given by history rows (users x items), folded in by `fold_in`."""
+        return self.fold_in(rows) @ (self.item_factors_ if items is None else self.item_factors_[items]).T
+
+    def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User factors for history rows (users x items) by the exact user step of ALS on the trained item factors,
+        ``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` (a new user, a session, a user's events since training, without
         refitting): one small solve per row."""
         check_fitted(self, "item_factors_")
         gram = getattr(self, "_gram", None)
@@ -80,5 +84,5 @@ class ALSScorer:
             confidence = self.alpha * rows.data[span]
             system = gram + (history.T * (confidence - 1.0)) @ history
             users[row] = np.linalg.solve(system, history.T @ confidence)
-        return users @ (self.item_factors_ if items is None else self.item_factors_[items]).T
+        return users
 

@@ -119,20 +119,17 @@ class Service:
         served = self.served_id(user_id)
         model = self.model
         found = None if served == ERASED or served in self.live else model.top_from_index(model.users_.position(served), k)
-        if found is None:
-            return None
-        items, scores = found
-        return [{ITEM_ID: item, SCORE: float(score), RANK: rank}
-                for rank, (item, score) in enumerate(zip(model.items_.ids(items).tolist(), scores.tolist()), 1)]
+        return None if found is None else indexed(model, *found)
 
-    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None
-                  ) -> list[dict[str, Any]]:
+    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None,
+                  plain: bool = False) -> list[dict[str, Any]]:
         """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list;
         when the model does not know the user, its fold-in of the user's stored events (scorers that score a
         history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
         ``stages`` (request-time rules) after the model's own. A trained user's stored events since training count at
         once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the store is asked only
-        for the users in ``live``."""
+        for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or rules) is answered
+        from the vector index with their folded-in factors when the model has one (`Recommender.top_from_index`)."""
         served = self.served_id(user_id)
         position = -1 if served == ERASED else self.model.users_.position(served)
         known = position >= 0 and bool(self.model.warm_users_[position])  # trained on the user's own events
@@ -149,6 +146,10 @@ class Service:
             events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
             model = model.with_events(events)
             context = with_recent(context, events[ITEM_ID].tolist())
+            found = model.top_from_index(position, k) if plain else None
+            if found is not None:
+                self.cache.put(key, served, rows := indexed(model, *found), generation)
+                return rows
         elif not known and served != ERASED and user_id != SESSION:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             if stored := self._stored_attributes(user_id):
@@ -223,6 +224,12 @@ class Service:
             return model
         known = model.items_.index(table[ITEM_ID].astype(str).to_numpy(), missing="mask") >= 0
         return model.with_items(table[~known]) if (~known).any() else model
+
+
+def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    """A `Recommender.top_from_index` answer as JSON rows."""
+    return [{ITEM_ID: item, SCORE: float(score), RANK: rank}
+            for rank, (item, score) in enumerate(zip(model.items_.ids(items).tolist(), scores.tolist()), 1)]
 
 
 def with_recent(context: Context, items: list[str]) -> Context:

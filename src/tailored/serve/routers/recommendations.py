@@ -68,12 +68,14 @@ async def recommendations(request: Request, body: RecommendationRequest,
 async def respond(request: Request, user_id: str, k: int, pairs: list[str], explain: bool,
                   stages: list[Any] | None = None) -> JSONResponse:
     """A trained user with nothing else asked is answered on the event loop from the vector index (a fraction of a
-    millisecond); everything else goes through the full pipeline in the thread pool."""
+    millisecond); everything else goes through the full pipeline in the thread pool (a trained user with events since
+    training and nothing else asked: the index, with their folded-in factors, in the thread pool)."""
     service = request.app.state.service
     k = min(k, service.settings.max_k)
-    rows = None if pairs or explain or stages else service.quick_recommend(user_id, k)
+    plain = not (pairs or explain or stages)
+    rows = service.quick_recommend(user_id, k) if plain else None
     if rows is None:
-        rows = await run_in_threadpool(service.recommend, user_id, k, parse_context(pairs), explain, stages or [])
+        rows = await run_in_threadpool(service.recommend, user_id, k, parse_context(pairs), explain, stages or [], plain)
     exposure_id = service.exposures.log(user_id, service.model_version, [row["item_id"] for row in rows])
     return JSONResponse({"user_id": None if user_id == SESSION else user_id, "items": rows,
                          "model_version": service.model_version, "exposure_id": exposure_id})
