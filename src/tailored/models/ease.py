@@ -43,6 +43,7 @@ class ItemItemScores:
 
     weights_: np.ndarray
     user_items_: sp.csr_matrix
+    folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "weights_")
