@@ -1225,6 +1225,7 @@ def batch(
     db: Annotated[Optional[str], typer.Option("--db", help="Or append to the batch_recommendations table of this database.")] = None,
     chunk_users: Annotated[int, typer.Option("--chunk-users", min=1, help="Users per chunk (bounds memory).")] = 10_000,
     context: Annotated[Optional[list[str]], typer.Option("--context", help="Request context KEY=VALUE (default date: now).")] = None,
+    erasures_from: Annotated[Optional[str], typer.Option("--erasures-from", help="With --output: leave out the users erased in this database (a --db batch always does).")] = None,
 ) -> None:
     """Personalised lists for CRM campaigns (user_id,item_id[,title],score,rank; a --db table gets no title),
     streamed in chunks with a progress bar."""
@@ -1242,12 +1243,15 @@ def batch(
         raise ConfigError("Give exactly one of --output FILE or --db URL.")
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--users": users})
     user_ids = jobs.read_users(users)[0] if users is not None else None
+    erasures = open_store(erasures_from, create=False) if erasures_from is not None else None
     with progress_bar("batch") as bar:
         task = bar.add_task("batch", total=None)
         recommender = load_model(model_dir)
         chunks = jobs.batch_lists(recommender, user_ids, k, chunk_users, context=parse_context(context or []),
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
         if output is not None:
+            if erasures is not None:
+                chunks = jobs.without_erased_users(chunks, erasures)
             rows = write_chunks((with_titles(chunk, recommender.catalogue) for chunk in chunks), output)
             console.print(f"[green]wrote[/] {rows:,} recommendations to {output}")
             return

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from tailored.pipeline import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tailored.pipeline import RECOMMENDER_PARAMS, build_recommender
 from tailored.rank import Context, Reranker, Stage, create_stage
+
+if TYPE_CHECKING:
+    from tailored.store import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +182,14 @@ def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k:
         yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally, warn=False)
         if progress is not None:
             progress(min(start + chunk_users, len(ids)), len(ids))
+
+
+def without_erased_users(chunks: Iterable[pd.DataFrame], store: EventStore) -> Iterator[pd.DataFrame]:
+    """The lists of ``chunks`` less those of users erased in ``store``: a model trained before an erasure still
+    knows the user, and a campaign file must not bring them back."""
+    for chunk in chunks:
+        erased = store.erased_users(chunk[USER_ID].astype(str).unique())
+        yield chunk[~chunk[USER_ID].astype(str).isin(erased)] if erased else chunk
 
 
 def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:

@@ -67,6 +67,30 @@ def test_batch_streams_chunks_to_a_file_or_the_database(tmp_path) -> None:
     assert bad.returncode == 2 and "use a .csv or .parquet file name" in bad.stderr and not (tmp_path / "crm.xlsx").exists()
 
 
+def test_batch_leaves_out_users_erased_after_training_in_a_file_as_in_the_database(tmp_path) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    frame, _ = shop()
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "item-knn", "--model-dir", "model", cwd=tmp_path))
+    ok(cli("keys", "create", "--scopes", "admin", "--db", "sqlite:///shop.db", cwd=tmp_path))  # the database exists
+    erased = sorted(frame["user_id"].astype(str).unique())[:2]
+    for user in erased:
+        ok(cli("erase-user", user, "--db", "sqlite:///shop.db", cwd=tmp_path))
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--output", "crm.csv",
+           "--erasures-from", "sqlite:///shop.db", cwd=tmp_path))
+    written = set(pd.read_csv(tmp_path / "crm.csv")["user_id"].astype(str))
+    assert written and not written & set(erased) and len(written) == frame["user_id"].nunique() - len(erased)
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--db", "sqlite:///shop.db", cwd=tmp_path))
+    with sa.create_engine(f"sqlite:///{tmp_path / 'shop.db'}").connect() as connection:
+        stored = connection.execute(sa.text("select count(distinct user_id) from batch_recommendations")).scalar()
+    assert stored == len(written)
+    missing = cli("batch", "--model-dir", "model", "--all-users", "--output", "x.csv", "--erasures-from",
+                  "sqlite:///typo.db", cwd=tmp_path)
+    assert missing.returncode == 2 and not (tmp_path / "typo.db").exists() and not (tmp_path / "x.csv").exists()
+
+
 def test_events_export_holds_out_items_not_in_the_catalogue_until_they_exist(tmp_path) -> None:
     import pandas as pd
 

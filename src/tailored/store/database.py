@@ -425,8 +425,13 @@ class EventStore:
                                           .where(schema.erasures.c.erased_at >= since)).scalars())
 
     def is_erased(self, user_id: str) -> bool:
+        return bool(self.erased_users([user_id]))
+
+    def erased_users(self, user_ids: Iterable[str]) -> set[str]:
+        """Which of these (clear) user ids belong to erased users."""
+        stored = {self.user_key(user_id): str(user_id) for user_id in user_ids}
         with self.engine.connect() as connection:
-            return bool(self._erased(connection, {self.user_key(user_id)}))
+            return {stored[key] for key in self._erased(connection, set(stored))}
 
     def audit_entries(self) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
