@@ -175,7 +175,7 @@ def test_similar_complementary_trending_and_batch_write_a_title_after_the_ids(
                 "complementary.csv": ["item_id", "complementary_item_id", "title", "score", "lift", "confidence",
                                       "support", "rank", "source"],
                 "trending.csv": ["item_id", "title", "score", "window_count", "expected_count", "rank"],
-                "batch.csv": ["user_id", "item_id", "title", "score", "rank"]}
+                "batch.csv": ["user_id", "item_id", "title", "score", "rank", "model"]}
     for output, columns in expected.items():
         frame = pd.read_csv(folder / output, dtype={"title": str})
         assert frame.columns.tolist() == columns, output

@@ -159,7 +159,8 @@ def test_many_bad_values_show_count_and_first_lines(tmp_path: Path) -> None:
 def test_empty_ids_reach_the_quality_check_which_rejects_them_with_their_lines(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "r.csv", ["customer,item_id,event_type", "a,x,view", ",y,view", "c,,", "d,z,buy"])
     frame = read_interactions(path, user="customer")
-    assert frame["user_id"].tolist() == ["a", None, "c", "d"] and frame["item_id"].tolist() == ["x", "y", None, "z"]
+    assert frame["user_id"].fillna("<empty>").tolist() == ["a", "<empty>", "c", "d"]
+    assert frame["item_id"].fillna("<empty>").tolist() == ["x", "y", "<empty>", "z"]
     report = check_quality(frame, first_line=2)
     assert report.rejected[["line", "reason"]].to_dict("records") == [
         {"line": 3, "reason": "missing_value:user_id"}, {"line": 4, "reason": "missing_value:item_id"}]

@@ -77,7 +77,7 @@ def test_fold_in_moves_the_unknown_user_towards_the_rows_items(planted: Dataset,
 
 
 @pytest.mark.parametrize("algorithm", ["ncf", "two-tower"])
-@pytest.mark.parametrize(("params", "message"), [({"fold_in_steps": -1}, "fold_in_steps must be 0 or more"),
+@pytest.mark.parametrize(("params", "message"), [({"fold_in_steps": -1}, "fold_in_steps=-1 must not be negative"),
                                                  ({"fold_in_rate": 0.0}, "fold_in_rate must be positive")])
 def test_bad_fold_in_parameters_are_refused_before_training(algorithm: str, params: dict, message: str,
                                                             planted: Dataset) -> None:

@@ -362,12 +362,12 @@ def _id_strings(table: _Table, column: str, canonical: str) -> pd.Series:
 
 
 def _ids(raw: pd.Series) -> pd.Series:
-    """Ids as strings, empty cells left empty (None); integral floats (a Parquet/pandas artefact of missing values)
-    lose their ``.0``."""
+    """Ids as strings (pandas' string dtype), empty cells left missing; integral floats (a Parquet/pandas artefact
+    of missing values) lose their ``.0``."""
     present = raw.notna()
     if pd.api.types.is_float_dtype(raw) and bool((raw[present] % 1 == 0).all()):
         raw = raw.astype("Int64")
-    return raw.astype(str).astype(object).where(present, None)
+    return raw.astype(str).where(present)
 
 
 def _numbers(raw: pd.Series) -> pd.Series:
