@@ -310,3 +310,39 @@ def test_a_database_that_stops_taking_writes_is_answered_503_without_ids_in_the_
         admin.dispose()
     text = log.read_text()
     assert "Traceback" not in text and not any(private in text for private in PRIVATE), text
+
+
+def test_a_commit_that_fails_at_commit_time_is_answered_as_unconfirmed_not_as_nothing_stored(model_dir, postgres_url,
+                                                                                               tmp_path) -> None:
+    """A PostgreSQL error raised by COMMIT itself (here a deferred constraint trigger; a connection lost during the
+    commit is the same to the client) leaves the outcome unknown: the POST must not say "nothing was stored", the
+    writer goes on, and an event that commits is acknowledged. The store raises UnconfirmedCommit there."""
+    import sqlalchemy as sa
+
+    from tailored.store import EventStore
+    from tailored.store.database import Event
+    from tailored.store.schema import UnconfirmedCommit
+
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    keys = keys_for(postgres_url)
+    with admin.connect() as connection:
+        connection.execute(sa.text(
+            "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.item_id = 'refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$"))
+        connection.execute(sa.text("CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON events DEFERRABLE "
+                                   "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"))
+    admin.dispose()
+    store = EventStore(postgres_url)
+    with pytest.raises(UnconfirmedCommit, match="may or may not be stored"):
+        store.append_events([Event("direct", "u1", "refused-at-commit", "view")])
+    store.engine.dispose()
+    writer = auth(keys["events:write"])
+    log = tmp_path / "serve.log"
+    with tailored_serve(model_dir, postgres_url, log) as (base, _):
+        failing = {"events": [{"event_id": PRIVATE[2], "user_id": PRIVATE[0], "item_id": "refused-at-commit", "type": "view"}]}
+        answer = httpx.post(f"{base}/v1/events", json=failing, headers=writer)
+        assert answer.status_code == 503 and "may or may not be stored" in answer.json()["detail"], answer.text
+        assert "nothing was stored" not in answer.json()["detail"]
+        assert httpx.post(f"{base}/v1/events", json=events("after"), headers=writer).json() == {"accepted": 1, "duplicates": 0}
+    text = log.read_text()
+    assert "Traceback" not in text and not any(private in text for private in PRIVATE), text

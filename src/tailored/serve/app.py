@@ -92,6 +92,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         logger.warning("database unavailable on %s %s: %s", request.method, route, type(error).__name__)
         return unavailable("The database is unavailable; nothing was stored by this request. Retry shortly.")
 
+    @app.exception_handler(schema.UnconfirmedCommit)
+    async def unconfirmed(request: Request, error: schema.UnconfirmedCommit) -> JSONResponse:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        logger.warning("database failed while committing on %s %s", request.method, route)
+        return unavailable("The database failed while committing this request's change: it may or may not be "
+                           "stored. Retry it: repeating it is safe.")
+
     @app.exception_handler(IngestionUnavailable)
     async def ingestion_unavailable(request: Request, error: IngestionUnavailable) -> JSONResponse:
         logger.warning("events not acknowledged: %s", error)

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 
 from tailored.store import EventStore
 from tailored.store.database import Event
+from tailored.store.schema import UnconfirmedCommit
 
 logger = logging.getLogger(__name__)
 Pending = tuple[Sequence[Event], "Future[tuple[int, int]]"]
@@ -104,6 +105,11 @@ class EventCommitter:
             return
         try:
             results: list[object] = list(self.store.append_event_batches([events for events, _ in group]))
+        except UnconfirmedCommit:
+            logger.warning("event commit failed while committing: outcome unknown")
+            results = [IngestionUnavailable(
+                "The database failed while committing these events; they may or may not be stored: resend them with "
+                "the same event ids, duplicates are ignored.") for _ in group]
         except Exception as error:  # noqa: BLE001  (every waiting request gets the database's error; the writer goes on)
             logger.warning("event commit failed: %s", type(error).__name__)  # the type only: messages may hold ids
             results = [error] * len(group)

@@ -7,13 +7,20 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
 
 WRITER = "tailored_writer"
 """Execution option of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock first)."""
 ERASURE_LOCK = 0x7461696C6F726564  # "tailored": PostgreSQL's advisory lock ordering writes against erasures
+
+
+
+class UnconfirmedCommit(Exception):
+    """The database failed while committing a write: whether the write is stored is unknown (retrying is safe: every
+    write of the store is idempotent). Errors before the commit roll the transaction back: nothing is stored."""
+
 
 metadata = sa.MetaData()
 
@@ -124,11 +131,21 @@ def write_transaction(engine: sa.Engine, exclusive: bool = False) -> Iterator[sa
     writes in flight to commit and the writes after it wait for it (READ COMMITTED then shows them the erasure)."""
     with engine.connect() as connection:
         connection.execution_options(**{WRITER: True})
-        with connection.begin():
+        transaction = connection.begin()
+        try:
             if engine.dialect.name == "postgresql":
                 lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
                 connection.execute(sa.text(f"select {lock}(:key)"), {"key": ERASURE_LOCK})
             yield connection
+        except BaseException:
+            with suppress(sa.exc.DBAPIError):  # a connection already lost has rolled back by itself
+                transaction.rollback()
+            raise
+        try:
+            transaction.commit()
+        except sa.exc.DBAPIError as error:
+            raise UnconfirmedCommit(f"The database failed while committing ({type(error).__name__}): the write may "
+                                    "or may not be stored.") from error
 
 
 def _version(connection: sa.Connection) -> int:
