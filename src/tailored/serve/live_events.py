@@ -1,10 +1,10 @@
 """Events reach every process serving one database: a process reads the users with events stored since its last look
 every ``interval`` seconds (``TAILORED_EVENTS_POLL_SECONDS``), whichever process stored them, so that their cached
-lists go and the fast lane steps aside for them (`Service.users_changed`). Rows are followed by their id; each look
-reaches ``LOOKBACK_ROWS`` rows further back than the last row seen, so that a transaction that commits after later
-rows (PostgreSQL allocates ids before the commit) is not missed, and a row already seen is not reported again; a
-transaction committed after more than ``LOOKBACK_ROWS`` later rows is (its users' lists then refresh at their next
-event, a new model or a restart). SQLite numbers rows in commit order."""
+lists go and the fast lane steps aside for them (`Service.users_changed`). Rows are followed by their id: each look
+reads the rows after the last one seen, and the ids below it that were missing (PostgreSQL allocates ids before the
+commit, so a transaction may commit after later rows; a skipped or rolled-back insert leaves its id unused). Missing
+ids more than ``LOOKBACK_ROWS`` below the last row are given up (a transaction committed that late is not reported:
+its users' lists refresh at their next event, a new model or a restart). SQLite numbers rows in commit order."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ class EventFollower:
     def __init__(self, store: EventStore, on_events: Callable[[set[str]], None], interval: float) -> None:
         self.store, self.on_events, self.interval = store, on_events, interval
         self.last = store.last_event_row()
-        window = store.event_rows_after(max(self.last - LOOKBACK_ROWS, 0))
-        self.seen = {row for row, _ in window if row <= self.last}  # the rows of the window already known
+        stored = {row for row, _ in store.event_rows(max(self.last - LOOKBACK_ROWS, 0)) if row <= self.last}
+        self.missing = set(range(max(self.last - LOOKBACK_ROWS, 0) + 1, self.last + 1)) - stored
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="event-follower", daemon=True)
 
@@ -35,10 +35,12 @@ class EventFollower:
 
     def poll(self) -> set[str]:
         """Report the users of the rows stored since the last look; returns them."""
-        floor = max(self.last - LOOKBACK_ROWS, 0)
-        rows = [(row, user) for row, user in self.store.event_rows_after(floor) if row not in self.seen]
-        self.last = max([self.last, *(row for row, _ in rows)])
-        self.seen = {row for row in self.seen if row > self.last - LOOKBACK_ROWS} | {row for row, _ in rows}
+        rows = self.store.event_rows(self.last, self.missing)
+        found = {row for row, _ in rows}
+        last = max([self.last, *found])
+        self.missing = (self.missing | set(range(self.last + 1, last + 1))) - found
+        self.missing = {row for row in self.missing if row > last - LOOKBACK_ROWS}
+        self.last = last
         users = {user for _, user in rows}
         if users:
             self.on_events(users)

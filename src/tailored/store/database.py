@@ -306,10 +306,14 @@ class EventStore:
         with self.engine.connect() as connection:
             return int(connection.execute(sa.select(sa.func.max(schema.events.c.id))).scalar() or 0)
 
-    def event_rows_after(self, row: int) -> list[tuple[int, str]]:
-        """``(row id, stored user id)`` of the event rows after ``row``, in row order."""
-        events = schema.events.c
-        query = sa.select(events.id, events.user_id).where(events.id > row).order_by(events.id)
+    def event_rows(self, after: int, among: Iterable[int] = ()) -> list[tuple[int, str]]:
+        """``(row id, stored user id)`` of the event rows after row ``after`` and of those of the row ids ``among``
+        (ids missing below it: a transaction not committed yet when last looked), in row order."""
+        events, gaps = schema.events.c, sorted(among)
+        condition = events.id > after
+        if gaps:
+            condition = condition | events.id.in_(gaps)
+        query = sa.select(events.id, events.user_id).where(condition).order_by(events.id)
         with self.engine.connect() as connection:
             return [(int(found), user) for found, user in connection.execute(query)]
 
