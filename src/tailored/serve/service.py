@@ -61,6 +61,7 @@ class Service:
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self.reload_error: str | None = None
+        self.live: set[str] = set()  # stored ids of the users with events since the served model's training
         self.event_follower = EventFollower(self.store, self.users_changed, settings.events_poll_seconds)
         self._load(self.model_path())  # what was stored before the follower's first row: read from the store here
         self.event_follower.start()
@@ -79,11 +80,11 @@ class Service:
         if base.seen_.shape[1] >= ANN_MIN_ITEMS:
             base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
         model = self._with_store_items(base)
-        before = set(getattr(self, "live", ()))
+        before = set(self.live)
         live = self.store.users_with_events_since(base.trained_until or 0.0)
         with self.lock:  # with the users whose events arrived meanwhile
             self.path, self.base, self.model = path, base, model
-            self.live = live | (getattr(self, "live", set()) - before)
+            self.live = live | (self.live - before)
             self.cache.clear()
             self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
         gc.collect()
