@@ -99,9 +99,9 @@ def learn_lift(dataset: Dataset, buckets: Buckets, n_buckets: int, unit: int, pr
         return none
     cells = buckets(seconds[held])
     gains = []
-    for prior in priors:
-        learned = periodic_lift(items[~held], seconds[~held], dataset.n_items, buckets, n_buckets, unit, prior,
-                                smoothing)
+    sales = sales_and_expected(items[~held], seconds[~held], dataset.n_items, buckets, n_buckets, unit)
+    for prior in priors:  # only the shrinkage depends on the prior
+        learned = shrunk_lift(*sales, prior, smoothing)
         gains.append(float(np.mean(np.log(np.maximum(learned[items[held], cells], 1e-6)))))
     if max(gains) <= min_gain:
         return none
@@ -148,6 +148,13 @@ def periodic_lift(items: np.ndarray, seconds: np.ndarray, n_items: int, buckets:
     window's lift ``(c + prior * wider) / (e + prior)`` is shrunk towards the next wider one (the whole cycle: 1).
     An item sold 300 times in December, never in March, has a March lift near 0.01 (every window around March is
     empty); one with a dozen sales is pulled to its wider windows, a bucket it was never exposed to is read from them."""
+    return shrunk_lift(*sales_and_expected(items, seconds, n_items, buckets, n_buckets, unit), prior, smoothing)
+
+
+def sales_and_expected(items: np.ndarray, seconds: np.ndarray, n_items: int, buckets: Buckets, n_buckets: int,
+                       unit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`periodic_lift`'s evidence, whatever the prior: items x buckets sales ``c`` and expected sales ``e``, and each
+    item's `dispersion`."""
     period = seconds // unit
     origin = int(period.min())
     period = (period - origin).astype(np.int64)
@@ -167,7 +174,13 @@ def periodic_lift(items: np.ndarray, seconds: np.ndarray, n_items: int, buckets:
     stopped = rate * from_period[last + 1].sum(axis=1) >= STOPPED_SALES
     exposure = from_period[np.where(stopped, 0, first)]
     expected = exposure * (sold / np.maximum(exposure.sum(axis=1), 1.0))[:, None]
-    excess = dispersion(counts, expected)
+    return counts, expected, dispersion(counts, expected)
+
+
+def shrunk_lift(counts: np.ndarray, expected: np.ndarray, excess: np.ndarray, prior: float,
+                smoothing: int) -> np.ndarray:
+    """`periodic_lift` from its evidence (`sales_and_expected`): the windows' lifts shrunk with ``prior``."""
+    n_items, n_buckets = counts.shape
     pseudo = np.where(excess > 0, np.minimum(prior, counts.sum(axis=1) / np.maximum(excess, 1e-12)), prior)[:, None]
     widths = [smoothing]
     while 2 * widths[-1] + 1 < n_buckets:
