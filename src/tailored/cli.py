@@ -452,7 +452,7 @@ def evaluate(
     from tailored.data.io import check_table_path
     from tailored.eval.evaluator import parse_metrics
     from tailored.models.base import scorer_class
-    from tailored.registry.model_dir import read_manifest
+    from tailored.registry.model_dir import load_model, read_manifest
 
     if (recommendations is None) == (model_dir is None):
         raise ConfigError("Give exactly one of --recommendations FILE or --model-dir DIR.")
@@ -465,14 +465,15 @@ def evaluate(
     refuse_overwrite({"--output": output}, {"--test": test, "--recommendations": recommendations,
                                             "--model-dir": model_dir, "--train": train_file})
     table = pd.DataFrame(columns=["metric", "value", "ci_low", "ci_high"])
+    truth = jobs.read_valid(test) if model_dir is not None else test  # read once: the users to rank and the truth
+    model = load_model(model_dir) if model_dir is not None else None  # loaded once for lists and predictions
     if ranking:
         source = recommendations
-        if model_dir is not None:  # every test user, whatever number of test rows each has
-            users = pd.unique(jobs.read_valid(test)[USER_ID])
-            source = jobs.recommend(model_dir, users, max(m.k for m in ranking))
-        table = jobs.evaluate_files(test, source, train_file, [m.name for m in ranking]).to_frame()
+        if model is not None:  # every test user, whatever number of test rows each has
+            source = jobs.recommend(model, pd.unique(truth[USER_ID]), max(m.k for m in ranking))
+        table = jobs.evaluate_files(truth, source, train_file, [m.name for m in ranking]).to_frame()
     if rating:
-        errors = jobs.rating_errors(model_dir, test)
+        errors = jobs.rating_errors(model, truth)
         rows = pd.DataFrame({"metric": [m.name for m in rating], "value": [errors[m.name] for m in rating]})
         table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
     print_table(table, title="evaluation", digits=6)

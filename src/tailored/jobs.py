@@ -313,27 +313,33 @@ CATALOGUE_METRICS = ("coverage", "gini", "novelty", "popularity")
 
 
 def evaluate_files(
-    test: str | Path,
+    test: str | Path | pd.DataFrame,
     recommendations: str | Path | pd.DataFrame,
     train: str | Path | None,
     metrics: list[str],
     bootstrap: int = 1000,
 ) -> EvalReport:
-    """Ranking metrics of recommendations (a file or frame) against a test file; the training file is needed
-    for the catalogue metrics (coverage, Gini, novelty, popularity)."""
+    """Ranking metrics of recommendations (a file or frame) against a test file (or the frame `read_valid` read from
+    it); the training file is needed for the catalogue metrics (coverage, Gini, novelty, popularity)."""
     if train is None and any(name.split("@")[0] in CATALOGUE_METRICS for name in metrics):
         raise DataError(f"Metrics {[m for m in metrics if m.split('@')[0] in CATALOGUE_METRICS]} need the training "
                         "file (catalogue and popularity): pass --train FILE.")
     train_frame = read_valid(train) if train is not None else pd.DataFrame({USER_ID: [], ITEM_ID: []})
     recommended = recommendations if isinstance(recommendations, pd.DataFrame) else read_table(recommendations)
-    return evaluate_lists(recommended, read_valid(test), train_frame, metrics, bootstrap=bootstrap)
+    return evaluate_lists(recommended, _valid(test), train_frame, metrics, bootstrap=bootstrap)
 
 
-def rating_errors(model: str | Path, test: str | Path) -> dict[str, float]:
-    """RMSE and MAE of a model's predictions over every pair of a test file (fallbacks, never skipped)."""
-    truth = read_valid(test)
+def rating_errors(model: Recommender | str | Path, test: str | Path | pd.DataFrame) -> dict[str, float]:
+    """RMSE and MAE of a model's predictions over every pair of a test file or `read_valid` frame (fallbacks, never
+    skipped)."""
+    truth = _valid(test)
     predicted = predict(model, truth)[PREDICTION].to_numpy()
     return {"rmse": rmse(predicted, truth[VALUE].to_numpy()), "mae": mae(predicted, truth[VALUE].to_numpy())}
+
+
+def _valid(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A frame as given (already read by `read_valid`), else the file read through `read_valid`."""
+    return source if isinstance(source, pd.DataFrame) else read_valid(source)
 
 
 def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:
