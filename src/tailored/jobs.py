@@ -65,6 +65,11 @@ def load_dataset(
     frame = read_valid(interactions, columns)
     if frame.empty:
         raise DataError(f"{interactions} holds no interactions: nothing to train on.")
+    return _with_attributes(frame, users, items)
+
+
+def _with_attributes(frame: pd.DataFrame, users: str | Path | None, items: str | Path | None) -> Dataset:
+    """The Dataset of interactions already read by `read_valid`, with the attribute files."""
     user_table = read_attributes(users, id_column=USER_ID) if users is not None else None
     item_table = read_attributes(items, id_column=ITEM_ID) if items is not None else None
     return Dataset.from_frame(frame, users=user_table, items=item_table)
@@ -119,7 +124,7 @@ def retrain(
     window = recent_window(read_valid(interactions, columns), window_days)
     if window.empty:
         raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
-    dataset = load_dataset(window, users, items)
+    dataset = _with_attributes(window, users, items)  # the window is valid already
     params = manifest["params"] | {k: manifest["recommender"][k] for k in RECOMMENDER_PARAMS if k in manifest["recommender"]}
     stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     metadata = {"source": str(interactions), "window_days": window_days}
