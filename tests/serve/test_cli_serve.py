@@ -3,14 +3,11 @@ process, then HTTP."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import httpx
 
+from tests.serve.test_live_history import served
 from tests.serve.test_service import shop
-from tests.test_cli import ENV, TAILORED, cli, ok
+from tests.test_cli import cli, ok
 
 
 def test_keys_create_then_serve_then_recommend(tmp_path) -> None:
@@ -20,29 +17,13 @@ def test_keys_create_then_serve_then_recommend(tmp_path) -> None:
     ok(cli("train", "--interactions", "train.csv", "--items", "items.csv", "--algorithm", "ease", "--model-dir", "model", cwd=tmp_path))
     key = ok(cli("keys", "create", "--scopes", "recommend,events:write,admin", cwd=tmp_path)).stdout.strip()
     assert key.startswith("tlr_") and (tmp_path / "tailored.db").exists()  # --db defaults to a SQLite file here
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=tmp_path, env=ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with served(tmp_path) as base:
         headers = {"Authorization": f"Bearer {key}"}
         listed = httpx.get(f"{base}/v1/users/u3/recommendations", params={"k": 10}, headers=headers).json()
         assert len(listed["items"]) == 10 and listed["exposure_id"] and listed["model_version"].startswith("ease@")
         events = {"events": [{"event_id": "a1", "user_id": "u3", "item_id": "i1", "type": "click"}]}
         assert httpx.post(f"{base}/v1/events", json=events, headers=headers).json() == {"accepted": 1, "duplicates": 0}
         assert httpx.delete(f"{base}/v1/users/u3", headers=headers).status_code == 204
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     exported = ok(cli("events", "export", "--output", "events.csv", cwd=tmp_path))
     assert "wrote 0 events" in exported.stderr  # u3's only event went with the erasure
 

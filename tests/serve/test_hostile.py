@@ -20,22 +20,11 @@ import pytest
 from tailored.serve.limits import DatabaseCalls
 from tailored.serve.security import KeyCache
 
-from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
-from tailored.registry.model_dir import save_model
 from tests.serve.test_robustness import Proxy, keys_for
-from tests.serve.test_service import auth, shop
+from tests.serve.test_service import auth
 
 PRIVATE = ("private-user-7", "private-item-9", "private-event-3")
 """Ids that must never reach the server's log."""
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame, items = shop()
-    folder = tmp_path_factory.mktemp("hostile") / "model"
-    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, items=items)), folder)
-    return folder
 
 
 @contextmanager

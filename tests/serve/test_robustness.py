@@ -14,26 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from tailored.benchmark_service import running_service
-from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
-from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
-from tests.serve.test_service import auth, serving, shop
+from tests.serve.test_service import auth, serving
 
 SCOPES = ("recommend", "events:write", "admin")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame, items = shop()
-    folder = tmp_path_factory.mktemp("robust") / "model"
-    save_model(build_recommender("ease").fit(Dataset.from_frame(frame, items=items)), folder)
-    return folder
 
 
 def keys_for(url: str) -> dict[str, str]:
