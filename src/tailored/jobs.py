@@ -44,16 +44,25 @@ class ColumnNames:
     time: str = "timestamp"
     basket: str | None = None
 
+    @property
+    def names(self) -> dict[str, str]:
+        """Canonical column -> the file's name for it (what quality messages say)."""
+        return {USER_ID: self.user, ITEM_ID: self.item, VALUE: self.value, TIMESTAMP: self.time}
+
+
+def _first_line(source: str | Path) -> int | None:
+    """The file line of the first row: 2 below a CSV/TSV header; None (rows numbered from 0) otherwise."""
+    return 2 if Path(source).suffix.lower() in CSV_SUFFIXES else None
+
 
 def read_valid(source: str | Path | pd.DataFrame, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:
     """Interactions read from ``source`` and passed through `require_valid`: a row with a missing id, an unparsable,
     non-finite or absurd value or an unparsable timestamp is a DataError naming its file line (its row for a frame)."""
     frame = read_interactions(source, user=columns.user, item=columns.item, value=columns.value, time=columns.time,
                               basket=columns.basket or BASKET_ID)
-    names = {USER_ID: columns.user, ITEM_ID: columns.item, VALUE: columns.value, TIMESTAMP: columns.time}
     if isinstance(source, pd.DataFrame):
-        return require_valid(frame, "the given interactions", names=names)
-    return require_valid(frame, str(source), 2 if Path(source).suffix.lower() in CSV_SUFFIXES else None, names)
+        return require_valid(frame, "the given interactions", names=columns.names)
+    return require_valid(frame, str(source), _first_line(source), columns.names)
 
 
 def load_dataset(
@@ -350,7 +359,7 @@ def _valid(source: str | Path | pd.DataFrame) -> pd.DataFrame:
 def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:
     """The interactions file with its columns renamed to the canonical names but values left as read (for checks)."""
     table = read_table(source)
-    mapping = {columns.user: USER_ID, columns.item: ITEM_ID, columns.value: "value", columns.time: "timestamp"}
+    mapping = {name: canonical for canonical, name in columns.names.items()}
     missing = [name for name, canonical in mapping.items() if name not in table.columns and canonical in (USER_ID, ITEM_ID)]
     if missing:
         raise DataError(f"{source} has no column(s) {missing}; available columns: {list(table.columns)}.")
@@ -371,7 +380,7 @@ def check(
         users=read_attributes(users, id_column=USER_ID) if users is not None else None,
         items=read_attributes(items, id_column=ITEM_ID) if items is not None else None,
         source=str(interactions),
-        first_line=2 if Path(interactions).suffix.lower() in CSV_SUFFIXES else None,
-        names={USER_ID: columns.user, ITEM_ID: columns.item, VALUE: columns.value, TIMESTAMP: columns.time},
+        first_line=_first_line(interactions),
+        names=columns.names,
     )
 
