@@ -46,7 +46,7 @@ class ItemItemScores:
     folds_in_history: ClassVar[bool] = True  # a trained user's scores follow from their history: later events fold in
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        check_fitted(self, "weights_")
+        check_fitted(self, "user_items_")
         return self.score_rows(user_rows(self.user_items_, users), items)
 
     def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
@@ -79,10 +79,6 @@ class EASEScorer(ItemItemScores):
             self.spectrum_ = spectrum.at(self.reg)
         self.user_items_ = recency_weighted(dataset, self.recency_half_life)
         return self
-
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        check_fitted(self, "user_items_")
-        return self.score_rows(user_rows(self.user_items_, users), items)
 
     def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
         spectrum = getattr(self, "spectrum_", None)
