@@ -202,8 +202,9 @@ def without_erased_users(chunks: Iterable[pd.DataFrame], store: EventStore) -> I
     """The lists of ``chunks`` less those of users erased in ``store``: a model trained before an erasure still
     knows the user, and a campaign file must not bring them back."""
     for chunk in chunks:
-        erased = store.erased_users(chunk[USER_ID].astype(str).unique())
-        yield chunk[~chunk[USER_ID].astype(str).isin(erased)] if erased else chunk
+        ids = chunk[USER_ID].astype(str)
+        erased = store.erased_users(ids.unique())
+        yield chunk[~ids.isin(erased)] if erased else chunk
 
 
 def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:
