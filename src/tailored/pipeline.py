@@ -342,8 +342,13 @@ class Recommender:
         if (from_session | described).any():  # back to the given order of users
             position = pd.Index(user_ids).get_indexer(frame[USER_ID])
             frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
-        models = pd.Series(self.list_models(indices, from_session, described, session), index=user_ids)
-        frame.insert(4, MODEL, pd.Categorical(models[~models.index.duplicated()].reindex(frame[USER_ID]).to_numpy()))
+        names = self.list_models(indices, from_session, described, session)
+        if len(frame) and (names == names[0]).all():  # one model for every list (a single user's request): no lookup
+            column = pd.Categorical.from_codes(np.zeros(len(frame), np.int8), [names[0]])
+        else:
+            models = pd.Series(names, index=user_ids)
+            column = pd.Categorical(models[~models.index.duplicated()].reindex(frame[USER_ID]).to_numpy())
+        frame.insert(4, MODEL, column)
         for message in self.list_warnings(user_ids, frame, n, attributes, context) if warn else []:
             warnings.warn(message, RecommendationWarning, stacklevel=2)
         return self._with_attribute_reasons(frame, table) if explain else frame
