@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serve.test_hostile import PRIVATE, events, model_dir  # noqa: F401  (model_dir: the fixture)
+from tests.serve.test_hostile import PRIVATE, events
 from tests.serve.test_robustness import keys_for
 from tests.serve.test_service import auth
 
@@ -22,7 +22,7 @@ def serve(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def test_serve_refuses_a_damaged_model_or_an_unusable_database_with_exit_2(model_dir, tmp_path) -> None:  # noqa: F811
+def test_serve_refuses_a_damaged_model_or_an_unusable_database_with_exit_2(model_dir, tmp_path) -> None:
     truncated = tmp_path / "truncated"
     shutil.copytree(model_dir, truncated)
     arrays = truncated / "arrays.npz"
@@ -44,7 +44,7 @@ def test_serve_refuses_a_damaged_model_or_an_unusable_database_with_exit_2(model
     assert not (tmp_path / "missing").exists()
 
 
-def test_serve_announces_where_it_listens_and_logs_each_request_by_route(model_dir, tmp_path) -> None:  # noqa: F811
+def test_serve_announces_where_it_listens_and_logs_each_request_by_route(model_dir, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     keys = keys_for(url)
     server = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", url,
