@@ -366,7 +366,7 @@ def test_evaluate_recommendations_and_model_dir_agree_with_plain_python(implicit
 def test_evaluate_files_hand_made_lists(tmp_path: Path) -> None:
     """What `evaluate --recommendations` computes (jobs.evaluate_files) on edge cases: ranks out of order, a user
     without recommendations, a repeated test row, a list longer than 10."""
-    from tailored.jobs import evaluate_files
+    from tailored.jobs.tasks import evaluate_files
 
     pd.DataFrame({"user_id": ["a", "a", "a", "b", "b", "c"], "item_id": ["x", "y", "y", "z", "w", "x"]}).to_csv(
         tmp_path / "test.csv", index=False)
@@ -565,7 +565,7 @@ def test_run_small_spec_writes_the_whole_job(work: Path, started: dict[str, Futu
     assert "test metrics (temporal split)" in text and "8 rejected" in text
 
     from tailored.registry.model_dir import load_model
-    from tailored.spec import load_spec, parse_spec
+    from tailored.jobs.spec import load_spec, parse_spec
 
     model = load_model(out / "model")
     assert model.is_fitted and len(model.recommend([model.users_.external_ids[0]], 5)) == 5
@@ -597,7 +597,7 @@ def test_benchmark_movielens_p1_p2(ml100k_dir: Path, work: Path, started: dict[s
 
 def test_benchmark_p1_split_is_the_shared_one(ml100k_dir: Path, ml100k_splits_dir: Path) -> None:
     """The P1 split the benchmark scores on is the shared P1 file pair."""
-    from tailored.benchmark import ranking_splits
+    from tailored.benchmarks.movielens import ranking_splits
 
     split = ranking_splits(ml100k_dir, validation=False)["P1"]
     key = ["user_id", "item_id"]
@@ -608,7 +608,7 @@ def test_benchmark_p1_split_is_the_shared_one(ml100k_dir: Path, ml100k_splits_di
 
 
 def test_a_benchmark_session_is_the_users_first_events_or_a_seeded_random_draw_of_them() -> None:
-    from tailored.benchmark import SESSION_LENGTH, session_rows
+    from tailored.benchmarks.movielens import SESSION_LENGTH, session_rows
 
     rows = pd.DataFrame({"user_id": ["a"] * 40 + ["b"] * 3, "timestamp": list(range(40)) + [0, 1, 2]})
     first = session_rows(rows, random_draw=False)

@@ -258,7 +258,7 @@ def test_train_param_exclude_seen_false_gives_back_the_items_a_user_took(tmp_pat
 def test_an_item_without_a_title_is_named_by_its_id_and_a_name_column_serves_as_title() -> None:
     from tailored.data.dataset import Dataset
     from tailored.models import create_scorer
-    from tailored.pipeline import Recommender
+    from tailored.pipeline.recommender import Recommender
     from tailored.rank.explain import with_titles
 
     rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")] + [(f"v{u}", item) for u in range(10) for item in ("c", "d")]

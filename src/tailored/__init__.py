@@ -20,8 +20,8 @@ _EXPORTS = {
     "paired_test": "tailored.eval.significance",
     "algorithm_names": "tailored.models.base",
     "create_scorer": "tailored.models.base",
-    "Recommender": "tailored.pipeline",
-    "build_recommender": "tailored.pipeline",
+    "Recommender": "tailored.pipeline.recommender",
+    "build_recommender": "tailored.pipeline.recommender",
     "load_model": "tailored.registry.model_dir",
     "save_model": "tailored.registry.model_dir",
     **{name: "tailored.split" for name in (

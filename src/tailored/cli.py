@@ -228,7 +228,7 @@ def _columns(interactions: Path, user_col: str, item_col: str, value_col: str, t
     """The interaction columns the options name, checked against the file's header before any work: a column not
     there is named with the option that gave it (value and time columns left at their defaults may be absent)."""
     from tailored.data.io import SUPPORTED_SUFFIXES, read_columns
-    from tailored.jobs import ColumnNames
+    from tailored.jobs.tasks import ColumnNames
 
     if interactions.is_file() and interactions.suffix.lower() in SUPPORTED_SUFFIXES:  # else the reader says why not
         header = read_columns(interactions)
@@ -265,9 +265,9 @@ def train(
     basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id column when present, else 30-minute sessions).")] = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.models.neural.training import reporting_epochs
-    from tailored.pipeline import build_recommender
+    from tailored.pipeline.recommender import build_recommender
 
     refuse_overwrite({"--model-dir": model_dir, "--checkpoint-dir": checkpoint_dir},
                      {"--interactions": interactions, "--users": users, "--items": items, "--params-file": params_file,
@@ -323,7 +323,7 @@ def recommend(
     """Write the top-k items per user (user_id,item_id,score,rank,model[,reasons]), training items excluded. New users
     described by attribute columns in --users and new items described in --items are scored from their attributes.
     --calendar, --rules, --stage and --pipeline add request-time stages after the model's own."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import check_table_path, write_table
 
     if (users is None) == (not all_users):
@@ -333,7 +333,7 @@ def recommend(
                                             "--candidates": candidates, "--calendar": calendar, "--rules": rules,
                                             "--pipeline": pipeline})
     from tailored.data.io import read_attributes
-    from tailored.rank import parse_context
+    from tailored.query import parse_context
     from tailored.rank.specs import check_request_time, load_stage_file
     from tailored.registry.model_dir import fit_added_stages, load_model
 
@@ -345,7 +345,7 @@ def recommend(
     user_ids, attributes = jobs.read_users(users) if users is not None else (None, None)
     new_items = read_attributes(items, id_column="item_id") if items is not None else None
     candidate_ids = jobs.read_item_ids(candidates) if candidates is not None else None
-    from tailored.pipeline import short_lists, short_lists_message, undescribed_message
+    from tailored.pipeline.recommender import short_lists, short_lists_message, undescribed_message
 
     model = load_model(model_dir)
     stages = fit_added_stages(model, stages)
@@ -376,7 +376,7 @@ def predict(
     output: Output,
 ) -> None:
     """Predict a value (rating for explicit models, score otherwise) for each user-item pair."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import check_table_path, read_table, write_table
 
     check_table_path(output)
@@ -407,9 +407,9 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
     with each weighting come first, then the search; one line per trial (params, score, best so far, elapsed)."""
-    from tailored import jobs
-    from tailored.tuning import TrialReport
-    from tailored.tuning import tune as run_tuning
+    from tailored.jobs import tasks as jobs
+    from tailored.jobs.tune import TrialReport
+    from tailored.jobs.tune import tune as run_tuning
 
     def report(trial: TrialReport) -> None:
         params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
@@ -447,7 +447,7 @@ def evaluate(
     """
     import pandas as pd
 
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.columns import USER_ID
     from tailored.data.io import check_table_path
     from tailored.eval.evaluator import parse_metrics
@@ -577,7 +577,7 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any error-level rule fires.")] = False,
 ) -> None:
     """Report data problems (missing, duplicate, invalid, future, outlier, unknown ids) and the data's biases."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.config import build_dataclass
     from tailored.data.io import check_table_path, write_table
     from tailored.data.quality import QualityRules
@@ -643,8 +643,8 @@ def datasets_scale(
 @handle_errors
 def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:
     """Run a job spec: check -> split -> train -> evaluate -> save the best model, with a report next to it."""
-    from tailored.run import repurchase_note, run_job
-    from tailored.spec import load_spec, resolve
+    from tailored.jobs.run import repurchase_note, run_job
+    from tailored.jobs.spec import load_spec, resolve
 
     spec = load_spec(spec_file)
     refuse_overwrite({"[job] output": resolve(spec, spec.output)},
@@ -675,7 +675,7 @@ def similar(
     from tailored.data.io import check_table_path, read_attributes, write_table
     from tailored.registry.model_dir import load_model
     from tailored.rank.explain import with_titles
-    from tailored.similar import SIMILAR_ITEM_ID, similar_items
+    from tailored.pipeline.similar import SIMILAR_ITEM_ID, similar_items
 
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
@@ -704,8 +704,8 @@ def complementary(
 ) -> None:
     """Write the items bought together with each query item, ranked by confidence x sqrt(lift), then (--backfill)
     the most bought items (item_id,complementary_item_id[,title],score,lift,confidence,support,rank,source)."""
-    from tailored import jobs
-    from tailored.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
+    from tailored.jobs import tasks as jobs
+    from tailored.pipeline.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
     from tailored.data.io import check_table_path, write_table
     from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
@@ -729,9 +729,9 @@ def drift(
 ) -> None:
     """Population stability of item popularity between the training data and recent interactions (with the noise
     floor of the window's size): says when retraining is due."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import check_table_path, write_table
-    from tailored.drift import drift_report, recent_window
+    from tailored.monitoring.drift import drift_report, recent_window
     from tailored.registry.model_dir import load_model
 
     refuse_overwrite({"--output": output and check_table_path(output)}, {"--interactions": interactions,
@@ -754,7 +754,7 @@ def retrain(
     items: ItemsFile = None,
 ) -> None:
     """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
 
     refuse_overwrite({"--output-dir": output_dir or model_dir}, {"--interactions": interactions, "--users": users,
                                                                 "--items": items})
@@ -777,7 +777,7 @@ def embed(
 ) -> None:
     """Add multimodal item features: a MiniLM text embedding, colour-texture image descriptors and/or embeddings
     computed by any other model (offline)."""
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import write_table
 
     if output.suffix.lower() != ".parquet":
@@ -824,7 +824,7 @@ def split(
     --users/--items`, the others for `train --users/--items`."""
     import pandas as pd
 
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.columns import ITEM_ID, USER_ID
     from tailored.data.io import PARQUET_SUFFIXES, read_attributes, write_table
     from tailored.split import Split, carve_validation, check_leakage, split_by_name
@@ -870,8 +870,8 @@ def benchmark(
     (Recall@20 vs random), new users' first 5 events as a session, alone and with the users' attributes (NDCG@10)
     and P3 (RMSE), with fit times and epochs. movielens-100k-reranking: the diversity and
     exposure stages' accuracy/coverage trade-off on P1 and their overhead per user (first --algorithm, default ease)."""
-    from tailored import benchmark as suites
-    from tailored.benchmark_reranking import reranking_tradeoffs
+    from tailored.benchmarks import movielens as suites
+    from tailored.benchmarks.reranking import reranking_tradeoffs
     from tailored.data.io import check_table_path
     from tailored.models.neural.training import reporting_epochs
 
@@ -925,11 +925,11 @@ def trending(
     (item_id[,title],score,window_count,expected_count,rank)."""
     import datetime as dt
 
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import check_table_path, write_table
     from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
-    from tailored.trending import trending_items
+    from tailored.pipeline.trending import trending_items
 
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
@@ -970,8 +970,8 @@ def benchmark_complementary(
 ) -> None:
     """Complementary items against "most bought" on a temporal split of baskets: hit rate@k of the basket's other
     items and mean lift of the listed pairs (and the planted partners' top-k rate with --pairs)."""
-    from tailored.benchmark_baskets import complementary_benchmark
-    from tailored import jobs
+    from tailored.benchmarks.baskets import complementary_benchmark
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import read_table
 
     frame = jobs.read_valid(interactions, jobs.ColumnNames(basket=basket_col))
@@ -1232,9 +1232,9 @@ def batch(
     streamed in chunks with a progress bar."""
     import uuid
 
-    from tailored import jobs
+    from tailored.jobs import tasks as jobs
     from tailored.data.io import write_chunks
-    from tailored.rank import parse_context
+    from tailored.query import parse_context
     from tailored.rank.explain import with_titles
     from tailored.registry.model_dir import load_model
 
@@ -1279,7 +1279,7 @@ def benchmark_service(
     """Start `tailored serve` and measure it from outside: batch and single-event ingestion, one-connection latency,
     recommendations at --rate for --seconds (p50/p99 from the load generator, errors, server memory), twice the rate
     (shedding), and the recall@10 of the served ANN index."""
-    from tailored.benchmark_service import service_benchmark
+    from tailored.benchmarks.service import service_benchmark
 
     figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate, phase_seconds,
                                 say=lambda phase: console.print(f"[dim]{phase}...[/]"))
@@ -1301,7 +1301,7 @@ def benchmark_durability(
 ) -> None:
     """kill -9 `tailored serve` while clients post events, --trials times, then count acknowledged events lost and
     events stored twice (both must be 0)."""
-    from tailored.benchmark_durability import durability_benchmark
+    from tailored.benchmarks.durability import durability_benchmark
 
     with progress_bar("kill -9 trials") as progress:
         task = progress.add_task("", total=trials)
@@ -1321,6 +1321,6 @@ def benchmark_ann(
     """Recall@10 of the approximate (HNSW) item index against exact scoring, and ms per single-user query."""
     import pandas as pd
 
-    from tailored.benchmark_service import ann_benchmark
+    from tailored.benchmarks.service import ann_benchmark
 
     print_table(pd.DataFrame(ann_benchmark(items, factors, queries)), title=f"{items:,} items x {factors} factors")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tailored.data.io import read_attributes, read_interactions, read_table, write_table
 from tailored.data.quality import check_quality
 from tailored.errors import DataError
-from tailored.jobs import read_valid
+from tailored.jobs.tasks import read_valid
 
 ROWS = [("u1", "007", "5", "881250949"), ("u2", "i2", "3.5", "881250950"), ("u1", "i3", "1", "881250951")]
 

@@ -16,7 +16,7 @@ from tailored.errors import ConfigError, DataError
 from tailored.eval.evaluator import evaluate, evaluate_lists
 from tailored.eval.significance import paired_test
 from tailored.models.popularity import PopularityScorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.split import Split
 
 LOG3 = math.log2(3)

@@ -17,8 +17,8 @@ from tailored.errors import ConfigError, IncompatibleModelError, NotFittedError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
 from tailored.models.base import Scorer, hyperparameters, scorer_class
-from tailored.pipeline import Recommender
-from tailored.rank.context import parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.query import parse_context
 from tailored.registry.model_dir import load_model, save_model
 
 ALGORITHMS = algorithm_names()

@@ -6,16 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tailored import jobs
+from tailored.jobs import tasks as jobs
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models import create_scorer
-from tailored.models.demographic import (
-    DemographicScorer, attribute_columns, attribute_problems, attribute_vocabulary, readable,
-)
+from tailored.data.features import attribute_columns, attribute_problems, attribute_vocabulary, readable
+from tailored.models.demographic import DemographicScorer
 from tailored.models.popularity import PopularityScorer
-from tailored.pipeline import Recommender
-from tailored.rank.context import parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.query import parse_context
 from tailored.registry.model_dir import load_model, save_model
 from tests.test_cli import cli, flat, ok
 

@@ -9,8 +9,9 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import create_scorer
-from tailored.models.ensemble import reciprocal_ranks, standardised
-from tailored.pipeline import Recommender
+from tailored.models.base import standardize
+from tailored.models.ensemble import reciprocal_ranks
+from tailored.pipeline.recommender import Recommender
 from tailored.registry.model_dir import load_model, read_manifest, save_model
 
 
@@ -24,7 +25,7 @@ def test_reciprocal_ranks_rank_unseen_items_first() -> None:
 def test_standardised_uses_the_unseen_items_only() -> None:
     scores = np.array([[1.0, 100.0, 3.0, 5.0]])
     seen = np.array([[False, True, False, False]])
-    fused = standardised(scores, seen)
+    fused = standardize(scores, ~seen)
     unseen = fused[0, [0, 2, 3]]
     np.testing.assert_allclose([unseen.mean(), unseen.std()], [0.0, 1.0], atol=1e-12)
     np.testing.assert_allclose(unseen, (np.array([1.0, 3.0, 5.0]) - 3.0) / np.std([1.0, 3.0, 5.0]))

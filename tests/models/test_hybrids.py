@@ -10,9 +10,9 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
 from tailored.models.demographic import DemographicScorer
-from tailored.models.ensemble import standardised
+from tailored.models.base import standardize
 from tailored.models.neural.training import from_arrays
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tests.models.test_contract import planted_groups, planted_users
 
 pytest.importorskip("torch", reason="the torch extra is not installed")
@@ -51,7 +51,7 @@ def test_new_users_from_attributes_add_the_scorers_and_the_demographic_scores(al
     got = frame.pivot(index="user_id", columns="item_id", values="score").loc[newcomers["user_id"], planted.items.ids(
         np.arange(planted.n_items))].to_numpy()
     nothing_masked = np.zeros((1, planted.n_items), bool)
-    parts = [standardised(np.asarray(model.score_attributes(newcomers), np.float64), nothing_masked)
+    parts = [standardize(np.asarray(model.score_attributes(newcomers), np.float64), ~nothing_masked)
              for model in (recommender.scorer, recommender.fallback_)]
     np.testing.assert_allclose(got, parts[0] + parts[1], rtol=1e-4, atol=1e-4)
     for part in parts:  # neither alone is what ranked them

@@ -12,7 +12,7 @@ from tailored.eval.metrics import rmse
 from tailored.models import create_scorer
 from tailored.models.base import fitted_state
 from tailored.models.mf import MatrixFactorizationScorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 
 FAST = {"epochs": 30, "burn_in": 10}
 

@@ -89,7 +89,7 @@ def test_bad_fold_in_parameters_are_refused_before_training(algorithm: str, para
 def test_without_item_attributes_on_movielens_gmf_does_not_stall_at_popularity(ml100k_dir) -> None:
     """P1 from interactions alone: GMF pretrained at the plain step stayed at popularity's level until early stopping
     (NDCG@10 0.2174 through the command line, the ensemble dragged below its best member); at ``gmf_rate`` 4: 0.4331."""
-    from tailored.benchmark import rank
+    from tailored.benchmarks.movielens import rank
     from tailored.data.movielens import load_movielens
     from tailored.split import split_per_user
 

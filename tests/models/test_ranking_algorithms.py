@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models.base import create_scorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.data.transforms import recency_weighted
 from tailored.models.knn import prune_columns, reweight
 

@@ -14,10 +14,10 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.rank.base import Catalogue, Request, bare_request, create_stage
 from tailored.rank.calendar import CalendarAdjuster, load_calendar
-from tailored.rank.context import Context
+from tailored.query import Context
 from tailored.registry.model_dir import load_model, save_model
 
 def on(date: str) -> Context:

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.rank.base import Catalogue, bare_request, create_stage
 from tailored.rank.diversity import MMRDiversifier
 

@@ -7,8 +7,8 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.query import parse_context
 
 
 def test_the_reason_names_the_most_similar_history_item() -> None:

@@ -9,7 +9,7 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.rank.base import Catalogue, Request, bare_request
 from tailored.rank.diversity import MMRDiversifier
 from tailored.rank.exposure import EXPOSURE_TALLY, ExposureCap, LongTailBoost, propensity_scaled
@@ -141,7 +141,7 @@ def test_save_and_load_give_the_same_lists(tmp_path) -> None:
 
 @pytest.mark.movielens
 def test_default_long_tail_setting_doubles_coverage_on_the_movielens_validation_carve(ml100k_dir) -> None:
-    from tailored.benchmark_reranking import reranking_tradeoffs
+    from tailored.benchmarks.reranking import reranking_tradeoffs
 
     frame = reranking_tradeoffs(ml100k_dir, settings={"long-tail": [LongTailBoost()]}, validation=True, repeats=1)
     chosen = frame.set_index("setting").loc["long-tail"]

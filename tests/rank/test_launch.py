@@ -5,8 +5,9 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import Catalogue, NewItemSlots, parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.rank import Catalogue, NewItemSlots
+from tailored.query import parse_context
 from tailored.rank.base import bare_request
 
 DAY = 86_400.0

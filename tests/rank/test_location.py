@@ -9,8 +9,9 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import Catalogue, LocationAdjuster, parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.rank import Catalogue, LocationAdjuster
+from tailored.query import parse_context
 from tailored.rank.base import bare_request
 from tailored.rank.location import haversine_km
 

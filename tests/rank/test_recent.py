@@ -5,8 +5,9 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import RecentActivityBooster, parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.rank import RecentActivityBooster
+from tailored.query import parse_context
 
 DAY = 86_400
 START = int(pd.Timestamp("2026-01-01", tz="UTC").timestamp())

@@ -14,9 +14,9 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.rank.base import Catalogue, Request, bare_request
-from tailored.rank.context import Context
+from tailored.query import Context
 from tailored.rank.rules import BusinessRules, MaxShare, load_rules
 from tailored.registry.model_dir import load_model, save_model
 

@@ -9,8 +9,9 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import Context, SeasonalAdjuster, create_stage, parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.rank import SeasonalAdjuster, create_stage
+from tailored.query import Context, parse_context
 from tailored.rank.base import Catalogue, bare_request
 from tailored.rank.seasonal import week_of_year
 from tailored.registry.model_dir import load_model, save_model
@@ -70,7 +71,7 @@ def test_less_than_a_year_of_history_learns_no_season() -> None:
 def test_context_parsing_and_clear_errors() -> None:
     context = parse_context(["date=2026-12-15T19:30", "lat=48.85", "lon=2.35", "device=mobile"])
     assert context.moment.month == 12 and context.moment.hour == 19
-    assert (context.latitude, context.longitude, context.attributes) == (48.85, 2.35, {"device": "mobile"})
+    assert (context.latitude, context.longitude, context.device) == (48.85, 2.35, "mobile")
     with pytest.raises(ConfigError, match="ISO-8601"):
         parse_context(["date=someday"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):

@@ -9,7 +9,8 @@ import pytest
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.rank import SeasonalAdjuster, SeasonCap, parse_context
+from tailored.rank import SeasonalAdjuster, SeasonCap
+from tailored.query import parse_context
 from tailored.rank.base import Catalogue, bare_request
 from tailored.rank.seasonal import IN_SEASON_TALLY
 from tests.rank.seasonal_histories import Shop, purchases

@@ -7,8 +7,9 @@ import pandas as pd
 
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
-from tailored.pipeline import Recommender
-from tailored.rank import TimeOfDayAdjuster, parse_context
+from tailored.pipeline.recommender import Recommender
+from tailored.rank import TimeOfDayAdjuster
+from tailored.query import parse_context
 from tailored.rank.base import Catalogue, bare_request
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
+from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tests.serve.test_service import shop
 

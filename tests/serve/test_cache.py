@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tailored.rank.context import Context
+from tailored.query import Context
 from tailored.serve.cache import ListCache, context_key
 
 
@@ -46,4 +46,4 @@ def test_a_list_computed_before_the_users_event_is_not_kept() -> None:
 def test_context_keys_round_the_moment_to_the_hour() -> None:
     at = lambda minute: Context(dt.datetime(2026, 12, 15, 19, minute, tzinfo=dt.timezone.utc))  # noqa: E731
     assert context_key(at(5)) == context_key(at(55)) != context_key(Context(dt.datetime(2026, 12, 15, 20, 0, tzinfo=dt.timezone.utc)))
-    assert context_key(Context(at(5).moment, attributes={"device": "app"})) != context_key(at(5))
+    assert context_key(Context(at(5).moment, device="app")) != context_key(at(5))

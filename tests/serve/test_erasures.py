@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 import sqlalchemy as sa
 
-from tailored.benchmark_service import running_service
+from tailored.benchmarks.service import running_service
 from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
+from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore

@@ -8,7 +8,7 @@ import subprocess
 import httpx
 
 from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
+from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore

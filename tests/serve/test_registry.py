@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.pipeline import build_recommender
+from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.registry.versions import ModelRegistry
 from tailored.serve import ServiceSettings, create_app

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from tailored.benchmark_service import running_service
+from tailored.benchmarks.service import running_service
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tests.serve.test_service import auth, serving

@@ -18,8 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from tailored.data.dataset import Dataset
-from tailored.pipeline import build_recommender
-from tailored.rank.context import parse_context
+from tailored.pipeline.recommender import build_recommender
+from tailored.query import parse_context
 from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore

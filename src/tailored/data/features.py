@@ -10,7 +10,8 @@ unseen categories, tokens and missing values give an all-zero block (the "unknow
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tailored.data.columns import ITEM_ID
+from tailored.data.columns import ITEM_ID, USER_ID
 from tailored.errors import DataError
 
 TEXT_COLUMNS = frozenset({"title", "tags", "text", "description"})
@@ -234,3 +235,152 @@ def _tokens(column: pd.Series, multi: bool) -> pd.Series:
     if multi:
         values = values.str.split("|").explode().str.strip()
     return values[values.notna() & (values != "")]
+
+
+MIN_SHARED_USERS = 5
+"""In a column of more than ``max_categories`` values (a city, a country), the users a value needs to be a category."""
+def attribute_columns(attributes: pd.DataFrame | None, max_categories: int) -> tuple[list[str], np.ndarray]:
+    """The usable attribute columns and their bin edges (one row per column): a numeric column with many values (raw
+    ages, incomes, tenure: `is_measurement`) is cut at the users' quantiles into ``NUMERIC_BINS`` bins; another with 2
+    to ``max_categories`` distinct values is categorical (a row of NaN), and so is one with more whose values are
+    mostly shared (`common_values`: countries, cities; its rare values count as unknown). Others (ids, zip codes,
+    free text, vectors) are left out."""
+    columns: list[str] = []
+    edges: list[np.ndarray] = []
+    quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
+    for name in [] if attributes is None else attributes.columns:
+        column = attributes[name]  # type: ignore[index]
+        if is_vector_column(column):
+            continue
+        distinct = column.nunique()
+        if is_measurement(column, max_categories):
+            columns.append(name)
+            edges.append(np.nanquantile(column.to_numpy(np.float64), quantiles))
+        elif 1 < distinct <= max_categories or (
+                distinct > max_categories and common_values(value_text(column.dropna()), MIN_SHARED_USERS) is not None):
+            columns.append(name)
+            edges.append(np.full(NUMERIC_BINS - 1, np.nan))
+    return columns, np.asarray(edges, np.float64).reshape(len(columns), NUMERIC_BINS - 1)
+
+
+def token_vocabulary(tokens: pd.DataFrame, columns: Sequence[str], max_categories: int) -> np.ndarray:
+    """The sorted tokens users are encoded by: all of ``tokens`` (`attribute_tokens`), except in a column of
+    ``columns`` with more than ``max_categories`` values, where only those ``MIN_SHARED_USERS`` users share are kept
+    (the rarer ones are left to the "unknown" bucket)."""
+    kept = []
+    for name in tokens.columns:
+        present = tokens[name][tokens[name] != ""]
+        large = name in columns and present.nunique() > max_categories
+        common = common_values(present, MIN_SHARED_USERS) if large else None
+        kept.append(np.asarray(present.unique(), dtype=str) if common is None else common)
+    return np.unique(np.concatenate(kept)).astype(str) if kept else np.empty(0, str)
+
+
+def usable_columns(attributes: pd.DataFrame | None, max_categories: int) -> list[str]:
+    """The columns of `attribute_columns`."""
+    return attribute_columns(attributes, max_categories)[0]
+
+
+def numeric_bins(columns: Sequence[str], edges: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Column -> bin edges of the binned columns among ``columns`` (``edges`` rows aligned with them; None, as in
+    models saved before numeric attributes were binned: none)."""
+    if edges is None:
+        return {}
+    return {str(name): row for name, row in zip(columns, edges) if not np.isnan(row).all()}
+
+
+def attribute_tokens(attributes: pd.DataFrame, columns: list[str], crosses: bool,
+                     bins: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """One ``column=value`` token per row and column (``column=[lo,hi)`` for a column of ``bins``; and one per pair
+    of columns when ``crosses``); '' when missing."""
+    single = {}
+    for name in columns:
+        text, known = _value_text(attributes[name], (bins or {}).get(name))
+        single[name] = (name + "=" + text).where(known, "")
+    tokens = pd.DataFrame(single, index=attributes.index)
+    if crosses:
+        for first, second in itertools.combinations(columns, 2):
+            both = (tokens[first] != "") & (tokens[second] != "")
+            tokens[f"{first}&{second}"] = (tokens[first] + "&" + tokens[second]).where(both, "")
+    return tokens
+
+
+def _value_text(column: pd.Series, edges: np.ndarray | None) -> tuple[pd.Series, pd.Series]:
+    """Each value's token text and whether it is known; with ``edges``, the bin ``[lo,hi)`` of a number (text that is
+    not a number is unknown)."""
+    if edges is None:
+        return value_text(column), column.notna()
+    numbers = pd.to_numeric(column, errors="coerce")
+    bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+    labels = np.array([f"[{low:g},{high:g})" for low, high in zip(bounds[:-1], bounds[1:])])
+    bins = np.searchsorted(edges, np.nan_to_num(numbers.to_numpy(np.float64)), side="right")
+    return pd.Series(labels[bins], index=column.index), numbers.notna()
+
+
+def attribute_vocabulary(attributes: pd.DataFrame | None, max_categories: int) -> dict[str, np.ndarray]:
+    """The usable attribute ``columns``, their bin ``edges`` (`attribute_columns`) and the tokens seen in them
+    (``vocabulary``): what users who arrive later are encoded with. Empty arrays when no column is usable. Also the
+    table's other columns (``left_out``), which a later table may hold without being warned about."""
+    columns, edges = attribute_columns(attributes, max_categories)
+    left_out = np.asarray([str(name) for name in ([] if attributes is None else attributes.columns)
+                           if name not in columns], str)
+    if not columns:
+        return {"columns": np.empty(0, str), "vocabulary": np.empty(0, str), "edges": edges, "left_out": left_out}
+    tokens = attribute_tokens(attributes, columns, False, numeric_bins(columns, edges))  # type: ignore[arg-type]
+    return {"columns": np.asarray(columns, str), "vocabulary": token_vocabulary(tokens, columns, max_categories),
+            "edges": edges, "left_out": left_out}
+
+
+def attribute_problems(vocabulary: dict[str, np.ndarray], attributes: pd.DataFrame) -> list[str]:
+    """What an attribute-based scorer cannot use in ``attributes`` (rows of new users; an id column is ignored):
+    training columns the table lacks, its columns that are not training attributes, and missing or unseen values.
+    Each of these scores as "unknown" (the scorer's own way: `demographic` takes the training users' average, the
+    neural models an "unknown" bucket); one sentence per problem, empty when there is none."""
+    columns = [str(name) for name in vocabulary["columns"]]
+    given = [str(name) for name in attributes.columns if name != USER_ID]
+    if not columns:
+        return ["the model was trained without usable user attributes, so new users get the same lists whatever "
+                "their attributes: retrain with a users table (--users FILE)"] if given else []
+    left_out = {str(name) for name in vocabulary.get("left_out", [])}  # columns training saw and did not use
+    problems = column_problems(columns, [name for name in given if name not in left_out])
+    present = [name for name in columns if name in given]
+    bins = numeric_bins(columns, vocabulary.get("edges"))
+    tokens = attribute_tokens(attributes, present, False, bins)
+    for name in present:
+        missing = tokens[name] == ""
+        unseen = value_text(attributes[name])[~missing & ~tokens[name].isin(vocabulary["vocabulary"])].value_counts()
+        if missing.any():
+            value = "a numeric value" if name in bins else "a value"
+            problems.append(f"{name}: {int(missing.sum()):,} row(s) without {value}, scored as unknown")
+        if len(unseen):
+            examples = ", ".join(f"{value!r} ({count})" for value, count in unseen.head(5).items())
+            more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
+            problems.append(f"{name}: value(s) not learnt in training (unseen or rare), scored as unknown: "
+                            f"{examples}{more}")
+    return problems
+
+
+def readable(token: str) -> str:
+    """``gender=F`` as is, a bin ``age=[23,29)`` as ``age 23-29`` (``age under 23``, ``age 46 or more`` at the ends),
+    a cross ``a=x&b=y`` as ``a=x and b=y``."""
+    crossed = token.split("&")
+    parts = []
+    for part in crossed if all("=" in part for part in crossed) else [token]:
+        name, _, value = part.partition("=")
+        low, comma, high = value.strip("[)").partition(",")
+        if not (value.startswith("[") and value.endswith(")") and comma):
+            parts.append(part)
+        elif low == "-inf":
+            parts.append(f"{name} under {high}")
+        else:
+            parts.append(f"{name} {low} or more" if high == "inf" else f"{name} {low}-{high}")
+    return " and ".join(parts)
+
+
+def encode(tokens: pd.DataFrame, vocabulary: np.ndarray) -> sp.csr_matrix:
+    """Rows x vocabulary indicator matrix; tokens outside the vocabulary are dropped."""
+    flat = tokens.to_numpy(dtype=str).ravel()
+    columns = pd.Index(vocabulary).get_indexer(flat)
+    rows = np.repeat(np.arange(len(tokens)), tokens.shape[1])
+    known = columns >= 0
+    return sp.csr_matrix((np.ones(known.sum()), (rows[known], columns[known])), shape=(len(tokens), len(vocabulary)))

@@ -28,8 +28,8 @@ from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RANKING_METRIC_NAMES, RATING_METRICS, Metric, RankedLists, RatingMetric, metric
 from tailored.eval.significance import bootstrap_indices, resample_weights
-from tailored.pipeline import Recommender
-from tailored.rank.context import Context
+from tailored.pipeline.recommender import Recommender
+from tailored.query import Context
 from tailored.split.base import Split
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "precision@10", "hr@10", "mrr@10", "map@10", "coverage@10", "gini@10")

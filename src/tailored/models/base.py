@@ -215,3 +215,15 @@ class Choice:
 
 
 SearchSpace = dict[str, Float | Int | Choice]
+
+
+def standardize(scores: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
+    """Each row as z-scores: centred and scaled by the mean and standard deviation of the row's entries in ``over``
+    (a boolean mask; default: its finite entries). A constant row gives zeros, a row with no entry in ``over`` is left
+    as it is; -inf stays -inf; the dtype is kept."""
+    over = np.isfinite(scores) if over is None else over
+    count = np.maximum(over.sum(axis=1, keepdims=True), 1)
+    mean = np.where(over, scores, 0.0).sum(axis=1, keepdims=True) / count
+    spread = np.sqrt(np.where(over, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count)
+    spread = np.where(spread > 0, spread, 1.0)
+    return ((scores - mean) / spread).astype(scores.dtype, copy=False)

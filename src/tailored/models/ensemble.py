@@ -25,7 +25,8 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.models.base import Choice, Float, Scorer, check_fitted, create_scorer, register, scorer_class, user_rows
+from tailored.models.base import (Choice, Float, Scorer, check_fitted, create_scorer, register, scorer_class, standardize,
+                                  user_rows)
 from tailored.models.neural.training import training_stage
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class EnsembleScorer:
     def _fused(self, scores: list[np.ndarray], seen: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         """The members' scores (users x all items) fused, the ``seen`` items ranked last by every member."""
         mask = seen.toarray() > 0
-        fuse = partial(reciprocal_ranks, rrf_k=self.rrf_k) if self.fusion == "rrf" else standardised
+        fuse = partial(reciprocal_ranks, rrf_k=self.rrf_k) if self.fusion == "rrf" else _standardized_over_unseen
         fused = np.zeros(mask.shape, np.float64)
         for member_scores in scores:
             fused += fuse(np.asarray(member_scores, np.float64), mask)
@@ -107,12 +108,5 @@ def reciprocal_ranks(scores: np.ndarray, seen: np.ndarray, rrf_k: float) -> np.n
     return 1.0 / (rrf_k + ranks)
 
 
-def standardised(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Scores centred and scaled per row by the mean and standard deviation of the user's unseen items."""
-    unseen = np.where(seen, np.nan, scores)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(unseen, axis=1, keepdims=True)
-        spread = np.nanstd(unseen, axis=1, keepdims=True)
-    mean = np.nan_to_num(mean)
-    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-    return (scores - mean) / spread
+def _standardized_over_unseen(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    return standardize(scores, ~seen)

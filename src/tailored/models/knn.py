@@ -29,7 +29,7 @@ from tailored.data.dataset import Dataset
 from tailored.data.transforms import recency_weighted
 from tailored.models.base import Choice, Float, Int, SearchSpace, check_fitted, register, user_rows
 
-Weighting = Literal["none", "bm25", "tfidf"]
+FeatureWeighting = Literal["none", "bm25", "tfidf"]
 BLOCK = 512
 DENSE_SHARE = 0.05
 """Blocks of item similarities with more of their entries set are pruned dense."""
@@ -44,7 +44,7 @@ def term_statistics(documents: sp.csr_matrix) -> tuple[np.ndarray, float]:
 
 
 def reweight(
-    documents: sp.csr_matrix, weighting: Weighting, statistics: tuple[np.ndarray, float] | None = None,
+    documents: sp.csr_matrix, weighting: FeatureWeighting, statistics: tuple[np.ndarray, float] | None = None,
     k1: float = 1.2, b: float = 0.75,
 ) -> sp.csr_matrix:
     """TF-IDF / BM25 weights of a documents x terms matrix (a term used by many documents counts less), by the
@@ -110,7 +110,7 @@ class ItemKNNScorer:
 
     neighbors: int = 200
     similarity: Literal["cosine", "rp3beta"] = "rp3beta"
-    feature_weighting: Weighting = "none"
+    feature_weighting: FeatureWeighting = "none"
     shrink: float = 0.0
     alpha: float = 0.6
     beta: float = 0.5
@@ -176,7 +176,7 @@ class UserKNNScorer:
     users who have it."""
 
     neighbors: int = 200
-    feature_weighting: Weighting = "bm25"
+    feature_weighting: FeatureWeighting = "bm25"
     shrink: float = 0.0
     alpha: float = 0.5
 

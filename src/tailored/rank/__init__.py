@@ -1,6 +1,5 @@
 """Stages of the Recommender: what adjusts, filters and re-ranks a scorer's candidates at request time."""
 
-from tailored.rank.context import Context, parse_context
 from tailored.rank.base import STAGES, Catalogue, Request, Reranker, Stage, create_stage, stage_names
 from tailored.rank.calendar import CalendarAdjuster, load_calendar
 from tailored.rank.diversity import MMRDiversifier
@@ -12,5 +11,5 @@ from tailored.rank.rules import BusinessRules, MaxShare, load_rules
 from tailored.rank.seasonal import SeasonalAdjuster, SeasonCap
 from tailored.rank.time_of_day import TimeOfDayAdjuster
 
-__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "Context", "ExposureCap", "LocationAdjuster", "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
-           "Reranker", "SeasonCap", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules", "parse_context", "stage_names"]
+__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "ExposureCap", "LocationAdjuster", "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
+           "Reranker", "SeasonCap", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules", "stage_names"]

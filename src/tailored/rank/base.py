@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.data.similarity import ItemSimilarity
 from tailored.errors import ConfigError
-from tailored.rank.context import Context
+from tailored.query import Context
 
 
 @dataclass(frozen=True, eq=False)

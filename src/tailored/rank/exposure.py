@@ -24,7 +24,7 @@ MovieLens 100K with EASE, NDCG@10 fell by 8% at boost 1.1 and by 63% at 1.5), wh
 irrelevant item irrelevant.
 
 Defaults (``boost`` 0.7 with ``head_share`` 0.7; ``max_share`` 0.05 for the cap) were chosen on a validation carve
-of the P1 training part of MovieLens 100K (`tailored.benchmark_reranking`), never on its test part.
+of the P1 training part of MovieLens 100K (`tailored.benchmarks.reranking`), never on its test part.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import top_k
 from tailored.rank.base import Request, register_stage
-from tailored.rank.lift import standardized
+from tailored.models.base import standardize
 
 EXPOSURE_TALLY = "exposure-cap"
 """Tally entry: (users served so far in the run, times each item was listed)."""
@@ -64,7 +64,7 @@ class ExposureCap:
         picked = np.full((len(items), n), -1, np.int64)
         picked_scores = np.full((len(items), n), -np.inf, scores.dtype)
         filled = np.zeros(len(items), np.int64)
-        priority = standardized(scores)
+        priority = standardize(scores)
         for position in range(items.shape[1]):
             rows = np.flatnonzero((items[:, position] >= 0) & (filled < n))
             wanted = items[rows, position]
@@ -123,5 +123,5 @@ def propensity_scaled(scores: np.ndarray, popularity: np.ndarray, boost: float) 
     ``popularity``, added after training: popularity 0)."""
     propensity = np.ones(scores.shape[1], np.float32)
     propensity[: len(popularity)] = (1.0 + popularity) ** boost
-    standard = standardized(scores)
+    standard = standardize(scores)
     return np.where(standard > 0, standard / propensity, standard).astype(scores.dtype)

@@ -13,8 +13,9 @@ import numpy as np
 from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
+from tailored.models.base import standardize
 from tailored.rank.base import Request
-from tailored.rank.context import Context
+from tailored.query import Context
 
 Buckets = Callable[[np.ndarray], np.ndarray]
 """Unix seconds -> bucket indices of the cycle."""
@@ -239,16 +240,8 @@ def add_log_lift(scores: np.ndarray, lift: np.ndarray, strength: float, request:
 
 
 def bounded(scores: np.ndarray) -> np.ndarray:
-    """`standardized` scores through ``BOUND * tanh(z / BOUND)``: the same order, z near 0 unchanged, tails within
+    """`standardize`d scores through ``BOUND * tanh(z / BOUND)``: the same order, z near 0 unchanged, tails within
     ±BOUND; -inf stays -inf."""
-    z = standardized(scores)
+    z = standardize(scores)
     return np.where(np.isfinite(z), BOUND * np.tanh(z / BOUND), z).astype(scores.dtype)
 
-
-def standardized(scores: np.ndarray) -> np.ndarray:
-    """Each row's finite scores as z-scores over the row's finite entries (a constant row gives zeros); -inf stays."""
-    finite = np.isfinite(scores)
-    count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    mean = np.where(finite, scores, 0.0).sum(axis=1, keepdims=True) / count
-    spread = np.sqrt(np.where(finite, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count)
-    return np.where(finite, (scores - mean) / np.maximum(spread, 1e-12), scores).astype(scores.dtype)

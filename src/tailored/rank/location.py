@@ -63,7 +63,7 @@ class LocationAdjuster:
             return scores
         placed = np.isfinite(distances)
         scores = bounded(scores) - (self.strength * np.nan_to_num(distances) / self.decay_km).astype(np.float32)
-        radius = float(request.context.attributes.get("radius_km", self.radius_km or np.inf))
+        radius = request.context.radius_km or self.radius_km or np.inf
         scores[:, placed & (np.nan_to_num(distances) > radius)] = -np.inf
         return scores
 

@@ -6,7 +6,7 @@ At fit the stage keeps each user's last ``window`` items and when they happened;
 without a user id, always counted) are the user's recent items R. For a candidate j:
 
 - complement ``c(j) = max_{r in R} confidence(r -> j) * sqrt(lift(r, j))`` over pairs seen in at least ``min_count``
-  baskets with lift above 1 (the association score of `tailored.complementary`), divided by the row's largest, so in [0, 1];
+  baskets with lift above 1 (the association score of `tailored.pipeline.complementary`), divided by the row's largest, so in [0, 1];
 - similarity ``s(j) = max_{r in R}`` blended collaborative/attribute cosine (`tailored.data.similarity`).
 
 The adjusted score is the user's standardised score ``+ complement_weight * c(j) + similar_weight * s(j)``; with
@@ -64,7 +64,7 @@ class RecentActivityBooster:
         rows = request.users[known]
         fresh = today - self.recent_days_[rows] <= self.max_age_days
         learned[known] = np.where(fresh, self.recent_[rows], -1)
-        live = request.catalogue.index(request.context.recent_items())
+        live = request.catalogue.index(request.context.recent)
         return np.hstack([learned, np.tile(live, (len(request.users), 1))])
 
     def signals(self, request: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ class RecentActivityBooster:
         complement, _, similarity, _ = self.signals(request)
         boost = self.complement_weight * complement + self.similar_weight * similarity
         adjusted = bounded(scores) + boost.astype(scores.dtype)
-        adjusted[:, request.catalogue.index(request.context.recent_items())] = -np.inf
+        adjusted[:, request.catalogue.index(request.context.recent)] = -np.inf
         return adjusted
 
     def explain(self, items: np.ndarray, request: Request) -> np.ndarray:

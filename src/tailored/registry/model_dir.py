@@ -32,7 +32,7 @@ from tailored.data.idmap import IdMap
 from tailored.data.io import staged_directory
 from tailored.errors import IncompatibleModelError, NotFittedError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
-from tailored.pipeline import Recommender
+from tailored.pipeline.recommender import Recommender
 from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"

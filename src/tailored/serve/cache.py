@@ -9,12 +9,13 @@ be left out of the cache for nothing, never kept stale)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from tailored.rank.context import Context
+from tailored.query import Context
 
 Rows = list[dict[str, Any]]
 """A list as the service answers it: ``item_id, score, rank`` (and ``reasons``) per item."""
@@ -22,7 +23,7 @@ Rows = list[dict[str, Any]]
 
 def context_key(context: Context) -> Hashable:
     moment = context.when().replace(minute=0, second=0, microsecond=0)
-    return moment.isoformat(), context.latitude, context.longitude, tuple(sorted(context.attributes.items()))
+    return moment.isoformat(), dataclasses.replace(context, moment=None)
 
 
 class ListCache:

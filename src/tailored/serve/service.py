@@ -17,11 +17,11 @@ import sqlalchemy as sa
 
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
-from tailored.pipeline import Recommender
-from tailored.rank.context import Context
+from tailored.pipeline.recommender import Recommender
+from tailored.query import Context
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
-from tailored.retrieval import ANN_MIN_ITEMS
+from tailored.rank.candidates import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.erasures import ErasureFollower
@@ -237,8 +237,7 @@ def with_recent(context: Context, items: list[str]) -> Context:
     """``context`` with ``items`` (oldest first) before its own ``recent`` items."""
     if not items:
         return context
-    recent = "|".join(items + context.recent_items())
-    return dataclasses.replace(context, attributes=context.attributes | {"recent": recent})
+    return dataclasses.replace(context, recent=(*items, *context.recent))
 
 
 def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:

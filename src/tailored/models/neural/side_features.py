@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
 from tailored.errors import DataError
-from tailored.models.demographic import attribute_tokens, attribute_vocabulary, encode, numeric_bins
+from tailored.data.features import attribute_tokens, attribute_vocabulary, encode, numeric_bins
 from tailored.models.neural.training import require_torch
 
 MAX_USER_CATEGORIES = 50

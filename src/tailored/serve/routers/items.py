@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from tailored.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
+from tailored.pipeline.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
 from tailored.data.columns import ITEM_ID, RANK, SCORE
 from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Attributes, Identifier
-from tailored.similar import SIMILAR_ITEM_ID, similar_items
-from tailored.trending import trending_items
+from tailored.pipeline.similar import SIMILAR_ITEM_ID, similar_items
+from tailored.pipeline.trending import trending_items
 
 router = APIRouter(prefix="/v1", tags=["items"], responses=ERRORS)
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tailored.config import build_dataclass
-from tailored.rank.context import parse_context
+from tailored.query import parse_context
 from tailored.rank.rules import BusinessRules
 from tailored.serve.security import ERRORS, require
 from tailored.serve.service import SESSION

@@ -1,0 +1,1 @@
+"""The `tailored benchmark ...` commands: figures on public data and on the service, never asserts on time."""

@@ -1,0 +1,1 @@
+"""Orchestration that the faces (CLI, service) call: tasks, run, tune, job specs."""
