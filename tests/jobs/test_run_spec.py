@@ -13,7 +13,7 @@ import pytest
 from tailored.errors import ConfigError, DataError
 from tailored.jobs.spec import AlgorithmSpec, DataSpec, JobSpec, SplitSpec, dump_spec, load_spec, parse_spec, resolve
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 MINIMAL = {"data": {"interactions": "orders.csv"}}
 
 
