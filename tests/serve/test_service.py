@@ -178,6 +178,36 @@ def test_context_and_bad_context(server) -> None:
     assert bad.status_code == 400 and "-90 to 90" in bad.json()["detail"]
 
 
+def test_context_errors_name_the_query_parameter_or_the_body_field(server) -> None:
+    """The service's errors name what its client sent -- a query parameter, a field of the JSON body -- never a
+    command-line flag."""
+    base, keys, _ = server
+    get, post = f"{base}/v1/users/u2/recommendations", f"{base}/v1/recommendations"
+    answers = [httpx.get(get, params={"lat": "north", "lon": "2"}, headers=auth(keys["recommend"])),
+               httpx.get(get, params={"date": "2026-02-30"}, headers=auth(keys["recommend"])),
+               httpx.post(post, json={"user_id": "u2", "context": {"lat": "45", "lon": "east"}},
+                          headers=auth(keys["recommend"])),
+               httpx.post(post, json={"context": {"radius_km": "5"}}, headers=auth(keys["recommend"]))]
+    assert [answer.status_code for answer in answers] == [400] * 4
+    details = [answer.json()["detail"] for answer in answers]
+    assert details[0] == "query parameter 'lat' must be a number, got 'north'."
+    assert details[1].startswith("query parameter 'date'='2026-02-30' is not an ISO-8601 date")
+    assert details[2] == "body field 'context.lon' must be a number, got 'east'."
+    assert details[3].startswith("body field 'context.radius_km'=5 needs a positive distance")
+    assert not [detail for detail in details if "--context" in detail]
+
+
+def test_recent_items_travel_as_a_list(server) -> None:
+    """An item id holding '|' is one item of the POST body's ``recent`` list (the list is never joined into a
+    string): a session of one unknown id gets the list of a session of no trained item."""
+    base, keys, _ = server
+    lists = [httpx.post(f"{base}/v1/recommendations", json={"recent": recent, "k": 5}, headers=auth(keys["recommend"]))
+             for recent in (["i1|i2"], ["unknown"], ["i1", "i2"])]
+    assert [answer.status_code for answer in lists] == [200, 200, 200]
+    items = [[item["item_id"] for item in answer.json()["items"]] for answer in lists]
+    assert items[0] == items[1] != items[2]
+
+
 def test_a_session_with_rules_in_the_body(server) -> None:
     base, keys, _ = server
     body = {"recent": ["i1", "i2"], "rules": {"exclude_categories": ["c0"]}, "k": 5, "explain": True}

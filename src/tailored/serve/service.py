@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline.recommender import Recommender
-from tailored.query import Context
+from tailored.query import Context, Query
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
 from tailored.rank.candidates import ANN_MIN_ITEMS
@@ -122,15 +122,17 @@ class Service:
         found = None if served == ERASED or served in self.live else model.top_from_index(model.users_.position(served), k)
         return None if found is None else indexed(model, *found)
 
-    def recommend(self, user_id: str, k: int, context: Context, explain: bool, stages: list[Any] | None = None,
+    def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
                   plain: bool = False) -> list[dict[str, Any]]:
-        """Top-``k`` for one user (``item_id, score, rank`` and ``reasons`` with ``explain``): the model's own list;
+        """Top-``k`` for the query's user, or its anonymous session (no user id: known by ``context.recent``) --
+        ``item_id, score, rank`` and ``reasons`` with ``explain``: the model's own list;
         when the model does not know the user, its fold-in of the user's stored events (scorers that score a
         history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
         ``stages`` (request-time rules) after the model's own. A trained user's stored events since training count at
         once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the store is asked only
         for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or rules) is answered
         from the vector index with their folded-in factors when the model has one (`Recommender.top_from_index`)."""
+        user_id, context = SESSION if query.user_id is None else query.user_id, query.context
         served = self.served_id(user_id)
         position = -1 if served == ERASED else self.model.users_.position(served)
         known = position >= 0 and bool(self.model.warm_users_[position])  # trained on the user's own events

@@ -1,16 +1,19 @@
-"""``GET /v1/users/{user_id}/recommendations`` and ``POST /v1/recommendations`` (a session and rules in the body)."""
+"""``GET /v1/users/{user_id}/recommendations`` and ``POST /v1/recommendations`` (a session and rules in the body).
+Each builds one typed `tailored.query.Query`; a bad context value is a 400 that names the query parameter or the
+body field it came from."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Query as Parameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tailored.config import build_dataclass
-from tailored.query import parse_context
+from tailored.query import Query, context_from, parameter
 from tailored.rank.rules import BusinessRules
 from tailored.serve.security import ERRORS, require
 from tailored.serve.service import SESSION
@@ -46,36 +49,42 @@ class Recommendations(BaseModel):
     exposure_id: str = Field(description="The impression's id: send it back with the events it led to.")
 
 
+def body_field(key: str) -> str:
+    """How an error names a context key of the POST body."""
+    return f"body field 'context.{key}'"
+
+
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
-async def user_recommendations(request: Request, user_id: Identifier, k: int = Query(10, ge=1), explain: bool = False,
-                               _: str = Depends(require("recommend"))) -> JSONResponse:
+async def user_recommendations(request: Request, user_id: Identifier, k: int = Parameter(10, ge=1),
+                               explain: bool = False, _: str = Depends(require("recommend"))) -> JSONResponse:
     """Top-k for a user in context: every other query parameter is a context key (date, lat, lon, device...)."""
-    pairs = [f"{key}={value}" for key, value in request.query_params.items() if key not in NOT_CONTEXT]
-    return await respond(request, user_id, k, pairs, explain)
+    values = {key: value for key, value in request.query_params.items() if key not in NOT_CONTEXT}
+    query = Query(user_id, context_from(values, parameter))
+    return await respond(request, query, k, explain, plain=not (values or explain))
 
 
 @router.post("/recommendations", response_model=Recommendations)
 async def recommendations(request: Request, body: RecommendationRequest,
                           _: str = Depends(require("recommend"))) -> JSONResponse:
     """Top-k for a user or an anonymous session (its recent items), with request-time business rules."""
-    pairs = [f"{key}={value}" for key, value in body.context.items()]
-    if body.recent:
-        pairs.append("recent=" + "|".join(body.recent))
+    query = Query(body.user_id, context_from(body.context, body_field, recent=body.recent))
     stages = [build_dataclass(BusinessRules, body.rules, "rules")] if body.rules else []
-    return await respond(request, body.user_id or SESSION, body.k, pairs, body.explain, stages)
+    plain = not (body.context or body.recent or body.explain or stages)
+    return await respond(request, query, body.k, body.explain, plain, stages)
 
 
-async def respond(request: Request, user_id: str, k: int, pairs: list[str], explain: bool,
+async def respond(request: Request, query: Query, k: int, explain: bool, plain: bool,
                   stages: list[Any] | None = None) -> JSONResponse:
-    """A trained user with nothing else asked is answered on the event loop from the vector index (a fraction of a
-    millisecond); everything else goes through the full pipeline in the thread pool (a trained user with events since
-    training and nothing else asked: the index, with their folded-in factors, in the thread pool)."""
+    """A ``plain`` request (nothing asked but the user's list) of a trained user is answered on the event loop from
+    the vector index (a fraction of a millisecond); everything else goes through the full pipeline in the thread pool
+    (a trained user with events since training and nothing else asked: the index, with their folded-in factors, in
+    the thread pool)."""
     service = request.app.state.service
     k = min(k, service.settings.max_k)
-    plain = not (pairs or explain or stages)
+    user_id = SESSION if query.user_id is None else query.user_id
     rows = service.quick_recommend(user_id, k) if plain else None
     if rows is None:
-        rows = await run_in_threadpool(service.recommend, user_id, k, parse_context(pairs), explain, stages or [], plain)
+        rows = await run_in_threadpool(service.recommend, query, k, explain, stages or [], plain)
     exposure_id = service.exposures.log(user_id, service.model_version, [row["item_id"] for row in rows])
-    return JSONResponse({"user_id": None if user_id == SESSION else user_id, "items": rows,
-                         "model_version": service.model_version, "exposure_id": exposure_id})
+    return JSONResponse({"user_id": query.user_id, "items": rows, "model_version": service.model_version,
+                         "exposure_id": exposure_id})
