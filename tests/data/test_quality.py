@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.io import read_table
-from tailored.data.quality import (RETAIL_COUNT_ZSCORE, TAIL_NORMAL_Z, QualityRules, check_quality, gini,
-                                   require_valid, top_share)
+from tailored.data.bias import gini, top_share
+from tailored.data.quality import RETAIL_COUNT_ZSCORE, TAIL_NORMAL_Z, QualityRules, check_quality, require_valid
 from tailored.errors import ConfigError, DataError, TailoredError
 from tailored.models.base import check_scores
 from tests.test_cli import POOL, cli, flat, ok

@@ -79,3 +79,10 @@ class IdMap:
     def ids(self, indices: np.ndarray) -> np.ndarray:
         """External ids of dense ``indices``."""
         return self.external_ids[np.asarray(indices, dtype=np.int64)]
+
+
+def id_strings(ids: pd.Series) -> pd.Series:
+    """Ids as text; whole floats (ints that met a NaN) lose their ``.0``."""
+    if pd.api.types.is_float_dtype(ids) and bool((ids.dropna() % 1 == 0).all()):
+        ids = ids.astype("Int64")
+    return ids.astype("str")

@@ -10,18 +10,18 @@ the rules on cells and values, raising when one fires. Row numbers are 0-based p
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from tailored.data.bias import bias_summary
 from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, REASON, TIMESTAMP, USER_ID, VALUE
-from tailored.data.io import write_table
+from tailored.data.idmap import id_strings
+from tailored.data.quality_report import Action, Finding, QualityReport, Severity
 from tailored.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -29,10 +29,7 @@ logger = logging.getLogger(__name__)
 ROW = "row"
 LINE = "line"
 ALL_COLUMNS = "all_columns"
-Severity = Literal["error", "warning", "info"]
-Action = Literal["rejected", "kept", "clipped"]
 _SAMPLES = 5
-GROUPS_SHOWN = 30
 _EPOCH = pd.Timestamp(0, tz="UTC")
 TAIL_QUANTILE, TAIL_NORMAL_Z = 0.99, 2.3263
 """The quantile the outlier rule reads its spread from, and where a standard normal law has it."""
@@ -80,140 +77,6 @@ class QualityRules:
     known_items: bool = True
 
 
-@dataclass(frozen=True)
-class Finding:
-    """What one rule found: how many rows, a few of them, and what to do."""
-
-    rule: str
-    field: str
-    severity: Severity
-    action: Action
-    count: int
-    sample_rows: tuple[int, ...]
-    sample_values: tuple[str, ...]
-    message: str
-
-
-@dataclass(frozen=True)
-class BiasSummary:
-    """Concentration of the accepted interactions; users/items known only from attribute tables count as zero."""
-
-    interactions: int
-    users: int
-    items: int
-    item_gini: float
-    top1_item_share: float
-    top1_user_share: float
-    top10_user_share: float
-    median_per_user: float
-    mean_per_user: float
-    median_per_item: float
-    mean_per_item: float
-    user_groups: pd.DataFrame | None = None
-    item_groups: pd.DataFrame | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        scalars = {name: value for name, value in vars(self).items() if not isinstance(value, pd.DataFrame | None)}
-        groups = {
-            name: table.to_dict(orient="records")
-            for name, table in (("user_groups", self.user_groups), ("item_groups", self.item_groups))
-            if table is not None
-        }
-        return scalars | groups
-
-
-@dataclass(frozen=True)
-class QualityReport:
-    """Accepted rows (canonical dtypes), rejected rows (``row``, ``reason`` + original cells), findings and bias."""
-
-    source: str
-    clean: pd.DataFrame
-    rejected: pd.DataFrame
-    findings: tuple[Finding, ...]
-    bias: BiasSummary
-    first_line: int | None = None
-    """The file line of the first row (see `check_quality`): the Markdown report then names rows by file line."""
-
-    @property
-    def errors(self) -> list[Finding]:
-        """Findings of severity ``error`` that flagged at least one row."""
-        return [finding for finding in self.findings if finding.severity == "error" and finding.count]
-
-    def raise_for_errors(self, fix: str = "") -> QualityReport:
-        """Raise a DataError listing every error finding (then ``fix``); return the report when there is none."""
-        if self.errors:
-            lines = "\n".join(f"- {finding.message}" for finding in self.errors)
-            raise DataError(f"{self.source} failed {len(self.errors)} data quality rule(s):\n{lines}"
-                            + (f"\n{fix}" if fix else ""))
-        return self
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finding: rule, field, severity, action, count, sample_rows, sample_values, message."""
-        records = [
-            asdict(finding)
-            | {"sample_rows": _joined(finding.sample_rows), "sample_values": _joined(finding.sample_values)}
-            for finding in self.findings
-        ]
-        return pd.DataFrame(records, columns=[f.name for f in fields(Finding)])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: counts, findings and bias."""
-        return {
-            "source": self.source,
-            "rows": len(self.clean) + len(self.rejected),
-            "accepted": len(self.clean),
-            "rejected": len(self.rejected),
-            "findings": [asdict(finding) for finding in self.findings],
-            "bias": self.bias.to_dict(),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    def to_markdown(self) -> str:
-        """The report as Markdown text (what ``tailored check`` prints)."""
-        total = len(self.clean) + len(self.rejected)
-        by_line = self.first_line is not None
-        numbering = "Rows are named by their line in the file (the header is line 1)." if by_line else (
-            "Rows are numbered from 0.")
-        lines = [
-            f"## Data quality: {self.source}",
-            "",
-            f"{total} rows checked: {len(self.clean)} accepted, {len(self.rejected)} rejected. {numbering}",
-            "",
-            f"| rule | field | severity | action | rows | sample {'lines' if by_line else 'rows'} |",
-            "|---|---|---|---|---:|---|",
-            *(
-                f"| {f.rule} | {f.field} | {f.severity} | {f.action if f.count else 'ok'} | {f.count} "
-                f"| {_joined(tuple(row + (self.first_line or 0) for row in f.sample_rows))} |"
-                for f in self.findings
-            ),
-            "",
-            *(f"- **{f.severity}**: {f.message}" for f in self.findings if f.count),
-            "",
-            "### Concentration",
-            "",
-            "| measure | value |",
-            "|---|---:|",
-            *(
-                f"| {name} | {_number(value)} |"
-                for name, value in self.bias.to_dict().items() if not isinstance(value, list)
-            ),
-        ]
-        for title, table in (("User groups", self.bias.user_groups), ("Item groups", self.bias.item_groups)):
-            if table is not None:
-                lines += ["", f"### {title}", "", "| group | population share | interaction share |", "|---|---:|---:|"]
-                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in table.head(GROUPS_SHOWN).itertuples(index=False)]
-                if len(table) > GROUPS_SHOWN:
-                    lines += ["", f"... and {len(table) - GROUPS_SHOWN} smaller groups "
-                              "(`tailored check --report FILE` lists them all)."]
-        return "\n".join(lines) + "\n"
-
-    def write_rejected(self, path: str | Path) -> Path:
-        """Write the rejected rows with their reasons (CSV or Parquet, by extension)."""
-        return write_table(self.rejected, path)
-
-
 def check_quality(
     frame: pd.DataFrame,
     rules: QualityRules | None = None,
@@ -259,7 +122,7 @@ def check_quality(
     _check_activity(checker, rules)
 
     clean = _canonical(frame, checker.alive, value, seconds)
-    bias = _bias(clean, users, items, user_group, item_group)
+    bias = bias_summary(clean, users, items, user_group, item_group)
     report = QualityReport(source, clean, checker.rejected(), tuple(checker.findings), bias, first_line)
     logger.info(
         "quality check source=%s rows=%d accepted=%d rejected=%d", source, len(frame), len(clean), len(report.rejected)
@@ -334,7 +197,7 @@ def _check_ids(checker: _Checker, users: pd.DataFrame | None, items: pd.DataFram
             if column not in table.columns:
                 raise DataError(f"The {column.split('_')[0]} table has no '{column}' column (columns: "
                                 f"{list(table.columns)}); rename its id column to '{column}'.")
-            unknown = ~_id_strings(checker.frame[column]).isin(_id_strings(table[column])).to_numpy()
+            unknown = ~id_strings(checker.frame[column]).isin(id_strings(table[column])).to_numpy()
             checker.flag("unknown_id", column, "error", unknown, True, f"ids absent from the {column.split('_')[0]} "
                          "table", "add them to the attribute table or fix the ids")
 
@@ -436,13 +299,6 @@ def _seconds(raw: pd.Series) -> np.ndarray:
     return np.floor(parsed)
 
 
-def _id_strings(ids: pd.Series) -> pd.Series:
-    """Ids as text; whole floats (ints that met a NaN) lose their ``.0``."""
-    if pd.api.types.is_float_dtype(ids) and bool((ids.dropna() % 1 == 0).all()):
-        ids = ids.astype("Int64")
-    return ids.astype("str")
-
-
 def _duplicates(frame: pd.DataFrame, alive: np.ndarray) -> np.ndarray:
     duplicated = np.zeros(len(frame), bool)
     duplicated[alive] = frame[alive].duplicated(keep="first").to_numpy()
@@ -499,96 +355,14 @@ def _robust_location(values: np.ndarray) -> tuple[float, float]:
 
 def _canonical(frame: pd.DataFrame, alive: np.ndarray, value: np.ndarray, seconds: np.ndarray | None) -> pd.DataFrame:
     clean = frame[alive].reset_index(drop=True)
-    clean[USER_ID] = _id_strings(clean[USER_ID])
-    clean[ITEM_ID] = _id_strings(clean[ITEM_ID])
+    clean[USER_ID] = id_strings(clean[USER_ID])
+    clean[ITEM_ID] = id_strings(clean[ITEM_ID])
     clean[VALUE] = value[alive]
     if seconds is not None:
         kept = seconds[alive]
         clean[TIMESTAMP] = kept.astype(np.int64) if not np.isnan(kept).any() else pd.array(kept, dtype="Int64")
     leading = [USER_ID, ITEM_ID, VALUE] + ([TIMESTAMP] if seconds is not None else [])
     return clean[leading + [c for c in clean.columns if c not in leading]]
-
-
-def _bias(
-    clean: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None, user_group: str, item_group: str
-) -> BiasSummary:
-    user_counts = _counts(clean[USER_ID], users, USER_ID)
-    item_counts = _counts(clean[ITEM_ID], items, ITEM_ID)
-    return BiasSummary(
-        interactions=len(clean),
-        users=len(user_counts),
-        items=len(item_counts),
-        item_gini=gini(item_counts),
-        top1_item_share=top_share(item_counts, 0.01),
-        top1_user_share=top_share(user_counts, 0.01),
-        top10_user_share=top_share(user_counts, 0.10),
-        median_per_user=float(np.median(user_counts)) if len(user_counts) else 0.0,
-        mean_per_user=float(np.mean(user_counts)) if len(user_counts) else 0.0,
-        median_per_item=float(np.median(item_counts)) if len(item_counts) else 0.0,
-        mean_per_item=float(np.mean(item_counts)) if len(item_counts) else 0.0,
-        user_groups=_group_shares(clean[USER_ID], users, USER_ID, user_group),
-        item_groups=_group_shares(clean[ITEM_ID], items, ITEM_ID, item_group),
-    )
-
-
-def _counts(ids: pd.Series, table: pd.DataFrame | None, column: str) -> np.ndarray:
-    counts = ids.value_counts()
-    if table is not None and column in table.columns:
-        listed = pd.Index(_id_strings(table[column]).dropna().unique())
-        counts = counts.reindex(counts.index.union(listed), fill_value=0)
-    return counts.to_numpy(np.int64)
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini index of non-negative counts: 0 when all are equal, (n-1)/n when one holds everything."""
-    values = np.sort(np.asarray(counts, np.float64))
-    total = values.sum()
-    if len(values) == 0 or total == 0:
-        return 0.0
-    ranks = np.arange(1, len(values) + 1)
-    return float(2.0 * (ranks * values).sum() / (len(values) * total) - (len(values) + 1) / len(values))
-
-
-def top_share(counts: np.ndarray, fraction: float) -> float:
-    """Share of the total held by the top ``fraction`` of entries (at least one entry)."""
-    values = np.sort(np.asarray(counts, np.float64))[::-1]
-    total = values.sum()
-    if total == 0:
-        return 0.0
-    return float(values[: max(1, math.ceil(fraction * len(values)))].sum() / total)
-
-
-def _group_shares(ids: pd.Series, table: pd.DataFrame | None, column: str, group: str) -> pd.DataFrame | None:
-    """Share of the table's entities and of the interactions in each group value (``(unknown)`` for ids not listed,
-    ``(missing)`` for a blank value). A ``|`` list (``Drama|Romance``) puts its entity in each of its groups, so
-    the shares then add up to more than 1."""
-    if table is None or column not in table.columns or group not in table.columns:
-        return None
-    listed = table.drop_duplicates(column, keep="last")
-    values = listed[group].astype("string").str.strip().replace("", pd.NA).fillna("(missing)")
-    groups = pd.Series(values.to_numpy(), index=_id_strings(listed[column]).to_numpy())
-    if groups.str.contains("|", regex=False).any():
-        groups = groups.str.split("|").explode().str.strip()
-    per_id = ids.value_counts()
-    interactions = pd.Series(per_id.reindex(groups.index, fill_value=0).to_numpy(), index=groups.to_numpy())
-    interactions = interactions.groupby(level=0).sum()
-    unknown = per_id[~per_id.index.isin(groups.index)].sum()
-    if unknown:
-        interactions["(unknown)"] = unknown
-    shares = pd.concat(
-        [(groups.value_counts() / len(listed)).rename("population_share"),
-         (interactions / max(len(ids), 1)).rename("interaction_share")], axis=1
-    ).fillna(0.0)
-    shares = shares.sort_values("interaction_share", ascending=False, kind="stable")
-    return shares.rename_axis("group").reset_index().astype({"group": "str"})
-
-
-def _joined(values: tuple[Any, ...]) -> str:
-    return ", ".join(str(v) for v in values)
-
-
-def _number(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _date(seconds: float) -> str:
