@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.cells import id_texts, maybe_numbers, numbers, timestamps
 from tailored.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ Source = str | os.PathLike[str] | pd.DataFrame | Any  # Any: a polars DataFrame 
 
 _SNIFF_LINES = 50
 _SHOWN = 5
-_EPOCH = pd.Timestamp(0, tz="UTC")
 _CLEAN_HINT = "fix or remove those rows (`tailored check` reports invalid rows and can drop them)"
 
 
@@ -236,18 +236,18 @@ def read_interactions(
     frame = table.frame
     result = pd.DataFrame(
         {
-            USER_ID: _ids(frame[user]),
-            ITEM_ID: _ids(frame[item]),
-            VALUE: _numbers(frame[optional["value"]]) if "value" in optional else 1.0,
+            USER_ID: id_texts(frame[user]),
+            ITEM_ID: id_texts(frame[item]),
+            VALUE: numbers(frame[optional["value"]]) if "value" in optional else 1.0,
         },
         index=frame.index,
     )
     if "time" in optional:
-        result[TIMESTAMP] = _timestamps(frame[optional["time"]])
+        result[TIMESTAMP] = timestamps(frame[optional["time"]])
     if "event" in optional:
-        result[EVENT_TYPE] = _ids(frame[optional["event"]])
+        result[EVENT_TYPE] = id_texts(frame[optional["event"]])
     if "basket" in optional:
-        result[BASKET_ID] = _ids(frame[optional["basket"]])
+        result[BASKET_ID] = id_texts(frame[optional["basket"]])
     clashes = sorted(set(extras) & set(result.columns))
     if clashes:
         raise DataError(f"extra columns {clashes} of {table.label} clash with canonical columns; rename them first.")
@@ -288,7 +288,7 @@ def read_attributes(
                        ids.nunique(), id_column, ids.iloc[0], table.rows(frame[id_column] == ids.iloc[0]))
     if table.from_text:
         for column in frame.columns.drop(id_column):
-            frame[column] = _maybe_numbers(frame[column])
+            frame[column] = maybe_numbers(frame[column])
     return frame[[id_column, *frame.columns.drop(id_column)]].reset_index(drop=True)
 
 
@@ -358,59 +358,4 @@ def _present(table: _Table, column: str, canonical: str) -> pd.Series:
 
 def _id_strings(table: _Table, column: str, canonical: str) -> pd.Series:
     """Ids of an attribute table as strings, after rejecting empty cells."""
-    return _ids(_present(table, column, canonical))
-
-
-def _ids(raw: pd.Series) -> pd.Series:
-    """Ids as strings (pandas' string dtype), empty cells left missing; integral floats (a Parquet/pandas artefact
-    of missing values) lose their ``.0``."""
-    present = raw.notna()
-    if pd.api.types.is_float_dtype(raw) and bool((raw[present] % 1 == 0).all()):
-        raw = raw.astype("Int64")
-    return raw.astype(str).where(present)
-
-
-def _numbers(raw: pd.Series) -> pd.Series:
-    """Values as float64; a column with an empty cell or text that is not a number keeps those cells as read."""
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype(np.float64)
-    return _parsed_or_raw(pd.to_numeric(raw, errors="coerce").astype(np.float64), raw, np.float64)
-
-
-def _timestamps(raw: pd.Series) -> pd.Series:
-    """Unix seconds (int64) from integers, floats (floored), datetimes or ISO-8601 strings (naive = UTC); a column
-    with an empty cell or a cell that is neither keeps those cells as read."""
-    if pd.api.types.is_integer_dtype(raw):
-        return raw.astype(np.int64)
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        seconds = _seconds(raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")).astype(np.float64)
-    elif pd.api.types.is_numeric_dtype(raw):
-        seconds = np.floor(raw.astype(np.float64))
-    else:
-        numbers = pd.to_numeric(raw, errors="coerce")
-        dates = pd.to_datetime(raw.where(numbers.isna()), errors="coerce", utc=True, format="ISO8601")
-        seconds = np.floor(numbers.astype(np.float64)).fillna(_seconds(dates).astype(np.float64))
-    return _parsed_or_raw(seconds, raw, np.int64)
-
-
-def _parsed_or_raw(parsed: pd.Series, raw: pd.Series, dtype: type) -> pd.Series:
-    """``parsed`` (NaN where a cell did not parse) as ``dtype`` when every cell parsed; otherwise an object column
-    holding the raw cell where parsing failed, so that `check_quality` names the row and shows what it held."""
-    failed = parsed.isna()
-    if not failed.any():
-        return parsed.astype(dtype)
-    return parsed.astype(dtype if dtype is np.float64 else "Int64").astype(object).where(~failed, raw)
-
-
-def _seconds(moments: pd.Series) -> pd.Series:
-    return (moments - _EPOCH) // pd.Timedelta(seconds=1)
-
-
-def _maybe_numbers(column: pd.Series) -> pd.Series:
-    """Numbers when every non-empty cell is one and none is a zero-padded code; the column unchanged otherwise."""
-    if not pd.api.types.is_string_dtype(column) or column.isna().all():
-        return column
-    numbers = pd.to_numeric(column, errors="coerce")
-    if (numbers.isna() & column.notna()).any() or column.str.match(r"\s*[+-]?0\d").any():
-        return column
-    return numbers
+    return id_texts(_present(table, column, canonical))

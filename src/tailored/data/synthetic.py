@@ -31,6 +31,7 @@ import pandas as pd
 
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.data.io import write_table
+from tailored.data.retail_catalogue import CATEGORY_PREFERENCES, PRODUCT_TEMPLATES, VARIANTS
 from tailored.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -53,67 +54,6 @@ DAYPARTS = ("morning", "afternoon", "evening")
 DAYPART_HOURS = ((7, 12), (12, 17), (17, 22))
 DAYPART_SHARES = {"weekday": (0.30, 0.25, 0.45), "weekend": (0.35, 0.45, 0.20)}
 WEEKDAY_WEIGHTS = (0.12, 0.11, 0.12, 0.13, 0.16, 0.22, 0.14)  # Monday .. Sunday
-CATEGORY_PREFERENCES = {
-    "family": {"Baby": 8.0, "Snacks": 2.5, "Frozen": 2.0, "Household": 2.0, "Delicatessen": 0.3},
-    "student": {"Snacks": 4.0, "Frozen": 4.0, "Beverages": 2.0, "Baby": 0.05, "Delicatessen": 0.2, "Household": 0.5},
-    "gourmet": {"Delicatessen": 6.0, "Beverages": 2.5, "Fresh": 2.0, "Frozen": 0.3, "Baby": 0.2},
-    "health": {"Fresh": 5.0, "Personal care": 3.0, "Snacks": 0.3, "Frozen": 0.3, "Baby": 0.3},
-    "budget": {"Grocery": 4.0, "Household": 3.0, "Delicatessen": 0.1, "Beverages": 0.7, "Baby": 0.5},
-}
-VARIANTS = (("Organic", 1.4), ("Premium", 1.7), ("Value", 0.65), ("Family size", 1.8), ("Local", 1.2), ("Light", 1.0))
-
-# title, category, sub-category, price, tags, season, daypart ("any" or one of DAYPARTS), complement title
-PRODUCT_TEMPLATES: tuple[tuple[str, str, str, float, str, str, str, str], ...] = (
-    ("Spaghetti", "Grocery", "Pasta & rice", 1.5, "pasta|italian|dry", "all_year", "any", "Pasta sauce"),
-    ("Pasta sauce", "Grocery", "Sauces", 2.5, "sauce|italian|tomato", "all_year", "any", ""),
-    ("Basmati rice", "Grocery", "Pasta & rice", 2.8, "rice|asian|dry", "all_year", "any", ""),
-    ("Breakfast cereal", "Grocery", "Breakfast", 3.2, "cereal|breakfast", "all_year", "morning", "Milk"),
-    ("Olive oil", "Grocery", "Oils", 7.5, "oil|italian|cooking", "all_year", "any", ""),
-    ("Canned tomatoes", "Grocery", "Canned", 1.2, "tomato|canned|cooking", "all_year", "any", ""),
-    ("Milk", "Fresh", "Dairy", 1.1, "dairy|breakfast", "all_year", "morning", ""),
-    ("Croissant", "Fresh", "Bakery", 1.3, "bakery|breakfast|french", "all_year", "morning", ""),
-    ("Baguette", "Fresh", "Bakery", 1.4, "bakery|bread|french", "all_year", "any", ""),
-    ("Bananas", "Fresh", "Fruit", 1.9, "fruit|healthy", "all_year", "any", ""),
-    ("Apples", "Fresh", "Fruit", 2.4, "fruit|healthy", "all_year", "any", ""),
-    ("Salad mix", "Fresh", "Vegetables", 2.2, "vegetables|healthy", "all_year", "any", ""),
-    ("Yogurt", "Fresh", "Dairy", 2.0, "dairy|breakfast|healthy", "all_year", "morning", ""),
-    ("Eggs", "Fresh", "Dairy", 2.9, "eggs|breakfast|protein", "all_year", "morning", ""),
-    ("Strawberries", "Fresh", "Fruit", 3.9, "fruit|berries|summer", "summer", "any", ""),
-    ("Coffee beans", "Beverages", "Hot drinks", 8.9, "coffee|breakfast", "all_year", "morning", ""),
-    ("Orange juice", "Beverages", "Juice", 2.6, "juice|breakfast|fruit", "all_year", "morning", ""),
-    ("Sparkling water", "Beverages", "Water", 0.9, "water|drinks", "all_year", "any", ""),
-    ("Red wine", "Beverages", "Wine", 11.0, "wine|alcohol|dinner", "all_year", "evening", ""),
-    ("Craft beer", "Beverages", "Beer", 2.2, "beer|alcohol", "all_year", "evening", ""),
-    ("Champagne", "Beverages", "Wine", 29.0, "wine|alcohol|festive", "christmas", "evening", ""),
-    ("Iced tea", "Beverages", "Soft drinks", 1.8, "tea|cold|summer", "summer", "afternoon", ""),
-    ("Tortilla chips", "Snacks", "Crisps", 2.1, "crisps|mexican|party", "all_year", "evening", "Salsa dip"),
-    ("Salsa dip", "Snacks", "Dips", 2.4, "dip|mexican|party", "all_year", "evening", ""),
-    ("Dark chocolate", "Snacks", "Chocolate", 2.9, "chocolate|sweet", "all_year", "any", ""),
-    ("Gingerbread", "Snacks", "Biscuits", 3.9, "biscuits|sweet|festive", "christmas", "any", ""),
-    ("Ice cream", "Frozen", "Desserts", 4.5, "dessert|sweet|summer", "summer", "afternoon", ""),
-    ("Frozen pizza", "Frozen", "Ready meals", 4.2, "pizza|italian|quick", "all_year", "evening", ""),
-    ("Lasagne ready meal", "Frozen", "Ready meals", 5.5, "italian|quick|dinner", "all_year", "evening", ""),
-    ("Frozen peas", "Frozen", "Vegetables", 1.6, "vegetables|frozen", "all_year", "any", ""),
-    ("Sunscreen", "Personal care", "Sun care", 9.9, "sun|skin|summer", "summer", "any", ""),
-    ("Toothbrush", "Personal care", "Oral care", 3.5, "teeth|hygiene", "all_year", "any", "Toothpaste"),
-    ("Toothpaste", "Personal care", "Oral care", 2.7, "teeth|hygiene", "all_year", "any", ""),
-    ("Shampoo", "Personal care", "Hair care", 4.8, "hair|hygiene", "all_year", "any", ""),
-    ("Vitamin C", "Personal care", "Health", 6.9, "vitamins|healthy", "all_year", "morning", ""),
-    ("Laundry detergent", "Household", "Laundry", 12.0, "laundry|cleaning", "all_year", "any", ""),
-    ("Dish soap", "Household", "Cleaning", 2.3, "dishes|cleaning", "all_year", "any", ""),
-    ("Paper towels", "Household", "Paper", 3.4, "paper|cleaning", "all_year", "any", ""),
-    ("Barbecue charcoal", "Household", "Outdoor", 8.0, "barbecue|outdoor|summer", "summer", "afternoon", ""),
-    ("Diapers", "Baby", "Diapers", 14.0, "baby|hygiene", "all_year", "any", ""),
-    ("Baby food", "Baby", "Food", 1.6, "baby|food", "all_year", "any", ""),
-    ("Baby wipes", "Baby", "Hygiene", 2.6, "baby|hygiene", "all_year", "any", ""),
-    ("Foie gras", "Delicatessen", "Festive", 24.0, "festive|french|luxury", "christmas", "evening", "Champagne"),
-    ("Yule log", "Delicatessen", "Festive", 12.0, "festive|dessert|sweet", "christmas", "any", ""),
-    ("Smoked salmon", "Delicatessen", "Fish", 9.5, "fish|luxury", "all_year", "any", ""),
-    ("Aged comte", "Delicatessen", "Cheese", 6.5, "cheese|french", "all_year", "evening", ""),
-    ("Parma ham", "Delicatessen", "Charcuterie", 7.9, "ham|italian|luxury", "all_year", "evening", ""),
-)
-
-
 @dataclass(frozen=True)
 class RetailData:
     """Interactions (``user_id, item_id, value, timestamp, event_type, basket_id, region``), customers, products, and
