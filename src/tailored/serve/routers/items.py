@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from tailored.pipeline.complementary import COMPLEMENTARY_ITEM_ID, complementary_items
 from tailored.data.columns import ITEM_ID, RANK, SCORE
+from tailored.serve.routers.attributes import put_attributes, warnings_answer
 from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Attributes, Identifier
 from tailored.pipeline.similar import SIMILAR_ITEM_ID, similar_items
@@ -18,21 +17,12 @@ from tailored.pipeline.trending import trending_items
 router = APIRouter(prefix="/v1", tags=["items"], responses=ERRORS)
 
 
-class ItemAttributeWarnings(BaseModel):
-    item_id: str
-    warnings: list[str]
-
-
-@router.put("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
-    "model": ItemAttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence "
-    "per problem (a training column missing, a column it was not trained on, no value it knows)."}})
+@router.put("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=warnings_answer(
+    "item", "(a training column missing, a column it was not trained on, no value it knows)"))
 def put_item(request: Request, item_id: Identifier, attributes: Attributes,
              _: str = Depends(require("admin"))) -> Response:
     """Store the item's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
-    warnings = request.app.state.service.put_item(item_id, attributes)
-    if warnings:
-        return JSONResponse(ItemAttributeWarnings(item_id=item_id, warnings=warnings).model_dump())
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return put_attributes(request, "item", item_id, attributes)
 
 
 @router.get("/items/{item_id}/similar")

@@ -4,31 +4,21 @@ is answered) and ``DELETE`` (erasure). ``user_id`` is the rest of the path: any 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
+from tailored.serve.routers.attributes import put_attributes, warnings_answer
 from tailored.serve.security import ERRORS, require
 from tailored.serve.validation import Attributes, Identifier
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
 
 
-class AttributeWarnings(BaseModel):
-    user_id: str
-    warnings: list[str]
-
-
-@router.put("/{user_id:path}", status_code=status.HTTP_204_NO_CONTENT, responses={200: {
-    "model": AttributeWarnings, "description": "Stored, but the served model cannot use all of it: one sentence per "
-    "problem (a column it was not trained on, an unseen value...), each scored as unknown."},
+@router.put("/{user_id:path}", status_code=status.HTTP_204_NO_CONTENT, responses={
+    **warnings_answer("user", "(a column it was not trained on, an unseen value...), each scored as unknown"),
     409: {"description": "The user was erased: nothing is stored."}})
 def put_user(request: Request, user_id: Identifier, attributes: Attributes,
              _: str = Depends(require("admin"))) -> Response:
     """Store the user's attributes; 204, or 200 with the warnings when the model cannot use all of them."""
-    warnings = request.app.state.service.put_user(user_id, attributes)
-    if warnings:
-        return JSONResponse(AttributeWarnings(user_id=user_id, warnings=warnings).model_dump())
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return put_attributes(request, "user", user_id, attributes)
 
 
 @router.delete("/{user_id:path}", status_code=status.HTTP_204_NO_CONTENT)
