@@ -19,11 +19,11 @@ def timeline(*users: str) -> pd.DataFrame:
 
 
 def gram_of_explicit_windows(frame: pd.DataFrame, dataset: Dataset, window: int) -> np.ndarray:
-    """The definition written out: each user's distinct items in time order (ties by item), every window of
+    """The definition written out: each user's distinct items in time order (ties by item id), every window of
     `window` consecutive ones (overhanging both ends), their outer products summed and divided by `window`."""
     frame = frame.assign(item=dataset.items.index(frame["item_id"].to_numpy()))
     gram = np.zeros((dataset.n_items, dataset.n_items))
-    for _, rows in frame.sort_values(["timestamp", "item"], kind="stable").groupby("user_id"):
+    for _, rows in frame.sort_values(["timestamp", "item_id"], kind="stable").groupby("user_id"):
         history = list(dict.fromkeys(rows["item"]))  # each item once, at its first interaction
         for start in range(1 - window, len(history)):
             counts = np.bincount(history[max(start, 0) : start + window], minlength=dataset.n_items)
@@ -60,6 +60,27 @@ def test_the_timeline_follows_the_timestamps_not_the_rows() -> None:
     np.testing.assert_allclose(window_gram(second, 3)[np.ix_(order, order)], window_gram(first, 3))
 
 
+def test_items_taken_at_the_same_time_follow_their_ids_not_the_rows() -> None:
+    """The same interactions in two row orders (a file sorted by user and item, a split cut in memory in the order
+    of the source) index the items differently; the windows, the weights and the lists are the same."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 30, 600), "item_id": rng.integers(0, 60, 600),
+                          "value": 1.0, "timestamp": rng.integers(0, 4, 600)})  # most of a user's items share a time
+    frame = frame.drop_duplicates(["user_id", "item_id"])
+    in_file_order = frame.sort_values(["user_id", "item_id"])
+    first, second = Dataset.from_frame(frame), Dataset.from_frame(in_file_order)
+    assert not np.array_equal(first.items.external_ids, second.items.external_ids)  # other item indices
+    order = second.items.index(first.items.ids(np.arange(first.n_items)))
+    np.testing.assert_array_equal(window_gram(second, 5)[np.ix_(order, order)], window_gram(first, 5))
+    lists = []
+    for dataset in (first, second):
+        scorer = create_scorer("ease-window", {"window": 5, "reg": 10.0}).fit(dataset)
+        users = dataset.users.index(np.arange(30))
+        top = np.argsort(-scorer.score(users), axis=1, kind="stable")[:, :10]
+        lists.append(dataset.items.ids(top))
+    np.testing.assert_array_equal(lists[0], lists[1])
+
+
 def test_items_taken_together_are_recommended_and_distant_ones_are_not() -> None:
     """Every user takes a and b first and c and d last, six random items apart: a's partner is b, not c or d,
     whereas EASE sees all four always together and cannot tell them apart."""
@@ -76,7 +97,7 @@ def test_items_taken_together_are_recommended_and_distant_ones_are_not() -> None
 
 def test_without_timestamps_the_rows_give_the_order(caplog) -> None:
     frame = timeline("abcd", "dcba")
-    with caplog.at_level("WARNING", logger="tailored.data.transforms"):
+    with caplog.at_level("WARNING", logger="tailored.data.ordering"):
         untimed = window_gram(Dataset.from_frame(frame.drop(columns="timestamp")), 2)
     assert "no timestamps: each user's items are taken in the order of the rows" in caplog.text
     np.testing.assert_array_equal(untimed, window_gram(Dataset.from_frame(frame), 2))

@@ -107,7 +107,7 @@ def test_without_timestamps_the_rows_give_the_order_and_a_warning_says_so(caplog
     frame = chains()[0]  # rows already in time order
     params = {"epochs": "2", "max_length": "8"}
     timed = create_scorer("sasrec", params).fit(Dataset.from_frame(frame))
-    with caplog.at_level("WARNING", logger="tailored.data.transforms"):
+    with caplog.at_level("WARNING", logger="tailored.data.ordering"):
         untimed = create_scorer("sasrec", params).fit(Dataset.from_frame(frame.drop(columns="timestamp")))
     assert "no timestamps: each user's items are taken in the order of the rows" in caplog.text
     np.testing.assert_array_equal(untimed.sequences_, timed.sequences_)

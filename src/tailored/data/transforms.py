@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Literal
 
@@ -13,8 +12,6 @@ import pandas as pd
 from tailored.data.columns import ITEM_INDEX, TIMESTAMP, USER_INDEX, VALUE
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
-
-logger = logging.getLogger(__name__)
 
 Weighting = Literal["auto", "raw", "log1p", "binary", "confidence"]
 WEIGHTINGS: tuple[str, ...] = ("raw", "log1p", "binary", "confidence")
@@ -186,13 +183,3 @@ def recency_weighted(dataset: Dataset, half_life: float = math.inf) -> sp.csr_ma
     later = group_end - np.searchsorted(sorted_keys, key, side="right")
     return dataset.matrix(values=dataset.values * np.power(0.5, later / half_life))
 
-
-def time_ordered(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """User and item index of every row, ordered by user, then time (row order without timestamps), then item."""
-    users, items = dataset.user_index.astype(np.int64), dataset.item_index.astype(np.int64)
-    times = dataset.timestamps
-    if times is None:
-        logger.warning("the interactions have no timestamps: each user's items are taken in the order of the rows")
-        times = np.arange(len(dataset))
-    order = np.lexsort((items, np.asarray(times), users))
-    return users[order], items[order]

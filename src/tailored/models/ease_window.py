@@ -3,9 +3,9 @@ WWW 2019; the session-level Gram matrix of Choi et al., "Session-aware Linear It
 Recommendation", WWW 2021).
 
 EASE's Gram matrix ``X^T X`` counts two items together wherever one user has both, however far apart in the user's
-history. Here each user's distinct items, ordered by time (ties by item), are cut into every window of ``window``
-consecutive ones (windows overhanging either end included), and the Gram matrix is that of those pseudo-sessions
-divided by ``window``:
+history. Here each user's distinct items, ordered by time (ties by item id, whatever the order of the rows), are cut
+into every window of ``window`` consecutive ones (windows overhanging either end included), and the Gram matrix is
+that of those pseudo-sessions divided by ``window``:
 
     G_ii = number of users with item i
     G_ij = sum over users having i and j, d positions apart with d < window, of (1 - d / window)
@@ -13,8 +13,8 @@ divided by ``window``:
 A sum of outer products, hence positive semi-definite; ``B = -P / diag(P)`` with ``P = (G + reg I)^-1`` as in EASE,
 and scores are ``X_u B`` over the user's whole history. Items taken one after the other count almost fully, items
 further apart less, items ``window`` positions apart or more not at all: a different view of the data from EASE's,
-which is what an ensemble member needs. Defaults (``window=20``, ``reg=100``) were chosen on validation carves of the MovieLens
-100K P1 training part (docs/algorithms/ease-window.md).
+which is what an ensemble member needs. Defaults (``window=20``, ``reg=100``) were chosen on validation carves of
+the MovieLens 100K P1 training part (docs/algorithms/ease-window.md; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from tailored.config import require_dense_items
 from tailored.data.dataset import Dataset
-from tailored.data.transforms import time_ordered
+from tailored.data.ordering import time_ordered
 from tailored.errors import ConfigError
 from tailored.models.base import Float, Int, register
 from tailored.models.ease import DENSE_BYTES_PER_ENTRY, ItemItemScores, weights_from_gram

@@ -17,6 +17,7 @@ import pandas as pd
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
+from tailored.data.ordering import id_ranks
 from tailored.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
@@ -169,19 +170,6 @@ def check_fraction(value: float, name: str) -> float:
     if not 0.0 < value < 1.0:
         raise ConfigError(f"Parameter {name}={value!r} must be a fraction strictly between 0 and 1, e.g. 0.2.")
     return float(value)
-
-
-def id_ranks(idmap: IdMap) -> np.ndarray:
-    """Position of each dense index when the external ids are sorted (orders rows by id, not by index).
-
-    Ids that are all numbers (``"2"``, ``"10"``, as read from files) sort numerically, so a split does not depend
-    on whether the ids were read as text or as integers.
-    """
-    ids = pd.Index(idmap.external_ids)
-    numeric = pd.to_numeric(ids, errors="coerce")
-    ranks = np.empty(len(idmap), np.int64)
-    ranks[(ids if numeric.isna().any() else numeric).argsort()] = np.arange(len(idmap))
-    return ranks
 
 
 def time_order(dataset: Dataset, where: str) -> np.ndarray:

@@ -8,7 +8,8 @@ import pandas as pd
 from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
-from tailored.split.base import Split, check_fraction, id_ranks, make_split
+from tailored.data.ordering import id_ranks
+from tailored.split.base import Split, check_fraction, make_split
 
 
 def split_cold_users(dataset: Dataset, fraction: float = 0.2, seed: int = 42) -> Split:

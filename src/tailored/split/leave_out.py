@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tailored.data.dataset import Dataset
+from tailored.data.ordering import id_ranks
 from tailored.errors import ConfigError
-from tailored.split.base import Split, hold_out_per_user, id_ranks, make_split, random_keys, time_order
+from tailored.split.base import Split, hold_out_per_user, make_split, random_keys, time_order
 
 
 def split_leave_last_out(dataset: Dataset, n: int = 1) -> Split:

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
-from tailored.data.transforms import time_ordered
+from tailored.data.ordering import time_ordered
 from tailored.models.base import Choice, Float, Int, check_fitted, register
 from tailored.models.neural.training import from_arrays, recall_at, require_torch, to_arrays, train
 
