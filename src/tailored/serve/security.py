@@ -1,13 +1,12 @@
-"""API keys with scopes (``Authorization: Bearer <key>``), their cache, and a per-key rate limit (a token bucket in
-memory). The `Guard` (limits.py) authenticates a request before it admits it or reads its body, and charges its
-rate once; a route's `require` dependency then checks the scope it needs."""
+"""API keys with scopes (``Authorization: Bearer <key>``), their cache, and a per-key rate limit (the `limits`
+package's moving window, in memory). The `Guard` (limits.py) authenticates a request before it admits it or reads its
+body, and charges its rate once; a route's `require` dependency then checks the scope it needs."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.responses import JSONResponse
 
 from tailored.store.database import KEY_PREFIX
@@ -123,9 +125,9 @@ async def authenticate(keys: KeyCache, limiter: RateLimiter, headers: list[tuple
     if scopes is None:
         return refusal(401, "Invalid or revoked API key.", **{"WWW-Authenticate": "Bearer"})
     key_id = key.split("_")[1]
-    wait = limiter.wait(key_id)
-    if wait > 0:
-        return refusal(429, "Rate limit exceeded for this key; retry later.", **{"Retry-After": str(math.ceil(wait))})
+    wait = limiter.retry_after(key_id)
+    if wait is not None:
+        return refusal(429, "Rate limit exceeded for this key; retry later.", **{"Retry-After": str(wait)})
     return key_id, scopes
 
 
@@ -139,23 +141,18 @@ def bearer_key(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class RateLimiter:
-    """At most ``per_minute`` requests per key per minute, refilled continuously."""
+    """At most ``per_minute`` requests per key in any 60 seconds: the `limits` package's moving window, in memory."""
 
     def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self.buckets: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
+        self.limit = RateLimitItemPerMinute(per_minute)
+        self.windows = MovingWindowRateLimiter(MemoryStorage())
 
-    def wait(self, key: str) -> float:
-        """0 when the request may go ahead (a token is spent), else the seconds until the next token."""
-        now = time.monotonic()
-        with self.lock:
-            tokens, last = self.buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            allowed = tokens >= 1.0
-            self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-        return 0.0 if allowed else (1.0 - tokens) / self.rate
+    def retry_after(self, key: str) -> int | None:
+        """None when the request may go ahead (it is counted), else the whole seconds (at least 1) until the oldest
+        request of the key's last minute leaves the window."""
+        if self.windows.hit(self.limit, key):
+            return None
+        return max(math.ceil(self.windows.get_window_stats(self.limit, key).reset_time - time.time()), 1)
 
 
 def require(scope: str) -> Callable[..., Awaitable[str]]:
