@@ -9,6 +9,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -61,11 +62,13 @@ class Context:
 @dataclass(frozen=True)
 class Query:
     """One recommendation request: a user id (None for an anonymous session, known by ``context.recent`` alone), the
-    context, and item ids never to return."""
+    context, item ids never to return, and the attributes of a user the model was not trained on (column -> value, as
+    a users table holds them: e.g. the service's stored attributes), which the cold-start path ranks them by."""
 
     user_id: str | None = None
     context: Context = field(default_factory=Context)
     exclude: tuple[str, ...] = ()
+    attributes: Mapping[str, Any] | None = None
 
 
 def parse_context(pairs: Iterable[str]) -> Context:

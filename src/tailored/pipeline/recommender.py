@@ -28,12 +28,26 @@ from tailored.data.features import attribute_problems, attribute_vocabulary, usa
 from tailored.models.demographic import DemographicScorer
 from tailored.models.popularity import PopularityScorer
 from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
-from tailored.query import Context
+from tailored.query import Context, Query
 from tailored.rank.explain import reasons_for
 
 class RecommendationWarning(UserWarning):
     """What `Recommender.recommend` warns about, as the command line does: users who get an anonymous visitor's list,
     lists shorter than asked."""
+
+
+@dataclass(frozen=True, eq=False)
+class Recommendations:
+    """One query's list, best first: external item ids, scores, each item's reasons (None unless asked) and the model
+    that produced it (`Recommender.list_models`)."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+    reasons: np.ndarray | None
+    models: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
 
 
 FULL_PRIOR_SESSION = 5
@@ -269,11 +283,13 @@ class Recommender:
                 scores = stage.adjust(scores, request)  # type: ignore[union-attr]
         return scores
 
-    def _ranked(self, scores: np.ndarray, request: Request, n: int, explain: bool
+    def _ranked(self, scores: np.ndarray, request: Request, n: int, explain: bool, exclude: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Adjusters, then the best ``n`` (from a pool of ``n * pool_factor`` when re-rankers follow), then the
-        re-rankers; with ``explain``, each item's reasons."""
+        re-rankers; ``exclude`` (item indices) never come out; with ``explain``, each item's reasons."""
         scores = self._adjusted(scores, request)
+        if exclude is not None:
+            scores[:, exclude] = -np.inf
         rerankers = [stage for stage in self.stages if is_reranker(stage)]
         pool = n * max([stage.pool_factor for stage in rerankers], default=1)  # type: ignore[union-attr]
         items, values = top_k(scores, pool)
@@ -353,6 +369,49 @@ class Recommender:
             warnings.warn(message, RecommendationWarning, stacklevel=2)
         return self._with_attribute_reasons(frame, table) if explain else frame
 
+    def recommend_one(self, query: Query, n: int, explain: bool = False) -> Recommendations:
+        """``recommend_one(query, n, explain=False) -> Recommendations``: the top-``n`` of one query, exactly the list
+        ``recommend([query.user_id], n, attributes=..., context=query.context, explain=explain, warn=False)`` gives,
+        as arrays (no frame is built): a trained user's; a new user's from ``query.attributes`` (column -> value) and
+        the context's ``recent`` items (a session); an anonymous session's (``user_id`` None) from ``recent`` alone.
+        ``query.exclude`` (item ids) are left out. Views add the rest: `with_events` (a trained user's events since
+        training), `with_stages` (a request's rules), `with_items` (items added since training)."""
+        self._check()
+        user_id = np.array([query.user_id if query.user_id is not None else ""], dtype=object)
+        index = -1 if query.user_id is None else self.users_.position(query.user_id)
+        indices = np.array([index], np.int64)
+        trained = index >= 0 and bool(self.warm_users_[index])
+        context = query.context
+        table = None
+        if query.attributes is not None:
+            table = pd.DataFrame([dict(query.attributes)], index=pd.Index(user_id, name=USER_ID))
+        session = None if trained else self._session(context)
+        described = not trained and session is None and index < 0 and table is not None and bool(self._attribute_scorers())
+        exclude = self.items_.index(np.asarray(query.exclude, dtype=str), missing="drop") if query.exclude else None
+        tally: dict[str, Any] = {}
+        if session is not None:
+            items, session_scores, masked = session
+            prior = standardize(self._prior(user_id, table), ~masked)
+            weight = self._prior_weight(len(np.unique(items)))
+            scores = prior if session_scores is None else session_scores + weight * prior
+            rows = None if table is None else table.reset_index(drop=True)
+            ranked = self._new_user_lists(scores.astype(np.float32), rows, items, context, n, explain, tally, exclude)
+        elif described:
+            rows = table.reset_index(drop=True)  # type: ignore[union-attr]
+            ranked = self._new_user_lists(self._attribute_scores(rows), rows, np.empty(0, np.int64), context, n,
+                                          explain, tally, exclude)
+        else:
+            scores, warm = self._raw_scores(indices)
+            ranked = self._ranked(scores, self._request(indices, warm, scores, context, tally), n, explain, exclude)
+        items, values, reasons = ranked
+        valid = items[0] >= 0
+        items = items[0][valid]
+        name = self.list_models(indices, np.array([session is not None]), np.array([described]), session)[0]
+        if reasons is not None:
+            reasons = self._attribute_reasons(user_id[np.zeros(len(items), np.int64)], items, reasons[0][valid], table)
+        return Recommendations(self.items_.ids(items), values[0][valid].astype(np.float64), reasons,
+                               np.full(len(items), name, dtype=object))
+
     def list_models(self, indices: np.ndarray, from_session: np.ndarray, described: np.ndarray,
                     session: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None) -> np.ndarray:
         """What ranks each user (their indices, -1: unknown, and how `recommend` serves them): the scorer for a user
@@ -396,28 +455,35 @@ class Recommender:
         return unknown[~np.isin(unknown, described)]
 
     def _with_attribute_reasons(self, frame: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
-        """Puts first in the reasons of users without training history whose attributes are known (the training users
-        table's, or ``table``'s) the attribute that most raises each item's rate, when the fallback can tell
-        (`DemographicScorer.attribute_reasons`: ``more popular with occupation=writer``)."""
-        if not hasattr(self.fallback_, "attribute_reasons") or frame.empty:
+        """``frame`` with the attribute reasons of `_attribute_reasons` put first in its reasons."""
+        if frame.empty:
             return frame
-        ids = frame[USER_ID].to_numpy()
-        users = self.users_.index(ids, missing="mask")
         items = self.items_.index(frame[ITEM_ID].to_numpy(), missing="mask")
+        frame[REASONS] = self._attribute_reasons(frame[USER_ID].to_numpy(), items, frame[REASONS].to_numpy(dtype=object),
+                                                 table)
+        return frame
+
+    def _attribute_reasons(self, ids: np.ndarray, items: np.ndarray, given: np.ndarray, table: pd.DataFrame | None
+                           ) -> np.ndarray:
+        """``given`` reasons of (user id, item index) pairs, with first, for users without training history whose
+        attributes are known (the training users table's, or ``table``'s), the attribute that most raises each item's
+        rate, when the fallback can tell (`DemographicScorer.attribute_reasons`: ``more popular with
+        occupation=writer``)."""
+        if not hasattr(self.fallback_, "attribute_reasons") or len(ids) == 0:
+            return given
+        users = self.users_.index(ids, missing="mask")
         quiet = users >= 0
         quiet[quiet] = ~self.warm_users_[users[quiet]]
         new = (users < 0) & np.isin(ids, table.index if table is not None else [])
         trained_item = (items >= 0) & (items < self._n_trained_items)
-        added = np.full(len(frame), "", dtype=object)
+        added = np.full(len(ids), "", dtype=object)
         pairs = np.flatnonzero(quiet & trained_item)
         added[pairs] = self.fallback_.attribute_reasons(self.fallback_.user_features_[users[pairs]], items[pairs])
         pairs = np.flatnonzero(new & trained_item)
         if len(pairs):
             described = self.fallback_.indicators(table.loc[ids[pairs]].reset_index())  # type: ignore[union-attr]
             added[pairs] = self.fallback_.attribute_reasons(described, items[pairs])
-        given = frame[REASONS].to_numpy(dtype=object)
-        frame[REASONS] = np.where(given == "", added, np.where(added == "", given, added + "; " + given))
-        return frame
+        return np.where(given == "", added, np.where(added == "", given, added + "; " + given))
 
     def _attribute_scorers(self) -> list[Any]:
         """What scores users known only by their attributes: the scorer when it does (ncf, two-tower), the fallback
@@ -492,8 +558,17 @@ class Recommender:
     def _new_users(self, user_ids: np.ndarray, trained_scores: np.ndarray, user_attributes: pd.DataFrame | None,
                    session_items: np.ndarray, context: Context | None, n: int, explain: bool, tally: dict[str, Any]
                    ) -> pd.DataFrame:
+        """Lists of users unknown to the model as a frame (`_new_user_lists`)."""
+        return self._tidy(user_ids, *self._new_user_lists(trained_scores, user_attributes, session_items, context, n,
+                                                          explain, tally))
+
+    def _new_user_lists(self, trained_scores: np.ndarray, user_attributes: pd.DataFrame | None,
+                        session_items: np.ndarray, context: Context | None, n: int, explain: bool,
+                        tally: dict[str, Any], exclude: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Lists of users unknown to the model, from their scores over the trained items (from a session or
         attributes); the session's items are not recommended back unless ``exclude_seen`` is off."""
+        user_ids = trained_scores
         scores = np.empty((len(user_ids), self.seen_.shape[1]), np.float32)
         scores[:, : self._n_trained_items] = trained_scores
         unknown, cold = np.full(len(user_ids), -1), np.zeros(len(user_ids), bool)
@@ -502,7 +577,7 @@ class Recommender:
         request = self._request(unknown, cold, scores, context, tally)
         if self.exclude_seen:
             scores[:, session_items] = -np.inf
-        return self._tidy(user_ids, *self._ranked(scores, request, n, explain))
+        return self._ranked(scores, request, n, explain, exclude)
 
     def attribute_problems(self, attributes: pd.DataFrame) -> list[str]:
         """What the cold-start path cannot use in the attributes of the users of ``attributes`` that the model does
