@@ -12,39 +12,15 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-TAILORED = shutil.which("tailored") or str(Path(sys.executable).with_name("tailored"))
-# one BLAS/OpenMP thread per command: several commands run at once on a small machine
-THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TAILORED_NUM_THREADS")}
-ENV = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1", **THREADS}
-POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-
-
-def _run(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run `tailored ARGS...` in ``cwd`` and wait."""
-    return _run([str(a) for a in args], cwd)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result
-
-
-def flat(text: str) -> str:
-    """Whitespace-normalised text (rich wraps long lines)."""
-    return " ".join(text.split())
+from tests.cli.helpers import POOL, TAILORED, cli, flat, ok
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,7 +87,7 @@ def chain(cwd: Path, steps: dict[str, list[object]], before: dict[str, object] |
     for name, args in steps.items():
         if before and name in before:
             before[name]()  # type: ignore[operator]
-        results[name] = _run([str(a) for a in args], cwd)
+        results[name] = cli(*args, cwd=cwd)
         if results[name].returncode != 0:
             break
     return results
@@ -125,7 +101,7 @@ def step(results: Results, name: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def ml100k_dir_optional() -> Path | None:
-    shared = Path(os.environ.get("TAILORED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    shared = Path(os.environ.get("TAILORED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
     path = shared / "ml-100k"
     return path if path.exists() else None
 
@@ -366,7 +342,7 @@ def test_evaluate_recommendations_and_model_dir_agree_with_plain_python(implicit
 def test_evaluate_files_hand_made_lists(tmp_path: Path) -> None:
     """What `evaluate --recommendations` computes (jobs.evaluate_files) on edge cases: ranks out of order, a user
     without recommendations, a repeated test row, a list longer than 10."""
-    from tailored.jobs.tasks import evaluate_files
+    from tailored.jobs.evaluate import evaluate_files
 
     pd.DataFrame({"user_id": ["a", "a", "a", "b", "b", "c"], "item_id": ["x", "y", "y", "z", "w", "x"]}).to_csv(
         tmp_path / "test.csv", index=False)

@@ -13,7 +13,7 @@ from PIL import Image
 from tailored.data.dataset import Dataset
 from tailored.data.movielens import load_movielens
 from tailored.split.cold_start import split_cold_items
-from tests.test_cli import cli, ok
+from tests.cli.helpers import cli, ok
 
 pytestmark = pytest.mark.movielens
 

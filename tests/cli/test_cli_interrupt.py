@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.test_cli import ENV, TAILORED
+from tests.cli.helpers import ENV, TAILORED
 
 EPOCH = re.compile(r"epoch (\d+)/")
 

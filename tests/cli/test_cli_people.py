@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import tailored
-from tests.test_cli import ENV, TAILORED, ok
+from tests.cli.helpers import ENV, TAILORED, ok
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_cli import cli, flat, implicit_data, ok
+from tests.cli.helpers import cli, flat, ok
+from tests.cli.test_cli import implicit_data
 
 
 @pytest.fixture(scope="module")

@@ -1,38 +1,36 @@
-"""What the CLI and a scheduler call: load data, train, recommend, predict, evaluate. Orchestration only."""
+"""The tasks the faces and a scheduler call: read and check data, train, retrain, recommend, predict.
+Orchestration only."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tailored.data.columns import BASKET_ID, ITEM_ID, PREDICTION, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
-from tailored.data.features import is_vector_column, value_text
-from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table
+from tailored.data.io import CSV_SUFFIXES, read_attributes, read_interactions, read_table, write_text
 from tailored.data.quality import QualityReport, QualityRules, check_quality, require_valid
+from tailored.data.transforms import history_window
 from tailored.errors import DataError
-from tailored.eval.evaluator import EvalReport, evaluate_lists
-from tailored.eval.metrics import mae, rmse
-from tailored.data.features import numeric_bins
-from tailored.pipeline.recommender import Recommender
-from tailored.registry.model_dir import load_model, save_model
-from tailored.pipeline.recommender import RECOMMENDER_PARAMS, build_recommender
-from tailored.rank import Reranker, Stage, create_stage
+from tailored.pipeline.recommender import RECOMMENDER_PARAMS, Recommender, build_recommender
 from tailored.query import Context
-
-if TYPE_CHECKING:
-    from tailored.store import EventStore
+from tailored.rank import Reranker, Stage, create_stage
+from tailored.registry.model_dir import load_model, save_model
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+QUALITY_REPORT = "quality.json"
+"""The quality report `tailored train` saves in the model directory."""
+REJECTED_ROWS = "rejected.csv"
+"""The rows the quality rules rejected, with their reasons, saved beside the model."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +78,64 @@ def load_dataset(
 
 def _with_attributes(frame: pd.DataFrame, users: str | Path | None, items: str | Path | None) -> Dataset:
     """The Dataset of interactions already read by `read_valid`, with the attribute files."""
-    user_table = read_attributes(users, id_column=USER_ID) if users is not None else None
-    item_table = read_attributes(items, id_column=ITEM_ID) if items is not None else None
+    user_table, item_table = _attribute_tables(users, items)
     return Dataset.from_frame(frame, users=user_table, items=item_table)
+
+
+def _attribute_tables(users: str | Path | None, items: str | Path | None) -> tuple[pd.DataFrame | None, ...]:
+    return (read_attributes(users, id_column=USER_ID) if users is not None else None,
+            read_attributes(items, id_column=ITEM_ID) if items is not None else None)
+
+
+def checked_dataset(
+    interactions: str | Path,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: ColumnNames = ColumnNames(),
+    rules: QualityRules | None = None,
+) -> tuple[Dataset, QualityReport]:
+    """The Dataset of the rows of ``interactions`` that pass the quality ``rules`` (default `QualityRules()`), and
+    the report. A row `read_valid` refuses (a missing id, an unparsable or absurd value) stops the job with a
+    DataError naming it; the other rows the rules flag (repeated rows, future dates, ids absent from the attribute
+    tables...) are left out and listed in the report, with their reasons."""
+    frame = read_valid(interactions, columns)
+    if frame.empty:
+        raise DataError(f"{interactions} holds no interactions: nothing to train on.")
+    user_table, item_table = _attribute_tables(users, items)
+    report = check_quality(frame, rules, users=user_table, items=item_table, source=str(interactions),
+                           first_line=_first_line(interactions), names=columns.names)
+    if report.clean.empty:
+        raise DataError(f"The quality rules rejected every row of {interactions}: nothing to train on. "
+                        f"`tailored check --interactions {interactions}` lists the reasons.")
+    return Dataset.from_frame(report.clean, users=user_table, items=item_table), report
+
+
+def training_data(
+    interactions: str | Path,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: ColumnNames = ColumnNames(),
+    rules: QualityRules | None = None,
+    check: bool = True,
+    window_days: float | None = None,
+) -> tuple[Dataset, QualityReport | None]:
+    """What `tailored train` fits on: the rows that pass the quality ``rules`` (``check``; else every valid row, and
+    no report), then only the last ``window_days`` when given."""
+    if check:
+        dataset, report = checked_dataset(interactions, users, items, columns, rules)
+    else:
+        dataset, report = load_dataset(interactions, users, items, columns), None
+    return (dataset if window_days is None else history_window(dataset, days=window_days)), report
+
+
+def training_stages(algorithm: str, params: dict[str, Any], stages: list[Stage | Reranker],
+                    context_stages: bool) -> list[Stage | Reranker]:
+    """``stages`` after the learned context stages (seasonality, time of day) when ``context_stages``; the algorithm's
+    name and parameters are checked first, before any data is read."""
+    from tailored.rank.specs import with_context_stages
+
+    build_recommender(algorithm, params)
+    return with_context_stages(stages) if context_stages else stages
 
 
 def train(
@@ -93,8 +146,10 @@ def train(
     metadata: dict[str, Any] | None = None,
     stages: list[Stage | Reranker] | None = None,
     checkpoint_dir: str | Path | None = None,
+    quality: QualityReport | None = None,
 ) -> Recommender:
-    """Fit ``algorithm`` (followed by the ``stages``) on ``dataset`` and save it to ``model_dir``. With
+    """Fit ``algorithm`` (followed by the ``stages``) on ``dataset`` and save it to ``model_dir``, with the
+    ``quality`` report of its data (`QUALITY_REPORT`, and the rejected rows in `REJECTED_ROWS`). With
     ``checkpoint_dir`` the neural training loops checkpoint every epoch there and resume from it; the checkpoints are
     removed once the model is saved."""
     recommender = build_recommender(algorithm, params)
@@ -110,6 +165,9 @@ def train(
         with checkpointing(checkpoints):
             recommender.fit(dataset)
     save_model(recommender, model_dir, {"data_fingerprint": fingerprint, "n_interactions": len(dataset)} | (metadata or {}))
+    if quality is not None:
+        write_text(quality.to_json(), Path(model_dir) / QUALITY_REPORT)
+        quality.write_rejected(Path(model_dir) / REJECTED_ROWS)
     if checkpoint_dir is not None:
         checkpoints.remove()
     logger.info("trained algorithm=%s interactions=%d model_dir=%s", algorithm, len(dataset), model_dir)
@@ -186,127 +244,6 @@ def recommend(
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k, warn=False)
 
 
-def batch_lists(model: Recommender | str | Path, user_ids: np.ndarray | None, k: int, chunk_users: int = 10_000,
-                progress: Progress | None = None, context: Context | None = None) -> Iterator[pd.DataFrame]:
-    """Top-``k`` lists chunk by chunk (``chunk_users`` users each): for CRM exports whose whole output would not fit
-    in memory. Unknown users get the cold-start fallback."""
-    recommender = model if isinstance(model, Recommender) else load_model(model)
-    ids = recommender.users_.external_ids if user_ids is None else np.asarray(user_ids)
-    tally: dict[str, Any] = {}
-    for start in range(0, len(ids), chunk_users):
-        yield recommender.recommend(ids[start : start + chunk_users], k, context=context, tally=tally, warn=False)
-        if progress is not None:
-            progress(min(start + chunk_users, len(ids)), len(ids))
-
-
-def without_erased_users(chunks: Iterable[pd.DataFrame], store: EventStore) -> Iterator[pd.DataFrame]:
-    """The lists of ``chunks`` less those of users erased in ``store``: a model trained before an erasure still
-    knows the user, and a campaign file must not bring them back."""
-    for chunk in chunks:
-        ids = chunk[USER_ID].astype(str)
-        erased = store.erased_users(ids.unique())
-        yield chunk[~ids.isin(erased)] if erased else chunk
-
-
-def attribute_report(recommender: Recommender, dataset: Dataset) -> list[str]:
-    """A line each for the users' and the items' attribute tables of ``dataset``: the columns the fitted model uses
-    (and how, where not as categories) and the columns it leaves out, with the reason."""
-    lines = []
-    if dataset.user_attributes is not None:
-        vocabulary = recommender.user_vocabulary_
-        bins = numeric_bins(vocabulary["columns"], vocabulary.get("edges"))
-        tokens = pd.Series(vocabulary["vocabulary"], dtype=str).str.split("=", n=1).str[0].value_counts()
-        used = {str(name): f"{len(bins[name]) + 1} bins" if name in bins
-                else _categories_kept(int(tokens.get(name, 0)), dataset.user_attributes[name])
-                for name in vocabulary["columns"]}
-        lines.append(_attribute_line("user", used, dataset.user_attributes))
-    if dataset.item_attributes is not None:
-        encoder = recommender.item_encoder_ or {"columns": [], "kinds": []}
-        used = {str(name): _item_use(str(kind), encoder[f"vocabulary_{i}"], dataset.item_attributes[name])
-                for i, (name, kind) in enumerate(zip(encoder["columns"], encoder["kinds"]))}
-        lines.append(_attribute_line("item", used, dataset.item_attributes))
-    return lines
-
-
-def _attribute_line(kind: str, used: dict[str, str], table: pd.DataFrame) -> str:
-    names = [f"{name} ({how})" if how else name for name, how in used.items()] or ["none"]
-    left_out = [f"{name} ({_why_left_out(table[name])})" for name in table.columns if name not in used]
-    return f"{kind} attributes used: {', '.join(names)}" + (f"; left out: {', '.join(left_out)}" if left_out else "")
-
-
-def _item_use(kind: str, vocabulary: np.ndarray, column: pd.Series) -> str:
-    if kind == "vector":
-        return f"vector of {int(vocabulary[0])}"
-    if kind == "numeric":
-        return f"{len(vocabulary) + 1} bins"
-    return {"multi": "'|' list", "text": "text"}.get(kind) or _categories_kept(len(vocabulary), column)
-
-
-def _categories_kept(kept: int, column: pd.Series) -> str:
-    """'' when every value of a categorical column is a category, else how many are (the rarer ones are unknown)."""
-    distinct = value_text(column.dropna()).nunique()
-    return f"the {kept:,} most shared of {distinct:,} values, the others as unknown" if kept < distinct else ""
-
-
-IMAGE_FILE = r"\.(?:jpe?g|png|gif|webp|bmp|tiff?)$"
-"""A value naming an image file."""
-
-
-def _why_left_out(column: pd.Series) -> str:
-    if is_vector_column(column):
-        return "vectors: user attributes are categories and numbers"
-    values = column.dropna().astype(str)
-    distinct = values.nunique()
-    if distinct <= 1:
-        return "no value" if values.empty else "the same value everywhere"
-    if values.str.contains(IMAGE_FILE, case=False).mean() > 0.5:
-        return f"image files: `tailored embed --image-column {column.name}` makes features of them"
-    if distinct == len(values):
-        return "a different value in every row"
-    return f"{distinct:,} distinct values, mostly rare"
-
-
-def embed_items(
-    items: str | Path,
-    text_columns: list[str],
-    image_column: str | None = None,
-    image_root: str | Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    vectors: str | Path | None = None,
-    vectors_column: str = "image_embedding",
-) -> tuple[pd.DataFrame, dict[int, str]]:
-    """The items table with a ``text_embedding`` column (MiniLM of the text columns joined), an
-    ``image_descriptor`` column and/or a ``vectors_column`` of embeddings supplied in a NumPy file
-    (`supplied_vectors`); also returns the rows whose image could not be read, with the reason. ``progress`` gets
-    (what, done, total) with ``what`` "texts" or "images"."""
-    from tailored.data.embeddings import image_descriptors, supplied_vectors, text_embeddings
-
-    table = read_attributes(items, id_column=ITEM_ID)
-    missing = [c for c in [*text_columns, *([image_column] if image_column else [])] if c not in table.columns]
-    if missing:
-        raise DataError(f"{items} has no column(s) {missing}; columns are {list(table.columns)}.")
-    if not text_columns and image_column is None and vectors is None:
-        raise DataError("Nothing to embed: give --text-columns, --image-column and/or --vectors.")
-    if vectors is not None and vectors_column in table.columns:
-        raise DataError(f"{items} already has a column {vectors_column!r}: choose another --vectors-column.")
-    supplied = supplied_vectors(vectors, table[ITEM_ID].astype(str).tolist()) if vectors is not None else None
-    failures: dict[int, str] = {}
-    if text_columns:
-        texts = table[text_columns].fillna("").astype(str).agg(". ".join, axis=1).str.strip(". ")
-        table["text_embedding"] = list(text_embeddings(texts.tolist(), progress=_labelled(progress, "texts")))
-    if image_column is not None:
-        paths = table[image_column].tolist()
-        descriptors, failures = image_descriptors(paths, image_root, _labelled(progress, "images"))
-        table["image_descriptor"] = list(descriptors)
-    if supplied is not None:
-        table[vectors_column] = list(supplied)
-    return table, failures
-
-
-def _labelled(progress: Callable[[str, int, int], None] | None, what: str) -> Progress | None:
-    return None if progress is None else lambda done, total: progress(what, done, total)
-
-
 def read_item_ids(source: str | Path) -> np.ndarray:
     """Item ids from a file's ``item_id`` column (or its only column)."""
     table = read_table(source)
@@ -323,39 +260,6 @@ def predict(model: Recommender | str | Path, pairs: pd.DataFrame) -> pd.DataFram
     user_ids = pairs[USER_ID].astype(str).to_numpy()
     item_ids = pairs[ITEM_ID].astype(str).to_numpy()
     return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: recommender.predict(user_ids, item_ids)})
-
-
-CATALOGUE_METRICS = ("coverage", "gini", "novelty", "popularity")
-
-
-def evaluate_files(
-    test: str | Path | pd.DataFrame,
-    recommendations: str | Path | pd.DataFrame,
-    train: str | Path | None,
-    metrics: list[str],
-    bootstrap: int = 1000,
-) -> EvalReport:
-    """Ranking metrics of recommendations (a file or frame) against a test file (or the frame `read_valid` read from
-    it); the training file is needed for the catalogue metrics (coverage, Gini, novelty, popularity)."""
-    if train is None and any(name.split("@")[0] in CATALOGUE_METRICS for name in metrics):
-        raise DataError(f"Metrics {[m for m in metrics if m.split('@')[0] in CATALOGUE_METRICS]} need the training "
-                        "file (catalogue and popularity): pass --train FILE.")
-    train_frame = read_valid(train) if train is not None else pd.DataFrame({USER_ID: [], ITEM_ID: []})
-    recommended = recommendations if isinstance(recommendations, pd.DataFrame) else read_table(recommendations)
-    return evaluate_lists(recommended, _valid(test), train_frame, metrics, bootstrap=bootstrap)
-
-
-def rating_errors(model: Recommender | str | Path, test: str | Path | pd.DataFrame) -> dict[str, float]:
-    """RMSE and MAE of a model's predictions over every pair of a test file or `read_valid` frame (fallbacks, never
-    skipped)."""
-    truth = _valid(test)
-    predicted = predict(model, truth)[PREDICTION].to_numpy()
-    return {"rmse": rmse(predicted, truth[VALUE].to_numpy()), "mae": mae(predicted, truth[VALUE].to_numpy())}
-
-
-def _valid(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """A frame as given (already read by `read_valid`), else the file read through `read_valid`."""
-    return source if isinstance(source, pd.DataFrame) else read_valid(source)
 
 
 def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames()) -> pd.DataFrame:

@@ -1,0 +1,180 @@
+"""`tailored benchmark ...`: the measured figures (quality on public protocols, the service under load, durability,
+the ANN index). Figures only: nothing here asserts on time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tailored.cli.common import console, counting, epoch_reporter, handle_errors, print_table, progress_bar, stdout
+from tailored.cli.options import Interactions, ModelDir
+
+app = typer.Typer(help="Measure the engine: MovieLens protocols, re-ranking trade-offs, complementary items, the "
+                       "running service, durability under kill -9, the ANN index.", no_args_is_help=True)
+DataDir = Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u.data, u.item, u1.base, ...).")]
+Validation = Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")]
+TableOutput = Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")]
+ServiceDatabase = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a fresh SQLite file).")]
+
+
+@app.command("movielens-100k")
+@handle_errors
+def movielens_100k(
+    data_dir: DataDir,
+    algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
+    validation: Validation = False,
+    output: TableOutput = None,
+) -> None:
+    """Every algorithm on the MovieLens protocols P1 (NDCG@10), P2 (HR@10), item cold start (Recall@20 vs random),
+    new users' first 5 events as a session, alone and with the users' attributes (NDCG@10) and P3 (RMSE), with fit
+    times and epochs."""
+    from tailored.benchmarks.movielens import movielens_100k as run_suite
+    from tailored.models.neural.training import reporting_epochs
+
+    _check_output(output)
+    start = time.perf_counter()
+    with progress_bar("benchmark: training", "epoch") as bar, reporting_epochs(epoch_reporter(bar)):
+        table = run_suite(data_dir, algorithm, validation, on_row=lambda row: console.print(describe_row(row)))
+    for protocol, rows in table.groupby("protocol", sort=False):
+        print_table(rows.dropna(axis=1, how="all").drop(columns="protocol").assign(params=rows["params"].astype(str)),
+                    title=f"{protocol} ({_part(validation)})")
+    _finish(table.astype({"params": str}), start, output)
+
+
+@app.command("movielens-100k-reranking")
+@handle_errors
+def movielens_100k_reranking(
+    data_dir: DataDir,
+    algorithm: Annotated[str, typer.Option("--algorithm", help="The algorithm whose lists are re-ranked.")] = "ease",
+    validation: Validation = False,
+    output: TableOutput = None,
+) -> None:
+    """The diversity and exposure stages' accuracy/coverage trade-off on P1 and their overhead per user."""
+    from tailored.benchmarks.reranking import reranking_tradeoffs
+
+    _check_output(output)
+    start = time.perf_counter()
+    table = reranking_tradeoffs(data_dir, algorithm, validation=validation,
+                                on_row=lambda row: console.print(describe_tradeoff(row)))
+    print_table(table.drop(columns="seconds"), title=f"P1 re-ranking trade-offs ({_part(validation)})")
+    _finish(table, start, output)
+
+
+def _check_output(output: Path | None) -> None:
+    from tailored.data.io import check_table_path
+
+    if output is not None:
+        check_table_path(output)
+
+
+def _part(validation: bool) -> str:
+    return "validation" if validation else "test"
+
+
+def _finish(table: Any, start: float, output: Path | None) -> None:
+    from tailored.data.io import write_table
+
+    stdout.print(f"total {time.perf_counter() - start:.1f} s")
+    if output is not None:
+        write_table(table, output)
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
+    epochs = f", {row['epochs']} epochs" if row.get("epochs") else ""
+    return f"{row['protocol']} {row['algorithm']:<11} {figures}  ({row['seconds']:.2f} s{epochs}) {row['params'] or ''}"
+
+
+def describe_tradeoff(row: dict[str, Any]) -> str:
+    return (f"{row['setting']:<28} NDCG@10 {row['ndcg@10']:.4f} ({row['ndcg_change']:+.1%})  coverage@10 "
+            f"{row['coverage@10']:.4f} (x{row['coverage_ratio']:.2f})  overhead {row['overhead_ms_per_user']:+.3f} ms/user")
+
+
+@app.command("complementary")
+@handle_errors
+def complementary(
+    interactions: Interactions,
+    basket_col: Annotated[str, typer.Option("--basket-col", help="Column grouping the interactions into baskets.")] = "basket_id",
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Planted pairs (item_id, complement_item_id), e.g. complements.csv of `datasets synthetic`.")] = None,
+    event_type: Annotated[Optional[str], typer.Option("--event-type", help="Only rows of this event_type (e.g. purchase).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
+) -> None:
+    """Complementary items against "most bought" on a temporal split of baskets: hit rate@k of the basket's other
+    items and mean lift of the listed pairs (and the planted partners' top-k rate with --pairs)."""
+    from tailored.benchmarks.baskets import complementary_benchmark
+    from tailored.data.io import read_table
+    from tailored.jobs.tasks import ColumnNames, read_valid
+
+    frame = read_valid(interactions, ColumnNames(basket=basket_col))
+    if event_type is not None:
+        frame = frame[frame["event_type"] == event_type]
+    table, partners = complementary_benchmark(frame, read_table(pairs) if pairs is not None else None, k, min_count)
+    print_table(table, title=f"complementary items on {interactions} (temporal split of baskets, k={k})")
+    if partners is not None:
+        stdout.print(f"planted partner in the item's top-{k}: {partners:.4f}")
+
+
+@app.command("service")
+@handle_errors
+def service(
+    model_dir: ModelDir,
+    db: ServiceDatabase = None,
+    events: Annotated[int, typer.Option("--events", min=1, help="Events posted in batches.")] = 100_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1_000,
+    rate: Annotated[float, typer.Option("--rate", min=1, help="Recommendation requests per second (open loop).")] = 1_000.0,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="Length of the load phase.")] = 60.0,
+    connections: Annotated[int, typer.Option("--connections", min=1)] = 32,
+    event_rate: Annotated[float, typer.Option("--event-rate", min=1, help="Single-event POSTs per second.")] = 600.0,
+    phase_seconds: Annotated[float, typer.Option("--phase-seconds", min=1, help="Length of the other timed phases.")] = 10.0,
+) -> None:
+    """Start `tailored serve` and measure it from outside: batch and single-event ingestion, one-connection latency,
+    recommendations at --rate for --seconds (p50/p99 from the load generator, errors, server memory), twice the rate
+    (shedding), and the recall@10 of the served ANN index."""
+    from tailored.benchmarks.service import service_benchmark
+
+    figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate, phase_seconds,
+                                say=lambda phase: console.print(f"[dim]{phase}...[/]"))
+    for name, value in figures.items():
+        if isinstance(value, float):
+            shown = f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+        else:
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
+        stdout.print(f"{name:<34} {shown}")
+
+
+@app.command("durability")
+@handle_errors
+def durability(
+    model_dir: ModelDir,
+    db: ServiceDatabase = None,
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 100,
+    clients: Annotated[int, typer.Option("--clients", min=1)] = 4,
+) -> None:
+    """kill -9 `tailored serve` while clients post events, --trials times, then count acknowledged events lost and
+    events stored twice (both must be 0)."""
+    from tailored.benchmarks.durability import durability_benchmark
+
+    with counting("kill -9 trials") as progress:
+        figures = durability_benchmark(model_dir, db, trials, clients,
+                                       progress=lambda done, total, acked: progress(done, total))
+    for name, value in figures.items():
+        stdout.print(f"{name:<40} {value:,}")
+
+
+@app.command("ann")
+@handle_errors
+def ann(
+    items: Annotated[int, typer.Option("--items", min=10)] = 100_000,
+    factors: Annotated[int, typer.Option("--factors", min=2)] = 64,
+    queries: Annotated[int, typer.Option("--queries", min=10)] = 1_000,
+) -> None:
+    """Recall@10 of the approximate (HNSW) item index against exact scoring, and ms per single-user query."""
+    import pandas as pd
+
+    from tailored.benchmarks.service import ann_benchmark
+
+    print_table(pd.DataFrame(ann_benchmark(items, factors, queries)), title=f"{items:,} items x {factors} factors")

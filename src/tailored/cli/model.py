@@ -1,0 +1,262 @@
+"""Commands that make and judge models: train, tune, run, retrain, evaluate, drift, and the catalogues of
+algorithms and stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from tailored.cli import options
+from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_params, print_table, progress_bar, say,
+                                 step_reporter, stdout, refuse_overwrite, warn)
+from tailored.cli.options import (Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption, StageOption,
+                                  TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
+
+app = typer.Typer()
+
+
+@app.command()
+@handle_errors
+def train(
+    interactions: Interactions,
+    algorithm: Annotated[str, typer.Option("--algorithm", help="Algorithm name (see `tailored algorithms`).")],
+    model_dir: ModelDir,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+    params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
+    stage: StageOption = None,
+    pipeline: PipelineOption = None,
+    window_days: WindowDays = None,
+    context_stages: Annotated[bool, typer.Option("--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such patterns or without a request date).")] = True,
+    checkpoint_dir: Annotated[Optional[Path], typer.Option("--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
+    basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id column when present, else 30-minute sessions).")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Apply the quality rules (as `tailored check` and `tailored run` do): rejected rows are left out and kept, with their reasons, in rejected.csv in --model-dir, beside the report (quality.json).")] = True,
+    rule: RuleOption = None,
+) -> None:
+    """Train an algorithm on an interactions file and save the model to a directory. Rows a quality rule rejects
+    (repeated rows, future dates, ids absent from --users/--items...) are left out and listed; rows that cannot be
+    read (missing ids, values that are not numbers) stop the command."""
+    from tailored.config import build_dataclass
+    from tailored.data.quality import QualityRules
+    from tailored.jobs import tasks as jobs
+    from tailored.jobs.attributes import attribute_report
+    from tailored.models.neural.training import reporting_epochs
+
+    refuse_overwrite({"--model-dir": model_dir, "--checkpoint-dir": checkpoint_dir},
+                     {"--interactions": interactions, "--users": users, "--items": items, "--params-file": params_file,
+                      "--pipeline": pipeline})
+    params = parse_params(param, params_file)
+    rules = build_dataclass(QualityRules, parse_params(rule, option="--rule"), "quality rule")
+    stages = jobs.training_stages(algorithm, params, options.stages(stage, pipeline), context_stages)
+    columns = options.columns(interactions, user_col, item_col, value_col, time_col, basket_col)
+    dataset, quality = jobs.training_data(interactions, users, items, columns, rules, check, window_days)
+    for finding in quality.findings if quality is not None else ():
+        if finding.count:
+            warn(finding.message)
+    with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
+        epoch_reporter(bar)
+    ):
+        try:
+            recommender = jobs.train(dataset, algorithm, params, model_dir, {"source": str(interactions)},
+                                     stages=stages, checkpoint_dir=checkpoint_dir, quality=quality)
+        except KeyboardInterrupt:
+            if checkpoint_dir is not None:
+                say(f"checkpoints kept in {checkpoint_dir}: the same command resumes after the last finished epoch.")
+            raise
+    for line in attribute_report(recommender, dataset):
+        say(line)
+    chosen = "" if recommender.weighting == recommender.weighting_ else f"{recommender.weighting} chose "
+    say(f"weighting: {chosen}{recommender.weighting_} ({recommender.weighting_reason_})")
+    if quality is not None:
+        say(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected (reasons in "
+            f"{model_dir / jobs.REJECTED_ROWS}; report in {model_dir / jobs.QUALITY_REPORT})")
+    console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
+
+
+@app.command()
+@handle_errors
+def tune(
+    interactions: Interactions,
+    algorithm: Annotated[str, typer.Option("--algorithm")],
+    output: Annotated[Path, typer.Option("--output", help="JSON file for the best parameters.")],
+    metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    validation: Annotated[Optional[str], typer.Option("--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits the metric).")] = None,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
+) -> None:
+    """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
+    with each weighting come first, then the search; one line per trial (params, score, best so far, elapsed)."""
+    from tailored.config import json_safe
+    from tailored.data.io import write_text
+    from tailored.jobs import tasks as jobs
+    from tailored.jobs.tune import TrialReport
+    from tailored.jobs.tune import tune as run_tuning
+
+    def report(trial: TrialReport) -> None:
+        params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in trial.params.items())
+        say(f"trial {trial.number + 1}/{trials} {params}: {metric} {trial.value:.4f} (best {trial.best_value:.4f}, "
+            f"trial {trial.best_number + 1}) {trial.elapsed:.1f} s")
+
+    refuse_overwrite({"--output": output}, {"--interactions": interactions, "--users": users, "--items": items})
+    columns = options.columns(interactions, user_col, item_col, value_col, time_col)
+    dataset = jobs.load_dataset(interactions, users, items, columns)
+    result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
+                        on_trial=report, timeout=timeout)
+    write_text(json.dumps(json_safe(result.best_params), indent=2), output)
+    console.print(
+        f"validation ({result.validation}) {result.metric}: defaults {result.default_value:.4f} -> best "
+        f"{result.best_value:.4f} with {result.best_params}; written to {output}"
+    )
+
+
+@app.command()
+@handle_errors
+def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see configs/).", metavar="SPEC")]) -> None:
+    """Run a job spec: check -> split -> train -> evaluate -> save the best model, with a report next to it."""
+    from tailored.jobs.run import repurchase_note, run_job
+    from tailored.jobs.spec import load_spec, resolve
+
+    spec = load_spec(spec_file)
+    data = {f"[data] {name}": resolve(spec, getattr(spec.data, name)) for name in ("interactions", "users", "items")}
+    refuse_overwrite({"[job] output": resolve(spec, spec.output)}, {**data, "SPEC": spec_file})
+    with step_reporter(f"run {spec_file}") as step:
+        result = run_job(spec, step=step)
+    quality = result.quality
+    console.print(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected "
+                  f"(reasons in {result.output / 'rejected.csv'})")
+    say(repurchase_note(result))
+    seen = "; seen items ranked too: repurchases count" if any(result.ranks_seen.values()) else ""
+    print_table(result.summary(), title=f"test metrics ({result.split.name} split{seen})")
+    print_table(result.recommendations, title=f"recommendations from {result.best} for {spec.show_users} customers")
+    console.print(f"[green]saved[/] model to {result.output / 'model'}; report: {result.output / 'report.md'}")
+
+
+@app.command()
+@handle_errors
+def retrain(
+    interactions: Interactions,
+    model_dir: ModelDir,
+    window_days: WindowDays = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where to save (default: replace --model-dir).")] = None,
+    users: UsersFile = None,
+    items: ItemsFile = None,
+) -> None:
+    """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file."""
+    from tailored.jobs import tasks as jobs
+
+    refuse_overwrite({"--output-dir": output_dir or model_dir}, {"--interactions": interactions, "--users": users,
+                                                                "--items": items})
+    with console.status("retraining"):
+        recommender = jobs.retrain(interactions, model_dir, window_days, output_dir, users, items)
+    console.print(f"[green]saved[/] {recommender.scorer.algorithm} retrained on {recommender.seen_.nnz:,} user-item "
+                  f"pairs to {output_dir or model_dir}")
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    test: Annotated[Path, typer.Option("--test", help="Test interactions file.")],
+    recommendations: Annotated[Optional[Path], typer.Option("--recommendations", help="user_id,item_id,rank file.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
+    train_file: Annotated[Optional[Path], typer.Option("--train", help="Training file (catalogue, popularity).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the metrics table (.csv, .parquet or .json).")] = None,
+) -> None:
+    """Compute metrics of recommendations (from a file or a model) against a test file.
+
+    Ranking metrics use full ranking as recommended (PROTOCOLS.md definitions); rmse/mae need --model-dir.
+    """
+    from tailored.data.io import check_table_path, write_table, write_text
+    from tailored.jobs.evaluate import metrics_table
+
+    json_output = output is not None and output.suffix.lower() == ".json"
+    if output is not None and not json_output:
+        check_table_path(output)
+    refuse_overwrite({"--output": output}, {"--test": test, "--recommendations": recommendations,
+                                            "--model-dir": model_dir, "--train": train_file})
+    table = metrics_table(test, recommendations, model_dir, train_file, metric)
+    print_table(table, title="evaluation", digits=6)
+    if json_output:
+        write_text(table.to_json(orient="records", indent=2), output)
+    elif output is not None:
+        write_table(table, output)
+
+
+@app.command()
+@handle_errors
+def drift(
+    interactions: Interactions,
+    model_dir: ModelDir,
+    window_days: WindowDays = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the report (.csv/.parquet).")] = None,
+) -> None:
+    """Population stability of item popularity between the training data and recent interactions (with the noise
+    floor of the window's size): says when retraining is due."""
+    from tailored.data.io import check_table_path, write_table
+    from tailored.jobs.tasks import read_valid
+    from tailored.monitoring.drift import drift_report, recent_window
+    from tailored.registry.model_dir import load_model
+
+    refuse_overwrite({"--output": output and check_table_path(output)}, {"--interactions": interactions,
+                                                                          "--model-dir": model_dir})
+    report = drift_report(load_model(model_dir), recent_window(read_valid(interactions), window_days))
+    print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
+    stdout.print(f"verdict: {report.verdict}")
+    if output is not None:
+        write_table(report.to_frame(), output)
+
+
+@app.command()
+def algorithms() -> None:
+    """List the algorithm catalogue with each parameter's default."""
+    import dataclasses
+
+    from tailored.models.base import algorithm_names, hyperparameters, scorer_class
+
+    table = Table(title="algorithms")
+    for column in ("name", "kind", "parameters (defaults)", "paper / summary"):
+        table.add_column(column)
+    for name in algorithm_names():
+        cls = scorer_class(name)
+        params = ", ".join(f"{f.name}={f.default!r}" for f in hyperparameters(cls).values()
+                           if f.default is not dataclasses.MISSING)
+        summary = " ".join((sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].split())
+        table.add_row(name, "rating" if cls.explicit else "ranking", params, summary)
+    stdout.print(table)
+
+
+@app.command()
+def stages() -> None:
+    """List the stages (adjusters change scores, re-rankers pick the final list) with their parameters."""
+    import dataclasses
+
+    from tailored.rank.base import STAGES
+    from tailored.rank.specs import describe_stages
+
+    table = Table(title="stages")
+    for column in ("name", "kind", "parameters (defaults)", "summary"):
+        table.add_column(column)
+    for name, kind, summary in describe_stages():
+        fields = dataclasses.fields(STAGES[name])
+        params = ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
+        table.add_row(name, kind, params, summary)
+    stdout.print(table)

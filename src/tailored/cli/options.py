@@ -1,0 +1,70 @@
+"""Options shared by several commands, and the parsing of the interaction columns and stages they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tailored.errors import DataError
+
+Interactions = Annotated[Path, typer.Option("--interactions", help="Interactions file (.csv or .parquet).")]
+UsersFile = Annotated[Optional[Path], typer.Option("--users", help="User attributes file (user_id + attributes).")]
+ItemsFile = Annotated[Optional[Path], typer.Option("--items", help="Item attributes file (item_id + attributes).")]
+UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user ids.")]
+ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
+ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the value (rating, count); 1 if absent.")]
+TimeCol = Annotated[str, typer.Option("--time-col", help="Column holding timestamps (unix seconds or ISO dates).")]
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory written by `tailored train`.")]
+Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
+QueryItems = Annotated[Path, typer.Option(
+    "--items", help="Query items: an item_id column (attribute columns describe new items for `similar`).")]
+PerItem = Annotated[int, typer.Option("--k", min=1, help="Items per query item.")]
+StageOption = Annotated[Optional[list[str]], typer.Option(
+    "--stage", help="Stage NAME or NAME:KEY=VALUE,... (repeatable; see `tailored stages`).")]
+PipelineOption = Annotated[Optional[Path], typer.Option(
+    "--pipeline", help="TOML pipeline spec: [[stage]] tables in order.")]
+WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
+ContextOption = Annotated[Optional[list[str]], typer.Option(
+    "--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=, radius_km=, "
+                      "recent=ID|ID, device=. Default date: now.")]
+RuleOption = Annotated[Optional[list[str]], typer.Option(
+    "--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=7.")]
+DatabaseUrl = Annotated[str, typer.Option(
+    "--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
+
+
+def columns(interactions: Path, user_col: str, item_col: str, value_col: str, time_col: str,
+            basket_col: str | None = None) -> Any:
+    """The interaction columns the options name, checked against the file's header before any work: a column not
+    there is named with the option that gave it (value and time columns left at their defaults may be absent)."""
+    from tailored.data.io import SUPPORTED_SUFFIXES, read_columns
+    from tailored.jobs.tasks import ColumnNames
+
+    if interactions.is_file() and interactions.suffix.lower() in SUPPORTED_SUFFIXES:  # else the reader says why not
+        header = read_columns(interactions)
+        given = {"--user-col": user_col, "--item-col": item_col, "--value-col": value_col, "--time-col": time_col,
+                 "--basket-col": basket_col}
+        optional = {"--value-col": "value", "--time-col": "timestamp"}  # defaults that may be absent
+        missing = [f"'{name}' ({option})" for option, name in given.items()
+                   if name is not None and name not in header and name != optional.get(option)]
+        if missing:
+            raise DataError(f"Column {', '.join(missing)} not found in {interactions}; available columns: {header}. "
+                            "Pass the names your file uses.")
+    return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col, basket=basket_col)
+
+
+def stages(options: list[str] | None, pipeline: Path | None) -> list[Any]:
+    """Stages from ``--stage`` options, then from a ``--pipeline`` spec."""
+    from tailored.rank.specs import load_pipeline, parse_stage_option, stage_from_entry
+
+    parsed = [stage for option in options or [] for stage in stage_from_entry(parse_stage_option(option), Path.cwd())]
+    return parsed + (load_pipeline(pipeline) if pipeline is not None else [])
+
+
+def context(options: list[str] | None) -> Any:
+    """The request context of ``--context KEY=VALUE`` options."""
+    from tailored.query import parse_context
+
+    return parse_context(options or [])
