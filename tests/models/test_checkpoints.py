@@ -68,7 +68,7 @@ def test_another_trainings_checkpoint_is_refused(tmp_path) -> None:
 
 
 def test_command_line_checkpoints_are_removed_once_the_model_is_saved(tmp_path) -> None:
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     small().to_frame()[["user_id", "item_id"]].to_csv(tmp_path / "train.csv", index=False)
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "multdae", "--param", "epochs=2",
@@ -77,7 +77,7 @@ def test_command_line_checkpoints_are_removed_once_the_model_is_saved(tmp_path) 
 
 
 def test_command_line_training_in_a_log_prints_its_epochs(tmp_path) -> None:
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     small().to_frame()[["user_id", "item_id"]].to_csv(tmp_path / "train.csv", index=False)
     log = ok(cli("train", "--interactions", "train.csv", "--algorithm", "multdae", "--param", "epochs=3", "--param",
