@@ -16,7 +16,7 @@ from tailored.models.popularity import PopularityScorer
 from tailored.pipeline.recommender import Recommender
 from tailored.query import parse_context
 from tailored.registry.model_dir import load_model, save_model
-from tests.test_cli import cli, flat, ok
+from tests.cli.helpers import cli, flat, ok
 
 
 def two_segments() -> tuple[pd.DataFrame, pd.DataFrame]:
