@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_cli import POOL, cli, flat, ok
+from tests.cli.helpers import POOL, cli, flat, ok
 
 DAY = 86_400
 START = int(pd.Timestamp("2026-01-05", tz="UTC").timestamp())
