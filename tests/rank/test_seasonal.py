@@ -81,7 +81,7 @@ def test_context_parsing_and_clear_errors() -> None:
 
 
 def test_command_line_stage_and_context(tmp_path) -> None:
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     two_years().to_csv(tmp_path / "history.csv", index=False)
     pd.DataFrame({"user_id": [f"u{u}" for u in range(60)]}).to_csv(tmp_path / "users.csv", index=False)
