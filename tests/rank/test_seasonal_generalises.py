@@ -14,7 +14,7 @@ from tailored.query import parse_context
 from tailored.rank.base import Catalogue, bare_request
 from tailored.rank.seasonal import IN_SEASON_TALLY
 from tests.rank.seasonal_histories import Shop, purchases
-from tests.test_cli import cli, ok
+from tests.cli.helpers import cli, ok
 
 DATES = {"xmas": ("2026-03-15", "2026-12-15"), "summer": ("2026-01-20", "2026-07-15")}
 SMALL = {"customers": 300, "all_year_items": 120}
