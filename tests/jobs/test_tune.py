@@ -24,7 +24,7 @@ from tailored.split import carve_validation, split_per_user
 from tailored.pipeline.recommender import build_recommender
 from tailored.jobs.tune import score_on, tune, validation_method
 from tests.pipeline.test_auto_weighting import play_counts
-from tests.test_cli import cli, flat, ok
+from tests.cli.helpers import cli, flat, ok
 
 KEY = ["user_id", "item_id", "timestamp"]
 
