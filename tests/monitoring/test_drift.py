@@ -51,7 +51,7 @@ def test_a_small_window_of_the_same_behaviour_stays_stable_thanks_to_the_noise_f
 def test_drift_and_retrain_from_the_command_line(tmp_path) -> None:
     import json
 
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     old, new = month(0, range(0, 10), 0), month(5, range(50, 60), 30 * 86_400)
     old.to_csv(tmp_path / "old.csv", index=False)
