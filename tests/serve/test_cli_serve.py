@@ -7,7 +7,7 @@ import httpx
 
 from tests.serve.test_live_history import served
 from tests.serve.test_service import shop
-from tests.test_cli import cli, ok
+from tests.cli.helpers import cli, ok
 
 
 def test_keys_create_then_serve_then_recommend(tmp_path) -> None:
