@@ -16,7 +16,7 @@ from tailored.registry.model_dir import save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tests.serve.test_service import auth, serving, shop
-from tests.test_cli import cli, ok
+from tests.cli.helpers import cli, ok
 
 
 def eventually(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
