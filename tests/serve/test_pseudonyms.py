@@ -14,7 +14,7 @@ from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tailored.store.database import Event
 from tests.serve.test_service import auth, serving, shop
-from tests.test_cli import ENV, POOL, TAILORED, flat
+from tests.cli.helpers import ENV, POOL, TAILORED, flat
 
 KEY = "a-pseudonym-key"
 
