@@ -24,7 +24,7 @@ from tailored.registry.model_dir import load_model, save_model
 from tailored.serve import ServiceSettings, create_app
 from tailored.store import EventStore
 from tests.serve.test_service import auth, serving, shop
-from tests.test_cli import ENV, TAILORED, cli, ok
+from tests.cli.helpers import ENV, TAILORED, cli, ok
 
 CYCLES = {"c0": 30, "c1": 30, "c2": 30}
 """Every category comes back 30 days after its last purchase."""
