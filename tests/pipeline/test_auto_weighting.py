@@ -14,7 +14,7 @@ import pytest
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import HEAVY_TAIL_RATIO, resolve_weighting
 from tailored.pipeline.recommender import build_recommender
-from tests.test_cli import cli, flat, ok
+from tests.cli.helpers import cli, flat, ok
 
 
 def play_counts(n_users: int = 60, n_items: int = 80, seed: int = 0) -> pd.DataFrame:
