@@ -43,7 +43,7 @@ def test_the_scorer_trains_on_decayed_values() -> None:
 def test_train_window_and_retrain_keep_the_settings(tmp_path) -> None:
     import json
 
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     drifting_taste().to_csv(tmp_path / "history.csv", index=False)
     ok(cli("train", "--interactions", "history.csv", "--algorithm", "popularity", "--window-days", "30",
