@@ -55,7 +55,7 @@ def test_without_baskets_or_timestamps_complements_are_a_clear_error() -> None:
 
 
 def test_command_line_basket_column_and_complementary(tmp_path) -> None:
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     baskets().rename(columns={"basket_id": "order"}).to_csv(tmp_path / "orders.csv", index=False)
     pd.DataFrame({"item_id": ["spaghetti"]}).to_csv(tmp_path / "query.csv", index=False)
@@ -111,7 +111,7 @@ def test_a_pair_at_or_below_lift_1_is_never_a_complement() -> None:
 
 
 def test_the_command_line_lists_only_pairs_above_lift_1_as_complements(tmp_path) -> None:
-    from tests.test_cli import cli, ok
+    from tests.cli.helpers import cli, ok
 
     around_the_threshold().to_csv(tmp_path / "orders.csv", index=False)
     pd.DataFrame({"item_id": ["pasta"]}).to_csv(tmp_path / "query.csv", index=False)
