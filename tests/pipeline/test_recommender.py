@@ -15,7 +15,7 @@ from tailored.pipeline.recommender import RecommendationWarning, build_recommend
 from tailored.query import parse_context
 from tailored.registry.model_dir import save_model
 from tests.serve.test_service import shop
-from tests.test_cli import cli, flat, ok
+from tests.cli.helpers import cli, flat, ok
 
 NOW = 1_800_000_000.0
 
