@@ -25,7 +25,7 @@ from tailored.data.movielens import (
 )
 from tailored.data.io import read_attributes, read_interactions
 from tailored.errors import ConfigError, DataError
-from tests.test_cli import cli, ok
+from tests.cli.helpers import cli, ok
 
 
 # -- MovieLens 100K (real files) ----------------------------------------------------------------------------
