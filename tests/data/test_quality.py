@@ -20,7 +20,7 @@ from tailored.data.bias import gini, top_share
 from tailored.data.quality import RETAIL_COUNT_ZSCORE, TAIL_NORMAL_Z, QualityRules, check_quality, require_valid
 from tailored.errors import ConfigError, DataError, TailoredError
 from tailored.models.base import check_scores
-from tests.test_cli import POOL, cli, flat, ok
+from tests.cli.helpers import POOL, cli, flat, ok
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 NOW = T0 + 86_400 * 365
