@@ -7,7 +7,7 @@ import subprocess
 
 from tailored.store import EventStore
 from tailored.store.database import Event
-from tests.test_cli import ENV, POOL, TAILORED, flat, ok
+from tests.cli.helpers import ENV, POOL, TAILORED, flat, ok
 
 
 def tailored(*args: object, cwd, key: str | None = None) -> subprocess.CompletedProcess[str]:
