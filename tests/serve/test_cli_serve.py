@@ -95,7 +95,7 @@ def test_benchmark_durability_kills_the_server_and_loses_nothing(tmp_path) -> No
     frame, _ = shop()
     frame.to_csv(tmp_path / "train.csv", index=False)
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
-    report = ok(cli("benchmark-durability", "--model-dir", "model", "--trials", "2", cwd=tmp_path)).stdout
+    report = ok(cli("benchmark", "durability", "--model-dir", "model", "--trials", "2", cwd=tmp_path)).stdout
     figures = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in report.splitlines() if line.strip()}
     assert figures["trials"] == 2 and figures["events_acknowledged"] > 0 and figures["rows_stored"] >= figures["events_acknowledged"]
     assert figures["acknowledged_but_lost"] == 0 and figures["stored_twice"] == 0
@@ -105,8 +105,8 @@ def test_benchmark_service_prints_every_phase(tmp_path) -> None:
     frame, _ = shop()
     frame.to_csv(tmp_path / "train.csv", index=False)
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "als", "--model-dir", "model", cwd=tmp_path))
-    report = ok(cli("benchmark-service", "--model-dir", "model", "--events", "2000", "--rate", "40", "--seconds", "2",
-                    "--event-rate", "40", "--phase-seconds", "2", cwd=tmp_path)).stdout
+    report = ok(cli("benchmark", "service", "--model-dir", "model", "--events", "2000", "--rate", "40", "--seconds",
+                    "2", "--event-rate", "40", "--phase-seconds", "2", cwd=tmp_path)).stdout
     figures = dict(line.split(maxsplit=1) for line in report.splitlines() if line.strip())
     assert figures["events_committed"] == "2,000" and figures["events_accepted"] == "2,000"
     for phase in ("single_event", "one_connection", "load"):
