@@ -1,4 +1,4 @@
-"""`tailored benchmark-complementary`: do complementary items predict what else goes in the basket, and do they
+"""`tailored benchmark complementary`: do complementary items predict what else goes in the basket, and do they
 recommend what goes with the item rather than the staples?
 
 Baskets are split in time: the first ``1 - test_share`` of them (by their first interaction) train the

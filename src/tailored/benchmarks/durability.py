@@ -1,4 +1,4 @@
-"""`tailored benchmark-durability`: ``kill -9`` the server while clients send events, many times over, then check
+"""`tailored benchmark durability`: ``kill -9`` the server while clients send events, many times over, then check
 the store: every event that got a 2xx is there (none lost) and none is there twice.
 
 Each trial starts `tailored serve` on the same database, first re-sends what the previous trial left unanswered

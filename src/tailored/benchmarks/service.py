@@ -1,4 +1,4 @@
-"""`tailored benchmark-service`: the running service measured from outside, as a client sees it.
+"""`tailored benchmark service`: the running service measured from outside, as a client sees it.
 
 Starts `tailored serve` in its own process on a free port (a fresh SQLite database unless ``--db``), creates a key,
 then, from this process, one phase after the other:
