@@ -1,15 +1,13 @@
-"""The event store on a real SQLite file: idempotent appends, attributes, keys, erasure, migrations, export."""
+"""The event store on SQLite and PostgreSQL: idempotent appends, attributes, keys, erasure, export (migrations:
+`test_migrations`)."""
 
 from __future__ import annotations
-
-import hashlib
-import hmac
 
 import sqlalchemy as sa
 import pytest
 
 from tailored.errors import ConfigError, ConflictError
-from tailored.store import EventStore, schema
+from tailored.store import EventStore
 from tailored.store.database import Event
 
 
@@ -53,14 +51,6 @@ def test_an_event_id_with_another_payload_is_a_conflict_and_stores_nothing_of_it
                                            [Event("a", "u1", "i1", "view"), Event("b", "u2", "i2", "cart")]])
     assert grouped[0] == (1, 0) and isinstance(grouped[1], ConflictError) and grouped[2] == (1, 1)
     assert events.count_events() == 3
-
-
-def test_reopening_keeps_the_data_and_the_schema_version(store) -> None:
-    store().append_events([Event("e1", "u1", "i1", "view")])
-    again = store()
-    assert again.version == len(schema.MIGRATIONS) and again.count_events() == 1
-    with again.engine.connect() as connection:
-        assert connection.execute(sa.text("select count(*) from schema_version")).scalar() == len(schema.MIGRATIONS)
 
 
 def test_keys_are_hashed_scoped_and_checked(store) -> None:
@@ -138,63 +128,6 @@ def test_a_users_latest_items_come_oldest_first_by_event_time(store) -> None:
 def test_a_bad_url_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="Unsupported database URL 'mysql://x'"):
         EventStore("mysql://x")
-
-
-def back_to(engine: sa.Engine, version: int) -> None:
-    """The database as schema version ``version`` left it."""
-    with engine.begin() as connection:
-        if version < 3:
-            connection.execute(sa.text("drop index ix_erasures_erased_at"))
-            schema.store_settings.drop(connection)
-        if version < 2:
-            schema.batch_recommendations.drop(connection)
-        connection.execute(sa.text("delete from schema_version where version > :version"), {"version": version})
-
-
-def test_a_version_1_database_is_migrated_in_place(store, database_url) -> None:
-    back_to(store().engine, 1)
-    store().append_events([Event("e1", "u1", "i1", "view")])
-    reopened = store()
-    assert reopened.version == len(schema.MIGRATIONS) and reopened.count_events() == 1
-    reopened.write_batch("b1", __import__("pandas").DataFrame({"user_id": ["u1"], "item_id": ["i2"], "score": [1.0], "rank": [1]}))
-
-
-def test_erasure_fingerprints_are_keyed_by_a_secret_of_the_installation(store, tmp_path) -> None:
-    events, users = store(), [f"user{number}" for number in range(33)]
-    for user in users:
-        events.erase_user(user)
-    erased = events.erased_subjects()
-    enumerated = {hmac.new(b"tailored-audit", user.encode(), hashlib.sha256).hexdigest() for user in users}
-    assert len(erased) == 33 and not erased & enumerated  # the built-in key re-identifies nobody
-    assert all(events.is_erased(user) for user in users)
-    other = EventStore(f"sqlite:///{tmp_path / 'other.db'}")
-    other.erase_user("user0")
-    assert other.erased_subjects().isdisjoint(erased)  # another installation, another secret
-    other.engine.dispose()
-
-
-def test_erasures_made_before_the_installation_secret_hold_after_the_upgrade(store) -> None:
-    events = store()
-    events.append_events([Event("e1", "bob", "i1", "view")])
-    back_to(events.engine, 2)
-    legacy = hmac.new(b"tailored-audit", b"alice", hashlib.sha256).hexdigest()  # how version 2 fingerprinted alice
-    with events.engine.begin() as connection:
-        connection.execute(schema.erasures.insert().values(subject=legacy, erased_at=1.0))
-        connection.execute(schema.audit_log.insert().values(action="erase_user", subject=legacy, detail={}, at=1.0))
-    upgraded = store()
-    assert upgraded.version == 3 and upgraded.is_erased("alice") and not upgraded.is_erased("bob")
-    assert legacy not in upgraded.erased_subjects() and legacy not in str(upgraded.audit_entries())
-    assert upgraded.append_events([Event("e2", "alice", "i1", "view")]) == (0, 1)
-
-
-@pytest.mark.parametrize("pseudonym_key", [None, "the-key"])
-def test_a_database_from_before_the_pseudonym_record_is_judged_by_the_ids_it_holds(store, pseudonym_key) -> None:
-    made = store(pseudonym_key=pseudonym_key)
-    made.append_events([Event("e1", "alice", "i1", "view")])
-    back_to(made.engine, 2)  # as schema version 2 left it: nothing recorded
-    with pytest.raises(ConfigError, match="TAILORED_PSEUDONYM_KEY"):
-        store(pseudonym_key="the-key" if pseudonym_key is None else None)
-    assert store(pseudonym_key=pseudonym_key).count_events() == 1
 
 
 def test_retention_deletes_what_is_older_than_the_window(store) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
+from tailored.store.migrations import migrate
 from tailored.store.schema import WRITER, write_transaction
 
 DEFAULT_URL = "sqlite:///tailored.db"
@@ -92,7 +93,7 @@ class EventStore:
             raise ConfigError(f"No database at {database!r} ({safe_url(url)}): check the path; `tailored serve` and "
                               "`tailored keys create` create a new one.")
         try:
-            self.version = schema.migrate(self.engine)
+            self.version = migrate(self.engine)
             with self.engine.connect() as connection:
                 settings = dict(connection.execute(sa.select(schema.store_settings.c.name, schema.store_settings.c.value)).all())
             recorded = settings.get(schema.PSEUDONYMS)
@@ -122,8 +123,9 @@ class EventStore:
 
     def _record_pseudonyms(self) -> str:
         """Record whether the database pseudonymises user ids: the first store to open it decides, but one made
-        before schema version 3 is judged by the user ids it already holds. Returns what is recorded."""
-        with write_transaction(self.engine) as connection:
+        before revision 0003 is judged by the user ids it already holds. Returns what is recorded. Exclusive: two
+        stores opening a new database at once both find nothing recorded, and the second must then read the first's."""
+        with write_transaction(self.engine, exclusive=True) as connection:
             recorded = connection.execute(sa.select(schema.store_settings.c.value).where(
                 schema.store_settings.c.name == schema.PSEUDONYMS)).scalar()
             if recorded is None:

@@ -1,12 +1,9 @@
-"""Tables of the event store (SQLAlchemy Core) and their migrations, applied in order and recorded in
-``schema_version`` so that an existing database is brought up to date rather than recreated."""
+"""Tables of the event store (SQLAlchemy Core) and its write transaction. The tables are made and changed by the
+Alembic revisions of `tailored.store.migrations`, which must give exactly these declarations (a test compares them)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
@@ -14,7 +11,6 @@ import sqlalchemy as sa
 WRITER = "tailored_writer"
 """Execution option of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock first)."""
 ERASURE_LOCK = 0x7461696C6F726564  # "tailored": PostgreSQL's advisory lock ordering writes against erasures
-
 
 
 class UnconfirmedCommit(Exception):
@@ -63,7 +59,7 @@ api_keys = sa.Table(
 erasures = sa.Table(
     "erasures", metadata,
     sa.Column("subject", sa.String(128), primary_key=True),
-    sa.Column("erased_at", sa.Float, nullable=False),
+    sa.Column("erased_at", sa.Float, nullable=False, index=True),  # the services' polls
 )
 audit_log = sa.Table(
     "audit_log", metadata,
@@ -82,7 +78,6 @@ batch_recommendations = sa.Table(
     sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
-schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 store_settings = sa.Table(
     "store_settings", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
@@ -92,35 +87,6 @@ AUDIT_SECRET = "audit_secret"
 """The installation's random key of erasure fingerprints (`store_settings`), made with the database."""
 PSEUDONYMS = "pseudonym_check"
 """Whether user ids are pseudonymised (`store_settings`): "" for ids in clear, else a check value of the key."""
-
-
-def _create_v1(connection: sa.Connection) -> None:
-    metadata.create_all(connection, tables=[events, users, items, exposures, api_keys, erasures, audit_log])
-
-
-def _batch_v2(connection: sa.Connection) -> None:
-    metadata.create_all(connection, tables=[batch_recommendations])
-
-
-def _audit_secret_v3(connection: sa.Connection) -> None:
-    """A random secret per installation keys the erasure fingerprints (they were keyed by a built-in constant
-    without a pseudonym key: anyone could re-identify erased users by enumerating ids). Fingerprints already stored
-    are keyed again with it (`EventStore.subject` chains both keys), so earlier erasures keep holding."""
-    metadata.create_all(connection, tables=[store_settings])
-    secret = secrets.token_hex(32)
-    connection.execute(store_settings.insert().values(name=AUDIT_SECRET, value=secret))
-    erased = ((erasures, erasures.c.subject, sa.true()), (audit_log, audit_log.c.id, audit_log.c.action == "erase_user"))
-    for table, key, where in erased:
-        rows = connection.execute(sa.select(key, table.c.subject).where(where)).all()
-        if rows:
-            rekeyed = [{"row": row, "rekeyed": hmac.new(secret.encode(), subject.encode(), hashlib.sha256).hexdigest()}
-                       for row, subject in rows]
-            connection.execute(table.update().where(key == sa.bindparam("row")).values(subject=sa.bindparam("rekeyed")), rekeyed)
-    connection.execute(sa.text("create index ix_erasures_erased_at on erasures (erased_at)"))  # the services' polls
-
-
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1, _batch_v2, _audit_secret_v3]
-"""Migration n (1-based) brings a database at version n - 1 to version n; append, never edit."""
 
 
 @contextmanager
@@ -146,24 +112,3 @@ def write_transaction(engine: sa.Engine, exclusive: bool = False) -> Iterator[sa
         except sa.exc.DBAPIError as error:
             raise UnconfirmedCommit(f"The database failed while committing ({type(error).__name__}): the write may "
                                     "or may not be stored.") from error
-
-
-def _version(connection: sa.Connection) -> int:
-    if not sa.inspect(connection).has_table(schema_version.name):
-        return 0
-    return connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-
-
-def migrate(engine: sa.Engine) -> int:
-    """Apply the migrations the database lacks in one exclusive transaction (processes opening a database at once
-    migrate it once); returns the version reached."""
-    with engine.connect() as connection:
-        if _version(connection) == len(MIGRATIONS):
-            return len(MIGRATIONS)
-    with write_transaction(engine, exclusive=True) as connection:
-        metadata.create_all(connection, tables=[schema_version])
-        current = _version(connection)
-        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            step(connection)
-            connection.execute(schema_version.insert().values(version=version))
-    return len(MIGRATIONS)
