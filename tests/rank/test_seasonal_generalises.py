@@ -12,7 +12,7 @@ from tailored.errors import ConfigError
 from tailored.rank import SeasonalAdjuster, SeasonCap
 from tailored.query import parse_context
 from tailored.rank.base import Catalogue, bare_request
-from tailored.rank.seasonal import IN_SEASON_TALLY
+from tailored.rank.seasonal import IN_SEASON_TALLY, week_of_year
 from tests.rank.seasonal_histories import Shop, purchases
 from tests.cli.helpers import cli, ok
 
@@ -77,7 +77,7 @@ def test_the_cap_is_a_knob(tmp_path) -> None:
 
 
 def lift_at(stage: SeasonalAdjuster, dataset: Dataset, item: str, date: str) -> float:
-    week = stage.buckets(np.array([int(pd.Timestamp(date, tz="UTC").timestamp())]))[0]
+    week = week_of_year(np.array([int(pd.Timestamp(date, tz="UTC").timestamp())]))[0]
     return float(stage.lift_[dataset.items.index(np.array([item]))[0], week])
 
 

@@ -3,6 +3,7 @@ the year, hour of the week) than the catalogue does, and the score adjustment th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,46 +15,62 @@ from tailored.data.activity import DAY
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import standardize
-from tailored.rank.base import Request
+from tailored.rank.base import Request, register_stage
 from tailored.query import Context
 
 Buckets = Callable[[np.ndarray], np.ndarray]
 """Unix seconds -> bucket indices of the cycle."""
 
+IN_SEASON = 1.5
+"""Lift from which an item counts as lifted on the request's date (its reason reads "in season" for the seasonal
+preset); the items lifted by a preset with a ``marks`` key are left in the request's tally under it."""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What a preset of `PeriodicAdjuster` learns over: the stage name, the buckets of the cycle (``n_buckets``, each
+    made of periods of ``unit`` seconds: days for weeks of the year, hours for hours), the name of the smoothing
+    parameter (in buckets: ``smoothing_weeks``), the default ``min_history_days``, the reasons given to lifted and
+    lowered items and, optionally, the tally key under which the lifted items are left for a later stage."""
+
+    stage: str
+    class_name: str
+    buckets: Buckets
+    n_buckets: int
+    unit: int
+    smoothing: str
+    min_history_days: float
+    rising: str
+    falling: str
+    marks: str | None = None
+
 
 @dataclass(eq=False)
 class PeriodicAdjuster:
-    """The time stages' shared code: a lift per item and bucket of a cycle (`learn_lift`), and ``strength *
-    log(lift)`` of the request's bucket added to each user's standardised scores. A subclass names the cycle."""
+    """A lift per item and bucket of its ``cycle`` (`learn_lift`), and ``strength * log(lift)`` of the request's bucket
+    added to each user's standardised scores. Its presets (`preset`: seasonal, time-of-day) name the cycle."""
 
     learns: ClassVar[bool] = True
-    buckets: ClassVar[Buckets]
-    n_buckets: ClassVar[int]
-    unit: ClassVar[int]
-    """Seconds per period of time that falls in one bucket (a day for weeks of the year, an hour for hours)."""
-    rising: ClassVar[str]
-    falling: ClassVar[str]
+    cycle: ClassVar[Cycle]
 
     strength: float = 2.0
     prior: float | None = None
     min_history_days: float = 0.0
     min_gain: float = 0.0
 
-    @property
-    def smoothing(self) -> int:
-        raise NotImplementedError
-
     def fit(self, dataset: Dataset) -> Self:
         prior = 1.0 if self.prior is None else self.prior
+        smoothing = getattr(self, self.cycle.smoothing)
         for key, value, valid in (("strength", self.strength, self.strength >= 0), ("prior", prior, prior > 0),
-                                  ("smoothing", self.smoothing, self.smoothing >= 0)):
+                                  ("smoothing", smoothing, smoothing >= 0)):
             if not (valid and math.isfinite(value)):
-                raise ConfigError(f"Stage '{self.stage}' parameter {key} = {value!r} is invalid: strength must be "  # type: ignore[attr-defined]
-                                  f">= 0, prior > 0 (or none: chosen on held-out users) and smoothing a whole "
+                raise ConfigError(f"Stage '{self.cycle.stage}' parameter {key} = {value!r} is invalid: strength must "
+                                  f"be >= 0, prior > 0 (or none: chosen on held-out users) and smoothing a whole "
                                   f"number >= 0.")
         priors = PRIORS if self.prior is None else (self.prior,)
-        self.lift_, self.prior_ = learn_lift(dataset, self.buckets, self.n_buckets, self.unit, priors,
-                                             int(self.smoothing), self.min_history_days, self.min_gain)
+        cycle = self.cycle
+        self.lift_, self.prior_ = learn_lift(dataset, cycle.buckets, cycle.n_buckets, cycle.unit, priors,
+                                             int(smoothing), self.min_history_days, self.min_gain)
         return self
 
     @property
@@ -62,10 +79,24 @@ class PeriodicAdjuster:
         return len(self.lift_) == 0
 
     def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
-        return apply_lift(scores, self.lift_, self.buckets, request, self.strength)
+        if self.cycle.marks and not self.inert and request.context.moment is not None:
+            lifted = self.lift_[:, request_bucket(self.cycle.buckets, request.context)] >= IN_SEASON
+            request.tally[self.cycle.marks] = lifted
+        return apply_lift(scores, self.lift_, self.cycle.buckets, request, self.strength)
 
     def explain(self, items: np.ndarray, request: Request) -> np.ndarray:
-        return lift_reasons(items, self.lift_, self.buckets, request.context, self.rising, self.falling)
+        return lift_reasons(items, self.lift_, self.cycle.buckets, request.context, self.cycle.rising,
+                            self.cycle.falling)
+
+
+def preset(cycle: Cycle, module: str) -> type[PeriodicAdjuster]:
+    """The stage class of ``cycle`` (registered under ``cycle.stage``, defined in ``module``): `PeriodicAdjuster`'s
+    parameters with the cycle's default ``min_history_days`` and its smoothing parameter (default 1 bucket)."""
+    fields = [("min_history_days", float, cycle.min_history_days), (cycle.smoothing, int, 1)]
+    doc = f"The '{cycle.stage}' preset of `PeriodicAdjuster`: {cycle.n_buckets} buckets of `{cycle.buckets.__name__}`."
+    cls = dataclasses.make_dataclass(cycle.class_name, fields, bases=(PeriodicAdjuster,), eq=False,
+                                     namespace={"cycle": cycle, "__module__": module, "__doc__": doc})
+    return register_stage(cycle.stage)(cls)
 
 
 PRIORS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)

@@ -16,8 +16,8 @@ absent from it however popular it is. Less than ``min_history_days`` of data can
 then learns nothing; a request without a date changes nothing either.
 
 **`season-cap`** (re-ranker, learned by default with `seasonal`): the items in season -- a lift of at least 1.5 on
-the request's date, the reason "in season" -- take at most ``max_share`` of each list (at least one slot), the best
-of them first; the best other items fill the rest. A season lifts its items without evicting everything else.
+the request's date (`tailored.rank.lift.IN_SEASON`), the reason "in season" -- take at most ``max_share`` of each
+list (at least one slot), the best of them first; the best other items fill the rest. A season lifts its items without evicting everything else.
 """
 
 from __future__ import annotations
@@ -33,11 +33,8 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models.base import top_k
 from tailored.rank.base import Request, register_stage
-from tailored.rank.lift import PeriodicAdjuster, request_bucket
+from tailored.rank.lift import Cycle, preset
 
-WEEKS = 53
-IN_SEASON = 1.5
-"""Lift from which an item is in season on the request's date (its reason reads "in season")."""
 IN_SEASON_TALLY = "in season"
 """The request's tally key under which `SeasonalAdjuster` leaves the items in season for `SeasonCap`."""
 
@@ -48,28 +45,10 @@ def week_of_year(seconds: np.ndarray) -> np.ndarray:
     return (days - days.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) // 7
 
 
-@register_stage("seasonal")
-@dataclass(eq=False)
-class SeasonalAdjuster(PeriodicAdjuster):
-    """Adds ``strength * log(lift)`` of the request's week to the scores standardised per user, and marks the items
-    in season for `SeasonCap`."""
-
-    buckets = staticmethod(week_of_year)
-    n_buckets = WEEKS
-    unit = DAY
-    rising, falling = "in season", "out of season"
-
-    min_history_days: float = 330
-    smoothing_weeks: int = 1
-
-    @property
-    def smoothing(self) -> int:
-        return self.smoothing_weeks
-
-    def adjust(self, scores: np.ndarray, request: Request) -> np.ndarray:
-        if not self.inert and request.context.moment is not None:
-            request.tally[IN_SEASON_TALLY] = self.lift_[:, request_bucket(self.buckets, request.context)] >= IN_SEASON
-        return super().adjust(scores, request)
+SEASONS = Cycle(stage="seasonal", class_name="SeasonalAdjuster", buckets=week_of_year, n_buckets=53, unit=DAY,
+                smoothing="smoothing_weeks", min_history_days=330, rising="in season", falling="out of season",
+                marks=IN_SEASON_TALLY)
+SeasonalAdjuster = preset(SEASONS, __name__)
 
 
 @register_stage("season-cap")

@@ -1,24 +1,19 @@
-"""Time of day and weekday learned from history: each item's sales per hour of the day, on weekdays and at weekends
-(48 buckets), against what the catalogue's sales at those hours predict, give a lift for the request's hour;
+"""Time of day and weekday learned from history: each item's sales per hour of the day, on weekdays and at weekends (48
+buckets), against what the catalogue's sales at those hours predict, give a lift for the request's hour;
 ``strength * log(lift)`` is added to each user's standardised scores (`tailored.rank.lift.PeriodicAdjuster`, the
-seasonal stage's code). Morning items rise in the morning, evening items in the evening, and an item never sold in
-the evening is (nearly) absent then. Profiles that do not predict when held-out users take their items better than the
-catalogue's curve are not used: on MovieLens, whose timestamps are rating sessions, they do not, and the stage
-changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests must use the
-same clock. Less than ``min_history_days`` of history or a request without a date: no change.
+seasonal stage's adjuster with another `Cycle`). Morning items rise in the morning, evening items in the evening,
+and an item never sold in the evening is (nearly) absent then. Profiles that do not predict when held-out users take their items better
+than the catalogue's curve are not used: on MovieLens, whose timestamps are rating sessions, they do not, and the
+stage changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests must use
+the same clock. Less than ``min_history_days`` of history or a request without a date: no change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from tailored.data.activity import DAY
-from tailored.rank.base import register_stage
-from tailored.rank.lift import PeriodicAdjuster
-
-BUCKETS = 48
+from tailored.rank.lift import Cycle, preset
 
 
 def hour_bucket(seconds: np.ndarray) -> np.ndarray:
@@ -28,19 +23,6 @@ def hour_bucket(seconds: np.ndarray) -> np.ndarray:
     return (seconds % DAY) // 3600 + 24 * (weekday >= 5)
 
 
-@register_stage("time-of-day")
-@dataclass(eq=False)
-class TimeOfDayAdjuster(PeriodicAdjuster):
-    """Adds ``strength * log(lift)`` of the request's hour (weekday or weekend) to the standardised scores."""
-
-    buckets = staticmethod(hour_bucket)
-    n_buckets = BUCKETS
-    unit = 3600
-    rising = falling = "time of day"
-
-    min_history_days: float = 14
-    smoothing_hours: int = 1
-
-    @property
-    def smoothing(self) -> int:
-        return self.smoothing_hours
+HOURS = Cycle(stage="time-of-day", class_name="TimeOfDayAdjuster", buckets=hour_bucket, n_buckets=48, unit=3600,
+              smoothing="smoothing_hours", min_history_days=14, rising="time of day", falling="time of day")
+TimeOfDayAdjuster = preset(HOURS, __name__)
