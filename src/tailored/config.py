@@ -1,17 +1,20 @@
-"""Settings shared by every room: parameter conversion and the thread bound."""
+"""Settings shared by every room: parameter conversion, the thread bound and the catalogues of classes by name."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tailored.errors import ConfigError
+
+T = TypeVar("T", bound=type)
 
 
 def num_threads() -> int:
@@ -111,3 +114,35 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
 def json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters for strict JSON: non-finite numbers become strings ("inf") that `convert` reads back."""
     return {k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in params.items()}
+
+
+class Registry:
+    """Classes by name (the algorithms, the stages). ``@registry.register(name)`` adds a class and sets its attribute
+    named after the ``kind`` (``cls.stage = name``); ``registry[name]`` finds one, or raises a ConfigError naming the
+    valid ones. Importing ``package`` registers every entry, so lookups import it first."""
+
+    def __init__(self, kind: str, package: str) -> None:
+        self.kind = kind
+        self.package = package
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(cls: T) -> T:
+            self._classes[name] = cls
+            setattr(cls, self.kind, name)
+            return cls
+
+        return add
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        importlib.import_module(self.package)
+        return sorted(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self:
+            raise ConfigError(f"Unknown {self.kind} '{name}'. Valid {self.kind}s: {', '.join(self.names())}.")
+        return self._classes[name]

@@ -14,7 +14,7 @@ none. Hyperparameters are dataclass fields; learned state lives in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tailored.config import Registry, build_dataclass
 from tailored.data.dataset import Dataset
 from tailored.data.similarity import ItemSimilarity
-from tailored.errors import ConfigError
 from tailored.query import Context
 
 
@@ -97,29 +97,13 @@ class Reranker(Protocol):
     def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request, n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-STAGES: dict[str, type] = {}
-
-
-def register_stage(name: str) -> Callable[[type], type]:
-    def add(cls: type) -> type:
-        STAGES[name] = cls
-        cls.stage = name
-        return cls
-
-    return add
-
-
-def stage_names() -> list[str]:
-    import tailored.rank  # noqa: F401  (registers every stage)
-
-    return sorted(STAGES)
+STAGES = Registry("stage", "tailored.rank")
+"""Every stage by name (`tailored stages`); ``@register_stage(name)`` adds one."""
+register_stage = STAGES.register
 
 
 def create_stage(name: str, params: Mapping[str, Any] | None = None) -> Stage | Reranker:
-    if name not in stage_names():
-        raise ConfigError(f"Unknown stage '{name}'. Valid stages: {', '.join(stage_names())}.")
-    from tailored.config import build_dataclass
-
+    """The stage ``name`` with ``params`` (strings from the command line converted to the field types)."""
     return build_dataclass(STAGES[name], dict(params or {}), f"stage '{name}' parameter")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tailored.errors import ConfigError
-from tailored.rank.base import STAGES, Reranker, Stage, create_stage, stage_names
+from tailored.rank.base import STAGES, Reranker, Stage, create_stage
 
 FILE_STAGES = ("calendar", "rules")
 CONTEXT_STAGES = ("seasonal", "time-of-day", "season-cap")
@@ -59,7 +59,7 @@ def stage_from_entry(entry: dict[str, Any], base_dir: Path) -> list[Stage | Rera
     """One [[stage]] table (or ``--stage`` option): ``name`` plus parameters, or ``file`` for calendar and rules."""
     name = entry.pop("name", None)
     if name is None:
-        raise ConfigError(f"key 'name' is missing. Valid stages: {', '.join(stage_names())}.")
+        raise ConfigError(f"key 'name' is missing. Valid stages: {', '.join(STAGES.names())}.")
     if name in FILE_STAGES:
         return load_stage_file(name, base_dir / _file(entry, name), entry)
     return [create_stage(name, entry)]
@@ -116,9 +116,9 @@ def describe_stages() -> list[tuple[str, str, str]]:
     """(name, kind, first docstring paragraph) of every stage."""
     import sys
 
-    stage_names()
     rows = []
-    for name, cls in sorted(STAGES.items()):
+    for name in STAGES.names():
+        cls = STAGES[name]
         summary = " ".join((sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].split())
         rows.append((name, "re-ranker" if hasattr(cls, "rerank") else "adjuster", summary))
     return rows
