@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tailored.data.io import read_attributes, read_interactions
 from tailored.data.movielens import (
     AGE_BANDS,
-    KNOWN_MD5,
+    KNOWN_HASHES,
     download_movielens,
     load_movielens,
     load_movielens_fold,
 )
-from tailored.data.io import read_attributes, read_interactions
 from tailored.errors import ConfigError, DataError
 from tests.cli.helpers import cli, ok
 
@@ -284,7 +284,7 @@ def test_published_md5_mismatch_deletes_the_download(
         download_movielens("32m", cache, base_url=url)
     message = str(caught.value)
     assert f"Checksum mismatch for ml-32m.zip downloaded from {url}ml-32m.zip" in message
-    assert f"expected MD5 {'0' * 32}, got {digest}; the file was deleted" in message
+    assert f"expected md5:{'0' * 32} but got {digest}. Deleted download for safety" in message
     assert cache_files(cache) == []
 
 
@@ -293,7 +293,7 @@ def test_known_checksum_is_checked_before_any_md5_file(
 ) -> None:
     root, url, _ = site
     publish(root, "ml-100k", "ml-100k.zip")  # a correct .md5 for a file that is not GroupLens's archive
-    with pytest.raises(DataError, match=f"expected MD5 {KNOWN_MD5['100k']}"):
+    with pytest.raises(DataError, match=f"expected {KNOWN_HASHES['100k']} but got"):
         download_movielens("100k", tmp_path / "cache", base_url=url)
     assert cache_files(tmp_path / "cache") == []
 
@@ -335,6 +335,45 @@ def test_interrupted_download_leaves_no_file(tmp_path: Path, site: tuple[Path, s
 
     with pytest.raises(KeyboardInterrupt):
         download_movielens("latest-small", tmp_path / "cache", base_url=url, progress=interrupt)
+    assert cache_files(tmp_path / "cache") == []
+
+
+def test_a_corrupt_cached_archive_is_downloaded_again(tmp_path: Path, site: tuple[Path, str, ThreadingHTTPServer]) -> None:
+    root, url, _ = site
+    publish(root, "ml-latest-small", "ml-latest-small.zip")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "ml-latest-small.zip").write_bytes(b"left by an older, broken download")
+    folder = download_movielens("latest-small", cache, base_url=url)
+    assert (cache / "ml-latest-small.zip").read_bytes() == (root / "ml-latest-small.zip").read_bytes()
+    assert load_movielens(folder).ratings["value"].tolist() == [4.0, 4.5, 2.5]
+
+
+class CutShort(QuietHandler):
+    """Announces 1,000 bytes and sends 10: a connection lost in the middle of the archive."""
+
+    def do_GET(self) -> None:
+        if self.path.endswith(".md5"):
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"PK" + b"0" * 8)
+        self.close_connection = True
+
+
+def test_a_download_cut_short_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutShort)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DataError, match=r"Download of MovieLens latest failed: .*ml-latest\.zip: .*--data-dir"):
+            download_movielens("latest", tmp_path / "cache", base_url=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
     assert cache_files(tmp_path / "cache") == []
 
 

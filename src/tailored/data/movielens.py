@@ -6,21 +6,17 @@ F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History a
 from __future__ import annotations
 
 import csv
-import hashlib
-import http.client
+import io
 import logging
 import os
 import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -47,14 +43,15 @@ OCCUPATIONS_1M = (
     "unemployed", "writer",
 )  # fmt: skip
 
-# MD5 of GroupLens's archives (stable releases); the rolling ones (32m, latest*) are checked against <zip>.md5.
-KNOWN_MD5 = {
-    "100k": "0e33842e24a9c977be4e0107933c0723",
-    "1m": "c4d9eecfca2ab87c1945afe126590906",
-    "10m": "ce571fd55effeba0271552578f2648bd",
-    "20m": "cd245b17a1ae2cc31bb14903e1204af3",
-    "25m": "6b51fb2759a8657d3bfcbfc42b592ada",
+KNOWN_HASHES = {
+    "100k": "md5:0e33842e24a9c977be4e0107933c0723",
+    "1m": "md5:c4d9eecfca2ab87c1945afe126590906",
+    "10m": "md5:ce571fd55effeba0271552578f2648bd",
+    "20m": "md5:cd245b17a1ae2cc31bb14903e1204af3",
+    "25m": "md5:6b51fb2759a8657d3bfcbfc42b592ada",
 }
+"""pooch's checksums of GroupLens's stable archives: the MD5 it publishes beside each (it publishes no SHA-256). The
+rolling releases (32m, latest*) are checked against the ``<zip>.md5`` published at download time."""
 _CSV_VARIANTS = ("20m", "25m", "32m", "latest-small", "latest")
 _LAYOUTS = {  # files a folder of each variant must hold
     "100k": ("u.data", "u.item", "u.user"),
@@ -98,9 +95,7 @@ def load_movielens(path: str | os.PathLike[str], variant: str | None = None) -> 
     _require_files(folder, variant)
     reader = {"100k": _load_100k, "1m": _load_1m, "10m": _load_10m}.get(variant, _load_csv_release)
     movielens = MovieLens(variant, *reader(folder))
-    logger.info(
-        "loaded movielens variant=%s ratings=%d items=%d", variant, len(movielens.ratings), len(movielens.items)
-    )
+    logger.info("loaded movielens variant=%s ratings=%d items=%d", variant, len(movielens.ratings), len(movielens.items))
     return movielens
 
 
@@ -167,12 +162,9 @@ def _load_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, No
 
 
 def _load_10m(folder: Path) -> tuple[pd.DataFrame, None, pd.DataFrame, pd.DataFrame | None]:
-    tags_file = folder / "tags.dat"
-    tags = (
-        _read_fields(tags_file, "::", [USER_ID, ITEM_ID, "tag", TIMESTAMP], {TIMESTAMP: np.int64})
-        if tags_file.is_file()
-        else None
-    )
+    tags_file, tags = folder / "tags.dat", None
+    if tags_file.is_file():
+        tags = _read_fields(tags_file, "::", [USER_ID, ITEM_ID, "tag", TIMESTAMP], {TIMESTAMP: np.int64})
     return _read_ratings_dat(folder / "ratings.dat"), None, _read_movies_dat(folder / "movies.dat"), tags
 
 
@@ -222,14 +214,8 @@ def _join_flags(flags: np.ndarray, names: tuple[str, ...]) -> pd.Series:
     return joined.reindex(range(len(flags)), fill_value="").astype(str)
 
 
-def _read_fields(
-    file: Path,
-    separator: str,
-    names: list[str] | None,
-    types: dict[str, object] | None = None,
-    usecols: list[int] | None = None,
-    encoding: str | None = None,
-) -> pd.DataFrame:
+def _read_fields(file: Path, separator: str, names: list[str] | None, types: dict[str, object] | None = None,
+                 usecols: list[int] | None = None, encoding: str | None = None) -> pd.DataFrame:
     """A MovieLens text file: headerless with ``names``, or with its own header when ``names`` is None.
 
     Columns not in ``types`` are strings (ids keep their text); headerless files are read without quoting. The
@@ -283,11 +269,9 @@ def _require_files(folder: Path, variant: str) -> None:
 
 def _listing(folder: Path, limit: int = 20) -> str:
     names = sorted(entry.name for entry in folder.iterdir())
-    return (
-        (str(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else ""))
-        if names
-        else "no files"
-    )
+    if not names:
+        return "no files"
+    return str(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # -- downloading --------------------------------------------------------------------------------------------
@@ -298,93 +282,87 @@ def download_movielens(
     timeout: float = 30.0,
     progress: Progress | None = None,
 ) -> Path:
-    """Download, verify (MD5) and extract ``ml-<variant>.zip`` into ``cache_dir``; return the extracted folder.
+    """Download (pooch), verify and extract ``ml-<variant>.zip`` into ``cache_dir``; return the extracted folder.
 
-    A folder already extracted there is returned without touching the network. The archive is streamed to a
-    temporary file and renamed only once verified, so an interrupted download never leaves a corrupt cache.
-    ``progress(bytes_done, bytes_total)`` is called after each chunk (``bytes_total`` None when unknown).
+    A folder already extracted there is returned without touching the network. The archive is checked against
+    `KNOWN_HASHES`, else against the MD5 GroupLens publishes beside it, and kept only once verified (an interrupted
+    or corrupt download leaves nothing). ``progress(bytes_done, bytes_total)`` is called after each chunk
+    (``bytes_total`` None when unknown).
     """
+    import pooch  # imported here: the readers need neither pooch nor requests
+    import requests
+
+    from tailored import __version__
+
     variant = _check_variant(variant)
     cache = Path(cache_dir)
     folder = cache / FOLDERS[variant]
     if folder.is_dir():
         logger.info("movielens cache hit variant=%s folder=%s", variant, folder)
         return folder
-    cache.mkdir(parents=True, exist_ok=True)
-    archive = cache / f"ml-{variant}.zip"
-    if not archive.is_file():
-        _download_verified(f"{base_url.rstrip('/')}/{archive.name}", archive, variant, timeout, progress)
+    name = f"ml-{variant}.zip"
+    url = f"{base_url.rstrip('/')}/{name}"
+    options = {"timeout": timeout, "headers": {"User-Agent": f"tailored/{__version__}"}}
+    pooch.get_logger().setLevel(logging.WARNING)  # pooch logs each download at INFO on its own handler
+    try:
+        known = KNOWN_HASHES.get(variant) or _published_md5(url + ".md5", pooch.HTTPDownloader(**options))
+        downloader = pooch.HTTPDownloader(progressbar=_Progress(progress) if progress else False, chunk_size=_CHUNK, **options)
+        archive = Path(pooch.retrieve(url, known, fname=name, path=cache, downloader=downloader))
+    except requests.RequestException as error:
+        raise _download_failed(url, cache / name, variant, error) from error
+    except ValueError as error:  # pooch's checksum mismatch: the download is already deleted
+        raise DataError(f"Checksum mismatch for {name} downloaded from {url}: {error} Run the download again, or fetch "
+                        "the archive by hand, unzip it and pass the folder with --data-dir.") from error
+    logger.info("downloaded movielens variant=%s archive=%s checksum=%s", variant, archive, known)
     _extract(archive, folder)
     return folder
 
 
-def _download_verified(url: str, archive: Path, variant: str, timeout: float, progress: Progress | None) -> None:
-    expected = KNOWN_MD5.get(variant) or _published_md5(url + ".md5", archive, variant, timeout)
-    handle, temporary = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".part", dir=archive.parent)
-    try:
-        with os.fdopen(handle, "wb") as output:
-            digest = _stream(url, output, archive, variant, timeout, progress)
-        if expected is not None and digest != expected:
-            raise DataError(
-                f"Checksum mismatch for {archive.name} downloaded from {url}: expected MD5 {expected}, got {digest}; "
-                "the file was deleted. Run the download again, or fetch the archive by hand, unzip it and pass the "
-                "folder with --data-dir."
-            )
-        os.replace(temporary, archive)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    logger.info("downloaded movielens variant=%s archive=%s md5=%s", variant, archive, digest)
+def _published_md5(url: str, downloader: Callable[..., None]) -> str | None:
+    """The MD5 GroupLens publishes next to an archive, as pooch's ``md5:<hex>``; None (with a warning) when it
+    publishes none."""
+    import requests
 
-
-def _published_md5(url: str, archive: Path, variant: str, timeout: float) -> str | None:
-    """The MD5 GroupLens publishes next to an archive; None (with a warning) when it publishes none."""
+    text = io.BytesIO()
     try:
-        with urllib.request.urlopen(_request(url), timeout=timeout) as response:
-            text = response.read(4096).decode("ascii", errors="replace")
-    except urllib.error.HTTPError as error:
-        if error.code != 404:
-            raise _download_failed(url, archive, variant, error) from error
+        downloader(url, text, None)
+    except requests.HTTPError as error:
+        if error.response is None or error.response.status_code != 404:
+            raise
         logger.warning("no published checksum url=%s; the archive will not be verified", url)
         return None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise _download_failed(url, archive, variant, error) from error
-    match = re.search(r"\b[0-9a-fA-F]{32}\b", text)
+    match = re.search(r"\b[0-9a-fA-F]{32}\b", text.getvalue()[:4096].decode("ascii", errors="replace"))
     if match is None:
-        raise DataError(f"{url} holds no MD5 checksum (it starts {text[:60]!r}); check base_url.")
-    return match.group(0).lower()
+        raise DataError(f"{url} holds no MD5 checksum (it starts {text.getvalue()[:60]!r}); check base_url.")
+    return f"md5:{match.group(0).lower()}"
 
 
-def _stream(url: str, output: BinaryIO, archive: Path, variant: str, timeout: float, progress: Progress | None) -> str:
-    """Copy ``url`` to ``output`` in chunks, reporting progress; the MD5 hex digest of what was written."""
-    digest = hashlib.md5(usedforsecurity=False)
-    done = 0
-    try:
-        with urllib.request.urlopen(_request(url), timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            while chunk := response.read(_CHUNK):
-                output.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise _download_failed(url, archive, variant, error) from error
-    if total is not None and done != total:
-        raise _download_failed(url, archive, variant, OSError(f"connection closed after {done} of {total} bytes"))
-    return digest.hexdigest()
+class _Progress:
+    """pooch's progress bar protocol (``total``, ``update``, ``reset``, ``close``) as ``progress(done, total)``."""
+
+    def __init__(self, report: Progress) -> None:
+        self.report, self.done, self.total = report, 0, 0
+
+    def update(self, size: int) -> None:
+        """pooch adds its chunk size per chunk (the last one may be shorter), then the total once all is read."""
+        self.done = min(self.done + size, self.total) if self.total else self.done + size
+        self.report(self.done, self.total or None)
+
+    def reset(self) -> None:
+        """pooch resets before adding the total: the count stays (it never goes back)."""
+
+    def close(self) -> None:
+        pass
 
 
-def _request(url: str) -> urllib.request.Request:
-    from tailored import __version__
+def _download_failed(url: str, archive: Path, variant: str, error: Exception) -> DataError:
+    import requests
 
-    return urllib.request.Request(url, headers={"User-Agent": f"tailored/{__version__}"})
-
-
-def _download_failed(url: str, archive: Path, variant: str, error: BaseException) -> DataError:
-    if isinstance(error, urllib.error.HTTPError):
-        why = f"HTTP {error.code} {error.reason}"
-    elif isinstance(error, urllib.error.URLError):
-        why = f"{error.reason} (offline, DNS failure or server unreachable?)"
+    response = getattr(error, "response", None)
+    if isinstance(error, requests.HTTPError) and response is not None:
+        why = f"HTTP {response.status_code} {response.reason}"
+    elif isinstance(error, requests.ConnectionError):
+        why = f"cannot connect ({type(error).__name__}: offline, DNS failure or server unreachable?)"
     else:
         why = str(error) or type(error).__name__
     return DataError(
