@@ -14,7 +14,8 @@ def tailored(*args: object, cwd, key: str | None = None) -> subprocess.Completed
     """`tailored ARGS...` in ``cwd``, with TAILORED_PSEUDONYM_KEY set to ``key`` (unset when None)."""
     env = {name: value for name, value in ENV.items() if name != "TAILORED_PSEUDONYM_KEY"}
     env |= {} if key is None else {"TAILORED_PSEUDONYM_KEY": key}
-    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
+                          check=False)
 
 
 def test_admin_commands_refuse_a_sqlite_file_that_does_not_exist(tmp_path) -> None:

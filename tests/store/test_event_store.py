@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import EventStore

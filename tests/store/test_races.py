@@ -117,8 +117,8 @@ def test_an_erasure_racing_appends_in_another_thread_leaves_nothing_behind(datab
 
 def test_an_erasure_racing_appends_in_another_process_leaves_nothing_behind(database_url) -> None:
     EventStore(database_url).engine.dispose()
-    appender = subprocess.Popen([sys.executable, "-c", "import sys; from tests.store.test_races import append_stream; "
-                                 "append_stream(sys.argv[1], 300)", database_url], cwd=REPOSITORY)
+    code = "import sys; from tests.store.test_races import append_stream; append_stream(sys.argv[1], 300)"
+    appender = subprocess.Popen([sys.executable, "-c", code, database_url], cwd=REPOSITORY)
     store = erase_while_appending(database_url, appender)
     assert appender.returncode == 0
     assert stored_users(store) == {"bystander"}
