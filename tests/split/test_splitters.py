@@ -100,11 +100,12 @@ def test_leave_last_out_takes_each_users_latest_row_ties_by_item_id(frame: pd.Da
 @given(frame=interactions(), seed=st.integers(0, 99))
 def test_cold_users_and_items_have_no_training_rows(frame: pd.DataFrame, seed: int) -> None:
     dataset = Dataset.from_frame(frame)
-    users = split_cold_users(dataset, 0.3, seed)
-    assert not set(users.test.to_frame()["user_id"]) & set(users.train.to_frame()["user_id"])
-    assert users.test.to_frame()["user_id"].nunique() == round(0.3 * frame["user_id"].nunique()) or len(users.test) > 0
-    items = split_cold_items(dataset, 0.3, seed)
-    assert not set(items.test.to_frame()["item_id"]) & set(items.train.to_frame()["item_id"])
+    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"), (split_cold_items(dataset, 0.3, seed), "item_id")):
+        test, train = split.test.to_frame(), split.train.to_frame()
+        assert not set(test[column]) & set(train[column])
+        active = frame[column].nunique()  # round(0.3 * n) ids, at least one and, with two or more, not all of them
+        assert test[column].nunique() == min(max(round(0.3 * active), 1), max(active - 1, 1))
+        assert len(test) + len(train) == len(frame)  # every row of a cold id is in test
 
 
 @settings(max_examples=30, deadline=None)
