@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import math
 import threading
 from pathlib import Path
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from tailored.query import Context, Query
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
 from tailored.rank.candidates import ANN_MIN_ITEMS
-from tailored.serve.cache import ListCache, context_key
+from tailored.serve.cache import ListCache, Rows, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.erasures import ErasureFollower
 from tailored.serve.exposures import ExposureWriter
@@ -112,7 +113,7 @@ class Service:
             return False
 
     # -- recommendations ------------------------------------------------------------------------------------------
-    def quick_recommend(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+    def quick_recommend(self, user_id: str, k: int) -> Rows | None:
         """Top-``k`` of a trained user straight from the vector index (`Recommender.top_from_index`): no context, no
         explanation, no request-time stage, no event since training (``live``: the users with events received after
         the training data's end, from the store at load and from this process since). None when the full path must
@@ -123,19 +124,19 @@ class Service:
         return None if found is None else indexed(model, *found)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
-                  plain: bool = False) -> list[dict[str, Any]]:
+                  plain: bool = False) -> Rows:
         """Top-``k`` for the query's user, or its anonymous session (no user id: known by ``context.recent``) --
-        ``item_id, score, rank`` and ``reasons`` with ``explain``: the model's own list;
+        ``item_id, score, rank`` and ``reasons`` with ``explain``: the model's own list (`Recommender.recommend_one`);
         when the model does not know the user, its fold-in of the user's stored events (scorers that score a
         history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
         ``stages`` (request-time rules) after the model's own. A trained user's stored events since training count at
         once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the store is asked only
         for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or rules) is answered
         from the vector index with their folded-in factors when the model has one (`Recommender.top_from_index`)."""
-        user_id, context = SESSION if query.user_id is None else query.user_id, query.context
+        user_id, context, model = SESSION if query.user_id is None else query.user_id, query.context, self.model
         served = self.served_id(user_id)
-        position = -1 if served == ERASED else self.model.users_.position(served)
-        known = position >= 0 and bool(self.model.warm_users_[position])  # trained on the user's own events
+        position = -1 if served == ERASED else model.users_.position(served)
+        known = position >= 0 and bool(model.warm_users_[position])  # trained on the user's own events
         if not known:
             self.metrics.fallbacks.inc()
         key = (served, k, explain, context_key(context))
@@ -144,7 +145,7 @@ class Service:
         if cached is not None:
             self.metrics.cache_hits.inc()
             return cached
-        attributes, model = None, self.model
+        attributes = None
         if known and served in self.live:  # the events since training join the training history
             events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
             model = model.with_events(events)
@@ -153,12 +154,13 @@ class Service:
             if found is not None:
                 self.cache.put(key, served, rows := indexed(model, *found), generation)
                 return rows
-        elif not known and served != ERASED and user_id != SESSION:
+        elif not known and served != ERASED and query.user_id is not None:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
-            if stored := self._stored_attributes(user_id):
-                attributes = pd.DataFrame([{USER_ID: served, **stored}])
+            attributes = self._stored_attributes(user_id) or None
         model = model.with_stages(stages) if stages else model
-        rows = listed(model.recommend([served], k, attributes=attributes, context=context, explain=explain, warn=False))
+        asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
+        found = model.recommend_one(asked, k, explain)
+        rows = listed(found.item_ids.tolist(), found.scores, found.reasons)
         if not stages:
             self.cache.put(key, served, rows, generation)
         return rows
@@ -229,10 +231,9 @@ class Service:
         return model.with_items(table[~known]) if (~known).any() else model
 
 
-def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-    """A `Recommender.top_from_index` answer as JSON rows."""
-    return [{ITEM_ID: item, SCORE: float(score), RANK: rank}
-            for rank, (item, score) in enumerate(zip(model.items_.ids(items).tolist(), scores.tolist()), 1)]
+def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
+    """A `Recommender.top_from_index` answer (item indices, scores) as JSON rows."""
+    return listed(model.items_.ids(items).tolist(), scores)
 
 
 def with_recent(context: Context, items: list[str]) -> Context:
@@ -242,10 +243,12 @@ def with_recent(context: Context, items: list[str]) -> Context:
     return dataclasses.replace(context, recent=(*items, *context.recent))
 
 
-def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A recommendation frame as JSON rows; a score that is not finite becomes null, an empty reason is left out."""
-    columns = [ITEM_ID, SCORE, RANK] + ([REASONS] if REASONS in frame else [])
-    table = frame[columns].astype({ITEM_ID: str, SCORE: float, RANK: int})
-    table[SCORE] = table[SCORE].where(np.isfinite(table[SCORE]), None)
-    return [{key: value for key, value in row.items() if not (key == REASONS and value == "")}
-            for row in table.to_dict("records")]
+def listed(item_ids: list[str], scores: np.ndarray, reasons: np.ndarray | None = None) -> Rows:
+    """A list (best first) as JSON rows ``item_id, score, rank`` and ``reasons``: a score that is not finite becomes
+    null, an empty reason is left out."""
+    rows: Rows = [{ITEM_ID: item, SCORE: score if math.isfinite(score) else None, RANK: rank}
+                  for rank, (item, score) in enumerate(zip(item_ids, scores.tolist()), 1)]
+    for row, reason in zip(rows, [] if reasons is None else reasons.tolist()):
+        if reason != "":
+            row[REASONS] = reason
+    return rows
