@@ -142,6 +142,11 @@ def test_rating_metrics_for_explicit_scorers_cover_every_test_pair() -> None:
     # errors 3 - (4, 2, 5, 3, 1) = -1, 1, -2, 0, 2 (E and u5 predicted too): RMSE sqrt(10 / 5), MAE 6 / 5
     assert report.value("rmse") == pytest.approx(math.sqrt(2))
     assert report.value("mae") == pytest.approx(1.2)
+    # the RMSE interval pools each drawn user's squared errors and pair count (u1, u2, u3, u5), then takes the root
+    drawn = np.random.default_rng(42).integers(0, 4, (50, 4))
+    rmse = np.sqrt(np.array([1.0, 1.0, 4.0, 4.0])[drawn].sum(axis=1) / np.array([1, 1, 2, 1])[drawn].sum(axis=1))
+    row = report.table.set_index("metric").loc["rmse"]
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(np.quantile(rmse, [0.025, 0.975])))
     with pytest.raises(ConfigError, match="rmse measures predicted ratings, but algorithm 'popularity' ranks items"):
         evaluate(Recommender(PopularityScorer()).fit(split.train), split, metrics=["rmse"])
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from tailored.errors import DataError
-from tailored.eval.significance import bootstrap_indices, paired_test, resample_weights
+from tailored.eval.significance import paired_test
 
 
 def test_paired_test_matches_scipy_and_bootstrap() -> None:
@@ -46,10 +46,3 @@ def test_series_align_on_users_and_drop_nan_pairs() -> None:
     assert result.n_users == 3 and result.mean_difference == pytest.approx(-0.2 / 3)
     with pytest.raises(DataError, match="1 users are on one side only"):
         paired_test(a, b.drop("u2").rename({"u1": "u1"}).iloc[:3])
-
-
-def test_resample_weights_count_draws() -> None:
-    (indices,) = list(bootstrap_indices(4, 2, seed=0))
-    weights = resample_weights(indices, 4)
-    assert weights.shape == (2, 4) and (weights.sum(axis=1) == 4).all()
-    assert weights[0].tolist() == np.bincount(indices[0], minlength=4).tolist()

@@ -27,7 +27,7 @@ from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RANKING_METRIC_NAMES, RATING_METRICS, Metric, RankedLists, RatingMetric, metric
-from tailored.eval.significance import bootstrap_indices, resample_weights
+from tailored.eval.significance import percentile_bootstrap
 from tailored.pipeline.recommender import Recommender
 from tailored.query import Context
 from tailored.split.base import Split
@@ -132,8 +132,6 @@ class _Measure(Protocol):
 
     def value(self, rows: np.ndarray) -> float: ...
 
-    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray: ...
-
 
 @dataclass(frozen=True, eq=False)
 class _Pooled:
@@ -154,10 +152,6 @@ class _Pooled:
     def value(self, rows: np.ndarray) -> float:
         return float(self.finish(self.numerator[rows].sum() / self.denominator[rows].sum()))
 
-    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.finish((weights @ self.numerator) / (weights @ self.denominator))
-
 
 @dataclass(frozen=True, eq=False)
 class _Catalogue:
@@ -173,9 +167,6 @@ class _Catalogue:
 
     def value(self, rows: np.ndarray) -> float:
         return float(self.metric(self.lists.subset(rows)))
-
-    def resampled(self, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return np.full(len(weights), np.nan)
 
 
 def _ranking_measures(metrics: Sequence[Metric], lists: RankedLists, suffix: str = "") -> list[_Measure]:
@@ -250,25 +241,29 @@ def _report(
 ) -> EvalReport:
     everyone = np.arange(len(users))
     values = [m.value(everyone) for m in measures]
-    low = high = np.full(len(measures), np.nan)
-    if bootstrap > 0:
-        samples = np.vstack(
-            [
-                np.column_stack([m.resampled(indices, weights) for m in measures])
-                for indices in bootstrap_indices(len(users), bootstrap, seed)
-                for weights in (resample_weights(indices, len(users)),)
-            ]
-        )
-        defined = ~np.isnan(samples).all(axis=0)  # catalogue metrics have no bootstrap interval
-        low, high = np.full((2, len(measures)), np.nan)
-        low[defined], high[defined] = np.nanquantile(
-            samples[:, defined], [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0
-        )
+    low, high = np.full((2, len(measures)), np.nan)
+    pooled = [number for number, m in enumerate(measures) if isinstance(m, _Pooled)]  # catalogue metrics: no interval
+    if bootstrap > 0 and pooled:
+        low[pooled], high[pooled] = _intervals([measures[number] for number in pooled], bootstrap, seed)
     table = pd.DataFrame({"metric": [m.name for m in measures], "value": values, "ci_low": low, "ci_high": high})
     per_user = pd.DataFrame(
         {m.name: m.user_values for m in measures if isinstance(m, _Pooled) and m.user_values is not None}, index=users
     )
     return EvalReport(table, per_user, _segment_frame(measures, segments), {**info, "users": len(users), "bootstrap": bootstrap, "seed": seed})
+
+
+def _intervals(measures: list[_Pooled], bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap intervals of pooled measures: each resample of users sums every measure's numerators and
+    denominators over the same users (a draw of users as often as it was drawn)."""
+    finishes = [m.finish for m in measures]
+
+    def pooled(numerators: np.ndarray, denominators: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = numerators.sum(axis=axis) / denominators.sum(axis=axis)
+        return np.stack([finish(ratio) for finish, ratio in zip(finishes, ratios, strict=True)])
+
+    samples = (np.stack([m.numerator for m in measures]), np.stack([m.denominator for m in measures]))
+    return percentile_bootstrap(samples, pooled, bootstrap, seed, CONFIDENCE)
 
 
 def _segment_frame(measures: list[_Measure], segments: pd.Series | None) -> pd.DataFrame | None:

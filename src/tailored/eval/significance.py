@@ -1,8 +1,9 @@
-"""Paired significance tests between two systems' per-user metric values, and the shared user bootstrap."""
+"""Paired significance tests between two systems' per-user metric values, and the percentile bootstrap over users
+that gives them and the evaluator's metrics their intervals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -10,21 +11,24 @@ import pandas as pd
 
 from tailored.errors import DataError
 
-MAX_RESAMPLE_ELEMENTS = 1 << 22  # bounds the memory of one chunk of resampled indices
+MAX_RESAMPLE_ELEMENTS = 1 << 22  # bounds the memory of one batch of resampled values
 
 
-def bootstrap_indices(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """``resamples`` draws of ``n`` positions with replacement, as ``(chunk, n)`` index blocks from one seeded stream."""
-    rng = np.random.default_rng(seed)
-    chunk = max(1, MAX_RESAMPLE_ELEMENTS // max(n, 1))
-    for start in range(0, resamples, chunk):
-        yield rng.integers(0, n, (min(chunk, resamples - start), n))
+def percentile_bootstrap(
+    samples: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile bootstrap interval of ``statistic(*samples, axis=-1)`` over users, the last axis of every
+    sample (paired: one draw of users resamples them all), by `scipy.stats.bootstrap` with ``default_rng(seed)``."""
+    from scipy import stats  # imported here: scipy.stats costs half a second at start-up
 
-
-def resample_weights(indices: np.ndarray, n: int) -> np.ndarray:
-    """How often each of ``n`` positions occurs in each resample (row) of ``indices``."""
-    offsets = np.arange(len(indices))[:, None] * n
-    return np.bincount((indices + offsets).ravel(), minlength=len(indices) * n).reshape(len(indices), n)
+    batch = max(1, MAX_RESAMPLE_ELEMENTS // sum(sample.size for sample in samples))
+    result = stats.bootstrap(samples, statistic, n_resamples=resamples, batch=batch, vectorized=True, paired=True, axis=-1,
+                             confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    return result.confidence_interval.low, result.confidence_interval.high
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,11 @@ def paired_test(
     difference = a - b
     ci_low, ci_high = np.nan, np.nan
     if bootstrap > 0:
-        means = np.concatenate(
-            [resample_weights(rows, len(a)) @ difference / len(a) for rows in bootstrap_indices(len(a), bootstrap, seed)]
-        )
-        ci_low, ci_high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+        ci_low, ci_high = percentile_bootstrap((difference,), np.mean, bootstrap, seed, confidence)
     if np.all(difference == 0):
         t_statistic, t_pvalue, w_statistic, w_pvalue = 0.0, 1.0, 0.0, 1.0
     else:
-        from scipy import stats  # imported here: scipy.stats costs half a second at start-up
+        from scipy import stats
 
         t_statistic, t_pvalue = stats.ttest_rel(a, b)
         w_statistic, w_pvalue = stats.wilcoxon(a, b)
