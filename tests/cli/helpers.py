@@ -19,7 +19,8 @@ POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
 
 def cli(*args: object, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run `tailored ARGS...` in ``cwd`` and wait."""
-    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([TAILORED, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

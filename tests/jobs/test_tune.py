@@ -72,7 +72,8 @@ def best_recorded(result: tuning.TuneResult, minimise: bool = False) -> tuple[fl
     """The score and parameters of the first recorded trial with the best score."""
     trials = result.trials
     row = trials.loc[trials["value"].idxmin() if minimise else trials["value"].idxmax()]
-    return row["value"], {name.removeprefix("params_"): row[name] for name in trials.columns if name.startswith("params_")}
+    params = {name.removeprefix("params_"): row[name] for name in trials.columns if name.startswith("params_")}
+    return row["value"], params
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +106,13 @@ def test_defaults_with_every_weighting_are_the_first_trials() -> None:
         assert trial["value"] == pytest.approx(score_on(defaults_weighted, split, "ndcg@10"))
 
 
-def test_constant_values_keep_the_auto_weighting_and_search_the_rest(data: Dataset, ease_result: tuning.TuneResult) -> None:
+def test_constant_values_keep_the_auto_weighting_and_search_the_rest(data: Dataset,
+                                                                     ease_result: tuning.TuneResult) -> None:
     """Every pair 1.0: the weightings differ by a constant factor, so no trial is spent on them."""
     trials = ease_result.trials
     assert "params_weighting" not in trials.columns and ease_result.best_params["weighting"] == "binary"
-    assert len(trials) == 5 and (trials.iloc[0]["params_reg"], trials.iloc[0]["params_recency_half_life"]) == (400.0, math.inf)
+    assert len(trials) == 5
+    assert (trials.iloc[0]["params_reg"], trials.iloc[0]["params_recency_half_life"]) == (400.0, math.inf)
     assert trials["params_reg"].nunique() == 5
     split = carve_validation(data, method="per_user", seed=3)
     assert ease_result.default_value == pytest.approx(score_on(build_recommender("ease", {}), split, "ndcg@10"))
@@ -145,7 +148,8 @@ def test_shared_spectrum_scores_as_the_direct_fit() -> None:
             for fitted, expected in ((shared, direct), (again, EASEScorer(reg=reg * 2).fit(data))):
                 scale = np.abs(expected.score(users)).max()
                 np.testing.assert_allclose(fitted.score(users), expected.score(users), rtol=0, atol=1e-5 * scale)
-                np.testing.assert_allclose(fitted.score(users, items), expected.score(users, items), rtol=0, atol=1e-5 * scale)
+                np.testing.assert_allclose(fitted.score(users, items), expected.score(users, items), rtol=0,
+                                           atol=1e-5 * scale)
     assert computed == [(data.n_users, data.n_items)] * 3, "one decomposition per sharing block and matrix"
 
 

@@ -104,12 +104,12 @@ def cold_sessions(algorithm: str, data_dir: Path, validation: bool, attributes: 
         split = split_cold_users(split.train.subset(split.train.user_counts()[split.train.user_index] > 0), 0.2, seed=1)
     rows = split.test.to_frame().sort_values([USER_ID, TIMESTAMP, ITEM_ID], kind="stable")
     first = session_rows(rows, random_draw)
-    sessions = rows[first].groupby(USER_ID, sort=False)[ITEM_ID].agg(lambda items: "|".join(map(str, items)))
+    sessions = rows[first].groupby(USER_ID, sort=False)[ITEM_ID].agg(lambda items: tuple(map(str, items)))
     start = time.perf_counter()
     recommender = build_recommender(algorithm, params).fit(split.train)
     view = recommender.restricted_to(split.train.items.ids(np.flatnonzero(split.train.item_counts() > 0)))
     described = users.set_index(USER_ID) if users is not None else None
-    lists = pd.concat([view.recommend([user], 10, context=Context(attributes={"recent": session}),
+    lists = pd.concat([view.recommend([user], 10, context=Context(recent=session),
                                       attributes=None if described is None else described.loc[[user]].reset_index())
                        for user, session in sessions.items()], ignore_index=True)
     report = evaluate_lists(lists, rows[~first], split.train.to_frame(), ["ndcg@10", "hr@10"])
