@@ -14,9 +14,9 @@ and each segment are just different sets of users.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ from tailored.data.columns import ITEM_ID, RANK, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError, DataError
+from tailored.eval.measures import Measure, Pooled, intervals, ranking_measures, rating_measures
 from tailored.eval.metrics import RANKING_METRIC_NAMES, RATING_METRICS, Metric, RankedLists, RatingMetric, metric
-from tailored.eval.significance import percentile_bootstrap
 from tailored.pipeline.recommender import Recommender
 from tailored.query import Context
 from tailored.split.base import Split
@@ -126,63 +126,6 @@ def _padded_rows(matrix: sp.csr_matrix) -> np.ndarray:
     return padded
 
 
-# -- measures: how one metric is reduced over a set of users -------------------------------------------------------
-class _Measure(Protocol):
-    name: str
-
-    def value(self, rows: np.ndarray) -> float: ...
-
-
-@dataclass(frozen=True, eq=False)
-class _Pooled:
-    """``finish(sum numerator / sum denominator)`` over users: per-user means and rating losses."""
-
-    name: str
-    numerator: np.ndarray
-    denominator: np.ndarray
-    finish: Callable[[np.ndarray], np.ndarray] = np.asarray
-    user_values: np.ndarray | None = None
-
-    @classmethod
-    def per_user(cls, name: str, values: np.ndarray) -> _Pooled:
-        """Mean of per-user values, over the users where the value is defined (not NaN)."""
-        defined = ~np.isnan(values)
-        return cls(name, np.where(defined, values, 0.0), defined.astype(np.float64), user_values=values)
-
-    def value(self, rows: np.ndarray) -> float:
-        return float(self.finish(self.numerator[rows].sum() / self.denominator[rows].sum()))
-
-
-@dataclass(frozen=True, eq=False)
-class _Catalogue:
-    """A metric of the whole set of lists (coverage, Gini), recomputed on each set of users (segments).
-
-    No bootstrap interval: a resample holds about 63% distinct users, so coverage and Gini of resampled lists are
-    biased (the interval would not even contain the value); the report leaves their CI empty (NaN).
-    """
-
-    name: str
-    metric: Metric
-    lists: RankedLists
-
-    def value(self, rows: np.ndarray) -> float:
-        return float(self.metric(self.lists.subset(rows)))
-
-
-def _ranking_measures(metrics: Sequence[Metric], lists: RankedLists, suffix: str = "") -> list[_Measure]:
-    return [
-        _Pooled.per_user(m.name + suffix, np.asarray(m(lists), np.float64)) if m.per_user else _Catalogue(m.name + suffix, m, lists)
-        for m in metrics
-    ]
-
-
-def _rating_measures(
-    metrics: Sequence[RatingMetric], rows: np.ndarray, errors: np.ndarray, n_users: int
-) -> list[_Measure]:
-    counts = np.bincount(rows, minlength=n_users).astype(np.float64)
-    return [_Pooled(m.name, np.bincount(rows, weights=m.loss(errors), minlength=n_users), counts, m.finish) for m in metrics]
-
-
 # -- report ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class EvalReport:
@@ -232,7 +175,7 @@ def _markdown(frame: pd.DataFrame, digits: int) -> str:
 
 
 def _report(
-    measures: list[_Measure],
+    measures: list[Measure],
     users: pd.Index,
     bootstrap: int,
     seed: int,
@@ -242,31 +185,17 @@ def _report(
     everyone = np.arange(len(users))
     values = [m.value(everyone) for m in measures]
     low, high = np.full((2, len(measures)), np.nan)
-    pooled = [number for number, m in enumerate(measures) if isinstance(m, _Pooled)]  # catalogue metrics: no interval
+    pooled = [number for number, m in enumerate(measures) if isinstance(m, Pooled)]  # catalogue metrics: no interval
     if bootstrap > 0 and pooled:
-        low[pooled], high[pooled] = _intervals([measures[number] for number in pooled], bootstrap, seed)
+        low[pooled], high[pooled] = intervals([measures[number] for number in pooled], bootstrap, seed, CONFIDENCE)
     table = pd.DataFrame({"metric": [m.name for m in measures], "value": values, "ci_low": low, "ci_high": high})
     per_user = pd.DataFrame(
-        {m.name: m.user_values for m in measures if isinstance(m, _Pooled) and m.user_values is not None}, index=users
+        {m.name: m.user_values for m in measures if isinstance(m, Pooled) and m.user_values is not None}, index=users
     )
     return EvalReport(table, per_user, _segment_frame(measures, segments), {**info, "users": len(users), "bootstrap": bootstrap, "seed": seed})
 
 
-def _intervals(measures: list[_Pooled], bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap intervals of pooled measures: each resample of users sums every measure's numerators and
-    denominators over the same users (a draw of users as often as it was drawn)."""
-    finishes = [m.finish for m in measures]
-
-    def pooled(numerators: np.ndarray, denominators: np.ndarray, axis: int = -1) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratios = numerators.sum(axis=axis) / denominators.sum(axis=axis)
-        return np.stack([finish(ratio) for finish, ratio in zip(finishes, ratios, strict=True)])
-
-    samples = (np.stack([m.numerator for m in measures]), np.stack([m.denominator for m in measures]))
-    return percentile_bootstrap(samples, pooled, bootstrap, seed, CONFIDENCE)
-
-
-def _segment_frame(measures: list[_Measure], segments: pd.Series | None) -> pd.DataFrame | None:
+def _segment_frame(measures: list[Measure], segments: pd.Series | None) -> pd.DataFrame | None:
     if segments is None:
         return None
     labels = segments.astype(object).where(segments.notna(), "unknown").reset_index(drop=True)
@@ -335,19 +264,19 @@ def evaluate(
     users = _test_users(test)
     known = recommender.users_.index(users, missing="mask")
     rows = users.get_indexer(test.users.ids(test.user_index))
-    measures: list[_Measure] = []
+    measures: list[Measure] = []
     info: dict[str, Any] = {"split": split.name, "unknown_users": int((known < 0).sum())}
     if ranking:
         k = info["k"] = max(m.k for m in ranking)
         lists = ranked_lists(recommender, split.train, test, k, item_features)
-        measures += _ranking_measures(ranking, lists)
+        measures += ranking_measures(ranking, lists)
         if sampled_negatives:
             per_user = [m for m in ranking if m.per_user]
             sampled = sampled_lists(recommender, known, lists, sampled_negatives, seed, k)
-            measures += _ranking_measures(per_user, sampled, f" (sampled {sampled_negatives} negatives)")
+            measures += ranking_measures(per_user, sampled, f" (sampled {sampled_negatives} negatives)")
     if rating:
         predictions = recommender.predict(users[rows], test.items.ids(test.item_index))
-        measures += _rating_measures(rating, rows, predictions - test.values.astype(np.float64), len(users))
+        measures += rating_measures(rating, rows, predictions - test.values.astype(np.float64), len(users))
     return _report(measures, users, bootstrap, seed, _segment_values(test, segments), info)
 
 
@@ -409,4 +338,4 @@ def evaluate_lists(
         items, users, test[USER_ID].to_numpy(), test[ITEM_ID].to_numpy(), catalogue,
         train[ITEM_ID].to_numpy(), train[USER_ID].nunique(), None,
     )
-    return _report(_ranking_measures(ranking, lists), users, bootstrap, seed, None, {"k": k})
+    return _report(ranking_measures(ranking, lists), users, bootstrap, seed, None, {"k": k})
