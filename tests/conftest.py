@@ -1,12 +1,15 @@
-"""Shared fixtures: locating MovieLens 100K (skipped when absent, required when TAILORED_REQUIRE_DATA=1) and a fresh
-PostgreSQL database (the same rule with TAILORED_REQUIRE_POSTGRES=1)."""
+"""Shared fixtures: locating MovieLens 100K (skipped when absent, required when TAILORED_REQUIRE_DATA=1), a fresh
+PostgreSQL database (the same rule with TAILORED_REQUIRE_POSTGRES=1) and the modules of optional extras
+(`require_extra`: the same rule with TAILORED_REQUIRE_TORCH=1, TAILORED_REQUIRE_TEXT=1)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -21,6 +24,19 @@ def _require(path: Path, what: str) -> Path:
     if os.environ.get("TAILORED_REQUIRE_DATA") == "1":
         pytest.fail(message + "; TAILORED_REQUIRE_DATA=1 makes this a failure", pytrace=False)
     pytest.skip(message)
+
+
+def require_extra(extra: str, module: str) -> ModuleType:
+    """``module``, which the optional ``extra`` installs (``torch``, ``text``); without it the test (or, called at the
+    top of a test file, the file) is skipped, or fails when ``TAILORED_REQUIRE_<EXTRA>=1`` (CI installs the extras)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        variable = f"TAILORED_REQUIRE_{extra.upper()}"
+        message = f"the `{extra}` extra is not installed ({module} cannot be imported)"
+        if os.environ.get(variable) == "1":
+            pytest.fail(f"{message}; {variable}=1 makes this a failure", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

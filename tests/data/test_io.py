@@ -85,7 +85,8 @@ def test_pandas_input_with_datetimes_and_event_and_extra_columns() -> None:
 
 
 def test_polars_input() -> None:
-    polars = pytest.importorskip("polars")
+    import polars  # the test extra installs it
+
     source = polars.DataFrame({"user": [1, 2], "item": ["x", "y"], "rating": [4.0, 2.0], "when": [100, 200]})
     frame = read_interactions(source, user="user", item="item", value="rating", time="when")
     assert frame["user_id"].tolist() == ["1", "2"]
@@ -186,10 +187,11 @@ def test_frame_rows_are_counted_from_zero() -> None:
         read_valid(source)
 
 
-def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
-    """The README's Python section, extracted and run in a fresh interpreter, on the data it generates."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Python\n"):]
+def test_the_documented_python_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The Python section of the documentation's home page, extracted and run in a fresh interpreter, on the data it
+    generates."""
+    home = (Path(__file__).resolve().parents[2] / "docs" / "index.md").read_text()
+    section = home[home.index("## From Python\n"):]
     snippet = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
     result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TAILORED_NUM_THREADS": "1"})

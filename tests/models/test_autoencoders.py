@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("torch")
+from tests.conftest import require_extra
+
+require_extra("torch", "torch")
 
 from tailored.data.dataset import Dataset  # noqa: E402
 from tailored.models import create_scorer  # noqa: E402

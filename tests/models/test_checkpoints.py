@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import require_extra
+
+require_extra("torch", "torch")
 
 from tailored.data.dataset import Dataset  # noqa: E402
 from tailored.errors import ConfigError  # noqa: E402

@@ -18,8 +18,9 @@ from tailored.models.neural.lightgcn import (
     normalized_adjacency,
 )
 from tailored.models.neural.training import sample_negatives
+from tests.conftest import require_extra
 
-torch = pytest.importorskip("torch")
+torch = require_extra("torch", "torch")
 
 FAST = {"factors": 8, "epochs": 5, "validation_fraction": 0.0}
 

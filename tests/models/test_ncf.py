@@ -10,9 +10,10 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.models import create_scorer
 from tailored.models.neural import ncf
+from tests.conftest import require_extra
 from tests.models.test_contract import planted_groups, planted_users
 
-pytest.importorskip("torch", reason="the torch extra is not installed")
+require_extra("torch", "torch")
 
 
 @pytest.fixture(scope="module")

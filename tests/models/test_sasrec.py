@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("torch")
-
 from tailored.data.dataset import Dataset
 from tailored.models import create_scorer
 from tailored.models.neural.sasrec import SASRecScorer
+from tests.conftest import require_extra
+
+torch = require_extra("torch", "torch")
 
 GROUPS, USERS_PER_GROUP, CHAIN, STEPS = 4, 40, 20, 12
 
@@ -50,7 +51,6 @@ def test_predicts_the_next_step_of_each_chain(fitted) -> None:
 
 def test_attention_is_causal(fitted) -> None:
     _, _, scorer = fitted
-    torch = pytest.importorskip("torch")
     history = torch.tensor([[-1, -1, 3, 7, 1, 5, 9, 2, 4, 6, 8, 10, 11, 12, 13, 14]])
     changed = history.clone()
     changed[0, 10:] = torch.tensor([30, 31, 32, 33, 34, 35])

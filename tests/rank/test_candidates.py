@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tailored.rank.candidates import VectorIndex, recall_at
 
@@ -27,7 +26,6 @@ def test_exact_search_is_a_full_sort() -> None:
 
 
 def test_hnsw_finds_nearly_all_of_the_exact_top_10() -> None:
-    pytest.importorskip("faiss")
     items, users = clustered(20_000, 32, 1)
     index = VectorIndex(items, kind="hnsw")
     assert index.approximate and recall_at(index, users, 10) >= 0.95
@@ -36,7 +34,6 @@ def test_hnsw_finds_nearly_all_of_the_exact_top_10() -> None:
 
 
 def test_a_recommender_served_through_the_index_ranks_like_the_scorer() -> None:
-    pytest.importorskip("faiss")
     import pandas as pd
 
     from tailored.data.dataset import Dataset
