@@ -1,6 +1,8 @@
-"""Paired tests agree with scipy, align users, and handle identical systems."""
+"""Paired tests agree with scipy, align users, and handle identical systems; the bootstrap's undefined resamples."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 from scipy import stats
 
 from tailored.errors import DataError
+from tailored.eval.measures import Pooled, intervals
 from tailored.eval.significance import paired_test
 
 
@@ -46,3 +49,12 @@ def test_series_align_on_users_and_drop_nan_pairs() -> None:
     assert result.n_users == 3 and result.mean_difference == pytest.approx(-0.2 / 3)
     with pytest.raises(DataError, match="1 users are on one side only"):
         paired_test(a, b.drop("u2").rename({"u1": "u1"}).iloc[:3])
+
+
+def test_an_interval_is_nan_when_a_resample_leaves_its_metric_undefined() -> None:
+    once = Pooled.per_user("once", np.array([np.nan, np.nan, np.nan, np.nan, 1.0]))  # defined for one user in five
+    everyone = Pooled.per_user("everyone", np.array([0.0, 0.5, 1.0, 0.5, 1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning about it
+        low, high = intervals([once, everyone], 200, 0, 0.95)
+    assert np.isnan(low[0]) and np.isnan(high[0]) and 0.0 <= low[1] < high[1] <= 1.0

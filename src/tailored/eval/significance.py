@@ -3,6 +3,7 @@ that gives them and the evaluator's metrics their intervals."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -22,12 +23,16 @@ def percentile_bootstrap(
     confidence: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The percentile bootstrap interval of ``statistic(*samples, axis=-1)`` over users, the last axis of every
-    sample (paired: one draw of users resamples them all), by `scipy.stats.bootstrap` with ``default_rng(seed)``."""
+    sample (paired: one draw of users resamples them all), by `scipy.stats.bootstrap` with ``default_rng(seed)``.
+    NaN where a resample's statistic is NaN (scipy then warns, of BCa, which is not used here: silenced)."""
     from scipy import stats  # imported here: scipy.stats costs half a second at start-up
 
     batch = max(1, MAX_RESAMPLE_ELEMENTS // sum(sample.size for sample in samples))
-    result = stats.bootstrap(samples, statistic, n_resamples=resamples, batch=batch, vectorized=True, paired=True, axis=-1,
-                             confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(samples, statistic, n_resamples=resamples, batch=batch, vectorized=True, paired=True,
+                                 axis=-1, confidence_level=confidence, method="percentile",
+                                 rng=np.random.default_rng(seed))
     return result.confidence_interval.low, result.confidence_interval.high
 
 
