@@ -24,7 +24,8 @@ ServiceDatabase = Annotated[Optional[str], typer.Option("--db", help="Database U
 @handle_errors
 def movielens_100k(
     data_dir: DataDir,
-    algorithm: Annotated[Optional[list[str]], typer.Option("--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
+    algorithm: Annotated[Optional[list[str]], typer.Option(
+        "--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
     validation: Validation = False,
     output: TableOutput = None,
 ) -> None:
@@ -90,16 +91,21 @@ def describe_row(row: dict[str, Any]) -> str:
 
 def describe_tradeoff(row: dict[str, Any]) -> str:
     return (f"{row['setting']:<28} NDCG@10 {row['ndcg@10']:.4f} ({row['ndcg_change']:+.1%})  coverage@10 "
-            f"{row['coverage@10']:.4f} (x{row['coverage_ratio']:.2f})  overhead {row['overhead_ms_per_user']:+.3f} ms/user")
+            f"{row['coverage@10']:.4f} (x{row['coverage_ratio']:.2f})  overhead "
+            f"{row['overhead_ms_per_user']:+.3f} ms/user")
 
 
 @app.command("complementary")
 @handle_errors
 def complementary(
     interactions: Interactions,
-    basket_col: Annotated[str, typer.Option("--basket-col", help="Column grouping the interactions into baskets.")] = "basket_id",
-    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Planted pairs (item_id, complement_item_id), e.g. complements.csv of `datasets synthetic`.")] = None,
-    event_type: Annotated[Optional[str], typer.Option("--event-type", help="Only rows of this event_type (e.g. purchase).")] = None,
+    basket_col: Annotated[str, typer.Option(
+        "--basket-col", help="Column grouping the interactions into baskets.")] = "basket_id",
+    pairs: Annotated[Optional[Path], typer.Option(
+        "--pairs", help="Planted pairs (item_id, complement_item_id), e.g. complements.csv of `datasets "
+                        "synthetic`.")] = None,
+    event_type: Annotated[Optional[str], typer.Option(
+        "--event-type", help="Only rows of this event_type (e.g. purchase).")] = None,
     k: Annotated[int, typer.Option("--k", min=1)] = 10,
     min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
 ) -> None:
@@ -125,19 +131,21 @@ def service(
     db: ServiceDatabase = None,
     events: Annotated[int, typer.Option("--events", min=1, help="Events posted in batches.")] = 100_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1_000,
-    rate: Annotated[float, typer.Option("--rate", min=1, help="Recommendation requests per second (open loop).")] = 1_000.0,
+    rate: Annotated[float, typer.Option(
+        "--rate", min=1, help="Recommendation requests per second (open loop).")] = 1_000.0,
     seconds: Annotated[float, typer.Option("--seconds", min=1, help="Length of the load phase.")] = 60.0,
     connections: Annotated[int, typer.Option("--connections", min=1)] = 32,
     event_rate: Annotated[float, typer.Option("--event-rate", min=1, help="Single-event POSTs per second.")] = 600.0,
-    phase_seconds: Annotated[float, typer.Option("--phase-seconds", min=1, help="Length of the other timed phases.")] = 10.0,
+    phase_seconds: Annotated[float, typer.Option(
+        "--phase-seconds", min=1, help="Length of the other timed phases.")] = 10.0,
 ) -> None:
     """Start `tailored serve` and measure it from outside: batch and single-event ingestion, one-connection latency,
     recommendations at --rate for --seconds (p50/p99 from the load generator, errors, server memory), twice the rate
     (shedding), and the recall@10 of the served ANN index."""
     from tailored.benchmarks.service import service_benchmark
 
-    figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate, phase_seconds,
-                                say=lambda phase: console.print(f"[dim]{phase}...[/]"))
+    figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate,
+                                phase_seconds, say=lambda phase: console.print(f"[dim]{phase}...[/]"))
     for name, value in figures.items():
         if isinstance(value, float):
             shown = f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"

@@ -10,7 +10,8 @@ import typer
 from tailored.cli import options
 from tailored.cli.common import (console, counting, handle_errors, parse_params, print_table, progress_bar,
                                  refuse_overwrite, stdout, warn)
-from tailored.cli.options import Interactions, ItemCol, ItemsFile, Output, RuleOption, TimeCol, UserCol, UsersFile, ValueCol
+from tailored.cli.options import (Interactions, ItemCol, ItemsFile, Output, RuleOption, TimeCol, UserCol, UsersFile,
+                                  ValueCol)
 from tailored.errors import ConfigError
 
 app = typer.Typer()
@@ -23,7 +24,8 @@ def check(
     interactions: Interactions,
     users: UsersFile = None,
     items: ItemsFile = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write the accepted rows here (.csv/.parquet); rejected rows go beside it.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", help="Write the accepted rows here (.csv/.parquet); rejected rows go beside it.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
     rule: RuleOption = None,
     user_col: UserCol = "user_id",
@@ -39,7 +41,8 @@ def check(
     from tailored.jobs import tasks as jobs
 
     rules = build_dataclass(QualityRules, parse_params(rule, option="--rule"), "quality rule")
-    rejected_path = None if output is None else check_table_path(output).with_name(f"{output.stem}.rejected{output.suffix}")
+    rejected_path = None if output is None else check_table_path(output).with_name(
+        f"{output.stem}.rejected{output.suffix}")
     refuse_overwrite({"--output": output, "--output (its rejected rows)": rejected_path, "--report": report},
                      {"--interactions": interactions, "--users": users, "--items": items})
     columns = options.columns(interactions, user_col, item_col, value_col, time_col)
@@ -60,18 +63,26 @@ def check(
 @handle_errors
 def split(
     interactions: Interactions,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for train.csv, test.csv[, valid.csv], split.json.")],
-    method: Annotated[str, typer.Option("--method", help="per_user, random, leave_last_out, leave_one_out_random, temporal, cold_users, cold_items.")] = "per_user",
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", help="Folder for train.csv, test.csv[, valid.csv], split.json.")],
+    method: Annotated[str, typer.Option(
+        "--method", help="per_user, random, leave_last_out, leave_one_out_random, temporal, "
+                         "cold_users, cold_items.")] = "per_user",
     test_fraction: Annotated[Optional[float], typer.Option("--test-fraction")] = None,
-    fraction: Annotated[Optional[float], typer.Option("--fraction", help="Share of users/items held out (cold-start splits).")] = None,
+    fraction: Annotated[Optional[float], typer.Option(
+        "--fraction", help="Share of users/items held out (cold-start splits).")] = None,
     cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Temporal cut (ISO date or unix seconds).")] = None,
-    horizon_days: Annotated[Optional[float], typer.Option("--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
-    valid_fraction: Annotated[Optional[float], typer.Option("--valid-fraction", help="Carve a validation set from training only.")] = None,
+    horizon_days: Annotated[Optional[float], typer.Option(
+        "--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
+    valid_fraction: Annotated[Optional[float], typer.Option(
+        "--valid-fraction", help="Carve a validation set from training only.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
-    users: Annotated[Optional[Path], typer.Option("--users", help="User attributes (user_id + attributes): also write "
-                                                  "users_train.csv and users_new.csv, the users only test holds.")] = None,
-    items: Annotated[Optional[Path], typer.Option("--items", help="Item attributes (item_id + attributes): also write "
-                                                  "items_train.csv and items_new.csv, the items only test holds.")] = None,
+    users: Annotated[Optional[Path], typer.Option(
+        "--users", help="User attributes (user_id + attributes): also write users_train.csv and users_new.csv, the "
+                        "users only test holds.")] = None,
+    items: Annotated[Optional[Path], typer.Option(
+        "--items", help="Item attributes (item_id + attributes): also write items_train.csv and items_new.csv, the "
+                        "items only test holds.")] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
@@ -90,7 +101,8 @@ def split(
     columns = options.columns(interactions, user_col, item_col, value_col, time_col)
     settings = {"test_fraction": test_fraction, "fraction": fraction, "cutoff": cutoff, "horizon_days": horizon_days,
                 "seed": seed}
-    result, leakage, parts = split_files(interactions, output_dir, method, settings, valid_fraction, users, items, columns)
+    result, leakage, parts = split_files(interactions, output_dir, method, settings, valid_fraction, users, items,
+                                         columns)
     print_table(pd.DataFrame(result.counts).T.reset_index(names="part"), title=f"{method} split")
     console.print(f"[green]no leakage[/] ({leakage}); saved to {output_dir}")
     for part in parts:
@@ -104,11 +116,16 @@ def split(
 def embed(
     items: Annotated[Path, typer.Option("--items", help="Items file (item_id + attribute columns).")],
     output: Annotated[Path, typer.Option("--output", help="Parquet file: the items with their embedding columns.")],
-    text_columns: Annotated[str, typer.Option("--text-columns", help="Text columns to embed together (comma-separated); '' for none.")] = "title",
+    text_columns: Annotated[str, typer.Option(
+        "--text-columns", help="Text columns to embed together (comma-separated); '' for none.")] = "title",
     image_column: Annotated[Optional[str], typer.Option("--image-column", help="Column holding image paths.")] = None,
-    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder the image paths are relative to.")] = None,
-    vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Embeddings from any model: a .npy matrix (rows in the items file's order) or a .npz with item_id and vectors arrays.")] = None,
-    vectors_column: Annotated[str, typer.Option("--vectors-column", help="Name of the column the --vectors become.")] = "image_embedding",
+    image_root: Annotated[Optional[Path], typer.Option(
+        "--image-root", help="Folder the image paths are relative to.")] = None,
+    vectors: Annotated[Optional[Path], typer.Option(
+        "--vectors", help="Embeddings from any model: a .npy matrix (rows in the items file's order) or a .npz with "
+                          "item_id and vectors arrays.")] = None,
+    vectors_column: Annotated[str, typer.Option(
+        "--vectors-column", help="Name of the column the --vectors become.")] = "image_embedding",
 ) -> None:
     """Add multimodal item features: a MiniLM text embedding, colour-texture image descriptors and/or embeddings
     computed by any other model (offline)."""
@@ -137,8 +154,10 @@ def embed(
 @handle_errors
 def datasets_movielens(
     variant: Annotated[Optional[str], typer.Option(
-        "--variant", help="100k (default), 1m, 10m, 20m, 25m, 32m or latest-small; detected from --data-dir's files.")] = None,
-    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where archives are cached and extracted.")] = Path("data"),
+        "--variant", help="100k (default), 1m, 10m, 20m, 25m, 32m or latest-small; detected from --data-dir's "
+                          "files.")] = None,
+    cache_dir: Annotated[Path, typer.Option(
+        "--cache-dir", help="Where archives are cached and extracted.")] = Path("data"),
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror of the GroupLens archives.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(
         "--data-dir", help="An extracted MovieLens folder to read instead of downloading (with --output-dir).")] = None,
@@ -171,7 +190,8 @@ def datasets_movielens(
 @datasets_app.command("synthetic")
 @handle_errors
 def datasets_synthetic(
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for interactions.csv, customers.csv, products.csv, complements.csv.")],
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", help="Folder for interactions.csv, customers.csv, products.csv, complements.csv.")],
     customers: Annotated[int, typer.Option("--customers", min=10)] = 2000,
     products: Annotated[int, typer.Option("--products", min=47)] = 500,
     days: Annotated[int, typer.Option("--days", min=1)] = 730,

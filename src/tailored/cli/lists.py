@@ -21,16 +21,23 @@ def recommend(
     model_dir: ModelDir,
     output: Output,
     k: Annotated[int, typer.Option("--k", min=1, help="Number of recommendations per user.")] = 10,
-    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column (and attributes of new users).")] = None,
+    users: Annotated[Optional[Path], typer.Option(
+        "--users", help="File with a user_id column (and attributes of new users).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
-    items: Annotated[Optional[Path], typer.Option("--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
-    candidates: Annotated[Optional[Path], typer.Option("--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
+    items: Annotated[Optional[Path], typer.Option(
+        "--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
+    candidates: Annotated[Optional[Path], typer.Option(
+        "--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
     context: ContextOption = None,
-    calendar: Annotated[Optional[Path], typer.Option("--calendar", help="Events calendar (TOML) adjusting the scores; built-in French retail events included.")] = None,
-    rules: Annotated[Optional[Path], typer.Option("--rules", help="Business rules (TOML): filters, pinned/promoted items, repurchase cycles, max share.")] = None,
+    calendar: Annotated[Optional[Path], typer.Option(
+        "--calendar", help="Events calendar (TOML) adjusting the scores; built-in French retail events "
+                           "included.")] = None,
+    rules: Annotated[Optional[Path], typer.Option(
+        "--rules", help="Business rules (TOML): filters, pinned/promoted items, repurchase cycles, max share.")] = None,
     stage: StageOption = None,
     pipeline: PipelineOption = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Add a reasons column (history item, event, season, rule...).")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Add a reasons column (history item, event, season, rule...).")] = False,
 ) -> None:
     """Write the top-k items per user (user_id,item_id,score,rank,model[,reasons]), training items excluded. New users
     described by attribute columns in --users and new items described in --items are scored from their attributes.
@@ -61,11 +68,15 @@ def batch(
     k: Annotated[int, typer.Option("--k", min=1, help="Items per user.")] = 10,
     users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column.")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Every user of the model.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Output file (.csv or .parquet), written atomically.")] = None,
-    db: Annotated[Optional[str], typer.Option("--db", help="Or append to the batch_recommendations table of this database.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", help="Output file (.csv or .parquet), written atomically.")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        "--db", help="Or append to the batch_recommendations table of this database.")] = None,
     chunk_users: Annotated[int, typer.Option("--chunk-users", min=1, help="Users per chunk (bounds memory).")] = 10_000,
     context: ContextOption = None,
-    erasures_from: Annotated[Optional[str], typer.Option("--erasures-from", help="With --output: leave out the users erased in this database (a --db batch always does).")] = None,
+    erasures_from: Annotated[Optional[str], typer.Option(
+        "--erasures-from", help="With --output: leave out the users erased in this database (a --db batch always "
+                                "does).")] = None,
 ) -> None:
     """Personalised lists for CRM campaigns (user_id,item_id[,title],score,rank; a --db table gets no title),
     streamed in chunks with a progress bar."""
@@ -134,7 +145,8 @@ def complementary(
     output: Output,
     k: PerItem = 10,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Baskets a pair must share to count.")] = 5,
-    backfill: Annotated[bool, typer.Option("--backfill/--no-backfill", help="Fill short lists with the most bought items.")] = True,
+    backfill: Annotated[bool, typer.Option(
+        "--backfill/--no-backfill", help="Fill short lists with the most bought items.")] = True,
 ) -> None:
     """Write the items bought together with each query item, ranked by confidence x sqrt(lift), then (--backfill)
     the most bought items (item_id,complementary_item_id[,title],score,lift,confidence,support,rank,source)."""
@@ -157,8 +169,10 @@ def trending(
     model_dir: ModelDir,
     output: Output,
     k: Annotated[int, typer.Option("--k", min=1, help="Number of items.")] = 10,
-    items: Annotated[Optional[Path], typer.Option("--items", help="Only these items (an item_id column), e.g. one category.")] = None,
-    window_days: Annotated[int, typer.Option("--window-days", min=1, help="Recent window, against the days before it.")] = 7,
+    items: Annotated[Optional[Path], typer.Option(
+        "--items", help="Only these items (an item_id column), e.g. one category.")] = None,
+    window_days: Annotated[int, typer.Option(
+        "--window-days", min=1, help="Recent window, against the days before it.")] = 7,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Interactions an item needs in the window.")] = 3,
 ) -> None:
     """Write the items rising fastest at the end of the training data
@@ -170,4 +184,5 @@ def trending(
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     lists, as_of = trending_lists(model_dir, k, window_days, min_count, items)
     write_table(lists.frame, output)
-    console.print(f"[green]wrote[/] {len(lists.frame):,} trending items (last {window_days} days to {as_of}) to {output}")
+    console.print(f"[green]wrote[/] {len(lists.frame):,} trending items (last {window_days} days to {as_of}) to "
+                  f"{output}")

@@ -32,15 +32,25 @@ def train(
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
-    params_file: Annotated[Optional[Path], typer.Option("--params-file", help="JSON parameters (e.g. from tune).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+    params_file: Annotated[Optional[Path], typer.Option(
+        "--params-file", help="JSON parameters (e.g. from tune).")] = None,
     stage: StageOption = None,
     pipeline: PipelineOption = None,
     window_days: WindowDays = None,
-    context_stages: Annotated[bool, typer.Option("--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such patterns or without a request date).")] = True,
-    checkpoint_dir: Annotated[Optional[Path], typer.Option("--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
-    basket_col: Annotated[Optional[str], typer.Option("--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id column when present, else 30-minute sessions).")] = None,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Apply the quality rules (as `tailored check` and `tailored run` do): rejected rows are left out and kept, with their reasons, in rejected.csv in --model-dir, beside the report (quality.json).")] = True,
+    context_stages: Annotated[bool, typer.Option(
+        "--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such "
+                                                     "patterns or without a request date).")] = True,
+    checkpoint_dir: Annotated[Optional[Path], typer.Option(
+        "--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
+    basket_col: Annotated[Optional[str], typer.Option(
+        "--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id "
+                             "column when present, else 30-minute sessions).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check/--no-check", help="Apply the quality rules (as `tailored check` and `tailored run` do): rejected rows"
+                                   " are left out and kept, with their reasons, in rejected.csv in --model-dir, beside"
+                                   " the report (quality.json).")] = True,
     rule: RuleOption = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory. Rows a quality rule rejects
@@ -80,7 +90,8 @@ def train(
     if quality is not None:
         say(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected (reasons in "
             f"{model_dir / jobs.REJECTED_ROWS}; report in {model_dir / jobs.QUALITY_REPORT})")
-    console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to {model_dir}")
+    console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to "
+                  f"{model_dir}")
 
 
 @app.command()
@@ -92,7 +103,9 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
     trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    validation: Annotated[Optional[str], typer.Option("--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits the metric).")] = None,
+    validation: Annotated[Optional[str], typer.Option(
+        "--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits "
+                             "the metric).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
     user_col: UserCol = "user_id",
@@ -100,7 +113,8 @@ def tune(
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
 ) -> None:
     """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
     with each weighting come first, then the search; one line per trial (params, score, best so far, elapsed)."""
@@ -156,7 +170,8 @@ def retrain(
     interactions: Interactions,
     model_dir: ModelDir,
     window_days: WindowDays = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where to save (default: replace --model-dir).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        "--output-dir", help="Where to save (default: replace --model-dir).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
 ) -> None:
@@ -175,11 +190,14 @@ def retrain(
 @handle_errors
 def evaluate(
     test: Annotated[Path, typer.Option("--test", help="Test interactions file.")],
-    recommendations: Annotated[Optional[Path], typer.Option("--recommendations", help="user_id,item_id,rank file.")] = None,
+    recommendations: Annotated[Optional[Path], typer.Option(
+        "--recommendations", help="user_id,item_id,rank file.")] = None,
     model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
-    train_file: Annotated[Optional[Path], typer.Option("--train", help="Training file (catalogue, popularity).")] = None,
+    train_file: Annotated[Optional[Path], typer.Option(
+        "--train", help="Training file (catalogue, popularity).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write the metrics table (.csv, .parquet or .json).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", help="Write the metrics table (.csv, .parquet or .json).")] = None,
 ) -> None:
     """Compute metrics of recommendations (from a file or a model) against a test file.
 

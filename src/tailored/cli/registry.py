@@ -34,7 +34,8 @@ def models_list(registry: RegistryDir) -> None:
 
     rows = [{"name": row["name"], "version": row["version"], "stage": row["stages"], "algorithm": row["algorithm"],
              "created": str(row["created"]).replace("T", " ").replace("+00:00", " UTC"),
-             "key metric": key_metric(row["metrics"], row["selected_by"])} for row in ModelRegistry(registry).describe()]
+             "key metric": key_metric(row["metrics"], row["selected_by"])}
+            for row in ModelRegistry(registry).describe()]
     columns = ["name", "version", "stage", "algorithm", "created", "key metric"]
     print_table(pd.DataFrame(rows, columns=columns), title=f"models in {registry}")
 
@@ -54,7 +55,8 @@ def key_metric(metrics: dict[str, dict[str, float | None]] | None, selected_by: 
 
 @app.command("promote")
 @handle_errors
-def models_promote(registry: RegistryDir, name: Annotated[str, typer.Argument()], version: Annotated[str, typer.Argument()],
+def models_promote(registry: RegistryDir, name: Annotated[str, typer.Argument()],
+                   version: Annotated[str, typer.Argument()],
                    stage: Annotated[str, typer.Option("--stage")] = "production") -> None:
     """Point NAME@STAGE at VERSION (a serving `--model NAME@STAGE` follows within seconds)."""
     from tailored.registry.versions import ModelRegistry

@@ -22,13 +22,18 @@ app = typer.Typer()
 @app.command()
 @handle_errors
 def serve(
-    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory written by `tailored train`.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="NAME@STAGE from --registry, followed when promoted or rolled back.")] = None,
-    registry: Annotated[Optional[Path], typer.Option("--registry", help="Model registry folder (with --model).")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option(
+        "--model-dir", help="Model directory written by `tailored train`.")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="NAME@STAGE from --registry, followed when promoted or rolled back.")] = None,
+    registry: Annotated[Optional[Path], typer.Option(
+        "--registry", help="Model registry folder (with --model).")] = None,
     db: DatabaseUrl = "sqlite:///tailored.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="One line per request on stderr: method, route template (no ids), status, ms.")] = True,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="One line per request on stderr: method, route template (no ids), status,"
+                                             " ms.")] = True,
 ) -> None:
     """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Prints
     "listening on http://HOST:PORT" on stderr once it accepts connections. Each request is one user: native thread
@@ -44,7 +49,8 @@ def serve(
         from tailored.serve.app import open_service
         from tailored.serve.limits import access
     except ImportError as error:
-        raise ConfigError(f'The service needs the serve extra: pip install ".[serve]" in the tailored checkout ({error}).') from error
+        raise ConfigError(f'The service needs the serve extra: pip install ".[serve]" in the tailored checkout '
+                          f"({error}).") from error
 
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
@@ -78,7 +84,8 @@ def serve(
 
 @app.command("openapi")
 @handle_errors
-def openapi(output: Annotated[Path, typer.Option("--output", help="JSON file for the service's OpenAPI document.")]) -> None:
+def openapi(output: Annotated[Path, typer.Option(
+    "--output", help="JSON file for the service's OpenAPI document.")]) -> None:
     """Write the service's OpenAPI document (the API reference: every route, parameter, body and answer)."""
     from tailored.data.io import write_text
     from tailored.serve import ServiceSettings, create_app

@@ -58,7 +58,8 @@ def keys_revoke(
 def events_export(
     output: Output,
     db: DatabaseUrl = "sqlite:///tailored.db",
-    items: Annotated[Optional[Path], typer.Option("--items", help="Catalogue file (item_id column) added to the stored items.")] = None,
+    items: Annotated[Optional[Path], typer.Option(
+        "--items", help="Catalogue file (item_id column) added to the stored items.")] = None,
 ) -> None:
     """Write the stored events for `tailored train` (user_id,item_id,value,timestamp,event_type, then event_id and
     received_at, which identify each stored event). Events of items not in the catalogue (the stored items plus

@@ -59,7 +59,8 @@ def known_items(recommender: Recommender, ids: np.ndarray, source: Path, hint: s
     known = recommender.items_.index(ids, missing="mask") >= 0
     unknown = ", ".join(map(repr, ids[~known][:5].tolist())) + (", ..." if (~known).sum() > 5 else "")
     if not known.any():
-        raise DataError(f"None of the {len(ids):,} item id(s) of {source} is known to the model (e.g. {unknown}); {hint}.")
+        raise DataError(f"None of the {len(ids):,} item id(s) of {source} is known to the model (e.g. {unknown}); "
+                        f"{hint}.")
     skipped = [] if known.all() else [
         f"{source}: {int((~known).sum()):,} item id(s) unknown to the model skipped: {unknown} ({hint})."]
     return ids[known], skipped

@@ -52,8 +52,9 @@ def recommend_files(
     candidate_ids = read_item_ids(candidates) if candidates is not None else None
     model = load_model(model_dir)
     added = fit_added_stages(model, added)
-    warnings = [f"{users}: {problem}." for problem in model.attribute_problems(attributes)] if attributes is not None else []
-    warnings += [f"{items}: {problem}." for problem in model.item_attribute_problems(new_items)] if new_items is not None else []
+    warnings = [] if attributes is None else [f"{users}: {p}." for p in model.attribute_problems(attributes)]
+    if new_items is not None:
+        warnings += [f"{items}: {problem}." for problem in model.item_attribute_problems(new_items)]
     undescribed = model.undescribed_users(user_ids, attributes, context) if user_ids is not None else []
     if len(undescribed):
         warnings.append(f"{users}: {undescribed_message(undescribed, model.fallback_.algorithm)}")

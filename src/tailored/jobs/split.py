@@ -14,7 +14,8 @@ from tailored.split import Split, carve_validation, check_leakage, split_by_name
 from tailored.split.cold_start import attributes_by_part
 
 WRITTEN = ["train.csv", "test.csv", "valid.csv", "users.csv", "items.csv", "split.json"] + [
-    f"{kind}_{part}{suffix}" for kind in ("users", "items") for part in ("train", "new") for suffix in (".csv", ".parquet")]
+    f"{kind}_{part}{suffix}"
+    for kind in ("users", "items") for part in ("train", "new") for suffix in (".csv", ".parquet")]
 """Every file a split may write into its folder."""
 
 
@@ -39,11 +40,12 @@ def split_files(
     columns: ColumnNames = ColumnNames(),
 ) -> tuple[Split, dict[str, Any], list[AttributeParts]]:
     """Split ``interactions`` by ``method`` (its ``settings``; validation carved from training with
-    ``valid_fraction``) into ``output_dir``, with ``users``/``items`` written as ``KIND_train`` and ``KIND_new`` (Parquet
-    stays Parquet). Returns the split, its leakage check and the attribute tables' parts."""
+    ``valid_fraction``) into ``output_dir``, with ``users``/``items`` written as ``KIND_train`` and ``KIND_new``
+    (Parquet stays Parquet). Returns the split, its leakage check and the attribute tables' parts."""
     dataset = load_dataset(interactions, columns=columns)
     attributes = {  # kind -> (table, id column, suffix)
-        kind: (read_attributes(source, column), column, ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
+        kind: (read_attributes(source, column), column,
+               ".parquet" if source.suffix.lower() in PARQUET_SUFFIXES else ".csv")
         for kind, source, column in (("users", users, USER_ID), ("items", items, ITEM_ID)) if source is not None
     }
     result = split_by_name(dataset, method, **settings)

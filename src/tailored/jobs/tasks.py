@@ -161,10 +161,12 @@ def train(
         from tailored.models.neural.training import checkpointing
         from tailored.registry.checkpoints import DirectoryCheckpoints
 
-        checkpoints = DirectoryCheckpoints(checkpoint_dir, f"{algorithm} {json.dumps(params, sort_keys=True, default=str)} data {fingerprint}")
+        key = f"{algorithm} {json.dumps(params, sort_keys=True, default=str)} data {fingerprint}"
+        checkpoints = DirectoryCheckpoints(checkpoint_dir, key)
         with checkpointing(checkpoints):
             recommender.fit(dataset)
-    save_model(recommender, model_dir, {"data_fingerprint": fingerprint, "n_interactions": len(dataset)} | (metadata or {}))
+    save_model(recommender, model_dir,
+               {"data_fingerprint": fingerprint, "n_interactions": len(dataset)} | (metadata or {}))
     if quality is not None:
         write_text(quality.to_json(), Path(model_dir) / QUALITY_REPORT)
         quality.write_rejected(Path(model_dir) / REJECTED_ROWS)
@@ -184,7 +186,8 @@ def retrain(
     columns: ColumnNames = ColumnNames(),
 ) -> Recommender:
     """Train the model of ``model_dir`` again (same algorithm, parameters, weighting and stages) on the last
-    ``window_days`` of ``interactions`` (all of it when None); saved to ``output_dir`` (default: in place, atomically)."""
+    ``window_days`` of ``interactions`` (all of it when None); saved to ``output_dir`` (default: in place,
+    atomically)."""
     from tailored.monitoring.drift import recent_window
     from tailored.registry.model_dir import read_manifest
 
@@ -193,7 +196,8 @@ def retrain(
     if window.empty:
         raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
     dataset = _with_attributes(window, users, items)  # the window is valid already
-    params = manifest["params"] | {k: manifest["recommender"][k] for k in RECOMMENDER_PARAMS if k in manifest["recommender"]}
+    settings = manifest["recommender"]
+    params = manifest["params"] | {k: settings[k] for k in RECOMMENDER_PARAMS if k in settings}
     stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     metadata = {"source": str(interactions), "window_days": window_days}
     return train(dataset, manifest["algorithm"], params, output_dir or model_dir, metadata, stages=stages)
@@ -238,7 +242,8 @@ def recommend(
     block = recommender.batch_size
     tally: dict[str, Any] = {}  # shared by the blocks: exposure counts span the whole run
     for start in range(0, len(ids), block):
-        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context, explain, tally, warn=False))
+        frames.append(recommender.recommend(ids[start : start + block], k, attributes, context, explain, tally,
+                                            warn=False))
         if progress is not None:
             progress(min(start + block, len(ids)), len(ids))
     return pd.concat(frames, ignore_index=True) if frames else recommender.recommend([], k, warn=False)
@@ -256,7 +261,8 @@ def predict(model: Recommender | str | Path, pairs: pd.DataFrame) -> pd.DataFram
     recommender = model if isinstance(model, Recommender) else load_model(model)
     missing = [c for c in (USER_ID, ITEM_ID) if c not in pairs.columns]
     if missing:
-        raise DataError(f"Pairs need columns {USER_ID}, {ITEM_ID}; missing {missing}; columns are {list(pairs.columns)}.")
+        raise DataError(f"Pairs need columns {USER_ID}, {ITEM_ID}; missing {missing}; columns are "
+                        f"{list(pairs.columns)}.")
     user_ids = pairs[USER_ID].astype(str).to_numpy()
     item_ids = pairs[ITEM_ID].astype(str).to_numpy()
     return pd.DataFrame({USER_ID: user_ids, ITEM_ID: item_ids, PREDICTION: recommender.predict(user_ids, item_ids)})
@@ -266,7 +272,8 @@ def read_raw_interactions(source: str | Path, columns: ColumnNames = ColumnNames
     """The interactions file with its columns renamed to the canonical names but values left as read (for checks)."""
     table = read_table(source)
     mapping = {name: canonical for canonical, name in columns.names.items()}
-    missing = [name for name, canonical in mapping.items() if name not in table.columns and canonical in (USER_ID, ITEM_ID)]
+    missing = [name for name, canonical in mapping.items()
+               if name not in table.columns and canonical in (USER_ID, ITEM_ID)]
     if missing:
         raise DataError(f"{source} has no column(s) {missing}; available columns: {list(table.columns)}.")
     return table.rename(columns=mapping)
