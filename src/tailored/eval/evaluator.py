@@ -86,7 +86,8 @@ def _lists(
     )
 
 
-def sampled_lists(recommender: Recommender, users: np.ndarray, lists: RankedLists, negatives: int, seed: int, k: int) -> RankedLists:
+def sampled_lists(recommender: Recommender, users: np.ndarray, lists: RankedLists, negatives: int, seed: int,
+                  k: int) -> RankedLists:
     """Each user's test items ranked among ``negatives`` sampled catalogue items the user never interacted with.
 
     Ties in score are broken against the test items (a conservative estimate). ``users`` are the recommender's
@@ -114,7 +115,8 @@ def sampled_lists(recommender: Recommender, users: np.ndarray, lists: RankedList
         order = np.lexsort((is_positive, -candidate_scores, ~valid), axis=1)
         blocks.append(np.take_along_axis(candidates, order, axis=1)[:, :k])
     items = np.concatenate(blocks) if blocks else np.zeros((0, k), np.int64)
-    return RankedLists(items, lists.relevant, lists.n_relevant, lists.item_popularity, lists.n_train_users, lists.item_features)
+    return RankedLists(items, lists.relevant, lists.n_relevant, lists.item_popularity, lists.n_train_users,
+                       lists.item_features)
 
 
 def _padded_rows(matrix: sp.csr_matrix) -> np.ndarray:
@@ -149,7 +151,8 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: metric -> {value, ci_low, ci_high}, the info, and segment rows (NaN becomes None)."""
         def clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [{key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in r.items()} for r in records]
+            return [{key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in r.items()}
+                    for r in records]
 
         metrics = {row.pop("metric"): row for row in clean(self.table.to_dict("records"))}
         segments = None if self.segments is None else clean(self.segments.to_dict("records"))
@@ -192,7 +195,8 @@ def _report(
     per_user = pd.DataFrame(
         {m.name: m.user_values for m in measures if isinstance(m, Pooled) and m.user_values is not None}, index=users
     )
-    return EvalReport(table, per_user, _segment_frame(measures, segments), {**info, "users": len(users), "bootstrap": bootstrap, "seed": seed})
+    info = {**info, "users": len(users), "bootstrap": bootstrap, "seed": seed}
+    return EvalReport(table, per_user, _segment_frame(measures, segments), info)
 
 
 def _segment_frame(measures: list[Measure], segments: pd.Series | None) -> pd.DataFrame | None:
@@ -224,7 +228,8 @@ def parse_metrics(metrics: Sequence[str], scorer: type | None = None) -> tuple[l
     if rating and scorer is not None and not getattr(scorer, "explicit", False):
         raise ConfigError(
             f"{', '.join(m.name for m in rating)} {'measures' if len(rating) == 1 else 'measure'} predicted ratings, "
-            f"but algorithm '{getattr(scorer, 'algorithm', scorer.__name__)}' ranks items (its scores are not ratings): "
+            f"but algorithm '{getattr(scorer, 'algorithm', scorer.__name__)}' ranks items "
+            "(its scores are not ratings): "
             "drop them, or evaluate a rating model (kind 'rating' in `tailored algorithms`, e.g. mf)."
         )
     return ranking, rating
@@ -307,8 +312,11 @@ def evaluate_lists(
     """
     ranking, rating = parse_metrics(metrics)
     if rating or not ranking:
-        raise ConfigError("evaluate_lists computes ranking metrics (e.g. ndcg@10) from lists; RMSE/MAE need evaluate().")
-    for name, frame, needed in (("recommendations", recommendations, (USER_ID, ITEM_ID, RANK)), ("test", test, (USER_ID, ITEM_ID)), ("train", train, (USER_ID, ITEM_ID))):
+        raise ConfigError("evaluate_lists computes ranking metrics (e.g. ndcg@10) from lists; "
+                          "RMSE/MAE need evaluate().")
+    needs = (("recommendations", recommendations, (USER_ID, ITEM_ID, RANK)), ("test", test, (USER_ID, ITEM_ID)),
+             ("train", train, (USER_ID, ITEM_ID)))
+    for name, frame, needed in needs:
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"The {name} frame lacks column(s) {missing}; its columns are {list(frame.columns)}.")
@@ -323,7 +331,8 @@ def evaluate_lists(
     ranks = pd.to_numeric(recommendations[RANK], errors="coerce")
     if ranks.isna().any():
         bad = recommendations.loc[ranks.isna(), RANK].head(3).tolist()
-        raise DataError(f"Column '{RANK}' of the recommendations has {int(ranks.isna().sum())} non-numeric values, e.g. {bad}.")
+        raise DataError(f"Column '{RANK}' of the recommendations has {int(ranks.isna().sum())} non-numeric values, "
+                        f"e.g. {bad}.")
     recommendations = recommendations.assign(**{RANK: ranks})
     k = k or max(m.k for m in ranking)
     users = pd.Index(pd.unique(test[USER_ID]), name=USER_ID)

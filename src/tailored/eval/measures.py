@@ -56,17 +56,17 @@ class Catalogue:
 
 
 def ranking_measures(metrics: Sequence[Metric], lists: RankedLists, suffix: str = "") -> list[Measure]:
-    return [
-        Pooled.per_user(m.name + suffix, np.asarray(m(lists), np.float64)) if m.per_user else Catalogue(m.name + suffix, m, lists)
-        for m in metrics
-    ]
+    """Per-user metrics pooled as means, catalogue metrics recomputed on each set's lists; names end in ``suffix``."""
+    return [Pooled.per_user(m.name + suffix, np.asarray(m(lists), np.float64)) if m.per_user
+            else Catalogue(m.name + suffix, m, lists) for m in metrics]
 
 
-def rating_measures(
-    metrics: Sequence[RatingMetric], rows: np.ndarray, errors: np.ndarray, n_users: int
-) -> list[Measure]:
+def rating_measures(metrics: Sequence[RatingMetric], rows: np.ndarray, errors: np.ndarray,
+                    n_users: int) -> list[Measure]:
+    """Each rating metric as its users' summed losses over their pair counts (``rows``: the user of each error)."""
     counts = np.bincount(rows, minlength=n_users).astype(np.float64)
-    return [Pooled(m.name, np.bincount(rows, weights=m.loss(errors), minlength=n_users), counts, m.finish) for m in metrics]
+    return [Pooled(m.name, np.bincount(rows, weights=m.loss(errors), minlength=n_users), counts, m.finish)
+            for m in metrics]
 
 
 def intervals(measures: list[Pooled], bootstrap: int, seed: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:

@@ -58,9 +58,9 @@ class PairedTestResult:
     def describe(self, name_a: str, name_b: str, metric: str) -> str:
         """One sentence: the difference, its interval and both p-values."""
         return (f"{name_a} - {name_b} on {metric} over the same {self.n_users} users: {self.mean_difference:+.4f} "
-                f"({self.mean_a:.4f} vs {self.mean_b:.4f}; {self.confidence:.0%} bootstrap interval [{self.ci_low:+.4f}, "
-                f"{self.ci_high:+.4f}]), paired t-test p = {self.t_pvalue:.3g}, Wilcoxon signed-rank p = "
-                f"{self.wilcoxon_pvalue:.3g}.")
+                f"({self.mean_a:.4f} vs {self.mean_b:.4f}; {self.confidence:.0%} bootstrap interval "
+                f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}]), paired t-test p = {self.t_pvalue:.3g}, "
+                f"Wilcoxon signed-rank p = {self.wilcoxon_pvalue:.3g}.")
 
 
 def paired_test(
