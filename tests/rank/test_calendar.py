@@ -21,7 +21,7 @@ from tailored.query import Context
 from tailored.registry.model_dir import load_model, save_model
 
 def on(date: str) -> Context:
-    return Context(dt.datetime.fromisoformat(date).replace(tzinfo=dt.timezone.utc))
+    return Context(dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC))
 
 
 def request(date: str, n_users: int = 1) -> Request:

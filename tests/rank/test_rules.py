@@ -20,7 +20,7 @@ from tailored.query import Context
 from tailored.rank.rules import BusinessRules, MaxShare, load_rules
 from tailored.registry.model_dir import load_model, save_model
 
-NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 TODAY = NOW.timestamp() / 86_400
 INF = np.inf
 

@@ -29,7 +29,7 @@ def _dataset() -> Dataset:
             "user_id": ["b", "a", "b", "c", "a", "b", "c", "a"],
             "item_id": ["x01", "y", "y", "x01", "z", "z", "y", "x02"],
             "value": [1.5, 0.1, 3.0, 2.0, 0.7, 1.0, 4.25, 0.3],
-            "timestamp": pd.to_datetime(["2024-01-0%d" % d for d in (1, 2, 3, 4, 5, 6, 7, 8)]),
+            "timestamp": pd.to_datetime([f"2024-01-0{d}" for d in (1, 2, 3, 4, 5, 6, 7, 8)]),
         }
     )
     users = pd.DataFrame({"user_id": ["a", "b", "c", "cold"], "gender": ["F", "M", None, "F"], "age": [21, 34, 56, 18]})

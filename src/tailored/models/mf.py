@@ -15,9 +15,8 @@ average the sweeps after burn-in (paper eq. 10); the average of ``p_u . q_i`` ov
 the samples' factors stacked side by side and divided by sqrt(S), so the fitted state is an ordinary biased MF
 with S * factors columns.
 
-Defaults were chosen on a random 20% of each MovieLens 100K ``uN.base`` file (``tailored benchmark movielens-100k --validation``):
-mean RMSE 0.905 with 10 factors and 100 sweeps; 15 or 20 factors or 200 sweeps gave 0.903-0.904 at 1.5-3 times the
-fit time, 60 sweeps 0.909.
+Defaults (10 factors, 100 sweeps, 20 of them burn-in) were chosen on a random 20% of each MovieLens 100K
+``uN.base`` file (``tailored benchmark movielens-100k --validation``); the figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ candidates, so the knob means the same whatever the scorer's scale); candidates 
 ``z / (1 + p) ** boost``, the others keep z (<= 0: they stay below every boosted candidate, in their order).
 Items added after training count as p = 0; 0 leaves the order unchanged. The first ``floor(head_share * n)``
 items of the model's list are kept as they are (the positions that weigh most in NDCG and in the user's eyes);
-the remaining slots go to the best boosted items. Dividing rather than subtracting ``boost * log(1 + p)`` matters: a subtracted penalty lifts
-the mass of obscure items with near-zero scores past the relevant ones once the boost exceeds about 1 (on
-MovieLens 100K with EASE, NDCG@10 fell by 8% at boost 1.1 and by 63% at 1.5), whereas a ratio keeps an
-irrelevant item irrelevant.
+the remaining slots go to the best boosted items. Dividing rather than subtracting ``boost * log(1 + p)`` matters:
+a subtracted penalty lifts the mass of obscure items with near-zero scores past the relevant ones once the boost
+exceeds about 1 (measured in docs/benchmarks.md), whereas a ratio keeps an irrelevant item irrelevant.
 
 Defaults (``boost`` 0.7 with ``head_share`` 0.7; ``max_share`` 0.05 for the cap) were chosen on a validation carve
-of the P1 training part of MovieLens 100K (`tailored.benchmarks.reranking`), never on its test part.
+of the P1 training part of MovieLens 100K (`tailored.benchmarks.reranking`), never on its test part; the figures are
+in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ import numpy as np
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.models.base import top_k
+from tailored.models.base import standardize, top_k
 from tailored.rank.base import Request, register_stage
-from tailored.models.base import standardize
 
 EXPOSURE_TALLY = "exposure-cap"
 """Tally entry: (users served so far in the run, times each item was listed)."""

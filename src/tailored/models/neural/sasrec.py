@@ -1,6 +1,6 @@
 """SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018).
 
-Each user is the sequence of their latest ``max_length`` items in time order (ties broken by item index). An item
+Each user is the sequence of their latest ``max_length`` items in time order (ties broken by item id). An item
 embedding (scaled by ``sqrt(factors)``) plus a learned positional embedding passes through ``blocks`` causal
 self-attention blocks (pre-LayerNorm, as in the paper: ``x + Dropout(g(LayerNorm(x)))``), so the output at position
 ``t`` sees items ``1..t`` only. The score of item ``i`` after position ``t`` is that output dotted with the same item
