@@ -230,13 +230,11 @@ def drift(
     """Population stability of item popularity between the training data and recent interactions (with the noise
     floor of the window's size): says when retraining is due."""
     from tailored.data.io import check_table_path, write_table
-    from tailored.jobs.tasks import read_valid
-    from tailored.monitoring.drift import drift_report, recent_window
-    from tailored.registry.model_dir import load_model
+    from tailored.jobs.monitor import drift_of
 
     refuse_overwrite({"--output": output and check_table_path(output)}, {"--interactions": interactions,
                                                                           "--model-dir": model_dir})
-    report = drift_report(load_model(model_dir), recent_window(read_valid(interactions), window_days))
+    report = drift_of(interactions, model_dir, window_days)
     print_table(report.to_frame(), title=f"drift of {interactions} against the training data")
     stdout.print(f"verdict: {report.verdict}")
     if output is not None:
