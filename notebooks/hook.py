@@ -2,10 +2,10 @@
 
 mkdocs-jupyter renders, and executes (``execute: true``), the notebooks among the site's files; this hook adds
 them from ``notebooks/``, outside ``docs/``, and turns their links to the guides (``../docs/metrics.md``, right
-when the notebook is read where it lies) into the site's addresses, failing the build on a link to no page. The MovieLens notebook needs MovieLens 100K, found as the tests find
-it (``$TAILORED_DATA_DIR/ml-100k``, by default ``../shared/data/ml-100k`` beside the repository): when it is
-absent the build says so and shows that notebook without running it, or fails when ``TAILORED_REQUIRE_DATA=1``
-(as in CI).
+when the notebook is read where it lies) into the site's addresses, failing the build on a link to no page.
+The MovieLens notebook needs MovieLens 100K, found as the tests find it (``$TAILORED_DATA_DIR/ml-100k``, by default
+``../shared/data/ml-100k`` beside the repository): when it is absent the build says so and shows that notebook
+without running it, or fails when ``TAILORED_REQUIRE_DATA=1`` (as in CI).
 """
 
 from __future__ import annotations
