@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 import uuid
@@ -29,7 +28,8 @@ from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
 from tailored.store.migrations import migrate
-from tailored.store.schema import WRITER, write_transaction
+from tailored.store.pseudonyms import Pseudonyms
+from tailored.store.schema import engine_for, write_transaction
 
 DEFAULT_URL = "sqlite:///tailored.db"
 SCOPES = ("recommend", "events:write", "admin")
@@ -38,8 +38,6 @@ ID_CHUNK = 5_000
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
 EXPORT_COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, "event_id", "received_at"]
 """What `EventStore.export_events` writes: the columns training reads, then what identifies each stored event."""
-PSEUDONYM = re.compile(r"[0-9a-f]{32}")
-"""The shape of a pseudonymised user id (`EventStore.user_key`)."""
 
 
 @dataclass(frozen=True)
@@ -52,31 +50,6 @@ class Event:
     timestamp: float | None = None
 
 
-def engine_for(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync and a busy timeout, PostgreSQL the psycopg 3 driver."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if not url.startswith(("sqlite:", "postgresql+")):
-        raise ConfigError(f"Unsupported database URL {url!r}: use sqlite:///FILE.db or postgresql://USER@HOST/DB.")
-    if url.startswith("sqlite:"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            connection.isolation_level = None  # the driver's own BEGIN skips reads: SQLAlchemy begins (below)
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(connection: sa.Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITER) else "BEGIN")
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
 class EventStore:
     """The engine's database. ``pseudonym_key``: user ids are stored as keyed hashes (HMAC-SHA256) when given; the
     database records whether it is pseudonymised, and with which key (a check value), and a store opened with a
@@ -86,7 +59,7 @@ class EventStore:
     def __init__(self, url: str = DEFAULT_URL, pseudonym_key: str | None = None, create: bool = True) -> None:
         self.url = url
         self.engine = engine_for(url)
-        self.pseudonym_key = pseudonym_key
+        self.pseudonyms = Pseudonyms(pseudonym_key)
         database = self.engine.url.database
         if not create and self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") \
                 and not Path(database).is_file():
@@ -95,9 +68,10 @@ class EventStore:
         try:
             self.version = migrate(self.engine)
             with self.engine.connect() as connection:
-                settings = dict(connection.execute(sa.select(schema.store_settings.c.name, schema.store_settings.c.value)).all())
+                names = sa.select(schema.store_settings.c.name, schema.store_settings.c.value)
+                settings = dict(connection.execute(names).all())
             recorded = settings.get(schema.PSEUDONYMS)
-            self._check_pseudonyms(self._record_pseudonyms() if recorded is None else recorded)
+            self.pseudonyms.check(self._record_pseudonyms() if recorded is None else recorded, safe_url(url))
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
         self._audit_key = settings[schema.AUDIT_SECRET].encode()
@@ -111,15 +85,7 @@ class EventStore:
     # -- identities ---------------------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:
         """The id stored for a user: the id itself, or its keyed hash when pseudonymisation is on."""
-        if self.pseudonym_key is None:
-            return str(user_id)
-        return hmac.new(self.pseudonym_key.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _key_check(self) -> str:
-        """What the database records of the pseudonym key: "" without one, else its HMAC of a constant."""
-        if self.pseudonym_key is None:
-            return ""
-        return hmac.new(self.pseudonym_key.encode(), b"tailored-pseudonym-check", hashlib.sha256).hexdigest()
+        return self.pseudonyms.user_key(user_id)
 
     def _record_pseudonyms(self) -> str:
         """Record whether the database pseudonymises user ids: the first store to open it decides, but one made
@@ -130,49 +96,21 @@ class EventStore:
                 schema.store_settings.c.name == schema.PSEUDONYMS)).scalar()
             if recorded is None:
                 held = connection.execute(sa.select(schema.events.c.user_id).limit(100)).scalars().all()
-                pseudonymised = bool(held) and all(PSEUDONYM.fullmatch(user) for user in held)
-                if held and pseudonymised != (self.pseudonym_key is not None):
-                    self._check_pseudonyms("unknown key" if pseudonymised else "")
-                recorded = self._key_check()
+                self.pseudonyms.check_held(held, safe_url(self.url))
+                recorded = self.pseudonyms.check_value()
                 connection.execute(schema.store_settings.insert().values(name=schema.PSEUDONYMS, value=recorded))
         return recorded
 
-    def _check_pseudonyms(self, recorded: str) -> None:
-        """Refuse a store whose pseudonym key is not the one ``recorded`` in the database."""
-        where = safe_url(self.url)
-        if recorded == self._key_check():
-            return
-        if not recorded:
-            raise ConfigError(f"The database {where} stores user ids in clear, but TAILORED_PSEUDONYM_KEY is set: unset "
-                              "it (ids stored in clear cannot be pseudonymised in place; a new database can be).")
-        if self.pseudonym_key is None:
-            raise ConfigError(f"The database {where} stores pseudonymised user ids: set TAILORED_PSEUDONYM_KEY to its "
-                              "key (without it no user can be found, served or erased by id).")
-        raise ConfigError(f"TAILORED_PSEUDONYM_KEY is not the key the database {where} was pseudonymised with: set "
-                          "the right one (with another key no user can be found, served or erased by id).")
-
     def check_model_users(self, user_ids: np.ndarray, model: str) -> None:
-        """Refuse a model whose users cannot be this store's: with a pseudonym key, requests are mapped to pseudonyms,
-        so a model trained on ids in clear would give every user the cold-start answer. Judged on the shape of (up
-        to 10,000 of) its user ids: most must look like pseudonyms."""
-        sample = pd.Series(user_ids[:10_000], dtype=str)
-        if self.pseudonym_key is None or sample.empty:
-            return
-        clear = 1.0 - sample.str.fullmatch(PSEUDONYM.pattern).mean()
-        if clear > 0.5:
-            raise ConfigError(f"The model {model} was trained on user ids in clear ({clear:.0%} of its users are not "
-                              "pseudonyms), but TAILORED_PSEUDONYM_KEY is set: every user would get the cold-start "
-                              "answer. Train it on `tailored events export` of this database, or serve without the key.")
+        """Refuse a model trained on ids in clear when user ids are pseudonymised (`Pseudonyms.check_model_users`)."""
+        self.pseudonyms.check_model_users(user_ids, model)
 
     def subject(self, user_id: str) -> str:
         """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""
         return self._fingerprint(self.user_key(user_id))
 
     def _fingerprint(self, stored_id: str) -> str:
-        """HMAC-SHA256 under the installation's random secret (`schema.AUDIT_SECRET`) of the fingerprint of schema
-        version 2 (keyed by the pseudonym key, else a constant), so that the erasures made before it still hold."""
-        legacy = hmac.new((self.pseudonym_key or "tailored-audit").encode(), stored_id.encode(), hashlib.sha256).hexdigest()
-        return hmac.new(self._audit_key, legacy.encode(), hashlib.sha256).hexdigest()
+        return self.pseudonyms.fingerprint(self._audit_key, stored_id)
 
     # -- events -------------------------------------------------------------------------------------------------
     def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:
@@ -200,7 +138,8 @@ class EventStore:
             except _StoredMeanwhile:
                 continue
 
-    def _append(self, connection: sa.Connection, rows: list[list[dict[str, Any]]]) -> list[tuple[int, int] | ConflictError]:
+    def _append(self, connection: sa.Connection,
+                rows: list[list[dict[str, Any]]]) -> list[tuple[int, int] | ConflictError]:
         """Decide each batch of the group against the stored events and store the fresh ones (see above)."""
         seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
         erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
@@ -231,15 +170,16 @@ class EventStore:
 
     def _event_row(self, event: Event, now: float) -> dict[str, Any]:
         return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),
-                "type": event.type, "value": event.value, "timestamp": now if event.timestamp is None else float(event.timestamp),
-                "received_at": now, "timestamp_given": event.timestamp is not None}
+                "type": event.type, "value": event.value,
+                "timestamp": now if event.timestamp is None else float(event.timestamp), "received_at": now,
+                "timestamp_given": event.timestamp is not None}
 
     def _stored_events(self, connection: sa.Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
         """The stored events among ``event_ids`` (queried in chunks: databases bound the parameters per query)."""
         ordered, found = sorted(event_ids), {}
         for start in range(0, len(ordered), ID_CHUNK):
             rows = connection.execute(self._select_stored, {"ids": ordered[start:start + ID_CHUNK]})
-            found |= {row[0]: dict(zip(EVENT_FIELDS, row)) | {"timestamp_given": True} for row in rows}
+            found |= {row[0]: dict(zip(EVENT_FIELDS, row, strict=True)) | {"timestamp_given": True} for row in rows}
         return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -287,7 +227,8 @@ class EventStore:
         """The user's stored attributes; None for a user without any, or erased."""
         stored = self.user_key(user_id)
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(schema.users.c.attributes).where(schema.users.c.user_id == stored)).first()
+            users = schema.users.c
+            row = connection.execute(sa.select(users.attributes).where(users.user_id == stored)).first()
             erased = row is not None and self._erased(connection, {stored})
         return None if row is None or erased else dict(row[0])
 
@@ -364,7 +305,8 @@ class EventStore:
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         with write_transaction(self.engine) as connection:
             connection.execute(schema.api_keys.insert().values(
-                key_id=key_id, key_hash=_digest(secret), scopes=",".join(scopes), created_at=time.time(), revoked=False))
+                key_id=key_id, key_hash=_digest(secret), scopes=",".join(scopes), created_at=time.time(),
+                revoked=False))
         return f"{KEY_PREFIX}_{key_id}_{secret}"
 
     def list_keys(self) -> pd.DataFrame:
@@ -384,7 +326,8 @@ class EventStore:
                                        .values(revoked=True)).rowcount
             if not found:
                 raise ConfigError(f"No API key with id {key_id!r}: `tailored keys list` shows them.")
-            connection.execute(schema.audit_log.insert().values(action="revoke_key", subject=key_id, detail={}, at=time.time()))
+            connection.execute(schema.audit_log.insert().values(action="revoke_key", subject=key_id, detail={},
+                                                                at=time.time()))
 
     def key_scopes(self, key: str) -> frozenset[str] | None:
         """The scopes of a valid, unrevoked key; None otherwise (compared in constant time)."""
@@ -408,8 +351,10 @@ class EventStore:
         with write_transaction(self.engine, exclusive=True) as connection:
             deleted = {table.name: connection.execute(table.delete().where(table.c.user_id == stored)).rowcount
                        for table in (schema.events, schema.users, schema.exposures)}
-            connection.execute(self._insert_ignoring(schema.erasures, "subject"), [{"subject": subject, "erased_at": time.time()}])
-            connection.execute(schema.audit_log.insert().values(action="erase_user", subject=subject, detail=deleted, at=time.time()))
+            connection.execute(self._insert_ignoring(schema.erasures, "subject"),
+                               [{"subject": subject, "erased_at": time.time()}])
+            connection.execute(schema.audit_log.insert().values(action="erase_user", subject=subject, detail=deleted,
+                                                                at=time.time()))
         return deleted
 
     def prune(self, retention_days: float) -> dict[str, int]:
@@ -418,8 +363,9 @@ class EventStore:
             raise ConfigError(f"The retention window must be positive, got {retention_days} days.")
         cutoff = time.time() - retention_days * 86_400
         with write_transaction(self.engine) as connection:
-            deleted = {"events": connection.execute(schema.events.delete().where(schema.events.c.timestamp < cutoff)).rowcount,
-                       "exposures": connection.execute(schema.exposures.delete().where(schema.exposures.c.created_at < cutoff)).rowcount}
+            deleted = {table.name: connection.execute(table.delete().where(column < cutoff)).rowcount
+                       for table, column in ((schema.events, schema.events.c.timestamp),
+                                             (schema.exposures, schema.exposures.c.created_at))}
             connection.execute(schema.audit_log.insert().values(action="retention", subject=f"{retention_days:g} days",
                                                                 detail=deleted, at=time.time()))
         return deleted
@@ -456,7 +402,8 @@ class EventStore:
         subjects = {self._fingerprint(stored): stored for stored in stored_ids}
         ordered, found = list(subjects), []
         for start in range(0, len(ordered), ID_CHUNK):
-            found += connection.execute(self._select_erased, {"subjects": ordered[start:start + ID_CHUNK]}).scalars().all()
+            chunk = {"subjects": ordered[start:start + ID_CHUNK]}
+            found += connection.execute(self._select_erased, chunk).scalars().all()
         return {subjects[subject] for subject in found}
 
     def _among(self, erased: set[str], stored_ids: set[str]) -> set[str]:
@@ -469,7 +416,8 @@ class EventStore:
 
     def _upsert(self, table: sa.Table, key: str, value: str, attributes: Mapping[str, Any]) -> None:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        values = {key: value, "attributes": json.loads(json.dumps(dict(attributes), default=str)), "updated_at": time.time()}
+        values = {key: value, "attributes": json.loads(json.dumps(dict(attributes), default=str)),
+                  "updated_at": time.time()}
         statement = dialect.insert(table).values(**values)
         statement = statement.on_conflict_do_update(index_elements=[key], set_={"attributes": values["attributes"],
                                                                                 "updated_at": values["updated_at"]})

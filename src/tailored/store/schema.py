@@ -1,12 +1,16 @@
-"""Tables of the event store (SQLAlchemy Core) and its write transaction. The tables are made and changed by the
-Alembic revisions of `tailored.store.migrations`, which must give exactly these declarations (a test compares them)."""
+"""Tables of the event store (SQLAlchemy Core), the engine for a URL and the write transaction. The tables are made
+and changed by the Alembic revisions of `tailored.store.migrations`, which must give exactly these declarations (a
+test compares them)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import sqlalchemy as sa
+
+from tailored.errors import ConfigError
 
 WRITER = "tailored_writer"
 """Execution option of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock first)."""
@@ -87,6 +91,31 @@ AUDIT_SECRET = "audit_secret"
 """The installation's random key of erasure fingerprints (`store_settings`), made with the database."""
 PSEUDONYMS = "pseudonym_check"
 """Whether user ids are pseudonymised (`store_settings`): "" for ids in clear, else a check value of the key."""
+
+
+def engine_for(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, full fsync and a busy timeout, PostgreSQL the psycopg 3 driver."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not url.startswith(("sqlite:", "postgresql+")):
+        raise ConfigError(f"Unsupported database URL {url!r}: use sqlite:///FILE.db or postgresql://USER@HOST/DB.")
+    if url.startswith("sqlite:"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            connection.isolation_level = None  # the driver's own BEGIN skips reads: SQLAlchemy begins (below)
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITER) else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
 
 
 @contextmanager

@@ -22,7 +22,8 @@ def upgrade() -> None:
     op.create_index("ix_events_user_id", "events", ["user_id"])
     for name, key in (("users", "user_id"), ("items", "item_id")):
         op.create_table(name, sa.Column(key, sa.String(200), primary_key=True),
-                        sa.Column("attributes", sa.JSON, nullable=False), sa.Column("updated_at", sa.Float, nullable=False))
+                        sa.Column("attributes", sa.JSON, nullable=False),
+                        sa.Column("updated_at", sa.Float, nullable=False))
     op.create_table(
         "exposures",
         sa.Column("exposure_id", sa.String(64), primary_key=True),
