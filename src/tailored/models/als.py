@@ -1,9 +1,10 @@
 """Implicit-feedback ALS: Collaborative Filtering for Implicit Feedback Datasets (Hu, Koren & Volinsky, ICDM 2008).
 
 Minimises ``sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (|x_u|^2 + |y_i|^2)`` with preference ``p_ui = [r_ui > 0]`` and
-confidence ``c_ui = alpha r_ui`` for observed pairs and 1 elsewhere (``implicit``'s convention), alternating closed-form (conjugate-gradient) solves for users and items
-(Takács et al., RecSys 2011), via ``implicit``. Only the factor arrays are kept. The defaults were chosen on
-validation splits carved from MovieLens 100K training data (``tailored benchmark movielens-100k --validation``).
+confidence ``c_ui = alpha r_ui`` for observed pairs and 1 elsewhere (``implicit``'s convention), alternating closed-form
+(conjugate-gradient) solves for users and items (Takács et al., RecSys 2011), via ``implicit``. Only the factor arrays
+are kept. The defaults were chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark
+movielens-100k --validation``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Matrix factorisation trained by stochastic gradient ascent on ``ln sigma(x_ui - x_uj)`` over sampled triples
 (user, seen item i, unseen item j), with an item bias, via ``implicit``. Only the factor arrays are kept.
 ``num_threads`` above 1 trains Hogwild-style and gives up exact reproducibility, hence the default of 1.
-The defaults were chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark movielens-100k --validation``).
+The defaults were chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark
+movielens-100k --validation``).
 """
 
 from __future__ import annotations

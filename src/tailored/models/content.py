@@ -55,7 +55,8 @@ class ContentScorer:
         check_fitted(self, "item_vectors_")
         return _cosines(self._profiles(rows), self.item_vectors_ if items is None else self.item_vectors_[items])
 
-    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame,
+                        user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of items known only by an attribute table (rows), encoded as the training items were (users are
         profiled from their history only: ``user_attributes`` are not used)."""
         check_fitted(self, "item_vectors_")

@@ -89,7 +89,8 @@ class ContentRidgeScorer:
         features = self.item_features_ if items is None else self.item_features_[items]
         return _dot(self.row_weights(rows), features)
 
-    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame,
+                        user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of items known only by an attribute table (rows), encoded as the training items were (users are
         profiled from their history only: ``user_attributes`` are not used)."""
         check_fitted(self, "gram_inverse_")

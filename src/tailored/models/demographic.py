@@ -47,7 +47,8 @@ class DemographicScorer:
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = True
     handles_cold_items: ClassVar[bool] = False
-    search_space: ClassVar[dict[str, Float | Choice]] = {"reg": Float(1.0, 3000.0, log=True), "crosses": Choice((False, True))}
+    search_space: ClassVar[dict[str, Float | Choice]] = {"reg": Float(1.0, 3000.0, log=True),
+                                                         "crosses": Choice((False, True))}
 
     def fit(self, dataset: Dataset) -> Self:
         columns, self.bin_edges_ = attribute_columns(dataset.user_attributes, self.max_categories)

@@ -4,7 +4,8 @@ A closed-form item-item model: ``B = argmin ||X - XB||^2 + reg ||B||^2`` with ``
 ``P = (X^T X + reg I)^-1``, ``B = -P / diag(P)``. Scores are ``h_u B`` where the history ``h_u`` is ``X_u`` or,
 with a finite ``recency_half_life``, ``X_u`` with the user's k-th most recent interaction weighted by
 ``0.5 ** (k / half_life)`` (the next item follows from the latest ones). The default ``reg`` sits in the flat
-optimum (300-500) found on validation splits carved from MovieLens 100K training data (``tailored benchmark movielens-100k --validation``).
+optimum (300-500) found on validation splits carved from MovieLens 100K training data (``tailored benchmark
+movielens-100k --validation``).
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ Similarities between the columns (items) or rows (users) of the interaction matr
   raised to ``alpha``, each target item's column divided by its popularity ** ``beta``
   (Paudel et al., ACM TiiS 2017; Christoffel et al., RecSys 2015).
 
-``feature_weighting`` re-weights the matrix before the cosine: ``bm25`` (Robertson's BM25, as in ``implicit``) or ``tfidf``;
-in both, prolific users (for item similarity) or popular items (for user similarity) count less. Each item keeps its
-``neighbors`` most similar items. Scores are ``sum_i h_ui * S[i, j]`` over the user's history ``h``, where
+``feature_weighting`` re-weights the matrix before the cosine: ``bm25`` (Robertson's BM25, as in ``implicit``) or
+``tfidf``; in both, prolific users (for item similarity) or popular items (for user similarity) count less. Each item
+keeps its ``neighbors`` most similar items. Scores are ``sum_i h_ui * S[i, j]`` over the user's history ``h``, where
 ``recency_half_life`` (in interactions) weighs the user's k-th most recent interaction by ``0.5 ** (k / half_life)``.
-The defaults were chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark movielens-100k --validation``).
+The defaults were chosen on validation splits carved from MovieLens 100K training data (``tailored benchmark
+movielens-100k --validation``).
 """
 
 from __future__ import annotations

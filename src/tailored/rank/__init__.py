@@ -11,5 +11,7 @@ from tailored.rank.rules import BusinessRules, MaxShare, load_rules
 from tailored.rank.seasonal import SeasonalAdjuster, SeasonCap
 from tailored.rank.time_of_day import TimeOfDayAdjuster
 
-__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "ExposureCap", "LocationAdjuster", "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
-           "Reranker", "SeasonCap", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar", "load_rules"]
+__all__ = ["STAGES", "BusinessRules", "CalendarAdjuster", "Catalogue", "ExposureCap", "LocationAdjuster",
+           "LongTailBoost", "MMRDiversifier", "MaxShare", "NewItemSlots", "RecentActivityBooster", "Request",
+           "Reranker", "SeasonCap", "SeasonalAdjuster", "Stage", "TimeOfDayAdjuster", "create_stage", "load_calendar",
+           "load_rules"]

@@ -94,7 +94,8 @@ class Reranker(Protocol):
 
     def fit(self, dataset: Dataset) -> Self: ...
 
-    def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request,
+               n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 STAGES = Registry("stage", "tailored.rank")
@@ -115,7 +116,8 @@ def item_similarity(request: Request) -> ItemSimilarity:
     """The catalogue's `ItemSimilarity` (unit interaction and attribute vectors), built once per recommendation run."""
     if "item-similarity" not in request.tally:
         catalogue = request.catalogue
-        request.tally["item-similarity"] = ItemSimilarity(catalogue.interactions, catalogue.features, n_items=len(catalogue))
+        request.tally["item-similarity"] = ItemSimilarity(catalogue.interactions, catalogue.features,
+                                                          n_items=len(catalogue))
     return request.tally["item-similarity"]
 
 

@@ -49,7 +49,8 @@ class MMRDiversifier:
         picked = np.full((len(items), n), -1, np.int64)
         if items.shape[1] == 0:
             return picked, np.full((len(items), n), -np.inf, scores.dtype)
-        chunk = len(items) if len(request.catalogue) <= MAX_SIMILARITY_ITEMS else max(1, MAX_SIMILARITY_ITEMS // items.shape[1])
+        small = len(request.catalogue) <= MAX_SIMILARITY_ITEMS
+        chunk = len(items) if small else max(1, MAX_SIMILARITY_ITEMS // items.shape[1])
         for start in range(0, len(items), chunk):
             rows = slice(start, start + chunk)
             picked[rows] = mmr_positions(items[rows], scores[rows], vectors, n, self.diversity)
@@ -63,12 +64,15 @@ def item_vectors(request: Request) -> sp.csr_matrix:
     """Unit-norm vectors of every catalogue item: attributes, else interaction columns (shared for the run)."""
     catalogue = request.catalogue
     if catalogue.interactions is None:
-        return normalize_rows(catalogue.features) if catalogue.features is not None else sp.csr_matrix((len(catalogue), 1))
+        if catalogue.features is None:
+            return sp.csr_matrix((len(catalogue), 1))
+        return normalize_rows(catalogue.features)
     similarity = item_similarity(request)
     return similarity.attributes if similarity.attributes is not None else similarity.columns
 
 
-def mmr_positions(items: np.ndarray, scores: np.ndarray, vectors: sp.csr_matrix, n: int, diversity: float) -> np.ndarray:
+def mmr_positions(items: np.ndarray, scores: np.ndarray, vectors: sp.csr_matrix, n: int,
+                  diversity: float) -> np.ndarray:
     """Pool positions ``[b, n]`` picked by MMR (-1 once a pool is exhausted)."""
     users = np.arange(len(items))
     available = items >= 0

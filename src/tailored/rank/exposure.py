@@ -57,7 +57,8 @@ class ExposureCap:
 
     def rerank(self, items: np.ndarray, scores: np.ndarray, request: Request, n: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0.0 < self.max_share:
-            raise ConfigError(f"ExposureCap max_share must be positive (a share of users, e.g. 0.1), got {self.max_share}.")
+            raise ConfigError(f"ExposureCap max_share must be positive (a share of users, e.g. 0.1), got "
+                              f"{self.max_share}.")
         served, shown = request.tally.get(EXPOSURE_TALLY, (0, np.zeros(len(request.catalogue), np.int64)))
         seats = math.ceil(self.max_share * (served + len(items)) - 1e-9) - shown  # 0.1 * 60 is 6, not 7
         picked = np.full((len(items), n), -1, np.int64)

@@ -44,7 +44,8 @@ class NewItemSlots:
         if column is not None:
             dates = pd.to_datetime(column, errors="coerce", utc=True)
             given = dates.notna().to_numpy()
-            launched[: len(column)][given] = (dates[given] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy() / DAY
+            seconds = (dates[given] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+            launched[: len(column)][given] = seconds / DAY
         return request.context.when().timestamp() / DAY - launched
 
     def is_new(self, request: Request) -> np.ndarray:

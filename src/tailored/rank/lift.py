@@ -179,7 +179,8 @@ def periodic_lift(items: np.ndarray, seconds: np.ndarray, n_items: int, buckets:
     are summed over circular windows of ``±smoothing`` buckets, then of doubling widths up to the whole cycle; each
     window's lift ``(c + prior * wider) / (e + prior)`` is shrunk towards the next wider one (the whole cycle: 1).
     An item sold 300 times in December, never in March, has a March lift near 0.01 (every window around March is
-    empty); one with a dozen sales is pulled to its wider windows, a bucket it was never exposed to is read from them."""
+    empty); one with a dozen sales is pulled to its wider windows, a bucket it was never exposed to is read from
+    them."""
     return shrunk_lift(*sales_and_expected(items, seconds, n_items, buckets, n_buckets, unit), prior, smoothing)
 
 

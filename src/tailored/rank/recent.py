@@ -6,11 +6,13 @@ At fit the stage keeps each user's last ``window`` items and when they happened;
 without a user id, always counted) are the user's recent items R. For a candidate j:
 
 - complement ``c(j) = max_{r in R} confidence(r -> j) * sqrt(lift(r, j))`` over pairs seen in at least ``min_count``
-  baskets with lift above 1 (the association score of `tailored.pipeline.complementary`), divided by the row's largest, so in [0, 1];
+  baskets with lift above 1 (the association score of `tailored.pipeline.complementary`), divided by the row's largest,
+  so in [0, 1];
 - similarity ``s(j) = max_{r in R}`` blended collaborative/attribute cosine (`tailored.data.similarity`).
 
 The adjusted score is the user's standardised score ``+ complement_weight * c(j) + similar_weight * s(j)``; with
-``complement_weight > similar_weight`` complements come first. Users without recent items keep their scores; the context's ``recent`` items themselves are not recommended again.
+``complement_weight > similar_weight`` complements come first. Users without recent items keep their scores; the
+context's ``recent`` items themselves are not recommended again.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class RecentActivityBooster:
                 trained = unique < catalogue.co_purchase.shape[0]
                 rows = np.zeros((len(unique), shape[1]))
                 if trained.any():
-                    score, lift, _, _ = association_scores(catalogue.co_purchase, catalogue.basket_count, unique[trained],
-                                                           self.min_count)
+                    score, lift, _, _ = association_scores(catalogue.co_purchase, catalogue.basket_count,
+                                                           unique[trained], self.min_count)
                     rows[trained, : score.shape[1]] = np.where(lift > 1.0, np.maximum(score, 0.0), 0.0)
                 _keep_max(complement, complement_source, present, rows[inverse], column[present])
             if catalogue.interactions is not None:

@@ -11,8 +11,8 @@
    ``exclude_categories``, ``min_price`` / ``max_price`` (an unknown price passes), availability dates (out when the
    request's date lies outside ``[available_from, available_until]``, both inclusive, a missing date is no limit)
    and the stock flag (false, 0, "no" = out; unknown = in stock). Categories match case-insensitively;
-3. **promotion** (``promoted``, item id -> factor): each user's finite scores are standardised (softly bounded) and ``log(factor)``
-   added to the promoted items, as the seasonal lift does (`tailored.rank.lift.add_log_lift`);
+3. **promotion** (``promoted``, item id -> factor): each user's finite scores are standardised (softly bounded) and
+   ``log(factor)`` added to the promoted items, as the seasonal lift does (`tailored.rank.lift.add_log_lift`);
 4. **pinning** (``pinned``, item ids): the pinned items still allowed (not filtered, not already seen) are placed
    above every other item, in the given order, for every user.
 
@@ -226,7 +226,8 @@ def _required(request: Request, column: str, rule: str) -> pd.Series:
         available = [] if attributes is None else list(attributes.columns)
         raise ConfigError(
             f"Business rule {rule} reads the item column '{column}', which the items do not carry (columns: "
-            f"{available}). Name another column in the rules file or train with an items table (--items FILE) that has it."
+            f"{available}). Name another column in the rules file or train with an items table (--items FILE) that "
+            "has it."
         )
     return values
 
@@ -255,7 +256,8 @@ def _numbers(values: pd.Series, n_items: int) -> np.ndarray:
     numbers = pd.to_numeric(series, errors="coerce")
     bad = numbers.isna() & series.notna()
     if bad.any():
-        raise DataError(f"Item column '{values.name}' holds non-numbers (e.g. {series[bad].iloc[0]!r}); fix or blank them.")
+        raise DataError(f"Item column '{values.name}' holds non-numbers (e.g. {series[bad].iloc[0]!r}); fix or blank "
+                        "them.")
     return numbers.to_numpy(np.float64)
 
 
@@ -267,7 +269,8 @@ def _dates(values: pd.Series | None, n_items: int) -> np.ndarray:
     dates = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
     bad = dates.isna() & series.notna()
     if bad.any():
-        raise DataError(f"Item column '{values.name}' holds values that are not ISO dates (e.g. {series[bad].iloc[0]!r}).")
+        raise DataError(f"Item column '{values.name}' holds values that are not ISO dates (e.g. "
+                        f"{series[bad].iloc[0]!r}).")
     return dates.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
 
 

@@ -17,7 +17,8 @@ then learns nothing; a request without a date changes nothing either.
 
 **`season-cap`** (re-ranker, learned by default with `seasonal`): the items in season -- a lift of at least 1.5 on
 the request's date (`tailored.rank.lift.IN_SEASON`), the reason "in season" -- take at most ``max_share`` of each
-list (at least one slot), the best of them first; the best other items fill the rest. A season lifts its items without evicting everything else.
+list (at least one slot), the best of them first; the best other items fill the rest. A season lifts its items without
+evicting everything else.
 """
 
 from __future__ import annotations

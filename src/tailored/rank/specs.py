@@ -44,7 +44,8 @@ def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
     unknown = sorted(set(document) - {"stage"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; a pipeline spec is a list of [[stage]] tables.")
-    headers = [number for number, line in enumerate(text.splitlines(), 1) if line.strip().replace(" ", "") == "[[stage]]"]
+    headers = [number for number, line in enumerate(text.splitlines(), 1)
+               if line.strip().replace(" ", "") == "[[stage]]"]
     stages: list[Stage | Reranker] = []
     for position, entry in enumerate(document.get("stage", [])):
         where = f"{path}, line {headers[position] if position < len(headers) else '?'} ([[stage]] #{position + 1})"

@@ -2,10 +2,10 @@
 buckets), against what the catalogue's sales at those hours predict, give a lift for the request's hour;
 ``strength * log(lift)`` is added to each user's standardised scores (`tailored.rank.lift.PeriodicAdjuster`, the
 seasonal stage's adjuster with another `Cycle`). Morning items rise in the morning, evening items in the evening,
-and an item never sold in the evening is (nearly) absent then. Profiles that do not predict when held-out users take their items better
-than the catalogue's curve are not used: on MovieLens, whose timestamps are rating sessions, they do not, and the
-stage changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests must use
-the same clock. Less than ``min_history_days`` of history or a request without a date: no change.
+and an item never sold in the evening is (nearly) absent then. Profiles that do not predict when held-out users take
+their items better than the catalogue's curve are not used: on MovieLens, whose timestamps are rating sessions, they do
+not, and the stage changes nothing. Hours are those of the timestamps (UTC unless the data says otherwise), so requests
+must use the same clock. Less than ``min_history_days`` of history or a request without a date: no change.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ class AutoencoderScorer:
         check_fitted(self, "weights_")
         if getattr(self, "_network", None) is None:
             n_items = self.user_items_.shape[1]
-            self._network = from_arrays(_network(n_items, self.hidden, self.factors, self._encoder_outputs), self.weights_)
+            network = _network(n_items, self.hidden, self.factors, self._encoder_outputs)
+            self._network = from_arrays(network, self.weights_)
         scores = self._forward(self._network, sp.csr_matrix(rows))
         return scores if items is None else scores[:, items]
 

@@ -134,7 +134,8 @@ class NCFScorer:
         features = user_features(self.user_encoder_, attributes, len(attributes))
         return self._score_ids(np.full(len(attributes), self.user_items_.shape[0]), features, items)
 
-    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame,
+                        user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of items known only by an attribute table (unknown id, features from their attributes); the users
         are new ones described by ``user_attributes`` when given."""
         check_fitted(self, "weights_")
@@ -196,7 +197,8 @@ class NCFScorer:
         torch.manual_seed(self.seed)
         sizes = [int(size) for size in self.layers.split(",") if size.strip()]
         if not sizes:
-            raise ConfigError(f"ncf.layers must list at least one MLP layer size (e.g. '64,32,16'), got {self.layers!r}.")
+            raise ConfigError(f"ncf.layers must list at least one MLP layer size (e.g. '64,32,16'), got "
+                              f"{self.layers!r}.")
         modules: dict[str, Any] = {}
         for branch in ("gmf", "mlp"):
             for side, n, width in (("user", n_users, self.user_features_.shape[1]),
@@ -274,8 +276,10 @@ class NCFScorer:
 
         def loss(model: Any, batch: Any) -> Any:
             users, items, positives, rng = batch
-            user = self._represent(model, "user", with_unknown_id(n_users, users, self.id_dropout, rng), self.user_features_[users])
-            item = self._represent(model, "item", with_unknown_id(n_items, items, self.id_dropout, rng), self.item_features_[items])
+            user = self._represent(model, "user", with_unknown_id(n_users, users, self.id_dropout, rng),
+                                   self.user_features_[users])
+            item = self._represent(model, "item", with_unknown_id(n_items, items, self.id_dropout, rng),
+                                   self.item_features_[items])
             log_likelihood = torch.log_softmax(self._grid(model, user, item, branches), dim=1)
             return -(positives * log_likelihood).sum() / positives.sum()
 

@@ -106,7 +106,8 @@ class SASRecScorer:
         return scores if items is None else scores[:, items]
 
     def score_sessions(self, histories: Sequence[Sequence[int]], items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for anonymous sessions, each a list of item indices in time order (-1, an unknown item, is skipped)."""
+        """Scores for anonymous sessions, each a list of item indices in time order (-1, an unknown item, is
+        skipped)."""
         check_fitted(self, "sequences_")
         padded = np.full((len(histories), self.max_length), -1, np.int64)
         for row, history in enumerate(histories):
@@ -147,7 +148,8 @@ class SASRecScorer:
                 self.positions = nn.Embedding(length, factors)
                 self.dropout = nn.Dropout(dropout)
                 layer = nn.TransformerEncoderLayer(factors, heads, factors, dropout, batch_first=True, norm_first=True)
-                self.encoder = nn.TransformerEncoder(layer, blocks, norm=nn.LayerNorm(factors), enable_nested_tensor=False)
+                self.encoder = nn.TransformerEncoder(layer, blocks, norm=nn.LayerNorm(factors),
+                                                     enable_nested_tensor=False)
                 for embedding in (self.items, self.positions):  # unit-variance inputs after the sqrt(factors) scale
                     nn.init.normal_(embedding.weight, std=factors**-0.5)
 

@@ -272,7 +272,8 @@ def train(
             stop = validate is not None and epoch + 1 - log.best_epoch >= patience
             if checkpoints is not None and not stop and epoch + 1 < epochs:
                 current = to_arrays(model)
-                checkpoints.save(run, {"current": current, "best": _numpy(best_state) if best_state else current}, log, False)
+                best = _numpy(best_state) if best_state else current
+                checkpoints.save(run, {"current": current, "best": best}, log, False)
             if report is not None:
                 report(epoch + 1, epochs, score, ", ".join(_stages.get()))
             if stop:
@@ -306,8 +307,8 @@ def from_arrays(model: Any, arrays: dict[str, np.ndarray]) -> Any:
     expected = set(model.state_dict())
     if set(arrays) != expected:
         raise ConfigError(
-            f"Saved weights {sorted(arrays)[:4]}... do not fit {type(model).__name__} (expects {sorted(expected)[:4]}...):"
-            " the model directory was written by another algorithm or version."
+            f"Saved weights {sorted(arrays)[:4]}... do not fit {type(model).__name__} (expects "
+            f"{sorted(expected)[:4]}...): the model directory was written by another algorithm or version."
         )
     model.load_state_dict({name: torch.from_numpy(np.asarray(array)) for name, array in arrays.items()})
     model.eval()

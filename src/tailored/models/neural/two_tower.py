@@ -53,7 +53,8 @@ def recent_history(dataset: Dataset, matrix: sp.csr_matrix, length: int) -> sp.c
     frame = frame[np.asarray(matrix[frame[USER_INDEX].to_numpy(), frame["item_index"].to_numpy()]).ravel() != 0]
     recent = frame.groupby(USER_INDEX, sort=False).cumcount(ascending=False) < length
     frame = frame[recent.to_numpy()]
-    history = sp.csr_matrix((np.ones(len(frame), np.float32), (frame[USER_INDEX], frame["item_index"])), shape=matrix.shape)
+    history = sp.csr_matrix((np.ones(len(frame), np.float32), (frame[USER_INDEX], frame["item_index"])),
+                            shape=matrix.shape)
     counts = np.maximum(history.getnnz(axis=1), 1)
     return sp.csr_matrix(sp.diags(1.0 / counts) @ history, dtype=np.float32)
 
@@ -116,7 +117,8 @@ class TwoTowerScorer:
         vectors = self._new_user_vectors(attributes)
         return vectors @ (self.item_vectors_ if items is None else self.item_vectors_[items]).T
 
-    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame, user_attributes: pd.DataFrame | None = None) -> np.ndarray:
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame,
+                        user_attributes: pd.DataFrame | None = None) -> np.ndarray:
         """Scores of new items known only by an attribute table; the users are new ones described by
         ``user_attributes`` when given; users the model does not know get the unknown-id tower (no history)."""
         vectors = self._new_item_vectors(attributes)
@@ -247,7 +249,8 @@ class TwoTowerScorer:
             items = self._item_tower(network, np.arange(n_items), self.item_features_).numpy()
         return users, items
 
-    def _train(self, matrix: sp.csr_matrix, history: sp.csr_matrix, held: sp.csr_matrix | None, epochs: int) -> tuple[Any, Any]:
+    def _train(self, matrix: sp.csr_matrix, history: sp.csr_matrix, held: sp.csr_matrix | None,
+               epochs: int) -> tuple[Any, Any]:
         torch = require_torch()
         n_users, n_items = matrix.shape
         network = self._build(n_users, n_items)
