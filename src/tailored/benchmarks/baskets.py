@@ -33,12 +33,14 @@ def complementary_benchmark(interactions: pd.DataFrame, pairs: pd.DataFrame | No
     basket_id``."""
     missing = [column for column in (USER_ID, ITEM_ID, TIMESTAMP, BASKET_ID) if column not in interactions]
     if missing:
-        raise DataError(f"The basket benchmark needs columns {missing}; the interactions have {list(interactions.columns)}.")
+        raise DataError(f"The basket benchmark needs columns {missing}; the interactions have "
+                        f"{list(interactions.columns)}.")
     frame = interactions.astype({ITEM_ID: str, USER_ID: str})
     started = frame.groupby(BASKET_ID)[TIMESTAMP].transform("min")
     cut = np.quantile(started.drop_duplicates(), 1 - test_share)
     train, test = frame[started < cut], frame[started >= cut]
-    recommender = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(train[[USER_ID, ITEM_ID, TIMESTAMP, BASKET_ID]]))
+    baskets = Dataset.from_frame(train[[USER_ID, ITEM_ID, TIMESTAMP, BASKET_ID]])
+    recommender = Recommender(create_scorer("popularity")).fit(baskets)
     known = test[test[ITEM_ID].isin(recommender.items_.external_ids.astype(str))].drop_duplicates([BASKET_ID, ITEM_ID])
     known = known[known.groupby(BASKET_ID)[ITEM_ID].transform("size") >= 2]
     queries = known[[BASKET_ID, ITEM_ID]].reset_index(drop=True)
@@ -68,7 +70,8 @@ def list_quality(recommender: Recommender, queries: pd.DataFrame, lists: pd.Data
     basket_items = queries.rename(columns={ITEM_ID: COMPLEMENTARY_ITEM_ID})
     listed = queries.merge(lists[[ITEM_ID, COMPLEMENTARY_ITEM_ID]], on=ITEM_ID)
     hits = listed.merge(basket_items, on=[BASKET_ID, COMPLEMENTARY_ITEM_ID])
-    hit = queries.merge(hits[[BASKET_ID, ITEM_ID]].drop_duplicates().assign(hit=True), on=[BASKET_ID, ITEM_ID], how="left")
+    hit = queries.merge(hits[[BASKET_ID, ITEM_ID]].drop_duplicates().assign(hit=True), on=[BASKET_ID, ITEM_ID],
+                        how="left")
     first = recommender.items_.index(lists[ITEM_ID].to_numpy())
     second = recommender.items_.index(lists[COMPLEMENTARY_ITEM_ID].to_numpy())
     unique, inverse = np.unique(first, return_inverse=True)

@@ -98,6 +98,7 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Read one response; its status and whether it carried ``Retry-After``."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+    fields = (line.partition(":") for line in lines[1:] if line)
+    headers = {name.strip().lower(): value.strip() for name, _, value in fields}
     await reader.readexactly(int(headers.get("content-length", "0")))
     return int(lines[0].split()[1]), "retry-after" in headers

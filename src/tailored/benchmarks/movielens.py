@@ -34,7 +34,8 @@ from tailored.eval.evaluator import evaluate_lists, ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import algorithm_names, scorer_class
 from tailored.query import Context
-from tailored.split import Split, carve_validation, split_cold_items, split_cold_users, split_leave_last_out, split_per_user
+from tailored.split import (Split, carve_validation, split_cold_items, split_cold_users, split_leave_last_out,
+                            split_per_user)
 from tailored.pipeline.recommender import build_recommender
 
 RANKING_METRICS = {"P1": ("ndcg@10", "recall@10", "hr@10"), "P2": ("hr@10", "ndcg@10")}
@@ -114,8 +115,8 @@ def cold_sessions(algorithm: str, data_dir: Path, validation: bool, attributes: 
                        for user, session in sessions.items()], ignore_index=True)
     report = evaluate_lists(lists, rows[~first], split.train.to_frame(), ["ndcg@10", "hr@10"])
     protocol = ("sessions+attributes" if attributes else "sessions") + (" (random draw)" if random_draw else "")
-    return {"protocol": protocol, "algorithm": algorithm, "params": dict(params or {}), "ndcg@10": report.value("ndcg@10"),
-            "hr@10": report.value("hr@10"), "seconds": time.perf_counter() - start,
+    return {"protocol": protocol, "algorithm": algorithm, "params": dict(params or {}),
+            "ndcg@10": report.value("ndcg@10"), "hr@10": report.value("hr@10"), "seconds": time.perf_counter() - start,
             "epochs": getattr(recommender.scorer, "epochs_", None)}
 
 

@@ -71,7 +71,7 @@ def reranking_tradeoffs(
     recommender = build_recommender(algorithm).fit(split.train)
     view = recommender.restricted_to(split.train.items.ids(np.flatnonzero(split.train.item_counts() > 0)))
     rows: list[Row] = []
-    moment = Context(dt.datetime.fromtimestamp(float(split.train.timestamps.max()) + DAY, dt.timezone.utc))
+    moment = Context(dt.datetime.fromtimestamp(float(split.train.timestamps.max()) + DAY, dt.UTC))
     for name, stages in {"none": [], **(default_settings() if settings is None else settings)}.items():
         for stage in stages:
             stage.fit(split.train)
@@ -81,7 +81,8 @@ def reranking_tradeoffs(
                "coverage@10": metric(f"coverage@{K}").value(lists), "gini@10": metric(f"gini@{K}").value(lists),
                "short_lists": float(((lists.items >= 0).sum(axis=1) < K).mean()), "seconds": seconds}
         base = rows[0] if rows else row
-        row |= {"ndcg_change": row["ndcg@10"] / base["ndcg@10"] - 1, "coverage_ratio": row["coverage@10"] / base["coverage@10"],
+        row |= {"ndcg_change": row["ndcg@10"] / base["ndcg@10"] - 1,
+                "coverage_ratio": row["coverage@10"] / base["coverage@10"],
                 "overhead_ms_per_user": 1000 * (seconds - base["seconds"]) / len(lists.items)}
         rows.append(row)
         if on_row is not None:

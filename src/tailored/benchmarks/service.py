@@ -5,7 +5,8 @@ then, from this process, one phase after the other:
 
 - **batch ingestion**: ``events`` events in batches of ``batch_size`` over 8 connections; events per second durably
   committed (acknowledged after the commit; the database is counted afterwards: nothing may be missing);
-- **single events**: one event per POST at ``event_rate`` per second for ``phase_seconds`` (group commit across requests);
+- **single events**: one event per POST at ``event_rate`` per second for ``phase_seconds`` (group commit across
+  requests);
 - **one connection**: top-10 lists one request at a time (100 per second): the latency of a lone client;
 - **load**: top-10 lists for random known users at ``rate`` per second for ``seconds`` over ``connections``
   connections, open loop (`tailored.benchmarks.load`), with the server's resident memory sampled every 5 s;
@@ -46,9 +47,10 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subproc
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", db_url, "--port", str(port),
-               "--no-access-log"]  # stderr is read only if the service fails to start
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    command = [sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", db_url, "--port",
+               str(port), "--no-access-log"]  # stderr is read only if the service fails to start
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -86,7 +88,8 @@ def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 
             figures |= asyncio.run(_ingest(base, key, users, events, batch_size, 8))
             figures["events_committed"] = store.count_events() - before
             say(f"single-event POSTs at {event_rate:g}/s")
-            figures |= run_load(base, _single_events(base, key, users), event_rate, phase_seconds, 16).summary("single_event")
+            single = run_load(base, _single_events(base, key, users), event_rate, phase_seconds, 16)
+            figures |= single.summary("single_event")
             say("one connection")
             lists = _recommendation_requests(base, key, users)
             figures |= run_load(base, lists, 100, phase_seconds, 1).summary("one_connection")
@@ -104,7 +107,8 @@ def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 
 def _recommendation_requests(base: str, key: str, users: np.ndarray, count: int = 100_000) -> list[bytes]:
     """Top-10 requests for random known users."""
     picked = users[np.random.default_rng(1).integers(len(users), size=count)]
-    return [request_bytes(base, "GET", f"/v1/users/{quote(user, safe='')}/recommendations?k=10", key) for user in picked]
+    return [request_bytes(base, "GET", f"/v1/users/{quote(user, safe='')}/recommendations?k=10", key)
+            for user in picked]
 
 
 def _single_events(base: str, key: str, users: np.ndarray) -> Callable[[int], bytes]:
@@ -164,8 +168,9 @@ async def _ingest(base: str, key: str, users: np.ndarray, events: int, batch_siz
 
     rng = np.random.default_rng(0)
     run = rng.integers(1 << 62)
-    batches = [[{"event_id": f"{run}-{start + n}", "user_id": str(users[rng.integers(len(users))]), "item_id": f"i{n % 997}",
-                 "type": "view"} for n in range(min(batch_size, events - start))] for start in range(0, events, batch_size)]
+    batches = [[{"event_id": f"{run}-{start + n}", "user_id": str(users[rng.integers(len(users))]),
+                 "item_id": f"i{n % 997}", "type": "view"} for n in range(min(batch_size, events - start))]
+               for start in range(0, events, batch_size)]
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
     for each in batches:
         queue.put_nowait(each)

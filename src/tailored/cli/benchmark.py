@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -16,15 +16,15 @@ app = typer.Typer(help="Measure the engine: MovieLens protocols, re-ranking trad
                        "running service, durability under kill -9, the ANN index.", no_args_is_help=True)
 DataDir = Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u.data, u.item, u1.base, ...).")]
 Validation = Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")]
-TableOutput = Annotated[Optional[Path], typer.Option("--output", help="Also write the table (.csv/.parquet).")]
-ServiceDatabase = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a fresh SQLite file).")]
+TableOutput = Annotated[Path | None, typer.Option("--output", help="Also write the table (.csv/.parquet).")]
+ServiceDatabase = Annotated[str | None, typer.Option("--db", help="Database URL (default: a fresh SQLite file).")]
 
 
 @app.command("movielens-100k")
 @handle_errors
 def movielens_100k(
     data_dir: DataDir,
-    algorithm: Annotated[Optional[list[str]], typer.Option(
+    algorithm: Annotated[list[str] | None, typer.Option(
         "--algorithm", help="These algorithms (repeatable); default: all but the torch models.")] = None,
     validation: Validation = False,
     output: TableOutput = None,
@@ -101,10 +101,10 @@ def complementary(
     interactions: Interactions,
     basket_col: Annotated[str, typer.Option(
         "--basket-col", help="Column grouping the interactions into baskets.")] = "basket_id",
-    pairs: Annotated[Optional[Path], typer.Option(
+    pairs: Annotated[Path | None, typer.Option(
         "--pairs", help="Planted pairs (item_id, complement_item_id), e.g. complements.csv of `datasets "
                         "synthetic`.")] = None,
-    event_type: Annotated[Optional[str], typer.Option(
+    event_type: Annotated[str | None, typer.Option(
         "--event-type", help="Only rows of this event_type (e.g. purchase).")] = None,
     k: Annotated[int, typer.Option("--k", min=1)] = 10,
     min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,

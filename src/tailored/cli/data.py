@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,9 +24,9 @@ def check(
     interactions: Interactions,
     users: UsersFile = None,
     items: ItemsFile = None,
-    output: Annotated[Optional[Path], typer.Option(
+    output: Annotated[Path | None, typer.Option(
         "--output", help="Write the accepted rows here (.csv/.parquet); rejected rows go beside it.")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the full report as JSON.")] = None,
     rule: RuleOption = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
@@ -68,19 +68,19 @@ def split(
     method: Annotated[str, typer.Option(
         "--method", help="per_user, random, leave_last_out, leave_one_out_random, temporal, "
                          "cold_users, cold_items.")] = "per_user",
-    test_fraction: Annotated[Optional[float], typer.Option("--test-fraction")] = None,
-    fraction: Annotated[Optional[float], typer.Option(
+    test_fraction: Annotated[float | None, typer.Option("--test-fraction")] = None,
+    fraction: Annotated[float | None, typer.Option(
         "--fraction", help="Share of users/items held out (cold-start splits).")] = None,
-    cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Temporal cut (ISO date or unix seconds).")] = None,
-    horizon_days: Annotated[Optional[float], typer.Option(
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="Temporal cut (ISO date or unix seconds).")] = None,
+    horizon_days: Annotated[float | None, typer.Option(
         "--horizon-days", help="Temporal: test = the H days after the cut.")] = None,
-    valid_fraction: Annotated[Optional[float], typer.Option(
+    valid_fraction: Annotated[float | None, typer.Option(
         "--valid-fraction", help="Carve a validation set from training only.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
-    users: Annotated[Optional[Path], typer.Option(
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
+    users: Annotated[Path | None, typer.Option(
         "--users", help="User attributes (user_id + attributes): also write users_train.csv and users_new.csv, the "
                         "users only test holds.")] = None,
-    items: Annotated[Optional[Path], typer.Option(
+    items: Annotated[Path | None, typer.Option(
         "--items", help="Item attributes (item_id + attributes): also write items_train.csv and items_new.csv, the "
                         "items only test holds.")] = None,
     user_col: UserCol = "user_id",
@@ -118,10 +118,10 @@ def embed(
     output: Annotated[Path, typer.Option("--output", help="Parquet file: the items with their embedding columns.")],
     text_columns: Annotated[str, typer.Option(
         "--text-columns", help="Text columns to embed together (comma-separated); '' for none.")] = "title",
-    image_column: Annotated[Optional[str], typer.Option("--image-column", help="Column holding image paths.")] = None,
-    image_root: Annotated[Optional[Path], typer.Option(
+    image_column: Annotated[str | None, typer.Option("--image-column", help="Column holding image paths.")] = None,
+    image_root: Annotated[Path | None, typer.Option(
         "--image-root", help="Folder the image paths are relative to.")] = None,
-    vectors: Annotated[Optional[Path], typer.Option(
+    vectors: Annotated[Path | None, typer.Option(
         "--vectors", help="Embeddings from any model: a .npy matrix (rows in the items file's order) or a .npz with "
                           "item_id and vectors arrays.")] = None,
     vectors_column: Annotated[str, typer.Option(
@@ -153,15 +153,15 @@ def embed(
 @datasets_app.command("movielens")
 @handle_errors
 def datasets_movielens(
-    variant: Annotated[Optional[str], typer.Option(
+    variant: Annotated[str | None, typer.Option(
         "--variant", help="100k (default), 1m, 10m, 20m, 25m, 32m or latest-small; detected from --data-dir's "
                           "files.")] = None,
     cache_dir: Annotated[Path, typer.Option(
         "--cache-dir", help="Where archives are cached and extracted.")] = Path("data"),
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror of the GroupLens archives.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(
+    base_url: Annotated[str | None, typer.Option("--base-url", help="Mirror of the GroupLens archives.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="An extracted MovieLens folder to read instead of downloading (with --output-dir).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(
+    output_dir: Annotated[Path | None, typer.Option(
         "--output-dir", help="Write interactions.csv, items.csv and users.csv / tags.csv here, the inputs of "
                              "`tailored train` and `tailored split`.")] = None,
 ) -> None:

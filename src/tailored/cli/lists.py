@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,18 +21,18 @@ def recommend(
     model_dir: ModelDir,
     output: Output,
     k: Annotated[int, typer.Option("--k", min=1, help="Number of recommendations per user.")] = 10,
-    users: Annotated[Optional[Path], typer.Option(
+    users: Annotated[Path | None, typer.Option(
         "--users", help="File with a user_id column (and attributes of new users).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every training user.")] = False,
-    items: Annotated[Optional[Path], typer.Option(
+    items: Annotated[Path | None, typer.Option(
         "--items", help="New items (item_id + attribute columns) to add to the catalogue.")] = None,
-    candidates: Annotated[Optional[Path], typer.Option(
+    candidates: Annotated[Path | None, typer.Option(
         "--candidates", help="Rank only the item ids of this file (an item_id column).")] = None,
     context: ContextOption = None,
-    calendar: Annotated[Optional[Path], typer.Option(
+    calendar: Annotated[Path | None, typer.Option(
         "--calendar", help="Events calendar (TOML) adjusting the scores; built-in French retail events "
                            "included.")] = None,
-    rules: Annotated[Optional[Path], typer.Option(
+    rules: Annotated[Path | None, typer.Option(
         "--rules", help="Business rules (TOML): filters, pinned/promoted items, repurchase cycles, max share.")] = None,
     stage: StageOption = None,
     pipeline: PipelineOption = None,
@@ -66,15 +66,15 @@ def recommend(
 def batch(
     model_dir: ModelDir,
     k: Annotated[int, typer.Option("--k", min=1, help="Items per user.")] = 10,
-    users: Annotated[Optional[Path], typer.Option("--users", help="File with a user_id column.")] = None,
+    users: Annotated[Path | None, typer.Option("--users", help="File with a user_id column.")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Every user of the model.")] = False,
-    output: Annotated[Optional[Path], typer.Option(
+    output: Annotated[Path | None, typer.Option(
         "--output", help="Output file (.csv or .parquet), written atomically.")] = None,
-    db: Annotated[Optional[str], typer.Option(
+    db: Annotated[str | None, typer.Option(
         "--db", help="Or append to the batch_recommendations table of this database.")] = None,
     chunk_users: Annotated[int, typer.Option("--chunk-users", min=1, help="Users per chunk (bounds memory).")] = 10_000,
     context: ContextOption = None,
-    erasures_from: Annotated[Optional[str], typer.Option(
+    erasures_from: Annotated[str | None, typer.Option(
         "--erasures-from", help="With --output: leave out the users erased in this database (a --db batch always "
                                 "does).")] = None,
 ) -> None:
@@ -169,7 +169,7 @@ def trending(
     model_dir: ModelDir,
     output: Output,
     k: Annotated[int, typer.Option("--k", min=1, help="Number of items.")] = 10,
-    items: Annotated[Optional[Path], typer.Option(
+    items: Annotated[Path | None, typer.Option(
         "--items", help="Only these items (an item_id column), e.g. one category.")] = None,
     window_days: Annotated[int, typer.Option(
         "--window-days", min=1, help="Recent window, against the days before it.")] = 7,

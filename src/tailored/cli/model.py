@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -32,9 +32,9 @@ def train(
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
-    param: Annotated[Optional[list[str]], typer.Option(
+    param: Annotated[list[str] | None, typer.Option(
         "--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
-    params_file: Annotated[Optional[Path], typer.Option(
+    params_file: Annotated[Path | None, typer.Option(
         "--params-file", help="JSON parameters (e.g. from tune).")] = None,
     stage: StageOption = None,
     pipeline: PipelineOption = None,
@@ -42,9 +42,9 @@ def train(
     context_stages: Annotated[bool, typer.Option(
         "--context-stages/--no-context-stages", help="Learn seasonality and time of day (no change without such "
                                                      "patterns or without a request date).")] = True,
-    checkpoint_dir: Annotated[Optional[Path], typer.Option(
+    checkpoint_dir: Annotated[Path | None, typer.Option(
         "--checkpoint-dir", help="Neural models: checkpoint every epoch here; a rerun resumes from it.")] = None,
-    basket_col: Annotated[Optional[str], typer.Option(
+    basket_col: Annotated[str | None, typer.Option(
         "--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id "
                              "column when present, else 30-minute sessions).")] = None,
     check: Annotated[bool, typer.Option(
@@ -103,7 +103,7 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
     trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    validation: Annotated[Optional[str], typer.Option(
+    validation: Annotated[str | None, typer.Option(
         "--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits "
                              "the metric).")] = None,
     users: UsersFile = None,
@@ -112,8 +112,8 @@ def tune(
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(
+    param: Annotated[list[str] | None, typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
+    timeout: Annotated[float | None, typer.Option(
         "--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
 ) -> None:
     """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
@@ -170,7 +170,7 @@ def retrain(
     interactions: Interactions,
     model_dir: ModelDir,
     window_days: WindowDays = None,
-    output_dir: Annotated[Optional[Path], typer.Option(
+    output_dir: Annotated[Path | None, typer.Option(
         "--output-dir", help="Where to save (default: replace --model-dir).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
@@ -190,13 +190,13 @@ def retrain(
 @handle_errors
 def evaluate(
     test: Annotated[Path, typer.Option("--test", help="Test interactions file.")],
-    recommendations: Annotated[Optional[Path], typer.Option(
+    recommendations: Annotated[Path | None, typer.Option(
         "--recommendations", help="user_id,item_id,rank file.")] = None,
-    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
-    train_file: Annotated[Optional[Path], typer.Option(
+    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Recommend with this model instead.")] = None,
+    train_file: Annotated[Path | None, typer.Option(
         "--train", help="Training file (catalogue, popularity).")] = None,
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
-    output: Annotated[Optional[Path], typer.Option(
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
+    output: Annotated[Path | None, typer.Option(
         "--output", help="Write the metrics table (.csv, .parquet or .json).")] = None,
 ) -> None:
     """Compute metrics of recommendations (from a file or a model) against a test file.
@@ -225,7 +225,7 @@ def drift(
     interactions: Interactions,
     model_dir: ModelDir,
     window_days: WindowDays = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the report (.csv/.parquet).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Also write the report (.csv/.parquet).")] = None,
 ) -> None:
     """Population stability of item popularity between the training data and recent interactions (with the noise
     floor of the window's size): says when retraining is due."""

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from tailored.errors import DataError
 
 Interactions = Annotated[Path, typer.Option("--interactions", help="Interactions file (.csv or .parquet).")]
-UsersFile = Annotated[Optional[Path], typer.Option("--users", help="User attributes file (user_id + attributes).")]
-ItemsFile = Annotated[Optional[Path], typer.Option("--items", help="Item attributes file (item_id + attributes).")]
+UsersFile = Annotated[Path | None, typer.Option("--users", help="User attributes file (user_id + attributes).")]
+ItemsFile = Annotated[Path | None, typer.Option("--items", help="Item attributes file (item_id + attributes).")]
 UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user ids.")]
 ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
 ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the value (rating, count); 1 if absent.")]
@@ -21,15 +21,15 @@ Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .pa
 QueryItems = Annotated[Path, typer.Option(
     "--items", help="Query items: an item_id column (attribute columns describe new items for `similar`).")]
 PerItem = Annotated[int, typer.Option("--k", min=1, help="Items per query item.")]
-StageOption = Annotated[Optional[list[str]], typer.Option(
+StageOption = Annotated[list[str] | None, typer.Option(
     "--stage", help="Stage NAME or NAME:KEY=VALUE,... (repeatable; see `tailored stages`).")]
-PipelineOption = Annotated[Optional[Path], typer.Option(
+PipelineOption = Annotated[Path | None, typer.Option(
     "--pipeline", help="TOML pipeline spec: [[stage]] tables in order.")]
-WindowDays = Annotated[Optional[float], typer.Option("--window-days", help="Only the last N days of the interactions.")]
-ContextOption = Annotated[Optional[list[str]], typer.Option(
+WindowDays = Annotated[float | None, typer.Option("--window-days", help="Only the last N days of the interactions.")]
+ContextOption = Annotated[list[str] | None, typer.Option(
     "--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=, radius_km=, "
                       "recent=ID|ID, device=. Default date: now.")]
-RuleOption = Annotated[Optional[list[str]], typer.Option(
+RuleOption = Annotated[list[str] | None, typer.Option(
     "--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=7.")]
 DatabaseUrl = Annotated[str, typer.Option(
     "--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -22,11 +22,11 @@ app = typer.Typer()
 @app.command()
 @handle_errors
 def serve(
-    model_dir: Annotated[Optional[Path], typer.Option(
+    model_dir: Annotated[Path | None, typer.Option(
         "--model-dir", help="Model directory written by `tailored train`.")] = None,
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         "--model", help="NAME@STAGE from --registry, followed when promoted or rolled back.")] = None,
-    registry: Annotated[Optional[Path], typer.Option(
+    registry: Annotated[Path | None, typer.Option(
         "--registry", help="Model registry folder (with --model).")] = None,
     db: DatabaseUrl = "sqlite:///tailored.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",

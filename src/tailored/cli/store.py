@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -58,7 +58,7 @@ def keys_revoke(
 def events_export(
     output: Output,
     db: DatabaseUrl = "sqlite:///tailored.db",
-    items: Annotated[Optional[Path], typer.Option(
+    items: Annotated[Path | None, typer.Option(
         "--items", help="Catalogue file (item_id column) added to the stored items.")] = None,
 ) -> None:
     """Write the stored events for `tailored train` (user_id,item_id,value,timestamp,event_type, then event_id and

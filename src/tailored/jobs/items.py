@@ -49,7 +49,7 @@ def trending_lists(model_dir: Path, k: int, window_days: int, min_count: int,
     and the last day of that data."""
     recommender = load_model(model_dir)
     frame = trending_items(recommender, k, window_days, min_count, read_item_ids(items) if items is not None else None)
-    as_of = dt.datetime.fromtimestamp(recommender.counts_end_, dt.timezone.utc).date()
+    as_of = dt.datetime.fromtimestamp(recommender.counts_end_, dt.UTC).date()
     return Lists(with_titles(frame, recommender.catalogue)), as_of
 
 

@@ -139,8 +139,8 @@ def _run_into(spec: JobSpec, output: Path, step: Callable[[str], None]) -> JobRe
     model = build_recommender(best, _params(spec, chosen)).fit(dataset)
     result = JobResult(spec, quality, split, reports, fit_seconds, best, model, pd.DataFrame(), output, cold_users,
                        ranks_seen)
-    save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(), "metrics": reports[best].to_dict()["metrics"],
-                                         "selected_by": spec.select_by})
+    save_model(model, output / "model", {"data_fingerprint": dataset.fingerprint(),
+                                         "metrics": reports[best].to_dict()["metrics"], "selected_by": spec.select_by})
     step(f"writing sample recommendations for {spec.show_users} users and the report")
     result.recommendations = _sample_recommendations(model, dataset, spec)
     write_table(result.recommendations, output / "recommendations.csv")
@@ -161,7 +161,8 @@ def repurchases(split: Split) -> tuple[int, int]:
     users = train.users.index(test.users.ids(test.user_index), missing="mask")
     items = train.items.index(test.items.ids(test.item_index), missing="mask")
     known = (users >= 0) & (items >= 0)
-    pairs = sp.csr_matrix((np.ones(len(train)), (train.user_index, train.item_index)), shape=(train.n_users, train.n_items))
+    pairs = sp.csr_matrix((np.ones(len(train)), (train.user_index, train.item_index)),
+                          shape=(train.n_users, train.n_items))
     return int((np.asarray(pairs[users[known], items[known]]).ravel() > 0).sum()), len(test)
 
 
@@ -170,7 +171,8 @@ def repurchase_note(result: JobResult) -> str:
     repeated, rows = repurchases(result.split)
     if not repeated:
         return "No test row is a repurchase (a user-item pair already in training)."
-    share = f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already in training)"
+    share = (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs "
+             "already in training)")
     if all(result.ranks_seen.values()):
         return f"{share}; the models ranked seen items too, so these count as hits ([evaluate] exclude_seen = false)."
     if any(result.ranks_seen.values()):
@@ -214,7 +216,8 @@ def _write_report(result: JobResult) -> None:
     ranked = sorted(result.reports, key=lambda n: -result.reports[n].value(result.spec.select_by))
     if len(ranked) > 1:
         metric_name = result.spec.select_by
-        comparison = paired_test(result.reports[ranked[0]].per_user[metric_name], result.reports[ranked[1]].per_user[metric_name])
+        first, second = (result.reports[name].per_user[metric_name] for name in ranked[:2])
+        comparison = paired_test(first, second)
         lines += [f"## {ranked[0]} vs {ranked[1]} on {metric_name}", "",
                   comparison.describe(ranked[0], ranked[1], metric_name), ""]
     lines += [f"Best by {result.spec.select_by}: **{result.best}**, refitted on all data and saved to `model/`.", ""]

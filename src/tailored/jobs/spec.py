@@ -74,7 +74,8 @@ class JobSpec:
     data: DataSpec
     split: SplitSpec = field(default_factory=SplitSpec)
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
-    algorithms: list[AlgorithmSpec] = field(default_factory=lambda: [AlgorithmSpec("popularity"), AlgorithmSpec("ease")])
+    algorithms: list[AlgorithmSpec] = field(
+        default_factory=lambda: [AlgorithmSpec("popularity"), AlgorithmSpec("ease")])
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@10", "hr@10", "coverage@10"])
     quality: dict[str, Any] = field(default_factory=dict)
     output: str = "runs/job"
@@ -102,7 +103,8 @@ def parse_spec(document: dict[str, Any], base_dir: str | Path = ".") -> JobSpec:
     sections = {name: build_dataclass(cls, document.pop(name, {}), name) for name, cls in SECTIONS.items()}
     algorithms = [build_dataclass(AlgorithmSpec, entry, "algorithms") for entry in document.pop("algorithms", [])]
     if document:
-        raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, evaluate, algorithms, quality.")
+        raise ConfigError(f"Unknown section(s) {sorted(document)}; valid: job, data, split, evaluate, algorithms, "
+                          "quality.")
     spec = build_dataclass(JobSpec, {**job, **sections, "base_dir": str(base_dir)}, "job")
     if algorithms:
         spec.algorithms = algorithms
