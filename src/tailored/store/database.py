@@ -29,13 +29,12 @@ from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
 from tailored.store.migrations import migrate
 from tailored.store.pseudonyms import Pseudonyms
+from tailored.store.reads import StoreReads
 from tailored.store.schema import engine_for, write_transaction
 
 DEFAULT_URL = "sqlite:///tailored.db"
 SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
-ID_CHUNK = 5_000
-EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
 EXPORT_COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, "event_id", "received_at"]
 """What `EventStore.export_events` writes: the columns training reads, then what identifies each stored event."""
 
@@ -50,11 +49,11 @@ class Event:
     timestamp: float | None = None
 
 
-class EventStore:
+class EventStore(StoreReads):
     """The engine's database. ``pseudonym_key``: user ids are stored as keyed hashes (HMAC-SHA256) when given; the
     database records whether it is pseudonymised, and with which key (a check value), and a store opened with a
     missing or another key is refused. ``create=False``: a SQLite file that does not exist is refused rather than
-    created (admin commands: a mistyped path must not act on a new, empty database)."""
+    created (admin commands: a mistyped path must not act on a new, empty database). Its reads are `StoreReads`'s."""
 
     def __init__(self, url: str = DEFAULT_URL, pseudonym_key: str | None = None, create: bool = True) -> None:
         self.url = url
@@ -75,18 +74,10 @@ class EventStore:
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
         self._audit_key = settings[schema.AUDIT_SECRET].encode()
-        # the statements of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
+        # the insert of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
         self._insert_events = self._insert_ignoring(schema.events, "event_id").returning(schema.events.c.event_id)
-        self._select_stored = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
-            schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
-        self._select_erased = sa.select(schema.erasures.c.subject).where(
-            schema.erasures.c.subject.in_(sa.bindparam("subjects", expanding=True)))
 
     # -- identities ---------------------------------------------------------------------------------------------
-    def user_key(self, user_id: str) -> str:
-        """The id stored for a user: the id itself, or its keyed hash when pseudonymisation is on."""
-        return self.pseudonyms.user_key(user_id)
-
     def _record_pseudonyms(self) -> str:
         """Record whether the database pseudonymises user ids: the first store to open it decides, but one made
         before revision 0003 is judged by the user ids it already holds. Returns what is recorded. Exclusive: two
@@ -104,13 +95,6 @@ class EventStore:
     def check_model_users(self, user_ids: np.ndarray, model: str) -> None:
         """Refuse a model trained on ids in clear when user ids are pseudonymised (`Pseudonyms.check_model_users`)."""
         self.pseudonyms.check_model_users(user_ids, model)
-
-    def subject(self, user_id: str) -> str:
-        """A keyed fingerprint of a user for the audit log and the erasure list (never the id itself)."""
-        return self._fingerprint(self.user_key(user_id))
-
-    def _fingerprint(self, stored_id: str) -> str:
-        return self.pseudonyms.fingerprint(self._audit_key, stored_id)
 
     # -- events -------------------------------------------------------------------------------------------------
     def append_events(self, batch: Sequence[Event]) -> tuple[int, int]:
@@ -163,24 +147,11 @@ class EventStore:
                 raise _StoredMeanwhile
         return results
 
-    def stored_event_ids(self, event_ids: Iterable[str]) -> set[str]:
-        """Which of these event ids are stored."""
-        with self.engine.connect() as connection:
-            return set(self._stored_events(connection, set(event_ids)))
-
     def _event_row(self, event: Event, now: float) -> dict[str, Any]:
         return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),
                 "type": event.type, "value": event.value,
                 "timestamp": now if event.timestamp is None else float(event.timestamp), "received_at": now,
                 "timestamp_given": event.timestamp is not None}
-
-    def _stored_events(self, connection: sa.Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
-        """The stored events among ``event_ids`` (queried in chunks: databases bound the parameters per query)."""
-        ordered, found = sorted(event_ids), {}
-        for start in range(0, len(ordered), ID_CHUNK):
-            rows = connection.execute(self._select_stored, {"ids": ordered[start:start + ID_CHUNK]})
-            found |= {row[0]: dict(zip(EVENT_FIELDS, row, strict=True)) | {"timestamp_given": True} for row in rows}
-        return found
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
         """Every stored event in `EXPORT_COLUMNS`, in chunks: the canonical columns (``user_id, item_id, value,
@@ -201,10 +172,6 @@ class EventStore:
                 frame[TIMESTAMP] = frame[TIMESTAMP].astype("int64")
                 yield frame
 
-    def count_events(self) -> int:
-        with self.engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.count()).select_from(schema.events)).scalar())
-
     def write_batch(self, batch_id: str, chunk: pd.DataFrame) -> None:
         """Append one chunk of a batch of lists (``user_id, item_id, score, rank``) in one transaction, leaving out
         erased users (a model trained before their erasure still knows them)."""
@@ -222,60 +189,6 @@ class EventStore:
 
     def put_item(self, item_id: str, attributes: Mapping[str, Any]) -> None:
         self._upsert(schema.items, "item_id", str(item_id), attributes)
-
-    def user_attributes(self, user_id: str) -> dict[str, Any] | None:
-        """The user's stored attributes; None for a user without any, or erased."""
-        stored = self.user_key(user_id)
-        with self.engine.connect() as connection:
-            users = schema.users.c
-            row = connection.execute(sa.select(users.attributes).where(users.user_id == stored)).first()
-            erased = row is not None and self._erased(connection, {stored})
-        return None if row is None or erased else dict(row[0])
-
-    def latest_events(self, user_id: str, limit: int) -> pd.DataFrame:
-        """The user's ``limit`` latest stored events as ``item_id, timestamp``, oldest first (repeats kept: order is
-        signal); none for an erased user."""
-        events, stored = schema.events.c, self.user_key(user_id)
-        query = (sa.select(events.item_id, events.timestamp).where(events.user_id == stored)
-                 .order_by(events.timestamp.desc(), events.id.desc()).limit(limit))
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()[::-1]
-            if rows and self._erased(connection, {stored}):
-                rows = []
-        return pd.DataFrame({ITEM_ID: [row[0] for row in rows], TIMESTAMP: np.array([row[1] for row in rows], float)})
-
-    def last_event_row(self) -> int:
-        """The id of the last stored event row (0 for none)."""
-        with self.engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.max(schema.events.c.id))).scalar() or 0)
-
-    def event_rows(self, after: int, among: Iterable[int] = ()) -> list[tuple[int, str]]:
-        """``(row id, stored user id)`` of the event rows after row ``after`` and of those of the row ids ``among``
-        (ids missing below it: a transaction not committed yet when last looked), in row order."""
-        events, gaps = schema.events.c, sorted(among)
-        condition = events.id > after
-        if gaps:
-            condition = condition | events.id.in_(gaps)
-        query = sa.select(events.id, events.user_id).where(condition).order_by(events.id)
-        with self.engine.connect() as connection:
-            return [(int(found), user) for found, user in connection.execute(query)]
-
-    def users_with_events_since(self, received_after: float) -> set[str]:
-        """The stored ids of the users with events received after ``received_after`` (unix seconds)."""
-        events = schema.events.c
-        query = sa.select(events.user_id).where(events.received_at > received_after).distinct()
-        with self.engine.connect() as connection:
-            return set(connection.execute(query).scalars())
-
-    def item_ids(self) -> set[str]:
-        with self.engine.connect() as connection:
-            return set(connection.execute(sa.select(schema.items.c.item_id)).scalars())
-
-    def items_table(self) -> pd.DataFrame:
-        """Every stored item: ``item_id`` and its attribute columns."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(schema.items.c.item_id, schema.items.c.attributes)).all()
-        return pd.DataFrame([{ITEM_ID: item_id, **attributes} for item_id, attributes in rows], columns=None)
 
     # -- exposures ----------------------------------------------------------------------------------------------
     def log_exposure(self, user_id: str, model_version: str, item_ids: Sequence[str]) -> str:
@@ -370,46 +283,7 @@ class EventStore:
                                                                 detail=deleted, at=time.time()))
         return deleted
 
-    def erased_subjects(self, since: float = 0.0) -> set[str]:
-        """The fingerprints (`subject`) of the users erased at or after ``since`` (unix seconds; all by default)."""
-        with self.engine.connect() as connection:
-            return set(connection.execute(sa.select(schema.erasures.c.subject)
-                                          .where(schema.erasures.c.erased_at >= since)).scalars())
-
-    def is_erased(self, user_id: str) -> bool:
-        return bool(self.erased_users([user_id]))
-
-    def erased_users(self, user_ids: Iterable[str]) -> set[str]:
-        """Which of these (clear) user ids belong to erased users."""
-        stored = {self.user_key(user_id): str(user_id) for user_id in user_ids}
-        with self.engine.connect() as connection:
-            return {stored[key] for key in self._erased(connection, set(stored))}
-
-    def audit_entries(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(schema.audit_log).order_by(schema.audit_log.c.id)).mappings().all()
-        return [dict(row) for row in rows]
-
-    def ping(self) -> bool:
-        with self.engine.connect() as connection:
-            return connection.execute(sa.select(1)).scalar() == 1
-
     # -- helpers --------------------------------------------------------------------------------------------------
-    def _erased(self, connection: sa.Connection, stored_ids: set[str]) -> set[str]:
-        """Which of these stored user ids belong to erased users."""
-        if not stored_ids:
-            return set()
-        subjects = {self._fingerprint(stored): stored for stored in stored_ids}
-        ordered, found = list(subjects), []
-        for start in range(0, len(ordered), ID_CHUNK):
-            chunk = {"subjects": ordered[start:start + ID_CHUNK]}
-            found += connection.execute(self._select_erased, chunk).scalars().all()
-        return {subjects[subject] for subject in found}
-
-    def _among(self, erased: set[str], stored_ids: set[str]) -> set[str]:
-        """Which of these stored user ids have their fingerprint in ``erased``."""
-        return {stored for stored in stored_ids if self._fingerprint(stored) in erased}
-
     def _insert_ignoring(self, table: sa.Table, key: str) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
