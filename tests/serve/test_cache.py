@@ -44,6 +44,6 @@ def test_a_list_computed_before_the_users_event_is_not_kept() -> None:
 
 
 def test_context_keys_round_the_moment_to_the_hour() -> None:
-    at = lambda minute: Context(dt.datetime(2026, 12, 15, 19, minute, tzinfo=dt.timezone.utc))  # noqa: E731
-    assert context_key(at(5)) == context_key(at(55)) != context_key(Context(dt.datetime(2026, 12, 15, 20, 0, tzinfo=dt.timezone.utc)))
-    assert context_key(Context(at(5).moment, device="app")) != context_key(at(5))
+    at = lambda hour, minute: Context(dt.datetime(2026, 12, 15, hour, minute, tzinfo=dt.UTC))  # noqa: E731
+    assert context_key(at(19, 5)) == context_key(at(19, 55)) != context_key(at(20, 0))
+    assert context_key(Context(at(19, 5).moment, device="app")) != context_key(at(19, 5))

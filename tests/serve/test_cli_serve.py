@@ -14,7 +14,8 @@ def test_keys_create_then_serve_then_recommend(tmp_path) -> None:
     frame, items = shop()
     frame.to_csv(tmp_path / "train.csv", index=False)
     items.to_csv(tmp_path / "items.csv", index=False)
-    ok(cli("train", "--interactions", "train.csv", "--items", "items.csv", "--algorithm", "ease", "--model-dir", "model", cwd=tmp_path))
+    ok(cli("train", "--interactions", "train.csv", "--items", "items.csv", "--algorithm", "ease",
+           "--model-dir", "model", cwd=tmp_path))
     key = ok(cli("keys", "create", "--scopes", "recommend,events:write,admin", cwd=tmp_path)).stdout.strip()
     assert key.startswith("tlr_") and (tmp_path / "tailored.db").exists()  # --db defaults to a SQLite file here
     with served(tmp_path) as base:
@@ -35,17 +36,22 @@ def test_batch_streams_chunks_to_a_file_or_the_database(tmp_path) -> None:
     frame, items = shop()
     frame.to_csv(tmp_path / "train.csv", index=False)
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "item-knn", "--model-dir", "model", cwd=tmp_path))
-    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "5", "--chunk-users", "7", "--output", "crm.parquet", cwd=tmp_path))
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "5", "--chunk-users", "7", "--output", "crm.parquet",
+           cwd=tmp_path))
     lists = pd.read_parquet(tmp_path / "crm.parquet")
     assert lists["user_id"].nunique() == frame["user_id"].nunique() and len(lists) == 5 * lists["user_id"].nunique()
-    assert list(lists.columns) == ["user_id", "item_id", "score", "rank", "model"] and set(lists["model"]) == {"item-knn"}
-    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--chunk-users", "10", "--output", "crm.csv", cwd=tmp_path))
+    assert list(lists.columns) == ["user_id", "item_id", "score", "rank", "model"]
+    assert set(lists["model"]) == {"item-knn"}
+    ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "3", "--chunk-users", "10", "--output", "crm.csv",
+           cwd=tmp_path))
     assert len(pd.read_csv(tmp_path / "crm.csv")) == 3 * lists["user_id"].nunique()
     ok(cli("batch", "--model-dir", "model", "--all-users", "--k", "2", "--db", "sqlite:///crm.db", cwd=tmp_path))
     with sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}").connect() as connection:
-        assert connection.execute(sa.text("select count(*) from batch_recommendations")).scalar() == 2 * lists["user_id"].nunique()
+        stored = connection.execute(sa.text("select count(*) from batch_recommendations")).scalar()
+        assert stored == 2 * lists["user_id"].nunique()
     bad = cli("batch", "--model-dir", "model", "--all-users", "--output", "crm.xlsx", cwd=tmp_path)
-    assert bad.returncode == 2 and "use a .csv or .parquet file name" in bad.stderr and not (tmp_path / "crm.xlsx").exists()
+    assert bad.returncode == 2 and "use a .csv or .parquet file name" in bad.stderr
+    assert not (tmp_path / "crm.xlsx").exists()
 
 
 def test_batch_leaves_out_users_erased_after_training_in_a_file_as_in_the_database(tmp_path) -> None:
@@ -87,7 +93,8 @@ def test_events_export_holds_out_items_not_in_the_catalogue_until_they_exist(tmp
     assert "wrote 1 events" in known.stderr and "held out 1 event(s)" in known.stderr
     assert pd.read_csv(tmp_path / "known.csv")["item_id"].tolist() == ["i1"]
     pd.DataFrame({"item_id": ["i-later"]}).to_csv(tmp_path / "catalogue.csv", index=False)
-    assert "wrote 2 events" in ok(cli("events", "export", "--output", "x.csv", "--items", "catalogue.csv", cwd=tmp_path)).stderr
+    exported = ok(cli("events", "export", "--output", "x.csv", "--items", "catalogue.csv", cwd=tmp_path))
+    assert "wrote 2 events" in exported.stderr
     store.engine.dispose()
 
 
@@ -97,7 +104,7 @@ def test_benchmark_durability_kills_the_server_and_loses_nothing(tmp_path) -> No
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
     report = ok(cli("benchmark", "durability", "--model-dir", "model", "--trials", "2", cwd=tmp_path)).stdout
     figures = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in report.splitlines() if line.strip()}
-    assert figures["trials"] == 2 and figures["events_acknowledged"] > 0 and figures["rows_stored"] >= figures["events_acknowledged"]
+    assert figures["trials"] == 2 and 0 < figures["events_acknowledged"] <= figures["rows_stored"]
     assert figures["acknowledged_but_lost"] == 0 and figures["stored_twice"] == 0
 
 

@@ -41,7 +41,8 @@ def test_an_erasure_reaches_every_process_on_the_database_and_survives_a_restart
         answer = httpx.get(f"{base}/v1/users/{user}/recommendations", params={"k": 5}, headers=headers)
         return [item["item_id"] for item in answer.raise_for_status().json()["items"]]
 
-    with running_service(tmp_path / "model", url) as (first, _), running_service(tmp_path / "model", url) as (second, _):
+    with (running_service(tmp_path / "model", url) as (first, _),
+          running_service(tmp_path / "model", url) as (second, _)):
         cold = listed(first, "someone-new")
         assert listed(second, "u3") != cold and listed(first, "u4") != cold  # personalised before the erasures
         assert httpx.delete(f"{first}/v1/users/u3", headers=headers).status_code == 204
@@ -53,7 +54,8 @@ def test_an_erasure_reaches_every_process_on_the_database_and_survives_a_restart
         refused = httpx.put(f"{second}/v1/users/u3", json={"segment": "gold"}, headers=headers)
         assert refused.status_code == 409 and "erased" in refused.json()["detail"]
         events = {"events": [{"event_id": "after", "user_id": "u4", "item_id": "i1", "type": "view"}]}
-        assert httpx.post(f"{second}/v1/events", json=events, headers=headers).json() == {"accepted": 0, "duplicates": 1}
+        answer = httpx.post(f"{second}/v1/events", json=events, headers=headers)
+        assert answer.json() == {"accepted": 0, "duplicates": 1}
     with running_service(tmp_path / "model", url) as (restarted, _):
         assert listed(restarted, "u3") == cold == listed(restarted, "u4")
     with store.engine.connect() as connection:  # the impressions served to them after the erasures were not stored
@@ -70,10 +72,12 @@ def test_a_user_id_with_a_slash_is_erased_and_described_over_http(tmp_path) -> N
     store = EventStore(url)
     headers = auth(store.create_key(["events:write", "admin"]))
     with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
-        events = [{"event_id": f"e-{user}", "user_id": user, "item_id": "i1", "type": "view"} for user in ("team/alice", "a/b/c")]
+        events = [{"event_id": f"e-{user}", "user_id": user, "item_id": "i1", "type": "view"}
+                  for user in ("team/alice", "a/b/c")]
         assert httpx.post(f"{base}/v1/events", json={"events": events}, headers=headers).json()["accepted"] == 2
         described = httpx.put(f"{base}/v1/users/team/bob", json={"segment": "gold"}, headers=headers)
-        assert described.status_code == 200 and described.json()["user_id"] == "team/bob"  # the model warns: no users table
+        assert described.status_code == 200  # the model warns: no users table
+        assert described.json()["user_id"] == "team/bob"
         assert httpx.delete(f"{base}/v1/users/team/alice", headers=headers).status_code == 204
         assert httpx.delete(f"{base}/v1/users/a%2Fb%2Fc", headers=headers).status_code == 204  # encoded, the same id
     assert store.is_erased("team/alice") and store.is_erased("a/b/c") and store.count_events() == 0

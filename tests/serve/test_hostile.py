@@ -28,7 +28,8 @@ PRIVATE = ("private-user-7", "private-item-9", "private-event-3")
 
 
 @contextmanager
-def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def tailored_serve(model_dir: Path, url: str, log: Path,
+                   **settings: object) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`tailored serve` in its own process with ``TAILORED_<SETTING>`` variables; stderr goes to ``log``; yields the
     base URL, once ready, and the process."""
     with socket.socket() as probe:
@@ -36,8 +37,8 @@ def tailored_serve(model_dir: Path, url: str, log: Path, **settings: object) -> 
         port = probe.getsockname()[1]
     env = os.environ | {f"TAILORED_{name.upper()}": str(value) for name, value in settings.items()}
     with log.open("w") as sink:
-        server = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", url,
-                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=sink, env=env)
+        server = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir),
+                                   "--db", url, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=sink, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -80,9 +81,9 @@ def test_a_write_lock_longer_than_the_commit_timeout_is_survived_and_answered_tr
         blocker.execute("BEGIN IMMEDIATE")
         held = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=writer, timeout=30)
         assert held.status_code == 503 and held.headers["Retry-After"] == "1", held.text
-        assert held.json()["detail"] == ("The commit was not confirmed within 1 s (the database is slow or locked); the "
-                                         "events may still be stored: resend them with the same event ids, duplicates "
-                                         "are ignored.")
+        assert held.json()["detail"] == ("The commit was not confirmed within 1 s (the database is slow or locked); "
+                                         "the events may still be stored: resend them with the same event ids, "
+                                         "duplicates are ignored.")
         wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 503)
         assert httpx.get(f"{base}/readyz").json()["ingestion"] is False
         refused = httpx.post(f"{base}/v1/events", json=events("refused"), headers=writer, timeout=30)
@@ -168,7 +169,8 @@ def test_the_invalid_key_cache_keeps_only_the_most_recent() -> None:
     import asyncio
 
     looked_up: list[str] = []
-    cache = KeyCache(lambda key: looked_up.append(key), DatabaseCalls(5.0), max_invalid=3)  # type: ignore[func-returns-value]
+    cache = KeyCache(lambda key: looked_up.append(key),  # type: ignore[func-returns-value]
+                     DatabaseCalls(5.0), max_invalid=3)
     made_up = [f"tlr_{n:016x}_secret" for n in range(5)]
 
     async def check(keys: list[str]) -> list[frozenset[str] | None]:
@@ -230,7 +232,8 @@ def test_malformed_numbers_and_oversized_inputs_are_refused_naming_the_field(mod
         assert many.status_code == 422 and "at most 200 items" in many.json()["detail"][0]["msg"]
         assert httpx.put(f"{base}/v1/users/u1", json={f"a{n}": n for n in range(200)}, headers=admin).status_code == 204
         absurd_attribute = httpx.put(f"{base}/v1/users/u1", json={"income": 1e308}, headers=admin)
-        assert absurd_attribute.status_code == 422 and ["body", "income"] == absurd_attribute.json()["detail"][0]["loc"][:2]
+        assert absurd_attribute.status_code == 422
+        assert ["body", "income"] == absurd_attribute.json()["detail"][0]["loc"][:2]
         for field, value, message in [("timestamp", False, "Input should be a valid number"),
                                       ("timestamp", True, "Input should be a valid number"),
                                       ("timestamp", "5", "Input should be a valid number"),
@@ -240,17 +243,21 @@ def test_malformed_numbers_and_oversized_inputs_are_refused_naming_the_field(mod
                                       ("value", -1e308, "Input should be greater than or equal to -1000000000")]:
             body = {"events": [{"event_id": "e", "user_id": "u1", "item_id": "i1", "type": "view", field: value}]}
             refused = httpx.post(f"{base}/v1/events", json=body, headers=writer)
+            kind = refused.json()["detail"][0]["type"]
             assert refused.status_code == 422 and refused.json()["detail"] == [
-                {"loc": ["body", "events", 0, field], "msg": message, "type": refused.json()["detail"][0]["type"]}], (field, value)
+                {"loc": ["body", "events", 0, field], "msg": message, "type": kind}], (field, value)
         infinite = httpx.post(f"{base}/v1/events", headers=writer | {"Content-Type": "application/json"},
-                              content=b'{"events": [{"event_id": "e", "user_id": "u1", "item_id": "i1", "type": "view", "value": 1e999}]}')
+                              content=b'{"events": [{"event_id": "e", "user_id": "u1", "item_id": "i1", "type": "view",'
+                                      b' "value": 1e999}]}')
         assert infinite.status_code == 422 and infinite.json()["detail"][0]["msg"] == "Input should be a finite number"
         # counted before the events are validated: 10,001 invalid events get 413, not 422
-        too_many = {"events": [{"event_id": f"e{n}", "user_id": "u1", "item_id": "i1", "type": "nonsense"} for n in range(10_001)]}
+        too_many = {"events": [{"event_id": f"e{n}", "user_id": "u1", "item_id": "i1", "type": "nonsense"}
+                               for n in range(10_001)]}
         refused = httpx.post(f"{base}/v1/events", json=too_many, headers=writer)
-        assert refused.status_code == 413 and refused.json()["detail"] == "10001 events in one request; at most 10000: split the batch."
-        numbers = {"events": [{"event_id": f"e{value}", "user_id": "u1", "item_id": "i1", "type": "rating", "value": value,
-                               "timestamp": 1_700_000_000} for value in (5, 4.5, -1e9)]}
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == "10001 events in one request; at most 10000: split the batch."
+        numbers = {"events": [{"event_id": f"e{value}", "user_id": "u1", "item_id": "i1", "type": "rating",
+                               "value": value, "timestamp": 1_700_000_000} for value in (5, 4.5, -1e9)]}
         assert httpx.post(f"{base}/v1/events", json=numbers, headers=writer).json() == {"accepted": 3, "duplicates": 0}
     text = log.read_text()
     assert "Traceback" not in text, text
@@ -261,7 +268,8 @@ def test_a_request_the_fast_lane_declines_is_charged_once(model_dir, tmp_path) -
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     reader = auth(keys_for(url)["recommend"])
     with tailored_serve(model_dir, url, tmp_path / "serve.log", rate_limit_per_minute=3) as (base, _):
-        answers = [httpx.get(f"{base}/v1/users/someone-new/recommendations", headers=reader).status_code for _ in range(4)]
+        answers = [httpx.get(f"{base}/v1/users/someone-new/recommendations", headers=reader).status_code
+                   for _ in range(4)]
     assert answers == [200, 200, 200, 429]
 
 
@@ -273,11 +281,13 @@ def test_a_database_that_stops_taking_writes_is_answered_503_without_ids_in_the_
     import sqlalchemy as sa
 
     name = postgres_url.rsplit("/", 1)[1]
-    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
 
     def read_only(on: bool) -> None:
         with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'))
+            state = "on" if on else "off"
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {state}'))
             connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name "
                                        "AND pid <> pg_backend_pid()"), {"name": name})
 
@@ -290,7 +300,8 @@ def test_a_database_that_stops_taking_writes_is_answered_503_without_ids_in_the_
             read_only(True)
             refused = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=writer)
             assert refused.status_code == 503, refused.text
-            assert refused.json()["detail"] == "The database is unavailable; nothing was stored by this request. Retry shortly."
+            assert refused.json()["detail"] == ("The database is unavailable; nothing was stored by this request. "
+                                                "Retry shortly.")
             assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=reader).status_code == 200
             read_only(False)
             wait_for(lambda: httpx.post(f"{base}/v1/events", json=events("after"), headers=writer).status_code == 200)
@@ -312,12 +323,14 @@ def test_a_commit_that_fails_at_commit_time_is_answered_as_unconfirmed_not_as_no
     from tailored.store.database import Event
     from tailored.store.schema import UnconfirmedCommit
 
-    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
     keys = keys_for(postgres_url)
     with admin.connect() as connection:
         connection.execute(sa.text(
             "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.item_id = 'refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$"))
+            "IF NEW.item_id = 'refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; "
+            "RETURN NULL; END $$"))
         connection.execute(sa.text("CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON events DEFERRABLE "
                                    "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"))
     admin.dispose()
@@ -328,10 +341,12 @@ def test_a_commit_that_fails_at_commit_time_is_answered_as_unconfirmed_not_as_no
     writer = auth(keys["events:write"])
     log = tmp_path / "serve.log"
     with tailored_serve(model_dir, postgres_url, log) as (base, _):
-        failing = {"events": [{"event_id": PRIVATE[2], "user_id": PRIVATE[0], "item_id": "refused-at-commit", "type": "view"}]}
+        failing = {"events": [{"event_id": PRIVATE[2], "user_id": PRIVATE[0], "item_id": "refused-at-commit",
+                               "type": "view"}]}
         answer = httpx.post(f"{base}/v1/events", json=failing, headers=writer)
         assert answer.status_code == 503 and "may or may not be stored" in answer.json()["detail"], answer.text
         assert "nothing was stored" not in answer.json()["detail"]
-        assert httpx.post(f"{base}/v1/events", json=events("after"), headers=writer).json() == {"accepted": 1, "duplicates": 0}
+        after = httpx.post(f"{base}/v1/events", json=events("after"), headers=writer)
+        assert after.json() == {"accepted": 1, "duplicates": 0}
     text = log.read_text()
     assert "Traceback" not in text and not any(private in text for private in PRIVATE), text

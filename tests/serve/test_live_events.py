@@ -27,7 +27,8 @@ def test_each_new_row_is_reported_once_a_late_one_too(tmp_path) -> None:
         assert follower.poll() == set() and len(reported) == 1
         with store.engine.begin() as connection:  # id 5, below the last row seen (11), commits only now
             connection.execute(sa.text("insert into events (id, event_id, user_id, item_id, type, timestamp, "
-                                       "received_at) values (5, 'x5', :user, 'i1', 'view', 1, 1)"), {"user": store.user_key("erin")})
+                                       "received_at) values (5, 'x5', :user, 'i1', 'view', 1, 1)"),
+                               {"user": store.user_key("erin")})
         assert follower.poll() == {store.user_key("erin")} and follower.poll() == set()
     finally:
         follower.stop()

@@ -37,8 +37,8 @@ def served(folder: Path, **env: str) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=folder, env=ENV | env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=folder,
+                              env=ENV | env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base, deadline = f"http://127.0.0.1:{port}", time.time() + 60
     try:
         while time.time() < deadline:
@@ -64,8 +64,8 @@ def test_a_purchase_changes_the_next_list_at_once_and_after_a_restart(tmp_path) 
     frame, items = shop()
     frame.to_csv(tmp_path / "train.csv", index=False)
     items.to_csv(tmp_path / "items.csv", index=False)
-    ok(cli("train", "--interactions", "train.csv", "--items", "items.csv", "--algorithm", "ease", "--model-dir", "model",
-           cwd=tmp_path))
+    ok(cli("train", "--interactions", "train.csv", "--items", "items.csv", "--algorithm", "ease",
+           "--model-dir", "model", cwd=tmp_path))
     key = auth(ok(cli("keys", "create", "--scopes", "recommend,events:write", cwd=tmp_path)).stdout.strip())
     bought_before = set(frame.loc[frame["user_id"] == "u3", "item_id"])
     with served(tmp_path) as base:

@@ -35,8 +35,8 @@ def test_promote_and_rollback_move_the_stage(registry) -> None:
     assert registry.resolve("shop@production").name == "v0002" and registry.resolve("shop@v0001").name == "v0001"
     assert registry.rollback("shop") == "v0001" and registry.current("shop", "production") == "v0001"
     rows = registry.describe()
-    assert [(row["version"], row["algorithm"], row["stages"]) for row in rows] == [("v0001", "popularity", "production"),
-                                                                                  ("v0002", "item-knn", "")]
+    assert [(row["version"], row["algorithm"], row["stages"]) for row in rows] == [
+        ("v0001", "popularity", "production"), ("v0002", "item-knn", "")]
     with pytest.raises(ConfigError, match="no earlier version"):
         registry.rollback("shop")
     with pytest.raises(ConfigError, match="has no version 'v0009'"):
@@ -47,16 +47,18 @@ def test_promote_and_rollback_move_the_stage(registry) -> None:
 
 def test_the_service_follows_the_stage_and_keeps_serving_when_a_version_is_broken(registry, tmp_path) -> None:
     registry.promote("shop", "v0001")
-    settings = ServiceSettings(db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", registry=registry.root, model="shop@production",
-                               reload_seconds=3600)
+    settings = ServiceSettings(db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", registry=registry.root,
+                               model="shop@production", reload_seconds=3600)
     with TestClient(create_app(settings)) as client:
         service = client.app.state.service
         key = service.store.create_key(["recommend"])
         headers = {"Authorization": f"Bearer {key}"}
-        assert client.get("/v1/users/u1/recommendations", headers=headers).json()["model_version"].startswith("popularity@")
+        served = client.get("/v1/users/u1/recommendations", headers=headers).json()
+        assert served["model_version"].startswith("popularity@")
         registry.promote("shop", "v0002")
         assert service.follow_registry() is True
-        assert client.get("/v1/users/u1/recommendations", headers=headers).json()["model_version"].startswith("item-knn@")
+        served = client.get("/v1/users/u1/recommendations", headers=headers).json()
+        assert served["model_version"].startswith("item-knn@")
         broken = registry.root / "shop" / "v0003"
         shutil.copytree(registry.root / "shop" / "v0001", broken)
         manifest = json.loads((broken / "manifest.json").read_text())

@@ -40,15 +40,18 @@ def test_every_route_but_the_probes_needs_a_key_and_its_scope(model_dir, tmp_pat
         assert len(routes) >= 12
         for method, path in routes:
             target = base + path.replace("{user_id}", "u1").replace("{item_id}", "i1")
-            body = {"events": [{"event_id": "s1", "user_id": "u1", "item_id": "i1", "type": "view"}]} if "events" in path else {}
+            event = {"event_id": "s1", "user_id": "u1", "item_id": "i1", "type": "view"}
+            body = {"events": [event]} if "events" in path else {}
+            credentials = [("none", None), ("bad", "tlr_0_x")] + [(scope, keys[scope]) for scope in SCOPES]
             answers = {name: httpx.request(method, target, json=body, headers=auth(key) if key else {}).status_code
-                       for name, key in [("none", None), ("bad", "tlr_0_x")] + [(scope, keys[scope]) for scope in SCOPES]}
+                       for name, key in credentials}
             if path in ("/healthz", "/readyz"):
                 assert set(answers.values()) == {200}, (method, path, answers)
                 continue
             assert answers["none"] == answers["bad"] == 401, (method, path, answers)
             allowed = [scope for scope in SCOPES if answers[scope] not in (401, 403)]
-            assert len(allowed) == 1 and sorted(answers[s] for s in SCOPES if s not in allowed) == [403, 403], (method, path, answers)
+            refused = sorted(answers[scope] for scope in SCOPES if scope not in allowed)
+            assert len(allowed) == 1 and refused == [403, 403], (method, path, answers)
         httpx.get(f"{base}/v1/users/secret-user-42/recommendations", headers=auth(keys["recommend"]))
         metrics = httpx.get(f"{base}/metrics", headers=auth(keys["admin"])).text
         assert "tailored_requests_total" in metrics and "secret-user-42" not in metrics and '"i1"' not in metrics
@@ -182,7 +185,8 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(model_dir, p
         deadline = time.time() + 30
         while httpx.get(f"{base}/readyz").status_code != 200 and time.time() < deadline:
             time.sleep(0.2)
-        assert httpx.post(f"{base}/v1/events", json=event("after"), headers=writer).json() == {"accepted": 1, "duplicates": 0}
+        after = httpx.post(f"{base}/v1/events", json=event("after"), headers=writer)
+        assert after.json() == {"accepted": 1, "duplicates": 0}
         store = EventStore(url)
         deadline, logged = time.time() + 10, 0
         while not logged and time.time() < deadline:  # the impression shown during the outage is written once it ends
@@ -204,7 +208,8 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_impressions(model_dir, 
     url = f"sqlite:///{path}"
     keys = keys_for(url)
     with running_service(model_dir, url) as (base, server):
-        exposure = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"])).json()["exposure_id"]
+        listed = httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth(keys["recommend"]))
+        exposure = listed.json()["exposure_id"]
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the next POST waits for the database
         answers: list[httpx.Response] = []
@@ -221,4 +226,5 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_impressions(model_dir, 
     assert answers and answers[0].status_code == 200 and answers[0].json() == {"accepted": 1, "duplicates": 0}
     with sqlite3.connect(path) as connection:
         assert connection.execute("select count(*) from events where event_id = 'in-flight'").fetchone() == (1,)
-        assert connection.execute("select count(*) from exposures where exposure_id = ?", (exposure,)).fetchone() == (1,)
+        logged = connection.execute("select count(*) from exposures where exposure_id = ?", (exposure,))
+        assert logged.fetchone() == (1,)

@@ -48,7 +48,8 @@ def test_serve_announces_where_it_listens_and_logs_each_request_by_route(model_d
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     keys = keys_for(url)
     server = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", url,
-                               "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
+                               "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=os.environ)
     try:
         announced = server.stderr.readline()  # the first line, once connections are accepted: no polling needed
         found = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", announced)
@@ -57,13 +58,15 @@ def test_serve_announces_where_it_listens_and_logs_each_request_by_route(model_d
         user = f"{base}/v1/users/{PRIVATE[0]}/recommendations"
         assert httpx.get(user, headers=auth(keys["recommend"])).status_code == 200
         assert httpx.get(user).status_code == 401
-        assert httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=auth(keys["events:write"])).status_code == 200
+        posted = httpx.post(f"{base}/v1/events", json=events(PRIVATE[2]), headers=auth(keys["events:write"]))
+        assert posted.status_code == 200
     finally:
         server.terminate()
         log = server.stderr.read()
         server.wait(timeout=30)
     lines = log.splitlines()
-    assert re.fullmatch(r"method=GET route=/v1/users/\{user_id\}/recommendations status=200 ms=\d+\.\d\d", lines[0]), log
+    assert re.fullmatch(r"method=GET route=/v1/users/\{user_id\}/recommendations status=200 ms=\d+\.\d\d",
+                        lines[0]), log
     assert lines[1].startswith("method=GET route=unmatched status=401 ms=")
     assert lines[2].startswith("method=POST route=/v1/events status=200 ms=")
     assert not any(private in log for private in PRIVATE), log

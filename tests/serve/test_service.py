@@ -73,7 +73,8 @@ def auth(key: str) -> dict[str, str]:
 
 def test_recommendations_carry_items_version_and_a_logged_exposure(server) -> None:
     base, keys, store = server
-    answer = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 5, "explain": "true"}, headers=auth(keys["recommend"]))
+    answer = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 5, "explain": "true"},
+                       headers=auth(keys["recommend"]))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["user_id"] == "u1" and len(body["items"]) == 5 and body["model_version"].startswith("item-knn@")
@@ -84,7 +85,8 @@ def test_recommendations_carry_items_version_and_a_logged_exposure(server) -> No
     while logged is None and time.time() < deadline:  # impressions are committed in the background, in batches
         time.sleep(0.1)
         with store.engine.connect() as connection:
-            logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"), {"e": body["exposure_id"]}).scalar()
+            logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"),
+                                        {"e": body["exposure_id"]}).scalar()
     assert [item["item_id"] for item in body["items"]] == __import__("json").loads(logged)
 
 
@@ -92,8 +94,8 @@ def test_keys_and_scopes_are_enforced(server) -> None:
     base, keys, _ = server
     assert httpx.get(f"{base}/v1/users/u1/recommendations").status_code == 401
     assert httpx.get(f"{base}/v1/users/u1/recommendations", headers=auth("tlr_bad_key")).status_code == 401
-    wrong = httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "x", "user_id": "u", "item_id": "i", "type": "view"}]},
-                       headers=auth(keys["recommend"]))
+    wrong = httpx.post(f"{base}/v1/events", headers=auth(keys["recommend"]),
+                       json={"events": [{"event_id": "x", "user_id": "u", "item_id": "i", "type": "view"}]})
     assert wrong.status_code == 403 and "events:write" in wrong.json()["detail"]
 
 
@@ -105,8 +107,8 @@ def test_events_are_idempotent_and_validated(server) -> None:
     again = httpx.post(f"{base}/v1/events", json=batch, headers=auth(keys["events:write"]))
     assert first.json() == {"accepted": 3, "duplicates": 0} and again.json() == {"accepted": 0, "duplicates": 3}
     assert store.count_events() >= 3
-    bad = httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "z", "user_id": "u1", "item_id": "i1", "type": "like"}]},
-                     headers=auth(keys["events:write"]))
+    bad = httpx.post(f"{base}/v1/events", headers=auth(keys["events:write"]),
+                     json={"events": [{"event_id": "z", "user_id": "u1", "item_id": "i1", "type": "like"}]})
     assert bad.status_code == 422 and "type" in bad.text and "purchase" in bad.text
     too_many = {"events": [{"event_id": f"m{n}", "user_id": "u", "item_id": "i", "type": "view"} for n in range(101)]}
     big = httpx.post(f"{base}/v1/events", json=too_many, headers=auth(keys["events:write"]))
@@ -121,7 +123,8 @@ def test_a_new_user_and_a_new_item_are_served_at_once(server) -> None:
     assert stored.json() == {"user_id": "newcomer", "warnings": [
         "the model was trained without usable user attributes, so new users get the same lists whatever their "
         "attributes: retrain with a users table (--users FILE)"]}
-    listed = httpx.get(f"{base}/v1/users/newcomer/recommendations", params={"k": 40}, headers=auth(keys["recommend"])).json()
+    listed = httpx.get(f"{base}/v1/users/newcomer/recommendations", params={"k": 40},
+                       headers=auth(keys["recommend"])).json()
     assert "i-new" in [item["item_id"] for item in listed["items"]]
 
 
@@ -135,7 +138,8 @@ def test_new_users_and_items_attributes_are_answered_with_what_the_model_cannot_
     admin = auth(EventStore(url).create_key(["admin", "recommend"]))
     with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
         assert httpx.put(f"{base}/v1/users/fine", json={"segment": "s1"}, headers=admin).status_code == 204
-        odd = httpx.put(f"{base}/v1/users/odd", json={"segment": "s9", "Segment": "s1", "tags": ["a", "b"]}, headers=admin)
+        odd = httpx.put(f"{base}/v1/users/odd", json={"segment": "s9", "Segment": "s1", "tags": ["a", "b"]},
+                        headers=admin)
         assert odd.status_code == 200, odd.text
         assert odd.json() == {"user_id": "odd", "warnings": [
             "column(s) 'Segment', 'tags' not among the training attributes ('segment'): ignored",
@@ -174,7 +178,8 @@ def test_context_and_bad_context(server) -> None:
     assert ok.status_code == 200
     bad = httpx.get(f"{base}/v1/users/u2/recommendations", params={"weather": "rain"}, headers=auth(keys["recommend"]))
     assert bad.status_code == 400 and "Unknown context key(s) ['weather']" in bad.json()["detail"]
-    bad = httpx.get(f"{base}/v1/users/u2/recommendations", params={"lat": "123", "lon": "2"}, headers=auth(keys["recommend"]))
+    bad = httpx.get(f"{base}/v1/users/u2/recommendations", params={"lat": "123", "lon": "2"},
+                    headers=auth(keys["recommend"]))
     assert bad.status_code == 400 and "-90 to 90" in bad.json()["detail"]
 
 
@@ -225,7 +230,8 @@ def test_an_anonymous_session_is_ranked_by_the_model_from_its_items(server) -> N
     model = build_recommender("item-knn").fit(Dataset.from_frame(frame, items=items))
     served = {}
     for recent in (("i1", "i2"), ("i7", "i20", "i21")):
-        answer = httpx.post(f"{base}/v1/recommendations", json={"recent": list(recent), "k": 5}, headers=auth(keys["recommend"]))
+        answer = httpx.post(f"{base}/v1/recommendations", json={"recent": list(recent), "k": 5},
+                            headers=auth(keys["recommend"]))
         assert answer.status_code == 200, answer.text
         served[recent] = [item["item_id"] for item in answer.json()["items"]]
         expected = model.recommend(["visitor"], 5, context=parse_context(["recent=" + "|".join(recent)]))
@@ -238,12 +244,16 @@ def test_a_new_users_events_fold_them_in_at_once(server) -> None:
     list an anonymous session of the same items gets, and no longer the fallback's."""
     base, keys, _ = server
     url = f"{base}/v1/users/fresh-visitor/recommendations"
-    before = [item["item_id"] for item in httpx.get(url, params={"k": 5}, headers=auth(keys["recommend"])).json()["items"]]
+    def listed() -> list[str]:
+        answer = httpx.get(url, params={"k": 5}, headers=auth(keys["recommend"]))
+        return [item["item_id"] for item in answer.json()["items"]]
+
+    before = listed()
     viewed = ["i7", "i20", "i21"]
     events = {"events": [{"event_id": f"fresh{n}", "user_id": "fresh-visitor", "item_id": item, "type": "view",
                           "timestamp": 1_760_000_000 + n} for n, item in enumerate(viewed)]}
     assert httpx.post(f"{base}/v1/events", json=events, headers=auth(keys["events:write"])).status_code == 200
-    after = [item["item_id"] for item in httpx.get(url, params={"k": 5}, headers=auth(keys["recommend"])).json()["items"]]
+    after = listed()
     session = httpx.post(f"{base}/v1/recommendations", json={"recent": viewed, "k": 5}, headers=auth(keys["recommend"]))
     assert after == [item["item_id"] for item in session.json()["items"]] != before
     assert not set(viewed) & set(after)
@@ -251,13 +261,15 @@ def test_a_new_users_events_fold_them_in_at_once(server) -> None:
 
 def test_erasure_forgets_the_user(server) -> None:
     base, keys, store = server
-    httpx.post(f"{base}/v1/events", json={"events": [{"event_id": "gone1", "user_id": "u7", "item_id": "i1", "type": "view"}]},
-               headers=auth(keys["events:write"]))
+    httpx.post(f"{base}/v1/events", headers=auth(keys["events:write"]),
+               json={"events": [{"event_id": "gone1", "user_id": "u7", "item_id": "i1", "type": "view"}]})
     before = httpx.get(f"{base}/v1/users/u7/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
     assert httpx.delete(f"{base}/v1/users/u7", headers=auth(keys["admin"])).status_code == 204
     after = httpx.get(f"{base}/v1/users/u7/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
-    anonymous = httpx.get(f"{base}/v1/users/someone-new/recommendations", params={"k": 5}, headers=auth(keys["recommend"])).json()
-    assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in anonymous["items"]] != [i["item_id"] for i in before["items"]]
+    anonymous = httpx.get(f"{base}/v1/users/someone-new/recommendations", params={"k": 5},
+                          headers=auth(keys["recommend"])).json()
+    ids = [[item["item_id"] for item in answer["items"]] for answer in (before, after, anonymous)]
+    assert ids[1] == ids[2] != ids[0]
     assert store.is_erased("u7") and "u7" not in next(store.export_events())["user_id"].tolist()
     assert "u7" not in str(store.audit_entries())
 
@@ -285,7 +297,8 @@ def test_hot_lists_are_cached_until_the_users_events_arrive(server) -> None:
     before = cache_hits()
     first = httpx.get(f"{base}/v1/users/u9/recommendations", params={"k": 4}, headers=auth(keys["recommend"])).json()
     again = httpx.get(f"{base}/v1/users/u9/recommendations", params={"k": 4}, headers=auth(keys["recommend"])).json()
-    assert first["items"] == again["items"] and first["exposure_id"] != again["exposure_id"]  # a new impression each time
+    assert first["items"] == again["items"]
+    assert first["exposure_id"] != again["exposure_id"]  # a new impression each time
     assert cache_hits() == before + 1
     events = {"events": [{"event_id": "hot1", "user_id": "u9", "item_id": "i2", "type": "click"}]}
     httpx.post(f"{base}/v1/events", json=events, headers=auth(keys["events:write"]))
@@ -301,16 +314,20 @@ def test_bad_events_get_clear_4xx_and_store_nothing_half_way(server) -> None:
         return httpx.post(f"{base}/v1/events", content=raw.encode(), headers=headers)
 
     before = store.count_events()
-    event = '{"event_id": "%s", "user_id": "u1", "item_id": "i1", "type": "view"%s}'
-    for extra, field in ((', "value": NaN', "value"), (', "value": Infinity', "value"), (', "timestamp": -Infinity', "timestamp")):
-        answer = post('{"events": [%s, %s]}' % (event % ("ok-1", ""), event % ("nan-1", extra)))
+    def event(event_id: str, extra: str = "") -> str:
+        return '{"event_id": "' + event_id + '", "user_id": "u1", "item_id": "i1", "type": "view"' + extra + "}"
+
+    for extra, field in ((', "value": NaN', "value"), (', "value": Infinity', "value"),
+                         (', "timestamp": -Infinity', "timestamp")):
+        answer = post('{"events": [' + event("ok-1") + ", " + event("nan-1", extra) + "]}")
         assert answer.status_code == 422 and field in answer.text, answer.text
     future = httpx.post(f"{base}/v1/events", headers=headers, json={"events": [
         {"event_id": "f1", "user_id": "u1", "item_id": "i1", "type": "view", "timestamp": time.time() + 3600}]})
     assert future.status_code == 422 and "in the future" in future.text
     assert post('{"events": [').status_code == 422  # malformed JSON
     assert post('{"events": []}').status_code == 422  # an empty batch
-    for bad_id, reason in (("a\u202eb", "U+202E"), ("bell\x07", "U+0007"), ("x" * 201, "at most 200"), ("   ", "blank")):
+    for bad_id, reason in (("a\u202eb", "U+202E"), ("bell\x07", "U+0007"), ("x" * 201, "at most 200"),
+                           ("   ", "blank")):
         answer = httpx.post(f"{base}/v1/events", headers=headers, json={"events": [
             {"event_id": "ok-2", "user_id": "u1", "item_id": "i1", "type": "view"},
             {"event_id": "bad-id", "user_id": bad_id, "item_id": "i1", "type": "view"}]})

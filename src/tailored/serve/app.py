@@ -118,8 +118,8 @@ def open_service(app: FastAPI) -> Service:
         if url is not None and url.get_backend_name() == "sqlite" and url.database and not url.query.get("uri"):
             folder = Path(url.database).parent
             if not folder.is_dir():
-                raise ConfigError(f"The folder {folder} of the SQLite database {url.database} does not exist: create it, "
-                                  "or give --db another file.")
+                raise ConfigError(f"The folder {folder} of the SQLite database {url.database} does not exist: "
+                                  "create it, or give --db another file.")
         service = Service(settings, app.state.metrics)
         try:
             with service.store.engine.connect() as connection, connection.begin() as transaction:
@@ -127,6 +127,7 @@ def open_service(app: FastAPI) -> Service:
                 transaction.rollback()
         except sa.exc.DBAPIError as error:
             raise ConfigError(f"The database {safe_url(settings.db_url)} takes no writes ({error.orig}): make the "
-                              "SQLite file and its folder writable by this user, or give --db another database.") from error
+                              "SQLite file and its folder writable by this user, or give --db another database."
+                              ) from error
         app.state.service = service
     return app.state.service

@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 class ExposureWriter:
-    def __init__(self, store: EventStore, interval: float = 0.2, batch: int = 1_000, max_pending: int = 200_000) -> None:
+    def __init__(self, store: EventStore, interval: float = 0.2, batch: int = 1_000,
+                 max_pending: int = 200_000) -> None:
         self.store, self.interval, self.batch = store, interval, batch
         self.pending: deque[dict[str, Any]] = deque(maxlen=max_pending)
         self.dropped = 0

@@ -117,7 +117,8 @@ class Guard:
             else:
                 scope[AUTHENTICATED] = outcome
         admitted = AUTHENTICATED in scope
-        if refusal is None and admitted and self.in_flight >= self.settings.max_in_flight and scope["path"] not in UNSHED:
+        crowded = self.in_flight >= self.settings.max_in_flight
+        if refusal is None and admitted and crowded and scope["path"] not in UNSHED:
             refusal = self._shed()
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -134,8 +135,8 @@ class Guard:
         try:
             body = await self._body(scope, receive)
             if body is None:
-                late = JSONResponse({"detail": f"Request body not received within {self.settings.body_timeout_seconds:g} s."},
-                                    status_code=408)
+                detail = f"Request body not received within {self.settings.body_timeout_seconds:g} s."
+                late = JSONResponse({"detail": detail}, status_code=408)
                 await late(scope, receive, sending)
             else:
                 await self.app(scope, body, sending)
@@ -156,7 +157,8 @@ class Guard:
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
         if sum(len(name) + len(value) for name, value in scope["headers"]) > self.settings.max_header_bytes:
-            return JSONResponse({"detail": f"Request headers over {self.settings.max_header_bytes} bytes."}, status_code=431)
+            return JSONResponse({"detail": f"Request headers over {self.settings.max_header_bytes} bytes."},
+                                status_code=431)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is None and scope["method"] in ("POST", "PUT", "PATCH") and b"transfer-encoding" in headers:

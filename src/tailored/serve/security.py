@@ -63,7 +63,8 @@ class KeyCache:
     a key of the wrong shape is refused without a lookup."""
 
     def __init__(self, lookup: Callable[[str], frozenset[str] | None], calls: DatabaseCalls,
-                 fresh_seconds: float = KEY_CACHE_SECONDS, outage_seconds: float = 600.0, max_invalid: int = 10_000) -> None:
+                 fresh_seconds: float = KEY_CACHE_SECONDS, outage_seconds: float = 600.0,
+                 max_invalid: int = 10_000) -> None:
         self.lookup, self.calls, self.max_invalid = lookup, calls, max_invalid
         self.fresh_seconds, self.outage_seconds = fresh_seconds, outage_seconds
         self.valid: dict[str, tuple[frozenset[str], float]] = {}

@@ -53,7 +53,8 @@ class Service:
         self.keys = KeyCache(self.store.key_scopes, self.database_calls, settings.key_cache_seconds,
                              settings.key_outage_seconds, settings.max_invalid_keys)
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
-        if (settings.model is None) == (settings.model_dir is None) or (settings.model is not None and self.registry is None):
+        one_source = (settings.model is None) != (settings.model_dir is None)
+        if not one_source or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.exposures = ExposureWriter(self.store)
         self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds)
@@ -87,7 +88,8 @@ class Service:
             self.path, self.base, self.model = path, base, model
             self.live = live | (self.live - before)
             self.cache.clear()
-            self.model_version = f"{manifest['algorithm']}@{manifest['created']}" + (f" ({path.name})" if self.registry else "")
+            self.model_version = (f"{manifest['algorithm']}@{manifest['created']}"
+                                  + (f" ({path.name})" if self.registry else ""))
         gc.collect()
         gc.freeze()  # the model's millions of ids are never garbage: keep the cyclic collector from walking them
 
@@ -120,7 +122,9 @@ class Service:
         answer."""
         served = self.served_id(user_id)
         model = self.model
-        found = None if served == ERASED or served in self.live else model.top_from_index(model.users_.position(served), k)
+        if served == ERASED or served in self.live:
+            return None
+        found = model.top_from_index(model.users_.position(served), k)
         return None if found is None else indexed(model, *found)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,

@@ -15,7 +15,8 @@ import unicodedata
 from typing import Annotated, Literal
 
 from fastapi import Body
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StringConstraints, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StringConstraints,
+                      field_validator)
 
 from tailored.data.quality import ABSURD_VALUE
 
@@ -41,11 +42,13 @@ def clean_id(value: str) -> str:
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(clean_id)]
 AttributeInteger = Annotated[int, Strict(), Field(ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER)]
-AttributeNumber = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER)]
+AttributeNumber = Annotated[float, Strict(),
+                            Field(allow_inf_nan=False, ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER)]
 AttributeValue = (StrictBool | AttributeInteger | AttributeNumber | Annotated[str, StringConstraints(max_length=10_000)]
                   | list[str] | None)
 Attributes = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], AttributeValue],
-                       Body(max_length=MAX_ATTRIBUTES, description="Attribute columns (strings, numbers, lists of strings).")]
+                       Body(max_length=MAX_ATTRIBUTES,
+                            description="Attribute columns (strings, numbers, lists of strings).")]
 """A request body (declared with `Body`: FastAPI drops a `Field`'s limits from a body parameter)."""
 EventType = Literal["view", "click", "cart", "purchase", "rating"]
 

@@ -1,5 +1,6 @@
 """``PUT /v1/users/{user_id}`` (attributes: a new user is served at once from them; what the model cannot use of them
-is answered) and ``DELETE`` (erasure). ``user_id`` is the rest of the path: any id an event may carry, ``/`` included."""
+is answered) and ``DELETE`` (erasure). ``user_id`` is the rest of the path: any id an event may carry, ``/``
+included."""
 
 from __future__ import annotations
 
