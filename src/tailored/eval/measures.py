@@ -70,14 +70,14 @@ def rating_measures(metrics: Sequence[RatingMetric], rows: np.ndarray, errors: n
 
 
 def intervals(measures: list[Pooled], bootstrap: int, seed: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap intervals of pooled measures: each resample of users sums every measure's numerators and
-    denominators over the same users (a draw of users as often as it was drawn)."""
-    finishes = [m.finish for m in measures]
+    """Percentile bootstrap intervals of pooled measures, all on the same resamples of users: each sums its
+    numerators and denominators over the drawn users (a user drawn twice counts twice)."""
+    numerators = np.column_stack([m.numerator for m in measures])
+    denominators = np.column_stack([m.denominator for m in measures])
 
-    def pooled(numerators: np.ndarray, denominators: np.ndarray, axis: int = -1) -> np.ndarray:
+    def pooled(counts: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratios = numerators.sum(axis=axis) / denominators.sum(axis=axis)
-        return np.stack([finish(ratio) for finish, ratio in zip(finishes, ratios, strict=True)])
+            ratios = (counts @ numerators) / (counts @ denominators)
+        return np.stack([m.finish(ratio) for m, ratio in zip(measures, ratios.T, strict=True)])
 
-    samples = (np.stack([m.numerator for m in measures]), np.stack([m.denominator for m in measures]))
-    return percentile_bootstrap(samples, pooled, bootstrap, seed, confidence)
+    return percentile_bootstrap(len(numerators), pooled, bootstrap, seed, confidence)

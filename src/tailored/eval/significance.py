@@ -16,23 +16,31 @@ MAX_RESAMPLE_ELEMENTS = 1 << 22  # bounds the memory of one batch of resampled v
 
 
 def percentile_bootstrap(
-    samples: tuple[np.ndarray, ...],
-    statistic: Callable[..., np.ndarray],
+    users: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
     resamples: int,
     seed: int,
     confidence: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The percentile bootstrap interval of ``statistic(*samples, axis=-1)`` over users, the last axis of every
-    sample (paired: one draw of users resamples them all), by `scipy.stats.bootstrap` with ``default_rng(seed)``.
-    NaN where a resample's statistic is NaN (scipy then warns, of BCa, which is not used here: silenced)."""
+    """The percentile bootstrap interval over ``users`` by `scipy.stats.bootstrap` (``default_rng(seed)`` draws the
+    users of each resample). ``statistic(counts)`` gives a value per resample (or one row of them per metric) from the
+    ``(resamples, users)`` counts of how often each user was drawn: one matrix product for every metric, instead of
+    gathering each metric's values per draw. NaN where a resample's value is NaN (scipy then warns of BCa, which is
+    not used: silenced)."""
     from scipy import stats  # imported here: scipy.stats costs half a second at start-up
 
-    batch = max(1, MAX_RESAMPLE_ELEMENTS // sum(sample.size for sample in samples))
+    def drawn(positions: np.ndarray, axis: int = -1) -> np.ndarray:
+        if positions.ndim == 1:  # scipy's value on the whole sample: every user once
+            return statistic(np.ones((1, users), np.int64))[..., 0]
+        offsets = np.arange(len(positions))[:, None] * users
+        counts = np.bincount((positions + offsets).ravel(), minlength=positions.size).reshape(positions.shape)
+        return statistic(counts)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(samples, statistic, n_resamples=resamples, batch=batch, vectorized=True, paired=True,
-                                 axis=-1, confidence_level=confidence, method="percentile",
-                                 rng=np.random.default_rng(seed))
+        result = stats.bootstrap((np.arange(users),), drawn, n_resamples=resamples, vectorized=True, axis=-1,
+                                 batch=max(1, MAX_RESAMPLE_ELEMENTS // users), confidence_level=confidence,
+                                 method="percentile", rng=np.random.default_rng(seed))
     return result.confidence_interval.low, result.confidence_interval.high
 
 
@@ -78,7 +86,8 @@ def paired_test(
     difference = a - b
     ci_low, ci_high = np.nan, np.nan
     if bootstrap > 0:
-        ci_low, ci_high = percentile_bootstrap((difference,), np.mean, bootstrap, seed, confidence)
+        ci_low, ci_high = percentile_bootstrap(len(a), lambda counts: counts @ difference / len(a), bootstrap, seed,
+                                               confidence)
     if np.all(difference == 0):
         t_statistic, t_pvalue, w_statistic, w_pvalue = 0.0, 1.0, 0.0, 1.0
     else:
