@@ -6,10 +6,11 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
@@ -34,6 +35,112 @@ class Scorer(Protocol):
     def fit(self, dataset: Dataset) -> Self: ...
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class AttributeScorer(Protocol):
+    """Scores users unknown to it from their attributes (a users table's columns): demographic, ncf, two-tower."""
+
+    def score_attributes(self, attributes: pd.DataFrame, items: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class HistoryScorer(Protocol):
+    """Scores users given as interaction rows over the trained items (a session, a user's events since training):
+    the item-item models, ALS, the autoencoders, the content models, the hybrids, the ensemble."""
+
+    def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SequenceScorer(Protocol):
+    """Scores users given as item sequences, oldest first (reads their order): sasrec, two-tower."""
+
+    def score_sessions(self, histories: Sequence[Sequence[int]], items: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class NewItemScorer(Protocol):
+    """Scores items unknown at training time from their attributes, for trained users and for interaction rows."""
+
+    def score_new_items(self, users: np.ndarray, attributes: pd.DataFrame,
+                        user_attributes: pd.DataFrame | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class NewItemHistoryScorer(NewItemScorer, HistoryScorer, Protocol):
+    """A `NewItemScorer` that also scores new items for interaction rows (a session)."""
+
+    def score_new_rows(self, rows: sp.csr_matrix, attributes: pd.DataFrame) -> np.ndarray: ...
+
+
+@runtime_checkable
+class FoldInScorer(Protocol):
+    """An inner-product scorer that turns interaction rows into user factors (ALS)."""
+
+    def fold_in(self, rows: sp.csr_matrix) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RatingPredictor(Protocol):
+    """Predicts explicit ratings of (user, item) pairs (``explicit = True``)."""
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class AttributeExplainer(Protocol):
+    """Says which attribute most raises an item's rate for users described by attribute indicators (demographic)."""
+
+    def indicators(self, attributes: pd.DataFrame) -> sp.csr_matrix: ...
+
+    def attribute_reasons(self, features: sp.csr_matrix, items: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a scorer declares it can do beyond scoring its trained users, read once (`capabilities`) when the
+    Recommender is fitted or loaded: ``attributes`` (`AttributeScorer`), ``histories`` (`HistoryScorer`),
+    ``sequences`` (`SequenceScorer`), ``new_items`` (`NewItemScorer`),
+    ``new_item_histories`` (`NewItemHistoryScorer`), ``folds_in_history`` (the flag: a trained user's events since
+    training fold in, by history or sequence), ``fold_in`` (`FoldInScorer`), ``ratings`` (``explicit`` and a
+    `RatingPredictor`), ``vectors`` (the ``inner_product`` flag: scores are ``user_factors_ . item_factors_``, which
+    a vector index can serve), ``explains_attributes`` (`AttributeExplainer`)."""
+
+    attributes: bool = False
+    histories: bool = False
+    sequences: bool = False
+    new_items: bool = False
+    new_item_histories: bool = False
+    folds_in_history: bool = False
+    fold_in: bool = False
+    ratings: bool = False
+    vectors: bool = False
+    explains_attributes: bool = False
+
+
+def capabilities(scorer: Scorer) -> Capabilities:
+    """The `Capabilities` that ``scorer`` declares by its methods (the protocols above) and flags."""
+    sequences = isinstance(scorer, SequenceScorer)
+    folds = bool(getattr(type(scorer), "folds_in_history", False))
+    return Capabilities(
+        attributes=isinstance(scorer, AttributeScorer),
+        histories=isinstance(scorer, HistoryScorer),
+        sequences=sequences,
+        new_items=isinstance(scorer, NewItemScorer),
+        new_item_histories=isinstance(scorer, NewItemHistoryScorer),
+        folds_in_history=folds and (sequences or isinstance(scorer, HistoryScorer)),
+        fold_in=isinstance(scorer, FoldInScorer),
+        ratings=bool(scorer.explicit) and isinstance(scorer, RatingPredictor),
+        vectors=bool(getattr(type(scorer), "inner_product", False)),
+        explains_attributes=isinstance(scorer, AttributeExplainer),
+    )
+
+
+def trained_rows(scorer: Scorer) -> sp.csr_matrix | None:
+    """The (weighted) interaction rows a history scorer keeps from training (``user_items_``), None when it keeps
+    none: what a trained user's events since training are added to."""
+    return getattr(scorer, "user_items_", None)
 
 
 CATALOG: dict[str, type] = {}

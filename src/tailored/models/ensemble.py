@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.models.base import (Choice, Float, Scorer, check_fitted, create_scorer, register, scorer_class, standardize,
-                                  user_rows)
+from tailored.models.base import (Choice, Float, HistoryScorer, Scorer, check_fitted, create_scorer, register,
+                                  scorer_class, standardize, user_rows)
 from tailored.models.neural.training import training_stage
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,11 @@ class EnsembleScorer:
 
     def score_rows(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
         """Fused scores for users given by their history rows (a session, a new user's events), folded in by the
-        members that fold a history in (``score_rows``); the others are left out, and with none every item ties."""
+        members that fold a history in (`HistoryScorer`); the others are left out, and with none every item ties."""
         check_fitted(self, "members_")
         rows = sp.csr_matrix(rows)
-        members = [member for member in self.members_ if hasattr(member, "score_rows")]
-        return self._fused([member.score_rows(rows) for member in members], rows, items)  # type: ignore[attr-defined]
+        members = [member for member in self.members_ if isinstance(member, HistoryScorer)]
+        return self._fused([member.score_rows(rows) for member in members], rows, items)
 
     def _fused(self, scores: list[np.ndarray], seen: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         """The members' scores (users x all items) fused, the ``seen`` items ranked last by every member."""

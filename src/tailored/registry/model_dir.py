@@ -33,6 +33,7 @@ from tailored.data.io import staged_directory
 from tailored.errors import IncompatibleModelError, NotFittedError
 from tailored.models.base import create_scorer, fitted_state, params_of, restore_state
 from tailored.pipeline.recommender import Recommender
+from tailored.pipeline.settings import settings_of
 from tailored.rank.base import create_stage
 
 FORMAT = "tailored-model"
@@ -89,13 +90,7 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "algorithm": recommender.scorer.algorithm,  # type: ignore[attr-defined]
         "params": json_safe(params_of(recommender.scorer)),
         "members": [_describe(member) for member in members],
-        "recommender": {
-            "weighting": recommender.weighting_,  # the concrete weighting (what "auto" chose)
-            "confidence_alpha": recommender.confidence_alpha,
-            "decay_half_life_days": recommender.decay_half_life_days,
-            "session_prior": recommender.session_prior,
-            "exclude_seen": recommender.exclude_seen,
-        },
+        "recommender": settings_of(recommender) | {"weighting": recommender.weighting_},  # what "auto" chose
         "fallback": _describe(recommender.fallback_),
         "item_model": None if recommender.item_model_ is None else _describe(recommender.item_model_),
         "stages": [{"name": stage.stage, "params": json_safe(dataclasses.asdict(stage))} for stage in recommender.stages],  # type: ignore[attr-defined]
@@ -184,7 +179,6 @@ def load_model(directory: str | Path) -> Recommender:
     recommender.weighting_ = recommender.weighting
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
-    recommender.new_items_ = None
     files = _data_files(Path(directory), manifest)
     recommender.item_attributes_ = _read(directory, ITEM_ATTRIBUTES, pd.read_parquet) if ITEM_ATTRIBUTES in files else None
     arrays = _read(directory, ARRAYS, _arrays)
@@ -216,7 +210,7 @@ def load_model(directory: str | Path) -> Recommender:
                 state[name] = arrays[key]
         restore_state(owner, state)
     _check_state(recommender, directory, manifest["algorithm"])
-    return recommender
+    return recommender.composed()
 
 
 def fit_added_stages(recommender: Recommender, stages: list[Any]) -> list[Any]:

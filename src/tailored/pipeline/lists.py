@@ -1,0 +1,50 @@
+"""Lists as tidy frames for the batch path (`Recommender.recommend`): ``user_id, item_id, score, rank`` (+
+``model``, ``reasons``), users in the order asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import ITEM_ID, MODEL, RANK, REASONS, SCORE, USER_ID
+
+
+def tidy(user_ids: np.ndarray, item_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
+         reasons: np.ndarray | None = None) -> pd.DataFrame:
+    """The frame of a block of lists: ``items[b, n]`` (indices, -1: empty slot) whose external ids are
+    ``item_ids``, their scores and reasons, for the block's ``user_ids``."""
+    valid = items >= 0
+    rows, ranks = np.nonzero(valid)
+    frame = pd.DataFrame({USER_ID: user_ids[rows], ITEM_ID: item_ids[items[valid]],
+                          SCORE: scores[valid].astype(np.float64), RANK: ranks + 1})
+    if reasons is not None:
+        frame[REASONS] = reasons[valid]
+    return frame
+
+
+def joined(frames: list[pd.DataFrame], user_ids: np.ndarray, reordered: bool) -> pd.DataFrame:
+    """The frames of the blocks as one, the users in the order of ``user_ids`` when ``reordered`` (the blocks
+    took them out of it)."""
+    if not frames:
+        return pd.DataFrame({USER_ID: [], ITEM_ID: [], SCORE: [], RANK: []})
+    frame = pd.concat(frames, ignore_index=True)
+    if reordered:
+        position = pd.Index(user_ids).get_indexer(frame[USER_ID])
+        frame = frame.iloc[np.lexsort((frame[RANK].to_numpy(), position))].reset_index(drop=True)
+    return frame
+
+
+def with_models(frame: pd.DataFrame, user_ids: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    """``frame`` with the ``model`` column: each user's model of ``names`` (one per user of ``user_ids``)."""
+    if len(frame) and (names == names[0]).all():  # one model for every list (a single user's request): no lookup
+        column = pd.Categorical.from_codes(np.zeros(len(frame), np.int8), [names[0]])
+    else:
+        models = pd.Series(names, index=user_ids)
+        column = pd.Categorical(models[~models.index.duplicated()].reindex(frame[USER_ID]).to_numpy())
+    frame.insert(4, MODEL, column)
+    return frame
+
+
+def prefixed(added: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Reasons ``added`` before those ``given`` ("; "-joined where both say something)."""
+    return np.where(given == "", added, np.where(added == "", given, added + "; " + given))

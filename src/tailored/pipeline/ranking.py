@@ -1,0 +1,71 @@
+"""From a block of scores to lists: the stages (adjusters, then the re-rankers over a candidate pool), exclusions
+and each item's reasons. What each stage does is read once, when the stages are set (`Ranking.of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tailored.models.base import top_k
+from tailored.rank.base import Request, Reranker, Stage, is_reranker
+from tailored.rank.explain import reasons_for
+
+
+@runtime_checkable
+class Readmitter(Protocol):
+    """A stage that gives back the scores of some seen items (repurchase cycles) before the adjusters run."""
+
+    def readmit(self, request: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class Switchable(Protocol):
+    """A stage that may have learned to do nothing (``inert``): it does not keep the fast lane closed."""
+
+    inert: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Ranking:
+    """The stages in order, sorted once by role."""
+
+    stages: tuple[Stage | Reranker, ...]
+    readmitters: tuple[Readmitter, ...]
+    adjusters: tuple[Stage, ...]
+    rerankers: tuple[Reranker, ...]
+    active: bool
+    """Whether any stage may change a list (the vector index's fast lane answers only without)."""
+
+    @classmethod
+    def of(cls, stages: Sequence[Stage | Reranker]) -> Ranking:
+        rerankers = tuple(stage for stage in stages if is_reranker(stage))
+        return cls(tuple(stages), tuple(stage for stage in stages if isinstance(stage, Readmitter)),
+                   tuple(stage for stage in stages if not is_reranker(stage)), rerankers,  # type: ignore[misc]
+                   any(not (isinstance(stage, Switchable) and stage.inert) for stage in stages))
+
+    def adjusted(self, scores: np.ndarray, request: Request) -> np.ndarray:
+        """Seen items that a stage readmits (repurchase cycles) get their score back, then the adjusters run."""
+        for stage in self.readmitters:
+            rows, columns, restored = stage.readmit(request)
+            scores[rows, columns] = restored
+        for stage in self.adjusters:
+            scores = stage.adjust(scores, request)
+        return scores
+
+    def ranked(self, scores: np.ndarray, request: Request, n: int, explain: bool, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Adjusters, then the best ``n`` (from a pool of ``n * pool_factor`` when re-rankers follow), then the
+        re-rankers; ``exclude`` (item indices) never come out; with ``explain``, each item's reasons."""
+        scores = self.adjusted(scores, request)
+        if exclude is not None:
+            scores[:, exclude] = -np.inf
+        pool = n * max([stage.pool_factor for stage in self.rerankers], default=1)
+        items, values = top_k(scores, pool)
+        request.scores = scores
+        for stage in self.rerankers:
+            items, values = stage.rerank(items, values, request, n)
+        items, values = items[:, :n], values[:, :n]
+        return items, values, reasons_for(items, request, self.stages) if explain else None
