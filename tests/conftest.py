@@ -58,7 +58,8 @@ def postgres_url() -> Iterator[str]:
     server = os.environ.get("TAILORED_TEST_POSTGRES_URL")
     if not server:
         if os.environ.get("TAILORED_REQUIRE_POSTGRES") == "1":
-            pytest.fail("TAILORED_REQUIRE_POSTGRES=1 but TAILORED_TEST_POSTGRES_URL is not set (start one with .ci/postgres)")
+            pytest.fail("TAILORED_REQUIRE_POSTGRES=1 but TAILORED_TEST_POSTGRES_URL is not set (start one with "
+                        ".ci/postgres)")
         pytest.skip("no PostgreSQL server: set TAILORED_TEST_POSTGRES_URL (e.g. $(.ci/postgres))")
     name = f"tailored_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")

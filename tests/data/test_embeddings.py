@@ -55,8 +55,10 @@ def test_supplied_vectors_follow_the_items_order_or_their_ids(tmp_path: Path) ->
 @pytest.mark.parametrize("arrays, items, message", [
     ({"rows.npy": np.ones((2, 4))}, ["a", "b", "c"], "has 2 rows for 3 items"),
     ({"rows.npy": np.ones(3)}, ["a", "b", "c"], "expected a numeric matrix"),
-    ({"rows.npy": np.array([[1.0], [np.nan], [np.inf]])}, ["a", "b", "c"], r"2 item\(s\) .* not finite numbers, e.g. \['b', 'c'\]"),
-    ({"ids.npz": {"item_id": np.array(["a", "b"]), "vectors": np.ones((2, 2))}}, ["a", "b", "x"], r"no vector for 1 item\(s\), e.g. \['x'\]"),
+    ({"rows.npy": np.array([[1.0], [np.nan], [np.inf]])}, ["a", "b", "c"],
+     r"2 item\(s\) .* not finite numbers, e.g. \['b', 'c'\]"),
+    ({"ids.npz": {"item_id": np.array(["a", "b"]), "vectors": np.ones((2, 2))}}, ["a", "b", "x"],
+     r"no vector for 1 item\(s\), e.g. \['x'\]"),
     ({"ids.npz": {"item_id": np.array(["a", "a"]), "vectors": np.ones((2, 2))}}, ["a"], r"more than once: \['a'\]"),
     ({"ids.npz": {"ids": np.array(["a"]), "vectors": np.ones((1, 2))}}, ["a"], "needs arrays 'item_id' and 'vectors'"),
 ])

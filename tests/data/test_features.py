@@ -74,7 +74,8 @@ def test_new_items_are_encoded_like_the_training_ones_and_unseen_values_are_unkn
 def test_integer_codes_read_as_floats_because_of_a_missing_cell_are_still_known() -> None:
     encoder = ItemEncoder().fit(pd.DataFrame({"category": [12, 7, 12, 7]}))
     new = pd.DataFrame({"category": [12.0, np.nan]})  # one missing cell turns the codes into floats
-    np.testing.assert_allclose(encoder.transform(new).toarray()[0], encoder.transform(pd.DataFrame({"category": [12]})).toarray()[0])
+    np.testing.assert_allclose(encoder.transform(new).toarray()[0],
+                               encoder.transform(pd.DataFrame({"category": [12]})).toarray()[0])
     assert encoder.transform(new).toarray()[0].any()
 
 
@@ -86,7 +87,8 @@ def test_a_table_without_usable_columns_is_a_clear_error() -> None:
 def test_a_vector_of_another_length_is_an_error_naming_the_items() -> None:
     encoder = ItemEncoder().fit(ITEMS)
     new = pd.DataFrame({"item_id": ["n1", "n2", "n3"], "embedding": [np.ones(2), np.ones(3), None]})
-    with pytest.raises(DataError, match=r"'embedding': 1 vector\(s\) of length \[3\] where the column has 2 .*\['n2'\]"):
+    with pytest.raises(DataError,
+                       match=r"'embedding': 1 vector\(s\) of length \[3\] where the column has 2 .*\['n2'\]"):
         encoder.transform(new)
     mixed = ITEMS.assign(embedding=[np.ones(2), np.ones(2), None, np.ones(4)])
     with pytest.raises(DataError, match=r"of length \[4\] where the column has 2"):

@@ -158,7 +158,8 @@ def test_extreme_buyer_is_the_only_outlier_at_a_retail_threshold(retail: RetailD
 def test_write_round_trips_through_csv_with_the_same_problems(tmp_path) -> None:
     small = generate_retail(300, 60, days=400, seed=3)
     directory = small.write(tmp_path / "retail")
-    assert sorted(path.name for path in directory.iterdir()) == ["complements.csv", "customers.csv", "interactions.csv", "products.csv"]
+    assert sorted(path.name for path in directory.iterdir()) == ["complements.csv", "customers.csv", "interactions.csv",
+                                                                 "products.csv"]
     text = read_table(directory / "interactions.csv")
     assert len(text) == len(small.interactions)
     report = check_quality(text, QualityRules(min_value=1), items=read_table(directory / "products.csv"))

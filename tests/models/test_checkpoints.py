@@ -23,7 +23,8 @@ from tailored.registry.checkpoints import DirectoryCheckpoints  # noqa: E402
 
 def small() -> Dataset:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"user_id": rng.integers(0, 60, 900).astype(str), "item_id": rng.integers(0, 40, 900).astype(str)})
+    frame = pd.DataFrame({"user_id": rng.integers(0, 60, 900).astype(str),
+                          "item_id": rng.integers(0, 40, 900).astype(str)})
     return Dataset.from_frame(frame.drop_duplicates())
 
 
@@ -87,7 +88,8 @@ def test_command_line_training_in_a_log_prints_its_epochs(tmp_path) -> None:
     lines = [line for line in log.splitlines() if line.startswith("training multdae on ")]
     # the early-stopping run: its first and last epochs with their held-out score; then the refit on all the data
     # for the best run's number of epochs, named as such, its last epoch without a score
-    assert re.fullmatch(r"training multdae on [\d,]+ interactions: epoch 1/3 \(held-out recall 0\.\d{4}\), \d+ s", lines[0])
+    assert re.fullmatch(r"training multdae on [\d,]+ interactions: epoch 1/3 \(held-out recall 0\.\d{4}\), \d+ s",
+                        lines[0])
     assert re.search(r"epoch 3/3 \(held-out recall 0\.\d{4}\)", log)
     assert re.search(r"epoch (\d+)/\1 \(refit on all rows\), \d+ s$", lines[-1])
     assert "saved multdae model" in log

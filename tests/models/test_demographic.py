@@ -131,7 +131,8 @@ def test_needs_attributes() -> None:
 def test_recommend_job_reads_new_users_attributes_from_the_users_file(tmp_path) -> None:
     frame, users = two_segments()
     save_model(Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
-    pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "b"], "gender": ["F", "F"]}).to_csv(tmp_path / "new.csv", index=False)
+    new = pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "b"], "gender": ["F", "F"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
     ids, attributes = jobs.read_users(tmp_path / "new.csv")
     lists = jobs.recommend(tmp_path / "model", ids, 3, attributes=attributes)
     first = lists.groupby("user_id")["item_id"].first()
@@ -244,7 +245,8 @@ def test_the_recommender_checks_only_the_users_it_does_not_know_and_keeps_the_ch
     save_model(Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")
     recommender = load_model(tmp_path / "model")
     table = pd.DataFrame({"user_id": ["ua0", "new"], "segment": ["old-value", "a"], "gender": ["F", "X"]})
-    assert recommender.attribute_problems(table) == ["gender: value(s) not learnt in training (unseen or rare), scored as unknown: 'X' (1)"]
+    assert recommender.attribute_problems(table) == [
+        "gender: value(s) not learnt in training (unseen or rare), scored as unknown: 'X' (1)"]
     assert recommender.attribute_problems(table.iloc[:1]) == []  # ua0 is scored from its history
 
 
@@ -254,14 +256,17 @@ def test_recommend_warns_about_attribute_columns_and_values_it_cannot_use(tmp_pa
     users.to_csv(tmp_path / "users.csv", index=False)
     ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--algorithm", "ease", "--model-dir", "m",
            cwd=tmp_path))
-    pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "c"], "Gender": ["F", "M"]}).to_csv(tmp_path / "new.csv", index=False)
-    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.csv", "--k", "3", "--output", "r.csv", cwd=tmp_path))
+    new = pd.DataFrame({"user_id": ["n1", "n2"], "segment": ["a", "c"], "Gender": ["F", "M"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.csv", "--k", "3", "--output", "r.csv",
+                    cwd=tmp_path))
     said = flat(result.stdout + result.stderr)
     assert "warning: new.csv: no column(s) 'gender'" in said
     assert "column(s) 'Gender' not among the training attributes" in said
     assert "segment: value(s) not learnt in training (unseen or rare), scored as unknown: 'c' (1)" in said
     assert pd.read_csv(tmp_path / "r.csv")["user_id"].nunique() == 2  # warned, not refused
-    clean = ok(cli("recommend", "--model-dir", "m", "--users", "users.csv", "--k", "3", "--output", "r2.csv", cwd=tmp_path))
+    clean = ok(cli("recommend", "--model-dir", "m", "--users", "users.csv", "--k", "3", "--output", "r2.csv",
+                   cwd=tmp_path))
     assert "warning" not in clean.stdout + clean.stderr
 
 
@@ -297,7 +302,8 @@ def test_columns_training_left_out_vectors_included_are_named_once_and_not_warne
     assert ("user attributes used: segment, gender; left out: embedding (vectors: user attributes are categories and "
             "numbers), customer_no (a different value in every row)") in said
     users.iloc[:2].assign(user_id=["n1", "n2"]).to_parquet(tmp_path / "new.parquet")
-    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.parquet", "--k", "3", "--output", "r.csv", cwd=tmp_path))
+    result = ok(cli("recommend", "--model-dir", "m", "--users", "new.parquet", "--k", "3", "--output", "r.csv",
+                    cwd=tmp_path))
     assert "warning" not in result.stdout + result.stderr
 
 

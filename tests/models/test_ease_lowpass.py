@@ -59,7 +59,8 @@ def test_the_gram_matrix_is_inverted_in_place() -> None:
     inverse = spd_inverse(matrix, "test", block=7)  # blocks that do not divide the size
     np.testing.assert_allclose(inverse, expected, rtol=1e-10, atol=1e-12)
     assert np.shares_memory(inverse, matrix)
-    with pytest.raises(ConfigError, match=r"ease: X\^T X \+ reg I with reg=0 is not positive definite.*use a positive reg"):
+    with pytest.raises(ConfigError,
+                       match=r"ease: X\^T X \+ reg I with reg=0 is not positive definite.*use a positive reg"):
         ease_weights(sp.csr_matrix((3, 2)), 0.0, "ease")  # no interactions: X^T X = 0
 
 
@@ -70,18 +71,22 @@ def test_available_memory_is_positive_and_at_most_the_physical_memory() -> None:
 
 @pytest.mark.parametrize("algorithm", ["ease", "ease-lowpass"])
 def test_a_catalogue_too_large_for_the_memory_is_refused_before_allocating(algorithm: str, monkeypatch) -> None:
-    monkeypatch.setattr("tailored.config.available_memory", lambda: 1_000_000)  # 1 MB: 30 items need 10.8 kB, 300 1.1 MB
+    # 1 MB: 30 items need 10.8 kB, 300 1.1 MB
+    monkeypatch.setattr("tailored.config.available_memory", lambda: 1_000_000)
     dataset = Dataset.from_frame(pd.DataFrame({"user_id": np.arange(600) % 50, "item_id": np.arange(600) % 300}))
-    with pytest.raises(ConfigError, match=rf"Algorithm '{algorithm}' holds dense items x items matrices: 300 items need "
-                                          r"about 0.0 GiB and 0.0 GiB is available.*min_item_interactions.*item-knn"):
+    with pytest.raises(ConfigError, match=rf"Algorithm '{algorithm}' holds dense items x items matrices: 300 items "
+                                          r"need about 0.0 GiB and 0.0 GiB is available.*min_item_interactions.*"
+                                          r"item-knn"):
         create_scorer(algorithm).fit(dataset)
-    create_scorer(algorithm).fit(Dataset.from_frame(pd.DataFrame({"user_id": np.arange(60) % 6, "item_id": np.arange(60) % 30})))
+    small = pd.DataFrame({"user_id": np.arange(60) % 6, "item_id": np.arange(60) % 30})
+    create_scorer(algorithm).fit(Dataset.from_frame(small))
 
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     rng = np.random.default_rng(0)
-    rows = [(f"u{u}", f"i{i}", 1.0, t) for u in range(60) for t, i in enumerate(rng.choice(30, 8, replace=False) + 15 * (u % 2))]
+    rows = [(f"u{u}", f"i{i}", 1.0, t) for u in range(60)
+            for t, i in enumerate(rng.choice(30, 8, replace=False) + 15 * (u % 2))]
     return Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"]))
 
 

@@ -56,7 +56,8 @@ def test_pretrained_branches_fuse_into_their_average(planted: Dataset) -> None:
     np.testing.assert_allclose(logits(fused, ("gmf", "mlp")), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_fold_in_moves_the_unknown_user_towards_the_rows_items(planted: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fold_in_moves_the_unknown_user_towards_the_rows_items(planted: Dataset,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty row keeps the unknown id's scores (no gradient), zero steps too; a row of one group's items ranks
     that group's other items first, the same in blocks of any size and on every call (no sampling)."""
     scorer = create_scorer("ncf", {"epochs": 4}).fit(planted)

@@ -53,7 +53,8 @@ def test_a_sparse_block_is_pruned_by_its_entries_to_the_same_neighbours() -> Non
 def _column_values(matrix: sp.spmatrix) -> list[list[float]]:
     """Each column's values, sorted."""
     columns = sp.csc_matrix(matrix)
-    return [sorted(np.round(columns.data[start:stop], 5)) for start, stop in zip(columns.indptr[:-1], columns.indptr[1:])]
+    bounds = zip(columns.indptr[:-1], columns.indptr[1:])
+    return [sorted(np.round(columns.data[start:stop], 5)) for start, stop in bounds]
 
 
 def test_item_knn_on_a_wide_catalogue_takes_the_sparse_path_with_the_same_model(monkeypatch) -> None:
@@ -83,7 +84,8 @@ def test_bm25_downweights_frequent_terms_and_saturates() -> None:
     # the first term is in every document: idf clipped to 0; the rare one keeps a positive weight
     assert np.all(weighted[:, 0] == 0) and weighted[0, 1] > 0
     # the first term in 2 documents of 5 (of 3, its idf log 3 - log1p 2 is 0 up to rounding, which differs by CPU)
-    tf = reweight(sp.csr_matrix(np.array([[1.0, 1.0], [9.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])), "bm25").toarray()
+    counts = np.array([[1.0, 1.0], [9.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    tf = reweight(sp.csr_matrix(counts), "bm25").toarray()
     assert tf[0, 0] < tf[1, 0] < 9 * tf[0, 0]  # term frequency saturates
     tfidf = reweight(documents, "tfidf").toarray()
     np.testing.assert_allclose(tfidf[3, 0], 3.0 * (np.log(4) - np.log(5)))
@@ -220,7 +222,8 @@ def test_items_added_in_two_steps_are_all_scored_and_candidates_restrict_the_ran
 def test_a_visitor_without_history_gets_new_items_by_the_average_taste() -> None:
     """Category x is what most users take: with nothing known of the visitor, the new x item comes first (the item
     model's average training row), where all new items used to tie."""
-    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": ["x1", "x2", "x1", "x2", "y1"], "value": 1.0})
+    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": ["x1", "x2", "x1", "x2", "y1"],
+                          "value": 1.0})
     items = pd.DataFrame({"item_id": ["x1", "x2", "y1"], "category": ["x", "x", "y"]})
     recommender = Recommender(create_scorer("ease")).fit(Dataset.from_frame(frame, items=items))
     new = pd.DataFrame({"item_id": ["y-new", "x-new"], "category": ["y", "x"]})

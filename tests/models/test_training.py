@@ -51,5 +51,6 @@ def test_recall_at_k_ranks_a_fixed_sample_past_max_users(recorded: Recorded) -> 
     assert len(sample) == 20 and np.isin(sample, np.flatnonzero(recorded.relevant.getnnz(axis=1))).all()
     assert recall_at(recorded, recorded.seen, recorded.relevant, k=10, max_users=20) == sampled
     assert np.array_equal(np.concatenate(recorded.asked[len(recorded.asked) // 2 :]), sample)  # the same users again
-    alone = recall_at(lambda users: recorded.scores[sample][users], recorded.seen[sample], recorded.relevant[sample], k=10)
+    alone = recall_at(lambda users: recorded.scores[sample][users], recorded.seen[sample], recorded.relevant[sample],
+                      k=10)
     assert sampled == alone  # the mean over the sample's users, nothing else

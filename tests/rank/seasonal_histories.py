@@ -42,13 +42,16 @@ class Shop:
 def in_window(days: pd.DatetimeIndex, window: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     month_day = days.month * 100 + days.day
     start, end = window[0][0] * 100 + window[0][1], window[1][0] * 100 + window[1][1]
-    return np.asarray((month_day >= start) & (month_day <= end) if start <= end else (month_day >= start) | (month_day <= end))
+    if start <= end:
+        return np.asarray((month_day >= start) & (month_day <= end))
+    return np.asarray((month_day >= start) | (month_day <= end))
 
 
 def purchases(shop: Shop) -> pd.DataFrame:
     """``user_id, item_id, timestamp`` rows; item ids say their kind: ``xmas…``, ``summer…``, ``year…``."""
     rng = np.random.default_rng(shop.seed)
-    kinds = np.repeat(np.array(["year", "xmas", "summer"]), [shop.all_year_items, shop.christmas_items, shop.summer_items])
+    kinds = np.repeat(np.array(["year", "xmas", "summer"]),
+                      [shop.all_year_items, shop.christmas_items, shop.summer_items])
     ids = np.array([f"{kind}{i:03d}" for i, kind in enumerate(kinds)])
     popularity = rng.lognormal(0.0, 1.0, len(ids))
     if shop.seasonal_bestseller:  # sells more over the whole history than any all-year item, in a few weeks
@@ -73,6 +76,7 @@ def purchases(shop: Shop) -> pd.DataFrame:
         cumulative = np.cumsum(weights, axis=1)
         draws = rng.random(len(user)) * cumulative[user, -1]
         item = (cumulative[user] < draws[:, None]).sum(axis=1)
-        seconds = (state_days[day] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1) + rng.integers(8 * 3600, 20 * 3600, len(user))
+        midnight = (state_days[day] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        seconds = midnight + rng.integers(8 * 3600, 20 * 3600, len(user))
         rows.append(pd.DataFrame({"user_id": [f"c{u:04d}" for u in user], "item_id": ids[item], "timestamp": seconds}))
     return pd.concat(rows, ignore_index=True).sort_values("timestamp", kind="stable").reset_index(drop=True)

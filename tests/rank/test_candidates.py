@@ -40,14 +40,16 @@ def test_a_recommender_served_through_the_index_ranks_like_the_scorer() -> None:
     from tailored.pipeline.recommender import build_recommender
 
     rng = np.random.default_rng(2)
-    frame = pd.DataFrame({"user_id": rng.integers(0, 300, 6000).astype(str), "item_id": rng.integers(0, 400, 6000).astype(str)})
+    frame = pd.DataFrame({"user_id": rng.integers(0, 300, 6000).astype(str),
+                          "item_id": rng.integers(0, 400, 6000).astype(str)})
     recommender = build_recommender("als", {"factors": 16}).fit(Dataset.from_frame(frame))
     users = recommender.users_.external_ids[:50]
     exact = recommender.recommend(users, 10)
     indexed = recommender.with_vector_index(kind="hnsw").recommend(users, 10)
     overlap = exact.merge(indexed, on=["user_id", "item_id"]).shape[0] / len(exact)
     assert overlap >= 0.95 and indexed.groupby("user_id").size().eq(10).all()
-    assert build_recommender("ease").fit(Dataset.from_frame(frame)).with_vector_index().scorer.algorithm == "ease"  # unchanged
+    ease = build_recommender("ease").fit(Dataset.from_frame(frame))
+    assert ease.with_vector_index().scorer.algorithm == "ease"  # unchanged
 
 
 def test_the_serving_fast_path_answers_like_the_full_pipeline() -> None:
@@ -58,7 +60,8 @@ def test_the_serving_fast_path_answers_like_the_full_pipeline() -> None:
     from tailored.rank.rules import BusinessRules
 
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({"user_id": rng.integers(0, 200, 5000).astype(str), "item_id": rng.integers(0, 300, 5000).astype(str)})
+    frame = pd.DataFrame({"user_id": rng.integers(0, 200, 5000).astype(str),
+                          "item_id": rng.integers(0, 300, 5000).astype(str)})
     items = pd.DataFrame({"item_id": np.arange(300).astype(str), "category": np.arange(300) % 4})
     fitted = build_recommender("als", {"factors": 16}).fit(Dataset.from_frame(frame, items=items))
     served = fitted.with_vector_index(kind="exact")

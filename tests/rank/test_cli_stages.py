@@ -71,7 +71,8 @@ def test_calendar_rules_location_and_reasons(shop: Path) -> None:
     assert len(firsts) and (firsts["item_id"] == "s7").all() and firsts["reasons"].str.contains("pinned").all()
     assert frame["reasons"].str.contains("km away").all()
     ok(nowhere.result())
-    northern = {name: pd.read_csv(shop / name)["item_id"].str[1:].astype(int).mean() for name in ("march.csv", "nowhere.csv")}
+    northern = {name: pd.read_csv(shop / name)["item_id"].str[1:].astype(int).mean()
+                for name in ("march.csv", "nowhere.csv")}
     assert northern["march.csv"] > northern["nowhere.csv"] + 1, northern  # items further north: nearer 48.99 N
     ok(december.result())
     assert pd.read_csv(shop / "december.csv")["item_id"].map(categories).eq("foie gras").any()
@@ -96,7 +97,8 @@ BAD = {
     "pipeline_stage": (["--pipeline", "bad_pipeline.toml"], ["bad_pipeline.toml", "line 4", "teleport", "location"]),
     "context_key": (["--context", "weather=rain"], ["weather", "Valid keys", "radius_km"]),
     "latitude": (["--context", "lat=123", "--context", "lon=2"], ["lat=123.0", "-90 to 90"]),
-    "learning_stage": (["--stage", "seasonal"], ["seasonal", "learns from the training interactions", "tailored train"]),
+    "learning_stage": (["--stage", "seasonal"],
+                       ["seasonal", "learns from the training interactions", "tailored train"]),
 }
 
 

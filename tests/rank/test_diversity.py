@@ -66,16 +66,19 @@ def test_invalid_knob_is_explained() -> None:
 def genre_data() -> Dataset:
     """40 users; 30 items in 3 genres; the 10 "action" items are the most popular."""
     rng = np.random.default_rng(0)
-    items = pd.DataFrame({"item_id": [f"i{k}" for k in range(30)], "genre": ["action"] * 10 + ["drama"] * 10 + ["comedy"] * 10})
+    items = pd.DataFrame({"item_id": [f"i{k}" for k in range(30)],
+                          "genre": ["action"] * 10 + ["drama"] * 10 + ["comedy"] * 10})
     weights = np.r_[np.full(10, 6.0), np.full(10, 2.0), np.full(10, 1.0)]
-    rows = [(f"u{user}", f"i{item}") for user in range(40) for item in rng.choice(30, 6, replace=False, p=weights / weights.sum())]
+    rows = [(f"u{user}", f"i{item}") for user in range(40)
+            for item in rng.choice(30, 6, replace=False, p=weights / weights.sum())]
     return Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id"]), items=items)
 
 
 def test_inside_a_pipeline_lists_mix_genres() -> None:
     data = genre_data()
     users = data.users.ids(np.arange(data.n_users))
-    genre = dict(zip(data.item_attributes.index.map(lambda i: data.items.ids(np.array([i]))[0]), data.item_attributes["genre"]))
+    ids = data.item_attributes.index.map(lambda i: data.items.ids(np.array([i]))[0])
+    genre = dict(zip(ids, data.item_attributes["genre"]))
 
     def genres_per_list(recommender: Recommender) -> float:
         lists = recommender.fit(data).recommend(users, n=4)

@@ -13,9 +13,11 @@ from tailored.query import parse_context
 
 def test_the_reason_names_the_most_similar_history_item() -> None:
     # a and b are always taken together, c and d too; the target user took a and c only
-    rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")] + [(f"v{u}", item) for u in range(10) for item in ("c", "d")]
+    rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")]
+    rows += [(f"v{u}", item) for u in range(10) for item in ("c", "d")]
     rows += [("target", "a"), ("target", "c"), ("w", "e")]
-    recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id"])))
+    dataset = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id"]))
+    recommender = Recommender(create_scorer("item-knn")).fit(dataset)
     frame = recommender.recommend(["target"], 2, explain=True).set_index("item_id")
     assert frame.loc["b", "reasons"] == "like a" and frame.loc["d", "reasons"] == "like c"
 

@@ -16,7 +16,8 @@ DAY = 86_400.0
 def test_slots_replace_the_lowest_regular_items_and_keep_score_order() -> None:
     now = pd.Timestamp("2026-06-30", tz="UTC").timestamp()
     first_seen = np.array([0.0, 0.0, 0.0, 0.0, now - 3 * DAY, now - 60 * DAY, np.nan])  # 4: 3 days old, 6: no history
-    request = bare_request(1, Catalogue(np.array(list("abcdefg")), first_seen=first_seen), parse_context(["date=2026-06-30"]))
+    request = bare_request(1, Catalogue(np.array(list("abcdefg")), first_seen=first_seen),
+                           parse_context(["date=2026-06-30"]))
     request.scores = np.array([[9.0, 8.0, 7.0, 6.0, 1.0, 5.0, 0.5]], np.float32)
     items, scores = np.array([[0, 1, 2, 3]]), np.array([[9.0, 8.0, 7.0, 6.0]], np.float32)
     reranked, values = NewItemSlots(max_age_days=30, slots=2).rerank(items, scores, request, 4)
@@ -33,7 +34,8 @@ def test_a_launch_date_column_overrides_first_interactions() -> None:
 
 
 def test_in_a_pipeline_an_item_without_history_gets_a_slot() -> None:
-    frame = pd.DataFrame({"user_id": list("aabbcc"), "item_id": ["x", "y", "x", "z", "y", "z"], "timestamp": 1_700_000_000})
+    frame = pd.DataFrame({"user_id": list("aabbcc"), "item_id": ["x", "y", "x", "z", "y", "z"],
+                          "timestamp": 1_700_000_000})
     items = pd.DataFrame({"item_id": ["x", "y", "z", "w", "v"], "category": ["c"] * 5})
     recommender = Recommender(create_scorer("popularity"), exclude_seen=False, stages=[NewItemSlots(slots=1)])
     recommender.fit(Dataset.from_frame(frame, items=items))

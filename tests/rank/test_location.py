@@ -24,7 +24,8 @@ def test_haversine_matches_a_known_distance() -> None:
 
 
 def shops() -> Catalogue:
-    attributes = pd.DataFrame({"lat": [0.0, 0.0, np.nan], "lon": [0.0, 1.0, np.nan]})  # at the point, 111 km east, online
+    # at the point, 111 km east, online
+    attributes = pd.DataFrame({"lat": [0.0, 0.0, np.nan], "lon": [0.0, 1.0, np.nan]})
     return Catalogue(np.array(["here", "far", "online"]), attributes)
 
 
@@ -47,7 +48,8 @@ def test_radius_filters_placed_items_only_and_no_location_changes_nothing() -> N
 
 
 def test_missing_coordinate_columns_are_named() -> None:
-    request = bare_request(1, Catalogue(np.array(["a"]), pd.DataFrame({"city": ["Paris"]})), parse_context(["lat=0", "lon=0"]))
+    request = bare_request(1, Catalogue(np.array(["a"]), pd.DataFrame({"city": ["Paris"]})),
+                           parse_context(["lat=0", "lon=0"]))
     with pytest.raises(ConfigError, match=r"needs item columns 'lat' and 'lon'.*\['city'\]"):
         LocationAdjuster().adjust(np.zeros((1, 1), np.float32), request)
 
@@ -55,7 +57,8 @@ def test_missing_coordinate_columns_are_named() -> None:
 def test_in_a_pipeline_the_nearest_shops_come_first() -> None:
     rng = np.random.default_rng(0)
     items = pd.DataFrame({"item_id": [f"shop{i}" for i in range(10)], "lat": 48.0 + np.arange(10) * 0.1, "lon": 2.0})
-    frame = pd.DataFrame({"user_id": rng.integers(0, 30, 300).astype(str), "item_id": rng.choice(items["item_id"], 300)})
+    frame = pd.DataFrame({"user_id": rng.integers(0, 30, 300).astype(str),
+                          "item_id": rng.choice(items["item_id"], 300)})
     recommender = Recommender(create_scorer("popularity"), exclude_seen=False, stages=[LocationAdjuster(decay_km=1.0)])
     recommender.fit(Dataset.from_frame(frame, items=items))
     near_north = recommender.recommend(["0"], 3, context=parse_context(["lat=48.9", "lon=2.0"]), explain=True)

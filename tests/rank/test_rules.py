@@ -56,7 +56,8 @@ def test_no_rule_changes_nothing_but_dates_and_stock() -> None:
     expected = np.array([[5, 4, -INF, -INF, -INF], [1, 2, -INF, -INF, -INF]], np.float32)
     np.testing.assert_array_equal(adjusted(BusinessRules()), expected)
     # 1 April: c arrives, b's window has closed
-    assert np.isfinite(adjusted(BusinessRules(), moment=dt.datetime(2026, 4, 1, 8)))[0].tolist() == [True, False, True, False, False]
+    april = adjusted(BusinessRules(), moment=dt.datetime(2026, 4, 1, 8))
+    assert np.isfinite(april)[0].tolist() == [True, False, True, False, False]
 
 
 def test_category_filters_match_case_insensitively_and_unknown_categories_only_pass_exclusion() -> None:
@@ -85,7 +86,8 @@ def test_pinned_items_come_first_in_order_unless_filtered() -> None:
     # b is filtered out: it stays out; c is pinned in front of everything
     np.testing.assert_array_equal(adjusted(BusinessRules(exclude_categories=["alcohol"], pinned=["b", "c"]), items)[0],
                                   [5, -INF, 10, 2, 1])
-    negative = BusinessRules(pinned=["a"]).adjust(np.array([[-3.0, -1.0, -INF]]), bare_request(1, plain({"x": [1, 2, 3]})))
+    negative = BusinessRules(pinned=["a"]).adjust(np.array([[-3.0, -1.0, -INF]]),
+                                                  bare_request(1, plain({"x": [1, 2, 3]})))
     np.testing.assert_array_equal(negative, [[1.0, -1.0, -INF]])  # top max(-1, 0) = 0, step 1
 
 
@@ -129,7 +131,8 @@ def test_a_repurchased_item_still_obeys_the_filters() -> None:
 def test_explanations_name_the_rule() -> None:
     rules = BusinessRules(pinned=["d"], promoted={"a": 1.5})
     items = np.array([[3, 0, 1], [3, -1, -1]])
-    assert rules.explain(items, bare_request(2, catalogue())).tolist() == [["pinned", "promoted x1.5", ""], ["pinned", "", ""]]
+    assert rules.explain(items, bare_request(2, catalogue())).tolist() == [["pinned", "promoted x1.5", ""],
+                                                                           ["pinned", "", ""]]
 
 
 def test_rules_that_filter_everything_leave_rows_of_minus_infinity() -> None:
@@ -203,7 +206,8 @@ def test_load_rules_reads_every_setting(tmp_path) -> None:
     ("pinned = ['a']\nmax_price = \"cheap\"\n", r"line 2, key 'max_price': must be a number, got 'cheap'"),
     ("pinned = 'a'\n", r"line 1, key 'pinned': must be a list of strings"),
     ("min_price = 50\n\nmax_price = 20\n", r"line 1, key 'min_price': min_price 50 is above max_price 20"),
-    ("pinned = []\n[repurchase_days]\ntea = 10\n'coffee' = -3\n", r"line 4, key 'repurchase_days.coffee': must be a number of days >= 0"),
+    ("pinned = []\n[repurchase_days]\ntea = 10\n'coffee' = -3\n",
+     r"line 4, key 'repurchase_days.coffee': must be a number of days >= 0"),
     ("[promoted]\n\"sku-3\" = 0\n", r"line 2, key 'promoted.sku-3': must be a factor > 0"),
     ("promoted = { a = \"x\" }\n", r"line 1, key 'promoted': must be a table of numbers"),
     ("[max_share]\ncolumn = 'brand'\nmax_share = 1.5\n", r"line 3, key 'max_share.max_share': must be in \(0, 1\]"),

@@ -106,6 +106,8 @@ def test_reasons_name_the_season(seasonal_model) -> None:
     items = np.array([[0, -1]])
     week = int(week_of_year(np.array([int(pd.Timestamp("2026-03-15", tz="UTC").timestamp())]))[0])
     assert week == 10  # day 74 of the year
-    reasons = recommender.stages[0].explain(items, bare_request(1, Catalogue(np.arange(lift.shape[0])), parse_context(["date=2026-03-15"])))
+    request = bare_request(1, Catalogue(np.arange(lift.shape[0])), parse_context(["date=2026-03-15"]))
+    reasons = recommender.stages[0].explain(items, request)
     expected = lift[0, week]
-    assert reasons[0, 1] == "" and (reasons[0, 0] == "" if 2 / 3 < expected < 1.5 else f"x{expected:.1f}" in reasons[0, 0])
+    assert reasons[0, 1] == ""
+    assert reasons[0, 0] == "" if 2 / 3 < expected < 1.5 else f"x{expected:.1f}" in reasons[0, 0]

@@ -26,7 +26,8 @@ SHOPS = {
                                                                        summer=((7, 1), (8, 15)),
                                                                        seasonal_bestseller=True, seed=2, **SMALL),
     "three years from July, long seasons, seasonal tastes": Shop(years=3, first_day="07-01",
-                                                                 christmas=((11, 1), (1, 15)), summer=((5, 15), (9, 15)),
+                                                                 christmas=((11, 1), (1, 15)),
+                                                                 summer=((5, 15), (9, 15)),
                                                                  seasonal_tastes=True, seed=3, **SMALL),
     "many sparse seasonal items": Shop(christmas_items=80, summer_items=80, purchases_per_day=0.05, seed=4, **SMALL),
     "two years, a Christmas best seller": Shop(seasonal_bestseller=True, seed=5, **SMALL),
@@ -47,7 +48,8 @@ def shares(folder, model: str, kind: str, dates: tuple[str, ...] | None = None) 
     return result
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else []) for name in SHOPS])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [])
+                                  for name in SHOPS])
 def test_out_of_season_items_are_absent_and_in_season_items_capped(name: str, tmp_path) -> None:
     history = purchases(SHOPS[name])
     history.to_csv(tmp_path / "history.csv", index=False)

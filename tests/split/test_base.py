@@ -41,11 +41,13 @@ def test_save_load_restores_the_split_exactly(tmp_path: Path) -> None:
     split = Split(split.train, split.test, valid=split.test, name=split.name, params=split.params,
                   dataset_fingerprint=split.dataset_fingerprint)
     split.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "split.json", "test.csv", "train.csv", "users.csv", "valid.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "split.json", "test.csv", "train.csv",
+                                                          "users.csv", "valid.csv"]
     manifest = json.loads((tmp_path / "split.json").read_text())
     assert manifest["seed"] == 7 and manifest["counts"]["train"]["rows"] == len(split.train)
     restored = Split.load(tmp_path)
-    assert (restored.name, restored.params, restored.dataset_fingerprint) == (split.name, split.params, split.dataset_fingerprint)
+    assert (restored.name, restored.params, restored.dataset_fingerprint) == (split.name, split.params,
+                                                                              split.dataset_fingerprint)
     for name, part in split.parts().items():
         again = restored.parts()[name]
         assert again.users == part.users and again.items == part.items

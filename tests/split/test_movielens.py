@@ -21,7 +21,8 @@ def ratings(request: pytest.FixtureRequest, ml100k_dir: Path) -> Dataset:
     """u.data with ids as integers (pandas' guess) and as text (what the CLI's readers give): same splits."""
     frame = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user_id", "item_id", "rating", "timestamp"],
                         dtype={"user_id": request.param, "item_id": request.param})
-    return Dataset.from_frame(frame.drop(columns="rating").assign(value=1.0)[["user_id", "item_id", "value", "timestamp"]])
+    positives = frame.drop(columns="rating").assign(value=1.0)
+    return Dataset.from_frame(positives[["user_id", "item_id", "value", "timestamp"]])
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:

@@ -100,7 +100,8 @@ def test_leave_last_out_takes_each_users_latest_row_ties_by_item_id(frame: pd.Da
 @given(frame=interactions(), seed=st.integers(0, 99))
 def test_cold_users_and_items_have_no_training_rows(frame: pd.DataFrame, seed: int) -> None:
     dataset = Dataset.from_frame(frame)
-    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"), (split_cold_items(dataset, 0.3, seed), "item_id")):
+    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"),
+                          (split_cold_items(dataset, 0.3, seed), "item_id")):
         test, train = split.test.to_frame(), split.train.to_frame()
         assert not set(test[column]) & set(train[column])
         active = frame[column].nunique()  # round(0.3 * n) ids, at least one and, with two or more, not all of them
@@ -112,7 +113,8 @@ def test_cold_users_and_items_have_no_training_rows(frame: pd.DataFrame, seed: i
 @given(frame=interactions(), seed=st.integers(0, 99))
 def test_attribute_tables_cut_into_training_rows_and_new_ones(frame: pd.DataFrame, seed: int) -> None:
     dataset = Dataset.from_frame(frame)
-    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"), (split_cold_items(dataset, 0.3, seed), "item_id")):
+    for split, column in ((split_cold_users(dataset, 0.3, seed), "user_id"),
+                          (split_cold_items(dataset, 0.3, seed), "item_id")):
         ids = [*sorted(frame[column].astype(str).unique()), "without interactions"]
         table = pd.DataFrame({column: ids, "colour": range(len(ids))})
         trained, new = attributes_by_part(split, table, column)
@@ -164,7 +166,8 @@ def test_bad_parameters_say_what_and_how(call, message: str) -> None:
 
 def test_time_splits_need_timestamps() -> None:
     dataset = Dataset.from_frame(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
-    with pytest.raises(DataError, match="split_leave_last_out needs a 'timestamp' column and the interactions have none: name the file's time column with --time-col"):
+    with pytest.raises(DataError, match="split_leave_last_out needs a 'timestamp' column and the interactions have "
+                                        "none: name the file's time column with --time-col"):
         split_leave_last_out(dataset)
 
 
