@@ -158,6 +158,22 @@ def test_new_users_and_items_attributes_are_answered_with_what_the_model_cannot_
         assert httpx.put(f"{base}/v1/items/i3", json={"Category": "c1"}, headers=admin).status_code == 204  # trained
 
 
+def test_a_new_item_is_stored_but_not_listed_by_a_model_that_cannot_score_it(tmp_path) -> None:
+    """A model trained without item attributes scores no item from its attributes: the PUT stores the item (204) and
+    the service goes on serving the trained catalogue, before and after a restart on the same database."""
+    frame, _ = shop()
+    save_model(build_recommender("item-knn").fit(Dataset.from_frame(frame)), tmp_path / "model")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(url)
+    admin = auth(store.create_key(["admin", "recommend"]))
+    for _ in range(2):
+        with serving(create_app(ServiceSettings(tmp_path / "model", url))) as base:
+            assert httpx.put(f"{base}/v1/items/i-new", json={"category": "c1"}, headers=admin).status_code == 204
+            listed = httpx.get(f"{base}/v1/users/newcomer/recommendations", params={"k": 40}, headers=admin)
+    assert listed.status_code == 200 and "i-new" not in [item["item_id"] for item in listed.json()["items"]]
+    assert "i-new" in store.items_table()["item_id"].tolist()
+
+
 def test_a_new_users_explanations_name_the_attribute_that_raises_each_item(tmp_path) -> None:
     frame, users = two_segments()
     save_model(build_recommender("ease").fit(Dataset.from_frame(frame, users=users)), tmp_path / "model")

@@ -219,7 +219,7 @@ class Service:
         """Store the item; an item the model does not know is recommendable at once from its attributes. Returns what
         the model cannot use of them (`Recommender.item_attribute_problems`), empty for a known item."""
         self.store.put_item(item_id, attributes)
-        if self.base.items_.index(np.array([str(item_id)]), missing="mask")[0] >= 0:
+        if self.base.items_.position(item_id) >= 0:
             return []
         model = self._with_store_items(self.base)
         with self.lock:
@@ -228,11 +228,9 @@ class Service:
         return self.base.item_attribute_problems(pd.DataFrame([{ITEM_ID: str(item_id), **attributes}]))
 
     def _with_store_items(self, model: Recommender) -> Recommender:
+        """``model`` with the stored items it does not know, when it can score items from their attributes."""
         table = self.store.items_table()
-        if table.empty or (model.item_model_ is None and not hasattr(model.scorer, "score_new_items")):
-            return model
-        known = model.items_.index(table[ITEM_ID].astype(str).to_numpy(), missing="mask") >= 0
-        return model.with_items(table[~known]) if (~known).any() else model
+        return model.with_items(table) if not table.empty and model.new_items_.scorable else model
 
 
 def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
