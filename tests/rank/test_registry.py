@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 
 from tailored.config import Registry
+from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.rank import STAGES, SeasonalAdjuster, TimeOfDayAdjuster, create_stage
 
@@ -34,3 +36,11 @@ def test_the_stage_catalogue_builds_the_presets_from_text_parameters() -> None:
         create_stage("weather")
     with pytest.raises(ConfigError, match=r"valid: \['min_gain', 'min_history_days', 'prior', 'smoothing_hours'"):
         create_stage("time-of-day", {"smoothing_weeks": 1})
+
+
+@pytest.mark.parametrize(("name", "params", "key"), [("seasonal", {"smoothing_weeks": -1}, "smoothing"),
+                                                   ("time-of-day", {"strength": -2}, "strength")])
+def test_a_preset_refuses_invalid_parameters_naming_its_stage(name: str, params: dict, key: str) -> None:
+    frame = pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": [0]})
+    with pytest.raises(ConfigError, match=rf"Stage '{name}' parameter {key} = -\S+ is invalid"):
+        create_stage(name, params).fit(Dataset.from_frame(frame))

@@ -1,5 +1,6 @@
 """Periodic lifts shared by the time stages: how much more (or less) an item sells in one bucket of a cycle (week of
-the year, hour of the week) than the catalogue does, and the score adjustment that applies it."""
+the year, hour of the week) than the catalogue does, and the score adjustment that applies it: the one lift adjuster
+(`PeriodicAdjuster`), whose presets (`Cycle`, `preset`) are the `seasonal` and `time-of-day` stages."""
 
 from __future__ import annotations
 
@@ -59,16 +60,16 @@ class PeriodicAdjuster:
     min_gain: float = 0.0
 
     def fit(self, dataset: Dataset) -> Self:
+        cycle = self.cycle
         prior = 1.0 if self.prior is None else self.prior
-        smoothing = getattr(self, self.cycle.smoothing)
+        smoothing = getattr(self, cycle.smoothing)
         for key, value, valid in (("strength", self.strength, self.strength >= 0), ("prior", prior, prior > 0),
                                   ("smoothing", smoothing, smoothing >= 0)):
             if not (valid and math.isfinite(value)):
-                raise ConfigError(f"Stage '{self.cycle.stage}' parameter {key} = {value!r} is invalid: strength must "
+                raise ConfigError(f"Stage '{cycle.stage}' parameter {key} = {value!r} is invalid: strength must "
                                   f"be >= 0, prior > 0 (or none: chosen on held-out users) and smoothing a whole "
                                   f"number >= 0.")
         priors = PRIORS if self.prior is None else (self.prior,)
-        cycle = self.cycle
         self.lift_, self.prior_ = learn_lift(dataset, cycle.buckets, cycle.n_buckets, cycle.unit, priors,
                                              int(smoothing), self.min_history_days, self.min_gain)
         return self
