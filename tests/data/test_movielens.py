@@ -338,7 +338,9 @@ def test_interrupted_download_leaves_no_file(tmp_path: Path, site: tuple[Path, s
     assert cache_files(tmp_path / "cache") == []
 
 
-def test_a_corrupt_cached_archive_is_downloaded_again(tmp_path: Path, site: tuple[Path, str, ThreadingHTTPServer]) -> None:
+def test_a_corrupt_cached_archive_is_downloaded_again(
+    tmp_path: Path, site: tuple[Path, str, ThreadingHTTPServer]
+) -> None:
     root, url, _ = site
     publish(root, "ml-latest-small", "ml-latest-small.zip")
     cache = tmp_path / "cache"
@@ -415,14 +417,17 @@ def test_command_line_downloads_and_writes_the_inputs_of_train(
     cold = pd.read_csv(tmp_path / "split" / "test.csv")["item_id"].unique().tolist()
     assert pd.read_csv(tmp_path / "split" / "items_new.csv")["item_id"].tolist() == cold
     assert sorted(pd.read_csv(tmp_path / "split" / "items_train.csv")["item_id"]) == sorted({1, 3, 4} - set(cold))
-    embedded = read_attributes(tmp_path / "csv" / "items.csv", "item_id").assign(vector=[np.ones(2) * i for i in range(3)])
+    embedded = read_attributes(tmp_path / "csv" / "items.csv", "item_id")
+    embedded = embedded.assign(vector=[np.ones(2) * i for i in range(3)])
     embedded.to_parquet(tmp_path / "embedded.parquet")
     ok(cli(*split, "--items", "embedded.parquet", "--output-dir", "vectors", cwd=tmp_path))
     new = pd.read_parquet(tmp_path / "vectors" / "items_new.parquet")  # Parquet in, Parquet out: vectors kept
     assert new["item_id"].tolist() == [str(item) for item in cold] and len(new["vector"].iloc[0]) == 2
 
 
-def test_p6_through_the_command_line_from_the_written_100k(ml100k_dir: Path, ml100k_splits_dir: Path, tmp_path: Path) -> None:
+def test_p6_through_the_command_line_from_the_written_100k(
+    ml100k_dir: Path, ml100k_splits_dir: Path, tmp_path: Path
+) -> None:
     """The issue's user cold start end to end, as a user runs it: MovieLens written as CSV, the cold-users split with
     the users table cut in two, training on the warm users' attributes, lists for the new users from theirs."""
     ok(cli("datasets", "movielens", "--data-dir", ml100k_dir, "--output-dir", "csv", cwd=tmp_path))

@@ -30,7 +30,8 @@ TRAIN = pd.DataFrame(
 )
 # u5 has no training row; E is outside the training catalogue
 TEST = pd.DataFrame(
-    {"user_id": ["u1", "u2", "u3", "u3", "u5"], "item_id": ["C", "D", "B", "E", "A"], "value": [4.0, 2.0, 5.0, 3.0, 1.0]}
+    {"user_id": ["u1", "u2", "u3", "u3", "u5"], "item_id": ["C", "D", "B", "E", "A"],
+     "value": [4.0, 2.0, 5.0, 3.0, 1.0]}
 )
 USERS = pd.DataFrame({"user_id": ["u1", "u2", "u3", "u4", "u5"], "gender": ["F", "M", "F", "M", "M"]})
 
@@ -59,7 +60,7 @@ EXPECTED = {
 def test_evaluate_matches_hand_computation() -> None:
     split = _split()
     report = evaluate(Recommender(PopularityScorer()).fit(split.train), split, metrics=list(EXPECTED), bootstrap=0)
-    assert dict(zip(report.table["metric"], report.table["value"])) == pytest.approx(EXPECTED)
+    assert dict(zip(report.table["metric"], report.table["value"], strict=True)) == pytest.approx(EXPECTED)
     assert report.per_user.index.tolist() == ["u1", "u2", "u3", "u5"]
     assert report.per_user["ndcg@2"].tolist() == pytest.approx([1 / LOG3, 1, 1 / (1 + 1 / LOG3), 1])
     assert report.info["users"] == 4 and report.info["k"] == 2
@@ -70,7 +71,7 @@ def test_unknown_users_count_with_the_fallback() -> None:
     recommender = Recommender(PopularityScorer()).fit(Dataset.from_frame(TRAIN))  # u5 unknown to this model
     report = evaluate(recommender, split, metrics=list(EXPECTED), bootstrap=0)
     assert report.info["unknown_users"] == 1
-    assert dict(zip(report.table["metric"], report.table["value"])) == pytest.approx(EXPECTED)
+    assert dict(zip(report.table["metric"], report.table["value"], strict=True)) == pytest.approx(EXPECTED)
 
 
 def test_evaluate_lists_gives_the_same_figures_from_files() -> None:
@@ -83,7 +84,8 @@ def test_evaluate_lists_gives_the_same_figures_from_files() -> None:
 
 def test_bootstrap_intervals_resample_users() -> None:
     split = _split()
-    report = evaluate(Recommender(PopularityScorer()).fit(split.train), split, metrics=["ndcg@2"], bootstrap=200, seed=5)
+    recommender = Recommender(PopularityScorer()).fit(split.train)
+    report = evaluate(recommender, split, metrics=["ndcg@2"], bootstrap=200, seed=5)
     values = report.per_user["ndcg@2"].to_numpy()
     means = values[np.random.default_rng(5).integers(0, 4, (200, 4))].mean(axis=1)
     row = report.table.iloc[0]
@@ -171,10 +173,11 @@ def test_evaluate_lists_rejects_bad_input() -> None:
 def _reference(recs: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame, k: int) -> dict[str, float]:
     """PROTOCOLS.md, written out with plain Python loops."""
     relevant: dict[object, set] = defaultdict(set)
-    for user, item in zip(test["user_id"], test["item_id"]):
+    for user, item in zip(test["user_id"], test["item_id"], strict=True):
         relevant[user].add(item)
     ranked: dict[object, list] = defaultdict(list)
-    for user, item, rank in sorted(zip(recs["user_id"], recs["item_id"], recs["rank"]), key=lambda r: (str(r[0]), r[2])):
+    rows = zip(recs["user_id"], recs["item_id"], recs["rank"], strict=True)
+    for user, item, _ in sorted(rows, key=lambda r: (str(r[0]), r[2])):
         ranked[user].append(item)
     catalogue = set(train["item_id"])
     sums = defaultdict(float)

@@ -114,7 +114,8 @@ def test_ranking_metric_properties(lists: RankedLists) -> None:
 @given(n_relevant=st.integers(1, 8), k=st.integers(1, 8), extra=st.integers(0, 5))
 def test_ndcg_is_one_when_the_first_positions_are_all_relevant(n_relevant: int, k: int, extra: int) -> None:
     n_items = n_relevant + extra + k
-    relevant = sp.csr_matrix((np.ones(n_relevant), (np.zeros(n_relevant, int), np.arange(n_relevant))), shape=(1, n_items))
+    relevant = sp.csr_matrix((np.ones(n_relevant), (np.zeros(n_relevant, int), np.arange(n_relevant))),
+                             shape=(1, n_items))
     shown = np.r_[np.arange(min(k, n_relevant)), n_relevant + extra + np.arange(k - min(k, n_relevant))]
     lists = RankedLists(shown[None, :], relevant, np.array([n_relevant]), np.ones(n_items), 1)
     assert metric(f"ndcg@{k}")(lists)[0] == pytest.approx(1.0)

@@ -22,7 +22,8 @@ def test_admin_commands_refuse_a_sqlite_file_that_does_not_exist(tmp_path) -> No
     commands = {"erase-user": ["erase-user", "alice"], "events export": ["events", "export", "--output", "out.csv"],
                 "events prune": ["events", "prune", "--days", "30"], "keys list": ["keys", "list"],
                 "keys revoke": ["keys", "revoke", "0123"]}
-    runs = {name: POOL.submit(tailored, *args, "--db", "sqlite:///typo.db", cwd=tmp_path) for name, args in commands.items()}
+    runs = {name: POOL.submit(tailored, *args, "--db", "sqlite:///typo.db", cwd=tmp_path)
+            for name, args in commands.items()}
     created = tailored("keys", "create", "--scopes", "admin", "--db", "sqlite:///new.db", cwd=tmp_path)
     for name, run in runs.items():
         result = run.result()
@@ -39,9 +40,12 @@ def test_a_pseudonymised_database_refuses_a_missing_or_wrong_key(tmp_path) -> No
     missing = POOL.submit(tailored, "erase-user", "alice", "--db", url, cwd=tmp_path)
     wrong = POOL.submit(tailored, "erase-user", "alice", "--db", url, cwd=tmp_path, key="another-key")
     clear = EventStore(f"sqlite:///{tmp_path / 'clear.db'}")
-    keyed = tailored("events", "export", "--output", "out.csv", "--db", "sqlite:///clear.db", cwd=tmp_path, key="the-key")
-    assert missing.result().returncode == 2 and "stores pseudonymised user ids: set TAILORED_PSEUDONYM_KEY" in flat(missing.result().stderr)
-    assert wrong.result().returncode == 2 and "TAILORED_PSEUDONYM_KEY is not the key the database" in flat(wrong.result().stderr)
+    keyed = tailored("events", "export", "--output", "out.csv", "--db", "sqlite:///clear.db", cwd=tmp_path,
+                     key="the-key")
+    assert missing.result().returncode == 2
+    assert "stores pseudonymised user ids: set TAILORED_PSEUDONYM_KEY" in flat(missing.result().stderr)
+    assert wrong.result().returncode == 2
+    assert "TAILORED_PSEUDONYM_KEY is not the key the database" in flat(wrong.result().stderr)
     assert keyed.returncode == 2 and "stores user ids in clear, but TAILORED_PSEUDONYM_KEY is set" in flat(keyed.stderr)
     assert store.count_events() == 1 and store.audit_entries() == []  # nothing deleted, no erasure audited
     erased = tailored("erase-user", "alice", "--db", url, cwd=tmp_path, key="the-key")
@@ -54,15 +58,19 @@ def test_events_export_writes_what_identifies_each_event_and_nothing_of_erased_u
     import pandas as pd
 
     store = EventStore(f"sqlite:///{tmp_path / 'tailored.db'}")
-    store.append_events([Event("e1", "alice", "i1", "view", timestamp=1_700_000_000), Event("e2", "bob", "i2", "purchase", 2.0),
-                         Event("e3", "carol", "i1", "click", timestamp=1_700_000_100), Event("e4", "bob", "i1", "view")])
+    store.append_events([Event("e1", "alice", "i1", "view", timestamp=1_700_000_000),
+                         Event("e2", "bob", "i2", "purchase", 2.0),
+                         Event("e3", "carol", "i1", "click", timestamp=1_700_000_100),
+                         Event("e4", "bob", "i1", "view")])
     store.erase_user("carol")
     ok(tailored("events", "export", "--output", "events.csv", cwd=tmp_path))
     exported = pd.read_csv(tmp_path / "events.csv")
-    assert list(exported.columns) == ["user_id", "item_id", "value", "timestamp", "event_type", "event_id", "received_at"]
+    assert list(exported.columns) == ["user_id", "item_id", "value", "timestamp", "event_type", "event_id",
+                                      "received_at"]
     assert exported["event_id"].tolist() == ["e1", "e2", "e4"] and "carol" not in exported["user_id"].tolist()
     assert exported["received_at"].between(1_700_000_000, 4_000_000_000).all()
     assert exported.loc[0, "timestamp"] == 1_700_000_000 and exported.loc[1, "value"] == 2.0
-    trained = ok(tailored("train", "--interactions", "events.csv", "--algorithm", "popularity", "--model-dir", "model", cwd=tmp_path))
+    trained = ok(tailored("train", "--interactions", "events.csv", "--algorithm", "popularity", "--model-dir", "model",
+                          cwd=tmp_path))
     assert "Traceback" not in trained.stderr and (tmp_path / "model").is_dir()  # training reads the canonical columns
     store.engine.dispose()

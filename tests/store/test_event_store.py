@@ -34,7 +34,8 @@ def test_the_same_event_is_stored_once(store) -> None:
     assert events.append_events([Event("e2", "u1", "i2", "purchase", 2.0), Event("e3", "u2", "i1", "click")]) == (1, 1)
     exported = next(events.export_events())
     assert exported["user_id"].tolist() == ["u1", "u1", "u2"] and exported["value"].tolist() == [1.0, 2.0, 1.0]
-    assert exported["timestamp"].iloc[1] == 1_700_000_000 and exported["event_type"].tolist() == ["view", "purchase", "click"]
+    assert exported["timestamp"].iloc[1] == 1_700_000_000
+    assert exported["event_type"].tolist() == ["view", "purchase", "click"]
 
 
 def test_an_event_id_with_another_payload_is_a_conflict_and_stores_nothing_of_its_batch(store) -> None:
@@ -99,9 +100,11 @@ def test_no_read_path_returns_rows_of_an_erased_user(store) -> None:
                            {"user": events.user_key("alice")})
     assert next(events.export_events())["user_id"].tolist() == [events.user_key("bob")]
     assert events.latest_events("alice", 10).empty and events.user_attributes("alice") is None
-    events.write_batch("b1", pd.DataFrame({"user_id": ["alice", "bob"], "item_id": ["i2", "i2"], "score": [1.0, 1.0], "rank": [1, 1]}))
+    lists = pd.DataFrame({"user_id": ["alice", "bob"], "item_id": ["i2", "i2"], "score": [1.0, 1.0], "rank": [1, 1]})
+    events.write_batch("b1", lists)
     with events.engine.connect() as connection:
-        assert connection.execute(sa.text("select user_id from batch_recommendations")).scalars().all() == [events.user_key("bob")]
+        written = connection.execute(sa.text("select user_id from batch_recommendations")).scalars().all()
+        assert written == [events.user_key("bob")]
 
 
 def test_pseudonymised_ids_never_reach_the_database(store) -> None:
@@ -109,7 +112,7 @@ def test_pseudonymised_ids_never_reach_the_database(store) -> None:
     events.append_events([Event("e1", "alice@example.com", "i1", "view")])
     events.put_user("alice@example.com", {"segment": "gold"})
     with events.engine.connect() as connection:
-        dump = str(connection.execute(sa.text("select * from events")).all()) + str(connection.execute(sa.text("select * from users")).all())
+        dump = str([connection.execute(sa.text(f"select * from {table}")).all() for table in ("events", "users")])
     assert "alice" not in dump and events.user_attributes("alice@example.com") == {"segment": "gold"}
 
 
@@ -120,7 +123,8 @@ def test_a_users_latest_items_come_oldest_first_by_event_time(store) -> None:
                           Event("e3", "bob", "i9", "view", 1.0, 1_700_000_200),
                           Event("e4", "alice", "i2", "cart", 1.0, 1_700_000_200),
                           Event("e5", "alice", "i3", "purchase", 1.0, 1_700_000_400)])
-    assert events.latest_events("alice", 10)["item_id"].tolist() == ["i1", "i2", "i3", "i3"]  # sent out of order, repeats kept
+    # sent out of order, repeats kept
+    assert events.latest_events("alice", 10)["item_id"].tolist() == ["i1", "i2", "i3", "i3"]
     assert events.latest_events("alice", 2)["item_id"].tolist() == ["i3", "i3"]
     assert events.latest_events("carol", 10).empty
 

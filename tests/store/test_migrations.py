@@ -183,7 +183,8 @@ def open_when_told(url: str, folder: str, name: str) -> str:
 
 def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url, tmp_path) -> None:
     names = ("first", "second", "third")
-    code = "import json, sys; from tests.store.test_migrations import open_when_told; print(json.dumps(open_when_told(*sys.argv[1:])))"
+    code = ("import json, sys; from tests.store.test_migrations import open_when_told; "
+            "print(json.dumps(open_when_told(*sys.argv[1:])))")
     processes = [subprocess.Popen([sys.executable, "-c", code, database_url, str(tmp_path), name], cwd=REPOSITORY,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in names]
     while not all((tmp_path / f"ready-{name}").exists() for name in names):
@@ -196,5 +197,6 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url, 
     engine = engine_for(database_url)
     with engine.connect() as connection:
         assert connection.execute(sa.text("select version_num from alembic_version")).scalars().all() == [head()]
-        assert connection.execute(sa.text("select count(*) from store_settings where name = 'audit_secret'")).scalar() == 1
+        secrets = sa.text("select count(*) from store_settings where name = 'audit_secret'")
+        assert connection.execute(secrets).scalar() == 1
     engine.dispose()

@@ -90,7 +90,8 @@ def test_two_writers_in_threads_with_one_event_id_and_different_payloads_get_one
 
 def test_two_processes_with_one_event_id_and_different_payloads_get_one_acknowledgement(database_url, tmp_path) -> None:
     EventStore(database_url).engine.dispose()
-    code = "import json, sys; from tests.store.test_races import claim; print(json.dumps(claim(*sys.argv[1:3], 200, sys.argv[3])))"
+    code = ("import json, sys; from tests.store.test_races import claim; "
+            "print(json.dumps(claim(*sys.argv[1:3], 200, sys.argv[3])))")
     processes = {user: subprocess.Popen([sys.executable, "-c", code, database_url, user, str(tmp_path)], cwd=REPOSITORY,
                                         stdout=subprocess.PIPE, text=True) for user in ("left", "right")}
     while not all((tmp_path / f"ready-{user}").exists() for user in processes):

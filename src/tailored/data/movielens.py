@@ -95,7 +95,8 @@ def load_movielens(path: str | os.PathLike[str], variant: str | None = None) -> 
     _require_files(folder, variant)
     reader = {"100k": _load_100k, "1m": _load_1m, "10m": _load_10m}.get(variant, _load_csv_release)
     movielens = MovieLens(variant, *reader(folder))
-    logger.info("loaded movielens variant=%s ratings=%d items=%d", variant, len(movielens.ratings), len(movielens.items))
+    logger.info("loaded movielens variant=%s ratings=%d items=%d", variant, len(movielens.ratings),
+                len(movielens.items))
     return movielens
 
 
@@ -306,7 +307,8 @@ def download_movielens(
     pooch.get_logger().setLevel(logging.WARNING)  # pooch logs each download at INFO on its own handler
     try:
         known = KNOWN_HASHES.get(variant) or _published_md5(url + ".md5", pooch.HTTPDownloader(**options))
-        downloader = pooch.HTTPDownloader(progressbar=_Progress(progress) if progress else False, chunk_size=_CHUNK, **options)
+        bar = _Progress(progress) if progress else False
+        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK, **options)
         archive = Path(pooch.retrieve(url, known, fname=name, path=cache, downloader=downloader))
     except requests.RequestException as error:
         raise _download_failed(url, cache / name, variant, error) from error
