@@ -13,7 +13,8 @@ from tailored.pipeline.recommender import Recommender
 
 
 def test_hit_rate_and_lift_by_hand() -> None:
-    # 4 training baskets: {a, b}, {a, b}, {a, c}, {c}: lift(a, b) = (2/3) / (2/4) = 4/3, lift(a, c) = (1/3) / (2/4) = 2/3
+    # 4 training baskets: {a, b}, {a, b}, {a, c}, {c}:
+    # lift(a, b) = (2/3) / (2/4) = 4/3, lift(a, c) = (1/3) / (2/4) = 2/3
     train = pd.DataFrame({"user_id": "u", "item_id": list("abab" "ac" "c"), "timestamp": [0, 0, 9, 9, 99, 99, 999],
                           "basket_id": [1, 1, 2, 2, 3, 3, 4]})
     recommender = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(train))

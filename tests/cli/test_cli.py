@@ -149,7 +149,8 @@ def started(work: Path, ml100k_dir_optional: Path | None) -> dict[str, Future[Re
                            "--metric", "ndcg@10", "--metric", "hr@10", "--output", "from_model.json"],
     })
     futures["synthetic"] = POOL.submit(chain, syn, {
-        "synthetic": ["datasets", "synthetic", "--customers", 200, "--products", 60, "--days", 120, "--output-dir", "."],
+        "synthetic": ["datasets", "synthetic", "--customers", 200, "--products", 60, "--days", 120, "--output-dir",
+                      "."],
         "check": ["check", "--interactions", "interactions.csv", "--users", "customers.csv", "--items", "products.csv",
                   "--rule", "min_value=1", "--output", "clean.csv", "--report", "report.json"],
         "per_user": ["split", "--interactions", "clean.csv", "--method", "per_user", "--valid-fraction", 0.25,
@@ -235,7 +236,8 @@ def test_recommend_users_file_with_unknown_user_gets_popularity(implicit: Path) 
 
 def test_train_says_which_attribute_columns_the_model_uses_and_recommend_what_it_cannot_use(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    pd.DataFrame({"user_id": [f"u{u % 120}" for u in range(600)], "item_id": [f"i{i}" for i in rng.integers(0, 30, 600)]}
+    pd.DataFrame({"user_id": [f"u{u % 120}" for u in range(600)],
+                  "item_id": [f"i{i}" for i in rng.integers(0, 30, 600)]}
                  ).drop_duplicates().to_csv(tmp_path / "events.csv", index=False)
     pd.DataFrame({"user_id": [f"u{u}" for u in range(120)], "segment": ["a", "b"] * 60,
                   "income": rng.normal(40_000, 9_000, 120).round(), "customer_no": [f"c{u}" for u in range(120)],
@@ -243,17 +245,18 @@ def test_train_says_which_attribute_columns_the_model_uses_and_recommend_what_it
     pd.DataFrame({"item_id": [f"i{i}" for i in range(30)], "category": ["x", "y", "z"] * 10,
                   "genres": ["x|y", "z"] * 15, "sku": [f"s{i}" for i in range(30)], "note": "",
                   "photo": [f"img/{i}.JPG" for i in range(30)]}).to_csv(tmp_path / "items.csv", index=False)
-    said = ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--items", "items.csv", "--algorithm",
-                  "ease", "--model-dir", "m", cwd=tmp_path)).stderr
+    said = ok(cli("train", "--interactions", "events.csv", "--users", "users.csv", "--items", "items.csv",
+                  "--algorithm", "ease", "--model-dir", "m", cwd=tmp_path)).stderr
     assert ("user attributes used: segment, income (5 bins); left out: customer_no (a different value in every row), "
             "country (the same value everywhere)") in said
-    assert ("item attributes used: category, genres ('|' list); left out: sku (a different value in every row), note (no value), "
-            "photo (image files: `tailored embed --image-column photo` makes features of them)") in said
+    assert ("item attributes used: category, genres ('|' list); left out: sku (a different value in every row), "
+            "note (no value), photo (image files: `tailored embed --image-column photo` makes features of them)"
+            ) in said
     # new items at recommend time: what the model cannot use is named; columns training left out (sku) are not foreign
     pd.DataFrame({"item_id": ["n1", "n2"], "category": ["x", "unseen"], "Genres": ["x|y", "z"], "sku": ["s98", "s99"]}
                  ).to_csv(tmp_path / "new_items.csv", index=False)
-    said = flat(ok(cli("recommend", "--model-dir", "m", "--all-users", "--items", "new_items.csv", "--k", "3", "--output",
-                       "r.csv", cwd=tmp_path)).stderr)
+    said = flat(ok(cli("recommend", "--model-dir", "m", "--all-users", "--items", "new_items.csv", "--k", "3",
+                       "--output", "r.csv", cwd=tmp_path)).stderr)
     assert "warning: new_items.csv: no column(s) 'genres' (trained on 'category', 'genres'): scored as unknown." in said
     assert "column(s) 'Genres' not among the training attributes ('category', 'genres'): ignored." in said
     assert "1 item(s) without any value known from training, e.g. 'n2': scored alike, as unknown items." in said
@@ -271,7 +274,8 @@ def test_column_mapping_and_parquet_input_give_the_same_model(implicit: Path) ->
                                   check_dtype=False)
     np.testing.assert_allclose(first["score"], second["score"], rtol=1e-5)
     manifest = json.loads((implicit / "model_renamed" / "manifest.json").read_text())
-    assert manifest["data_fingerprint"] == json.loads((implicit / "model" / "manifest.json").read_text())["data_fingerprint"]
+    reference = json.loads((implicit / "model" / "manifest.json").read_text())
+    assert manifest["data_fingerprint"] == reference["data_fingerprint"]
 
 
 def test_output_files_get_normal_permissions(implicit: Path) -> None:
@@ -327,11 +331,13 @@ def _metrics_json(path: Path) -> dict[str, float]:
     return {row["metric"]: row["value"] for row in json.loads(path.read_text())}
 
 
-def test_evaluate_recommendations_and_model_dir_agree_with_plain_python(implicit: Path, started: dict[str, Future[Results]]) -> None:
+def test_evaluate_recommendations_and_model_dir_agree_with_plain_python(implicit: Path,
+                                                                        started: dict[str, Future[Results]]) -> None:
     results = started["implicit"].result()
     step(results, "evaluate_file")
     step(results, "evaluate_model")
-    expected = plain_metrics(pd.read_parquet(implicit / "test_recs.parquet"), pd.read_csv(implicit / "test.csv", dtype=str))
+    expected = plain_metrics(pd.read_parquet(implicit / "test_recs.parquet"), pd.read_csv(implicit / "test.csv",
+                                                                                          dtype=str))
     from_file = _metrics_json(implicit / "from_file.json")
     assert 0 < expected["ndcg@10"] < 1 and 0 < expected["hr@10"] <= 1
     for name, value in expected.items():
@@ -423,7 +429,8 @@ def test_datasets_synthetic_is_deterministic(tmp_path: Path, synthetic: Path) ->
     assert (tmp_path / "other" / "interactions.csv").read_bytes() != (synthetic / "interactions.csv").read_bytes()
 
 
-def test_check_rejects_every_malformed_row_with_its_reason(checked: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_check_rejects_every_malformed_row_with_its_reason(
+        checked: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, result = checked
     raw = pd.read_csv(folder / "interactions.csv", dtype=str, keep_default_na=False)
     clean = pd.read_csv(folder / "clean.csv", dtype={"user_id": str, "item_id": str})
@@ -468,7 +475,8 @@ def test_split_methods_write_train_test_and_manifest(checked: tuple[Path, subpro
         for name, frame in parts.items():
             assert manifest["counts"][name]["rows"] == len(frame)
         together = pd.concat(parts.values(), ignore_index=True)
-        assert sorted(map(tuple, together[key].astype(str).to_numpy())) == sorted(map(tuple, clean[key].astype(str).to_numpy()))
+        parted = sorted(map(tuple, together[key].astype(str).to_numpy()))
+        assert parted == sorted(map(tuple, clean[key].astype(str).to_numpy()))
         if method == "leave_last_out":
             assert parts["test"]["user_id"].is_unique
             latest = parts["train"].groupby("user_id")["timestamp"].max()

@@ -17,6 +17,9 @@ import pytest
 import tailored
 from tests.cli.helpers import ENV, TAILORED, ok
 
+Job = tuple[Path, subprocess.CompletedProcess[str]]
+"""A job's folder and the finished `tailored run`."""
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -117,7 +120,7 @@ def small_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
     return folder, ok(run("run", "small.toml", cwd=folder))
 
 
-def test_run_prints_one_progress_line_per_step_into_a_log(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_run_prints_one_progress_line_per_step_into_a_log(small_job: Job) -> None:
     steps = [line for line in small_job[1].stderr.splitlines() if line.startswith("run small.toml: ")]
     assert [re.sub(r", \d+ s$", ", N s", line) for line in steps] == [
         "run small.toml: reading data, N s",
@@ -130,28 +133,30 @@ def test_run_prints_one_progress_line_per_step_into_a_log(small_job: tuple[Path,
     ]
 
 
-def test_tables_in_a_log_are_neither_wrapped_nor_cut_at_80_columns(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_tables_in_a_log_are_neither_wrapped_nor_cut_at_80_columns(small_job: Job) -> None:
     lines = small_job[1].stdout.splitlines()
     header = next(line for line in lines if "algorithm" in line and "ndcg@10" in line)
     assert re.findall(r"[\w@]+", header) == ["algorithm", "ndcg@10", "recall@10", "hr@10", "coverage@10", "novelty@10",
                                              "diversity@10", "fit_s"]
     assert len(header) > 80
-    rows = {line.split()[1]: re.findall(r"\d+\.\d+", line) for line in lines if line.startswith(("│ popularity", "│ ease "))}
-    assert {name: len(values) for name, values in rows.items()} == {"popularity": 7, "ease": 7}  # whole rows, no ellipsis
+    rows = {line.split()[1]: re.findall(r"\d+\.\d+", line)
+            for line in lines if line.startswith(("│ popularity", "│ ease "))}
+    assert {name: len(values) for name, values in rows.items()} == {"popularity": 7, "ease": 7}  # whole rows
 
 
 # ---- 3. outputs for people -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def titles(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> dict[str, str]:
+def titles(small_job: Job) -> dict[str, str]:
     """item id -> title of the job's synthetic products (the model was trained with them)."""
     products = pd.read_csv(small_job[0] / "out" / "data" / "products.csv", dtype=str)
     return dict(zip(products["item_id"], products["title"]))
 
 
-def test_explanations_name_the_history_item_by_its_title(small_job: tuple[Path, subprocess.CompletedProcess[str]],
+def test_explanations_name_the_history_item_by_its_title(small_job: Job,
                                                          titles: dict[str, str]) -> None:
     folder = small_job[0]
-    ok(run("recommend", "--model-dir", "out/model", "--all-users", "--k", 3, "--explain", "--output", "r.csv", cwd=folder))
+    ok(run("recommend", "--model-dir", "out/model", "--all-users", "--k", 3, "--explain", "--output", "r.csv",
+           cwd=folder))
     reasons = pd.read_csv(folder / "r.csv", dtype=str)["reasons"].dropna()
     liked = reasons.str.extractall(r"(?:^|; )like ([^;]+)")[0]
     assert len(liked) > 50
@@ -160,7 +165,7 @@ def test_explanations_name_the_history_item_by_its_title(small_job: tuple[Path, 
 
 
 def test_similar_complementary_trending_and_batch_write_a_title_after_the_ids(
-        small_job: tuple[Path, subprocess.CompletedProcess[str]], titles: dict[str, str]) -> None:
+        small_job: Job, titles: dict[str, str]) -> None:
     folder = small_job[0]
     pd.DataFrame({"item_id": ["P00015", "P00022"]}).to_csv(folder / "query.csv", index=False)
     commands = {
@@ -183,10 +188,11 @@ def test_similar_complementary_trending_and_batch_write_a_title_after_the_ids(
         assert len(frame) and frame["title"].tolist() == listed.map(titles).tolist(), output
 
 
-def test_models_list_prints_one_readable_row_per_version(small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_models_list_prints_one_readable_row_per_version(small_job: Job) -> None:
     folder = small_job[0]
     for _ in range(2):
-        ok(run("models", "register", "--registry", "registry", "--name", "shop", "--model-dir", "out/model", cwd=folder))
+        ok(run("models", "register", "--registry", "registry", "--name", "shop", "--model-dir", "out/model",
+               cwd=folder))
     ok(run("models", "promote", "--registry", "registry", "shop", "v0001", cwd=folder))
     listed = ok(run("models", "list", "--registry", "registry", cwd=folder)).stdout
     manifest = json.loads((folder / "out" / "model" / "manifest.json").read_text())
@@ -203,20 +209,21 @@ def test_models_list_prints_one_readable_row_per_version(small_job: tuple[Path, 
 # ---- 4. repurchases in the run report ------------------------------------------------------------------------------
 def repurchase_rows(split: Path) -> tuple[int, int]:
     """(test rows whose user-item pair is in train.csv, test rows), counted with pandas from the frozen split."""
-    train, test = (pd.read_csv(split / name, dtype={"user_id": str, "item_id": str}) for name in ("train.csv", "test.csv"))
+    train, test = (pd.read_csv(split / name, dtype={"user_id": str, "item_id": str})
+                   for name in ("train.csv", "test.csv"))
     pairs = train[["user_id", "item_id"]].drop_duplicates()
     return len(test.merge(pairs, on=["user_id", "item_id"])), len(test)
 
 
 def test_the_run_report_says_how_many_test_rows_are_repurchases_and_how_to_count_them(
-        small_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+        small_job: Job) -> None:
     folder, result = small_job
     repeated, rows = repurchase_rows(folder / "out" / "split")
     assert 0 < repeated < rows
-    note = (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already "
-            "in training): no model here may recommend them (seen items are excluded), so they cap every figure. For a "
-            "repurchase-aware evaluation set `[evaluate] exclude_seen = false` in the job spec (or `--param "
-            "exclude_seen=false` with `tailored train`).")
+    note = (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs "
+            "already in training): no model here may recommend them (seen items are excluded), so they cap every "
+            "figure. For a repurchase-aware evaluation set `[evaluate] exclude_seen = false` in the job spec (or "
+            "`--param exclude_seen=false` with `tailored train`).")
     assert note in (folder / "out" / "report.md").read_text().splitlines()
     assert note in result.stderr.splitlines()
     assert "seen items ranked too" not in result.stdout + (folder / "out" / "report.md").read_text()
@@ -228,8 +235,9 @@ def test_exclude_seen_false_ranks_repurchases_labels_the_figures_and_keeps_the_s
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
     repeated, rows = repurchase_rows(out / "split")
-    assert (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs already "
-            "in training); the models ranked seen items too, so these count as hits ([evaluate] exclude_seen = false)."
+    assert (f"{repeated / rows:.1%} of the test rows ({repeated:,} of {rows:,}) are repurchases (user-item pairs "
+            "already in training); the models ranked seen items too, so these count as hits ([evaluate] "
+            "exclude_seen = false)."
             in report.splitlines())
     headers = [line for line in report.splitlines() if line.startswith("### popularity") or line.startswith("### ease")]
     assert len(headers) == 2 and all(line.endswith("; seen items ranked too: repurchases count)") for line in headers)
@@ -261,7 +269,8 @@ def test_an_item_without_a_title_is_named_by_its_id_and_a_name_column_serves_as_
     from tailored.pipeline.recommender import Recommender
     from tailored.rank.explain import with_titles
 
-    rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")] + [(f"v{u}", item) for u in range(10) for item in ("c", "d")]
+    rows = [(f"u{u}", item) for u in range(10) for item in ("a", "b")]
+    rows += [(f"v{u}", item) for u in range(10) for item in ("c", "d")]
     frame = pd.DataFrame(rows + [("target", "a"), ("target", "c"), ("w", "e")], columns=["user_id", "item_id"])
     items = pd.DataFrame({"item_id": list("abcde"), "name": ["Apples", "Bread", " ", "Dates", "Eggs"]})
     recommender = Recommender(create_scorer("item-knn")).fit(Dataset.from_frame(frame, items=items))

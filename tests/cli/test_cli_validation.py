@@ -135,7 +135,8 @@ def _flip_bytes(path: Path) -> None:
 
 DAMAGES = {  # name -> (damage done to the copied model folder, texts of the message)
     "arrays_truncated": (lambda m: _truncate(m / "arrays.npz"),
-                         ["Model in broken is damaged: arrays.npz has", "bytes where", "were written (a truncated copy?)"]),
+                         ["Model in broken is damaged: arrays.npz has", "bytes where",
+                          "were written (a truncated copy?)"]),
     "arrays_missing": (lambda m: (m / "arrays.npz").unlink(), ["Model in broken is incomplete: arrays.npz is missing"]),
     "arrays_corrupt": (lambda m: _flip_bytes(m / "arrays.npz"),
                        ["Model in broken is damaged: arrays.npz cannot be read", "CRC"]),
@@ -173,7 +174,8 @@ def test_long_tail_given_to_recommend_ranks_as_when_given_to_train(folder: Path)
     ok(cli("train", "--interactions", "train.csv", "--algorithm", "ease", "--stage", "long-tail", "--model-dir",
            "model_long_tail", cwd=folder))
     ok(cli("recommend", "--model-dir", "model_long_tail", "--all-users", "--output", "trained.csv", cwd=folder))
-    ok(cli("recommend", "--model-dir", "model", "--all-users", "--stage", "long-tail", "--output", "added.csv", cwd=folder))
+    ok(cli("recommend", "--model-dir", "model", "--all-users", "--stage", "long-tail", "--output", "added.csv",
+           cwd=folder))
     ok(cli("recommend", "--model-dir", "model", "--all-users", "--output", "plain.csv", cwd=folder))
     added = pd.read_csv(folder / "added.csv")
     pd.testing.assert_frame_equal(added, pd.read_csv(folder / "trained.csv"))
@@ -182,7 +184,8 @@ def test_long_tail_given_to_recommend_ranks_as_when_given_to_train(folder: Path)
 
 def test_a_stage_that_learns_from_times_is_refused_at_recommend_time_naming_train(folder: Path) -> None:
     refused(cli("recommend", "--model-dir", "model", "--all-users", "--stage", "seasonal", "--output", "s.csv",
-                cwd=folder), "Stage 'seasonal' learns from the training interactions", "tailored train --stage seasonal")
+                cwd=folder),
+            "Stage 'seasonal' learns from the training interactions", "tailored train --stage seasonal")
 
 
 # ---- checks come before the work -----------------------------------------------------------------------------------
@@ -248,7 +251,8 @@ def test_an_unknown_query_item_is_skipped_with_a_warning_naming_it(command: str,
     pd.DataFrame({"item_id": ["i01", "nope", "i02"]}).to_csv(tmp_path / "query.csv", index=False)
     pd.DataFrame({"item_id": ["nope"]}).to_csv(tmp_path / "unknown.csv", index=False)
     model = folder / "model"
-    result = ok(cli(command, "--model-dir", model, "--items", "query.csv", "--k", 3, "--output", "out.csv", cwd=tmp_path))
+    result = ok(cli(command, "--model-dir", model, "--items", "query.csv", "--k", 3, "--output", "out.csv",
+                    cwd=tmp_path))
     assert "warning: query.csv: 1 item id(s) unknown to the model skipped: 'nope'" in flat(result.stderr)
     assert set(pd.read_csv(tmp_path / "out.csv", dtype=str)["item_id"]) == {"i01", "i02"}
     refused(cli(command, "--model-dir", model, "--items", "unknown.csv", "--output", "none.csv", cwd=tmp_path),

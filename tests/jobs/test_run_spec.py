@@ -227,7 +227,8 @@ def test_run_job_reads_and_writes_relative_to_the_spec(tmp_path: Path, monkeypat
     train = result.split.counts["train"]
     assert f"- train: {train['rows']:,} rows, {train['users']:,} users, {train['items']:,} items" in report
     assert load_model(out / "model").is_fitted
-    assert parse_spec(tomllib.loads((out / "job.toml").read_text()), base_dir=str(folder)) == load_spec(folder / "job.toml")
+    assert parse_spec(tomllib.loads((out / "job.toml").read_text()),
+                      base_dir=str(folder)) == load_spec(folder / "job.toml")
 
 
 def test_a_cold_users_job_says_which_models_ranked_the_new_users(tmp_path: Path) -> None:
