@@ -207,11 +207,13 @@ def test_mean_deviation_fallback_when_the_99th_percentile_is_the_median() -> Non
 
 
 def test_minimum_interactions_per_user_and_item_in_one_pass() -> None:
-    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, T0), ("u2", "i1", 1, T0), ("u3", "i1", 1, T0), ("u3", "i3", 1, T0)])
+    data = frame([("u1", "i1", 1, T0), ("u1", "i2", 1, T0), ("u2", "i1", 1, T0), ("u3", "i1", 1, T0),
+                  ("u3", "i3", 1, T0)])
     report = check_quality(data, QualityRules(min_user_interactions=2, min_item_interactions=2), now=NOW)
     few_items = "too_few_interactions:item_id"
     assert reasons(report) == {2: "too_few_interactions:user_id", 1: few_items, 4: few_items}
-    assert finding(report, "too_few_interactions", USER_ID).severity == "warning"  # rows are rejected, so it is more than information
+    # rows are rejected, so it is more than information
+    assert finding(report, "too_few_interactions", USER_ID).severity == "warning"
 
 
 def test_clean_frame_is_canonical_and_keeps_extra_columns() -> None:
@@ -396,7 +398,8 @@ def test_train_refuses_a_non_finite_or_absurd_value_naming_its_line(tmp_path: Pa
                                                                      problem: str) -> None:
     orders(tmp_path / "orders.csv", bad)
     started = {algorithm: POOL.submit(cli, "train", "--interactions", "orders.csv", "--algorithm", algorithm,
-                                      "--model-dir", f"model_{algorithm}", cwd=tmp_path) for algorithm in ("ease", "als")}
+                                      "--model-dir", f"model_{algorithm}", cwd=tmp_path)
+               for algorithm in ("ease", "als")}
     checked = ok(cli("check", "--interactions", "orders.csv", "--output", "clean.csv", cwd=tmp_path))
     for algorithm, future in started.items():
         result = future.result()
