@@ -17,7 +17,7 @@ import pytest
 
 import tailored.jobs.tune as tuning
 from tailored.data.dataset import Dataset
-from tailored.data.transforms import apply_weighting
+from tailored.data.transforms import WEIGHTINGS, apply_weighting
 from tailored.errors import ConfigError
 from tailored.models.base import params_of
 from tailored.models.ease import EASEScorer, GramSpectrum, sharing_spectra
@@ -124,7 +124,7 @@ def test_heavy_tailed_counts_try_log1p_defaults_first() -> None:
     first = result.trials.iloc[0]
     assert first["params_weighting"] == "log1p" and first["params_reg"] == 400.0
     assert result.default_value == pytest.approx(first["value"])
-    assert set(result.trials["params_weighting"].iloc[:4]) == set(tuning.WEIGHTINGS)
+    assert set(result.trials["params_weighting"].iloc[:4]) == set(WEIGHTINGS)
     value, params = best_recorded(result)
     assert result.best_value == value and result.best_params == params
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,7 +33,8 @@ def train(
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
     param: Annotated[list[str] | None, typer.Option(
-        "--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+        "--param", help="Hyperparameter or Recommender setting NAME=VALUE (repeatable; see `tailored "
+                        "algorithms`).")] = None,
     params_file: Annotated[Path | None, typer.Option(
         "--params-file", help="JSON parameters (e.g. from tune).")] = None,
     stage: StageOption = None,
@@ -243,10 +244,12 @@ def drift(
 
 @app.command()
 def algorithms() -> None:
-    """List the algorithm catalogue with each parameter's default."""
+    """List the algorithm catalogue with each parameter's default, then the Recommender settings every algorithm
+    takes (also `--param NAME=VALUE`)."""
     import dataclasses
 
     from tailored.models.base import algorithm_names, hyperparameters, scorer_class
+    from tailored.pipeline.settings import RecommenderSettings
 
     table = Table(title="algorithms")
     for column in ("name", "kind", "parameters (defaults)", "paper / summary"):
@@ -258,6 +261,22 @@ def algorithms() -> None:
         summary = " ".join((sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].split())
         table.add_row(name, "rating" if cls.explicit else "ranking", params, summary)
     stdout.print(table)
+    settings = Table(title="recommender settings (every algorithm; --param NAME=VALUE)")
+    for column in ("name", "default", "tuned over", "what it does"):
+        settings.add_column(column)
+    for field in dataclasses.fields(RecommenderSettings):
+        tuned = "" if field.metadata["tune"] is None else _range(field.metadata["tune"])
+        settings.add_row(field.name, repr(field.default), tuned, field.metadata["help"])
+    stdout.print(settings)
+
+
+def _range(space: Any) -> str:
+    """A tuning range as people read it: ``a, b, c`` for a choice, ``low..high`` (log scale noted) otherwise."""
+    from tailored.models.base import Choice
+
+    if isinstance(space, Choice):
+        return ", ".join(map(str, space.options))
+    return f"{space.low:g}..{space.high:g}" + (" (log)" if space.log else "")
 
 
 @app.command()

@@ -13,13 +13,14 @@ import optuna
 import pandas as pd
 
 from tailored.data.dataset import Dataset
-from tailored.data.transforms import WEIGHTINGS, resolve_weighting
+from tailored.data.transforms import resolve_weighting
 from tailored.errors import ConfigError
 from tailored.eval.evaluator import ranked_lists
 from tailored.eval.metrics import mae, metric, rmse
 from tailored.models.base import Choice, Float, Int, params_of, scorer_class
 from tailored.models.ease import sharing_spectra
 from tailored.pipeline.recommender import Recommender, build_recommender
+from tailored.pipeline.settings import settings_space
 from tailored.split import Split, carve_validation
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,11 @@ def validation_method(metric_name: str) -> str:
 
 
 def search_space(algorithm: str) -> dict[str, Float | Int | Choice]:
-    """The algorithm's own ranges plus, for implicit-feedback scorers, the interaction weighting."""
+    """The algorithm's own ranges plus, for implicit-feedback scorers, the Recommender settings declared tunable
+    (`settings_space`: the interaction weighting)."""
     cls = scorer_class(algorithm)
     space = dict(getattr(cls, "search_space", {}))
-    if not cls.explicit:
-        space["weighting"] = Choice(WEIGHTINGS)
-    return space
+    return space if cls.explicit else space | settings_space()
 
 
 def score_on(recommender: Recommender, split: Split, metric_name: str) -> float:
