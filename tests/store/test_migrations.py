@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext
 
 from tailored.errors import ConfigError
 from tailored.store import EventStore, schema
