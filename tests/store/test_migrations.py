@@ -112,6 +112,16 @@ def test_a_version_1_database_of_the_schema_version_era_gets_the_later_revisions
     assert upgraded.version == head() and schema_drift(upgraded.engine) == [] and upgraded.count_events() == 2
 
 
+def test_a_database_of_a_newer_revision_is_refused_as_it_is(store) -> None:
+    made = store()
+    made.append_events([Event("e1", "u1", "i1", "view")])
+    with made.engine.begin() as connection:
+        connection.execute(sa.text("update alembic_version set version_num = '9999'"))
+    with pytest.raises(ConfigError, match="at schema revision 9999, made by a newer tailored than this one"):
+        store()
+    assert made.count_events() == 1
+
+
 def back_to(engine: sa.Engine, version: int) -> None:
     """The database as revision ``000<version>`` left it."""
     with engine.begin() as connection:

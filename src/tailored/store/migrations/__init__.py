@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from tailored.errors import ConfigError
 from tailored.store.schema import write_transaction
 
 if TYPE_CHECKING:
@@ -49,8 +50,12 @@ def migrate(engine: sa.Engine) -> str:
     migrate it once: the second finds it migrated); returns the revision reached."""
     latest = head()
     with engine.connect() as connection:
-        if revision(connection) == latest:
-            return latest
+        found = revision(connection)
+    if found == latest:
+        return latest
+    if found is not None and found > latest:
+        raise ConfigError(f"The database is at schema revision {found}, made by a newer tailored than this one (which "
+                          f"knows revisions up to {latest}): upgrade tailored, or open a backup of the database.")
     from alembic import command
 
     with write_transaction(engine, exclusive=True) as connection:
