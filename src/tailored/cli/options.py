@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tailored.errors import DataError
+
+if TYPE_CHECKING:  # imported when used: the command line starts without pandas
+    from tailored.jobs.tasks import ColumnNames
+    from tailored.query import Context
+    from tailored.rank import Reranker, Stage
 
 Interactions = Annotated[Path, typer.Option("--interactions", help="Interactions file (.csv or .parquet).")]
 UsersFile = Annotated[Path | None, typer.Option("--users", help="User attributes file (user_id + attributes).")]
@@ -36,7 +41,7 @@ DatabaseUrl = Annotated[str, typer.Option(
 
 
 def columns(interactions: Path, user_col: str, item_col: str, value_col: str, time_col: str,
-            basket_col: str | None = None) -> Any:
+            basket_col: str | None = None) -> ColumnNames:
     """The interaction columns the options name, checked against the file's header before any work: a column not
     there is named with the option that gave it (value and time columns left at their defaults may be absent)."""
     from tailored.data.io import SUPPORTED_SUFFIXES, read_columns
@@ -55,7 +60,7 @@ def columns(interactions: Path, user_col: str, item_col: str, value_col: str, ti
     return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col, basket=basket_col)
 
 
-def stages(options: list[str] | None, pipeline: Path | None) -> list[Any]:
+def stages(options: list[str] | None, pipeline: Path | None) -> list[Stage | Reranker]:
     """Stages from ``--stage`` options, then from a ``--pipeline`` spec."""
     from tailored.rank.specs import load_pipeline, parse_stage_option, stage_from_entry
 
@@ -63,7 +68,7 @@ def stages(options: list[str] | None, pipeline: Path | None) -> list[Any]:
     return parsed + (load_pipeline(pipeline) if pipeline is not None else [])
 
 
-def context(options: list[str] | None) -> Any:
+def context(options: list[str] | None) -> Context:
     """The request context of ``--context KEY=VALUE`` options."""
     from tailored.query import parse_context
 
