@@ -55,7 +55,7 @@ class Context:
     recent: tuple[str, ...] = ()
 
     def when(self) -> dt.datetime:
-        return self.moment or dt.datetime.now(dt.timezone.utc)
+        return self.moment or dt.datetime.now(dt.UTC)
 
 
 
@@ -91,7 +91,7 @@ def context_from(values: Mapping[str, str], name: Naming = parameter, recent: It
     if unknown:
         valid = "; ".join(f"{key}: {meaning}" for key, meaning in KEYS.items())
         raise ConfigError(f"Unknown context key(s) {unknown}. Valid keys -- {valid}.")
-    moment = _moment(values["date"], name) if "date" in values else dt.datetime.now(dt.timezone.utc)
+    moment = _moment(values["date"], name) if "date" in values else dt.datetime.now(dt.UTC)
     latitude = _degrees(values, "lat", 90.0, name)
     longitude = _degrees(values, "lon", 180.0, name)
     if (latitude is None) != (longitude is None):

@@ -16,7 +16,7 @@ from tailored.data.transforms import apply_weighting
 from tailored.errors import ConfigError, IncompatibleModelError, NotFittedError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models import algorithm_names, create_scorer
-from tailored.models.base import Scorer, hyperparameters, scorer_class
+from tailored.models.base import Scorer, capabilities, hyperparameters, scorer_class
 from tailored.pipeline.recommender import Recommender
 from tailored.query import parse_context
 from tailored.registry.model_dir import load_model, save_model
@@ -255,12 +255,36 @@ def test_new_users_get_lists_that_depend_on_their_attributes(algorithm: str, fit
 
 
 HISTORY_SCORERS = [name for name in RANKERS
-                   if hasattr(scorer_class(name), "score_rows") or hasattr(scorer_class(name), "score_sessions")]
+                   if capabilities(create_scorer(name)).histories or capabilities(create_scorer(name)).sequences]
 
 
 def test_the_scorers_that_fold_in_a_history() -> None:
     assert HISTORY_SCORERS == ["als", "content", "content-ridge", "ease", "ease-lowpass", "ease-window", "ensemble",
                                "item-knn", "lightgcn", "multdae", "multvae", "ncf", "sasrec", "two-tower", "user-knn"]
+
+
+CAPABILITIES = {
+    "als": {"histories", "folds_in_history", "fold_in", "vectors"}, "bpr": {"vectors"},
+    "content": {"histories", "new_items", "new_item_histories"},
+    "content-ridge": {"histories", "new_items", "new_item_histories"},
+    "demographic": {"attributes", "explains_attributes"}, "ease": {"histories", "folds_in_history"},
+    "ease-lowpass": {"histories", "folds_in_history"}, "ease-window": {"histories", "folds_in_history"},
+    "ensemble": {"histories"}, "item-knn": {"histories", "folds_in_history"}, "lightgcn": {"histories"},
+    "mf": {"ratings"}, "multdae": {"histories", "folds_in_history"}, "multvae": {"histories", "folds_in_history"},
+    "ncf": {"attributes", "histories", "new_items"}, "popularity": set(), "sasrec": {"sequences", "folds_in_history"},
+    "two-tower": {"attributes", "histories", "sequences", "new_items", "new_item_histories"},
+    "user-knn": {"histories"},
+}
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_each_algorithm_declares_its_capabilities(algorithm: str) -> None:
+    """What the Recommender reads once at fit (`capabilities`): the protocols each scorer implements and its flags;
+    a flag is only declared with the method it needs (``folds_in_history`` with ``score_rows`` or
+    ``score_sessions``), and ``new_items`` goes with the ``handles_cold_items`` flag."""
+    declared = capabilities(create_scorer(algorithm))
+    assert {name for name, value in dataclasses.asdict(declared).items() if value} == CAPABILITIES[algorithm]
+    assert declared.new_items == scorer_class(algorithm).handles_cold_items
 
 
 # user-knn is left out: a training user's own row folded in finds that user as its nearest neighbour

@@ -266,7 +266,10 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, scores.shape[1])
     if k == 0:
         return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), scores.dtype)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(k), (len(scores), 1))
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(k), (len(scores), 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     items = np.take_along_axis(part, order, axis=1)
@@ -285,10 +288,12 @@ def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     lengths = ends - starts
     indptr = np.concatenate([[0], np.cumsum(lengths)])
     positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
-    return sp.csr_matrix((matrix.data[positions], matrix.indices[positions], indptr), shape=(len(users), matrix.shape[1]))
+    return sp.csr_matrix((matrix.data[positions], matrix.indices[positions], indptr),
+                         shape=(len(users), matrix.shape[1]))
 
 
-def factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+def factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray | None
+                  ) -> np.ndarray:
     """Dot products of user and item factor rows; users outside the training users score zero everywhere."""
     users = np.asarray(users, np.int64)
     inside = (users >= 0) & (users < len(user_factors))

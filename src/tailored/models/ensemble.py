@@ -9,8 +9,8 @@ item for a user, the user's training items last. The fused score of item ``i`` i
 
 Reciprocal rank fusion needs no calibration between members whose scores live on different scales (an item-item
 regression, a softmax decoder, a sigmoid), and ``rrf_k = 60`` is the paper's constant. Defaults (``ease-lowpass``,
-``ncf``, ``multvae``, ``multdae``, ``ease-window``; ``rrf``) were chosen on five validation carves of the MovieLens 100K P1 training
-part, never on its test part (docs/algorithms/ensemble.md).
+``ncf``, ``multvae``, ``multdae``, ``ease-window``; ``rrf``) were chosen on five validation carves of the MovieLens
+100K P1 training part, never on its test part (docs/algorithms/ensemble.md).
 """
 
 from __future__ import annotations

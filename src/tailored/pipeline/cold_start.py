@@ -4,17 +4,24 @@ the scorers that score attributes (`AttributeScorer`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from tailored.data.columns import USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.features import usable_columns
+from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError
 from tailored.models.base import Capabilities, Scorer, capabilities, create_scorer, standardize
+from tailored.pipeline.sessions import Session, Sessions
+from tailored.query import Context
 
 DEMOGRAPHIC, POPULARITY = "demographic", "popularity"
+Paths = tuple[Session | None, np.ndarray, np.ndarray]
+"""How new users are ranked beyond the fallback (`new_user_paths`): a session and who it ranks, who attributes rank."""
 
 
 def demographic_categories() -> int:
@@ -62,9 +69,18 @@ class NewUsers:
             return [model.algorithm for model in self.attribute_scorers]  # type: ignore[attr-defined]
         return [self.fallback.algorithm]  # type: ignore[attr-defined]
 
-    def attribute_models(self) -> str:
-        """What ranks a new user described by attributes."""
-        return "+".join(model.algorithm for model in self.attribute_scorers)  # type: ignore[attr-defined]
+    def model_names(self, trained: np.ndarray, known: np.ndarray, by_session: np.ndarray, described: np.ndarray,
+                    scorer: str, session_by_scorer: bool) -> np.ndarray:
+        """What ranks each user: the ``scorer`` for a ``trained`` user; ``(session)`` after the scorer (or the
+        fallback, when the scorer cannot read a session: not ``session_by_scorer``) for a user ranked ``by_session``;
+        ``(cold start)`` after the attribute scorers for a new user ``described`` by attributes, after `models` for
+        a ``known`` users-table user without interactions, after the fallback for an unknown user."""
+        fallback = self.fallback.algorithm  # type: ignore[attr-defined]
+        attributes = "+".join(model.algorithm for model in self.attribute_scorers)  # type: ignore[attr-defined]
+        return np.select([trained, by_session, described, known],
+                         [scorer, f"{scorer if session_by_scorer else fallback} (session)",
+                          f"{attributes} (cold start)", "+".join(self.models()) + " (cold start)"],
+                         f"{fallback} (cold start)")
 
     def scores(self, users: np.ndarray) -> np.ndarray:
         """Scores of new users by index (-1: unknown): the fallback's; the users table's users get those of every
@@ -102,6 +118,19 @@ class NewUsers:
             prior[described] = self.fallback.score_attributes(rows)  # type: ignore[attr-defined]
         return prior
 
+    def blocks(self, user_ids: np.ndarray, paths: Paths, table: pd.DataFrame | None, sessions: Sessions,
+               batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, pd.DataFrame | None, Session | None]]:
+        """Blocks of the new users that ``paths`` (`new_user_paths`) ranks by the session, then by their attributes
+        (``table``, by user id): their ids, scores over the trained items, attribute rows and session."""
+        session, by_session, described = paths
+        for block in _blocks(user_ids[by_session], batch_size):
+            described_here = table is not None and bool(np.isin(block, table.index).any())
+            rows = table.reindex(block).reset_index(drop=True) if described_here else None  # type: ignore[union-attr]
+            yield block, sessions.scores(session, self.prior(block, table)), rows, session  # type: ignore[arg-type]
+        for block in _blocks(user_ids[described], batch_size):
+            rows = table.loc[block].reset_index(drop=True)  # type: ignore[union-attr]
+            yield block, self.attribute_scores(rows), rows, None
+
     def reasons(self, users: np.ndarray, ids: np.ndarray, items: np.ndarray, trained: np.ndarray,
                 table: pd.DataFrame | None) -> np.ndarray:
         """For (user, item) pairs -- user indices (-1: unknown) and ids, item indices -- the attribute that most
@@ -123,3 +152,32 @@ class NewUsers:
             described = explainer.indicators(table.loc[ids[pairs]].reset_index())  # type: ignore[attr-defined, union-attr]
             added[pairs] = explainer.attribute_reasons(described, items[pairs])  # type: ignore[attr-defined]
         return added
+
+
+def undescribed(user_ids: np.ndarray, users: IdMap, attributes: pd.DataFrame | None, context: Context | None
+                ) -> np.ndarray:
+    """The ``user_ids`` unknown to the model (``users``) that come with neither ``attributes`` (a ``user_id``
+    column) nor recent items in the ``context``: all they can get is an anonymous visitor's list (often a sign of
+    ids that do not match training's)."""
+    unknown = np.asarray(user_ids)[users.index(np.asarray(user_ids), missing="mask") < 0]
+    if context is not None and context.recent:
+        return unknown[:0]
+    described = attributes[USER_ID].astype(str).to_numpy() if attributes is not None else np.array([], str)
+    return unknown[~np.isin(unknown, described)]
+
+
+def new_user_paths(user_ids: np.ndarray, indices: np.ndarray, new: np.ndarray, session: Session | None,
+                   table: pd.DataFrame | None, attributes_scored: bool) -> Paths:
+    """Of a block of users (ids, indices: -1 unknown), those ``new`` (without training interactions) ranked by the
+    ``session`` -- all of them, when it holds trained items -- and, failing that, by their attributes: the unknown
+    ids that ``table`` (by user id) describes, when a model scores attributes (``attributes_scored``). The others
+    get `NewUsers.scores`."""
+    by_session = new if session is not None else np.zeros(len(user_ids), bool)
+    described = np.zeros(len(user_ids), bool)
+    if table is not None and attributes_scored:
+        described = (indices < 0) & ~by_session & np.isin(user_ids, table.index)
+    return session, by_session, described
+
+
+def _blocks(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    return (ids[start : start + size] for start in range(0, len(ids), size))

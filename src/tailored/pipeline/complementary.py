@@ -1,10 +1,11 @@
 """Complementary items: what is bought together (association rules over baskets or sessions).
 
 Baskets come from a ``basket_id`` column (``--basket-col``) or, failing that, from sessions: a user's interactions
-less than 30 minutes apart (`tailored.data.baskets`; the counts are learned by `Recommender.fit`). For items i, j: ``support = baskets with both / baskets``, ``confidence(i -> j) =
-baskets with both / baskets with i`` and ``lift = confidence / support(j)``. Complements of i are ranked by
-``confidence * sqrt(lift)`` among the pairs seen together in at least ``min_count`` baskets: confidence is the
-chance that the other item is in the basket, lift how much more than usual; lift alone favours rare pairs,
+less than 30 minutes apart (`tailored.data.baskets`; the counts are learned by `Recommender.fit`). For items i, j:
+``support = baskets with both / baskets``, ``confidence(i -> j) = baskets with both / baskets with i`` and
+``lift = confidence / support(j)``. Complements of i are ranked by ``confidence * sqrt(lift)`` among the pairs seen
+together in at least ``min_count`` baskets: confidence is the chance that the other item is in the basket, lift how
+much more than usual; lift alone favours rare pairs,
 confidence alone the staples everyone buys (pasta sauce after spaghetti before the milk). A pair is a complement
 only when its lift is above `MIN_LIFT` (1: bought together more often than by chance); a pair at or below it, however
 often seen together, is at best backfilled as a popular item.

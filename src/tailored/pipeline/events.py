@@ -61,16 +61,16 @@ class LiveEvents:
                                shape=(len(owners), n_items))  # built from its arrays: repeats kept
         return cls(owners, matrix)
 
-    def rows(self, users: np.ndarray, n_items: int) -> sp.csr_matrix | None:
-        """The events of a block of user indices (-1: none), block rows x ``n_items``; None when none of them has
-        any."""
+    def rows(self, users: np.ndarray, n_items: int | None = None) -> sp.csr_matrix | None:
+        """The events of a block of user indices (-1: none), block rows x ``n_items`` (None: the items known when
+        the events came); None when none of them has any."""
         slots = np.searchsorted(self.owners, users)
         inside = np.minimum(slots, len(self.owners) - 1)
         slots = np.where((slots < len(self.owners)) & (self.owners[inside] == users), slots, -1)
         if (slots < 0).all():
             return None
         rows = user_rows(self.days, slots)
-        return sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(users), n_items))
+        return sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(users), n_items or self.days.shape[1]))
 
     def seen(self, users: np.ndarray, history: sp.csr_matrix, last_seen: sp.csr_matrix | None
              ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:

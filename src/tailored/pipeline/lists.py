@@ -1,12 +1,30 @@
-"""Lists as tidy frames for the batch path (`Recommender.recommend`): ``user_id, item_id, score, rank`` (+
-``model``, ``reasons``), users in the order asked."""
+"""The lists a Recommender gives: one query's as arrays (`Recommendations`: `Recommender.recommend_one`), a batch's
+as a tidy frame (`Recommender.recommend`): ``user_id, item_id, score, rank`` (+ ``model``, ``reasons``), users in
+the order asked."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID, MODEL, RANK, REASONS, SCORE, USER_ID
+
+
+@dataclass(frozen=True, eq=False)
+class Recommendations:
+    """One query's list, best first: external item ids, scores, each item's reasons (None unless asked) and the model
+    that produced it (`Recommender.list_models`)."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+    reasons: np.ndarray | None
+    models: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
 
 
 def tidy(user_ids: np.ndarray, item_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
@@ -48,3 +66,18 @@ def with_models(frame: pd.DataFrame, user_ids: np.ndarray, names: np.ndarray) ->
 def prefixed(added: np.ndarray, given: np.ndarray) -> np.ndarray:
     """Reasons ``added`` before those ``given`` ("; "-joined where both say something)."""
     return np.where(given == "", added, np.where(added == "", given, added + "; " + given))
+
+
+def pair_values(users: np.ndarray, items: np.ndarray, batch_size: int,
+                scores_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The value of each (user, item) index pair in the score rows ``scores_of`` gives for blocks of up to
+    ``batch_size`` distinct users; 0 for an unknown item (-1)."""
+    values, order = np.zeros(len(users), np.float64), np.argsort(users, kind="stable")
+    unique_users, starts = np.unique(users[order], return_index=True)
+    ends = np.append(starts[1:], len(users))
+    for start in range(0, len(unique_users), batch_size):
+        block = unique_users[start : start + batch_size]
+        pairs = order[starts[start] : ends[start + len(block) - 1]]  # the pairs of the block's users
+        pairs = pairs[items[pairs] >= 0]
+        values[pairs] = scores_of(block)[np.searchsorted(block, users[pairs]), items[pairs]]
+    return values

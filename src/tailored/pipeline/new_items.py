@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from tailored.data.columns import ITEM_ID
 from tailored.data.dataset import Dataset
 from tailored.data.features import ItemEncoder
+from tailored.data.idmap import IdMap
 from tailored.errors import DataError
 from tailored.models.base import Capabilities, Scorer, create_scorer, standardize, user_rows
 
@@ -49,6 +50,17 @@ class NewItems:
     def scorable(self) -> bool:
         """Whether items known only by their attributes can be scored at all."""
         return self.can.new_items or self.item_model is not None
+
+    def unknown(self, attributes: pd.DataFrame, items: IdMap) -> pd.DataFrame:
+        """The rows of ``attributes`` (``item_id`` + attribute columns) of items that ``items`` does not hold, the
+        last of each; a DataError when there are some and nothing can score them."""
+        known = items.index(attributes[ITEM_ID].to_numpy(), missing="mask") >= 0
+        new = attributes[~known].drop_duplicates(ITEM_ID, keep="last").reset_index(drop=True)
+        if len(new) and not self.scorable:
+            raise DataError(f"{len(new)} new item(s) (e.g. {new[ITEM_ID].iloc[0]!r}) cannot be scored: the model was "
+                            "trained without item attributes. Retrain with an items table (--items FILE) to recommend "
+                            "new items.")
+        return new
 
     def with_added(self, table: pd.DataFrame) -> NewItems:
         """These new items added after the ones already added."""
@@ -113,6 +125,27 @@ def item_features(dataset: Dataset) -> tuple[dict[str, np.ndarray] | None, sp.cs
     except DataError:
         return None, None
     return encoder.to_arrays(), encoder.transform(dataset.item_attributes)
+
+
+def grown_items(new: pd.DataFrame, items: IdMap, candidates: np.ndarray, encoder: dict[str, np.ndarray] | None,
+                features: sp.csr_matrix | None, attributes: pd.DataFrame | None, first_seen: np.ndarray | None,
+                ) -> tuple[IdMap, np.ndarray, sp.csr_matrix | None, pd.DataFrame, np.ndarray | None]:
+    """The catalogue with the ``new`` items after the known ones: their ids, candidate mask (new items are
+    candidates), attribute vectors, attributes and first interaction times (none yet)."""
+    grown = IdMap(np.concatenate([items.external_ids.astype(str), new[ITEM_ID].astype(str).to_numpy()]), name="item")
+    first = None if first_seen is None else np.concatenate([first_seen, np.full(len(new), np.nan)])
+    return (grown, np.concatenate([candidates, np.ones(len(new), bool)]), added_features(encoder, features, new),
+            added_attributes(attributes, len(items), new), first)
+
+
+def restricted(candidates: np.ndarray, items: IdMap, item_ids: np.ndarray) -> np.ndarray:
+    """The ``candidates`` mask restricted to ``item_ids`` (a DataError names those that ``items`` does not hold)."""
+    indices = items.index(np.asarray(item_ids).astype(str), missing="mask")
+    if (indices < 0).any():
+        unknown = np.asarray(item_ids)[indices < 0]
+        raise DataError(f"{len(unknown)} candidate item(s) unknown to the model, e.g. {unknown[:3].tolist()}: "
+                        "add new items with their attributes (--items FILE).")
+    return candidates & np.isin(np.arange(len(items)), indices)
 
 
 def added_features(encoder: dict[str, np.ndarray] | None, features: sp.csr_matrix | None, new: pd.DataFrame

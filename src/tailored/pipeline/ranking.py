@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+import scipy.sparse as sp
+
 from tailored.models.base import top_k
-from tailored.rank.base import Request, Reranker, Stage, is_reranker
+from tailored.query import Context
+from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
 from tailored.rank.explain import reasons_for
+
+
+Ranked = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+"""A block's lists: item indices (-1: empty slot), scores and reasons (None unless asked), block rows x n."""
 
 
 @runtime_checkable
@@ -56,7 +63,7 @@ class Ranking:
         return scores
 
     def ranked(self, scores: np.ndarray, request: Request, n: int, explain: bool, exclude: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+               ) -> Ranked:
         """Adjusters, then the best ``n`` (from a pool of ``n * pool_factor`` when re-rankers follow), then the
         re-rankers; ``exclude`` (item indices) never come out; with ``explain``, each item's reasons."""
         scores = self.adjusted(scores, request)
@@ -69,3 +76,19 @@ class Ranking:
             items, values = stage.rerank(items, values, request, n)
         items, values = items[:, :n], values[:, :n]
         return items, values, reasons_for(items, request, self.stages) if explain else None
+
+
+def masked_request(scores: np.ndarray, users: np.ndarray, history: sp.csr_matrix, last_seen: sp.csr_matrix | None,
+                   candidates: np.ndarray, exclude_seen: bool, context: Context, catalogue: Catalogue,
+                   tally: dict[str, Any] | None) -> Request:
+    """Masks the non-``candidates`` and (with ``exclude_seen``) each user's ``history`` items in ``scores`` (block x
+    items), and describes the block for the stages: users (-1: unknown), history, when last seen (days), the scores
+    that the exclusion removed (so a rule may give them back), the run's ``tally``."""
+    scores[:, ~candidates] = -np.inf
+    excluded = None
+    if exclude_seen and history.nnz:
+        excluded = history.tocoo()
+        excluded.data = scores[excluded.row, excluded.col].copy()
+        scores[excluded.row, excluded.col] = -np.inf
+    return Request(users, context, catalogue, history, last_seen=last_seen, excluded_seen=excluded,
+                   tally={} if tally is None else tally)

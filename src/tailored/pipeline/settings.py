@@ -59,5 +59,6 @@ def settings_of(config: RecommenderSettings) -> dict[str, Any]:
     return {field.name: getattr(config, field.name) for field in dataclasses.fields(RecommenderSettings)}
 
 
-SETTING_TYPES: dict[str, Any] = typing.get_type_hints(RecommenderSettings)
-"""Each setting's declared type, by name (values from the command line are converted to it)."""
+RECOMMENDER_PARAMS: dict[str, Any] = typing.get_type_hints(RecommenderSettings)
+"""Each setting's declared type, by name: the Recommender's parameters (not the scorer's); values from the command
+line are converted to these types (`build_recommender`)."""

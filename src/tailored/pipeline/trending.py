@@ -1,10 +1,10 @@
 """Trending items: those whose interactions rise over the last days against their own baseline.
 
 `Recommender.fit` keeps each item's daily interaction counts over the last ``TREND_DAYS`` days of the training data
-(`tailored.data.activity.daily_counts`). For a window of w days, an item with r interactions in the window and b in the ``TREND_DAYS - w``
-days before expects ``e = b * w / (TREND_DAYS - w)`` in the window; its trend score is the Poisson z-score
-``(r - e) / sqrt(e + 1)`` (the +1 keeps brand-new items from exploding), among items with at least ``min_count``
-interactions in the window. Steady bestsellers score near 0: they are popular, not rising.
+(`tailored.data.activity.daily_counts`). For a window of w days, an item with r interactions in the window and b in
+the ``TREND_DAYS - w`` days before expects ``e = b * w / (TREND_DAYS - w)`` in the window; its trend score is the
+Poisson z-score ``(r - e) / sqrt(e + 1)`` (the +1 keeps brand-new items from exploding), among items with at least
+``min_count`` interactions in the window. Steady bestsellers score near 0: they are popular, not rising.
 """
 
 from __future__ import annotations

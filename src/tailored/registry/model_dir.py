@@ -50,7 +50,8 @@ _REPAIR = "copy the whole folder again, or retrain it with `tailored train`"
 
 
 def save_model(recommender: Recommender, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``recommender`` (fitted) to ``directory``; ``metadata`` (metrics, data fingerprint...) joins the manifest."""
+    """Write ``recommender`` (fitted) to ``directory``; ``metadata`` (metrics, data fingerprint...) joins the
+    manifest."""
     directory = Path(directory)
     arrays: dict[str, np.ndarray] = {
         "recommender.users": _id_array(recommender.users_.external_ids),
@@ -93,9 +94,10 @@ def save_model(recommender: Recommender, directory: str | Path, metadata: dict[s
         "recommender": settings_of(recommender) | {"weighting": recommender.weighting_},  # what "auto" chose
         "fallback": _describe(recommender.fallback_),
         "item_model": None if recommender.item_model_ is None else _describe(recommender.item_model_),
-        "stages": [{"name": stage.stage, "params": json_safe(dataclasses.asdict(stage))} for stage in recommender.stages],  # type: ignore[attr-defined]
+        "stages": [{"name": stage.stage, "params": json_safe(dataclasses.asdict(stage))}  # type: ignore[attr-defined]
+                   for stage in recommender.stages],
         "scalars": scalars,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "libraries": {name: _version(name) for name in LIBRARIES},
         **(metadata or {}),
     }
@@ -121,13 +123,15 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IncompatibleModelError(f"Model in {directory} is damaged: {MANIFEST} cannot be read ({error}); {_REPAIR}.") from error
+        raise IncompatibleModelError(
+            f"Model in {directory} is damaged: {MANIFEST} cannot be read ({error}); {_REPAIR}.") from error
     if not isinstance(manifest, dict):
         raise IncompatibleModelError(f"Model in {directory} is damaged: {MANIFEST} is not a JSON object; {_REPAIR}.")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise IncompatibleModelError(
             f"Model in {directory} has format {manifest.get('format')!r} version {manifest.get('format_version')!r} "
-            f"(written by tailored {manifest.get('tailored_version', '?')}); this is tailored {__version__}, which reads "
+            f"(written by tailored {manifest.get('tailored_version', '?')}); this is tailored {__version__}, which "
+            "reads "
             f"format version {FORMAT_VERSION}. Retrain it with `tailored train`."
         )
     missing = [key for key in MANIFEST_KEYS if key not in manifest]
@@ -156,7 +160,8 @@ def _read(directory: str | Path, name: str, reader: Callable[[Path], Any]) -> An
     try:
         return reader(Path(directory) / name)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        raise IncompatibleModelError(f"Model in {directory} is damaged: {name} cannot be read ({error}); {_REPAIR}.") from error
+        raise IncompatibleModelError(
+            f"Model in {directory} is damaged: {name} cannot be read ({error}); {_REPAIR}.") from error
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -173,14 +178,16 @@ def load_model(directory: str | Path) -> Recommender:
     manifest = read_manifest(directory)
     scorer = create_scorer(manifest["algorithm"], manifest["params"])
     fallback = create_scorer(manifest["fallback"]["algorithm"], manifest["fallback"]["params"])
-    item_model = manifest["item_model"] and create_scorer(manifest["item_model"]["algorithm"], manifest["item_model"]["params"])
+    described = manifest["item_model"]
+    item_model = described and create_scorer(described["algorithm"], described["params"])
     stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     recommender = Recommender(scorer, **manifest["recommender"], stages=stages)
     recommender.weighting_ = recommender.weighting
     recommender.fallback_ = fallback
     recommender.item_model_ = item_model
     files = _data_files(Path(directory), manifest)
-    recommender.item_attributes_ = _read(directory, ITEM_ATTRIBUTES, pd.read_parquet) if ITEM_ATTRIBUTES in files else None
+    recommender.item_attributes_ = (_read(directory, ITEM_ATTRIBUTES, pd.read_parquet) if ITEM_ATTRIBUTES in files
+                                    else None)
     arrays = _read(directory, ARRAYS, _arrays)
     recommender.users_ = IdMap(arrays.pop("recommender.users"), name="user")
     recommender.items_ = IdMap(arrays.pop("recommender.items"), name="item")
@@ -220,7 +227,8 @@ def fit_added_stages(recommender: Recommender, stages: list[Any]) -> list[Any]:
     pairs = recommender.seen_.tocoo()
     interactions = pd.DataFrame({USER_INDEX: pairs.row.astype(np.int32), ITEM_INDEX: pairs.col.astype(np.int32),
                                  VALUE: np.ones(pairs.nnz, np.float32)})
-    training = Dataset(recommender.users_, recommender.items_, interactions, item_attributes=recommender.item_attributes_)
+    training = Dataset(recommender.users_, recommender.items_, interactions,
+                       item_attributes=recommender.item_attributes_)
     return [stage.fit(training) for stage in stages]
 
 
