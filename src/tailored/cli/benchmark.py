@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tailored.cli.common import console, counting, epoch_reporter, handle_errors, print_table, progress_bar, stdout
 from tailored.cli.options import Interactions, ModelDir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(help="Measure the engine: MovieLens protocols, re-ranking trade-offs, complementary items, the "
                        "running service, durability under kill -9, the ANN index.", no_args_is_help=True)
@@ -75,7 +78,7 @@ def _part(validation: bool) -> str:
     return "validation" if validation else "test"
 
 
-def _finish(table: Any, start: float, output: Path | None) -> None:
+def _finish(table: pd.DataFrame, start: float, output: Path | None) -> None:
     from tailored.data.io import write_table
 
     stdout.print(f"total {time.perf_counter() - start:.1f} s")

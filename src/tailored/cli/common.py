@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from tailored.errors import ConfigError, TailoredError
+
+if TYPE_CHECKING:  # the command line starts without pandas
+    import pandas as pd
 
 LOG_WIDTH = 100_000
 """Columns of a console writing to a file, a pipe or a CI log: wide enough never to wrap or cut a table or a line."""
@@ -190,7 +193,7 @@ def exactly_one(first: object, second: object, message: str) -> None:
         raise ConfigError(message)
 
 
-def print_table(frame: Any, title: str | None = None, digits: int = 4) -> None:
+def print_table(frame: pd.DataFrame, title: str | None = None, digits: int = 4) -> None:
     table = Table(title=title)
     for column in frame.columns:
         table.add_column(str(column), justify="right" if frame[column].dtype.kind in "fiu" else "left")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,6 +16,9 @@ from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_p
                                  step_reporter, stdout, refuse_overwrite, warn)
 from tailored.cli.options import (Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption, StageOption,
                                   TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
+
+if TYPE_CHECKING:
+    from tailored.models.base import Choice, Float, Int
 
 app = typer.Typer()
 
@@ -270,7 +273,7 @@ def algorithms() -> None:
     stdout.print(settings)
 
 
-def _range(space: Any) -> str:
+def _range(space: Float | Int | Choice) -> str:
     """A tuning range as people read it: ``a, b, c`` for a choice, ``low..high`` (log scale noted) otherwise."""
     from tailored.models.base import Choice
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tailored.cli.common import console, handle_errors, print_table, refuse_overwrite, stdout
 from tailored.cli.options import DatabaseUrl, Output
 
+if TYPE_CHECKING:
+    from tailored.store import EventStore
+
 app = typer.Typer()
 keys_app = typer.Typer(help="API keys of the service.", no_args_is_help=True)
 events_app = typer.Typer(help="The event store.", no_args_is_help=True)
 
 
-def open_store(db: str, create: bool = True) -> Any:
+def open_store(db: str, create: bool = True) -> EventStore:
     """The event store, pseudonymising user ids when TAILORED_PSEUDONYM_KEY is set (as the service does; a missing
     or wrong key is an error); ``create=False`` (admin commands) refuses a SQLite file that does not exist."""
     from tailored.store import EventStore
