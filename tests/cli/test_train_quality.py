@@ -84,3 +84,22 @@ def test_unreadable_rows_still_stop_the_command(folder: Path) -> None:
         assert result.returncode == 2 and message.startswith("error: broken.csv failed 1 data quality rule(s)"), message
         assert "values that are not finite numbers in column 'value' (line 5 ('two'))" in message
         assert not (folder / "broken").exists()
+
+
+def test_retrain_applies_the_rules_too_and_its_window_ends_at_the_last_accepted_row(folder: Path) -> None:
+    """The future row is rejected: the 30-day window ends at the last real interaction (with it, the window would
+    hold the future row alone)."""
+    ok(cli("train", "--interactions", "train.csv", "--algorithm", "ease", "--model-dir", "again", "--no-check",
+           cwd=folder))
+    done = ok(cli("retrain", "--interactions", "train.csv", "--model-dir", "again", "--window-days", "30",
+                  cwd=folder))
+    stderr = flat(done.stderr)
+    assert "warning: train.csv: 1 row(s) with timestamps in the future" in stderr
+    assert "quality: 61 rows accepted, 2 rejected (reasons in again/rejected.csv" in stderr  # no --users: ids kept
+    assert "retrained on 61 user-item pairs" in stderr and manifest(folder / "again")["n_interactions"] == 61
+    assert pd.read_csv(folder / "again" / "rejected.csv")["reason"].tolist() == [
+        "duplicate_row:all_columns", "future_timestamp:timestamp"]
+    unchecked = ok(cli("retrain", "--interactions", "train.csv", "--model-dir", "again", "--window-days", "30",
+                       "--no-check", cwd=folder))
+    assert "retrained on 1 user-item pairs" in flat(unchecked.stderr)
+    assert not (folder / "again" / "rejected.csv").exists()

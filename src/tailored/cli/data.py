@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from tailored.cli import options
-from tailored.cli.common import (console, counting, handle_errors, parse_params, print_table, progress_bar,
-                                 refuse_overwrite, stdout, warn)
+from tailored.cli.common import (console, counting, handle_errors, print_table, progress_bar, refuse_overwrite, stdout,
+                                 warn)
 from tailored.cli.options import (Interactions, ItemCol, ItemsFile, Output, RuleOption, TimeCol, UserCol, UsersFile,
                                   ValueCol)
 from tailored.errors import ConfigError
@@ -35,12 +35,10 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any error-level rule fires.")] = False,
 ) -> None:
     """Report data problems (missing, duplicate, invalid, future, outlier, unknown ids) and the data's biases."""
-    from tailored.config import build_dataclass
     from tailored.data.io import check_table_path, write_table, write_text
-    from tailored.data.quality import QualityRules
     from tailored.jobs import tasks as jobs
 
-    rules = build_dataclass(QualityRules, parse_params(rule, option="--rule"), "quality rule")
+    rules = options.quality_rules(rule)
     rejected_path = None if output is None else check_table_path(output).with_name(
         f"{output.stem}.rejected{output.suffix}")
     refuse_overwrite({"--output": output, "--output (its rejected rows)": rejected_path, "--report": report},

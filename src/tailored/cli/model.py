@@ -12,12 +12,13 @@ import typer
 from rich.table import Table
 
 from tailored.cli import options
-from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_params, print_table, progress_bar, say,
-                                 step_reporter, stdout, refuse_overwrite, warn)
-from tailored.cli.options import (Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption, StageOption,
-                                  TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
+from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_params, print_table, progress_bar,
+                                 refuse_overwrite, say, step_reporter, stdout, warn)
+from tailored.cli.options import (CheckOption, Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption,
+                                  StageOption, TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
 
 if TYPE_CHECKING:
+    from tailored.data.quality import QualityReport
     from tailored.models.base import Choice, Float, Int
 
 app = typer.Typer()
@@ -51,17 +52,12 @@ def train(
     basket_col: Annotated[str | None, typer.Option(
         "--basket-col", help="Column grouping interactions into baskets (co-purchase statistics; default: a basket_id "
                              "column when present, else 30-minute sessions).")] = None,
-    check: Annotated[bool, typer.Option(
-        "--check/--no-check", help="Apply the quality rules (as `tailored check` and `tailored run` do): rejected rows"
-                                   " are left out and kept, with their reasons, in rejected.csv in --model-dir, beside"
-                                   " the report (quality.json).")] = True,
+    check: CheckOption = True,
     rule: RuleOption = None,
 ) -> None:
     """Train an algorithm on an interactions file and save the model to a directory. Rows a quality rule rejects
     (repeated rows, future dates, ids absent from --users/--items...) are left out and listed; rows that cannot be
     read (missing ids, values that are not numbers) stop the command."""
-    from tailored.config import build_dataclass
-    from tailored.data.quality import QualityRules
     from tailored.jobs import tasks as jobs
     from tailored.jobs.attributes import attribute_report
     from tailored.models.neural.training import reporting_epochs
@@ -70,13 +66,11 @@ def train(
                      {"--interactions": interactions, "--users": users, "--items": items, "--params-file": params_file,
                       "--pipeline": pipeline})
     params = parse_params(param, params_file)
-    rules = build_dataclass(QualityRules, parse_params(rule, option="--rule"), "quality rule")
+    rules = options.quality_rules(rule)
     stages = jobs.training_stages(algorithm, params, options.stages(stage, pipeline), context_stages)
     columns = options.columns(interactions, user_col, item_col, value_col, time_col, basket_col)
     dataset, quality = jobs.training_data(interactions, users, items, columns, rules, check, window_days)
-    for finding in quality.findings if quality is not None else ():
-        if finding.count:
-            warn(finding.message)
+    _warn_rejected(quality)
     with progress_bar(f"training {algorithm} on {len(dataset):,} interactions", "epoch") as bar, reporting_epochs(
         epoch_reporter(bar)
     ):
@@ -91,11 +85,24 @@ def train(
         say(line)
     chosen = "" if recommender.weighting == recommender.weighting_ else f"{recommender.weighting} chose "
     say(f"weighting: {chosen}{recommender.weighting_} ({recommender.weighting_reason_})")
-    if quality is not None:
-        say(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected (reasons in "
-            f"{model_dir / jobs.REJECTED_ROWS}; report in {model_dir / jobs.QUALITY_REPORT})")
+    _quality_saved(quality, model_dir)
     console.print(f"[green]saved[/] {algorithm} model ({dataset.n_users:,} users, {dataset.n_items:,} items) to "
                   f"{model_dir}")
+
+
+def _warn_rejected(quality: QualityReport | None) -> None:
+    """A warning for each quality rule that rejected rows (what, where, how to fix it)."""
+    for finding in quality.findings if quality is not None else ():
+        if finding.count:
+            warn(finding.message)
+
+
+def _quality_saved(quality: QualityReport | None, model_dir: Path) -> None:
+    from tailored.jobs.tasks import QUALITY_REPORT, REJECTED_ROWS
+
+    if quality is not None:
+        say(f"quality: {len(quality.clean):,} rows accepted, {len(quality.rejected):,} rejected (reasons in "
+            f"{model_dir / REJECTED_ROWS}; report in {model_dir / QUALITY_REPORT})")
 
 
 @app.command()
@@ -178,14 +185,21 @@ def retrain(
         "--output-dir", help="Where to save (default: replace --model-dir).")] = None,
     users: UsersFile = None,
     items: ItemsFile = None,
+    check: CheckOption = True,
+    rule: RuleOption = None,
 ) -> None:
-    """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file."""
+    """Retrain a model (same algorithm, parameters and stages) on the recent window of an interactions file, after
+    the quality rules (as `tailored train`)."""
     from tailored.jobs import tasks as jobs
 
     refuse_overwrite({"--output-dir": output_dir or model_dir}, {"--interactions": interactions, "--users": users,
                                                                 "--items": items})
+    rules = options.quality_rules(rule)
     with console.status("retraining"):
-        recommender = jobs.retrain(interactions, model_dir, window_days, output_dir, users, items)
+        recommender, quality = jobs.retrain(interactions, model_dir, window_days, output_dir, users, items,
+                                            rules=rules, check=check)
+    _warn_rejected(quality)
+    _quality_saved(quality, output_dir or model_dir)
     console.print(f"[green]saved[/] {recommender.scorer.algorithm} retrained on {recommender.seen_.nnz:,} user-item "
                   f"pairs to {output_dir or model_dir}")
 

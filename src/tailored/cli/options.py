@@ -10,6 +10,7 @@ import typer
 from tailored.errors import DataError
 
 if TYPE_CHECKING:  # imported when used: the command line starts without pandas
+    from tailored.data.quality import QualityRules
     from tailored.jobs.tasks import ColumnNames
     from tailored.query import Context
     from tailored.rank import Reranker, Stage
@@ -36,6 +37,10 @@ ContextOption = Annotated[list[str] | None, typer.Option(
                       "recent=ID|ID, device=. Default date: now.")]
 RuleOption = Annotated[list[str] | None, typer.Option(
     "--rule", help="Quality rule NAME=VALUE, e.g. min_value=1, max_count_zscore=7.")]
+CheckOption = Annotated[bool, typer.Option(
+    "--check/--no-check", help="Apply the quality rules (as `tailored check` and `tailored run` do): rejected rows are "
+                               "left out and kept, with their reasons, in rejected.csv in the model directory, beside "
+                               "the report (quality.json).")]
 DatabaseUrl = Annotated[str, typer.Option(
     "--db", help="Database URL: sqlite:///FILE.db (default tailored.db here) or postgresql://...")]
 
@@ -58,6 +63,15 @@ def columns(interactions: Path, user_col: str, item_col: str, value_col: str, ti
             raise DataError(f"Column {', '.join(missing)} not found in {interactions}; available columns: {header}. "
                             "Pass the names your file uses.")
     return ColumnNames(user=user_col, item=item_col, value=value_col, time=time_col, basket=basket_col)
+
+
+def quality_rules(options: list[str] | None) -> QualityRules:
+    """The quality rules, defaults changed by ``--rule NAME=VALUE`` options."""
+    from tailored.cli.common import parse_params
+    from tailored.config import build_dataclass
+    from tailored.data.quality import QualityRules
+
+    return build_dataclass(QualityRules, parse_params(options, option="--rule"), "quality rule")
 
 
 def stages(options: list[str] | None, pipeline: Path | None) -> list[Stage | Reranker]:

@@ -102,12 +102,20 @@ def checked_dataset(
     if frame.empty:
         raise DataError(f"{interactions} holds no interactions: nothing to train on.")
     user_table, item_table = _attribute_tables(users, items)
+    report = _checked(frame, interactions, columns, rules, user_table, item_table)
+    return Dataset.from_frame(report.clean, users=user_table, items=item_table), report
+
+
+def _checked(frame: pd.DataFrame, interactions: str | Path, columns: ColumnNames, rules: QualityRules | None,
+             user_table: pd.DataFrame | None, item_table: pd.DataFrame | None) -> QualityReport:
+    """The quality report of the valid ``frame`` read from ``interactions`` (rows named by their file line); a
+    DataError when the rules reject every row."""
     report = check_quality(frame, rules, users=user_table, items=item_table, source=str(interactions),
                            first_line=_first_line(interactions), names=columns.names)
     if report.clean.empty:
         raise DataError(f"The quality rules rejected every row of {interactions}: nothing to train on. "
                         f"`tailored check --interactions {interactions}` lists the reasons.")
-    return Dataset.from_frame(report.clean, users=user_table, items=item_table), report
+    return report
 
 
 def training_data(
@@ -184,23 +192,31 @@ def retrain(
     users: str | Path | None = None,
     items: str | Path | None = None,
     columns: ColumnNames = ColumnNames(),
-) -> Recommender:
+    rules: QualityRules | None = None,
+    check: bool = True,
+) -> tuple[Recommender, QualityReport | None]:
     """Train the model of ``model_dir`` again (same algorithm, parameters, weighting and stages) on the last
-    ``window_days`` of ``interactions`` (all of it when None); saved to ``output_dir`` (default: in place,
-    atomically)."""
+    ``window_days`` of the rows of ``interactions`` that pass the quality ``rules`` (all valid rows without
+    ``check``); saved to ``output_dir`` (default: in place, atomically) with the quality report. Returns the model
+    and the report (None without ``check``)."""
     from tailored.monitoring.drift import recent_window
     from tailored.registry.model_dir import read_manifest
 
     manifest = read_manifest(model_dir)
-    window = recent_window(read_valid(interactions, columns), window_days)
+    frame = read_valid(interactions, columns)
+    user_table, item_table = _attribute_tables(users, items)
+    quality = _checked(frame, interactions, columns, rules, user_table, item_table) if check else None
+    window = recent_window(frame if quality is None else quality.clean, window_days)
     if window.empty:
         raise DataError(f"{interactions} has no interactions in the last {window_days} days: nothing to retrain on.")
-    dataset = _with_attributes(window, users, items)  # the window is valid already
+    dataset = Dataset.from_frame(window, users=user_table, items=item_table)  # the window is valid already
     settings = manifest["recommender"]
     params = manifest["params"] | {k: settings[k] for k in RECOMMENDER_PARAMS if k in settings}
     stages = [create_stage(entry["name"], entry["params"]) for entry in manifest["stages"]]
     metadata = {"source": str(interactions), "window_days": window_days}
-    return train(dataset, manifest["algorithm"], params, output_dir or model_dir, metadata, stages=stages)
+    model = train(dataset, manifest["algorithm"], params, output_dir or model_dir, metadata, stages=stages,
+                  quality=quality)
+    return model, quality
 
 
 def read_users(source: str | Path) -> tuple[np.ndarray, pd.DataFrame | None]:
