@@ -7,7 +7,8 @@ from tailored.query import context_from, parse_context
 
 
 def test_known_keys_are_parsed() -> None:
-    context = parse_context(["date=2026-12-15T19:30", "lat=48.85", "lon=2.35", "radius_km=3", "recent=a|b", "device=app"])
+    context = parse_context(["date=2026-12-15T19:30", "lat=48.85", "lon=2.35", "radius_km=3", "recent=a|b",
+                             "device=app"])
     assert (context.moment.month, context.moment.hour, context.latitude, context.longitude) == (12, 19, 48.85, 2.35)
     assert (context.recent, context.radius_km, context.device, context.channel) == (("a", "b"), 3.0, "app", None)
 

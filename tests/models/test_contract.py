@@ -107,8 +107,10 @@ def test_follows_the_scorer_protocol(algorithm: str) -> None:
 def test_a_catalogue_smaller_than_the_early_stopping_cutoff_is_fitted_and_ranked(algorithm: str) -> None:
     """Eight items, fewer than the 20 that the neural models' held-out recall looks at (it used to fail)."""
     rows = [(f"u{user}", f"i{(user + step) % 8}", 1.0, step) for user in range(40) for step in range(3)]
-    users = pd.DataFrame({"user_id": [f"u{user}" for user in range(40)], "segment": [f"s{user % 2}" for user in range(40)]})
-    items = pd.DataFrame({"item_id": [f"i{item}" for item in range(8)], "category": [f"c{item % 2}" for item in range(8)]})
+    users = pd.DataFrame({"user_id": [f"u{user}" for user in range(40)],
+                          "segment": [f"s{user % 2}" for user in range(40)]})
+    items = pd.DataFrame({"item_id": [f"i{item}" for item in range(8)],
+                          "category": [f"c{item % 2}" for item in range(8)]})
     dataset = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"]), users=users,
                                  items=items)
     recommender = Recommender(create_scorer(algorithm)).fit(dataset)
@@ -158,7 +160,8 @@ def test_save_and_load_give_identical_recommendations(algorithm: str, fitted, tm
     loaded = load_model(tmp_path / "model")
     users = ["u0", "u41", "u99", "stranger"]
     pd.testing.assert_frame_equal(recommender.recommend(users, 10), loaded.recommend(users, 10))
-    np.testing.assert_allclose(recommender.predict(["u0", "x"], ["i1", "i2"]), loaded.predict(["u0", "x"], ["i1", "i2"]))
+    np.testing.assert_allclose(recommender.predict(["u0", "x"], ["i1", "i2"]),
+                               loaded.predict(["u0", "x"], ["i1", "i2"]))
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -320,12 +323,14 @@ def test_an_anonymous_session_is_scored_from_its_items(algorithm: str, fitted) -
         frame = recommender.recommend(["visitor"], n=5, context=parse_context(["recent=" + "|".join(session)]))
         lists[group] = frame["item_id"].tolist()
         assert not set(session) & set(lists[group])
-        assert [categories[i] for i in lists[group]].count(f"group{group}") >= 3, (algorithm, lists[group])  # 12.5% at random
+        # 12.5% at random
+        assert [categories[i] for i in lists[group]].count(f"group{group}") >= 3, (algorithm, lists[group])
     assert lists[1] != lists[2]
     mixed = recommender.recommend(["visitor", "u0"], n=5, context=parse_context(["recent=i20|i23"]))
     assert mixed["user_id"].tolist() == ["visitor"] * 5 + ["u0"] * 5  # the users in the given order
     known = mixed[mixed["user_id"] == "u0"]
-    assert known["item_id"].tolist() == recommender.recommend(["u0"], n=5)["item_id"].tolist()  # trained users keep theirs
+    # trained users keep theirs
+    assert known["item_id"].tolist() == recommender.recommend(["u0"], n=5)["item_id"].tolist()
 
 
 @pytest.mark.parametrize("algorithm", ["popularity", "bpr"])
@@ -339,7 +344,8 @@ def test_a_session_on_a_scorer_that_cannot_fold_it_in_still_leaves_its_items_out
         lists = recommender.recommend(["visitor"], n=9, context=parse_context(["recent=" + "|".join(session)]))
         listed = dataset.items.index(lists["item_id"].to_numpy())
         assert len(listed) == 9 and not set(session) & set(lists["item_id"])
-        others = np.setdiff1d(np.arange(dataset.n_items), np.concatenate([listed, dataset.items.index(np.array(session))]))
+        others = np.setdiff1d(np.arange(dataset.n_items),
+                              np.concatenate([listed, dataset.items.index(np.array(session))]))
         assert (np.diff(fallback[listed]) <= 1e-6).all() and fallback[listed].min() >= fallback[others].max() - 1e-6
 
 
@@ -352,7 +358,8 @@ def test_session_prior_moves_a_session_from_the_models_fold_in_to_the_fallback(p
         # raw, as written: binary weights tie items in the fallback's scores, and the fold-in's z-scores break ties
         recommender = Recommender(create_scorer("ease"), weighting="raw", session_prior=prior).fit(dataset)
         lists[prior] = recommender.recommend(["visitor"], n=10, context=context)["item_id"].tolist()
-    row = scipy.sparse.csr_matrix(([1.0] * 4, ([0] * 4, dataset.items.index(np.array(session)))), shape=(1, dataset.n_items))
+    row = scipy.sparse.csr_matrix(([1.0] * 4, ([0] * 4, dataset.items.index(np.array(session)))),
+                                  shape=(1, dataset.n_items))
     own = recommender.scorer.score_rows(row)[0]
     own[dataset.items.index(np.array(session))] = -np.inf
     assert lists[0.0] == dataset.items.ids(np.argsort(-own, kind="stable")[:10]).tolist()  # the fold-in alone
@@ -372,7 +379,7 @@ def test_a_longer_session_leans_less_on_the_prior(planted) -> None:
         items = dataset.items.index(np.array(session))
         listable = np.setdiff1d(np.arange(dataset.n_items), items)
 
-        def z(scores: np.ndarray) -> np.ndarray:
+        def z(scores: np.ndarray, listable: np.ndarray = listable) -> np.ndarray:
             return (scores[listable] - scores[listable].mean()) / scores[listable].std()
 
         row = scipy.sparse.csr_matrix(([1.0] * len(set(items)), ([0] * len(set(items)), sorted(set(items)))),

@@ -95,8 +95,8 @@ def test_train_says_which_weighting_auto_chose_and_saves_it(tmp_path: Path) -> N
     star_ratings().to_csv(tmp_path / "ratings.csv", index=False)
     plays = ok(cli("train", "--interactions", "plays.csv", "--algorithm", "ease", "--model-dir", "ease", cwd=tmp_path))
     assert "weighting: auto chose log1p (counts with a heavy tail: the largest (user, item) total" in flat(plays.stderr)
-    ratings = ok(cli("train", "--interactions", "ratings.csv", "--algorithm", "mf", "--param", "epochs=3", "--param", "burn_in=1",
-                     "--model-dir", "mf", cwd=tmp_path))
+    ratings = ok(cli("train", "--interactions", "ratings.csv", "--algorithm", "mf", "--param", "epochs=3",
+                     "--param", "burn_in=1", "--model-dir", "mf", cwd=tmp_path))
     assert "weighting: auto chose raw (the algorithm predicts the values (ratings) themselves)" in flat(ratings.stderr)
     given = ok(cli("train", "--interactions", "plays.csv", "--algorithm", "ease", "--param", "weighting=binary",
                    "--model-dir", "given", cwd=tmp_path))
@@ -112,7 +112,8 @@ def test_movielens_p1_is_reproduced_with_command_line_defaults(ml100k_dir: Path,
     assert set(pd.read_csv(tmp_path / "ml" / "interactions.csv")["value"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
     ok(cli("split", "--interactions", "ml/interactions.csv", "--output-dir", "p1", "--method", "per_user",
            "--test-fraction", "0.2", "--seed", "42", cwd=tmp_path))
-    trained = ok(cli("train", "--interactions", "p1/train.csv", "--algorithm", "ease", "--model-dir", "ease", cwd=tmp_path))
+    trained = ok(cli("train", "--interactions", "p1/train.csv", "--algorithm", "ease", "--model-dir", "ease",
+                     cwd=tmp_path))
     assert "weighting: auto chose binary" in flat(trained.stderr)
     ok(cli("evaluate", "--model-dir", "ease", "--test", "p1/test.csv", "--train", "p1/train.csv",
            "--metric", "ndcg@10", "--output", "metrics.json", cwd=tmp_path))

@@ -61,10 +61,12 @@ def test_command_line_basket_column_and_complementary(tmp_path) -> None:
     pd.DataFrame({"item_id": ["spaghetti"]}).to_csv(tmp_path / "query.csv", index=False)
     ok(cli("train", "--interactions", "orders.csv", "--basket-col", "order", "--algorithm", "popularity",
            "--model-dir", "model", cwd=tmp_path))
-    ok(cli("complementary", "--model-dir", "model", "--items", "query.csv", "--k", "2", "--output", "c.csv", cwd=tmp_path))
+    ok(cli("complementary", "--model-dir", "model", "--items", "query.csv", "--k", "2", "--output", "c.csv",
+           cwd=tmp_path))
     result = pd.read_csv(tmp_path / "c.csv")
     assert result["complementary_item_id"].iloc[0] == "sauce"
-    assert list(result.columns) == ["item_id", "complementary_item_id", "score", "lift", "confidence", "support", "rank", "source"]
+    assert list(result.columns) == ["item_id", "complementary_item_id", "score", "lift", "confidence", "support",
+                                    "rank", "source"]
 
 
 def test_a_basket_id_column_is_used_without_being_named(tmp_path) -> None:
@@ -81,7 +83,8 @@ def test_a_basket_id_column_is_used_without_being_named(tmp_path) -> None:
 def test_an_item_added_after_training_gets_backfilled_complements_and_no_trend() -> None:
     from tailored.pipeline.trending import trending_items
 
-    items = pd.DataFrame({"item_id": [f"filler{i}" for i in range(30)] + ["milk", "spaghetti", "sauce"], "category": "food"})
+    items = pd.DataFrame({"item_id": [f"filler{i}" for i in range(30)] + ["milk", "spaghetti", "sauce"],
+                          "category": "food"})
     recommender = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(baskets(), items=items))
     extended = recommender.with_items(pd.DataFrame({"item_id": ["truffle"], "category": ["food"]}))
     frame = complementary_items(extended, ["truffle"], k=3)

@@ -33,11 +33,13 @@ def test_unseen_events_are_those_training_did_not_hold(data) -> None:
     events = pd.DataFrame({"user_id": ["u1", "u1", "u1", "nobody", "u1"],
                            "item_id": [trained["item_id"], trained["item_id"], "i0", "i1", "no-such-item"],
                            "timestamp": [trained["timestamp"], NOW, NOW, NOW, NOW]})
-    assert model.unseen_events(events).index.tolist() == [1, 2]  # the trained event itself, a stranger, an unknown item: out
+    # the trained event itself, a stranger, an unknown item: out
+    assert model.unseen_events(events).index.tolist() == [1, 2]
     untimed = build_recommender("ease").fit(Dataset.from_frame(frame.drop(columns="timestamp")))
     assert "i0" not in set(frame.loc[frame["user_id"] == "u1", "item_id"])
     assert untimed.unseen_events(events).index.tolist() == [2]  # without times: the items new to the user only
-    with pytest.raises(DataError, match=r"Events lack the column\(s\) \['timestamp'\]: give user_id, item_id and timestamp"):
+    with pytest.raises(DataError,
+                       match=r"Events lack the column\(s\) \['timestamp'\]: give user_id, item_id and timestamp"):
         model.with_events(events.drop(columns="timestamp"))
 
 
@@ -68,8 +70,10 @@ def test_a_sequence_model_appends_the_events_to_the_training_sequence(data) -> N
     events = pd.DataFrame({"user_id": "u2", "item_id": ["i4", "i9", "i4"], "timestamp": [NOW + 2, NOW, NOW + 1]})
     after = model.with_events(events).recommend(["u2"], 5)
     sequence = model.scorer.sequences_[user]
-    expected = model.scorer.score_sessions([[*sequence[sequence >= 0], *model.items_.index(np.array(["i9", "i4", "i4"]))]])[0]
-    assert after["score"].to_numpy() == pytest.approx(expected[model.items_.index(after["item_id"].to_numpy())], rel=1e-5)
+    appended = model.items_.index(np.array(["i9", "i4", "i4"]))
+    expected = model.scorer.score_sessions([[*sequence[sequence >= 0], *appended]])[0]
+    listed = model.items_.index(after["item_id"].to_numpy())
+    assert after["score"].to_numpy() == pytest.approx(expected[listed], rel=1e-5)
     assert not {"i4", "i9"} & set(after["item_id"])
 
 

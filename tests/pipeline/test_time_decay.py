@@ -21,7 +21,8 @@ def drifting_taste() -> pd.DataFrame:
 
 
 def test_decay_halves_a_value_per_half_life() -> None:
-    frame = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "value": [2.0, 2.0], "timestamp": [0, 30 * DAY]})
+    frame = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "value": [2.0, 2.0],
+                          "timestamp": [0, 30 * DAY]})
     values = decayed(Dataset.from_frame(frame), 30.0).values
     np.testing.assert_allclose(values, [1.0, 2.0])
     assert decayed(Dataset.from_frame(frame), None).values.tolist() == [2.0, 2.0]
@@ -47,9 +48,11 @@ def test_train_window_and_retrain_keep_the_settings(tmp_path) -> None:
 
     drifting_taste().to_csv(tmp_path / "history.csv", index=False)
     ok(cli("train", "--interactions", "history.csv", "--algorithm", "popularity", "--window-days", "30",
-           "--param", "decay_half_life_days=10", "--stage", "seasonal:strength=2", "--model-dir", "model", cwd=tmp_path))
+           "--param", "decay_half_life_days=10", "--stage", "seasonal:strength=2", "--model-dir", "model",
+           cwd=tmp_path))
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
-    assert manifest["recommender"]["decay_half_life_days"] == 10.0 and manifest["stages"][0]["params"]["strength"] == 2.0
+    assert manifest["recommender"]["decay_half_life_days"] == 10.0
+    assert manifest["stages"][0]["params"]["strength"] == 2.0
     assert manifest["n_interactions"] == 30  # only the last 30 days
     ok(cli("retrain", "--interactions", "history.csv", "--model-dir", "model", "--output-dir", "again", cwd=tmp_path))
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())

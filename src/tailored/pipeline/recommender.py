@@ -26,9 +26,9 @@ from tailored.pipeline import lists
 from tailored.pipeline.cold_start import (NewUsers, Paths, demographic_categories, fallback_scorer, new_user_paths,
                                           undescribed)
 from tailored.pipeline.events import LiveEvents, event_arrays, unseen
+from tailored.pipeline.lists import Recommendations
 from tailored.pipeline.new_items import (NewItems, fit_item_model, grown_items, has_attributes, item_features,
                                          new_item_problems, padded, restricted)
-from tailored.pipeline.lists import Recommendations
 from tailored.pipeline.ranking import Ranked, Ranking, masked_request
 from tailored.pipeline.sessions import Session, Sessions
 from tailored.pipeline.settings import RECOMMENDER_PARAMS, RecommenderSettings
@@ -36,6 +36,7 @@ from tailored.pipeline.trained_users import TrainedUsers
 from tailored.query import Context, Query
 from tailored.rank.base import Catalogue, Request, Reranker, Stage
 from tailored.rank.candidates import VectorIndex
+
 
 class RecommendationWarning(UserWarning):
     """What `Recommender.recommend` warns about, as the command line does: anonymous visitors' lists, short lists."""
@@ -177,15 +178,13 @@ class Recommender(RecommenderSettings):
                          self.seen_, self.co_purchase_, self.basket_count_)
 
     def score_block(self, users: np.ndarray, context: Context | None = None) -> np.ndarray:
-        """Dense scores for user indices (-1 = unknown), with excluded items at -inf, adjusted by the stages for
-        ``context`` (None: now, nothing else known)."""
+        """Dense scores of user indices (-1: unknown), excluded items at -inf, after the stages for ``context``."""
         users = np.asarray(users, np.int64)
         scores, trained = self._user_scores(users)
         return self.ranking_.adjusted(scores, self._request(users, trained, scores, context))
 
     def _user_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (block x items) of user indices (-1: unknown) -- a trained user's by `TrainedUsers`, a new user's
-        by `NewUsers`, those of the items known by their attributes by `NewItems` -- and who is trained."""
+        """Scores of user indices (-1: unknown) by `TrainedUsers`, `NewUsers` and `NewItems`, and who is trained."""
         trained = self._trained(users)
         scores, n_trained = np.empty((len(users), len(self.items_)), np.float32), len(self.warm_items_)
         if trained.any():
