@@ -17,6 +17,7 @@ from tailored.data.idmap import IdMap
 from tailored.errors import ConfigError
 from tailored.models.base import Capabilities, Scorer, capabilities, create_scorer, standardize
 from tailored.pipeline.sessions import Session, Sessions
+from tailored.pipeline.settings import AUTO_FALLBACK
 from tailored.query import Context
 
 DEMOGRAPHIC, POPULARITY = "demographic", "popularity"
@@ -32,7 +33,7 @@ def demographic_categories() -> int:
 def fallback_scorer(name: str, dataset: Dataset) -> Scorer:
     """The fallback called ``name`` (unfitted); ``auto``: the demographic model when users carry usable attributes,
     popularity otherwise. A scorer that cannot rank users unknown to it (``handles_cold_users``) is refused."""
-    if name == "auto":
+    if name == AUTO_FALLBACK:
         usable = usable_columns(dataset.user_attributes, demographic_categories())
         return create_scorer(DEMOGRAPHIC if usable else POPULARITY)
     scorer = create_scorer(name)

@@ -37,11 +37,6 @@ class Sessions:
     warm_items: np.ndarray
     session_prior: float
 
-    @property
-    def scored_by_scorer(self) -> bool:
-        """Whether the scorer reads sessions (otherwise the prior alone ranks them)."""
-        return self.can.sequences or self.can.histories
-
     def session(self, items: np.ndarray) -> Session | None:
         """The session of these item indices (oldest first; items added after training are left out); None when
         none is a trained item."""
