@@ -75,3 +75,13 @@ def test_the_excluded_items_are_left_out_and_the_rest_keeps_its_order(planted: D
     assert len(full) == 10 and set(full.models) == {"ease"}
     left = recommender.recommend_one(Query("u0", exclude=(full.item_ids[0], full.item_ids[3], "no-such-item")), 8)
     assert left.item_ids.tolist() == [item for k, item in enumerate(full.item_ids) if k not in (0, 3)]
+
+
+def test_stages_set_on_a_fitted_model_are_run(planted: Dataset) -> None:
+    """The benchmarks and jobs swap a fitted model's ``stages``: the lists follow (and the fast lane closes)."""
+    recommender = Recommender(create_scorer("ease")).fit(planted)
+    before = recommender.recommend_one(Query("u0"), 5)
+    recommender.stages = [create_stage("rules", {"pinned": ["i44"]}).fit(planted)]
+    after = recommender.recommend_one(Query("u0"), 5)
+    assert after.item_ids[0] == "i44" and before.item_ids[0] != "i44"
+    assert after.item_ids.tolist() == recommender.recommend(["u0"], 5)["item_id"].tolist()

@@ -80,16 +80,20 @@ class Recommender(RecommenderSettings):
         return self.composed()
 
     def composed(self) -> Self:
-        """Reads once what the fitted scorer can do (`capabilities`) and composes the paths: `fit` and `load_model`."""
+        """Reads once what the fitted scorer can do (`capabilities`) and composes the paths (after fit and load)."""
         self.can_, history = capabilities(self.scorer), trained_rows(self.scorer)
         self.trained_users_ = TrainedUsers(self.scorer, self.can_, self.seen_ if history is None else history,
                                            len(self.warm_items_), self.candidate_pool)
         self.new_users_ = NewUsers.of(self.scorer, self.fallback_, self.warm_items_)
         self.sessions_ = Sessions(self.scorer, self.can_, self.warm_items_, self.session_prior)
         self.new_items_ = NewItems(self.scorer, self.can_, self.item_model_, self.warm_items_)
-        self.ranking_ = Ranking.of(self.stages)
         self.is_fitted = True
         return self
+
+    @property
+    def _ranking(self) -> Ranking:
+        """The stages sorted by role, read at each use: callers may set ``stages`` on a fitted model."""
+        return Ranking.of(self.stages)
 
     def _check(self) -> None:
         if not self.is_fitted:
@@ -102,8 +106,7 @@ class Recommender(RecommenderSettings):
         return trained
 
     def with_items(self, attributes: pd.DataFrame) -> Recommender:
-        """A view whose catalogue also holds the items of ``attributes`` (``item_id`` + attribute columns) unknown at
-        training time, scored from their attributes (`NewItems`). Items already known are left as trained."""
+        """A view that also holds the unknown items of ``attributes`` (``item_id`` + attributes), for `NewItems`."""
         self._check()
         if (new := self.new_items_.unknown(attributes, self.items_)).empty:
             return self
@@ -121,7 +124,6 @@ class Recommender(RecommenderSettings):
         """A view whose ranking also runs ``stages`` (after its own), e.g. the rules or calendar of one request."""
         view = copy.copy(self)
         view.stages = [*self.stages, *stages]
-        view.ranking_ = Ranking.of(view.stages)
         return view
 
     def unseen_events(self, events: pd.DataFrame) -> pd.DataFrame:
@@ -153,8 +155,7 @@ class Recommender(RecommenderSettings):
         return view
 
     def with_vector_index(self, kind: str = "auto", ef_search: int = 256) -> Recommender:
-        """A view whose trained users' candidates come from a `VectorIndex` of the scorer's item factors (``vectors``
-        capability: als, bpr); other scorers' models are returned as they are."""
+        """A view that takes trained users' candidates from a `VectorIndex` of item factors (``vectors``: als, bpr)."""
         self._check()
         if not self.can_.vectors:
             return self
@@ -181,7 +182,7 @@ class Recommender(RecommenderSettings):
         """Dense scores of user indices (-1: unknown), excluded items at -inf, after the stages for ``context``."""
         users = np.asarray(users, np.int64)
         scores, trained = self._user_scores(users)
-        return self.ranking_.adjusted(scores, self._request(users, trained, scores, context))
+        return self._ranking.adjusted(scores, self._request(users, trained, scores, context))
 
     def _user_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores of user indices (-1: unknown) by `TrainedUsers`, `NewUsers` and `NewItems`, and who is trained."""
@@ -214,7 +215,7 @@ class Recommender(RecommenderSettings):
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
             scores, trained = self._user_scores(block)
-            yield block, *self.ranking_.ranked(scores, self._request(block, trained, scores, context, tally), n,
+            yield block, *self._ranking.ranked(scores, self._request(block, trained, scores, context, tally), n,
                                                explain, exclude)
 
     def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
@@ -300,7 +301,7 @@ class Recommender(RecommenderSettings):
         request = self._request(unknown, untrained, scores, context, tally)
         if self.exclude_seen and session is not None:
             scores[:, session.items] = -np.inf
-        return self.ranking_.ranked(scores, request, n, explain, exclude)
+        return self._ranking.ranked(scores, request, n, explain, exclude)
 
     def _with_attribute_reasons(self, ids: np.ndarray, items: np.ndarray, given: np.ndarray,
                                 table: pd.DataFrame | None) -> np.ndarray:
@@ -338,7 +339,7 @@ class Recommender(RecommenderSettings):
     def top_from_index(self, user: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-``n`` (item indices, scores) of one trained user straight from the vector index (`TrainedUsers.top`):
         the serving fast lane. None when the full path must answer: no index, stages to run, new items, too few."""
-        if (self.vector_index_ is None or self.ranking_.active or self.new_items_.added is not None or user < 0
+        if (self.vector_index_ is None or self._ranking.active or self.new_items_.added is not None or user < 0
                 or not self.warm_users_[user]):
             return None
         seen = self.seen_.indices[self.seen_.indptr[user] : self.seen_.indptr[user + 1]]
