@@ -8,7 +8,8 @@ import pytest
 
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
-from tailored.pipeline.recommender import build_recommender, decayed
+from tailored.data.transforms import decayed
+from tailored.pipeline.recommender import build_recommender
 
 DAY = 86_400
 

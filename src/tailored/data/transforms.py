@@ -183,3 +183,12 @@ def recency_weighted(dataset: Dataset, half_life: float = math.inf) -> sp.csr_ma
     later = group_end - np.searchsorted(sorted_keys, key, side="right")
     return dataset.matrix(values=dataset.values * np.power(0.5, later / half_life))
 
+
+def decayed(dataset: Dataset, decay_half_life_days: float | None) -> Dataset:
+    """Interaction values times ``0.5 ** (age / decay_half_life_days)``, the age counted back from the latest
+    interaction: preferences drift, recent behaviour counts more. Unchanged without a half-life or timestamps."""
+    if decay_half_life_days is None or dataset.timestamps is None:
+        return dataset
+    if decay_half_life_days <= 0:
+        raise ConfigError(f"decay_half_life_days must be positive, got {decay_half_life_days}.")
+    return dataset.with_values(dataset.values * time_decay_weights(dataset.timestamps, decay_half_life_days))

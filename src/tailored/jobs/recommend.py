@@ -11,7 +11,7 @@ import pandas as pd
 from tailored.data.columns import ITEM_ID
 from tailored.data.io import read_attributes
 from tailored.jobs.tasks import Progress, read_item_ids, read_users, recommend
-from tailored.pipeline.recommender import short_lists, short_lists_message, undescribed_message
+from tailored.pipeline.lists import short_lists, short_lists_message, undescribed_message
 from tailored.query import Context
 from tailored.rank import Reranker, Stage
 from tailored.rank.specs import check_request_time, load_stage_file

@@ -81,3 +81,23 @@ def pair_values(users: np.ndarray, items: np.ndarray, batch_size: int,
         pairs = pairs[items[pairs] >= 0]
         values[pairs] = scores_of(block)[np.searchsorted(block, users[pairs]), items[pairs]]
     return values
+
+
+def undescribed_message(user_ids: np.ndarray, fallback: str) -> str:
+    """The warning for users who get an anonymous visitor's list (`Recommender.undescribed_users`)."""
+    examples = ", ".join(map(repr, user_ids[:3].tolist()))
+    generic = "the most popular items" if fallback == "popularity" else f"the {fallback} model's"
+    return (f"{len(user_ids):,} user id(s) unknown to the model and without attributes, e.g. {examples}: they get an "
+            f"anonymous visitor's list ({generic}).")
+
+
+def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
+    """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
+    sizes = frame.groupby(USER_ID).size()
+    asked = len(sizes) if user_ids is None else len(pd.unique(np.asarray(user_ids).astype(str)))
+    return int((sizes < k).sum()) + asked - len(sizes)
+
+
+def short_lists_message(count: int, k: int) -> str:
+    """The warning for lists shorter than asked (`short_lists`)."""
+    return f"{count:,} user(s) got fewer than {k} items: the rules, filters or candidates left too few items."

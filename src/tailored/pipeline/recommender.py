@@ -18,7 +18,7 @@ from tailored.data.baskets import co_purchase_counts
 from tailored.data.columns import ITEM_ID, REASONS, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.data.features import attribute_problems, attribute_vocabulary
-from tailored.data.transforms import apply_weighting, resolve_weighting, time_decay_weights
+from tailored.data.transforms import apply_weighting, decayed, resolve_weighting
 from tailored.errors import ConfigError, NotFittedError
 from tailored.models.base import (Scorer, capabilities, check_hyperparameters, check_scores, create_scorer,
                                   hyperparameters, scorer_class, trained_rows, user_rows)
@@ -236,9 +236,9 @@ class Recommender(RecommenderSettings):
         frame = lists.with_models(frame, user_ids, self.list_models(indices, *paths))
         fallback = self.fallback_.algorithm  # type: ignore[attr-defined]
         if warn and len(undescribed := self.undescribed_users(user_ids, attributes, context)):
-            warnings.warn(undescribed_message(undescribed, fallback), RecommendationWarning, stacklevel=2)
-        if warn and (short := short_lists(frame, n, user_ids)):
-            warnings.warn(short_lists_message(short, n), RecommendationWarning, stacklevel=2)
+            warnings.warn(lists.undescribed_message(undescribed, fallback), RecommendationWarning, stacklevel=2)
+        if warn and (short := lists.short_lists(frame, n, user_ids)):
+            warnings.warn(lists.short_lists_message(short, n), RecommendationWarning, stacklevel=2)
         if explain and len(frame):
             items = self.items_.index(frame[ITEM_ID].to_numpy(), missing="mask")
             frame[REASONS] = self._with_attribute_reasons(frame[USER_ID].to_numpy(), items,
@@ -353,36 +353,6 @@ class Recommender(RecommenderSettings):
         if self.can_.ratings:
             return np.asarray(self.scorer.predict(users, items), np.float64)  # type: ignore[attr-defined]
         return lists.pair_values(users, items, self.batch_size, lambda block: self._user_scores(block)[0])
-
-
-def undescribed_message(user_ids: np.ndarray, fallback: str) -> str:
-    """The warning for users who get an anonymous visitor's list (`Recommender.undescribed_users`)."""
-    examples = ", ".join(map(repr, user_ids[:3].tolist()))
-    generic = "the most popular items" if fallback == "popularity" else f"the {fallback} model's"
-    return (f"{len(user_ids):,} user id(s) unknown to the model and without attributes, e.g. {examples}: they get an "
-            f"anonymous visitor's list ({generic}).")
-
-
-def short_lists(frame: pd.DataFrame, k: int, user_ids: np.ndarray | None = None) -> int:
-    """How many users got fewer than ``k`` items (``user_ids``: those asked for, so that empty lists count too)."""
-    sizes = frame.groupby(USER_ID).size()
-    asked = len(sizes) if user_ids is None else len(pd.unique(np.asarray(user_ids).astype(str)))
-    return int((sizes < k).sum()) + asked - len(sizes)
-
-
-def short_lists_message(count: int, k: int) -> str:
-    """The warning for lists shorter than asked (`short_lists`)."""
-    return f"{count:,} user(s) got fewer than {k} items: the rules, filters or candidates left too few items."
-
-
-def decayed(dataset: Dataset, decay_half_life_days: float | None) -> Dataset:
-    """Interaction values times ``0.5 ** (age / decay_half_life_days)``, the age counted back from the latest
-    interaction: preferences drift, recent behaviour counts more. Unchanged without a half-life or timestamps."""
-    if decay_half_life_days is None or dataset.timestamps is None:
-        return dataset
-    if decay_half_life_days <= 0:
-        raise ConfigError(f"decay_half_life_days must be positive, got {decay_half_life_days}.")
-    return dataset.with_values(dataset.values * time_decay_weights(dataset.timestamps, decay_half_life_days))
 
 
 def build_recommender(algorithm: str, params: Mapping[str, Any] | None = None) -> Recommender:
