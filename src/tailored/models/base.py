@@ -6,7 +6,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tailored.data.dataset import Dataset
-from tailored.config import convert
+from tailored.config import Registry, convert
 from tailored.errors import ConfigError, NotFittedError, TailoredError
 
 
@@ -143,29 +143,16 @@ def trained_rows(scorer: Scorer) -> sp.csr_matrix | None:
     return getattr(scorer, "user_items_", None)
 
 
-CATALOG: dict[str, type] = {}
-
-
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator adding a scorer to the catalogue under ``name``."""
-
-    def add(cls: type) -> type:
-        CATALOG[name] = cls
-        cls.algorithm = name
-        return cls
-
-    return add
+CATALOG = Registry("algorithm", "tailored.models")
+"""Every scorer by name (`tailored algorithms`); ``@register(name)`` adds one."""
+register = CATALOG.register
 
 
 def algorithm_names() -> list[str]:
-    _load_catalog()
-    return sorted(CATALOG)
+    return CATALOG.names()
 
 
 def scorer_class(name: str) -> type:
-    _load_catalog()
-    if name not in CATALOG:
-        raise ConfigError(f"Unknown algorithm '{name}'. Valid algorithms: {', '.join(sorted(CATALOG))}.")
     return CATALOG[name]
 
 
@@ -299,10 +286,6 @@ def factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, users: np.
     inside = (users >= 0) & (users < len(user_factors))
     rows = np.where(inside[:, None], user_factors[np.where(inside, users, 0)], 0.0).astype(np.float32)
     return rows @ (item_factors if items is None else item_factors[items]).T
-
-
-def _load_catalog() -> None:
-    import tailored.models  # noqa: F401  (registers every algorithm)
 
 
 @dataclass(frozen=True)
