@@ -14,8 +14,9 @@ from tailored.models.base import standardize
 from tailored.models.neural.training import from_arrays
 from tailored.pipeline.recommender import Recommender
 from tests.models.test_contract import planted_groups, planted_users
+from tests.conftest import require_extra
 
-pytest.importorskip("torch", reason="the torch extra is not installed")
+require_extra("torch", "torch")
 QUICK = {"epochs": 4, "patience": 2}
 
 

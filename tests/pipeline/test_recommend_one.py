@@ -14,6 +14,7 @@ from tailored.pipeline.recommender import Recommender
 from tailored.query import Context, Query, parse_context
 from tailored.rank.base import create_stage
 from tests.models.test_contract import planted_groups, planted_users
+from tests.conftest import require_extra
 
 QUIET = pd.DataFrame({"user_id": ["quiet-0"], "segment": ["s1"], "region": ["north"]})
 NEW_ITEMS = pd.DataFrame({"item_id": ["n1", "n2"], "category": ["group0", "misc"]})
@@ -56,7 +57,7 @@ def assert_same(recommender: Recommender, user: str | None, context_name: str, e
 @pytest.mark.parametrize("algorithm", ["ease", "ncf", "sasrec"])
 def test_recommend_one_is_the_list_recommend_gives(algorithm: str, planted: Dataset) -> None:
     if algorithm != "ease":
-        pytest.importorskip("torch", reason="the torch extra is not installed")
+        require_extra("torch", "torch")
     recommender = fitted(algorithm, planted)
     views = {"model": recommender, "items": recommender.with_items(NEW_ITEMS),
              "stages": recommender.with_stages([create_stage("diversity").fit(planted),

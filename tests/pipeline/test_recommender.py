@@ -16,6 +16,7 @@ from tailored.query import parse_context
 from tailored.registry.model_dir import save_model
 from tests.serve.test_service import shop
 from tests.cli.helpers import cli, flat, ok
+from tests.conftest import require_extra
 
 NOW = 1_800_000_000.0
 
@@ -63,7 +64,7 @@ def test_a_history_model_scores_the_training_row_plus_the_events(data, algorithm
 
 
 def test_a_sequence_model_appends_the_events_to_the_training_sequence(data) -> None:
-    pytest.importorskip("torch")
+    require_extra("torch", "torch")
     _, dataset = data
     model = build_recommender("sasrec", {"epochs": 1}).fit(dataset)
     user = model.users_.position("u2")
