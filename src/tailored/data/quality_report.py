@@ -114,7 +114,8 @@ class QualityReport:
         for title, table in (("User groups", self.bias.user_groups), ("Item groups", self.bias.item_groups)):
             if table is not None:
                 lines += ["", f"### {title}", "", "| group | population share | interaction share |", "|---|---:|---:|"]
-                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in table.head(GROUPS_SHOWN).itertuples(index=False)]
+                shown = table.head(GROUPS_SHOWN).itertuples(index=False)
+                lines += [f"| {g} | {p:.3f} | {s:.3f} |" for g, p, s in shown]
                 if len(table) > GROUPS_SHOWN:
                     lines += ["", f"... and {len(table) - GROUPS_SHOWN} smaller groups "
                               "(`tailored check --report FILE` lists them all)."]

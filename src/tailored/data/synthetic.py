@@ -65,7 +65,8 @@ class RetailData:
     complements: pd.DataFrame
 
     def write(self, directory: str | Path) -> Path:
-        """Write ``interactions.csv``, ``customers.csv``, ``products.csv`` and ``complements.csv`` into ``directory``."""
+        """Write ``interactions.csv``, ``customers.csv``, ``products.csv`` and ``complements.csv`` into
+        ``directory``."""
         directory = Path(directory)
         for name in ("interactions", "customers", "products", "complements"):
             write_table(getattr(self, name), directory / f"{name}.csv")
@@ -112,10 +113,12 @@ def generate_retail(
     )
     if malformed:
         frame = _with_malformed_rows(frame, products, rng)
-    logger.info("generated retail data customers=%d products=%d rows=%d seed=%d", n_customers, n_products, len(frame), seed)
+    logger.info("generated retail data customers=%d products=%d rows=%d seed=%d", n_customers, n_products, len(frame),
+                seed)
     paired = products["complement"].to_numpy() >= 0
-    complements = pd.DataFrame({ITEM_ID: products[ITEM_ID].to_numpy()[paired],
-                                "complement_item_id": products[ITEM_ID].to_numpy()[products["complement"].to_numpy()[paired]]})
+    ids = products[ITEM_ID].to_numpy()
+    partners = ids[products["complement"].to_numpy()[paired]]
+    complements = pd.DataFrame({ITEM_ID: ids[paired], "complement_item_id": partners})
     return RetailData(frame, customers, products.drop(columns=["daypart", "complement"]), complements)
 
 
@@ -355,5 +358,6 @@ def generate_scale(users: int = 1_000_000, items: int = 100_000, per_user: float
     picked = np.empty(len(user), np.int64)
     picked[own] = by_group[np.minimum(low + (rng.random(own.sum()) ** 2 * (high - low)).astype(np.int64), high - 1)]
     picked[~own] = rng.choice(items, size=int((~own).sum()), p=popularity / popularity.sum())
-    frame = pd.DataFrame({"user_id": np.char.add("u", user.astype(str)), "item_id": np.char.add("i", picked.astype(str))})
+    frame = pd.DataFrame({"user_id": np.char.add("u", user.astype(str)),
+                          "item_id": np.char.add("i", picked.astype(str))})
     return frame.drop_duplicates(ignore_index=True)

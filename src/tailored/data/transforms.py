@@ -167,7 +167,8 @@ def k_core(dataset: Dataset, k_users: int, k_items: int | None = None) -> Datase
 
 
 def recency_weighted(dataset: Dataset, half_life: float = math.inf) -> sp.csr_matrix:
-    """User x item history; with ``half_life`` each user's k-th most recent interaction weighs ``0.5 ** (k / half_life)``.
+    """User x item history; with ``half_life`` each user's k-th most recent interaction weighs
+    ``0.5 ** (k / half_life)``.
 
     k counts the user's strictly later interactions (ties share a weight); row order stands in for time when
     the dataset has no timestamps; an infinite half-life keeps every interaction's value.

@@ -89,7 +89,8 @@ def activity_segments(recommender: Recommender, pair_users: np.ndarray) -> tuple
     segment = np.searchsorted(edges, activity, side="right")
     n_segments = len(edges) + 2  # the last one: users new to the model
     trained = np.bincount(segment[active], weights=activity[active], minlength=n_segments)
-    recent = np.bincount(np.where(pair_users >= 0, segment[np.maximum(pair_users, 0)], n_segments - 1), minlength=n_segments)
+    recent = np.bincount(np.where(pair_users >= 0, segment[np.maximum(pair_users, 0)], n_segments - 1),
+                         minlength=n_segments)
     return trained, recent
 
 
@@ -102,7 +103,8 @@ def drift_report(recommender: Recommender, recent: pd.DataFrame) -> DriftReport:
     trained_items = np.append(recommender.seen_.getnnz(axis=0), 0)  # last bucket: items new to the model
     recent_items = np.bincount(np.where(items >= 0, items, len(trained_items) - 1), minlength=len(trained_items))
     users = recommender.users_.index(pairs[USER_ID].unique(), missing="mask")
-    trained_segments, recent_segments = activity_segments(recommender, recommender.users_.index(pairs[USER_ID].to_numpy(), missing="mask"))
+    pair_users = recommender.users_.index(pairs[USER_ID].to_numpy(), missing="mask")
+    trained_segments, recent_segments = activity_segments(recommender, pair_users)
     return DriftReport(
         item_popularity_psi=population_stability_index(trained_items, recent_items),
         noise_floor=noise_floor(trained_items, len(pairs)),

@@ -62,6 +62,7 @@ def _faiss() -> Any:
     try:
         import faiss
     except ImportError as error:
-        raise ConfigError('Approximate search needs faiss: pip install ".[serve]" in the tailored checkout (faiss-cpu).') from error
+        raise ConfigError('Approximate search needs faiss: pip install ".[serve]" in the tailored checkout '
+                          "(faiss-cpu).") from error
     faiss.omp_set_num_threads(num_threads())
     return faiss

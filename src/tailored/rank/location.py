@@ -1,8 +1,8 @@
 """Location: items with a place (shops, restaurants, agencies, job offers) rank by how far they are from the request.
 
 Items carry ``lat``/``lon`` attributes (degrees); the request gives ``--context lat=.. --context lon=..``. The
-great-circle (haversine) distance ``d`` in km lowers each user's standardised score by ``strength * d /
-decay_km`` (the log of a distance decay ``exp(-strength * d / decay_km)``, as `tailored.rank.lift` applies lifts): an item
+great-circle (haversine) distance ``d`` in km lowers each user's standardised score by ``strength * d / decay_km``
+(the log of a distance decay ``exp(-strength * d / decay_km)``, as `tailored.rank.lift` applies lifts): an item
 ``decay_km`` further away needs one more standard deviation of relevance to keep its place. ``radius_km`` (a
 parameter, or ``--context radius_km=..`` for one request) removes the items beyond it. Items without coordinates
 (online products) are neither moved nor removed; a request without a location leaves every score as it is.

@@ -42,11 +42,14 @@ class ModelRegistry:
         return sorted(p.name for p in folder.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()) if folder.exists() else []
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name)) if self.root.exists() else []
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
 
     def promote(self, name: str, version: str, stage: str = "production") -> None:
         if version not in self.versions(name):
-            raise ConfigError(f"Model {name!r} has no version {version!r}; versions: {', '.join(self.versions(name)) or 'none'}.")
+            known = ", ".join(self.versions(name)) or "none"
+            raise ConfigError(f"Model {name!r} has no version {version!r}; versions: {known}.")
         pointers = self._pointers(name)
         pointers.setdefault(stage, []).append(version)
         self._write(name, pointers)
@@ -69,7 +72,8 @@ class ModelRegistry:
         """``NAME@STAGE`` (or ``NAME@v0003``) to the model directory it points at now."""
         name, sep, stage = reference.partition("@")
         if not sep:
-            raise ConfigError(f"A registry model is NAME@STAGE or NAME@VERSION, e.g. shop@production; got {reference!r}.")
+            raise ConfigError("A registry model is NAME@STAGE or NAME@VERSION, e.g. shop@production; "
+                              f"got {reference!r}.")
         version = stage if stage in self.versions(name) else self.current(name, stage)
         if version is None:
             raise ConfigError(f"No version of {name!r} is at {stage!r}; promote one with `tailored models promote`.")

@@ -112,7 +112,8 @@ class Split:
             if part.fingerprint() != manifest["fingerprints"][name]:
                 raise DataError(
                     f"{directory / (name + '.csv')} differs from the split that was saved (fingerprint "
-                    f"{part.fingerprint()} != {manifest['fingerprints'][name]}); re-create the split instead of editing it."
+                    f"{part.fingerprint()} != {manifest['fingerprints'][name]}); re-create the split instead of "
+                    "editing it."
                 )
             parts[name] = part
         return cls(
