@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from tailored.cli import options
 from tailored.cli.common import console, counting, exactly_one, handle_errors, refuse_overwrite, warn
 from tailored.cli.options import ContextOption, ModelDir, Output, PerItem, PipelineOption, QueryItems, StageOption
 from tailored.cli.store import open_store
+
+if TYPE_CHECKING:
+    from tailored.jobs.recommend import Lists
 
 app = typer.Typer()
 
@@ -42,7 +45,7 @@ def recommend(
     """Write the top-k items per user (user_id,item_id,score,rank,model[,reasons]), training items excluded. New users
     described by attribute columns in --users and new items described in --items are scored from their attributes.
     --calendar, --rules, --stage and --pipeline add request-time stages after the model's own."""
-    from tailored.data.io import check_table_path, write_table
+    from tailored.data.io import check_table_path
     from tailored.jobs.recommend import recommend_files
 
     exactly_one(users, all_users, "Give exactly one of --users FILE or --all-users.")
@@ -54,11 +57,7 @@ def recommend(
     with counting("recommending") as progress:
         lists = recommend_files(model_dir, k, users, items, candidates, request_context, stages, calendar, rules,
                                 explain, progress)
-    for warning in lists.warnings:
-        warn(warning)
-    write_table(lists.frame, output)
-    console.print(f"[green]wrote[/] {len(lists.frame):,} recommendations for {lists.frame['user_id'].nunique():,} "
-                  f"users to {output}")
+    written(lists, output, f"recommendations for {lists.frame['user_id'].nunique():,} users")
 
 
 @app.command()
@@ -124,17 +123,13 @@ def similar(
 ) -> None:
     """Write the k most similar items of each query item (item_id,similar_item_id[,title],score,rank): collaborative
     and attribute similarity blended."""
-    from tailored.data.io import check_table_path, write_table
+    from tailored.data.io import check_table_path
     from tailored.jobs.items import similar_lists
 
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     lists = similar_lists(model_dir, items, k)
-    for warning in lists.warnings:
-        warn(warning)
-    write_table(lists.frame, output)
-    console.print(f"[green]wrote[/] {len(lists.frame):,} similar items for {lists.frame['item_id'].nunique():,} items "
-                  f"to {output}")
+    written(lists, output, f"similar items for {lists.frame['item_id'].nunique():,} items")
 
 
 @app.command()
@@ -150,17 +145,13 @@ def complementary(
 ) -> None:
     """Write the items bought together with each query item, ranked by confidence x sqrt(lift), then (--backfill)
     the most bought items (item_id,complementary_item_id[,title],score,lift,confidence,support,rank,source)."""
-    from tailored.data.io import check_table_path, write_table
+    from tailored.data.io import check_table_path
     from tailored.jobs.items import complementary_lists
 
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     lists = complementary_lists(model_dir, items, k, min_count, backfill)
-    for warning in lists.warnings:
-        warn(warning)
-    write_table(lists.frame, output)
-    console.print(f"[green]wrote[/] {len(lists.frame):,} complements for {lists.frame['item_id'].nunique():,} items "
-                  f"to {output}")
+    written(lists, output, f"complements for {lists.frame['item_id'].nunique():,} items")
 
 
 @app.command()
@@ -177,12 +168,20 @@ def trending(
 ) -> None:
     """Write the items rising fastest at the end of the training data
     (item_id[,title],score,window_count,expected_count,rank)."""
-    from tailored.data.io import check_table_path, write_table
+    from tailored.data.io import check_table_path
     from tailored.jobs.items import trending_lists
 
     check_table_path(output)
     refuse_overwrite({"--output": output}, {"--model-dir": model_dir, "--items": items})
     lists, as_of = trending_lists(model_dir, k, window_days, min_count, items)
+    written(lists, output, f"trending items (last {window_days} days to {as_of})")
+
+
+def written(lists: Lists, output: Path, what: str) -> None:
+    """Print the lists' warnings, write their table to ``output`` and say what was written (``what``)."""
+    from tailored.data.io import write_table
+
+    for warning in lists.warnings:
+        warn(warning)
     write_table(lists.frame, output)
-    console.print(f"[green]wrote[/] {len(lists.frame):,} trending items (last {window_days} days to {as_of}) to "
-                  f"{output}")
+    console.print(f"[green]wrote[/] {len(lists.frame):,} {what} to {output}")
