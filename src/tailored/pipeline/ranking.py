@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -13,26 +13,12 @@ import scipy.sparse as sp
 
 from tailored.models.base import top_k
 from tailored.query import Context
-from tailored.rank.base import Catalogue, Request, Reranker, Stage, is_reranker
+from tailored.rank.base import Catalogue, Readmitter, Request, Reranker, Stage, Switchable
 from tailored.rank.explain import reasons_for
 
 
 Ranked = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 """A block's lists: item indices (-1: empty slot), scores and reasons (None unless asked), block rows x n."""
-
-
-@runtime_checkable
-class Readmitter(Protocol):
-    """A stage that gives back the scores of some seen items (repurchase cycles) before the adjusters run."""
-
-    def readmit(self, request: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-
-
-@runtime_checkable
-class Switchable(Protocol):
-    """A stage that may have learned to do nothing (``inert``): it does not keep the fast lane closed."""
-
-    inert: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,9 +34,9 @@ class Ranking:
 
     @classmethod
     def of(cls, stages: Sequence[Stage | Reranker]) -> Ranking:
-        rerankers = tuple(stage for stage in stages if is_reranker(stage))
+        rerankers = tuple(stage for stage in stages if isinstance(stage, Reranker))
         return cls(tuple(stages), tuple(stage for stage in stages if isinstance(stage, Readmitter)),
-                   tuple(stage for stage in stages if not is_reranker(stage)), rerankers,  # type: ignore[misc]
+                   tuple(stage for stage in stages if not isinstance(stage, Reranker)), rerankers,  # type: ignore[misc]
                    any(not (isinstance(stage, Switchable) and stage.inert) for stage in stages))
 
     def adjusted(self, scores: np.ndarray, request: Request) -> np.ndarray:

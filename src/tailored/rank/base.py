@@ -98,6 +98,27 @@ class Reranker(Protocol):
                n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+@runtime_checkable
+class Readmitter(Protocol):
+    """A stage that gives back the scores of some seen items (repurchase cycles) before the adjusters run."""
+
+    def readmit(self, request: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class Switchable(Protocol):
+    """A stage that may have learned to do nothing (``inert``): it does not keep the fast lane closed."""
+
+    inert: bool
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """A stage that says why it moved items: ``str[b, n]`` per recommended item, "" for none."""
+
+    def explain(self, items: np.ndarray, request: Request) -> np.ndarray: ...
+
+
 STAGES = Registry("stage", "tailored.rank")
 """Every stage by name (`tailored stages`); ``@register_stage(name)`` adds one."""
 register_stage = STAGES.register
@@ -106,10 +127,6 @@ register_stage = STAGES.register
 def create_stage(name: str, params: Mapping[str, Any] | None = None) -> Stage | Reranker:
     """The stage ``name`` with ``params`` (strings from the command line converted to the field types)."""
     return build_dataclass(STAGES[name], dict(params or {}), f"stage '{name}' parameter")
-
-
-def is_reranker(stage: object) -> bool:
-    return hasattr(stage, "rerank")
 
 
 def item_similarity(request: Request) -> ItemSimilarity:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.columns import ITEM_ID
-from tailored.rank.base import Catalogue, Request, item_similarity
+from tailored.rank.base import Catalogue, Explainer, Request, item_similarity
 
 MIN_SIMILARITY = 0.05
 TITLE_COLUMNS = ("title", "name")
@@ -51,7 +51,7 @@ def with_titles(frame: pd.DataFrame, catalogue: Catalogue, id_column: str = ITEM
 def reasons_for(items: np.ndarray, request: Request, stages: Sequence[object]) -> np.ndarray:
     """``str[b, n]``: "; "-joined reasons of each recommended item, the history one first, then each stage's."""
     parts = [history_reasons(items, request)]
-    parts += [stage.explain(items, request) for stage in stages if hasattr(stage, "explain")]  # type: ignore[attr-defined]
+    parts += [stage.explain(items, request) for stage in stages if isinstance(stage, Explainer)]
     joined = np.full(items.shape, "", dtype=object)
     for part in parts:
         joined = np.where(part == "", joined, np.where(joined == "", part, joined + "; " + part))
