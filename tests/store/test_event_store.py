@@ -11,20 +11,6 @@ from tailored.store import EventStore
 from tailored.store.database import Event
 
 
-@pytest.fixture
-def store(database_url):
-    """A store factory on the test's database (SQLite file or fresh PostgreSQL database)."""
-    opened = []
-
-    def open_store(**options) -> EventStore:
-        opened.append(EventStore(database_url, **options))
-        return opened[-1]
-
-    yield open_store
-    for each in opened:
-        each.engine.dispose()
-
-
 def test_the_same_event_is_stored_once(store) -> None:
     events = store()
     batch = [Event("e1", "u1", "i1", "view"), Event("e2", "u1", "i2", "purchase", 2.0, 1_700_000_000),

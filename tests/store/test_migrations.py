@@ -28,20 +28,6 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 LEGACY = Path(__file__).with_name("legacy")
 
 
-@pytest.fixture
-def store(database_url):
-    """A store factory on the test's database (SQLite file or fresh PostgreSQL database)."""
-    opened = []
-
-    def open_store(**options) -> EventStore:
-        opened.append(EventStore(database_url, **options))
-        return opened[-1]
-
-    yield open_store
-    for each in opened:
-        each.engine.dispose()
-
-
 def schema_drift(engine: sa.Engine) -> list:
     """What differs between the database's schema and the tables `schema` declares (Alembic's autogenerate)."""
     with engine.connect() as connection:
