@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -198,3 +199,32 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url, 
         secrets = sa.text("select count(*) from store_settings where name = 'audit_secret'")
         assert connection.execute(secrets).scalar() == 1
     engine.dispose()
+
+
+def connect_at_barrier(url: str, barrier, errors) -> None:
+    """Wait for the others, open a connection to ``url`` (pragmas included) and read; a failure goes to ``errors``."""
+    engine = engine_for(url)
+    barrier.wait()
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("select count(*) from sqlite_master")).scalar()
+    except sa.exc.OperationalError as error:
+        errors.put(str(error.orig))
+    engine.dispose()
+
+
+def test_sqlite_connections_racing_on_a_new_file_all_open_it(tmp_path) -> None:
+    """SQLite fails ``PRAGMA journal_mode=WAL`` at once, not after its busy timeout, while another connection converts
+    the same new file: 4 processes at a barrier did in 126 of 500 races before the engine retried it."""
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for race in range(40):
+        barrier = context.Barrier(4)
+        url = f"sqlite:///{tmp_path / f'race-{race}.db'}"
+        processes = [context.Process(target=connect_at_barrier, args=(url, barrier, errors)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    assert errors.empty(), errors.get()

@@ -4,6 +4,8 @@ test compares them)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -15,6 +17,8 @@ from tailored.errors import ConfigError
 WRITER = "tailored_writer"
 """Execution option of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock first)."""
 ERASURE_LOCK = 0x7461696C6F726564  # "tailored": PostgreSQL's advisory lock ordering writes against erasures
+SQLITE_BUSY_SECONDS = 30.0
+"""How long a SQLite connection waits for another's lock before it fails with "database is locked"."""
 
 
 class UnconfirmedCommit(Exception):
@@ -100,13 +104,13 @@ def engine_for(url: str) -> sa.Engine:
     if not url.startswith(("sqlite:", "postgresql+")):
         raise ConfigError(f"Unsupported database URL {url!r}: use sqlite:///FILE.db or postgresql://USER@HOST/DB.")
     if url.startswith("sqlite:"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
             connection.isolation_level = None  # the driver's own BEGIN skips reads: SQLAlchemy begins (below)
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
@@ -116,6 +120,20 @@ def engine_for(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _write_ahead_log(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode. SQLite fails this at once, without waiting out the busy timeout, while another
+    connection converts the same new file (processes opening a new database together): it is retried as long."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
