@@ -21,13 +21,15 @@ BELOW: dict[str, set[str]] = {
     "split": {"data", "errors", "config"},
     "models": {"data", "errors", "config"},
     "rank": {"models.base", "data", "query", "errors", "config"},
-    "pipeline": {"rank", "models.base", "data", "query", "errors", "config"},
-    "eval": {"pipeline", "rank", "models.base", "split", "data", "query", "errors", "config"},
-    "registry": {"pipeline", "rank", "models", "eval", "data", "query", "errors", "config"},
+    "policies": {"rank", "models.base", "data", "query", "errors", "config"},
+    "pipeline": {"policies", "rank", "models.base", "data", "query", "errors", "config"},
+    "eval": {"pipeline", "policies", "rank", "models.base", "split", "data", "query", "errors", "config"},
+    "registry": {"pipeline", "policies", "rank", "models", "eval", "data", "query", "errors", "config"},
     "store": {"data", "errors", "config"},
 }
 BELOW["monitoring"] = {"registry", "store"} | BELOW["registry"] | {"split"}
-BELOW["jobs"] = {"monitoring"} | BELOW["monitoring"]
+BELOW["simulation"] = {"monitoring"} | BELOW["monitoring"]
+BELOW["jobs"] = {"simulation"} | BELOW["simulation"]
 BELOW["serve"] = {"jobs"} | BELOW["jobs"]
 BELOW["benchmarks"] = {"serve"} | BELOW["serve"]
 BELOW["cli"] = {"benchmarks"} | BELOW["benchmarks"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tailored.cli import benchmark, data, lists, model, registry, service, store
+from tailored.cli import benchmark, data, lists, logs, model, ope, registry, service, simulate, store
 from tailored.cli.common import stdout
 
 app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
@@ -17,10 +17,13 @@ app.add_typer(model.app)
 app.add_typer(lists.app)
 app.add_typer(service.app)
 app.add_typer(store.app)
+app.add_typer(ope.app)
+app.add_typer(simulate.app)
 app.add_typer(data.datasets_app, name="datasets")
 app.add_typer(store.keys_app, name="keys")
 app.add_typer(store.events_app, name="events")
 app.add_typer(registry.app, name="models")
+app.add_typer(logs.app, name="logs")
 app.add_typer(benchmark.app, name="benchmark")
 
 
