@@ -42,7 +42,7 @@ def tables(engine: sa.Engine) -> set[str]:
 def test_a_new_database_gets_exactly_the_declared_schema_at_the_head_revision(store) -> None:
     made = store()
     alembic_head = ScriptDirectory(str(Path(migrations.__file__).parent)).get_current_head()
-    assert made.version == head() == alembic_head == "0003" and schema_drift(made.engine) == []
+    assert made.version == head() == alembic_head == "0004" and schema_drift(made.engine) == []
     assert tables(made.engine) == set(schema.metadata.tables) | {"alembic_version"}
 
 
@@ -112,6 +112,10 @@ def test_a_database_of_a_newer_revision_is_refused_as_it_is(store) -> None:
 def back_to(engine: sa.Engine, version: int) -> None:
     """The database as revision ``000<version>`` left it."""
     with engine.begin() as connection:
+        if version < 4:
+            for table, column in (("events", "exposure_id"), ("exposures", "policy"), ("exposures", "propensities"),
+                                  ("exposures", "context")):
+                connection.execute(sa.text(f"alter table {table} drop column {column}"))
         if version < 3:
             connection.execute(sa.text("drop index ix_erasures_erased_at"))
             schema.store_settings.drop(connection)
@@ -129,6 +133,25 @@ def test_a_revision_1_database_is_migrated_in_place(store) -> None:
     reopened.append_events([Event("e1", "u1", "i1", "view")])
     reopened.write_batch("b1", pd.DataFrame({"user_id": ["u1"], "item_id": ["i2"], "score": [1.0], "rank": [1]}))
     assert reopened.count_events() == 1 and schema_drift(reopened.engine) == []
+
+
+def test_exposures_logged_before_revision_4_read_as_greedy_lists(store) -> None:
+    made = store()
+    made.log_exposure("u1", "m1", ["i1", "i2", "i3"])
+    made.append_events([Event("e1", "u1", "i2", "click", timestamp=time.time())])
+    back_to(made.engine, 3)
+    with made.engine.begin() as connection:
+        connection.execute(sa.text("insert into exposures (exposure_id, user_id, model_version, items, created_at) "
+                                   "values ('old', 'u2', 'm0', '[\"i9\"]', 1.0)"))
+    upgraded = store()
+    assert upgraded.version == head() and schema_drift(upgraded.engine) == []
+    with upgraded.engine.connect() as connection:
+        rows = connection.execute(sa.select(schema.exposures.c.user_id, schema.exposures.c.policy,
+                                            schema.exposures.c.propensities, schema.exposures.c.context)
+                                  .order_by(schema.exposures.c.user_id)).all()
+        events = connection.execute(sa.select(schema.events.c.exposure_id)).scalars().all()
+    assert [tuple(row) for row in rows] == [("u1", "greedy", [1.0, 1.0, 1.0], {}), ("u2", "greedy", [1.0], {})]
+    assert events == [None]
 
 
 def test_erasure_fingerprints_are_keyed_by_a_secret_of_the_installation(store, tmp_path) -> None:
@@ -154,7 +177,7 @@ def test_erasures_made_before_the_installation_secret_hold_after_the_upgrade(sto
         connection.execute(schema.erasures.insert().values(subject=legacy, erased_at=1.0))
         connection.execute(schema.audit_log.insert().values(action="erase_user", subject=legacy, detail={}, at=1.0))
     upgraded = store()
-    assert upgraded.version == "0003" and upgraded.is_erased("alice") and not upgraded.is_erased("bob")
+    assert upgraded.version == head() and upgraded.is_erased("alice") and not upgraded.is_erased("bob")
     assert legacy not in upgraded.erased_subjects() and legacy not in str(upgraded.audit_entries())
     assert upgraded.append_events([Event("e2", "alice", "i1", "view")]) == (0, 1)
 

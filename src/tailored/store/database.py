@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
-from tailored.errors import ConfigError, ConflictError
+from tailored.errors import ConfigError, ConflictError, DataError
 from tailored.store import schema
 from tailored.store.migrations import migrate
 from tailored.store.pseudonyms import Pseudonyms
@@ -41,12 +41,16 @@ EXPORT_COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, "event_id", "r
 
 @dataclass(frozen=True)
 class Event:
+    """One interaction. ``timestamp``: unix seconds (None: when received); ``exposure_id``: the list the event
+    answers, when the client knows it (attribution then tries that exposure first: `tailored.store.attribution`)."""
+
     event_id: str
     user_id: str
     item_id: str
     type: str
     value: float | None = None
     timestamp: float | None = None
+    exposure_id: str | None = None
 
 
 class EventStore(StoreReads):
@@ -151,6 +155,7 @@ class EventStore(StoreReads):
         return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),
                 "type": event.type, "value": event.value,
                 "timestamp": now if event.timestamp is None else float(event.timestamp), "received_at": now,
+                "exposure_id": None if event.exposure_id is None else str(event.exposure_id),
                 "timestamp_given": event.timestamp is not None}
 
     def export_events(self, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -307,14 +312,25 @@ class _StoredMeanwhile(Exception):
 
 def _same_event(new: dict[str, Any], kept: dict[str, Any]) -> bool:
     """Whether a resent event matches the one kept; a resend without a timestamp matches any stored time."""
-    same = all(new[name] == kept[name] for name in ("user_id", "item_id", "type", "value"))
+    same = all(new[name] == kept[name] for name in ("user_id", "item_id", "type", "value", "exposure_id"))
     return same and (not (new["timestamp_given"] and kept["timestamp_given"]) or new["timestamp"] == kept["timestamp"])
 
 
-def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str]) -> dict[str, Any]:
-    """An impression with a new id, ready for `EventStore.log_exposures`."""
-    return {"exposure_id": uuid.uuid4().hex, "user_id": str(user_id), "model_version": model_version,
-            "items": list(map(str, item_ids)), "created_at": time.time()}
+def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str], propensities: Sequence[float] | None = None,
+                 policy: str = "greedy", context: Mapping[str, Any] | None = None,
+                 exposure_id: str | None = None) -> dict[str, Any]:
+    """An impression made now, ready for `EventStore.log_exposures`: the items in display order, each position's
+    propensity (the probability that ``policy`` put that item there; 1 everywhere by default: a greedy list), the
+    spec of the policy, the request's context and the exposure's id (a new one unless given: the service draws the
+    list's random numbers from it). A propensity out of (0, 1], or not one per item, is a DataError."""
+    items = list(map(str, item_ids))
+    shown = [1.0] * len(items) if propensities is None else [float(each) for each in propensities]
+    if len(shown) != len(items) or not all(0.0 < each <= 1.0 for each in shown):
+        raise DataError(f"Exposure propensities {shown} must be one per item ({len(items)} items), each in (0, 1]: "
+                        "pass the slate's own propensities.")
+    return {"exposure_id": uuid.uuid4().hex if exposure_id is None else str(exposure_id), "user_id": str(user_id),
+            "model_version": model_version, "items": items, "created_at": time.time(), "policy": policy,
+            "propensities": shown, "context": json.loads(json.dumps(dict(context or {}), default=str))}
 
 
 def _digest(secret: str) -> str:

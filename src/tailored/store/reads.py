@@ -16,7 +16,7 @@ from tailored.store.pseudonyms import Pseudonyms
 
 ID_CHUNK = 5_000
 """Ids per query of a set of ids (databases bound the parameters of one query)."""
-EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp")
+EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp", "exposure_id")
 # statements built once (SQLAlchemy would rebuild and re-key them per call)
 SELECT_STORED = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
     schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))

@@ -38,6 +38,7 @@ events = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("exposure_id", sa.String(64), nullable=True),  # the list the client says the event answers
 )
 
 
@@ -55,6 +56,9 @@ exposures = sa.Table(
     sa.Column("model_version", sa.String(200), nullable=False),
     sa.Column("items", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("policy", sa.String(200), nullable=False),  # the spec of the policy that chose the list
+    sa.Column("propensities", sa.JSON, nullable=False),  # per position, as `items`: P(that item there)
+    sa.Column("context", sa.JSON, nullable=False),  # the request's context ({} when none)
 )
 api_keys = sa.Table(
     "api_keys", metadata,
