@@ -3,8 +3,8 @@ read leaving out the users erased (`StoreReads._erased`). `EventStore` adds open
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,12 @@ import sqlalchemy as sa
 
 from tailored.data.columns import ITEM_ID, TIMESTAMP
 from tailored.store import schema
+from tailored.store.attribution import (ATTRIBUTED_TYPES, ATTRIBUTION_WINDOW_SECONDS, attribute,
+                                        check_window, feedback_log, shown_positions)
 from tailored.store.pseudonyms import Pseudonyms
+
+if TYPE_CHECKING:
+    from tailored.store.database import Event
 
 ID_CHUNK = 5_000
 """Ids per query of a set of ids (databases bound the parameters of one query)."""
@@ -20,6 +25,18 @@ EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp", 
 # statements built once (SQLAlchemy would rebuild and re-key them per call)
 SELECT_STORED = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
     schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+EXPOSURE_FIELDS = ("exposure_id", "user_id", "created_at", "model_version", "policy", "items", "propensities",
+                   "context")
+SELECT_EXPOSURES = sa.select(*[schema.exposures.c[name] for name in EXPOSURE_FIELDS]).where(
+    schema.exposures.c.user_id.in_(sa.bindparam("users", expanding=True)))
+SELECT_ATTRIBUTABLE = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
+    schema.events.c.user_id.in_(sa.bindparam("users", expanding=True)) & schema.events.c.type.in_(ATTRIBUTED_TYPES))
+SELECT_RECENT_EXPOSURES = SELECT_EXPOSURES.where(
+    schema.exposures.c.created_at.between(sa.bindparam("created_low"), sa.bindparam("high")))
+SELECT_RECENT_ATTRIBUTABLE = SELECT_ATTRIBUTABLE.where(
+    schema.events.c.timestamp.between(sa.bindparam("low"), sa.bindparam("high")))
+USERS_PER_CHUNK = 1_000
+"""Users per chunk of the feedback log (attribution never crosses users: each chunk is attributed on its own)."""
 SELECT_ERASED = sa.select(schema.erasures.c.subject).where(
     schema.erasures.c.subject.in_(sa.bindparam("subjects", expanding=True)))
 
@@ -95,6 +112,85 @@ class StoreReads:
         query = sa.select(events.user_id).where(events.received_at > received_after).distinct()
         with self.engine.connect() as connection:
             return set(connection.execute(query).scalars())
+
+    # -- feedback -------------------------------------------------------------------------------------------------
+    def feedback_log(self, window: float = ATTRIBUTION_WINDOW_SECONDS,
+                     users_per_chunk: int = USERS_PER_CHUNK) -> Iterator[pd.DataFrame]:
+        """The feedback log (`attribution.LOG_COLUMNS`: one row per shown position with its propensity, policy and
+        attributed click, purchase and revenue), in chunks of ``users_per_chunk`` users, each ordered by time then
+        exposure and position. User ids are as stored (pseudonyms in a pseudonymising store); erased users' rows
+        never appear. Events are attributed with ``window`` seconds (`tailored.store.attribution`)."""
+        for shown, attribution in self._attributed_chunks(window, users_per_chunk):
+            yield feedback_log(shown, attribution)
+
+    def feedback_state_rows(self, window: float = ATTRIBUTION_WINDOW_SECONDS,
+                            users_per_chunk: int = USERS_PER_CHUNK) -> Iterator[pd.DataFrame]:
+        """What a policy's online state is rebuilt from when the service starts: the feedback log's rows plus each
+        exposure's ``context``. Every row is an impression (``item_id`` shown at ``position`` by ``policy``: learn it
+        with ``rewards=None``); its ``click`` / ``purchase`` / ``revenue`` are the sums of the reward shares that
+        `attribute` gives its events one by one, so replaying the rows with a reward equals having learnt online
+        from every `attribute` answer (the same rule, the same window)."""
+        for shown, attribution in self._attributed_chunks(window, users_per_chunk):
+            yield feedback_log(shown, attribution, extra=["context"])
+
+    def attribute(self, events: Sequence[Event | str], window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
+        """The attribution of these stored events (`Event`s or event ids; those not stored, e.g. of erased users,
+        are left out), as `feedback_log` attributes them: one row per event, in the given order, with ``event_id,
+        user_id`` (as stored) ``, item_id, type, value, timestamp``, the ``exposure_id`` and ``position`` matched
+        (missing and 0 when none), ``by`` (exposure_id / window / none / duplicate), the event's reward shares
+        ``click, purchase, revenue`` (learn a reward from the rows where they are positive) and the exposure's
+        ``propensity, policy, model_version, context``. Reads only the users' exposures and click/cart/purchase
+        events near the events' times: those that can change the answer (`attribution.attribute`)."""
+        window = check_window(window)
+        ids = list(dict.fromkeys(each if isinstance(each, str) else each.event_id for each in events))
+        with self.engine.connect() as connection:
+            stored = self._stored_events(connection, set(ids))
+            given = pd.DataFrame([stored[each] for each in ids if each in stored], columns=[*EVENT_FIELDS])
+            given = given.astype({"value": float, "timestamp": float})
+            near = given[given["type"].isin(ATTRIBUTED_TYPES)]
+            exposures, candidates = [], []
+            if len(near):
+                # the events that can share an exposure with these, and the exposures that can decide where they go
+                low, high = float(near["timestamp"].min()) - window, float(near["timestamp"].max()) + window
+                exposures, candidates = self._exposures_and_events(
+                    connection, sorted(set(near["user_id"])), {"created_low": low - window, "low": low, "high": high})
+        shown = shown_positions(pd.DataFrame(exposures, columns=[*EXPOSURE_FIELDS]))
+        others = pd.DataFrame(candidates, columns=[*EVENT_FIELDS])
+        pool = pd.concat([given, others[~others["event_id"].isin(given["event_id"])]], ignore_index=True)
+        found = attribute(shown, pool, window).iloc[:len(given)]
+        details = shown[["exposure_id", "position", "propensity", "policy", "model_version", "context"]]
+        result = pd.concat([given.drop(columns="exposure_id"), found.reset_index(drop=True)], axis=1)
+        return result.merge(details, on=["exposure_id", "position"], how="left")
+
+    def _attributed_chunks(self, window: float,
+                           users_per_chunk: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """Per chunk of the users with exposures (erased users left out): their shown positions and the attribution
+        of their click, cart and purchase events."""
+        window = check_window(window)
+        with self.engine.connect() as connection:
+            erased = set(connection.execute(sa.select(schema.erasures.c.subject)).scalars())
+            users = sorted(set(connection.execute(sa.select(schema.exposures.c.user_id).distinct()).scalars()))
+            if erased:
+                users = sorted(set(users) - self._among(erased, set(users)))
+            for start in range(0, len(users), users_per_chunk):
+                exposures, events = self._exposures_and_events(connection, users[start:start + users_per_chunk])
+                shown = shown_positions(pd.DataFrame(exposures, columns=[*EXPOSURE_FIELDS]).sort_values(
+                    ["created_at", "exposure_id"], kind="stable"))
+                yield shown, attribute(shown, pd.DataFrame(events, columns=[*EVENT_FIELDS]), window)
+
+    def _exposures_and_events(self, connection: sa.Connection, users: list[str],
+                              bounds: dict[str, float] | None = None) -> tuple[list[sa.Row], list[sa.Row]]:
+        """The exposures and the click, cart and purchase events of these stored user ids; with ``bounds``, only the
+        exposures created between ``created_low`` and ``high`` and the events timed between ``low`` and ``high``."""
+        exposures: list[sa.Row] = []
+        events: list[sa.Row] = []
+        both = (SELECT_EXPOSURES, SELECT_ATTRIBUTABLE) if bounds is None else (SELECT_RECENT_EXPOSURES,
+                                                                               SELECT_RECENT_ATTRIBUTABLE)
+        for start in range(0, len(users), ID_CHUNK):
+            chunk = {"users": users[start:start + ID_CHUNK]} | (bounds or {})
+            exposures += connection.execute(both[0], chunk).all()
+            events += connection.execute(both[1], chunk).all()
+        return exposures, events
 
     # -- attributes -----------------------------------------------------------------------------------------------
     def user_attributes(self, user_id: str) -> dict[str, Any] | None:
