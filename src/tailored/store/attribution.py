@@ -32,9 +32,12 @@ ATTRIBUTED_TYPES = ("click", "cart", "purchase")
 """The event types that attribute (views, ratings and the rest are stored, never attributed)."""
 CREDITED = ("exposure_id", "window")
 """The values of ``by`` for which an event is credited to its exposure (``none`` and ``duplicate`` are not)."""
-LOG_COLUMNS = ["exposure_id", "user_id", "position", "item_id", "propensity", "policy", "model_version", "created_at",
-               "click", "purchase", "revenue"]
-"""The feedback log: one row per shown position (position 1 = top), what `tailored logs export` writes."""
+LOG_SCHEMA = {"exposure_id": object, "user_id": object, "position": "int64", "item_id": object, "propensity": float,
+              "policy": object, "model_version": object, "created_at": float, "click": "int64", "purchase": "int64",
+              "revenue": float}
+"""The feedback log, one row per shown position (position 1 = top): what `tailored logs export` writes, and its
+column types."""
+LOG_COLUMNS = list(LOG_SCHEMA)
 SHOWN_COLUMNS = ["exposure_id", "user_id", "created_at", "position", "item_id"]
 EVENT_COLUMNS = ["event_id", "user_id", "item_id", "type", "timestamp", "exposure_id"]
 ATTRIBUTION_COLUMNS = ["exposure_id", "position", "by", "click", "purchase", "revenue"]
