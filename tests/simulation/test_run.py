@@ -1,0 +1,164 @@
+"""Policies driven through a world in process: common random numbers, the engine's candidates only, new items
+joined as they arrive, the log for off-policy evaluation, the report."""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from tailored.errors import ConfigError
+from tailored.pipeline.slates import candidates_of
+from tailored.policies.base import Candidates, Feedback, Slate, parse_policy
+from tailored.query import Query
+from tailored.simulation.run import (LOG_COLUMNS, EngineDriver, Traffic, candidate_lists, oracle_clicks, simulate,
+                                     trained_model)
+from tailored.simulation.world import World, WorldSpec
+
+SMALL = {"users": 300, "items": 300, "categories": 10}
+IMPRESSIONS = 3_000
+
+
+@dataclass(eq=False)
+class SpyPolicy:
+    """Greedy, recording what it is given."""
+
+    policy: ClassVar[str] = "spy"
+    seen: list[Candidates] = field(default_factory=list)
+    learned: list[Feedback] = field(default_factory=list)
+
+    def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
+        self.seen.append(candidates)
+        return Slate(np.arange(k), np.ones(k))
+
+    def marginals(self, candidates: Candidates, k: int) -> np.ndarray:
+        return np.eye(len(candidates), k)
+
+    def learn(self, feedback: Feedback) -> None:
+        self.learned.append(feedback)
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(WorldSpec(scenario="new-items", **SMALL))
+
+
+def test_same_policy_twice_gets_the_same_clicks(world: World) -> None:
+    first, again = (simulate(world, ["uniform"], impressions=IMPRESSIONS, seed=5).runs[0] for _ in range(2))
+    np.testing.assert_array_equal(first.clicks, again.clicks)
+    np.testing.assert_array_equal(first.revenue, again.revenue)
+    other_seed = simulate(world, ["uniform"], impressions=IMPRESSIONS, seed=6).runs[0]
+    assert not np.array_equal(first.clicks, other_seed.clicks)
+
+
+def test_policies_share_the_users_and_draws(world: World) -> None:
+    """Where two policies show the same item at the same position of the same list, they get the same click."""
+    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS, seed=2, keep_log=True)
+    greedy, uniform = (run.log.set_index(["exposure_id", "position"]) for run in report.runs)
+    assert (greedy["user_id"].groupby(level=0).first() == uniform["user_id"].groupby(level=0).first()).all()
+    both = greedy.join(uniform.add_suffix("_uniform"), how="inner")
+    same = both[both["item_id"] == both["item_id_uniform"]]
+    assert len(same) > 20
+    np.testing.assert_array_equal(same["click"], same["click_uniform"])
+    np.testing.assert_array_equal(report.runs[0].oracle, report.runs[1].oracle)
+
+
+def test_regret_is_never_negative_and_greedy_beats_random(world: World) -> None:
+    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS)
+    for run in report.runs:
+        assert (run.oracle - run.expected >= -1e-12).all()
+    greedy, uniform = (run.summary() for run in report.runs)
+    assert greedy["expected_click_rate"] > 1.2 * uniform["expected_click_rate"]
+    assert greedy["regret"] < uniform["regret"]
+
+
+def test_policies_see_only_the_engine_candidates(world: World) -> None:
+    spy = SpyPolicy()
+    simulate(world, [spy], impressions=500)
+    assert len(spy.seen) == 500
+    model = trained_model(world)
+    traffic = Traffic.of(world, 500)
+    expected = candidates_of(model, Query(world.user_ids[traffic.users[0]]), 10)
+    np.testing.assert_array_equal(spy.seen[0].item_ids, expected.item_ids)
+    np.testing.assert_array_equal(spy.seen[0].scores, expected.scores)
+    # nothing reachable from what the policy was given leads to the world's truth
+    hidden = {id(world), id(world._users), id(world._items), id(world._appeal)}
+    frontier, visited = [spy.seen[0], *spy.learned[:2]], set()
+    for _ in range(4):
+        frontier = [ref for obj in frontier for ref in gc.get_referents(obj) if id(ref) not in visited]
+        visited |= {id(obj) for obj in frontier}
+        assert not visited & hidden
+    assert all(feedback.rewards is None or set(feedback.rewards) == {1.0} for feedback in spy.learned)
+
+
+def test_batched_candidates_equal_candidates_of(world: World) -> None:
+    model = trained_model(world).with_items(world.item_table(np.flatnonzero(world.new)))
+    users = world.user_ids[[0, 7, 42, 299]]
+    for user, batched in zip(users, candidate_lists(model, users, 10), strict=True):
+        single = candidates_of(model, Query(user), 10)
+        np.testing.assert_array_equal(batched.item_ids, single.item_ids)
+        np.testing.assert_allclose(batched.scores, single.scores, rtol=1e-5)  # one block or one row: float32 sums
+        np.testing.assert_array_equal(batched.new, single.new)
+
+
+def test_new_items_become_candidates_when_they_arrive(world: World) -> None:
+    report = simulate(world, ["uniform"], impressions=IMPRESSIONS, keep_log=True)
+    run, traffic = report.runs[0], Traffic.of(world, IMPRESSIONS)
+    first_wave = np.searchsorted(traffic.moments, world.arrivals()[0][0])
+    assert run.new_shown[:first_wave].sum() == 0 and run.new_shown[first_wave:].sum() > 0
+    log = run.log
+    new_ids = set(world.item_ids[world.new])
+    arrived = dict(zip(world.item_ids, world.timestamp(world.arrival), strict=True))
+    shown_new = log[log["item_id"].isin(new_ids)]
+    assert (shown_new["created_at"] >= shown_new["item_id"].map(arrived)).all()
+    assert any(candidates.new.any() for candidates in run.candidates)
+
+
+def test_keep_log_writes_the_feedback_log_format(world: World) -> None:
+    run = simulate(world, ["uniform"], impressions=1_000, keep_log=True).runs[0]
+    log = run.log
+    assert list(log.columns) == LOG_COLUMNS
+    assert len(log) == 1_000 * 10 and log["exposure_id"].nunique() == 1_000
+    assert log["click"].sum() == run.clicks.sum() and log["revenue"].sum() == pytest.approx(run.revenue.sum())
+    assert log["position"].between(1, 10).all() and log["propensity"].between(0, 1, inclusive="right").all()
+    assert (log["policy"] == "uniform").all()
+    # each list's candidates, in order: the logged items are among them, with the logged propensity
+    first = log[log["exposure_id"] == log["exposure_id"].iloc[0]]
+    candidates = run.candidates[0]
+    assert set(first["item_id"]) <= set(candidates.item_ids)
+    marginals = parse_policy("uniform").marginals(candidates, 10)
+    rows = [int(np.flatnonzero(candidates.item_ids == item)[0]) for item in first["item_id"]]
+    np.testing.assert_allclose(marginals[rows, first["position"] - 1], first["propensity"])
+
+
+def test_report_sets_each_policy_beside_the_baseline(world: World) -> None:
+    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS).to_dict()
+    assert report["baseline"] == "greedy" and report["scenario"] == "new-items"
+    greedy, uniform = report["policies"]
+    assert greedy["vs_baseline"]["clicks"] == 1.0
+    assert uniform["vs_baseline"]["clicks"] == pytest.approx(uniform["second_half"]["clicks"]
+                                                             / greedy["second_half"]["clicks"])
+    assert greedy["second_half"]["lists"] == IMPRESSIONS // 2
+
+
+def test_oracle_clicks_match_the_best_lists(world: World) -> None:
+    traffic = Traffic.of(world, 100)
+    _, best = world.best(traffic.users, traffic.moments, 10)
+    np.testing.assert_allclose(oracle_clicks(world, traffic, block=7), best @ world.theta(10))
+
+
+def test_bad_runs_are_refused(world: World) -> None:
+    with pytest.raises(ConfigError, match="at least one --policy"):
+        simulate(world, [])
+    with pytest.raises(ConfigError, match="impressions"):
+        simulate(world, ["greedy"], impressions=1)
+    with pytest.raises(ConfigError, match="update_every"):
+        EngineDriver(update_every=0)
+    with pytest.raises(ConfigError, match="nope"):
+        simulate(world, ["greedy", "nope"])
