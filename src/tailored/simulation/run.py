@@ -158,9 +158,7 @@ def trained_model(world: World, algorithm: str = ALGORITHM, params: dict[str, An
     """The ``algorithm`` fitted on the world's history clicks with the trained items' attributes (cached)."""
     key = (world.spec, algorithm, tuple(sorted((params or {}).items())))
     if key not in _MODELS:
-        history = world.history()
-        clicks = history[history["event_type"] == "click"].drop(columns=["event_type", "value"])
-        dataset = Dataset.from_frame(clicks, items=world.item_table(world.trained_items()))
+        dataset = Dataset.from_frame(world.training_clicks(), items=world.item_table(world.trained_items()))
         _MODELS[key] = build_recommender(algorithm, params).fit(dataset)
     return _MODELS[key]
 
@@ -319,8 +317,8 @@ def simulate(world: World, specs: Sequence[str | Policy], driver: Driver | None 
     if not specs:
         raise ConfigError("No policy to simulate: give at least one --policy (e.g. greedy).")
     for spec in specs:
-        if isinstance(spec, str):
-            parse_policy(spec)  # every spec checked before the first run
+        if isinstance(spec, str) and spec:
+            parse_policy(spec)  # every spec checked before the first run ('': a service's own, unnamed)
     driver = EngineDriver() if driver is None else driver
     traffic = Traffic.of(world, impressions, k, seed)
     oracle = oracle_clicks(world, traffic)

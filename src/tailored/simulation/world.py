@@ -185,6 +185,11 @@ class World:
         ], ignore_index=True)
         return frame.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
 
+    def training_clicks(self) -> pd.DataFrame:
+        """The history's clicks as the interactions a model is trained on: ``user_id, item_id, timestamp``."""
+        history = self.history()
+        return history[history[EVENT_TYPE] == "click"][[USER_ID, ITEM_ID, TIMESTAMP]].reset_index(drop=True)
+
     def _events(self, users: np.ndarray, items: np.ndarray, moments: np.ndarray, kind: str, values: np.ndarray
                 ) -> pd.DataFrame:
         return pd.DataFrame({USER_ID: self.user_ids[users], ITEM_ID: self.item_ids[items],
