@@ -74,19 +74,19 @@ def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBU
     matching the same exposures, so a subset holding those gives the same answer as the whole log."""
     window = check_window(window)
     count = len(events)
-    found = pd.DataFrame({name: events[name].astype(str).to_numpy(object)
-                          for name in ("event_id", "user_id", "item_id", "type")})
+    found = pd.DataFrame({name: _text(events[name]) for name in ("event_id", "user_id", "item_id", "type")})
     found = found.assign(row=np.arange(count), timestamp=events["timestamp"].to_numpy(float),
-                         claimed=events["exposure_id"].to_numpy(object))
+                         claimed=_text(events["exposure_id"].astype(object).fillna("")))  # "": none given
     # an item shown twice in one list is credited at its first position
-    slots = (shown[SHOWN_COLUMNS].astype({"created_at": float, "position": np.int64})
+    slots = (pd.DataFrame({name: _text(shown[name]) for name in ("exposure_id", "user_id", "item_id")})
+             .assign(created_at=shown["created_at"].to_numpy(float), position=shown["position"].to_numpy(np.int64))
              .sort_values(["exposure_id", "position"], kind="stable")
              .drop_duplicates(["exposure_id", "item_id"]).rename(columns={"exposure_id": "matched"}))
     matched, position = np.full(count, None, dtype=object), np.zeros(count, dtype=np.int64)
     by = np.full(count, "none", dtype=object)
     attributable = found["type"].isin(ATTRIBUTED_TYPES).to_numpy()
 
-    claims = found[attributable & pd.notna(found["claimed"]).to_numpy()].astype({"claimed": str})
+    claims = found[attributable & found["claimed"].ne("").to_numpy()]
     by_id = claims.merge(slots, left_on=["claimed", "user_id", "item_id"], right_on=["matched", "user_id", "item_id"])
     age = by_id["timestamp"] - by_id["created_at"]
     by_id = by_id[(age >= 0) & (age <= window)]
@@ -114,6 +114,11 @@ def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBU
     revenue = np.where(purchase == 1, np.nan_to_num(values, nan=0.0), 0.0)
     return pd.DataFrame({"exposure_id": matched, "position": position, "by": by, "click": click, "purchase": purchase,
                          "revenue": revenue}, index=events.index)
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A key column as pandas strings, indexed from 0 (merge keys must have one type on both sides, empty or not)."""
+    return column.astype("str").reset_index(drop=True)
 
 
 def feedback_log(shown: pd.DataFrame, attribution: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

@@ -150,8 +150,9 @@ class StoreReads:
             near = given[given["type"].isin(ATTRIBUTED_TYPES)]
             exposures, candidates = [], []
             if len(near):
-                # the events that can share an exposure with these, and the exposures that can decide where they go
-                low, high = float(near["timestamp"].min()) - window, float(near["timestamp"].max()) + window
+                # an earlier event of the same exposure (created in [t - window, t]) is at most a window older, and
+                # the exposures that decide where it went were created at most a window before it
+                low, high = float(near["timestamp"].min()) - window, float(near["timestamp"].max())
                 exposures, candidates = self._exposures_and_events(
                     connection, sorted(set(near["user_id"])), {"created_low": low - window, "low": low, "high": high})
         shown = shown_positions(pd.DataFrame(exposures, columns=[*EXPOSURE_FIELDS]))
