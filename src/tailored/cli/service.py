@@ -34,6 +34,20 @@ def serve(
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="One line per request on stderr: method, route template (no ids), status,"
                                              " ms.")] = True,
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="The slate policy: greedy (the model's order, the default), epsilon-greedy:epsilon=0.1, "
+                         "softmax:temperature=0.5, uniform, thompson (explores, new items included), "
+                         "linucb:alpha=1.0. It learns online from the attributed clicks. [env TAILORED_POLICY]",
+        show_default=False)] = None,
+    new_item_slots: Annotated[int | None, typer.Option(
+        "--new-item-slots", help="Slots of each list reserved for items added after training (overrides the "
+                                 "policy's own). [env TAILORED_NEW_ITEM_SLOTS]", show_default=False)] = None,
+    policy_seed: Annotated[int | None, typer.Option(
+        "--policy-seed", help="Seed of the policy's draws (each list's come from the seed and its exposure_id). "
+                              "[default: 0]", show_default=False)] = None,
+    attribution_window_hours: Annotated[float | None, typer.Option(
+        "--attribution-window-hours", help="How long after a list a click, cart or purchase is credited to it. "
+                                           "[default: 24]", show_default=False)] = None,
 ) -> None:
     """Serve recommendations, events, users and items over HTTP (settings also from TAILORED_* variables). Prints
     "listening on http://HOST:PORT" on stderr once it accepts connections. Each request is one user: native thread
@@ -54,7 +68,13 @@ def serve(
 
     if (model is None) == (model_dir is None) or (model is not None and registry is None):
         raise ConfigError("Give --model-dir DIR, or --model NAME@STAGE with --registry DIR.")
-    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry)
+    settings = ServiceSettings.from_env(model_dir, db_url=db, model=model, registry=registry, policy=policy,
+                                        new_item_slots=new_item_slots, policy_seed=policy_seed,
+                                        attribution_window_hours=attribution_window_hours)
+    from tailored.serve.policy import configured, window_seconds
+
+    configured(settings.policy, settings.new_item_slots)  # a bad spec is refused (exit 2) before anything opens
+    window_seconds(settings.attribution_window_hours)
     if model_dir is not None:
         from tailored.registry.model_dir import read_manifest
 

@@ -1,6 +1,7 @@
-"""Lists of hot users kept between requests: keyed by user, k, explanations and the context (its moment to the
-hour: seasons, hours of the day and calendars do not move faster); least recently used out first. A user's entries
-go when their events, attributes or erasure arrive; every entry goes with a new model or a new item.
+"""Lists of hot users kept between requests (under a stochastic policy, their candidates: each request draws its own
+list from them, so the cache does not freeze exploration): keyed by user, k, explanations and the context (its
+moment to the hour: seasons, hours of the day and calendars do not move faster); least recently used out first. A
+user's entries go when their events, attributes or erasure arrive; every entry goes with a new model or a new item.
 
 A list computed while such a change arrived is stale: `put` takes the `generation` read before computing it and
 keeps the list only if nothing of the user (nor everything) was dropped since. The last drop of the ``size`` most
@@ -29,7 +30,7 @@ def context_key(context: Context) -> Hashable:
 class ListCache:
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[Hashable, tuple[str, Rows]] = OrderedDict()  # key -> (user, list)
+        self.entries: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()  # key -> (user, list or candidates)
         self.by_user: dict[str, set[Hashable]] = {}
         self.lock = threading.Lock()
         self.drops = 0
@@ -41,7 +42,7 @@ class ListCache:
         with self.lock:
             return self.drops
 
-    def get(self, key: Hashable) -> Rows | None:
+    def get(self, key: Hashable) -> Any:
         with self.lock:
             entry = self.entries.get(key)
             if entry is None:
@@ -49,7 +50,7 @@ class ListCache:
             self.entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: Hashable, user: str, rows: Rows, generation: int) -> None:
+    def put(self, key: Hashable, user: str, rows: Any, generation: int) -> None:
         """Keep ``rows`` unless the user's lists (or all lists) were dropped after ``generation``."""
         if self.size <= 0:
             return

@@ -6,7 +6,12 @@ The writer thread survives every database error (each waiting request gets it) a
 a request gives up after ``timeout`` seconds; its events are then dropped if their commit has not begun, else the
 commit's outcome is unknown to the client, which is told so (resending is harmless: event ids are idempotent).
 While a commit has run longer than ``timeout``, ingestion is stalled: new requests are refused at once, with
-nothing stored, and readiness reports it."""
+nothing stored, and readiness reports it.
+
+``before`` runs in the writer before each commit (the service flushes the waiting impressions there: an
+acknowledged event's exposure is stored before the event); if it fails, the group is not stored and each waiting
+request gets its error. Each request learns which of its events this commit stored (``fresh``: not a resend), so
+that what they teach the policy is learnt once."""
 
 from __future__ import annotations
 
@@ -15,15 +20,27 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import NamedTuple
 
 from tailored.store import EventStore
 from tailored.store.database import Event
 from tailored.store.schema import UnconfirmedCommit
 
 logger = logging.getLogger(__name__)
-Pending = tuple[Sequence[Event], "Future[tuple[int, int]]"]
+
+
+class Committed(NamedTuple):
+    """What a commit did with one request's events: counts, and the ids it stored (the others were stored before,
+    twice in the request, or of erased users)."""
+
+    accepted: int
+    duplicates: int
+    fresh: frozenset[str]
+
+
+Pending = tuple[Sequence[Event], "Future[Committed]"]
 
 
 class IngestionUnavailable(Exception):
@@ -33,16 +50,17 @@ class IngestionUnavailable(Exception):
 class EventCommitter:
     """One writer thread; a request waits at most ``timeout`` seconds for its commit."""
 
-    def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0) -> None:
-        self.store, self.max_group_events, self.timeout = store, max_group_events, timeout
+    def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0,
+                 before: Callable[[], None] | None = None) -> None:
+        self.store, self.max_group_events, self.timeout, self.before = store, max_group_events, timeout, before
         self.pending: queue.Queue[Pending | None] = queue.Queue()
         self.committing_since: float | None = None
         self.thread = threading.Thread(target=self._run, name="event-committer", daemon=True)
         self.thread.start()
 
-    def enqueue(self, events: Sequence[Event]) -> Future[tuple[int, int]]:
-        """A future of (accepted, duplicates), set once committed, or of ConflictError or the database's error."""
-        future: Future[tuple[int, int]] = Future()
+    def enqueue(self, events: Sequence[Event]) -> Future[Committed]:
+        """A future of `Committed`, set once committed, or of ConflictError or the database's error."""
+        future: Future[Committed] = Future()
         self.pending.put((events, future))
         return future
 
@@ -57,7 +75,7 @@ class EventCommitter:
         """The writer runs and no commit has run longer than ``timeout``."""
         return self.stalled_seconds() < self.timeout
 
-    async def commit(self, events: Sequence[Event]) -> tuple[int, int]:
+    async def commit(self, events: Sequence[Event]) -> Committed:
         """`enqueue`, then wait for the commit without holding a thread. Raises IngestionUnavailable when
         ingestion is stalled (nothing stored) or the commit is not confirmed within ``timeout`` seconds."""
         stalled = self.stalled_seconds()
@@ -104,7 +122,11 @@ class EventCommitter:
         if not group:
             return
         try:
-            results: list[object] = list(self.store.append_event_batches([events for events, _ in group]))
+            if self.before is not None:
+                self.before()
+            batches = [events for events, _ in group]
+            known = self.store.stored_event_ids({event.event_id for batch in batches for event in batch})
+            results: list[object] = with_fresh(batches, self.store.append_event_batches(batches), known)
         except UnconfirmedCommit:
             logger.warning("event commit failed while committing: outcome unknown")
             results = [IngestionUnavailable(
@@ -118,3 +140,19 @@ class EventCommitter:
                 future.set_exception(result)
             else:
                 future.set_result(result)  # type: ignore[arg-type]
+
+
+def with_fresh(batches: Sequence[Sequence[Event]], results: Sequence[object], known: set[str]) -> list[object]:
+    """Each batch's result as `Committed`: the event ids new to the store are those not ``known`` before this commit,
+    first come first served across the group (an erased user's event is among them, though refused: it is not
+    stored, so nothing is learnt from it)."""
+    answers: list[object] = []
+    for batch, result in zip(batches, results):
+        if isinstance(result, BaseException):
+            answers.append(result)
+            continue
+        accepted, duplicates = result  # type: ignore[misc]
+        fresh = frozenset(event.event_id for event in batch) - known
+        known |= fresh
+        answers.append(Committed(accepted, duplicates, fresh))
+    return answers

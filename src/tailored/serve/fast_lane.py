@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailored.serve.routers import recommendations
 from tailored.serve.security import AUTHENTICATED
+from tailored.serve.service import new_exposure_id
 from tailored.serve.validation import MAX_ID_LENGTH, clean_id
 
 PREFIX, SUFFIX = "/v1/users/", "/recommendations"
@@ -53,12 +54,13 @@ class FastLane:
         authenticated = scope.get(AUTHENTICATED)  # (key id, scopes): checked and charged by the Guard
         if authenticated is None or "recommend" not in authenticated[1]:
             return None
-        rows = service.quick_recommend(user_id, min(k, service.settings.max_k))
+        exposure_id = new_exposure_id()
+        rows = service.quick_recommend(user_id, min(k, service.settings.max_k), exposure_id)
         if rows is None:
             return None
-        exposure_id = service.exposures.log(user_id, service.model_version, [row["item_id"] for row in rows])
+        service.expose(exposure_id, user_id, rows)
         answer: dict[str, Any] = {"user_id": user_id, "items": rows, "model_version": service.model_version,
-                                  "exposure_id": exposure_id}
+                                  "exposure_id": exposure_id, "policy": service.policy.spec}
         return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 

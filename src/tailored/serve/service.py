@@ -1,5 +1,6 @@
-"""What the service holds between requests: the served model (with the items added since training), the event
-store, the key cache, the rate limiter and the erased users (followed from the store: `ErasureFollower`)."""
+"""What the service holds between requests: the served model (with the items added since training), the slate policy
+and its online state (`ServedPolicy`), the event store, the key cache, the rate limiter and the erased users
+(followed from the store: `ErasureFollower`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import gc
 import logging
 import math
 import threading
+import uuid
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,8 @@ import sqlalchemy as sa
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline.recommender import Recommender
+from tailored.pipeline.slates import candidate_count, candidates_of
+from tailored.policies import Candidates
 from tailored.query import Context, Query
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
@@ -30,9 +34,12 @@ from tailored.serve.exposures import ExposureWriter
 from tailored.serve.live_events import EventFollower
 from tailored.serve.limits import DatabaseCalls
 from tailored.serve.metrics import Metrics
+from tailored.serve.policy import ServedPolicy, window_seconds
 from tailored.serve.security import KeyCache, RateLimiter
 from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
+from tailored.store.attribution import ATTRIBUTED_TYPES
+from tailored.store.database import Event, exposure_row
 
 logger = logging.getLogger(__name__)
 STORED_HISTORY = 200
@@ -40,12 +47,15 @@ STORED_HISTORY = 200
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
 SESSION = "\x00session"
+PROPENSITY = "propensity"
 """The id of an anonymous session: no client id can hold a control character, so nothing is stored under it."""
 
 
 class Service:
     def __init__(self, settings: ServiceSettings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
+        self.policy = ServedPolicy(settings.policy, settings.new_item_slots, settings.policy_seed)
+        self.window = window_seconds(settings.attribution_window_hours)
         self.store = EventStore(settings.db_url, settings.pseudonym_key)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.lock = threading.Lock()
@@ -57,15 +67,18 @@ class Service:
         if not one_source or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.exposures = ExposureWriter(self.store)
-        self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds)
+        self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds,
+                                        before=self.exposures.flush_all)
         self.cache = ListCache(settings.cache_size)
-        self.erasures = ErasureFollower(self.store, lambda subjects: self.cache.clear(), settings.erasure_poll_seconds)
+        self.learning = threading.Lock()  # a POST's attribution and learning, or a rebuild of the policy's state
+        self.erasures = ErasureFollower(self.store, self.erased_elsewhere, settings.erasure_poll_seconds)
         self.reload_failures = 0
         self.failed_path: Path | None = None
         self.reload_error: str | None = None
         self.live: set[str] = set()  # stored ids of the users with events since the served model's training
         self.event_follower = EventFollower(self.store, self.users_changed, settings.events_poll_seconds)
         self._load(self.model_path())  # what was stored before the follower's first row: read from the store here
+        self.rebuild_policy()
         self.event_follower.start()
 
     # -- the served model -----------------------------------------------------------------------------------------
@@ -115,28 +128,36 @@ class Service:
             return False
 
     # -- recommendations ------------------------------------------------------------------------------------------
-    def quick_recommend(self, user_id: str, k: int) -> Rows | None:
+    def quick_recommend(self, user_id: str, k: int, exposure_id: str) -> Rows | None:
         """Top-``k`` of a trained user straight from the vector index (`Recommender.top_from_index`): no context, no
         explanation, no request-time stage, no event since training (``live``: the users with events received after
-        the training data's end, from the store at load and from this process since). None when the full path must
-        answer."""
+        the training data's end, from the store at load and from this process since). A stochastic policy chooses
+        among the index's `candidate_count` best items, unless its state is being learned at this instant. None when
+        the full path must answer."""
         served = self.served_id(user_id)
         model = self.model
         if served == ERASED or served in self.live:
             return None
-        found = model.top_from_index(model.users_.position(served), k)
-        return None if found is None else indexed(model, *found)
+        position = model.users_.position(served)
+        if self.policy.greedy:
+            found = model.top_from_index(position, k)
+            return None if found is None else indexed(model, *found)
+        found = model.top_from_index(position, candidate_count(k))
+        return None if found is None else self.decide(from_index(model, *found), None, k, exposure_id, wait=False)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
-                  plain: bool = False) -> Rows:
+                  plain: bool = False, exposure_id: str | None = None) -> Rows:
         """Top-``k`` for the query's user, or its anonymous session (no user id: known by ``context.recent``) --
-        ``item_id, score, rank`` and ``reasons`` with ``explain``: the model's own list (`Recommender.recommend_one`);
-        when the model does not know the user, its fold-in of the user's stored events (scorers that score a
-        history), else the cold-start path from the user's stored attributes; the fallback for an erased user;
-        ``stages`` (request-time rules) after the model's own. A trained user's stored events since training count at
-        once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the store is asked only
-        for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or rules) is answered
-        from the vector index with their folded-in factors when the model has one (`Recommender.top_from_index`)."""
+        ``item_id, score, rank, propensity`` and ``reasons`` with ``explain``: the model's own list
+        (`Recommender.recommend_one`); when the model does not know the user, its fold-in of the user's stored events
+        (scorers that score a history), else the cold-start path from the user's stored attributes; the fallback for
+        an erased user; ``stages`` (request-time rules) after the model's own. A trained user's stored events since
+        training count at once (`Recommender.with_events`: seen, folded in, and the context's ``recent`` items); the
+        store is asked only for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or
+        rules) is answered from the vector index with their folded-in factors when the model has one
+        (`Recommender.top_from_index`). A stochastic policy chooses the list among the model's `candidate_count`
+        best items, with the random stream of ``exposure_id``; the cache then keeps the candidates, not the list."""
+        exposure_id = new_exposure_id() if exposure_id is None else exposure_id
         user_id, context, model = SESSION if query.user_id is None else query.user_id, query.context, self.model
         served = self.served_id(user_id)
         position = -1 if served == ERASED else model.users_.position(served)
@@ -148,26 +169,101 @@ class Service:
         cached = None if stages else self.cache.get(key)
         if cached is not None:
             self.metrics.cache_hits.inc()
-            return cached
-        attributes = None
+            return cached if self.policy.greedy else self.decide(*cached, k, exposure_id)
+        size = k if self.policy.greedy else candidate_count(k)
+        attributes, proposed = None, None
         if known and served in self.live:  # the events since training join the training history
             events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
             model = model.with_events(events)
             context = with_recent(context, events[ITEM_ID].tolist())
-            found = model.top_from_index(position, k) if plain else None
-            if found is not None:
-                self.cache.put(key, served, rows := indexed(model, *found), generation)
-                return rows
+            found = model.top_from_index(position, size) if plain else None
+            proposed = None if found is None else (from_index(model, *found), None)
         elif not known and served != ERASED and query.user_id is not None:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             attributes = self._stored_attributes(user_id) or None
-        model = model.with_stages(stages) if stages else model
-        asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
-        found = model.recommend_one(asked, k, explain)
-        rows = listed(found.item_ids.tolist(), found.scores, found.reasons)
+        if proposed is None:
+            model = model.with_stages(stages) if stages else model
+            asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
+            proposed = self._proposed(model, asked, k, explain)
+        if self.policy.greedy:
+            rows = self.decide(*proposed, k, exposure_id)
+            if not stages:
+                self.cache.put(key, served, rows, generation)
+            return rows
         if not stages:
-            self.cache.put(key, served, rows, generation)
-        return rows
+            self.cache.put(key, served, proposed, generation)
+        return self.decide(*proposed, k, exposure_id)
+
+    def _proposed(self, model: Recommender, asked: Query, k: int,
+                  explain: bool) -> tuple[Candidates, dict[str, str] | None]:
+        """The model's list for greedy (``k`` items), else its candidates (`candidates_of`), with the reasons of
+        each item when explained."""
+        if self.policy.greedy:
+            found = model.recommend_one(asked, k, explain)
+            candidates = Candidates(found.item_ids, found.scores.astype(np.float64), np.zeros(len(found), bool))
+        else:
+            candidates = candidates_of(model, asked, k)
+            found = model.recommend_one(asked, candidate_count(k), True) if explain else None
+        reasons = None if found is None or found.reasons is None else dict(zip(found.item_ids.tolist(),
+                                                                                found.reasons.tolist()))
+        return candidates, reasons
+
+    def decide(self, candidates: Candidates, reasons: dict[str, str] | None, k: int, exposure_id: str,
+               wait: bool = True) -> Rows | None:
+        """The rows shown: greedy's first ``k`` candidates (propensity 1), else the policy's slate; None when
+        ``wait`` is False and the policy is busy (`ServedPolicy.choose`)."""
+        if self.policy.greedy:
+            item_ids, scores, propensities = candidates.item_ids[:k], candidates.scores[:k], np.ones(min(k, len(
+                candidates)))
+        else:
+            slate = self.policy.choose(candidates, k, exposure_id, wait)
+            if slate is None:
+                return None
+            item_ids, scores, propensities = slate.item_ids, slate.scores, slate.propensities
+        items = item_ids.tolist()
+        explained = None if reasons is None else np.array([reasons.get(item, "") for item in items], object)
+        return listed(items, scores, explained, propensities)
+
+    def expose(self, exposure_id: str, user_id: str, rows: Rows, context: dict[str, Any] | None = None) -> None:
+        """Log the list shown (items, propensities, policy, model version, the request's context) and learn its
+        impressions at once."""
+        items = [row[ITEM_ID] for row in rows]
+        self.exposures.log(exposure_row(user_id, self.model_version, items, [row[PROPENSITY] for row in rows],
+                                        self.policy.spec, context, exposure_id))
+        self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1))
+
+    # -- feedback -------------------------------------------------------------------------------------------------
+    def attribute(self, events: Sequence[Event], fresh: Collection[str]) -> list[dict[str, Any]]:
+        """Attribute committed events (`EventStore.attribute`: the rule of the log export) and learn at once the
+        clicks of those this commit stored (``fresh``: a resent event was learnt when first stored); per event
+        ``event_id, exposure_id, by`` (exposure_id / window / none / duplicate; none for an event not stored, of an
+        erased user, or of a type that does not attribute)."""
+        answers: dict[str, tuple[str | None, str]] = {}
+        attributable = [event for event in events if event.type in ATTRIBUTED_TYPES]
+        if attributable:
+            with self.learning:
+                found = self.store.attribute(attributable, self.window)
+                learnt = found[(found["click"] > 0) & found["event_id"].isin(list(fresh))]
+                self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
+                                  learnt["click"].to_numpy(np.float64))
+            credited = found["exposure_id"].where(found["by"] != "none", None).astype(object)
+            answers = dict(zip(found["event_id"], zip(credited, found["by"])))
+        return [{"event_id": event.event_id, "exposure_id": exposure, "by": by}
+                for event in events for exposure, by in [answers.get(event.event_id, (None, "none"))]]
+
+    def rebuild_policy(self) -> None:
+        """The policy's state from the store alone: every stored impression and attributed click (the feedback log,
+        `EventStore.feedback_log`: the rule `attribute` answers with), after the impressions waiting to be written."""
+        if self.policy.greedy:
+            return
+        with self.learning:
+            self.exposures.flush_all()
+            self.policy.rebuild(self.store.feedback_log(self.window))
+
+    def erased_elsewhere(self, subjects: set[str]) -> None:
+        """Users erased by another process: their lists and their part of the policy's state go."""
+        self.cache.clear()
+        self.rebuild_policy()
 
     def _stored_events(self, user_id: str) -> pd.DataFrame:
         """The user's latest stored events (``item_id, timestamp``, oldest first); none, and the list without them,
@@ -206,6 +302,7 @@ class Service:
         deleted = self.store.erase_user(user_id)
         self.erasures.subjects.add(self.store.subject(user_id))
         self.events_arrived([user_id])
+        self.rebuild_policy()  # the policy forgets what it learned from the user
         return deleted
 
     def put_user(self, user_id: str, attributes: dict[str, Any]) -> list[str]:
@@ -238,6 +335,16 @@ def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
     return listed(model.items_.ids(items).tolist(), scores)
 
 
+def from_index(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Candidates:
+    """A `Recommender.top_from_index` answer as candidates (the index holds no item added after training)."""
+    return Candidates(model.items_.ids(items), np.asarray(scores, np.float64), np.zeros(len(items), bool))
+
+
+def new_exposure_id() -> str:
+    """A list's id, drawn before the list: the policy's random stream comes from it (`request_rng`)."""
+    return uuid.uuid4().hex
+
+
 def with_recent(context: Context, items: list[str]) -> Context:
     """``context`` with ``items`` (oldest first) before its own ``recent`` items."""
     if not items:
@@ -245,11 +352,13 @@ def with_recent(context: Context, items: list[str]) -> Context:
     return dataclasses.replace(context, recent=(*items, *context.recent))
 
 
-def listed(item_ids: list[str], scores: np.ndarray, reasons: np.ndarray | None = None) -> Rows:
-    """A list (best first) as JSON rows ``item_id, score, rank`` and ``reasons``: a score that is not finite becomes
-    null, an empty reason is left out."""
-    rows: Rows = [{ITEM_ID: item, SCORE: score if math.isfinite(score) else None, RANK: rank}
-                  for rank, (item, score) in enumerate(zip(item_ids, scores.tolist()), 1)]
+def listed(item_ids: list[str], scores: np.ndarray, reasons: np.ndarray | None = None,
+           propensities: np.ndarray | None = None) -> Rows:
+    """A list (in display order) as JSON rows ``item_id, score, rank, propensity`` and ``reasons``: a score that is
+    not finite becomes null, an empty reason is left out; the propensity is 1 unless given."""
+    chances = [1.0] * len(item_ids) if propensities is None else propensities.tolist()
+    rows: Rows = [{ITEM_ID: item, SCORE: score if math.isfinite(score) else None, RANK: rank, PROPENSITY: chance}
+                  for rank, (item, score, chance) in enumerate(zip(item_ids, scores.tolist(), chances), 1)]
     for row, reason in zip(rows, [] if reasons is None else reasons.tolist()):
         if reason != "":
             row[REASONS] = reason

@@ -39,6 +39,10 @@ class ServiceSettings:
     database_check_seconds: float = 2.0
     erasure_poll_seconds: float = 1.0
     events_poll_seconds: float = 1.0
+    policy: str = "greedy"
+    new_item_slots: int | None = None
+    policy_seed: int = 0
+    attribution_window_hours: float = 24.0
     pseudonym_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -61,6 +65,10 @@ class ServiceSettings:
           confirmed"), and how long a commit may run before ingestion counts as stalled (not ready);
         - ``TAILORED_CACHE_SIZE`` (hot lists), ``TAILORED_ANN_EF_SEARCH`` (HNSW search breadth on catalogues of
           ``ANN_MIN_ITEMS`` items and more: recall against speed);
+        - ``TAILORED_POLICY`` (the slate policy's spec, e.g. ``thompson`` or ``softmax:temperature=0.5``; default
+          ``greedy``: the model's own order, propensity 1), ``TAILORED_NEW_ITEM_SLOTS`` (overrides the policy's
+          new-item slots), ``TAILORED_POLICY_SEED`` (each request draws from ``request_rng(seed, exposure_id)``),
+          ``TAILORED_ATTRIBUTION_WINDOW_HOURS`` (how long after a list a click, cart or purchase is credited to it);
         - ``TAILORED_PUBLIC_METRICS`` (``/metrics`` without a key, for a scraper on a private network; otherwise it
           needs an ``admin`` key)."""
         values: dict[str, object] = {}
@@ -71,7 +79,8 @@ class ServiceSettings:
             if setting.name == "cors_origins":
                 values[setting.name] = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
             else:
-                kind = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}[str(setting.type)]
+                kind = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
+                        "int | None": int}[str(setting.type)]
                 values[setting.name] = convert(raw, kind, f"TAILORED_{setting.name.upper()}")
         values |= {key: value for key, value in overrides.items() if value is not None}
         return cls(None if model_dir is None else Path(model_dir), **values)  # type: ignore[arg-type]

@@ -63,6 +63,9 @@ class EventIn(BaseModel):
     value: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-ABSURD_VALUE, le=ABSURD_VALUE)] | None = None
     timestamp: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0)] | None = Field(
         None, description="Unix seconds; default: when received.")
+    exposure_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="The exposure_id of the list the event answers (clicks, carts and purchases are credited "
+                          "to it; without it, to the user's latest list showing the item within the window).")
 
     @field_validator("timestamp")
     @classmethod

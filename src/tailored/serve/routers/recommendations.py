@@ -16,7 +16,7 @@ from tailored.config import build_dataclass
 from tailored.query import Query, context_from, parameter
 from tailored.rank.rules import BusinessRules
 from tailored.serve.security import ERRORS, require
-from tailored.serve.service import SESSION
+from tailored.serve.service import SESSION, new_exposure_id
 from tailored.serve.validation import Identifier
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
@@ -39,6 +39,8 @@ class RecommendedItem(BaseModel):
     item_id: str
     score: float | None
     rank: int
+    propensity: float = Field(description="The probability that the serving policy put this item at this rank, "
+                                          "given its candidates (1 for greedy): log it with the feedback.")
     reasons: str | None = Field(None, description="Why the item is there (with explain=true).")
 
 
@@ -47,6 +49,7 @@ class Recommendations(BaseModel):
     items: list[RecommendedItem]
     model_version: str
     exposure_id: str = Field(description="The impression's id: send it back with the events it led to.")
+    policy: str = Field(description="The spec of the policy that chose the list (--policy), e.g. thompson.")
 
 
 def body_field(key: str) -> str:
@@ -60,7 +63,7 @@ async def user_recommendations(request: Request, user_id: Identifier, k: int = P
     """Top-k for a user in context: every other query parameter is a context key (date, lat, lon, device...)."""
     values = {key: value for key, value in request.query_params.items() if key not in NOT_CONTEXT}
     query = Query(user_id, context_from(values, parameter))
-    return await respond(request, query, k, explain, plain=not (values or explain))
+    return await respond(request, query, k, explain, plain=not (values or explain), context=values)
 
 
 @router.post("/recommendations", response_model=Recommendations)
@@ -70,21 +73,23 @@ async def recommendations(request: Request, body: RecommendationRequest,
     query = Query(body.user_id, context_from(body.context, body_field, recent=body.recent))
     stages = [build_dataclass(BusinessRules, body.rules, "rules")] if body.rules else []
     plain = not (body.context or body.recent or body.explain or stages)
-    return await respond(request, query, body.k, body.explain, plain, stages)
+    return await respond(request, query, body.k, body.explain, plain, stages, body.context)
 
 
 async def respond(request: Request, query: Query, k: int, explain: bool, plain: bool,
-                  stages: list[Any] | None = None) -> JSONResponse:
+                  stages: list[Any] | None = None, context: dict[str, str] | None = None) -> JSONResponse:
     """A ``plain`` request (nothing asked but the user's list) of a trained user is answered on the event loop from
     the vector index (a fraction of a millisecond); everything else goes through the full pipeline in the thread pool
     (a trained user with events since training and nothing else asked: the index, with their folded-in factors, in
-    the thread pool)."""
+    the thread pool). The exposure id is drawn first: the policy's random stream for this list comes from it; the
+    list is logged with its propensities and ``context`` (the request's context values), and learned at once."""
     service = request.app.state.service
     k = min(k, service.settings.max_k)
     user_id = SESSION if query.user_id is None else query.user_id
-    rows = service.quick_recommend(user_id, k) if plain else None
+    exposure_id = new_exposure_id()
+    rows = service.quick_recommend(user_id, k, exposure_id) if plain else None
     if rows is None:
-        rows = await run_in_threadpool(service.recommend, query, k, explain, stages or [], plain)
-    exposure_id = service.exposures.log(user_id, service.model_version, [row["item_id"] for row in rows])
+        rows = await run_in_threadpool(service.recommend, query, k, explain, stages or [], plain, exposure_id)
+    service.expose(exposure_id, user_id, rows, context)
     return JSONResponse({"user_id": query.user_id, "items": rows, "model_version": service.model_version,
-                         "exposure_id": exposure_id})
+                         "exposure_id": exposure_id, "policy": service.policy.spec})

@@ -1,0 +1,128 @@
+"""The slate policy a service serves (``--policy``): it decides every list from the model's candidates, with the
+request's random stream drawn from the exposure id (`request_rng`: a logged list can be drawn again), and learns
+online -- the impressions as each list is served, the attributed clicks as each POST of events is committed. Its
+state is a function of the store alone (impressions and attributed rewards, replayed in any order: the policies'
+learning is made of order-independent sums), so a restart, or an erasure, rebuilds it from the store.
+
+The `Tally` is an order-independent fingerprint of what was learned (counts and a sum of row hashes): two states
+built from the same feedback rows, in whatever order, have the same tally; it takes constant memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tailored.errors import ConfigError
+from tailored.pipeline.slates import ShownList, request_rng, shown
+from tailored.policies import Candidates, Feedback, Policy, parse_policy
+from tailored.policies.base import spec_of
+
+GREEDY = "greedy"
+MASK = np.uint64(2**64 - 1)
+REWARD_SCALE = 1_000_000
+"""Rewards enter the tally as integers in millionths (sums of floats would depend on the order)."""
+
+
+def configured(spec: str, new_item_slots: int | None = None) -> Policy:
+    """The policy of ``spec``, with ``new_item_slots`` overriding its own when given (`--new-item-slots`): a
+    ConfigError names the field when the spec is bad or the policy has no new-item slots."""
+    policy = parse_policy(spec)
+    if new_item_slots is None:
+        return policy
+    if "new_item_slots" not in {each.name for each in dataclasses.fields(policy)}:  # type: ignore[arg-type]
+        raise ConfigError(f"--new-item-slots={new_item_slots}: the policy {policy.policy!r} has no new-item slots "
+                          "(thompson has): leave the option out or serve --policy thompson.")
+    return dataclasses.replace(policy, new_item_slots=new_item_slots)  # type: ignore[type-var]
+
+
+def window_seconds(hours: float) -> float:
+    """The attribution window in seconds; a ConfigError naming the setting unless ``hours`` is positive and finite."""
+    if not 0 < hours < float("inf"):
+        raise ConfigError(f"--attribution-window-hours={hours} (TAILORED_ATTRIBUTION_WINDOW_HOURS) must be a positive "
+                          "number of hours, e.g. 24.")
+    return hours * 3600.0
+
+
+@dataclass
+class Tally:
+    """What a policy learned, as order-independent sums: impression rows, reward rows, the sum of the rewards (in
+    millionths) and a wrapping sum of a hash of each row (item, position, reward)."""
+
+    impressions: int = 0
+    rewards: int = 0
+    reward_sum: int = 0
+    fingerprint: int = 0
+
+    def add(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None) -> None:
+        scaled = None if rewards is None else np.rint(np.asarray(rewards, np.float64) * REWARD_SCALE).astype(np.int64)
+        rows = pd.DataFrame({"item": np.asarray(item_ids, str), "position": np.asarray(positions, np.int64),
+                             "reward": -1 if scaled is None else scaled})
+        hashes = pd.util.hash_pandas_object(rows, index=False).to_numpy(np.uint64)
+        self.fingerprint = (self.fingerprint + int(hashes.sum(dtype=np.uint64))) & int(MASK)
+        if scaled is None:
+            self.impressions += len(rows)
+        else:
+            self.rewards += len(rows)
+            self.reward_sum += int(scaled.sum())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"impressions": self.impressions, "rewards": self.rewards,
+                "reward_sum": self.reward_sum / REWARD_SCALE, "fingerprint": f"{self.fingerprint:016x}"}
+
+
+class ServedPolicy:
+    """The served policy and its online state. ``greedy`` is the model's own list (propensity 1, learns nothing);
+    any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock."""
+
+    def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
+        self.spec = spec_of(configured(spec, new_item_slots))
+        self.seed = seed
+        self.greedy = parse_policy(self.spec).policy == GREEDY
+        self.lock = threading.Lock()
+        self.policy, self.tally = parse_policy(self.spec), Tally()
+
+    def choose(self, candidates: Candidates, k: int, exposure_id: str, wait: bool = True) -> ShownList | None:
+        """The slate of the request ``exposure_id`` (its random stream: `request_rng`); None when ``wait`` is False
+        and the state is being learned or rebuilt (the event loop does not wait: the thread pool answers)."""
+        if not self.lock.acquire(blocking=wait):
+            return None
+        try:
+            return shown(candidates, self.policy, k, request_rng(self.seed, exposure_id))
+        finally:
+            self.lock.release()
+
+    def learn(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None = None) -> None:
+        """Fold feedback rows in: impressions (``rewards`` None: these items were shown at these positions, 1 = top)
+        or attributed rewards."""
+        if self.greedy or not len(item_ids):
+            return
+        feedback = Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
+                            None if rewards is None else np.asarray(rewards, np.float64))
+        with self.lock:
+            self.policy.learn(feedback)
+            self.tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
+
+    def rebuild(self, log: Iterable[pd.DataFrame]) -> None:
+        """A new state from the store's feedback log (chunks of rows ``item_id, position, click``: each row an
+        impression, its click a reward), swapped in whole."""
+        policy, tally = parse_policy(self.spec), Tally()
+        for chunk in log if not self.greedy else ():
+            clicked = chunk[chunk["click"] > 0]
+            for rows, rewards in ((chunk, None), (clicked, clicked["click"].to_numpy(np.float64))):
+                if len(rows):
+                    feedback = Feedback(rows["item_id"].to_numpy(object), rows["position"].to_numpy(np.int64), rewards)
+                    policy.learn(feedback)
+                    tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
+        with self.lock:
+            self.policy, self.tally = policy, tally
+
+    def state(self) -> dict[str, Any]:
+        """The spec and the tally of what was learned (`Tally`)."""
+        with self.lock:
+            return {"policy": self.spec, **self.tally.as_dict()}
