@@ -1,0 +1,96 @@
+"""``softmax``: Plackett-Luce sampling without replacement over the request's standardised scores / temperature.
+
+The scores are standardised per request (``z = (s - mean) / std``, all 0 when they are equal), so one temperature
+means the same exploration for any scorer. Candidate ``c`` has weight ``w_c = exp(z_c / temperature)``; the slate
+draws position 1 with probability ``w_c / sum w``, position 2 among the rest likewise, and so on. It is sampled by
+Gumbel-top-k (sort ``z_c / temperature + Gumbel noise``), and the exact position marginals are the ranking-by-
+perturbed-scores integral of `tailored.policies.marginals` with Gumbel CDFs ``F_c(t) = exp(-exp(mu_c - t))``.
+
+Candidates whose probability of reaching the top ``k`` is below ``PRUNE`` (bounded by ``k * w_c / w_(k)``, ``w_(k)``
+the k-th largest weight) are left out of the draw: the policy is exactly Plackett-Luce over the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tailored.errors import ConfigError
+from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
+from tailored.policies.marginals import gauss_legendre, position_marginals
+
+PRUNE = 1e-12
+"""Candidates less likely than this to reach the top k are never drawn."""
+PANEL, ORDER = 2.0, 12
+"""Quadrature: Gauss-Legendre panels of this width (in units of the Gumbel scale) and order; absolute error ~1e-12."""
+BELOW, ABOVE = 4.0, 3.0
+"""Panels span [(k+1)-th largest mu - BELOW, max mu + ABOVE]; the tail above maps to (0, 1] by ``y = exp(top - t)``."""
+
+
+@POLICIES.register("softmax")
+@dataclass(frozen=True)
+class SoftmaxPolicy:
+    """Plackett-Luce over ``exp(standardised score / temperature)``: low temperatures approach greedy, high ones
+    uniform."""
+
+    policy: ClassVar[str]
+    temperature: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.temperature < math.inf:
+            raise ConfigError(
+                f"Parameter policy 'softmax'.temperature={self.temperature!r} must be > 0 (and finite), e.g. 0.5."
+            )
+
+    def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
+        shown = min(k, len(candidates))
+        drawn, mu = self._drawn(candidates, shown)
+        order = np.argsort(-(mu + rng.gumbel(size=len(mu))))[:shown]
+        if shown == 0:
+            return Slate(order, np.ones(0))
+        propensities = self._marginals(mu, shown, order)[np.arange(shown), np.arange(shown)]
+        return Slate(drawn[order], np.minimum(propensities, 1.0))
+
+    def marginals(self, candidates: Candidates, k: int) -> np.ndarray:
+        shown = min(k, len(candidates))
+        marginals = np.zeros((len(candidates), k))
+        drawn, mu = self._drawn(candidates, shown)
+        if shown:
+            marginals[drawn, :shown] = np.minimum(self._marginals(mu, shown), 1.0)
+        return marginals
+
+    def _drawn(self, candidates: Candidates, shown: int) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates that may be drawn and their Gumbel locations ``mu = z / temperature``."""
+        scores = np.asarray(candidates.scores, dtype=np.float64)
+        if len(scores) == 0:
+            return np.zeros(0, np.int64), scores
+        scale = np.abs(scores).max()
+        scores = scores / scale if scale > 0 else scores
+        spread = scores.std()
+        mu = (scores - scores.mean()) / spread / self.temperature if spread > 0 else np.zeros_like(scores)
+        kth = np.partition(mu, len(mu) - shown)[len(mu) - shown] if shown else mu.max()
+        drawn = np.flatnonzero(mu >= kth + math.log(PRUNE / max(shown, 1)))
+        return drawn, mu[drawn]
+
+    @staticmethod
+    def _marginals(mu: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Position marginals of Plackett-Luce with log-weights ``mu`` (Gumbel locations), rows ``rows``."""
+        # below the (k + 1)-th largest mu - BELOW, k others exceed t but with probability < (k + 1) * 1e-23
+        low = (np.partition(mu, len(mu) - k - 1)[len(mu) - k - 1] if len(mu) > k else mu.min()) - BELOW
+        top = mu.max() + ABOVE
+        body, body_weights = gauss_legendre(np.linspace(low, top, max(1, math.ceil((top - low) / PANEL)) + 1), ORDER)
+        tail, tail_weights = gauss_legendre(np.array([0.0, 1.0]), ORDER)  # t = top - log(y), dt = dy / y
+        nodes = np.concatenate([body, top - np.log(tail)])
+        weights = np.concatenate([body_weights, tail_weights / tail])
+        exceed = np.exp(np.minimum(mu[:, None] - nodes[None, :], 40.0))
+        cdf = np.exp(-exceed)
+        return position_marginals(cdf, exceed * cdf, weights, k, rows)
+
+    def learn(self, feedback: Feedback) -> None:
+        """Stateless: nothing to learn."""
+
+    def params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature}
