@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from tailored.errors import ConfigError, DataError
 
@@ -213,11 +214,11 @@ class _Statistics:
 
 
 def _list_statistics(log: SlateLog) -> _Statistics:
-    _, lists = np.unique(log.lists, return_inverse=True)
+    lists = pd.factorize(log.lists)[0]
     n, depth = int(lists.max()) + 1, int(log.positions.max())
     slots = log.positions.astype(np.int64) - 1
     cell = lists * depth + slots
-    if len(np.unique(cell)) < len(cell):
+    if np.bincount(cell, minlength=n * depth).max() > 1:
         order = np.argsort(cell, kind="stable")
         twice = order[1:][np.diff(cell[order]) == 0]
         raise DataError(f"{len(twice)} logged rows repeat a (list, position) of an earlier row (rows "
@@ -262,8 +263,8 @@ def _bootstrap(statistics: _Statistics, estimators: tuple[str, ...] | list[str],
     for start in range(0, samples, chunk):
         size = min(chunk, samples - start)
         drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)
-        means[start:start + size] = (counts @ statistics.matrix) / n
+        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+        means[start:start + size] = (statistics.matrix.T @ counts.T).T / n  # faster in OpenBLAS than counts @ matrix
     replicates = {name: np.asarray(_value(name, means, statistics)) for name in estimators}
     replicates["weight"] = means[:, _Statistics.weight]
     return replicates
