@@ -70,7 +70,7 @@ class EpsilonGreedyPolicy:
         def expected_inverse_pool(others: int) -> float:
             keep, explore = 1.0 - self.epsilon, self.epsilon
             return sum(math.comb(others, kept) * keep**kept * explore ** (others - kept) / (n - kept)
-                       for kept in range(max(others, 0) + 1))
+                       for kept in range(others + 1)) if others >= 0 else 0.0
 
         return expected_inverse_pool(shown - 1), expected_inverse_pool(shown - 2)
 

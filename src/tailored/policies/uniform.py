@@ -21,12 +21,12 @@ class UniformPolicy:
     def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
         n = len(candidates)
         shown = min(k, n)
-        return Slate(rng.choice(n, size=shown, replace=False), np.full(shown, 1.0 / n))
+        return Slate(rng.choice(n, size=shown, replace=False), np.full(shown, 1.0 / max(n, 1)))
 
     def marginals(self, candidates: Candidates, k: int) -> np.ndarray:
         n = len(candidates)
         marginals = np.zeros((n, k))
-        marginals[:, : min(k, n)] = 1.0 / n
+        marginals[:, : min(k, n)] = 1.0 / max(n, 1)
         return marginals
 
     def learn(self, feedback: Feedback) -> None:
