@@ -20,7 +20,7 @@ from tailored.serve.committer import IngestionUnavailable
 from tailored.serve.fast_lane import FastLane
 from tailored.serve.limits import Guard, LoopLag, unavailable
 from tailored.serve.metrics import Metrics
-from tailored.serve.routers import events, health, items, recommendations, users
+from tailored.serve.routers import events, health, items, policy, recommendations, users
 from tailored.serve.service import Service
 from tailored.serve.settings import ServiceSettings
 from tailored.store import schema
@@ -61,7 +61,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   description="Recommendations, feedback events, users and items of a tailored engine.")
     app.state.metrics = Metrics()
     app.state.settings = settings
-    for router in (recommendations.router, events.router, users.router, items.router, health.router):
+    for router in (recommendations.router, events.router, users.router, items.router, policy.router,
+                   health.router):
         app.include_router(router)
     app.add_middleware(FastLane, api=app)
     app.add_middleware(Guard, api=app, settings=settings, lag=lag, metrics=app.state.metrics)

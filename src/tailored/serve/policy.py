@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,9 @@ from tailored.policies import Candidates, Feedback, Policy, parse_policy
 from tailored.policies.base import spec_of
 
 GREEDY = "greedy"
+CHEAP_SECONDS = 0.0003
+"""A choice under this (a moving average) is made on the event loop by the fast lane; a dearer one in the thread
+pool, so the loop's other requests do not wait for it."""
 MASK = np.uint64(2**64 - 1)
 REWARD_SCALE = 1_000_000
 """Rewards enter the tally as integers in millionths (sums of floats would depend on the order)."""
@@ -81,11 +85,18 @@ class ServedPolicy:
     any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock."""
 
     def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
-        self.spec = spec_of(configured(spec, new_item_slots))
+        policy = configured(spec, new_item_slots)
+        self.spec = spec.strip() if new_item_slots is None else spec_of(policy)  # as given: "thompson"
         self.seed = seed
-        self.greedy = parse_policy(self.spec).policy == GREEDY
+        self.greedy = policy.policy == GREEDY
         self.lock = threading.Lock()
-        self.policy, self.tally = parse_policy(self.spec), Tally()
+        self.policy, self.tally = policy, Tally()
+        self.cost = 0.0  # seconds per choice, a moving average
+
+    @property
+    def cheap(self) -> bool:
+        """Whether a choice costs less than `CHEAP_SECONDS` (the event loop may then make it)."""
+        return self.cost < CHEAP_SECONDS
 
     def choose(self, candidates: Candidates, k: int, exposure_id: str, wait: bool = True) -> ShownList | None:
         """The slate of the request ``exposure_id`` (its random stream: `request_rng`); None when ``wait`` is False
@@ -93,7 +104,10 @@ class ServedPolicy:
         if not self.lock.acquire(blocking=wait):
             return None
         try:
-            return shown(candidates, self.policy, k, request_rng(self.seed, exposure_id))
+            began = time.perf_counter()
+            slate = shown(candidates, self.policy, k, request_rng(self.seed, exposure_id))
+            self.cost += 0.05 * (time.perf_counter() - began - self.cost)
+            return slate
         finally:
             self.lock.release()
 

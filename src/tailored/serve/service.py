@@ -128,12 +128,13 @@ class Service:
             return False
 
     # -- recommendations ------------------------------------------------------------------------------------------
-    def quick_recommend(self, user_id: str, k: int, exposure_id: str) -> Rows | None:
+    def quick_recommend(self, user_id: str, k: int, exposure_id: str | None = None) -> Rows | None:
         """Top-``k`` of a trained user straight from the vector index (`Recommender.top_from_index`): no context, no
         explanation, no request-time stage, no event since training (``live``: the users with events received after
         the training data's end, from the store at load and from this process since). A stochastic policy chooses
         among the index's `candidate_count` best items, unless its state is being learned at this instant. None when
-        the full path must answer."""
+        the full path must answer (a policy whose choice is not `ServedPolicy.cheap` makes it in the thread pool)."""
+        exposure_id = new_exposure_id() if exposure_id is None else exposure_id
         served = self.served_id(user_id)
         model = self.model
         if served == ERASED or served in self.live:
@@ -142,6 +143,8 @@ class Service:
         if self.policy.greedy:
             found = model.top_from_index(position, k)
             return None if found is None else indexed(model, *found)
+        if not self.policy.cheap:
+            return None
         found = model.top_from_index(position, candidate_count(k))
         return None if found is None else self.decide(from_index(model, *found), None, k, exposure_id, wait=False)
 
@@ -171,16 +174,16 @@ class Service:
             self.metrics.cache_hits.inc()
             return cached if self.policy.greedy else self.decide(*cached, k, exposure_id)
         size = k if self.policy.greedy else candidate_count(k)
-        attributes, proposed = None, None
+        attributes = None
         if known and served in self.live:  # the events since training join the training history
             events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
             model = model.with_events(events)
             context = with_recent(context, events[ITEM_ID].tolist())
-            found = model.top_from_index(position, size) if plain else None
-            proposed = None if found is None else (from_index(model, *found), None)
         elif not known and served != ERASED and query.user_id is not None:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             attributes = self._stored_attributes(user_id) or None
+        found = model.top_from_index(position, size) if plain and known else None  # None: no index, new items...
+        proposed = None if found is None else (from_index(model, *found), None)
         if proposed is None:
             model = model.with_stages(stages) if stages else model
             asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
@@ -246,8 +249,8 @@ class Service:
                 learnt = found[(found["click"] > 0) & found["event_id"].isin(list(fresh))]
                 self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
                                   learnt["click"].to_numpy(np.float64))
-            credited = found["exposure_id"].where(found["by"] != "none", None).astype(object)
-            answers = dict(zip(found["event_id"], zip(credited, found["by"])))
+            answers = {event: (exposure if by != "none" else None, by) for event, exposure, by
+                       in zip(found["event_id"].tolist(), found["exposure_id"].tolist(), found["by"].tolist())}
         return [{"event_id": event.event_id, "exposure_id": exposure, "by": by}
                 for event in events for exposure, by in [answers.get(event.event_id, (None, "none"))]]
 
