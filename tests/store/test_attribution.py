@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from tailored.errors import ConfigError, DataError
-from tailored.store.attribution import (ATTRIBUTION_WINDOW_SECONDS, CREDITED, LOG_COLUMNS, attribute, feedback_log,
-                                        shown_positions)
+from tailored.store.attribution import (ATTRIBUTION_COLUMNS, ATTRIBUTION_WINDOW_SECONDS, CREDITED, LOG_COLUMNS,
+                                        attribute, feedback_log, shown_positions)
 from tailored.store.database import Event, exposure_row
 
 HOUR = 3_600.0
@@ -116,7 +116,14 @@ def test_each_event_gets_exactly_one_answer_aligned_with_its_row() -> None:
     found = attribute(LISTS, many)
     assert list(found.index) == [7, 3] and found["by"].tolist() == ["window", "none"]
     empty = attribute(LISTS, events())
-    assert len(empty) == 0 and list(empty.columns) == ["exposure_id", "position", "by", "click", "purchase", "revenue"]
+    assert len(empty) == 0 and list(empty.columns) == ATTRIBUTION_COLUMNS
+
+
+def test_frames_without_the_needed_columns_are_refused_by_name() -> None:
+    with pytest.raises(DataError, match=r"The events to attribute lack the column\(s\) \['exposure_id'\]"):
+        attribute(LISTS, events().drop(columns="exposure_id"))
+    with pytest.raises(DataError, match=r"The shown positions to attribute lack the column\(s\) \['position'\]"):
+        attribute(LISTS.drop(columns="position"), events())
 
 
 @pytest.mark.parametrize("window", [0, -1.0, float("nan"), float("inf")])

@@ -69,10 +69,12 @@ def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBU
     """The attribution of each of ``events`` (`EVENT_COLUMNS`; ``exposure_id`` None when not given, ``value`` used
     for revenue when present) to the exposures ``shown`` (`SHOWN_COLUMNS`: one row per position, `shown_positions`),
     by the rule of this module. Returns `ATTRIBUTION_COLUMNS`, indexed like ``events``: the exposure and position
-    matched (None and 0 for ``none``), ``by`` in exposure_id / window / none / duplicate, and the event's reward
+    matched (missing and 0 for ``none``), ``by`` in exposure_id / window / none / duplicate, and the event's reward
     shares. The result for an event depends only on the exposures within ``window`` before it and on the events
     matching the same exposures, so a subset holding those gives the same answer as the whole log."""
     window = check_window(window)
+    _require(shown, SHOWN_COLUMNS, "shown positions")
+    _require(events, EVENT_COLUMNS, "events")
     count = len(events)
     found = pd.DataFrame({name: _text(events[name]) for name in ("event_id", "user_id", "item_id", "type")})
     found = found.assign(row=np.arange(count), timestamp=events["timestamp"].to_numpy(float),
@@ -101,19 +103,26 @@ def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBU
     matched[rows], position[rows], by[rows] = latest["matched"].to_numpy(), latest["position"].to_numpy(), "window"
 
     credited = np.isin(by, CREDITED)
-    order = found.assign(matched=matched)[credited].sort_values(["timestamp", "event_id"], kind="stable")
-    later = order["row"].to_numpy()[order.duplicated(["matched", "item_id", "type"]).to_numpy()]
+    ranked = found.assign(matched=matched).sort_values(["timestamp", "event_id"], kind="stable")
+    ranked = ranked[credited[ranked["row"].to_numpy()]]
+    later = ranked["row"].to_numpy()[ranked.duplicated(["matched", "item_id", "type"]).to_numpy()]
     by[later] = "duplicate"
     credited[later] = False
     # the reward shares: the first credited click/cart/purchase of a slot clicks, its first credited purchase buys
-    first = found.assign(matched=matched)[credited].sort_values(["timestamp", "event_id"], kind="stable")
+    ranked = ranked[credited[ranked["row"].to_numpy()]]
     click = np.zeros(count, dtype=np.int64)
-    click[first["row"].to_numpy()[~first.duplicated(["matched", "item_id"]).to_numpy()]] = 1
+    click[ranked["row"].to_numpy()[~ranked.duplicated(["matched", "item_id"]).to_numpy()]] = 1
     purchase = (credited & (found["type"] == "purchase").to_numpy()).astype(np.int64)
     values = events["value"].to_numpy(float) if "value" in events else np.zeros(count)
     revenue = np.where(purchase == 1, np.nan_to_num(values, nan=0.0), 0.0)
     return pd.DataFrame({"exposure_id": matched, "position": position, "by": by, "click": click, "purchase": purchase,
                          "revenue": revenue}, index=events.index)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise DataError(f"The {what} to attribute lack the column(s) {missing}: they need {list(columns)}.")
 
 
 def _text(column: pd.Series) -> pd.Series:
