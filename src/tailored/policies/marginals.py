@@ -37,27 +37,45 @@ def position_marginals(
 
     ``cdf`` and ``pdf`` are ``(n, Q)``: each candidate's CDF and density at the ``Q`` quadrature nodes, whose
     weights are ``weights`` (``(Q,)``, e.g. from `gauss_legendre`; nodes covering where every density has mass).
-    Cost: ``O(n * k * Q)`` for the Poisson-binomial prefixes and suffixes plus one batched ``(k, Q) @ (Q, k)``
-    product per row.
+    Cost: ``O(n * k * Q)``, a few small numpy steps per candidate (the candidates outside ``rows`` are counted once,
+    those in ``rows`` by prefixes and suffixes, so asking for the rows a slate shows is about half the cost of all
+    rows) and one batched ``(k, Q) @ (Q, k)`` product per row.
     """
     n, nodes = cdf.shape
-    rows = np.arange(n) if rows is None else np.asarray(rows)
-    if k == 0 or n == 0:
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if k == 0 or n == 0 or len(rows) == 0:
         return np.zeros((len(rows), k))
     cdf = np.clip(cdf, 0.0, 1.0)
-    # runs[i, j, 0] (runs[i, j, 1]): P(exactly j of candidates [0, i) (of [n - i, n)) exceed the node), j < k
-    factors = np.stack([cdf, cdf[::-1]], axis=1)
+    others = np.ones(n, bool)
+    others[rows] = False
+    m = len(rows)
+    # runs[i, j, 0]: P(exactly j of the others and of rows[:i] exceed the node); runs[i, j, 1]: of rows[m - i:]
+    factors = np.stack([cdf[rows], cdf[rows[::-1]]], axis=1)
     survivals = 1.0 - factors
-    runs = np.zeros((n + 1, k, 2, nodes))
-    runs[0, 0] = 1.0
-    for i in range(n):
+    runs = np.zeros((m + 1, k, 2, nodes))
+    runs[0, :, 0] = _exceeding(cdf[others], k)
+    runs[0, 0, 1] = 1.0
+    for i in range(m):
         np.multiply(runs[i], factors[i], out=runs[i + 1])
         runs[i + 1, 1:] += runs[i, :-1] * survivals[i]
-    # leaving c out: the prefix before c convolved with the suffix after it; cross[r, a, b] sums
-    # w_q f_c(t_q) prefix[c, a, q] suffix[c + 1, b, q] over the nodes, and the marginal at p sums a + b = p
-    weighted = runs[rows, :, 0] * (pdf[rows] * weights)[:, None, :]
-    cross = np.matmul(weighted, runs[n - 1 - rows, :, 1].transpose(0, 2, 1))
-    return cross.reshape(len(rows), k * k) @ _antidiagonals(k)
+    # leaving rows[r] out: the prefix before it convolved with the suffix after it; cross[r, a, b] sums
+    # w_q f_c(t_q) prefix[r, a, q] suffix[r + 1, b, q] over the nodes, and the marginal at p sums a + b = p
+    order = np.arange(m)
+    weighted = runs[order, :, 0] * (pdf[rows] * weights)[:, None, :]
+    cross = np.matmul(weighted, runs[m - 1 - order, :, 1].transpose(0, 2, 1))
+    return cross.reshape(m, k * k) @ _antidiagonals(k)
+
+
+def _exceeding(cdf: np.ndarray, k: int) -> np.ndarray:
+    """``(k, Q)``: P(exactly j of the candidates exceed the node), j < k (the Poisson-binomial DP, truncated)."""
+    counts = np.zeros((k, cdf.shape[1]))
+    counts[0] = 1.0
+    survival = 1.0 - cdf
+    for factor, chance in zip(cdf, survival):
+        shifted = counts[:-1] * chance
+        counts *= factor
+        counts[1:] += shifted
+    return counts
 
 
 @lru_cache(maxsize=8)
