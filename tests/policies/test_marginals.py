@@ -100,3 +100,15 @@ def test_gauss_legendre_integrates_polynomials_exactly() -> None:
     nodes, weights = gauss_legendre(np.array([0.0, 1.0, 3.0]), 4)
     assert len(nodes) == 8
     np.testing.assert_allclose(weights @ nodes**7, 3.0**8 / 8, rtol=1e-13)
+
+
+def test_softmax_standardises_over_the_real_scores_and_never_draws_minus_infinity() -> None:
+    """`candidates_of` maps a -inf score to float64.min / 4: it must not squash the others' spread, nor be drawn."""
+    real = np.array([2.0, 1.0, 0.5, 0.0, -1.0])
+    scores = np.concatenate([real, [np.finfo(np.float64).min / 4]])
+    policy = parse_policy("softmax:temperature=0.5")
+    marginals = policy.marginals(softmax_pool(scores), 3)
+    np.testing.assert_allclose(marginals[:5], plackett_luce_by_enumeration(standardised(real) / 0.5, 3), atol=1e-10)
+    assert np.all(marginals[5] == 0)
+    rng = np.random.default_rng(0)
+    assert all(5 not in policy.choose(softmax_pool(scores), 3, rng).chosen for _ in range(200))

@@ -1,9 +1,9 @@
 """``softmax``: Plackett-Luce sampling without replacement over the request's standardised scores / temperature.
 
-The scores are standardised per request (``z = (s - mean) / std``, all 0 when they are equal), so one temperature
-means the same exploration for any scorer. Candidate ``c`` has weight ``w_c = exp(z_c / temperature)``; the slate
-draws position 1 with probability ``w_c / sum w``, position 2 among the rest likewise, and so on. It is sampled by
-Gumbel-top-k (sort ``z_c / temperature + Gumbel noise``), and the exact position marginals are the ranking-by-
+The scores are standardised per request (``z = (s - mean) / std``, all 0 when they are equal; `standardised`), so
+one temperature T means the same exploration for any scorer. Candidate ``c`` has weight ``w_c = exp(z_c / T)``;
+the slate draws position 1 with probability ``w_c / sum w``, position 2 among the rest likewise, and so on. It is
+sampled by Gumbel-top-k (sort ``z_c / T + Gumbel noise``), and the exact position marginals are the ranking-by-
 perturbed-scores integral of `tailored.policies.marginals` with Gumbel CDFs ``F_c(t) = exp(-exp(mu_c - t))``.
 
 Candidates whose probability of reaching the top ``k`` is below ``PRUNE`` (bounded by ``k * w_c / w_(k)``, ``w_(k)``
@@ -22,12 +22,28 @@ from tailored.errors import ConfigError
 from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
 from tailored.policies.marginals import gauss_legendre, position_marginals
 
+LIMIT = 50.0
+"""Standardised scores are clipped to [-LIMIT, LIMIT] (a -inf score gets -LIMIT)."""
 PRUNE = 1e-12
 """Candidates less likely than this to reach the top k are never drawn."""
 PANEL, ORDER = 2.0, 12
 """Quadrature: Gauss-Legendre panels of this width (in units of the Gumbel scale) and order; absolute error ~1e-12."""
 BELOW, ABOVE = 4.0, 3.0
 """Panels span [(k+1)-th largest mu - BELOW, max mu + ABOVE]; the tail above maps to (0, 1] by ``y = exp(top - t)``."""
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """``(s - mean) / std`` over the request's real scores (all 0 when they are equal), clipped to [-LIMIT, LIMIT];
+    a score that stands for minus infinity (below ``float64.min / 8``: `candidates_of` maps -inf to ``min / 4``)
+    is left out of the mean and std and gets ``-LIMIT``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    real = scores > np.finfo(np.float64).min / 8
+    z = np.full(len(scores), -LIMIT)
+    if real.any():
+        values = scores[real] / max(np.abs(scores[real]).max(), np.finfo(np.float64).tiny)  # no overflow in std
+        spread = values.std()
+        z[real] = np.clip((values - values.mean()) / spread, -LIMIT, LIMIT) if spread > 0 else 0.0
+    return z
 
 
 @POLICIES.register("softmax")
@@ -64,13 +80,10 @@ class SoftmaxPolicy:
 
     def _drawn(self, candidates: Candidates, shown: int) -> tuple[np.ndarray, np.ndarray]:
         """The candidates that may be drawn and their Gumbel locations ``mu = z / temperature``."""
-        scores = np.asarray(candidates.scores, dtype=np.float64)
-        if len(scores) == 0:
-            return np.zeros(0, np.int64), scores
-        scale = np.abs(scores).max()
-        scores = scores / scale if scale > 0 else scores
-        spread = scores.std()
-        mu = (scores - scores.mean()) / spread / self.temperature if spread > 0 else np.zeros_like(scores)
+        z = standardised(candidates.scores)
+        mu = z / self.temperature
+        if len(mu) == 0:
+            return np.zeros(0, np.int64), mu
         kth = np.partition(mu, len(mu) - shown)[len(mu) - shown] if shown else mu.max()
         drawn = np.flatnonzero(mu >= kth + math.log(PRUNE / max(shown, 1)))
         return drawn, mu[drawn]
