@@ -180,17 +180,17 @@ class StoreReads:
                 yield shown, attribute(shown, pd.DataFrame(events, columns=[*EVENT_FIELDS]), window)
 
     def _exposures_and_events(self, connection: sa.Connection, users: list[str],
-                              bounds: dict[str, float] | None = None) -> tuple[list[sa.Row], list[sa.Row]]:
+                              bounds: dict[str, float] | None = None) -> tuple[list[tuple], list[tuple]]:
         """The exposures and the click, cart and purchase events of these stored user ids; with ``bounds``, only the
         exposures created between ``created_low`` and ``high`` and the events timed between ``low`` and ``high``."""
-        exposures: list[sa.Row] = []
-        events: list[sa.Row] = []
+        exposures: list[tuple] = []  # plain tuples: pandas inspects a Row's attributes one by one (slow)
+        events: list[tuple] = []
         both = (SELECT_EXPOSURES, SELECT_ATTRIBUTABLE) if bounds is None else (SELECT_RECENT_EXPOSURES,
                                                                                SELECT_RECENT_ATTRIBUTABLE)
         for start in range(0, len(users), ID_CHUNK):
             chunk = {"users": users[start:start + ID_CHUNK]} | (bounds or {})
-            exposures += connection.execute(both[0], chunk).all()
-            events += connection.execute(both[1], chunk).all()
+            exposures += map(tuple, connection.execute(both[0], chunk))
+            events += map(tuple, connection.execute(both[1], chunk))
         return exposures, events
 
     # -- attributes -----------------------------------------------------------------------------------------------
