@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,7 +83,9 @@ class Tally:
 
 class ServedPolicy:
     """The served policy and its online state. ``greedy`` is the model's own list (propensity 1, learns nothing);
-    any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock."""
+    any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock; feedback
+    that finds it held waits in ``waiting`` and is folded in by whoever holds it next, before choosing (so the event
+    loop never waits for a choice made in the thread pool, and the next list sees the feedback)."""
 
     def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
         policy = configured(spec, new_item_slots)
@@ -90,6 +93,7 @@ class ServedPolicy:
         self.seed = seed
         self.greedy = policy.policy == GREEDY
         self.lock = threading.Lock()
+        self.waiting: deque[Feedback] = deque()
         self.policy, self.tally = policy, Tally()
         self.cost = 0.0  # seconds per choice, a moving average
 
@@ -104,6 +108,7 @@ class ServedPolicy:
         if not self.lock.acquire(blocking=wait):
             return None
         try:
+            self._fold()
             began = time.perf_counter()
             slate = shown(candidates, self.policy, k, request_rng(self.seed, exposure_id))
             self.cost += 0.05 * (time.perf_counter() - began - self.cost)
@@ -111,14 +116,24 @@ class ServedPolicy:
         finally:
             self.lock.release()
 
-    def learn(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None = None) -> None:
+    def learn(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None = None,
+              wait: bool = False) -> None:
         """Fold feedback rows in: impressions (``rewards`` None: these items were shown at these positions, 1 = top)
-        or attributed rewards."""
+        or attributed rewards; now if the lock is free or ``wait``, else by the next holder of the lock."""
         if self.greedy or not len(item_ids):
             return
-        feedback = Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
-                            None if rewards is None else np.asarray(rewards, np.float64))
-        with self.lock:
+        self.waiting.append(Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
+                                     None if rewards is None else np.asarray(rewards, np.float64)))
+        if self.lock.acquire(blocking=wait):
+            try:
+                self._fold()
+            finally:
+                self.lock.release()
+
+    def _fold(self) -> None:
+        """Learn the waiting feedback (the lock held)."""
+        while self.waiting:
+            feedback = self.waiting.popleft()
             self.policy.learn(feedback)
             self.tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
 
@@ -135,8 +150,10 @@ class ServedPolicy:
                     tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
         with self.lock:
             self.policy, self.tally = policy, tally
+            self.waiting.clear()  # learnt before the rows were read: in the store, so in the new state
 
     def state(self) -> dict[str, Any]:
         """The spec and the tally of what was learned (`Tally`)."""
         with self.lock:
+            self._fold()
             return {"policy": self.spec, **self.tally.as_dict()}

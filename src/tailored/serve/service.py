@@ -233,7 +233,8 @@ class Service:
         items = [row[ITEM_ID] for row in rows]
         self.exposures.log(exposure_row(user_id, self.model_version, items, [row[PROPENSITY] for row in rows],
                                         self.policy.spec, context, exposure_id))
-        self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1))
+        if not self.policy.greedy and self.served_id(user_id) != ERASED:  # an erased user's list is not stored
+            self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1))
 
     # -- feedback -------------------------------------------------------------------------------------------------
     def attribute(self, events: Sequence[Event], fresh: Collection[str]) -> list[dict[str, Any]]:
@@ -248,7 +249,7 @@ class Service:
                 found = self.store.attribute(attributable, self.window)
                 learnt = found[(found["click"] > 0) & found["event_id"].isin(list(fresh))]
                 self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
-                                  learnt["click"].to_numpy(np.float64))
+                                  learnt["click"].to_numpy(np.float64), wait=True)
             answers = {event: (exposure if by != "none" else None, by) for event, exposure, by
                        in zip(found["event_id"].tolist(), found["exposure_id"].tolist(), found["by"].tolist())}
         return [{"event_id": event.event_id, "exposure_id": exposure, "by": by}
