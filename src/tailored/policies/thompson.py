@@ -1,0 +1,251 @@
+"""``thompson``: Thompson sampling over the scorer's candidates, on position-debiased clicks, with the scorer as prior
+(Chapelle & Li 2011, "An Empirical Evaluation of Thompson Sampling"; the click model of Chuklin et al. 2015).
+
+The click rate of item i for user u is modelled as ``mu(u, i) * m_i``:
+
+- ``mu(u, i) = exp(prior_weight * z(u, i))``, z the candidate's score standardised over the request's candidates:
+  the model's personal prior, so that a known item starts where the model puts it, and a new item (added after
+  training) where its attributes put it;
+- ``m_i`` the item's correction learned online, ``Gamma(prior_clicks * g, prior_clicks)`` a priori (mean g: 1 for a
+  known item; for the new items the pooled ratio of their clicks to their expected clicks, so that new items that
+  turn out more appealing than the old ones start higher together) and, with the item's clicks ``C_i`` and its
+  examinations ``E_i = sum_p theta_p N_ip`` (impressions weighted by the position bias, `position_bias`),
+  ``Gamma(prior_clicks * g + C_i, prior_clicks + c * E_i)`` a posteriori, c the clicks per examination of all items.
+
+Each request samples every candidate's log click rate from the log-normal that matches the posterior's log moments
+(mean ``digamma(shape) - log(rate)``, variance ``trigamma(shape)``) and shows the ``k`` highest. With
+``new_item_slots = N`` the slate holds exactly N new candidates (the N best samples among them; fewer when fewer
+exist) beside the best known ones, each at the place its sample gives; with 0 (the default) new items compete with
+the known ones on their sampled click rates alone.
+
+Propensities are the exact marginals of that ranking by independent normal samples, by quadrature: P(c at p) is
+the integral over c's sample y of the probability that exactly p - 1 shown competitors sample above y (a
+Poisson-binomial over the other candidates, computed by prefix and suffix dynamic programs over a grid made of every
+relevant candidate's quantiles, integrated by the trapezoid rule in c's distribution function). Candidates that
+cannot reach the slate (their mean plus 6 standard deviations below the k-th best mean minus 6) get 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import digamma, polygamma
+
+from tailored.errors import ConfigError
+from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
+from tailored.policies.position_bias import estimate_position_bias, examinations, prior_examination
+from tailored.policies.state import ItemPositionCounts
+
+REFIT_GROWTH = 0.05
+"""The position bias is estimated again when the impressions grew by this fraction since the last estimate."""
+_ATOMS, _WEIGHTS = np.polynomial.hermite_e.hermegauss(3)
+"""The draws of a standard normal posterior: Gauss-Hermite's 3 points (0, +-sqrt(3)) and probabilities (2/3, 1/6,
+1/6), which match its mean, variance and kurtosis."""
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+@POLICIES.register("thompson")
+@dataclass(eq=False)
+class ThompsonPolicy:
+    """Thompson sampling on position-debiased clicks with the scorer's prior; see the module docstring."""
+
+    policy: ClassVar[str]
+    prior_weight: float = 1.0
+    new_prior_weight: float = 0.5
+    prior_clicks: float = 5.0
+    new_item_slots: int = 0
+    _counts: ItemPositionCounts = field(default_factory=ItemPositionCounts, init=False, repr=False)
+    _theta: np.ndarray = field(default_factory=lambda: prior_examination(10), init=False, repr=False)
+    _fitted_at: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("prior_weight", "new_prior_weight"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"Parameter policy 'thompson'.{name}={getattr(self, name)!r} must be >= 0 (log "
+                                  "click rate per standard deviation of the scorer's score, e.g. 1.0).")
+        if not np.isfinite(self.prior_clicks) or self.prior_clicks <= 0:
+            raise ConfigError(f"Parameter policy 'thompson'.prior_clicks={self.prior_clicks!r} must be > 0 (clicks "
+                              "that the prior weighs, e.g. 5).")
+        if self.new_item_slots < 0:
+            raise ConfigError(f"Parameter policy 'thompson'.new_item_slots={self.new_item_slots!r} must be >= 0.")
+
+    def params(self) -> dict[str, Any]:
+        return {"prior_weight": self.prior_weight, "new_prior_weight": self.new_prior_weight,
+                "prior_clicks": self.prior_clicks,
+                "new_item_slots": self.new_item_slots}
+
+    # -- online state -------------------------------------------------------------------------------------------
+    def learn(self, feedback: Feedback) -> None:
+        """Adds impressions (``rewards`` None) or attributed rewards to the counts per (item, position)."""
+        self._counts.add(feedback.item_ids, feedback.positions, feedback.rewards)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The counts, independent of the order feedback arrived in (`ItemPositionCounts.snapshot`)."""
+        return self._counts.snapshot()
+
+    def position_bias(self) -> np.ndarray:
+        """theta per position (theta_1 = 1), estimated by EM from the counts when they grew by `REFIT_GROWTH`."""
+        total = self._counts.totals[0].sum()
+        if self._counts.totals.shape[1] != len(self._theta) or total > (1 + REFIT_GROWTH) * self._fitted_at:
+            self._theta = estimate_position_bias(*self._counts.matrices())
+            self._fitted_at = total
+        return self._theta
+
+    def posterior(self, candidates: Candidates, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's log click rate (up to a constant): the posterior's mean and standard deviation."""
+        new = np.asarray(candidates.new, bool)
+        rows = self._counts.rows(candidates.item_ids)
+        clicks, exposure = np.zeros(len(rows)), np.zeros(len(rows))
+        if (rows >= 0).any():
+            seen, theta = rows >= 0, self.position_bias()
+            impressions, rewards = self._counts.matrices()
+            totals = self._counts.totals
+            clicks[seen] = rewards[rows[seen]].sum(axis=1)
+            exposure[seen] = examinations(impressions[rows[seen]], theta) * (
+                (totals[1].sum() + 1.0) / (examinations(totals[0], theta) + 10.0))
+        pooled = (self.prior_clicks + clicks[new].sum()) / (self.prior_clicks + exposure[new].sum())
+        shape = self.prior_clicks * np.where(new, pooled, 1.0) + clicks
+        rate = self.prior_clicks + exposure
+        return self.prior(candidates, k) + digamma(shape) - np.log(rate), np.sqrt(polygamma(1, shape))
+
+    def prior(self, candidates: Candidates, k: int) -> np.ndarray:
+        """The scorer's prior log click rate of each candidate: ``prior_weight`` times its score standardised among
+        the known candidates, less the mean of the first ``k`` (a typical shown item is 0); for new items, their
+        score standardised among the new ones (an average new item is a typical shown item until the feedback on
+        new items says otherwise) times ``new_prior_weight``."""
+        scores, new = np.asarray(candidates.scores, np.float64), np.asarray(candidates.new, bool)
+        prior = np.zeros(len(scores))
+        for group, weight in ((~new, self.prior_weight), (new, self.new_prior_weight)):
+            values = scores[group]
+            if len(values) > 1 and values.std() > 0:
+                prior[group] = weight * (values - values.mean()) / values.std()
+        known = np.flatnonzero(~new)
+        if len(known):
+            prior[known] -= prior[known[:k]].mean()
+        return prior
+
+    # -- decisions ----------------------------------------------------------------------------------------------
+    def draws(self, candidates: Candidates, k: int) -> np.ndarray:
+        """(candidates x 3): the values each candidate's log click rate is drawn from (`_ATOMS` of its posterior)."""
+        means, deviations = self.posterior(candidates, k)
+        return means[:, None] + deviations[:, None] * _ATOMS
+
+    def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
+        values = self.draws(candidates, k)
+        samples = values[np.arange(len(values)), rng.choice(len(_ATOMS), len(values), p=_WEIGHTS)]
+        caps = self._caps(candidates, k)
+        groups = np.asarray(candidates.new, bool)
+        if caps[0] == caps[1]:
+            chosen = np.argsort(-samples, kind="stable")[:caps[0]]
+        else:
+            chosen = np.concatenate([np.flatnonzero(groups == group)[np.argsort(-samples[groups == group],
+                                                                                kind="stable")[:cap]]
+                                     for group, cap in ((False, caps[0]), (True, caps[1]))])
+            chosen = chosen[np.lexsort((chosen, -samples[chosen]))]
+        table = ranked_marginals(values, groups, caps, chosen)
+        return Slate(chosen, table[np.arange(len(chosen)), np.arange(len(chosen))])
+
+    def marginals(self, candidates: Candidates, k: int) -> np.ndarray:
+        table = np.zeros((len(candidates), k))
+        groups = np.asarray(candidates.new, bool)
+        table[:, :min(k, len(candidates))] = ranked_marginals(self.draws(candidates, k), groups,
+                                                              self._caps(candidates, k), np.arange(len(candidates)))
+        return table
+
+    def _caps(self, candidates: Candidates, k: int) -> tuple[int, int]:
+        """How many known and new candidates the slate holds: any mix (caps k, k: one group of k) without reserved
+        slots, else exactly ``new_item_slots`` new ones when there are that many."""
+        n, new = len(candidates), int(np.count_nonzero(candidates.new))
+        shown = min(k, n)
+        if self.new_item_slots == 0 or new == 0 or new == n:
+            return shown, shown
+        reserved = min(self.new_item_slots, new, shown)
+        known = min(shown - reserved, n - new)
+        return known, shown - known
+
+
+def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, int], rows: np.ndarray
+                     ) -> np.ndarray:
+    """(len(rows), shown): the exact probability that candidate ``rows[i]`` is at position p + 1 when each candidate
+    draws one of its ``values`` (candidates x atoms, with probabilities `_WEIGHTS`) independently, the slate is the
+    best ``caps[0]`` draws of group False and the best ``caps[1]`` of group True (``caps[0] == caps[1]``: any mix of
+    ``caps[0]``, one group), ordered by draw, ties to the lower index."""
+    single = caps[0] == caps[1]
+    shown = caps[0] if single else caps[0] + caps[1]
+    membership = np.zeros(len(values), bool) if single else np.asarray(groups, bool)
+    group_caps = {False: shown, True: 0} if single else {False: caps[0], True: caps[1]}
+    relevant = _relevant(values, membership, group_caps)
+    owners = np.repeat(rows, values.shape[1])  # one node per atom of each requested row
+    nodes = values[rows].ravel()
+    programs = {}  # per group: its relevant members and the prefix and suffix counts of those above each node
+    for group, cap in group_caps.items():
+        members = np.flatnonzero(relevant & (membership == group))
+        draws = values[members][:, :, None]
+        above = (draws > nodes) | ((draws == nodes) & (members[:, None, None] < owners))
+        programs[group] = (members, *_counts_above(np.einsum("a,mag->mg", _WEIGHTS, above), cap))
+    table = np.zeros((len(rows), shown))
+    for group, cap in group_caps.items():
+        members, prefix, suffix = programs[group]
+        wanted = np.flatnonzero((membership[rows] == group) & np.isin(rows, members))
+        if cap == 0 or len(wanted) == 0:
+            continue
+        slot, own_nodes = np.searchsorted(members, rows[wanted]), _own_nodes(wanted, values.shape[1])
+        left = np.take_along_axis(prefix[slot], own_nodes[:, :, None], axis=1)
+        right = np.take_along_axis(suffix[slot + 1], own_nodes[:, :, None], axis=1)
+        own = _convolved(left, right, cap)[..., :cap]  # the group's others above: fewer than cap to be shown
+        other_members, other_prefix, _ = programs[not group]
+        if group_caps[not group] == 0 or len(other_members) == 0:
+            position = own
+        else:  # the other group's shown members above: min(its count above, its cap)
+            other = other_prefix[-1][own_nodes]
+            position = np.zeros((len(wanted), values.shape[1], shown))
+            for count in range(other.shape[-1]):
+                position[..., count:count + cap] += own[..., :shown - count] * other[..., count, None]
+        table[wanted, :position.shape[-1]] = np.einsum("a,iap->ip", _WEIGHTS, position)
+    return table
+
+
+def _own_nodes(wanted: np.ndarray, atoms: int) -> np.ndarray:
+    """The node indices of the requested rows ``wanted`` (rows x atoms)."""
+    return wanted[:, None] * atoms + np.arange(atoms)
+
+
+def _relevant(values: np.ndarray, membership: np.ndarray, group_caps: dict[bool, int]) -> np.ndarray:
+    """The candidates that can reach the slate: within its group, a highest draw not below the cap-th best lowest
+    draw (the others are always below that many of their group, so they neither show nor push a shown one down)."""
+    relevant = np.zeros(len(values), bool)
+    for group, cap in group_caps.items():
+        members = np.flatnonzero(membership == group)
+        if cap == 0 or len(members) == 0:
+            continue
+        floor = np.sort(values[members].min(axis=1))[::-1][min(cap, len(members)) - 1]
+        relevant[members[values[members].max(axis=1) >= floor]] = True
+    return relevant
+
+
+def _counts_above(chances: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prefix and suffix Poisson-binomial programs of the members' probabilities to draw above each node
+    (members x nodes): ``prefix[j][g, h]`` the probability that h of members ``< j`` are above (h = cap: cap or
+    more), ``suffix[j]`` the same for members ``>= j``. Both run in one pass (stacked)."""
+    count, points = chances.shape
+    programs = np.zeros((count + 1, 2, points, cap + 1))
+    programs[0, :, :, 0] = 1.0
+    stacked = np.stack([chances, chances[::-1]], axis=1)[..., None]
+    misses = 1.0 - stacked
+    for j in range(count):
+        out, counts, chance = programs[j + 1], programs[j], stacked[j]
+        np.multiply(counts, misses[j], out=out)
+        out[..., 1:] += counts[..., :-1] * chance
+        out[..., cap:] += counts[..., cap:] * chance
+    return programs[:, 0], programs[::-1, 1]
+
+
+def _convolved(left: np.ndarray, right: np.ndarray, cap: int) -> np.ndarray:
+    """The count of two independent sets (saturating at ``cap``) from each one's."""
+    total = np.zeros(left.shape)
+    for h in range(cap + 1):
+        total[..., h:] += left[..., h:h + 1] * right[..., :cap + 1 - h]
+    total[..., cap] = np.maximum(1.0 - total[..., :cap].sum(axis=-1), 0.0)
+    return total
