@@ -29,7 +29,7 @@ PRUNE = 1e-12
 PANEL, ORDER = 2.0, 12
 """Quadrature: Gauss-Legendre panels of this width (in units of the Gumbel scale) and order; absolute error ~1e-12."""
 BELOW, ABOVE = 4.0, 3.0
-"""Panels span [(k+1)-th largest mu - BELOW, max mu + ABOVE]; the tail above maps to (0, 1] by ``y = exp(top - t)``."""
+"""Each candidate's window [mu - BELOW, mu + ABOVE], where its density and its CDF's bend are (`quadrature`)."""
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
@@ -44,6 +44,28 @@ def standardised(scores: np.ndarray) -> np.ndarray:
         spread = values.std()
         z[real] = np.clip((values - values.mean()) / spread, -LIMIT, LIMIT) if spread > 0 else 0.0
     return z
+
+
+def quadrature(mu: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for the Plackett-Luce marginal integral over Gumbel locations ``mu`` (slate of ``k``).
+
+    The windows [mu_c - BELOW, mu_c + ABOVE], merged where they overlap, get Gauss-Legendre panels of width <= PANEL.
+    Between windows and above the last, every integrand is smooth in ``y = exp(a - t)`` (``a`` the gap's start; the
+    densities there are ``exp(mu_c - a) * exp(-y * exp(mu_c - a))`` times CDFs of the same form): one panel in y
+    each, so far-apart candidates (low temperatures) cost a few panels, not a grid over the distance. Below the
+    (k+1)-th largest mu - BELOW, k others exceed t except with probability < (k + 1) * 1e-23: not integrated.
+    """
+    low = (np.partition(mu, len(mu) - k - 1)[len(mu) - k - 1] if len(mu) > k else mu.min()) - BELOW
+    located = np.sort(mu[mu + ABOVE > low])
+    starts, ends = np.maximum(located - BELOW, low), located + ABOVE
+    reach = np.maximum.accumulate(ends)
+    first = np.concatenate([[True], starts[1:] > reach[:-1]])  # a window that starts a new cluster
+    lefts, rights = starts[first], reach[np.concatenate([first[1:], [True]])]
+    parts = [gauss_legendre(np.linspace(a, b, math.ceil((b - a) / PANEL) + 1), ORDER) for a, b in zip(lefts, rights)]
+    for a, b in zip(rights, np.concatenate([lefts[1:], [np.inf]])):
+        y, w = gauss_legendre(np.array([math.exp(a - b), 1.0]), ORDER)  # t = a - log(y), dt = dy / y
+        parts.append((a - np.log(y), w / y))
+    return np.concatenate([nodes for nodes, _ in parts]), np.concatenate([weights for _, weights in parts])
 
 
 @POLICIES.register("softmax")
@@ -91,13 +113,7 @@ class SoftmaxPolicy:
     @staticmethod
     def _marginals(mu: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Position marginals of Plackett-Luce with log-weights ``mu`` (Gumbel locations), rows ``rows``."""
-        # below the (k + 1)-th largest mu - BELOW, k others exceed t but with probability < (k + 1) * 1e-23
-        low = (np.partition(mu, len(mu) - k - 1)[len(mu) - k - 1] if len(mu) > k else mu.min()) - BELOW
-        top = mu.max() + ABOVE
-        body, body_weights = gauss_legendre(np.linspace(low, top, max(1, math.ceil((top - low) / PANEL)) + 1), ORDER)
-        tail, tail_weights = gauss_legendre(np.array([0.0, 1.0]), ORDER)  # t = top - log(y), dt = dy / y
-        nodes = np.concatenate([body, top - np.log(tail)])
-        weights = np.concatenate([body_weights, tail_weights / tail])
+        nodes, weights = quadrature(mu, k)
         exceed = np.exp(np.minimum(mu[:, None] - nodes[None, :], 40.0))
         cdf = np.exp(-exceed)
         return position_marginals(cdf, exceed * cdf, weights, k, rows)
