@@ -68,6 +68,19 @@ def test_an_expired_exposure_gets_nothing_but_a_longer_window_credits_it() -> No
     assert rows(found, "exposure_id", "by") == [["x2", "window"]]
 
 
+def test_the_window_includes_both_ends() -> None:
+    edges = events(("e1", "u2", "b", "click", 11 * HOUR), ("e2", "u2", "b", "cart", 35 * HOUR, "x3"),
+                   ("e3", "u2", "b", "purchase", 35 * HOUR + 0.001))
+    assert attribute(LISTS, edges)["by"].tolist() == ["window", "exposure_id", "none"]
+
+
+def test_an_item_shown_twice_in_a_list_is_credited_at_its_first_position() -> None:
+    twice = shown(("x9", "u1", 0.0, ["a", "b", "a"]))
+    found = attribute(twice, events(("e1", "u1", "a", "click", HOUR), ("e2", "u1", "a", "cart", HOUR, "x9")))
+    assert rows(found, "exposure_id", "position", "by") == [["x9", 1, "window"], ["x9", 1, "exposure_id"]]
+    assert feedback_log(twice, found)["click"].tolist() == [1, 0, 0]
+
+
 def test_an_event_before_its_exposure_is_not_attributed_to_it() -> None:
     found = attribute(LISTS, events(("e1", "u1", "c", "click", 9 * HOUR, "x2")))
     assert rows(found, "exposure_id", "by") == [["x1", "window"]]
