@@ -142,7 +142,7 @@ def test_exposures_logged_before_revision_4_read_as_greedy_lists(store) -> None:
     back_to(made.engine, 3)
     with made.engine.begin() as connection:
         connection.execute(sa.text("insert into exposures (exposure_id, user_id, model_version, items, created_at) "
-                                   "values ('old', 'u2', 'm0', '[\"i9\"]', 1.0)"))
+                                   "values ('old', 'u2', 'm0', '[\"i9\"]', 1.0), ('empty', 'u3', 'm0', '[]', 2.0)"))
     upgraded = store()
     assert upgraded.version == head() and schema_drift(upgraded.engine) == []
     with upgraded.engine.connect() as connection:
@@ -150,7 +150,8 @@ def test_exposures_logged_before_revision_4_read_as_greedy_lists(store) -> None:
                                             schema.exposures.c.propensities, schema.exposures.c.context)
                                   .order_by(schema.exposures.c.user_id)).all()
         events = connection.execute(sa.select(schema.events.c.exposure_id)).scalars().all()
-    assert [tuple(row) for row in rows] == [("u1", "greedy", [1.0, 1.0, 1.0], {}), ("u2", "greedy", [1.0], {})]
+    assert [tuple(row) for row in rows] == [("u1", "greedy", [1.0, 1.0, 1.0], {}), ("u2", "greedy", [1.0], {}),
+                                            ("u3", "greedy", [], {})]
     assert events == [None]
 
 
