@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from tailored.errors import ConfigError
-from tailored.pipeline.slates import candidates_of
+from tailored.pipeline.slates import candidate_lists, candidates_of
 from tailored.policies.base import Candidates, Feedback, Slate, parse_policy
 from tailored.query import Query
-from tailored.simulation.run import (LOG_COLUMNS, EngineDriver, Traffic, candidate_lists, oracle_clicks, simulate,
+from tailored.simulation.run import (LOG_COLUMNS, EngineDriver, SimulationReport, Traffic, oracle_clicks, simulate,
                                      trained_model)
 from tailored.simulation.world import World, WorldSpec
 
-SMALL = {"users": 300, "items": 300, "categories": 10}
-IMPRESSIONS = 3_000
+SMALL = {"users": 200, "items": 250, "categories": 10}
+IMPRESSIONS = 2_000
 
 
 @dataclass(eq=False)
@@ -49,17 +49,22 @@ def world() -> World:
     return World(WorldSpec(scenario="new-items", **SMALL))
 
 
-def test_same_policy_twice_gets_the_same_clicks(world: World) -> None:
-    first, again = (simulate(world, ["uniform"], impressions=IMPRESSIONS, seed=5).runs[0] for _ in range(2))
+@pytest.fixture(scope="module")
+def report(world: World) -> SimulationReport:
+    """greedy then uniform, with their logs."""
+    return simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS, seed=2, keep_log=True)
+
+
+def test_same_policy_twice_gets_the_same_clicks(world: World, report: SimulationReport) -> None:
+    first, again = report.runs[1], simulate(world, ["uniform"], impressions=IMPRESSIONS, seed=2).runs[0]
     np.testing.assert_array_equal(first.clicks, again.clicks)
     np.testing.assert_array_equal(first.revenue, again.revenue)
     other_seed = simulate(world, ["uniform"], impressions=IMPRESSIONS, seed=6).runs[0]
     assert not np.array_equal(first.clicks, other_seed.clicks)
 
 
-def test_policies_share_the_users_and_draws(world: World) -> None:
+def test_policies_share_the_users_and_draws(report: SimulationReport) -> None:
     """Where two policies show the same item at the same position of the same list, they get the same click."""
-    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS, seed=2, keep_log=True)
     greedy, uniform = (run.log.set_index(["exposure_id", "position"]) for run in report.runs)
     assert (greedy["user_id"].groupby(level=0).first() == uniform["user_id"].groupby(level=0).first()).all()
     both = greedy.join(uniform.add_suffix("_uniform"), how="inner")
@@ -69,8 +74,7 @@ def test_policies_share_the_users_and_draws(world: World) -> None:
     np.testing.assert_array_equal(report.runs[0].oracle, report.runs[1].oracle)
 
 
-def test_regret_is_never_negative_and_greedy_beats_random(world: World) -> None:
-    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS)
+def test_regret_is_never_negative_and_greedy_beats_random(report: SimulationReport) -> None:
     for run in report.runs:
         assert (run.oracle - run.expected >= -1e-12).all()
     greedy, uniform = (run.summary() for run in report.runs)
@@ -99,17 +103,18 @@ def test_policies_see_only_the_engine_candidates(world: World) -> None:
 
 def test_batched_candidates_equal_candidates_of(world: World) -> None:
     model = trained_model(world).with_items(world.item_table(np.flatnonzero(world.new)))
-    users = world.user_ids[[0, 7, 42, 299]]
+    users = world.user_ids[[0, 7, 42, 199]]
     for user, batched in zip(users, candidate_lists(model, users, 10), strict=True):
         single = candidates_of(model, Query(user), 10)
         np.testing.assert_array_equal(batched.item_ids, single.item_ids)
         np.testing.assert_allclose(batched.scores, single.scores, rtol=1e-5)  # one block or one row: float32 sums
         np.testing.assert_array_equal(batched.new, single.new)
+        np.testing.assert_allclose(batched.item_vectors, single.item_vectors)
+        np.testing.assert_allclose(batched.user_vector, single.user_vector)
 
 
-def test_new_items_become_candidates_when_they_arrive(world: World) -> None:
-    report = simulate(world, ["uniform"], impressions=IMPRESSIONS, keep_log=True)
-    run, traffic = report.runs[0], Traffic.of(world, IMPRESSIONS)
+def test_new_items_become_candidates_when_they_arrive(world: World, report: SimulationReport) -> None:
+    run, traffic = report.runs[1], Traffic.of(world, IMPRESSIONS, seed=2)
     first_wave = np.searchsorted(traffic.moments, world.arrivals()[0][0])
     assert run.new_shown[:first_wave].sum() == 0 and run.new_shown[first_wave:].sum() > 0
     log = run.log
@@ -120,11 +125,12 @@ def test_new_items_become_candidates_when_they_arrive(world: World) -> None:
     assert any(candidates.new.any() for candidates in run.candidates)
 
 
-def test_keep_log_writes_the_feedback_log_format(world: World) -> None:
-    run = simulate(world, ["uniform"], impressions=1_000, keep_log=True).runs[0]
+def test_keep_log_writes_the_feedback_log_format(report: SimulationReport) -> None:
+    run = report.runs[1]
     log = run.log
     assert list(log.columns) == LOG_COLUMNS
-    assert len(log) == 1_000 * 10 and log["exposure_id"].nunique() == 1_000
+    assert len(log) == IMPRESSIONS * 10 and log["exposure_id"].nunique() == IMPRESSIONS
+    assert len(run.candidates) == IMPRESSIONS
     assert log["click"].sum() == run.clicks.sum() and log["revenue"].sum() == pytest.approx(run.revenue.sum())
     assert log["position"].between(1, 10).all() and log["propensity"].between(0, 1, inclusive="right").all()
     assert (log["policy"] == "uniform").all()
@@ -137,10 +143,10 @@ def test_keep_log_writes_the_feedback_log_format(world: World) -> None:
     np.testing.assert_allclose(marginals[rows, first["position"] - 1], first["propensity"])
 
 
-def test_report_sets_each_policy_beside_the_baseline(world: World) -> None:
-    report = simulate(world, ["greedy", "uniform"], impressions=IMPRESSIONS).to_dict()
-    assert report["baseline"] == "greedy" and report["scenario"] == "new-items"
-    greedy, uniform = report["policies"]
+def test_report_sets_each_policy_beside_the_baseline(report: SimulationReport) -> None:
+    data = report.to_dict()
+    assert data["baseline"] == "greedy" and data["scenario"] == "new-items"
+    greedy, uniform = data["policies"]
     assert greedy["vs_baseline"]["clicks"] == 1.0
     assert uniform["vs_baseline"]["clicks"] == pytest.approx(uniform["second_half"]["clicks"]
                                                              / greedy["second_half"]["clicks"])

@@ -27,9 +27,8 @@ from tailored.data.columns import ITEM_ID, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.pipeline.recommender import Recommender, build_recommender
-from tailored.pipeline.slates import candidate_count, candidates_of, request_rng
+from tailored.pipeline.slates import candidate_lists, request_rng
 from tailored.policies.base import Candidates, Feedback, Policy, parse_policy, spec_of
-from tailored.query import Query
 from tailored.simulation.world import World, WorldSpec
 
 K = 10
@@ -161,25 +160,6 @@ def trained_model(world: World, algorithm: str = ALGORITHM, params: dict[str, An
         dataset = Dataset.from_frame(world.training_clicks(), items=world.item_table(world.trained_items()))
         _MODELS[key] = build_recommender(algorithm, params).fit(dataset)
     return _MODELS[key]
-
-
-def candidate_lists(model: Recommender, user_ids: np.ndarray, k: int) -> list[Candidates]:
-    """`candidates_of` for many users at once (one batch of the model's lists): the same candidates (the scores to
-    float32 rounding: a block's sums run in another order than one row's), when `candidates_of` gives no vectors or
-    context (otherwise it is called user by user)."""
-    user_ids = np.asarray(user_ids, dtype=object)
-    probe = candidates_of(model, Query(str(user_ids[0])), k) if len(user_ids) else None
-    if probe is not None and any(value is not None for value in (probe.user_vector, probe.item_vectors,
-                                                                 probe.context)):
-        return [probe] + [candidates_of(model, Query(str(user)), k) for user in user_ids[1:]]
-    frame = model.recommend(user_ids, candidate_count(k), warn=False)
-    added = model.new_items_.added
-    item_ids = frame[ITEM_ID].to_numpy()
-    new = np.isin(item_ids, added[ITEM_ID].to_numpy()) if added is not None else np.zeros(len(frame), bool)
-    scores = np.nan_to_num(frame["score"].to_numpy(np.float64), nan=0.0, neginf=np.finfo(np.float64).min / 4)
-    ends = np.cumsum(frame.groupby(USER_ID, sort=False).size().reindex(user_ids, fill_value=0).to_numpy())
-    return [Candidates(ids, values, flags) for ids, values, flags in
-            zip(np.split(item_ids, ends[:-1]), np.split(scores, ends[:-1]), np.split(new, ends[:-1]), strict=True)]
 
 
 def user_lists(world: World, model: Recommender, users: np.ndarray, k: int
