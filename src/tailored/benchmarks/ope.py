@@ -16,8 +16,10 @@ from tailored.jobs.ope import evaluate_log
 
 OPEN_BANDIT_ESTIMATORS = ("ips", "snips", "dm", "dr")
 ACCURACY_ESTIMATORS = ("snips", "dr")
-ACCURACY_LOGGING = "thompson"
-ACCURACY_TARGETS = ("greedy", "softmax:temperature=0.5")
+ACCURACY_LOGGING = "softmax:temperature=0.5"
+"""An exploring policy with full support over the candidates (thompson's lists turn deterministic where its posterior
+is sure: propensity 1, and greedy's other items there are outside its support)."""
+ACCURACY_TARGETS = ("greedy", "epsilon-greedy:epsilon=0.1")
 
 
 def open_bandit(campaign: str = "all", estimators: Sequence[str] = OPEN_BANDIT_ESTIMATORS, samples: int = 1000,

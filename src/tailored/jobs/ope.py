@@ -80,8 +80,8 @@ def target_log(log: pd.DataFrame, policy: Policy, model: Recommender | None, can
     groups, sources = _candidate_groups(log, lists, depth, policy, model, candidates)
     stacked, sizes = _stack_marginals(policy, sources)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    item_ids = np.concatenate([found.item_ids for found, _ in sources]).astype(str)
-    row_groups, row_items = groups[lists], log["item_id"].to_numpy(str)
+    item_ids = np.concatenate([found.item_ids for found, _ in sources]).astype(str).astype(object)
+    row_groups, row_items = groups[lists], log["item_id"].to_numpy(object)
     table = pd.DataFrame({"group": np.repeat(np.arange(len(sources)), sizes), "item": item_ids,
                           "row": np.arange(len(item_ids))}).drop_duplicates(["group", "item"])
     found_rows = pd.DataFrame({"group": row_groups, "item": row_items}).merge(table, how="left")["row"].to_numpy()
@@ -121,11 +121,11 @@ def _candidate_groups(log: pd.DataFrame, lists: np.ndarray, depth: np.ndarray, p
         if policy.policy != "uniform":
             raise ConfigError(f"Policy '{spec_of(policy)}' needs the model's candidates: give --model-dir. Only "
                               "'uniform' is evaluated without a model (over the items seen in the log).")
-        catalogue = np.sort(pd.unique(log["item_id"].to_numpy(str)))
+        catalogue = np.sort(pd.unique(log["item_id"]).astype(str))
         everything = Candidates(catalogue, np.zeros(len(catalogue)), np.zeros(len(catalogue), bool))
         groups, ks = pd.factorize(depth)
         return groups, [(everything, int(k)) for k in ks]
-    users = log["user_id"].to_numpy(str)[np.unique(lists, return_index=True)[1]]
+    users = log["user_id"].to_numpy(object)[np.unique(lists, return_index=True)[1]].astype(str)
     groups = pd.factorize(pd.Series(users, dtype=object) + "\x00" + pd.Series(depth).astype(str))[0]
     firsts = np.unique(groups, return_index=True)[1]
     found: dict[int, tuple[Candidates, int]] = {}
