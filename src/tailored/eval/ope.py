@@ -227,7 +227,10 @@ def _list_statistics(log: SlateLog) -> _Statistics:
     weights = log.target / log.logging
     rewards = log.rewards.astype(np.float64)
     matrix = np.zeros((n, 6 + 3 * depth))
-    per_list = lambda values: np.bincount(lists, values, minlength=n)  # noqa: E731
+
+    def per_list(values: np.ndarray) -> np.ndarray:
+        return np.bincount(lists, values, minlength=n)
+
     matrix[:, _Statistics.ips] = per_list(rewards * weights)
     if log.expected is not None and log.predicted is not None:
         matrix[:, _Statistics.dm] = per_list(log.expected)
