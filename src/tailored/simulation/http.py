@@ -31,6 +31,9 @@ BLOCK = 64
 """Requests per block: sent together, answered by the world together, their events posted in one batch."""
 THREADS = 8
 EVENTS_PER_POST = 1_000
+RETRIED = (429, 503)
+"""Answers of an overloaded service: the request is sent again after its ``Retry-After``."""
+MAX_WAIT = 1.0
 
 
 class ServiceError(TailoredError):
@@ -144,15 +147,28 @@ class HttpDriver:
             yield event
 
     def _answer(self, client: httpx.Client, method: str, path: str, **arguments: Any) -> dict[str, Any]:
-        """The JSON answer of one request (empty for 204); a `ServiceError` naming the request otherwise."""
+        """The JSON answer of one request (empty for 204), asked again after ``Retry-After`` while the service is
+        overloaded (429, 503) for up to ``timeout`` seconds; a `ServiceError` naming the request otherwise."""
         import httpx
 
-        try:
-            response = client.request(method, path, **arguments)
-        except httpx.HTTPError as error:
-            raise ServiceError(f"{method} {self.url}{path} failed: {error}. Is `tailored serve` running there?"
-                               ) from error
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                response = client.request(method, path, **arguments)
+            except httpx.HTTPError as error:
+                raise ServiceError(f"{method} {self.url}{path} failed: {error}. Is `tailored serve` running there?"
+                                   ) from error
+            if response.status_code not in RETRIED or time.monotonic() > deadline:
+                break
+            time.sleep(min(_seconds(response.headers.get("Retry-After")), MAX_WAIT))
         if response.status_code >= 400:
             raise ServiceError(f"{method} {self.url}{path} answered {response.status_code}: {response.text[:300]}")
         return response.json() if response.content else {}
 
+
+def _seconds(retry_after: str | None) -> float:
+    """A ``Retry-After`` header's seconds (a short pause when absent or a date)."""
+    try:
+        return max(float(retry_after or ""), 0.0)
+    except ValueError:
+        return 0.05
