@@ -18,15 +18,24 @@ from functools import lru_cache
 
 import numpy as np
 
+EPSILON = 1e-17
+"""CDF values this close to 0 or 1 are rounded to it (subnormal arithmetic is a hundred times slower)."""
+TINY = 1e-200
+"""Weighted densities below this are 0 (an error below TINY per node)."""
+
 
 def gauss_legendre(edges: np.ndarray, order: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of composite Gauss-Legendre quadrature: ``order`` nodes on each panel between consecutive
     sorted distinct ``edges`` (exact for polynomials of degree ``2 * order - 1`` on each panel)."""
     edges = np.unique(np.asarray(edges, dtype=np.float64))
+    return panels(edges[:-1], edges[1:], order)
+
+
+def panels(lefts: np.ndarray, rights: np.ndarray, order: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of ``order``-point Gauss-Legendre on each panel ``[lefts[i], rights[i]]`` (flattened)."""
     base, weights = _legendre(order)
-    half = np.diff(edges)[:, None] / 2
-    nodes = (edges[:-1, None] + half) + half * base[None, :]
-    return nodes.ravel(), (half * weights[None, :]).ravel()
+    half = (np.asarray(rights, dtype=np.float64) - lefts)[:, None] / 2
+    return ((np.asarray(lefts, dtype=np.float64)[:, None] + half) + half * base).ravel(), (half * weights).ravel()
 
 
 def position_marginals(
@@ -45,7 +54,8 @@ def position_marginals(
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if k == 0 or n == 0 or len(rows) == 0:
         return np.zeros((len(rows), k))
-    cdf = np.clip(cdf, 0.0, 1.0)
+    # CDFs within EPSILON of 0 or 1 are rounded there: no subnormal products (slow), an error below n * EPSILON
+    cdf = np.where(cdf < EPSILON, 0.0, np.where(cdf > 1.0 - EPSILON, 1.0, cdf))
     others = np.ones(n, bool)
     others[rows] = False
     m = len(rows)
@@ -61,7 +71,9 @@ def position_marginals(
     # leaving rows[r] out: the prefix before it convolved with the suffix after it; cross[r, a, b] sums
     # w_q f_c(t_q) prefix[r, a, q] suffix[r + 1, b, q] over the nodes, and the marginal at p sums a + b = p
     order = np.arange(m)
-    weighted = runs[order, :, 0] * (pdf[rows] * weights)[:, None, :]
+    density = pdf[rows] * weights
+    density[density < TINY] = 0.0  # as for the CDFs: no subnormal products
+    weighted = runs[order, :, 0] * density[:, None, :]
     cross = np.matmul(weighted, runs[m - 1 - order, :, 1].transpose(0, 2, 1))
     return cross.reshape(m, k * k) @ _antidiagonals(k)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from tailored.errors import ConfigError
 from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
-from tailored.policies.marginals import gauss_legendre, position_marginals
+from tailored.policies.marginals import panels, position_marginals
 
 LIMIT = 50.0
 """Standardised scores are clipped to [-LIMIT, LIMIT] (a -inf score gets -LIMIT)."""
@@ -61,11 +61,15 @@ def quadrature(mu: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     reach = np.maximum.accumulate(ends)
     first = np.concatenate([[True], starts[1:] > reach[:-1]])  # a window that starts a new cluster
     lefts, rights = starts[first], reach[np.concatenate([first[1:], [True]])]
-    parts = [gauss_legendre(np.linspace(a, b, math.ceil((b - a) / PANEL) + 1), ORDER) for a, b in zip(lefts, rights)]
-    for a, b in zip(rights, np.concatenate([lefts[1:], [np.inf]])):
-        y, w = gauss_legendre(np.array([math.exp(a - b), 1.0]), ORDER)  # t = a - log(y), dt = dy / y
-        parts.append((a - np.log(y), w / y))
-    return np.concatenate([nodes for nodes, _ in parts]), np.concatenate([weights for _, weights in parts])
+    counts = np.ceil((rights - lefts) / PANEL).astype(np.int64)  # panels of width <= PANEL per cluster
+    cluster = np.repeat(np.arange(len(lefts)), counts)
+    step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = (rights - lefts)[cluster] / counts[cluster]
+    body, body_weights = panels(lefts[cluster] + step * width, lefts[cluster] + (step + 1) * width, ORDER)
+    gaps = np.concatenate([lefts[1:], [np.inf]]) - rights  # each gap (and the tail) in y = exp(a - t)
+    y, y_weights = panels(np.exp(-gaps), np.ones(len(gaps)), ORDER)
+    starts_of_gaps = np.repeat(rights, ORDER)
+    return np.concatenate([body, starts_of_gaps - np.log(y)]), np.concatenate([body_weights, y_weights / y])
 
 
 @POLICIES.register("softmax")
