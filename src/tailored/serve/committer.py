@@ -10,8 +10,11 @@ nothing stored, and readiness reports it.
 
 ``before`` runs in the writer before each commit (the service flushes the waiting impressions there: an
 acknowledged event's exposure is stored before the event); if it fails, the group is not stored and each waiting
-request gets its error. Each request learns which of its events this commit stored (``fresh``: not a resend), so
-that what they teach the policy is learnt once."""
+request gets its error. ``after`` runs in the writer once a group is committed, with the group's committed batches
+and the ids new to the store (``fresh``: not a resend, so that what they teach is learnt once): the service
+attributes them there, one query for the whole group, and each request's answer carries its batch's attribution. If
+it fails, the events are stored but the requests are told that they could not be attributed (503: resending is
+safe)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tailored.store import EventStore
 from tailored.store.database import Event
@@ -32,12 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 class Committed(NamedTuple):
-    """What a commit did with one request's events: counts, and the ids it stored (the others were stored before,
-    twice in the request, or of erased users)."""
+    """What a commit did with one request's events: counts, the ids it stored (the others were stored before, twice
+    in the request, or of erased users) and, with an ``after`` hook, what it answered for the batch."""
 
     accepted: int
     duplicates: int
     fresh: frozenset[str]
+    attribution: list[Any] | None = None
 
 
 Pending = tuple[Sequence[Event], "Future[Committed]"]
@@ -51,8 +55,10 @@ class EventCommitter:
     """One writer thread; a request waits at most ``timeout`` seconds for its commit."""
 
     def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0,
-                 before: Callable[[], None] | None = None) -> None:
-        self.store, self.max_group_events, self.timeout, self.before = store, max_group_events, timeout, before
+                 before: Callable[[], None] | None = None,
+                 after: Callable[[list[Sequence[Event]], frozenset[str]], list[Any]] | None = None) -> None:
+        self.store, self.max_group_events, self.timeout = store, max_group_events, timeout
+        self.before, self.after = before, after
         self.pending: queue.Queue[Pending | None] = queue.Queue()
         self.committing_since: float | None = None
         self.thread = threading.Thread(target=self._run, name="event-committer", daemon=True)
@@ -112,15 +118,21 @@ class EventCommitter:
             live = [(events, future) for events, future in group if future.set_running_or_notify_cancel()]
             self.committing_since = time.monotonic()
             try:
-                self._commit(live)
+                results = self._commit(live)
             finally:
                 self.committing_since = None
+            for (_, future), result in zip(live, self._attributed(live, results)):
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)  # type: ignore[arg-type]
             if stopping:
                 return
 
-    def _commit(self, group: list[Pending]) -> None:
+    def _commit(self, group: list[Pending]) -> list[object]:
+        """Each request's `Committed`, or its error."""
         if not group:
-            return
+            return []
         try:
             if self.before is not None:
                 self.before()
@@ -135,11 +147,26 @@ class EventCommitter:
         except Exception as error:  # noqa: BLE001  (every waiting request gets the database's error; the writer goes on)
             logger.warning("event commit failed: %s", type(error).__name__)  # the type only: messages may hold ids
             results = [error] * len(group)
-        for (_, future), result in zip(group, results):
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
+        return results
+
+    def _attributed(self, group: list[Pending], results: list[object]) -> list[object]:
+        """``results`` with each committed batch's answer from ``after``; its failure is each one's error."""
+        done = [index for index, result in enumerate(results) if isinstance(result, Committed)]
+        if self.after is None or not done:
+            return results
+        try:
+            fresh = frozenset().union(*(results[index].fresh for index in done))  # type: ignore[attr-defined]
+            answers = self.after([group[index][0] for index in done], fresh)
+        except Exception as error:  # noqa: BLE001  (the events are stored: say so, whatever failed)
+            logger.warning("committed events not attributed: %s", type(error).__name__)
+            failed = IngestionUnavailable("The events were stored but could not be attributed (the database failed "
+                                          "after the commit): resend them with the same event ids to get their "
+                                          "attribution; duplicates are ignored.")
+            return [failed if index in done else result for index, result in enumerate(results)]
+        attributed = list(results)
+        for index, answer in zip(done, answers):
+            attributed[index] = results[index]._replace(attribution=answer)  # type: ignore[attr-defined]
+        return attributed
 
 
 def with_fresh(batches: Sequence[Sequence[Event]], results: Sequence[object], known: set[str]) -> list[object]:

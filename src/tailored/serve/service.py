@@ -11,7 +11,7 @@ import math
 import threading
 import uuid
 from pathlib import Path
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ class Service:
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")
         self.exposures = ExposureWriter(self.store)
         self.committer = EventCommitter(self.store, timeout=settings.commit_timeout_seconds,
-                                        before=self.exposures.flush_all)
+                                        before=self.exposures.flush_all, after=self.attribute)
         self.cache = ListCache(settings.cache_size)
         self.learning = threading.Lock()  # a POST's attribution and learning, or a rebuild of the policy's state
         self.erasures = ErasureFollower(self.store, self.erased_elsewhere, settings.erasure_poll_seconds)
@@ -237,13 +237,14 @@ class Service:
             self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1))
 
     # -- feedback -------------------------------------------------------------------------------------------------
-    def attribute(self, events: Sequence[Event], fresh: Collection[str]) -> list[dict[str, Any]]:
-        """Attribute committed events (`EventStore.attribute`: the rule of the log export) and learn at once the
-        clicks of those this commit stored (``fresh``: a resent event was learnt when first stored); per event
-        ``event_id, exposure_id, by`` (exposure_id / window / none / duplicate; none for an event not stored, of an
-        erased user, or of a type that does not attribute)."""
+    def attribute(self, batches: list[Sequence[Event]], fresh: frozenset[str]) -> list[list[dict[str, Any]]]:
+        """Attribute committed batches of events (`EventStore.attribute`: the rule of the log export; one query for
+        them all) and learn at once the clicks of those the commit stored (``fresh``: a resent event was learnt when
+        first stored); per batch, per event ``event_id, exposure_id, by`` (exposure_id / window / none / duplicate;
+        none for an event not stored, of an erased user, or of a type that does not attribute). Runs in the event
+        committer's thread, after each commit (`EventCommitter`)."""
         answers: dict[str, tuple[str | None, str]] = {}
-        attributable = [event for event in events if event.type in ATTRIBUTED_TYPES]
+        attributable = [event for batch in batches for event in batch if event.type in ATTRIBUTED_TYPES]
         if attributable:
             with self.learning:
                 found = self.store.attribute(attributable, self.window)
@@ -252,8 +253,9 @@ class Service:
                                   learnt["click"].to_numpy(np.float64), wait=True)
             answers = {event: (exposure if by != "none" else None, by) for event, exposure, by
                        in zip(found["event_id"].tolist(), found["exposure_id"].tolist(), found["by"].tolist())}
-        return [{"event_id": event.event_id, "exposure_id": exposure, "by": by}
-                for event in events for exposure, by in [answers.get(event.event_id, (None, "none"))]]
+        return [[{"event_id": event.event_id, "exposure_id": exposure, "by": by}
+                 for event in batch for exposure, by in [answers.get(event.event_id, (None, "none"))]]
+                for batch in batches]
 
     def rebuild_policy(self) -> None:
         """The policy's state from the store alone: every stored impression and attributed click (the feedback log,

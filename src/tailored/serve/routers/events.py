@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tailored.serve.security import ERRORS, require
@@ -62,6 +61,5 @@ async def post_events(request: Request, batch: EventBatch, _: str = Depends(requ
     committed = await service.committer.commit(events)
     request.app.state.metrics.events.inc(committed.accepted)
     service.events_arrived({event.user_id for event in batch.events})
-    attribution = await run_in_threadpool(service.attribute, events, committed.fresh)
     return EventsStored(accepted=committed.accepted, duplicates=committed.duplicates,
-                        attribution=[Attribution(**each) for each in attribution])
+                        attribution=[Attribution(**each) for each in committed.attribution or []])
