@@ -8,8 +8,9 @@ candidates by decreasing value. Candidate ``c`` is at position ``p + 1`` when ex
 The inner term is a Poisson-binomial probability over the others' ``1 - F_j(t)``, computed by a dynamic programme
 truncated at ``k`` counts (prefix and suffix products over the candidates, so leaving ``c`` out is a convolution of
 two non-negative sequences: stable, no division); the outer integral is a quadrature whose nodes the caller chooses
-for its distributions (`gauss_legendre`: composite Gauss-Legendre panels). Plackett-Luce sampling is the case of
-Gumbel values (`softmax`); Thompson sampling is the case of Beta posteriors.
+for its distributions (`gauss_legendre`, `panels`: composite Gauss-Legendre). Plackett-Luce sampling is the case
+of Gumbel values (`softmax`); any other family (normal or Beta posteriors of a Thompson sampler) passes its own
+CDFs, densities and nodes.
 """
 
 from __future__ import annotations
