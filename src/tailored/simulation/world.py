@@ -62,7 +62,7 @@ class WorldSpec:
     seed: int = 0
     new_share: float = 0.2
     """new-items: the share of the catalogue that arrives after training."""
-    new_appeal: float = 0.6
+    new_appeal: float = 0.4
     """new-items: how much more appealing new items are on average (logit scale)."""
     drift: float = float(np.pi / 2)
     """drift: the angle (radians) tastes rotate by over the run."""
