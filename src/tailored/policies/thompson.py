@@ -40,6 +40,8 @@ from tailored.policies.state import ItemPositionCounts
 
 REFIT_GROWTH = 0.05
 """The position bias is estimated again when the impressions grew by this fraction since the last estimate."""
+POOL_PRIOR_ITEMS = 3.0
+"""How many items of correction 1 the new items' pooled correction starts from (`ThompsonPolicy.pooled`)."""
 _ATOMS, _WEIGHTS = np.polynomial.hermite_e.hermegauss(3)
 """The draws of a standard normal posterior: Gauss-Hermite's 3 points (0, +-sqrt(3)) and probabilities (2/3, 1/6,
 1/6), which match its mean, variance and kurtosis."""
@@ -105,10 +107,16 @@ class ThompsonPolicy:
             clicks[seen] = rewards[rows[seen]].sum(axis=1)
             exposure[seen] = examinations(impressions[rows[seen]], theta) * (
                 (totals[1].sum() + 1.0) / (examinations(totals[0], theta) + 10.0))
-        pooled = (self.prior_clicks + clicks[new].sum()) / (self.prior_clicks + exposure[new].sum())
-        shape = self.prior_clicks * np.where(new, pooled, 1.0) + clicks
+        shape = self.prior_clicks * np.where(new, self.pooled(clicks[new], exposure[new]), 1.0) + clicks
         rate = self.prior_clicks + exposure
         return self.prior(candidates, k) + digamma(shape) - np.log(rate), np.sqrt(polygamma(1, shape))
+
+    def pooled(self, clicks: np.ndarray, exposure: np.ndarray) -> float:
+        """The prior mean correction of new items: the average of the request's new items' posterior mean
+        corrections, with `POOL_PRIOR_ITEMS` items of correction 1 (new items are typical shown items a priori)."""
+        seen = exposure > 0
+        means = (self.prior_clicks + clicks[seen]) / (self.prior_clicks + exposure[seen])
+        return float((POOL_PRIOR_ITEMS + means.sum()) / (POOL_PRIOR_ITEMS + seen.sum()))
 
     def prior(self, candidates: Candidates, k: int) -> np.ndarray:
         """The scorer's prior log click rate of each candidate: ``prior_weight`` times its score standardised among
