@@ -189,3 +189,50 @@ def ann(
     from tailored.benchmarks.service import ann_benchmark
 
     print_table(pd.DataFrame(ann_benchmark(items, factors, queries)), title=f"{items:,} items x {factors} factors")
+
+
+@app.command("open-bandit")
+@handle_errors
+def open_bandit(
+    campaign: Annotated[str, typer.Option("--campaign", help="all, men or women.")] = "all",
+    samples: Annotated[int, typer.Option("--samples", min=100, help="Bootstrap resamples.")] = 1000,
+    output: TableOutput = None,
+) -> None:
+    """The Open Bandit Dataset sample shipped with obp: the Random policy's click rate estimated from the Bernoulli
+    Thompson Sampling logs, each estimate with its 95 % interval beside Random's on-policy rate."""
+    from tailored.benchmarks.ope import open_bandit as run_open_bandit
+
+    _check_output(output)
+    start = time.perf_counter()
+    table = run_open_bandit(campaign, samples=samples)
+    print_table(table, title=f"Open Bandit ({campaign}): Random's click rate from the BTS logs "
+                             f"(BTS on-policy {table.attrs['bts_on_policy']:.5f})")
+    for warning in table.attrs["warnings"]:
+        console.print(f"warning: {warning}")
+    _finish(table, start, output)
+
+
+@app.command("ope")
+@handle_errors
+def ope(
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Simulated worlds (one seed each).")] = 20,
+    impressions: Annotated[int, typer.Option("--impressions", min=100, help="Lists shown per run.")] = 20_000,
+    scenario: Annotated[str, typer.Option("--scenario", help="static, new-items or drift.")] = "static",
+    speed_impressions: Annotated[int, typer.Option(
+        "--speed-impressions", min=0, help="Logged impressions of the speed run (0: skip it).")] = 1_000_000,
+    output: TableOutput = None,
+) -> None:
+    """Off-policy estimates against the truth: per seed, an exploring policy's log estimates greedy's and a second
+    policy's click rate (SNIPS, DR), beside the rate each earns online in the same world; then every estimator's
+    speed on a million logged impressions."""
+    from tailored.benchmarks.ope import accuracy, accuracy_summary, speed
+
+    _check_output(output)
+    start = time.perf_counter()
+    table = accuracy(seeds, impressions, scenario, on_row=lambda row: console.print(
+        f"seed {row['seed']:>2} {row['target']:<26} {row['estimator']:<6} online {row['online']:.4f} estimate "
+        f"{row['estimate']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}] error {row['error']:+.1%}"))
+    print_table(accuracy_summary(table), title=f"OPE accuracy ({scenario}, {seeds} seeds, {impressions} lists each)")
+    if speed_impressions:
+        print_table(speed(speed_impressions), title=f"OPE speed ({speed_impressions:,} logged impressions)")
+    _finish(table, start, output)
