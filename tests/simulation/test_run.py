@@ -168,3 +168,12 @@ def test_bad_runs_are_refused(world: World) -> None:
         EngineDriver(update_every=0)
     with pytest.raises(ConfigError, match="nope"):
         simulate(world, ["greedy", "nope"])
+
+
+def test_a_fixed_model_grows_stale_as_tastes_drift() -> None:
+    drift = World(WorldSpec(scenario="drift"))  # the default size: the model learns tastes, not only appeal
+    run = simulate(drift, ["greedy"], impressions=IMPRESSIONS).runs[0]
+    whole, second = run.summary(), run.summary(second_half=True)
+    first_half_rate = 2 * whole["expected_click_rate"] - second["expected_click_rate"]
+    assert second["expected_click_rate"] < 0.9 * first_half_rate
+    assert second["regret_per_list"] > whole["regret_per_list"]

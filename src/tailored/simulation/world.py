@@ -19,8 +19,9 @@ Scenarios (`WorldSpec.scenario`):
 - ``new-items``: a fifth of the catalogue (``new_share``) arrives after training, in waves over the first quarter of
   the run, known to the engine only by its attributes; new items are on average more appealing (``new_appeal``, on
   the logit scale) than the old ones -- a fresh collection that exploration should find.
-- ``drift``: tastes rotate slowly: ``x_u(t) = x_u cos(drift t) + y_u sin(drift t)`` with ``y_u`` a second taste
-  drawn like the first, so the history grows stale as the run goes on.
+- ``drift``: tastes, stable over the history, rotate slowly once the run starts: ``x_u(t) = x_u cos(drift t) +
+  y_u sin(drift t)`` with ``y_u`` a second taste drawn like the first, so the history grows stale as the run goes
+  on (by its end, with the default quarter turn, tastes are ``y_u``: unrelated to the history).
 
 The ground truth lives in the `World`'s private arrays: drivers read attractions through `World.attraction` to
 draw clicks and compute regret, and never hand anything but the engine's own candidates to a policy.
@@ -48,6 +49,11 @@ RUN_SECONDS = 86_400.0
 ARRIVAL_WAVES = 4
 """New items arrive in this many waves, evenly spread over the first ``ARRIVAL_SPAN`` of the run."""
 ARRIVAL_SPAN = 0.25
+HISTORY_SOURCES = (0.4, 0.3, 0.3)
+"""Shares of the history's lists shown among popular items, at random, and by a previous recommender."""
+HISTORY_POOL = 40
+HISTORY_NOISE = 1.5
+"""The previous recommender's error: the standard deviation of the noise on the logits it ranks by."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,9 @@ class World:
         return np.where(valid, np.nan_to_num(numbers, nan=-1), -1).astype(np.int64)
 
     def history(self) -> pd.DataFrame:
-        """The interactions before the run, for training: lists of ``k = 10`` trained items shown to users (half
-        among the popular items, half at random), clicked by the click model, drift included. One row per click:
+        """The interactions before the run, for training: lists of ``k = 10`` trained items shown to users (by
+        `HISTORY_SOURCES`: among the popular items, at random, or by a previous recommender -- a random draw from
+        the user's ``HISTORY_POOL`` best items by noisy attraction), clicked by the click model. One row per click:
         ``user_id, item_id, timestamp, event_type="click", value=1``, then one per purchase (``event_type="purchase"``,
         ``value`` the price), in time order."""
         spec, k = self.spec, 10
@@ -171,9 +178,18 @@ class World:
         moments = -spec.history_span * rng.random(n_lists)
         trained = self.trained_items()
         popular = np.exp(self._appeal[trained] - self._appeal[trained].max())
-        items = np.where(rng.random((n_lists, 1)) < 0.5,
-                         rng.choice(trained, (n_lists, k), p=popular / popular.sum()),
-                         rng.choice(trained, (n_lists, k)))
+        # the previous recommender's pool per user: the trained items it scored best, with errors (noisy logits)
+        noisy = self._logits(np.arange(spec.users), 0.0, trained) + rng.normal(0.0, HISTORY_NOISE,
+                                                                                (spec.users, len(trained)))
+        pool_size = min(HISTORY_POOL, len(trained))
+        pool = trained[np.argpartition(-noisy, pool_size - 1, axis=1)[:, :pool_size]]
+        picks = np.argsort(rng.random((n_lists, pool_size)), axis=1)[:, : min(k, pool_size)]
+        personal = pool[users[:, None], picks]
+        if personal.shape[1] < k:
+            personal = np.hstack([personal, rng.choice(trained, (n_lists, k - personal.shape[1]))])
+        source = rng.choice(3, (n_lists, 1), p=HISTORY_SOURCES)
+        items = np.where(source == 0, rng.choice(trained, (n_lists, k), p=popular / popular.sum()),
+                         np.where(source == 1, rng.choice(trained, (n_lists, k)), personal))
         clicks = rng.random((n_lists, k)) < self.theta(k) * self.attraction(users[:, None], items, moments[:, None])
         bought = clicks & (rng.random((n_lists, k)) < self.conversion(users[:, None], items))
         rows, columns = np.nonzero(clicks)
@@ -207,12 +223,17 @@ class World:
         return np.arange(1, k + 1, dtype=np.float64) ** -self.spec.position_decay
 
     def tastes(self, users: np.ndarray, moments: np.ndarray) -> np.ndarray:
-        """Users' latent tastes at run fractions (broadcast together; drift rotates them)."""
+        """Users' latent tastes at run fractions (broadcast together; drift rotates them from the run's start)."""
         users, moments = np.asarray(users), np.asarray(moments, np.float64)
         if self.spec.scenario != "drift":
             return self._users[users]
-        angle = (self.spec.drift * moments)[..., None]
+        angle = (self.spec.drift * np.maximum(moments, 0.0))[..., None]
         return self._users[users] * np.cos(angle) + self._users_later[users] * np.sin(angle)
+
+    def _logits(self, users: np.ndarray, moment: float, items: np.ndarray) -> np.ndarray:
+        """Users x items logits of the attraction at one run fraction."""
+        taste = self.tastes(users, np.full(len(users), moment))
+        return self._bias + taste @ self._items[items].T + self._appeal[items]
 
     def attraction(self, users: np.ndarray, items: np.ndarray, moments: np.ndarray | float = 0.0) -> np.ndarray:
         """r(u, i) of broadcast (users, items, moments) arrays."""
