@@ -56,6 +56,12 @@ def test_bad_input_exits_2_naming_it(tmp_path) -> None:
     assert csv.exit_code == 2 and "json" in csv.output
     keyless = cli("simulate", "--serve", "http://127.0.0.1:9", *SMALL, "--output", "r.json", cwd=tmp_path)
     assert keyless.exit_code == 2 and "--key" in keyless.output
+    unpaired = cli("simulate", "--serve", "http://127.0.0.1:9", "--serve", "http://127.0.0.1:10", "--key", "k",
+                   "--policy", "greedy", *SMALL, "--output", "r.json", cwd=tmp_path)
+    assert unpaired.exit_code == 2 and "one --policy per service" in unpaired.output
+    unreachable = cli("simulate", "--serve", "http://127.0.0.1:9", "--key", "k", *SMALL, "--output", "r.json",
+                      cwd=tmp_path)
+    assert unreachable.exit_code == 2 and "Is `tailored serve` running there?" in unreachable.output
     assert not list(tmp_path.glob("r.*"))
 
 
