@@ -5,7 +5,7 @@ state is a function of the store alone (impressions and attributed rewards, repl
 learning is made of order-independent sums), so a restart, or an erasure, rebuilds it from the store.
 
 The `Tally` is an order-independent fingerprint of what was learned (counts and a sum of row hashes): two states
-built from the same feedback rows, in whatever order, have the same tally; it takes constant memory."""
+built from the same feedback rows, in whatever order, have the same tally."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ GREEDY = "greedy"
 CHEAP_SECONDS = 0.0003
 """A choice under this (a moving average) is made on the event loop by the fast lane; a dearer one in the thread
 pool, so the loop's other requests do not wait for it."""
-MASK = np.uint64(2**64 - 1)
+POSITION_MIX, REWARD_MIX = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
 REWARD_SCALE = 1_000_000
 """Rewards enter the tally as integers in millionths (sums of floats would depend on the order)."""
 
@@ -54,31 +53,38 @@ def window_seconds(hours: float) -> float:
     return hours * 3600.0
 
 
-@dataclass
 class Tally:
     """What a policy learned, as order-independent sums: impression rows, reward rows, the sum of the rewards (in
-    millionths) and a wrapping sum of a hash of each row (item, position, reward)."""
+    millionths) and a wrapping sum of a hash per row, ``hash(item) * (position * P + reward * R + 1)`` modulo
+    2**64 (items' hashes are kept: a dict bounded by the catalogue, as the policy's own state is)."""
 
-    impressions: int = 0
-    rewards: int = 0
-    reward_sum: int = 0
-    fingerprint: int = 0
+    def __init__(self) -> None:
+        self.impressions = self.rewards = self.reward_sum = 0
+        self.fingerprint = np.uint64(0)
+        self.hashes: dict[str, np.uint64] = {}
 
     def add(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None) -> None:
-        scaled = None if rewards is None else np.rint(np.asarray(rewards, np.float64) * REWARD_SCALE).astype(np.int64)
-        rows = pd.DataFrame({"item": np.asarray(item_ids, str), "position": np.asarray(positions, np.int64),
-                             "reward": -1 if scaled is None else scaled})
-        hashes = pd.util.hash_pandas_object(rows, index=False).to_numpy(np.uint64)
-        self.fingerprint = (self.fingerprint + int(hashes.sum(dtype=np.uint64))) & int(MASK)
-        if scaled is None:
-            self.impressions += len(rows)
+        keys = np.asarray(item_ids).astype(str).astype(object)
+        codes, items = pd.factorize(keys)
+        unknown = [item for item in items.tolist() if item not in self.hashes]  # per distinct item, not per row
+        if unknown:
+            self.hashes.update(zip(unknown, pd.util.hash_array(np.array(unknown, dtype=object))))
+        hashes = np.fromiter((self.hashes[item] for item in items.tolist()), np.uint64, len(items))[codes]
+        scaled = (np.zeros(len(keys), np.int64) if rewards is None
+                  else np.rint(np.asarray(rewards, np.float64) * REWARD_SCALE).astype(np.int64))
+        mixed = (np.asarray(positions, np.uint64) * POSITION_MIX + scaled.astype(np.uint64) * REWARD_MIX
+                 + np.uint64(1 if rewards is None else 2))
+        with np.errstate(over="ignore"):
+            self.fingerprint += (hashes * mixed).sum(dtype=np.uint64)
+        if rewards is None:
+            self.impressions += len(keys)
         else:
-            self.rewards += len(rows)
+            self.rewards += len(keys)
             self.reward_sum += int(scaled.sum())
 
     def as_dict(self) -> dict[str, Any]:
         return {"impressions": self.impressions, "rewards": self.rewards,
-                "reward_sum": self.reward_sum / REWARD_SCALE, "fingerprint": f"{self.fingerprint:016x}"}
+                "reward_sum": self.reward_sum / REWARD_SCALE, "fingerprint": f"{int(self.fingerprint):016x}"}
 
 
 class ServedPolicy:
