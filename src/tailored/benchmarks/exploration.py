@@ -62,19 +62,15 @@ def _row(scenario: str, entry: dict[str, Any], baseline: bool, impressions: int)
 
 
 def _judge(scenario: str, rows: list[Row]) -> None:
-    """Sets each row's ``target`` and ``target_met``: in new-items only the best exploring policy must reach the
-    ratio (the others are marked by the best's verdict); in static each must."""
+    """Sets each row's ``target`` and ``target_met``: in new-items the best exploring policy's row says whether it
+    reaches the ratio (the other rows None); in static each exploring policy's row says whether it does."""
     words, ratio = TARGETS.get(scenario, ("", None))
     exploring = [row for row in rows if not row["baseline"]]
-    best = max((row["click_ratio"] or 0.0 for row in exploring), default=0.0)
+    best = max(exploring, key=lambda row: row["click_ratio"] or 0.0, default=None)
     for row in rows:
         row["target"] = words
-        if row["baseline"] or ratio is None:
-            row["target_met"] = None
-        elif scenario == "new-items":
-            row["target_met"] = bool(best >= ratio)
-        else:
-            row["target_met"] = bool((row["click_ratio"] or 0.0) >= ratio)
+        judged = ratio is not None and not row["baseline"] and (scenario != "new-items" or row is best)
+        row["target_met"] = bool((row["click_ratio"] or 0.0) >= ratio) if judged else None  # type: ignore[operator]
 
 
 def describe(row: Row) -> str:
