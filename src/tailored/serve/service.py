@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline.recommender import Recommender
+from tailored.pipeline.slates import _candidates as slate_candidates  # public name asked of slates.py's owner
 from tailored.pipeline.slates import candidate_count, candidates_of
 from tailored.policies import Candidates
 from tailored.query import Context, Query
@@ -146,7 +147,9 @@ class Service:
         if not self.policy.cheap:
             return None
         found = model.top_from_index(position, candidate_count(k))
-        return None if found is None else self.decide(from_index(model, *found), None, k, exposure_id, wait=False)
+        if found is None:
+            return None
+        return self.decide(from_index(model, served, *found), None, k, exposure_id, wait=False)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
                   plain: bool = False, exposure_id: str | None = None) -> Rows:
@@ -183,7 +186,7 @@ class Service:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             attributes = self._stored_attributes(user_id) or None
         found = model.top_from_index(position, size) if plain and known else None  # None: no index, new items...
-        proposed = None if found is None else (from_index(model, *found), None)
+        proposed = None if found is None else (from_index(model, served, *found), None)
         if proposed is None:
             model = model.with_stages(stages) if stages else model
             asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
@@ -341,9 +344,10 @@ def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
     return listed(model.items_.ids(items).tolist(), scores)
 
 
-def from_index(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Candidates:
-    """A `Recommender.top_from_index` answer as candidates (the index holds no item added after training)."""
-    return Candidates(model.items_.ids(items), np.asarray(scores, np.float64), np.zeros(len(items), bool))
+def from_index(model: Recommender, user_id: str, items: np.ndarray, scores: np.ndarray) -> Candidates:
+    """A `Recommender.top_from_index` answer as the candidates `candidates_of` makes of the same items (vectors
+    included; the index answers only while no item was added after training)."""
+    return slate_candidates(model, user_id, model.items_.ids(items), scores)
 
 
 def new_exposure_id() -> str:
