@@ -174,10 +174,10 @@ def user_lists(world: World, model: Recommender, users: np.ndarray, k: int
 @dataclass
 class EngineDriver:
     """The engine in process: the model trained once per world (`trained_model`), new items joined with
-    `Recommender.with_items` when they arrive, candidates by `candidates_of` (computed for every user in one batch
-    while the model and catalogue stay the same), the policy parsed from its spec, seeded per request with
-    `request_rng` (``policy_seed``, the exposure id) and fed its impressions and clicks every ``update_every``
-    lists."""
+    `Recommender.with_items` when they arrive, candidates by `candidate_lists` (`candidates_of` for every user of a
+    stretch of traffic at once, while the model and catalogue stay the same), the policy parsed from its spec,
+    seeded per request with `request_rng` (``policy_seed``, the exposure id) and fed its impressions and clicks
+    every ``update_every`` lists."""
 
     algorithm: str = ALGORITHM
     params: dict[str, Any] = field(default_factory=dict)
