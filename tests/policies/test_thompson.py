@@ -50,9 +50,9 @@ def test_propensities_are_the_sampling_frequencies(slots: int) -> None:
         if seed < 50:
             np.testing.assert_allclose(slate.propensities, marginals[slate.chosen, np.arange(10)], rtol=1e-12)
     frequencies = counts / draws
-    spread = np.sqrt(marginals * (1 - marginals) / draws) + 1e-9
+    spread = 5 * np.sqrt(marginals * (1 - marginals) / draws) + 4 / draws  # 5 standard errors (+ rare cells' luck)
     assert np.abs(frequencies - marginals).max() < 0.03
-    assert (np.abs(frequencies - marginals) / spread).max() < 5.0  # 5 standard errors over 300 cells
+    assert np.all(np.abs(frequencies - marginals) < spread)
     np.testing.assert_allclose(marginals.sum(axis=0), 1.0, atol=1e-12)
     if slots:
         np.testing.assert_allclose(marginals[candidates.new].sum(), slots, atol=1e-12)  # exactly 2 new per slate

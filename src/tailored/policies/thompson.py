@@ -184,35 +184,58 @@ def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, in
     shown = caps[0] if single else caps[0] + caps[1]
     membership = np.zeros(len(values), bool) if single else np.asarray(groups, bool)
     group_caps = {False: shown, True: 0} if single else {False: caps[0], True: caps[1]}
-    relevant = _relevant(values, membership, group_caps)
-    owners = np.repeat(rows, values.shape[1])  # one node per atom of each requested row
-    nodes = values[rows].ravel()
-    programs = {}  # per group: its relevant members and the prefix and suffix counts of those above each node
-    for group, cap in group_caps.items():
+    relevant, atoms = _relevant(values, membership, group_caps), values.shape[1]
+    owners, nodes = np.repeat(rows, atoms), values[rows].ravel()  # one node per atom of each requested row
+    spectra = {}  # per group: its relevant members, the prefix and suffix generating functions of those above
+    for group in group_caps:
         members = np.flatnonzero(relevant & (membership == group))
         draws = values[members][:, :, None]
         above = (draws > nodes) | ((draws == nodes) & (members[:, None, None] < owners))
-        programs[group] = (members, *_counts_above(np.einsum("a,mag->mg", _WEIGHTS, above), cap))
+        spectra[group] = (members, *_generating(np.einsum("a,mag->mg", _WEIGHTS, above)))
     table = np.zeros((len(rows), shown))
     for group, cap in group_caps.items():
-        members, prefix, suffix = programs[group]
-        wanted = np.flatnonzero((membership[rows] == group) & np.isin(rows, members))
+        members, prefix, suffix = spectra[group]
+        wanted = np.flatnonzero(relevant[rows] & (membership[rows] == group))
         if cap == 0 or len(wanted) == 0:
             continue
-        slot, own_nodes = np.searchsorted(members, rows[wanted]), _own_nodes(wanted, values.shape[1])
-        left = np.take_along_axis(prefix[slot], own_nodes[:, :, None], axis=1)
-        right = np.take_along_axis(suffix[slot + 1], own_nodes[:, :, None], axis=1)
-        own = _convolved(left, right, cap)[..., :cap]  # the group's others above: fewer than cap to be shown
-        other_members, other_prefix, _ = programs[not group]
+        slot, own_nodes = np.searchsorted(members, rows[wanted])[:, None], _own_nodes(wanted, atoms)
+        own = _counts(prefix[slot, own_nodes] * suffix[slot + 1, own_nodes], len(members) + 1, cap)  # < cap: shown
+        other_members, other_prefix, _ = spectra[not group]
         if group_caps[not group] == 0 or len(other_members) == 0:
             position = own
         else:  # the other group's shown members above: min(its count above, its cap)
-            other = other_prefix[-1][own_nodes]
-            position = np.zeros((len(wanted), values.shape[1], shown))
+            counts = _counts(other_prefix[-1][own_nodes], len(other_members) + 1, len(other_members) + 1)
+            cap_other = group_caps[not group]
+            other = np.concatenate([counts[..., :cap_other], counts[..., cap_other:].sum(axis=-1, keepdims=True)],
+                                   axis=-1)
+            position = np.zeros((len(wanted), atoms, shown))
             for count in range(other.shape[-1]):
                 position[..., count:count + cap] += own[..., :shown - count] * other[..., count, None]
         table[wanted, :position.shape[-1]] = np.einsum("a,iap->ip", _WEIGHTS, position)
     return table
+
+
+def _generating(chances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The members' (members x nodes) independent chances to be above each node as generating functions of the
+    count above, evaluated at the first half of the ``members + 1`` roots of unity (the rest are their conjugates):
+    ``prefix[j]`` of members ``< j``, ``suffix[j]`` of members ``>= j`` (cumulative products of the factors
+    ``1 + s (w - 1)``, so leaving one out is a product)."""
+    count, points = chances.shape
+    roots = np.exp(-2j * np.pi * np.arange((count + 1) // 2 + 1) / (count + 1)) - 1.0
+    factors = chances[..., None] * roots
+    factors += 1.0
+    ones = np.ones((1, points, len(roots)), complex)
+    return (np.concatenate([ones, np.cumprod(factors, axis=0)]),
+            np.concatenate([np.cumprod(factors[::-1], axis=0)[::-1], ones]))
+
+
+def _counts(spectrum: np.ndarray, size: int, width: int) -> np.ndarray:
+    """The probabilities of counts ``0..width - 1`` from their generating function at the first half of ``size``
+    roots of unity (an inverse real DFT: exact to rounding, as the count never reaches ``size``)."""
+    counts = np.clip(np.fft.irfft(spectrum, n=size, axis=-1), 0.0, 1.0)
+    if size >= width:
+        return counts[..., :width]
+    return np.concatenate([counts, np.zeros((*counts.shape[:-1], width - size))], axis=-1)
 
 
 def _own_nodes(wanted: np.ndarray, atoms: int) -> np.ndarray:
@@ -231,29 +254,3 @@ def _relevant(values: np.ndarray, membership: np.ndarray, group_caps: dict[bool,
         floor = np.sort(values[members].min(axis=1))[::-1][min(cap, len(members)) - 1]
         relevant[members[values[members].max(axis=1) >= floor]] = True
     return relevant
-
-
-def _counts_above(chances: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prefix and suffix Poisson-binomial programs of the members' probabilities to draw above each node
-    (members x nodes): ``prefix[j][g, h]`` the probability that h of members ``< j`` are above (h = cap: cap or
-    more), ``suffix[j]`` the same for members ``>= j``. Both run in one pass (stacked)."""
-    count, points = chances.shape
-    programs = np.zeros((count + 1, 2, points, cap + 1))
-    programs[0, :, :, 0] = 1.0
-    stacked = np.stack([chances, chances[::-1]], axis=1)[..., None]
-    misses = 1.0 - stacked
-    for j in range(count):
-        out, counts, chance = programs[j + 1], programs[j], stacked[j]
-        np.multiply(counts, misses[j], out=out)
-        out[..., 1:] += counts[..., :-1] * chance
-        out[..., cap:] += counts[..., cap:] * chance
-    return programs[:, 0], programs[::-1, 1]
-
-
-def _convolved(left: np.ndarray, right: np.ndarray, cap: int) -> np.ndarray:
-    """The count of two independent sets (saturating at ``cap``) from each one's."""
-    total = np.zeros(left.shape)
-    for h in range(cap + 1):
-        total[..., h:] += left[..., h:h + 1] * right[..., :cap + 1 - h]
-    total[..., cap] = np.maximum(1.0 - total[..., :cap].sum(axis=-1), 0.0)
-    return total
