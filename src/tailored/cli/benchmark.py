@@ -236,3 +236,29 @@ def ope(
     if speed_impressions:
         print_table(speed(speed_impressions), title=f"OPE speed ({speed_impressions:,} logged impressions)")
     _finish(table, start, output)
+
+
+@app.command("exploration")
+@handle_errors
+def exploration(
+    policy: Annotated[list[str] | None, typer.Option(
+        "--policy", help="Policies (repeatable); the first is the baseline. Default: greedy, thompson.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", help="Worlds (repeatable): new-items, static, drift. Default: new-items, static.")] = None,
+    impressions: Annotated[int, typer.Option("--impressions", min=100, help="Lists shown per policy.")] = 200_000,
+    seed: Annotated[int, typer.Option("--seed", help="The world's seed.")] = 0,
+    users: Annotated[int | None, typer.Option("--users", min=10, help="Users of the world.")] = None,
+    items: Annotated[int | None, typer.Option("--items", min=20, help="Items of the world.")] = None,
+    output: TableOutput = None,
+) -> None:
+    """Exploration against greedy in simulated worlds: clicks over the second half of the run, their ratio to the
+    baseline's, regret per list; new-items (target: the best exploring policy >= 1.10x greedy) and static (each
+    exploring policy >= 0.97x)."""
+    from tailored.benchmarks.exploration import POLICIES, SCENARIOS, describe, exploration_benchmark
+
+    _check_output(output)
+    start = time.perf_counter()
+    table = exploration_benchmark(policy or POLICIES, scenario or SCENARIOS, impressions, seed, users, items,
+                                  on_row=lambda row: console.print(describe(row)))
+    print_table(table.drop(columns=["target", "baseline"]), title=f"Exploration (seed {seed}, {impressions:,} lists)")
+    _finish(table, start, output)
