@@ -79,10 +79,10 @@ def target_log(log: pd.DataFrame, policy: Policy, model: Recommender | None, can
     np.maximum.at(depth, lists, positions)
     groups, sources = _candidate_groups(log, lists, depth, policy, model, candidates)
     stacked, sizes = _stack_marginals(policy, sources)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    owner = np.repeat(np.arange(len(sources)), sizes)
     item_ids = np.concatenate([found.item_ids for found, _ in sources]).astype(str).astype(object)
     row_groups, row_items = groups[lists], log["item_id"].to_numpy(object)
-    table = pd.DataFrame({"group": np.repeat(np.arange(len(sources)), sizes), "item": item_ids,
+    table = pd.DataFrame({"group": owner, "item": item_ids,
                           "row": np.arange(len(item_ids))}).drop_duplicates(["group", "item"])
     found_rows = pd.DataFrame({"group": row_groups, "item": row_items}).merge(table, how="left")["row"].to_numpy()
     inside = ~np.isnan(found_rows)
@@ -95,8 +95,8 @@ def target_log(log: pd.DataFrame, policy: Policy, model: Recommender | None, can
         rewards_model = PositionBasedRewards().fit(codes, positions, rewards, len(logged_items))
         predicted = rewards_model.predict(codes, positions)
         attraction = rewards_model.attraction(logged_items.get_indexer(item_ids))
-        per_group = np.add.reduceat(attraction[:, None] * stacked, starts, axis=0)
-        per_group *= rewards_model.examination(np.arange(1, stacked.shape[1] + 1))
+        per_group = np.stack([np.bincount(owner, attraction * column, minlength=len(sources)) for column in stacked.T],
+                             axis=1) * rewards_model.examination(np.arange(1, stacked.shape[1] + 1))
         expected = per_group[row_groups, positions - 1]
     slates = SlateLog(lists, positions, rewards, log[PROPENSITY].to_numpy(np.float64), probabilities, predicted,
                       expected)
