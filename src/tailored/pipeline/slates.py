@@ -59,7 +59,7 @@ def candidates_of(model: Recommender, query: Query, k: int) -> Candidates:
         keep = ~np.isin(extra.item_ids, item_ids)
         item_ids = np.concatenate([item_ids, extra.item_ids[keep][:new_candidate_count(k)]])
         scores = np.concatenate([scores, extra.scores[keep][:new_candidate_count(k)]])
-    return _candidates(model, query.user_id, item_ids, scores)
+    return candidates_from(model, query.user_id, item_ids, scores)
 
 
 def candidate_lists(model: Recommender, user_ids: np.ndarray, k: int) -> list[Candidates]:
@@ -77,7 +77,7 @@ def candidate_lists(model: Recommender, user_ids: np.ndarray, k: int) -> list[Ca
         frame = frame.iloc[np.argsort(pd.Index(user_ids).get_indexer(frame[USER_ID]), kind="stable")]
     ends = np.cumsum(frame.groupby(USER_ID, sort=False).size().reindex(user_ids, fill_value=0).to_numpy())
     item_ids, scores = frame[ITEM_ID].to_numpy(), frame["score"].to_numpy(np.float64)
-    return [_candidates(model, user, ids, values) for user, ids, values in
+    return [candidates_from(model, user, ids, values) for user, ids, values in
             zip(user_ids, np.split(item_ids, ends[:-1]), np.split(scores, ends[:-1]), strict=True)]
 
 
@@ -95,7 +95,7 @@ def _new_only(model: Recommender) -> Recommender | None:
     return cached[2]
 
 
-def _candidates(model: Recommender, user_id: str | None, item_ids: np.ndarray, scores: np.ndarray) -> Candidates:
+def candidates_from(model: Recommender, user_id: str | None, item_ids: np.ndarray, scores: np.ndarray) -> Candidates:
     """`Candidates` of one user's items: new flags, finite scores, the scorer's vectors when it has them (the
     user's -- the average user's for a user it was not trained on -- and the items', zeros for new items)."""
     added = model.new_items_.added
@@ -114,6 +114,14 @@ def _candidates(model: Recommender, user_id: str | None, item_ids: np.ndarray, s
     return Candidates(item_ids, scores, new, user_vector, vectors)
 
 
+def feedback_features(candidates: Candidates, rows: int) -> np.ndarray | None:
+    """The ``features`` of ``rows`` feedback rows of one list shown from ``candidates`` (`Feedback.features`): the
+    user's vector on every row, as `linucb` reads it at choice time (None without vectors)."""
+    if candidates.user_vector is None:
+        return None
+    return np.tile(np.asarray(candidates.user_vector, np.float64), (rows, 1))
+
+
 def shown(candidates: Candidates, policy: Policy, k: int, rng: np.random.Generator) -> ShownList:
     """The policy's slate over ``candidates``, as a `ShownList`."""
     slate = policy.choose(candidates, min(k, len(candidates)), rng)
@@ -124,3 +132,6 @@ def request_rng(seed: int, exposure_id: str) -> np.random.Generator:
     """The random stream of one request: a function of the policy's seed and the exposure id (a hex string), so a
     logged list can be drawn again."""
     return np.random.default_rng([seed, int(exposure_id[:16], 16)])
+
+
+_candidates = candidates_from  # the name serve/service.py imports today; it moves to candidates_from
