@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError
 from tailored.pipeline.recommender import build_recommender
 from tailored.pipeline.slates import candidates_of, request_rng
 from tailored.policies.base import parse_policy
@@ -146,3 +147,23 @@ def test_the_log_is_read_from_a_store(tmp_path: Path) -> None:
     assert from_db == from_file and from_db["n"] == 60
     assert from_db["logged_value"] == pytest.approx(len(events) / 60)
     assert from_db["estimates"]["ips"]["value"] == pytest.approx(from_db["logged_value"])  # uniform on uniform
+
+
+def test_given_candidates_set_the_target_probabilities_and_an_empty_list_earns_nothing() -> None:
+    """In process (`jobs.ope.evaluate_log`, as the simulator calls it): greedy over x > y > z shows x then y; the
+    second list has no candidates (the target shows nothing there) and its logged items count as outside."""
+    from tailored.data.feedback_log import read_feedback_log
+    from tailored.jobs.ope import evaluate_log
+    from tailored.policies.base import Candidates
+
+    log = read_feedback_log(pd.DataFrame({
+        "exposure_id": ["a", "a", "b", "b", "c"], "user_id": "u", "position": [1, 2, 1, 2, 1],
+        "item_id": ["x", "y", "y", "z", "x"], "propensity": 0.5, "click": [1, 0, 0, 1, 1]}))
+    ranked = Candidates(np.array(["x", "y", "z"]), np.array([3.0, 2.0, 1.0]), np.zeros(3, bool))
+    empty = Candidates(np.array([]), np.array([]), np.zeros(0, bool))
+    found = evaluate_log(log, "greedy", candidates=[ranked, empty, ranked], samples=20)
+    assert found["estimates"]["ips"]["value"] == pytest.approx((1 * 2 + 1 * 2) / 3)  # x at 1 in a and c, weight 2
+    assert found["estimates"]["snips"]["value"] == pytest.approx(1.0)
+    assert any("2 of 5 logged rows" in warning for warning in found["warnings"])
+    with pytest.raises(ConfigError, match="2 candidate lists given for the log's 3 lists"):
+        evaluate_log(log, "greedy", candidates=[ranked, ranked])
