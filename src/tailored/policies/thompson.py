@@ -186,26 +186,24 @@ def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, in
     group_caps = {False: shown, True: 0} if single else {False: caps[0], True: caps[1]}
     relevant, atoms = _relevant(values, membership, group_caps), values.shape[1]
     owners, nodes = np.repeat(rows, atoms), values[rows].ravel()  # one node per atom of each requested row
-    spectra = {}  # per group: its relevant members, the prefix and suffix generating functions of those above
+    counts_above = {}
     for group in group_caps:
         members = np.flatnonzero(relevant & (membership == group))
         draws = values[members][:, :, None]
         above = (draws > nodes) | ((draws == nodes) & (members[:, None, None] < owners))
-        spectra[group] = (members, *_generating(np.einsum("a,mag->mg", _WEIGHTS, above)))
+        counts_above[group] = _Above.of(members, above, rows)
     table = np.zeros((len(rows), shown))
     for group, cap in group_caps.items():
-        members, prefix, suffix = spectra[group]
-        wanted = np.flatnonzero(relevant[rows] & (membership[rows] == group))
+        mine, theirs, cap_other = counts_above[group], counts_above[not group], group_caps[not group]
+        wanted = np.flatnonzero(np.isin(rows, mine.members))
         if cap == 0 or len(wanted) == 0:
             continue
-        slot, own_nodes = np.searchsorted(members, rows[wanted])[:, None], _own_nodes(wanted, atoms)
-        own = _counts(prefix[slot, own_nodes] * suffix[slot + 1, own_nodes], len(members) + 1, cap)  # < cap: shown
-        other_members, other_prefix, _ = spectra[not group]
-        if group_caps[not group] == 0 or len(other_members) == 0:
+        slot, own_nodes = np.searchsorted(mine.members, rows[wanted])[:, None], _own_nodes(wanted, atoms)
+        own = mine.counts(slot, own_nodes, cap)  # the group's others above: fewer than cap to be shown
+        if cap_other == 0 or len(theirs.members) == 0:
             position = own
         else:  # the other group's shown members above: min(its count above, its cap)
-            counts = _counts(other_prefix[-1][own_nodes], len(other_members) + 1, len(other_members) + 1)
-            cap_other = group_caps[not group]
+            counts = theirs.counts(None, own_nodes, len(theirs.members) + 1)
             other = np.concatenate([counts[..., :cap_other], counts[..., cap_other:].sum(axis=-1, keepdims=True)],
                                    axis=-1)
             position = np.zeros((len(wanted), atoms, shown))
@@ -215,27 +213,52 @@ def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, in
     return table
 
 
-def _generating(chances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The members' (members x nodes) independent chances to be above each node as generating functions of the
-    count above, evaluated at the first half of the ``members + 1`` roots of unity (the rest are their conjugates):
-    ``prefix[j]`` of members ``< j``, ``suffix[j]`` of members ``>= j`` (cumulative products of the factors
-    ``1 + s (w - 1)``, so leaving one out is a product)."""
-    count, points = chances.shape
-    roots = np.exp(-2j * np.pi * np.arange((count + 1) // 2 + 1) / (count + 1)) - 1.0
-    factors = chances[..., None] * roots
-    factors += 1.0
-    ones = np.ones((1, points, len(roots)), complex)
-    return (np.concatenate([ones, np.cumprod(factors, axis=0)]),
-            np.concatenate([np.cumprod(factors[::-1], axis=0)[::-1], ones]))
+@dataclass(frozen=True, eq=False)
+class _Above:
+    """How many of a group's ``members`` draw above each node. Members certainly above a node shift the count
+    (``prefix_shift[j]``: of members ``< j``; ``suffix_shift[j]``: of members ``>= j``); the uncertain ones enter
+    generating functions evaluated at the first half of ``size`` roots of unity (the rest are conjugates), as
+    cumulative products of the factors ``1 + s (w - 1)``: ``prefix[j]`` and ``suffix[j]`` likewise. Leaving one
+    member out is a product; the count's distribution an inverse real DFT, exact to rounding."""
 
+    members: np.ndarray
+    prefix: np.ndarray
+    suffix: np.ndarray
+    prefix_shift: np.ndarray
+    suffix_shift: np.ndarray
+    size: int
 
-def _counts(spectrum: np.ndarray, size: int, width: int) -> np.ndarray:
-    """The probabilities of counts ``0..width - 1`` from their generating function at the first half of ``size``
-    roots of unity (an inverse real DFT: exact to rounding, as the count never reaches ``size``)."""
-    counts = np.clip(np.fft.irfft(spectrum, n=size, axis=-1), 0.0, 1.0)
-    if size >= width:
-        return counts[..., :width]
-    return np.concatenate([counts, np.zeros((*counts.shape[:-1], width - size))], axis=-1)
+    @classmethod
+    def of(cls, members: np.ndarray, above: np.ndarray, rows: np.ndarray) -> _Above:
+        """From ``above`` (members x atoms x nodes: the atom draws above the node); members never above any node
+        (a factor 1) are left out unless they are requested ``rows``."""
+        always, never = above.all(axis=1), ~above.any(axis=1)
+        counted = ~never.all(axis=1) | np.isin(members, rows)
+        members, above, always, never = members[counted], above[counted], always[counted], never[counted]
+        uncertain = ~(always | never)
+        size = int(uncertain.sum(axis=0).max(initial=0)) + 1
+        roots = np.exp(-2j * np.pi * np.arange(size // 2 + 1) / size) - 1.0
+        factors = np.where(uncertain, np.einsum("a,mag->mg", _WEIGHTS, above), 0.0)[..., None] * roots
+        factors += 1.0
+        ones, zeros = np.ones((1, *factors.shape[1:]), complex), np.zeros((1, factors.shape[1]), np.int64)
+        shifts = np.cumsum(always, axis=0)
+        return cls(members, np.concatenate([ones, np.cumprod(factors, axis=0)]),
+                   np.concatenate([np.cumprod(factors[::-1], axis=0)[::-1], ones]),
+                   np.concatenate([zeros, shifts]), np.concatenate([np.cumsum(always[::-1], axis=0)[::-1], zeros]),
+                   size)
+
+    def counts(self, slot: np.ndarray | None, nodes: np.ndarray, width: int) -> np.ndarray:
+        """P(count above = 0..width - 1) at ``nodes`` (rows x atoms) of the members but those at ``slot`` (rows x 1;
+        None: all members)."""
+        if slot is None:
+            spectrum, shift = self.prefix[-1][nodes], self.prefix_shift[-1][nodes]
+        else:
+            spectrum = self.prefix[slot, nodes] * self.suffix[slot + 1, nodes]
+            shift = self.prefix_shift[slot, nodes] + self.suffix_shift[slot + 1, nodes]
+        uncertain = np.clip(np.fft.irfft(spectrum, n=self.size, axis=-1), 0.0, 1.0)
+        index = np.arange(width) - shift[..., None]
+        inside = (index >= 0) & (index < self.size)
+        return np.where(inside, np.take_along_axis(uncertain, np.clip(index, 0, self.size - 1), axis=-1), 0.0)
 
 
 def _own_nodes(wanted: np.ndarray, atoms: int) -> np.ndarray:
