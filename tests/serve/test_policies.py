@@ -117,17 +117,10 @@ def test_each_policy_answers_exact_propensities_reproducible_from_the_exposure_i
     assert np.allclose([row["propensity"] for row in drawn], expected, rtol=0, atol=1e-9)
 
 
-def test_the_fast_lane_serves_a_cheap_policy_from_the_vector_index(tmp_path, database, monkeypatch) -> None:
-    from tailored.data.dataset import Dataset
-    from tailored.pipeline.recommender import build_recommender
-    from tailored.registry.model_dir import save_model
-    from tests.serve.test_service import shop
-
-    frame, items = shop()
-    save_model(build_recommender("als", {"factors": 8}).fit(Dataset.from_frame(frame, items=items)), tmp_path / "m")
+def test_the_fast_lane_serves_a_cheap_policy_from_the_vector_index(als_dir, database, monkeypatch) -> None:
     monkeypatch.setattr("tailored.serve.service.ANN_MIN_ITEMS", 1)  # a vector index on 30 items: the fast lane runs
     url, headers = database
-    with policy_service(tmp_path / "m", url, "epsilon-greedy:epsilon=0.5") as (base, service):
+    with policy_service(als_dir, url, "epsilon-greedy:epsilon=0.5") as (base, service):
         assert service.quick_recommend("u5", 5, "cd" * 16) == service.quick_recommend("u5", 5, "cd" * 16)
         answers = [recommend(base, headers, "u5") for _ in range(20)]
         rows = [eventually_logged(service.store, body["exposure_id"]) for body in answers]
@@ -135,6 +128,40 @@ def test_the_fast_lane_serves_a_cheap_policy_from_the_vector_index(tmp_path, dat
                for row, body in zip(rows, answers))
     assert len({tuple(row["items"]) for row in rows}) > 1 and {body["policy"] for body in answers} == {
         "epsilon-greedy:epsilon=0.5"}
+
+
+@pytest.fixture
+def als_dir(tmp_path: Path) -> Path:
+    """An ALS model of the `shop` data (the scorer has vectors: linucb's features, a vector index)."""
+    from tailored.data.dataset import Dataset
+    from tailored.pipeline.recommender import build_recommender
+    from tailored.registry.model_dir import save_model
+    from tests.serve.test_service import shop
+
+    frame, items = shop()
+    save_model(build_recommender("als", {"factors": 8}).fit(Dataset.from_frame(frame, items=items)), tmp_path / "als")
+    return tmp_path / "als"
+
+
+def test_linucb_learns_from_the_users_vectors_and_restarts_with_the_same_state(als_dir, database) -> None:
+    url, headers = database
+    with policy_service(als_dir, url, "linucb:alpha=1.0") as (base, service):
+        first = recommend(base, headers, "u3")
+        answers = traffic(base, headers, rounds=30)
+        later = recommend(base, headers, "u3")
+        time.sleep(0.5)
+        live, state = service.policy.state(), service.policy.policy.state()
+    assert first["policy"] == "linucb:alpha=1.0" and {item["propensity"] for item in first["items"]} == {1.0}
+    assert [item["item_id"] for item in later["items"]] != [item["item_id"] for item in first["items"]]
+    assert all(each["by"] == "exposure_id" for answer in answers for each in answer["attribution"])
+    assert live["rewards"] == 15 and any(np.abs(matrix).sum() > 0 for matrix in state.values()
+                                         if isinstance(matrix, np.ndarray) and matrix.dtype.kind == "f")
+    with policy_service(als_dir, url, "linucb:alpha=1.0") as (_, restarted):
+        again, state_again = restarted.policy.state(), restarted.policy.policy.state()
+    assert again["fingerprint"] == live["fingerprint"] and set(state) == set(state_again)
+    for name, value in state.items():
+        assert np.array_equal(value, state_again[name]) if np.asarray(value).dtype.kind != "f" else np.allclose(
+            value, state_again[name], rtol=1e-12, atol=1e-12), name
 
 
 def test_events_are_attributed_and_the_answer_says_how(model_dir, database) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ from tailored.policies import Candidates, Feedback, Policy, parse_policy
 from tailored.policies.base import spec_of
 
 GREEDY = "greedy"
+CONTEXTUAL = frozenset({"linucb"})
+"""The policies that learn from ``Feedback.features`` (the user's vector per row: `ServedPolicy.contextual`)."""
 CHEAP_SECONDS = 0.0003
 """A choice under this (a moving average) is made on the event loop by the fast lane; a dearer one in the thread
 pool, so the loop's other requests do not wait for it."""
@@ -98,6 +100,7 @@ class ServedPolicy:
         self.spec = spec.strip() if new_item_slots is None else spec_of(policy)  # as given: "thompson"
         self.seed = seed
         self.greedy = policy.policy == GREEDY
+        self.contextual = policy.policy in CONTEXTUAL
         self.lock = threading.Lock()
         self.waiting: deque[Feedback] = deque()
         self.policy, self.tally = policy, Tally()
@@ -123,13 +126,14 @@ class ServedPolicy:
             self.lock.release()
 
     def learn(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None = None,
-              wait: bool = False) -> None:
+              features: np.ndarray | None = None, wait: bool = False) -> None:
         """Fold feedback rows in: impressions (``rewards`` None: these items were shown at these positions, 1 = top)
-        or attributed rewards; now if the lock is free or ``wait``, else by the next holder of the lock."""
+        or attributed rewards, with the rows' ``features`` for a contextual policy; now if the lock is free or
+        ``wait``, else by the next holder of the lock."""
         if self.greedy or not len(item_ids):
             return
         self.waiting.append(Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
-                                     None if rewards is None else np.asarray(rewards, np.float64)))
+                                     None if rewards is None else np.asarray(rewards, np.float64), features))
         if self.lock.acquire(blocking=wait):
             try:
                 self._fold()
@@ -143,15 +147,20 @@ class ServedPolicy:
             self.policy.learn(feedback)
             self.tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
 
-    def rebuild(self, log: Iterable[pd.DataFrame]) -> None:
-        """A new state from the store's feedback log (chunks of rows ``item_id, position, click``: each row an
-        impression, its click a reward), swapped in whole."""
+    def rebuild(self, log: Iterable[pd.DataFrame],
+                features: Callable[[np.ndarray], np.ndarray | None] = lambda users: None) -> None:
+        """A new state from the store's feedback log (chunks of rows ``user_id, item_id, position, click``: each row
+        an impression, its click a reward; ``features`` of the rows' users for a contextual policy), swapped in
+        whole."""
         policy, tally = parse_policy(self.spec), Tally()
         for chunk in log if not self.greedy else ():
-            clicked = chunk[chunk["click"] > 0]
-            for rows, rewards in ((chunk, None), (clicked, clicked["click"].to_numpy(np.float64))):
-                if len(rows):
-                    feedback = Feedback(rows["item_id"].to_numpy(object), rows["position"].to_numpy(np.int64), rewards)
+            clicked = chunk["click"].to_numpy() > 0
+            vectors = features(chunk["user_id"].to_numpy(object)) if self.contextual else None
+            shown = Feedback(chunk["item_id"].to_numpy(object), chunk["position"].to_numpy(np.int64), None, vectors)
+            rewarded = Feedback(shown.item_ids[clicked], shown.positions[clicked], chunk["click"].to_numpy(np.float64)[
+                clicked], None if vectors is None else vectors[clicked])
+            for feedback in (shown, rewarded):
+                if len(feedback.item_ids):
                     policy.learn(feedback)
                     tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
         with self.lock:

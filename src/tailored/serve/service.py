@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from tailored.data.columns import ITEM_ID, RANK, REASONS, SCORE, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError
 from tailored.pipeline.recommender import Recommender
-from tailored.pipeline.slates import _candidates as slate_candidates  # public name asked of slates.py's owner
+from tailored.pipeline.slates import candidates_from
 from tailored.pipeline.slates import candidate_count, candidates_of
 from tailored.policies import Candidates
 from tailored.query import Context, Query
@@ -48,8 +48,8 @@ STORED_HISTORY = 200
 ERASED = "\x00erased"
 """The id an erased user is served under: unknown to every model, so the cold-start fallback answers."""
 SESSION = "\x00session"
-PROPENSITY = "propensity"
 """The id of an anonymous session: no client id can hold a control character, so nothing is stored under it."""
+PROPENSITY = "propensity"
 
 
 class Service:
@@ -118,6 +118,8 @@ class Service:
             if path in (self.path, self.failed_path):
                 return False
             self._load(path)
+            if self.policy.contextual:  # its features are the model's vectors: learnt again with the new ones
+                self.rebuild_policy()
             self.reload_error = None
             logger.info("model reloaded version=%s", self.model_version)
             return True
@@ -186,7 +188,7 @@ class Service:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             attributes = self._stored_attributes(user_id) or None
         found = model.top_from_index(position, size) if plain and known else None  # None: no index, new items...
-        proposed = None if found is None else (from_index(model, served, *found), None)
+        proposed = None if found is None else (from_index(model, served, *found, vectors=not self.policy.greedy), None)
         if proposed is None:
             model = model.with_stages(stages) if stages else model
             asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
@@ -236,8 +238,10 @@ class Service:
         items = [row[ITEM_ID] for row in rows]
         self.exposures.log(exposure_row(user_id, self.model_version, items, [row[PROPENSITY] for row in rows],
                                         self.policy.spec, context, exposure_id))
-        if not self.policy.greedy and self.served_id(user_id) != ERASED:  # an erased user's list is not stored
-            self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1))
+        served = self.served_id(user_id) if not self.policy.greedy else ERASED
+        if served != ERASED:  # an erased user's list is not stored
+            self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1),
+                              features=self.user_vectors(np.full(len(items), served, dtype=object)))
 
     # -- feedback -------------------------------------------------------------------------------------------------
     def attribute(self, batches: list[Sequence[Event]], fresh: frozenset[str]) -> list[list[dict[str, Any]]]:
@@ -253,7 +257,8 @@ class Service:
                 found = self.store.attribute(attributable, self.window)
                 learnt = found[(found["click"] > 0) & found["event_id"].isin(list(fresh))]
                 self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
-                                  learnt["click"].to_numpy(np.float64), wait=True)
+                                  learnt["click"].to_numpy(np.float64),
+                                  self.user_vectors(learnt[USER_ID].to_numpy(object)), wait=True)
             answers = {event: (exposure if by != "none" else None, by) for event, exposure, by
                        in zip(found["event_id"].tolist(), found["exposure_id"].tolist(), found["by"].tolist())}
         return [[{"event_id": event.event_id, "exposure_id": exposure, "by": by}
@@ -267,7 +272,21 @@ class Service:
             return
         with self.learning:
             self.exposures.flush_all()
-            self.policy.rebuild(self.store.feedback_log(self.window))
+            self.policy.rebuild(self.store.feedback_log(self.window), self.user_vectors)
+
+    def user_vectors(self, user_ids: np.ndarray) -> np.ndarray | None:
+        """A contextual policy's features of feedback rows: the scorer's vector of each row's user (stored ids; the
+        average user's for a user it was not trained on), from the served model as `candidates_from` reads them.
+        None when the policy reads no features or the model has no vectors."""
+        model = self.model
+        if not self.policy.contextual or not model.can_.vectors:
+            return None
+        factors = model.scorer.user_factors_  # type: ignore[attr-defined]
+        rows = model.users_.index(np.asarray(user_ids).astype(str), missing="mask")
+        trained = (rows >= 0) & (rows < len(factors))
+        vectors = np.tile(factors.mean(axis=0).astype(np.float64), (len(rows), 1))
+        vectors[trained] = factors[rows[trained]]
+        return vectors
 
     def erased_elsewhere(self, subjects: set[str]) -> None:
         """Users erased by another process: their lists and their part of the policy's state go."""
@@ -344,10 +363,13 @@ def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
     return listed(model.items_.ids(items).tolist(), scores)
 
 
-def from_index(model: Recommender, user_id: str, items: np.ndarray, scores: np.ndarray) -> Candidates:
-    """A `Recommender.top_from_index` answer as the candidates `candidates_of` makes of the same items (vectors
-    included; the index answers only while no item was added after training)."""
-    return slate_candidates(model, user_id, model.items_.ids(items), scores)
+def from_index(model: Recommender, user_id: str, items: np.ndarray, scores: np.ndarray,
+               vectors: bool = True) -> Candidates:
+    """A `Recommender.top_from_index` answer as the candidates `candidates_of` makes of the same items (the index
+    answers only while no item was added after training); without the scorer's ``vectors`` for greedy."""
+    if not vectors:
+        return Candidates(model.items_.ids(items), np.asarray(scores, np.float64), np.zeros(len(items), bool))
+    return candidates_from(model, user_id, model.items_.ids(items), scores)
 
 
 def new_exposure_id() -> str:
