@@ -254,14 +254,15 @@ def test_an_erasure_takes_the_users_feedback_out_of_the_state(model_dir, databas
 
 
 def traffic(base: str, headers: dict[str, str], rounds: int, prefix: str = "t") -> list[dict]:
-    """``rounds`` lists of 5 for u0..u9, a click on the second item of every other one; the POST answers."""
+    """``rounds`` lists of 5 for u0..u9, a click on the second item of every other one (the last one of a shorter
+    list: a user's clicked items leave their lists); the POST answers."""
     answers = []
     for round_ in range(rounds):
         user = f"u{round_ % 10}"
         body = recommend(base, headers, user)
-        if round_ % 2 == 0:
+        if round_ % 2 == 0 and body["items"]:
             answers.append(post(base, headers, {"event_id": f"{prefix}{round_}", "user_id": user, "type": "click",
-                                                "item_id": body["items"][1]["item_id"],
+                                                "item_id": body["items"][:2][-1]["item_id"],
                                                 "exposure_id": body["exposure_id"]}))
     return answers
 
