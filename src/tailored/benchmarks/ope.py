@@ -65,7 +65,7 @@ def speed(impressions: int = 1_000_000, k: int = 10, items: int = 10_000, sample
     ])
 
 
-def accuracy(seeds: int = 20, impressions: int = 20_000, scenario: str = "static", logging: str = ACCURACY_LOGGING,
+def accuracy(seeds: int = 20, impressions: int = 10_000, scenario: str = "static", logging: str = ACCURACY_LOGGING,
              targets: Sequence[str] = ACCURACY_TARGETS, estimators: Sequence[str] = ACCURACY_ESTIMATORS,
              samples: int = 1000, on_row: Callable[[dict[str, object]], None] | None = None) -> pd.DataFrame:
     """Per seed: ``logging`` runs through a simulated world (`tailored.simulation`) and each target's click rate
