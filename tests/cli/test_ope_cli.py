@@ -158,12 +158,16 @@ def test_given_candidates_set_the_target_probabilities_and_an_empty_list_earns_n
 
     log = read_feedback_log(pd.DataFrame({
         "exposure_id": ["a", "a", "b", "b", "c"], "user_id": "u", "position": [1, 2, 1, 2, 1],
-        "item_id": ["x", "y", "y", "z", "x"], "propensity": 0.5, "click": [1, 0, 0, 1, 1]}))
+        "item_id": ["x", "y", "y", "z", "x"], "propensity": 0.5, "click": [1, 0, 0, 1, 1],
+        "revenue": [10.0, 0.0, 0.0, 7.0, 4.0]}), reward="revenue")
     ranked = Candidates(np.array(["x", "y", "z"]), np.array([3.0, 2.0, 1.0]), np.zeros(3, bool))
     empty = Candidates(np.array([]), np.array([]), np.zeros(0, bool))
     found = evaluate_log(log, "greedy", candidates=[ranked, empty, ranked], samples=20)
     assert found["estimates"]["ips"]["value"] == pytest.approx((1 * 2 + 1 * 2) / 3)  # x at 1 in a and c, weight 2
     assert found["estimates"]["snips"]["value"] == pytest.approx(1.0)
     assert any("2 of 5 logged rows" in warning for warning in found["warnings"])
+    revenue = evaluate_log(log, "greedy", candidates=[ranked, empty, ranked], reward="revenue", samples=20)
+    assert revenue["estimates"]["ips"]["value"] == pytest.approx((10 * 2 + 4 * 2) / 3)
+    assert revenue["logged_value"] == pytest.approx(21 / 3)
     with pytest.raises(ConfigError, match="2 candidate lists given for the log's 3 lists"):
         evaluate_log(log, "greedy", candidates=[ranked, ranked])
