@@ -30,6 +30,7 @@ BELOW: dict[str, set[str]] = {
 BELOW["monitoring"] = {"registry", "store"} | BELOW["registry"] | {"split"}
 BELOW["simulation"] = {"monitoring"} | BELOW["monitoring"]
 BELOW["jobs"] = {"simulation"} | BELOW["simulation"]
+BELOW["ope"] = {"jobs"} | BELOW["jobs"]  # the off-policy evaluation API: a facade over eval/ and jobs/
 BELOW["serve"] = {"jobs"} | BELOW["jobs"]
 BELOW["benchmarks"] = {"serve"} | BELOW["serve"]
 BELOW["cli"] = {"benchmarks"} | BELOW["benchmarks"]
