@@ -144,5 +144,6 @@ class Registry:
 
     def __getitem__(self, name: str) -> type:
         if name not in self:
-            raise ConfigError(f"Unknown {self.kind} '{name}'. Valid {self.kind}s: {', '.join(self.names())}.")
+            plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+            raise ConfigError(f"Unknown {self.kind} '{name}'. Valid {plural}: {', '.join(self.names())}.")
         return self._classes[name]
