@@ -68,3 +68,11 @@ def test_a_click_in_slot_8_counts_for_more_than_one_in_slot_1() -> None:
 def test_bad_prior_strength_is_named() -> None:
     with pytest.raises(ConfigError, match="prior_strength"):
         estimate_position_bias(np.ones((1, 3)), np.zeros((1, 3)), prior_strength=-1)
+
+
+def test_a_refit_from_the_last_estimate_lands_on_the_same_theta() -> None:
+    impressions, clicks, theta = simulated(4)
+    cold = estimate_position_bias(impressions, clicks)
+    warm = estimate_position_bias(impressions, clicks, start=estimate_position_bias(impressions * 0.9, clicks * 0.9))
+    np.testing.assert_allclose(warm, cold, atol=2e-3)
+    np.testing.assert_allclose(warm, theta / theta[0], atol=0.03)

@@ -26,7 +26,8 @@ def prior_examination(positions: int) -> np.ndarray:
 
 
 def estimate_position_bias(impressions: np.ndarray, clicks: np.ndarray, prior_strength: float = PRIOR_STRENGTH,
-                           iterations: int = 200, tolerance: float = 1e-7) -> np.ndarray:
+                           iterations: int = 200, tolerance: float = 1e-7, start: np.ndarray | None = None
+                           ) -> np.ndarray:
     """theta (one per column, theta_1 = 1) of the PBM from ``impressions`` and ``clicks`` (items x positions) by EM.
 
     E-step: an unclicked impression of item i at p was examined without attraction with probability
@@ -37,12 +38,12 @@ def estimate_position_bias(impressions: np.ndarray, clicks: np.ndarray, prior_st
         raise ConfigError(f"prior_strength={prior_strength} must be >= 0 (impressions per position of the prior).")
     impressions, clicks = np.asarray(impressions, np.float64), np.asarray(clicks, np.float64)
     prior = prior_examination(impressions.shape[1])
-    shown = impressions.sum(axis=1) > 0
+    shown = (impressions > 0).sum(axis=1) >= 2
     impressions, clicks = impressions[shown], np.minimum(clicks[shown], impressions[shown])
     if not shown.any():
         return prior
     unclicked, per_position, per_item = impressions - clicks, impressions.sum(axis=0), impressions.sum(axis=1)
-    theta = prior.copy()
+    theta = prior.copy() if start is None or len(start) != len(prior) else np.array(start, np.float64)
     alpha = np.clip(clicks.sum(axis=1) / (impressions @ theta), _EPSILON, 1 - _EPSILON)
     for _ in range(iterations):
         product = np.clip(theta * alpha[:, None], None, 1 - _EPSILON)

@@ -40,6 +40,8 @@ from tailored.policies.state import ItemPositionCounts
 
 REFIT_GROWTH = 0.05
 """The position bias is estimated again when the impressions grew by this fraction since the last estimate."""
+EM_ITEMS = 2_000
+"""The position bias is estimated from at most this many items (the most shown at several positions)."""
 POOL_PRIOR_ITEMS = 3.0
 """How many items of correction 1 the new items' pooled correction starts from (`ThompsonPolicy.pooled`)."""
 _ATOMS, _WEIGHTS = np.polynomial.hermite_e.hermegauss(3)
@@ -80,18 +82,24 @@ class ThompsonPolicy:
 
     # -- online state -------------------------------------------------------------------------------------------
     def learn(self, feedback: Feedback) -> None:
-        """Adds impressions (``rewards`` None) or attributed rewards to the counts per (item, position)."""
+        """Adds impressions (``rewards`` None) or attributed rewards to the counts per (item, position), and
+        re-estimates the position bias when they grew enough (here, off the requests' path)."""
         self._counts.add(feedback.item_ids, feedback.positions, feedback.rewards)
+        self.position_bias()
 
     def state(self) -> dict[str, np.ndarray]:
         """The counts, independent of the order feedback arrived in (`ItemPositionCounts.snapshot`)."""
         return self._counts.snapshot()
 
     def position_bias(self) -> np.ndarray:
-        """theta per position (theta_1 = 1), estimated by EM from the counts when they grew by `REFIT_GROWTH`."""
+        """theta per position (theta_1 = 1), estimated by EM when the impressions grew by `REFIT_GROWTH`, from the
+        `EM_ITEMS` items shown at two positions or more with the most impressions (ties by id)."""
         total = self._counts.totals[0].sum()
         if self._counts.totals.shape[1] != len(self._theta) or total > (1 + REFIT_GROWTH) * self._fitted_at:
-            self._theta = estimate_position_bias(*self._counts.matrices())
+            impressions, rewards = self._counts.matrices()
+            spread = np.flatnonzero((impressions > 0).sum(axis=1) >= 2)
+            chosen = spread[np.lexsort((self._counts.item_ids[spread], -impressions[spread].sum(axis=1)))][:EM_ITEMS]
+            self._theta = estimate_position_bias(impressions[chosen], rewards[chosen], start=self._theta)
             self._fitted_at = total
         return self._theta
 
