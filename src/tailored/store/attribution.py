@@ -19,7 +19,9 @@ and rebuilding from the log therefore give the same sums.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -50,73 +52,121 @@ def check_window(window: float) -> float:
     return float(window)
 
 
+class Matched(NamedTuple):
+    """`attribution_of`'s answer, one entry per event: ``slot`` the row of the shown positions the event went to
+    (-1 for none), ``by`` (exposure_id / window / none / duplicate) and the event's reward shares."""
+
+    slot: np.ndarray
+    by: np.ndarray
+    click: np.ndarray
+    purchase: np.ndarray
+    revenue: np.ndarray
+
+
+def unrolled(items: Sequence[Sequence[Any]], propensities: Sequence[Sequence[float]]) -> tuple[np.ndarray, ...]:
+    """Lists of shown ``items`` and their ``propensities``, one entry per shown position: the list's row, the position
+    (1 = top), the item id (text) and the propensity. A list whose two lengths differ is a DataError."""
+    lengths = np.fromiter(map(len, items), np.int64, len(items))
+    if not np.array_equal(lengths, np.fromiter(map(len, propensities), np.int64, len(propensities))):
+        raise DataError("An exposure has a different number of items and propensities: its row is corrupt.")
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    positions = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
+    item_ids = np.array(list(chain.from_iterable(items)), dtype=object).astype(str).astype(object)
+    return rows, positions, item_ids, np.array(list(chain.from_iterable(propensities)), dtype=float)
+
+
 def shown_positions(exposures: pd.DataFrame) -> pd.DataFrame:
     """One row per shown position of ``exposures`` (rows with ``items`` and ``propensities`` lists of the same
     length, plus any other columns, repeated): ``position`` 1 = top, ``item_id`` and ``propensity``."""
-    lengths = exposures["items"].map(len).to_numpy(dtype=np.int64)
-    if not np.array_equal(lengths, exposures["propensities"].map(len).to_numpy(dtype=np.int64)):
-        raise DataError("An exposure has a different number of items and propensities: its row is corrupt.")
-    rows = np.repeat(np.arange(len(exposures)), lengths)
+    rows, positions, item_ids, propensities = unrolled(exposures["items"].tolist(), exposures["propensities"].tolist())
     shown = exposures.drop(columns=["items", "propensities"]).iloc[rows].reset_index(drop=True)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    shown["position"] = np.arange(len(rows), dtype=np.int64) - starts + 1
-    shown["item_id"] = np.concatenate([*exposures["items"], []]).astype(str).astype(object)
-    shown["propensity"] = np.concatenate([*exposures["propensities"], []]).astype(float)
-    return shown
+    return shown.assign(position=positions, item_id=item_ids, propensity=propensities)
 
 
 def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
     """The attribution of each of ``events`` (`EVENT_COLUMNS`; ``exposure_id`` None when not given, ``value`` used
     for revenue when present) to the exposures ``shown`` (`SHOWN_COLUMNS`: one row per position, `shown_positions`),
-    by the rule of this module. Returns `ATTRIBUTION_COLUMNS`, indexed like ``events``: the exposure and position
-    matched (missing and 0 for ``none``), ``by`` in exposure_id / window / none / duplicate, and the event's reward
-    shares. The result for an event depends only on the exposures within ``window`` before it and on the events
-    matching the same exposures, so a subset holding those gives the same answer as the whole log."""
-    window = check_window(window)
+    by the rule of this module (`attribution_of`). Returns `ATTRIBUTION_COLUMNS`, indexed like ``events``: the
+    exposure and position matched (missing and 0 for ``none``), ``by`` in exposure_id / window / none / duplicate,
+    and the event's reward shares."""
     _require(shown, SHOWN_COLUMNS, "shown positions")
     _require(events, EVENT_COLUMNS, "events")
-    count = len(events)
-    found = pd.DataFrame({name: _text(events[name]) for name in ("event_id", "user_id", "item_id", "type")})
-    found = found.assign(row=np.arange(count), timestamp=events["timestamp"].to_numpy(float),
-                         claimed=_text(events["exposure_id"].astype(object).fillna("")))  # "": none given
-    # an item shown twice in one list is credited at its first position
-    slots = (pd.DataFrame({name: _text(shown[name]) for name in ("exposure_id", "user_id", "item_id")})
-             .assign(created_at=shown["created_at"].to_numpy(float), position=shown["position"].to_numpy(np.int64))
-             .sort_values(["exposure_id", "position"], kind="stable")
-             .drop_duplicates(["exposure_id", "item_id"]).rename(columns={"exposure_id": "matched"}))
-    matched, position = np.full(count, None, dtype=object), np.zeros(count, dtype=np.int64)
+    found = attribution_of(shown, events, window)
+    hit = found.slot >= 0
+    exposure, position = np.full(len(hit), None, dtype=object), np.zeros(len(hit), dtype=np.int64)
+    exposure[hit] = _text(shown["exposure_id"])[found.slot[hit]]
+    position[hit] = np.asarray(shown["position"], dtype=np.int64)[found.slot[hit]]
+    return pd.DataFrame({"exposure_id": exposure, "position": position, "by": found.by, "click": found.click,
+                         "purchase": found.purchase, "revenue": found.revenue}, index=events.index)
+
+
+def attribution_of(shown: Mapping[str, Any], events: Mapping[str, Any],
+                   window: float = ATTRIBUTION_WINDOW_SECONDS) -> Matched:
+    """THE rule of this module, on columns (a DataFrame or a dict of sequences): ``shown`` has `SHOWN_COLUMNS` (one
+    row per position), ``events`` `EVENT_COLUMNS` (``exposure_id`` None or "" when not given; ``value``, when
+    present, is a purchase's revenue). Plain numpy on integer codes, so a batch of a few events costs about a
+    millisecond and a large log stays vectorised. The result for an event depends only on the exposures within
+    ``window`` before it and on the events matching the same exposures, so a subset holding those gives the same
+    answer as the whole log."""
+    window = check_window(window)
+    count = len(events["event_id"])
+    claimed = np.asarray(events["exposure_id"], dtype=object)
+    given = ~pd.isna(claimed)
+    given[given] = _text(claimed[given]) != ""
+    # exposure and event ids are coded in sorted order: ties go to the largest exposure id, the smallest event id
+    exposure, claim = _codes(shown["exposure_id"], np.where(given, claimed, ""), sort=True)
+    user, event_user = _codes(shown["user_id"], events["user_id"])
+    item, event_item = _codes(shown["item_id"], events["item_id"])
+    kinds = _text(events["type"])
+    created, timestamp = np.asarray(shown["created_at"], float), np.asarray(events["timestamp"], float)
+    # a slot is an (exposure, item): an item shown twice in one list is credited at its first position
+    items = int(max(item.max(initial=0), event_item.max(initial=0))) + 1
+    pair = exposure * items + item
+    order = np.lexsort((np.asarray(shown["position"], np.int64), exposure))
+    slots = np.sort(order[np.unique(pair[order], return_index=True)[1]])
+    slot = np.full(count, -1, dtype=np.int64)
     by = np.full(count, "none", dtype=object)
-    attributable = found["type"].isin(ATTRIBUTED_TYPES).to_numpy()
+    attributable = np.isin(kinds, ATTRIBUTED_TYPES)
 
-    claims = found[attributable & found["claimed"].ne("").to_numpy()]
-    by_id = claims.merge(slots, left_on=["claimed", "user_id", "item_id"], right_on=["matched", "user_id", "item_id"])
-    age = by_id["timestamp"] - by_id["created_at"]
-    by_id = by_id[(age >= 0) & (age <= window)]
-    rows = by_id["row"].to_numpy()
-    matched[rows], position[rows], by[rows] = by_id["matched"].to_numpy(), by_id["position"].to_numpy(), "exposure_id"
+    # by id: the claimed exposure shows the item to the same user, at most a window before the event
+    claims = np.flatnonzero(attributable & given)
+    hits = _find(pair[slots], claim[claims] * items + event_item[claims])
+    claims, hits = claims[hits >= 0], slots[hits[hits >= 0]]
+    age = timestamp[claims] - created[hits]
+    keep = (user[hits] == event_user[claims]) & (age >= 0) & (age <= window)
+    slot[claims[keep]], by[claims[keep]] = hits[keep], "exposure_id"
 
-    rest = found[attributable & (by == "none")].sort_values("timestamp", kind="stable")
-    latest = pd.merge_asof(rest, slots.sort_values(["created_at", "matched"], kind="stable"), left_on="timestamp",
-                           right_on="created_at", by=["user_id", "item_id"], direction="backward", tolerance=window)
-    latest = latest[latest["matched"].notna()]
-    rows = latest["row"].to_numpy()
-    matched[rows], position[rows], by[rows] = latest["matched"].to_numpy(), latest["position"].to_numpy(), "window"
+    # by window: the same user's latest slot of the item created in [t - window, t] (an as-of join on sorted keys)
+    rest = np.flatnonzero(attributable & (slot < 0))
+    group = np.concatenate([user[slots] * items + item[slots], event_user[rest] * items + event_item[rest]])
+    times = np.concatenate([created[slots], timestamp[rest]])
+    is_slot = np.arange(len(group)) < len(slots)  # at equal times, slots come first, then by exposure id
+    order = np.lexsort((np.concatenate([exposure[slots], np.zeros(len(rest), np.int64)]), ~is_slot, times, group))
+    latest = np.maximum.accumulate(np.where(is_slot[order], np.arange(len(order)), -1)) if len(order) else order
+    at = np.flatnonzero(~is_slot[order])
+    before = latest[at]
+    ok = before >= 0
+    before, at = order[before[ok]], order[at[ok]]
+    ok = (group[before] == group[at]) & (times[at] - times[before] <= window)
+    events_found = rest[at[ok] - len(slots)]
+    slot[events_found], by[events_found] = slots[before[ok]], "window"
 
-    credited = np.isin(by, CREDITED)
-    ranked = found.assign(matched=matched).sort_values(["timestamp", "event_id"], kind="stable")
-    ranked = ranked[credited[ranked["row"].to_numpy()]]
-    later = ranked["row"].to_numpy()[ranked.duplicated(["matched", "item_id", "type"]).to_numpy()]
-    by[later] = "duplicate"
-    credited[later] = False
+    # an (exposure, item, type) is credited once: the earliest event (then the smallest event id, then the first row)
+    _, kind = np.unique(kinds, return_inverse=True)
+    event_rank = pd.factorize(_text(events["event_id"]), sort=True)[0]
+    ranked = np.flatnonzero(slot >= 0)
+    ranked = ranked[np.lexsort((event_rank[ranked], timestamp[ranked]))]
+    first = np.zeros(len(ranked), dtype=bool)
+    first[np.unique(slot[ranked] * (kind.max(initial=0) + 1) + kind[ranked], return_index=True)[1]] = True
+    by[ranked[~first]] = "duplicate"
     # the reward shares: the first credited click/cart/purchase of a slot clicks, its first credited purchase buys
-    ranked = ranked[credited[ranked["row"].to_numpy()]]
+    ranked = ranked[first]
     click = np.zeros(count, dtype=np.int64)
-    click[ranked["row"].to_numpy()[~ranked.duplicated(["matched", "item_id"]).to_numpy()]] = 1
-    purchase = (credited & (found["type"] == "purchase").to_numpy()).astype(np.int64)
-    values = events["value"].to_numpy(float) if "value" in events else np.zeros(count)
+    click[ranked[np.unique(slot[ranked], return_index=True)[1]]] = 1
+    purchase = (np.isin(by, CREDITED) & (kinds == "purchase")).astype(np.int64)
+    values = np.asarray(events["value"], dtype=float) if "value" in events else np.zeros(count)
     revenue = np.where(purchase == 1, np.nan_to_num(values, nan=0.0), 0.0)
-    return pd.DataFrame({"exposure_id": matched, "position": position, "by": by, "click": click, "purchase": purchase,
-                         "revenue": revenue}, index=events.index)
+    return Matched(slot, by, click, purchase, revenue)
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -125,9 +175,25 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise DataError(f"The {what} to attribute lack the column(s) {missing}: they need {list(columns)}.")
 
 
-def _text(column: pd.Series) -> pd.Series:
-    """A key column as pandas strings, indexed from 0 (merge keys must have one type on both sides, empty or not)."""
-    return column.astype("str").reset_index(drop=True)
+def _text(values: Any) -> np.ndarray:
+    """Key values as text (ids compare as text on both sides, whatever their type)."""
+    return np.asarray(values, dtype=object).astype(str)
+
+
+def _codes(left: Any, right: Any, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of two columns of keys, equal where the texts are equal (in text order with ``sort``)."""
+    left, right = _text(left), _text(right)
+    codes = pd.factorize(np.concatenate([left, right]), sort=sort)[0]
+    return codes[:len(left)], codes[len(left):]
+
+
+def _find(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` is in ``keys`` (unique), -1 where absent."""
+    if not len(keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    at = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)]
+    return np.where(keys[at] == wanted, at, -1)
 
 
 def feedback_log(shown: pd.DataFrame, attribution: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

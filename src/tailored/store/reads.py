@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from tailored.data.columns import ITEM_ID, TIMESTAMP
 from tailored.store import schema
-from tailored.store.attribution import (ATTRIBUTED_TYPES, ATTRIBUTION_WINDOW_SECONDS, attribute,
-                                        check_window, feedback_log, shown_positions)
+from tailored.store.attribution import (ATTRIBUTED_TYPES, ATTRIBUTION_WINDOW_SECONDS, attribute, attribution_of,
+                                        check_window, feedback_log, shown_positions, unrolled)
 from tailored.store.pseudonyms import Pseudonyms
 
 if TYPE_CHECKING:
@@ -145,23 +145,32 @@ class StoreReads:
         ids = list(dict.fromkeys(each if isinstance(each, str) else each.event_id for each in events))
         with self.engine.connect() as connection:
             stored = self._stored_events(connection, set(ids))
-            given = pd.DataFrame([stored[each] for each in ids if each in stored], columns=[*EVENT_FIELDS])
-            given = given.astype({"value": float, "timestamp": float})
-            near = given[given["type"].isin(ATTRIBUTED_TYPES)]
+            given = [tuple(stored[each][name] for name in EVENT_FIELDS) for each in ids if each in stored]
+            near = [row for row in given if row[3] in ATTRIBUTED_TYPES]
             exposures, candidates = [], []
-            if len(near):
+            if near:
                 # an earlier event of the same exposure (created in [t - window, t]) is at most a window older, and
                 # the exposures that decide where it went were created at most a window before it
-                low, high = float(near["timestamp"].min()) - window, float(near["timestamp"].max())
-                exposures, candidates = self._exposures_and_events(
-                    connection, sorted(set(near["user_id"])), {"created_low": low - window, "low": low, "high": high})
-        shown = shown_positions(pd.DataFrame(exposures, columns=[*EXPOSURE_FIELDS]))
-        others = pd.DataFrame(candidates, columns=[*EVENT_FIELDS])
-        pool = pd.concat([given, others[~others["event_id"].isin(given["event_id"])]], ignore_index=True)
-        found = attribute(shown, pool, window).iloc[:len(given)]
-        details = shown[["exposure_id", "position", "propensity", "policy", "model_version", "context"]]
-        result = pd.concat([given.drop(columns="exposure_id"), found.reset_index(drop=True)], axis=1)
-        return result.merge(details, on=["exposure_id", "position"], how="left")
+                times = [float(row[5]) for row in near]
+                low, high = min(times) - window, max(times)
+                bounds = {"created_low": low - window, "low": low, "high": high}
+                exposures, candidates = self._exposures_and_events(connection, sorted({row[1] for row in near}), bounds)
+        # plain arrays, no frames until the answer: a batch of a few events costs a few milliseconds
+        known = {row[0] for row in given}
+        pool = _columns(given + [row for row in candidates if row[0] not in known], EVENT_FIELDS)
+        lists = _columns(exposures, EXPOSURE_FIELDS)
+        rows, positions, item_ids, propensities = unrolled(lists["items"], lists["propensities"])
+        shown = {"exposure_id": lists["exposure_id"][rows], "user_id": lists["user_id"][rows],
+                 "created_at": lists["created_at"][rows].astype(float), "position": positions, "item_id": item_ids}
+        found = attribution_of(shown, pool, window)
+        slot, count = found.slot[:len(given)], len(given)
+        answer = {name: pool[name][:count] for name in EVENT_FIELDS if name != "exposure_id"}
+        answer["value"], answer["timestamp"] = answer["value"].astype(float), answer["timestamp"].astype(float)
+        answer |= {"exposure_id": _taken(shown["exposure_id"], slot), "position": _taken(positions, slot, 0),
+                   "by": found.by[:count], "click": found.click[:count], "purchase": found.purchase[:count],
+                   "revenue": found.revenue[:count], "propensity": _taken(propensities, slot, np.nan)}
+        answer |= {name: _taken(lists[name][rows], slot) for name in ("policy", "model_version", "context")}
+        return pd.DataFrame(answer)
 
     def _attributed_chunks(self, window: float,
                            users_per_chunk: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -253,3 +262,16 @@ class StoreReads:
     def ping(self) -> bool:
         with self.engine.connect() as connection:
             return connection.execute(sa.select(1)).scalar() == 1
+
+
+def _columns(rows: list[tuple], fields: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows of these fields as one object array per field (a field can hold lists: an exposure's items)."""
+    columns = list(zip(*rows, strict=True)) or [()] * len(fields)
+    return {name: np.fromiter(column, dtype=object, count=len(rows)) for name, column in zip(fields, columns)}
+
+
+def _taken(values: np.ndarray, slot: np.ndarray, missing: Any = None) -> np.ndarray:
+    """``values`` at the rows ``slot``, ``missing`` where the slot is -1 (not attributed)."""
+    taken = np.full(len(slot), missing, dtype=object if missing is None else values.dtype)
+    taken[slot >= 0] = values[slot[slot >= 0]]
+    return taken
