@@ -194,16 +194,20 @@ def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, in
     group_caps = {False: shown, True: 0} if single else {False: caps[0], True: caps[1]}
     relevant, atoms = _relevant(values, membership, group_caps), values.shape[1]
     owners, nodes = np.repeat(rows, atoms), values[rows].ravel()  # one node per atom of each requested row
+    requested = np.zeros(len(values), bool)
+    requested[rows] = True
     counts_above = {}
     for group in group_caps:
         members = np.flatnonzero(relevant & (membership == group))
         draws = values[members][:, :, None]
         above = (draws > nodes) | ((draws == nodes) & (members[:, None, None] < owners))
-        counts_above[group] = _Above.of(members, above, rows)
+        counts_above[group] = _Above.of(members, above, requested[members])
     table = np.zeros((len(rows), shown))
     for group, cap in group_caps.items():
         mine, theirs, cap_other = counts_above[group], counts_above[not group], group_caps[not group]
-        wanted = np.flatnonzero(np.isin(rows, mine.members))
+        counted = np.zeros(len(values), bool)
+        counted[mine.members] = True
+        wanted = np.flatnonzero(counted[rows])
         if cap == 0 or len(wanted) == 0:
             continue
         slot, own_nodes = np.searchsorted(mine.members, rows[wanted])[:, None], _own_nodes(wanted, atoms)
@@ -237,11 +241,11 @@ class _Above:
     size: int
 
     @classmethod
-    def of(cls, members: np.ndarray, above: np.ndarray, rows: np.ndarray) -> _Above:
+    def of(cls, members: np.ndarray, above: np.ndarray, requested: np.ndarray) -> _Above:
         """From ``above`` (members x atoms x nodes: the atom draws above the node); members never above any node
-        (a factor 1) are left out unless they are requested ``rows``."""
+        (a factor 1) are left out unless ``requested``."""
         always, never = above.all(axis=1), ~above.any(axis=1)
-        counted = ~never.all(axis=1) | np.isin(members, rows)
+        counted = ~never.all(axis=1) | requested
         members, above, always, never = members[counted], above[counted], always[counted], never[counted]
         uncertain = ~(always | never)
         size = int(uncertain.sum(axis=0).max(initial=0)) + 1
