@@ -63,24 +63,25 @@ class Matched(NamedTuple):
     revenue: np.ndarray
 
 
-def unrolled(items: Sequence[Sequence[Any]], propensities: Sequence[Sequence[float]]) -> tuple[np.ndarray, ...]:
-    """Lists of shown ``items`` and their ``propensities``, one entry per shown position: the list's row, the position
-    (1 = top), the item id (text) and the propensity. A list whose two lengths differ is a DataError."""
+def unrolled(items: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lists of shown ``items``, one entry per shown position: the list's row, the position (1 = top) and the item
+    id (text)."""
     lengths = np.fromiter(map(len, items), np.int64, len(items))
-    if not np.array_equal(lengths, np.fromiter(map(len, propensities), np.int64, len(propensities))):
-        raise DataError("An exposure has a different number of items and propensities: its row is corrupt.")
     rows = np.repeat(np.arange(len(lengths)), lengths)
     positions = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
-    item_ids = np.array(list(chain.from_iterable(items)), dtype=object).astype(str).astype(object)
-    return rows, positions, item_ids, np.array(list(chain.from_iterable(propensities)), dtype=float)
+    return rows, positions, np.array(list(chain.from_iterable(items)), dtype=object).astype(str).astype(object)
 
 
 def shown_positions(exposures: pd.DataFrame) -> pd.DataFrame:
     """One row per shown position of ``exposures`` (rows with ``items`` and ``propensities`` lists of the same
     length, plus any other columns, repeated): ``position`` 1 = top, ``item_id`` and ``propensity``."""
-    rows, positions, item_ids, propensities = unrolled(exposures["items"].tolist(), exposures["propensities"].tolist())
+    items, propensities = exposures["items"].tolist(), exposures["propensities"].tolist()
+    if list(map(len, items)) != list(map(len, propensities)):
+        raise DataError("An exposure has a different number of items and propensities: its row is corrupt.")
+    rows, positions, item_ids = unrolled(items)
     shown = exposures.drop(columns=["items", "propensities"]).iloc[rows].reset_index(drop=True)
-    return shown.assign(position=positions, item_id=item_ids, propensity=propensities)
+    return shown.assign(position=positions, item_id=item_ids,
+                        propensity=np.array(list(chain.from_iterable(propensities)), dtype=float))
 
 
 def attribute(shown: pd.DataFrame, events: pd.DataFrame, window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:

@@ -4,6 +4,7 @@ read leaving out the users erased (`StoreReads._erased`). `EventStore` adds open
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,8 +32,13 @@ SELECT_EXPOSURES = sa.select(*[schema.exposures.c[name] for name in EXPOSURE_FIE
     schema.exposures.c.user_id.in_(sa.bindparam("users", expanding=True)))
 SELECT_ATTRIBUTABLE = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
     schema.events.c.user_id.in_(sa.bindparam("users", expanding=True)) & schema.events.c.type.in_(ATTRIBUTED_TYPES))
-SELECT_RECENT_EXPOSURES = SELECT_EXPOSURES.where(
-    schema.exposures.c.created_at.between(sa.bindparam("created_low"), sa.bindparam("high")))
+SLOT_FIELDS = ("exposure_id", "user_id", "created_at", "items")
+SELECT_RECENT_SLOTS = sa.select(*[schema.exposures.c[name] for name in SLOT_FIELDS]).where(
+    schema.exposures.c.user_id.in_(sa.bindparam("users", expanding=True))
+    & schema.exposures.c.created_at.between(sa.bindparam("created_low"), sa.bindparam("high")))
+DETAIL_FIELDS = ("exposure_id", "propensities", "policy", "model_version", "context")
+SELECT_DETAILS = sa.select(*[schema.exposures.c[name] for name in DETAIL_FIELDS]).where(
+    schema.exposures.c.exposure_id.in_(sa.bindparam("ids", expanding=True)))
 SELECT_RECENT_ATTRIBUTABLE = SELECT_ATTRIBUTABLE.where(
     schema.events.c.timestamp.between(sa.bindparam("low"), sa.bindparam("high")))
 USERS_PER_CHUNK = 1_000
@@ -155,22 +161,40 @@ class StoreReads:
                 low, high = min(times) - window, max(times)
                 bounds = {"created_low": low - window, "low": low, "high": high}
                 exposures, candidates = self._exposures_and_events(connection, sorted({row[1] for row in near}), bounds)
-        # plain arrays, no frames until the answer: a batch of a few events costs a few milliseconds
-        known = {row[0] for row in given}
-        pool = _columns(given + [row for row in candidates if row[0] not in known], EVENT_FIELDS)
-        lists = _columns(exposures, EXPOSURE_FIELDS)
-        rows, positions, item_ids, propensities = unrolled(lists["items"], lists["propensities"])
-        shown = {"exposure_id": lists["exposure_id"][rows], "user_id": lists["user_id"][rows],
-                 "created_at": lists["created_at"][rows].astype(float), "position": positions, "item_id": item_ids}
-        found = attribution_of(shown, pool, window)
-        slot, count = found.slot[:len(given)], len(given)
+            # plain arrays, no frames until the answer: a batch of a few events costs a few milliseconds
+            known = {row[0] for row in given}
+            pool = _columns(given + [row for row in candidates if row[0] not in known], EVENT_FIELDS)
+            lists = _columns(exposures, SLOT_FIELDS)
+            rows, positions, item_ids = unrolled(lists["items"])
+            shown = {"exposure_id": lists["exposure_id"][rows], "user_id": lists["user_id"][rows],
+                     "created_at": lists["created_at"][rows].astype(float), "position": positions, "item_id": item_ids}
+            found = attribution_of(shown, pool, window)
+            slot, count = found.slot[:len(given)], len(given)
+            exposure, position = _taken(shown["exposure_id"], slot), _taken(positions, slot, 0)
+            details = self._details(connection, exposure, position)
         answer = {name: pool[name][:count] for name in EVENT_FIELDS if name != "exposure_id"}
         answer["value"], answer["timestamp"] = answer["value"].astype(float), answer["timestamp"].astype(float)
-        answer |= {"exposure_id": _taken(shown["exposure_id"], slot), "position": _taken(positions, slot, 0),
-                   "by": found.by[:count], "click": found.click[:count], "purchase": found.purchase[:count],
-                   "revenue": found.revenue[:count], "propensity": _taken(propensities, slot, np.nan)}
-        answer |= {name: _taken(lists[name][rows], slot) for name in ("policy", "model_version", "context")}
-        return pd.DataFrame(answer)
+        answer |= {"exposure_id": exposure, "position": position, "by": found.by[:count], "click": found.click[:count],
+                   "purchase": found.purchase[:count], "revenue": found.revenue[:count]}
+        return pd.DataFrame(answer | details)
+
+    def _details(self, connection: sa.Connection, exposure: np.ndarray, position: np.ndarray) -> dict[str, np.ndarray]:
+        """``propensity, policy, model_version, context`` of each (``exposure``, ``position``); NaN and None where
+        the exposure is None. Read for the exposures matched only: their lists of numbers and contexts are JSON."""
+        hit = np.flatnonzero(pd.notna(exposure))
+        wanted, rows = sorted(set(exposure[hit])), []
+        for start in range(0, len(wanted), ID_CHUNK):
+            rows += map(tuple, connection.execute(SELECT_DETAILS, {"ids": wanted[start:start + ID_CHUNK]}))
+        lists = _columns(rows, DETAIL_FIELDS)
+        at = pd.Index(lists["exposure_id"]).get_indexer(exposure[hit])
+        lengths = np.fromiter(map(len, lists["propensities"]), np.int64, len(rows))
+        flat = np.array(list(chain.from_iterable(lists["propensities"])), dtype=float)
+        details = {"propensity": np.full(len(exposure), np.nan)} | {
+            name: np.full(len(exposure), None, dtype=object) for name in ("policy", "model_version", "context")}
+        details["propensity"][hit] = flat[(np.cumsum(lengths) - lengths)[at] + position[hit] - 1]
+        for name in ("policy", "model_version", "context"):
+            details[name][hit] = lists[name][at]
+        return details
 
     def _attributed_chunks(self, window: float,
                            users_per_chunk: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -190,11 +214,12 @@ class StoreReads:
 
     def _exposures_and_events(self, connection: sa.Connection, users: list[str],
                               bounds: dict[str, float] | None = None) -> tuple[list[tuple], list[tuple]]:
-        """The exposures and the click, cart and purchase events of these stored user ids; with ``bounds``, only the
-        exposures created between ``created_low`` and ``high`` and the events timed between ``low`` and ``high``."""
+        """The exposures (`EXPOSURE_FIELDS`) and the click, cart and purchase events of these stored user ids; with
+        ``bounds``, only the exposures created between ``created_low`` and ``high``, as `SLOT_FIELDS` (what the rule
+        reads), and the events timed between ``low`` and ``high``."""
         exposures: list[tuple] = []  # plain tuples: pandas inspects a Row's attributes one by one (slow)
         events: list[tuple] = []
-        both = (SELECT_EXPOSURES, SELECT_ATTRIBUTABLE) if bounds is None else (SELECT_RECENT_EXPOSURES,
+        both = (SELECT_EXPOSURES, SELECT_ATTRIBUTABLE) if bounds is None else (SELECT_RECENT_SLOTS,
                                                                                SELECT_RECENT_ATTRIBUTABLE)
         for start in range(0, len(users), ID_CHUNK):
             chunk = {"users": users[start:start + ID_CHUNK]} | (bounds or {})
