@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from tailored.errors import ConfigError, DataError
-from tailored.store.attribution import (ATTRIBUTION_COLUMNS, ATTRIBUTION_WINDOW_SECONDS, CREDITED, LOG_COLUMNS,
-                                        attribute, feedback_log, shown_positions)
+from tailored.store.attribution import (ATTRIBUTION_COLUMNS, ATTRIBUTION_WINDOW_SECONDS, CREDITED, EVENT_COLUMNS,
+                                        LOG_COLUMNS, SHOWN_COLUMNS, attribute, attribution_of, feedback_log,
+                                        shown_positions)
 from tailored.store.database import Event, exposure_row
 
 HOUR = 3_600.0
@@ -210,6 +211,23 @@ def test_the_vectorised_rule_equals_the_rule_written_event_by_event(seed: int) -
     credited_slots = found.loc[found["by"].isin(CREDITED), ["exposure_id", "position"]].drop_duplicates()
     assert log_rows["click"].sum() == len(credited_slots) and log_rows["click"].sum() == found["click"].sum()
     assert log_rows["click"].max() == 1 and log_rows["purchase"].max() == 1
+
+
+@pytest.mark.parametrize("seed", range(5, 10))
+def test_the_rule_on_plain_columns_equals_the_reference_with_items_shown_twice_and_rows_shuffled(seed: int) -> None:
+    """`attribution_of` on lists of values (what the store's online answer passes) is the same rule."""
+    exposures, log = random_world(seed)
+    rng = np.random.default_rng(seed)
+    exposures["items"] = [list(rng.choice(["i0", "i1", "i2", "i3"], 3)) for _ in range(len(exposures))]
+    log = log.iloc[rng.permutation(len(log))]
+    lists = shown_positions(exposures)
+    found = attribution_of({name: lists[name].tolist() for name in SHOWN_COLUMNS},
+                           {name: log[name].tolist() for name in [*EVENT_COLUMNS, "value"]}, 24 * HOUR)
+    answers = [(lists["exposure_id"][slot], lists["position"][slot], by) if slot >= 0 else (None, 0, by)
+               for slot, by in zip(found.slot, found.by, strict=True)]
+    assert answers == reference(lists, log, 24 * HOUR)
+    assert {"exposure_id", "window", "none", "duplicate"} <= set(found.by)
+    assert lists.duplicated(["exposure_id", "item_id"]).any()  # an item shown twice: credited at its first position
 
 
 def test_the_stores_answer_for_any_batch_equals_the_rule_over_the_whole_log(store) -> None:
