@@ -177,8 +177,11 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def _text(values: Any) -> np.ndarray:
-    """Key values as text (ids compare as text on both sides, whatever their type)."""
-    return np.asarray(values, dtype=object).astype(str)
+    """Key values as text objects (ids compare as text on both sides, whatever their type); texts already are."""
+    values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty"):
+        return values
+    return values.astype(str).astype(object)
 
 
 def _codes(left: Any, right: Any, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
