@@ -56,8 +56,8 @@ class ThompsonPolicy:
     """Thompson sampling on position-debiased clicks with the scorer's prior; see the module docstring."""
 
     policy: ClassVar[str]
-    prior_weight: float = 1.0
-    new_prior_weight: float = 0.5
+    prior_weight: float = 0.5
+    new_prior_weight: float = 0.25
     prior_clicks: float = 5.0
     new_item_slots: int = 0
     _counts: ItemPositionCounts = field(default_factory=ItemPositionCounts, init=False, repr=False)
