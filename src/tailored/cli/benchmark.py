@@ -149,6 +149,33 @@ def service(
 
     figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate,
                                 phase_seconds, say=lambda phase: console.print(f"[dim]{phase}...[/]"))
+    _print_figures(figures)
+
+
+@app.command("feedback")
+@handle_errors
+def feedback(
+    model_dir: ModelDir,
+    db: ServiceDatabase = None,
+    lists: Annotated[int, typer.Option("--lists", min=1, help="Thompson lists fetched, then clicked back.")] = 2_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Clicks per POST.")] = 100,
+    clients: Annotated[int, typer.Option("--clients", min=1, help="Concurrent clients posting clicks.")] = 8,
+    rate: Annotated[float, typer.Option(
+        "--rate", min=1, help="Recommendation requests per second (open loop) of the latency phase.")] = 100.0,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="Length of the latency phase.")] = 10.0,
+    connections: Annotated[int, typer.Option("--connections", min=1)] = 8,
+) -> None:
+    """Start `tailored serve` under greedy, then thompson, on one model: the lists' latency under each, then clicks
+    on thompson's lists posted back with their exposure ids (events/s stored, attributed and learnt, checked
+    against the policy's own tally)."""
+    from tailored.benchmarks.feedback import feedback_benchmark
+
+    figures = feedback_benchmark(model_dir, db, lists, batch_size, clients, rate, seconds, connections,
+                                 say=lambda phase: console.print(f"[dim]{phase}...[/]"))
+    _print_figures(figures)
+
+
+def _print_figures(figures: dict[str, Any]) -> None:
     for name, value in figures.items():
         if isinstance(value, float):
             shown = f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
