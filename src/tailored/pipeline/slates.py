@@ -132,6 +132,3 @@ def request_rng(seed: int, exposure_id: str) -> np.random.Generator:
     """The random stream of one request: a function of the policy's seed and the exposure id (a hex string), so a
     logged list can be drawn again."""
     return np.random.default_rng([seed, int(exposure_id[:16], 16)])
-
-
-_candidates = candidates_from  # the name serve/service.py imports today; it moves to candidates_from
