@@ -99,6 +99,11 @@ def test_policies_see_only_the_engine_candidates(world: World) -> None:
         visited |= {id(obj) for obj in frontier}
         assert not visited & hidden
     assert all(feedback.rewards is None or set(feedback.rewards) == {1.0} for feedback in spy.learned)
+    # contextual policies learn each row's features: its list's user vector (the scorer's, als here)
+    impressions = spy.learned[0]
+    assert impressions.rewards is None and impressions.features.shape == (len(impressions.item_ids),
+                                                                           len(expected.user_vector))
+    np.testing.assert_allclose(impressions.features[:10], np.tile(spy.seen[0].user_vector, (10, 1)))
 
 
 def test_batched_candidates_equal_candidates_of(world: World) -> None:

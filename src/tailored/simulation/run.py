@@ -214,8 +214,10 @@ class EngineDriver:
                         world.item_table(np.concatenate([items for _, items in waves[:arrived]])))
                 until = np.searchsorted(traffic.moments, waves[arrived][0]) if arrived < len(waves) else n
                 lists = user_lists(world, model, np.unique(traffic.users[start:until]), k)
+            user_vectors: list[np.ndarray | None] = [None] * (stop - start)
             for row in range(start, stop):
                 candidates, indices = lists[int(traffic.users[row])]
+                user_vectors[row - start] = candidates.user_vector
                 if not len(candidates):
                     continue
                 slate = policy.choose(candidates, min(k, len(candidates)), request_rng(self.policy_seed,
@@ -229,7 +231,7 @@ class EngineDriver:
             answer = outcome(world, traffic, rows, shown[rows])
             clicks[rows], purchases[rows], revenue[rows], expected[rows] = (answer.clicks, answer.purchases,
                                                                             answer.revenue, answer.expected)
-            _learn(policy, world, shown[rows], answer.clicks)
+            _learn(policy, world, shown[rows], answer.clicks, user_vectors)
             if progress is not None:
                 progress(stop - start)
         run = PolicyRun(spec_of(policy), clicks.sum(axis=1), purchases.sum(axis=1), revenue.sum(axis=1), expected,
@@ -240,14 +242,19 @@ class EngineDriver:
         return run
 
 
-def _learn(policy: Policy, world: World, shown: np.ndarray, clicks: np.ndarray) -> None:
-    """Feeds the policy what a block of lists showed (impressions) and what was clicked (rewards 1)."""
+def _learn(policy: Policy, world: World, shown: np.ndarray, clicks: np.ndarray,
+           user_vectors: list[np.ndarray | None]) -> None:
+    """Feeds the policy what a block of lists showed (impressions) and what was clicked (rewards 1), with each
+    row's features -- its list's user vector, as the service passes them -- when every list of the block has one."""
     rows, positions = np.nonzero(shown >= 0)
     items = world.item_ids[shown[rows, positions]]
-    policy.learn(Feedback(items, positions + 1))
+    known = [vector for vector in user_vectors if vector is not None]
+    features = np.stack(known)[rows] if known and len(known) == len(user_vectors) else None
+    policy.learn(Feedback(items, positions + 1, features=features))
     clicked = clicks[rows, positions]
     if clicked.any():
-        policy.learn(Feedback(items[clicked], positions[clicked] + 1, np.ones(int(clicked.sum()))))
+        policy.learn(Feedback(items[clicked], positions[clicked] + 1, np.ones(int(clicked.sum())),
+                              None if features is None else features[clicked]))
 
 
 def feedback_log(world: World, traffic: Traffic, shown: np.ndarray, propensities: np.ndarray, clicks: np.ndarray,
