@@ -243,7 +243,7 @@ def open_bandit(
 @handle_errors
 def ope(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Simulated worlds (one seed each).")] = 20,
-    impressions: Annotated[int, typer.Option("--impressions", min=100, help="Lists shown per run.")] = 20_000,
+    impressions: Annotated[int, typer.Option("--impressions", min=100, help="Lists shown per run.")] = 10_000,
     scenario: Annotated[str, typer.Option("--scenario", help="static, new-items or drift.")] = "static",
     speed_impressions: Annotated[int, typer.Option(
         "--speed-impressions", min=0, help="Logged impressions of the speed run (0: skip it).")] = 1_000_000,
