@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.data.cells import id_texts
-from tailored.data.io import CSV_SUFFIXES, read_table
+from tailored.data.io import CSV_SUFFIXES, read_table, rows_named
 from tailored.errors import DataError
 
 EXPOSURE_ID = "exposure_id"
@@ -30,7 +30,6 @@ REWARDS = ("click", "purchase", "revenue")
 LOG_COLUMNS = (EXPOSURE_ID, "user_id", POSITION, "item_id", PROPENSITY, POLICY, MODEL_VERSION, CREATED_AT, *REWARDS)
 REQUIRED = (EXPOSURE_ID, "user_id", POSITION, "item_id", PROPENSITY)
 """Columns every log needs, besides the reward column evaluated."""
-_SHOWN = 5
 _FIX = "export the log again with `tailored logs export`, or fix or remove those rows"
 
 
@@ -41,11 +40,7 @@ class _Source:
     from_text: bool
 
     def rows(self, mask: np.ndarray) -> str:
-        positions = np.flatnonzero(mask)
-        numbers = positions + 2 if self.from_text else positions
-        shown = ", ".join(map(str, numbers[:_SHOWN])) + (", ..." if len(numbers) > _SHOWN else "")
-        noun = ("line" if self.from_text else "row") + ("s" if len(numbers) > 1 else "")
-        return f"{noun} {shown}{'; the header is line 1' if self.from_text else ', counting from 0'}"
+        return rows_named(mask, self.from_text)
 
     def fail(self, column: str, mask: np.ndarray, problem: str, why: str = "") -> DataError:
         count = int(mask.sum())

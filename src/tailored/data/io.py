@@ -38,6 +38,16 @@ _SHOWN = 5
 _CLEAN_HINT = "fix or remove those rows (`tailored check` reports invalid rows and can drop them)"
 
 
+def rows_named(mask: np.ndarray, from_text: bool) -> str:
+    """How an error names the rows of ``mask`` (the first few): lines of a text file, whose header is line 1, or rows
+    of a frame counted from 0."""
+    positions = np.flatnonzero(mask)
+    numbers = positions + 2 if from_text else positions
+    shown = ", ".join(str(n) for n in numbers[:_SHOWN]) + (", ..." if len(numbers) > _SHOWN else "")
+    noun = ("line" if from_text else "row") + ("s" if len(numbers) > 1 else "")
+    return f"{noun} {shown}{'; the header is line 1' if from_text else ', counting from 0'}"
+
+
 @dataclass(frozen=True)
 class _Table:
     """A loaded table and where it came from, to point at rows in error messages."""
@@ -47,13 +57,7 @@ class _Table:
     from_text: bool
 
     def rows(self, mask: pd.Series) -> str:
-        positions = np.flatnonzero(mask.to_numpy(dtype=bool))
-        numbers = positions + 2 if self.from_text else positions
-        shown = ", ".join(str(n) for n in numbers[:_SHOWN]) + (", ..." if len(numbers) > _SHOWN else "")
-        noun = "line" if self.from_text else "row"
-        plural = "s" if len(numbers) > 1 else ""
-        note = "; the header is line 1" if self.from_text else ", counting from 0"
-        return f"{noun}{plural} {shown}{note}"
+        return rows_named(mask.to_numpy(dtype=bool), self.from_text)
 
     def fail(self, column: str, canonical: str, mask: pd.Series, one: str, many: str) -> DataError:
         """A DataError naming the source, column, count (``one``/``many`` problem), rows and samples of ``mask``."""
