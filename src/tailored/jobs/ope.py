@@ -27,7 +27,7 @@ from tailored.errors import ConfigError
 from tailored.eval.ope import MODEL_ESTIMATORS, OffPolicyReport, PositionBasedRewards, SlateLog, estimate
 from tailored.pipeline.recommender import Recommender
 from tailored.policies.base import Candidates, Policy, parse_policy, spec_of
-from tailored.simulation.run import candidate_lists
+from tailored.pipeline.slates import candidate_lists
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr")
 UNLOGGED_MASS_WARNING = 0.01
