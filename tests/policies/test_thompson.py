@@ -8,7 +8,8 @@ import pytest
 
 from tailored.errors import ConfigError, DataError
 from tailored.policies.base import Candidates, Feedback, parse_policy, spec_of
-from tailored.policies.thompson import ThompsonPolicy, ranked_marginals
+from tailored.policies.draw_marginals import ranked_marginals
+from tailored.policies.thompson import ThompsonPolicy
 
 
 def pool(n: int = 30, new: int = 6, seed: int = 0, prefix: str = "i") -> Candidates:
@@ -61,7 +62,7 @@ def test_propensities_are_the_sampling_frequencies(slots: int) -> None:
 def test_ranked_marginals_by_enumeration() -> None:
     """Three candidates with 3 draws each: every one of the 27 outcomes enumerated."""
     values = np.array([[0.0, 1.0, 2.0], [0.5, 1.0, 1.5], [-1.0, 0.9, 3.0]])
-    weights = np.array([1 / 6, 2 / 3, 1 / 6])  # probabilities of _ATOMS (-sqrt 3, 0, +sqrt 3) in this order
+    weights = np.array([1 / 6, 2 / 3, 1 / 6])  # probabilities of ATOMS (-sqrt 3, 0, +sqrt 3) in this order
     order = np.argsort(np.polynomial.hermite_e.hermegauss(3)[0])
     values = values[:, np.argsort(order)]
     expected = np.zeros((3, 2))

@@ -18,11 +18,7 @@ Each request samples every candidate's log click rate from the log-normal that m
 exist) beside the best known ones, each at the place its sample gives; with 0 (the default) new items compete with
 the known ones on their sampled click rates alone.
 
-Propensities are the exact marginals of that ranking by independent normal samples, by quadrature: P(c at p) is
-the integral over c's sample y of the probability that exactly p - 1 shown competitors sample above y (a
-Poisson-binomial over the other candidates, computed by prefix and suffix dynamic programs over a grid made of every
-relevant candidate's quantiles, integrated by the trapezoid rule in c's distribution function). Candidates that
-cannot reach the slate (their mean plus 6 standard deviations below the k-th best mean minus 6) get 0.
+Propensities are the exact marginals of that ranking (`draw_marginals.ranked_marginals`).
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ from scipy.special import digamma, polygamma
 
 from tailored.errors import ConfigError
 from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
+from tailored.policies.draw_marginals import ATOMS, WEIGHTS, ranked_marginals
 from tailored.policies.position_bias import estimate_position_bias, examinations, prior_examination
 from tailored.policies.state import ItemPositionCounts
 
@@ -44,10 +41,6 @@ EM_ITEMS = 2_000
 """The position bias is estimated from at most this many items (the most shown at several positions)."""
 POOL_PRIOR_ITEMS = 3.0
 """How many items of correction 1 the new items' pooled correction starts from (`ThompsonPolicy.pooled`)."""
-_ATOMS, _WEIGHTS = np.polynomial.hermite_e.hermegauss(3)
-"""The draws of a standard normal posterior: Gauss-Hermite's 3 points (0, +-sqrt(3)) and probabilities (2/3, 1/6,
-1/6), which match its mean, variance and kurtosis."""
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
 @POLICIES.register("thompson")
@@ -144,13 +137,13 @@ class ThompsonPolicy:
 
     # -- decisions ----------------------------------------------------------------------------------------------
     def draws(self, candidates: Candidates, k: int) -> np.ndarray:
-        """(candidates x 3): the values each candidate's log click rate is drawn from (`_ATOMS` of its posterior)."""
+        """(candidates x 3): the values each candidate's log click rate is drawn from (`ATOMS` of its posterior)."""
         means, deviations = self.posterior(candidates, k)
-        return means[:, None] + deviations[:, None] * _ATOMS
+        return means[:, None] + deviations[:, None] * ATOMS
 
     def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
         values = self.draws(candidates, k)
-        samples = values[np.arange(len(values)), rng.choice(len(_ATOMS), len(values), p=_WEIGHTS)]
+        samples = values[np.arange(len(values)), rng.choice(len(ATOMS), len(values), p=WEIGHTS)]
         caps = self._caps(candidates, k)
         groups = np.asarray(candidates.new, bool)
         if caps[0] == caps[1]:
@@ -180,112 +173,3 @@ class ThompsonPolicy:
         reserved = min(self.new_item_slots, new, shown)
         known = min(shown - reserved, n - new)
         return known, shown - known
-
-
-def ranked_marginals(values: np.ndarray, groups: np.ndarray, caps: tuple[int, int], rows: np.ndarray
-                     ) -> np.ndarray:
-    """(len(rows), shown): the exact probability that candidate ``rows[i]`` is at position p + 1 when each candidate
-    draws one of its ``values`` (candidates x atoms, with probabilities `_WEIGHTS`) independently, the slate is the
-    best ``caps[0]`` draws of group False and the best ``caps[1]`` of group True (``caps[0] == caps[1]``: any mix of
-    ``caps[0]``, one group), ordered by draw, ties to the lower index."""
-    single = caps[0] == caps[1]
-    shown = caps[0] if single else caps[0] + caps[1]
-    membership = np.zeros(len(values), bool) if single else np.asarray(groups, bool)
-    group_caps = {False: shown, True: 0} if single else {False: caps[0], True: caps[1]}
-    relevant, atoms = _relevant(values, membership, group_caps), values.shape[1]
-    owners, nodes = np.repeat(rows, atoms), values[rows].ravel()  # one node per atom of each requested row
-    requested = np.zeros(len(values), bool)
-    requested[rows] = True
-    counts_above = {}
-    for group in group_caps:
-        members = np.flatnonzero(relevant & (membership == group))
-        draws = values[members][:, :, None]
-        above = (draws > nodes) | ((draws == nodes) & (members[:, None, None] < owners))
-        counts_above[group] = _Above.of(members, above, requested[members])
-    table = np.zeros((len(rows), shown))
-    for group, cap in group_caps.items():
-        mine, theirs, cap_other = counts_above[group], counts_above[not group], group_caps[not group]
-        counted = np.zeros(len(values), bool)
-        counted[mine.members] = True
-        wanted = np.flatnonzero(counted[rows])
-        if cap == 0 or len(wanted) == 0:
-            continue
-        slot, own_nodes = np.searchsorted(mine.members, rows[wanted])[:, None], _own_nodes(wanted, atoms)
-        own = mine.counts(slot, own_nodes, cap)  # the group's others above: fewer than cap to be shown
-        if cap_other == 0 or len(theirs.members) == 0:
-            position = own
-        else:  # the other group's shown members above: min(its count above, its cap)
-            counts = theirs.counts(None, own_nodes, len(theirs.members) + 1)
-            other = np.concatenate([counts[..., :cap_other], counts[..., cap_other:].sum(axis=-1, keepdims=True)],
-                                   axis=-1)
-            position = np.zeros((len(wanted), atoms, shown))
-            for count in range(other.shape[-1]):
-                position[..., count:count + cap] += own[..., :shown - count] * other[..., count, None]
-        table[wanted, :position.shape[-1]] = np.einsum("a,iap->ip", _WEIGHTS, position)
-    return table
-
-
-@dataclass(frozen=True, eq=False)
-class _Above:
-    """How many of a group's ``members`` draw above each node. Members certainly above a node shift the count
-    (``prefix_shift[j]``: of members ``< j``; ``suffix_shift[j]``: of members ``>= j``); the uncertain ones enter
-    generating functions evaluated at the first half of ``size`` roots of unity (the rest are conjugates), as
-    cumulative products of the factors ``1 + s (w - 1)``: ``prefix[j]`` and ``suffix[j]`` likewise. Leaving one
-    member out is a product; the count's distribution an inverse real DFT, exact to rounding."""
-
-    members: np.ndarray
-    prefix: np.ndarray
-    suffix: np.ndarray
-    prefix_shift: np.ndarray
-    suffix_shift: np.ndarray
-    size: int
-
-    @classmethod
-    def of(cls, members: np.ndarray, above: np.ndarray, requested: np.ndarray) -> _Above:
-        """From ``above`` (members x atoms x nodes: the atom draws above the node); members never above any node
-        (a factor 1) are left out unless ``requested``."""
-        always, never = above.all(axis=1), ~above.any(axis=1)
-        counted = ~never.all(axis=1) | requested
-        members, above, always, never = members[counted], above[counted], always[counted], never[counted]
-        uncertain = ~(always | never)
-        size = int(uncertain.sum(axis=0).max(initial=0)) + 1
-        roots = np.exp(-2j * np.pi * np.arange(size // 2 + 1) / size) - 1.0
-        factors = np.where(uncertain, np.einsum("a,mag->mg", _WEIGHTS, above), 0.0)[..., None] * roots
-        factors += 1.0
-        ones, zeros = np.ones((1, *factors.shape[1:]), complex), np.zeros((1, factors.shape[1]), np.int64)
-        shifts = np.cumsum(always, axis=0)
-        return cls(members, np.concatenate([ones, np.cumprod(factors, axis=0)]),
-                   np.concatenate([np.cumprod(factors[::-1], axis=0)[::-1], ones]),
-                   np.concatenate([zeros, shifts]), np.concatenate([np.cumsum(always[::-1], axis=0)[::-1], zeros]),
-                   size)
-
-    def counts(self, slot: np.ndarray | None, nodes: np.ndarray, width: int) -> np.ndarray:
-        """P(count above = 0..width - 1) at ``nodes`` (rows x atoms) of the members but those at ``slot`` (rows x 1;
-        None: all members)."""
-        if slot is None:
-            spectrum, shift = self.prefix[-1][nodes], self.prefix_shift[-1][nodes]
-        else:
-            spectrum = self.prefix[slot, nodes] * self.suffix[slot + 1, nodes]
-            shift = self.prefix_shift[slot, nodes] + self.suffix_shift[slot + 1, nodes]
-        uncertain = np.clip(np.fft.irfft(spectrum, n=self.size, axis=-1), 0.0, 1.0)
-        index = np.arange(width) - shift[..., None]
-        inside = (index >= 0) & (index < self.size)
-        return np.where(inside, np.take_along_axis(uncertain, np.clip(index, 0, self.size - 1), axis=-1), 0.0)
-
-
-def _own_nodes(wanted: np.ndarray, atoms: int) -> np.ndarray:
-    """The node indices of the requested rows ``wanted`` (rows x atoms)."""
-    return wanted[:, None] * atoms + np.arange(atoms)
-
-
-def _relevant(values: np.ndarray, membership: np.ndarray, group_caps: dict[bool, int]) -> np.ndarray:
-    """The candidates that can reach the slate: within its group, a highest draw not below the cap-th best lowest
-    draw (the others are always below that many of their group, so they neither show nor push a shown one down)."""
-    relevant = np.zeros(len(values), bool)
-    for group, cap in group_caps.items():
-        members = np.flatnonzero(membership == group)
-        if cap == 0 or len(members) == 0:
-            continue
-        floor = np.sort(values[members].min(axis=1))[::-1][min(cap, len(members)) - 1]
-        relevant[members[values[members].max(axis=1) >= floor]] = True
-    return relevant
