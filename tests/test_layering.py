@@ -28,7 +28,8 @@ BELOW: dict[str, set[str]] = {
     "store": {"data", "errors", "config"},
 }
 BELOW["monitoring"] = {"registry", "store"} | BELOW["registry"] | {"split"}
-BELOW["simulation"] = {"monitoring"} | BELOW["monitoring"]
+BELOW["experiments"] = {"registry", "store"} | BELOW["registry"] | {"split"}  # beside monitoring
+BELOW["simulation"] = {"monitoring", "experiments"} | BELOW["monitoring"]
 BELOW["jobs"] = {"simulation"} | BELOW["simulation"]
 BELOW["ope"] = {"jobs"} | BELOW["jobs"]  # the off-policy evaluation API: a facade over eval/ and jobs/
 BELOW["serve"] = {"jobs"} | BELOW["jobs"]
