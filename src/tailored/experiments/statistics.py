@@ -251,7 +251,8 @@ def compare(control: Moments, treatment: Moments, metric: str, *, cuped: bool = 
     c, t = estimate(control, theta, mean_c), estimate(treatment, theta, mean_c)
     lift, variance = lift_of(c, t)
     half = stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
-    return Comparison(c, t, lift, variance, lift - half, lift + half, msprt_p_value(lift, variance, tau), spec.test,
+    test = "welch" if spec.test == "two-proportion" and cuped else spec.test  # adjusted values are not 0/1
+    return Comparison(c, t, lift, variance, lift - half, lift + half, msprt_p_value(lift, variance, tau), test,
                       fixed_test(spec, control, treatment, c, t, cuped))
 
 
