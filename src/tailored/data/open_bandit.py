@@ -52,7 +52,8 @@ def read_open_bandit(policy: str = "bts", campaign: str = "all") -> pd.DataFrame
     clicks = records["click"].to_numpy(dtype=np.float64)
     return pd.DataFrame({
         "exposure_id": [f"obd-{policy}-{campaign}-{row}" for row in range(len(records))],
-        "user_id": records[list(USER_FEATURES)].astype(str).agg(":".join, axis=1),
+        "user_id": records[USER_FEATURES[0]].astype(str).str.cat(
+            [records[name].astype(str) for name in USER_FEATURES[1:]], sep=":"),
         "position": records["position"].astype(np.int64),
         "item_id": records["item_id"].astype(str),
         "propensity": records["propensity_score"].astype(np.float64),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from tailored.errors import ConfigError, DataError
 
@@ -45,7 +46,8 @@ class SlateLog:
 
     ``lists`` says which list each row belongs to (any integers; rows of a list share it), ``positions`` are 1-based,
     ``logging`` = pi0(logged item at p), ``target`` = pi(logged item at p). For dm/dr: ``predicted`` = q(logged item,
-    p) and ``expected`` = sum_c pi(c at p) q(c, p), the target's modelled reward at the row's (list, position)."""
+    p) and ``expected`` = sum_c pi(c at p) q(c, p), the target's modelled reward at the row's (list, position);
+    with ``refit`` the bootstrap refits that reward model on every resample, else it holds it fixed."""
 
     lists: np.ndarray
     positions: np.ndarray
@@ -54,6 +56,7 @@ class SlateLog:
     target: np.ndarray
     predicted: np.ndarray | None = None
     expected: np.ndarray | None = None
+    refit: RewardRefit | None = None
 
     def __post_init__(self) -> None:
         rows = len(self.lists)
@@ -72,6 +75,34 @@ class SlateLog:
         _check((self.logging <= 0) | (self.logging > 1), "logging", "logging propensities outside (0, 1]")
         _check((self.target < 0) | (self.target > 1), "target", "target probabilities outside [0, 1]")
         _check(self.positions < 1, "positions", "positions below 1 (position 1 is the top)")
+        if self.refit is not None:
+            self.refit.check(rows, int(self.positions.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class RewardRefit:
+    """What lets dm and dr refit their reward model on every bootstrap resample, so that their intervals hold the
+    model's own error: the `PositionBasedRewards` fitted on the whole log (its shrinkage is kept), each row's item
+    code in [0, len(model.gamma_)) and ``target_mass`` (depth x (items + 1)): at [p - 1, i] the sum over the log's
+    rows at position p of the target's probability of item i at p in that row's list; the last column is the mass on
+    items the log never shows (the model gives them its mean)."""
+
+    model: PositionBasedRewards
+    items: np.ndarray
+    target_mass: np.ndarray
+
+    def check(self, rows: int, depth: int) -> None:
+        """Refuse arrays that do not fit a log of ``rows`` rows and ``depth`` positions."""
+        known = len(self.model.gamma_)
+        if np.shape(self.items) != (rows,):
+            raise DataError(f"RewardRefit.items has shape {np.shape(self.items)}; it needs ({rows},), one per row.")
+        if np.shape(self.target_mass) != (depth, known + 1):
+            raise DataError(f"RewardRefit.target_mass has shape {np.shape(self.target_mass)}; it needs ({depth}, "
+                            f"{known + 1}): the log's positions x the model's items and one column for the rest.")
+        _check((self.items < 0) | (self.items >= known), "refit.items", f"item codes outside [0, {known})")
+        if len(self.model.theta_) != depth:
+            raise DataError(f"RewardRefit.model was fitted on {len(self.model.theta_)} positions, the log has "
+                            f"{depth}: fit it on the same log.")
 
 
 def _check(bad: np.ndarray, name: str, problem: str) -> None:
@@ -108,39 +139,87 @@ class OffPolicyReport:
 class PositionBasedRewards:
     """Reward model of the direct method and doubly robust: E[r | item i at position p] = theta_p * gamma_i (the
     position-based model; Chuklin et al. 2015), fitted by alternating closed-form Poisson maximum likelihood (for
-    clicks, purchases and revenue alike), theta_1 = 1. ``prior`` pseudo-examinations shrink each gamma_i towards the
-    mean reward; items never logged get that mean."""
+    clicks, purchases and revenue alike), theta_1 = 1. Hierarchical shrinkage: ``prior`` pseudo-examinations pull
+    each gamma_i towards the mean reward per examination (items never logged get that mean) and
+    ``position_prior`` pseudo-rows pull each theta_p towards the pooled value (no position effect). `select` picks
+    both by cross-validated log-loss on the log."""
 
     prior: float = 10.0
+    position_prior: float = 0.0
     iterations: int = 100
     tolerance: float = 1e-10
     theta_: np.ndarray = field(init=False, repr=False)
     gamma_: np.ndarray = field(init=False, repr=False)
     mean_: float = field(init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        for name in ("prior", "position_prior"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"PositionBasedRewards.{name}={getattr(self, name)} must be >= 0.")
+
     def fit(self, items: np.ndarray, positions: np.ndarray, rewards: np.ndarray, n_items: int) -> PositionBasedRewards:
         """Fit on logged rows: ``items`` are codes in [0, n_items), ``positions`` 1-based."""
-        depth = int(positions.max())
-        slots = positions - 1
-        shown_at = np.bincount(slots, minlength=depth).astype(np.float64)
-        earned_at = np.bincount(slots, rewards, minlength=depth)
-        earned_by = np.bincount(items, rewards, minlength=n_items)
-        theta = np.ones(depth)
-        mean = float(rewards.sum() / len(rewards))
-        gamma = np.full(n_items, mean)
+        cells = _Cells.of(items, positions, n_items)
+        theta, gamma, mean = self._fit_cells(cells, cells.shown()[None], cells.earned(rewards)[None])
+        self.theta_, self.gamma_, self.mean_ = theta[0], gamma[0], float(mean[0])
+        return self
+
+    @classmethod
+    def select(cls, items: np.ndarray, positions: np.ndarray, rewards: np.ndarray, n_items: int,
+               lists: np.ndarray, weights: np.ndarray | None = None, folds: int = 5,
+               seed: int = 0) -> PositionBasedRewards:
+        """The model whose (prior, position_prior) on `SHRINKAGE_GRID` has the smallest ``folds``-fold
+        cross-validated loss on the log (folds of whole lists; Bernoulli log-loss for 0/1 rewards, Poisson deviance
+        otherwise), refitted on the whole log. With ``weights`` (pi / pi0 per row) the held-out loss is
+        importance-weighted (Sugiyama et al. 2007): the loss on the rows the target would show, which is what dm
+        needs. Reads the log only."""
+        cells = _Cells.of(items, positions, n_items)
+        fold_of_list = np.random.default_rng(seed).permutation(int(lists.max()) + 1) % folds
+        held = [fold_of_list[lists] == fold for fold in range(folds)]
+        train_shown = np.stack([cells.shown(~rows) for rows in held])
+        train_earned = np.stack([cells.earned(rewards, ~rows) for rows in held])
+        weights = np.ones(len(rewards)) if weights is None else weights
+        held_shown = np.stack([cells.shown(rows * weights) for rows in held])
+        held_earned = np.stack([cells.earned(rewards, rows * weights) for rows in held])
+        binary = bool(np.isin(rewards, (0.0, 1.0)).all())
+        best, best_loss = (PositionBasedRewards.prior, PositionBasedRewards.position_prior), np.inf
+        for prior, position_prior in SHRINKAGE_GRID:
+            theta, gamma, _ = cls(prior, position_prior)._fit_cells(cells, train_shown, train_earned)
+            predicted = theta[:, cells.slots] * gamma[:, cells.items]
+            loss = float(_held_out_loss(predicted, held_shown, held_earned, binary))
+            if loss < best_loss:
+                best, best_loss = (prior, position_prior), loss
+        return cls(*best).fit(items, positions, rewards, n_items)
+
+    def _fit_cells(self, cells: _Cells, shown: np.ndarray, earned: np.ndarray,
+                   theta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(theta, gamma, mean) fitted on each row of ``shown`` and ``earned`` (batches x cells: rows shown and
+        reward earned per (item, position) cell), from ``theta`` (batches x depth) or flat."""
+        batches = shown.shape[0]
+        earned_by, earned_at = cells.by_item(earned), cells.by_slot(earned)
+        rows_at = cells.by_slot(shown)
+        theta = np.ones((batches, cells.depth)) if theta is None else theta.copy()
+        first = np.where(rows_at > 0, 1.0, 0.0)
         for _ in range(self.iterations):
-            examined = np.bincount(items, theta[slots], minlength=n_items)
-            mean = float(earned_by.sum() / examined.sum())
-            gamma = (earned_by + self.prior * mean) / (examined + self.prior)
-            attraction = np.bincount(slots, gamma[items], minlength=depth)
-            updated = np.divide(earned_at, attraction, out=np.zeros(depth), where=attraction > 0)
-            updated = updated / updated[0] if updated[0] > 0 else np.where(shown_at > 0, 1.0, 0.0)
+            examined = cells.by_item(shown * theta[:, cells.slots])
+            total = examined.sum(axis=1)
+            mean = np.divide(earned_by.sum(axis=1), total, out=np.zeros(batches), where=total > 0)
+            gamma = (earned_by + self.prior * mean[:, None]) / np.maximum(examined + self.prior, 1e-300)
+            attraction = cells.by_slot(shown * gamma[:, cells.items])
+            per_row = attraction.sum(axis=1) / np.maximum(rows_at.sum(axis=1), 1.0)
+            pooled = np.divide(earned_at.sum(axis=1), attraction.sum(axis=1), out=np.ones(batches),
+                               where=attraction.sum(axis=1) > 0)
+            weight = (self.position_prior * per_row)[:, None]
+            denominator = attraction + weight
+            updated = np.divide(earned_at + weight * pooled[:, None], denominator, out=np.zeros_like(attraction),
+                                where=denominator > 0)
+            top = updated[:, :1]
+            updated = np.where(top > 0, updated / np.where(top > 0, top, 1.0), first)
             change = float(np.abs(updated - theta).max())
             theta = updated
             if change < self.tolerance:
                 break
-        self.theta_, self.gamma_, self.mean_ = theta, gamma, mean
-        return self
+        return theta, gamma, mean
 
     def attraction(self, items: np.ndarray) -> np.ndarray:
         """gamma of item codes; codes outside the fitted range (items never logged) get the mean."""
@@ -159,6 +238,59 @@ class PositionBasedRewards:
         """sum_c pi(c at p) q(c, p) for each position p of one list: ``marginals`` (candidates, k), ``items`` the
         candidates' codes."""
         return self.examination(np.arange(1, marginals.shape[1] + 1)) * (self.attraction(items) @ marginals)
+
+
+SHRINKAGE_GRID = tuple((prior, position_prior) for prior in 10.0 ** np.arange(0, 7)
+                       for position_prior in (0.0, *10.0 ** np.arange(1, 7)))
+"""(prior, position_prior) pairs `PositionBasedRewards.select` chooses among."""
+
+
+def _held_out_loss(predicted: np.ndarray, shown: np.ndarray, earned: np.ndarray, binary: bool) -> float:
+    """Held-out loss of per-cell predictions: Bernoulli log-loss (0/1 rewards) or Poisson deviance up to a constant."""
+    if binary:
+        q = np.clip(predicted, 1e-9, 1 - 1e-9)
+        return float(-(earned * np.log(q) + (shown - earned) * np.log1p(-q)).sum())
+    q = np.maximum(predicted, 1e-12)
+    return float((shown * q - earned * np.log(q)).sum())
+
+
+@dataclass(frozen=True, eq=False)
+class _Cells:
+    """The distinct (item, position) cells of logged rows, and sums over them by item and by position."""
+
+    items: np.ndarray
+    slots: np.ndarray
+    of_row: np.ndarray
+    n_items: int
+    depth: int
+
+    @classmethod
+    def of(cls, items: np.ndarray, positions: np.ndarray, n_items: int) -> _Cells:
+        depth = int(positions.max())
+        codes, of_row = np.unique((positions.astype(np.int64) - 1) * n_items + items, return_inverse=True)
+        return cls(codes % n_items, codes // n_items, of_row.ravel(), n_items, depth)
+
+    def shown(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows per cell (of the rows where ``rows`` is true)."""
+        weights = None if rows is None else rows.astype(np.float64)
+        return np.bincount(self.of_row, weights, minlength=len(self.items)).astype(np.float64)
+
+    def earned(self, rewards: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Reward per cell (of the rows where ``rows`` is true)."""
+        return np.bincount(self.of_row, rewards if rows is None else rewards * rows, minlength=len(self.items))
+
+    def by_item(self, values: np.ndarray) -> np.ndarray:
+        return self._sum(values, self.items, self.n_items)
+
+    def by_slot(self, values: np.ndarray) -> np.ndarray:
+        return self._sum(values, self.slots, self.depth)
+
+    @staticmethod
+    def _sum(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
+        """Row-wise sums of ``values`` (batches x cells) per group of cells: (batches x size)."""
+        batches = values.shape[0]
+        flat = (np.arange(batches)[:, None] * size + groups[None, :]).ravel()
+        return np.bincount(flat, values.ravel(), minlength=batches * size).reshape(batches, size)
 
 
 def estimate(
@@ -181,7 +313,8 @@ def estimate(
     statistics = _list_statistics(log)
     n, rows = statistics.n, len(log.lists)
     values = {name: float(_value(name, statistics.matrix.mean(axis=0), statistics)) for name in estimators}
-    replicates = _bootstrap(statistics, estimators, samples, seed)
+    refit = _Refit(log, n) if log.refit is not None and needs_model else None
+    replicates = _bootstrap(statistics, estimators, samples, seed, refit)
     tail = (1 - level) / 2
     weights = log.target / log.logging
     estimates: dict[str, Estimate] = {}
@@ -257,20 +390,62 @@ def _value(name: str, means: np.ndarray, statistics: _Statistics) -> float:
 
 
 def _bootstrap(statistics: _Statistics, estimators: tuple[str, ...] | list[str], samples: int,
-               seed: int) -> dict[str, np.ndarray]:
-    """Each estimator (and the mean weight) on ``samples`` resamples of the lists with replacement."""
+               seed: int, refit: _Refit | None) -> dict[str, np.ndarray]:
+    """Each estimator (and the mean weight) on ``samples`` resamples of the lists with replacement; with ``refit``
+    dm and dr move by their reward model's change when it is refitted on the resample."""
     rng = np.random.default_rng(seed)
     n = statistics.n
     chunk = max(1, min(samples, _BOOTSTRAP_CELLS // n))
     means = np.empty((samples, statistics.matrix.shape[1]))
+    shifts = np.zeros((samples, 2))
     for start in range(0, samples, chunk):
         size = min(chunk, samples - start)
         drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
         counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
         means[start:start + size] = (statistics.matrix.T @ counts.T).T / n  # faster in OpenBLAS than counts @ matrix
+        if refit is not None:
+            shifts[start:start + size] = refit.shifts(counts)
     replicates = {name: np.asarray(_value(name, means, statistics)) for name in estimators}
+    for column, name in enumerate(MODEL_ESTIMATORS):
+        if name in replicates:
+            replicates[name] = replicates[name] + shifts[:, column]
     replicates["weight"] = means[:, _Statistics.weight]
     return replicates
+
+
+class _Refit:
+    """dm's and dr's change on a resample when their reward model is refitted on it (warm-started at the whole log's
+    fit): the model's change is carried through the whole log's target mass and weights, to first order in the
+    resample (the cross term of model change x list resampling, O(1/n), is left out)."""
+
+    def __init__(self, log: SlateLog, n: int) -> None:
+        refit = log.refit
+        assert refit is not None
+        self.model = refit.model
+        lists = pd.factorize(log.lists)[0]
+        self.cells = _Cells.of(refit.items, log.positions, len(refit.model.gamma_))
+        shape = (len(self.cells.items), n)
+        self.shown = sparse.csr_matrix((np.ones(len(lists)), (self.cells.of_row, lists)), shape=shape)
+        self.earned = sparse.csr_matrix((log.rewards.astype(np.float64), (self.cells.of_row, lists)), shape=shape)
+        depth, width = refit.target_mass.shape
+        weighted = np.bincount((log.positions - 1) * width + refit.items, log.target / log.logging,
+                               minlength=depth * width).reshape(depth, width)
+        self.dm_mass, self.dr_mass = refit.target_mass / n, (refit.target_mass - weighted) / n
+        theta, gamma = self.model.theta_[None], self.model.gamma_[None]
+        self.base = self._values(theta, gamma, np.array([self.model.mean_]))
+
+    def _values(self, theta: np.ndarray, gamma: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """(batches x 2): sum_p,i theta_p gamma_i mass[p, i] for dm's and dr's mass."""
+        extended = np.hstack([gamma, mean[:, None]])
+        return np.stack([((theta @ mass) * extended).sum(axis=1) for mass in (self.dm_mass, self.dr_mass)], axis=1)
+
+    def shifts(self, counts: np.ndarray) -> np.ndarray:
+        """(resamples x 2): dm's and dr's change under the model refitted on each resample (``counts``: resamples x
+        lists, how often each list is drawn)."""
+        shown, earned = (self.shown @ counts.T).T, (self.earned @ counts.T).T
+        start = np.repeat(self.model.theta_[None], len(counts), axis=0)
+        theta, gamma, mean = self.model._fit_cells(self.cells, shown, earned, start)
+        return self._values(theta, gamma, mean) - self.base
 
 
 def _kish(weights: np.ndarray) -> float:

@@ -24,7 +24,14 @@ import pandas as pd
 from tailored.data.feedback_log import EXPOSURE_ID, POSITION, PROPENSITY, read_feedback_log
 from tailored.data.io import write_text
 from tailored.errors import ConfigError
-from tailored.eval.ope import MODEL_ESTIMATORS, OffPolicyReport, PositionBasedRewards, SlateLog, estimate
+from tailored.eval.ope import (
+    MODEL_ESTIMATORS,
+    OffPolicyReport,
+    PositionBasedRewards,
+    RewardRefit,
+    SlateLog,
+    estimate,
+)
 from tailored.pipeline.recommender import Recommender
 from tailored.policies.base import Candidates, Policy, parse_policy, spec_of
 from tailored.pipeline.slates import candidate_lists
@@ -89,17 +96,26 @@ def target_log(log: pd.DataFrame, policy: Policy, model: Recommender | None, can
     probabilities = np.where(inside, stacked[np.where(inside, found_rows, 0).astype(np.int64), positions - 1], 0.0)
     rewards = log[reward].to_numpy(np.float64)
     logged_items = pd.Index(pd.unique(row_items))
-    predicted = expected = None
+    predicted = expected = refit = None
+    propensities = log[PROPENSITY].to_numpy(np.float64)
     if with_model:
         codes = logged_items.get_indexer(row_items)
-        rewards_model = PositionBasedRewards().fit(codes, positions, rewards, len(logged_items))
+        rewards_model = PositionBasedRewards.select(codes, positions, rewards, len(logged_items), lists,
+                                                    weights=probabilities / propensities)
         predicted = rewards_model.predict(codes, positions)
-        attraction = rewards_model.attraction(logged_items.get_indexer(item_ids))
+        candidate_codes = logged_items.get_indexer(item_ids)
+        attraction = rewards_model.attraction(candidate_codes)
+        depth_all = stacked.shape[1]
         per_group = np.stack([np.bincount(owner, attraction * column, minlength=len(sources)) for column in stacked.T],
-                             axis=1) * rewards_model.examination(np.arange(1, stacked.shape[1] + 1))
+                             axis=1) * rewards_model.examination(np.arange(1, depth_all + 1))
         expected = per_group[row_groups, positions - 1]
-    slates = SlateLog(lists, positions, rewards, log[PROPENSITY].to_numpy(np.float64), probabilities, predicted,
-                      expected)
+        rows_at = np.bincount(row_groups * depth_all + positions - 1, minlength=len(sources) * depth_all)
+        mass = rows_at.reshape(len(sources), depth_all)[owner] * stacked
+        unlogged_code = np.where(candidate_codes < 0, len(logged_items), candidate_codes)
+        target_mass = np.stack([np.bincount(unlogged_code, column, minlength=len(logged_items) + 1)
+                                for column in mass.T])
+        refit = RewardRefit(rewards_model, codes, target_mass)
+    slates = SlateLog(lists, positions, rewards, propensities, probabilities, predicted, expected, refit)
     never = ~pd.Index(item_ids).isin(logged_items)
     mass = stacked.sum(axis=1) * np.repeat(np.bincount(groups, minlength=len(sources)), sizes)
     unlogged = float(mass[never].sum() / mass.sum()) if mass.sum() > 0 else 0.0
