@@ -65,7 +65,7 @@ def test_erasure_removes_the_user_everywhere_and_for_good(store) -> None:
     events.append_events([Event("e1", "alice", "i1", "view"), Event("e2", "bob", "i1", "view")])
     events.put_user("alice", {"age": 30})
     events.log_exposure("alice", "v1", ["i1", "i2"])
-    assert events.erase_user("alice") == {"events": 1, "users": 1, "exposures": 1}
+    assert events.erase_user("alice") == {"events": 1, "users": 1, "exposures": 1, "experiment_exclusions": 0}
     assert events.is_erased("alice") and not events.is_erased("bob") and events.user_attributes("alice") is None
     assert events.append_events([Event("e3", "alice", "i2", "view")]) == (0, 1)  # never comes back
     assert next(events.export_events())["user_id"].tolist() == ["bob"]

@@ -90,7 +90,7 @@ def test_a_pseudonymising_store_logs_pseudonyms_and_erasure_removes_the_users_ro
     log = pd.concat(events.feedback_log(), ignore_index=True)
     assert set(log["user_id"]) == {events.user_key("alice"), events.user_key("bob")} and "alice" not in str(log)
     deleted = events.erase_user("alice")
-    assert deleted == {"events": 4, "users": 0, "exposures": 2}
+    assert deleted == {"events": 4, "users": 0, "exposures": 2, "experiment_exclusions": 0}
     left = pd.concat(events.feedback_log(), ignore_index=True)
     assert left["exposure_id"].tolist() == ["bob-list"] and left["click"].tolist() == [1]
     # alice's list comes back, as from a backup restored after the erasure: the log still leaves it out

@@ -262,13 +262,14 @@ class EventStore(StoreReads):
 
     # -- privacy --------------------------------------------------------------------------------------------------
     def erase_user(self, user_id: str) -> dict[str, int]:
-        """Delete the user's events, attributes and exposures, remember the erasure (so later events and exports
-        never bring the user back) and audit it without the id; returns the rows deleted per table. Writes that
-        check for erasures are ordered against it (`write_transaction`): none stores the user's data after it."""
+        """Delete the user's events, attributes, exposures and exclusion from experiments, remember the erasure (so
+        later events and exports never bring the user back) and audit it without the id; returns the rows deleted
+        per table. Writes that check for erasures are ordered against it (`write_transaction`): none stores the
+        user's data after it."""
         stored, subject = self.user_key(user_id), self.subject(user_id)
         with write_transaction(self.engine, exclusive=True) as connection:
             deleted = {table.name: connection.execute(table.delete().where(table.c.user_id == stored)).rowcount
-                       for table in (schema.events, schema.users, schema.exposures)}
+                       for table in (schema.events, schema.users, schema.exposures, schema.experiment_exclusions)}
             connection.execute(self._insert_ignoring(schema.erasures, "subject"),
                                [{"subject": subject, "erased_at": time.time()}])
             connection.execute(schema.audit_log.insert().values(action="erase_user", subject=subject, detail=deleted,

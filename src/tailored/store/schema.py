@@ -59,6 +59,9 @@ exposures = sa.Table(
     sa.Column("policy", sa.String(200), nullable=False),  # the spec of the policy that chose the list
     sa.Column("propensities", sa.JSON, nullable=False),  # per position, as `items`: P(that item there)
     sa.Column("context", sa.JSON, nullable=False),  # the request's context ({} when none)
+    sa.Column("experiment", sa.String(100), nullable=True),  # the experiment the user was in, and their arm
+    sa.Column("arm", sa.String(100), nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),  # from the request's arrival to its answer
 )
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -89,6 +92,22 @@ batch_recommendations = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+experiments = sa.Table(
+    "experiments", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("surface", sa.String(100), nullable=False),
+    sa.Column("running_on", sa.String(100), nullable=True, unique=True),  # = surface while running: one per surface
+    sa.Column("design", sa.JSON, nullable=False),  # arms, shares, metric, guardrails, minimum users, salt
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("stopped_at", sa.Float, nullable=True),
+    sa.Column("stop_reason", sa.String(200), nullable=True),
+)
+experiment_exclusions = sa.Table(
+    "experiment_exclusions", metadata,
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("excluded_at", sa.Float, nullable=False),
 )
 store_settings = sa.Table(
     "store_settings", metadata,

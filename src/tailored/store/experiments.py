@@ -1,0 +1,87 @@
+"""The experiments a store holds: each one's design (a JSON document that `tailored.experiments` writes and reads),
+its surface and status, and the users excluded from every experiment. At most one experiment runs on a surface at a
+time: the unique column ``running_on`` holds the surface while it runs (NULL once stopped), so two processes creating
+experiments on one surface at once cannot both succeed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tailored.errors import ConfigError, ConflictError
+from tailored.store import schema
+from tailored.store.database import EventStore, write_transaction
+
+RUNNING, STOPPED = "running", "stopped"
+
+
+def create_experiment(store: EventStore, name: str, surface: str, design: dict[str, Any]) -> dict[str, Any]:
+    """Store a new running experiment; a ConflictError, storing nothing, when ``name`` exists or another experiment
+    runs on ``surface``. Returns its row."""
+    row = {"name": name, "surface": surface, "running_on": surface, "design": design, "status": RUNNING,
+           "created_at": time.time(), "stopped_at": None, "stop_reason": None}
+    try:
+        with write_transaction(store.engine) as connection:
+            connection.execute(schema.experiments.insert().values(**row))
+    except sa.exc.IntegrityError as error:
+        found = {each["name"]: each for each in experiments(store)}
+        if name in found:
+            raise ConflictError(f"An experiment named {name!r} exists ({found[name]['status']}): choose another "
+                                "--name.") from error
+        running = [each["name"] for each in found.values() if each["running_on"] == surface]
+        raise ConflictError(f"Experiment {', '.join(running) or '?'} already runs on surface {surface!r}: stop it "
+                            f"(`tailored experiments stop --name ...`) or use another --surface.") from error
+    return row
+
+
+def experiments(store: EventStore, name: str | None = None) -> list[dict[str, Any]]:
+    """Every experiment (or the one named), oldest first; a ConfigError when ``name`` is unknown."""
+    query = sa.select(schema.experiments).order_by(schema.experiments.c.created_at, schema.experiments.c.name)
+    if name is not None:
+        query = query.where(schema.experiments.c.name == name)
+    with store.engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    if name is not None and not rows:
+        known = ", ".join(each["name"] for each in experiments(store)) or "none"
+        raise ConfigError(f"No experiment named {name!r} (experiments: {known}).")
+    return rows
+
+
+def running_experiments(store: EventStore) -> list[dict[str, Any]]:
+    """The experiments running now, one per surface."""
+    return [row for row in experiments(store) if row["status"] == RUNNING]
+
+
+def stop_experiment(store: EventStore, name: str, reason: str) -> dict[str, Any]:
+    """Stop a running experiment (its surface is free again); a ConfigError when it is unknown or already stopped."""
+    experiments(store, name)  # a clear error for an unknown name
+    with write_transaction(store.engine) as connection:
+        stopped = connection.execute(
+            schema.experiments.update().where((schema.experiments.c.name == name)
+                                              & (schema.experiments.c.status == RUNNING))
+            .values(status=STOPPED, running_on=None, stopped_at=time.time(), stop_reason=reason[:200])).rowcount
+    if not stopped:
+        raise ConfigError(f"Experiment {name!r} is already stopped.")
+    return experiments(store, name)[0]
+
+
+def exclude_users(store: EventStore, user_ids: Iterable[str]) -> int:
+    """Exclude users from every experiment (stored as the store keys them: pseudonymised when it is); returns how
+    many were not excluded before."""
+    rows = [{"user_id": store.user_key(str(user)), "excluded_at": time.time()} for user in user_ids]
+    if not rows:
+        return 0
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    with write_transaction(store.engine) as connection:
+        insert = dialect.insert(schema.experiment_exclusions).on_conflict_do_nothing(index_elements=["user_id"])
+        return len(connection.execute(insert.returning(schema.experiment_exclusions.c.user_id), rows).all())
+
+
+def excluded_users(store: EventStore) -> frozenset[str]:
+    """The store keys of the users excluded from every experiment."""
+    with store.engine.connect() as connection:
+        return frozenset(connection.execute(sa.select(schema.experiment_exclusions.c.user_id)).scalars())
