@@ -247,19 +247,26 @@ def ope(
     scenario: Annotated[str, typer.Option("--scenario", help="static, new-items or drift.")] = "static",
     speed_impressions: Annotated[int, typer.Option(
         "--speed-impressions", min=0, help="Logged impressions of the speed run (0: skip it).")] = 1_000_000,
+    logging_policy: Annotated[str, typer.Option(
+        "--logging-policy", help="The exploring policy whose logs are evaluated, e.g. thompson.")
+    ] = "softmax:temperature=0.5",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="Target policies (repeatable). Default: greedy, epsilon-greedy:epsilon=0.1.")] = None,
     output: TableOutput = None,
 ) -> None:
     """Off-policy estimates against the truth: per seed, an exploring policy's log estimates greedy's and a second
     policy's click rate (SNIPS, DR), beside the rate each earns online in the same world; then every estimator's
     speed on a million logged impressions."""
-    from tailored.benchmarks.ope import accuracy, accuracy_summary, speed
+    from tailored.benchmarks.ope import ACCURACY_TARGETS, accuracy, accuracy_summary, speed
 
     _check_output(output)
     start = time.perf_counter()
-    table = accuracy(seeds, impressions, scenario, on_row=lambda row: console.print(
+    table = accuracy(seeds, impressions, scenario, logging_policy, target or ACCURACY_TARGETS,
+                     on_row=lambda row: console.print(
         f"seed {row['seed']:>2} {row['target']:<26} {row['estimator']:<6} online {row['online']:.4f} estimate "
         f"{row['estimate']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}] error {row['error']:+.1%}"))
-    print_table(accuracy_summary(table), title=f"OPE accuracy ({scenario}, {seeds} seeds, {impressions} lists each)")
+    print_table(accuracy_summary(table), title=f"OPE accuracy ({scenario}, {logging_policy}'s logs, {seeds} seeds, "
+                                               f"{impressions} lists each)")
     if speed_impressions:
         print_table(speed(speed_impressions), title=f"OPE speed ({speed_impressions:,} logged impressions)")
     _finish(table, start, output)
