@@ -15,6 +15,7 @@ from tailored.experiments.statistics import (
     msprt_p_value,
     needed_users,
     srm_p_value,
+    verdict,
 )
 
 
@@ -121,7 +122,7 @@ def test_peeking_every_day_keeps_the_msprt_false_positive_rate_below_alpha() -> 
     control, treatment = daily_peeks(np.random.default_rng(4), 300, 600, 0.0)
     comparison = compare(control, treatment, "click_rate", tau=0.05)
     enough = np.minimum(control.n, treatment.n) >= 100
-    msprt_winner = ((comparison.p_value <= 0.05) & enough).any(-1)
+    msprt_winner = (verdict(comparison, alpha=0.05, min_users=100) != 0).any(-1)
     naive_winner = ((comparison.test_p_value <= 0.05) & enough).any(-1)
     final_look = comparison.test_p_value[:, -1] <= 0.05
     assert msprt_winner.mean() <= 0.05

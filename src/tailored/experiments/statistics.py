@@ -311,20 +311,25 @@ class Decision:
     needed_users: int
 
 
+def verdict(comparison: Comparison, *, alpha: float = 0.05, min_users: int = 100) -> np.ndarray:
+    """The primary metric's stop rule, vectorised over readings: 1 ship (lift > 0 at ``alpha`` by the always-valid
+    p-value), -1 roll back (lift < 0), 0 keep running; always 0 until each arm has ``min_users``."""
+    enough = np.minimum(comparison.control.users, comparison.treatment.users) >= min_users
+    return np.where(enough & (comparison.p_value <= alpha), np.sign(comparison.lift), 0).astype(np.int64)
+
+
 def decide(comparison: Comparison, *, alpha: float = 0.05, mde: float = 0.05, power: float = 0.8,
            min_users: int = 100, guardrails: Mapping[str, Comparison] | None = None) -> Decision:
-    """The stop rule on the primary metric's always-valid p-value: "roll back" when a guardrail (higher is better)
-    is worse at ``alpha``, or the primary lift is negative at ``alpha``; "ship" when it is positive at ``alpha``;
-    otherwise keep running, with the users still needed to detect ``mde`` at ``power``. No decision before each arm
-    has ``min_users``. Inputs are scalar comparisons (one reading)."""
+    """One reading's decision: "roll back" when a guardrail (higher is better) is worse by its always-valid p-value
+    at ``alpha``; else the `verdict` on the primary metric; while it is 0, keep running, with the users still needed
+    to detect ``mde`` at ``power``. No decision before each arm has ``min_users``."""
+    for guardrail in (guardrails or {}).values():
+        if verdict(guardrail, alpha=alpha, min_users=min_users) < 0:
+            return Decision("roll back", 0)
+    found = int(verdict(comparison, alpha=alpha, min_users=min_users))
+    if found:
+        return Decision("ship" if found > 0 else "roll back", 0)
     users = float(comparison.control.users + comparison.treatment.users)
-    enough = min(float(comparison.control.users), float(comparison.treatment.users)) >= min_users
-    if enough:
-        for comparison_of in (guardrails or {}).values():
-            if float(comparison_of.p_value) <= alpha and float(comparison_of.lift) < 0:
-                return Decision("roll back", 0)
-        if float(comparison.p_value) <= alpha:
-            return Decision("ship" if float(comparison.lift) > 0 else "roll back", 0)
     variance = float(comparison.lift_variance)
     if not np.isfinite(variance) or variance <= 0:
         more = max(2 * min_users - int(users), 0)
