@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tailored.cli import benchmark, data, lists, logs, model, ope, registry, service, simulate, store
+from tailored.cli import benchmark, data, experiments, lists, logs, model, ope, registry, service, simulate, store
 from tailored.cli.common import stdout
 
 app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
@@ -24,6 +24,7 @@ app.add_typer(store.keys_app, name="keys")
 app.add_typer(store.events_app, name="events")
 app.add_typer(registry.app, name="models")
 app.add_typer(logs.app, name="logs")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(benchmark.app, name="benchmark")
 
 
