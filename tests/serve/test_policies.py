@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from tailored.benchmarks.service import running_service
 from tailored.pipeline.slates import candidates_of
-from tailored.policies import parse_policy
+from tailored.policies import Feedback, parse_policy
 from tailored.query import Query
 from tailored.serve import ServiceSettings, create_app
-from tailored.serve.policy import ServedPolicy
+from tailored.serve.policy import FOLD_LISTS, ServedPolicy
 from tailored.serve.service import Service
 from tailored.store import EventStore
 from tests.cli.helpers import cli
@@ -106,7 +106,8 @@ def test_each_policy_answers_exact_propensities_reproducible_from_the_exposure_i
         lists = {tuple(item["item_id"] for item in body["items"]) for body in answers}
         assert len(lists) > 1, f"{spec} showed one list 12 times: it does not explore"
         # the propensities are the policy's exact marginals over the model's candidates, in the state it chose in
-        time.sleep(0.3)  # the impressions of the lists above are learnt; no request runs now
+        time.sleep(0.3)  # the impressions of the lists above are logged; no request runs now
+        service.policy.state()  # and learnt (they wait for a group of lists, `FOLD_LISTS`, or the next look)
         candidates = candidates_of(service.model, Query("u1"), 5)
         table = service.policy.policy.marginals(candidates, 5)
         drawn = service.recommend(Query("u1"), 5, False, exposure_id="ab" * 16)
@@ -359,3 +360,25 @@ def test_the_policy_comes_from_the_environment(model_dir, monkeypatch) -> None:
     settings = ServiceSettings.from_env(model_dir)
     served = ServedPolicy(settings.policy, settings.new_item_slots)
     assert parse_policy(served.spec).new_item_slots == 2 and not served.greedy  # type: ignore[attr-defined]
+
+
+def test_impressions_learnt_in_groups_give_the_state_learnt_one_list_at_a_time(monkeypatch) -> None:
+    """The served lists' impressions wait for a group (`FOLD_LISTS`); rewards are learnt at once with everything
+    waiting; the state (counts and tally) equals the one of a policy that learnt each list on its own."""
+    monkeypatch.setattr("tailored.serve.policy.FOLD_SECONDS", 60.0)  # by count only, however slow the machine
+    grouped, rng = ServedPolicy("thompson"), np.random.default_rng(0)
+    single = parse_policy("thompson")
+    items = np.array([f"i{n}" for n in range(40)], dtype=object)
+    for _ in range(10):
+        shown = items[rng.choice(40, 10, replace=False)]
+        grouped.learn(shown, np.arange(1, 11))
+        single.learn(Feedback(shown, np.arange(1, 11)))
+    assert len(grouped.waiting) == 10 and grouped.tally.impressions == 0  # fewer than FOLD_LISTS lists: waiting
+    grouped.learn(items[:3], np.array([1, 2, 3]), np.ones(3), wait=True)  # a POST's rewards: everything learnt now
+    single.learn(Feedback(items[:3], np.array([1, 2, 3]), np.ones(3)))
+    assert not grouped.waiting and grouped.tally.impressions == 100 and grouped.tally.rewards == 3
+    for name, value in single.state().items():
+        np.testing.assert_array_equal(grouped.policy.state()[name], value)
+    for _ in range(FOLD_LISTS):  # a full group is learnt by the list that completes it
+        grouped.learn(items[:10], np.arange(1, 11))
+    assert not grouped.waiting and grouped.tally.impressions == 100 + 10 * FOLD_LISTS

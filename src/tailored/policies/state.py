@@ -4,6 +4,8 @@ the catalogue times the slate length."""
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 
 from tailored.errors import DataError
@@ -36,8 +38,10 @@ class ItemPositionCounts:
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """The rows of ``item_ids`` (-1: an item without feedback yet)."""
-        get = self._rows.get
-        return np.fromiter((get(item, -1) for item in item_keys(item_ids)), np.int64, len(item_ids))
+        return self._rows_of(item_keys(item_ids).tolist())
+
+    def _rows_of(self, keys: list[str]) -> np.ndarray:
+        return np.fromiter(map(self._rows.get, keys, repeat(-1, len(keys))), np.int64, len(keys))
 
     def add(self, item_ids: np.ndarray, positions: np.ndarray, values: np.ndarray | None) -> None:
         """Adds one impression per row (``values`` None) or the rows' rewards at (item, position)."""
@@ -52,27 +56,27 @@ class ItemPositionCounts:
                             "(1 = the top of the list).")
         if values is not None and not np.isfinite(values).all():
             raise DataError(f"Feedback reward of row {int(np.flatnonzero(~np.isfinite(values))[0])} is not finite.")
-        rows = self._grown(item_keys(item_ids), int(positions.max()))
+        rows = self._grown(item_keys(item_ids).tolist(), int(positions.max()))
         target = self.impressions if values is None else self.rewards
         added = np.ones(len(rows)) if values is None else np.asarray(values, np.float64)
         np.add.at(target, (rows, positions - 1), added)
         self.totals[int(values is not None)] += np.bincount(positions - 1, added, self.totals.shape[1])
 
-    def _grown(self, keys: np.ndarray, depth: int) -> np.ndarray:
-        """Rows of ``keys``, adding the unknown ones, with room for ``depth`` positions."""
-        unique, inverse = np.unique(keys, return_inverse=True)
-        for item in unique:
-            if item not in self._rows:
+    def _grown(self, keys: list[str], depth: int) -> np.ndarray:
+        """Rows of ``keys``, adding the unknown ones (in order of arrival), with room for ``depth`` positions."""
+        rows = self._rows_of(keys)
+        if (rows < 0).any():
+            for item in dict.fromkeys(np.array(keys, dtype=object)[rows < 0].tolist()):
                 self._rows[item] = len(self._ids)
                 self._ids.append(item)
+            rows = self._rows_of(keys)
         rows_needed, columns = len(self._ids), max(depth, self.impressions.shape[1])
         if rows_needed > self.impressions.shape[0] or columns > self.impressions.shape[1]:
             shape = (max(rows_needed, 2 * self.impressions.shape[0]) if rows_needed > self.impressions.shape[0]
                      else self.impressions.shape[0], columns)
             self.impressions, self.rewards = (_padded(matrix, shape) for matrix in (self.impressions, self.rewards))
             self.totals = _padded(self.totals, (2, columns))
-        rows = np.fromiter((self._rows[item] for item in unique), np.int64, len(unique))
-        return rows[inverse]
+        return rows
 
     def matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """(impressions, rewards) of the items with feedback, rows in `item_ids` order."""

@@ -23,6 +23,7 @@ from tailored.errors import ConfigError
 from tailored.pipeline.slates import ShownList, request_rng, shown
 from tailored.policies import Candidates, Feedback, Policy, parse_policy
 from tailored.policies.base import spec_of
+from tailored.policies.state import item_keys
 
 GREEDY = "greedy"
 CONTEXTUAL = frozenset({"linucb"})
@@ -31,6 +32,10 @@ CHEAP_SECONDS = 0.0003
 """A choice under this (a moving average) is made on the event loop by the fast lane; a dearer one in the thread
 pool, so the loop's other requests do not wait for it."""
 POSITION_MIX, REWARD_MIX = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
+FOLD_LISTS, FOLD_SECONDS = 64, 0.05
+"""The impressions of lists served wait until this many lists or this many seconds to be learnt together (one update
+of the state for many lists; the state is sums, so together or one by one gives the same state); rewards are learnt
+at once."""
 REWARD_SCALE = 1_000_000
 """Rewards enter the tally as integers in millionths (sums of floats would depend on the order)."""
 
@@ -66,12 +71,11 @@ class Tally:
         self.hashes: dict[str, np.uint64] = {}
 
     def add(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None) -> None:
-        keys = np.asarray(item_ids).astype(str).astype(object)
-        codes, items = pd.factorize(keys)
-        unknown = [item for item in items.tolist() if item not in self.hashes]  # per distinct item, not per row
+        keys = item_keys(item_ids).tolist()
+        unknown = sorted(set(keys).difference(self.hashes))  # per distinct new item, not per row
         if unknown:
             self.hashes.update(zip(unknown, pd.util.hash_array(np.array(unknown, dtype=object))))
-        hashes = np.fromiter((self.hashes[item] for item in items.tolist()), np.uint64, len(items))[codes]
+        hashes = np.fromiter(map(self.hashes.__getitem__, keys), np.uint64, len(keys))
         scaled = (np.zeros(len(keys), np.int64) if rewards is None
                   else np.rint(np.asarray(rewards, np.float64) * REWARD_SCALE).astype(np.int64))
         mixed = (np.asarray(positions, np.uint64) * POSITION_MIX + scaled.astype(np.uint64) * REWARD_MIX
@@ -92,8 +96,10 @@ class Tally:
 class ServedPolicy:
     """The served policy and its online state. ``greedy`` is the model's own list (propensity 1, learns nothing);
     any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock; feedback
-    that finds it held waits in ``waiting`` and is folded in by whoever holds it next, before choosing (so the event
-    loop never waits for a choice made in the thread pool, and the next list sees the feedback)."""
+    waits in ``waiting`` and is folded in by whoever holds the lock next: rewards at once (the POST waits for the
+    lock, so the next list sees them), the impressions of served lists in groups (`FOLD_LISTS`, `FOLD_SECONDS`), so
+    that a request pays for one update of the state per group of lists, not per list, and the event loop never waits
+    for a choice made in the thread pool."""
 
     def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
         policy = configured(spec, new_item_slots)
@@ -103,6 +109,7 @@ class ServedPolicy:
         self.contextual = policy.policy in CONTEXTUAL
         self.lock = threading.Lock()
         self.waiting: deque[Feedback] = deque()
+        self.waiting_since = 0.0  # when the oldest waiting feedback arrived (time.monotonic)
         self.policy, self.tally = policy, Tally()
         self.cost = 0.0  # seconds per choice, a moving average
 
@@ -111,13 +118,20 @@ class ServedPolicy:
         """Whether a choice costs less than `CHEAP_SECONDS` (the event loop may then make it)."""
         return self.cost < CHEAP_SECONDS
 
+    @property
+    def due(self) -> bool:
+        """Whether the waiting impressions are to be learnt now (`FOLD_LISTS` lists, or `FOLD_SECONDS` old)."""
+        return bool(self.waiting) and (len(self.waiting) >= FOLD_LISTS
+                                       or time.monotonic() - self.waiting_since >= FOLD_SECONDS)
+
     def choose(self, candidates: Candidates, k: int, exposure_id: str, wait: bool = True) -> ShownList | None:
         """The slate of the request ``exposure_id`` (its random stream: `request_rng`); None when ``wait`` is False
         and the state is being learned or rebuilt (the event loop does not wait: the thread pool answers)."""
         if not self.lock.acquire(blocking=wait):
             return None
         try:
-            self._fold()
+            if self.due:
+                self._fold()
             began = time.perf_counter()
             slate = shown(candidates, self.policy, k, request_rng(self.seed, exposure_id))
             self.cost += 0.05 * (time.perf_counter() - began - self.cost)
@@ -128,22 +142,33 @@ class ServedPolicy:
     def learn(self, item_ids: np.ndarray, positions: np.ndarray, rewards: np.ndarray | None = None,
               features: np.ndarray | None = None, wait: bool = False) -> None:
         """Fold feedback rows in: impressions (``rewards`` None: these items were shown at these positions, 1 = top)
-        or attributed rewards, with the rows' ``features`` for a contextual policy; now if the lock is free or
-        ``wait``, else by the next holder of the lock."""
+        or attributed rewards, with the rows' ``features`` for a contextual policy. With ``wait`` (rewards: the
+        POST's answer waits) everything waiting is learnt now; otherwise when due and the lock is free, else by the
+        next holder of the lock that finds it due."""
         if self.greedy or not len(item_ids):
             return
+        if not self.waiting:
+            self.waiting_since = time.monotonic()
         self.waiting.append(Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
                                      None if rewards is None else np.asarray(rewards, np.float64), features))
-        if self.lock.acquire(blocking=wait):
+        if (wait or self.due) and self.lock.acquire(blocking=wait):
             try:
                 self._fold()
             finally:
                 self.lock.release()
 
     def _fold(self) -> None:
-        """Learn the waiting feedback (the lock held)."""
+        """Learn everything waiting (the lock held): the feedback of one kind (impressions or rewards, with or
+        without features) in one update, in whatever order it came (the state is sums)."""
+        kinds: dict[tuple[bool, bool], list[Feedback]] = {}
         while self.waiting:
             feedback = self.waiting.popleft()
+            kinds.setdefault((feedback.rewards is None, feedback.features is None), []).append(feedback)
+        for (shown_only, plain), parts in kinds.items():
+            feedback = parts[0] if len(parts) == 1 else Feedback(
+                np.concatenate([part.item_ids for part in parts]), np.concatenate([part.positions for part in parts]),
+                None if shown_only else np.concatenate([part.rewards for part in parts]),  # type: ignore[misc]
+                None if plain else np.concatenate([part.features for part in parts]))  # type: ignore[misc]
             self.policy.learn(feedback)
             self.tally.add(feedback.item_ids, feedback.positions, feedback.rewards)
 
