@@ -55,6 +55,17 @@ def test_a_broken_split_warns_and_an_early_status_asks_for_users() -> None:
     assert skewed["warnings"] and skewed["warnings"][0].startswith("sample-ratio mismatch")
 
 
+def test_empty_or_clickless_arms_give_nulls_and_ask_for_users() -> None:
+    empty = UserTotals(*(np.array([]) for _ in range(4)))
+    clickless = UserTotals(np.ones(500), np.zeros(500), np.zeros(500), np.zeros(500))
+    with np.errstate(all="raise"):
+        status = experiment_status("x", {"control": empty, "treatment": clickless}, {"control": 50, "treatment": 50})
+    assert status["arms"]["control"]["click_rate"] == {"value": None, "ci": [None, None]}
+    assert status["lift"]["treatment"]["click_rate"]["p_value"] == 1.0
+    assert status["decision"] == "keep running: 100 more users needed"
+    json.dumps(status)
+
+
 def test_arms_from_a_frame_leave_out_unexposed_rows() -> None:
     frame = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "arm": ["control", "treatment", "control", "control"],
                           "lists": [2, 3, 0, 1], "clicks": [1, 0, 0, 1], "purchases": [0, 0, 0, 1],

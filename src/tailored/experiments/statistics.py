@@ -142,8 +142,8 @@ class Moments:
 
     def linearised(self) -> tuple[np.ndarray, np.ndarray]:
         """Var(phi) and Cov(phi, c) over users, phi = (y - R x) / mean(x) (the ratio's influence per user)."""
-        r, mean_x = self.ratio(), self.x / self.n
         with np.errstate(divide="ignore", invalid="ignore"):
+            r, mean_x = self.ratio(), self.x / self.n
             var = (self.cov("y", "y") - 2 * r * self.cov("y", "x") + r * r * self.cov("x", "x")) / mean_x**2
             cov = (self.cov("y", "c") - r * self.cov("x", "c")) / mean_x
         return var, cov
@@ -322,7 +322,8 @@ def decide(comparison: Comparison, *, alpha: float = 0.05, mde: float = 0.05, po
            min_users: int = 100, guardrails: Mapping[str, Comparison] | None = None) -> Decision:
     """One reading's decision: "roll back" when a guardrail (higher is better) is worse by its always-valid p-value
     at ``alpha``; else the `verdict` on the primary metric; while it is 0, keep running, with the users still needed
-    to detect ``mde`` at ``power``. No decision before each arm has ``min_users``."""
+    to detect ``mde`` at ``power`` (``min_users`` more while the variance cannot be estimated yet: no clicks). No
+    decision before each arm has ``min_users``."""
     for guardrail in (guardrails or {}).values():
         if verdict(guardrail, alpha=alpha, min_users=min_users) < 0:
             return Decision("roll back", 0)
@@ -331,8 +332,8 @@ def decide(comparison: Comparison, *, alpha: float = 0.05, mde: float = 0.05, po
         return Decision("ship" if found > 0 else "roll back", 0)
     users = float(comparison.control.users + comparison.treatment.users)
     variance = float(comparison.lift_variance)
-    if not np.isfinite(variance) or variance <= 0:
-        more = max(2 * min_users - int(users), 0)
+    if not np.isfinite(variance) or variance <= 0:  # no clicks (or no users) yet: nothing to size from
+        more = max(2 * min_users - int(users), min_users)
     else:
         more = max(needed_users(users, variance, mde, alpha=alpha, power=power), 2 * min_users) - int(users)
     return Decision(f"keep running: {max(more, 0):,} more users needed", max(more, 0))
