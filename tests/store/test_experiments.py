@@ -4,13 +4,15 @@ exclusions are keyed like the store's users and erased with them."""
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import EventStore
-from tailored.store.experiments import (create_experiment, exclude_users, excluded_users, experiments,
-                                        running_experiments, stop_experiment)
+from tailored.store.database import Event, exposure_row
+from tailored.store.experiments import (create_experiment, exclude_users, excluded_users, experiment_totals,
+                                        experiments, running_experiments, stop_experiment)
 
 DESIGN = {"arms": [{"name": "control", "ref": "shop@production", "share": 50}], "metric": "click_rate"}
 
@@ -78,3 +80,32 @@ def test_exclusions_are_keyed_like_users_and_erased_with_them(store) -> None:
     assert "alice" not in excluded_users(opened)  # pseudonymised: never in clear
     assert opened.erase_user("alice")["experiment_exclusions"] == 1
     assert excluded_users(opened) == {opened.user_key("bob")}
+
+
+def test_experiment_totals_count_each_users_lists_and_attributed_rewards_per_arm(store) -> None:
+    opened = store()
+    create_experiment(opened, "ranker", "recommendations", DESIGN)
+    now = time.time()
+    rows = [exposure_row("alice", "m1", ["i1", "i2"], experiment="ranker", arm="control", latency_ms=3.0),
+            exposure_row("alice", "m1", ["i3"], experiment="ranker", arm="control"),
+            exposure_row("bob", "m2", ["i1", "i4"], experiment="ranker", arm="treatment"),
+            exposure_row("carol", "m1", ["i1"]),  # in no experiment
+            exposure_row("dave", "m1", ["i1"], experiment="older", arm="control")]
+    opened.log_exposures(rows)
+    opened.append_events([Event("e1", "alice", "i2", "click", None, now + 1, rows[0]["exposure_id"]),
+                          Event("e2", "alice", "i3", "purchase", 20.0, now + 2),  # by window: the second list
+                          Event("e3", "bob", "i4", "click", None, now + 3),
+                          Event("e4", "bob", "i4", "purchase", 7.5, now + 4),
+                          Event("e5", "carol", "i1", "click", None, now + 5),
+                          Event("e6", "bob", "i9", "click", None, now + 6)])  # never shown: not credited
+    totals = experiment_totals(opened, "ranker").sort_values("user_id").reset_index(drop=True)
+    # a slot's first credited click, cart or purchase is its click (alice's purchase of i3 clicked it too)
+    assert totals.to_dict("records") == [
+        {"user_id": "alice", "arm": "control", "lists": 2, "clicks": 2, "purchases": 1, "revenue": 20.0},
+        {"user_id": "bob", "arm": "treatment", "lists": 1, "clicks": 1, "purchases": 1, "revenue": 7.5}]
+    opened.erase_user("bob")
+    assert experiment_totals(opened, "ranker")["user_id"].tolist() == ["alice"]
+    with pytest.raises(ConfigError, match="No experiment named 'nope'"):
+        experiment_totals(opened, "nope")
+    create_experiment(opened, "empty", "emails", DESIGN)
+    assert experiment_totals(opened, "empty").empty

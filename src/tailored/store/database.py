@@ -319,11 +319,13 @@ def _same_event(new: dict[str, Any], kept: dict[str, Any]) -> bool:
 
 def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str], propensities: Sequence[float] | None = None,
                  policy: str = "greedy", context: Mapping[str, Any] | None = None,
-                 exposure_id: str | None = None) -> dict[str, Any]:
+                 exposure_id: str | None = None, experiment: str | None = None, arm: str | None = None,
+                 latency_ms: float | None = None) -> dict[str, Any]:
     """An impression made now, ready for `EventStore.log_exposures`: the items in display order, each position's
     propensity (the probability that ``policy`` put that item there; 1 everywhere by default: a greedy list), the
-    spec of the policy, the request's context and the exposure's id (a new one unless given: the service draws the
-    list's random numbers from it). A propensity out of (0, 1], or not one per item, is a DataError."""
+    spec of the policy, the request's context, the exposure's id (a new one unless given: the service draws the
+    list's random numbers from it), the experiment and arm the user is in (None: none) and the time taken to serve
+    it. A propensity out of (0, 1], or not one per item, is a DataError."""
     items = list(map(str, item_ids))
     shown = [1.0] * len(items) if propensities is None else [float(each) for each in propensities]
     if len(shown) != len(items) or not all(0.0 < each <= 1.0 for each in shown):
@@ -331,7 +333,8 @@ def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str], prop
                         "pass the slate's own propensities.")
     return {"exposure_id": uuid.uuid4().hex if exposure_id is None else str(exposure_id), "user_id": str(user_id),
             "model_version": model_version, "items": items, "created_at": time.time(), "policy": policy,
-            "propensities": shown, "context": json.loads(json.dumps(dict(context or {}), default=str))}
+            "propensities": shown, "context": json.loads(json.dumps(dict(context or {}), default=str)),
+            "experiment": experiment, "arm": arm, "latency_ms": latency_ms}
 
 
 def _digest(secret: str) -> str:

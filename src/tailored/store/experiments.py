@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
+from tailored.store.attribution import ATTRIBUTION_WINDOW_SECONDS
 from tailored.store.database import EventStore, write_transaction
 
 RUNNING, STOPPED = "running", "stopped"
@@ -85,3 +87,20 @@ def excluded_users(store: EventStore) -> frozenset[str]:
     """The store keys of the users excluded from every experiment."""
     with store.engine.connect() as connection:
         return frozenset(connection.execute(sa.select(schema.experiment_exclusions.c.user_id)).scalars())
+
+
+def experiment_totals(store: EventStore, name: str,
+                      window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
+    """One row per (user, arm) of experiment ``name``: ``user_id`` (as stored), ``arm``, ``lists`` shown and the
+    ``clicks``, ``purchases`` and ``revenue`` attributed to them (the feedback log's rule and window); erased users
+    never appear. Zero rows when nothing was shown yet."""
+    experiments(store, name)  # a clear error for an unknown name
+    parts = []
+    for chunk in store.feedback_log(window, extra=["experiment", "arm"]):
+        mine = chunk[chunk["experiment"] == name]
+        if len(mine):
+            parts.append(mine.groupby(["user_id", "arm"], sort=False).agg(
+                lists=("exposure_id", "nunique"), clicks=("click", "sum"), purchases=("purchase", "sum"),
+                revenue=("revenue", "sum")).reset_index())
+    columns = ["user_id", "arm", "lists", "clicks", "purchases", "revenue"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

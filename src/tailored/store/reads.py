@@ -27,7 +27,7 @@ EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp", 
 SELECT_STORED = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
     schema.events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
 EXPOSURE_FIELDS = ("exposure_id", "user_id", "created_at", "model_version", "policy", "items", "propensities",
-                   "context")
+                   "context", "experiment", "arm", "latency_ms")
 SELECT_EXPOSURES = sa.select(*[schema.exposures.c[name] for name in EXPOSURE_FIELDS]).where(
     schema.exposures.c.user_id.in_(sa.bindparam("users", expanding=True)))
 SELECT_ATTRIBUTABLE = sa.select(*[schema.events.c[name] for name in EVENT_FIELDS]).where(
@@ -120,14 +120,15 @@ class StoreReads:
             return set(connection.execute(query).scalars())
 
     # -- feedback -------------------------------------------------------------------------------------------------
-    def feedback_log(self, window: float = ATTRIBUTION_WINDOW_SECONDS,
-                     users_per_chunk: int = USERS_PER_CHUNK) -> Iterator[pd.DataFrame]:
+    def feedback_log(self, window: float = ATTRIBUTION_WINDOW_SECONDS, users_per_chunk: int = USERS_PER_CHUNK,
+                     extra: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
         """The feedback log (`attribution.LOG_COLUMNS`: one row per shown position with its propensity, policy and
-        attributed click, purchase and revenue), in chunks of ``users_per_chunk`` users, each ordered by time then
-        exposure and position. User ids are as stored (pseudonyms in a pseudonymising store); erased users' rows
-        never appear. Events are attributed with ``window`` seconds (`tailored.store.attribution`)."""
+        attributed click, purchase and revenue, then the exposures' ``extra`` columns, e.g. ``experiment, arm``), in
+        chunks of ``users_per_chunk`` users, each ordered by time then exposure and position. User ids are as stored
+        (pseudonyms in a pseudonymising store); erased users' rows never appear. Events are attributed with
+        ``window`` seconds (`tailored.store.attribution`)."""
         for shown, attribution in self._attributed_chunks(window, users_per_chunk):
-            yield feedback_log(shown, attribution)
+            yield feedback_log(shown, attribution, extra=extra)
 
     def feedback_state_rows(self, window: float = ATTRIBUTION_WINDOW_SECONDS,
                             users_per_chunk: int = USERS_PER_CHUNK) -> Iterator[pd.DataFrame]:
