@@ -3,16 +3,22 @@ experiment per surface, every bad option refused with exit 2 and nothing created
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import numpy as np
 
 import pandas as pd
 import pytest
 
 from tailored.data.dataset import Dataset
+from tailored.experiments.design import Design
+from tailored.jobs.experiments import status_of
 from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.registry.versions import ModelRegistry
 from tailored.store import EventStore
+from tailored.store.database import Event, exposure_row
 from tailored.store.experiments import experiments
 from tests.cli.helpers import cli, flat, ok
 
@@ -73,3 +79,63 @@ def test_bad_options_exit_2_and_create_nothing(shop: Path, options: list[str], m
 def test_a_missing_database_is_refused_not_created(shop: Path) -> None:
     result = cli("experiments", "list", "--db", f"sqlite:///{shop / 'typo.db'}", cwd=shop)
     assert result.returncode == 2 and not (shop / "typo.db").exists()
+
+
+def fill_experiment(db: str, name: str, click_rates: dict[str, float], latency: dict[str, float],
+                    users: int = 3000, lists: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Serve ``lists`` lists to each of ``users`` users in their arm of experiment ``name`` (as the design assigns
+    them), clicked with each arm's probability; returns each arm's true users, lists and clicks."""
+    store = EventStore(db)
+    design = Design.from_json(experiments(store, name)[0]["design"])
+    rng = np.random.default_rng(seed)
+    user_ids = np.array([f"user-{index}" for index in range(users)])
+    arms = design.assignment().assign(user_ids)
+    rows, events, truth = [], [], {arm.name: {"users": 0, "lists": 0, "clicks": 0} for arm in design.arms}
+    for user, arm in zip(user_ids, arms, strict=True):
+        truth[arm]["users"] += 1
+        for _ in range(lists):
+            row = exposure_row(user, "m", ["i1", "i2"], experiment=name, arm=arm,
+                               latency_ms=float(rng.uniform(0, latency[arm])))
+            rows.append(row)
+            truth[arm]["lists"] += 1
+            if rng.random() < click_rates[arm]:
+                truth[arm]["clicks"] += 1
+                events.append(Event(f"e{len(events)}", user, "i1", "click", None, row["created_at"] + 1,
+                                    row["exposure_id"]))
+    store.log_exposures(rows)
+    store.append_events(events)
+    store.engine.dispose()
+    return truth
+
+
+def test_status_reports_each_arms_true_figures_and_ships_a_clear_winner(shop: Path) -> None:
+    db = f"sqlite:///{shop / 'events.db'}"
+    ok(cli("experiments", "create", "--db", db, "--name", "ranker", "--arm", "control=shop@production", "--arm",
+           "treatment=shop@v0002", "--traffic", "50,50", "--metric", "click_rate", "--guardrail", "p99_ms<=30",
+           "--min-users", "500", cwd=shop))
+    truth = fill_experiment(db, "ranker", {"control": 0.10, "treatment": 0.16}, {"control": 20, "treatment": 25})
+    ok(cli("experiments", "status", "--db", db, "--name", "ranker", "--output", shop / "status.json", cwd=shop))
+    report = json.loads((shop / "status.json").read_text())
+    for arm, figures in truth.items():
+        assert report["arms"][arm]["users"] == figures["users"] and report["arms"][arm]["exposures"] == figures["lists"]
+        rate = report["arms"][arm]["click_rate"]
+        assert rate["value"] == pytest.approx(figures["clicks"] / figures["lists"])
+        assert rate["ci"][0] < rate["value"] < rate["ci"][1]
+        assert 0 < report["arms"][arm]["p99_ms"] <= 25
+    lift = report["lift"]["treatment"]["click_rate"]
+    true_lift = (truth["treatment"]["clicks"] / truth["treatment"]["lists"]) / (
+        truth["control"]["clicks"] / truth["control"]["lists"]) - 1
+    assert lift["value"] == pytest.approx(true_lift) and lift["ci"][0] > 0 and lift["p_value"] < 0.05
+    assert report["decision"] == "ship" and report["srm_p_value"] > 0.001
+    assert report["guardrails"] == [{"guardrail": "p99_ms<=30", "breached_by": []}]
+
+
+def test_a_slow_treatment_is_rolled_back_by_its_latency_guardrail(shop: Path) -> None:
+    db = f"sqlite:///{shop / 'events.db'}"
+    ok(cli("experiments", "create", "--db", db, "--name", "slow", "--arm", "control=shop@production", "--arm",
+           "treatment=shop@v0002", "--traffic", "50,50", "--metric", "click_rate", "--guardrail", "p99_ms<=30",
+           cwd=shop))
+    fill_experiment(db, "slow", {"control": 0.10, "treatment": 0.16}, {"control": 20, "treatment": 60}, users=400)
+    report = status_of(EventStore(db), "slow")
+    assert report["arms"]["treatment"]["p99_ms"] > 30
+    assert report["decision"] == "roll back: p99_ms<=30 breached by treatment"

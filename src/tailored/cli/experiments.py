@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from tailored.cli.common import console, handle_errors, print_table
-from tailored.cli.options import DatabaseUrl
+from tailored.cli.options import DatabaseUrl, Output
+from tailored.errors import ConfigError
 
 app = typer.Typer(help="A/B experiments on the served lists.", no_args_is_help=True)
 Name = Annotated[str, typer.Option("--name", help="The experiment's name.")]
@@ -67,6 +68,30 @@ def list_experiments(db: DatabaseUrl = "sqlite:///tailored.db") -> None:
                      "reason": row["stop_reason"] or ""})
     columns = ["name", "surface", "status", "arms", "metric", "created", "stopped", "reason"]
     print_table(pd.DataFrame(rows, columns=columns), title="experiments")
+
+
+@app.command("status")
+@handle_errors
+def status(name: Name, output: Output, db: DatabaseUrl = "sqlite:///tailored.db",
+           window_hours: Annotated[float, typer.Option(
+               "--window-hours", help="How long after a list an event is attributed to it (hours).")] = 24.0,
+           ) -> None:
+    """Per arm: users, exposures, click rate, conversion, revenue per user, average basket (with 95% intervals) and
+    p99 latency; each treatment's lift over the control (interval, always-valid p-value); the sample-ratio check;
+    the guardrails; and the decision (ship / roll back / keep running: N more users needed). Written as JSON."""
+    import json
+
+    from tailored.cli.store import open_store
+    from tailored.data.io import write_text
+    from tailored.jobs.experiments import status_of
+
+    if output.suffix != ".json":
+        raise ConfigError(f"--output {output}: the status is JSON; name a .json file.")
+    if not 0 < window_hours < float("inf"):
+        raise ConfigError(f"--window-hours must be a positive number of hours, got {window_hours}.")
+    report = status_of(open_store(db, create=False), name, window_hours * 3600)
+    write_text(json.dumps(report, indent=2), output)
+    console.print(f"[green]wrote[/] {output}: {report['decision']}")
 
 
 @app.command("stop")

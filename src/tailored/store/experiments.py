@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,3 +105,12 @@ def experiment_totals(store: EventStore, name: str,
                 revenue=("revenue", "sum")).reset_index())
     columns = ["user_id", "arm", "lists", "clicks", "purchases", "revenue"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def arm_latencies(store: EventStore, name: str) -> dict[str, np.ndarray]:
+    """Each arm's serving latencies (ms) of experiment ``name``, from its exposures (those logged with one)."""
+    query = sa.select(schema.exposures.c.arm, schema.exposures.c.latency_ms).where(
+        (schema.exposures.c.experiment == name) & schema.exposures.c.latency_ms.is_not(None))
+    with store.engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query).all(), columns=["arm", "latency_ms"])
+    return {str(arm): rows.to_numpy(np.float64) for arm, rows in frame.groupby("arm")["latency_ms"]}
