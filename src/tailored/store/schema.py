@@ -109,6 +109,33 @@ experiment_exclusions = sa.Table(
     sa.Column("user_id", sa.String(200), primary_key=True),
     sa.Column("excluded_at", sa.Float, nullable=False),
 )
+daily_metrics = sa.Table(  # aggregates only: no user id, nothing to erase
+    "daily_metrics", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD (UTC) of the exposures
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),  # "" overall, "segment" or "category" per group
+    sa.Column("key", sa.String(200), primary_key=True),  # the group ("" overall)
+    sa.Column("value", sa.Float, nullable=True),  # NULL: not computable that day (e.g. no list shown)
+    sa.Column("computed_at", sa.Float, nullable=False),
+)
+trainings = sa.Table(
+    "trainings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),  # quality, bias, evaluation, diff (monitoring.training)
+)
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("day", sa.String(10), nullable=False, index=True),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("message", sa.String(500), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+)
 store_settings = sa.Table(
     "store_settings", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
