@@ -14,12 +14,10 @@ Starts `tailored serve` (`benchmarks.service.running_service`) on one model and 
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +25,7 @@ from urllib.parse import quote
 import numpy as np
 
 from tailored.benchmarks.load import run_load
-from tailored.benchmarks.service import _recommendation_requests, running_service
+from tailored.benchmarks.service import _recommendation_requests, running_service, server_cpu_seconds
 from tailored.registry.model_dir import load_model
 from tailored.store import EventStore
 from tailored.store.attribution import CREDITED
@@ -45,35 +43,22 @@ def feedback_benchmark(model_dir: Path, db_url: str | None = None, lists: int = 
         users = load_model(model_dir).users_.external_ids.astype(str)
         figures: dict[str, Any] = {"users": len(users), "lists": lists, "batch_size": batch_size, "clients": clients}
         for policy in ("greedy", "thompson"):
-            with _policy(policy), running_service(model_dir, url) as (base, _):
+            with running_service(model_dir, url, policy) as (base, server):
                 say(f"{policy}: lists at {rate:g}/s for {seconds:g} s")
                 requests = _recommendation_requests(base, key, users)  # the same users, in the same order
                 figures |= run_load(base, requests, rate, seconds, connections).summary(f"{policy}_lists")
                 if policy == "thompson":
                     say(f"thompson: {lists} lists, then a click on every item shown, {batch_size} per POST")
-                    figures |= asyncio.run(_clicks(base, key, users, lists, batch_size, clients))
+                    figures |= asyncio.run(_clicks(base, key, users, lists, batch_size, clients, server.pid))
         store.engine.dispose()
     return figures
 
 
-@contextmanager
-def _policy(spec: str) -> Iterator[None]:
-    """The service started inside serves ``spec`` (``TAILORED_POLICY``, read by `tailored serve`)."""
-    before = os.environ.get("TAILORED_POLICY")
-    os.environ["TAILORED_POLICY"] = spec
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["TAILORED_POLICY"]
-        else:
-            os.environ["TAILORED_POLICY"] = before
-
-
-async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size: int,
-                  clients: int) -> dict[str, Any]:
+async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size: int, clients: int,
+                  server: int) -> dict[str, Any]:
     """Fetch ``lists`` lists, click every item shown (with the list's exposure id), post the clicks in batches;
-    events per second attributed and learnt, and the policy's learnt rewards before and after."""
+    events per second attributed and learnt, the CPU time the ``server`` process spent on them (what the clients
+    on the same machine do not inflate), and the policy's learnt rewards before and after."""
     import httpx
 
     picked = users[np.random.default_rng(3).integers(len(users), size=lists)]
@@ -90,15 +75,17 @@ async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size
                   for number, answer in enumerate(shown) for body in [answer.raise_for_status().json()]
                   for row in body["items"]]
         batches = [clicks[start:start + batch_size] for start in range(0, len(clicks), batch_size)]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), server_cpu_seconds(server)
         answers = await _each(clients, [client.post("/v1/events", json={"events": batch}) for batch in batches])
-        elapsed = time.perf_counter() - began
+        elapsed, cpu = time.perf_counter() - began, server_cpu_seconds(server) - cpu
         after = (await client.get("/v1/policy")).raise_for_status().json()
     by = Counter(each["by"] for answer in answers for each in answer.raise_for_status().json()["attribution"])
     credited = sum(by[name] for name in CREDITED)
     learnt = after["rewards"] - before["rewards"]
     return {"lists_fetched_per_second": lists / fetched, "clicks_posted": len(clicks),
             "clicks_seconds": elapsed, "clicks_per_second": len(clicks) / elapsed,
+            "clicks_server_cpu_seconds": cpu,
+            "clicks_per_server_cpu_second": len(clicks) / cpu if cpu > 0 else float("nan"),
             **{f"clicks_by_{name}": by[name] for name in ("exposure_id", "window", "duplicate", "none")},
             "clicks_credited_per_second": credited / elapsed, "rewards_learnt": learnt,
             "learnt_equals_credited": learnt == credited}

@@ -35,13 +35,16 @@ import numpy as np
 
 from tailored.benchmarks.load import request_bytes, run_load
 from tailored.errors import ConfigError
+from tailored.policies import parse_policy
 from tailored.registry.model_dir import load_model
 from tailored.store import EventStore
 
 
 @contextmanager
-def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`tailored serve` in a child process; yields its base URL, once ready, and the process."""
+def running_service(model_dir: Path, db_url: str, policy: str | None = None
+                    ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`tailored serve` in a child process (serving ``policy`` when given, else ``TAILORED_POLICY`` or greedy);
+    yields its base URL, once ready, and the process."""
     import httpx
 
     with socket.socket() as probe:
@@ -50,7 +53,7 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subproc
     command = [sys.executable, "-m", "tailored", "serve", "--model-dir", str(model_dir), "--db", db_url, "--port",
                str(port), "--no-access-log"]  # stderr is read only if the service fails to start
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=os.environ.copy())
+                              env=os.environ | ({} if policy is None else {"TAILORED_POLICY": policy}))
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -73,17 +76,20 @@ def running_service(model_dir: Path, db_url: str) -> Iterator[tuple[str, subproc
 
 def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 100_000, batch_size: int = 1_000,
                       rate: float = 1_000.0, seconds: float = 60.0, connections: int = 32, event_rate: float = 600.0,
-                      phase_seconds: float = 10.0, ann_users: int = 1_000, say: Callable[[str], None] = print
-                      ) -> dict[str, Any]:
-    """Every phase against one `tailored serve` process; figures as the clients measure them."""
+                      phase_seconds: float = 10.0, ann_users: int = 1_000, say: Callable[[str], None] = print,
+                      policy: str = "greedy") -> dict[str, Any]:
+    """Every phase against one `tailored serve` process serving ``policy``; figures as the clients measure them,
+    and the server's CPU time per request of the load phase (`server_cpu_seconds`: a figure that other work on a
+    shared machine does not inflate as much as the wall-clock latencies)."""
+    parse_policy(policy)  # a bad spec is refused before anything starts
     with tempfile.TemporaryDirectory() as folder:
         url = db_url or f"sqlite:///{Path(folder) / 'benchmark.db'}"
         store = EventStore(url)
         key, before = store.create_key(["recommend", "events:write"]), store.count_events()
         model = load_model(model_dir)
         users = model.users_.external_ids.astype(str)
-        figures: dict[str, Any] = {"users": len(users), "items": len(model.items_)}
-        with running_service(model_dir, url) as (base, server):
+        figures: dict[str, Any] = {"users": len(users), "items": len(model.items_), "policy": policy}
+        with running_service(model_dir, url, policy) as (base, server):
             say("batch ingestion")
             figures |= asyncio.run(_ingest(base, key, users, events, batch_size, 8))
             figures["events_committed"] = store.count_events() - before
@@ -94,8 +100,12 @@ def service_benchmark(model_dir: Path, db_url: str | None = None, events: int = 
             lists = _recommendation_requests(base, key, users)
             figures |= run_load(base, lists, 100, phase_seconds, 1).summary("one_connection")
             say(f"recommendations at {rate:g}/s for {seconds:g} s")
-            memory = _MemorySampler(server.pid)
-            figures |= run_load(base, lists, rate, seconds, connections).summary("load") | memory.stop()
+            memory, cpu = _MemorySampler(server.pid), server_cpu_seconds(server.pid)
+            load = run_load(base, lists, rate, seconds, connections)
+            cpu = server_cpu_seconds(server.pid) - cpu
+            summary = load.summary("load")
+            figures |= summary | memory.stop() | {
+                "load_server_cpu_ms_per_request": cpu / max(int(summary["load_ok"]), 1) * 1000}
             say(f"overload: {2 * rate:g}/s for {phase_seconds:g} s")
             overload = run_load(base, lists, 2 * rate, phase_seconds, 4 * connections)
             figures |= overload.summary("overload") | {"overload_retry_after_missing": overload.retry_after_missing}
@@ -141,6 +151,16 @@ class _MemorySampler:
         samples = np.array(self.samples)
         return {"rss_first_mib": float(samples[0]), "rss_last_mib": float(samples[-1]),
                 "rss_spread_percent": float((samples.max() - samples.min()) / samples[0] * 100)}
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process ``pid`` has used so far (Linux ``/proc``; NaN
+    elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:

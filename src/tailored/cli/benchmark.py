@@ -141,6 +141,7 @@ def service(
     event_rate: Annotated[float, typer.Option("--event-rate", min=1, help="Single-event POSTs per second.")] = 600.0,
     phase_seconds: Annotated[float, typer.Option(
         "--phase-seconds", min=1, help="Length of the other timed phases.")] = 10.0,
+    policy: Annotated[str, typer.Option("--policy", help="The policy served (tailored serve --policy).")] = "greedy",
 ) -> None:
     """Start `tailored serve` and measure it from outside: batch and single-event ingestion, one-connection latency,
     recommendations at --rate for --seconds (p50/p99 from the load generator, errors, server memory), twice the rate
@@ -148,7 +149,7 @@ def service(
     from tailored.benchmarks.service import service_benchmark
 
     figures = service_benchmark(model_dir, db, events, batch_size, rate, seconds, connections, event_rate,
-                                phase_seconds, say=lambda phase: console.print(f"[dim]{phase}...[/]"))
+                                phase_seconds, say=lambda phase: console.print(f"[dim]{phase}...[/]"), policy=policy)
     _print_figures(figures)
 
 

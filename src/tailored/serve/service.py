@@ -151,7 +151,8 @@ class Service:
         found = model.top_from_index(position, candidate_count(k))
         if found is None:
             return None
-        return self.decide(from_index(model, served, *found), None, k, exposure_id, wait=False)
+        return self.decide(from_index(model, served, *found, vectors=self.policy.contextual), None, k, exposure_id,
+                           wait=False)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
                   plain: bool = False, exposure_id: str | None = None) -> Rows:
@@ -188,7 +189,7 @@ class Service:
             context = with_recent(context, self._stored_events(user_id)[ITEM_ID].tolist())  # folded in as a session
             attributes = self._stored_attributes(user_id) or None
         found = model.top_from_index(position, size) if plain and known else None  # None: no index, new items...
-        proposed = None if found is None else (from_index(model, served, *found, vectors=not self.policy.greedy), None)
+        proposed = None if found is None else (from_index(model, served, *found, vectors=self.policy.contextual), None)
         if proposed is None:
             model = model.with_stages(stages) if stages else model
             asked = Query(None if query.user_id is None else served, context, query.exclude, attributes)
@@ -255,7 +256,8 @@ class Service:
         if attributable:
             with self.learning:
                 found = self.store.attribute(attributable, self.window)
-                learnt = found[(found["click"] > 0) & found["event_id"].isin(list(fresh))]
+                stored_now = np.fromiter(map(fresh.__contains__, found["event_id"].tolist()), bool, len(found))
+                learnt = found[(found["click"].to_numpy() > 0) & stored_now]
                 self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
                                   learnt["click"].to_numpy(np.float64),
                                   self.user_vectors(learnt[USER_ID].to_numpy(object)), wait=True)
@@ -366,7 +368,8 @@ def indexed(model: Recommender, items: np.ndarray, scores: np.ndarray) -> Rows:
 def from_index(model: Recommender, user_id: str, items: np.ndarray, scores: np.ndarray,
                vectors: bool = True) -> Candidates:
     """A `Recommender.top_from_index` answer as the candidates `candidates_of` makes of the same items (the index
-    answers only while no item was added after training); without the scorer's ``vectors`` for greedy."""
+    answers only while no item was added after training); the scorer's ``vectors`` only for a contextual policy
+    (the others never read them: looking the items up costs a request more than the policy's choice)."""
     if not vectors:
         return Candidates(model.items_.ids(items), np.asarray(scores, np.float64), np.zeros(len(items), bool))
     return candidates_from(model, user_id, model.items_.ids(items), scores)
