@@ -1,0 +1,329 @@
+"""One cycle of the improvement loop, as a resumable state machine.
+
+A cycle reads the events (the store's, plus a file when configured), checks their quality (a failure stops the
+cycle and raises an alert), measures drift against the champion (``NAME@production``), retrains a candidate on the
+configured window, evaluates candidate and champion on a fresh temporal frozen sample (the last ``test.days`` of
+events: trained on by neither) with a paired test over its users, and, when the candidate is not worse, registers it
+and starts a canary experiment (control ``NAME@production``, treatment the candidate's version, shares
+``100 - share`` / ``share``). Later cycles read the experiment (`jobs.experiments.status_of`) and promote the
+candidate on "ship", stop it on "roll back", else wait (``canary.max_cycles``, then ``canary.on_timeout``).
+
+The state lives in ``REGISTRY/NAME/loop-state.json``, written atomically after each step; each step is audited first
+(the store's ``audit_log``, action ``loop:STEP``) and is idempotent: the candidate is registered once per cycle (its
+manifest carries the cycle), the experiment is named after the version, a decision is written down before it is
+acted on. A cycle killed at any point thus resumes where it stopped on the next run, and until a promotion the
+champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from tailored.data.dataset import Dataset
+from tailored.data.io import read_table, write_table, write_text
+from tailored.data.quality import QualityRules, check_quality
+from tailored.errors import ConflictError, DataError
+from tailored.eval.evaluator import evaluate_lists
+from tailored.eval.significance import paired_test
+from tailored.experiments.design import design_of
+from tailored.jobs.experiments import status_of
+from tailored.jobs.tasks import read_valid, recommend, train
+from tailored.loop.config import LoopConfig
+from tailored.monitoring.drift import drift_report
+from tailored.pipeline.recommender import Recommender
+from tailored.registry.model_dir import load_model, read_manifest
+from tailored.registry.versions import ModelRegistry
+from tailored.store import schema
+from tailored.store.database import EventStore
+from tailored.store.experiments import RUNNING, create_experiment, experiments, stop_experiment
+from tailored.store.schema import write_transaction
+
+logger = logging.getLogger(__name__)
+
+STATE = "loop-state.json"
+WORK = ".loop"
+"""The folder (under REGISTRY/NAME) of each cycle's frozen sample and candidate model."""
+DAY = 86_400.0
+IDLE, CHECKED, TRAINED, EVALUATED = "idle", "checked", "trained", "evaluated"
+REGISTERED, CANARY = "registered", "canary"
+COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE]
+WindowHook = Callable[[pd.DataFrame], pd.DataFrame]
+"""Applied to the training window before the candidate is fitted (the benchmarks corrupt a window with it)."""
+
+
+class Loop:
+    """The loop of one config: its store, registry, state file and the steps of a cycle."""
+
+    def __init__(self, config: LoopConfig, window_hook: WindowHook | None = None) -> None:
+        self.config = config
+        self.name = config.registry.name
+        self.registry = ModelRegistry(config.registry_folder)
+        self.store = EventStore(config.data.db, create=False)
+        self.folder = config.registry_folder / self.name
+        self.window_hook = window_hook
+
+    # -- state and audit ---------------------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.folder / STATE
+
+    def state(self) -> dict[str, Any]:
+        if not self.state_path.exists():
+            return {"phase": IDLE, "cycle": 0, "clock": None, "work": {}}
+        return json.loads(self.state_path.read_text())
+
+    def _save(self, state: dict[str, Any]) -> None:
+        write_text(json.dumps(state, indent=2), self.state_path)
+
+    def _audit(self, step: str, detail: dict[str, Any]) -> None:
+        """One row of the store's audit log (``loop:STEP``, the model's name, the step's figures)."""
+        detail = json.loads(json.dumps(detail, default=_plain))
+        with write_transaction(self.store.engine) as connection:
+            connection.execute(schema.audit_log.insert().values(action=f"loop:{step}", subject=self.name,
+                                                                detail=detail, at=time.time()))
+        logger.info("loop step=%s model=%s %s", step, self.name, detail)
+
+    def _step(self, state: dict[str, Any], step: str, phase: str, detail: dict[str, Any], report: dict[str, Any],
+              **work: Any) -> None:
+        """Audit a finished step, then move the state on (atomically)."""
+        self._audit(step, detail | {"cycle": state["cycle"]})
+        report["steps"].append({"step": step} | detail)
+        state["phase"] = phase
+        state["work"] = {} if phase == IDLE else state["work"] | work
+        self._save(state)
+
+    # -- the cycle -----------------------------------------------------------------------------------------------------
+    def run_cycle(self) -> dict[str, Any]:
+        """Run (or resume) one cycle; returns what it did: ``{"cycle", "steps": [{"step", ...}], "phase"}``."""
+        state = self.state()
+        report: dict[str, Any] = {"cycle": state["cycle"], "steps": []}
+        if state["phase"] == CANARY and not self._decide(state, report):
+            return report | {"phase": state["phase"]}
+        if state["phase"] == IDLE and not self._check(state, report):
+            return report | {"phase": state["phase"]}
+        if state["phase"] == CHECKED:
+            self._train(state, report)
+        if state["phase"] == TRAINED:
+            self._evaluate(state, report)
+        if state["phase"] == EVALUATED:
+            self._register(state, report)
+        if state["phase"] == REGISTERED:
+            self._canary(state, report)
+        return report | {"cycle": state["cycle"], "phase": state["phase"]}
+
+    def _check(self, state: dict[str, Any], report: dict[str, Any]) -> bool:
+        """Begin a cycle: read the events, check their quality, measure drift, freeze the test sample."""
+        frame = self.events()
+        if frame.empty:
+            self._audit("read", {"events": 0, "stopped": "no events to learn from"})
+            report["steps"].append({"step": "read", "events": 0})
+            return False
+        clock = float(frame[TIMESTAMP].max())
+        state["cycle"] += 1
+        report["cycle"] = state["cycle"]
+        test_start = clock - self.config.test.days * DAY
+        start = test_start - self.config.data.window_days * DAY
+        recent = frame[frame[TIMESTAMP] > start]
+        new = int((frame[TIMESTAMP] > state["clock"]).sum()) if state["clock"] is not None else len(frame)
+        self._audit("read", {"cycle": state["cycle"], "events": len(frame), "new_events": new, "in_window": len(recent),
+                             "clock": clock})
+        report["steps"].append({"step": "read", "events": len(frame), "new_events": new})
+        quality = check_quality(recent, QualityRules(max_future_seconds=None), source="the loop's window")
+        rejected = len(quality.rejected) / max(len(recent), 1)
+        detail = {"rows": len(recent), "rejected": len(quality.rejected), "rejected_share": rejected,
+                  "findings": [f.message for f in quality.findings if f.count]}
+        if rejected > self.config.data.max_rejected_share or quality.clean.empty:
+            message = (f"the quality rules rejected {rejected:.1%} of the window's rows (more than "
+                       f"[data] max_rejected_share = {self.config.data.max_rejected_share:.1%}): cycle stopped")
+            self._audit("alert", {"cycle": state["cycle"], "rule": "loop quality", "severity": "critical",
+                                  "message": message})
+            self._step(state, "quality", IDLE, detail | {"failed": True}, report)
+            report["alert"] = message
+            return False
+        clean = quality.clean
+        sample = self._sample(clean[clean[TIMESTAMP] > test_start], state["cycle"])
+        champion = self.champion()
+        drift = drift_report(champion, sample) if champion is not None and len(sample) else None
+        cycle_folder = self.folder / WORK / f"cycle-{state['cycle']:05d}"
+        write_table(sample, cycle_folder / "sample.csv")
+        window = clean[(clean[TIMESTAMP] > start) & (clean[TIMESTAMP] <= test_start)]
+        write_table(window[COLUMNS], cycle_folder / "window.csv")
+        state["clock"] = clock
+        self._step(state, "quality", CHECKED, detail | {"failed": False}, report, folder=str(cycle_folder))
+        verdict = drift.verdict if drift is not None else "no champion yet"
+        self._step(state, "drift", CHECKED, {"verdict": verdict} | (_drift_figures(drift) if drift else {}), report)
+        if self.config.loop.retrain == "drift" and drift is not None and not verdict.startswith("significant"):
+            self._step(state, "train", IDLE, {"skipped": f"drift check: {verdict}"}, report)
+            return False
+        if len(window) == 0:
+            self._step(state, "train", IDLE, {"skipped": "no events in the training window"}, report)
+            return False
+        return True
+
+    def _sample(self, recent: pd.DataFrame, cycle: int) -> pd.DataFrame:
+        """The frozen test sample: the recent rows of at most ``test.users`` users (seeded per cycle)."""
+        users = pd.unique(recent[USER_ID])
+        if len(users) > self.config.test.users:
+            rng = np.random.default_rng([self.config.test.seed, cycle])
+            users = rng.choice(users, self.config.test.users, replace=False)
+        return recent[recent[USER_ID].isin(users)][COLUMNS]
+
+    def _train(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+        folder = Path(state["work"]["folder"])
+        window = read_valid(folder / "window.csv")
+        if self.window_hook is not None:
+            window = self.window_hook(window)
+        dataset = Dataset.from_frame(window)
+        model = self.config.model
+        train(dataset, model.algorithm, model.params, folder / "candidate",
+              {"loop_cycle": state["cycle"], "window_days": self.config.data.window_days})
+        self._step(state, "train", TRAINED, {"algorithm": model.algorithm, "interactions": len(dataset),
+                                              "users": dataset.n_users, "items": dataset.n_items}, report)
+
+    def _evaluate(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+        """Candidate against champion on the frozen sample, paired over its users; no champion: nothing to beat."""
+        folder = Path(state["work"]["folder"])
+        champion = self.champion()
+        if champion is None:
+            self._step(state, "evaluate", EVALUATED, {"passed": True, "reason": "no champion yet"}, report)
+            return
+        gate = self.config.gate
+        sample = read_valid(folder / "sample.csv")
+        metrics = [gate.metric, *gate.guardrails]
+        candidate = per_user_metrics(load_model(folder / "candidate"), sample, metrics)
+        current = per_user_metrics(champion, sample, metrics)
+        tests = {metric: paired_test(candidate[metric], current[metric], bootstrap=0) for metric in metrics}
+        primary = tests[gate.metric]
+        gain = primary.mean_a / primary.mean_b - 1 if primary.mean_b > 0 else (1.0 if primary.mean_a > 0 else 0.0)
+        worse = [metric for metric in gate.guardrails
+                 if tests[metric].mean_difference < 0 and tests[metric].t_pvalue < gate.alpha]
+        passed = gate.min_gain <= -1 or (gain >= gate.min_gain and not worse)
+        reason = ("gate off" if gate.min_gain <= -1 else
+                  f"relative gain {gain:+.2%} on {gate.metric} below [gate] min_gain {gate.min_gain:+.2%}"
+                  if gain < gate.min_gain else f"significantly worse on {', '.join(worse)}" if worse else "not worse")
+        detail = {"passed": passed, "reason": reason, "users": primary.n_users, "gain": gain,
+                  "metrics": {metric: {"candidate": test.mean_a, "champion": test.mean_b,
+                                       "p_value": test.t_pvalue} for metric, test in tests.items()}}
+        self._step(state, "evaluate", EVALUATED if passed else IDLE, detail, report)
+
+    def _register(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+        """Register the candidate once per cycle (a resumed cycle finds its version by the manifest's cycle)."""
+        folder = Path(state["work"]["folder"])
+        version = next((found for found in self.registry.versions(self.name)
+                        if read_manifest(self.folder / found).get("loop_cycle") == state["cycle"]
+                        and read_manifest(self.folder / found).get("data_fingerprint")
+                        == read_manifest(folder / "candidate").get("data_fingerprint")), None)
+        version = version or self.registry.register(self.name, folder / "candidate")
+        self._step(state, "register", REGISTERED, {"version": version}, report, version=version)
+
+    def _canary(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+        """No champion: promote the first candidate. Else start (or find, when resuming) its canary experiment."""
+        version = state["work"]["version"]
+        if self.registry.current(self.name, "production") is None:
+            self.registry.promote(self.name, version)
+            self._step(state, "promote", IDLE, {"version": version, "reason": "first model"}, report)
+            return
+        canary = self.config.canary
+        experiment = f"{self.name}-{version}"
+        known = {row["name"] for row in experiments(self.store)}
+        if experiment not in known:
+            design = design_of(experiment, [f"control={self.name}@production", f"treatment={self.name}@{version}"],
+                               f"{100 - canary.share},{canary.share}", canary.metric, canary.guardrails,
+                               canary.min_users, resolve=self.registry.resolve)
+            try:
+                create_experiment(self.store, experiment, design.surface, design.to_json())
+            except ConflictError as error:  # another experiment holds the surface: try again next cycle
+                self._audit("canary", {"cycle": state["cycle"], "waiting": str(error)})
+                report["steps"].append({"step": "canary", "waiting": str(error)})
+                return
+        self._step(state, "canary", CANARY, {"experiment": experiment, "share": canary.share}, report,
+                   experiment=experiment, canary_cycles=0)
+
+    def _decide(self, state: dict[str, Any], report: dict[str, Any]) -> bool:
+        """Read the running canary; act on a decision (written down first). True when the canary is over."""
+        work = state["work"]
+        if "action" not in work:
+            status = status_of(self.store, work["experiment"])
+            decision = str(status["decision"])
+            lift = status["lift"].get("treatment", {}).get(self.config.canary.metric, {}).get("value")
+            cycles = work["canary_cycles"] + 1
+            if status["status"] != RUNNING:
+                action = "keep"  # stopped by hand: the champion stays
+            elif decision == "ship":
+                action = "promote"
+            elif decision.startswith("roll back"):
+                action = "stop"
+            elif cycles >= self.config.canary.max_cycles:
+                timeout = self.config.canary.on_timeout == "promote" and lift is not None and lift >= 0
+                action = "promote" if timeout else "stop"
+                decision = f"{decision} after {cycles} cycles: [canary] on_timeout = {self.config.canary.on_timeout}"
+            else:
+                self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "canary_cycles": cycles},
+                           report, canary_cycles=cycles)
+                return False
+            self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "action": action,
+                                                 "arms": {arm: figures["users"]
+                                                          for arm, figures in status["arms"].items()}},
+                       report, action=action, decision=decision)
+        action, version, experiment = work["action"], work["version"], work["experiment"]
+        if action == "promote" and self.registry.current(self.name, "production") != version:
+            self.registry.promote(self.name, version)
+        if experiments(self.store, experiment)[0]["status"] == RUNNING:
+            stop_experiment(self.store, experiment, f"loop: {work['decision']}"[:200])
+        step = {"promote": "promote", "stop": "roll back", "keep": "stopped by hand"}[action]
+        self._step(state, step, IDLE, {"version": version, "experiment": experiment}, report)
+        return True
+
+    # -- reads ---------------------------------------------------------------------------------------------------------
+    def events(self) -> pd.DataFrame:
+        """The configured event types of the store (and of the interactions file), in `COLUMNS`."""
+        parts = [chunk[COLUMNS] for chunk in self.store.export_events()]
+        if self.config.data.interactions is not None:
+            parts.append(read_table(self.config.data.interactions).reindex(columns=COLUMNS))
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+        frame = frame[frame[EVENT_TYPE].isin(self.config.data.event_types)]
+        frame[TIMESTAMP] = pd.to_numeric(frame[TIMESTAMP], errors="coerce")
+        return frame.reset_index(drop=True)
+
+    def champion(self) -> Recommender | None:
+        if self.registry.current(self.name, "production") is None:
+            return None
+        return load_model(self.registry.resolve(f"{self.name}@production"))
+
+    def audit_trail(self) -> list[dict[str, Any]]:
+        """The loop's audit rows of this model, oldest first."""
+        log = schema.audit_log.c
+        query = sa.select(schema.audit_log).where(log.action.like("loop:%") & (log.subject == self.name))
+        with self.store.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query.order_by(log.id))]
+
+
+def per_user_metrics(model: Recommender, sample: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Each sample user's value of each metric for ``model``'s lists (users x metrics)."""
+    users = pd.unique(sample[USER_ID])
+    k = max(int(name.split("@")[1]) for name in metrics)
+    lists = recommend(model, users, k)
+    empty = pd.DataFrame({USER_ID: pd.Series(dtype=str), ITEM_ID: pd.Series(dtype=str)})
+    return evaluate_lists(lists, sample, empty, metrics).per_user[metrics]
+
+
+def _drift_figures(drift: Any) -> dict[str, float]:
+    return {"item_popularity_psi": drift.item_popularity_psi, "noise_floor": drift.noise_floor,
+            "user_activity_psi": drift.user_activity_psi, "new_user_share": drift.new_user_share,
+            "new_item_share": drift.new_item_share}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise DataError(f"The loop cannot audit a {type(value).__name__}: {value!r}.")
