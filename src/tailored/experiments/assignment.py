@@ -64,8 +64,9 @@ def hash_ids(user_ids: Iterable[object] | np.ndarray, salt: str) -> np.ndarray:
     with np.errstate(over="ignore"):
         for step in range(points.shape[1] // 2):
             word = points[:, 2 * step] | (points[:, 2 * step + 1] << _SHIFT_32)
+            mixed = _fmix64((state ^ word) * _GOLDEN)
             active = lengths > np.uint64(2 * step)
-            state = np.where(active, _fmix64((state ^ word) * _GOLDEN), state)
+            state = mixed if active.all() else np.where(active, mixed, state)
         return _fmix64(state ^ (lengths * _GOLDEN))
 
 
