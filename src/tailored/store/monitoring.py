@@ -77,13 +77,21 @@ def trainings(store: EventStore, since: float | None = None, model: str | None =
     return [{"id": row[0], "at": row[1], "model": row[2], "fingerprint": row[3]} | dict(row[4]) for row in rows]
 
 
-def replace_alerts(store: EventStore, day: str, raised: list[dict[str, Any]]) -> None:
-    """Replace the alerts of ``day`` (re-evaluating a day raises its alerts once) by ``raised`` (`ALERT_FIELDS`)."""
+def replace_alerts(store: EventStore, day: str, rules: Iterable[str], raised: list[dict[str, Any]]) -> None:
+    """Replace the alerts of ``day`` raised by ``rules`` (re-evaluating a day raises its alerts once; alerts of other
+    rules, e.g. the loop's, stay) by ``raised`` (`ALERT_FIELDS`), in one transaction."""
+    table = schema.alerts
     with write_transaction(store.engine) as connection:
-        connection.execute(schema.alerts.delete().where(schema.alerts.c.day == day))
+        connection.execute(table.delete().where((table.c.day == day) & table.c.rule.in_(sorted(set(rules)))))
         if raised:
-            connection.execute(schema.alerts.insert(), [{name: each[name] for name in ALERT_FIELDS}
-                                                        for each in raised])
+            connection.execute(table.insert(), [{name: each[name] for name in ALERT_FIELDS} for each in raised])
+
+
+def add_alert(store: EventStore, day: str, rule: str, severity: str, message: str, value: float | None = None) -> None:
+    """Store one alert raised now (by the loop, say: a failed quality check)."""
+    with write_transaction(store.engine) as connection:
+        connection.execute(schema.alerts.insert().values(at=time.time(), day=day, rule=rule, severity=severity,
+                                                         message=message[:500], value=value))
 
 
 def alerts(store: EventStore, since: str | None = None) -> list[dict[str, Any]]:
