@@ -38,6 +38,11 @@ MIN_ESS_FRACTION = 0.01
 _BOOTSTRAP_CELLS = 20_000_000
 """Resample counts drawn at once (resamples x lists), to bound memory."""
 _SHOWN_ROWS = 5
+_REFIT_CELLS = 4_000_000
+"""(position, item) cells x resamples refitted at once, to bound memory."""
+_REFIT_TOLERANCE = 1e-6
+"""The refits of a resample (warm-started at the whole log's fit) and of a cross-validation fold stop when no theta
+moves more than this (far below their spread)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +165,7 @@ class PositionBasedRewards:
     def fit(self, items: np.ndarray, positions: np.ndarray, rewards: np.ndarray, n_items: int) -> PositionBasedRewards:
         """Fit on logged rows: ``items`` are codes in [0, n_items), ``positions`` 1-based."""
         cells = _Cells.of(items, positions, n_items)
-        theta, gamma, mean = self._fit_cells(cells, cells.shown()[None], cells.earned(rewards)[None])
+        theta, gamma, mean = self._fit_cells(cells.shown()[None], cells.earned(rewards)[None])
         self.theta_, self.gamma_, self.mean_ = theta[0], gamma[0], float(mean[0])
         return self
 
@@ -184,28 +189,30 @@ class PositionBasedRewards:
         binary = bool(np.isin(rewards, (0.0, 1.0)).all())
         best, best_loss = (PositionBasedRewards.prior, PositionBasedRewards.position_prior), np.inf
         for prior, position_prior in SHRINKAGE_GRID:
-            theta, gamma, _ = cls(prior, position_prior)._fit_cells(cells, train_shown, train_earned)
-            predicted = theta[:, cells.slots] * gamma[:, cells.items]
+            theta, gamma, _ = cls(prior, position_prior)._fit_cells(train_shown, train_earned,
+                                                                    tolerance=_REFIT_TOLERANCE)
+            predicted = theta[:, :, None] * gamma[:, None, :]
             loss = float(_held_out_loss(predicted, held_shown, held_earned, binary))
             if loss < best_loss:
                 best, best_loss = (prior, position_prior), loss
         return cls(*best).fit(items, positions, rewards, n_items)
 
-    def _fit_cells(self, cells: _Cells, shown: np.ndarray, earned: np.ndarray,
-                   theta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(theta, gamma, mean) fitted on each row of ``shown`` and ``earned`` (batches x cells: rows shown and
-        reward earned per (item, position) cell), from ``theta`` (batches x depth) or flat."""
-        batches = shown.shape[0]
-        earned_by, earned_at = cells.by_item(earned), cells.by_slot(earned)
-        rows_at = cells.by_slot(shown)
-        theta = np.ones((batches, cells.depth)) if theta is None else theta.copy()
+    def _fit_cells(self, shown: np.ndarray, earned: np.ndarray, theta: np.ndarray | None = None,
+                   tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(theta, gamma, mean) fitted on each batch of ``shown`` and ``earned`` (batches x depth x items: rows
+        shown and reward earned per (position, item) cell), from ``theta`` (batches x depth) or flat."""
+        batches, depth, _ = shown.shape
+        earned_by, earned_at = earned.sum(axis=1), earned.sum(axis=2)
+        rows_at = shown.sum(axis=2)
+        theta = np.ones((batches, depth)) if theta is None else theta.copy()
         first = np.where(rows_at > 0, 1.0, 0.0)
+        tolerance = self.tolerance if tolerance is None else tolerance
         for _ in range(self.iterations):
-            examined = cells.by_item(shown * theta[:, cells.slots])
+            examined = (theta[:, None, :] @ shown)[:, 0]
             total = examined.sum(axis=1)
             mean = np.divide(earned_by.sum(axis=1), total, out=np.zeros(batches), where=total > 0)
             gamma = (earned_by + self.prior * mean[:, None]) / np.maximum(examined + self.prior, 1e-300)
-            attraction = cells.by_slot(shown * gamma[:, cells.items])
+            attraction = (shown @ gamma[:, :, None])[:, :, 0]
             per_row = attraction.sum(axis=1) / np.maximum(rows_at.sum(axis=1), 1.0)
             pooled = np.divide(earned_at.sum(axis=1), attraction.sum(axis=1), out=np.ones(batches),
                                where=attraction.sum(axis=1) > 0)
@@ -217,7 +224,7 @@ class PositionBasedRewards:
             updated = np.where(top > 0, updated / np.where(top > 0, top, 1.0), first)
             change = float(np.abs(updated - theta).max())
             theta = updated
-            if change < self.tolerance:
+            if change < tolerance:
                 break
         return theta, gamma, mean
 
@@ -256,41 +263,29 @@ def _held_out_loss(predicted: np.ndarray, shown: np.ndarray, earned: np.ndarray,
 
 @dataclass(frozen=True, eq=False)
 class _Cells:
-    """The distinct (item, position) cells of logged rows, and sums over them by item and by position."""
+    """Logged rows gathered into (position, item) cells: per row its cell ``slot * n_items + item``."""
 
-    items: np.ndarray
-    slots: np.ndarray
     of_row: np.ndarray
-    n_items: int
     depth: int
+    n_items: int
 
     @classmethod
     def of(cls, items: np.ndarray, positions: np.ndarray, n_items: int) -> _Cells:
         depth = int(positions.max())
-        codes, of_row = np.unique((positions.astype(np.int64) - 1) * n_items + items, return_inverse=True)
-        return cls(codes % n_items, codes // n_items, of_row.ravel(), n_items, depth)
+        return cls((positions.astype(np.int64) - 1) * n_items + items, depth, n_items)
 
     def shown(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Rows per cell (of the rows where ``rows`` is true)."""
+        """Rows per cell (of the rows where ``rows`` is true), depth x items."""
         weights = None if rows is None else rows.astype(np.float64)
-        return np.bincount(self.of_row, weights, minlength=len(self.items)).astype(np.float64)
+        return self._grid(np.bincount(self.of_row, weights, minlength=self.depth * self.n_items))
 
     def earned(self, rewards: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Reward per cell (of the rows where ``rows`` is true)."""
-        return np.bincount(self.of_row, rewards if rows is None else rewards * rows, minlength=len(self.items))
+        """Reward per cell (of the rows where ``rows`` is true), depth x items."""
+        return self._grid(np.bincount(self.of_row, rewards if rows is None else rewards * rows,
+                                      minlength=self.depth * self.n_items))
 
-    def by_item(self, values: np.ndarray) -> np.ndarray:
-        return self._sum(values, self.items, self.n_items)
-
-    def by_slot(self, values: np.ndarray) -> np.ndarray:
-        return self._sum(values, self.slots, self.depth)
-
-    @staticmethod
-    def _sum(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
-        """Row-wise sums of ``values`` (batches x cells) per group of cells: (batches x size)."""
-        batches = values.shape[0]
-        flat = (np.arange(batches)[:, None] * size + groups[None, :]).ravel()
-        return np.bincount(flat, values.ravel(), minlength=batches * size).reshape(batches, size)
+    def _grid(self, totals: np.ndarray) -> np.ndarray:
+        return totals.astype(np.float64).reshape(self.depth, self.n_items)
 
 
 def estimate(
@@ -423,10 +418,14 @@ class _Refit:
         assert refit is not None
         self.model = refit.model
         lists = pd.factorize(log.lists)[0]
-        self.cells = _Cells.of(refit.items, log.positions, len(refit.model.gamma_))
-        shape = (len(self.cells.items), n)
-        self.shown = sparse.csr_matrix((np.ones(len(lists)), (self.cells.of_row, lists)), shape=shape)
-        self.earned = sparse.csr_matrix((log.rewards.astype(np.float64), (self.cells.of_row, lists)), shape=shape)
+        cells = _Cells.of(refit.items, log.positions, len(refit.model.gamma_))
+        self.grid = (cells.depth, cells.n_items)
+        shape = (cells.depth * cells.n_items, n)
+        self.shown = sparse.csr_matrix((np.ones(len(lists)), (cells.of_row, lists)), shape=shape)
+        paid = np.flatnonzero(log.rewards)
+        self.earned = sparse.csr_matrix((log.rewards[paid].astype(np.float64), (cells.of_row[paid], lists[paid])),
+                                        shape=shape)
+        self.batch = max(1, _REFIT_CELLS // shape[0])
         depth, width = refit.target_mass.shape
         weighted = np.bincount((log.positions - 1) * width + refit.items, log.target / log.logging,
                                minlength=depth * width).reshape(depth, width)
@@ -442,10 +441,15 @@ class _Refit:
     def shifts(self, counts: np.ndarray) -> np.ndarray:
         """(resamples x 2): dm's and dr's change under the model refitted on each resample (``counts``: resamples x
         lists, how often each list is drawn)."""
-        shown, earned = (self.shown @ counts.T).T, (self.earned @ counts.T).T
-        start = np.repeat(self.model.theta_[None], len(counts), axis=0)
-        theta, gamma, mean = self.model._fit_cells(self.cells, shown, earned, start)
-        return self._values(theta, gamma, mean) - self.base
+        moved = np.empty((len(counts), 2))
+        for start in range(0, len(counts), self.batch):
+            drawn = np.ascontiguousarray(counts[start:start + self.batch].T)
+            shown = (self.shown @ drawn).T.reshape(-1, *self.grid)
+            earned = (self.earned @ drawn).T.reshape(-1, *self.grid)
+            theta = np.repeat(self.model.theta_[None], len(shown), axis=0)
+            theta, gamma, mean = self.model._fit_cells(shown, earned, theta, _REFIT_TOLERANCE)
+            moved[start:start + len(shown)] = self._values(theta, gamma, mean) - self.base
+        return moved
 
 
 def _kish(weights: np.ndarray) -> float:
