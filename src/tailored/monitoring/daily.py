@@ -35,7 +35,7 @@ from tailored.errors import ConfigError
 from tailored.monitoring.drift import population_stability_index
 from tailored.store.attribution import ATTRIBUTION_WINDOW_SECONDS
 from tailored.store.database import EventStore
-from tailored.store.monitoring import DAILY_COLUMNS, attribute_values, item_activity, purchase_events
+from tailored.store.monitoring import DAILY_COLUMNS, attribute_values, item_activity, purchase_events, write_daily
 
 DAY_SECONDS = 86_400
 BASELINE_DAYS = 7
@@ -96,6 +96,20 @@ def daily_figures(store: EventStore, days: Sequence[str],
         parts += [overall] + [group_metrics(today, baseline, GROUPS[kind][1], values).assign(day=day, kind=kind)
                               for kind, values in groups.items() if len(values)]
     return pd.concat(parts, ignore_index=True)[DAILY_COLUMNS].astype({"value": float})
+
+
+def store_days(store: EventStore, days: Sequence[str], window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
+    """Compute the figures of ``days`` and store them, replacing those stored before (idempotent); returns them."""
+    rows = daily_figures(store, days, window)
+    write_daily(store, [parse_day(day) for day in days], rows)
+    return rows
+
+
+def default_days(now: float) -> list[str]:
+    """The days the daily job computes when none is named: yesterday (UTC) and the day before, whose late events
+    (attributed up to a day after their list) are then all in."""
+    yesterday = dt.datetime.fromtimestamp(now, dt.UTC).date() - dt.timedelta(days=1)
+    return [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]
 
 
 def exposure_log(store: EventStore, low: float, high: float,

@@ -1,0 +1,57 @@
+"""`tailored monitor daily|training`: the daily production figures and alerts, and one record per training, stored
+in the database for the dashboard and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tailored.cli.common import console, handle_errors, print_table
+from tailored.cli.options import DatabaseUrl
+from tailored.errors import ConfigError
+
+app = typer.Typer(help="Monitoring: daily production figures, alerts and training records.", no_args_is_help=True)
+WindowHours = Annotated[float, typer.Option(
+    "--window-hours", help="How long after a list an event is attributed to it (hours).")]
+
+
+@app.callback()
+def monitor() -> None:
+    """Monitoring: daily production figures, alerts and training records (stored for the dashboard)."""
+
+
+@app.command("daily")
+@handle_errors
+def daily(
+    db: DatabaseUrl = "sqlite:///tailored.db",
+    day: Annotated[list[str] | None, typer.Option(
+        "--day", help="Day to compute, YYYY-MM-DD (UTC; repeatable). Default: yesterday and the day before.")] = None,
+    alerts_file: Annotated[Path | None, typer.Option(
+        "--alerts", help="Alert rules (TOML [[rule]] tables) evaluated on each day computed.")] = None,
+    window_hours: WindowHours = 24.0,
+) -> None:
+    """Compute each day's figures from the exposures and attributed events and store them (recomputing a day
+    replaces its figures); evaluate the alert rules on them and store the alerts raised."""
+    import time
+
+    import pandas as pd
+
+    from tailored.cli.store import open_store
+    from tailored.monitoring.alerts import evaluate_day, load_rules
+    from tailored.monitoring.daily import METRICS, OVERALL, default_days, parse_day, store_days
+
+    if not 0 < window_hours < float("inf"):
+        raise ConfigError(f"--window-hours must be a positive number of hours, got {window_hours}.")
+    days = sorted({parse_day(each) for each in day}) if day else default_days(time.time())
+    rules = load_rules(alerts_file) if alerts_file is not None else []
+    store = open_store(db, create=False)
+    rows = store_days(store, days, window_hours * 3600)
+    raised = [alert for each in days for alert in evaluate_day(store, rules, each)] if rules else []
+    overall = rows[rows["kind"] == OVERALL].pivot(index="metric", columns="day", values="value").reindex(METRICS)
+    print_table(overall.rename_axis(None, axis=1).reset_index(), title="daily figures (stored)")
+    if raised:
+        print_table(pd.DataFrame(raised)[["day", "rule", "severity", "message"]], title="alerts")
+    console.print(f"[green]stored[/] {len(days)} day(s): {', '.join(days)}; {len(raised)} alert(s)"
+                  + (f" from {len(rules)} rule(s)" if rules else ""))
