@@ -69,3 +69,20 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def require_browser() -> str:
+    """The path of Debian's ``chromium`` for the Playwright tests (the ``playwright`` package of the ``test`` extra
+    drives it); without both the test is skipped, or fails when ``TAILORED_REQUIRE_BROWSER=1`` (CI installs them)."""
+    import importlib.util
+    import shutil
+
+    path = shutil.which("chromium")
+    missing = None if path else "chromium is not installed (apt-get install -y chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        missing = "the playwright package is not installed (pip install '.[test]')"
+    if missing is None:
+        return str(path)
+    if os.environ.get("TAILORED_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{missing}; TAILORED_REQUIRE_BROWSER=1 makes this a failure", pytrace=False)
+    pytest.skip(missing, allow_module_level=True)

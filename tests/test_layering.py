@@ -32,7 +32,8 @@ BELOW["experiments"] = {"registry", "store"} | BELOW["registry"] | {"split"}  # 
 BELOW["simulation"] = {"monitoring", "experiments"} | BELOW["monitoring"]
 BELOW["jobs"] = {"simulation"} | BELOW["simulation"]
 BELOW["ope"] = {"jobs"} | BELOW["jobs"]  # the off-policy evaluation API: a facade over eval/ and jobs/
-BELOW["serve"] = {"jobs"} | BELOW["jobs"]
+BELOW["dashboard"] = {"jobs"} | BELOW["jobs"]  # the dashboard's pages: served by serve/, written by cli/
+BELOW["serve"] = {"dashboard"} | BELOW["dashboard"]
 BELOW["benchmarks"] = {"serve"} | BELOW["serve"]
 BELOW["cli"] = {"benchmarks"} | BELOW["benchmarks"]
 """Room -> the rooms it may import (besides itself). ``models.base`` is the Scorer protocol and the catalogue: rank/

@@ -20,7 +20,7 @@ from tailored.serve.committer import IngestionUnavailable
 from tailored.serve.fast_lane import FastLane
 from tailored.serve.limits import Guard, LoopLag, unavailable
 from tailored.serve.metrics import Metrics
-from tailored.serve.routers import events, health, items, policy, recommendations, users
+from tailored.serve.routers import dashboard, events, health, items, policy, recommendations, users
 from tailored.serve.service import Service
 from tailored.serve.settings import ServiceSettings
 from tailored.store import schema
@@ -62,7 +62,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.settings = settings
     for router in (recommendations.router, events.router, users.router, items.router, policy.router,
-                   health.router):
+                   health.router, dashboard.router):
         app.include_router(router)
     app.add_middleware(FastLane, api=app)
     app.add_middleware(Guard, api=app, settings=settings, lag=lag, metrics=app.state.metrics)
