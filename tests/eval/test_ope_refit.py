@@ -62,7 +62,7 @@ def test_a_resample_refit_equals_a_fit_on_the_resampled_rows() -> None:
     model = PositionBasedRewards(log.refit.model.prior, log.refit.model.position_prior).fit(
         log.refit.items[rows], log.positions[rows], log.rewards[rows], ITEMS)
     moved = refit._values(model.theta_[None], model.gamma_[None], np.array([model.mean_])) - refit.base
-    np.testing.assert_allclose(refit.shifts(counts[None]), moved, atol=1e-8)
+    np.testing.assert_allclose(refit.shifts(counts[None]), moved, atol=1e-6)  # refits stop at theta +-1e-6
     assert abs(moved[0, 0]) > 1e-4
 
 
