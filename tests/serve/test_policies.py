@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tailored.benchmarks.service import running_service
 from tailored.pipeline.slates import candidates_of
-from tailored.policies import Feedback, parse_policy
+from tailored.policies import Candidates, Feedback, parse_policy
 from tailored.query import Query
 from tailored.serve import ServiceSettings, create_app
 from tailored.serve.policy import FOLD_LISTS, ServedPolicy
@@ -363,8 +363,9 @@ def test_the_policy_comes_from_the_environment(model_dir, monkeypatch) -> None:
 
 
 def test_impressions_learnt_in_groups_give_the_state_learnt_one_list_at_a_time(monkeypatch) -> None:
-    """The served lists' impressions wait for a group (`FOLD_LISTS`); rewards are learnt at once with everything
-    waiting; the state (counts and tally) equals the one of a policy that learnt each list on its own."""
+    """The served lists' impressions wait for a group (`FOLD_LISTS`), learnt by the next choice; rewards are learnt
+    at once with everything waiting; the state (counts and tally) equals the one of a policy that learnt each list
+    on its own."""
     monkeypatch.setattr("tailored.serve.policy.FOLD_SECONDS", 60.0)  # by count only, however slow the machine
     grouped, rng = ServedPolicy("thompson"), np.random.default_rng(0)
     single = parse_policy("thompson")
@@ -379,6 +380,11 @@ def test_impressions_learnt_in_groups_give_the_state_learnt_one_list_at_a_time(m
     assert not grouped.waiting and grouped.tally.impressions == 100 and grouped.tally.rewards == 3
     for name, value in single.state().items():
         np.testing.assert_array_equal(grouped.policy.state()[name], value)
-    for _ in range(FOLD_LISTS):  # a full group is learnt by the list that completes it
+    for _ in range(FOLD_LISTS - 1):
         grouped.learn(items[:10], np.arange(1, 11))
+    pool = Candidates(items, np.linspace(1, 0, 40), np.zeros(40, bool))
+    grouped.choose(pool, 10, "ab" * 16)  # not due yet: the choice leaves them waiting
+    assert len(grouped.waiting) == FOLD_LISTS - 1
+    grouped.learn(items[:10], np.arange(1, 11))
+    grouped.choose(pool, 10, "cd" * 16)  # a full group: learnt by the next choice, before it chooses
     assert not grouped.waiting and grouped.tally.impressions == 100 + 10 * FOLD_LISTS

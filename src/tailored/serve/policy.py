@@ -96,10 +96,10 @@ class Tally:
 class ServedPolicy:
     """The served policy and its online state. ``greedy`` is the model's own list (propensity 1, learns nothing);
     any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock; feedback
-    waits in ``waiting`` and is folded in by whoever holds the lock next: rewards at once (the POST waits for the
-    lock, so the next list sees them), the impressions of served lists in groups (`FOLD_LISTS`, `FOLD_SECONDS`), so
-    that a request pays for one update of the state per group of lists, not per list, and the event loop never waits
-    for a choice made in the thread pool."""
+    waits in ``waiting``: rewards are learnt at once (the POST waits for the lock, so the next list sees them), the
+    impressions of served lists in groups (`FOLD_LISTS`, `FOLD_SECONDS`) by the next choice, so that a request pays
+    for one update of the state per group of lists, not per list, and the event loop never waits for a choice made
+    in the thread pool nor runs an update."""
 
     def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
         policy = configured(spec, new_item_slots)
@@ -143,19 +143,18 @@ class ServedPolicy:
               features: np.ndarray | None = None, wait: bool = False) -> None:
         """Fold feedback rows in: impressions (``rewards`` None: these items were shown at these positions, 1 = top)
         or attributed rewards, with the rows' ``features`` for a contextual policy. With ``wait`` (rewards: the
-        POST's answer waits) everything waiting is learnt now; otherwise when due and the lock is free, else by the
-        next holder of the lock that finds it due."""
+        POST's answer waits) everything waiting is learnt now; otherwise (the impressions of a list, logged on the
+        event loop) the rows wait for the next choice that finds them due (`due`), made where choices are made:
+        the event loop never runs an update of the state (nor the position-bias refit it may bring)."""
         if self.greedy or not len(item_ids):
             return
         if not self.waiting:
             self.waiting_since = time.monotonic()
         self.waiting.append(Feedback(np.asarray(item_ids), np.asarray(positions, np.int64),
                                      None if rewards is None else np.asarray(rewards, np.float64), features))
-        if (wait or self.due) and self.lock.acquire(blocking=wait):
-            try:
+        if wait:
+            with self.lock:
                 self._fold()
-            finally:
-                self.lock.release()
 
     def _fold(self) -> None:
         """Learn everything waiting (the lock held): the feedback of one kind (impressions or rewards, with or
