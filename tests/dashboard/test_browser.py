@@ -96,4 +96,28 @@ def test_every_page_in_chromium(server: str, month: Month, screenshots: Path) ->
         browser.close()
     assert errors == [] and outside == []
     assert max(timings.values()) <= LOAD_SECONDS, timings
-    assert sorted(path.name for path in screenshots.glob("*.png")) == sorted(f"{name}.png" for name in PAGES)
+    assert {f"{name}.png" for name in PAGES} <= {path.name for path in screenshots.glob("*.png")}
+
+
+def test_the_static_report_in_chromium(month: Month, tmp_path: Path, screenshots: Path) -> None:
+    """The report file opened from disk: nothing requested but the file itself, no console error."""
+    from tailored.cli.monitor import app
+    from typer.testing import CliRunner
+
+    output = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["report", "--db", month.db, "--registry", str(month.registry),
+                                    "--output", str(output)])
+    assert done.exit_code == 0, done.output
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        requested: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(output.as_uri(), wait_until="load")
+        assert page.eval_on_selector_all("section.page", "all => all.map(s => s.id)") == list(PAGES)
+        page.screenshot(path=screenshots / "report.png", full_page=True)
+        browser.close()
+    assert errors == [] and requested == [output.as_uri()]

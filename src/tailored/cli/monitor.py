@@ -55,3 +55,30 @@ def daily(
         print_table(pd.DataFrame(raised)[["day", "rule", "severity", "message"]], title="alerts")
     console.print(f"[green]stored[/] {len(days)} day(s): {', '.join(days)}; {len(raised)} alert(s)"
                   + (f" from {len(rules)} rule(s)" if rules else ""))
+
+
+@app.command("report")
+@handle_errors
+def report(
+    output: Annotated[Path, typer.Option("--output", help="The report: one self-contained .html file.")],
+    db: DatabaseUrl = "sqlite:///tailored.db",
+    since: Annotated[str | None, typer.Option(
+        "--since", help="First day shown, YYYY-MM-DD (UTC). Default: every stored day.")] = None,
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", help="Model registry folder, for the models page's versions and promotions.")] = None,
+) -> None:
+    """Write the dashboard's pages (overview, models, experiments, bias, quality and drift, alerts) to one static
+    HTML file: no script, no font, nothing fetched from elsewhere."""
+    from tailored.cli.store import open_store
+    from tailored.dashboard.numbers import Sources, since_timestamp
+    from tailored.dashboard.report import write_report
+    from tailored.registry.versions import ModelRegistry
+
+    if registry is not None and not registry.is_dir():
+        raise ConfigError(f"--registry {registry} is not a folder: give the registry's folder (tailored models ...).")
+    start = since_timestamp(since, "--since")
+    pages = write_report(Sources(open_store(db, create=False), ModelRegistry(registry) if registry else None, start),
+                         output)
+    console.print(f"[green]wrote[/] {output}: {len(pages['overview']['days'])} day(s), "
+                  f"{len(pages['experiments']['experiments'])} experiment(s), {len(pages['alerts']['alerts'])} "
+                  "alert(s)")

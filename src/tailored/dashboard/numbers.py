@@ -30,14 +30,14 @@ LOOP_STEPS = 100
 """The improvement loop's latest audited steps shown on the models page."""
 
 
-def since_timestamp(day: str | None) -> float | None:
-    """``YYYY-MM-DD`` (UTC midnight) as unix seconds; None for None; a ConfigError naming ``since`` otherwise."""
+def since_timestamp(day: str | None, option: str = "since") -> float | None:
+    """``YYYY-MM-DD`` (UTC midnight) as unix seconds; None for None; a ConfigError naming ``option`` otherwise."""
     if day is None or day == "":
         return None
     try:
         return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()
     except ValueError as error:
-        raise ConfigError(f"since must be a day YYYY-MM-DD, got {day!r}.") from error
+        raise ConfigError(f"{option} must be a day YYYY-MM-DD (UTC), got {day!r}.") from error
 
 
 @dataclass

@@ -22,7 +22,7 @@ th{color:var(--muted);font-weight:600}td.num{text-align:right;font-variant-numer
 .badge.critical,.badge.stopped{background:#fbe3e1;color:var(--bad)}
 .badge.warning{background:#fff1cc;color:var(--warn)}.badge.running{background:#dff3e4;color:var(--good)}
 .decision{font-weight:600}.muted,.empty{color:var(--muted)}
-figure.chart{margin:0;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px}
+figure.chart{max-width:760px;margin:0;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px}
 figcaption{font-weight:600;margin-bottom:4px}svg{width:100%;height:auto;display:block}
 svg text{font-size:11px;fill:var(--muted)}svg .axis{stroke:var(--line)}svg path{fill:none;stroke-width:2}
 .legend{list-style:none;margin:4px 0 0;padding:0;display:flex;flex-wrap:wrap;gap:10px;font-size:12px}
