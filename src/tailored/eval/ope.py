@@ -174,10 +174,10 @@ class PositionBasedRewards:
                lists: np.ndarray, weights: np.ndarray | None = None, folds: int = 5,
                seed: int = 0) -> PositionBasedRewards:
         """The model whose (prior, position_prior) on `SHRINKAGE_GRID` has the smallest ``folds``-fold
-        cross-validated loss on the log (folds of whole lists; Bernoulli log-loss for 0/1 rewards, Poisson deviance
-        otherwise), refitted on the whole log. With ``weights`` (pi / pi0 per row) the held-out loss is
-        importance-weighted (Sugiyama et al. 2007): the loss on the rows the target would show, which is what dm
-        needs. Reads the log only."""
+        cross-validated loss on the log (folds of whole lists, ``lists`` = each row's list code in [0, lists);
+        Bernoulli log-loss for 0/1 rewards, Poisson deviance otherwise), refitted on the whole log. With
+        ``weights`` (pi / pi0 per row) the held-out loss is importance-weighted (Sugiyama et al. 2007): the loss on
+        the rows the target would show, which is what dm needs. Reads the log only."""
         cells = _Cells.of(items, positions, n_items)
         fold_of_list = np.random.default_rng(seed).permutation(int(lists.max()) + 1) % folds
         held = [fold_of_list[lists] == fold for fold in range(folds)]
@@ -187,7 +187,7 @@ class PositionBasedRewards:
         held_shown = np.stack([cells.shown(rows * weights) for rows in held])
         held_earned = np.stack([cells.earned(rewards, rows * weights) for rows in held])
         binary = bool(np.isin(rewards, (0.0, 1.0)).all())
-        best, best_loss = (PositionBasedRewards.prior, PositionBasedRewards.position_prior), np.inf
+        best, best_loss = SHRINKAGE_GRID[0], np.inf
         for prior, position_prior in SHRINKAGE_GRID:
             theta, gamma, _ = cls(prior, position_prior)._fit_cells(train_shown, train_earned,
                                                                     tolerance=_REFIT_TOLERANCE)
