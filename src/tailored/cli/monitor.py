@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tailored.cli.common import console, handle_errors, print_table
-from tailored.cli.options import DatabaseUrl
+from tailored.cli.options import DatabaseUrl, ModelDir
 from tailored.errors import ConfigError
 
 app = typer.Typer(help="Monitoring: daily production figures, alerts and training records.", no_args_is_help=True)
@@ -82,3 +82,45 @@ def report(
     console.print(f"[green]wrote[/] {output}: {len(pages['overview']['days'])} day(s), "
                   f"{len(pages['experiments']['experiments'])} experiment(s), {len(pages['alerts']['alerts'])} "
                   "alert(s)")
+
+
+@app.command("training")
+@handle_errors
+def training(
+    model_dir: ModelDir,
+    db: DatabaseUrl = "sqlite:///tailored.db",
+    test: Annotated[Path | None, typer.Option(
+        "--test", help="Frozen test interactions file (user_id, item_id): evaluated with 95% intervals, per segment.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="The model's name in the records (default: the model directory's name).")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric NAME@K (repeatable).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of the intervals.")] = 1000,
+) -> None:
+    """Record one training: the data fingerprint, the quality report of the model directory, bias in the training
+    data (per user segment and item category of the store), the evaluation on --test and the difference with the
+    previous record of the same model."""
+    from tailored.cli.store import open_store
+    from tailored.eval.evaluator import DEFAULT_METRICS, parse_metrics
+    from tailored.monitoring.training import record_training
+
+    if test is not None and not test.is_file():
+        raise ConfigError(f"--test {test}: no such file; give the frozen test interactions file.")
+    parse_metrics(metric or list(DEFAULT_METRICS))  # an unknown metric is refused before any work
+    name = model or Path(model_dir).resolve().name
+    record = record_training(open_store(db, create=False), name, model_dir, test, metric or list(DEFAULT_METRICS),
+                             bootstrap)
+    bias = record["bias"]
+    console.print(f"[green]recorded[/] training of {name!r}: data {record['fingerprint']}, {bias['pairs']:,} pairs, "
+                  f"popularity Gini {bias['popularity_gini']:.3f}")
+    if record["evaluation"]:
+        import pandas as pd
+
+        rows = [{"metric": metric_name, "value": figure["value"], "ci": _interval(figure["ci"]),
+                 "change": record["diff"].get(metric_name, float("nan"))}
+                for metric_name, figure in record["evaluation"].items()]
+        print_table(pd.DataFrame(rows), title=f"evaluation on {test}")
+
+
+def _interval(bounds: list[float | None]) -> str:
+    return "" if None in bounds else f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"

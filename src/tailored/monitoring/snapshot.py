@@ -15,7 +15,7 @@ from tailored.store.database import EventStore
 from tailored.store.monitoring import alerts, daily_rows, trainings
 
 INTEGER_METRICS = ("impressions", "lists", "users")
-TRAINING_FIELDS = ("quality", "bias", "evaluation", "diff")
+TRAINING_FIELDS = ("quality", "bias", "evaluation", "segments", "diff")
 
 
 def snapshot(store: EventStore, since: float | None = None) -> dict[str, Any]:
