@@ -12,9 +12,11 @@ from tailored.experiments.statistics import (
     cuped_theta,
     decide,
     estimate,
+    group_sequential_p_value,
     msprt_p_value,
     needed_users,
     srm_p_value,
+    sup_brownian_sf,
     verdict,
 )
 
@@ -103,6 +105,23 @@ def test_msprt_p_value_closed_form() -> None:
     assert float(msprt_p_value(np.array(0.2), np.array(0.01), 0.1)) == pytest.approx(expected)
 
 
+def test_the_brownian_maximum_matches_a_random_walk_and_its_known_quantile() -> None:
+    assert float(sup_brownian_sf(np.array(2.2414))) == pytest.approx(0.05, abs=1e-5)
+    assert float(sup_brownian_sf(np.array(1.0))) == pytest.approx(float(sup_brownian_sf(np.array(0.9999999))))
+    rng = np.random.default_rng(7)
+    walk = np.abs(np.cumsum(rng.normal(0, 1 / np.sqrt(2000), (4000, 2000)), -1)).max(-1)
+    for c in (1.0, 1.5, 2.0):
+        assert np.mean(walk >= c) == pytest.approx(float(sup_brownian_sf(np.array(c))), abs=0.025)
+
+
+def test_the_group_sequential_boundary_is_obrien_fleming_shaped() -> None:
+    lift, variance = np.array([0.1, 0.1]), np.array([0.0025, 0.0025])  # z = 2 at both
+    half, full = group_sequential_p_value(lift, variance, np.array([500, 1000]), 1000)
+    assert float(full) == pytest.approx(float(sup_brownian_sf(np.array(2.0))))
+    assert float(half) == pytest.approx(float(sup_brownian_sf(np.array(2.0 * np.sqrt(0.5)))))
+    assert half > full > 2 * stats.norm.sf(2.0)  # early looks pay more; the final look a little
+
+
 def daily_peeks(rng: np.random.Generator, runs: int, users: int, lift: float,
                 days: int = 14) -> tuple[Moments, Moments]:
     """Each arm's (run, day) moments of clicks over lists, from cumulative per-user totals at each day's end: users
@@ -126,6 +145,9 @@ def test_peeking_every_day_keeps_the_msprt_false_positive_rate_below_alpha() -> 
     naive_winner = ((comparison.test_p_value <= 0.05) & enough).any(-1)
     final_look = comparison.test_p_value[:, -1] <= 0.05
     assert msprt_winner.mean() <= 0.05
+    users = control.n + treatment.n
+    sequential = group_sequential_p_value(comparison.lift, comparison.lift_variance, users, users[:, -1:])
+    assert ((sequential <= 0.05) & enough).any(-1).mean() <= 0.05
     assert naive_winner.mean() > 0.09  # peeking at the fixed test inflates its 5 % (0.123 with this seed)
     assert abs(final_look.mean() - 0.05) < 0.03  # one look at the fixed test is honest
 

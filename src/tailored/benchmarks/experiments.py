@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tailored.experiments.assignment import Assignment
-from tailored.experiments.statistics import Moments, compare, verdict
+from tailored.experiments.statistics import Moments, compare, group_sequential_p_value, verdict
 
 ALPHA = 0.05
 MDE = 0.05
@@ -69,8 +69,9 @@ def peeking(lift: float, runs: int, users: int, generators: Sequence[str] = tupl
             seed: int = 0, on_row: Callable[[dict[str, object]], None] | None = None) -> pd.DataFrame:
     """Per generator: ``runs`` experiments of ``users`` per arm with a true click-rate ``lift`` (0: A/A), read after
     every day by the engine's rule (mSPRT, tau = 5 %, alpha 5 %): the share that ever ships, that ever rolls back,
-    that is decided by the last day, and, for contrast, the share a fixed-horizon test calls when peeked at daily
-    and at one look on the last day (the most any rule could detect there)."""
+    that is decided by the last day; the same for the group-sequential design planned to end at the last day's
+    users (`group_sequential_p_value`); and, for contrast, the share a fixed-horizon test calls when peeked at daily
+    and at one look on the last day (about the most any rule could detect there)."""
     rows = []
     for offset, name in enumerate(generators):
         control, treatment = daily_moments(GENERATORS[name], runs, users, lift, days, seed + 1000 * offset)
@@ -78,12 +79,18 @@ def peeking(lift: float, runs: int, users: int, generators: Sequence[str] = tupl
         found = verdict(comparison, alpha=ALPHA, min_users=MIN_USERS)
         first = np.where((found != 0).any(-1), found[np.arange(runs), np.argmax(found != 0, -1)], 0)
         enough = np.minimum(control.n, treatment.n) >= MIN_USERS
+        users = control.n + treatment.n
+        sequential = group_sequential_p_value(comparison.lift, comparison.lift_variance, users, users[:, -1:])
+        called = np.where(enough & (sequential <= ALPHA), np.sign(comparison.lift), 0)
+        first_called = np.where((called != 0).any(-1), called[np.arange(runs), np.argmax(called != 0, -1)], 0)
         row = {"generator": name, "lift": lift, "runs": runs, "users_per_arm": users, "days": days,
                "click_rate": float(np.mean(control.y[:, -1] / control.x[:, -1])),
                "lists_per_user": float(np.mean(control.x[:, -1] / control.n[:, -1])),
                "lift_se_last_day": float(np.median(np.sqrt(comparison.lift_variance[:, -1]))),
                "ship": float(np.mean(first > 0)), "roll_back": float(np.mean(first < 0)),
                "decided_by_last_day": float(np.mean(first != 0)),
+               "group_sequential_ship": float(np.mean(first_called > 0)),
+               "group_sequential_roll_back": float(np.mean(first_called < 0)),
                "fixed_test_peeked": float(np.mean(((comparison.test_p_value <= ALPHA) & enough).any(-1))),
                "fixed_test_last_day": float(np.mean(comparison.test_p_value[:, -1] <= ALPHA))}
         rows.append(row)

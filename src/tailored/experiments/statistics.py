@@ -217,6 +217,32 @@ def msprt_p_value(lift: np.ndarray, variance: np.ndarray, tau: float) -> np.ndar
     return np.where(np.isfinite(variance) & (variance > 0), p, 1.0)
 
 
+def sup_brownian_sf(c: np.ndarray) -> np.ndarray:
+    """P(max over [0, 1] of |W(t)| >= c) for a standard Brownian motion W: the reflection series
+    4 sum_k>=1 (-1)^(k+1) Phi-bar((2k-1) c) for c >= 1, its Fourier form 1 - (4/pi) sum_k>=0 (-1)^k / (2k+1)
+    exp(-(2k+1)^2 pi^2 / (8 c^2)) below (each converges fast on its side)."""
+    c = np.asarray(c, dtype=np.float64)[..., None]
+    k = np.arange(40)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        reflection = 4 * np.sum((-1.0) ** k * stats.norm.sf((2 * k + 1) * c), -1)
+        fourier = 1 - 4 / np.pi * np.sum((-1.0) ** k / (2 * k + 1) * np.exp(-((2 * k + 1) * np.pi) ** 2 / (8 * c * c)),
+                                         -1)
+    return np.clip(np.where(c[..., 0] >= 1, reflection, np.where(c[..., 0] > 0, fourier, 1.0)), 0.0, 1.0)
+
+
+def group_sequential_p_value(lift: np.ndarray, variance: np.ndarray, users: np.ndarray,
+                             planned_users: float) -> np.ndarray:
+    """The p-value of an O'Brien-Fleming-type group-sequential design under continuous monitoring up to a planned
+    size: with z = lift / sqrt(variance) and the information fraction t = users / planned_users (at most 1), the
+    B-value z sqrt(t) crosses a constant boundary c with probability P(max |W| >= c) under no effect, whatever the
+    schedule of looks (Lan & DeMets 1983's spending alpha(t) = P(max_[0,t] |W| >= c), the continuous limit of the
+    O'Brien-Fleming boundary z >= c / sqrt(t); c = 2.2414 at alpha = 0.05). Valid until ``planned_users``: stop
+    there."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_value = np.abs(lift) / np.sqrt(variance) * np.sqrt(np.minimum(np.asarray(users) / planned_users, 1.0))
+    return np.where(np.isfinite(b_value), sup_brownian_sf(np.where(np.isfinite(b_value), b_value, 0.0)), 1.0)
+
+
 def fixed_test(spec: MetricSpec, control: Moments, treatment: Moments, c: ArmEstimate, t: ArmEstimate,
                cuped: bool) -> np.ndarray:
     """The fixed-horizon two-sided p-value of T = C: the pooled two-proportion z-test for conversion (without CUPED),
