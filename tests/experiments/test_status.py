@@ -55,6 +55,16 @@ def test_a_broken_split_warns_and_an_early_status_asks_for_users() -> None:
     assert skewed["warnings"] and skewed["warnings"][0].startswith("sample-ratio mismatch")
 
 
+def test_a_group_sequential_status_counts_down_to_its_planned_users() -> None:
+    rng = np.random.default_rng(4)
+    arms = {"control": arm(rng, 3000, 0.10), "treatment": arm(rng, 3000, 0.10)}
+    status = experiment_status("planned", arms, {"control": 50, "treatment": 50}, planned_users=10_000)
+    assert status["rule"] == "group-sequential"
+    assert status["decision"] == "keep running: 4,000 more users needed" and status["needed_users"] == 4000
+    lift = status["lift"]["treatment"]["click_rate"]
+    assert lift["p_value"] >= lift["test_p_value"]  # the boundary is wider than one fixed look's
+
+
 def test_empty_or_clickless_arms_give_nulls_and_ask_for_users() -> None:
     empty = UserTotals(*(np.array([]) for _ in range(4)))
     clickless = UserTotals(np.ones(500), np.zeros(500), np.zeros(500), np.zeros(500))

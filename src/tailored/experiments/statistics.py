@@ -263,22 +263,27 @@ def fixed_test(spec: MetricSpec, control: Moments, treatment: Moments, c: ArmEst
 
 
 def compare(control: Moments, treatment: Moments, metric: str, *, cuped: bool = False, tau: float = 0.05,
-            confidence: float = 0.95) -> Comparison:
+            confidence: float = 0.95, planned_users: float | None = None) -> Comparison:
     """Treatment against control on ``metric`` (a key of `METRICS`, which picks the fixed test); ``cuped`` adjusts
-    both arms with the pooled theta; ``tau`` is the mSPRT mixture's standard deviation on the lift scale (set it to
-    the minimum effect worth detecting)."""
+    both arms with the pooled theta. The peeking-safe p-value is the mSPRT's, with ``tau`` the mixture's standard
+    deviation on the lift scale (set it to the minimum effect worth detecting), or, given ``planned_users`` (in the
+    two arms), the group-sequential design's that ends there."""
     spec = metric_spec(metric)
     if not 0 < confidence < 1:
         raise ConfigError(f"Confidence is {confidence}: give a level in (0, 1), e.g. 0.95.")
     if tau <= 0:
         raise ConfigError(f"mSPRT tau is {tau}: give the minimum relative effect worth detecting, e.g. 0.05.")
+    if planned_users is not None and planned_users <= 0:
+        raise ConfigError(f"Planned users is {planned_users}: give the users (both arms) the experiment ends at.")
     theta = cuped_theta([control, treatment]) if cuped else 0.0
     mean_c = pooled_covariate_mean([control, treatment]) if cuped else 0.0
     c, t = estimate(control, theta, mean_c), estimate(treatment, theta, mean_c)
     lift, variance = lift_of(c, t)
     half = stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
     test = "welch" if spec.test == "two-proportion" and cuped else spec.test  # adjusted values are not 0/1
-    return Comparison(c, t, lift, variance, lift - half, lift + half, msprt_p_value(lift, variance, tau), test,
+    p_value = (msprt_p_value(lift, variance, tau) if planned_users is None
+               else group_sequential_p_value(lift, variance, control.n + treatment.n, planned_users))
+    return Comparison(c, t, lift, variance, lift - half, lift + half, p_value, test,
                       fixed_test(spec, control, treatment, c, t, cuped))
 
 
@@ -345,10 +350,12 @@ def verdict(comparison: Comparison, *, alpha: float = 0.05, min_users: int = 100
 
 
 def decide(comparison: Comparison, *, alpha: float = 0.05, mde: float = 0.05, power: float = 0.8,
-           min_users: int = 100, guardrails: Mapping[str, Comparison] | None = None) -> Decision:
+           min_users: int = 100, guardrails: Mapping[str, Comparison] | None = None,
+           planned_users: float | None = None) -> Decision:
     """One reading's decision: "roll back" when a guardrail (higher is better) is worse by its always-valid p-value
     at ``alpha``; else the `verdict` on the primary metric; while it is 0, keep running, with the users still needed
-    to detect ``mde`` at ``power`` (``min_users`` more while the variance cannot be estimated yet: no clicks). No
+    to detect ``mde`` at ``power`` (``min_users`` more while the variance cannot be estimated yet: no clicks), or,
+    for a group-sequential design (comparisons made with ``planned_users``), the users left to its planned end. No
     decision before each arm has ``min_users``."""
     for guardrail in (guardrails or {}).values():
         if verdict(guardrail, alpha=alpha, min_users=min_users) < 0:
@@ -358,7 +365,9 @@ def decide(comparison: Comparison, *, alpha: float = 0.05, mde: float = 0.05, po
         return Decision("ship" if found > 0 else "roll back", 0)
     users = float(comparison.control.users + comparison.treatment.users)
     variance = float(comparison.lift_variance)
-    if not np.isfinite(variance) or variance <= 0:  # no clicks (or no users) yet: nothing to size from
+    if planned_users is not None:
+        more = math.ceil(max(planned_users - users, 0))
+    elif not np.isfinite(variance) or variance <= 0:  # no clicks (or no users) yet: nothing to size from
         more = max(2 * min_users - int(users), min_users)
     else:
         more = max(needed_users(users, variance, mde, alpha=alpha, power=power), 2 * min_users) - int(users)

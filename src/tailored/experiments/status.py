@@ -55,7 +55,7 @@ def experiment_status(name: str, arms: Mapping[str, UserTotals], shares: Mapping
                       control: str = "control", metric: str = "click_rate", guardrails: Sequence[str] = (),
                       cuped: bool = False, alpha: float = 0.05, mde: float = 0.05, power: float = 0.8,
                       min_users: int = 100, confidence: float = 0.95,
-                      holdouts: Sequence[str] = (HOLDOUT,)) -> dict[str, Any]:
+                      holdouts: Sequence[str] = (HOLDOUT,), planned_users: float | None = None) -> dict[str, Any]:
     """``{"name", "arms": {arm: {"users", "exposures", metric: {"value", "ci"}, ...}}, "lift": {arm: {metric:
     {"value", "ci", "p_value", "test", "test_p_value"}}}, "srm_p_value", "decision", "needed_users"}``.
 
@@ -64,7 +64,9 @@ def experiment_status(name: str, arms: Mapping[str, UserTotals], shares: Mapping
     ``holdouts``, whose lift measures the engine's own value) with ``control`` on ``metric`` by the mSPRT with tau =
     ``mde``; ``guardrails`` (metric names, higher is better) can roll back. With several treatments the first that
     is decided decides, else the largest number of users needed is reported. ``p_value`` is the always-valid p-value
-    the decision reads; ``test_p_value`` the metric's fixed-horizon test, valid for one look at a planned size."""
+    the decision reads (the mSPRT's, or with ``planned_users`` per compared pair of arms the group-sequential
+    design's that ends there: "rule" says which); ``test_p_value`` the metric's fixed-horizon test, valid for one
+    look at a planned size."""
     if control not in arms:
         raise ConfigError(f"Control arm {control!r} is not among the arms {', '.join(arms)}: name it with 'control'.")
     if len([arm for arm in arms if arm != control and arm not in holdouts]) < 1:
@@ -75,7 +77,8 @@ def experiment_status(name: str, arms: Mapping[str, UserTotals], shares: Mapping
     for name_of in (metric, *guardrails):
         metric_spec(name_of)
     z = float(stats.norm.ppf(0.5 + confidence / 2))
-    report: dict[str, Any] = {"name": name, "arms": {}, "lift": {}}
+    report: dict[str, Any] = {"name": name, "rule": "msprt" if planned_users is None else "group-sequential",
+                              "arms": {}, "lift": {}}
     for arm, totals in arms.items():
         entry: dict[str, Any] = {"users": totals.users, "exposures": int(totals.lists.sum())}
         for metric_name in METRICS:
@@ -91,7 +94,8 @@ def experiment_status(name: str, arms: Mapping[str, UserTotals], shares: Mapping
         comparisons: dict[str, Comparison] = {
             metric_name: compare(arms[control].moments(metric_name), totals.moments(metric_name), metric_name,
                                  cuped=cuped and totals.pre_period is not None
-                                 and arms[control].pre_period is not None, tau=mde, confidence=confidence)
+                                 and arms[control].pre_period is not None, tau=mde, confidence=confidence,
+                                 planned_users=planned_users)
             for metric_name in METRICS}
         report["lift"][arm] = {metric_name: {"value": _number(found.lift),
                                              "ci": [_number(found.ci_low), _number(found.ci_high)],
@@ -100,7 +104,7 @@ def experiment_status(name: str, arms: Mapping[str, UserTotals], shares: Mapping
                                for metric_name, found in comparisons.items()}
         if arm not in holdouts:
             decisions.append(decide(comparisons[metric], alpha=alpha, mde=mde, power=power, min_users=min_users,
-                                    guardrails={g: comparisons[g] for g in guardrails}))
+                                    guardrails={g: comparisons[g] for g in guardrails}, planned_users=planned_users))
     report["srm_p_value"] = srm_p_value([arms[arm].users for arm in arms], [shares[arm] for arm in arms])
     final = next((d for d in decisions if not d.text.startswith("keep")), max(decisions, key=lambda d: d.needed_users))
     report["decision"], report["needed_users"] = final.text, final.needed_users
