@@ -205,12 +205,13 @@ class Loop:
         tests = {metric: paired_test(candidate[metric], current[metric], bootstrap=0) for metric in metrics}
         primary = tests[gate.metric]
         gain = primary.mean_a / primary.mean_b - 1 if primary.mean_b > 0 else (1.0 if primary.mean_a > 0 else 0.0)
-        worse = [metric for metric in gate.guardrails
-                 if tests[metric].mean_difference < 0 and tests[metric].t_pvalue < gate.alpha]
+        worse = [metric for metric in gate.guardrails if tests[metric].mean_difference < gate.min_gain
+                 * tests[metric].mean_b and tests[metric].t_pvalue < gate.alpha]
         passed = gate.min_gain <= -1 or (gain >= gate.min_gain and not worse)
         reason = ("gate off" if gate.min_gain <= -1 else
                   f"relative gain {gain:+.2%} on {gate.metric} below [gate] min_gain {gate.min_gain:+.2%}"
-                  if gain < gate.min_gain else f"significantly worse on {', '.join(worse)}" if worse else "not worse")
+                  if gain < gate.min_gain else f"significantly worse than min_gain on {', '.join(worse)}" if worse
+                  else "not worse")
         detail = {"passed": passed, "reason": reason, "users": primary.n_users, "gain": gain,
                   "metrics": {metric: {"candidate": test.mean_a, "champion": test.mean_b,
                                        "p_value": test.t_pvalue} for metric, test in tests.items()}}
@@ -275,6 +276,7 @@ class Loop:
                                                  "arms": {arm: figures["users"]
                                                           for arm, figures in status["arms"].items()}},
                        report, action=action, decision=decision)
+        work = state["work"]
         action, version, experiment = work["action"], work["version"], work["experiment"]
         if action == "promote" and self.registry.current(self.name, "production") != version:
             self.registry.promote(self.name, version)

@@ -1,0 +1,122 @@
+"""Cycles on a small drifting world: first model, canary, promote on a win, roll back on a loss, the offline gate,
+the quality stop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from tailored.data.columns import ITEM_ID, TIMESTAMP
+from tailored.experiments.design import Design
+from tailored.loop.config import LoopConfig
+from tailored.loop.cycle import Loop
+from tailored.simulation.world import START
+from tailored.store.database import Event, EventStore, exposure_row
+from tailored.store.experiments import experiments
+from tests.loop.conftest import DAYS, store_clicks, with_gate
+
+
+def started(config: LoopConfig, world_clicks: pd.DataFrame) -> Loop:
+    """A loop whose first cycle promoted v0001 on the days before the last three, then saw those three days."""
+    store = EventStore(config.data.db)
+    cut = START - 3 * 86_400
+    store_clicks(store, world_clicks[world_clicks[TIMESTAMP] <= cut], "a")
+    loop = Loop(config)
+    first = loop.run_cycle()
+    assert [step["step"] for step in first["steps"]][-2:] == ["register", "promote"]
+    assert loop.registry.current("shop", "production") == "v0001"
+    store_clicks(store, world_clicks[world_clicks[TIMESTAMP] > cut], "b")
+    return loop
+
+
+def test_a_candidate_is_registered_and_canaried_at_the_configured_share(config, world_clicks) -> None:
+    loop = started(config, world_clicks)
+    report = loop.run_cycle()
+    steps = [step["step"] for step in report["steps"]]
+    assert steps == ["read", "quality", "drift", "train", "evaluate", "register", "canary"]
+    assert report["phase"] == "canary" and loop.registry.versions("shop") == ["v0001", "v0002"]
+    design = Design.from_json(experiments(loop.store, "shop-v0002")[0]["design"])
+    assert [(arm.name, arm.ref, arm.share) for arm in design.arms] == [
+        ("control", "shop@production", 50), ("treatment", "shop@v0002", 50)]
+    sample = loop.state()["work"]["folder"] + "/sample.csv"
+    frozen = pd.read_csv(sample)
+    assert frozen[TIMESTAMP].min() > loop.state()["clock"] - 86_400  # the last day only, never trained on
+    window = pd.read_csv(loop.state()["work"]["folder"] + "/window.csv")
+    assert window[TIMESTAMP].max() <= frozen[TIMESTAMP].min()
+    actions = [row["action"] for row in loop.audit_trail()]
+    assert actions[-4:] == ["loop:train", "loop:evaluate", "loop:register", "loop:canary"]
+    waiting = loop.run_cycle()  # nothing served yet: the canary keeps running, no second candidate
+    assert [step["step"] for step in waiting["steps"]] == ["decide"] and waiting["phase"] == "canary"
+    assert waiting["steps"][0]["decision"].startswith("keep running")
+
+
+def serve(loop: Loop, winner: str, lists: int = 3) -> None:
+    """Lists of the running canary to every user, the ``winner`` arm's users clicking twice as often."""
+    name = loop.state()["work"]["experiment"]
+    design = Design.from_json(experiments(loop.store, name)[0]["design"])
+    users = np.array([f"u{index:06d}" for index in range(300)], dtype=object)
+    arms = design.assignment().assign(users)
+    rng = np.random.default_rng(5)
+    now = START + 100.0  # just after the world's data: the loop's clock moves on by minutes
+    exposures, events = [], []
+    for user, arm in zip(users, arms, strict=True):
+        for number in range(lists):
+            exposure = exposure_row(user, "v", ["i000001", "i000002"], experiment=name, arm=str(arm)) | {
+                "created_at": now}
+            exposures.append(exposure)
+            clicks = rng.random() < (0.8 if arm == winner else 0.4)
+            if clicks:
+                events.append(Event(f"{winner}-{user}-{number}", user, "i000001", "click", 1.0, now + 1 + number,
+                                    exposure["exposure_id"]))
+    loop.store.log_exposures(exposures)
+    loop.store.append_events(events)
+
+
+def test_a_winning_canary_is_promoted_and_a_losing_one_rolled_back(config, world_clicks, tmp_path) -> None:
+    loop = started(replace(config, canary=replace(config.canary, max_cycles=1)), world_clicks)
+    loop.run_cycle()
+    serve(loop, winner="treatment")
+    report = loop.run_cycle()
+    assert report["steps"][0]["decision"] == "ship" and report["steps"][1]["step"] == "promote"
+    assert loop.registry.current("shop", "production") == "v0002"
+    assert experiments(loop.store, "shop-v0002")[0]["status"] == "stopped"
+    assert report["phase"] == "canary", report["steps"][2:]  # the same cycle went on: a new candidate, canaried
+    serve(loop, winner="control")
+    lost = loop.run_cycle()
+    assert lost["steps"][0]["decision"].startswith("roll back") and lost["steps"][1]["step"] == "roll back"
+    assert loop.registry.current("shop", "production") == "v0002"  # the champion kept serving
+    stopped = experiments(loop.store, "shop-v0003")[0]
+    assert stopped["status"] == "stopped" and stopped["stop_reason"].startswith("loop: roll back")
+
+
+def test_the_offline_gate_stops_a_candidate_trained_on_a_corrupted_window(config, world_clicks) -> None:
+    loop = started(with_gate(config, -0.2), world_clicks)
+
+    def corrupt(window: pd.DataFrame) -> pd.DataFrame:
+        catalogue = pd.unique(window[ITEM_ID])  # every click's item replaced by any item: taste and popularity lost
+        return window.assign(**{ITEM_ID: np.random.default_rng(0).choice(catalogue, len(window))})
+
+    report = Loop(loop.config, window_hook=corrupt).run_cycle()
+    evaluation = next(step for step in report["steps"] if step["step"] == "evaluate")
+    assert not evaluation["passed"] and evaluation["gain"] < -0.2
+    assert report["phase"] == "idle" and loop.registry.versions("shop") == ["v0001"]
+    fair = Loop(loop.config).run_cycle()  # the same data uncorrupted passes
+    assert next(step for step in fair["steps"] if step["step"] == "evaluate")["passed"]
+
+
+def test_a_failed_quality_check_stops_the_cycle_with_an_alert(config, world_clicks) -> None:
+    loop = started(config, world_clicks)
+    last = world_clicks[world_clicks[TIMESTAMP] > START - 3 * 86_400].head(200)
+    store_clicks(loop.store, last, "again")  # the same clicks under new ids: repeated rows
+    report = loop.run_cycle()
+    assert report["phase"] == "idle" and "max_rejected_share" in report["alert"]
+    assert loop.registry.versions("shop") == ["v0001"]
+    assert [row["action"] for row in loop.audit_trail()][-2:] == ["loop:alert", "loop:quality"]
+
+
+def test_no_events_no_cycle(config) -> None:
+    report = Loop(config).run_cycle()
+    assert report["steps"] == [{"step": "read", "events": 0}] and report["phase"] == "idle"
+    assert DAYS > 3
