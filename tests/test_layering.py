@@ -35,6 +35,7 @@ BELOW["ope"] = {"jobs"} | BELOW["jobs"]  # the off-policy evaluation API: a faca
 BELOW["dashboard"] = {"jobs"} | BELOW["jobs"]  # the dashboard's pages: served by serve/, written by cli/
 BELOW["serve"] = {"dashboard"} | BELOW["dashboard"]
 BELOW["benchmarks"] = {"serve"} | BELOW["serve"]
+BELOW["benchmarks"] |= {"loop"} | BELOW.setdefault("loop", {"jobs"} | BELOW["jobs"])  # the loop (28): above jobs
 BELOW["cli"] = {"benchmarks"} | BELOW["benchmarks"]
 """Room -> the rooms it may import (besides itself). ``models.base`` is the Scorer protocol and the catalogue: rank/
 and pipeline/ pick models by name through it, never by importing one."""

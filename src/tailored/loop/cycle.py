@@ -32,7 +32,7 @@ from tailored.data.columns import EVENT_TYPE, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from tailored.data.dataset import Dataset
 from tailored.data.io import read_table, write_table, write_text
 from tailored.data.quality import QualityRules, check_quality
-from tailored.errors import ConflictError, DataError
+from tailored.errors import ConfigError, ConflictError, DataError
 from tailored.eval.evaluator import evaluate_lists
 from tailored.eval.significance import paired_test
 from tailored.experiments.design import design_of
@@ -329,3 +329,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise DataError(f"The loop cannot audit a {type(value).__name__}: {value!r}.")
+
+
+EVERY = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
+
+
+def every_seconds(text: str) -> float:
+    """``1d``, ``12h``, ``30m``, ``45s`` in seconds; a ConfigError naming ``--every`` otherwise."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        seconds = float(number) * EVERY[unit]
+    except (KeyError, ValueError):
+        raise ConfigError(f"--every {text!r}: write a number and a unit (s, m, h, d), e.g. 1d or 6h.") from None
+    if not seconds > 0:
+        raise ConfigError(f"--every {text!r} must be a positive duration.")
+    return seconds
+
+
+def run_every(config: LoopConfig, seconds: float, on_cycle: Callable[[dict[str, Any]], None],
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """A cycle every ``seconds`` (counted from each cycle's start), forever; ``on_cycle`` gets each report."""
+    while True:
+        started = time.monotonic()
+        on_cycle(Loop(config).run_cycle())
+        sleep(max(0.0, seconds - (time.monotonic() - started)))
