@@ -17,8 +17,10 @@ def test_daily_moments_grow_with_the_days_and_carry_the_lift() -> None:
 def test_a_large_lift_ships_and_an_a_a_fixed_test_peeked_calls_more_than_the_rule() -> None:
     shipped = peeking(0.5, runs=4, users=3000, generators=["busy"], days=5)
     assert shipped.loc[0, "ship"] == 1.0 and shipped.loc[0, "roll_back"] == 0.0
-    a_a = peeking(0.0, runs=40, users=1500, generators=["typical"], days=7, seed=3)
-    assert a_a.loc[0, "ship"] + a_a.loc[0, "roll_back"] <= a_a.loc[0, "fixed_test_peeked"]
+    a_a = peeking(0.0, runs=40, users=1500, generators=["typical", "sparse"], days=7, seed=3)
+    assert a_a["generator"].tolist() == ["typical", "sparse"] and (a_a["users_per_arm"] == 1500).all()
+    assert (a_a["ship"] + a_a["roll_back"] <= a_a["fixed_test_peeked"]).all()
+    assert (a_a["group_sequential_ship"] + a_a["group_sequential_roll_back"] <= a_a["fixed_test_peeked"]).all()
 
 
 def test_cuped_narrows_where_the_pre_period_predicts_and_not_where_it_does_not() -> None:

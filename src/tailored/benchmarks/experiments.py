@@ -79,8 +79,8 @@ def peeking(lift: float, runs: int, users: int, generators: Sequence[str] = tupl
         found = verdict(comparison, alpha=ALPHA, min_users=MIN_USERS)
         first = np.where((found != 0).any(-1), found[np.arange(runs), np.argmax(found != 0, -1)], 0)
         enough = np.minimum(control.n, treatment.n) >= MIN_USERS
-        users = control.n + treatment.n
-        sequential = group_sequential_p_value(comparison.lift, comparison.lift_variance, users, users[:, -1:])
+        exposed = control.n + treatment.n
+        sequential = group_sequential_p_value(comparison.lift, comparison.lift_variance, exposed, exposed[:, -1:])
         called = np.where(enough & (sequential <= ALPHA), np.sign(comparison.lift), 0)
         first_called = np.where((called != 0).any(-1), called[np.arange(runs), np.argmax(called != 0, -1)], 0)
         row = {"generator": name, "lift": lift, "runs": runs, "users_per_arm": users, "days": days,
