@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,12 @@ def daily_moments(traffic: Traffic, runs: int, users: int, lift: float, days: in
             for parts in arms]
 
 
+def _first_decision(decisions: np.ndarray) -> np.ndarray:
+    """Per run (row), the first non-zero decision over the readings (columns): the one acted on; 0 if none."""
+    decided = decisions != 0
+    return np.where(decided.any(-1), decisions[np.arange(len(decisions)), np.argmax(decided, -1)], 0)
+
+
 def peeking(lift: float, runs: int, users: int, generators: Sequence[str] = tuple(GENERATORS), days: int = 14,
             seed: int = 0, on_row: Callable[[dict[str, object]], None] | None = None) -> pd.DataFrame:
     """Per generator: ``runs`` experiments of ``users`` per arm with a true click-rate ``lift`` (0: A/A), read after
@@ -76,13 +82,12 @@ def peeking(lift: float, runs: int, users: int, generators: Sequence[str] = tupl
     for offset, name in enumerate(generators):
         control, treatment = daily_moments(GENERATORS[name], runs, users, lift, days, seed + 1000 * offset)
         comparison = compare(control, treatment, "click_rate", tau=MDE)
-        found = verdict(comparison, alpha=ALPHA, min_users=MIN_USERS)
-        first = np.where((found != 0).any(-1), found[np.arange(runs), np.argmax(found != 0, -1)], 0)
-        enough = np.minimum(control.n, treatment.n) >= MIN_USERS
         exposed = control.n + treatment.n
-        sequential = group_sequential_p_value(comparison.lift, comparison.lift_variance, exposed, exposed[:, -1:])
-        called = np.where(enough & (sequential <= ALPHA), np.sign(comparison.lift), 0)
-        first_called = np.where((called != 0).any(-1), called[np.arange(runs), np.argmax(called != 0, -1)], 0)
+        sequential = replace(comparison, p_value=group_sequential_p_value(
+            comparison.lift, comparison.lift_variance, exposed, exposed[:, -1:]))
+        first = _first_decision(verdict(comparison, alpha=ALPHA, min_users=MIN_USERS))
+        first_called = _first_decision(verdict(sequential, alpha=ALPHA, min_users=MIN_USERS))
+        enough = np.minimum(control.n, treatment.n) >= MIN_USERS
         row = {"generator": name, "lift": lift, "runs": runs, "users_per_arm": users, "days": days,
                "click_rate": float(np.mean(control.y[:, -1] / control.x[:, -1])),
                "lists_per_user": float(np.mean(control.x[:, -1] / control.n[:, -1])),
