@@ -12,7 +12,8 @@ Per day D, with the *baseline* the exposures of the ``BASELINE_DAYS`` days befor
 - ``coverage`` stored catalogue items shown on D / stored catalogue items; ``exposure_gini`` Gini of impressions
   over the catalogue and the items shown (unshown items count 0);
 - ``long_tail_share`` impressions on items outside the head, the most active items holding ``HEAD_SHARE`` of the
-  events of the baseline days; ``new_item_share`` impressions on items whose first stored exposure is on D;
+  events of the baseline days; ``new_item_share`` impressions on items that no exposure of the
+  ``NEW_ITEM_DAYS`` days before D showed (new to the lists: just added, or back after a month unshown);
 - ``fallback_rate`` lists whose context says ``"fallback": true``; ``latency_p50_ms``, ``latency_p99_ms``;
 - ``psi_users`` PSI of lists per user and day (log2 buckets), ``psi_items`` PSI of impressions over the baseline's
   popularity deciles (plus one bucket for items absent from it), ``psi_scores`` PSI of the served propensities
@@ -35,10 +36,12 @@ from tailored.errors import ConfigError
 from tailored.monitoring.drift import population_stability_index
 from tailored.store.attribution import ATTRIBUTION_WINDOW_SECONDS
 from tailored.store.database import EventStore
-from tailored.store.monitoring import DAILY_COLUMNS, attribute_values, item_activity, purchase_events, write_daily
+from tailored.store.monitoring import (DAILY_COLUMNS, attribute_values, feedback_window, item_activity,
+                                       purchase_events, shown_items, write_daily)
 
 DAY_SECONDS = 86_400
 BASELINE_DAYS = 7
+NEW_ITEM_DAYS = 28
 HEAD_SHARE = 0.8
 USER_BUCKETS = 6  # lists per user and day: 1, 2-3, 4-7, 8-15, 16-31, 32+
 ITEM_BUCKETS = 10
@@ -79,7 +82,7 @@ def daily_figures(store: EventStore, days: Sequence[str],
     if not days:
         return pd.DataFrame(columns=DAILY_COLUMNS)
     low, high = day_start(days[0]) - BASELINE_DAYS * DAY_SECONDS, day_start(days[-1]) + DAY_SECONDS
-    log, first_shown = exposure_log(store, low, high, window)
+    log = exposure_log(store, low, high, window)
     catalogue = store.item_ids()
     groups = {kind: attribute_values(store, table, kind, log[column].unique())
               for kind, (table, column) in GROUPS.items()}
@@ -89,7 +92,8 @@ def daily_figures(store: EventStore, days: Sequence[str],
         today = log[(log["created_at"] >= start) & (log["created_at"] < start + DAY_SECONDS)]
         baseline = log[(log["created_at"] >= start - BASELINE_DAYS * DAY_SECONDS) & (log["created_at"] < start)]
         activity = item_activity(store, start - BASELINE_DAYS * DAY_SECONDS, start)
-        figures = day_metrics(start, today, baseline, first_shown, catalogue, activity)
+        earlier = shown_items(store, start - NEW_ITEM_DAYS * DAY_SECONDS, start)
+        figures = day_metrics(today, baseline, earlier, catalogue, activity)
         figures["sales_share"] = sales_share(store, start, start + DAY_SECONDS, window)
         overall = pd.DataFrame({"day": day, "metric": METRICS, "kind": OVERALL, "key": OVERALL,
                                 "value": [figures[name] for name in METRICS]})
@@ -113,35 +117,28 @@ def default_days(now: float) -> list[str]:
 
 
 def exposure_log(store: EventStore, low: float, high: float,
-                 window: float = ATTRIBUTION_WINDOW_SECONDS) -> tuple[pd.DataFrame, pd.Series]:
+                 window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
     """The feedback log's rows (`LOG_FIELDS`; ``fallback``: the exposure's context says so) of the exposures created
-    in [low, high), and the time each item was first shown in the whole stored log. Read chunk by chunk: only the
-    window's rows are kept. (The store reads the whole log: it has no read by time yet.)"""
-    kept, first = [], []
-    for chunk in store.feedback_log(window, extra=["context", "latency_ms"]):
-        first.append(chunk.groupby("item_id", sort=False)["created_at"].min())
-        inside = chunk[(chunk["created_at"] >= low) & (chunk["created_at"] < high)]
-        if len(inside):
-            fallback = inside["context"].str.get("fallback")
-            kept.append(inside.assign(fallback=fallback.eq(True).to_numpy())[LOG_FIELDS])
-    log = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=LOG_FIELDS)
-    log = log.astype({"created_at": float, "click": np.int64, "purchase": np.int64, "revenue": float,
-                      "propensity": float, "latency_ms": float, "fallback": bool})
-    first_shown = pd.concat(first).groupby(level=0).min() if first else pd.Series(dtype=float)
-    return log, first_shown
+    in [low, high) (`store.monitoring.feedback_window`: only that time range is read)."""
+    log = feedback_window(store, low, high, window, extra=["context", "latency_ms"])
+    lists = log.drop_duplicates("exposure_id")
+    fallback = pd.Series(lists["context"].str.get("fallback").eq(True).to_numpy() if len(lists) else [],
+                         index=lists["exposure_id"].to_numpy(), dtype=bool)
+    log["fallback"] = fallback.reindex(log["exposure_id"].to_numpy()).to_numpy(bool)
+    return log[LOG_FIELDS].astype({"created_at": float, "click": np.int64, "purchase": np.int64, "revenue": float,
+                                   "propensity": float, "latency_ms": float, "fallback": bool})
 
 
-def day_metrics(start: float, today: pd.DataFrame, baseline: pd.DataFrame, first_shown: pd.Series,
-                catalogue: set[str], activity: pd.Series) -> dict[str, float]:
-    """The overall figures of the day starting at ``start`` from its log rows (``today``) against the ``baseline``
-    rows, the items' ``first_shown`` times, the stored ``catalogue`` and the baseline's events per item
+def day_metrics(today: pd.DataFrame, baseline: pd.DataFrame, earlier: pd.Index, catalogue: set[str],
+                activity: pd.Series) -> dict[str, float]:
+    """The overall figures of a day from its log rows (``today``) against the ``baseline`` rows, the items shown
+    in the `NEW_ITEM_DAYS` before it (``earlier``), the stored ``catalogue`` and the baseline's events per item
     (``activity``); ``sales_share`` is added by the caller (it reads the day's purchases)."""
     impressions = len(today)
     exposures = today.drop_duplicates("exposure_id")
     lists, users = len(exposures), today["user_id"].nunique()
     clicks, purchases, revenue = int(today["click"].sum()), int(today["purchase"].sum()), float(today["revenue"].sum())
     shown = today["item_id"].value_counts()
-    new_items = first_shown.index[first_shown.to_numpy() >= start]
     latency = exposures["latency_ms"].dropna().to_numpy(float)
     everything = shown.reindex(shown.index.union(pd.Index(sorted(catalogue))), fill_value=0)
     return {
@@ -153,7 +150,7 @@ def day_metrics(start: float, today: pd.DataFrame, baseline: pd.DataFrame, first
         "exposure_gini": gini(everything.to_numpy()) if impressions else np.nan,
         "long_tail_share": _ratio(int(shown[~shown.index.isin(head_items(activity))].sum()), impressions)
         if len(activity) else np.nan,
-        "new_item_share": _ratio(int(shown[shown.index.isin(new_items)].sum()), impressions),
+        "new_item_share": _ratio(int(shown[~shown.index.isin(earlier)].sum()), impressions),
         "fallback_rate": _ratio(int(exposures["fallback"].sum()), lists),
         "latency_p50_ms": float(np.percentile(latency, 50)) if len(latency) else np.nan,
         "latency_p99_ms": float(np.percentile(latency, 99)) if len(latency) else np.nan,
@@ -200,7 +197,7 @@ def group_metrics(today: pd.DataFrame, baseline: pd.DataFrame, column: str, grou
         return pd.Series(groups.reindex(rows[column].to_numpy()).fillna("(none)").to_numpy(), index=rows.index)
 
     group = labelled(today)
-    keys = pd.Index(sorted(set(group) | set(labelled(baseline))), name="key")
+    keys = pd.Index(sorted(pd.unique(np.concatenate([group.unique(), labelled(baseline).unique()]))), name="key")
     impressions = group.value_counts().reindex(keys, fill_value=0)
     clicks = today["click"].groupby(group).sum().reindex(keys, fill_value=0)
     lists = today["exposure_id"].groupby(group).nunique().reindex(keys, fill_value=0)

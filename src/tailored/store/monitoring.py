@@ -5,8 +5,10 @@ in one write transaction, so the job is idempotent and a reader never sees half 
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from tailored.store import schema
+from tailored.store.attribution import (ATTRIBUTED_TYPES, ATTRIBUTION_WINDOW_SECONDS, attribute, check_window,
+                                        feedback_log, shown_positions)
 from tailored.store.database import EventStore, write_transaction
+from tailored.store.reads import EVENT_FIELDS, EXPOSURE_FIELDS
 
 DAILY_COLUMNS = ["day", "metric", "kind", "key", "value"]
 ALERT_FIELDS = ("at", "day", "rule", "severity", "message", "value")
 ID_CHUNK = 5_000
+JSON_FIELDS = ("items", "propensities", "context")
 
 
 def write_daily(store: EventStore, days: Iterable[str], rows: pd.DataFrame) -> int:
@@ -144,3 +150,46 @@ def attribute_values(store: EventStore, kind: str, attribute: str, ids: Iterable
     found = values.str.get(attribute) if len(values) else values
     return found.dropna().astype(str)
 
+
+
+def feedback_window(store: EventStore, low: float, high: float, window: float = ATTRIBUTION_WINDOW_SECONDS,
+                    extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The feedback log's rows (`EventStore.feedback_log`, with its ``extra`` exposure columns) of the exposures
+    created in [low, high), read for that time range only: an event's attribution depends only on the exposures in
+    the ``window`` before it and the events matching them, so the exposures created in [low - window, high + window]
+    and the click, cart and purchase events timed there give these rows exactly as the whole log does. Erased users'
+    rows never appear."""
+    window = check_window(window)
+    exposures, events = schema.exposures.c, schema.events.c
+    columns = [sa.cast(exposures[name], sa.Text) if name in JSON_FIELDS else exposures[name]
+               for name in EXPOSURE_FIELDS]
+    with store.engine.connect() as connection:
+        shown = connection.execute(sa.select(*columns).where(
+            exposures.created_at.between(low - window, high + window))).all()
+        answers = connection.execute(sa.select(*[events[name] for name in EVENT_FIELDS]).where(
+            events.type.in_(ATTRIBUTED_TYPES) & events.timestamp.between(low - window, high + window))).all()
+        erased = set(connection.execute(sa.select(schema.erasures.c.subject)).scalars())
+    lists = pd.DataFrame(list(map(tuple, shown)), columns=[*EXPOSURE_FIELDS])
+    for name in JSON_FIELDS:
+        lists[name] = pd.Series(_decoded(lists[name].tolist()), index=lists.index, dtype=object)
+    answered = pd.DataFrame(list(map(tuple, answers)), columns=[*EVENT_FIELDS])
+    if erased:
+        gone = store._among(erased, set(lists["user_id"]) | set(answered["user_id"]))
+        lists, answered = lists[~lists["user_id"].isin(gone)], answered[~answered["user_id"].isin(gone)]
+    positions = shown_positions(lists.sort_values(["created_at", "exposure_id"], kind="stable"))
+    log = feedback_log(positions, attribute(positions, answered, window), extra=extra)
+    return log[(log["created_at"] >= low) & (log["created_at"] < high)].reset_index(drop=True)
+
+
+def shown_items(store: EventStore, low: float, high: float) -> pd.Index:
+    """The distinct items of the exposures created in [low, high)."""
+    exposures = schema.exposures.c
+    with store.engine.connect() as connection:
+        lists = connection.execute(sa.select(sa.cast(exposures["items"], sa.Text)).where(
+            (exposures.created_at >= low) & (exposures.created_at < high))).scalars().all()
+    return pd.Index(pd.unique(np.fromiter(chain.from_iterable(_decoded(lists)), dtype=object)))
+
+
+def _decoded(texts: list[str]) -> list[Any]:
+    """JSON documents decoded in one call (a JSON column's values one by one cost ~10 times more)."""
+    return json.loads("[" + ",".join(texts) + "]") if texts else []
