@@ -32,6 +32,7 @@ import pandas as pd
 
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
 from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError
 from tailored.experiments.design import Design
 from tailored.loop.config import CanarySection, DataSection, GateSection, LoopConfig, ModelSection, RegistrySection
 from tailored.loop.config import TestSection
@@ -64,16 +65,22 @@ class MonthSpec:
     canary_max_cycles: int = 2
     corrupt_day: int | None = 10
     """The day (0-based) whose cycle trains on a corrupted window (None: none)."""
+    corruption: str = "remap"
+    """``remap`` (a stale item id mapping) or ``shuffle`` (items swapped between clicks): `_corrupted`."""
     gate_min_gain: float = -0.3
     """The offline gate's tolerance: the frozen sample's clicks were logged on the champion's own lists, which favours
     it, so the gate only stops candidates clearly worse; -1 turns it off (a corrupted candidate then meets the
     canary)."""
+    drift: float = float(np.pi / 2)
+    """The angle (radians) tastes rotate by over the month (`WorldSpec.drift`)."""
     seed: int = 0
 
 
 def loop_month(spec: MonthSpec = MonthSpec(), folder: Path | None = None, say: Say = print) -> dict[str, Any]:
     """The three arms of one simulated month (module docstring); figures only, no assertion."""
-    world = World(WorldSpec(scenario="drift", users=spec.users, items=spec.items, seed=spec.seed))
+    if spec.corruption not in ("remap", "shuffle"):
+        raise ConfigError(f"corruption={spec.corruption!r}: choose remap or shuffle.")
+    world = World(WorldSpec(scenario="drift", users=spec.users, items=spec.items, drift=spec.drift, seed=spec.seed))
     history = _history(world, spec)
     traffic = _traffic(world, spec)
     with tempfile.TemporaryDirectory() as scratch:
@@ -178,10 +185,17 @@ def _serve_fixed(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.D
     return _summary(per_list, spec, traffic)
 
 
-def _corrupted(seed: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _corrupted(kind: str, seed: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``remap``: a stale id mapping sends every item's clicks to another item (one permutation of the window's
+    items); ``shuffle``: each click's item is swapped with another click's (popularity kept, taste lost)."""
     def corrupt(window: pd.DataFrame) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
         items = window[ITEM_ID].to_numpy()
-        return window.assign(**{ITEM_ID: np.random.default_rng(seed).permutation(items)})
+        if kind == "shuffle":
+            return window.assign(**{ITEM_ID: rng.permutation(items)})
+        distinct = pd.unique(items)
+        mapping = pd.Series(rng.permutation(distinct), index=distinct)
+        return window.assign(**{ITEM_ID: mapping.loc[items].to_numpy()})
     return corrupt
 
 
@@ -240,7 +254,7 @@ def _serve_loop(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.Da
         frame = _click_frame(world, spec, traffic, rows, shown, clicks)
         list_rows = np.nonzero(clicks)[0]
         _store_clicks(store, frame, np.array([exposures[row]["exposure_id"] for row in list_rows], dtype=object))
-        hook = _corrupted(spec.seed) if day == spec.corrupt_day else None
+        hook = _corrupted(spec.corruption, spec.seed) if day == spec.corrupt_day else None
         report = Loop(config, window_hook=hook).run_cycle()
         cycles.append({"day": day, "production": production, "experiment": experiment,
                        "steps": report["steps"]})
@@ -270,15 +284,18 @@ def _store_clicks(store: EventStore, frame: pd.DataFrame, exposure_ids: np.ndarr
 
 
 def _fate(cycles: list[dict[str, Any]], day: int | None) -> str | None:
-    """How the corrupted candidate's story ended: caught offline, rolled back by the canary, promoted, or open."""
+    """How the corrupted candidate's story ended: caught offline, stopped by the canary (and why), promoted, or
+    still open."""
     if day is None:
         return None
     steps = [step for cycle in cycles if cycle["day"] >= day for step in cycle["steps"]]
     for step in steps[next((n for n, s in enumerate(steps) if s["step"] == "train"), 0):]:
         if step["step"] == "evaluate" and not step.get("passed", True):
             return "caught offline: " + step["reason"]
-        if step["step"] in ("roll back", "promote"):
-            return "rolled back by the canary" if step["step"] == "roll back" else "promoted"
+        if step["step"] == "decide" and "action" in step:
+            lift = "" if step["lift"] is None else f", observed lift {step['lift']:+.1%}"
+            verdict = "promoted" if step["action"] == "promote" else "stopped by the canary"
+            return f"{verdict} ({step['decision']}{lift})"
     return "open"
 
 
