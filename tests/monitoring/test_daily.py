@@ -21,8 +21,9 @@ S = day_start(DAY)
 
 
 @pytest.fixture
-def world(events):
+def world(any_events):
     """Day D: 4 lists (8 positions) to u1 (segment a), u2 (b), u3 (none); the day before: 3 lists; see the figures."""
+    events = any_events
     for item, category in (("i1", "books"), ("i2", "books"), ("i3", "toys"), ("i4", "toys"), ("i5", "food")):
         events.put_item(item, {"category": category})
     events.put_user("u1", {"segment": "a"})

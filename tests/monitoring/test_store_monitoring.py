@@ -18,7 +18,8 @@ def whole_log(store, low: float, high: float) -> pd.DataFrame:
     return inside.sort_values(["exposure_id", "position"]).reset_index(drop=True)
 
 
-def test_the_windowed_log_equals_the_whole_logs_rows_of_its_range(events) -> None:
+def test_the_windowed_log_equals_the_whole_logs_rows_of_its_range(any_events) -> None:
+    events = any_events
     simulate(events)
     rng = np.random.default_rng(1)
     lists = pd.concat(events.feedback_log(), ignore_index=True).query("position <= 2")
@@ -41,7 +42,8 @@ def test_the_windowed_log_equals_the_whole_logs_rows_of_its_range(events) -> Non
     assert "u1" not in set(feedback_window(events, low, high)["user_id"])
 
 
-def test_shown_items_are_the_distinct_items_of_the_ranges_lists(events) -> None:
+def test_shown_items_are_the_distinct_items_of_the_ranges_lists(any_events) -> None:
+    events = any_events
     simulate(events, hide=True)
     assert set(shown_items(events, FIRST, FIRST + 7 * DAY_SECONDS)) == {f"i{item}" for item in range(30)}
     assert set(shown_items(events, FIRST + 7 * DAY_SECONDS, FIRST + 10 * DAY_SECONDS)) == {
