@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +50,14 @@ class Month:
     clicks_by_arm: dict[str, int]
 
 
-def build_month(folder: Path, seed: int = 7) -> Month:
+def build_month(folder: Path, seed: int = 7, lists_per_day: int = LISTS_PER_DAY, n_users: int = USERS,
+                n_items: int = ITEMS) -> Month:
+    """The month in ``folder`` (``lists_per_day`` lists of 5 items a day: 60 for the tests; 6,667 gives the issue's
+    million impressions)."""
     rng = np.random.default_rng(seed)
     db = f"sqlite:///{folder / 'events.db'}"
     store = EventStore(db)
-    users, items = [f"u{n}" for n in range(USERS)], [f"i{n}" for n in range(ITEMS)]
+    users, items = [f"u{n}" for n in range(n_users)], [f"i{n}" for n in range(n_items)]
     for user in users:
         store.put_user(user, {"segment": SEGMENTS[int(user[1:]) % len(SEGMENTS)]})
     for item in items:
@@ -71,11 +75,12 @@ def build_month(folder: Path, seed: int = 7) -> Month:
     create_experiment(store, "ranker", design.surface, design.to_json())
     assignment = design.assignment()
     start = day_start(FIRST_DAY)
-    count = DAYS * LISTS_PER_DAY
+    count = DAYS * lists_per_day
     shown_to = rng.choice(users, count)
     arms = assignment.assign(shown_to)
-    at = start + np.repeat(np.arange(DAYS), LISTS_PER_DAY) * DAY_SECONDS + rng.uniform(0, DAY_SECONDS - 3600, count)
-    lists = np.stack([rng.choice(ITEMS, LENGTH, replace=False) for _ in range(count)])
+    at = start + np.repeat(np.arange(DAYS), lists_per_day) * DAY_SECONDS + rng.uniform(0, DAY_SECONDS - 3600, count)
+    stride = rng.integers(1, n_items // LENGTH, count)[:, None]  # distinct items in a list
+    lists = (rng.integers(0, n_items, count)[:, None] + stride * np.arange(LENGTH)) % n_items
     clicked = rng.random(count) < np.where(arms == "treatment", 0.45, 0.3)
     bought = clicked & (rng.random(count) < 0.4)
     rows, events = [], []
@@ -119,9 +124,9 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
     return build_month(tmp_path_factory.mktemp("month"))
 
 
-@pytest.fixture(scope="session")
-def server(month: Month) -> Iterator[str]:
-    """The base URL of `tailored serve` on the month's store, following shop@production in its registry."""
+@contextmanager
+def serving(month: Month) -> Iterator[str]:
+    """`tailored serve` on the month's store, following shop@production in its registry; yields its base URL."""
     log = month.folder / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen([sys.executable, "-m", "tailored", "serve", "--model", "shop@production",
@@ -137,3 +142,9 @@ def server(month: Month) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(month: Month) -> Iterator[str]:
+    with serving(month) as url:
+        yield url

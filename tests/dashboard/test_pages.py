@@ -100,7 +100,9 @@ def test_the_numbers_are_the_months(server: str, month: Month) -> None:
     assert overview["totals"]["impressions"] == month.impressions and overview["totals"]["lists"] == month.lists
     clicks = sum(month.clicks_by_arm.values())
     assert math.isclose(sum(day["click_rate"] * day["lists"] for day in overview["days"]), clicks)
-    [experiment] = api("experiments")["experiments"]
+    statuses = api("experiments")
+    assert statuses["as_of"] is not None and statuses["error"] is None
+    [experiment] = statuses["experiments"]
     arms = experiment["result"]["arms"]
     for arm, clicked in month.clicks_by_arm.items():
         assert math.isclose(arms[arm]["click_rate"]["value"] * arms[arm]["exposures"], clicked)
@@ -127,6 +129,7 @@ def test_the_numbers_are_the_months(server: str, month: Month) -> None:
 def test_each_pages_numbers_are_its_apis(server: str, month: Month, page: str) -> None:
     html = httpx.get(f"{server}/dashboard/{page}", headers=bearer(month.admin))
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in html.headers["content-security-policy"]  # the browser would fetch nothing
     assert not re.search(r"(src|href)=\"(https?:)?//", html.text)  # nothing to fetch from elsewhere
     check_numbers(html_cells(html.text), httpx.get(f"{server}/dashboard/api/{page}", headers=bearer(month.admin))
                   .json())
@@ -139,3 +142,6 @@ def test_bad_requests_name_what_is_wrong(server: str, month: Month) -> None:
     assert since.status_code == 400 and "since" in since.json()["detail"]
     later = httpx.get(f"{server}/dashboard/api/overview?since=2026-10-21", headers=bearer(month.admin)).json()
     assert [day["day"] for day in later["days"]][0] == "2026-10-21" and len(later["days"]) == 10
+    page = httpx.get(f"{server}/dashboard/bias?since=2026-10-21", headers=bearer(month.admin)).text
+    assert 'href="/dashboard/alerts?since=2026-10-21"' in page and 'value="2026-10-21"' in page
+    assert "2026-10-20" not in page

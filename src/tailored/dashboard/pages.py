@@ -9,11 +9,13 @@ import math
 from collections.abc import Callable, Iterator
 from datetime import datetime, UTC
 from html import escape
+from urllib.parse import quote
 from typing import Any
 
 from tailored import __version__
 from tailored.dashboard.charts import bar_chart, line_chart
 from tailored.dashboard.numbers import BUSINESS, DRIFT, EXPOSURE, PAGES
+from tailored.dashboard.refresh import EXPERIMENTS_REFRESH_SECONDS
 from tailored.dashboard.style import CSS
 
 MISSING = "—"
@@ -163,9 +165,15 @@ def models(numbers: dict[str, Any]) -> str:
 
 
 def experiments(numbers: dict[str, Any]) -> str:
+    computed = numbers.get("as_of", False)  # absent in the static report: computed for it
+    if computed is None:
+        return (f'<p class="error">The experiments\' status could not be computed: {escape(numbers["error"])}</p>'
+                if numbers.get("error") else '<p class="empty">The experiments\' status is being computed (it reads '
+                'the whole exposure log: tens of seconds at a million impressions); reload in a moment.</p>')
     if not numbers["experiments"]:
         return '<p class="empty">No experiments: start one with `tailored experiments create`.</p>'
-    parts = []
+    parts = [f'<p class="muted">Status as of {escape(when(computed))}, recomputed in the background every '
+             f"{EXPERIMENTS_REFRESH_SECONDS / 60:g} minutes.</p>"] if computed else []
     for index, experiment in enumerate(numbers["experiments"]):
         key, result = f"experiments.{index}", experiment["result"]
         shares = {arm["name"]: arm for arm in experiment["arms"]}
@@ -273,12 +281,15 @@ def document(title: str, header: str, main: str) -> str:
             f"<body><header>{header}</header><main>{main}</main></body></html>")
 
 
-def shell(page: str, numbers: dict[str, Any]) -> str:
-    """One page of the service's dashboard, with the navigation and a sign-out button."""
-    here = ' class="here"'
-    links = "".join(f'<a href="/dashboard/{name}"{here if name == page else ""}>{escape(title)}</a>'
+def shell(page: str, numbers: dict[str, Any], since: str | None = None) -> str:
+    """One page of the service's dashboard: the navigation (keeping ``since``), a form to choose the first day shown
+    (a plain GET: no script), a sign-out button."""
+    here, query = ' class="here"', f"?since={quote(since)}" if since else ""
+    links = "".join(f'<a href="/dashboard/{name}{query}"{here if name == page else ""}>{escape(title)}</a>'
                     for name, title in PAGES.items())
     header = (f"<h1>tailored {escape(__version__)}</h1><nav>{links}</nav>"
+              f'<form method="get" action="/dashboard/{page}"><label>From <input type="date" name="since" '
+              f'value="{escape(since or "")}"></label> <button type="submit">Show</button></form>'
               '<form method="post" action="/dashboard/sign-out"><button type="submit">Sign out</button></form>')
     return document(f"{PAGES[page]} · tailored", header,
                     f'<section class="page" data-page="{page}"><h2>{escape(PAGES[page])}</h2>'

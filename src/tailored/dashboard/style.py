@@ -7,7 +7,8 @@ CSS = """
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 header{display:flex;align-items:center;gap:24px;padding:10px 20px;background:#14213d;color:#fff}
 header h1{font-size:16px;margin:0}nav a{color:#dfe6f5;text-decoration:none;margin-right:14px;padding:4px 0}
-nav a.here{color:#fff;border-bottom:2px solid #fff}header form{margin-left:auto}
+nav a.here{color:#fff;border-bottom:2px solid #fff}header form:first-of-type{margin-left:auto}
+header label{font-size:13px}
 main{padding:16px 20px;max-width:1400px}section.page{margin-bottom:32px}h2{font-size:20px;margin:8px 0 12px}
 h3{font-size:15px;margin:18px 0 8px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:12px 14px;margin-bottom:14px}

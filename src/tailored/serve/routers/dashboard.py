@@ -7,6 +7,7 @@ pages are for people, their JSON for the dashboard's tests and scripts."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tailored.dashboard.numbers import PAGES, Sources, numbers, since_timestamp
 from tailored.dashboard.pages import shell, sign_in
+from tailored.dashboard.refresh import EXPERIMENTS_REFRESH_SECONDS, Refreshing
 from tailored.dashboard.session import ADMIN, COOKIE, SESSION_SECONDS, key_id_scopes, session_key, sign, signed_key_id
 from tailored.serve.security import KeyCheckUnavailable, bearer_key, refusal
 from tailored.serve.service import Service
@@ -22,7 +24,14 @@ from tailored.serve.service import Service
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 SIGN_IN = "/dashboard/sign-in"
 NO_STORE = {"Cache-Control": "no-store"}
+PAGE_HEADERS = NO_STORE | {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+"""The pages load nothing (the browser refuses any fetch, script or frame), and no other site may frame them."""
 MAX_FORM_BYTES = 4096
+FIRST_WAIT_SECONDS = 1.5
+"""How long a page waits for the first computation before it says the status is being computed."""
 
 
 def _service(request: Request) -> Service:
@@ -77,7 +86,23 @@ async def _refused(request: Request) -> Response | None:
     return None
 
 
-async def _numbers(request: Request, page: str) -> dict:
+def _experiments(request: Request) -> Refreshing[dict[str, Any]]:
+    """The experiments page's numbers, kept by the app and recomputed in the background (`Refreshing`)."""
+    found = getattr(request.app.state, "dashboard_experiments", None)
+    if found is None:
+        store = _service(request).store
+        found = request.app.state.dashboard_experiments = Refreshing(
+            lambda: numbers("experiments", Sources(store)), EXPERIMENTS_REFRESH_SECONDS)
+    return found
+
+
+async def _numbers(request: Request, page: str) -> dict[str, Any]:
+    """The page's numbers; the experiments' with ``as_of`` (when computed; None while the first computation runs)
+    and ``error`` (why the last computation failed, None when it did not)."""
+    if page == "experiments":
+        refreshing = _experiments(request)
+        found, at = await run_in_threadpool(refreshing.get, FIRST_WAIT_SECONDS)
+        return (found or {"experiments": []}) | {"as_of": at, "error": refreshing.error}
     service = _service(request)
     sources = Sources(service.store, service.registry, since_timestamp(request.query_params.get("since")))
     return await run_in_threadpool(numbers, page, sources)
@@ -85,7 +110,7 @@ async def _numbers(request: Request, page: str) -> dict:
 
 @router.get("/sign-in")
 async def sign_in_page() -> HTMLResponse:
-    return HTMLResponse(sign_in(), headers=NO_STORE)
+    return HTMLResponse(sign_in(), headers=PAGE_HEADERS)
 
 
 @router.post("/sign-in")
@@ -99,12 +124,12 @@ async def sign_in_post(request: Request) -> Response:
         scopes = await service.keys.scopes(key) if key else None
     except KeyCheckUnavailable:
         return HTMLResponse(sign_in("The database is unavailable: retry shortly."), status_code=503,
-                            headers={"Retry-After": "1", **NO_STORE})
+                            headers={"Retry-After": "1", **PAGE_HEADERS})
     if scopes is None:
-        return HTMLResponse(sign_in("Invalid or revoked API key."), status_code=401, headers=NO_STORE)
+        return HTMLResponse(sign_in("Invalid or revoked API key."), status_code=401, headers=PAGE_HEADERS)
     if ADMIN not in scopes:
         return HTMLResponse(sign_in("This key lacks the 'admin' scope the dashboard needs."), status_code=403,
-                            headers=NO_STORE)
+                            headers=PAGE_HEADERS)
     answer = RedirectResponse("/dashboard", status_code=303)
     answer.set_cookie(COOKIE, sign(await _key(request), key.split("_")[1]), max_age=SESSION_SECONDS,
                       path="/dashboard", secure=True, httponly=True, samesite="strict")
@@ -138,4 +163,5 @@ async def page_html(request: Request, page: str = "overview") -> Response:
         return refused
     if page not in PAGES:
         return refusal(404, f"No dashboard page {page!r}; pages: {', '.join(PAGES)}.")
-    return HTMLResponse(shell(page, await _numbers(request, page)), headers=NO_STORE)
+    found = await _numbers(request, page)
+    return HTMLResponse(shell(page, found, request.query_params.get("since") or None), headers=PAGE_HEADERS)
