@@ -32,6 +32,7 @@ def test_the_example_config_loads_with_paths_from_its_folder() -> None:
     ({"canary": {"on_timeout": "ship"}}, "l.toml: [canary] on_timeout"),
     ({"loop": {"retrain": "sometimes"}}, "l.toml: [loop] retrain"),
     ({"data": {"interactions": "missing.csv"}}, "l.toml: [data] interactions"),
+    ({"loop": {"alert_rules": "missing.toml"}}, "l.toml: [loop] alert_rules: Alert rules file"),
 ])
 def test_errors_name_the_file_table_and_field(document: dict, message: str) -> None:
     with pytest.raises(ConfigError) as raised:

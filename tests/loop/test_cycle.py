@@ -15,6 +15,7 @@ from tailored.loop.cycle import Loop
 from tailored.simulation.world import START
 from tailored.store.database import Event, EventStore, exposure_row
 from tailored.store.experiments import experiments
+from tailored.store.monitoring import alerts, trainings
 from tests.loop.conftest import DAYS, store_clicks, with_gate
 
 
@@ -114,6 +115,23 @@ def test_a_failed_quality_check_stops_the_cycle_with_an_alert(config, world_clic
     assert report["phase"] == "idle" and "max_rejected_share" in report["alert"]
     assert loop.registry.versions("shop") == ["v0001"]
     assert [row["action"] for row in loop.audit_trail()][-2:] == ["loop:alert", "loop:quality"]
+    stored = alerts(loop.store)  # the monitoring's alerts: the dashboard shows it
+    assert [(alert["rule"], alert["severity"]) for alert in stored] == [("loop quality", "critical")]
+    assert "max_rejected_share" in stored[0]["message"]
+
+
+def test_each_training_is_recorded_and_the_alert_rules_run(config, world_clicks, tmp_path) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rule]]\nname = "no lists"\nmetric = "impressions"\nop = ">="\nvalue = 1\n')
+    loop = started(replace(config, loop=replace(config.loop, alert_rules=str(rules))), world_clicks)
+    report = loop.run_cycle()
+    monitor = next(step for step in report["steps"] if step["step"] == "monitor")
+    assert len(monitor["days"]) == 2 and len(monitor["alerts"]) == 2  # nothing shown on either day
+    assert {alert["rule"] for alert in alerts(loop.store)} == {"no lists"}
+    records = trainings(loop.store, model="shop")
+    assert len(records) == 2  # the first model's cycle and this one
+    train = next(step for step in report["steps"] if step["step"] == "train")
+    assert records[-1]["fingerprint"] == train["fingerprint"]
 
 
 def test_no_events_no_cycle(config) -> None:

@@ -84,6 +84,9 @@ class CanarySection:
 class LoopSection:
     retrain: str = "always"
     """"always": train a candidate every cycle; "drift": only when the drift check says retraining is due."""
+    alert_rules: str | None = None
+    """Alert rules (the monitoring's TOML): each cycle stores the daily figures of the two days before its clock's
+    and evaluates the rules on them (as `tailored monitor daily --alerts` does)."""
 
 
 SECTIONS: dict[str, type] = {"data": DataSection, "model": ModelSection, "registry": RegistrySection,
@@ -151,7 +154,8 @@ def _with_paths(config: LoopConfig, base: Path) -> LoopConfig:
     if data.interactions is not None:
         data = replace(data, interactions=resolved(data.interactions) or data.interactions)
     registry = replace(config.registry, folder=resolved(config.registry.folder) or config.registry.folder)
-    return replace(config, data=data, registry=registry)
+    loop = replace(config.loop, alert_rules=resolved(config.loop.alert_rules) or config.loop.alert_rules)
+    return replace(config, data=data, registry=registry, loop=loop)
 
 
 def _check(config: LoopConfig) -> None:
@@ -211,3 +215,10 @@ def _check(config: LoopConfig) -> None:
         raise fail("canary", "on_timeout", f"{canary.on_timeout!r}: choose \"promote\" or \"stop\".")
     if config.loop.retrain not in ("always", "drift"):
         raise fail("loop", "retrain", f"{config.loop.retrain!r}: choose \"always\" or \"drift\".")
+    if config.loop.alert_rules is not None:
+        from tailored.monitoring.alerts import load_rules
+
+        try:
+            load_rules(Path(config.loop.alert_rules))
+        except ConfigError as error:
+            raise fail("loop", "alert_rules", str(error)) from None

@@ -39,13 +39,17 @@ from tailored.experiments.design import design_of
 from tailored.jobs.experiments import status_of
 from tailored.jobs.tasks import read_valid, recommend, train
 from tailored.loop.config import LoopConfig
+from tailored.monitoring.alerts import evaluate_day, load_rules
+from tailored.monitoring.daily import day_of, default_days, store_days
 from tailored.monitoring.drift import drift_report
+from tailored.monitoring.training import record_training
 from tailored.pipeline.recommender import Recommender
 from tailored.registry.model_dir import load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
 from tailored.store import schema
 from tailored.store.database import EventStore
 from tailored.store.experiments import RUNNING, create_experiment, experiments, stop_experiment
+from tailored.store.monitoring import add_alert
 from tailored.store.schema import write_transaction
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,10 @@ DAY = 86_400.0
 IDLE, CHECKED, TRAINED, EVALUATED = "idle", "checked", "trained", "evaluated"
 REGISTERED, CANARY = "registered", "canary"
 COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE]
+QUALITY_RULE = "loop quality"
+"""The alert a failed quality check raises (the monitoring's alerts table)."""
+RECORD_BOOTSTRAP = 200
+"""Bootstrap resamples of the training record's intervals (on the frozen sample)."""
 WindowHook = Callable[[pd.DataFrame], pd.DataFrame]
 """Applied to the training window before the candidate is fitted (the benchmarks corrupt a window with it)."""
 
@@ -138,6 +146,8 @@ class Loop:
         self._audit("read", {"cycle": state["cycle"], "events": len(frame), "new_events": new, "in_window": len(recent),
                              "clock": clock})
         report["steps"].append({"step": "read", "events": len(frame), "new_events": new})
+        if self.config.loop.alert_rules is not None:
+            self._monitor(state["cycle"], clock, report)
         quality = check_quality(recent, QualityRules(max_future_seconds=None), source="the loop's window")
         rejected = len(quality.rejected) / max(len(recent), 1)
         detail = {"rows": len(recent), "rejected": len(quality.rejected), "rejected_share": rejected,
@@ -145,8 +155,9 @@ class Loop:
         if rejected > self.config.data.max_rejected_share or quality.clean.empty:
             message = (f"the quality rules rejected {rejected:.1%} of the window's rows (more than "
                        f"[data] max_rejected_share = {self.config.data.max_rejected_share:.1%}): cycle stopped")
-            self._audit("alert", {"cycle": state["cycle"], "rule": "loop quality", "severity": "critical",
+            self._audit("alert", {"cycle": state["cycle"], "rule": QUALITY_RULE, "severity": "critical",
                                   "message": message})
+            add_alert(self.store, day_of(clock), QUALITY_RULE, "critical", message, rejected)
             self._step(state, "quality", IDLE, detail | {"failed": True}, report)
             report["alert"] = message
             return False
@@ -170,6 +181,17 @@ class Loop:
             return False
         return True
 
+    def _monitor(self, cycle: int, clock: float, report: dict[str, Any]) -> None:
+        """The daily figures of the two days before the clock's (stored, replacing earlier ones) and the alert rules
+        evaluated on them (`tailored monitor daily --alerts`); the alerts are stored for the dashboard."""
+        rules = load_rules(Path(str(self.config.loop.alert_rules)))
+        days = default_days(clock)
+        store_days(self.store, days)
+        raised = [alert for day in days for alert in evaluate_day(self.store, rules, day)]
+        detail = {"days": days, "alerts": [alert["message"] for alert in raised]}
+        self._audit("monitor", detail | {"cycle": cycle})
+        report["steps"].append({"step": "monitor"} | detail)
+
     def _sample(self, recent: pd.DataFrame, cycle: int) -> pd.DataFrame:
         """The frozen test sample: the recent rows of at most ``test.users`` users (seeded per cycle)."""
         users = pd.unique(recent[USER_ID])
@@ -187,8 +209,12 @@ class Loop:
         model = self.config.model
         train(dataset, model.algorithm, model.params, folder / "candidate",
               {"loop_cycle": state["cycle"], "window_days": self.config.data.window_days})
+        gate = self.config.gate
+        record = record_training(self.store, self.name, folder / "candidate", folder / "sample.csv",
+                                 [gate.metric, *gate.guardrails], bootstrap=RECORD_BOOTSTRAP)
         self._step(state, "train", TRAINED, {"algorithm": model.algorithm, "interactions": len(dataset),
-                                              "users": dataset.n_users, "items": dataset.n_items}, report)
+                                              "users": dataset.n_users, "items": dataset.n_items,
+                                              "fingerprint": record["fingerprint"]}, report)
 
     def _evaluate(self, state: dict[str, Any], report: dict[str, Any]) -> None:
         """Candidate against champion on the frozen sample, paired over its users; no champion: nothing to beat."""
