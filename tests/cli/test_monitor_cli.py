@@ -4,6 +4,8 @@ nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -84,3 +86,21 @@ def test_training_refuses_bad_options_storing_nothing(shop, tmp_path, monkeypatc
     result = RUNNER.invoke(app, ["training", "--db", shop.url, "--model-dir", "model", *options])
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert trainings(shop) == []
+
+
+def test_the_group_alone_with_output_runs_the_report_command(shop, tmp_path, monkeypatch) -> None:
+    """`tailored monitor --db URL --since D --output report.html` (the contract) is `tailored monitor report ...`."""
+    called = {}
+
+    def report(db: str = "", since: str | None = None, output: Path = Path("report.html")) -> None:
+        called.update(db=db, since=since, output=output)
+
+    others = [each for each in app.registered_commands if each.name != "report"]
+    monkeypatch.setattr(app, "registered_commands", others)
+    result = RUNNER.invoke(app, ["--db", shop.url, "--output", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and "no `monitor report` command" in " ".join(result.output.split())
+    app.command("report")(report)
+    result = RUNNER.invoke(app, ["--db", shop.url, "--since", "2026-03-02", "--output", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert called == {"db": shop.url, "since": "2026-03-02", "output": tmp_path / "r.html"}
+    assert RUNNER.invoke(app, ["--output", "r.html", "daily", "--db", shop.url]).exit_code == 2

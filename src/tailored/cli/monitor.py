@@ -17,9 +17,31 @@ WindowHours = Annotated[float, typer.Option(
     "--window-hours", help="How long after a list an event is attributed to it (hours).")]
 
 
-@app.callback()
-def monitor() -> None:
-    """Monitoring: daily production figures, alerts and training records (stored for the dashboard)."""
+@app.callback(invoke_without_command=True)
+@handle_errors
+def monitor(
+    ctx: typer.Context,
+    db: DatabaseUrl = "sqlite:///tailored.db",
+    since: Annotated[str | None, typer.Option("--since", help="First day of the report, YYYY-MM-DD.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Write the dashboard's pages as one static HTML file (as `tailored monitor report`).")] = None,
+) -> None:
+    """Monitoring: daily production figures, alerts and training records (stored for the dashboard).
+    `tailored monitor --db URL [--since DATE] --output report.html` writes the report."""
+    if ctx.invoked_subcommand is not None:
+        if output is not None or since is not None:
+            raise ConfigError(f"--output and --since go alone or after `report`, not before "
+                              f"`{ctx.invoked_subcommand}`.")
+        return
+    if output is None:
+        console.print(ctx.get_help())
+        return
+    report = ctx.command.get_command(ctx, "report")  # type: ignore[attr-defined]  # the group's callback
+    if report is None:
+        raise ConfigError("This tailored has no `monitor report` command: the report cannot be written.")
+    arguments = ["--db", db, "--output", str(output)] + (["--since", since] if since is not None else [])
+    with report.make_context("report", arguments, parent=ctx) as context:
+        report.invoke(context)
 
 
 @app.command("daily")
