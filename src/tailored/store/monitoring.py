@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from tailored.errors import DataError
 from tailored.store import schema
 from tailored.store.attribution import (ATTRIBUTED_TYPES, ATTRIBUTION_WINDOW_SECONDS, attribute, check_window,
                                         feedback_log, shown_positions)
@@ -34,7 +35,8 @@ def write_daily(store: EventStore, days: Iterable[str], rows: pd.DataFrame) -> i
     frame = rows[DAILY_COLUMNS].astype({"value": float})
     stray = sorted(set(frame["day"]) - set(days))
     if stray:
-        raise ValueError(f"Daily rows of days {stray} outside the days written {days}.")
+        raise DataError(f"Daily rows of days {stray} are outside the days written {days}: write each day's rows with "
+                        "its day.")
     now = time.time()
     records = [{"day": day, "metric": metric, "kind": kind, "key": key,
                 "value": None if np.isnan(value) else float(value), "computed_at": now}
