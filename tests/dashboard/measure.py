@@ -15,6 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import sync_playwright
 
 from tailored.dashboard.numbers import PAGES
@@ -49,7 +50,8 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{server}/dashboard")
         started = time.perf_counter()  # the experiments' status: computed in the background once, then kept
-        while page.request.get(f"{server}/dashboard/api/experiments").json()["as_of"] is None:
+        admin = {"Authorization": f"Bearer {month.admin}"}
+        while httpx.get(f"{server}/dashboard/api/experiments", headers=admin, timeout=30).json()["as_of"] is None:
             time.sleep(1)
         print(f"experiments' status first computed in about {time.perf_counter() - started:.1f} s")
         for name in PAGES:
