@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tailored.errors import ConfigError
-from tailored.monitoring.daily import daily_figures, day_start, parse_day
+from tailored.monitoring.daily import daily_figures, day_start, default_days, parse_day
 from tailored.monitoring.drift import population_stability_index
 from tailored.monitoring.snapshot import snapshot
 from tailored.store.database import Event
@@ -109,3 +109,7 @@ def test_an_erased_users_lists_leave_the_recomputed_day(world) -> None:
 def test_a_malformed_day_is_refused_naming_the_option() -> None:
     with pytest.raises(ConfigError, match="--day '2026-13-01' is not a date"):
         parse_day("2026-13-01")
+
+
+def test_the_job_computes_yesterday_and_the_day_before_by_default() -> None:
+    assert default_days(day_start("2026-03-01") + 60) == ["2026-02-27", "2026-02-28"]  # UTC, across a month end
