@@ -60,9 +60,9 @@ class MonthSpec:
     algorithm: str = "als"
     params: dict[str, Any] = field(default_factory=lambda: {"factors": 16, "exclude_seen": False})
     """Repeat clicks are as likely as first ones in the world: lists keep the items a user took."""
-    canary_share: int = 10
+    canary_share: int = 20
     canary_min_users: int = 100
-    canary_max_cycles: int = 2
+    canary_max_cycles: int = 3
     corrupt_day: int | None = 10
     """The day (0-based) whose cycle trains on a corrupted window (None: none)."""
     corruption: str = "remap"

@@ -76,8 +76,11 @@ class CanarySection:
     max_cycles: int = 3
     """Cycles the canary may run without a decision; then ``on_timeout`` decides."""
     on_timeout: str = "promote"
-    """"promote": promote when the observed lift is not negative (no loss seen, no guardrail breached), else stop;
-    "stop": stop the experiment and keep the champion."""
+    """"promote": promote when no loss is seen -- the observed lift is not negative and its 95 % interval's lower end
+    is above ``-margin`` (no guardrail was breached: that rolls back at once) -- else stop; "stop": stop the
+    experiment and keep the champion."""
+    margin: float = 0.1
+    """The relative loss on ``metric`` the canary's interval may still allow at a timeout promotion."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ def _check(config: LoopConfig) -> None:
         raise fail("canary", "guardrails", str(error).replace("--guardrail ", "")) from None
     if canary.min_users < 1 or canary.max_cycles < 1:
         raise fail("canary", "min_users/max_cycles", "both must be at least 1.")
+    if not 0 <= canary.margin < 1:
+        raise fail("canary", "margin", f"{canary.margin} must be in [0, 1).")
     if canary.on_timeout not in ("promote", "stop"):
         raise fail("canary", "on_timeout", f"{canary.on_timeout!r}: choose \"promote\" or \"stop\".")
     if config.loop.retrain not in ("always", "drift"):

@@ -282,7 +282,8 @@ class Loop:
         if "action" not in work:
             status = status_of(self.store, work["experiment"])
             decision = str(status["decision"])
-            lift = status["lift"].get("treatment", {}).get(self.config.canary.metric, {}).get("value")
+            found = status["lift"].get("treatment", {}).get(self.config.canary.metric, {})
+            lift, low = found.get("value"), (found.get("ci") or [None])[0]
             cycles = work["canary_cycles"] + 1
             if status["status"] != RUNNING:
                 action = "keep"  # stopped by hand: the champion stays
@@ -291,14 +292,15 @@ class Loop:
             elif decision.startswith("roll back"):
                 action = "stop"
             elif cycles >= self.config.canary.max_cycles:
-                timeout = self.config.canary.on_timeout == "promote" and lift is not None and lift >= 0
+                timeout = (self.config.canary.on_timeout == "promote" and lift is not None and lift >= 0
+                           and low is not None and low >= -self.config.canary.margin)
                 action = "promote" if timeout else "stop"
                 decision = f"{decision} after {cycles} cycles: [canary] on_timeout = {self.config.canary.on_timeout}"
             else:
                 self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "canary_cycles": cycles},
                            report, canary_cycles=cycles)
                 return False
-            self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "action": action,
+            self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "lift_low": low, "action": action,
                                                  "arms": {arm: figures["users"]
                                                           for arm, figures in status["arms"].items()}},
                        report, action=action, decision=decision)
