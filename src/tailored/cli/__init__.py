@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tailored.cli import benchmark, data, experiments, lists, logs, model, ope, registry, service, simulate, store
+from tailored.cli import (benchmark, data, experiments, lists, logs, loop, model, monitor, ope, registry, service,
+                          simulate, store)
 from tailored.cli.common import stdout
 
 app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
@@ -25,6 +26,8 @@ app.add_typer(store.events_app, name="events")
 app.add_typer(registry.app, name="models")
 app.add_typer(logs.app, name="logs")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(monitor.app, name="monitor")
+app.command("loop")(loop.loop)
 app.add_typer(benchmark.app, name="benchmark")
 
 
