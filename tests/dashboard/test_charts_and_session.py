@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tailored.dashboard import charts
+from tailored.dashboard import charts, pages
 from tailored.dashboard.pages import MISSING, shown
 from tailored.dashboard.session import sign, signed_key_id
 
@@ -58,3 +58,14 @@ def test_a_session_is_valid_until_it_expires_and_cannot_be_altered() -> None:
     assert signed_key_id(key, f"other.{expiry}.{signature}", now=1000.0) is None
     for junk in (None, "", "a.b", "a.b.c", "a.1.c.d"):
         assert signed_key_id(key, junk, now=1000.0) is None
+
+
+def test_stored_text_is_escaped_and_the_experiments_wait_is_told() -> None:
+    hostile = "<script>alert(1)</script>"
+    html = pages.shell("alerts", {"alerts": [{"at": 0.0, "day": "2026-10-01", "rule": hostile, "severity": "warning",
+                                              "message": hostile, "value": None}]}, since='"><b>')
+    assert "<script>" not in html and "&lt;script&gt;" in html and '"><b>' not in html
+    assert "being computed" in pages.experiments({"experiments": [], "as_of": None, "error": None})
+    failed = pages.experiments({"experiments": [], "as_of": None, "error": "OperationalError: locked"})
+    assert "could not be computed: OperationalError: locked" in failed
+    assert "No experiments" in pages.experiments({"experiments": [], "as_of": 1.0e9, "error": None})
