@@ -46,8 +46,8 @@ def _show(report: dict[str, Any], output: Path | None) -> None:
     from tailored.data.io import write_text
 
     for step in report["steps"]:
-        details = ", ".join(f"{key}={value}" for key, value in step.items()
-                            if key != "step" and not isinstance(value, dict | list))
+        details = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                            for key, value in step.items() if key != "step" and not isinstance(value, dict | list))
         console.print(f"cycle {report['cycle']} [bold]{step['step']}[/]: {details}", highlight=False, soft_wrap=True)
     if "alert" in report:
         console.print(f"[bold red]alert:[/] {report['alert']}", highlight=False, soft_wrap=True)
