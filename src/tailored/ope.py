@@ -9,14 +9,23 @@ result["estimates"]["snips"]                                # {"value", "ci": [l
 ```
 
 `evaluate_log` builds the target's exact probabilities of every logged item at its position (over the model's
-candidates for each list's user), fits the reward model of ``dm``/``dr`` and runs the estimators of
-`tailored.eval.ope` (`estimate`, over a `SlateLog`) with their bootstrap intervals and warnings."""
+candidates for each list's user), selects and fits the reward model of ``dm``/``dr`` (refitted on every bootstrap
+resample) and runs the estimators of `tailored.eval.ope` (`estimate`, over a `SlateLog`) with their bootstrap
+intervals and warnings."""
 
 from tailored.data.feedback_log import read_feedback_log
 from tailored.data.open_bandit import read_open_bandit
-from tailored.eval.ope import ESTIMATORS, REWARDS, OffPolicyReport, PositionBasedRewards, SlateLog, estimate
+from tailored.eval.ope import (
+    ESTIMATORS,
+    REWARDS,
+    OffPolicyReport,
+    PositionBasedRewards,
+    RewardRefit,
+    SlateLog,
+    estimate,
+)
 from tailored.jobs.ope import evaluate_log, read_log
 from tailored.registry.model_dir import load_model
 
-__all__ = ["ESTIMATORS", "REWARDS", "OffPolicyReport", "PositionBasedRewards", "SlateLog", "estimate",
+__all__ = ["ESTIMATORS", "REWARDS", "OffPolicyReport", "PositionBasedRewards", "RewardRefit", "SlateLog", "estimate",
            "evaluate_log", "load_model", "read_feedback_log", "read_log", "read_open_bandit"]
