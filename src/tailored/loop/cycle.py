@@ -169,10 +169,12 @@ class Loop:
         write_table(sample, cycle_folder / "sample.csv")
         window = clean[(clean[TIMESTAMP] > start) & (clean[TIMESTAMP] <= test_start)]
         write_table(window[COLUMNS], cycle_folder / "window.csv")
-        state["clock"] = clock
-        self._step(state, "quality", CHECKED, detail | {"failed": False}, report, folder=str(cycle_folder))
+        self._audit("quality", detail | {"failed": False, "cycle": state["cycle"]})
+        report["steps"].append({"step": "quality"} | detail | {"failed": False})
+        state["clock"] = clock  # the checks are saved with the drift step: a resumed cycle has both or neither
         verdict = drift.verdict if drift is not None else "no champion yet"
-        self._step(state, "drift", CHECKED, {"verdict": verdict} | (_drift_figures(drift) if drift else {}), report)
+        self._step(state, "drift", CHECKED, {"verdict": verdict} | (_drift_figures(drift) if drift else {}), report,
+                   folder=str(cycle_folder))
         if self.config.loop.retrain == "drift" and drift is not None and not verdict.startswith("significant"):
             self._step(state, "train", IDLE, {"skipped": f"drift check: {verdict}"}, report)
             return False
