@@ -98,8 +98,9 @@ class ServedPolicy:
     any other policy is stochastic: it chooses per request and learns. Choosing and learning hold one lock; feedback
     waits in ``waiting``: rewards are learnt at once (the POST waits for the lock, so the next list sees them), the
     impressions of served lists in groups (`FOLD_LISTS`, `FOLD_SECONDS`) by the next choice, so that a request pays
-    for one update of the state per group of lists, not per list, and the event loop never waits for a choice made
-    in the thread pool nor runs an update."""
+    for one update of the state per group of lists, not per list; logging a list on the event loop never updates
+    the state (choices, and so updates, are made in the thread pool unless the policy is `cheap`), and the event loop
+    never waits for a choice made in the thread pool."""
 
     def __init__(self, spec: str, new_item_slots: int | None = None, seed: int = 0) -> None:
         policy = configured(spec, new_item_slots)
@@ -145,7 +146,7 @@ class ServedPolicy:
         or attributed rewards, with the rows' ``features`` for a contextual policy. With ``wait`` (rewards: the
         POST's answer waits) everything waiting is learnt now; otherwise (the impressions of a list, logged on the
         event loop) the rows wait for the next choice that finds them due (`due`), made where choices are made:
-        the event loop never runs an update of the state (nor the position-bias refit it may bring)."""
+        logging a list on the event loop never runs an update of the state (nor a position-bias refit)."""
         if self.greedy or not len(item_ids):
             return
         if not self.waiting:
