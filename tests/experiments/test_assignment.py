@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from tailored.errors import ConfigError
-from tailored.experiments.assignment import EXCLUDED, HOLDOUT, Assignment, hash_ids, salt_key
+from tailored.experiments.assignment import EXCLUDED, HOLDOUT, Assignment, hash_id, hash_ids, salt_key
 
 IDS = np.array([f"user{i}" for i in range(1_000_000)])
 
@@ -77,3 +77,13 @@ def test_holdout_is_the_same_users_in_every_experiment_and_excluded_users_are_in
 def test_bad_shares_are_named(arms: dict[str, int], holdout: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)")):
         Assignment("x", arms, holdout=holdout)
+
+
+def test_one_users_arm_in_plain_integers_equals_the_batch() -> None:
+    """The service's per-request path (`Assignment.arm_of`, `hash_id`) gives the vectorised answer for any text."""
+    rng = np.random.default_rng(3)
+    ids = ["".join(chr(code) for code in rng.integers(32, 0x2FF, rng.integers(1, 40))) for _ in range(5_000)]
+    ids += ["42", "é", "user-1", "x" * 201]
+    assert [hash_id(user, "salt") for user in ids] == hash_ids(np.array(ids), "salt").tolist()
+    split = Assignment("s", {"a": 45, "b": 45, "c": 10}, holdout=0.05, excluded=frozenset(ids[:50]))
+    assert [split.arm_of(user) for user in ids] == split.assign(ids).tolist()

@@ -14,6 +14,8 @@ engine's own value) is drawn with its own salt, before the arms, so it is the sa
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _SHIFT_33 = np.uint64(33)
 _SHIFT_32 = np.uint64(32)
 _SHIFT_11 = np.uint64(11)
+_MASK, _GOLDEN_INT = (1 << 64) - 1, 0x9E3779B97F4A7C15
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
@@ -44,6 +47,7 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _SHIFT_33)
 
 
+@functools.lru_cache(maxsize=64)
 def salt_key(salt: str) -> int:
     """The 64-bit key of a salt: the first 8 bytes (little-endian) of its UTF-8 BLAKE2b digest."""
     return int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little")
@@ -70,6 +74,24 @@ def hash_ids(user_ids: Iterable[object] | np.ndarray, salt: str) -> np.ndarray:
         return _fmix64(state ^ (lengths * _GOLDEN))
 
 
+def _fmix64_one(x: int) -> int:
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & _MASK
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & _MASK
+    return x ^ (x >> 33)
+
+
+def hash_id(user_id: object, salt: str) -> int:
+    """`hash_ids` of one id in plain integers (the request path: a fraction of the arrays' fixed cost)."""
+    text = str(user_id)
+    points = [ord(character) for character in text] + [0] * (len(text) % 2)
+    state = salt_key(salt)
+    for step in range(0, len(points), 2):
+        state = _fmix64_one(((state ^ (points[step] | (points[step + 1] << 32))) * _GOLDEN_INT) & _MASK)
+    return _fmix64_one(state ^ ((len(text) * _GOLDEN_INT) & _MASK))
+
+
 def uniform(user_ids: Iterable[object] | np.ndarray, salt: str) -> np.ndarray:
     """A number in [0, 1) per id from its keyed hash (the top 53 bits: exact in float64)."""
     return (hash_ids(user_ids, salt) >> _SHIFT_11).astype(np.float64) * 2.0**-53
@@ -87,6 +109,7 @@ class Assignment:
     arms: Mapping[str, int]
     holdout: float = 0.0
     excluded: frozenset[str] = field(default_factory=frozenset)
+    _cuts: list[float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.salt:
@@ -107,6 +130,7 @@ class Assignment:
         if not 0.0 <= self.holdout < 1.0:
             raise ConfigError(f"Holdout fraction is {self.holdout}: give a fraction in [0, 1), e.g. 0.02.")
         object.__setattr__(self, "excluded", frozenset(str(user) for user in self.excluded))
+        object.__setattr__(self, "_cuts", (np.cumsum([int(share) for share in self.arms.values()]) / 100.0).tolist())
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,8 +140,7 @@ class Assignment:
         """Each id's arm as an index into `names`; -1 for excluded ids, -2 for the holdout."""
         ids = np.asarray(user_ids)
         ids = ids.astype(str) if ids.dtype.kind != "U" else ids
-        cuts = np.cumsum([int(share) for share in self.arms.values()]) / 100.0
-        codes = np.searchsorted(cuts, uniform(ids, self.salt), side="right").astype(np.int64)
+        codes = np.searchsorted(self._cuts, uniform(ids, self.salt), side="right").astype(np.int64)
         if self.holdout:
             codes[uniform(ids, HOLDOUT_SALT) < self.holdout] = -2
         if self.excluded:
@@ -130,5 +153,10 @@ class Assignment:
         return labels[self.codes(user_ids)]
 
     def arm_of(self, user_id: object) -> str:
-        """One user's arm (the service's path: the same function as the batch)."""
-        return str(self.assign([str(user_id)])[0])
+        """One user's arm, as `assign` gives it, in plain integers (the service's path, per request)."""
+        text = str(user_id)
+        if text in self.excluded:
+            return EXCLUDED
+        if self.holdout and (hash_id(text, HOLDOUT_SALT) >> 11) * 2.0**-53 < self.holdout:
+            return HOLDOUT
+        return self.names[bisect.bisect_right(self._cuts, (hash_id(text, self.salt) >> 11) * 2.0**-53)]
