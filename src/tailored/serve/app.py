@@ -56,6 +56,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         service.exposures.stop()
         service.erasures.stop()
         service.event_follower.stop()
+        service.experiments.stop()
 
     app = FastAPI(title="tailored", version=__version__, lifespan=lifespan,
                   description="Recommendations, feedback events, users and items of a tailored engine.")

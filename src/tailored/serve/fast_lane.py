@@ -8,6 +8,7 @@ malformed id, an unknown user, a model with stages to run -- goes on to FastAPI,
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -54,13 +55,19 @@ class FastLane:
         authenticated = scope.get(AUTHENTICATED)  # (key id, scopes): checked and charged by the Guard
         if authenticated is None or "recommend" not in authenticated[1]:
             return None
+        started = time.perf_counter()
+        assigned = service.assigned(user_id)
+        if assigned is not None and (assigned.model is not None or not assigned.personalised):
+            return None  # another arm's model, or the holdout: the router's path
         exposure_id = new_exposure_id()
         rows = service.quick_recommend(user_id, min(k, service.settings.max_k), exposure_id)
         if rows is None:
             return None
-        service.expose(exposure_id, user_id, rows)
+        service.expose(exposure_id, user_id, rows, None, assigned, (time.perf_counter() - started) * 1000)
         answer: dict[str, Any] = {"user_id": user_id, "items": rows, "model_version": service.model_version,
                                   "exposure_id": exposure_id, "policy": service.policy.spec}
+        if assigned is not None:
+            answer["experiment"] = assigned.answer()
         return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 

@@ -1,6 +1,7 @@
 """What the service holds between requests: the served model (with the items added since training), the slate policy
-and its online state (`ServedPolicy`), the event store, the key cache, the rate limiter and the erased users
-(followed from the store: `ErasureFollower`)."""
+and its online state (`ServedPolicy`), the event store, the key cache, the rate limiter, the erased users (followed
+from the store: `ErasureFollower`) and the experiment running on its lists (`ExperimentFollower`) with the models of
+its arms."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tailored.rank.candidates import ANN_MIN_ITEMS
 from tailored.serve.cache import ListCache, Rows, context_key
 from tailored.serve.committer import EventCommitter
 from tailored.serve.erasures import ErasureFollower
+from tailored.serve.experiments import Assigned, ExperimentFollower
 from tailored.serve.exposures import ExposureWriter
 from tailored.serve.live_events import EventFollower
 from tailored.serve.limits import DatabaseCalls
@@ -79,6 +81,8 @@ class Service:
         self.live: set[str] = set()  # stored ids of the users with events since the served model's training
         self.event_follower = EventFollower(self.store, self.users_changed, settings.events_poll_seconds)
         self._load(self.model_path())  # what was stored before the follower's first row: read from the store here
+        self.experiments = ExperimentFollower(self.store, settings.experiment_poll_seconds, self.arm_path,
+                                              self.arm_model)
         self.rebuild_policy()
         self.event_follower.start()
 
@@ -155,7 +159,7 @@ class Service:
                            wait=False)
 
     def recommend(self, query: Query, k: int, explain: bool, stages: list[Any] | None = None,
-                  plain: bool = False, exposure_id: str | None = None) -> Rows:
+                  plain: bool = False, exposure_id: str | None = None, assigned: Assigned | None = None) -> Rows:
         """Top-``k`` for the query's user, or its anonymous session (no user id: known by ``context.recent``) --
         ``item_id, score, rank, propensity`` and ``reasons`` with ``explain``: the model's own list
         (`Recommender.recommend_one`); when the model does not know the user, its fold-in of the user's stored events
@@ -165,15 +169,19 @@ class Service:
         store is asked only for the users in ``live``, and a ``plain`` request of theirs (no context, explanation or
         rules) is answered from the vector index with their folded-in factors when the model has one
         (`Recommender.top_from_index`). A stochastic policy chooses the list among the model's `candidate_count`
-        best items, with the random stream of ``exposure_id``; the cache then keeps the candidates, not the list."""
+        best items, with the random stream of ``exposure_id``; the cache then keeps the candidates, not the list.
+        A user ``assigned`` to an experiment's arm gets that arm's model (`Assigned.model`, its stored events folded
+        in), or the non-personalised list of the served model (`Assigned.personalised` False: the holdout)."""
         exposure_id = new_exposure_id() if exposure_id is None else exposure_id
         user_id, context, model = SESSION if query.user_id is None else query.user_id, query.context, self.model
-        served = self.served_id(user_id)
+        served = self.served_id(user_id) if assigned is None or assigned.personalised else ERASED
+        arm_model = assigned.model if assigned is not None else None
+        model = model if arm_model is None else arm_model
         position = -1 if served == ERASED else model.users_.position(served)
         known = position >= 0 and bool(model.warm_users_[position])  # trained on the user's own events
         if not known:
             self.metrics.fallbacks.inc()
-        key = (served, k, explain, context_key(context))
+        key = (served, k, explain, context_key(context), None if arm_model is None else assigned.ref)
         generation = self.cache.generation()
         cached = None if stages else self.cache.get(key)
         if cached is not None:
@@ -181,7 +189,7 @@ class Service:
             return cached if self.policy.greedy else self.decide(*cached, k, exposure_id)
         size = k if self.policy.greedy else candidate_count(k)
         attributes = None
-        if known and served in self.live:  # the events since training join the training history
+        if known and (served in self.live or arm_model is not None):  # events since training join its history
             events = model.unseen_events(self._stored_events(user_id).assign(**{USER_ID: served}))
             model = model.with_events(events)
             context = with_recent(context, events[ITEM_ID].tolist())
@@ -233,16 +241,58 @@ class Service:
         explained = None if reasons is None else np.array([reasons.get(item, "") for item in items], object)
         return listed(items, scores, explained, propensities)
 
-    def expose(self, exposure_id: str, user_id: str, rows: Rows, context: dict[str, Any] | None = None) -> None:
-        """Log the list shown (items, propensities, policy, model version, the request's context) and learn its
-        impressions at once."""
+    def expose(self, exposure_id: str, user_id: str, rows: Rows, context: dict[str, Any] | None = None,
+               assigned: Assigned | None = None, latency_ms: float | None = None) -> None:
+        """Log the list shown (items, propensities, policy, model version, the request's context -- with ``fallback``
+        true when the cold-start fallback or the holdout answered --, the experiment and arm, the time it took) and
+        learn its impressions."""
         items = [row[ITEM_ID] for row in rows]
-        self.exposures.log(exposure_row(user_id, self.model_version, items, [row[PROPENSITY] for row in rows],
-                                        self.policy.spec, context, exposure_id))
+        context = dict(context or {})
+        if self.fallback(user_id, assigned):
+            context["fallback"] = True
+        version = self.model_version if assigned is None or assigned.model is None else assigned.ref
+        self.exposures.log(exposure_row(user_id, version, items, [row[PROPENSITY] for row in rows],
+                                        self.policy.spec, context, exposure_id,
+                                        None if assigned is None else assigned.experiment,
+                                        None if assigned is None else assigned.arm, latency_ms))
         served = self.served_id(user_id) if not self.policy.greedy else ERASED
         if served != ERASED:  # an erased user's list is not stored
             self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1),
                               features=self.user_vectors(np.full(len(items), served, dtype=object)))
+
+    def fallback(self, user_id: str, assigned: Assigned | None = None) -> bool:
+        """Whether the user's list is not personalised: the holdout's, or a user the arm's model was not trained on."""
+        if assigned is not None and not assigned.personalised:
+            return True
+        model = self.model if assigned is None or assigned.model is None else assigned.model
+        served = self.served_id(user_id)
+        position = -1 if served == ERASED else model.users_.position(served)
+        return not (position >= 0 and bool(model.warm_users_[position]))
+
+    # -- experiments ----------------------------------------------------------------------------------------------
+    def assigned(self, user_id: str | None) -> Assigned | None:
+        """The experiment arm of a user (None: no experiment runs, an anonymous session, an excluded or erased
+        user)."""
+        if user_id is None or self.experiments.running is None:
+            return None
+        return self.experiments.assigned(user_id, self.store.user_key(user_id))
+
+    def arm_path(self, ref: str) -> Path:
+        """The folder of an experiment arm's registry reference."""
+        if self.registry is None:
+            raise ConfigError(f"Experiment arm {ref!r} names a registry model: serve with --registry DIR.")
+        return self.registry.resolve(ref)
+
+    def arm_model(self, path: Path) -> Recommender | None:
+        """An arm's model, loaded like the served one (vector index, stored items); None for the served model's
+        folder (`ExperimentFollower` keeps each arm's once)."""
+        if path == self.path:
+            return None
+        base = load_model(path)
+        self.store.check_model_users(base.users_.external_ids, str(path))
+        if base.seen_.shape[1] >= ANN_MIN_ITEMS:
+            base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
+        return self._with_store_items(base)
 
     # -- feedback -------------------------------------------------------------------------------------------------
     def attribute(self, batches: list[Sequence[Event]], fresh: frozenset[str]) -> list[list[dict[str, Any]]]:

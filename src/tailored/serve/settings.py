@@ -39,6 +39,7 @@ class ServiceSettings:
     database_check_seconds: float = 2.0
     erasure_poll_seconds: float = 1.0
     events_poll_seconds: float = 1.0
+    experiment_poll_seconds: float = 5.0
     policy: str = "greedy"
     new_item_slots: int | None = None
     policy_seed: int = 0
@@ -52,6 +53,7 @@ class ServiceSettings:
         - ``TAILORED_DB_URL``, ``TAILORED_CORS_ORIGINS`` (comma-separated), ``TAILORED_PSEUDONYM_KEY``;
         - ``TAILORED_ERASURE_POLL_SECONDS``: how often erasures made by other processes are read from the store;
         - ``TAILORED_EVENTS_POLL_SECONDS``: how often the users with events stored by other processes are read;
+        - ``TAILORED_EXPERIMENT_POLL_SECONDS``: how often the running experiment and the exclusions are read;
         - limits: ``TAILORED_MAX_EVENTS_PER_REQUEST``, ``TAILORED_MAX_BODY_BYTES``, ``TAILORED_MAX_K``,
           ``TAILORED_RATE_LIMIT_PER_MINUTE``;
         - shedding: ``TAILORED_MAX_IN_FLIGHT`` requests with a valid key in progress (requests without one are

@@ -4,6 +4,7 @@ body field it came from."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -44,12 +45,19 @@ class RecommendedItem(BaseModel):
     reasons: str | None = Field(None, description="Why the item is there (with explain=true).")
 
 
+class ExperimentArm(BaseModel):
+    name: str
+    arm: str
+
+
 class Recommendations(BaseModel):
     user_id: str | None
     items: list[RecommendedItem]
     model_version: str
     exposure_id: str = Field(description="The impression's id: send it back with the events it led to.")
     policy: str = Field(description="The spec of the policy that chose the list (--policy), e.g. thompson.")
+    experiment: ExperimentArm | None = Field(None, description="The experiment and arm the user is in (absent: "
+                                                               "none); `tailored experiments create` starts one.")
 
 
 def body_field(key: str) -> str:
@@ -82,14 +90,23 @@ async def respond(request: Request, query: Query, k: int, explain: bool, plain: 
     the vector index (a fraction of a millisecond); everything else goes through the full pipeline in the thread pool
     (a trained user with events since training and nothing else asked: the index, with their folded-in factors, in
     the thread pool). The exposure id is drawn first: the policy's random stream for this list comes from it; the
-    list is logged with its propensities and ``context`` (the request's context values), and learned at once."""
+    list is logged with its propensities and ``context`` (the request's context values), and learned at once. A user
+    in an experiment is served by their arm (`Service.assigned`); the answer and the log name it."""
+    started = time.perf_counter()
     service = request.app.state.service
     k = min(k, service.settings.max_k)
     user_id = SESSION if query.user_id is None else query.user_id
     exposure_id = new_exposure_id()
-    rows = service.quick_recommend(user_id, k, exposure_id) if plain else None
+    assigned = service.assigned(query.user_id)
+    quick = plain and (assigned is None or (assigned.model is None and assigned.personalised))
+    rows = service.quick_recommend(user_id, k, exposure_id) if quick else None
     if rows is None:
-        rows = await run_in_threadpool(service.recommend, query, k, explain, stages or [], plain, exposure_id)
-    service.expose(exposure_id, user_id, rows, context)
-    return JSONResponse({"user_id": query.user_id, "items": rows, "model_version": service.model_version,
-                         "exposure_id": exposure_id, "policy": service.policy.spec})
+        rows = await run_in_threadpool(service.recommend, query, k, explain, stages or [], plain, exposure_id,
+                                       assigned)
+    service.expose(exposure_id, user_id, rows, context, assigned, (time.perf_counter() - started) * 1000)
+    answer = {"user_id": query.user_id, "items": rows, "model_version": service.model_version,
+              "exposure_id": exposure_id, "policy": service.policy.spec}
+    if assigned is not None:
+        answer["experiment"] = assigned.answer()
+        answer["model_version"] = assigned.ref if assigned.model is not None else service.model_version
+    return JSONResponse(answer)
