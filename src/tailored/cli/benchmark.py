@@ -297,3 +297,42 @@ def exploration(
                                   on_row=lambda row: console.print(describe(row)))
     print_table(table.drop(columns=["target", "baseline"]), title=f"Exploration (seed {seed}, {impressions:,} lists)")
     _finish(table, start, output)
+
+
+@app.command("experiments")
+@handle_errors
+def experiments(
+    aa_runs: Annotated[int, typer.Option("--aa-runs", min=1, help="A/A experiments per generator.")] = 200,
+    aa_users: Annotated[int, typer.Option("--aa-users", min=200, help="Users per arm in each A/A run.")] = 20_000,
+    power_runs: Annotated[int, typer.Option("--power-runs", min=1, help="+5 % runs per generator.")] = 100,
+    power_users: Annotated[int, typer.Option("--power-users", min=200, help="Users per arm, +5 % runs.")] = 200_000,
+    cuped_runs: Annotated[int, typer.Option("--cuped-runs", min=1, help="Runs per CUPED setting.")] = 100,
+    cuped_users: Annotated[int, typer.Option("--cuped-users", min=200, help="Users per arm, CUPED.")] = 50_000,
+    generator: Annotated[list[str] | None, typer.Option(
+        "--generator", help="Traffic generators (repeatable): typical, homogeneous, heterogeneous, busy, sparse. "
+                            "Default: all.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="The simulations' seed.")] = 0,
+    output: TableOutput = None,
+) -> None:
+    """Experiment statistics against simulated truth: the assignment's 50/50 split of 1,000,000 ids and its speed;
+    the share of A/A experiments read after every day that declare a winner (target <= 5 %); the share of +5 %
+    click-rate experiments at 200,000 users per arm that ship (target >= 80 %); CUPED's interval width ratio on
+    revenue per user (target <= 0.8)."""
+    import pandas as pd
+
+    from tailored.benchmarks.experiments import GENERATORS, experiments_benchmark
+
+    _check_output(output)
+    unknown = sorted(set(generator or ()) - set(GENERATORS))
+    if unknown:
+        raise typer.BadParameter(f"Unknown generator(s) {unknown}: choose from {', '.join(GENERATORS)}.",
+                                 param_hint="--generator")
+    start = time.perf_counter()
+    tables = experiments_benchmark(aa_runs, aa_users, power_runs, power_users, cuped_runs, cuped_users,
+                                   tuple(generator or GENERATORS), seed, on_row=lambda row: console.print(
+                                       f"{row['generator']:<14} lift {row['lift']:+.0%} ship {row['ship']:.1%} "
+                                       f"roll back {row['roll_back']:.1%} (fixed test peeked daily "
+                                       f"{row['fixed_test_peeked']:.1%})"))
+    for name, table in tables.items():
+        print_table(table, title=f"Experiments: {name}")
+    _finish(pd.concat(tables, names=["part"]).reset_index(level=0), start, output)
