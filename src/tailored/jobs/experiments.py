@@ -1,6 +1,7 @@
-"""An experiment's status from the store: each user's lists and attributed rewards per arm (`experiment_totals`),
-the statistics and decision of `experiments.status`, then the design's bound guardrails (``metric<=bound``,
-``p99_ms<=bound``: the arm's serving latency), any breach of which rolls the experiment back."""
+"""An experiment's status from the store: each user's lists and attributed rewards per arm (`experiment_totals`)
+and purchase value before it (CUPED's covariate), the statistics and decision of `experiments.status`, then the
+design's bound guardrails (``metric<=bound``, ``p99_ms<=bound``: the arm's serving latency), any breach of which
+rolls the experiment back."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from tailored.experiments.statistics import UserTotals
 from tailored.experiments.status import arms_from_frame, experiment_status
 from tailored.store.attribution import ATTRIBUTION_WINDOW_SECONDS
 from tailored.store.database import EventStore
-from tailored.store.experiments import arm_latencies, experiment_totals, experiments
+from tailored.store.experiments import (arm_latencies, experiment_totals, experiments, first_exposure,
+                                        spend_before)
 
+PRE_PERIOD, PRE_PERIOD_DAYS = "pre_period", 28.0
+"""CUPED's covariate: each user's purchase value in the 28 days before the experiment's first list."""
 MIN_LATENCIES = 100
 """Exposures an arm needs before its latency guardrail is judged (a 99th percentile of fewer says little)."""
 
@@ -24,12 +28,18 @@ def status_of(store: EventStore, name: str, window: float = ATTRIBUTION_WINDOW_S
     experiment's ``status`` (running/stopped), each arm's ``p99_ms`` and the guardrails checked."""
     row = experiments(store, name)[0]
     design = Design.from_json(row["design"])
-    found = arms_from_frame(experiment_totals(store, name, window))
+    totals = experiment_totals(store, name, window)
+    started = min(row["created_at"], first_exposure(store, name) or row["created_at"])
+    totals[PRE_PERIOD] = spend_before(store, totals["user_id"].tolist(), started, PRE_PERIOD_DAYS)
+    found = arms_from_frame(totals, covariate=PRE_PERIOD)
     empty = np.zeros(0)
-    arms = {arm.name: found.get(arm.name, UserTotals(empty, empty, empty, empty)) for arm in design.arms}
+    arms = {arm.name: found.get(arm.name, UserTotals(empty, empty, empty, empty, empty)) for arm in design.arms}
     report = experiment_status(name, arms, {arm.name: arm.share / 100 for arm in design.arms},
                                control=design.control.name, metric=design.metric, min_users=design.min_users,
-                               holdouts=[arm.name for arm in design.arms if arm.ref == BASELINE])
+                               holdouts=[arm.name for arm in design.arms if arm.ref == BASELINE],
+                               cuped=bool(totals[PRE_PERIOD].any()))
+    report["cuped"] = {"covariate": f"purchase value in the {PRE_PERIOD_DAYS:g} days before the experiment",
+                       "applied": bool(totals[PRE_PERIOD].any())}
     latencies = arm_latencies(store, name)
     for arm in design.arms:
         times = latencies.get(arm.name, empty)

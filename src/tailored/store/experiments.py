@@ -6,7 +6,7 @@ experiments on one surface at once cannot both succeed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from tailored.errors import ConfigError, ConflictError
 from tailored.store import schema
 from tailored.store.attribution import ATTRIBUTION_WINDOW_SECONDS
 from tailored.store.database import EventStore, write_transaction
+from tailored.store.reads import ID_CHUNK
 
 RUNNING, STOPPED = "running", "stopped"
 
@@ -114,3 +115,24 @@ def arm_latencies(store: EventStore, name: str) -> dict[str, np.ndarray]:
     with store.engine.connect() as connection:
         frame = pd.DataFrame(connection.execute(query).all(), columns=["arm", "latency_ms"])
     return {str(arm): rows.to_numpy(np.float64) for arm, rows in frame.groupby("arm")["latency_ms"]}
+
+
+def spend_before(store: EventStore, user_ids: Sequence[str], before: float, days: float) -> np.ndarray:
+    """Each user's purchase value (``user_ids`` as stored) in the ``days`` before ``before``: the pre-period covariate
+    of CUPED (0 for a user without purchases then)."""
+    events = schema.events.c
+    query = sa.select(events.user_id, sa.func.sum(sa.func.coalesce(events.value, 0.0))).where(
+        (events.type == "purchase") & events.timestamp.between(before - days * 86_400.0, before)
+        & events.user_id.in_(sa.bindparam("users", expanding=True))).group_by(events.user_id)
+    spent: dict[str, float] = {}
+    with store.engine.connect() as connection:
+        for start in range(0, len(user_ids), ID_CHUNK):
+            spent.update(connection.execute(query, {"users": list(user_ids[start:start + ID_CHUNK])}).all())
+    return np.array([spent.get(user, 0.0) for user in user_ids], dtype=np.float64)
+
+
+def first_exposure(store: EventStore, name: str) -> float | None:
+    """When experiment ``name`` first served a list (None: not yet)."""
+    with store.engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.min(schema.exposures.c.created_at)).where(
+            schema.exposures.c.experiment == name)).scalar()
