@@ -9,9 +9,9 @@ model), three ways over the same users, moments and random draws (common random 
 - **loop**: the engine in process with a store and a registry: each day's lists come from ``NAME@production``,
   except for the users that the running canary experiment assigns to its treatment (`Design.assignment`, as the
   service does), who get the candidate's; exposures (with experiment and arm) and clicks are stored, and one
-  `Loop.run_cycle` runs at the end of every day. On ``corrupt_day`` the candidate is trained on a corrupted window
-  (each click's item replaced by a random one of the window's, popularity kept, taste lost): it must be caught by the
-  offline gate or rolled back by the canary, and serve at most the canary's share of the lists.
+  `Loop.run_cycle` runs at the end of every day. The first candidate trained from ``corrupt_day`` on is trained on a
+  corrupted window (`_corrupted`: a stale item id mapping by default): it must be caught by the offline gate or
+  stopped by the canary, and serve at most the canary's share of the lists.
 
 The history before the run is spread over the ``days`` before it (as the run is). Figures: each arm's click rate
 (clicks per list) over the month and its second half, the loop's and the never-retrained model's relative
@@ -64,7 +64,7 @@ class MonthSpec:
     canary_min_users: int = 100
     canary_max_cycles: int = 3
     corrupt_day: int | None = 10
-    """The day (0-based) whose cycle trains on a corrupted window (None: none)."""
+    """From this day (0-based), the first cycle that trains does so on a corrupted window (None: none)."""
     corruption: str = "remap"
     """``remap`` (a stale item id mapping) or ``shuffle`` (items swapped between clicks): `_corrupted`."""
     gate_min_gain: float = -0.3
@@ -225,6 +225,7 @@ def _serve_loop(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.Da
     per_list = np.zeros(len(traffic.users))
     served = np.empty(len(traffic.users), dtype=object)
     cycles = []
+    corrupt_day: int | None = None
     for day in range(spec.days):
         rows = np.flatnonzero(traffic.days == day)
         production = registry.current(NAME, "production")
@@ -254,21 +255,24 @@ def _serve_loop(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.Da
         frame = _click_frame(world, spec, traffic, rows, shown, clicks)
         list_rows = np.nonzero(clicks)[0]
         _store_clicks(store, frame, np.array([exposures[row]["exposure_id"] for row in list_rows], dtype=object))
-        hook = _corrupted(spec.corruption, spec.seed) if day == spec.corrupt_day else None
+        corrupt = corrupt_day is None and spec.corrupt_day is not None and day >= spec.corrupt_day
+        hook = _corrupted(spec.corruption, spec.seed) if corrupt else None
         report = Loop(config, window_hook=hook).run_cycle()
+        if corrupt and any(step["step"] == "train" for step in report["steps"]):
+            corrupt_day = day  # the first cycle from corrupt_day on that trains (not one waiting on a canary)
         cycles.append({"day": day, "production": production, "experiment": experiment,
                        "steps": report["steps"]})
         say(f"day {day}: production {production}{' canary ' + experiment if experiment else ''}; "
             f"cycle: {_steps(report)}")
-    corrupt_version = next((step["version"] for cycle in cycles if cycle["day"] == spec.corrupt_day
+    corrupt_version = next((step["version"] for cycle in cycles if cycle["day"] == corrupt_day
                             for step in cycle["steps"] if step["step"] == "register"), None)
     shares = pd.Series(served).value_counts(normalize=True).sort_index()
     daily_corrupt = (pd.Series(served == corrupt_version).groupby(traffic.days).mean()
                      if corrupt_version else pd.Series([0.0]))
     return _summary(per_list, spec, traffic) | {
         "cycles": cycles, "version_shares": {str(k): float(v) for k, v in shares.items()},
-        "corrupted_candidate": {"day": spec.corrupt_day, "version": corrupt_version,
-                                "caught": _fate(cycles, spec.corrupt_day),
+        "corrupted_candidate": {"day": corrupt_day, "version": corrupt_version,
+                                "caught": _fate(cycles, corrupt_day),
                                 "max_daily_share": float(daily_corrupt.max())},
         "promotions": registry.current(NAME, "production"), "audit_rows": len(Loop(config).audit_trail())}
 
