@@ -60,9 +60,10 @@ class MonthSpec:
     algorithm: str = "als"
     params: dict[str, Any] = field(default_factory=lambda: {"factors": 16, "exclude_seen": False})
     """Repeat clicks are as likely as first ones in the world: lists keep the items a user took."""
-    canary_share: int = 20
+    canary_share: int = 30
+    """A day of 30 % of 2,000 users bounds a lift's interval to about +-10 %: smaller canaries decide on noise."""
     canary_min_users: int = 100
-    canary_max_cycles: int = 3
+    canary_max_cycles: int = 1
     corrupt_day: int | None = 10
     """From this day (0-based), the first cycle that trains does so on a corrupted window (None: none)."""
     corruption: str = "remap"
@@ -71,8 +72,8 @@ class MonthSpec:
     """The offline gate's tolerance: the frozen sample's clicks were logged on the champion's own lists, which favours
     it, so the gate only stops candidates clearly worse; -1 turns it off (a corrupted candidate then meets the
     canary)."""
-    drift: float = float(np.pi / 2)
-    """The angle (radians) tastes rotate by over the month (`WorldSpec.drift`)."""
+    drift: float = float(np.pi)
+    """The angle (radians) tastes rotate by over the month (`WorldSpec.drift`): a half turn, tastes end opposite."""
     seed: int = 0
 
 
