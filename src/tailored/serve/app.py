@@ -39,6 +39,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         service = open_service(app)
         lag.start()
         app.state.metrics.model_version.info({"version": service.model_version})
+        app.state.metrics.follow_daily(service.daily_figures)
         stop = threading.Event()
 
         def follow() -> None:

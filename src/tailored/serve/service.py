@@ -12,7 +12,7 @@ import math
 import threading
 import uuid
 from pathlib import Path
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
 from tailored.store.attribution import ATTRIBUTED_TYPES
 from tailored.store.database import Event, exposure_row
+from tailored.store.monitoring import alerts, daily_rows
 
 logger = logging.getLogger(__name__)
 STORED_HISTORY = 200
@@ -294,18 +295,25 @@ class Service:
             base = base.with_vector_index(ef_search=self.settings.ann_ef_search)
         return self._with_store_items(base)
 
+    def daily_figures(self) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """The stored daily figures and alerts of the last week (`tailored monitor daily`), for /metrics."""
+        since = (pd.Timestamp.now("UTC") - pd.Timedelta(days=7)).strftime("%Y-%m-%d")
+        return daily_rows(self.store, since), alerts(self.store, since)
+
     # -- feedback -------------------------------------------------------------------------------------------------
-    def attribute(self, batches: list[Sequence[Event]], fresh: frozenset[str]) -> list[list[dict[str, Any]]]:
-        """Attribute committed batches of events (`EventStore.attribute`: the rule of the log export; one query for
-        them all) and learn at once the clicks of those the commit stored (``fresh``: a resent event was learnt when
-        first stored); per batch, per event ``event_id, exposure_id, by`` (exposure_id / window / none / duplicate;
-        none for an event not stored, of an erased user, or of a type that does not attribute). Runs in the event
+    def attribute(self, batches: list[Sequence[Event]], fresh: frozenset[str],
+                  stored: Mapping[str, Mapping[str, Any]] | None = None) -> list[list[dict[str, Any]]]:
+        """Attribute committed batches of events (`EventStore.attribute`: the rule of the log export; one query per
+        table for them all; ``stored``: their stored rows, as the commit has them, else read) and learn at once the
+        clicks of those the commit stored (``fresh``: a resent event was learnt when first stored); per batch, per
+        event ``event_id, exposure_id, by`` (exposure_id / window / none / duplicate; none for an event not stored, of
+        an erased user, or of a type that does not attribute). Runs in the event
         committer's thread, after each commit (`EventCommitter`)."""
         answers: dict[str, tuple[str | None, str]] = {}
         attributable = [event for batch in batches for event in batch if event.type in ATTRIBUTED_TYPES]
         if attributable:
             with self.learning:
-                found = self.store.attribute(attributable, self.window)
+                found = self.store.attribute(attributable, self.window, stored)
                 stored_now = np.fromiter(map(fresh.__contains__, found["event_id"].tolist()), bool, len(found))
                 learnt = found[(found["click"].to_numpy() > 0) & stored_now]
                 self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
