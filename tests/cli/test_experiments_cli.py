@@ -57,6 +57,10 @@ def test_create_list_stop(shop: Path) -> None:
     assert again.returncode == 2 and "ranker already runs on surface 'recommendations'" in flat(again.stderr)
     listed = flat(ok(cli("experiments", "list", "--db", db, cwd=shop)).stdout)
     assert "ranker" in listed and "running" in listed and "treatment=shop@v0002 45%" in listed
+    excluded = ok(cli("experiments", "exclude", "--db", db, "--user", "u1", "--user", "u2", cwd=shop))
+    assert "excluded 2 user(s)" in flat(excluded.stderr)
+    assert "excluded 0 user(s) from experiments (1 already were)" in flat(
+        ok(cli("experiments", "exclude", "--db", db, "--user", "u1", cwd=shop)).stderr)
     ok(cli("experiments", "stop", "--db", db, "--name", "ranker", "--reason", "enough", cwd=shop))
     assert created(shop)[0]["status"] == "stopped" and created(shop)[0]["stop_reason"] == "enough"
     ok(cli("experiments", "create", "--db", db, "--name", "second", "--arm", "a=shop@v0001", "--arm",

@@ -94,6 +94,19 @@ def status(name: Name, output: Output, db: DatabaseUrl = "sqlite:///tailored.db"
     console.print(f"[green]wrote[/] {output}: {report['decision']}")
 
 
+@app.command("exclude")
+@handle_errors
+def exclude(user: Annotated[list[str], typer.Option("--user", help="User id (repeatable).")],
+            db: DatabaseUrl = "sqlite:///tailored.db") -> None:
+    """Exclude users from every experiment, now and later (they get the service's own model); stored
+    pseudonymised when TAILORED_PSEUDONYM_KEY is set, removed by the user's erasure."""
+    from tailored.cli.store import open_store
+    from tailored.store.experiments import exclude_users
+
+    added = exclude_users(open_store(db, create=False), user)
+    console.print(f"[green]excluded[/] {added:,} user(s) from experiments ({len(set(user)) - added:,} already were)")
+
+
 @app.command("stop")
 @handle_errors
 def stop(name: Name, db: DatabaseUrl = "sqlite:///tailored.db",
