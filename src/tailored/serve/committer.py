@@ -10,9 +10,10 @@ nothing stored, and readiness reports it.
 
 ``before`` runs in the writer before each commit (the service flushes the waiting impressions there: an
 acknowledged event's exposure is stored before the event); if it fails, the group is not stored and each waiting
-request gets its error. ``after`` runs in the writer once a group is committed, with the group's committed batches
-and the ids new to the store (``fresh``: not a resend, so that what they teach is learnt once): the service
-attributes them there, one query for the whole group, and each request's answer carries its batch's attribution. If
+request gets its error. ``after`` runs in the writer once a group is committed, with the group's committed batches,
+the ids new to the store (``fresh``: not a resend, so that what they teach is learnt once) and the stored rows of
+their event ids as the commit read or wrote them (`Appended.stored`: nothing is read again): the service attributes
+them there, one query per table for the whole group, and each request's answer carries its batch's attribution. If
 it fails, the events are stored but the requests are told that they could not be attributed (503: resending is
 safe)."""
 
@@ -23,12 +24,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 from tailored.store import EventStore
-from tailored.store.database import Event
+from tailored.store.database import Appended, Event
 from tailored.store.schema import UnconfirmedCommit
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class EventCommitter:
 
     def __init__(self, store: EventStore, max_group_events: int = 50_000, timeout: float = 30.0,
                  before: Callable[[], None] | None = None,
-                 after: Callable[[list[Sequence[Event]], frozenset[str]], list[Any]] | None = None) -> None:
+                 after: Callable[[list[Sequence[Event]], frozenset[str], Mapping[str, Mapping[str, Any]]], list[Any]]
+                 | None = None) -> None:
         self.store, self.max_group_events, self.timeout = store, max_group_events, timeout
         self.before, self.after = before, after
         self.pending: queue.Queue[Pending | None] = queue.Queue()
@@ -118,10 +120,10 @@ class EventCommitter:
             live = [(events, future) for events, future in group if future.set_running_or_notify_cancel()]
             self.committing_since = time.monotonic()
             try:
-                results = self._commit(live)
+                results, stored = self._commit(live)
             finally:
                 self.committing_since = None
-            for (_, future), result in zip(live, self._attributed(live, results)):
+            for (_, future), result in zip(live, self._attributed(live, results, stored)):
                 if isinstance(result, BaseException):
                     future.set_exception(result)
                 else:
@@ -129,16 +131,18 @@ class EventCommitter:
             if stopping:
                 return
 
-    def _commit(self, group: list[Pending]) -> list[object]:
-        """Each request's `Committed`, or its error."""
+    def _commit(self, group: list[Pending]) -> tuple[list[object], dict[str, dict[str, Any]]]:
+        """Each request's `Committed`, or its error, and the stored rows of the group's event ids (`Appended`)."""
         if not group:
-            return []
+            return [], {}
+        stored: dict[str, dict[str, Any]] = {}
         try:
             if self.before is not None:
                 self.before()
-            batches = [events for events, _ in group]
-            known = self.store.stored_event_ids({event.event_id for batch in batches for event in batch})
-            results: list[object] = with_fresh(batches, self.store.append_event_batches(batches), known)
+            appended: Appended = self.store.append_event_group([events for events, _ in group])
+            stored = appended.stored
+            results: list[object] = [result if isinstance(result, BaseException) else Committed(*result, fresh)
+                                     for result, fresh in zip(appended.results, appended.fresh)]
         except UnconfirmedCommit:
             logger.warning("event commit failed while committing: outcome unknown")
             results = [IngestionUnavailable(
@@ -147,16 +151,17 @@ class EventCommitter:
         except Exception as error:  # noqa: BLE001  (every waiting request gets the database's error; the writer goes on)
             logger.warning("event commit failed: %s", type(error).__name__)  # the type only: messages may hold ids
             results = [error] * len(group)
-        return results
+        return results, stored
 
-    def _attributed(self, group: list[Pending], results: list[object]) -> list[object]:
+    def _attributed(self, group: list[Pending], results: list[object],
+                    stored: Mapping[str, Mapping[str, Any]]) -> list[object]:
         """``results`` with each committed batch's answer from ``after``; its failure is each one's error."""
         done = [index for index, result in enumerate(results) if isinstance(result, Committed)]
         if self.after is None or not done:
             return results
         try:
             fresh = frozenset().union(*(results[index].fresh for index in done))  # type: ignore[attr-defined]
-            answers = self.after([group[index][0] for index in done], fresh)
+            answers = self.after([group[index][0] for index in done], fresh, stored)
         except Exception as error:  # noqa: BLE001  (the events are stored: say so, whatever failed)
             logger.warning("committed events not attributed: %s", type(error).__name__)
             failed = IngestionUnavailable("The events were stored but could not be attributed (the database failed "
@@ -168,18 +173,3 @@ class EventCommitter:
             attributed[index] = results[index]._replace(attribution=answer)  # type: ignore[attr-defined]
         return attributed
 
-
-def with_fresh(batches: Sequence[Sequence[Event]], results: Sequence[object], known: set[str]) -> list[object]:
-    """Each batch's result as `Committed`: the event ids new to the store are those not ``known`` before this commit,
-    first come first served across the group (an erased user's event is among them, though refused: it is not
-    stored, so nothing is learnt from it)."""
-    answers: list[object] = []
-    for batch, result in zip(batches, results):
-        if isinstance(result, BaseException):
-            answers.append(result)
-            continue
-        accepted, duplicates = result  # type: ignore[misc]
-        fresh = frozenset(event.event_id for event in batch) - known
-        known |= fresh
-        answers.append(Committed(accepted, duplicates, fresh))
-    return answers

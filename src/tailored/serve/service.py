@@ -313,12 +313,12 @@ class Service:
         attributable = [event for batch in batches for event in batch if event.type in ATTRIBUTED_TYPES]
         if attributable:
             with self.learning:
-                found = self.store.attribute(attributable, self.window, stored)
-                stored_now = np.fromiter(map(fresh.__contains__, found["event_id"].tolist()), bool, len(found))
-                learnt = found[(found["click"].to_numpy() > 0) & stored_now]
-                self.policy.learn(learnt[ITEM_ID].to_numpy(object), learnt["position"].to_numpy(np.int64),
-                                  learnt["click"].to_numpy(np.float64),
-                                  self.user_vectors(learnt[USER_ID].to_numpy(object)), wait=True)
+                found = self.store.attribution_columns(attributable, self.window, stored, details=False)
+                stored_now = np.fromiter(map(fresh.__contains__, found["event_id"]), bool, len(found["event_id"]))
+                learnt = np.flatnonzero((found["click"] > 0) & stored_now)
+                self.policy.learn(found[ITEM_ID][learnt].astype(object), found["position"][learnt].astype(np.int64),
+                                  found["click"][learnt].astype(np.float64),
+                                  self.user_vectors(found[USER_ID][learnt].astype(object)), wait=True)
             answers = {event: (exposure if by != "none" else None, by) for event, exposure, by
                        in zip(found["event_id"].tolist(), found["exposure_id"].tolist(), found["by"].tolist())}
         return [[{"event_id": event.event_id, "exposure_id": exposure, "by": by}

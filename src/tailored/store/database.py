@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,17 @@ class Event:
     value: float | None = None
     timestamp: float | None = None
     exposure_id: str | None = None
+
+
+class Appended(NamedTuple):
+    """What a group commit did (`EventStore.append_event_group`): per batch (accepted, duplicates) or its
+    ConflictError, and the ids it stored (new to the store, first come first served across the group; none for a
+    refused batch, nor for events of erased users); ``stored``: the stored row (`reads.EVENT_FIELDS` and more) of
+    each of the group's event ids stored before or by this commit."""
+
+    results: list[tuple[int, int] | ConflictError]
+    fresh: list[frozenset[str]]
+    stored: dict[str, dict[str, Any]]
 
 
 class EventStore(StoreReads):
@@ -112,7 +123,13 @@ class EventStore(StoreReads):
     def append_event_batches(self, batches: Sequence[Sequence[Event]]) -> list[tuple[int, int] | ConflictError]:
         """Group commit: store several clients' batches in one transaction. Each batch gets (accepted, duplicates)
         -- an event id already stored (or earlier in the group) with the same payload is a duplicate, events of
-        erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored.
+        erased users are refused as duplicates -- or a ConflictError, and then none of its events is stored
+        (`append_event_group` also says which ids each batch stored and gives the stored rows)."""
+        return self.append_event_group(batches).results
+
+    def append_event_group(self, batches: Sequence[Sequence[Event]]) -> Appended:
+        """`append_event_batches`, answering with what the commit knows without reading again: the ids each batch
+        stored and the stored rows of the group's event ids (what `StoreReads.attribute` reads, as ``stored``).
 
         The database decides between processes: the insert skips the ids stored meanwhile by another transaction
         (the unique ``event_id``); if it skipped any, the transaction is rolled back and the group decided again,
@@ -126,30 +143,33 @@ class EventStore(StoreReads):
             except _StoredMeanwhile:
                 continue
 
-    def _append(self, connection: sa.Connection,
-                rows: list[list[dict[str, Any]]]) -> list[tuple[int, int] | ConflictError]:
+    def _append(self, connection: sa.Connection, rows: list[list[dict[str, Any]]]) -> Appended:
         """Decide each batch of the group against the stored events and store the fresh ones (see above)."""
         seen = self._stored_events(connection, {row["event_id"] for batch in rows for row in batch})
         erased = self._erased(connection, {row["user_id"] for batch in rows for row in batch})
         results: list[tuple[int, int] | ConflictError] = []
+        stored_by: list[frozenset[str]] = []
         fresh: list[dict[str, Any]] = []
         for batch in rows:
             mine: dict[str, dict[str, Any]] = {}
             conflicts = [row["event_id"] for row in batch
-                         if not _same_event(row, mine.setdefault(row["event_id"], seen.get(row["event_id"], row)))]
+                         if (kept := mine.setdefault(row["event_id"], seen.get(row["event_id"], row))) is not row
+                         and not _same_event(row, kept)]
             if conflicts:
                 results.append(ConflictError(f"{len(conflicts)} event id(s) already stored with a different payload "
                                              f"(first: {conflicts[0]!r}); nothing of this batch was stored."))
+                stored_by.append(frozenset())
                 continue
             new = [row for event_id, row in mine.items() if event_id not in seen and row["user_id"] not in erased]
             seen |= {row["event_id"]: row for row in new}
             fresh += new
             results.append((len(new), len(batch) - len(new)))
+            stored_by.append(frozenset(row["event_id"] for row in new))
         if fresh:
             stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
             if len(connection.execute(self._insert_events, stored).all()) < len(stored):
                 raise _StoredMeanwhile
-        return results
+        return Appended(results, stored_by, seen)
 
     def _event_row(self, event: Event, now: float) -> dict[str, Any]:
         return {"event_id": event.event_id, "user_id": self.user_key(event.user_id), "item_id": str(event.item_id),

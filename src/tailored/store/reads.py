@@ -3,8 +3,9 @@ read leaving out the users erased (`StoreReads._erased`). `EventStore` adds open
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -140,19 +141,31 @@ class StoreReads:
         for shown, attribution in self._attributed_chunks(window, users_per_chunk):
             yield feedback_log(shown, attribution, extra=["context"])
 
-    def attribute(self, events: Sequence[Event | str], window: float = ATTRIBUTION_WINDOW_SECONDS) -> pd.DataFrame:
+    def attribute(self, events: Sequence[Event | str], window: float = ATTRIBUTION_WINDOW_SECONDS,
+                  stored: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
         """The attribution of these stored events (`Event`s or event ids; those not stored, e.g. of erased users,
         are left out), as `feedback_log` attributes them: one row per event, in the given order, with ``event_id,
         user_id`` (as stored) ``, item_id, type, value, timestamp``, the ``exposure_id`` and ``position`` matched
         (missing and 0 when none), ``by`` (exposure_id / window / none / duplicate), the event's reward shares
         ``click, purchase, revenue`` (learn a reward from the rows where they are positive) and the exposure's
         ``propensity, policy, model_version, context``. Reads only the users' exposures and click/cart/purchase
-        events near the events' times: those that can change the answer (`attribution.attribute`)."""
+        events near the events' times: those that can change the answer (`attribution.attribute`). ``stored``: the
+        stored rows of these event ids (by id: `EVENT_FIELDS` at least, an id missing is not stored) when the caller
+        has them, e.g. a group commit's (`EventStore.append_event_group`): they are then not read again."""
+        return pd.DataFrame(self.attribution_columns(events, window, stored))
+
+    def attribution_columns(self, events: Sequence[Event | str], window: float = ATTRIBUTION_WINDOW_SECONDS,
+                            stored: Mapping[str, Mapping[str, Any]] | None = None,
+                            details: bool = True) -> dict[str, np.ndarray]:
+        """`attribute`'s answer as one array per column, without a frame (the service's per-commit path); with
+        ``details=False``, without the exposure's ``propensity, policy, model_version, context`` (not read)."""
         window = check_window(window)
         ids = list(dict.fromkeys(each if isinstance(each, str) else each.event_id for each in events))
+        fields = itemgetter(*EVENT_FIELDS)
         with self.engine.connect() as connection:
-            stored = self._stored_events(connection, set(ids))
-            given = [tuple(stored[each][name] for name in EVENT_FIELDS) for each in ids if each in stored]
+            if stored is None:
+                stored = self._stored_events(connection, set(ids))
+            given = [fields(stored[each]) for each in ids if each in stored]
             near = [row for row in given if row[3] in ATTRIBUTED_TYPES]
             exposures, candidates = [], []
             if near:
@@ -172,12 +185,12 @@ class StoreReads:
             found = attribution_of(shown, pool, window)
             slot, count = found.slot[:len(given)], len(given)
             exposure, position = _taken(shown["exposure_id"], slot), _taken(positions, slot, 0)
-            details = self._details(connection, exposure, position)
+            read = self._details(connection, exposure, position) if details else {}
         answer = {name: pool[name][:count] for name in EVENT_FIELDS if name != "exposure_id"}
         answer["value"], answer["timestamp"] = answer["value"].astype(float), answer["timestamp"].astype(float)
         answer |= {"exposure_id": exposure, "position": position, "by": found.by[:count], "click": found.click[:count],
                    "purchase": found.purchase[:count], "revenue": found.revenue[:count]}
-        return pd.DataFrame(answer | details)
+        return answer | read
 
     def _details(self, connection: sa.Connection, exposure: np.ndarray, position: np.ndarray) -> dict[str, np.ndarray]:
         """``propensity, policy, model_version, context`` of each (``exposure``, ``position``); NaN and None where
