@@ -55,3 +55,19 @@ def test_attribution_from_the_commits_rows_equals_attribution_from_the_database(
     columns = events.attribution_columns(batch, stored=group.stored, details=False)
     assert set(columns) == set(from_commit.columns) - {"propensity", "policy", "model_version", "context"}
     assert_frame_equal(pd.DataFrame(columns), from_commit[list(columns)])
+
+
+def test_an_id_stored_meanwhile_by_another_writer_is_decided_again_as_a_duplicate(store, monkeypatch) -> None:
+    events = store()
+    events.append_events([Event("x", "u1", "i1", "click", None, NOW)])
+    reads, calls = events._stored_events, []
+
+    def blind_once(connection, event_ids):  # the first look misses "x", as if another process stored it just after
+        calls.append(event_ids)
+        return {} if len(calls) == 1 else reads(connection, event_ids)
+
+    monkeypatch.setattr(events, "_stored_events", blind_once)
+    group = events.append_event_group([[Event("x", "u1", "i1", "click", None, NOW), Event("y", "u1", "i2", "click")]])
+    assert len(calls) == 2  # the insert skipped "x": rolled back and decided again
+    assert group.results == [(1, 1)] and group.fresh == [frozenset({"y"})]
+    assert events.count_events() == 2

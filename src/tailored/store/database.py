@@ -90,7 +90,11 @@ class EventStore(StoreReads):
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
         self._audit_key = settings[schema.AUDIT_SECRET].encode()
         # the insert of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
-        self._insert_events = self._insert_ignoring(schema.events, "event_id").returning(schema.events.c.event_id)
+        # SQLite sums the rows an executemany inserted (a skipped id is not counted): no RETURNING row to fetch per
+        # event; PostgreSQL's drivers batch the rows, so the ids inserted come back
+        self._insert_events = self._insert_ignoring(schema.events, "event_id")
+        if self.engine.dialect.name != "sqlite":
+            self._insert_events = self._insert_events.returning(schema.events.c.event_id)
 
     # -- identities ---------------------------------------------------------------------------------------------
     def _record_pseudonyms(self) -> str:
@@ -167,7 +171,8 @@ class EventStore(StoreReads):
             stored_by.append(frozenset(row["event_id"] for row in new))
         if fresh:
             stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
-            if len(connection.execute(self._insert_events, stored).all()) < len(stored):
+            inserted = connection.execute(self._insert_events, stored)
+            if (inserted.rowcount if self.engine.dialect.name == "sqlite" else len(inserted.all())) < len(stored):
                 raise _StoredMeanwhile
         return Appended(results, stored_by, seen)
 

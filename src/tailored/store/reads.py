@@ -41,7 +41,8 @@ DETAIL_FIELDS = ("exposure_id", "propensities", "policy", "model_version", "cont
 SELECT_DETAILS = sa.select(*[schema.exposures.c[name] for name in DETAIL_FIELDS]).where(
     schema.exposures.c.exposure_id.in_(sa.bindparam("ids", expanding=True)))
 SELECT_RECENT_ATTRIBUTABLE = SELECT_ATTRIBUTABLE.where(
-    schema.events.c.timestamp.between(sa.bindparam("low"), sa.bindparam("high")))
+    schema.events.c.timestamp.between(sa.bindparam("low"), sa.bindparam("high"))
+    & schema.events.c.item_id.in_(sa.bindparam("items", expanding=True)))
 USERS_PER_CHUNK = 1_000
 """Users per chunk of the feedback log (attribution never crosses users: each chunk is attributed on its own)."""
 SELECT_ERASED = sa.select(schema.erasures.c.subject).where(
@@ -174,7 +175,8 @@ class StoreReads:
                 times = [float(row[5]) for row in near]
                 low, high = min(times) - window, max(times)
                 bounds = {"created_low": low - window, "low": low, "high": high}
-                exposures, candidates = self._exposures_and_events(connection, sorted({row[1] for row in near}), bounds)
+                exposures, candidates = self._exposures_and_events(connection, sorted({row[1] for row in near}), bounds,
+                                                                   sorted({row[2] for row in near}))
             # plain arrays, no frames until the answer: a batch of a few events costs a few milliseconds
             known = {row[0] for row in given}
             pool = _columns(given + [row for row in candidates if row[0] not in known], EVENT_FIELDS)
@@ -226,19 +228,24 @@ class StoreReads:
                     ["created_at", "exposure_id"], kind="stable"))
                 yield shown, attribute(shown, pd.DataFrame(events, columns=[*EVENT_FIELDS]), window)
 
-    def _exposures_and_events(self, connection: sa.Connection, users: list[str],
-                              bounds: dict[str, float] | None = None) -> tuple[list[tuple], list[tuple]]:
+    def _exposures_and_events(self, connection: sa.Connection, users: list[str], bounds: dict[str, float] | None = None,
+                              items: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
         """The exposures (`EXPOSURE_FIELDS`) and the click, cart and purchase events of these stored user ids; with
-        ``bounds``, only the exposures created between ``created_low`` and ``high``, as `SLOT_FIELDS` (what the rule
-        reads), and the events timed between ``low`` and ``high``."""
+        ``bounds`` and ``items``, only the exposures created between ``created_low`` and ``high``, as `SLOT_FIELDS`
+        (what the rule reads), and the events of these items timed between ``low`` and ``high`` (an event of another
+        item never shares a slot with the events attributed: it cannot change their answer)."""
         exposures: list[tuple] = []  # plain tuples: pandas inspects a Row's attributes one by one (slow)
         events: list[tuple] = []
-        both = (SELECT_EXPOSURES, SELECT_ATTRIBUTABLE) if bounds is None else (SELECT_RECENT_SLOTS,
-                                                                               SELECT_RECENT_ATTRIBUTABLE)
+        recent = bounds is not None
         for start in range(0, len(users), ID_CHUNK):
             chunk = {"users": users[start:start + ID_CHUNK]} | (bounds or {})
-            exposures += map(tuple, connection.execute(both[0], chunk))
-            events += map(tuple, connection.execute(both[1], chunk))
+            exposures += map(tuple, connection.execute(SELECT_RECENT_SLOTS if recent else SELECT_EXPOSURES, chunk))
+            if not recent:
+                events += map(tuple, connection.execute(SELECT_ATTRIBUTABLE, chunk))
+                continue
+            for first in range(0, len(items or ()), ID_CHUNK):
+                events += map(tuple, connection.execute(SELECT_RECENT_ATTRIBUTABLE,
+                                                        chunk | {"items": items[first:first + ID_CHUNK]}))
         return exposures, events
 
     # -- attributes -----------------------------------------------------------------------------------------------
