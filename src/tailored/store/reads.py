@@ -42,7 +42,8 @@ SELECT_DETAILS = sa.select(*[schema.exposures.c[name] for name in DETAIL_FIELDS]
     schema.exposures.c.exposure_id.in_(sa.bindparam("ids", expanding=True)))
 SELECT_RECENT_ATTRIBUTABLE = SELECT_ATTRIBUTABLE.where(
     schema.events.c.timestamp.between(sa.bindparam("low"), sa.bindparam("high"))
-    & schema.events.c.item_id.in_(sa.bindparam("items", expanding=True)))
+    & schema.events.c.item_id.in_(sa.bindparam("items", expanding=True))
+    & schema.events.c.event_id.not_in(sa.bindparam("given", expanding=True)))
 USERS_PER_CHUNK = 1_000
 """Users per chunk of the feedback log (attribution never crosses users: each chunk is attributed on its own)."""
 SELECT_ERASED = sa.select(schema.erasures.c.subject).where(
@@ -174,7 +175,9 @@ class StoreReads:
                 # the exposures that decide where it went were created at most a window before it
                 times = [float(row[5]) for row in near]
                 low, high = min(times) - window, max(times)
-                bounds = {"created_low": low - window, "low": low, "high": high}
+                # the events attributed are held already: not read again, unless too many to name in one query
+                bounds = {"created_low": low - window, "low": low, "high": high,
+                          "given": [row[0] for row in near] if len(near) <= ID_CHUNK else []}
                 exposures, candidates = self._exposures_and_events(connection, sorted({row[1] for row in near}), bounds,
                                                                    sorted({row[2] for row in near}))
             # plain arrays, no frames until the answer: a batch of a few events costs a few milliseconds
@@ -233,7 +236,8 @@ class StoreReads:
         """The exposures (`EXPOSURE_FIELDS`) and the click, cart and purchase events of these stored user ids; with
         ``bounds`` and ``items``, only the exposures created between ``created_low`` and ``high``, as `SLOT_FIELDS`
         (what the rule reads), and the events of these items timed between ``low`` and ``high`` (an event of another
-        item never shares a slot with the events attributed: it cannot change their answer)."""
+        item never shares a slot with the events attributed: it cannot change their answer), but not those of the ids
+        ``given``."""
         exposures: list[tuple] = []  # plain tuples: pandas inspects a Row's attributes one by one (slow)
         events: list[tuple] = []
         recent = bounds is not None
