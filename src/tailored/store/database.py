@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +38,9 @@ SCOPES = ("recommend", "events:write", "admin")
 KEY_PREFIX = "tlr"
 EXPORT_COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE, "event_id", "received_at"]
 """What `EventStore.export_events` writes: the columns training reads, then what identifies each stored event."""
+INSERTED_EVENT_FIELDS = ("event_id", "user_id", "item_id", "type", "value", "timestamp", "received_at", "exposure_id")
+"""The columns an event append writes (the row id is the database's)."""
+_inserted_fields = itemgetter(*INSERTED_EVENT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,14 @@ class EventStore(StoreReads):
         except sa.exc.OperationalError as error:
             raise ConfigError(f"Cannot open the database {safe_url(url)}: {error.orig}") from error
         self._audit_key = settings[schema.AUDIT_SECRET].encode()
-        # the insert of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call)
-        # SQLite sums the rows an executemany inserted (a skipped id is not counted): no RETURNING row to fetch per
-        # event; PostgreSQL's drivers batch the rows, so the ids inserted come back
-        self._insert_events = self._insert_ignoring(schema.events, "event_id")
-        if self.engine.dialect.name != "sqlite":
-            self._insert_events = self._insert_events.returning(schema.events.c.event_id)
+        # the insert of every event append, built once (SQLAlchemy rebuilds and re-keys a statement per call). On
+        # SQLite, plain SQL run by the driver's executemany on tuples (SQLAlchemy's per-row parameter handling was
+        # most of an append's cost), which sums the rows inserted (an id skipped is not counted); on PostgreSQL the
+        # drivers batch the rows, so the ids inserted come back
+        self._insert_events = self._insert_ignoring(schema.events, "event_id").returning(schema.events.c.event_id)
+        self._insert_events_sqlite = None if self.engine.dialect.name != "sqlite" else (
+            f"INSERT INTO events ({', '.join(f'{chr(34)}{name}{chr(34)}' for name in INSERTED_EVENT_FIELDS)}) VALUES "
+            f"({', '.join('?' * len(INSERTED_EVENT_FIELDS))}) ON CONFLICT (event_id) DO NOTHING")
 
     # -- identities ---------------------------------------------------------------------------------------------
     def _record_pseudonyms(self) -> str:
@@ -170,9 +176,13 @@ class EventStore(StoreReads):
             results.append((len(new), len(batch) - len(new)))
             stored_by.append(frozenset(row["event_id"] for row in new))
         if fresh:
-            stored = [{name: value for name, value in row.items() if name != "timestamp_given"} for row in fresh]
-            inserted = connection.execute(self._insert_events, stored)
-            if (inserted.rowcount if self.engine.dialect.name == "sqlite" else len(inserted.all())) < len(stored):
+            if self._insert_events_sqlite is not None:
+                inserted = connection.exec_driver_sql(self._insert_events_sqlite,
+                                                      list(map(_inserted_fields, fresh))).rowcount
+            else:
+                stored = [{name: row[name] for name in INSERTED_EVENT_FIELDS} for row in fresh]
+                inserted = len(connection.execute(self._insert_events, stored).all())
+            if inserted < len(fresh):
                 raise _StoredMeanwhile
         return Appended(results, stored_by, seen)
 
