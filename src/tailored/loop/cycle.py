@@ -247,12 +247,11 @@ class Loop:
 
     def _register(self, state: dict[str, Any], report: dict[str, Any]) -> None:
         """Register the candidate once per cycle (a resumed cycle finds its version by the manifest's cycle)."""
-        folder = Path(state["work"]["folder"])
+        candidate = read_manifest(Path(state["work"]["folder"]) / "candidate")
+        mine = (state["cycle"], candidate.get("data_fingerprint"))
         version = next((found for found in self.registry.versions(self.name)
-                        if read_manifest(self.folder / found).get("loop_cycle") == state["cycle"]
-                        and read_manifest(self.folder / found).get("data_fingerprint")
-                        == read_manifest(folder / "candidate").get("data_fingerprint")), None)
-        version = version or self.registry.register(self.name, folder / "candidate")
+                        if _origin(read_manifest(self.folder / found)) == mine), None)
+        version = version or self.registry.register(self.name, Path(state["work"]["folder"]) / "candidate")
         self._step(state, "register", REGISTERED, {"version": version}, report, version=version)
 
     def _canary(self, state: dict[str, Any], report: dict[str, Any]) -> None:
@@ -347,6 +346,11 @@ def per_user_metrics(model: Recommender, sample: pd.DataFrame, metrics: list[str
     lists = recommend(model, users, k)
     empty = pd.DataFrame({USER_ID: pd.Series(dtype=str), ITEM_ID: pd.Series(dtype=str)})
     return evaluate_lists(lists, sample, empty, metrics).per_user[metrics]
+
+
+def _origin(manifest: dict[str, Any]) -> tuple[Any, Any]:
+    """The loop cycle and data fingerprint a registered version came from (None for versions made by hand)."""
+    return manifest.get("loop_cycle"), manifest.get("data_fingerprint")
 
 
 def _drift_figures(drift: Any) -> dict[str, float]:
