@@ -8,7 +8,8 @@ Starts `tailored serve` (`benchmarks.service.running_service`) on one model and 
   list's ``exposure_id`` in batches of ``batch_size`` over ``clients`` connections: the events per second stored,
   attributed and learnt (each POST is answered once its events are committed, attributed and learnt). ``GET
   /v1/policy`` (admin key) before and after says how many rewards the policy learnt: it must equal the clicks
-  credited by the answers.
+  credited by the answers. A request answered 503 (shed under load) is resent after a pause; ``lists_resent`` and
+  ``posts_resent`` count them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import asyncio
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +31,10 @@ from tailored.benchmarks.service import _recommendation_requests, running_servic
 from tailored.registry.model_dir import load_model
 from tailored.store import EventStore
 from tailored.store.attribution import CREDITED
+
+RESENDS = 5
+"""How many times a request answered 503 is sent again (the benchmark measures a loaded, shared machine too)."""
+RESEND_PAUSE_SECONDS = 0.2
 
 
 def feedback_benchmark(model_dir: Path, db_url: str | None = None, lists: int = 2_000, batch_size: int = 100,
@@ -66,8 +72,9 @@ async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size
                                  limits=httpx.Limits(max_connections=clients)) as client:
         before = (await client.get("/v1/policy")).raise_for_status().json()
         began = time.perf_counter()
-        shown = await _each(clients, [client.get(f"/v1/users/{quote(user, safe='')}/recommendations", params={"k": 10})
-                                      for user in picked])
+        shown, lists_resent = await _each(clients, [
+            partial(client.get, f"/v1/users/{quote(user, safe='')}/recommendations", params={"k": 10})
+            for user in picked])
         fetched = time.perf_counter() - began
         run = np.random.default_rng().integers(1 << 62)
         clicks = [{"event_id": f"click-{run}-{number}-{row['item_id']}", "user_id": body["user_id"],
@@ -76,7 +83,8 @@ async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size
                   for row in body["items"]]
         batches = [clicks[start:start + batch_size] for start in range(0, len(clicks), batch_size)]
         began, cpu = time.perf_counter(), server_cpu_seconds(server)
-        answers = await _each(clients, [client.post("/v1/events", json={"events": batch}) for batch in batches])
+        answers, posts_resent = await _each(clients, [partial(client.post, "/v1/events", json={"events": batch})
+                                                      for batch in batches])
         elapsed, cpu = time.perf_counter() - began, server_cpu_seconds(server) - cpu
         after = (await client.get("/v1/policy")).raise_for_status().json()
     by = Counter(each["by"] for answer in answers for each in answer.raise_for_status().json()["attribution"])
@@ -88,15 +96,26 @@ async def _clicks(base: str, key: str, users: np.ndarray, lists: int, batch_size
             "clicks_per_server_cpu_second": len(clicks) / cpu if cpu > 0 else float("nan"),
             **{f"clicks_by_{name}": by[name] for name in ("exposure_id", "window", "duplicate", "none")},
             "clicks_credited_per_second": credited / elapsed, "rewards_learnt": learnt,
-            "learnt_equals_credited": learnt == credited}
+            "learnt_equals_credited": learnt == credited, "lists_resent": lists_resent, "posts_resent": posts_resent}
 
 
-async def _each(limit: int, calls: list[Any]) -> list[Any]:
-    """Await ``calls`` (coroutines), at most ``limit`` at a time, answers in order."""
-    gate = asyncio.Semaphore(limit)
+async def _each(limit: int, calls: list[Callable[[], Awaitable[Any]]]) -> tuple[list[Any], int]:
+    """Send ``calls`` (functions making one request), at most ``limit`` at a time; the answers in order and how many
+    requests were sent again: one answered 503 (shed, or ingestion stalled) is resent after a pause, at most
+    `RESENDS` times (event ids are idempotent: a resent event is stored and learnt once)."""
+    gate, resent = asyncio.Semaphore(limit), 0
 
-    async def one(call: Any) -> Any:
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        nonlocal resent
         async with gate:
-            return await call
+            answer = await call()
+            for _ in range(RESENDS):
+                if answer.status_code != 503:
+                    break
+                resent += 1
+                await asyncio.sleep(RESEND_PAUSE_SECONDS)
+                answer = await call()
+            return answer
 
-    return await asyncio.gather(*(one(call) for call in calls))
+    answers = await asyncio.gather(*(one(call) for call in calls))
+    return answers, resent
