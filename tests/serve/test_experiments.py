@@ -5,11 +5,8 @@ an excluded user is in none, and stopping the experiment reaches the running ser
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -19,36 +16,18 @@ import sqlalchemy as sa
 from tailored.experiments.design import Design
 from tailored.store import EventStore, schema
 from tailored.store.experiments import exclude_users, experiments
-from tests.cli.helpers import ENV, TAILORED, cli, ok
+from tests.cli.helpers import cli, ok
+from tests.serve.test_live_history import served as live_served
 from tests.serve.test_service import auth, shop
 
 USERS = [f"u{index}" for index in range(30)]
 
 
-@contextmanager
-def served(folder: Path) -> Iterator[str]:
+def served(folder: Path) -> AbstractContextManager[str]:
     """`tailored serve --registry registry --model shop@production` on ``folder``'s tailored.db, polling the
     experiments every 0.2 s; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--registry", "registry", "--model", "shop@production", "--port",
-                               str(port)], cwd=folder, env=ENV | {"TAILORED_EXPERIMENT_POLL_SECONDS": "0.2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base, deadline = f"http://127.0.0.1:{port}", time.time() + 60
-    try:
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"the server did not become ready: {server.stderr.read() if server.poll() else ''}")
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    return live_served(folder, "--registry", "registry", "--model", "shop@production",
+                       TAILORED_EXPERIMENT_POLL_SECONDS="0.2")
 
 
 @pytest.fixture(scope="module")

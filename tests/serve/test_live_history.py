@@ -31,14 +31,14 @@ CYCLES = {"c0": 30, "c1": 30, "c2": 30}
 
 
 @contextmanager
-def served(folder: Path, **env: str) -> Iterator[str]:
-    """`tailored serve --model-dir model` (the SQLite file tailored.db of ``folder``) on a free port, with ``env`` added
-    to its environment; its base URL."""
+def served(folder: Path, *model: str, **env: str) -> Iterator[str]:
+    """`tailored serve` of ``model`` (options; default ``--model-dir model``) on the SQLite file tailored.db of
+    ``folder``, on a free port, with ``env`` added to its environment; its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([TAILORED, "serve", "--model-dir", "model", "--port", str(port)], cwd=folder,
-                              env=ENV | env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([TAILORED, "serve", *(model or ("--model-dir", "model")), "--port", str(port)],
+                              cwd=folder, env=ENV | env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base, deadline = f"http://127.0.0.1:{port}", time.time() + 60
     try:
         while time.time() < deadline:

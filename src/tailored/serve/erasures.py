@@ -5,28 +5,25 @@ last one, so an erasure stamped by a clock that is behind, or committed late, is
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 
+from tailored.serve.polling import Poller
 from tailored.store import EventStore
 
-logger = logging.getLogger(__name__)
 LOOKBACK_SECONDS = 60.0
 
 
-class ErasureFollower:
+class ErasureFollower(Poller):
     """``subjects``: the fingerprints (`EventStore.subject`) of every erased user known to this process;
     ``on_erased`` is called with those learnt from the store (not with those added by this process)."""
 
     def __init__(self, store: EventStore, on_erased: Callable[[set[str]], None], interval: float) -> None:
-        self.store, self.on_erased, self.interval = store, on_erased, interval
+        super().__init__("erasure-follower", interval, "erasures")
+        self.store, self.on_erased = store, on_erased
         self.polled = time.time()
         self.subjects = store.erased_subjects()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="erasure-follower", daemon=True)
-        self.thread.start()
+        self.start()
 
     def poll(self) -> set[str]:
         """Learn the erasures committed since the last poll; returns those this process did not know."""
@@ -37,14 +34,3 @@ class ErasureFollower:
             self.subjects |= new
             self.on_erased(new)
         return new
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                self.poll()
-            except Exception as error:  # noqa: BLE001  (an outage: the next poll reaches back to the last success)
-                logger.warning("erasures not followed yet, retrying: %s", type(error).__name__)

@@ -8,7 +8,6 @@ after any restart, with no per-user storage."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from tailored.experiments.assignment import Assignment
 from tailored.experiments.design import BASELINE, SURFACE, Design
 from tailored.pipeline.recommender import Recommender
+from tailored.serve.polling import Poller
 from tailored.store import EventStore
 from tailored.store.experiments import excluded_users, running_experiments
 
@@ -57,19 +57,18 @@ class Running:
         return self.arms[self.assignment.arm_of(user_id)]
 
 
-class ExperimentFollower:
+class ExperimentFollower(Poller):
     """``running``: the experiment on the recommendations surface now (None: none), swapped whole on each poll."""
 
     def __init__(self, store: EventStore, interval: float, resolve: Callable[[str], Path],
                  load: Callable[[Path], Recommender | None]) -> None:
         """``resolve``: a registry reference's folder; ``load``: its model (None for the served model's folder)."""
-        self.store, self.interval, self.resolve, self.load = store, interval, resolve, load
+        super().__init__("experiment-follower", interval, "experiments")
+        self.store, self.resolve, self.load = store, resolve, load
         self.running: Running | None = None
         self.models: dict[Path, Recommender | None] = {}
         self.poll()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="experiment-follower", daemon=True)
-        self.thread.start()
+        self.start()
 
     def assigned(self, user_id: str, user_key: str) -> Assigned | None:
         running = self.running
@@ -96,14 +95,3 @@ class ExperimentFollower:
             logger.info("experiment on %s: %s", SURFACE, found.design.name if found else "none")
         self.running = found
         return found
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                self.poll()
-            except Exception as error:  # noqa: BLE001  (an outage: keep the last known experiment, retry)
-                logger.warning("experiments not followed yet, retrying: %s", type(error).__name__)

@@ -8,30 +8,24 @@ its users' lists refresh at their next event, a new model or a restart). SQLite 
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 
+from tailored.serve.polling import Poller
 from tailored.store import EventStore
 
-logger = logging.getLogger(__name__)
 LOOKBACK_ROWS = 10_000
 
 
-class EventFollower:
+class EventFollower(Poller):
     """Calls ``on_events`` with the stored ids of the users whose events other processes (or this one) stored since
     the last look; starts from the rows stored when it is made, looks once `start`ed."""
 
     def __init__(self, store: EventStore, on_events: Callable[[set[str]], None], interval: float) -> None:
-        self.store, self.on_events, self.interval = store, on_events, interval
+        super().__init__("event-follower", interval, "events of other processes")
+        self.store, self.on_events = store, on_events
         self.last = store.last_event_row()
         stored = {row for row, _ in store.event_rows(max(self.last - LOOKBACK_ROWS, 0)) if row <= self.last}
         self.missing = set(range(max(self.last - LOOKBACK_ROWS, 0) + 1, self.last + 1)) - stored
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="event-follower", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
 
     def poll(self) -> set[str]:
         """Report the users of the rows stored since the last look; returns them."""
@@ -45,15 +39,3 @@ class EventFollower:
         if users:
             self.on_events(users)
         return users
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                self.poll()
-            except Exception as error:  # noqa: BLE001  (an outage: the next look reaches back to the last row seen)
-                logger.warning("events of other processes not followed yet, retrying: %s", type(error).__name__)
