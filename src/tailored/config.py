@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import math
 import os
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -52,6 +53,21 @@ def require_dense_items(n_items: int, bytes_per_pair: float, algorithm: str) -> 
             "[data] min_item_interactions), or use an algorithm whose memory grows with the interactions: "
             "item-knn, als, bpr, multvae, multdae, lightgcn."
         )
+
+
+def read_toml(path: str | Path, what: str) -> tuple[dict[str, Any], str]:
+    """A TOML file's document and its text; a ConfigError naming ``what`` (e.g. "Job spec") and the file when it
+    does not exist, cannot be read or is not valid TOML (with the parser's line and column)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
+    except FileNotFoundError as error:
+        raise ConfigError(f"{what} {path} does not exist.") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Cannot read {what} {path}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{what} {path} is not valid TOML: {error}") from error
 
 
 def convert(value: Any, annotation: Any, where: str) -> Any:

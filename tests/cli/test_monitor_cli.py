@@ -46,7 +46,7 @@ def test_daily_stores_each_day_once_and_its_alerts(shop, tmp_path) -> None:
 
 @pytest.mark.parametrize(("options", "message"), [
     (["--day", "2026-02-30"], "--day '2026-02-30' is not a date"),
-    (["--alerts", "missing.toml"], "Alert rules file missing.toml not found"),
+    (["--alerts", "missing.toml"], "Alert rules file missing.toml does not exist"),
     (["--window-hours", "0"], "--window-hours must be a positive number"),
 ])
 def test_daily_refuses_bad_options_storing_nothing(shop, tmp_path, monkeypatch, options, message) -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from tailored.config import build_dataclass
+from tailored.config import build_dataclass, read_toml
 from tailored.data.quality import QualityRules
 from tailored.data.synthetic import generate_retail
 from tailored.errors import ConfigError
@@ -147,13 +146,7 @@ def _check_work(spec: JobSpec) -> None:
 
 def load_spec(path: str | Path) -> JobSpec:
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise ConfigError(f"Job spec {path} does not exist.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Job spec {path} is not valid TOML: {error}") from error
-    return parse_spec(document, base_dir=path.parent)
+    return parse_spec(read_toml(path, "Job spec")[0], base_dir=path.parent)
 
 
 def dump_spec(spec: JobSpec) -> str:

@@ -5,12 +5,11 @@ the field (`load_loop_config`). Relative paths are read from the config file's f
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tailored.config import build_dataclass
+from tailored.config import build_dataclass, read_toml
 from tailored.errors import ConfigError
 
 
@@ -135,13 +134,7 @@ def parse_loop_config(document: dict[str, Any], source: str = "loop.toml", base_
 
 def load_loop_config(path: str | Path) -> LoopConfig:
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise ConfigError(f"Loop config {path} does not exist.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Loop config {path} is not valid TOML: {error}") from error
-    return parse_loop_config(document, str(path), path.parent)
+    return parse_loop_config(read_toml(path, "Loop config")[0], str(path), path.parent)
 
 
 def _with_paths(config: LoopConfig, base: Path) -> LoopConfig:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailored.config import read_toml
 from tailored.errors import ConfigError
 from tailored.monitoring.daily import GROUP_METRICS, GROUPS, METRICS, OVERALL, parse_day
 from tailored.store.database import EventStore
@@ -65,12 +65,7 @@ class Rule:
 
 def load_rules(path: Path) -> list[Rule]:
     """The rules of a TOML file, each checked; a ConfigError naming the file, the rule and the field otherwise."""
-    try:
-        document = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"Alert rules file {path} not found: give an existing TOML file to --alerts.") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Alert rules file {path} is not valid TOML: {error}.") from None
+    document = read_toml(path, "Alert rules file")[0]
     unknown = sorted(set(document) - {"rule"})
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {unknown}: rules are [[rule]] tables.")

@@ -17,10 +17,10 @@ the others (rules, calendar, location, diversity...) can also be added to a trai
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from tailored.config import read_toml
 from tailored.errors import ConfigError
 from tailored.rank.base import STAGES, Reranker, Stage, create_stage
 
@@ -34,13 +34,7 @@ season take at most half of each list (`season-cap`)."""
 def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
     """The stages of a TOML pipeline spec, in order; errors name the file, the stage's line and the key."""
     path = Path(path)
-    try:
-        text = path.read_text()
-        document = tomllib.loads(text)
-    except OSError as error:
-        raise ConfigError(f"Cannot read pipeline spec {path}: {error}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Pipeline spec {path} is not valid TOML: {error}") from error
+    document, text = read_toml(path, "Pipeline spec")
     unknown = sorted(set(document) - {"stage"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; a pipeline spec is a list of [[stage]] tables.")
