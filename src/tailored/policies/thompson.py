@@ -39,6 +39,9 @@ REFIT_GROWTH = 0.05
 """The position bias is estimated again when the impressions grew by this fraction since the last estimate."""
 EM_ITEMS = 2_000
 """The position bias is estimated from at most this many items (the most shown at several positions)."""
+_CUMULATIVE = np.cumsum(WEIGHTS) / WEIGHTS.sum()
+"""The atoms' cumulative probabilities: an atom per candidate by inversion, the draws of ``rng.choice(p=WEIGHTS)``
+(the same stream, without its checks: a fifth of the cost)."""
 POOL_PRIOR_ITEMS = 3.0
 """How many items of correction 1 the new items' pooled correction starts from (`ThompsonPolicy.pooled`)."""
 
@@ -143,7 +146,7 @@ class ThompsonPolicy:
 
     def choose(self, candidates: Candidates, k: int, rng: np.random.Generator) -> Slate:
         values = self.draws(candidates, k)
-        samples = values[np.arange(len(values)), rng.choice(len(ATOMS), len(values), p=WEIGHTS)]
+        samples = values[np.arange(len(values)), np.searchsorted(_CUMULATIVE, rng.random(len(values)), side="right")]
         caps = self._caps(candidates, k)
         groups = np.asarray(candidates.new, bool)
         if caps[0] == caps[1]:
