@@ -77,6 +77,22 @@ def test_drift_rotates_tastes_only_in_the_drift_scenario() -> None:
     assert np.corrcoef(start.ravel(), drift.attraction(users, items, 0.05).ravel())[0, 1] > 0.95
 
 
+def test_a_wider_taste_makes_users_disagree_more_and_drift_cost_more() -> None:
+    """``taste`` scales the users' factors: users differ more on one item, and drifted tastes correlate less with
+    the start (what a stale model loses), the items' appeal weighing less."""
+    users, items = np.arange(200)[:, None], np.arange(200)[None, :]
+
+    def spread_and_drift(taste: float) -> tuple[float, float]:
+        world = World(WorldSpec(scenario="drift", taste=taste, **SMALL))
+        logit = np.log(world.attraction(users, items, 0.0) / (1 - world.attraction(users, items, 0.0)))
+        end = world.attraction(users, items, 1.0)
+        return float(logit.std(axis=0).mean()), float(np.corrcoef(world.attraction(users, items, 0.0).ravel(),
+                                                                   end.ravel())[0, 1])
+
+    (narrow_spread, narrow_kept), (wide_spread, wide_kept) = spread_and_drift(1.2), spread_and_drift(3.0)
+    assert wide_spread > 2 * narrow_spread and wide_kept < narrow_kept
+
+
 def test_the_oracle_holds_the_best_available_items() -> None:
     world = World(WorldSpec(scenario="new-items", **SMALL))
     users, moments = np.arange(50), np.zeros(50)
@@ -89,7 +105,7 @@ def test_the_oracle_holds_the_best_available_items() -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [("scenario", "seasonal"), ("users", 0), ("new_share", 1.5),
-                                              ("items", 15)])
+                                              ("items", 15), ("taste", -1.0)])
 def test_bad_specs_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field if field != "scenario" else "seasonal"):
         WorldSpec(**{**SMALL, field: value})

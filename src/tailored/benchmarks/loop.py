@@ -72,6 +72,8 @@ class MonthSpec:
     """The offline gate's tolerance: the frozen sample's clicks were logged on the champion's own lists, which favours
     it, so the gate only stops candidates clearly worse; -1 turns it off (a corrupted candidate then meets the
     canary)."""
+    taste: float = 1.2
+    """The spread of tastes (`WorldSpec.taste`): the larger, the more a stale model loses as tastes drift."""
     drift: float = float(np.pi)
     """The angle (radians) tastes rotate by over the month (`WorldSpec.drift`): a half turn, tastes end opposite."""
     seed: int = 0
@@ -81,7 +83,8 @@ def loop_month(spec: MonthSpec = MonthSpec(), folder: Path | None = None, say: S
     """The three arms of one simulated month (module docstring); figures only, no assertion."""
     if spec.corruption not in ("remap", "shuffle"):
         raise ConfigError(f"corruption={spec.corruption!r}: choose remap or shuffle.")
-    world = World(WorldSpec(scenario="drift", users=spec.users, items=spec.items, drift=spec.drift, seed=spec.seed))
+    world = World(WorldSpec(scenario="drift", users=spec.users, items=spec.items, drift=spec.drift, taste=spec.taste,
+                            seed=spec.seed))
     history = _history(world, spec)
     traffic = _traffic(world, spec)
     with tempfile.TemporaryDirectory() as scratch:

@@ -350,6 +350,8 @@ def loop(
                           ] = "remap",
     no_gate: Annotated[bool, typer.Option("--no-gate", help="Turn the offline gate off (the canary must catch "
                                                               "the bad candidate).")] = False,
+    taste: Annotated[float, typer.Option("--taste", min=0.0, help="Spread of users' tastes (1.2: the simulator's "
+                                                                   "default; larger: tastes weigh more).")] = 1.2,
     seed: Annotated[int, typer.Option("--seed", help="The world's seed.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", help="Also write the figures (.json).")] = None,
 ) -> None:
@@ -365,7 +367,8 @@ def loop(
     if output is not None and output.suffix != ".json":
         raise typer.BadParameter("the figures are JSON: name a .json file", param_hint="--output")
     spec = MonthSpec(users=users, items=items, days=days, lists_per_day=lists_per_day, canary_share=canary_share,
-                     corruption=corruption, gate_min_gain=-1.0 if no_gate else MonthSpec.gate_min_gain, seed=seed)
+                     corruption=corruption, gate_min_gain=-1.0 if no_gate else MonthSpec.gate_min_gain, taste=taste,
+                     seed=seed)
     start = time.perf_counter()
     figures = loop_month(spec, say=lambda text: console.print(text))
     stdout.print(json.dumps(figures, indent=2, default=str))

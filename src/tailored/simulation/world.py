@@ -74,6 +74,9 @@ class WorldSpec:
     """drift: the angle (radians) tastes rotate by over the run."""
     position_decay: float = 0.8
     """theta_p = p ** -position_decay."""
+    taste: float = 1.2
+    """The spread of users' tastes (standard deviation of each factor): how much of a click's odds is the user's
+    own taste rather than the item's appeal (and so how much drifting tastes cost a model that is not retrained)."""
     history_lists: int = 30
     """Lists shown per user (on average) in the history before training."""
     history_span: float = 1.0
@@ -92,8 +95,8 @@ class WorldSpec:
                               "either.")
         if self.items < 2 * self.categories:
             raise ConfigError(f"World items={self.items} must be at least twice categories={self.categories}.")
-        if not self.position_decay >= 0 or not self.history_span > 0:
-            raise ConfigError("World position_decay must be >= 0 and history_span > 0.")
+        if not self.position_decay >= 0 or not self.history_span > 0 or not self.taste >= 0:
+            raise ConfigError("World position_decay and taste must be >= 0 and history_span > 0.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,8 +121,8 @@ class World:
         price_level = rng.normal(0.0, 0.6, spec.categories)
         log_price = 3.0 + price_level[self.categories] + 1.5 * self._items[:, 0] + rng.normal(0.0, 0.3, n_items)
         self.prices = np.round(np.exp(log_price), 2)
-        self._users = rng.normal(0.0, 1.0, (n_users, d)) * 1.2
-        self._users_later = rng.normal(0.0, 1.0, (n_users, d)) * 1.2
+        self._users = rng.normal(0.0, 1.0, (n_users, d)) * spec.taste
+        self._users_later = rng.normal(0.0, 1.0, (n_users, d)) * spec.taste
         self._bias = -4.0
         self._price_sensitivity = np.abs(rng.normal(0.8, 0.4, n_users))
         self._log_price_mean = float(np.log(self.prices).mean())
