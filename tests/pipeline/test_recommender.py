@@ -100,3 +100,25 @@ def test_the_python_api_warns_as_the_command_line_and_names_each_lists_model(dat
     assert f"warning: ids.csv: {expected[0]}" in said and f"warning: {expected[1]}" in said
     assert pd.read_csv(tmp_path / "out.csv").groupby("user_id", sort=False)["model"].first().to_dict() == {
         "u1": "ease", "C404": "popularity (cold start)", "u2": "ease"}
+
+
+def test_stages_set_on_a_used_model_take_effect() -> None:
+    """The stages are sorted by role once and kept (`Recommender._ranking`), but a model whose ``stages`` change
+    after use -- appended in place, replaced, or a view with more -- ranks with the new ones."""
+    from tailored.rank.rules import BusinessRules
+
+    frame, items = shop()
+    model = build_recommender("popularity").fit(Dataset.from_frame(frame, items=items))
+    banned = {item for item, category in zip(items["item_id"], items["category"], strict=True) if category == "c0"}
+
+    def listed(recommender) -> set[str]:
+        return set(recommender.recommend(["u1"], 8)["item_id"])
+
+    before = listed(model)
+    assert before & banned
+    rules = BusinessRules(exclude_categories=["c0"])
+    assert not listed(model.with_stages([rules])) & banned and listed(model) == before
+    model.stages.append(rules)
+    assert not listed(model) & banned
+    model.stages = []
+    assert listed(model) == before

@@ -92,8 +92,14 @@ class Recommender(RecommenderSettings):
 
     @property
     def _ranking(self) -> Ranking:
-        """The stages sorted by role, read at each use: callers may set ``stages`` on a fitted model."""
-        return Ranking.of(self.stages)
+        """The stages sorted by role, sorted again whenever ``stages`` holds other stages (callers may set them on a
+        fitted model): sorting checks each stage against the role Protocols, too dear to repeat per request."""
+        key = tuple(map(id, self.stages))
+        cached = self.__dict__.get("_sorted_stages")
+        if cached is None or cached[0] != key:
+            cached = (key, Ranking.of(self.stages))
+            self.__dict__["_sorted_stages"] = cached
+        return cached[1]
 
     def _check(self) -> None:
         if not self.is_fitted:
