@@ -101,3 +101,20 @@ def test_an_excluded_user_is_in_no_experiment_and_a_stop_reaches_the_service(sho
         while "experiment" in lists(base, key, ["u2"])["u2"] and time.time() < deadline:
             time.sleep(0.2)
         assert all("experiment" not in answer for answer in lists(base, key, USERS).values())
+
+
+def test_experiments_create_finds_the_registry_the_service_serves_from(shop_registry: Path) -> None:
+    """Run elsewhere without --registry, `tailored experiments create` resolves the arms in the registry that a
+    `tailored serve --registry` on the same database recorded; an unknown version is still refused (exit 2)."""
+    folder = shop_registry
+    with served(folder):
+        pass  # the service records its registry when it starts
+    elsewhere, db = folder / "elsewhere", "sqlite:///" + str(folder / "tailored.db")
+    elsewhere.mkdir(exist_ok=True)
+    stopped = cli("experiments", "stop", "--db", db, "--name", "ranker", cwd=elsewhere)
+    assert stopped.returncode in (0, 2)  # stopped here, or already by the test before
+    bad = cli("experiments", "create", "--db", db, "--name", "bad", "--arm", "control=shop@production", "--arm",
+              "treatment=shop@v0009", "--traffic", "50,50", "--metric", "click_rate", cwd=elsewhere)
+    assert bad.returncode == 2 and "v0009" in bad.stderr
+    ok(cli("experiments", "create", "--db", db, "--name", "again", "--arm", "control=shop@production", "--arm",
+           "treatment=shop@v0002", "--traffic", "50,50", "--metric", "click_rate", cwd=elsewhere))

@@ -14,8 +14,10 @@ from tailored.errors import ConfigError
 
 app = typer.Typer(help="A/B experiments on the served lists.", no_args_is_help=True)
 Name = Annotated[str, typer.Option("--name", help="The experiment's name.")]
-Registry = Annotated[Path, typer.Option(
-    "--registry", help="Model registry folder the arms' NAME@VERSION / NAME@STAGE refer to (TAILORED_REGISTRY).")]
+Registry = Annotated[Path | None, typer.Option(
+    "--registry", help="Model registry folder the arms' NAME@VERSION / NAME@STAGE refer to; default: "
+                       "TAILORED_REGISTRY, else the one a `tailored serve --registry` on this database serves from, "
+                       "else ./registry.")]
 
 
 @app.command("create")
@@ -34,17 +36,19 @@ def create(
     min_users: Annotated[int, typer.Option("--min-users", help="Users per arm before any decision.")] = 1000,
     surface: Annotated[str, typer.Option(
         "--surface", help="Where it runs: one running experiment per surface.")] = "recommendations",
-    registry: Registry = Path(os.environ.get("TAILORED_REGISTRY", "registry")),
+    registry: Registry = None,
 ) -> None:
     """Create and start an experiment: users are split by a keyed hash of their id (sticky, no per-user storage)."""
     from tailored.cli.store import open_store
     from tailored.experiments.design import design_of
     from tailored.registry.versions import ModelRegistry
-    from tailored.store.experiments import create_experiment
+    from tailored.store.experiments import create_experiment, remembered_registry
 
+    store = open_store(db, create=False)
+    folder = registry or Path(os.environ.get("TAILORED_REGISTRY") or remembered_registry(store) or "registry")
     design = design_of(name, arm, traffic, metric, guardrail or [], min_users, surface,
-                       resolve=ModelRegistry(registry).resolve)
-    create_experiment(open_store(db, create=False), name, surface, design.to_json())
+                       resolve=ModelRegistry(folder).resolve)
+    create_experiment(store, name, surface, design.to_json())
     arms = ", ".join(f"{each.name}={each.ref} ({each.share}%)" for each in design.arms)
     console.print(f"[green]started[/] experiment {name!r} on {surface}: {arms}; metric {metric}")
 

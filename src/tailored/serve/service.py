@@ -43,6 +43,7 @@ from tailored.serve.settings import ServiceSettings
 from tailored.store import EventStore
 from tailored.store.attribution import ATTRIBUTED_TYPES
 from tailored.store.database import Event, exposure_row
+from tailored.store.experiments import remember_registry
 from tailored.store.monitoring import alerts, daily_rows
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class Service:
         self.keys = KeyCache(self.store.key_scopes, self.database_calls, settings.key_cache_seconds,
                              settings.key_outage_seconds, settings.max_invalid_keys)
         self.registry = ModelRegistry(settings.registry) if settings.registry is not None else None
+        if settings.registry is not None:
+            remember_registry(self.store, settings.registry)  # `tailored experiments create` finds the arms there
         one_source = (settings.model is None) != (settings.model_dir is None)
         if not one_source or (settings.model is not None and self.registry is None):
             raise ConfigError("Serve either --model-dir DIR or --model NAME@STAGE with --registry DIR.")

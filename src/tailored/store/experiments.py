@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from tailored.store.database import EventStore, write_transaction
 from tailored.store.reads import ID_CHUNK
 
 RUNNING, STOPPED = "running", "stopped"
+REGISTRY_SETTING = "model_registry"
+"""The `store_settings` entry of the registry folder a service serves from (`remember_registry`)."""
 
 
 def create_experiment(store: EventStore, name: str, surface: str, design: dict[str, Any]) -> dict[str, Any]:
@@ -136,3 +139,24 @@ def first_exposure(store: EventStore, name: str) -> float | None:
     with store.engine.connect() as connection:
         return connection.execute(sa.select(sa.func.min(schema.exposures.c.created_at)).where(
             schema.exposures.c.experiment == name)).scalar()
+
+
+def remember_registry(store: EventStore, folder: str | Path) -> None:
+    """Record the model registry a service serves from (`store_settings`), so that `tailored experiments create` on
+    the same database finds the arms' models without ``--registry``; a path over the column's 200 characters is not
+    recorded."""
+    path = str(Path(folder).resolve())
+    if len(path) > 200:
+        return
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(schema.store_settings).values(name=REGISTRY_SETTING, value=path)
+    with write_transaction(store.engine) as connection:
+        connection.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"value": path}))
+
+
+def remembered_registry(store: EventStore) -> Path | None:
+    """The registry folder the last service on this database served from (None: none recorded)."""
+    with store.engine.connect() as connection:
+        value = connection.execute(sa.select(schema.store_settings.c.value).where(
+            schema.store_settings.c.name == REGISTRY_SETTING)).scalar()
+    return None if value is None else Path(value)
