@@ -119,7 +119,8 @@ def test_status_reports_each_arms_true_figures_and_ships_a_clear_winner(shop: Pa
     ok(cli("experiments", "create", "--db", db, "--name", "ranker", "--arm", "control=shop@production", "--arm",
            "treatment=shop@v0002", "--traffic", "50,50", "--metric", "click_rate", "--guardrail", "p99_ms<=30",
            "--min-users", "500", cwd=shop))
-    truth = fill_experiment(db, "ranker", {"control": 0.10, "treatment": 0.16}, {"control": 20, "treatment": 25})
+    truth = fill_experiment(db, "ranker", {"control": 0.10, "treatment": 0.16}, {"control": 20, "treatment": 25},
+                           users=6000)
     ok(cli("experiments", "status", "--db", db, "--name", "ranker", "--output", shop / "status.json", cwd=shop))
     report = json.loads((shop / "status.json").read_text())
     for arm, figures in truth.items():
