@@ -18,7 +18,16 @@ Each request samples every candidate's log click rate from the log-normal that m
 exist) beside the best known ones, each at the place its sample gives; with 0 (the default) new items compete with
 the known ones on their sampled click rates alone.
 
-Propensities are the exact marginals of that ranking (`draw_marginals.ranked_marginals`).
+A share ``uniform_share`` of the lists is instead drawn as the `uniform` policy draws its lists (distinct candidates
+uniformly at random, in random order), decided once per list after the sampler's draws (so, with the same random
+stream, the lists not explored are the very lists of ``uniform_share=0``). The log then supports every policy over
+the same candidates: with ``n`` candidates, every candidate is at every shown position with probability at least
+``uniform_share / n``, so an off-policy estimate's importance weights are at most ``n / uniform_share`` (a target
+that explores as ``epsilon-greedy`` does puts about ``epsilon / n`` where thompson is sure: weights near
+``epsilon / uniform_share``).
+
+Propensities are the exact marginals of that mixture: ``(1 - uniform_share) * R + uniform_share / n`` on the shown
+positions, ``R`` the ranking's marginals (`draw_marginals.ranked_marginals`), whichever way the list was drawn.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
 from tailored.policies.draw_marginals import ATOMS, WEIGHTS, ranked_marginals
 from tailored.policies.position_bias import estimate_position_bias, examinations, prior_examination
 from tailored.policies.state import ItemPositionCounts
+from tailored.policies.uniform import UniformPolicy
 
 REFIT_GROWTH = 0.05
 """The position bias is estimated again when the impressions grew by this fraction since the last estimate."""
@@ -44,6 +54,8 @@ _CUMULATIVE = np.cumsum(WEIGHTS) / WEIGHTS.sum()
 (the same stream, without its checks: a fifth of the cost)."""
 POOL_PRIOR_ITEMS = 3.0
 """How many items of correction 1 the new items' pooled correction starts from (`ThompsonPolicy.pooled`)."""
+UNIFORM_SHARE = 0.0
+"""The default share of lists drawn uniformly at random (the propensity floor; see the module docstring)."""
 
 
 @POLICIES.register("thompson")
@@ -56,6 +68,7 @@ class ThompsonPolicy:
     new_prior_weight: float = 0.25
     prior_clicks: float = 5.0
     new_item_slots: int = 0
+    uniform_share: float = UNIFORM_SHARE
     _counts: ItemPositionCounts = field(default_factory=ItemPositionCounts, init=False, repr=False)
     _theta: np.ndarray = field(default_factory=lambda: prior_examination(10), init=False, repr=False)
     _fitted_at: float = field(default=0.0, init=False, repr=False)
@@ -70,11 +83,14 @@ class ThompsonPolicy:
                               "that the prior weighs, e.g. 5).")
         if self.new_item_slots < 0:
             raise ConfigError(f"Parameter policy 'thompson'.new_item_slots={self.new_item_slots!r} must be >= 0.")
+        if not 0.0 <= self.uniform_share <= 1.0:
+            raise ConfigError(f"Parameter policy 'thompson'.uniform_share={self.uniform_share!r} must be in [0, 1] "
+                              f"(the share of lists drawn uniformly at random, e.g. {UNIFORM_SHARE}).")
 
     def params(self) -> dict[str, Any]:
         return {"prior_weight": self.prior_weight, "new_prior_weight": self.new_prior_weight,
                 "prior_clicks": self.prior_clicks,
-                "new_item_slots": self.new_item_slots}
+                "new_item_slots": self.new_item_slots, "uniform_share": self.uniform_share}
 
     # -- online state -------------------------------------------------------------------------------------------
     def learn(self, feedback: Feedback) -> None:
@@ -156,15 +172,23 @@ class ThompsonPolicy:
                                                                                 kind="stable")[:cap]]
                                      for group, cap in ((False, caps[0]), (True, caps[1]))])
             chosen = chosen[np.lexsort((chosen, -samples[chosen]))]
+        if self.uniform_share > 0 and rng.random() < self.uniform_share:
+            chosen = UniformPolicy().choose(candidates, k, rng).chosen
         table = ranked_marginals(values, groups, caps, chosen)
-        return Slate(chosen, table[np.arange(len(chosen)), np.arange(len(chosen))])
+        return Slate(chosen, self._floored(table[np.arange(len(chosen)), np.arange(len(chosen))], len(candidates)))
 
     def marginals(self, candidates: Candidates, k: int) -> np.ndarray:
         table = np.zeros((len(candidates), k))
         groups = np.asarray(candidates.new, bool)
-        table[:, :min(k, len(candidates))] = ranked_marginals(self.draws(candidates, k), groups,
-                                                              self._caps(candidates, k), np.arange(len(candidates)))
+        table[:, :min(k, len(candidates))] = self._floored(ranked_marginals(
+            self.draws(candidates, k), groups, self._caps(candidates, k), np.arange(len(candidates))), len(candidates))
         return table
+
+    def _floored(self, ranked: np.ndarray, n: int) -> np.ndarray:
+        """The mixture's marginals from the ranking's (``ranked``, shown positions only) over ``n`` candidates."""
+        if self.uniform_share == 0:
+            return ranked
+        return (1.0 - self.uniform_share) * ranked + self.uniform_share / max(n, 1)
 
     def _caps(self, candidates: Candidates, k: int) -> tuple[int, int]:
         """How many known and new candidates the slate holds: any mix (caps k, k: one group of k) without reserved
