@@ -111,6 +111,9 @@ def test_the_numbers_are_the_months(server: str, month: Month) -> None:
     models = api("models")
     assert [row["version"] for row in models["versions"]] == ["v0001", "v0002", "v0003"]
     assert models["stages"] == {"shop": {"production": ["v0001", "v0002"]}}  # v0003 promoted, then rolled back
+    assert [(row["action"], row["previous"], row["version"]) for row in models["changes"]] == [
+        ("rollback", "v0003", "v0002"), ("promote", "v0002", "v0003"), ("promote", "v0001", "v0002"),
+        ("promote", None, "v0001")]  # newest first
     assert [row["fingerprint"] for row in models["trainings"]] == ["fp5", "fp20"]
     assert [(row["step"], row["detail"]["version"]) for row in models["loop"]] == [("rollback", "v0003"),
                                                                                   ("canary", "v0003")]

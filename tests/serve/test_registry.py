@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import multiprocessing
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +18,7 @@ from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import save_model
 from tailored.registry.versions import ModelRegistry
 from tailored.serve import ServiceSettings, create_app
+from tests.cli.helpers import cli, flat, ok
 from tests.serve.test_service import shop
 
 
@@ -43,6 +48,47 @@ def test_promote_and_rollback_move_the_stage(registry) -> None:
         registry.promote("shop", "v0009")
     with pytest.raises(ConfigError, match="No version of 'shop' is at 'staging'"):
         registry.resolve("shop@staging")
+
+
+def test_every_promotion_and_rollback_is_recorded_with_who_and_why(registry) -> None:
+    before = time.time()
+    registry.promote("shop", "v0001")
+    registry.promote("shop", "v0002", by="ana", reason="canary won")
+    registry.rollback("shop", reason="p99 too high")
+    with pytest.raises(ConfigError):
+        registry.rollback("shop")  # refused: nothing recorded
+    changes = registry.changes("shop")
+    assert [(c["action"], c["stage"], c["previous"], c["version"], c["by"], c["reason"]) for c in changes] == [
+        ("promote", "production", None, "v0001", getpass.getuser(), ""),
+        ("promote", "production", "v0001", "v0002", "ana", "canary won"),
+        ("rollback", "production", "v0002", "v0001", getpass.getuser(), "p99 too high")]
+    assert before <= changes[0]["at"] <= changes[1]["at"] <= changes[2]["at"] <= time.time()
+    result = ok(cli("models", "history", "--registry", registry.root, "shop", cwd=registry.root))
+    assert "p99 too high" in flat(result.stdout) and "canary won" in flat(result.stdout)
+    unknown = cli("models", "history", "--registry", registry.root, "cafe", cwd=registry.root)
+    assert unknown.returncode != 0 and "No model 'cafe'" in flat(unknown.stderr)
+
+
+def _promote_many(root: str, version: str, times: int) -> None:
+    for _ in range(times):
+        ModelRegistry(Path(root)).promote("shop", version, by=version)
+
+
+def test_two_processes_promoting_at_once_lose_no_change(registry) -> None:
+    """Read-modify-write under a file lock: 2 x 40 concurrent promotions give 80 pointer entries and 80 records."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_promote_many, args=(str(registry.root), version, 40))
+               for version in ("v0001", "v0002")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    history = json.loads(registry.pointer_file("shop").read_text())["stages"]["production"]
+    changes = registry.changes("shop")
+    assert len(history) == len(changes) == 80 and sorted(set(history)) == ["v0001", "v0002"]
+    assert [change["version"] for change in changes] == history  # the trail replays the pointer history
+    assert all(change["previous"] == before for change, before in zip(changes[1:], history, strict=False))
 
 
 def test_the_service_follows_the_stage_and_keeps_serving_when_a_version_is_broken(registry, tmp_path) -> None:

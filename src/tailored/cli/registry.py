@@ -9,6 +9,7 @@ import typer
 
 from tailored.cli.common import console, handle_errors, print_table, stdout
 from tailored.cli.options import ModelDir
+from tailored.errors import ConfigError
 
 app = typer.Typer(help="The model registry: versions and stages.", no_args_is_help=True)
 RegistryDir = Annotated[Path, typer.Option("--registry", help="Model registry folder.")]
@@ -53,24 +54,45 @@ def key_metric(metrics: dict[str, dict[str, float | None]] | None, selected_by: 
     return text
 
 
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the registry's audit trail).")]
+
+
 @app.command("promote")
 @handle_errors
 def models_promote(registry: RegistryDir, name: Annotated[str, typer.Argument()],
                    version: Annotated[str, typer.Argument()],
-                   stage: Annotated[str, typer.Option("--stage")] = "production") -> None:
-    """Point NAME@STAGE at VERSION (a serving `--model NAME@STAGE` follows within seconds)."""
+                   stage: Annotated[str, typer.Option("--stage")] = "production", reason: Reason = "") -> None:
+    """Point NAME@STAGE at VERSION (a serving `--model NAME@STAGE` follows within seconds); recorded in the
+    registry's audit trail with who and why (`tailored models history`)."""
     from tailored.registry.versions import ModelRegistry
 
-    ModelRegistry(registry).promote(name, version, stage)
+    ModelRegistry(registry).promote(name, version, stage, reason=reason)
     console.print(f"[green]{name}@{stage}[/] -> {version}")
 
 
 @app.command("rollback")
 @handle_errors
 def models_rollback(registry: RegistryDir, name: Annotated[str, typer.Argument()],
-                    stage: Annotated[str, typer.Option("--stage")] = "production") -> None:
-    """Point NAME@STAGE back at its previous version."""
+                    stage: Annotated[str, typer.Option("--stage")] = "production", reason: Reason = "") -> None:
+    """Point NAME@STAGE back at its previous version (recorded as promote records)."""
     from tailored.registry.versions import ModelRegistry
 
-    version = ModelRegistry(registry).rollback(name, stage)
+    version = ModelRegistry(registry).rollback(name, stage, reason=reason)
     console.print(f"[green]{name}@{stage}[/] -> {version}")
+
+
+@app.command("history")
+@handle_errors
+def models_history(registry: RegistryDir, name: Annotated[str, typer.Argument()]) -> None:
+    """Every promotion and rollback of NAME, oldest first: when (UTC), what, from which version, by whom, why."""
+    import pandas as pd
+
+    from tailored.registry.versions import ModelRegistry
+
+    found = ModelRegistry(registry)
+    if name not in found.names():
+        raise ConfigError(f"No model {name!r} in {registry}; models: {', '.join(found.names()) or 'none'}.")
+    columns = ["at", "action", "stage", "previous", "version", "by", "reason"]
+    rows = pd.DataFrame(found.changes(name), columns=columns)
+    rows["at"] = pd.to_datetime(rows["at"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    print_table(rows.fillna(""), title=f"promotions and rollbacks of {name}")

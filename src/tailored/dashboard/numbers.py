@@ -84,12 +84,15 @@ def overview(sources: Sources) -> dict[str, Any]:
 
 def models(sources: Sources) -> dict[str, Any]:
     """The registry's versions (with their stages and metrics), each stage's pointer history (promotions; a
-    rollback removes the last entry), the stored training records and the improvement loop's latest audited steps
+    rollback removes the last entry), the audit trail of promotions and rollbacks (newest first: who, why), the stored
+    training records and the improvement loop's latest audited steps
     (`audit_log` rows ``loop:STEP``: canaries started, promotions, rollbacks), newest first."""
     registry = sources.registry
     versions = registry.describe() if registry is not None else []
     stages = {name: json.loads(registry.pointer_file(name).read_text())["stages"]
               if registry.pointer_file(name).exists() else {} for name in registry.names()} if registry else {}
+    changes = sorted(({"name": name} | change for name in registry.names() for change in registry.changes(name)),
+                     key=lambda change: -change["at"]) if registry else []
     trainings = [{key: row.get(key) for key in ("at", "model", "fingerprint", "evaluation", "diff")}
                  for row in sources.snapshot()["trainings"]]
     log = schema.audit_log.c
@@ -101,7 +104,7 @@ def models(sources: Sources) -> dict[str, Any]:
     loop = [{"at": at, "step": action.removeprefix("loop:"), "model": subject, "detail": detail}
             for at, action, subject, detail in rows]
     return {"registry": str(registry.root) if registry else None, "versions": versions, "stages": stages,
-            "trainings": trainings, "loop": loop}
+            "changes": changes, "trainings": trainings, "loop": loop}
 
 
 def experiment_pages(sources: Sources) -> dict[str, Any]:

@@ -139,6 +139,10 @@ def models(numbers: dict[str, Any]) -> str:
                 for index, row in enumerate(numbers["versions"])]
     history = [f"<tr><td>{escape(name)}</td><td>{escape(stage)}</td><td>{escape(' → '.join(pointers))}</td></tr>"
                for name, stages in numbers["stages"].items() for stage, pointers in stages.items()]
+    changes = [f"<tr><td>{escape(when(row['at']))}</td><td>{escape(row['name'])}</td><td>{escape(row['stage'])}</td>"
+               f"<td>{escape(row['action'])}</td><td>{escape(str(row['previous'] or MISSING))}</td>"
+               f"<td>{escape(row['version'])}</td><td>{escape(str(row['by']))}</td><td>{escape(row['reason'])}</td></tr>"
+               for row in numbers["changes"]]
     trainings = numbers["trainings"]
     rows = [f"<tr><td>{escape(when(row['at']))}</td><td>{escape(str(row['model']))}</td>"
             f"<td>{escape(str(row['fingerprint']))[:16]}</td>"
@@ -157,8 +161,10 @@ def models(numbers: dict[str, Any]) -> str:
             for index, row in enumerate(numbers["loop"])]
     return (f"{where}<h3>Versions</h3>"
             f"{table(['Name', 'Version', 'Algorithm', 'Created', 'Stages', 'Data', 'Metrics'], versions)}"
-            f"<h3>Promotions and rollbacks</h3><p class=\"muted\">Each stage's history, oldest first (a rollback "
-            f"removes the last promotion).</p>{table(['Name', 'Stage', 'Versions'], history)}"
+            f"<h3>Promotions and rollbacks</h3><p class=\"muted\">Newest first: who changed a stage, and why.</p>"
+            f"{table(['At', 'Name', 'Stage', 'Action', 'From', 'To', 'By', 'Reason'], changes)}"
+            f"<h3>Stage pointers</h3><p class=\"muted\">Each stage's history, oldest first (a rollback removes the "
+            f"last promotion).</p>{table(['Name', 'Stage', 'Versions'], history)}"
             f"<h3>Trainings</h3>{chart}{table(['At', 'Model', 'Data', 'Evaluation', 'Change'], rows)}"
             f"<h3>The improvement loop</h3><p class=\"muted\">Its latest steps, newest first (`tailored loop`).</p>"
             f"{table(['At', 'Step', 'Model', 'Detail'], loop)}")

@@ -1,26 +1,33 @@
 """The model registry: numbered versions of named models, each a model directory with its manifest (algorithm,
 parameters, data fingerprint, metrics, created time), and stage pointers (``production``, ``staging``) with their
-history, so that ``promote`` and ``rollback`` are one atomic write of ``registry.json``.
+history and the audit trail of their changes (when, which, from what, by whom, why), so that ``promote`` and
+``rollback`` are each one atomic write of ``registry.json``: a change is never made without its record.
 
 ```
 REGISTRY/NAME/v0001/            a model directory (tailored train's output, copied)
-REGISTRY/NAME/registry.json     {"stages": {"production": ["v0001", "v0002"]}}   (last = current)
+REGISTRY/NAME/registry.json     {"stages": {"production": ["v0001", "v0002"]},     (last = current)
+                                 "changes": [{"at", "action", "stage", "version", "previous", "by", "reason"}, ...]}
 ```
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from tailored.data.io import staged_directory, write_text
 from tailored.errors import ConfigError
 from tailored.registry.model_dir import read_manifest
 
 POINTERS = "registry.json"
+LOCK = ".registry.lock"
 
 
 @dataclass(frozen=True)
@@ -46,23 +53,37 @@ class ModelRegistry:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
 
-    def promote(self, name: str, version: str, stage: str = "production") -> None:
+    def promote(self, name: str, version: str, stage: str = "production", by: str | None = None,
+                reason: str = "") -> None:
+        """Point ``stage`` at ``version``, recorded with ``by`` (default: the operating-system user) and ``reason``."""
         if version not in self.versions(name):
             known = ", ".join(self.versions(name)) or "none"
             raise ConfigError(f"Model {name!r} has no version {version!r}; versions: {known}.")
-        pointers = self._pointers(name)
-        pointers.setdefault(stage, []).append(version)
-        self._write(name, pointers)
+        with self._lock(name):
+            pointers, changes = self._read(name)
+            history = pointers.setdefault(stage, [])
+            changes.append(_change("promote", stage, version, history[-1] if history else None, by, reason))
+            history.append(version)
+            self._write(name, pointers, changes)
 
-    def rollback(self, name: str, stage: str = "production") -> str:
-        """Point ``stage`` back at the version it had before the last promotion; returns it."""
-        pointers = self._pointers(name)
-        history = pointers.get(stage, [])
-        if len(history) < 2:
-            raise ConfigError(f"{name}@{stage} has no earlier version to roll back to (history: {history or 'empty'}).")
-        history.pop()
-        self._write(name, pointers)
+    def rollback(self, name: str, stage: str = "production", by: str | None = None, reason: str = "") -> str:
+        """Point ``stage`` back at the version it had before the last promotion; returns it (recorded as
+        `promote` records)."""
+        with self._lock(name):
+            pointers, changes = self._read(name)
+            history = pointers.get(stage, [])
+            if len(history) < 2:
+                raise ConfigError(f"{name}@{stage} has no earlier version to roll back to (history: "
+                                  f"{history or 'empty'}).")
+            previous = history.pop()
+            changes.append(_change("rollback", stage, history[-1], previous, by, reason))
+            self._write(name, pointers, changes)
         return history[-1]
+
+    def changes(self, name: str) -> list[dict[str, Any]]:
+        """Every promotion and rollback of ``name``'s stages, oldest first: at (epoch seconds), action, stage, version
+        (pointed at after), previous, by, reason. Stages changed before the trail existed have none."""
+        return self._read(name)[1]
 
     def current(self, name: str, stage: str) -> str | None:
         history = self._pointers(name).get(stage, [])
@@ -97,11 +118,26 @@ class ModelRegistry:
         return self.root / name / POINTERS
 
     def _pointers(self, name: str) -> dict[str, list[str]]:
-        path = self.pointer_file(name)
-        return json.loads(path.read_text())["stages"] if path.exists() else {}
+        return self._read(name)[0]
 
-    def _write(self, name: str, pointers: dict[str, list[str]]) -> None:
-        write_text(json.dumps({"stages": pointers}, indent=2), self.pointer_file(name))
+    def _lock(self, name: str) -> FileLock:
+        """Serialises the read-modify-write of ``name``'s pointers across processes (a loop and a person at once)."""
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        return FileLock(self.root / name / LOCK)
+
+    def _read(self, name: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+        path = self.pointer_file(name)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        return stored.get("stages", {}), stored.get("changes", [])
+
+    def _write(self, name: str, pointers: dict[str, list[str]], changes: list[dict[str, Any]]) -> None:
+        write_text(json.dumps({"stages": pointers, "changes": changes}, indent=2), self.pointer_file(name))
+
+
+def _change(action: str, stage: str, version: str, previous: str | None, by: str | None,
+            reason: str) -> dict[str, Any]:
+    return {"at": time.time(), "action": action, "stage": stage, "version": version, "previous": previous,
+            "by": by or getpass.getuser(), "reason": reason}
 
 
 def _check_name(name: str) -> None:
