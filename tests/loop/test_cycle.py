@@ -4,6 +4,7 @@ the quality stop."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from tailored.data.columns import ITEM_ID, TIMESTAMP
 from tailored.experiments.design import Design
 from tailored.loop.config import LoopConfig
 from tailored.loop.cycle import Loop
+from tailored.registry.model_dir import read_manifest
 from tailored.simulation.world import START
 from tailored.store.database import Event, EventStore, exposure_row
 from tailored.store.experiments import experiments
@@ -48,28 +50,34 @@ def test_a_candidate_is_registered_and_canaried_at_the_configured_share(config, 
     assert window[TIMESTAMP].max() <= frozen[TIMESTAMP].min()
     actions = [row["action"] for row in loop.audit_trail()]
     assert actions[-4:] == ["loop:train", "loop:evaluate", "loop:register", "loop:canary"]
+    folder = Path(loop.state()["work"]["folder"])
+    registered = read_manifest(loop.registry.root / "shop" / "v0002")  # [test] refit: window and sample's day
+    assert registered["n_interactions"] == len(window) + len(frozen) > read_manifest(folder / "candidate")[
+        "n_interactions"] == len(window)
     waiting = loop.run_cycle()  # nothing served yet: the canary keeps running, no second candidate
     assert [step["step"] for step in waiting["steps"]] == ["decide"] and waiting["phase"] == "canary"
     assert waiting["steps"][0]["decision"].startswith("keep running")
 
 
-def serve(loop: Loop, winner: str, lists: int = 3) -> None:
-    """Lists of the running canary to every user, the ``winner`` arm's users clicking twice as often."""
+def serve(loop: Loop, winner: str, lists: int = 3, rates: tuple[float, float] = (0.8, 0.4), users: int = 300,
+          seed: int = 5) -> None:
+    """Lists of the running canary to ``users`` users, the ``winner`` arm's users clicking each with the first of
+    ``rates``, the other arm's with the second."""
     name = loop.state()["work"]["experiment"]
     design = Design.from_json(experiments(loop.store, name)[0]["design"])
-    users = np.array([f"u{index:06d}" for index in range(300)], dtype=object)
-    arms = design.assignment().assign(users)
-    rng = np.random.default_rng(5)
+    ids = np.array([f"u{index:06d}" for index in range(users)], dtype=object)
+    arms = design.assignment().assign(ids)
+    rng = np.random.default_rng(seed)
     now = START + 100.0  # just after the world's data: the loop's clock moves on by minutes
     exposures, events = [], []
-    for user, arm in zip(users, arms, strict=True):
+    for user, arm in zip(ids, arms, strict=True):
         for number in range(lists):
             exposure = exposure_row(user, "v", ["i000001", "i000002"], experiment=name, arm=str(arm)) | {
                 "created_at": now}
             exposures.append(exposure)
-            clicks = rng.random() < (0.8 if arm == winner else 0.4)
+            clicks = rng.random() < (rates[0] if arm == winner else rates[1])
             if clicks:
-                events.append(Event(f"{winner}-{user}-{number}", user, "i000001", "click", 1.0, now + 1 + number,
+                events.append(Event(f"{name}-{user}-{number}", user, "i000001", "click", 1.0, now + 1 + number,
                                     exposure["exposure_id"]))
     loop.store.log_exposures(exposures)
     loop.store.append_events(events)
@@ -88,8 +96,29 @@ def test_a_winning_canary_is_promoted_and_a_losing_one_rolled_back(config, world
     lost = loop.run_cycle()
     assert lost["steps"][0]["decision"].startswith("roll back") and lost["steps"][1]["step"] == "roll back"
     assert loop.registry.current("shop", "production") == "v0002"  # the champion kept serving
+    trail = [(change["action"], change["version"], change["by"]) for change in loop.registry.changes("shop")]
+    assert trail == [("promote", "v0001", "tailored loop"), ("promote", "v0002", "tailored loop")]
+    assert "canary shop-v0002: ship" in loop.registry.changes("shop")[1]["reason"]
     stopped = experiments(loop.store, "shop-v0003")[0]
     assert stopped["status"] == "stopped" and stopped["stop_reason"].startswith("loop: roll back")
+
+
+def test_at_the_timeout_a_non_inferior_candidate_is_promoted_and_an_inferior_one_stopped(config, world_clicks) -> None:
+    """At the timeout (the canary still "keep running": min_users not reached), a candidate 5 % worse (click rates
+    0.57 vs 0.60) is promoted when 60,000 lists bound its loss within the 10 % margin (the fresher model wins a near
+    tie), and a candidate 25 % worse on 900 lists (interval's lower end far below -10 %) is stopped."""
+    loop = started(replace(config, canary=replace(config.canary, max_cycles=1, min_users=100_000)), world_clicks)
+    loop.run_cycle()
+    serve(loop, winner="control", rates=(0.60, 0.57), users=6_000, lists=10)
+    tight = loop.run_cycle()
+    decided = tight["steps"][0]
+    assert decided["decision"].startswith("keep running") and decided["action"] == "promote"
+    assert decided["lift"] < 0 and -0.1 <= decided["lift_low"]
+    assert tight["steps"][1]["step"] == "promote" and loop.registry.current("shop", "production") == "v0002"
+    serve(loop, winner="control", rates=(0.60, 0.45), users=300, seed=6)
+    wide = loop.run_cycle()
+    assert wide["steps"][0]["lift_low"] < -0.1 and wide["steps"][1]["step"] == "roll back"
+    assert loop.registry.current("shop", "production") == "v0002"
 
 
 def test_the_offline_gate_stops_a_candidate_trained_on_a_corrupted_window(config, world_clicks) -> None:

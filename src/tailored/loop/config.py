@@ -47,6 +47,9 @@ class TestSection:
     days: float = 1.0
     users: int = 5000
     seed: int = 0
+    refit: bool = True
+    """Once the candidate passes the offline check, register the same recipe refitted on the window plus the sample's
+    days (the freshest events, which the evaluated candidate never saw); false registers the evaluated model."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,13 @@ class CanarySection:
     max_cycles: int = 3
     """Cycles the canary may run without a decision; then ``on_timeout`` decides."""
     on_timeout: str = "promote"
-    """"promote": promote when no loss is seen -- the observed lift is not negative and its 95 % interval's lower end
-    is above ``-margin`` (no guardrail was breached: that rolls back at once) -- else stop; "stop": stop the
-    experiment and keep the champion."""
+    """"promote": promote when the candidate is shown non-inferior -- the lift's 95 % interval's lower end is above
+    ``-margin`` (no guardrail was breached: that rolls back at once) -- else stop; the candidate is the fresher model,
+    so a small observed loss within a tight interval does not keep a staler champion. "stop": stop the experiment
+    and keep the champion."""
     margin: float = 0.1
-    """The relative loss on ``metric`` the canary's interval may still allow at a timeout promotion."""
+    """The non-inferiority margin: the relative loss on ``metric`` the canary's interval may still allow at a timeout
+    promotion."""
 
 
 @dataclass(frozen=True)

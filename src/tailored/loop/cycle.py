@@ -44,7 +44,7 @@ from tailored.monitoring.daily import day_of, default_days, store_days
 from tailored.monitoring.drift import drift_report
 from tailored.monitoring.training import record_training
 from tailored.pipeline.recommender import Recommender
-from tailored.registry.model_dir import load_model, read_manifest
+from tailored.registry.model_dir import MANIFEST, load_model, read_manifest
 from tailored.registry.versions import ModelRegistry
 from tailored.store import schema
 from tailored.store.database import EventStore
@@ -61,6 +61,8 @@ DAY = 86_400.0
 IDLE, CHECKED, TRAINED, EVALUATED = "idle", "checked", "trained", "evaluated"
 REGISTERED, CANARY = "registered", "canary"
 COLUMNS = [USER_ID, ITEM_ID, VALUE, TIMESTAMP, EVENT_TYPE]
+ACTOR = "tailored loop"
+"""Who the registry's audit trail says promoted a candidate."""
 QUALITY_RULE = "loop quality"
 """The alert a failed quality check raises (the monitoring's alerts table)."""
 RECORD_BOOTSTRAP = 200
@@ -202,15 +204,22 @@ class Loop:
             users = rng.choice(users, self.config.test.users, replace=False)
         return recent[recent[USER_ID].isin(users)][COLUMNS]
 
-    def _train(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+    def _fit(self, state: dict[str, Any], parts: list[str], model_dir: str) -> Dataset:
+        """Train the configured recipe on the cycle folder's ``parts`` (CSV names) into its ``model_dir``."""
         folder = Path(state["work"]["folder"])
-        window = read_valid(folder / "window.csv")
+        window = pd.concat([read_valid(folder / part) for part in parts], ignore_index=True)
         if self.window_hook is not None:
             window = self.window_hook(window)
         dataset = Dataset.from_frame(window)
         model = self.config.model
-        train(dataset, model.algorithm, model.params, folder / "candidate",
+        train(dataset, model.algorithm, model.params, folder / model_dir,
               {"loop_cycle": state["cycle"], "window_days": self.config.data.window_days})
+        return dataset
+
+    def _train(self, state: dict[str, Any], report: dict[str, Any]) -> None:
+        folder = Path(state["work"]["folder"])
+        model = self.config.model
+        dataset = self._fit(state, ["window.csv"], "candidate")
         gate = self.config.gate
         record = record_training(self.store, self.name, folder / "candidate", folder / "sample.csv",
                                  [gate.metric, *gate.guardrails], bootstrap=RECORD_BOOTSTRAP)
@@ -246,19 +255,25 @@ class Loop:
         self._step(state, "evaluate", EVALUATED if passed else IDLE, detail, report)
 
     def _register(self, state: dict[str, Any], report: dict[str, Any]) -> None:
-        """Register the candidate once per cycle (a resumed cycle finds its version by the manifest's cycle)."""
-        candidate = read_manifest(Path(state["work"]["folder"]) / "candidate")
+        """Register the candidate once per cycle (a resumed cycle finds its version by the manifest's cycle); with
+        ``[test] refit``, the recipe refitted on the window and the sample (made once: a resumed cycle reuses it)."""
+        folder = Path(state["work"]["folder"])
+        chosen = folder / ("final" if self.config.test.refit else "candidate")
+        if self.config.test.refit and not (chosen / MANIFEST).exists():
+            self._fit(state, ["window.csv", "sample.csv"], "final")
+        candidate = read_manifest(chosen)
         mine = (state["cycle"], candidate.get("data_fingerprint"))
         version = next((found for found in self.registry.versions(self.name)
                         if _origin(read_manifest(self.folder / found)) == mine), None)
-        version = version or self.registry.register(self.name, Path(state["work"]["folder"]) / "candidate")
-        self._step(state, "register", REGISTERED, {"version": version}, report, version=version)
+        version = version or self.registry.register(self.name, chosen)
+        self._step(state, "register", REGISTERED, {"version": version, "refitted": self.config.test.refit}, report,
+                   version=version)
 
     def _canary(self, state: dict[str, Any], report: dict[str, Any]) -> None:
         """No champion: promote the first candidate. Else start (or find, when resuming) its canary experiment."""
         version = state["work"]["version"]
         if self.registry.current(self.name, "production") is None:
-            self.registry.promote(self.name, version)
+            self.registry.promote(self.name, version, by=ACTOR, reason=f"loop cycle {state['cycle']}: first model")
             self._step(state, "promote", IDLE, {"version": version, "reason": "first model"}, report)
             return
         canary = self.config.canary
@@ -293,8 +308,8 @@ class Loop:
             elif decision.startswith("roll back"):
                 action = "stop"
             elif cycles >= self.config.canary.max_cycles:
-                timeout = (self.config.canary.on_timeout == "promote" and lift is not None and lift >= 0
-                           and low is not None and low >= -self.config.canary.margin)
+                timeout = (self.config.canary.on_timeout == "promote" and low is not None
+                           and low >= -self.config.canary.margin)
                 action = "promote" if timeout else "stop"
                 decision = f"{decision} after {cycles} cycles: [canary] on_timeout = {self.config.canary.on_timeout}"
             else:
@@ -308,7 +323,8 @@ class Loop:
         work = state["work"]
         action, version, experiment = work["action"], work["version"], work["experiment"]
         if action == "promote" and self.registry.current(self.name, "production") != version:
-            self.registry.promote(self.name, version)
+            self.registry.promote(self.name, version, by=ACTOR,
+                                  reason=f"loop cycle {state['cycle']}, canary {experiment}: {work['decision']}")
         if experiments(self.store, experiment)[0]["status"] == RUNNING:
             stop_experiment(self.store, experiment, f"loop: {work['decision']}"[:200])
         step = {"promote": "promote", "stop": "roll back", "keep": "stopped by hand"}[action]
