@@ -78,13 +78,12 @@ class CanarySection:
     max_cycles: int = 3
     """Cycles the canary may run without a decision; then ``on_timeout`` decides."""
     on_timeout: str = "promote"
-    """"promote": promote when the candidate is shown non-inferior -- the lift's 95 % interval's lower end is above
-    ``-margin`` (no guardrail was breached: that rolls back at once) -- else stop; the candidate is the fresher model,
-    so a small observed loss within a tight interval does not keep a staler champion. "stop": stop the experiment
-    and keep the champion."""
+    """"promote": promote the candidate -- the fresher model -- unless the canary shows it worse (the lift's 95 %
+    interval's upper end below 0, or an observed loss beyond ``margin``); "non-inferior": promote only when the
+    interval's lower end is above ``-margin`` (a stricter rule, which needs a canary precise enough to resolve
+    ``margin``); "stop": stop the experiment and keep the champion. A breached guardrail rolls back at once."""
     margin: float = 0.1
-    """The non-inferiority margin: the relative loss on ``metric`` the canary's interval may still allow at a timeout
-    promotion."""
+    """The relative loss on ``metric`` a timeout promotion may still allow (see ``on_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -214,8 +213,8 @@ def _check(config: LoopConfig) -> None:
         raise fail("canary", "min_users/max_cycles", "both must be at least 1.")
     if not 0 <= canary.margin < 1:
         raise fail("canary", "margin", f"{canary.margin} must be in [0, 1).")
-    if canary.on_timeout not in ("promote", "stop"):
-        raise fail("canary", "on_timeout", f"{canary.on_timeout!r}: choose \"promote\" or \"stop\".")
+    if canary.on_timeout not in ("promote", "non-inferior", "stop"):
+        raise fail("canary", "on_timeout", f"{canary.on_timeout!r}: choose \"promote\", \"non-inferior\" or \"stop\".")
     if config.loop.retrain not in ("always", "drift"):
         raise fail("loop", "retrain", f"{config.loop.retrain!r}: choose \"always\" or \"drift\".")
     if config.loop.alert_rules is not None:

@@ -299,7 +299,7 @@ class Loop:
             status = status_of(self.store, work["experiment"])
             decision = str(status["decision"])
             found = status["lift"].get("treatment", {}).get(self.config.canary.metric, {})
-            lift, low = found.get("value"), (found.get("ci") or [None])[0]
+            lift, (low, high) = found.get("value"), (found.get("ci") or [None, None])
             cycles = work["canary_cycles"] + 1
             if status["status"] != RUNNING:
                 action = "keep"  # stopped by hand: the champion stays
@@ -308,15 +308,14 @@ class Loop:
             elif decision.startswith("roll back"):
                 action = "stop"
             elif cycles >= self.config.canary.max_cycles:
-                timeout = (self.config.canary.on_timeout == "promote" and low is not None
-                           and low >= -self.config.canary.margin)
-                action = "promote" if timeout else "stop"
+                action = timeout_action(self.config.canary.on_timeout, lift, low, high, self.config.canary.margin)
                 decision = f"{decision} after {cycles} cycles: [canary] on_timeout = {self.config.canary.on_timeout}"
             else:
                 self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "canary_cycles": cycles},
                            report, canary_cycles=cycles)
                 return False
-            self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "lift_low": low, "action": action,
+            self._step(state, "decide", CANARY, {"decision": decision, "lift": lift, "lift_low": low, "lift_high": high,
+                                                 "action": action,
                                                  "arms": {arm: figures["users"]
                                                           for arm, figures in status["arms"].items()}},
                        report, action=action, decision=decision)
@@ -362,6 +361,18 @@ def per_user_metrics(model: Recommender, sample: pd.DataFrame, metrics: list[str
     lists = recommend(model, users, k)
     empty = pd.DataFrame({USER_ID: pd.Series(dtype=str), ITEM_ID: pd.Series(dtype=str)})
     return evaluate_lists(lists, sample, empty, metrics).per_user[metrics]
+
+
+def timeout_action(rule: str, lift: float | None, low: float | None, high: float | None, margin: float) -> str:
+    """What a canary still undecided at its last cycle does (``[canary] on_timeout``), from the lift's estimate and
+    95 % interval: "promote" promotes the fresher model unless the canary shows it worse (the interval's upper end
+    below 0, or an observed loss beyond ``margin``); "non-inferior" promotes only when the interval's lower end is
+    above ``-margin``; "stop" keeps the champion. No estimate (no clicks yet): stop."""
+    if rule == "stop" or lift is None or low is None or high is None:
+        return "stop"
+    if rule == "non-inferior":
+        return "promote" if low >= -margin else "stop"
+    return "promote" if high >= 0 and lift >= -margin else "stop"
 
 
 def _origin(manifest: dict[str, Any]) -> tuple[Any, Any]:
