@@ -42,7 +42,8 @@ def trained(feedback: list[Feedback], **params: object) -> ThompsonPolicy:
 @pytest.mark.parametrize("slots", [0, 2])
 def test_propensities_are_the_sampling_frequencies(slots: int) -> None:
     candidates = pool()
-    policy = trained(rows_of(candidates, np.random.default_rng(1), 40), new_item_slots=slots)
+    policy = trained(rows_of(candidates, np.random.default_rng(1), 40), new_item_slots=slots,
+                     uniform_share=0.0)  # the ranking alone (its floor: test_thompson_floor.py)
     marginals = policy.marginals(candidates, 10)
     draws, counts = 6_000, np.zeros((len(candidates), 10))
     for seed in range(draws):
@@ -107,7 +108,7 @@ def test_erasure_is_the_rebuild_without_the_users_rows() -> None:
 def test_a_new_item_with_many_clicks_rises() -> None:
     candidates = pool(new=6)
     star = candidates.item_ids[-1]  # the lowest-scored new item
-    policy = ThompsonPolicy()
+    policy = ThompsonPolicy(uniform_share=0.0)  # the ranking alone: no uniformly drawn lists
     before = policy.marginals(candidates, 10)[-1].sum()
     positions = np.repeat(np.arange(1, 11), 20)
     policy.learn(Feedback(np.repeat(star, len(positions)), positions))
@@ -155,7 +156,7 @@ def test_state_grows_with_new_items_while_serving() -> None:
 
 def test_reserved_slots_hold_exactly_that_many_new_items() -> None:
     candidates = pool(new=6)
-    policy = parse_policy("thompson:new_item_slots=3")
+    policy = parse_policy("thompson:new_item_slots=3,uniform_share=0")  # uniformly drawn lists hold any mix
     for seed in range(20):
         slate = policy.choose(candidates, 10, np.random.default_rng(seed))
         assert candidates.new[slate.chosen].sum() == 3
