@@ -90,9 +90,12 @@ def test_recommendations_carry_items_version_and_a_logged_exposure(server) -> No
     while logged is None and time.time() < deadline:  # impressions are committed in the background, in batches
         time.sleep(0.1)
         with store.engine.connect() as connection:
-            logged = connection.execute(sa.text("select items from exposures where exposure_id = :e"),
-                                        {"e": body["exposure_id"]}).scalar()
-    assert [item["item_id"] for item in body["items"]] == __import__("json").loads(logged)
+            logged = connection.execute(sa.text("select items, scores from exposures where exposure_id = :e"),
+                                        {"e": body["exposure_id"]}).first()
+    assert logged is not None, "the exposure was not logged"
+    items, scores = map(__import__("json").loads, logged)
+    assert [item["item_id"] for item in body["items"]] == items
+    assert [item["score"] for item in body["items"]] == scores and len(set(scores)) > 1  # the scores answered
 
 
 def test_keys_and_scopes_are_enforced(server) -> None:

@@ -125,6 +125,34 @@ def test_an_exposure_row_defaults_to_a_greedy_list_and_refuses_bad_propensities(
             exposure_row("u", "m", ["a", "b"], bad)
 
 
+def test_an_exposure_row_keeps_one_finite_score_per_item_and_names_the_field_otherwise() -> None:
+    assert exposure_row("u", "m", ["a", "b"])["scores"] is None
+    row = exposure_row("u", "m", ["a", "b"], scores=np.array([2.5, np.float32(-1.0)]))
+    assert row["scores"] == [2.5, -1.0] and all(type(each) is float for each in row["scores"])
+    assert exposure_row("u", "m", [], scores=[])["scores"] == []
+    for bad in ([1.0], [1.0, 2.0, 3.0], [float("nan"), 1.0], [1.0, float("inf")], [1.0, None], ["1.0", 2.0],
+                [True, 1.0], [[1.0], [2.0]]):
+        with pytest.raises(DataError, match=r"Exposure scores .* must be one finite number per item \(2 items\)"):
+            exposure_row("u", "m", ["a", "b"], scores=bad)
+
+
+def test_logged_scores_are_read_back_per_position_and_rows_without_them_are_skipped(store) -> None:
+    events = store()
+    events.log_exposures([exposure_row("alice", "m1", ["i1", "i2"], scores=[0.75, 0.5]) | {"created_at": 10.0},
+                          exposure_row("bob", "m2", ["i3"], context={"fallback": True}, scores=[3.0])
+                          | {"created_at": 20.0},
+                          exposure_row("carol", "m1", ["i1"]) | {"created_at": 30.0},  # no scores kept
+                          exposure_row("dave", "m1", ["i4"], scores=[1.0]) | {"created_at": 99.0}])
+    with events.engine.connect() as connection:
+        stored = connection.execute(sa.select(schema.exposures.c.scores).order_by(schema.exposures.c.created_at))
+        assert stored.scalars().all() == [[0.75, 0.5], [3.0], None, [1.0]]
+        assert connection.execute(sa.text("select count(*) from exposures where scores is null")).scalar() == 1
+    read = events.served_scores(0.0, 50.0)
+    assert read.to_dict("list") == {"created_at": [10.0, 10.0, 20.0], "model_version": ["m1", "m1", "m2"],
+                                    "fallback": [False, False, True], "score": [0.75, 0.5, 3.0]}
+    assert events.served_scores(40.0, 50.0).empty and list(events.served_scores(40.0, 50.0)) == list(read)
+
+
 def test_logs_export_writes_the_log_as_csv_or_parquet(tmp_path) -> None:
     from tailored.store import EventStore
 

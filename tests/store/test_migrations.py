@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 
 from tailored.errors import ConfigError
 from tailored.store import EventStore, migrations, schema
-from tailored.store.database import Event, engine_for
+from tailored.store.database import Event, engine_for, exposure_row
 from tailored.store.migrations import head, revision
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def tables(engine: sa.Engine) -> set[str]:
 def test_a_new_database_gets_exactly_the_declared_schema_at_the_head_revision(store) -> None:
     made = store()
     alembic_head = ScriptDirectory(str(Path(migrations.__file__).parent)).get_current_head()
-    assert made.version == head() == alembic_head == "0006" and schema_drift(made.engine) == []
+    assert made.version == head() == alembic_head == "0007" and schema_drift(made.engine) == []
     assert tables(made.engine) == set(schema.metadata.tables) | {"alembic_version"}
 
 
@@ -112,6 +112,8 @@ def test_a_database_of_a_newer_revision_is_refused_as_it_is(store) -> None:
 def back_to(engine: sa.Engine, version: int) -> None:
     """The database as revision ``000<version>`` left it."""
     with engine.begin() as connection:
+        if version < 7:
+            connection.execute(sa.text("alter table exposures drop column scores"))
         if version < 6:
             for table in (schema.daily_metrics, schema.trainings, schema.alerts):
                 table.drop(connection)
@@ -161,6 +163,25 @@ def test_exposures_logged_before_revision_4_read_as_greedy_lists(store) -> None:
     assert [tuple(row) for row in rows] == [("u1", "greedy", [1.0, 1.0, 1.0], {}), ("u2", "greedy", [1.0], {}),
                                             ("u3", "greedy", [], {})]
     assert events == [None]
+
+
+def test_exposures_logged_before_revision_7_read_without_scores_and_new_ones_keep_them(store) -> None:
+    made = store()
+    made.log_exposures([exposure_row("u1", "m1", ["i1", "i2"], scores=[2.0, 1.0]) | {"created_at": 1.0}])
+    back_to(made.engine, 6)
+    with made.engine.begin() as connection:
+        assert "scores" not in {column["name"] for column in sa.inspect(connection).get_columns("exposures")}
+        connection.execute(schema.exposures.insert(), [
+            {"exposure_id": "old", "user_id": "u2", "model_version": "m0", "items": ["i9"], "created_at": 2.0,
+             "policy": "greedy", "propensities": [1.0], "context": {}}])
+    upgraded = store()
+    assert upgraded.version == head() == "0007" and schema_drift(upgraded.engine) == []
+    upgraded.log_exposures([exposure_row("u3", "m1", ["i3"], scores=[0.5]) | {"created_at": 3.0}])
+    with upgraded.engine.connect() as connection:
+        rows = connection.execute(sa.select(schema.exposures.c.exposure_id, schema.exposures.c["items"],
+                                            schema.exposures.c.scores).order_by(schema.exposures.c.created_at)).all()
+    assert [(row[1], row[2]) for row in rows] == [(["i1", "i2"], None), (["i9"], None), (["i3"], [0.5])]
+    assert rows[1][0] == "old" and upgraded.served_scores(0.0, 10.0)["score"].tolist() == [0.5]
 
 
 def test_erasure_fingerprints_are_keyed_by_a_secret_of_the_installation(store, tmp_path) -> None:

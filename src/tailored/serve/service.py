@@ -248,9 +248,9 @@ class Service:
     def expose(self, exposure_id: str, user_id: str, rows: Rows, context: dict[str, Any] | None = None,
                assigned: Assigned | None = None, latency_ms: float | None = None) -> None:
         """Log the list shown (items, propensities, policy, model version, the request's context -- with ``fallback``
-        true when the cold-start fallback or the holdout answered --, the experiment and arm, the time it took) and
-        learn its impressions."""
-        items = [row[ITEM_ID] for row in rows]
+        true when the cold-start fallback or the holdout answered --, the experiment and arm, the time it took, the
+        scores answered: none when one of them is not finite, answered null) and learn its impressions."""
+        items, scores = [row[ITEM_ID] for row in rows], [row[SCORE] for row in rows]
         context = dict(context or {})
         if self.fallback(user_id, assigned):
             context["fallback"] = True
@@ -258,7 +258,8 @@ class Service:
         self.exposures.log(exposure_row(user_id, version, items, [row[PROPENSITY] for row in rows],
                                         self.policy.spec, context, exposure_id,
                                         None if assigned is None else assigned.experiment,
-                                        None if assigned is None else assigned.arm, latency_ms))
+                                        None if assigned is None else assigned.arm, latency_ms,
+                                        None if None in scores else scores))
         served = self.served_id(user_id) if not self.policy.greedy else ERASED
         if served != ERASED:  # an erased user's list is not stored
             self.policy.learn(np.array(items, dtype=object), np.arange(1, len(items) + 1),

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -248,6 +249,26 @@ class EventStore(StoreReads):
             if stored:
                 connection.execute(schema.exposures.insert(), stored)
 
+    def served_scores(self, low: float, high: float) -> pd.DataFrame:
+        """One row per shown position of the exposures created in [low, high) that kept their scores (those logged
+        before revision 0007, or with a score that was not finite, did not): ``created_at``, ``model_version``,
+        ``fallback`` (the exposure's context says so: the cold-start fallback or the holdout answered) and
+        ``score``."""
+        exposures = schema.exposures.c
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(exposures.created_at, exposures.model_version,
+                                                sa.cast(exposures.context, sa.Text), sa.cast(exposures.scores, sa.Text))
+                                      .where((exposures.created_at >= low) & (exposures.created_at < high)
+                                             & exposures.scores.is_not(None))).all()
+        lists = pd.DataFrame(list(map(tuple, rows)), columns=["created_at", "model_version", "context", "scores"])
+        contexts, scores = (json.loads("[" + ",".join(lists[name]) + "]") for name in ("context", "scores"))
+        lengths = np.fromiter(map(len, scores), dtype=np.int64, count=len(scores))
+        fallback = pd.Series(contexts, dtype=object).str.get("fallback").eq(True).to_numpy(bool)
+        return pd.DataFrame({"created_at": np.repeat(lists["created_at"].to_numpy(float), lengths),
+                             "model_version": np.repeat(lists["model_version"].to_numpy(object), lengths),
+                             "fallback": np.repeat(fallback, lengths),
+                             "score": np.fromiter(chain.from_iterable(scores), dtype=float, count=int(lengths.sum()))})
+
     # -- keys -----------------------------------------------------------------------------------------------------
     def create_key(self, scopes: Iterable[str]) -> str:
         """A new API key with ``scopes`` (stored as a SHA-256 hash: the key is shown once, here)."""
@@ -355,21 +376,29 @@ def _same_event(new: dict[str, Any], kept: dict[str, Any]) -> bool:
 def exposure_row(user_id: str, model_version: str, item_ids: Sequence[str], propensities: Sequence[float] | None = None,
                  policy: str = "greedy", context: Mapping[str, Any] | None = None,
                  exposure_id: str | None = None, experiment: str | None = None, arm: str | None = None,
-                 latency_ms: float | None = None) -> dict[str, Any]:
+                 latency_ms: float | None = None, scores: Sequence[float] | None = None) -> dict[str, Any]:
     """An impression made now, ready for `EventStore.log_exposures`: the items in display order, each position's
     propensity (the probability that ``policy`` put that item there; 1 everywhere by default: a greedy list), the
     spec of the policy, the request's context, the exposure's id (a new one unless given: the service draws the
     list's random numbers from it), the experiment and arm the user is in (None: none) and the time taken to serve
-    it. A propensity out of (0, 1], or not one per item, is a DataError."""
+    it, and each position's ``scores`` as served (None: not kept; the daily ``psi_scores`` reads them). A propensity
+    out of (0, 1], or not one per item, is a DataError; so are scores that are not one finite number per item."""
     items = list(map(str, item_ids))
     shown = [1.0] * len(items) if propensities is None else [float(each) for each in propensities]
     if len(shown) != len(items) or not all(0.0 < each <= 1.0 for each in shown):
         raise DataError(f"Exposure propensities {shown} must be one per item ({len(items)} items), each in (0, 1]: "
                         "pass the slate's own propensities.")
+    served = None if scores is None else np.asarray(scores, dtype=object)
+    if served is not None and not (served.shape == (len(items),) and all(
+            isinstance(each, int | float | np.integer | np.floating) and not isinstance(each, bool | np.bool_)
+            and np.isfinite(each) for each in served)):
+        raise DataError(f"Exposure scores {list(scores)!r} must be one finite number per item ({len(items)} items): "
+                        "pass the list's scores as served, or scores=None when one is missing or not finite.")
     return {"exposure_id": uuid.uuid4().hex if exposure_id is None else str(exposure_id), "user_id": str(user_id),
             "model_version": model_version, "items": items, "created_at": time.time(), "policy": policy,
             "propensities": shown, "context": json.loads(json.dumps(dict(context or {}), default=str)),
-            "experiment": experiment, "arm": arm, "latency_ms": latency_ms}
+            "experiment": experiment, "arm": arm, "latency_ms": latency_ms,
+            "scores": None if served is None else [float(each) for each in served]}
 
 
 def _digest(secret: str) -> str:

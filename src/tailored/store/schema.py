@@ -62,6 +62,7 @@ exposures = sa.Table(
     sa.Column("experiment", sa.String(100), nullable=True),  # the experiment the user was in, and their arm
     sa.Column("arm", sa.String(100), nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),  # from the request's arrival to its answer
+    sa.Column("scores", sa.JSON(none_as_null=True), nullable=True),  # per position, as `items`: served (NULL: not kept)
 )
 api_keys = sa.Table(
     "api_keys", metadata,
