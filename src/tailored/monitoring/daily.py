@@ -16,8 +16,8 @@ Per day D, with the *baseline* the exposures of the ``BASELINE_DAYS`` days befor
   ``NEW_ITEM_DAYS`` days before D showed (new to the lists: just added, or back after a month unshown);
 - ``fallback_rate`` lists whose context says ``"fallback": true``; ``latency_p50_ms``, ``latency_p99_ms``;
 - ``psi_users`` PSI of lists per user and day (log2 buckets), ``psi_items`` PSI of impressions over the baseline's
-  popularity deciles (plus one bucket for items absent from it), ``psi_scores`` PSI of the served propensities
-  (ten equal bins of (0, 1]): each against the baseline;
+  popularity deciles (plus one bucket for items absent from it), ``psi_scores`` PSI of the served scores over
+  the baseline's score deciles, per model version (`psi_scores`): each against the baseline;
 - per user ``segment`` and item ``category``: ``exposure_share`` (impressions) and ``click_rate`` (clicks on the
   group's lists or positions per list of the user group / per list showing the category). Groups seen in the baseline
   but not on D get a share 0, so a category that stops being shown is visible.
@@ -45,14 +45,14 @@ NEW_ITEM_DAYS = 28
 HEAD_SHARE = 0.8
 USER_BUCKETS = 6  # lists per user and day: 1, 2-3, 4-7, 8-15, 16-31, 32+
 ITEM_BUCKETS = 10
-SCORE_BINS = np.linspace(0.0, 1.0, 11)
+SCORE_BUCKETS = 10
 OVERALL = ""
 GROUPS = {"segment": ("user", "user_id"), "category": ("item", "item_id")}
 METRICS = ["impressions", "lists", "users", "click_rate", "conversion", "revenue", "average_basket", "sales_share",
            "coverage", "exposure_gini", "long_tail_share", "new_item_share", "fallback_rate", "latency_p50_ms",
            "latency_p99_ms", "psi_users", "psi_items", "psi_scores"]
 GROUP_METRICS = ["exposure_share", "click_rate"]
-LOG_FIELDS = ["exposure_id", "user_id", "item_id", "propensity", "created_at", "click", "purchase", "revenue",
+LOG_FIELDS = ["exposure_id", "user_id", "item_id", "created_at", "click", "purchase", "revenue",
               "latency_ms", "fallback"]
 
 
@@ -83,6 +83,7 @@ def daily_figures(store: EventStore, days: Sequence[str],
         return pd.DataFrame(columns=DAILY_COLUMNS)
     low, high = day_start(days[0]) - BASELINE_DAYS * DAY_SECONDS, day_start(days[-1]) + DAY_SECONDS
     log = exposure_log(store, low, high, window)
+    scores = store.served_scores(low, high)
     catalogue = store.item_ids()
     groups = {kind: attribute_values(store, table, kind, log[column].unique())
               for kind, (table, column) in GROUPS.items()}
@@ -95,6 +96,8 @@ def daily_figures(store: EventStore, days: Sequence[str],
         earlier = shown_items(store, start - NEW_ITEM_DAYS * DAY_SECONDS, start)
         figures = day_metrics(today, baseline, earlier, catalogue, activity)
         figures["sales_share"] = sales_share(store, start, start + DAY_SECONDS, window)
+        figures["psi_scores"] = psi_scores(_within(scores, start - BASELINE_DAYS * DAY_SECONDS, start),
+                                           _within(scores, start, start + DAY_SECONDS))
         overall = pd.DataFrame({"day": day, "metric": METRICS, "kind": OVERALL, "key": OVERALL,
                                 "value": [figures[name] for name in METRICS]})
         parts += [overall] + [group_metrics(today, baseline, GROUPS[kind][1], values).assign(day=day, kind=kind)
@@ -126,14 +129,15 @@ def exposure_log(store: EventStore, low: float, high: float,
                          index=lists["exposure_id"].to_numpy(), dtype=bool)
     log["fallback"] = fallback.reindex(log["exposure_id"].to_numpy()).to_numpy(bool)
     return log[LOG_FIELDS].astype({"created_at": float, "click": np.int64, "purchase": np.int64, "revenue": float,
-                                   "propensity": float, "latency_ms": float, "fallback": bool})
+                                   "latency_ms": float, "fallback": bool})
 
 
 def day_metrics(today: pd.DataFrame, baseline: pd.DataFrame, earlier: pd.Index, catalogue: set[str],
                 activity: pd.Series) -> dict[str, float]:
     """The overall figures of a day from its log rows (``today``) against the ``baseline`` rows, the items shown
     in the `NEW_ITEM_DAYS` before it (``earlier``), the stored ``catalogue`` and the baseline's events per item
-    (``activity``); ``sales_share`` is added by the caller (it reads the day's purchases)."""
+    (``activity``); ``sales_share`` and ``psi_scores`` are added by the caller (they read the day's purchases and
+    the served scores)."""
     impressions = len(today)
     exposures = today.drop_duplicates("exposure_id")
     lists, users = len(exposures), today["user_id"].nunique()
@@ -156,8 +160,6 @@ def day_metrics(today: pd.DataFrame, baseline: pd.DataFrame, earlier: pd.Index, 
         "latency_p99_ms": float(np.percentile(latency, 99)) if len(latency) else np.nan,
         "psi_users": _psi(*user_activity(baseline, today)),
         "psi_items": _psi(*item_popularity(baseline, today)),
-        "psi_scores": _psi(np.histogram(baseline["propensity"], SCORE_BINS)[0],
-                           np.histogram(today["propensity"], SCORE_BINS)[0]),
     }
 
 
@@ -188,6 +190,36 @@ def item_popularity(baseline: pd.DataFrame, today: pd.DataFrame) -> tuple[np.nda
     expected = np.bincount(decile.to_numpy(), weights=counts.to_numpy(), minlength=ITEM_BUCKETS + 1)
     actual = decile.reindex(today["item_id"].to_numpy()).fillna(ITEM_BUCKETS).to_numpy(int)
     return expected, np.bincount(actual, minlength=ITEM_BUCKETS + 1)
+
+
+def psi_scores(baseline: pd.DataFrame, today: pd.DataFrame) -> float:
+    """PSI of today's served scores against the baseline's (`EventStore.served_scores` rows), per model version:
+    each version's scores today are bucketed by the deciles of that version's baseline scores (tied deciles merged),
+    and the versions' PSIs are averaged with today's impressions as weights. Two models' scores are on different
+    scales, so pooling them would read a promotion or a canary as drift; restricting the figure to the busiest version
+    would hide the others; the weighted mean is the drift that an impression of today met, on average. Versions absent
+    from the baseline (new today) and the lists of the cold-start fallback or the holdout (the non-personalised list's
+    scores, whose share ``fallback_rate`` watches) are left out, as are exposures that did not keep their scores
+    (logged before revision 0007). NaN when no version of today has baseline scores."""
+    baseline, today = baseline[~baseline["fallback"]], today[~today["fallback"]]
+    today = today[today["model_version"].isin(baseline["model_version"].unique())]
+    if not len(today):
+        return np.nan
+    before = baseline.groupby("model_version")["score"]
+    psi, weight = [], []
+    for version, scores in today.groupby("model_version")["score"]:  # one pass per model version (a few a day)
+        reference = before.get_group(version).to_numpy(float)
+        edges = np.unique(np.quantile(reference, np.arange(1, SCORE_BUCKETS) / SCORE_BUCKETS))
+        expected, actual = (np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+                            for values in (reference, scores.to_numpy(float)))
+        psi.append(population_stability_index(expected, actual))
+        weight.append(len(scores))
+    return float(np.average(psi, weights=weight))
+
+
+def _within(rows: pd.DataFrame, low: float, high: float) -> pd.DataFrame:
+    """The rows created in [low, high)."""
+    return rows[(rows["created_at"] >= low) & (rows["created_at"] < high)]
 
 
 def group_metrics(today: pd.DataFrame, baseline: pd.DataFrame, column: str, groups: pd.Series) -> pd.DataFrame:
