@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
+from tailored.data.columns import ITEM_ID, SCORE, TIMESTAMP, USER_ID
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError
 from tailored.experiments.design import Design
@@ -138,16 +138,19 @@ def _fit(spec: MonthSpec, frame: pd.DataFrame, end: float) -> Recommender:
     return build_recommender(spec.algorithm, dict(spec.params)).fit(Dataset.from_frame(window))
 
 
-def _lists(world: World, model: Recommender, users: np.ndarray, k: int) -> np.ndarray:
-    """Each user's (world indices) top-k list as world item indices, -1 where short."""
+def _lists(world: World, model: Recommender, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's (world indices) top-k list as world item indices, -1 where short, and the scores they were
+    served with (NaN where short)."""
     unique, inverse = np.unique(users, return_inverse=True)
     frame = model.recommend(world.user_ids[unique], k, warn=False)
     row = pd.Index(world.user_ids[unique]).get_indexer(frame[USER_ID])
     position = frame.groupby(USER_ID, sort=False).cumcount().to_numpy()
     shown = np.full((len(unique), k), -1, np.int64)
+    scores = np.full((len(unique), k), np.nan)
     keep = position < k
     shown[row[keep], position[keep]] = world.item_index(frame[ITEM_ID].to_numpy()[keep])
-    return shown[inverse]
+    scores[row[keep], position[keep]] = frame[SCORE].to_numpy(np.float64)[keep]
+    return shown[inverse], scores[inverse]
 
 
 def _clicks(world: World, traffic: _Traffic, rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
@@ -180,7 +183,7 @@ def _serve_fixed(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.D
     per_list = np.zeros(len(traffic.users))
     for day in range(spec.days):
         rows = np.flatnonzero(traffic.days == day)
-        shown = _lists(world, model, traffic.users[rows], spec.k)
+        shown = _lists(world, model, traffic.users[rows], spec.k)[0]
         clicks = _clicks(world, traffic, rows, shown)
         per_list[rows] = clicks.sum(axis=1)
         if retrain:
@@ -242,16 +245,17 @@ def _serve_loop(world: World, spec: MonthSpec, traffic: _Traffic, history: pd.Da
             arms = design.assignment().assign(world.user_ids[traffic.users[rows]])
             treatment = design.arms[1].ref.partition("@")[2]
             versions = np.where(arms == design.arms[1].name, treatment, versions)
-        shown = np.full((len(rows), spec.k), -1, np.int64)
+        shown, scores = np.full((len(rows), spec.k), -1, np.int64), np.full((len(rows), spec.k), np.nan)
         for version in pd.unique(versions):
             mine = versions == version
-            shown[mine] = _lists(world, model_of(version), traffic.users[rows][mine], spec.k)
+            shown[mine], scores[mine] = _lists(world, model_of(version), traffic.users[rows][mine], spec.k)
         clicks = _clicks(world, traffic, rows, shown)
         per_list[rows], served[rows] = clicks.sum(axis=1), versions
         exposures = [exposure_row(world.user_ids[user], str(version), world.item_ids[items[items >= 0]].tolist(),
                                   experiment=experiment if arm is not None else None,
-                                  arm=None if arm is None else str(arm))
-                     for user, version, items, arm in zip(traffic.users[rows], versions, shown, arms, strict=True)]
+                                  arm=None if arm is None else str(arm), scores=served_scores[items >= 0].tolist())
+                     for user, version, items, served_scores, arm
+                     in zip(traffic.users[rows], versions, shown, scores, arms, strict=True)]
         stamps = _timestamps(traffic, spec, rows)
         for exposure, stamp in zip(exposures, stamps, strict=True):
             exposure["created_at"] = float(stamp)
