@@ -11,6 +11,10 @@ from tailored.data.io import read_table
 from tailored.data.quality import QualityRules, check_quality
 from tailored.data.synthetic import (
     BASKET_ID,
+    CHANNEL,
+    CHANNELS,
+    DEVICE,
+    DEVICES,
     EXTREME_PURCHASES,
     FUTURE_TIMESTAMP,
     PRODUCT_TEMPLATES,
@@ -187,3 +191,32 @@ def test_the_scale_set_is_seeded_sized_and_clustered() -> None:
 
     shuffled = frame.assign(item_id=np.random.default_rng(0).permutation(frame["item_id"].to_numpy()))
     assert co_bought(frame) > 1.3 * co_bought(shuffled)
+
+
+@pytest.mark.parametrize("seed", [3, 42])
+def test_context_effects_change_what_is_bought_on_each_device_channel_and_day(seed: int) -> None:
+    """``context_effects``: the same customers and baskets (same days and hours), each with a device and a channel,
+    and the planted category shifts visible in the purchases (as generated; several seeds); the default data set is
+    untouched (no such columns)."""
+    plain, shifted = generate_retail(seed=seed), generate_retail(seed=seed, context_effects=True)
+    assert DEVICE not in plain.interactions and CHANNEL not in plain.interactions
+    baskets = [frame.interactions.groupby(BASKET_ID).agg(user=(USER_ID, "first"), day=(TIMESTAMP, "min"))
+               for frame in (plain, shifted)]
+    same = baskets[0].index.intersection(baskets[1].index)
+    same = same[same <= baskets[0].index.max() - EXTREME_PURCHASES]  # the extreme buyer's come last, drawn after
+    assert len(same) == len(baskets[0]) - EXTREME_PURCHASES
+    assert (baskets[0].loc[same, "user"] == baskets[1].loc[same, "user"]).all()
+    assert (baskets[0].loc[same, "day"] // 3600 - baskets[1].loc[same, "day"] // 3600).abs().max() <= 1
+    rows = shifted.interactions[shifted.interactions[EVENT_TYPE] == "purchase"].merge(shifted.products, on=ITEM_ID)
+    assert set(rows[DEVICE]) == set(DEVICES) and set(rows[CHANNEL]) == set(CHANNELS)
+
+    def share(category: str, column: str | pd.Series) -> pd.Series:
+        return (rows["category"] == category).groupby(rows[column] if isinstance(column, str) else column).mean()
+
+    assert share("Snacks", DEVICE)["mobile"] > 3 * share("Snacks", DEVICE)["desktop"]
+    assert share("Household", DEVICE)["desktop"] > 2 * share("Household", DEVICE)["mobile"]
+    assert share("Delicatessen", CHANNEL)["email"] > 2 * share("Delicatessen", CHANNEL)["web"]
+    assert share("Fresh", CHANNEL)["app"] > 1.3 * share("Fresh", CHANNEL)["web"]
+    weekend = pd.to_datetime(rows[TIMESTAMP], unit="s", utc=True).dt.day_of_week >= 5
+    assert share("Household", weekend)[False] > 1.3 * share("Household", weekend)[True]
+    assert generate_retail(seed=seed, context_effects=True).interactions.equals(shifted.interactions)

@@ -195,11 +195,14 @@ def datasets_synthetic(
     days: Annotated[int, typer.Option("--days", min=1)] = 730,
     start: Annotated[str, typer.Option("--start", help="First day (ISO date).")] = "2024-01-01",
     seed: Annotated[int, typer.Option("--seed")] = 42,
+    context_effects: Annotated[bool, typer.Option(
+        "--context-effects", help="Add device and channel columns that change what is bought (as weekends do).")] = False,
 ) -> None:
     """Generate the seeded synthetic retail data set (two years of purchases and views, a few malformed rows)."""
     from tailored.data.synthetic import generate_retail
 
-    data = generate_retail(n_customers=customers, n_products=products, start=start, days=days, seed=seed)
+    data = generate_retail(n_customers=customers, n_products=products, start=start, days=days, seed=seed,
+                           context_effects=context_effects)
     data.write(output_dir)
     console.print(f"[green]wrote[/] {len(data.interactions):,} interactions, {len(data.customers):,} customers and "
                   f"{len(data.products):,} products to {output_dir}")

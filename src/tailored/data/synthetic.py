@@ -18,6 +18,14 @@ Customers (age, gender, segment, region) fill baskets over two years. Built in:
   CSV), one exact duplicate row, one timestamp in 2099 and one unknown product id.
 
 Views (``event_type="view"``, value 1) come from the same preferences, shortly before the basket's purchases.
+
+With ``context_effects=True`` every basket also carries the ``device`` (desktop, mobile) and ``channel`` (web, app,
+email) it was made on, and they change what is bought, as the weekend does (`DEVICE_PREFERENCES`,
+`CHANNEL_PREFERENCES`, `WEEKEND_PREFERENCES`: category weights multiplying the segment, daypart and season ones):
+snacks and drinks on mobile, household and baby products on desktop, the delicatessen from an email, fresh produce
+in the app, delicatessen and drinks at weekends: the planted effect a context-aware ranker must learn. The
+customers, their baskets and the baskets' days and hours are those of ``context_effects=False``; the products (and
+so the rows) differ.
 """
 
 from __future__ import annotations
@@ -54,6 +62,16 @@ DAYPARTS = ("morning", "afternoon", "evening")
 DAYPART_HOURS = ((7, 12), (12, 17), (17, 22))
 DAYPART_SHARES = {"weekday": (0.30, 0.25, 0.45), "weekend": (0.35, 0.45, 0.20)}
 WEEKDAY_WEIGHTS = (0.12, 0.11, 0.12, 0.13, 0.16, 0.22, 0.14)  # Monday .. Sunday
+DEVICE, CHANNEL = "device", "channel"
+DEVICES, DEVICE_SHARES = ("desktop", "mobile"), (0.55, 0.45)
+CHANNELS, CHANNEL_SHARES = ("web", "app", "email"), (0.60, 0.25, 0.15)
+DEVICE_PREFERENCES = {"desktop": {"Household": 2.5, "Baby": 2.5, "Grocery": 1.5, "Snacks": 0.4},
+                      "mobile": {"Snacks": 3.0, "Beverages": 2.5, "Frozen": 2.0, "Household": 0.3, "Baby": 0.3}}
+CHANNEL_PREFERENCES = {"web": {}, "app": {"Fresh": 2.5, "Frozen": 0.5},
+                       "email": {"Delicatessen": 5.0, "Personal care": 3.0, "Grocery": 0.4}}
+WEEKEND_PREFERENCES = {"Delicatessen": 2.5, "Beverages": 2.0, "Household": 0.4, "Personal care": 0.5}
+CONTEXT_EFFECTS = len(DEVICES) * len(CHANNELS) * 2
+"""(device, channel, weekend) combinations: index ``(device * len(CHANNELS) + channel) * 2 + weekend``."""
 @dataclass(frozen=True)
 class RetailData:
     """Interactions (``user_id, item_id, value, timestamp, event_type, basket_id, region``), customers, products, and
@@ -80,8 +98,10 @@ def generate_retail(
     days: int = 730,
     seed: int = 42,
     malformed: bool = True,
+    context_effects: bool = False,
 ) -> RetailData:
-    """Generate the retail data set; the same arguments give identical frames.
+    """Generate the retail data set; the same arguments give identical frames. ``context_effects`` adds the
+    ``device`` and ``channel`` columns and their planted effect (module docstring).
 
     ``n_products`` must be at least ``len(PRODUCT_TEMPLATES)`` (one product per template; the rest are variants such
     as "Organic Spaghetti"). The default size gives about 100k interactions in well under a second.
@@ -96,9 +116,10 @@ def generate_retail(
     origin = pd.Timestamp(start, tz="UTC")
     products, template = _products(n_products, rng)
     customers = _customers(n_customers, rng)
-    rows = _baskets(customers, products, template, origin, days, rng)
+    effects = np.random.default_rng([seed, 1]) if context_effects else None
+    rows = _baskets(customers, products, template, origin, days, rng, effects)
     extreme = _extreme_buyer(len(customers), products, origin, days, rng, next_basket=rows[BASKET_ID].max() + 1)
-    rows = pd.concat([rows, extreme])
+    rows = pd.concat([rows, extreme.assign(**({DEVICE: DEVICES[0], CHANNEL: CHANNELS[0]} if effects else {}))])
     rows = rows.sort_values([TIMESTAMP, BASKET_ID], kind="stable", ignore_index=True)
     frame = pd.DataFrame(
         {
@@ -110,6 +131,7 @@ def generate_retail(
             BASKET_ID: rows[BASKET_ID].to_numpy(np.int64),
             REGION: customers[REGION].to_numpy()[rows["customer"].to_numpy()],
         }
+        | ({DEVICE: rows[DEVICE].to_numpy(), CHANNEL: rows[CHANNEL].to_numpy()} if effects else {})
     )
     if malformed:
         frame = _with_malformed_rows(frame, products, rng)
@@ -177,8 +199,8 @@ def _customers(n_customers: int, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def _preference_cdf(products: pd.DataFrame, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cumulative item probabilities for every (segment, daypart, season) context, shape (contexts, products)."""
+def _preference_weights(products: pd.DataFrame, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Item weights for every (segment, daypart, season) context, shape (contexts, products)."""
     popularity = rng.lognormal(0.0, 1.0, len(products)) * np.where(template == np.arange(len(products)), 3.0, 1.0)
     category = products["category"].to_numpy()
     segment_weight = np.array([[CATEGORY_PREFERENCES[s].get(c, 1.0) for c in category] for s in SEGMENTS])
@@ -186,12 +208,29 @@ def _preference_cdf(products: pd.DataFrame, template: np.ndarray, rng: np.random
     daypart_weight = np.array([np.select([daypart == part, daypart == "any"], [4.0, 1.0], 0.08) for part in DAYPARTS])
     season = products["season"].to_numpy()
     season_weight = np.array([np.select([season == "all_year", season == name], [1.0, 6.0], 0.0) for name in SEASONS])
-    weights = (
+    return (
         popularity
         * segment_weight[:, None, None, :]
         * daypart_weight[None, :, None, :]
         * season_weight[None, None, :, :]
     ).reshape(-1, len(products))
+
+
+def _context_weights(weights: np.ndarray, products: pd.DataFrame) -> np.ndarray:
+    """``weights`` times each (device, channel, weekend) combination's category weights: row ``context *
+    CONTEXT_EFFECTS + effect``."""
+    category = products["category"].to_numpy()
+
+    def by_category(preferences: dict[str, float]) -> np.ndarray:
+        return np.array([preferences.get(name, 1.0) for name in category])
+
+    effect = np.array([by_category(DEVICE_PREFERENCES[device]) * by_category(CHANNEL_PREFERENCES[channel])
+                       * by_category(WEEKEND_PREFERENCES if weekend else {})
+                       for device in DEVICES for channel in CHANNELS for weekend in (False, True)])
+    return (weights[:, None, :] * effect[None, :, :]).reshape(-1, len(category))
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(weights, axis=1)
     return cdf / cdf[:, -1:]
 
@@ -218,11 +257,14 @@ def _baskets(
     origin: pd.Timestamp,
     days: int,
     rng: np.random.Generator,
+    effects: np.random.Generator | None = None,
 ) -> pd.DataFrame:
-    """Basket rows: customer, product, value, timestamp, is_view, basket_id."""
+    """Basket rows: customer, product, value, timestamp, is_view, basket_id (and device, channel when ``effects``
+    draws them)."""
     n_customers, n_products = len(customers), len(products)
     segment = pd.Index(SEGMENTS).get_indexer(customers["segment"])
-    cdf = _preference_cdf(products, template, rng)
+    weights = _preference_weights(products, template, rng)
+    cdf = _cumulative(weights)
 
     # baskets: who, which day (weekday pattern), which part of the day, which season
     activity = rng.lognormal(np.log(8.0), 0.9, n_customers)
@@ -250,7 +292,14 @@ def _baskets(
     basket = np.repeat(np.arange(n_baskets), sizes)
     position = np.arange(len(basket)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     is_view = position >= np.repeat(purchases, sizes)
-    product = _sample(cdf, context[basket], rng)
+    if effects is None:
+        product = _sample(cdf, context[basket], rng)
+    else:
+        device = effects.choice(len(DEVICES), n_baskets, p=DEVICE_SHARES)
+        channel = effects.choice(len(CHANNELS), n_baskets, p=CHANNEL_SHARES)
+        effect = (device * len(CHANNELS) + channel) * 2 + weekend
+        product = _sample(_cumulative(_context_weights(weights, products)),
+                          (context * CONTEXT_EFFECTS + effect)[basket], rng)
     staples = _staples(cdf, segment, products, rng)
     use_staple = ~is_view & (rng.random(len(basket)) < 0.35)
     which_staple = rng.integers(0, staples.shape[1], use_staple.sum())
@@ -276,6 +325,8 @@ def _baskets(
             "is_view": is_view,
             BASKET_ID: basket + 1,
         }
+        | ({} if effects is None else {DEVICE: np.array(DEVICES)[device[basket]],
+                                        CHANNEL: np.array(CHANNELS)[channel[basket]]})
     )
 
 
