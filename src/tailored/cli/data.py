@@ -196,7 +196,7 @@ def datasets_synthetic(
     start: Annotated[str, typer.Option("--start", help="First day (ISO date).")] = "2024-01-01",
     seed: Annotated[int, typer.Option("--seed")] = 42,
     context_effects: Annotated[bool, typer.Option(
-        "--context-effects", help="Add device and channel columns that change what is bought (as weekends do).")] = False,
+        "--context-effects", help="Add device and channel columns that change what is bought.")] = False,
 ) -> None:
     """Generate the seeded synthetic retail data set (two years of purchases and views, a few malformed rows)."""
     from tailored.data.synthetic import generate_retail
