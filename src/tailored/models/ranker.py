@@ -1,0 +1,275 @@
+"""A learned second stage: LambdaMART over the candidates of several retrievers (Burges, "From RankNet to LambdaRank
+to LambdaMART: An Overview", Microsoft Research TR-2010-82; LightGBM's ``lambdarank`` objective, Ke et al., NeurIPS
+2017).
+
+Two stages. Retrievers of the catalogue (``retrievers``, default ease, als, item-knn) each propose their best
+``candidates`` items a user has not taken (and, with ``recent`` > 0, the user's own latest items: repeats); a
+gradient-boosted tree ensemble then orders that union from features of the user, the item, the pair and each
+retriever's score and rank (`tailored.models.ranker_features`). LambdaMART fits trees to the gradients of a pairwise
+loss weighted by how much swapping two items changes NDCG, so it optimises the list's order directly.
+
+Training is carved by time, as serving will see it: a global cut leaves the latest ``label_fraction`` of the
+interactions (or the last ``label_days`` days) as labels; the retrievers are fitted on the earlier part only, and
+every feature is read from that earlier part (`Window` before the cut), so nothing of the label window leaks into a
+feature. A candidate is relevant when the user took it after the cut; one group per user (users with no relevant
+candidate are left out). A seeded 20 % of the labelled users is held out, and boosting stops when their NDCG@10 has
+not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and scoring
+computes the same features, by the same code, from all the data.
+
+``score`` gives the ranker's score to each candidate and ranks every other item below every candidate, in the
+first retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format
+(as bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra (lightgbm).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tailored.config import num_threads
+from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError, DataError
+from tailored.models.base import (Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
+                                  scorer_class, standardize)
+from tailored.models.ranker_features import (DAY, ItemAttributes, Window, feature_names, interaction_seconds,
+                                             pair_features)
+
+logger = logging.getLogger(__name__)
+
+EARLY_STOPPING_ROUNDS = 20
+VALIDATION_SHARE = 0.2
+"""Share of the labelled users (seeded) held out for early stopping."""
+BLOCK_USERS = 512
+"""Users whose retriever scores (users x items, per retriever) are held at once."""
+NOT_RETRIEVERS = ("ranker",)
+
+
+def lightgbm() -> Any:
+    """The lightgbm module, or a ConfigError saying how to install it."""
+    try:
+        import lightgbm as module
+    except ImportError as error:
+        raise ConfigError('Algorithm \'ranker\' needs LightGBM: pip install "tailored[ranker]"') from error
+    return module
+
+
+@register("ranker")
+@dataclass(eq=False)
+class RankerScorer:
+    retrievers: str = "ease,als,item-knn"
+    candidates: int = 50
+    recent: int = 0
+    label_fraction: float = 0.2
+    label_days: float | None = None
+    n_estimators: int = 500
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    seed: int = 0
+
+    explicit: ClassVar[bool] = False
+    handles_cold_users: ClassVar[bool] = False
+    handles_cold_items: ClassVar[bool] = False
+    search_space: ClassVar[dict[str, Float | Int]] = {
+        "candidates": Int(10, 200, log=True),
+        "label_fraction": Float(0.05, 0.5),
+        "learning_rate": Float(0.01, 0.3, log=True),
+        "num_leaves": Int(7, 127, log=True),
+        "min_child_samples": Int(5, 200, log=True),
+    }
+
+    def fit(self, dataset: Dataset) -> Self:
+        names = retriever_names(self.retrievers)
+        self._check_params()
+        module = lightgbm()
+        seconds = interaction_seconds(dataset, "ranker")
+        cut = self._cut(seconds)
+        earlier, later = dataset.subset(seconds < cut), dataset.subset(seconds >= cut)
+        attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
+        window = Window.of(dataset, seconds, until=cut)
+        retrievers = [create_scorer(name).fit(earlier) for name in names]
+        labels = later.matrix(binary=True)
+        labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
+        if len(labelled) == 0:
+            raise DataError(f"ranker: no user has interactions both before and after the time cut ({cut:.0f} s); "
+                            "raise label_fraction (or label_days), or give more history per user.")
+        held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
+        names_ = feature_names(names, attributes)
+        sets = [self._rows(retrievers, window, attributes, users, labels, module, names_)
+                for users in (labelled[~held_out], labelled[held_out])]
+        if sets[0] is None:
+            raise DataError("ranker: no labelled user has a relevant item among the candidates; raise candidates "
+                            "or label_fraction.")
+        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": self.learning_rate,
+                  "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples, "seed": self.seed,
+                  "deterministic": True, "force_row_wise": True, "num_threads": num_threads(), "verbose": -1}
+        callbacks = [module.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if sets[1] is not None else []
+        booster = module.train(params, sets[0], num_boost_round=self.n_estimators,
+                               valid_sets=[s for s in sets[1:] if s is not None], callbacks=callbacks)
+        self.rounds_ = int(booster.best_iteration or booster.current_iteration())
+        text = booster.model_to_string(num_iteration=self.rounds_)
+        self.booster_ = np.frombuffer(text.encode(), np.uint8).copy()
+        self.feature_names_ = np.asarray(names_)
+        logger.info("ranker: %d rounds on %d users (%d held out), cut at %.0f s", self.rounds_, len(labelled),
+                    held_out.sum(), cut)
+        self.members_: list[Scorer] = [create_scorer(name).fit(dataset) for name in names]
+        self.interaction_users_ = dataset.user_index.astype(np.int32)
+        self.interaction_items_ = dataset.item_index.astype(np.int32)
+        self.interaction_seconds_ = seconds
+        self.item_numbers_, self.item_categories_ = attributes.numbers, attributes.categories
+        self.category_blocks_ = attributes.category_blocks
+        self.number_names_ = np.asarray(attributes.number_names, dtype=str)
+        self.category_names_ = np.asarray(attributes.category_names, dtype=str)
+        self.n_users_, self.n_items_ = dataset.n_users, dataset.n_items
+        self._serving: tuple[Any, Window, ItemAttributes] | None = None
+        return self
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        check_fitted(self, "booster_")
+        booster, window, attributes = self._serving_state()
+        users = np.asarray(users, np.int64)
+        out = np.empty((len(users), self.n_items_), np.float32)
+        for start in range(0, len(users), BLOCK_USERS):
+            block = users[start:start + BLOCK_USERS]
+            inside = (block >= 0) & (block < self.n_users_)
+            known = np.where(inside, block, 0)
+            scores, ranks = retriever_features(self.members_, window, known)
+            rows, candidate_items = candidate_pairs(ranks, window, known, self.candidates, self.recent)
+            keep = inside[rows]
+            rows, candidate_items = rows[keep], candidate_items[keep]
+            predicted = booster.predict(pair_features(window, attributes, known, rows, candidate_items, scores,
+                                                      ranks), num_threads=num_threads())
+            out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, ranks[0], len(block))
+        return out if items is None else out[:, items]
+
+    def feature_importances(self) -> pd.Series:
+        """Each feature's total gain over the booster's splits, largest first."""
+        check_fitted(self, "booster_")
+        booster = self._serving_state()[0]
+        gains = booster.feature_importance(importance_type="gain")
+        return pd.Series(gains, index=self.feature_names_.tolist(), name="gain").sort_values(ascending=False)
+
+    def _check_params(self) -> None:
+        if not 0 < self.label_fraction < 1:
+            raise ConfigError(f"ranker.label_fraction={self.label_fraction} must be between 0 and 1 (exclusive).")
+        if self.label_days is not None and self.label_days <= 0:
+            raise ConfigError(f"ranker.label_days={self.label_days} must be above 0 (or none: label_fraction).")
+        for name in ("candidates", "n_estimators", "num_leaves", "min_child_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ranker.{name}={getattr(self, name)} must be at least 1.")
+
+    def _cut(self, seconds: np.ndarray) -> float:
+        """The time from which interactions are labels: the last ``label_days`` days, else the quantile that leaves
+        ``label_fraction`` of the rows after it; a DataError when it leaves nothing before or after."""
+        if len(seconds) == 0:
+            raise DataError("ranker: the interactions are empty.")
+        if self.label_days is not None:
+            cut = float(seconds.max() - self.label_days * DAY)
+        else:
+            cut = float(np.quantile(seconds, 1.0 - self.label_fraction, method="higher"))
+        if not seconds.min() < cut <= seconds.max():
+            raise DataError(
+                f"ranker: the time cut ({cut:.0f} s) leaves no interaction on one side (times run from "
+                f"{seconds.min():.0f} to {seconds.max():.0f} s); the interactions need distinct timestamps, or set "
+                "label_days / label_fraction so that both parts hold some."
+            )
+        return cut
+
+    def _rows(self, retrievers: list[Scorer], window: Window, attributes: ItemAttributes, users: np.ndarray,
+              labels: sp.csr_matrix, module: Any, names: list[str]) -> Any:
+        """The LightGBM dataset (one group per user with a relevant candidate) of ``users``, or None without one."""
+        features, relevant, groups = [], [], []
+        for start in range(0, len(users), BLOCK_USERS):
+            block = users[start:start + BLOCK_USERS]
+            scores, ranks = retriever_features(retrievers, window, block)
+            rows, items = candidate_pairs(ranks, window, block, self.candidates, self.recent)
+            hits = np.asarray(labels[block[rows], items]).ravel() > 0
+            useful = np.bincount(rows, hits, minlength=len(block))[rows] > 0
+            rows, items, hits = rows[useful], items[useful], hits[useful]
+            features.append(pair_features(window, attributes, block, rows, items, scores, ranks))
+            relevant.append(hits.astype(np.float32))
+            groups.append(np.bincount(rows, minlength=len(block))[np.unique(rows)])
+        if not sum(len(group) for group in groups):
+            return None
+        return module.Dataset(np.concatenate(features), np.concatenate(relevant), group=np.concatenate(groups),
+                              feature_name=names, free_raw_data=True)
+
+    def _serving_state(self) -> tuple[Any, Window, ItemAttributes]:
+        """The booster, the window of all the data and the item attributes, built once from the stored arrays."""
+        if getattr(self, "_serving", None) is None:
+            booster = lightgbm().Booster(model_str=self.booster_.tobytes().decode())
+            window = Window(self.interaction_users_.astype(np.int64), self.interaction_items_.astype(np.int64),
+                            self.interaction_seconds_, int(self.n_users_), int(self.n_items_),
+                            float(self.interaction_seconds_.max()))
+            attributes = ItemAttributes(self.item_numbers_, tuple(self.number_names_.tolist()),
+                                        sp.csr_matrix(self.item_categories_), self.category_blocks_,
+                                        tuple(self.category_names_.tolist()))
+            self._serving = (booster, window, attributes)
+        return self._serving
+
+
+def retriever_names(retrievers: str) -> list[str]:
+    """The comma-separated retrievers, checked: known ranking algorithms other than the ranker itself."""
+    names = [name.strip() for name in retrievers.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("ranker.retrievers names no algorithm; give a comma-separated list, e.g. 'ease,item-knn'.")
+    choices = [name for name in algorithm_names() if name not in NOT_RETRIEVERS and not scorer_class(name).explicit]
+    for name in names:
+        if name not in choices:
+            raise ConfigError(f"ranker.retrievers: '{name}' is not a ranking algorithm of the catalogue; choices: "
+                              f"{', '.join(choices)}.")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"ranker.retrievers names an algorithm twice: {retrievers!r}.")
+    return names
+
+
+def retriever_features(retrievers: list[Scorer], window: Window, users: np.ndarray
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per retriever, its scores for ``users`` standardised over each user's unseen items (in ``window``) and its
+    ranks (1 = best unseen item; the seen items after every unseen one), each users x all items."""
+    seen = window.taken[users].toarray() > 0
+    scores, ranks = [], []
+    for retriever in retrievers:
+        raw = np.asarray(retriever.score(users), np.float64)
+        order = np.argsort(np.where(seen, np.inf, -raw), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(1, raw.shape[1] + 1)[None, :], axis=1)
+        scores.append(standardize(raw, ~seen))
+        ranks.append(rank)
+    return scores, ranks
+
+
+def candidate_pairs(ranks: list[np.ndarray], window: Window, users: np.ndarray, candidates: int, recent: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The (row in ``users``, item) candidate pairs, by row then item: each retriever's best ``candidates`` unseen
+    items, and the user's ``recent`` latest distinct items."""
+    seen = window.taken[users].toarray() > 0
+    chosen = np.zeros(seen.shape, bool)
+    for rank in ranks:
+        chosen |= (rank <= candidates) & ~seen
+    if recent:
+        last = window.last_taken[users].toarray()  # 1 + days before now; 0 where never taken
+        latest = np.argsort(np.where(last > 0, last, np.inf), axis=1, kind="stable")[:, :recent]
+        mark = np.zeros(seen.shape, bool)
+        np.put_along_axis(mark, latest, True, axis=1)
+        chosen |= mark & seen
+    return np.nonzero(chosen)
+
+
+def full_ranking(predicted: np.ndarray, rows: np.ndarray, items: np.ndarray, first_ranks: np.ndarray,
+                 n_rows: int) -> np.ndarray:
+    """users x items scores: the ranker's on the candidates, and below each row's lowest candidate every other
+    item in the first retriever's order (``first_ranks``)."""
+    floor = np.full(n_rows, 0.0)
+    if len(rows):
+        lowest = np.full(n_rows, np.inf)
+        np.minimum.at(lowest, rows, predicted)
+        floor = np.where(np.isfinite(lowest), lowest, 0.0)
+    out = floor[:, None] - 1.0 - first_ranks / (first_ranks.shape[1] + 1.0)
+    out[rows, items] = predicted
+    return out.astype(np.float32)

@@ -1,0 +1,194 @@
+"""The features of the learned second stage (`tailored.models.ranker`), one code path for training and serving.
+
+Every feature of a (user, candidate item) pair is read from a `Window`: the interactions known at a moment ``now``
+(the carve's cut while training, the end of the data when serving) and nothing after it. The ranker builds its
+training rows from ``Window.of(dataset, until=cut)``, which drops every row at or after the cut itself, and its
+serving rows from ``Window.of(dataset)``: the same functions, so training and serving cannot drift apart, and the
+label window cannot leak into a feature (tests/models/test_ranker.py checks both).
+
+Features (`feature_names`), all vectorised over the pairs:
+
+- per retriever: its score standardised over the user's unseen items (``<name>_score``) and its rank among them
+  (``<name>_rank``, 1 = its best; seen items rank after every unseen one);
+- user: ``user_log_activity`` (log 1 + events), ``user_days_since_last`` (days from the user's last event to now);
+- item: ``item_log_popularity`` (log 1 + events), ``item_trend`` (log of the last 7 days' events over the last 30
+  days' weekly rate, both + 1), ``item_age_days`` (days since its first event), each numeric item attribute
+  (``item_<column>``: price, year...);
+- pair: ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
+  share of the user's distinct items that carry the candidate's value (the mean over its values), and
+  ``days_since_taken``: days since the user last took this very item (NaN when never: a repeat signal, for
+  candidates drawn from the user's own recent items).
+
+Features unknown for a pair are NaN, which LightGBM routes by a learned default direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tailored.data.cells import timestamps
+from tailored.data.dataset import Dataset
+from tailored.errors import DataError
+
+DAY = 86_400.0
+RECENT_DAYS, MONTH_DAYS = 7.0, 30.0
+MAX_CATEGORIES = 100
+"""A text item attribute is a category when its values (``|``-separated) number at most this many."""
+USER_FEATURES = ("user_log_activity", "user_days_since_last")
+ITEM_FEATURES = ("item_log_popularity", "item_trend", "item_age_days")
+REPEAT_FEATURE = "days_since_taken"
+
+
+def interaction_seconds(dataset: Dataset, algorithm: str) -> np.ndarray:
+    """The interactions' times as float64 Unix seconds; a DataError naming the missing column and the fix."""
+    if dataset.timestamps is None:
+        raise DataError(
+            f"Algorithm '{algorithm}' carves its training data by time and needs a 'timestamp' column in the "
+            "interactions, which these have not; give the file's time column (`--time-col`), or use one of its "
+            "retrievers (e.g. ease) on its own."
+        )
+    return timestamps(pd.Series(dataset.timestamps)).to_numpy(np.float64)
+
+
+@dataclass(frozen=True)
+class ItemAttributes:
+    """The item attributes the features read, fixed at training: numeric columns and categorical columns."""
+
+    numbers: np.ndarray
+    """n_items x numeric columns, float64, NaN where unknown."""
+    number_names: tuple[str, ...]
+    categories: sp.csr_matrix
+    """n_items x (all categorical columns' values), each row's block of a column summing to 1 (its values' mean)."""
+    category_blocks: np.ndarray
+    """The first column of each categorical attribute's block in ``categories``, then the total."""
+    category_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: pd.DataFrame | None, n_items: int) -> ItemAttributes:
+        """Numeric columns (not booleans) and text columns of at most `MAX_CATEGORIES` values (an id-like column,
+        one value per item, is left out) of an item attribute table aligned on item indices."""
+        table = pd.DataFrame(index=range(n_items)) if table is None else table
+        numbers, number_names, blocks, category_names = [], [], [], []
+        for name in table.columns:
+            column = table[name]
+            if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+                numbers.append(pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan))
+                number_names.append(str(name))
+            elif pd.api.types.is_string_dtype(column) or isinstance(column.dtype, pd.CategoricalDtype):
+                indicators = column.astype("string").str.get_dummies(sep="|")
+                if 0 < indicators.shape[1] <= MAX_CATEGORIES and column.nunique() < max(2, column.count()):
+                    blocks.append(sp.csr_matrix(indicators.to_numpy(np.float64)))
+                    category_names.append(str(name))
+        matrix = sp.hstack([normalized_rows(block) for block in blocks] or [sp.csr_matrix((n_items, 0))], "csr")
+        return cls(
+            numbers=np.column_stack(numbers) if numbers else np.zeros((n_items, 0)),
+            number_names=tuple(number_names),
+            categories=matrix,
+            category_blocks=np.cumsum([0] + [block.shape[1] for block in blocks]),
+            category_names=tuple(category_names),
+        )
+
+
+def normalized_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row divided by its sum (empty rows stay empty)."""
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ matrix)
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """The interactions known at ``now`` (rows strictly before it when it is a cut): what every feature reads."""
+
+    users: np.ndarray
+    items: np.ndarray
+    seconds: np.ndarray
+    n_users: int
+    n_items: int
+    now: float
+
+    @classmethod
+    def of(cls, dataset: Dataset, seconds: np.ndarray, until: float | None = None) -> Window:
+        """The rows of ``dataset`` (``seconds``: their times) before ``until``; all rows, and ``now`` = the last
+        time, when ``until`` is None."""
+        keep = np.ones(len(dataset), bool) if until is None else seconds < until
+        now = float(until if until is not None else (seconds.max() if len(seconds) else 0.0))
+        return cls(dataset.user_index[keep].astype(np.int64), dataset.item_index[keep].astype(np.int64),
+                   seconds[keep], dataset.n_users, dataset.n_items, now)
+
+    @cached_property
+    def taken(self) -> sp.csr_matrix:
+        """users x items: 1 where the user took the item."""
+        matrix = sp.csr_matrix((np.ones(len(self.users)), (self.users, self.items)), (self.n_users, self.n_items))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        return matrix
+
+    @cached_property
+    def last_taken(self) -> sp.csr_matrix:
+        """users x items: 1 + the time of the user's last event with the item, in days before ``now``."""
+        order = np.lexsort((self.seconds, self.items, self.users))
+        pair = self.users[order] * self.n_items + self.items[order]
+        last = order[np.r_[pair[1:] != pair[:-1], True]] if len(order) else order
+        return sp.csr_matrix((1.0 + (self.now - self.seconds[last]) / DAY, (self.users[last], self.items[last])),
+                             (self.n_users, self.n_items))
+
+    @cached_property
+    def user_table(self) -> np.ndarray:
+        """n_users x `USER_FEATURES`."""
+        counts = np.bincount(self.users, minlength=self.n_users)
+        last = np.full(self.n_users, -np.inf)
+        np.maximum.at(last, self.users, self.seconds)
+        days = np.where(counts > 0, (self.now - last) / DAY, np.nan)
+        return np.column_stack([np.log1p(counts), days])
+
+    @cached_property
+    def item_table(self) -> np.ndarray:
+        """n_items x `ITEM_FEATURES`."""
+        counts = np.bincount(self.items, minlength=self.n_items)
+        age = self.now - self.seconds
+        recent = np.bincount(self.items[age <= RECENT_DAYS * DAY], minlength=self.n_items)
+        month = np.bincount(self.items[age <= MONTH_DAYS * DAY], minlength=self.n_items)
+        trend = np.log((recent + 1.0) / (month * RECENT_DAYS / MONTH_DAYS + 1.0))
+        first = np.full(self.n_items, np.inf)
+        np.minimum.at(first, self.items, self.seconds)
+        days = np.where(counts > 0, (self.now - first) / DAY, np.nan)
+        return np.column_stack([np.log1p(counts), trend, days])
+
+
+def feature_names(retrievers: list[str], attributes: ItemAttributes) -> list[str]:
+    """The columns of `pair_features`, in order."""
+    return ([f"{name}_{kind}" for name in retrievers for kind in ("score", "rank")] + list(USER_FEATURES)
+            + list(ITEM_FEATURES) + [f"item_{name}" for name in attributes.number_names]
+            + [f"affinity_{name}" for name in attributes.category_names] + [REPEAT_FEATURE])
+
+
+def pair_features(window: Window, attributes: ItemAttributes, users: np.ndarray, rows: np.ndarray,
+                  items: np.ndarray, retriever_scores: list[np.ndarray], retriever_ranks: list[np.ndarray]
+                  ) -> np.ndarray:
+    """The feature rows (float32, `feature_names` order) of the pairs (``users[rows]``, ``items``): ``users`` is a
+    block of user indices, ``retriever_scores`` / ``retriever_ranks`` each retriever's standardised scores and
+    ranks for the block (block users x all items)."""
+    pair_users = users[rows]
+    columns = []
+    for scores, ranks in zip(retriever_scores, retriever_ranks, strict=True):
+        columns += [scores[rows, items], ranks[rows, items]]
+    columns += list(window.user_table[pair_users].T) + list(window.item_table[items].T)
+    columns += list(attributes.numbers[items].T)
+    if attributes.category_names:
+        taken = window.taken[users]
+        held = np.maximum(np.asarray(taken.sum(axis=1)).ravel(), 1.0)
+        shares = (taken @ (attributes.categories > 0).astype(np.float64)).toarray() / held[:, None]
+        carried = attributes.categories[items].tocoo()  # (pair, value, the value's weight in its column's mean)
+        contributions = carried.data * shares[rows[carried.row], carried.col]
+        column_of_value = np.searchsorted(attributes.category_blocks, carried.col, side="right") - 1
+        for column in range(len(attributes.category_names)):
+            of_column = column_of_value == column
+            columns.append(np.bincount(carried.row[of_column], contributions[of_column], minlength=len(items)))
+    last = window.last_taken[pair_users, items]
+    columns.append(np.where(np.asarray(last).ravel() > 0, np.asarray(last).ravel(), np.nan))
+    return np.column_stack(columns).astype(np.float32)
