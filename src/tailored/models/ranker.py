@@ -16,8 +16,9 @@ candidate are left out). A seeded 20 % of the labelled users is held out, and bo
 not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and scoring
 computes the same features, by the same code, from all the data.
 
-``score`` gives the ranker's score to each candidate and ranks every other item below every candidate, in the
-first retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format
+``score`` is minus each item's position in the final order: the candidates by the ranker's prediction (ties, which
+the leaves of a few trees make common, broken by the first retriever), then every other item in the first
+retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format
 (as bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra (lightgbm).
 """
 
@@ -47,6 +48,7 @@ VALIDATION_SHARE = 0.2
 BLOCK_USERS = 512
 """Users whose retriever scores (users x items, per retriever) are held at once."""
 NOT_RETRIEVERS = ("ranker",)
+CARVES = ("time", "user")
 
 
 def lightgbm() -> Any:
@@ -64,6 +66,7 @@ class RankerScorer:
     retrievers: str = "ease,als,item-knn"
     candidates: int = 50
     recent: int = 0
+    carve: str = "time"
     label_fraction: float = 0.2
     label_days: float | None = None
     n_estimators: int = 500
@@ -88,16 +91,20 @@ class RankerScorer:
         self._check_params()
         module = lightgbm()
         seconds = interaction_seconds(dataset, "ranker")
-        cut = self._cut(seconds)
-        earlier, later = dataset.subset(seconds < cut), dataset.subset(seconds >= cut)
+        if self.carve == "time":
+            cut = self._cut(seconds)
+            label_rows = seconds >= cut
+        else:
+            cut, label_rows = None, per_user_carve(dataset.user_index, self.label_fraction, self.seed)
+        earlier, later = dataset.subset(~label_rows), dataset.subset(label_rows)
         attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
-        window = Window.of(dataset, seconds, until=cut)
+        window = Window.of(earlier, seconds[~label_rows], until=cut)
         retrievers = [create_scorer(name).fit(earlier) for name in names]
         labels = later.matrix(binary=True)
         labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
         if len(labelled) == 0:
-            raise DataError(f"ranker: no user has interactions both before and after the time cut ({cut:.0f} s); "
-                            "raise label_fraction (or label_days), or give more history per user.")
+            raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
+                            "label_fraction (or label_days), or give more history per user.")
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
         names_ = feature_names(names, attributes)
         sets = [self._rows(retrievers, window, attributes, users, labels, module, names_)
@@ -107,7 +114,8 @@ class RankerScorer:
                             "or label_fraction.")
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": self.learning_rate,
                   "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples, "seed": self.seed,
-                  "deterministic": True, "force_row_wise": True, "num_threads": num_threads(), "verbose": -1}
+                  "deterministic": True, "force_row_wise": True, "num_threads": num_threads(), "verbose": -1,
+                  "monotone_constraints": monotone_constraints(names_), "monotone_constraints_method": "advanced"}
         callbacks = [module.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if sets[1] is not None else []
         booster = module.train(params, sets[0], num_boost_round=self.n_estimators,
                                valid_sets=[s for s in sets[1:] if s is not None], callbacks=callbacks)
@@ -115,8 +123,8 @@ class RankerScorer:
         text = booster.model_to_string(num_iteration=self.rounds_)
         self.booster_ = np.frombuffer(text.encode(), np.uint8).copy()
         self.feature_names_ = np.asarray(names_)
-        logger.info("ranker: %d rounds on %d users (%d held out), cut at %.0f s", self.rounds_, len(labelled),
-                    held_out.sum(), cut)
+        logger.info("ranker: %d rounds on %d labelled users (%d held out), %s carve", self.rounds_, len(labelled),
+                    held_out.sum(), self.carve)
         self.members_: list[Scorer] = [create_scorer(name).fit(dataset) for name in names]
         self.interaction_users_ = dataset.user_index.astype(np.int32)
         self.interaction_items_ = dataset.item_index.astype(np.int32)
@@ -155,6 +163,8 @@ class RankerScorer:
         return pd.Series(gains, index=self.feature_names_.tolist(), name="gain").sort_values(ascending=False)
 
     def _check_params(self) -> None:
+        if self.carve not in CARVES:
+            raise ConfigError(f"ranker.carve must be one of {', '.join(CARVES)}, not {self.carve!r}.")
         if not 0 < self.label_fraction < 1:
             raise ConfigError(f"ranker.label_fraction={self.label_fraction} must be between 0 and 1 (exclusive).")
         if self.label_days is not None and self.label_days <= 0:
@@ -228,6 +238,24 @@ def retriever_names(retrievers: str) -> list[str]:
     return names
 
 
+def per_user_carve(users: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask of rows: per user, a seeded random ``round(fraction * n)`` of the user's ``n`` rows, at least
+    one when ``n`` >= 2 and never all of them."""
+    order = np.lexsort((np.random.default_rng(seed).random(len(users)), users))
+    counts = np.bincount(users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(len(users), np.int64)
+    position[order] = np.arange(len(users)) - starts[users[order]]
+    chosen = np.clip(np.round(fraction * counts), np.minimum(counts - 1, 1), np.maximum(counts - 1, 0))
+    return position < chosen[users]
+
+
+def monotone_constraints(names: list[str]) -> list[int]:
+    """+1 for each retriever's score, -1 for its rank, 0 for the other features: all else equal, an item that a
+    retriever puts higher is never ranked lower (a prior that keeps a few noisy labels from reversing it)."""
+    return [1 if name.endswith("_score") else -1 if name.endswith("_rank") else 0 for name in names]
+
+
 def retriever_features(retrievers: list[Scorer], window: Window, users: np.ndarray
                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per retriever, its scores for ``users`` standardised over each user's unseen items (in ``window``) and its
@@ -263,13 +291,14 @@ def candidate_pairs(ranks: list[np.ndarray], window: Window, users: np.ndarray, 
 
 def full_ranking(predicted: np.ndarray, rows: np.ndarray, items: np.ndarray, first_ranks: np.ndarray,
                  n_rows: int) -> np.ndarray:
-    """users x items scores: the ranker's on the candidates, and below each row's lowest candidate every other
-    item in the first retriever's order (``first_ranks``)."""
-    floor = np.full(n_rows, 0.0)
-    if len(rows):
-        lowest = np.full(n_rows, np.inf)
-        np.minimum.at(lowest, rows, predicted)
-        floor = np.where(np.isfinite(lowest), lowest, 0.0)
-    out = floor[:, None] - 1.0 - first_ranks / (first_ranks.shape[1] + 1.0)
-    out[rows, items] = predicted
+    """users x items scores, minus each item's position in the final order: a row's candidates first, by the
+    ranker's prediction (ties, which a few trees' leaves make common, by the first retriever: ``first_ranks``),
+    then every other item in the first retriever's order."""
+    order = np.lexsort((first_ranks[rows, items], -predicted, rows))
+    starts = np.searchsorted(rows[order], np.arange(n_rows))
+    position = np.empty(len(rows), np.int64)
+    position[order] = np.arange(len(rows)) - starts[rows[order]]
+    counts = np.bincount(rows, minlength=n_rows)
+    out = -(counts[:, None] + first_ranks).astype(np.float64)
+    out[rows, items] = -(1.0 + position)
     return out.astype(np.float32)

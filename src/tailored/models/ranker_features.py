@@ -9,7 +9,8 @@ label window cannot leak into a feature (tests/models/test_ranker.py checks both
 Features (`feature_names`), all vectorised over the pairs:
 
 - per retriever: its score standardised over the user's unseen items (``<name>_score``) and its rank among them
-  (``<name>_rank``, 1 = its best; seen items rank after every unseen one);
+  (``<name>_rank``, 1 = its best); NaN for an item the user has taken (a repeat candidate), which retrievers do
+  not rank;
 - user: ``user_log_activity`` (log 1 + events), ``user_days_since_last`` (days from the user's last event to now);
 - item: ``item_log_popularity`` (log 1 + events), ``item_trend`` (log of the last 7 days' events over the last 30
   days' weekly rate, both + 1), ``item_age_days`` (days since its first event), each numeric item attribute
@@ -174,9 +175,10 @@ def pair_features(window: Window, attributes: ItemAttributes, users: np.ndarray,
     block of user indices, ``retriever_scores`` / ``retriever_ranks`` each retriever's standardised scores and
     ranks for the block (block users x all items)."""
     pair_users = users[rows]
+    taken = np.asarray(window.taken[pair_users, items]).ravel() > 0
     columns = []
     for scores, ranks in zip(retriever_scores, retriever_ranks, strict=True):
-        columns += [scores[rows, items], ranks[rows, items]]
+        columns += [np.where(taken, np.nan, scores[rows, items]), np.where(taken, np.nan, ranks[rows, items])]
     columns += list(window.user_table[pair_users].T) + list(window.item_table[items].T)
     columns += list(attributes.numbers[items].T)
     if attributes.category_names:

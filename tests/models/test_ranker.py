@@ -1,0 +1,236 @@
+"""The learned second stage: its errors, its time carve without leakage, its full ranking, save/load, and a planted
+signal (a price that no retriever sees) that it finds and its retrievers do not."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailored.data.dataset import Dataset
+from tailored.errors import ConfigError, DataError
+from tailored.eval.metrics import RankedLists, metric
+from tailored.models.base import create_scorer
+from tailored.models.ranker import full_ranking, retriever_features
+from tailored.models.ranker_features import ItemAttributes, Window, feature_names, interaction_seconds, pair_features
+from tailored.pipeline.recommender import Recommender
+from tailored.registry.model_dir import load_model, save_model
+
+DAY = 86_400
+N_USERS, N_ITEMS, EVENTS, HELD_OUT = 150, 120, 30, 3
+
+
+def price_world(seed: int = 0) -> tuple[Dataset, pd.DataFrame]:
+    """Users take random items for their first 24 events; from then on (the last 6 of the training part, and the
+    3 held-out ones) 90 % of their picks are among the cheap items (price below 1), which nothing but the items'
+    ``price`` tells apart. Each user's events are one day apart, users interleaved."""
+    rng = np.random.default_rng(seed)
+    price = rng.uniform(0.0, 4.0, N_ITEMS)
+    cheap = np.flatnonzero(price < 1.0)
+    rows = []
+    for user in range(N_USERS):
+        taken: set[int] = set()
+        for event in range(EVENTS + HELD_OUT):
+            pool = cheap if event >= 24 and rng.random() < 0.9 else np.arange(N_ITEMS)
+            pool = np.setdiff1d(pool, list(taken)) if len(np.setdiff1d(pool, list(taken))) else np.arange(N_ITEMS)
+            item = int(rng.choice(pool))
+            taken.add(item)
+            rows.append((f"u{user}", f"i{item}", 1.0, event * DAY + user, event >= EVENTS))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp", "test"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_ITEMS)], "price": price,
+                          "shelf": [f"s{i % 4}" for i in range(N_ITEMS)]})
+    train = Dataset.from_frame(frame[~frame.test].drop(columns="test"), items=items)
+    return train, frame[frame.test].drop(columns="test")
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[Dataset, pd.DataFrame]:
+    return price_world()
+
+
+@pytest.fixture(scope="module")
+def fitted_ranker(world) -> Recommender:
+    return Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30})).fit(world[0])
+
+
+def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:
+    users = dataset.users.index(test.user_id.unique())
+    items = np.concatenate([block_items for _, block_items, _, _ in recommender.recommend_indices(users, 10)])
+    relevant = Dataset.from_frame(test, user_map=dataset.users, item_map=dataset.items).matrix(binary=True)[users]
+    counts = np.asarray(relevant.sum(axis=1)).ravel().astype(np.int64)
+    return metric("ndcg@10").value(RankedLists(items, relevant, counts, dataset.item_counts(), dataset.n_users))
+
+
+def test_an_unknown_retriever_is_named_with_the_choices(world) -> None:
+    with pytest.raises(ConfigError, match=r"'easy' is not a ranking algorithm.*choices: .*ease.*item-knn"):
+        create_scorer("ranker", {"retrievers": "ease,easy"}).fit(world[0])
+    with pytest.raises(ConfigError, match="'mf' is not a ranking algorithm"):  # a rating predictor
+        create_scorer("ranker", {"retrievers": "mf"}).fit(world[0])
+
+
+def test_interactions_without_timestamps_are_refused_naming_the_column(world) -> None:
+    untimed = Dataset.from_frame(world[0].to_frame().drop(columns="timestamp"))
+    with pytest.raises(DataError, match="'timestamp' column.*--time-col"):
+        create_scorer("ranker").fit(untimed)
+
+
+def test_timestamps_that_leave_one_side_of_the_cut_empty_are_refused(world) -> None:
+    frame = world[0].to_frame().assign(timestamp=5)
+    with pytest.raises(DataError, match="leaves no interaction on one side"):
+        create_scorer("ranker").fit(Dataset.from_frame(frame))
+
+
+def test_training_features_do_not_read_the_label_window(world) -> None:
+    """The features of the training pairs are the same whether the label window's rows are in the data or not:
+    a feature that read them (a popularity counting the later part, a "last seen" after the cut) fails here; the
+    same pairs read from all the data (what serving does) do differ, so the check has teeth."""
+    dataset = world[0]
+    seconds = interaction_seconds(dataset, "ranker")
+    cut = float(np.quantile(seconds, 0.8, method="higher"))
+    earlier = dataset.subset(seconds < cut)
+    attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
+    retrievers = [create_scorer("ease").fit(earlier)]
+    users = np.arange(0, N_USERS, 3)
+
+    def features(window: Window) -> np.ndarray:
+        scores, ranks = retriever_features(retrievers, window, users)
+        rows = np.repeat(np.arange(len(users)), N_ITEMS)
+        items = np.tile(np.arange(N_ITEMS), len(users))
+        return pair_features(window, attributes, users, rows, items, scores, ranks)
+
+    with_labels = features(Window.of(dataset, seconds, until=cut))
+    without_labels = features(Window.of(earlier, seconds[seconds < cut], until=cut))
+    np.testing.assert_array_equal(with_labels, without_labels)
+    assert with_labels.shape[1] == len(feature_names(["ease"], attributes))
+    leaky = features(Window.of(dataset, seconds))
+    assert not np.array_equal(np.nan_to_num(leaky), np.nan_to_num(with_labels))
+
+
+def test_the_features_are_what_they_say(world) -> None:
+    dataset = world[0]
+    seconds = interaction_seconds(dataset, "ranker")
+    window = Window.of(dataset, seconds)
+    attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
+    names = feature_names(["ease"], attributes)
+    assert names == ["ease_score", "ease_rank", "user_log_activity", "user_days_since_last", "item_log_popularity",
+                     "item_trend", "item_age_days", "item_price", "affinity_shelf", "days_since_taken"]
+    user, taken_item = 4, int(dataset.item_index[dataset.user_index == 4][0])
+    items = np.array([taken_item, 0, 1, 2])
+    retrievers = [create_scorer("ease").fit(dataset)]
+    scores, ranks = retriever_features(retrievers, window, np.array([user]))
+    row = pd.DataFrame(pair_features(window, attributes, np.array([user]), np.zeros(4, np.int64), items, scores,
+                                     ranks), columns=names)
+    mine = seconds[dataset.user_index == user]
+    assert row.user_log_activity[0] == pytest.approx(np.log1p(EVENTS))
+    assert row.user_days_since_last[0] == pytest.approx((seconds.max() - mine.max()) / DAY)
+    assert row.item_price.tolist() == pytest.approx(dataset.item_attributes.price[items].tolist())
+    shelves = dataset.item_attributes.shelf.to_numpy()
+    own = np.unique(dataset.item_index[dataset.user_index == user])
+    assert row.affinity_shelf.tolist() == pytest.approx([np.mean(shelves[own] == shelves[i]) for i in items])
+    taken_at = seconds[(dataset.user_index == user) & (dataset.item_index == taken_item)].max()
+    assert row.days_since_taken[0] == pytest.approx(1 + (seconds.max() - taken_at) / DAY, rel=1e-6)
+    assert ranks[0][0, taken_item] > N_ITEMS - EVENTS  # seen items rank after every unseen one
+
+
+def repeat_world(seed: int = 0) -> tuple[Dataset, pd.DataFrame]:
+    """Users take new random items for their first 24 events; from then on 80 % of their picks re-take one of the
+    items of their last 3 events: a repeat habit that retrievers, which rank the items a user has not taken, do not
+    see."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(N_USERS):
+        history: list[int] = []
+        for event in range(EVENTS + HELD_OUT):
+            if event >= 24 and rng.random() < 0.8:
+                item = int(rng.choice(history[-3:]))
+            else:
+                item = int(rng.choice(np.setdiff1d(np.arange(N_ITEMS), history)))
+            history.append(item)
+            rows.append((f"u{user}", f"i{item}", 1.0, event * DAY + user, event >= EVENTS))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp", "test"])
+    return Dataset.from_frame(frame[~frame.test].drop(columns="test")), frame[frame.test].drop(columns="test")
+
+
+def test_the_ranker_learns_a_repeat_habit_that_its_retrievers_do_not_see() -> None:
+    """With the users' 5 latest items as candidates (``recent``) and the rows as logged (``weighting=raw``: an
+    aggregation would fold the repeats away), ``days_since_taken`` carries the ranker far above each retriever."""
+    dataset, test = repeat_world()
+
+    def recommender(algorithm: str, params: dict | None = None) -> Recommender:
+        return Recommender(create_scorer(algorithm, params), exclude_seen=False, weighting="raw").fit(dataset)
+
+    ranker = recommender("ranker", {"retrievers": "ease,item-knn", "candidates": 10, "recent": 5})
+    learned = ndcg_at_10(ranker, dataset, test)
+    for retriever in ("ease", "item-knn"):
+        alone = ndcg_at_10(recommender(retriever), dataset, test)
+        assert learned > alone + 0.15, (retriever, learned, alone)
+    assert ranker.scorer.feature_importances().index[0] == "days_since_taken"
+
+
+def test_the_ranker_reads_the_price_that_decides_the_latest_picks(fitted_ranker) -> None:
+    gains = fitted_ranker.scorer.feature_importances()
+    assert gains.index[0] == "item_price" and (gains >= 0).all(), gains
+    assert list(gains.index) and set(gains.index) == set(fitted_ranker.scorer.feature_names_)
+
+
+def test_every_candidate_ranks_above_the_other_items_which_keep_the_first_retrievers_order(world) -> None:
+    dataset = world[0]
+    scorer = create_scorer("ranker", {"retrievers": "ease", "candidates": 5}).fit(dataset)
+    users = np.array([0, 7, 33])
+    scores = scorer.score(users)
+    ease = scorer.members_[0].score(users)
+    seen = dataset.matrix(binary=True)[users].toarray() > 0
+    for row in range(len(users)):
+        unseen = np.flatnonzero(~seen[row])
+        by_ease = unseen[np.argsort(-ease[row, unseen], kind="stable")]
+        by_ranker = unseen[np.argsort(-scores[row, unseen], kind="stable")]
+        assert set(by_ranker[:5]) == set(by_ease[:5])
+        np.testing.assert_array_equal(by_ranker[5:], by_ease[5:])
+
+
+def test_full_ranking_is_minus_the_position_candidates_first_ties_by_the_first_retriever() -> None:
+    first_ranks = np.array([[3, 1, 2, 4], [1, 2, 3, 4]])
+    # row 0: candidates 3 (0.5), 0 and 2 tied at -2.0 (the first retriever prefers 2); row 1 has none
+    out = full_ranking(np.array([0.5, -2.0, -2.0]), np.array([0, 0, 0]), np.array([3, 0, 2]), first_ranks, 2)
+    np.testing.assert_array_equal(out[0], [-3.0, -4.0, -2.0, -1.0])
+    np.testing.assert_array_equal(out[1], [-1.0, -2.0, -3.0, -4.0])
+
+
+def test_a_saved_ranker_scores_exactly_as_the_fitted_one(world, fitted_ranker, tmp_path) -> None:
+    save_model(fitted_ranker, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    users = np.arange(0, N_USERS, 7)
+    np.testing.assert_array_equal(loaded.scorer.score(users), fitted_ranker.scorer.score(users))
+    text = loaded.scorer.booster_.tobytes().decode()
+    assert text.startswith("tree") and "objective=lambdarank" in text  # LightGBM's own text format
+    pd.testing.assert_series_equal(loaded.scorer.feature_importances(), fitted_ranker.scorer.feature_importances())
+
+
+def test_the_same_seed_gives_the_same_scores(world, fitted_ranker) -> None:
+    again = Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30})).fit(world[0])
+    users = np.arange(20)
+    np.testing.assert_array_equal(again.scorer.score(users), fitted_ranker.scorer.score(users))
+
+
+def test_recent_items_become_candidates_with_their_repeat_feature(world) -> None:
+    dataset = world[0]
+    scorer = create_scorer("ranker", {"retrievers": "ease", "candidates": 5, "recent": 3}).fit(dataset)
+    user = 12
+    history = dataset.interactions[dataset.user_index == user].sort_values("timestamp")
+    latest = history.item_index.to_numpy()[-3:]
+    scores = scorer.score(np.array([user]))[0]
+    assert set(np.argsort(-scores, kind="stable")[:8]) >= set(latest)  # 5 retrieved + the 3 latest taken
+
+
+def test_a_missing_lightgbm_names_the_extra(world, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "lightgbm", None)
+    with pytest.raises(ConfigError, match=r'pip install "tailored\[ranker\]"'):
+        create_scorer("ranker").fit(world[0])
+
+
+@pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0)])
+def test_bad_parameters_name_themselves(world, param: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"ranker.{param}"):
+        create_scorer("ranker", {param: value}).fit(world[0])
