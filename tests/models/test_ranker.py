@@ -17,6 +17,9 @@ from tailored.models.ranker import full_ranking, retriever_features
 from tailored.models.ranker_features import ItemAttributes, Window, feature_names, interaction_seconds, pair_features
 from tailored.pipeline.recommender import Recommender
 from tailored.registry.model_dir import load_model, save_model
+from tests.conftest import require_extra
+
+require_extra("ranker", "lightgbm")
 
 DAY = 86_400
 N_USERS, N_ITEMS, EVENTS, HELD_OUT = 150, 120, 30, 3
