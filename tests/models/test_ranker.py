@@ -13,7 +13,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models.base import create_scorer
-from tailored.models.ranker import full_ranking, retriever_features
+from tailored.models.ranker import full_ranking, per_user_carve, retriever_features
 from tailored.models.ranker_features import ItemAttributes, Window, feature_names, interaction_seconds, pair_features
 from tailored.pipeline.recommender import Recommender
 from tailored.registry.model_dir import load_model, save_model
@@ -233,7 +233,21 @@ def test_a_missing_lightgbm_names_the_extra(world, monkeypatch) -> None:
         create_scorer("ranker").fit(world[0])
 
 
-@pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0)])
+def test_the_user_carve_labels_a_share_of_each_users_rows_never_all() -> None:
+    users = np.repeat(np.arange(5), [1, 2, 5, 10, 11])
+    labelled = per_user_carve(users, 0.2, seed=3)
+    assert np.bincount(users[labelled], minlength=5).tolist() == [0, 1, 1, 2, 2]
+    assert not np.array_equal(labelled, per_user_carve(users, 0.2, seed=4))  # seeded: another seed, other rows
+
+
+def test_the_user_carve_fits_and_ranks(world) -> None:
+    scorer = create_scorer("ranker", {"retrievers": "ease", "carve": "user"}).fit(world[0])
+    scores = scorer.score(np.arange(4))
+    assert scores.shape == (4, N_ITEMS) and (np.sort(scores, axis=1) == np.arange(-N_ITEMS, 0)).all()
+
+
+@pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0),
+                                          ("carve", "random")])
 def test_bad_parameters_name_themselves(world, param: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"ranker.{param}"):
         create_scorer("ranker", {param: value}).fit(world[0])

@@ -8,13 +8,16 @@ gradient-boosted tree ensemble then orders that union from features of the user,
 retriever's score and rank (`tailored.models.ranker_features`). LambdaMART fits trees to the gradients of a pairwise
 loss weighted by how much swapping two items changes NDCG, so it optimises the list's order directly.
 
-Training is carved by time, as serving will see it: a global cut leaves the latest ``label_fraction`` of the
-interactions (or the last ``label_days`` days) as labels; the retrievers are fitted on the earlier part only, and
-every feature is read from that earlier part (`Window` before the cut), so nothing of the label window leaks into a
-feature. A candidate is relevant when the user took it after the cut; one group per user (users with no relevant
-candidate are left out). A seeded 20 % of the labelled users is held out, and boosting stops when their NDCG@10 has
-not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and scoring
-computes the same features, by the same code, from all the data.
+Training is carved by time (``carve="time"``), as serving will see it: a global cut leaves the latest
+``label_fraction`` of the interactions (or the last ``label_days`` days) as labels; the retrievers are fitted on the
+earlier part only, and every feature is read from that earlier part (`Window` before the cut), so nothing of the
+label window leaks into a feature. ``carve="user"`` labels a seeded random ``label_fraction`` of each user's rows
+instead (what a per-user random hold-out such as the MovieLens P1 protocol asks for), the features read from the
+other rows. A candidate is relevant when the user took it in the labels; one group per user (users with no
+relevant candidate are left out). A seeded 20 % of the labelled users is held out, and boosting stops when their
+NDCG@10 has not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and
+scoring computes the same features, by the same code, from all the data. Each retriever's score is constrained to
+raise, and its rank to lower, the prediction (LightGBM's monotone constraints), all else equal.
 
 ``score`` is minus each item's position in the final order: the candidates by the ranker's prediction (ties, which
 the leaves of a few trees make common, broken by the first retriever), then every other item in the first
@@ -35,7 +38,7 @@ import scipy.sparse as sp
 from tailored.config import num_threads
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
-from tailored.models.base import (Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
+from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
 from tailored.models.ranker_features import (DAY, ItemAttributes, Window, feature_names, interaction_seconds,
                                              pair_features)
@@ -78,8 +81,9 @@ class RankerScorer:
     explicit: ClassVar[bool] = False
     handles_cold_users: ClassVar[bool] = False
     handles_cold_items: ClassVar[bool] = False
-    search_space: ClassVar[dict[str, Float | Int]] = {
+    search_space: ClassVar[dict[str, Float | Int | Choice]] = {
         "candidates": Int(10, 200, log=True),
+        "carve": Choice(CARVES),
         "label_fraction": Float(0.05, 0.5),
         "learning_rate": Float(0.01, 0.3, log=True),
         "num_leaves": Int(7, 127, log=True),
@@ -106,8 +110,8 @@ class RankerScorer:
             raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
                             "label_fraction (or label_days), or give more history per user.")
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
-        names_ = feature_names(names, attributes)
-        sets = [self._rows(retrievers, window, attributes, users, labels, module, names_)
+        columns = feature_names(names, attributes)
+        sets = [self._rows(retrievers, window, attributes, users, labels, module, columns)
                 for users in (labelled[~held_out], labelled[held_out])]
         if sets[0] is None:
             raise DataError("ranker: no labelled user has a relevant item among the candidates; raise candidates "
@@ -115,14 +119,14 @@ class RankerScorer:
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": self.learning_rate,
                   "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples, "seed": self.seed,
                   "deterministic": True, "force_row_wise": True, "num_threads": num_threads(), "verbose": -1,
-                  "monotone_constraints": monotone_constraints(names_), "monotone_constraints_method": "advanced"}
+                  "monotone_constraints": monotone_constraints(columns), "monotone_constraints_method": "advanced"}
         callbacks = [module.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if sets[1] is not None else []
         booster = module.train(params, sets[0], num_boost_round=self.n_estimators,
                                valid_sets=[s for s in sets[1:] if s is not None], callbacks=callbacks)
         self.rounds_ = int(booster.best_iteration or booster.current_iteration())
         text = booster.model_to_string(num_iteration=self.rounds_)
         self.booster_ = np.frombuffer(text.encode(), np.uint8).copy()
-        self.feature_names_ = np.asarray(names_)
+        self.feature_names_ = np.asarray(columns)
         logger.info("ranker: %d rounds on %d labelled users (%d held out), %s carve", self.rounds_, len(labelled),
                     held_out.sum(), self.carve)
         self.members_: list[Scorer] = [create_scorer(name).fit(dataset) for name in names]
@@ -291,14 +295,17 @@ def candidate_pairs(ranks: list[np.ndarray], window: Window, users: np.ndarray, 
 
 def full_ranking(predicted: np.ndarray, rows: np.ndarray, items: np.ndarray, first_ranks: np.ndarray,
                  n_rows: int) -> np.ndarray:
-    """users x items scores, minus each item's position in the final order: a row's candidates first, by the
-    ranker's prediction (ties, which a few trees' leaves make common, by the first retriever: ``first_ranks``),
-    then every other item in the first retriever's order."""
+    """users x items scores, minus each item's position (1 = first) in the final order: a row's candidates first,
+    by the ranker's prediction (ties, which a few trees' leaves make common, by the first retriever), then every
+    other item in the first retriever's order (``first_ranks``: each row a permutation of 1..items)."""
     order = np.lexsort((first_ranks[rows, items], -predicted, rows))
     starts = np.searchsorted(rows[order], np.arange(n_rows))
     position = np.empty(len(rows), np.int64)
     position[order] = np.arange(len(rows)) - starts[rows[order]]
     counts = np.bincount(rows, minlength=n_rows)
-    out = -(counts[:, None] + first_ranks).astype(np.float64)
+    candidate_at_rank = np.zeros(first_ranks.shape, np.int64)
+    candidate_at_rank[rows, first_ranks[rows, items] - 1] = 1
+    candidates_before = np.take_along_axis(np.cumsum(candidate_at_rank, axis=1), first_ranks - 1, axis=1)
+    out = -(counts[:, None] + first_ranks - candidates_before).astype(np.float64)
     out[rows, items] = -(1.0 + position)
     return out.astype(np.float32)
