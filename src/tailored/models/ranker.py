@@ -48,8 +48,8 @@ logger = logging.getLogger(__name__)
 EARLY_STOPPING_ROUNDS = 20
 VALIDATION_SHARE = 0.2
 """Share of the labelled users (seeded) held out for early stopping."""
-BLOCK_USERS = 512
-"""Users whose retriever scores (users x items, per retriever) are held at once."""
+BLOCK_ENTRIES = 2**21
+"""(user, item) entries of the dense blocks held at once (each retriever's scores and ranks, users x all items)."""
 NOT_RETRIEVERS = ("ranker",)
 CARVES = ("time", "user")
 
@@ -146,8 +146,9 @@ class RankerScorer:
         booster, window, attributes = self._serving_state()
         users = np.asarray(users, np.int64)
         out = np.empty((len(users), self.n_items_), np.float32)
-        for start in range(0, len(users), BLOCK_USERS):
-            block = users[start:start + BLOCK_USERS]
+        size = block_users(self.n_items_)
+        for start in range(0, len(users), size):
+            block = users[start:start + size]
             inside = (block >= 0) & (block < self.n_users_)
             known = np.where(inside, block, 0)
             scores, ranks = retriever_features(self.members_, window, known)
@@ -198,8 +199,9 @@ class RankerScorer:
               labels: sp.csr_matrix, module: Any, names: list[str]) -> Any:
         """The LightGBM dataset (one group per user with a relevant candidate) of ``users``, or None without one."""
         features, relevant, groups = [], [], []
-        for start in range(0, len(users), BLOCK_USERS):
-            block = users[start:start + BLOCK_USERS]
+        size = block_users(labels.shape[1])
+        for start in range(0, len(users), size):
+            block = users[start:start + size]
             scores, ranks = retriever_features(retrievers, window, block)
             rows, items = candidate_pairs(ranks, window, block, self.candidates, self.recent)
             hits = np.asarray(labels[block[rows], items]).ravel() > 0
@@ -225,6 +227,11 @@ class RankerScorer:
                                         tuple(self.category_names_.tolist()))
             self._serving = (booster, window, attributes)
         return self._serving
+
+
+def block_users(n_items: int) -> int:
+    """Users scored in one block: `BLOCK_ENTRIES` entries' worth, at least one."""
+    return max(1, BLOCK_ENTRIES // max(n_items, 1))
 
 
 def retriever_names(retrievers: str) -> list[str]:
