@@ -150,11 +150,11 @@ def rate(algorithm: str, data_dir: Path, validation: bool) -> Row:
 
 def core_algorithms() -> list[str]:
     """The default suite: every algorithm that needs no extra (the torch models take minutes each, and so does the
-    ensemble of them; name them), except `demographic`, which needs user attributes that these protocols do not give
-    (it is measured on P6, from the command line)."""
+    ensemble of them; the ranker needs the `ranker` extra: name them), except `demographic`, which needs user
+    attributes that these protocols do not give (it is measured on P6, from the command line)."""
     return [name for name in algorithm_names()
             if not scorer_class(name).__module__.startswith("tailored.models.neural.")
-            and name not in ("ensemble", "demographic")]
+            and name not in ("ensemble", "demographic", "ranker")]
 
 
 def movielens_100k(
