@@ -52,9 +52,11 @@ def test_a_candidate_is_registered_and_canaried_at_the_configured_share(config, 
     actions = [row["action"] for row in loop.audit_trail()]
     assert actions[-4:] == ["loop:train", "loop:evaluate", "loop:register", "loop:canary"]
     folder = Path(loop.state()["work"]["folder"])
-    registered = read_manifest(loop.registry.root / "shop" / "v0002")  # [test] refit: window and sample's day
-    assert registered["n_interactions"] == len(window) + len(frozen) > read_manifest(folder / "candidate")[
-        "n_interactions"] == len(window)
+    registered = read_manifest(loop.registry.root / "shop" / "v0002")  # [test] refit: the last window_days
+    refit = pd.read_csv(folder / "refit.csv")
+    assert refit[TIMESTAMP].min() > loop.state()["clock"] - config.data.window_days * 86_400
+    assert refit[TIMESTAMP].max() == frozen[TIMESTAMP].max() and set(frozen[TIMESTAMP]) <= set(refit[TIMESTAMP])
+    assert registered["n_interactions"] == len(refit) != read_manifest(folder / "candidate")["n_interactions"]
     waiting = loop.run_cycle()  # nothing served yet: the canary keeps running, no second candidate
     assert [step["step"] for step in waiting["steps"]] == ["decide"] and waiting["phase"] == "canary"
     assert waiting["steps"][0]["decision"].startswith("keep running")

@@ -48,8 +48,9 @@ class TestSection:
     users: int = 5000
     seed: int = 0
     refit: bool = True
-    """Once the candidate passes the offline check, register the same recipe refitted on the window plus the sample's
-    days (the freshest events, which the evaluated candidate never saw); false registers the evaluated model."""
+    """Once the candidate passes the offline check, register the same recipe refitted on the last
+    ``[data] window_days`` up to now (every user's events, the sample's days included, which the evaluated candidate
+    never saw: what retraining by hand would fit on); false registers the evaluated model."""
 
 
 @dataclass(frozen=True)

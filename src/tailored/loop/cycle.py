@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 STATE = "loop-state.json"
 WORK = ".loop"
+REFIT_WINDOW = "refit.csv"
+"""The events of the last ``window_days`` up to the cycle's clock (``[test] refit``), in the cycle's folder."""
 """The folder (under REGISTRY/NAME) of each cycle's frozen sample and candidate model."""
 DAY = 86_400.0
 IDLE, CHECKED, TRAINED, EVALUATED = "idle", "checked", "trained", "evaluated"
@@ -171,6 +173,9 @@ class Loop:
         write_table(sample, cycle_folder / "sample.csv")
         window = clean[(clean[TIMESTAMP] > start) & (clean[TIMESTAMP] <= test_start)]
         write_table(window[COLUMNS], cycle_folder / "window.csv")
+        if self.config.test.refit:  # the recipe's own window, up to the clock: what the registered model is fitted on
+            write_table(clean[clean[TIMESTAMP] > clock - self.config.data.window_days * DAY][COLUMNS],
+                        cycle_folder / REFIT_WINDOW)
         self._audit("quality", detail | {"failed": False, "cycle": state["cycle"]})
         report["steps"].append({"step": "quality"} | detail | {"failed": False})
         state["clock"] = clock  # the checks are saved with the drift step: a resumed cycle has both or neither
@@ -256,11 +261,12 @@ class Loop:
 
     def _register(self, state: dict[str, Any], report: dict[str, Any]) -> None:
         """Register the candidate once per cycle (a resumed cycle finds its version by the manifest's cycle); with
-        ``[test] refit``, the recipe refitted on the window and the sample (made once: a resumed cycle reuses it)."""
+        ``[test] refit``, the recipe refitted on the last ``window_days`` up to the clock, every user's events (made
+        once: a resumed cycle reuses it)."""
         folder = Path(state["work"]["folder"])
         chosen = folder / ("final" if self.config.test.refit else "candidate")
         if self.config.test.refit and not (chosen / MANIFEST).exists():
-            self._fit(state, ["window.csv", "sample.csv"], "final")
+            self._fit(state, [REFIT_WINDOW], "final")
         candidate = read_manifest(chosen)
         mine = (state["cycle"], candidate.get("data_fingerprint"))
         version = next((found for found in self.registry.versions(self.name)
