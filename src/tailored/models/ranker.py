@@ -59,7 +59,8 @@ def lightgbm() -> Any:
     try:
         import lightgbm as module
     except ImportError as error:
-        raise ConfigError('Algorithm \'ranker\' needs LightGBM: pip install "tailored[ranker]"') from error
+        raise ConfigError('Algorithm \'ranker\' needs LightGBM: install the extra with `pip install ".[ranker]"` in '
+                          "the tailored checkout (or pip install lightgbm).") from error
     return module
 
 
