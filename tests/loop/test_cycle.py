@@ -179,3 +179,21 @@ def test_no_events_no_cycle(config) -> None:
     report = Loop(config).run_cycle()
     assert report["steps"] == [{"step": "read", "events": 0}] and report["phase"] == "idle"
     assert not (loop_folder := config.registry_folder / "shop" / "loop-state.json").exists(), loop_folder
+
+
+def test_a_cycle_checked_before_refits_existed_registers_the_evaluated_candidate(config, world_clicks) -> None:
+    """A cycle whose folder has no refit window (checked by an engine without ``[test] refit``, resumed by this one)
+    registers the candidate it evaluated, as that engine would have."""
+    loop = started(config, world_clicks)
+    state, report = loop.state(), {"steps": []}
+    assert loop._check(state, report)
+    folder = Path(state["work"]["folder"])
+    (folder / "refit.csv").unlink()
+    loop._train(state, report)
+    loop._evaluate(state, report)
+    assert state["phase"] == "evaluated"
+    finished = loop.run_cycle()
+    registered = next(step for step in finished["steps"] if step["step"] == "register")
+    assert registered["refitted"] is False and finished["phase"] == "canary"
+    assert read_manifest(loop.registry.root / "shop" / registered["version"])["data_fingerprint"] == read_manifest(
+        folder / "candidate")["data_fingerprint"]

@@ -264,15 +264,16 @@ class Loop:
         ``[test] refit``, the recipe refitted on the last ``window_days`` up to the clock, every user's events (made
         once: a resumed cycle reuses it)."""
         folder = Path(state["work"]["folder"])
-        chosen = folder / ("final" if self.config.test.refit else "candidate")
-        if self.config.test.refit and not (chosen / MANIFEST).exists():
+        refit = self.config.test.refit and (folder / REFIT_WINDOW).exists()  # not in a cycle checked before refits
+        chosen = folder / ("final" if refit else "candidate")
+        if refit and not (chosen / MANIFEST).exists():
             self._fit(state, [REFIT_WINDOW], "final")
         candidate = read_manifest(chosen)
         mine = (state["cycle"], candidate.get("data_fingerprint"))
         version = next((found for found in self.registry.versions(self.name)
                         if _origin(read_manifest(self.folder / found)) == mine), None)
         version = version or self.registry.register(self.name, chosen)
-        self._step(state, "register", REGISTERED, {"version": version, "refitted": self.config.test.refit}, report,
+        self._step(state, "register", REGISTERED, {"version": version, "refitted": refit}, report,
                    version=version)
 
     def _canary(self, state: dict[str, Any], report: dict[str, Any]) -> None:
