@@ -229,7 +229,7 @@ def test_recent_items_become_candidates_with_their_repeat_feature(world) -> None
 
 def test_a_missing_lightgbm_names_the_extra(world, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)
-    with pytest.raises(ConfigError, match=r'pip install "tailored\[ranker\]"'):
+    with pytest.raises(ConfigError, match=r'pip install "\.\[ranker\]"` in the tailored checkout'):
         create_scorer("ranker").fit(world[0])
 
 
