@@ -56,9 +56,9 @@ logger = logging.getLogger(__name__)
 
 STATE = "loop-state.json"
 WORK = ".loop"
+"""The folder (under REGISTRY/NAME) of each cycle's frozen sample and candidate model."""
 REFIT_WINDOW = "refit.csv"
 """The events of the last ``window_days`` up to the cycle's clock (``[test] refit``), in the cycle's folder."""
-"""The folder (under REGISTRY/NAME) of each cycle's frozen sample and candidate model."""
 DAY = 86_400.0
 IDLE, CHECKED, TRAINED, EVALUATED = "idle", "checked", "trained", "evaluated"
 REGISTERED, CANARY = "registered", "canary"
@@ -209,10 +209,10 @@ class Loop:
             users = rng.choice(users, self.config.test.users, replace=False)
         return recent[recent[USER_ID].isin(users)][COLUMNS]
 
-    def _fit(self, state: dict[str, Any], parts: list[str], model_dir: str) -> Dataset:
-        """Train the configured recipe on the cycle folder's ``parts`` (CSV names) into its ``model_dir``."""
+    def _fit(self, state: dict[str, Any], events: str, model_dir: str) -> Dataset:
+        """Train the configured recipe on the cycle folder's ``events`` (a CSV name) into its ``model_dir``."""
         folder = Path(state["work"]["folder"])
-        window = pd.concat([read_valid(folder / part) for part in parts], ignore_index=True)
+        window = read_valid(folder / events)
         if self.window_hook is not None:
             window = self.window_hook(window)
         dataset = Dataset.from_frame(window)
@@ -224,7 +224,7 @@ class Loop:
     def _train(self, state: dict[str, Any], report: dict[str, Any]) -> None:
         folder = Path(state["work"]["folder"])
         model = self.config.model
-        dataset = self._fit(state, ["window.csv"], "candidate")
+        dataset = self._fit(state, "window.csv", "candidate")
         gate = self.config.gate
         record = record_training(self.store, self.name, folder / "candidate", folder / "sample.csv",
                                  [gate.metric, *gate.guardrails], bootstrap=RECORD_BOOTSTRAP)
@@ -267,7 +267,7 @@ class Loop:
         refit = self.config.test.refit and (folder / REFIT_WINDOW).exists()  # not in a cycle checked before refits
         chosen = folder / ("final" if refit else "candidate")
         if refit and not (chosen / MANIFEST).exists():
-            self._fit(state, [REFIT_WINDOW], "final")
+            self._fit(state, REFIT_WINDOW, "final")
         candidate = read_manifest(chosen)
         mine = (state["cycle"], candidate.get("data_fingerprint"))
         version = next((found for found in self.registry.versions(self.name)
