@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tailored.cli import (benchmark, data, experiments, lists, logs, loop, model, monitor, ope, registry, service,
-                          simulate, store)
+                          simulate, spark, store)
 from tailored.cli.common import stdout
 
 app = typer.Typer(help="tailored: a recommendation engine. Data -> quality -> split -> train -> evaluate -> recommend.",
@@ -29,6 +29,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(monitor.app, name="monitor")
 app.command("loop")(loop.loop)
 app.add_typer(benchmark.app, name="benchmark")
+app.add_typer(spark.app, name="spark")
 
 
 def _print_version(requested: bool) -> None:
