@@ -11,6 +11,7 @@ import typer
 
 from tailored.cli.common import console, counting, epoch_reporter, handle_errors, print_table, progress_bar, stdout
 from tailored.cli.options import Interactions, ModelDir
+from tailored.cli.spark import benchmark as spark_benchmark
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +22,7 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="The ml-100k folder (u
 Validation = Annotated[bool, typer.Option("--validation", help="Score on validation carved from each training part.")]
 TableOutput = Annotated[Path | None, typer.Option("--output", help="Also write the table (.csv/.parquet).")]
 ServiceDatabase = Annotated[str | None, typer.Option("--db", help="Database URL (default: a fresh SQLite file).")]
+app.command("spark")(spark_benchmark)
 
 
 @app.command("movielens-100k")

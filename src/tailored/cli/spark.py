@@ -310,3 +310,72 @@ def show_job(result: SparkJobResult, method: str, show_users: int) -> None:
     print_table(result.summary(), title="test metrics (Spark)")
     print_table(result.recommendations, title=f"recommendations from {result.best} for {show_users} users")
     stdout.print(f"saved model to {result.output / 'model'}; report: {result.output / 'report.md'}")
+
+
+@handle_errors
+def benchmark(
+    part: Annotated[list[str] | None, typer.Option(
+        "--part", help="same-answers, scale, side-by-side (repeatable; default: all three).")] = None,
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="The ml-100k-splits folder (P1.train.csv, P1.test.csv) for same-answers.")
+    ] = Path("../shared/data/ml-100k-splits"),
+    users: Annotated[int, typer.Option("--users", min=1, help="Scale: generated users.")] = 2_000_000,
+    items: Annotated[int, typer.Option("--items", min=1, help="Scale: generated items.")] = 200_000,
+    interactions: Annotated[int, typer.Option(
+        "--interactions", min=1, help="Scale: generated interactions.")] = 50_000_000,
+    side_interactions: Annotated[int, typer.Option(
+        "--side-interactions", min=1, help="Side by side: interactions (users and items scaled from --users, "
+                                           "--items in the same ratio).")] = 5_000_000,
+    factors: Annotated[int, typer.Option("--factors", min=1)] = 64,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="ALS iterations.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    split_method: Annotated[str, typer.Option("--split", help="Split method of the scale runs.")] = "per_user",
+    work_dir: Annotated[Path, typer.Option(
+        "--work-dir", help="Where the generated data and the lists are written (kept: a rerun reuses the data).")
+    ] = Path("runs/spark-benchmark"),
+    master: Master = "local[*]",
+    conf: Conf = None,
+) -> None:
+    """Spark against one machine: same answers (MLlib ALS through the normal `recommend` vs the local als on
+    MovieLens 100K P1, NDCG@10), scale (generated data: check, split, ALS, top-k for every user; stage times and the
+    driver's peak memory) and a side by side with the single-machine path. Figures only."""
+    from tailored.benchmarks import spark as bench
+    from tailored.spark.session import parse_conf
+
+    chosen = part or ["same-answers", "scale", "side-by-side"]
+    unknown = sorted(set(chosen) - {"same-answers", "scale", "side-by-side"})
+    if unknown:
+        raise ConfigError(f"--part {unknown} unknown; choose from same-answers, scale, side-by-side.")
+    if "same-answers" in chosen and not (data_dir / "P1.train.csv").exists():
+        raise ConfigError(f"{data_dir} has no P1.train.csv: pass --data-dir with the ml-100k-splits folder.")
+    settings = {"spark.driver.memory": "12g", **parse_conf(conf or [])}
+    spark = _session(master, [f"{key}={value}" for key, value in settings.items()])
+    start = time.perf_counter()
+    if "same-answers" in chosen:
+        table = bench.same_answers(spark, data_dir, say=say)
+        print_table(table, title=f"same answers on MovieLens 100K P1 ({table.attrs['params']})")
+        stdout.print(f"NDCG@10 spark - local: {table.attrs['ndcg_difference']:+.4f}")
+    runs = [("scale", users, items, interactions, False)] if "scale" in chosen else []
+    if "side-by-side" in chosen:
+        ratio = side_interactions / interactions
+        runs.append(("side-by-side", max(1, round(users * ratio)), max(1, round(items * ratio)), side_interactions,
+                     True))
+    for name, run_users, run_items, rows, local in runs:
+        title = f"{run_users:,} users x {run_items:,} items x {rows:,} interactions"
+        result = bench.side_by_side(spark, run_users, run_items, rows, work_dir, factors, epochs, k, split_method,
+                                    local, say=say)
+        stdout.print(f"{name}: generated {title} in {result['generate_seconds']:.1f} s (Parquet)")
+        print_table(result["spark"], title=f"{name} on Spark ({master}): {title}", digits=2)
+        _print_memory("Spark driver", result["spark_memory"].figures())
+        if local:
+            print_table(result["local"], title=f"{name} on one machine: {title}", digits=2)
+            _print_memory("one machine", result["local_memory"].figures())
+            print_table(bench.compare(result["spark"], result["local"]), title="seconds per stage", digits=2)
+    stdout.print(f"total {time.perf_counter() - start:.1f} s")
+
+
+def _print_memory(what: str, figures: dict[str, float]) -> None:
+    for name, value in figures.items():
+        if what == "one machine" and "JVM" in name:
+            continue
+        stdout.print(f"{what}: {name:<40} {value:.2f}")
