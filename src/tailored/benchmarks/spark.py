@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 P1_PARAMS = {"factors": 128, "reg": 10.0, "alpha": 1.0, "epochs": 15, "seed": 0}
 """The local ``als`` defaults: the parameters both sides of the same-answers comparison use."""
+P1_SCHEMA = "user_id string, item_id string, value double, timestamp long"
+"""The columns of the ml-100k-splits files."""
 SAMPLE_SECONDS = 0.2
 GIB = 1024.0**3
 
@@ -116,7 +118,6 @@ def same_answers(spark: SparkSession, splits_dir: Path, params: dict[str, Any] |
     from tailored.pipeline.recommender import build_recommender
     from tailored.registry.model_dir import load_model
     from tailored.spark.als import train_als
-    from tailored.spark.io import read_interactions
     from tailored.spark.model_dir import write_model_dir
 
     params = {**P1_PARAMS, **(params or {})}
@@ -125,7 +126,7 @@ def same_answers(spark: SparkSession, splits_dir: Path, params: dict[str, Any] |
     test_users = pd.unique(read_valid(test_path)[USER_ID])
     rows = []
     start = time.perf_counter()
-    train = read_interactions(spark, str(train_path), value_col="value", time_col="timestamp").cache()
+    train = spark.read.csv(str(train_path), header=True, schema=P1_SCHEMA).cache()
     factors = train_als(train, **params)
     with tempfile.TemporaryDirectory(prefix="tailored-p1-") as folder:
         write_model_dir(factors, train, Path(folder) / "model")
@@ -154,11 +155,11 @@ def _values(report: Any) -> dict[str, float]:
 
 def generate_parquet(spark: SparkSession, users: int, items: int, interactions: int, path: Path,
                      seed: int = 0) -> int:
-    """Generate the interactions in Spark and write them as a Parquet folder at ``path``; returns the row count."""
+    """Generate the interactions in Spark and write them as a Parquet folder at ``path`` (the benchmark's scratch
+    data, overwritten); returns the row count."""
     from tailored.spark.generate import generate_interactions
-    from tailored.spark.io import write_frame
 
-    write_frame(generate_interactions(spark, users, items, interactions, seed), path)
+    generate_interactions(spark, users, items, interactions, seed).write.mode("overwrite").parquet(str(path))
     return interactions
 
 
@@ -169,7 +170,7 @@ def spark_pipeline(spark: SparkSession, source: Path, output: Path, factors: int
     (counted or written) before the next starts; the stage table and the driver's memory peaks."""
     from tailored.data.quality import QualityRules
     from tailored.spark.als import train_als
-    from tailored.spark.io import read_interactions, write_frame
+    from tailored.spark.io import write_frame
     from tailored.spark.quality import check_quality
     from tailored.spark.scoring import recommend_all
     from tailored.spark.split import split
@@ -177,7 +178,7 @@ def spark_pipeline(spark: SparkSession, source: Path, output: Path, factors: int
     stages = Stages(say=say)
     with sampling_memory(spark) as peaks:
         with stages.stage("check (quality rules)") as row:
-            frame = read_interactions(spark, str(source), value_col="value", time_col="timestamp")
+            frame = spark.read.parquet(str(source))
             clean = check_quality(frame, QualityRules()).clean.cache()
             row["rows"] = clean.count()
         with stages.stage(f"split ({split_method})") as row:

@@ -168,7 +168,7 @@ def train(
     refuse_overwrite({"--model-dir": model_dir, "--factors-dir": factors_dir},
                      {"--interactions": interactions, "--params-file": params_file})
     params = parse_params(param, params_file)
-    jobs.als_params(params)
+    jobs.algorithm_params(algorithm, params)
     rules = options.quality_rules(rule)
     spark = _session(master, conf)
     frame, summary = jobs.checked(spark, interactions, _columns(user_col, item_col, value_col, time_col), rules,

@@ -256,15 +256,21 @@ def als_params(params: dict[str, Any], where: str = "--param") -> dict[str, Any]
     return parsed
 
 
+def algorithm_params(algorithm: str, params: dict[str, Any], where: str = "--param") -> dict[str, Any]:
+    """The training keywords of ``algorithm`` on Spark from ``params``; a ConfigError for an algorithm Spark does
+    not train or a parameter it does not take (checked before any data is read)."""
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"Algorithm {algorithm!r} does not run on Spark; valid: {', '.join(ALGORITHMS)} (train the "
+                          "others with `tailored train` on one machine).")
+    return als_params(params, where)
+
+
 def train(spark: SparkSession, frame: DataFrame, algorithm: str, params: dict[str, Any],
           where: str = "--param") -> SparkFactors:
     """The model ``algorithm`` trained on ``frame`` (only ``als`` on Spark; `tailored train` runs the others)."""
     from tailored.spark.als import train_als
 
-    if algorithm not in ALGORITHMS:
-        raise ConfigError(f"Algorithm {algorithm!r} does not run on Spark; valid: {', '.join(ALGORITHMS)} (train the "
-                          "others with `tailored train` on one machine).")
-    keywords = als_params(params, where)
+    keywords = algorithm_params(algorithm, params, where)
     with spark_errors(f"training {algorithm}"):
         return train_als(frame, **keywords)
 
@@ -369,6 +375,9 @@ def run_spark_job(spec: JobSpec, step: Step = lambda message: None, master: str 
     table (``master``, ``conf``), else local[*]."""
     from tailored.data.io import staged_directory
 
+    for number, algorithm in enumerate(spec.algorithms, start=1):  # before any data is read
+        algorithm_params(algorithm.name, _algorithm_params(algorithm.params),
+                         f"[[algorithms]] number {number} ('{algorithm.name}') params")
     settings = dict(getattr(spec, "spark", None) or {})
     unknown = sorted(set(settings) - {"master", "conf"})
     if unknown:
