@@ -131,10 +131,11 @@ def mllib_params(factors: int, reg: float, alpha: float, epochs: int, seed: int,
             "regParam": float(reg) * (users + items) / (2.0 * pairs), "nonnegative": False}
 
 
-def indexed(df: DataFrame, column: str, index: str) -> DataFrame:
-    """The distinct values of ``column`` numbered ``0..n-1`` in sorted order (``column, index``), by ``zipWithIndex``
-    over a sorted RDD: no single-partition window."""
-    distinct = df.select(column).distinct().orderBy(column)
+def indexed(df: DataFrame, column: str, index: str, sort: bool = True) -> DataFrame:
+    """The distinct values of ``column`` numbered ``0..n-1`` (``column, index``; in sorted order with ``sort``), by
+    ``zipWithIndex`` over the RDD: no single-partition window."""
+    distinct = df.select(column).distinct()
+    distinct = distinct.orderBy(column) if sort else distinct
     from pyspark.sql.types import LongType, StructField, StructType
 
     schema = StructType([distinct.schema[column], StructField(index, LongType(), False)])
@@ -156,9 +157,11 @@ def train_als(df: DataFrame, *, factors: int = ALSScorer.factors, reg: float = A
         raise ConfigError(f"train_als: {bad} out of range (factors >= 1, epochs >= 1, reg >= 0, alpha > 0); got "
                           f"factors={factors}, reg={reg}, alpha={alpha}, epochs={epochs}.")
     weighted, concrete = weighted_interactions(df, weighting, confidence_alpha, decay_half_life_days)
-    users, items = indexed(weighted, USER_ID, USER_INDEX).cache(), indexed(weighted, ITEM_ID, ITEM_INDEX).cache()
+    weighted = weighted.where(F.col(VALUE) > 0).cache()
+    users = indexed(weighted, USER_ID, USER_INDEX, sort=False).cache()
+    items = indexed(weighted, ITEM_ID, ITEM_INDEX, sort=False).cache()
     rating = F.greatest(F.lit(float(alpha)) * F.col(VALUE) - 1.0, F.lit(CONFIDENCE_FLOOR)).cast("float")
-    ratings = (weighted.where(F.col(VALUE) > 0).join(users, USER_ID).join(items, ITEM_ID)
+    ratings = (weighted.join(users, USER_ID).join(items, ITEM_ID)
                .select(F.col(USER_INDEX).cast("int"), F.col(ITEM_INDEX).cast("int"), rating.alias("rating"))
                .cache())
     counts = ratings.agg(F.count("*"), F.countDistinct(USER_INDEX), F.countDistinct(ITEM_INDEX)).first()
@@ -166,7 +169,8 @@ def train_als(df: DataFrame, *, factors: int = ALSScorer.factors, reg: float = A
     blocks = block_count or df.sparkSession.sparkContext.defaultParallelism
     model = ALS(userCol=USER_INDEX, itemCol=ITEM_INDEX, ratingCol="rating", numUserBlocks=blocks,
                 numItemBlocks=blocks, **params).fit(ratings)
-    ratings.unpersist()
+    for frame in (ratings, weighted):
+        frame.unpersist()
     user_factors = (model.userFactors.join(users, model.userFactors["id"] == users[USER_INDEX])
                     .select(USER_ID, F.col("features").alias(FACTORS)))
     item_factors = (model.itemFactors.join(items, model.itemFactors["id"] == items[ITEM_INDEX])

@@ -1,0 +1,271 @@
+"""A Spark-trained model written as the NORMAL model directory (`tailored.registry.model_dir`'s manifest + one
+``arrays.npz``), so that `load_model`, `tailored recommend --model-dir`, `tailored serve` and the registry use it
+unchanged.
+
+What `load_model` rebuilds is a Recommender whose every state array `save_model` writes (``RECOMMENDER_STATE``); here
+each is computed from the training interactions in Spark, as `Recommender.fit` computes it from a Dataset:
+
+* users and items numbered ``0..n-1`` in sorted id order (the IdMaps);
+* ``seen_``: users x items CSR of the training pairs (1 each): what ``exclude_seen`` leaves out of a user's list;
+  ``last_seen_`` (each pair's latest time, days) with it when there are timestamps;
+* ``warm_users_``, ``warm_items_``, ``candidate_items_``: every user and item here has interactions (no attribute
+  tables: ``user_vocabulary_`` is empty, ``item_encoder_`` and ``item_features_`` None);
+* ``first_seen_`` (each item's first time), ``daily_counts_`` and ``counts_end_`` (`tailored.spark.popularity`)
+  with timestamps; ``co_purchase_`` None and ``basket_count_`` 0 (items bought together are not computed here:
+  `complementary_items` on this model says so);
+* the scorer's state (ALS: ``user_factors_``, ``item_factors_``), the popularity fallback's ``item_scores_``
+  (`item_popularity`), no stages.
+
+The driver never holds everything at once: per-user rows (ids, factors, pair counts) and the pairs, each sorted by
+index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are appended to ``.npy`` files
+(headers written first: the counts are known), zipped into ``arrays.npz`` at the end; the whole folder is written in a
+staging sibling then renamed (`staged_directory`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from tailored import __version__
+from tailored.config import json_safe
+from tailored.data.activity import DAY, TREND_DAYS
+from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
+from tailored.data.features import attribute_vocabulary
+from tailored.data.io import staged_directory
+from tailored.errors import DataError
+from tailored.pipeline.cold_start import demographic_categories
+from tailored.pipeline.settings import RecommenderSettings, settings_of
+from tailored.registry.model_dir import ARRAYS, FORMAT, FORMAT_VERSION, LIBRARIES, MANIFEST
+from tailored.spark.als import FACTORS, ITEM_INDEX, USER_INDEX, SparkFactors, indexed
+from tailored.spark.popularity import COUNT, DAY_COLUMN, daily_counts, item_popularity
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+CHUNK_ROWS = 65_536
+
+
+def _functions() -> Any:
+    from pyspark.sql import functions
+
+    return functions
+
+
+class NpyWriter:
+    """An ``.npy`` file of known ``shape`` and ``dtype`` filled by appending blocks of rows (the header first)."""
+
+    def __init__(self, path: Path, dtype: np.dtype | str, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape, self.rows = path, np.dtype(dtype), shape, 0
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 (closed by close)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(self._file, header)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, self.dtype)
+        if block.shape[1:] != self.shape[1:]:
+            raise DataError(f"{self.path.name}: a block of shape {block.shape} does not fit rows of {self.shape[1:]}.")
+        self.rows += len(block)
+        self._file.write(block.tobytes())
+
+    def close(self) -> None:
+        self._file.close()
+        if self.rows != self.shape[0]:
+            raise DataError(f"{self.path.name}: {self.rows:,} rows were written where {self.shape[0]:,} were counted; "
+                            "the interactions changed while the model was written (cache or save them first).")
+
+
+def _chunks(frame: DataFrame, chunk_rows: int) -> Iterator[list[Any]]:
+    """The rows of ``frame`` (sorted by the caller) in lists of up to ``chunk_rows``, by ``toLocalIterator``."""
+    chunk: list[Any] = []
+    for row in frame.toLocalIterator():
+        chunk.append(row)
+        if len(chunk) == chunk_rows:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _training_pairs(interactions: DataFrame) -> DataFrame:
+    """``user_id, item_id[, timestamp]`` strings, one row per pair (its latest time)."""
+    F = _functions()
+    for column in (USER_ID, ITEM_ID):
+        if column not in interactions.columns:
+            raise DataError(f"The interactions DataFrame lacks column {column!r}; its columns are "
+                            f"{interactions.columns}.")
+    timed = TIMESTAMP in interactions.columns
+    rows = interactions.select(F.col(USER_ID).cast("string").alias(USER_ID),
+                               F.col(ITEM_ID).cast("string").alias(ITEM_ID),
+                               *([F.col(TIMESTAMP).cast("double").alias(TIMESTAMP)] if timed else []))
+    return rows.groupBy(USER_ID, ITEM_ID).agg(F.max(TIMESTAMP).alias(TIMESTAMP)) if timed else rows.distinct()
+
+
+def write_model_dir(factors_or_model: SparkFactors, interactions_df: DataFrame, directory: str | Path,
+                    metadata: dict[str, Any] | None = None, chunk_rows: int = CHUNK_ROWS) -> Path:
+    """Write ``factors_or_model`` (`train_als`'s factors) trained on ``interactions_df`` (the training interactions:
+    ``user_id, item_id[, value, timestamp]``) as a model directory that `load_model` reads; ``metadata`` joins the
+    manifest. Users of the interactions without factors (none after `train_als`) score 0."""
+    if not isinstance(factors_or_model, SparkFactors):
+        raise DataError(f"write_model_dir writes ALS factors (SparkFactors from train_als), got "
+                        f"{type(factors_or_model).__name__}.")
+    F = _functions()
+    model, directory = factors_or_model, Path(directory)
+    rows = interactions_df.cache()
+    pairs = _training_pairs(rows).cache()
+    users, items = indexed(pairs, USER_ID, USER_INDEX).cache(), indexed(pairs, ITEM_ID, ITEM_INDEX).cache()
+    timed = TIMESTAMP in rows.columns
+    n_factors = int(model.params["scorer"]["factors"])
+    sizes = pairs.agg(F.count("*"), F.max(F.length(USER_ID)), F.countDistinct(USER_ID),
+                      F.countDistinct(ITEM_ID)).first()
+    n_pairs, n_users, n_items = int(sizes[0]), int(sizes[2]), int(sizes[3])
+    if n_pairs == 0:
+        raise DataError("write_model_dir needs training interactions; the DataFrame has no rows.")
+    zero = F.array_repeat(F.lit(0.0).cast("float"), n_factors)
+    per_user = (users.join(pairs.groupBy(USER_ID).agg(F.count("*").alias(COUNT)), USER_ID)
+                .join(model.users, USER_ID, "left")
+                .select(USER_INDEX, USER_ID, COUNT, F.coalesce(F.col(FACTORS), zero).alias(FACTORS))
+                .orderBy(USER_INDEX))
+    popularity = item_popularity(rows, model.params.get("weighting", "binary"))
+    per_item = items.join(model.items, ITEM_ID, "left").join(popularity, ITEM_ID, "left")
+    if timed:  # each item's first row (not its pairs' latest)
+        first = rows.groupBy(F.col(ITEM_ID).cast("string").alias(ITEM_ID)).agg(
+            F.min(F.col(TIMESTAMP).cast("double")).alias("first"))
+        per_item = per_item.join(first, ITEM_ID, "left")
+    else:
+        per_item = per_item.withColumn("first", F.lit(float("nan")))
+    per_item = per_item.select(ITEM_INDEX, ITEM_ID, F.coalesce(F.col(FACTORS), zero).alias(FACTORS), "score",
+                               "first").orderBy(ITEM_INDEX)
+    seen = (pairs.join(users, USER_ID).join(items, ITEM_ID)
+            .select(USER_INDEX, ITEM_INDEX, *([TIMESTAMP] if timed else [])).orderBy(USER_INDEX, ITEM_INDEX))
+    scalars: dict[str, Any] = {"item_encoder_": None, "item_features_": None, "co_purchase_": None,
+                               "basket_count_": 0}
+    with staged_directory(directory) as staging:
+        parts = staging / "parts"
+        parts.mkdir()
+        writers = {
+            "recommender.users": NpyWriter(parts / "users.npy", f"<U{max(int(sizes[1]), 1)}", (n_users,)),
+            "scorer.user_factors_": NpyWriter(parts / "user_factors.npy", np.float32, (n_users, n_factors)),
+            "recommender.seen_.csr_indptr": NpyWriter(parts / "indptr.npy", np.int64, (n_users + 1,)),
+        }
+        writers["recommender.seen_.csr_indptr"].append(np.zeros(1, np.int64))
+        done = 0
+        for chunk in _chunks(per_user, chunk_rows):
+            writers["recommender.users"].append(np.array([row[USER_ID] for row in chunk]))
+            writers["scorer.user_factors_"].append(np.array([row[FACTORS] for row in chunk], np.float32))
+            counts = np.cumsum(np.fromiter((row[COUNT] for row in chunk), np.int64, len(chunk))) + done
+            writers["recommender.seen_.csr_indptr"].append(counts)
+            done = int(counts[-1])
+        writers["recommender.seen_.csr_indices"] = NpyWriter(parts / "indices.npy", np.int32, (n_pairs,))
+        if timed:
+            writers["recommender.last_seen_.csr_data"] = NpyWriter(parts / "last.npy", np.float64, (n_pairs,))
+        for chunk in _chunks(seen, chunk_rows):
+            writers["recommender.seen_.csr_indices"].append(np.fromiter((row[ITEM_INDEX] for row in chunk), np.int32,
+                                                                        len(chunk)))
+            if timed:
+                writers["recommender.last_seen_.csr_data"].append(
+                    np.fromiter((row[TIMESTAMP] for row in chunk), np.float64, len(chunk)) / DAY)
+        for writer in writers.values():
+            writer.close()
+        arrays = _item_arrays(per_item, n_items, n_factors, timed, chunk_rows)
+        arrays |= {"recommender.seen_.csr_data": np.ones(n_pairs, np.float32),
+                   "recommender.seen_.csr_shape": np.asarray([n_users, n_items], np.int64),
+                   "recommender.warm_users_": np.ones(n_users, bool)}
+        arrays |= {f"recommender.user_vocabulary_.dict_{name}": array
+                   for name, array in attribute_vocabulary(None, demographic_categories()).items()}
+        if timed:
+            arrays["recommender.last_seen_.csr_shape"] = arrays["recommender.seen_.csr_shape"]
+            counts_array, end = _daily_counts(rows, items, n_items)
+            arrays |= counts_array
+            scalars["counts_end_"] = end
+        else:
+            scalars |= {"first_seen_": None, "last_seen_": None, "daily_counts_": None, "counts_end_": None}
+        with zipfile.ZipFile(staging / ARRAYS, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, writer in writers.items():
+                archive.write(writer.path, f"{name}.npy")
+            if timed:  # last_seen_ has seen_'s pairs
+                for field in ("indptr", "indices"):
+                    archive.write(writers[f"recommender.seen_.csr_{field}"].path,
+                                  f"recommender.last_seen_.csr_{field}.npy")
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+        shutil.rmtree(parts)
+        manifest = _manifest(model, scalars, metadata)
+        manifest["files"] = {ARRAYS: (staging / ARRAYS).stat().st_size}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    for frame in (rows, pairs, users, items):
+        frame.unpersist()
+    return directory
+
+
+def _item_arrays(per_item: DataFrame, n_items: int, n_factors: int, timed: bool,
+                 chunk_rows: int) -> dict[str, np.ndarray]:
+    """The items' ids, factors, popularity and first times, in index order (items are the smaller side)."""
+    ids, factors, scores, first = [], [], [], []
+    for chunk in _chunks(per_item, chunk_rows):
+        ids.append(np.array([row[ITEM_ID] for row in chunk]))
+        factors.append(np.array([row[FACTORS] for row in chunk], np.float32).reshape(len(chunk), n_factors))
+        scores.append(np.array([row["score"] or 0.0 for row in chunk], np.float32))
+        first.append(np.array([row["first"] for row in chunk], np.float64))
+    arrays = {"recommender.items": np.concatenate(ids).astype(str), "scorer.item_factors_": np.concatenate(factors),
+              "fallback.item_scores_": np.concatenate(scores), "recommender.warm_items_": np.ones(n_items, bool),
+              "recommender.candidate_items_": np.ones(n_items, bool)}
+    if timed:
+        arrays["recommender.first_seen_"] = np.concatenate(first)
+    return arrays
+
+
+def _daily_counts(rows: DataFrame, items: DataFrame, n_items: int) -> tuple[dict[str, np.ndarray], float]:
+    """``daily_counts_`` (items x ``TREND_DAYS``, CSR) as CSR arrays and ``counts_end_``."""
+    import scipy.sparse as sp
+
+    counts, end = daily_counts(rows)
+    table = counts.join(items, ITEM_ID).select(ITEM_INDEX, DAY_COLUMN, COUNT).toPandas()
+    matrix = sp.csr_matrix((table[COUNT].to_numpy(np.float32), (table[ITEM_INDEX].to_numpy(), table[DAY_COLUMN])),
+                           shape=(n_items, TREND_DAYS))
+    matrix.sort_indices()
+    return {f"recommender.daily_counts_.csr_{name}": np.asarray(getattr(matrix, name))
+            for name in ("data", "indices", "indptr")} | {
+        "recommender.daily_counts_.csr_shape": np.asarray(matrix.shape)}, end
+
+
+def _manifest(model: SparkFactors, scalars: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest `save_model` would write for this model (`read_manifest` checks its keys)."""
+    params = model.params
+    settings = RecommenderSettings(weighting=params.get("weighting", "binary"),
+                                   confidence_alpha=float(params.get("confidence_alpha", 1.0)),
+                                   decay_half_life_days=params.get("decay_half_life_days"))
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tailored_version": __version__,
+        "algorithm": params.get("algorithm", "als"),
+        "params": json_safe(params["scorer"]),
+        "members": [],
+        "recommender": settings_of(settings),
+        "fallback": {"algorithm": "popularity", "params": {"half_life_days": None}},
+        "item_model": None,
+        "stages": [],
+        "scalars": {"recommender": scalars, "scorer": {}, "fallback": {}},
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "libraries": {name: _version(name) for name in (*LIBRARIES, "pyspark")},
+        "trained_on": {"engine": "spark", **json_safe({k: v for k, v in params.items() if k != "scorer"})},
+        **(metadata or {}),
+    }
+
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
