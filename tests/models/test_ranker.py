@@ -14,7 +14,8 @@ from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models.base import create_scorer
 from tailored.models.ranker import full_ranking, per_user_carve, retriever_features
-from tailored.models.ranker_features import ItemAttributes, Window, feature_names, interaction_seconds, pair_features
+from tailored.models.ranker_features import (ItemAttributes, Window, feature_names, interaction_seconds, pair_features,
+                                             relative_log_counts)
 from tailored.pipeline.recommender import Recommender
 from tailored.registry.model_dir import load_model, save_model
 from tests.conftest import require_extra
@@ -55,7 +56,8 @@ def world() -> tuple[Dataset, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def fitted_ranker(world) -> Recommender:
-    return Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30})).fit(world[0])
+    return Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30, "carve": "time"})
+                       ).fit(world[0])
 
 
 def ndcg_at_10(recommender: Recommender, dataset: Dataset, test: pd.DataFrame) -> float:
@@ -82,7 +84,7 @@ def test_interactions_without_timestamps_are_refused_naming_the_column(world) ->
 def test_timestamps_that_leave_one_side_of_the_cut_empty_are_refused(world) -> None:
     frame = world[0].to_frame().assign(timestamp=5)
     with pytest.raises(DataError, match="leaves no interaction on one side"):
-        create_scorer("ranker").fit(Dataset.from_frame(frame))
+        create_scorer("ranker", {"carve": "time"}).fit(Dataset.from_frame(frame))
 
 
 def test_training_features_do_not_read_the_label_window(world) -> None:
@@ -117,8 +119,9 @@ def test_the_features_are_what_they_say(world) -> None:
     window = Window.of(dataset, seconds)
     attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
     names = feature_names(["ease"], attributes)
-    assert names == ["ease_score", "ease_rank", "user_log_activity", "user_days_since_last", "item_log_popularity",
-                     "item_trend", "item_age_days", "item_price", "affinity_shelf", "days_since_taken"]
+    assert names == ["ease_score", "ease_rank", "user_relative_activity", "user_days_since_last",
+                     "item_relative_popularity", "item_trend", "item_age_days", "item_price", "affinity_shelf",
+                     "days_since_taken"]
     user, taken_item = 4, int(dataset.item_index[dataset.user_index == 4][0])
     items = np.array([taken_item, 0, 1, 2])
     retrievers = [create_scorer("ease").fit(dataset)]
@@ -126,7 +129,10 @@ def test_the_features_are_what_they_say(world) -> None:
     row = pd.DataFrame(pair_features(window, attributes, np.array([user]), np.zeros(4, np.int64), items, scores,
                                      ranks), columns=names)
     mine = seconds[dataset.user_index == user]
-    assert row.user_log_activity[0] == pytest.approx(np.log1p(EVENTS))
+    assert row.user_relative_activity[0] == pytest.approx(0.0)  # every user has EVENTS rows: the mean user
+    counts = np.bincount(dataset.item_index, minlength=dataset.n_items)
+    assert row.item_relative_popularity.tolist() == pytest.approx(np.log((1 + counts[items]) / (1 + counts.mean())),
+                                                                  rel=1e-6)
     assert row.user_days_since_last[0] == pytest.approx((seconds.max() - mine.max()) / DAY)
     assert row.item_price.tolist() == pytest.approx(dataset.item_attributes.price[items].tolist())
     shelves = dataset.item_attributes.shelf.to_numpy()
@@ -164,7 +170,7 @@ def test_the_ranker_learns_a_repeat_habit_that_its_retrievers_do_not_see() -> No
     def recommender(algorithm: str, params: dict | None = None) -> Recommender:
         return Recommender(create_scorer(algorithm, params), exclude_seen=False, weighting="raw").fit(dataset)
 
-    ranker = recommender("ranker", {"retrievers": "ease,item-knn", "candidates": 10, "recent": 5})
+    ranker = recommender("ranker", {"retrievers": "ease,item-knn", "candidates": 10, "recent": 5, "carve": "time"})
     learned = ndcg_at_10(ranker, dataset, test)
     for retriever in ("ease", "item-knn"):
         alone = ndcg_at_10(recommender(retriever), dataset, test)
@@ -212,7 +218,8 @@ def test_a_saved_ranker_scores_exactly_as_the_fitted_one(world, fitted_ranker, t
 
 
 def test_the_same_seed_gives_the_same_scores(world, fitted_ranker) -> None:
-    again = Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30})).fit(world[0])
+    again = Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30, "carve": "time"})
+                        ).fit(world[0])
     users = np.arange(20)
     np.testing.assert_array_equal(again.scorer.score(users), fitted_ranker.scorer.score(users))
 
@@ -247,7 +254,40 @@ def test_the_user_carve_fits_and_ranks(world) -> None:
 
 
 @pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0),
-                                          ("carve", "random")])
+                                          ("carve", "random"), ("base_weight", -0.5)])
 def test_bad_parameters_name_themselves(world, param: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"ranker.{param}"):
         create_scorer("ranker", {param: value}).fit(world[0])
+
+
+def test_boosting_starts_from_the_first_retriever(world) -> None:
+    """The prediction is the trees' output plus ``base_weight`` times the first retriever's standardised score: a
+    large weight leaves the first retriever's order of the candidates in place, a zero weight lets the trees alone
+    decide (the price they read then reorders them)."""
+    dataset = world[0]
+    users = np.arange(0, N_USERS, 5)
+    seen = dataset.matrix(binary=True)[users].toarray() > 0
+
+    def orders(base_weight: float) -> tuple[list[list[int]], list[list[int]]]:
+        scorer = create_scorer("ranker", {"retrievers": "ease", "candidates": 10, "carve": "time",
+                                          "base_weight": base_weight}).fit(dataset)
+        scores, ease = scorer.score(users), scorer.members_[0].score(users)
+        by_ranker, by_ease = [], []
+        for row in range(len(users)):
+            unseen = np.flatnonzero(~seen[row])
+            by_ranker.append(unseen[np.argsort(-scores[row, unseen], kind="stable")][:10].tolist())
+            by_ease.append(unseen[np.argsort(-ease[row, unseen], kind="stable")][:10].tolist())
+        return by_ranker, by_ease
+
+    ranked, ease = orders(1e4)
+    assert ranked == ease
+    ranked, ease = orders(0.0)
+    assert [set(row) for row in ranked] == [set(row) for row in ease] and ranked != ease
+
+
+def test_popularity_and_activity_are_relative_to_the_window() -> None:
+    """The same shares of the events give the same features in a window with fewer rows (the carve) as in one with
+    all of them (serving): the raw log counts would shift by log(1 / (1 - label_fraction))."""
+    counts = np.array([0, 4, 8, 12, 36])
+    np.testing.assert_allclose(relative_log_counts(counts), np.log((1 + counts) / (1 + counts.mean())))
+    assert relative_log_counts(np.array([3, 3, 3])).tolist() == [0.0, 0.0, 0.0]

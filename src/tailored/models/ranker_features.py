@@ -11,10 +11,11 @@ Features (`feature_names`), all vectorised over the pairs:
 - per retriever: its score standardised over the user's unseen items (``<name>_score``) and its rank among them
   (``<name>_rank``, 1 = its best); NaN for an item the user has taken (a repeat candidate), which retrievers do
   not rank;
-- user: ``user_log_activity`` (log 1 + events), ``user_days_since_last`` (days from the user's last event to now);
-- item: ``item_log_popularity`` (log 1 + events), ``item_trend`` (log of the last 7 days' events over the last 30
-  days' weekly rate, both + 1), ``item_age_days`` (days since its first event), each numeric item attribute
-  (``item_<column>``: price, year...);
+- user: ``user_relative_activity`` (log of 1 + events over 1 + the mean user's events: `relative_log_counts`),
+  ``user_days_since_last`` (days from the user's last event to now);
+- item: ``item_relative_popularity`` (log of 1 + events over 1 + the mean item's events), ``item_trend`` (log of
+  the last 7 days' events over the last 30 days' weekly rate, both + 1), ``item_age_days`` (days since its first
+  event), each numeric item attribute (``item_<column>``: price, year...);
 - pair: ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
   share of the user's distinct items that carry the candidate's value (the mean over its values), and
   ``days_since_taken``: days since the user last took this very item (NaN when never: a repeat signal, for
@@ -40,8 +41,8 @@ DAY = 86_400.0
 RECENT_DAYS, MONTH_DAYS = 7.0, 30.0
 MAX_CATEGORIES = 100
 """A text item attribute is a category when its values (``|``-separated) number at most this many."""
-USER_FEATURES = ("user_log_activity", "user_days_since_last")
-ITEM_FEATURES = ("item_log_popularity", "item_trend", "item_age_days")
+USER_FEATURES = ("user_relative_activity", "user_days_since_last")
+ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURE = "days_since_taken"
 
 
@@ -145,7 +146,7 @@ class Window:
         last = np.full(self.n_users, -np.inf)
         np.maximum.at(last, self.users, self.seconds)
         days = np.where(counts > 0, (self.now - last) / DAY, np.nan)
-        return np.column_stack([np.log1p(counts), days])
+        return np.column_stack([relative_log_counts(counts), days])
 
     @cached_property
     def item_table(self) -> np.ndarray:
@@ -158,7 +159,14 @@ class Window:
         first = np.full(self.n_items, np.inf)
         np.minimum.at(first, self.items, self.seconds)
         days = np.where(counts > 0, (self.now - first) / DAY, np.nan)
-        return np.column_stack([np.log1p(counts), trend, days])
+        return np.column_stack([relative_log_counts(counts), trend, days])
+
+
+def relative_log_counts(counts: np.ndarray) -> np.ndarray:
+    """log((1 + count) / (1 + mean count)): a count relative to the window's mean, so that a window with fewer rows
+    (the training carve) and one with all of them (serving) give the same values for the same share of the events
+    (raw log counts shift by log(1 / (1 - label_fraction)) between the two)."""
+    return np.log1p(counts) - np.log1p(counts.mean() if len(counts) else 0.0)
 
 
 def feature_names(retrievers: list[str], attributes: ItemAttributes) -> list[str]:
