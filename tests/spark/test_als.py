@@ -52,7 +52,7 @@ def test_user_factors_solve_the_mapped_problem(spark) -> None:
     """After the last epoch MLlib's user factors are the exact solve given its item factors: with the local
     confidence ``c = alpha * w`` (1 where that is 1 or less) and the ridge ``regParam * n_u`` of ALS-WR."""
     frame, alpha = counts(seed=1), 1.2
-    model = train_als(spark.createDataFrame(frame), factors=3, reg=2.0, alpha=alpha, epochs=4, seed=5,
+    model = train_als(spark.createDataFrame(frame), factors=3, reg=2.0, alpha=alpha, epochs=2, seed=5,
                       weighting="log1p", block_count=1)
     assert model.params["weighting"] == "log1p" and model.params["mllib"]["alpha"] == 1.0
     weights = local_weights(frame, "log1p", 1.0, None)

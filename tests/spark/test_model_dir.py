@@ -34,7 +34,7 @@ def interactions(seed: int = 3, rows: int = 400, timestamps: bool = True) -> pd.
 def trained(spark, tmp_path_factory):
     frame = interactions()
     df = spark.createDataFrame(frame)
-    factors = train_als(df, factors=4, reg=0.5, alpha=2.0, epochs=3, seed=1, block_count=1)
+    factors = train_als(df, factors=4, reg=0.5, alpha=2.0, epochs=2, seed=1, block_count=1)
     directory = write_model_dir(factors, df, tmp_path_factory.mktemp("spark") / "model", chunk_rows=7)
     users = factors.users.toPandas().set_index("user_id")
     items = factors.items.toPandas().set_index("item_id")
