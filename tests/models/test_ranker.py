@@ -242,13 +242,21 @@ def test_a_missing_lightgbm_names_the_extra(world, monkeypatch) -> None:
 
 def test_the_user_carve_labels_a_share_of_each_users_rows_never_all() -> None:
     users = np.repeat(np.arange(5), [1, 2, 5, 10, 11])
-    labelled = per_user_carve(users, 0.2, seed=3)
+    labelled = per_user_carve(users, 0.2, np.random.default_rng(3).random(len(users)))
     assert np.bincount(users[labelled], minlength=5).tolist() == [0, 1, 1, 2, 2]
-    assert not np.array_equal(labelled, per_user_carve(users, 0.2, seed=4))  # seeded: another seed, other rows
+    assert not np.array_equal(labelled, per_user_carve(users, 0.2, np.random.default_rng(4).random(len(users))))
 
 
-def test_the_user_carve_fits_and_ranks(world) -> None:
-    scorer = create_scorer("ranker", {"retrievers": "ease", "carve": "user"}).fit(world[0])
+def test_the_last_carve_labels_each_users_latest_rows() -> None:
+    users = np.array([0, 1, 0, 1, 0, 1, 0, 0, 0, 0])
+    seconds = np.array([5.0, 1.0, 9.0, 3.0, 1.0, 2.0, 7.0, 2.0, 3.0, 4.0])
+    labelled = per_user_carve(users, 0.25, -seconds)
+    assert np.flatnonzero(labelled).tolist() == [2, 3, 6]  # user 0: 9 and 7 (2 of 7 rows); user 1: its 3
+
+
+@pytest.mark.parametrize("carve", ["user", "last"])
+def test_the_per_user_carves_fit_and_rank(world, carve: str) -> None:
+    scorer = create_scorer("ranker", {"retrievers": "ease", "carve": carve}).fit(world[0])
     scores = scorer.score(np.arange(4))
     assert scores.shape == (4, N_ITEMS) and (np.sort(scores, axis=1) == np.arange(-N_ITEMS, 0)).all()
 

@@ -1,5 +1,5 @@
-"""A learned second stage: LambdaMART over the candidates of several retrievers (Burges, "From RankNet to LambdaRank
-to LambdaMART: An Overview", Microsoft Research TR-2010-82; LightGBM's ``lambdarank`` objective, Ke et al., NeurIPS
+"""A learned second stage: LambdaMART over the candidates of several retrievers (Burges, "From RankNet to LambdaRank to
+LambdaMART: An Overview", Microsoft Research TR-2010-82; LightGBM's ``lambdarank`` objective, Ke et al., NeurIPS
 2017).
 
 Two stages. Retrievers of the catalogue (``retrievers``, default ease, als, item-knn) each propose their best
@@ -10,27 +10,28 @@ loss weighted by how much swapping two items changes NDCG, so it optimises the l
 
 Training carves labels out of the training data. ``carve="user"`` (the default) labels a seeded random
 ``label_fraction`` of each user's rows, the features read from the other rows: the question a per-user random
-hold-out asks (MovieLens P1), and the carve that validation chose there (NDCG@10 0.2587 against 0.1810 for the
-time carve, on a validation split of the P1 training file; docs/algorithms/ranker.md). ``carve="time"`` asks
-what comes next: a global cut leaves the latest ``label_fraction`` of the interactions (or the last
-``label_days`` days) as labels. Either way the retrievers are fitted on the earlier part only, and every feature is
-read from that part (`Window` before the cut), so nothing of the labels leaks into a feature. A candidate is
-relevant when the user took it in the labels; one group per user (users with no relevant candidate are left out).
+hold-out asks (MovieLens P1), and the carve that validation chose there (NDCG@10 0.2587 against 0.1810 for the time
+carve, on a validation split of the P1 training file; docs/algorithms/ranker.md). ``carve="time"`` asks what comes
+next: a global cut leaves the latest ``label_fraction`` of the interactions (or the last ``label_days`` days) as
+labels; ``carve="last"`` labels each user's latest ``label_fraction`` of rows (what a leave-last-out hold-out such
+as P2 asks, with every user labelled). In every carve the retrievers are fitted on the earlier part only, and every
+feature is read from that part (`Window` before the cut), so nothing of the labels leaks into a feature. A candidate
+is relevant when the user took it in the labels; one group per user (users with no relevant candidate are left out).
 A seeded 20 % of the labelled users is held out, and boosting stops when their NDCG@10 has not improved for
 `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and scoring computes the same
 features, by the same code, from all the data. Each retriever's score is constrained to raise, and its rank to
 lower, the prediction (LightGBM's monotone constraints), all else equal.
 
-Boosting starts from the first retriever: its standardised score times ``base_weight`` (0.5) is each pair's
-initial score (LightGBM's ``init_score``, added back at prediction), so the trees learn corrections to its order
-and early stopping, when they find none, leaves that order in place. Without it the carve's trees, fitted where
-the retrievers had less data than at serving, reordered a stronger serving retriever (validation NDCG@10 0.2587
-against 0.2717 with the start; its first retriever ease alone 0.2679).
+Boosting starts from the first retriever: its standardised score times ``base_weight`` (0.5) is each pair's initial
+score (LightGBM's ``init_score``, added back at prediction), so the trees learn corrections to its order and early
+stopping, when they find none, leaves that order in place. Without it the carve's trees, fitted where the retrievers
+had less data than at serving, reordered a stronger serving retriever (validation NDCG@10 0.2587 against 0.2717 with
+the start; its first retriever ease alone 0.2679).
 
 ``score`` is minus each item's position in the final order: the candidates by the ranker's prediction (ties, which
 the leaves of a few trees make common, broken by the first retriever), then every other item in the first
-retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format
-(as bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra (lightgbm).
+retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format (as
+bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra (lightgbm).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ VALIDATION_SHARE = 0.2
 BLOCK_ENTRIES = 2**21
 """(user, item) entries of the dense blocks held at once (each retriever's scores and ranks, users x all items)."""
 NOT_RETRIEVERS = ("ranker",)
-CARVES = ("time", "user")
+CARVES = ("time", "user", "last")
 
 
 def lightgbm() -> Any:
@@ -110,7 +111,8 @@ class RankerScorer:
             cut = self._cut(seconds)
             label_rows = seconds >= cut
         else:
-            cut, label_rows = None, per_user_carve(dataset.user_index, self.label_fraction, self.seed)
+            order = -seconds if self.carve == "last" else np.random.default_rng(self.seed).random(len(seconds))
+            cut, label_rows = None, per_user_carve(dataset.user_index, self.label_fraction, order)
         earlier, later = dataset.subset(~label_rows), dataset.subset(label_rows)
         attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
         window = Window.of(earlier, seconds[~label_rows], until=cut)
@@ -269,14 +271,15 @@ def retriever_names(retrievers: str) -> list[str]:
     return names
 
 
-def per_user_carve(users: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask of rows: per user, a seeded random ``round(fraction * n)`` of the user's ``n`` rows, at least
-    one when ``n`` >= 2 and never all of them."""
-    order = np.lexsort((np.random.default_rng(seed).random(len(users)), users))
+def per_user_carve(users: np.ndarray, fraction: float, order: np.ndarray) -> np.ndarray:
+    """A boolean mask of rows: per user, the ``round(fraction * n)`` of the user's ``n`` rows that come first by
+    ``order`` (random keys: a random share; minus the times: the latest rows), at least one when ``n`` >= 2 and never
+    all."""
+    ranked = np.lexsort((order, users))
     counts = np.bincount(users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.empty(len(users), np.int64)
-    position[order] = np.arange(len(users)) - starts[users[order]]
+    position[ranked] = np.arange(len(users)) - starts[users[ranked]]
     chosen = np.clip(np.round(fraction * counts), np.minimum(counts - 1, 1), np.maximum(counts - 1, 0))
     return position < chosen[users]
 
