@@ -16,7 +16,7 @@ from tailored.errors import ConfigError, DataError
 from tailored.models.als import ALSScorer
 from tailored.models.base import top_k
 from tailored.pipeline.recommender import Recommender
-from tailored.spark.scoring import recommend_all, write_table
+from tailored.spark.scoring import exact_top_k, recommend_all, write_table
 
 FACTOR_SCHEMA = "{} string, factors array<float>"
 
@@ -73,6 +73,16 @@ def test_ties_short_lists_and_blocks(spark: Any) -> None:
     assert len(no_seen) == 7 * 9
 
 
+@pytest.mark.parametrize("k", [1, 3, 10, 12])
+def test_exact_top_k_is_the_local_top_k(k: int) -> None:
+    rng = np.random.default_rng(k)
+    scores = np.vstack([rng.random((50, 12)), rng.integers(0, 3, (50, 12))]).astype(np.float32)  # ties below
+    scores[rng.random(scores.shape) < 0.3] = -np.inf  # seen items: some rows keep fewer than k + 1
+    scores[7] = -np.inf
+    for got, expected in zip(exact_top_k(scores, k), top_k(scores, k), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_users_are_never_read_on_the_driver(spark: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from pyspark.sql import functions as F
 
@@ -127,3 +137,35 @@ def test_write_table_replaces_appends_and_fails_whole(spark: Any, tmp_path: Path
     assert len(stored()) == 34 and sa.inspect(engine).get_table_names() == ["campaign"]  # as it was, no staging
     with pytest.raises(DataError, match=r"lacks column\(s\) \['rank'"):
         write_table(lists.drop("rank"), url, "campaign")
+
+
+def test_rules_and_max_share_stages_equal_the_local_engine(spark: Any) -> None:
+    import datetime as dt
+
+    from tailored.query import Context
+    from tailored.rank.rules import BusinessRules, MaxShare
+
+    rng = np.random.default_rng(3)
+    item_ids = np.array([f"i{n:02d}" for n in range(15)])
+    pairs = pd.DataFrame({"user_id": np.repeat([f"u{n}" for n in range(40)], 4),
+                          "item_id": np.concatenate([item_ids, rng.choice(item_ids, 160 - 15)])}).drop_duplicates()
+    attributes = pd.DataFrame({"item_id": item_ids, "category": ["food", "toys", "books"] * 5,
+                               "brand": ["a", "a", "b", "c", "c"] * 3, "price": np.arange(15.0)})
+    stages = [BusinessRules(exclude_categories=["Toys"], max_price=12.0, pinned=["i06"], promoted={"i03": 4.0}),
+              MaxShare(column="brand", max_share=0.4)]
+    model = Recommender(ALSScorer(factors=4, epochs=3, seed=0), stages=stages).fit(
+        Dataset.from_frame(pairs, items=attributes))
+    context = Context(moment=dt.datetime(2026, 12, 20, tzinfo=dt.UTC))
+    user_ids = model.users_.external_ids.astype(str)
+    local = model.recommend(user_ids, 5, context=context, warn=False)[["user_id", "item_id", "rank", "score"]]
+    users, items = _frames(spark, user_ids, model.scorer.user_factors_, model.items_.external_ids.astype(str),
+                           model.scorer.item_factors_)
+    lists = recommend_all(users, items, spark.createDataFrame(pairs), k=5, block_users=16, stages=model.stages,
+                          item_attributes=attributes, context=context).toPandas()
+    key = ["user_id", "rank"]
+    pd.testing.assert_frame_equal(lists.sort_values(key, ignore_index=True),
+                                  local.sort_values(key, ignore_index=True).astype({"rank": "int32"}))
+    firsts = lists.groupby("user_id")["item_id"].first()
+    unseen = ~firsts.index.isin(pairs.loc[pairs["item_id"] == "i06", "user_id"])
+    assert firsts[unseen].eq("i06").all() and unseen.sum() > 30  # pinned for everyone who has not bought it
+    assert not lists["item_id"].isin(item_ids[1::3]).any() and not lists["item_id"].isin(["i13", "i14"]).any()

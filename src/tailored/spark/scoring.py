@@ -15,16 +15,20 @@ Memory per Python worker: a block's scores (``block_users x items`` float32) plu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import top_k
+from tailored.pipeline.ranking import Ranking, masked_request
+from tailored.query import Context
+from tailored.rank.base import Catalogue, Reranker, Stage
 from tailored.spark.als import FACTORS
 
 if TYPE_CHECKING:
@@ -37,10 +41,17 @@ OUTPUT = f"{USER_ID} string, {ITEM_ID} string, {RANK} int, {SCORE} double"
 
 
 def recommend_all(users: DataFrame, items: DataFrame, seen: DataFrame | None, k: int = 10,
-                  block_users: int = 4096) -> DataFrame:
+                  block_users: int = 4096, *, stages: Sequence[Stage | Reranker] = (),
+                  item_attributes: pd.DataFrame | None = None, context: Context | None = None) -> DataFrame:
     """Top-``k`` lists ``user_id, item_id, rank, score`` (rank 1 best) of every user of ``users`` (``user_id,
     factors``) over the items of ``items`` (``item_id, factors``), without each user's ``seen`` items (``user_id,
-    item_id``; None: nothing excluded). Lazy: the users are read when the result is written."""
+    item_id``; None: nothing excluded). Lazy: the users are read when the result is written.
+
+    ``stages`` (fitted, e.g. a model's ``rules``, ``calendar`` and ``max-share`` stages) run on each block through
+    the local engine's own `Ranking`, for ``context`` (a campaign's send date: ``Context(moment=...)``; None: no
+    date), over a catalogue of the item ids and ``item_attributes`` (``item_id`` + attribute columns). Stages see
+    users unknown to a model (index -1), no interaction times and a run state (tally) per partition, so stages that
+    need a user's model index, the catalogue's interactions or a whole run's counts (exposure) are not for Spark."""
     from pyspark.sql import functions as F
 
     if k < 1 or block_users < 1:
@@ -48,7 +59,17 @@ def recommend_all(users: DataFrame, items: DataFrame, seen: DataFrame | None, k:
     _require_columns("users", users, (USER_ID, FACTORS))
     _require_columns("items", items, (ITEM_ID, FACTORS))
     ids, factors = _item_factors(items)
-    broadcast = users.sparkSession.sparkContext.broadcast((ids, factors))
+    ranking = None
+    if stages:
+        attributes = None
+        if item_attributes is not None:
+            if ITEM_ID not in item_attributes.columns:
+                raise DataError(f"item_attributes has no '{ITEM_ID}' column; its columns are "
+                                f"{list(item_attributes.columns)}.")
+            attributes = (item_attributes.astype({ITEM_ID: str}).drop_duplicates(ITEM_ID, keep="last")
+                          .set_index(ITEM_ID).reindex(pd.Index(ids, name=ITEM_ID)).reset_index(drop=True))
+        ranking = (Ranking.of(list(stages)), Catalogue(ids, attributes), context or Context())
+    broadcast = users.sparkSession.sparkContext.broadcast((ids, factors, ranking))
     rows = users.select(F.col(USER_ID).cast("string").alias(USER_ID),
                         F.col(FACTORS).cast("array<float>").alias(FACTORS))
     if seen is None:
@@ -91,17 +112,17 @@ def _item_factors(items: DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def _score_batches(broadcast: object, k: int, block_users: int,
                    batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Lists of each block of users of each Arrow batch (runs in the Python workers)."""
-    ids, item_factors = broadcast.value  # type: ignore[attr-defined]
-    position = pd.Index(ids)
+    ids, item_factors, ranking = broadcast.value  # type: ignore[attr-defined]
+    position, tally = pd.Index(ids), {}  # the stages' run state: one per partition
     for batch in batches:
         for start in range(0, batch.num_rows, block_users):
             block = batch.slice(start, block_users)
             if block.num_rows:
-                yield _block_lists(block, ids, position, item_factors, k)
+                yield _block_lists(block, ids, position, item_factors, k, ranking, tally)
 
 
-def _block_lists(block: pa.RecordBatch, ids: np.ndarray, position: pd.Index, item_factors: np.ndarray,
-                 k: int) -> pa.RecordBatch:
+def _block_lists(block: pa.RecordBatch, ids: np.ndarray, position: pd.Index, item_factors: np.ndarray, k: int,
+                 ranking: tuple[Ranking, Catalogue, Context] | None, tally: dict[str, Any]) -> pa.RecordBatch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -118,13 +139,46 @@ def _block_lists(block: pa.RecordBatch, ids: np.ndarray, position: pd.Index, ite
     seen_items = position.get_indexer(pc.list_flatten(seen).to_numpy(zero_copy_only=False))
     owners = pc.list_parent_indices(seen).to_numpy()
     known = seen_items >= 0  # items outside the model cannot be recommended anyway
-    scores[owners[known], seen_items[known]] = -np.inf
-    best, values = top_k(scores, k)
+    if ranking is None:
+        scores[owners[known], seen_items[known]] = -np.inf
+        best, values = exact_top_k(scores, k)
+    else:
+        stages, catalogue, context = ranking
+        history = sp.csr_matrix((np.ones(known.sum(), np.float32), (owners[known], seen_items[known])),
+                                shape=scores.shape)
+        request = masked_request(scores, np.full(n_users, -1), history, None, np.ones(len(ids), bool), True,
+                                 context, catalogue, tally)
+        best, values, _ = stages.ranked(scores, request, k, explain=False)
     rows, ranks = np.nonzero(best >= 0)
     return pa.RecordBatch.from_arrays(
         [users.take(pa.array(rows)).cast(pa.string()), pa.array(ids[best[rows, ranks]], pa.string()),
          pa.array(ranks + 1, pa.int32()), pa.array(values[rows, ranks].astype(np.float64))],
         names=[USER_ID, ITEM_ID, RANK, SCORE])
+
+
+def exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k`'s lists, exactly, at a third of its cost on wide blocks: ``np.partition`` finds each row's k+1 best
+    values (no index array, no negated copy); where they are finite and all distinct, the k items scoring at least
+    the k-th value are the list and their order is unique; the other rows (ties near the top, fewer than k+1 finite
+    scores) go through `top_k` itself, so ties are broken exactly as the local engine breaks them."""
+    n_rows, n_items = scores.shape
+    if k >= n_items:
+        return top_k(scores, k)
+    best = np.partition(scores, n_items - k - 1, axis=1)[:, n_items - k - 1:]
+    best.sort(axis=1)
+    clear = np.isfinite(best[:, 0]) & (best[:, 1:] > best[:, :-1]).all(axis=1)
+    items, values = np.empty((n_rows, k), np.int64), np.empty((n_rows, k), scores.dtype)
+    rows = np.flatnonzero(clear)
+    if len(rows):
+        columns = np.nonzero(scores >= np.where(clear, best[:, 1], np.inf)[:, None])[1].reshape(len(rows), k)
+        found_values = scores[rows[:, None], columns]
+        order = np.argsort(-found_values, axis=1)
+        items[rows] = np.take_along_axis(columns, order, axis=1)
+        values[rows] = np.take_along_axis(found_values, order, axis=1)
+    rest = np.flatnonzero(~clear)
+    if len(rest):
+        items[rest], values[rest] = top_k(scores[rest], k)
+    return items, values
 
 
 # -- to a database table -------------------------------------------------------------------------------------------
