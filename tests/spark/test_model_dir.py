@@ -15,8 +15,10 @@ from tailored.errors import DataError
 from tailored.models.base import top_k
 from tailored.pipeline.recommender import build_recommender
 from tailored.registry.model_dir import load_model
-from tailored.spark.als import SparkFactors, train_als
+from tailored.spark.als import train_als
 from tailored.spark.model_dir import write_model_dir
+from tailored.spark.neighbours import train_item_knn
+from tailored.spark.popularity import train_popularity
 
 
 def interactions(seed: int = 3, rows: int = 400, timestamps: bool = True) -> pd.DataFrame:
@@ -94,20 +96,35 @@ def test_recommend_command_reads_it_unchanged(trained, tmp_path) -> None:
     assert written["item_id"].tolist() == expected["item_id"].tolist()
 
 
-def test_without_timestamps_and_bad_input(spark, tmp_path) -> None:
+def test_item_knn_scores_are_the_local_ones(trained, spark, tmp_path) -> None:
+    frame = trained[0]
+    params = {"similarity": "cosine", "alpha": 0.5, "neighbors": 100}
+    df = spark.createDataFrame(frame)
+    model = load_model(write_model_dir(train_item_knn(df, **params), df, tmp_path / "knn"))
+    local = build_recommender("item-knn", params).fit(Dataset.from_frame(frame))
+    users = local.users_.index(model.users_.external_ids, missing="raise")
+    items = local.items_.index(model.items_.external_ids, missing="raise")
+    mine = model.scorer.score(np.arange(len(users)))
+    np.testing.assert_allclose(mine, local.scorer.score(users)[:, items], rtol=1e-5, atol=1e-6)
+    assert (model.scorer.user_items_ != local.scorer.user_items_[users][:, items]).nnz == 0
+    lists = model.recommend(["u05"], n=5)
+    assert len(lists) == 5 and not set(lists["item_id"]) & set(frame.loc[frame["user_id"] == "u05", "item_id"])
+
+
+def test_popularity_without_timestamps_and_bad_input(spark, tmp_path) -> None:
     frame = interactions(seed=5, rows=120, timestamps=False)
     df = spark.createDataFrame(frame)
-    rng = np.random.default_rng(0)  # stand-in factors: the directory does not care where they come from
-    users = pd.DataFrame({"user_id": frame["user_id"].unique()})
-    items = pd.DataFrame({"item_id": frame["item_id"].unique()})
-    users["factors"], items["factors"] = list(rng.random((len(users), 3))), list(rng.random((len(items), 3)))
-    factors = SparkFactors(spark.createDataFrame(users), spark.createDataFrame(items),
-                           {"algorithm": "als", "scorer": {"factors": 3}, "weighting": "binary"})
-    model = load_model(write_model_dir(factors, df, tmp_path / "plain"))
+    model = load_model(write_model_dir(train_popularity(df), df, tmp_path / "plain"))
     assert model.last_seen_ is None and model.daily_counts_ is None and model.trained_until is None
-    assert len(model.recommend(["u01"], n=4)) == 4
+    local = build_recommender("popularity").fit(Dataset.from_frame(frame))
+    items = local.items_.index(model.items_.external_ids, missing="raise")
+    np.testing.assert_array_equal(model.scorer.item_scores_, local.scorer.item_scores_[items])
+    lists = model.recommend(["u01"], n=4)
+    expected = np.sort(local.scorer.item_scores_[~np.isin(local.items_.external_ids,
+                                                          frame.loc[frame["user_id"] == "u01", "item_id"])])[::-1]
+    np.testing.assert_array_equal(lists["score"].to_numpy(), expected[:4])
     with pytest.raises(DataError, match="lacks column 'item_id'"):
-        write_model_dir(factors, df.drop("item_id"), tmp_path / "bad")
+        write_model_dir(train_popularity(df), df.drop("item_id"), tmp_path / "bad")
     with pytest.raises(DataError, match="SparkFactors"):
         write_model_dir(model, df, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()

@@ -13,13 +13,14 @@ each is computed from the training interactions in Spark, as `Recommender.fit` c
 * ``first_seen_`` (each item's first time), ``daily_counts_`` and ``counts_end_`` (`tailored.spark.popularity`)
   with timestamps; ``co_purchase_`` None and ``basket_count_`` 0 (items bought together are not computed here:
   `complementary_items` on this model says so);
-* the scorer's state (ALS: ``user_factors_``, ``item_factors_``), the popularity fallback's ``item_scores_``
-  (`item_popularity`), no stages.
+* the scorer's state -- ALS (`train_als`): ``user_factors_``, ``item_factors_``; item-knn (`train_item_knn`):
+  ``similarity_`` (neighbour x item) and ``user_items_`` (the weighted pairs); popularity (`train_popularity`):
+  ``item_scores_`` -- and the popularity fallback's ``item_scores_`` (`item_popularity`); no stages.
 
-The driver never holds everything at once: per-user rows (ids, factors, pair counts) and the pairs, each sorted by
-index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are appended to ``.npy`` files
-(headers written first: the counts are known), zipped into ``arrays.npz`` at the end; the whole folder is written in a
-staging sibling then renamed (`staged_directory`).
+The driver never holds everything at once: per-user rows (ids, factors, pair counts), the pairs and item-knn's
+neighbours, each sorted by index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are
+appended to ``.npy`` files (headers written first: the counts are known), zipped into ``arrays.npz`` at the end; the
+whole folder is written in a staging sibling then renamed (`staged_directory`).
 """
 
 from __future__ import annotations
@@ -39,20 +40,22 @@ import pandas as pd
 from tailored import __version__
 from tailored.config import json_safe
 from tailored.data.activity import DAY, TREND_DAYS
-from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
+from tailored.data.columns import ITEM_ID, SCORE, TIMESTAMP, USER_ID, VALUE
 from tailored.data.features import attribute_vocabulary
 from tailored.data.io import staged_directory
 from tailored.errors import DataError
 from tailored.pipeline.cold_start import demographic_categories
 from tailored.pipeline.settings import RecommenderSettings, settings_of
 from tailored.registry.model_dir import ARRAYS, FORMAT, FORMAT_VERSION, LIBRARIES, MANIFEST
-from tailored.spark.als import FACTORS, ITEM_INDEX, USER_INDEX, SparkFactors, indexed
-from tailored.spark.popularity import COUNT, DAY_COLUMN, daily_counts, item_popularity
+from tailored.spark.als import FACTORS, ITEM_INDEX, USER_INDEX, SparkFactors, indexed, weighted_interactions
+from tailored.spark.neighbours import NEIGHBOUR_ID, SIMILARITY, SparkNeighbours
+from tailored.spark.popularity import COUNT, DAY_COLUMN, SparkPopularity, daily_counts, item_popularity
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 CHUNK_ROWS = 65_536
+SparkModel = SparkFactors | SparkNeighbours | SparkPopularity
 
 
 def _functions() -> Any:
@@ -110,43 +113,40 @@ def _training_pairs(interactions: DataFrame) -> DataFrame:
     return rows.groupBy(USER_ID, ITEM_ID).agg(F.max(TIMESTAMP).alias(TIMESTAMP)) if timed else rows.distinct()
 
 
-def write_model_dir(factors_or_model: SparkFactors, interactions_df: DataFrame, directory: str | Path,
+def write_model_dir(factors_or_model: SparkModel, interactions_df: DataFrame, directory: str | Path,
                     metadata: dict[str, Any] | None = None, chunk_rows: int = CHUNK_ROWS) -> Path:
-    """Write ``factors_or_model`` (`train_als`'s factors) trained on ``interactions_df`` (the training interactions:
-    ``user_id, item_id[, value, timestamp]``) as a model directory that `load_model` reads; ``metadata`` joins the
-    manifest. Users of the interactions without factors (none after `train_als`) score 0."""
-    if not isinstance(factors_or_model, SparkFactors):
-        raise DataError(f"write_model_dir writes ALS factors (SparkFactors from train_als), got "
-                        f"{type(factors_or_model).__name__}.")
+    """Write ``factors_or_model`` -- `train_als`'s factors, `train_item_knn`'s neighbours or `train_popularity`'s
+    scores -- trained on ``interactions_df`` (the training interactions: ``user_id, item_id[, value, timestamp]``) as
+    a model directory that `load_model` reads; ``metadata`` joins the manifest. Users or items of the interactions
+    that the model lacks (none after the train functions) get zero factors or scores."""
+    if not isinstance(factors_or_model, SparkFactors | SparkNeighbours | SparkPopularity):
+        raise DataError("write_model_dir writes SparkFactors (train_als), SparkNeighbours (train_item_knn) or "
+                        f"SparkPopularity (train_popularity), got {type(factors_or_model).__name__}.")
     F = _functions()
     model, directory = factors_or_model, Path(directory)
     rows = interactions_df.cache()
     pairs = _training_pairs(rows).cache()
     users, items = indexed(pairs, USER_ID, USER_INDEX).cache(), indexed(pairs, ITEM_ID, ITEM_INDEX).cache()
-    timed = TIMESTAMP in rows.columns
-    n_factors = int(model.params["scorer"]["factors"])
+    timed, knn = TIMESTAMP in rows.columns, isinstance(model, SparkNeighbours)
+    n_factors = int(model.params["scorer"]["factors"]) if isinstance(model, SparkFactors) else 0
     sizes = pairs.agg(F.count("*"), F.max(F.length(USER_ID)), F.countDistinct(USER_ID),
                       F.countDistinct(ITEM_ID)).first()
     n_pairs, n_users, n_items = int(sizes[0]), int(sizes[2]), int(sizes[3])
     if n_pairs == 0:
         raise DataError("write_model_dir needs training interactions; the DataFrame has no rows.")
     zero = F.array_repeat(F.lit(0.0).cast("float"), n_factors)
-    per_user = (users.join(pairs.groupBy(USER_ID).agg(F.count("*").alias(COUNT)), USER_ID)
-                .join(model.users, USER_ID, "left")
-                .select(USER_INDEX, USER_ID, COUNT, F.coalesce(F.col(FACTORS), zero).alias(FACTORS))
-                .orderBy(USER_INDEX))
-    popularity = item_popularity(rows, model.params.get("weighting", "binary"))
-    per_item = items.join(model.items, ITEM_ID, "left").join(popularity, ITEM_ID, "left")
-    if timed:  # each item's first row (not its pairs' latest)
-        first = rows.groupBy(F.col(ITEM_ID).cast("string").alias(ITEM_ID)).agg(
-            F.min(F.col(TIMESTAMP).cast("double")).alias("first"))
-        per_item = per_item.join(first, ITEM_ID, "left")
-    else:
-        per_item = per_item.withColumn("first", F.lit(float("nan")))
-    per_item = per_item.select(ITEM_INDEX, ITEM_ID, F.coalesce(F.col(FACTORS), zero).alias(FACTORS), "score",
-                               "first").orderBy(ITEM_INDEX)
-    seen = (pairs.join(users, USER_ID).join(items, ITEM_ID)
-            .select(USER_INDEX, ITEM_INDEX, *([TIMESTAMP] if timed else [])).orderBy(USER_INDEX, ITEM_INDEX))
+    per_user = users.join(pairs.groupBy(USER_ID).agg(F.count("*").alias(COUNT)), USER_ID)
+    if isinstance(model, SparkFactors):
+        per_user = per_user.join(model.users, USER_ID, "left")
+    per_user = per_user.select(USER_INDEX, USER_ID, COUNT, (F.coalesce(F.col(FACTORS), zero) if n_factors else zero)
+                               .alias(FACTORS)).orderBy(USER_INDEX)
+    seen = pairs.join(users, USER_ID).join(items, ITEM_ID)
+    if knn:  # the weighted values of the pairs: the scorer's user_items_
+        weighted, _ = weighted_interactions(rows, model.params["weighting"], model.params["confidence_alpha"],
+                                            model.params["decay_half_life_days"])
+        seen = seen.join(weighted, [USER_ID, ITEM_ID], "left")
+    seen = seen.select(USER_INDEX, ITEM_INDEX, *([TIMESTAMP] if timed else []), *([VALUE] if knn else []))
+    seen = seen.orderBy(USER_INDEX, ITEM_INDEX)
     scalars: dict[str, Any] = {"item_encoder_": None, "item_features_": None, "co_purchase_": None,
                                "basket_count_": 0}
     with staged_directory(directory) as staging:
@@ -154,36 +154,37 @@ def write_model_dir(factors_or_model: SparkFactors, interactions_df: DataFrame, 
         parts.mkdir()
         writers = {
             "recommender.users": NpyWriter(parts / "users.npy", f"<U{max(int(sizes[1]), 1)}", (n_users,)),
-            "scorer.user_factors_": NpyWriter(parts / "user_factors.npy", np.float32, (n_users, n_factors)),
             "recommender.seen_.csr_indptr": NpyWriter(parts / "indptr.npy", np.int64, (n_users + 1,)),
         }
+        if n_factors:
+            writers["scorer.user_factors_"] = NpyWriter(parts / "user_factors.npy", np.float32, (n_users, n_factors))
         writers["recommender.seen_.csr_indptr"].append(np.zeros(1, np.int64))
         done = 0
         for chunk in _chunks(per_user, chunk_rows):
             writers["recommender.users"].append(np.array([row[USER_ID] for row in chunk]))
-            writers["scorer.user_factors_"].append(np.array([row[FACTORS] for row in chunk], np.float32))
+            if n_factors:
+                writers["scorer.user_factors_"].append(np.array([row[FACTORS] for row in chunk], np.float32))
             counts = np.cumsum(np.fromiter((row[COUNT] for row in chunk), np.int64, len(chunk))) + done
             writers["recommender.seen_.csr_indptr"].append(counts)
             done = int(counts[-1])
-        writers["recommender.seen_.csr_indices"] = NpyWriter(parts / "indices.npy", np.int32, (n_pairs,))
+        columns = {"recommender.seen_.csr_indices": (ITEM_INDEX, np.int32, 1.0)}
         if timed:
-            writers["recommender.last_seen_.csr_data"] = NpyWriter(parts / "last.npy", np.float64, (n_pairs,))
-        for chunk in _chunks(seen, chunk_rows):
-            writers["recommender.seen_.csr_indices"].append(np.fromiter((row[ITEM_INDEX] for row in chunk), np.int32,
-                                                                        len(chunk)))
-            if timed:
-                writers["recommender.last_seen_.csr_data"].append(
-                    np.fromiter((row[TIMESTAMP] for row in chunk), np.float64, len(chunk)) / DAY)
+            columns["recommender.last_seen_.csr_data"] = (TIMESTAMP, np.float64, float(DAY))
+        if knn:
+            columns["scorer.user_items_.csr_data"] = (VALUE, np.float32, 1.0)
+        _stream_columns(seen, columns, n_pairs, parts, writers, chunk_rows)
+        similarity = _similarity(model, items, n_items, parts, writers, chunk_rows) if knn else {}
         for writer in writers.values():
             writer.close()
-        arrays = _item_arrays(per_item, n_items, n_factors, timed, chunk_rows)
-        arrays |= {"recommender.seen_.csr_data": np.ones(n_pairs, np.float32),
-                   "recommender.seen_.csr_shape": np.asarray([n_users, n_items], np.int64),
+        arrays = _item_arrays(model, rows, items, n_items, n_factors, timed, chunk_rows) | similarity
+        shape = np.asarray([n_users, n_items], np.int64)
+        arrays |= {"recommender.seen_.csr_data": np.ones(n_pairs, np.float32), "recommender.seen_.csr_shape": shape,
                    "recommender.warm_users_": np.ones(n_users, bool)}
         arrays |= {f"recommender.user_vocabulary_.dict_{name}": array
                    for name, array in attribute_vocabulary(None, demographic_categories()).items()}
+        shared = ["recommender.last_seen_"] * timed + ["scorer.user_items_"] * knn  # seen_'s pairs, other values
+        arrays |= {f"{name}.csr_shape": shape for name in shared}
         if timed:
-            arrays["recommender.last_seen_.csr_shape"] = arrays["recommender.seen_.csr_shape"]
             counts_array, end = _daily_counts(rows, items, n_items)
             arrays |= counts_array
             scalars["counts_end_"] = end
@@ -192,10 +193,9 @@ def write_model_dir(factors_or_model: SparkFactors, interactions_df: DataFrame, 
         with zipfile.ZipFile(staging / ARRAYS, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, writer in writers.items():
                 archive.write(writer.path, f"{name}.npy")
-            if timed:  # last_seen_ has seen_'s pairs
+            for name in shared:
                 for field in ("indptr", "indices"):
-                    archive.write(writers[f"recommender.seen_.csr_{field}"].path,
-                                  f"recommender.last_seen_.csr_{field}.npy")
+                    archive.write(writers[f"recommender.seen_.csr_{field}"].path, f"{name}.csr_{field}.npy")
             for name, array in arrays.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
@@ -208,18 +208,71 @@ def write_model_dir(factors_or_model: SparkFactors, interactions_df: DataFrame, 
     return directory
 
 
-def _item_arrays(per_item: DataFrame, n_items: int, n_factors: int, timed: bool,
+def _stream_columns(frame: DataFrame, columns: dict[str, tuple[str, Any, float]], n_rows: int, parts: Path,
+                    writers: dict[str, NpyWriter], chunk_rows: int) -> None:
+    """Stream ``frame``'s columns into new ``.npy`` writers: array name -> (column, dtype, divisor)."""
+    for name, (_, dtype, _) in columns.items():
+        writers[name] = NpyWriter(parts / f"{name}.npy", dtype, (n_rows,))
+    for chunk in _chunks(frame, chunk_rows):
+        for name, (column, _, divisor) in columns.items():
+            values = np.array([row[column] for row in chunk], np.float64)
+            writers[name].append(values / divisor if divisor != 1.0 else values)
+
+
+def _similarity(model: SparkNeighbours, items: DataFrame, n_items: int, parts: Path, writers: dict[str, NpyWriter],
+                chunk_rows: int) -> dict[str, np.ndarray]:
+    """The scorer's ``similarity_`` (neighbour x item, CSR) streamed by neighbour: indices and data into writers,
+    the row pointers (items + 1) returned."""
+    F = _functions()
+    entries = (model.neighbours.join(items.select(F.col(ITEM_ID).alias(NEIGHBOUR_ID), F.col(ITEM_INDEX).alias("row")),
+                                     NEIGHBOUR_ID).join(items, ITEM_ID)
+               .select("row", ITEM_INDEX, SIMILARITY).orderBy("row", ITEM_INDEX).cache())
+    n_entries, per_row = entries.count(), np.zeros(n_items + 1, np.int64)
+    _stream_columns(entries, {"scorer.similarity_.csr_indices": (ITEM_INDEX, np.int32, 1.0),
+                              "scorer.similarity_.csr_data": (SIMILARITY, np.float32, 1.0)},
+                    n_entries, parts, writers, chunk_rows)
+    for chunk in _chunks(entries.groupBy("row").count(), chunk_rows):
+        per_row[np.array([row["row"] for row in chunk]) + 1] = [row["count"] for row in chunk]
+    entries.unpersist()
+    return {"scorer.similarity_.csr_indptr": np.cumsum(per_row),
+            "scorer.similarity_.csr_shape": np.asarray([n_items, n_items], np.int64)}
+
+
+def _item_arrays(model: SparkModel, rows: DataFrame, items: DataFrame, n_items: int, n_factors: int, timed: bool,
                  chunk_rows: int) -> dict[str, np.ndarray]:
-    """The items' ids, factors, popularity and first times, in index order (items are the smaller side)."""
-    ids, factors, scores, first = [], [], [], []
+    """The items' ids, factors (ALS), popularity (the fallback's, and the scorer's for popularity) and first times,
+    in index order (items are the smaller side)."""
+    F = _functions()
+    zero = F.array_repeat(F.lit(0.0).cast("float"), n_factors)
+    fallback = item_popularity(rows, model.params.get("weighting", "binary"))
+    per_item = items.join(fallback, ITEM_ID, "left")
+    if isinstance(model, SparkPopularity):
+        per_item = per_item.join(model.items.withColumnRenamed(SCORE, "own"), ITEM_ID, "left")
+    else:
+        per_item = per_item.withColumn("own", F.lit(0.0))
+    if isinstance(model, SparkFactors):
+        per_item = per_item.join(model.items, ITEM_ID, "left")
+    if timed:  # each item's first row (not its pairs' latest)
+        first = rows.groupBy(F.col(ITEM_ID).cast("string").alias(ITEM_ID)).agg(
+            F.min(F.col(TIMESTAMP).cast("double")).alias("first"))
+        per_item = per_item.join(first, ITEM_ID, "left")
+    else:
+        per_item = per_item.withColumn("first", F.lit(float("nan")))
+    factors = F.coalesce(F.col(FACTORS), zero) if isinstance(model, SparkFactors) else zero
+    per_item = per_item.select(ITEM_INDEX, ITEM_ID, factors.alias(FACTORS), SCORE, "own", "first").orderBy(ITEM_INDEX)
+    ids, vectors, scores, own, first = [], [], [], [], []
     for chunk in _chunks(per_item, chunk_rows):
         ids.append(np.array([row[ITEM_ID] for row in chunk]))
-        factors.append(np.array([row[FACTORS] for row in chunk], np.float32).reshape(len(chunk), n_factors))
-        scores.append(np.array([row["score"] or 0.0 for row in chunk], np.float32))
+        vectors.append(np.array([row[FACTORS] for row in chunk], np.float32).reshape(len(chunk), n_factors))
+        scores.append(np.array([row[SCORE] or 0.0 for row in chunk], np.float32))
+        own.append(np.array([row["own"] or 0.0 for row in chunk], np.float32))
         first.append(np.array([row["first"] for row in chunk], np.float64))
-    arrays = {"recommender.items": np.concatenate(ids).astype(str), "scorer.item_factors_": np.concatenate(factors),
-              "fallback.item_scores_": np.concatenate(scores), "recommender.warm_items_": np.ones(n_items, bool),
-              "recommender.candidate_items_": np.ones(n_items, bool)}
+    arrays = {"recommender.items": np.concatenate(ids).astype(str), "fallback.item_scores_": np.concatenate(scores),
+              "recommender.warm_items_": np.ones(n_items, bool), "recommender.candidate_items_": np.ones(n_items, bool)}
+    if isinstance(model, SparkFactors):
+        arrays["scorer.item_factors_"] = np.concatenate(vectors)
+    if isinstance(model, SparkPopularity):
+        arrays["scorer.item_scores_"] = np.concatenate(own)
     if timed:
         arrays["recommender.first_seen_"] = np.concatenate(first)
     return arrays
@@ -239,7 +292,7 @@ def _daily_counts(rows: DataFrame, items: DataFrame, n_items: int) -> tuple[dict
         "recommender.daily_counts_.csr_shape": np.asarray(matrix.shape)}, end
 
 
-def _manifest(model: SparkFactors, scalars: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest(model: SparkModel, scalars: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
     """The manifest `save_model` would write for this model (`read_manifest` checks its keys)."""
     params = model.params
     settings = RecommenderSettings(weighting=params.get("weighting", "binary"),

@@ -19,12 +19,15 @@ history window) on data with users of tens of thousands of items.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tailored.data.columns import ITEM_ID, USER_ID, VALUE
+from tailored.config import json_safe
 from tailored.errors import ConfigError
+from tailored.models.base import params_of
 from tailored.models.knn import ItemKNNScorer
-from tailored.spark.als import weighted_interactions
+from tailored.spark.als import resolve_weighting, weighted_interactions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -38,6 +41,32 @@ def _functions() -> Any:
     from pyspark.sql import functions
 
     return functions
+
+
+@dataclass
+class SparkNeighbours:
+    """A trained item-knn model: ``neighbours`` (``item_id, neighbour_id, similarity``) and the parameters (the local
+    scorer's, the Recommender's weighting as resolved)."""
+
+    neighbours: DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def train_item_knn(df: DataFrame, *, weighting: str = "auto", confidence_alpha: float = 1.0,
+                   decay_half_life_days: float | None = None, **params: Any) -> SparkNeighbours:
+    """The local ``item-knn`` scorer (``params``: its hyperparameters, ``recency_half_life`` infinite: every
+    interaction counts) fitted inside a Recommender, for `tailored.spark.model_dir.write_model_dir`."""
+    scorer = ItemKNNScorer(**params)
+    if scorer.recency_half_life != float("inf"):
+        raise ConfigError("recency_half_life is not available on Spark (each user's k-th latest interaction weighed "
+                          "needs the whole history in order); leave it infinite.")
+    concrete, _ = resolve_weighting(df, weighting)
+    given = {name: value for name, value in params_of(scorer).items() if name != "recency_half_life"}
+    neighbours = item_neighbours(df, weighting=concrete, confidence_alpha=confidence_alpha,
+                                 decay_half_life_days=decay_half_life_days, **given)
+    return SparkNeighbours(neighbours, {"algorithm": "item-knn", "scorer": json_safe(params_of(scorer)),
+                                        "weighting": concrete, "confidence_alpha": confidence_alpha,
+                                        "decay_half_life_days": decay_half_life_days})
 
 
 def item_neighbours(df: DataFrame, *, similarity: str = ItemKNNScorer.similarity,

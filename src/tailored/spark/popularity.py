@@ -12,6 +12,7 @@ rising items, by aggregations over the interactions (nothing collected but the p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tailored.data.activity import DAY, TREND_DAYS
@@ -35,6 +36,25 @@ def _require(df: DataFrame, *columns: str) -> None:
     missing = [column for column in columns if column not in df.columns]
     if missing:
         raise DataError(f"The interactions DataFrame lacks column(s) {missing}; its columns are {df.columns}.")
+
+
+@dataclass
+class SparkPopularity:
+    """A trained popularity model: ``items`` (``item_id, score``) and the parameters (the local scorer's and the
+    Recommender's weighting as resolved)."""
+
+    items: DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def train_popularity(df: DataFrame, half_life_days: float | None = None, weighting: str = "auto") -> SparkPopularity:
+    """The local ``popularity`` scorer fitted inside a Recommender with ``weighting`` (``auto`` resolved as locally),
+    for `tailored.spark.model_dir.write_model_dir`."""
+    from tailored.spark.als import resolve_weighting
+
+    concrete, _ = resolve_weighting(df, weighting)
+    return SparkPopularity(item_popularity(df, concrete, half_life_days), {
+        "algorithm": "popularity", "scorer": {"half_life_days": half_life_days}, "weighting": concrete})
 
 
 def item_popularity(df: DataFrame, weighting: str = "binary", half_life_days: float | None = None) -> DataFrame:
