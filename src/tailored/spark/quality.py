@@ -3,7 +3,7 @@ DataFrame operations: the same rules in the same order, so the same rows are acc
 the same reason (``rule:column``, the first rule it failed) as on one machine.
 
 The outlier rule needs the median and the 99th percentile (lower) of the (user, item[, event type]) totals: they are
-exact order statistics (`split.kth_smallest`: histogram passes, then at most a few thousand values on the driver),
+exact order statistics (`split.order_statistics`: histogram passes, then at most a few thousand values on the driver),
 not Spark's approximate percentiles, so that a threshold flags exactly the pairs the local rule flags.
 """
 
@@ -20,7 +20,7 @@ from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, REASON, TIMEST
 from tailored.data.quality import TAIL_NORMAL_Z, TAIL_QUANTILE, QualityRules
 from tailored.errors import ConfigError, DataError
 from tailored.spark.io import number, unix_seconds
-from tailored.spark.split import kth_smallest
+from tailored.spark.split import order_statistics
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -265,9 +265,9 @@ def _robust_location(scaled: DataFrame) -> tuple[float, float]:
     n = scaled.count()
     if n == 0:
         return 0.0, 0.0
-    middle = [kth_smallest(scaled, "_scaled", k) for k in sorted({(n - 1) // 2, n // 2})]
-    center = sum(middle) / len(middle)
-    upper = kth_smallest(scaled, "_scaled", int(math.floor(TAIL_QUANTILE * (n - 1))))
+    below, above, upper = order_statistics(scaled, "_scaled", [(n - 1) // 2, n // 2,
+                                                               int(math.floor(TAIL_QUANTILE * (n - 1)))])
+    center = (below + above) / 2
     spread = (upper - center) / TAIL_NORMAL_Z
     if spread:
         return center, spread

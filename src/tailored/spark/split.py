@@ -3,11 +3,12 @@ data, row for row.
 
 The local randomised splitters draw ``default_rng(seed).random(n)`` and hand the i-th draw to the i-th row of the
 canonical order (user id, then item id, then timestamp; ids that are all numbers sort as numbers: `id_ranks`). Here
-each row gets its canonical position (the rows of the users sorted before it, plus its rank inside its user), the rows
-are range-partitioned and sorted by position, and every Arrow batch draws its own slice of the same stream: PCG64
-``advance(first position)`` then ``random(batch span)``. Nothing but counts and a few order statistics reaches the
-driver. Rows that agree on user, item and timestamp but differ elsewhere are ordered by their other columns (the local
-engine takes them in file order): the only case where the two can differ.
+each row gets its canonical position (the rows of the users sorted before it, plus its rank inside its user); a
+user's rows hold consecutive positions, so every Arrow batch draws its slices of the same stream with PCG64
+``advance(first position)`` then ``random(span)``. Nothing but counts and a few order statistics reaches the
+driver, and the rows are shuffled once (by user). Rows that agree on user, item and timestamp but differ elsewhere
+are ordered by their other columns (the local engine takes them in file order): the only case where the two can
+differ.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def split_leave_last_out(df: DataFrame, n: int = 1) -> tuple[DataFrame, DataFram
     if int(n) != n or n < 1:
         raise ConfigError(f"Parameter n={n!r} must be a positive whole number of rows per user, e.g. 1.")
     _require_times(df, "split_leave_last_out")
-    latest_first = [F.col(TIMESTAMP).desc(), *(key.desc() for key in id_order(df, ITEM_ID)), *_ties(df)]
+    latest_first = [F.col(TIMESTAMP).desc(), *(key.desc() for key in id_order(df, ITEM_ID)[0]), *_ties(df)]
     return _hold_out(df, F.when(F.col(COUNT) > n, int(n)).otherwise(0), latest_first)
 
 
@@ -148,17 +149,18 @@ SPARK_SPLITTERS: dict[str, Callable[..., tuple[DataFrame, DataFrame]]] = {
 
 
 # -- canonical order and keys ----------------------------------------------------------------------------------
-def id_order(df: DataFrame, column: str) -> list[Column]:
-    """Sort keys of an id column as `tailored.data.ordering.id_ranks` orders ids: as numbers when every id is a
-    number (then the text breaks ties of equal doubles), as text otherwise."""
+def id_order(df: DataFrame, *columns: str) -> list[list[Column]]:
+    """Sort keys of each id column as `tailored.data.ordering.id_ranks` orders ids: as numbers when every id is a
+    number (then the text breaks ties of equal doubles), as text otherwise (one Spark job for all the columns)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType
 
-    if isinstance(df.schema[column].dataType, NumericType):
-        return [F.col(column)]
-    number = F.col(column).try_cast("double")
-    numeric = df.agg(F.bool_and(number.isNotNull() & ~F.isnan(number)).alias("numeric")).first()["numeric"]
-    return [number, F.col(column)] if numeric else [F.col(column)]
+    texts = [column for column in columns if not isinstance(df.schema[column].dataType, NumericType)]
+    numbers = {column: F.col(column).try_cast("double") for column in texts}
+    checks = [F.bool_and(number.isNotNull() & ~F.isnan(number)) for number in numbers.values()]
+    numeric = dict(zip(texts, df.agg(*checks).first(), strict=True)) if texts else {}
+    return [[F.col(column)] if column not in numeric else [numbers[column], F.col(column)] if numeric[column]
+            else [F.col(column)] for column in columns]
 
 
 def canonical_positions(df: DataFrame) -> DataFrame:
@@ -166,8 +168,8 @@ def canonical_positions(df: DataFrame) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    users = id_order(df, USER_ID)
-    within = [*id_order(df, ITEM_ID), *([F.col(TIMESTAMP).asc_nulls_first()] if TIMESTAMP in df.columns else []),
+    users, items = id_order(df, USER_ID, ITEM_ID)
+    within = [*items, *([F.col(TIMESTAMP).asc_nulls_first()] if TIMESTAMP in df.columns else []),
               *_ties(df)]
     offsets = (df.groupBy(USER_ID).count()
                .withColumn("_offset", F.coalesce(F.sum("count").over(
@@ -179,7 +181,8 @@ def canonical_positions(df: DataFrame) -> DataFrame:
 
 def random_keys(df: DataFrame, seed: int) -> DataFrame:
     """``df`` with ``_position`` and ``_key``: the draw of ``default_rng(seed).random(rows)`` at the row's canonical
-    position, the key `tailored.split.base.random_keys` gives the same row."""
+    position, the key `tailored.split.base.random_keys` gives the same row. The rows stay partitioned by user, as the
+    positions were computed: each user's rows hold a run of consecutive positions, drawn in one go."""
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
@@ -187,35 +190,56 @@ def random_keys(df: DataFrame, seed: int) -> DataFrame:
     def draw(positions: pd.Series) -> pd.Series:
         return pd.Series(uniform_draws(seed, positions.to_numpy(np.int64)))
 
-    ordered = canonical_positions(df).repartitionByRange(POSITION).sortWithinPartitions(POSITION)
-    return ordered.withColumn(KEY, draw(F.col(POSITION)))
+    return canonical_positions(df).withColumn(KEY, draw(F.col(POSITION)))
 
 
-def uniform_draws(seed: int, positions: np.ndarray) -> np.ndarray:
-    """``default_rng(seed).random(n)[positions]`` without drawing below ``positions.min()``: the PCG64 stream is
-    advanced there (one 64-bit step per double). Cheap when the positions are a contiguous run, as a sorted batch is."""
+def uniform_draws(seed: int, positions: np.ndarray, gap: int = 4096) -> np.ndarray:
+    """``default_rng(seed).random(n)[positions]`` without drawing the whole stream: for each run of positions (sorted,
+    less than ``gap`` apart) the PCG64 stream is reset and advanced to the run's first position (one 64-bit step per
+    double), then the run's span is drawn. A batch of a few users' rows costs a few runs."""
+    keys = np.empty(len(positions))
     if len(positions) == 0:
-        return np.empty(0)
-    first = int(positions.min())
+        return keys
+    order = np.argsort(positions, kind="stable")
+    ordered = positions[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(ordered) > gap])
     generator = np.random.PCG64(seed)
-    generator.advance(first)
-    return np.random.Generator(generator).random(int(positions.max()) - first + 1)[positions - first]
+    initial, stream = generator.state, np.random.Generator(generator)
+    for start, end in zip(starts, np.r_[starts[1:], len(ordered)], strict=True):
+        first = int(ordered[start])
+        generator.state = initial
+        generator.advance(first)
+        keys[order[start:end]] = stream.random(int(ordered[end - 1]) - first + 1)[ordered[start:end] - first]
+    return keys
 
 
 def kth_smallest(df: DataFrame, column: str, k: int) -> float:
-    """The exact ``k``-th smallest (0-based) value of a numeric column without nulls: histogram passes narrow the range
-    to one bucket holding it until at most `_COLLECTED` values remain, which are sorted on the driver."""
+    """The exact ``k``-th smallest (0-based) value of a numeric column without nulls (`order_statistics`)."""
+    return order_statistics(df, column, [k])[0]
+
+
+def order_statistics(df: DataFrame, column: str, ks: list[int]) -> list[float]:
+    """The exact ``k``-th smallest (0-based) values of a numeric column without nulls, for each k of ``ks``: up to
+    `_COLLECTED` values are sorted on the driver; beyond, histogram passes narrow the range to the bucket holding the
+    k-th value until that few remain."""
     from pyspark.sql import functions as F
 
     values = df.select(F.col(column).cast("double").alias("_x"))
-    while True:
-        low, high, rows = values.agg(F.min("_x"), F.max("_x"), F.count("_x")).first()
+    low, high, rows = values.agg(F.min("_x"), F.max("_x"), F.count("_x")).first()
+    for k in ks:
         if not 0 <= k < rows:
-            raise DataError(f"Cannot take value {k} of '{column}': {rows} values are left.")
-        if low == high:
-            return float(low)
-        if rows <= _COLLECTED:
-            return float(np.sort(values.toPandas()["_x"].to_numpy())[k])
+            raise DataError(f"Cannot take value {k} of '{column}': it has {rows} values.")
+    if rows <= _COLLECTED:
+        ordered = np.sort(values.toPandas()["_x"].to_numpy())
+        return [float(ordered[k]) for k in ks]
+    return [_narrowed(values, k, low, high, rows) for k in ks]
+
+
+def _narrowed(values: DataFrame, k: int, low: float, high: float, rows: int) -> float:
+    """The k-th smallest ``_x`` by histogram passes (`_BUCKETS` buckets between the current minimum and maximum)."""
+    from pyspark.sql import functions as F
+
+    while low != high and rows > _COLLECTED:
         bucket = F.least(F.floor((F.col("_x") - low) / (high - low) * _BUCKETS), F.lit(_BUCKETS - 1))
         counts = dict(values.groupBy(bucket.alias("_b")).count().collect())
         filled = np.array(sorted(counts))
@@ -223,6 +247,10 @@ def kth_smallest(df: DataFrame, column: str, k: int) -> float:
         chosen = int(np.searchsorted(cumulative, k, side="right"))
         k -= int(cumulative[chosen - 1]) if chosen else 0
         values = values.filter(bucket == int(filled[chosen]))
+        low, high, rows = values.agg(F.min("_x"), F.max("_x"), F.count("_x")).first()
+    if low == high:
+        return float(low)
+    return float(np.sort(values.toPandas()["_x"].to_numpy())[k])
 
 
 # -- shared steps ----------------------------------------------------------------------------------------------
@@ -249,7 +277,7 @@ def _cold(df: DataFrame, column: str, fraction: float, seed: int) -> tuple[DataF
     n_test = int(np.clip(np.rint(fraction * n_ids), 1, max(n_ids - 1, 1)))
     chosen = np.random.default_rng(seed).permutation(n_ids)[:n_test]
     places = df.sparkSession.createDataFrame(pd.DataFrame({RANK: chosen.astype(np.int64), "_cold": True}))
-    ranked = ids.withColumn(RANK, F.row_number().over(Window.orderBy(*id_order(df, column))) - 1)
+    ranked = ids.withColumn(RANK, F.row_number().over(Window.orderBy(*id_order(df, column)[0])) - 1)
     cold = ranked.join(F.broadcast(places), RANK).select(column, "_cold")
     flagged = df.join(cold, column, "left")
     return _parts(flagged, F.col("_cold").isNotNull())
