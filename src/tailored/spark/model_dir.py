@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tailored import __version__
 from tailored.config import json_safe
@@ -324,35 +323,3 @@ def _version(name: str) -> str | None:
     except importlib.metadata.PackageNotFoundError:
         return None
 
-
-SAME_ANSWER_METRICS = ("ndcg@10", "recall@10", "hr@10")
-
-
-def same_answers(spark: Any, train: str | Path, test: str | Path, work_dir: str | Path,
-                 params: dict[str, Any] | None = None, metrics: tuple[str, ...] = SAME_ANSWER_METRICS) -> pd.DataFrame:
-    """The issue's "same answers" check (MovieLens 100K P1: ``train``, ``test`` = ``ml-100k-splits/P1.*.csv``): the
-    local ``als`` (``tailored train`` without context stages) and Spark ALS (`train_als` + `write_model_dir`)
-    at the same ``params`` (default: the local defaults), both saved under ``work_dir`` and measured by the same
-    `tailored evaluate --model-dir` (`metrics_table`: every test user ranked, training items left out). One row per
-    engine: ``engine``, the metrics, ``seconds`` (training + saving)."""
-    import time
-
-    from tailored.data.dataset import Dataset
-    from tailored.jobs.evaluate import metrics_table
-    from tailored.jobs.tasks import read_valid
-    from tailored.jobs.tasks import train as train_local
-    from tailored.spark.als import train_als
-
-    params, work_dir, rows = dict(params or {}), Path(work_dir), []
-    start = time.perf_counter()
-    train_local(Dataset.from_frame(read_valid(train)), "als", params, work_dir / "local-als", stages=[])
-    rows.append({"engine": "local", "dir": work_dir / "local-als", "seconds": time.perf_counter() - start})
-    start = time.perf_counter()
-    frame = spark.read.csv(str(train), header=True,
-                           schema="user_id string, item_id string, value double, timestamp long")
-    write_model_dir(train_als(frame, **params), frame, work_dir / "spark-als")
-    rows.append({"engine": "spark", "dir": work_dir / "spark-als", "seconds": time.perf_counter() - start})
-    for row in rows:
-        table = metrics_table(Path(test), None, row["dir"], Path(train), list(metrics))
-        row |= dict(zip(table["metric"], table["value"].astype(float), strict=True))
-    return pd.DataFrame(rows)[["engine", *metrics, "seconds"]]
