@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from tailored.config import build_dataclass
-from tailored.data.columns import ITEM_ID, RANK, SCORE, USER_ID, VALUE
+from tailored.data.columns import ITEM_ID, RANK, SCORE, TIMESTAMP, USER_ID, VALUE
 from tailored.data.quality import QualityRules
 from tailored.errors import ConfigError, DataError, TailoredError
 from tailored.jobs.tasks import ColumnNames
@@ -90,19 +90,18 @@ def columns_of(columns: ColumnNames, header: list[str]) -> dict[str, str | None]
     """`io.read_interactions` keywords for ``columns``: the value and time columns left at their default names are
     read when the file has them and skipped when it does not (as the local commands do)."""
     value = columns.value if columns.value in header or columns.value != VALUE else None
-    time_column = columns.time if columns.time in header or columns.time != "timestamp" else None
+    time_column = columns.time if columns.time in header or columns.time != TIMESTAMP else None
     return {"user_col": columns.user, "item_col": columns.item, "value_col": value, "time_col": time_column}
 
 
-def read(spark: SparkSession, path: str | Path, columns: ColumnNames = ColumnNames()) -> DataFrame:
-    """The interactions at ``path`` (a CSV or Parquet file or folder) in the canonical columns."""
+def read(spark: SparkSession, path: str | Path, columns: ColumnNames = ColumnNames(), parse: bool = True) -> DataFrame:
+    """The interactions at ``path`` (a CSV or Parquet file or folder) in the canonical columns; ``parse=False`` keeps
+    value and time as read, for the quality rules to tell unparsable cells from empty ones."""
     from tailored.spark.io import read_interactions
 
     with spark_errors(f"reading {path}"):
         header = read_interactions(spark, str(path), user_col=columns.user, item_col=columns.item).columns
-        names = {columns.value: VALUE, columns.time: "timestamp"}
-        present = [names.get(name, name) for name in header] + list(header)
-        return read_interactions(spark, str(path), **columns_of(columns, present))
+        return read_interactions(spark, str(path), **columns_of(columns, header), parse=parse)
 
 
 def read_table(spark: SparkSession, path: Path, what: str, needed: tuple[str, ...]) -> DataFrame:
@@ -165,7 +164,7 @@ def check(spark: SparkSession, interactions: Path, columns: ColumnNames, rules: 
     from tailored.spark.io import write_frame
     from tailored.spark.quality import check_quality
 
-    frame = read(spark, interactions, columns).cache()
+    frame = read(spark, interactions, columns, parse=False).cache()
     with spark_errors(f"checking {interactions}"):
         result = check_quality(frame, rules)
         counts = {reason: int(count) for reason, count in result.counts.items()}
@@ -183,7 +182,7 @@ def checked(spark: SparkSession, interactions: Path, columns: ColumnNames, rules
     """The interactions after the quality rules (``apply_rules``), cached, and the summary of the check."""
     from tailored.spark.quality import check_quality
 
-    frame = read(spark, interactions, columns)
+    frame = read(spark, interactions, columns, parse=not apply_rules)
     if not apply_rules:
         return frame.cache(), None
     with spark_errors(f"checking {interactions}"):
@@ -430,24 +429,25 @@ def _run_into(spark: SparkSession, spec: JobSpec, output: Path, step: Step) -> S
     lap("split")
     k = max([spec.k, *(int(name.split("@")[1]) for name in spec.metrics if "@" in name)])
     metrics, fit_seconds = {}, {}
-    for number, algorithm in enumerate(spec.algorithms, start=1):
-        step(f"training and evaluating {algorithm.name} ({number} of {len(spec.algorithms)})")
+    labels = _labels([algorithm.name for algorithm in spec.algorithms])
+    for number, (label, algorithm) in enumerate(zip(labels, spec.algorithms), start=1):
+        step(f"training and evaluating {label} ({number} of {len(spec.algorithms)})")
         where = f"[[algorithms]] number {number} ('{algorithm.name}') params"
         start = time.perf_counter()
         factors = train(spark, train_part, algorithm.name, _algorithm_params(algorithm.params), where)
         factors.users.cache().count()
-        fit_seconds[algorithm.name] = time.perf_counter() - start
+        fit_seconds[label] = time.perf_counter() - start
         seen = train_part if spec.evaluate.exclude_seen else None
         lists = recommend(factors.users, factors.items, seen, k, wanted=test_part)
-        metrics[algorithm.name] = evaluate(lists, test_part, train_part, list(spec.metrics))
+        metrics[label] = evaluate(lists, test_part, train_part, list(spec.metrics))
         factors.users.unpersist()
     lap("train and evaluate")
     if spec.select_by not in next(iter(metrics.values())):
         raise ConfigError(f"[job] select_by = '{spec.select_by}' is not one of the job's metrics; pick one.")
     best = max(metrics, key=lambda name: metrics[name][spec.select_by])
     step(f"refitting {best} on all {kept:,} interactions and saving it")
-    chosen = next(a for a in spec.algorithms if a.name == best)
-    factors = train(spark, clean, best, _algorithm_params(chosen.params), "[[algorithms]] params")
+    chosen = spec.algorithms[labels.index(best)]
+    factors = train(spark, clean, chosen.name, _algorithm_params(chosen.params), "[[algorithms]] params")
     with spark_errors("writing the model directory"):
         write_model_dir(factors, clean, output / "model")
     lap("refit and save")
@@ -464,6 +464,12 @@ def _run_into(spark: SparkSession, spec: JobSpec, output: Path, step: Step) -> S
     (output / "report.md").write_text(_report(job, spec, str(resolve(spec, spec.data.interactions) or "synthetic")))
     lap("report")
     return job
+
+
+def _labels(names: list[str]) -> list[str]:
+    """The algorithms' names, numbered (``als #2``) where a name comes more than once (two parameter sets)."""
+    return [name if names.count(name) == 1 else f"{name} #{names[:position + 1].count(name)}"
+            for position, name in enumerate(names)]
 
 
 def _algorithm_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -484,7 +490,7 @@ def _spec_data(spark: SparkSession, spec: JobSpec) -> DataFrame:
         frame = generate_retail(**data.synthetic).interactions
         return spark.createDataFrame(frame.astype({USER_ID: str, ITEM_ID: str}))
     columns = ColumnNames(user=data.user_col, item=data.item_col, value=data.value_col, time=data.time_col)
-    frame = read(spark, resolve(spec, data.interactions), columns)
+    frame = read(spark, resolve(spec, data.interactions), columns, parse=False)
     if data.event_col != "event_type" and data.event_col in frame.columns:
         frame = frame.withColumnRenamed(data.event_col, "event_type")
     return frame
@@ -519,10 +525,20 @@ def _report(job: SparkJobResult, spec: JobSpec, source: str) -> str:
              f"{job.quality.rows:,} rows read, {job.quality.clean:,} accepted, {job.quality.rejected:,} rejected "
              "(with their reasons in rejected.csv)", ""]
     lines += [f"- {reason}: {count:,}" for reason, count in sorted(job.quality.reasons.items())]
-    lines += ["", f"## Split ({spec.split.method})", "", job.split.to_markdown(index=False), "",
-              "## Metrics (test split)", "", job.summary().to_markdown(index=False, floatfmt=".4f"), "",
+    lines += ["", f"## Split ({spec.split.method})", "", _markdown(job.split), "",
+              "## Metrics (test split)", "", _markdown(job.summary()), "",
               f"Best by {spec.select_by}: **{job.best}**, refitted on all data and saved to `model/` (the normal "
               "model directory: `tailored recommend --model-dir` reads it).", "",
               "## Seconds per step", "", *[f"- {name}: {seconds:.1f}" for name, seconds in job.steps.items()], "",
               "## Sample recommendations", "", "```", job.recommendations.to_string(index=False), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A pipe table of ``frame`` (floats to 4 decimals)."""
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
