@@ -10,17 +10,17 @@ loss weighted by how much swapping two items changes NDCG, so it optimises the l
 
 Training carves labels out of the training data. ``carve="user"`` (the default) labels a seeded random
 ``label_fraction`` of each user's rows, the features read from the other rows: the question a per-user random
-hold-out asks (MovieLens P1), and the carve that validation chose there (NDCG@10 0.2713 against 0.2360 for the time
-carve, on a validation split of the P1 training file; docs/algorithms/ranker.md). ``carve="time"`` asks what comes
-next: a global cut leaves the latest ``label_fraction`` of the interactions (or the last ``label_days`` days) as
-labels; ``carve="last"`` labels each user's latest ``label_fraction`` of rows (what a leave-last-out hold-out such
-as P2 asks, with every user labelled). In every carve the retrievers are fitted on the earlier part only, and every
-feature is read from that part (`Window` before the cut), so nothing of the labels leaks into a feature. A candidate
-is relevant when the user took it in the labels; one group per user (users with no relevant candidate are left out).
-A seeded 20 % of the labelled users is held out, and boosting stops when their NDCG@10 has not improved for
-`EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and scoring computes the same
-features, by the same code, from all the data. Each retriever's score is constrained to raise, and its rank to
-lower, the prediction (LightGBM's monotone constraints), all else equal.
+hold-out asks (MovieLens P1), and the carve that validation chose there (NDCG@10 0.2713 against 0.2566 for the time
+carve and 0.2598 for the last, on a validation split of the P1 training file; docs/algorithms/ranker.md).
+``carve="time"`` asks what comes next: a global cut leaves the latest ``label_fraction`` of the interactions (or the
+last ``label_days`` days) as labels; ``carve="last"`` labels each user's latest ``label_fraction`` of rows (what a
+leave-last-out hold-out such as P2 asks, with every user labelled). In every carve the retrievers are fitted on the
+earlier part only, and every feature is read from that part (`Window` before the cut), so nothing of the labels
+leaks into a feature. A candidate is relevant when the user took it in the labels; one group per user (users with no
+relevant candidate are left out). A seeded 20 % of the labelled users is held out, and boosting stops when their
+NDCG@10 has not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and
+scoring computes the same features, by the same code, from all the data. Each retriever's score is constrained to
+raise, and its rank to lower, the prediction (LightGBM's monotone constraints), all else equal.
 
 Boosting starts from the first retriever: its standardised score times ``base_weight`` (1.0) is each pair's initial
 score (LightGBM's ``init_score``, added back at prediction), so the trees learn corrections to its order and early
