@@ -65,9 +65,9 @@ def split_random(df: DataFrame, test_fraction: float = 0.2, seed: int = 42) -> t
     if n_test == 0:
         return _drop_helpers(keyed), _drop_helpers(keyed.limit(0))
     key = kth_smallest(keyed, KEY, n_test - 1)
-    below = keyed.filter(F.col(KEY) < key).count()
-    tied = sorted(row[0] for row in keyed.filter(F.col(KEY) == key).select(POSITION).collect())
-    last = tied[n_test - below - 1]  # equal keys: the earlier canonical position first
+    below, tied = keyed.filter(F.col(KEY) <= key).agg(
+        F.sum((F.col(KEY) < key).cast("long")), F.collect_list(F.when(F.col(KEY) == key, F.col(POSITION)))).first()
+    last = sorted(tied)[n_test - below - 1]  # equal keys: the earlier canonical position first
     test = (F.col(KEY) < key) | ((F.col(KEY) == key) & (F.col(POSITION) <= last))
     return _parts(keyed, test)
 
