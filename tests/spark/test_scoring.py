@@ -16,6 +16,7 @@ from tailored.errors import ConfigError, DataError
 from tailored.models.als import ALSScorer
 from tailored.models.base import top_k
 from tailored.pipeline.recommender import Recommender
+from tailored.spark.io import write_frame
 from tailored.spark.scoring import exact_top_k, recommend_all, write_table
 
 FACTOR_SCHEMA = "{} string, factors array<float>"
@@ -44,7 +45,7 @@ def test_movielens_lists_equal_the_local_engine(spark: Any, ml100k_splits_dir: P
     pd.testing.assert_frame_equal(lists, local, check_exact=True)
 
 
-def test_ties_short_lists_and_blocks(spark: Any) -> None:
+def test_ties_short_lists_and_blocks(spark: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     user_factors = rng.integers(0, 2, size=(7, 2)).astype(np.float32)  # scores 0, 1 or 2: ties everywhere
     item_factors = rng.integers(0, 2, size=(9, 2)).astype(np.float32)
@@ -69,6 +70,10 @@ def test_ties_short_lists_and_blocks(spark: Any) -> None:
     pd.testing.assert_frame_equal(lists.sort_values(key, ignore_index=True),
                                   expected.astype({"rank": "int32"}).sort_values(key, ignore_index=True))
     assert lists.groupby("user_id").size().to_dict() == {f"u{n}": 2 if n == 0 else 4 for n in range(7)}
+    written = write_frame(recommend_all(users, items, spark.createDataFrame(seen), k=4, block_users=3),
+                          tmp_path / "lists.parquet")  # the files of a campaign, written whole or not at all
+    pd.testing.assert_frame_equal(pd.read_parquet(written).sort_values(key, ignore_index=True),
+                                  lists.sort_values(key, ignore_index=True))
     no_seen = recommend_all(users, items, None, k=9).toPandas()
     assert len(no_seen) == 7 * 9
 
