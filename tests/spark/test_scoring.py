@@ -174,3 +174,21 @@ def test_rules_and_max_share_stages_equal_the_local_engine(spark: Any) -> None:
     unseen = ~firsts.index.isin(pairs.loc[pairs["item_id"] == "i06", "user_id"])
     assert firsts[unseen].eq("i06").all() and unseen.sum() > 30  # pinned for everyone who has not bought it
     assert not lists["item_id"].isin(item_ids[1::3]).any() and not lists["item_id"].isin(["i13", "i14"]).any()
+
+
+def test_write_table_on_postgresql(spark: Any, postgres_url: str) -> None:
+    from pyspark.sql import functions as F
+
+    frame = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"], "rank": [1, 2, 1],
+                          "score": [0.5, 0.25, 0.125]})
+    lists = spark.createDataFrame(frame).repartition(2)
+    assert write_table(lists, postgres_url, "campaign") == 3
+    broken = lists.withColumn("score", F.when(F.col("user_id") == "u2", F.raise_error(F.lit("boom"))).otherwise(
+        F.col("score")).cast("double"))
+    with pytest.raises(Exception, match="boom"):
+        write_table(broken, postgres_url, "campaign")
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    stored = pd.read_sql_table("campaign", engine).sort_values(["user_id", "rank"], ignore_index=True)
+    assert sa.inspect(engine).get_table_names() == ["campaign"]
+    engine.dispose()
+    pd.testing.assert_frame_equal(stored, frame)
