@@ -74,6 +74,18 @@ def test_same_clean_rows_and_reasons_as_the_local_check(spark, messy, rules):
         assert result.counts["outlier_count:value"] == 569
 
 
+def test_ids_absent_from_the_attribute_tables_are_rejected_as_locally(spark, messy):
+    users = pd.DataFrame({"user_id": [str(u) for u in range(0, 600, 2)] + ["extreme", "1"]})
+    items = pd.DataFrame({"item_id": np.arange(0, 300, 3).astype(np.float64)})  # numbers: "3.0" matches "3"
+    rules = QualityRules(max_future_seconds=None)
+    expected = local_check(messy, rules, users=users, items=items, now=NOW)
+    result = quality.check_quality(spark.createDataFrame(messy), rules, users=spark.createDataFrame(users),
+                                   items=spark.createDataFrame(items))
+    columns = ["reason", "user_id", "item_id", "value", "timestamp"]
+    assert normalised(result.rejected.toPandas(), columns) == normalised(expected.rejected, columns)
+    assert result.counts["unknown_id:user_id"] > 1000 and result.counts["unknown_id:item_id"] > 100
+
+
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
     rng = np.random.default_rng(8)

@@ -38,10 +38,12 @@ class QualityResult:
     counts: dict[str, int]
 
 
-def check_quality(df: DataFrame, rules: QualityRules | None = None, now: float | None = None) -> QualityResult:
+def check_quality(df: DataFrame, rules: QualityRules | None = None, now: float | None = None,
+                  users: DataFrame | None = None, items: DataFrame | None = None) -> QualityResult:
     """Check an interactions frame whose ``value``/``timestamp`` may still be text (`io.read_interactions` with
-    ``parse=False``) by the rules of ``rules`` (unknown ids need the attribute tables: checked by the local engine
-    only). ``now`` (unix seconds) defaults to the current time. ``counts`` is computed here (one Spark job)."""
+    ``parse=False``) by the rules of ``rules``; ``users``/``items`` are attribute tables (``user_id``/``item_id``
+    columns) whose ids the ids must be among (``known_users``/``known_items``). ``now`` (unix seconds) defaults to
+    the current time. ``counts`` is computed here (one Spark job)."""
     from pyspark.sql import functions as F
 
     rules = rules or QualityRules()
@@ -82,6 +84,9 @@ def check_quality(df: DataFrame, rules: QualityRules | None = None, now: float |
         if rules.min_timestamp is not None:
             frame = _flag(frame, seconds < _earliest(rules.min_timestamp), f"before_min_timestamp:{TIMESTAMP}",
                           rules.drop_invalid_values)
+    for column, table, enabled in ((USER_ID, users, rules.known_users), (ITEM_ID, items, rules.known_items)):
+        if table is not None and enabled:
+            frame = _flag_unknown(frame, table, column, types[column])
     frame = _flag_duplicates(frame, raw, rules.drop_duplicates)
     if VALUE not in raw:
         frame = frame.withColumn(_VALUE, F.lit(1.0))
@@ -221,6 +226,29 @@ def _blank(column: str, data_type: str) -> Column:
     return missing
 
 
+def _flag_unknown(frame: DataFrame, table: DataFrame, column: str, data_type: str) -> DataFrame:
+    """Reject rows whose id (as text) is absent from the attribute table's ``column``."""
+    from pyspark.sql import functions as F
+
+    if column not in table.columns:
+        raise DataError(f"The {column.split('_')[0]} table has no '{column}' column (columns: {table.columns}); rename "
+                        f"its id column to '{column}'.")
+    known = (table.select(_id_text(column, dict(table.dtypes)[column]).alias("_id")).distinct()
+             .withColumn("_known", F.lit(True)))
+    joined = frame.withColumn("_id", _id_text(column, data_type)).join(known, "_id", "left")
+    return _flag(joined, F.col("_known").isNull(), f"unknown_id:{column}", True).drop("_id", "_known")
+
+
+def _id_text(column: str, data_type: str) -> Column:
+    """Ids as text; integral floats (ids that met a missing value) lose their ``.0``, as `data.idmap.id_strings`."""
+    from pyspark.sql import functions as F
+
+    if data_type in ("double", "float"):
+        whole = F.col(column) == F.floor(column)
+        return F.when(whole, F.col(column).cast("long").cast("string")).otherwise(F.col(column).cast("string"))
+    return F.col(column).cast("string")
+
+
 def _flag_duplicates(frame: DataFrame, raw: list[str], drop: bool) -> DataFrame:
     """Exact copies (every column as read) of an accepted row: all but one of each group of accepted copies."""
     from pyspark.sql import Window
@@ -279,13 +307,8 @@ def _canonical(clean: DataFrame, raw: list[str], types: dict[str, str]) -> DataF
     other columns as read."""
     from pyspark.sql import functions as F
 
-    def ids(column: str) -> Column:
-        if types[column] in ("double", "float"):
-            whole = F.col(column) == F.floor(column)
-            return F.when(whole, F.col(column).cast("long").cast("string")).otherwise(F.col(column).cast("string"))
-        return F.col(column).cast("string")
-
-    leading = [ids(USER_ID).alias(USER_ID), ids(ITEM_ID).alias(ITEM_ID), F.col(_VALUE).alias(VALUE)]
+    leading = [_id_text(USER_ID, types[USER_ID]).alias(USER_ID), _id_text(ITEM_ID, types[ITEM_ID]).alias(ITEM_ID),
+               F.col(_VALUE).alias(VALUE)]
     if TIMESTAMP in raw:
         leading.append(F.col(_SECONDS).alias(TIMESTAMP))
     rest = [F.col(f"`{name}`") for name in raw if name not in (USER_ID, ITEM_ID, VALUE, TIMESTAMP)]
