@@ -75,6 +75,32 @@ def test_an_unknown_retriever_is_named_with_the_choices(world) -> None:
         create_scorer("ranker", {"retrievers": "mf"}).fit(world[0])
 
 
+def test_a_retriever_takes_its_own_parameters_named_in_its_features(world, tmp_path) -> None:
+    recommender = Recommender(create_scorer("ranker", {"retrievers": "ease:recency_half_life=10:reg=50, item-knn",
+                                                       "candidates": 10})).fit(world[0])
+    scorer = recommender.scorer
+    first = scorer.members_[0]
+    assert (first.recency_half_life, first.reg) == (10.0, 50.0)
+    save_model(recommender, tmp_path / "model")
+    loaded = load_model(tmp_path / "model").scorer
+    assert (loaded.members_[0].recency_half_life, loaded.members_[0].reg) == (10.0, 50.0)
+    np.testing.assert_array_equal(loaded.score(np.arange(5)), scorer.score(np.arange(5)))
+    assert scorer.feature_names_.tolist()[:4] == ["ease_recency_half_life_10_reg_50_score",
+                                                  "ease_recency_half_life_10_reg_50_rank", "item-knn_score",
+                                                  "item-knn_rank"]
+
+
+@pytest.mark.parametrize("retrievers, message", [
+    ("ease:recency_half_life", r"'ease:recency_half_life' has setting\(s\) \['recency_half_life'\] that are not "
+                               r"param=value; write e.g. 'ease:recency_half_life=10'"),
+    ("ease:half_life=3", r"Unknown parameter 'half_life' for algorithm 'ease'"),
+    ("ease,ease", r"names a retriever twice"),
+])
+def test_bad_retriever_settings_are_named_before_any_fit(world, retrievers: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_scorer("ranker", {"retrievers": retrievers}).fit(world[0])
+
+
 def test_interactions_without_timestamps_are_refused_naming_the_column(world) -> None:
     untimed = Dataset.from_frame(world[0].to_frame().drop(columns="timestamp"))
     with pytest.raises(DataError, match="'timestamp' column.*--time-col"):

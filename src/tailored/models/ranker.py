@@ -2,11 +2,12 @@
 LambdaMART: An Overview", Microsoft Research TR-2010-82; LightGBM's ``lambdarank`` objective, Ke et al., NeurIPS
 2017).
 
-Two stages. Retrievers of the catalogue (``retrievers``, default ease, als, item-knn) each propose their best
-``candidates`` items a user has not taken (and, with ``recent`` > 0, the user's own latest items: repeats); a
-gradient-boosted tree ensemble then orders that union from features of the user, the item, the pair and each
-retriever's score and rank (`tailored.models.ranker_features`). LambdaMART fits trees to the gradients of a pairwise
-loss weighted by how much swapping two items changes NDCG, so it optimises the list's order directly.
+Two stages. Retrievers of the catalogue (``retrievers``, default ease, als, item-knn; each with its own parameters
+after colons if any, ``ease:recency_half_life=10``) each propose their best ``candidates`` items a user has not
+taken (and, with ``recent`` > 0, the user's own latest items: repeats); a gradient-boosted tree ensemble then orders
+that union from features of the user, the item, the pair and each retriever's score and rank
+(`tailored.models.ranker_features`). LambdaMART fits trees to the gradients of a pairwise loss weighted by how much
+swapping two items changes NDCG, so it optimises the list's order directly.
 
 Training carves labels out of the training data. ``carve="user"`` (the default) labels a seeded random
 ``label_fraction`` of each user's rows, the features read from the other rows: the question a per-user random
@@ -38,6 +39,7 @@ bytes), never pickled; a loaded model scores exactly as the fitted one. Needs th
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -117,14 +119,14 @@ class RankerScorer:
         earlier, later = dataset.subset(~label_rows), dataset.subset(label_rows)
         attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
         window = Window.of(earlier, seconds[~label_rows], until=cut)
-        retrievers = [create_scorer(name).fit(earlier) for name in names]
+        retrievers = [create_retriever(name).fit(earlier) for name in names]
         labels = later.matrix(binary=True)
         labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
         if len(labelled) == 0:
             raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
                             "label_fraction (or label_days), or give more history per user.")
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
-        columns = feature_names(names, attributes)
+        columns = feature_names([feature_label(name) for name in names], attributes)
         sets = [self._rows(retrievers, window, attributes, users, labels, module, columns)
                 for users in (labelled[~held_out], labelled[held_out])]
         if sets[0] is None:
@@ -143,7 +145,7 @@ class RankerScorer:
         self.feature_names_ = np.asarray(columns)
         logger.info("ranker: %d rounds on %d labelled users (%d held out), %s carve", self.rounds_, len(labelled),
                     held_out.sum(), self.carve)
-        self.members_: list[Scorer] = [create_scorer(name).fit(dataset) for name in names]
+        self.members_: list[Scorer] = [create_retriever(name).fit(dataset) for name in names]
         self.interaction_users_ = dataset.user_index.astype(np.int32)
         self.interaction_items_ = dataset.item_index.astype(np.int32)
         self.interaction_seconds_ = seconds
@@ -263,18 +265,39 @@ def block_users(n_items: int) -> int:
 
 
 def retriever_names(retrievers: str) -> list[str]:
-    """The comma-separated retrievers, checked: known ranking algorithms other than the ranker itself."""
+    """The comma-separated retrievers, checked: known ranking algorithms other than the ranker itself, each with its
+    own parameters after colons if any (``ease:recency_half_life=10``; `create_retriever`)."""
     names = [name.strip() for name in retrievers.split(",") if name.strip()]
     if not names:
         raise ConfigError("ranker.retrievers names no algorithm; give a comma-separated list, e.g. 'ease,item-knn'.")
     choices = [name for name in algorithm_names() if name not in NOT_RETRIEVERS and not scorer_class(name).explicit]
     for name in names:
-        if name not in choices:
-            raise ConfigError(f"ranker.retrievers: '{name}' is not a ranking algorithm of the catalogue; choices: "
-                              f"{', '.join(choices)}.")
+        algorithm = name.split(":")[0].strip()
+        if algorithm not in choices:
+            raise ConfigError(f"ranker.retrievers: '{algorithm}' is not a ranking algorithm of the catalogue; "
+                              f"choices: {', '.join(choices)}.")
+        create_retriever(name)  # its parameters checked now, before any fit
     if len(set(names)) < len(names):
-        raise ConfigError(f"ranker.retrievers names an algorithm twice: {retrievers!r}.")
+        raise ConfigError(f"ranker.retrievers names a retriever twice: {retrievers!r}.")
     return names
+
+
+def create_retriever(name: str) -> Scorer:
+    """The unfitted retriever ``algorithm[:param=value[:param=value...]]``; a ConfigError naming a setting that is
+    not ``param=value`` (unknown parameters and bad values are create_scorer's errors)."""
+    algorithm, *settings = (part.strip() for part in name.split(":"))
+    malformed = [setting for setting in settings if "=" not in setting]
+    if malformed:
+        raise ConfigError(f"ranker.retrievers: '{name}' has setting(s) {malformed} that are not param=value; write "
+                          "e.g. 'ease:recency_half_life=10'.")
+    return create_scorer(algorithm, dict(setting.split("=", 1) for setting in settings))
+
+
+def feature_label(name: str) -> str:
+    """A retriever's name as its features' prefix: characters other than letters, digits, ``_`` and ``-`` (which
+    LightGBM refuses in feature names, or which read badly) become ``_``: ``ease:recency_half_life=10`` gives
+    ``ease_recency_half_life_10``."""
+    return re.sub(r"[^0-9A-Za-z_-]+", "_", name.strip()).strip("_")
 
 
 def per_user_carve(users: np.ndarray, fraction: float, order: np.ndarray) -> np.ndarray:
