@@ -14,11 +14,12 @@ from tailored.data.dataset import Dataset
 from tailored.errors import DataError
 from tailored.models.base import top_k
 from tailored.pipeline.recommender import build_recommender
+from tailored.pipeline.trending import trending_items as local_trending
 from tailored.registry.model_dir import load_model
 from tailored.spark.als import train_als
 from tailored.spark.model_dir import write_model_dir
 from tailored.spark.neighbours import train_item_knn
-from tailored.spark.popularity import train_popularity
+from tailored.spark.popularity import train_popularity, trending_items
 
 
 def interactions(seed: int = 3, rows: int = 400, timestamps: bool = True) -> pd.DataFrame:
@@ -128,3 +129,15 @@ def test_popularity_without_timestamps_and_bad_input(spark, tmp_path) -> None:
     with pytest.raises(DataError, match="SparkFactors"):
         write_model_dir(model, df, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_trending_is_the_local_one(trained, spark) -> None:
+    frame = trained[0]
+    local = build_recommender("popularity").fit(Dataset.from_frame(frame))
+    theirs = local_trending(local, k=6, window_days=20, min_count=2)
+    mine = trending_items(spark.createDataFrame(frame), k=6, window_days=20, min_count=2).toPandas()
+    assert mine.columns.tolist() == theirs.columns.tolist() and mine["rank"].tolist() == list(range(1, 7))
+    for column in ("score", "window_count", "expected_count"):
+        np.testing.assert_allclose(mine[column].to_numpy(), theirs[column].to_numpy(), rtol=1e-6)  # local: float32
+    scores = dict(zip(theirs["item_id"], theirs["score"], strict=True))
+    assert all(scores.get(item, score) == pytest.approx(score) for item, score in zip(mine["item_id"], mine["score"]))
