@@ -24,7 +24,6 @@ def as_matrix(frame: pd.DataFrame, dataset: Dataset) -> sp.csr_matrix:
 
 
 @pytest.mark.parametrize("params", [
-    {"similarity": "cosine", "alpha": 0.5, "shrink": 0.0, "weighting": "binary"},
     {"similarity": "cosine", "alpha": 0.7, "shrink": 2.0, "weighting": "log1p"},
     {"similarity": "rp3beta", "alpha": 0.6, "beta": 0.5, "weighting": "binary"},
 ])
