@@ -20,6 +20,7 @@ from tailored.errors import ConfigError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from tailored.jobs.spec import JobSpec
     from tailored.jobs.tasks import ColumnNames
     from tailored.spark.jobs import SparkJobResult
 
@@ -289,15 +290,22 @@ def run(
 ) -> None:
     """Run a job spec on Spark (whatever its engine): check -> split -> train -> evaluate -> save the best model (the
     normal model directory), with a report next to it."""
-    from tailored.jobs.spec import load_spec, resolve
-    from tailored.spark.jobs import run_spark_job
+    from tailored.jobs.spec import load_spec
     from tailored.spark.session import parse_conf
 
-    spec = load_spec(spec_file)
+    run_spec(load_spec(spec_file), spec_file, master, parse_conf(conf or []) or None)
+
+
+def run_spec(spec: JobSpec, spec_file: Path, master: str | None = None, conf: dict[str, str] | None = None) -> None:
+    """Run ``spec`` (read from ``spec_file``) on Spark and print what `tailored run` prints: `tailored spark run`,
+    and `tailored run` for a spec with ``engine = "spark"``."""
+    from tailored.jobs.spec import resolve
+    from tailored.spark.jobs import run_spark_job
+
     refuse_overwrite({"[job] output": resolve(spec, spec.output)},
                      {"[data] interactions": resolve(spec, spec.data.interactions), "SPEC": spec_file})
     with step_reporter(f"spark run {spec_file}") as step:
-        result = run_spark_job(spec, step, master, parse_conf(conf or []) or None)
+        result = run_spark_job(spec, step, master, conf)
     show_job(result, spec.split.method, spec.show_users)
 
 
