@@ -95,10 +95,11 @@ def test_keys_are_the_local_draws_at_canonical_positions(spark, ties):
     np.testing.assert_array_equal(got.loc[expected.index].to_numpy(), expected.to_numpy())
 
 
-def test_draws_skip_ahead_exactly():
-    positions = np.array([1_000_003, 1_000_000, 1_000_001])
-    np.testing.assert_array_equal(spark_split.uniform_draws(42, positions),
-                                  np.random.default_rng(42).random(1_000_004)[positions])
+def test_draws_skip_ahead_exactly_for_runs_and_scattered_positions():
+    stream = np.random.default_rng(42).random(3_000_000)
+    scattered = np.random.default_rng(0).permutation(np.unique(np.random.default_rng(1).integers(0, 3_000_000, 5_000)))
+    for positions in (np.array([1_000_003, 1_000_000, 1_000_001]), np.arange(2_000_000, 2_010_000), scattered):
+        np.testing.assert_array_equal(spark_split.uniform_draws(42, positions), stream[positions])
 
 
 def test_order_statistic_is_exact_beyond_what_it_collects(spark, monkeypatch):

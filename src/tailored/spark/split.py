@@ -193,10 +193,11 @@ def random_keys(df: DataFrame, seed: int) -> DataFrame:
     return canonical_positions(df).withColumn(KEY, draw(F.col(POSITION)))
 
 
-def uniform_draws(seed: int, positions: np.ndarray, gap: int = 4096) -> np.ndarray:
+def uniform_draws(seed: int, positions: np.ndarray, gap: int = 256) -> np.ndarray:
     """``default_rng(seed).random(n)[positions]`` without drawing the whole stream: for each run of positions (sorted,
-    less than ``gap`` apart) the PCG64 stream is reset and advanced to the run's first position (one 64-bit step per
-    double), then the run's span is drawn. A batch of a few users' rows costs a few runs."""
+    at most ``gap`` apart) the PCG64 stream is reset and advanced to the run's first position (one 64-bit step per
+    double), then the run's span is drawn. A reset costs about as much as drawing a few thousand doubles, and a run
+    spans at most ``gap + 1`` draws per position, so a batch of users' rows costs little time and memory either way."""
     keys = np.empty(len(positions))
     if len(positions) == 0:
         return keys
