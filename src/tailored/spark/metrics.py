@@ -191,6 +191,7 @@ def _summary(out: DataFrame, catalogue: DataFrame | None) -> list[Row]:
     """The one collect: (metric, in the catalogue, exposure, summed value, users or items, example) rows: the test
     users and each per-user metric's sum over them; per catalogue cut-off, how many items were shown exactly
     ``exposure`` times (catalogue items apart); the size of the catalogue; each problem's count and an example."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     if catalogue is not None:
@@ -203,9 +204,9 @@ def _summary(out: DataFrame, catalogue: DataFrame | None) -> list[Row]:
         F.sum("value").alias("value"), F.sum("users").alias("users"), F.min(F.when(problem, item)).alias("example"))
     if catalogue is None:
         per_item = per_item.withColumn("in_catalogue", item.isNotNull())
-    else:
-        listed = per_item.filter(F.col("metric") == _CATALOGUE).select(ITEM_ID, F.lit(True).alias("in_catalogue"))
-        per_item = per_item.join(listed, ITEM_ID, "left").fillna(False, subset=["in_catalogue"])
+    else:  # a window, not a self-join: the batches run once
+        listed = F.max(item.isNotNull() & (F.col("metric") == _CATALOGUE)).over(Window.partitionBy(ITEM_ID))
+        per_item = per_item.withColumn("in_catalogue", listed)
     exposure = F.when(item.isNotNull(), F.col("value"))
     rows = (per_item.groupBy("metric", "in_catalogue", exposure.alias("exposure"))
             .agg(F.sum("value").alias("value"),
