@@ -64,6 +64,15 @@ def test_parquet_parts_with_mixed_schemas_name_two_parts_and_the_field(spark, tm
         read_interactions(spark, folder)
 
 
+def test_csv_parts_with_different_headers_name_two_parts_and_the_column(spark, tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("user_id,item_id,value\n1,a,1\n")
+    (folder / "part-1.csv").write_text("user_id,sku,value\n2,b,1\n")
+    with pytest.raises(DataError, match=r"disagree on column 2: 'item_id' in .*part-0.csv, 'sku' in .*part-1.csv"):
+        read_interactions(spark, folder)
+
+
 def test_write_frame_round_trips_and_replaces_only_after_a_successful_write(spark, tmp_path):
     frame = spark.createDataFrame(pd.DataFrame({"user_id": ["1", "2"], "item_id": ["a", "b"], "value": [1.0, 2.0]}))
     target = tmp_path / "out.parquet"

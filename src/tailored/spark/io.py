@@ -55,8 +55,11 @@ def read_interactions(spark: SparkSession, path: str | Path, *, fmt: str | None 
             _same_parquet_schemas(parts)
         frame = spark.read.parquet(text if remote else str(located))
     else:
+        delimiter = "," if remote else _delimiter(parts[0])
+        if not remote:
+            _same_headers(parts, delimiter)
         frame = spark.read.csv(text if remote else str(located), header=True, inferSchema=False, enforceSchema=False,
-                               sep="," if remote else _delimiter(parts[0]))
+                               sep=delimiter)
     wanted = {user_col: USER_ID, item_col: ITEM_ID} | ({value_col: VALUE} if value_col else {}) | (
         {time_col: TIMESTAMP} if time_col else {})
     for given, canonical in wanted.items():
@@ -169,6 +172,24 @@ def _delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
         return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _same_headers(parts: list[Path], delimiter: str) -> None:
+    """A DataError naming two CSV parts and the first column where their headers differ (Spark would read every part
+    by the first one's header)."""
+    def header(part: Path) -> list[str]:
+        with part.open(newline="", encoding="utf-8", errors="replace") as handle:
+            return next(csv.reader(handle, delimiter=delimiter), [])
+
+    first = header(parts[0])
+    for part in parts[1:]:
+        other = header(part)
+        if other != first:
+            at = next((i for i, (a, b) in enumerate(zip(first, other, strict=False)) if a != b), min(len(first),
+                                                                                                    len(other)))
+            here, there = (names[at] if at < len(names) else "nothing" for names in (first, other))
+            raise DataError(f"The CSV parts disagree on column {at + 1}: '{here}' in {parts[0]}, '{there}' in {part}; "
+                            "write every part with the same header.")
 
 
 def _same_parquet_schemas(parts: list[Path]) -> None:
