@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 POSITION, KEY, RANK, COUNT = "_position", "_key", "_rank", "_count"
 _BUCKETS = 4096
-"""Histogram buckets per pass of the exact order statistic (`kth_smallest`)."""
+"""Histogram buckets per pass of the exact order statistics (`order_statistics`)."""
 _COLLECTED = 50_000
 """At most this many values of one column are brought to the driver to finish an order statistic."""
 
