@@ -36,6 +36,8 @@ BELOW["dashboard"] = {"jobs"} | BELOW["jobs"]  # the dashboard's pages: served b
 BELOW["serve"] = {"dashboard"} | BELOW["dashboard"]
 BELOW["benchmarks"] = {"serve"} | BELOW["serve"]
 BELOW["benchmarks"] |= {"loop"} | BELOW.setdefault("loop", {"jobs"} | BELOW["jobs"])  # the loop (28): above jobs
+BELOW["spark"] = {"jobs"} | BELOW["jobs"]  # the same jobs on Spark DataFrames (30): beside the loop, above jobs
+BELOW["benchmarks"] |= {"spark"}
 BELOW["cli"] = {"benchmarks"} | BELOW["benchmarks"]
 """Room -> the rooms it may import (besides itself). ``models.base`` is the Scorer protocol and the catalogue: rank/
 and pipeline/ pick models by name through it, never by importing one."""
