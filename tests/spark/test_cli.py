@@ -48,14 +48,14 @@ def test_check_keeps_the_rejected_rows_with_their_reasons(spark, data: Path, tmp
                                                           "timestamp": [1_700_000_000]})], ignore_index=True)
     bad.to_csv(tmp_path / "bad.csv", index=False)
     code, output = invoke("check", "--interactions", tmp_path / "bad.csv", "--output", tmp_path / "clean.parquet",
-                          "--report", tmp_path / "report.json", *SPARK)
-    assert code == 0, output
+                          "--report", tmp_path / "report.json", "--strict", *SPARK)
+    assert code == 2 and "4 rows of" in output and "(--strict)" in output  # written, then refused by --strict
     clean = pd.read_parquet(tmp_path / "clean.parquet")
     rejected = pd.read_parquet(tmp_path / "clean.rejected.parquet")
     assert len(clean) == len(frame) and len(rejected) == 4 and "reason" in rejected.columns
+    assert rejected["reason"].nunique() == 2  # the three repeated rows share one reason, the missing item another
     assert f"{len(bad):,} rows, {len(frame):,} accepted, 4 rejected" in output
-    code, output = invoke("check", "--interactions", tmp_path / "bad.csv", "--strict", *SPARK)
-    assert code == 2 and "4 rows" in output and "--strict" in output
+    assert pd.read_json(tmp_path / "report.json", typ="series")["rejected"] == 4
 
 
 def test_a_missing_column_exits_2_naming_it(spark, data: Path, tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ def job(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("spark-job")
     write_data(folder)
     (folder / "job.toml").write_text(SPEC)
-    result = CliRunner().invoke(app, ["spark", "run", str(folder / "job.toml"), "--master", "local[2]"],
+    result = CliRunner().invoke(app, ["spark", "run", str(folder / "job.toml"), "--master", "local[2]", "--conf",
+                                      "spark.sql.shuffle.partitions=4"],
                                 env={"COLUMNS": "300", "NO_COLOR": "1"})
     output = flat(result.output)
     assert result.exit_code == 0, output
