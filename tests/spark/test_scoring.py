@@ -144,10 +144,11 @@ def test_write_table_replaces_appends_and_fails_whole(spark: Any, tmp_path: Path
         write_table(lists.drop("rank"), url, "campaign")
 
 
-def test_rules_and_max_share_stages_equal_the_local_engine(spark: Any) -> None:
+def test_calendar_rules_and_max_share_stages_equal_the_local_engine(spark: Any) -> None:
     import datetime as dt
 
     from tailored.query import Context
+    from tailored.rank.calendar import CalendarAdjuster
     from tailored.rank.rules import BusinessRules, MaxShare
 
     rng = np.random.default_rng(3)
@@ -156,13 +157,18 @@ def test_rules_and_max_share_stages_equal_the_local_engine(spark: Any) -> None:
                           "item_id": np.concatenate([item_ids, rng.choice(item_ids, 160 - 15)])}).drop_duplicates()
     attributes = pd.DataFrame({"item_id": item_ids, "category": ["food", "toys", "books"] * 5,
                                "brand": ["a", "a", "b", "c", "c"] * 3, "price": np.arange(15.0)})
-    stages = [BusinessRules(exclude_categories=["Toys"], max_price=12.0, pinned=["i06"], promoted={"i03": 4.0}),
+    advent = {"name": "Advent", "start": "12-01", "end": "12-24", "factor": 3.0, "items": [], "categories": ["books"],
+              "tags": []}
+    stages = [CalendarAdjuster([advent], builtin=False),
+              BusinessRules(exclude_categories=["Toys"], max_price=12.0, pinned=["i06"], promoted={"i03": 4.0}),
               MaxShare(column="brand", max_share=0.4)]
     model = Recommender(ALSScorer(factors=4, epochs=3, seed=0), stages=stages).fit(
         Dataset.from_frame(pairs, items=attributes))
     context = Context(moment=dt.datetime(2026, 12, 20, tzinfo=dt.UTC))
     user_ids = model.users_.external_ids.astype(str)
     local = model.recommend(user_ids, 5, context=context, warn=False)[["user_id", "item_id", "rank", "score"]]
+    undated = model.recommend(user_ids, 5, warn=False)  # no date: no calendar event, other lists
+    assert not undated["item_id"].reset_index(drop=True).equals(local["item_id"].reset_index(drop=True))
     users, items = _frames(spark, user_ids, model.scorer.user_factors_, model.items_.external_ids.astype(str),
                            model.scorer.item_factors_)
     lists = recommend_all(users, items, spark.createDataFrame(pairs), k=5, block_users=16, stages=model.stages,
