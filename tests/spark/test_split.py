@@ -31,10 +31,12 @@ def collect_parts(train, test) -> tuple[pd.DataFrame, pd.DataFrame]:
     return both[both["_part"] == 0], both[both["_part"] == 1]
 
 
-def assert_same_split(spark, frame: pd.DataFrame, method: str, **params) -> pd.DataFrame:
-    """Spark's and the local split of ``frame`` hold the same rows; returns Spark's test part."""
+def assert_same_split(spark, frame: pd.DataFrame, method: str, df=None, **params) -> pd.DataFrame:
+    """Spark's split of ``df`` (default: ``frame`` in Spark) and the local split of ``frame`` hold the same rows;
+    returns Spark's test part."""
     local = split_by_name(Dataset.from_frame(frame), method, **params)
-    train, test = collect_parts(*spark_split.split(spark.createDataFrame(frame), method, **params))
+    df = spark.createDataFrame(frame) if df is None else df
+    train, test = collect_parts(*spark_split.split(df, method, **params))
     assert rows(test) == rows(local.test.to_frame())
     assert rows(train) == rows(local.train.to_frame())
     assert len(train) > 0 and len(test) > 0
@@ -59,16 +61,24 @@ def ratings(ml100k_dir) -> pd.DataFrame:
     return load_movielens(ml100k_dir).ratings
 
 
-def test_p1_per_user_on_movielens_equals_the_local_split_and_the_shared_file(spark, ratings, ml100k_splits_dir):
-    test = assert_same_split(spark, ratings, "per_user", test_fraction=0.2, seed=42)
+@pytest.fixture(scope="module")
+def ratings_df(spark, ratings):
+    frame = spark.createDataFrame(ratings).cache()
+    yield frame
+    frame.unpersist()
+
+
+def test_p1_per_user_on_movielens_equals_the_local_split_and_the_shared_file(spark, ratings, ratings_df,
+                                                                              ml100k_splits_dir):
+    test = assert_same_split(spark, ratings, "per_user", df=ratings_df, test_fraction=0.2, seed=42)
     assert len(test) == 20_000
     shared = pd.read_csv(ml100k_splits_dir / "P1.test.csv", dtype={"user_id": str, "item_id": str})
     keys = ["user_id", "item_id", "timestamp"]
     assert set(test[keys].itertuples(index=False, name=None)) == set(shared[keys].itertuples(index=False, name=None))
 
 
-def test_p2_leave_last_out_on_movielens_equals_the_local_split(spark, ratings):
-    assert len(assert_same_split(spark, ratings, "leave_last_out")) == 943
+def test_p2_leave_last_out_on_movielens_equals_the_local_split(spark, ratings, ratings_df):
+    assert len(assert_same_split(spark, ratings, "leave_last_out", df=ratings_df)) == 943
 
 
 @pytest.mark.parametrize(("method", "params"), [
