@@ -119,13 +119,32 @@ def test_train_recommend_evaluate_agree_with_the_local_commands(spark, data: Pat
     assert mine.to_dict() == pytest.approx(theirs.loc[mine.index].to_dict(), abs=1e-9)
 
 
+def test_item_knn_and_popularity_train_normal_model_directories(spark, data: Path, tmp_path: Path) -> None:
+    from tailored.registry.model_dir import load_model
+
+    for algorithm, params in (("item-knn", ["--param", "neighbors=5"]), ("popularity", [])):
+        code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / algorithm,
+                              "--algorithm", algorithm, *params, *SPARK)
+        assert code == 0, output
+        model = load_model(tmp_path / algorithm)
+        assert model.scorer.algorithm == algorithm and len(model.users_) == interactions()["user_id"].nunique()
+    assert load_model(tmp_path / "item-knn").scorer.neighbors == 5
+    code, output = invoke("recommend", "--model-dir", tmp_path / "popularity", "--all-users", "--output",
+                          tmp_path / "o.parquet", *SPARK)
+    assert code == 2 and "Spark scores factor models" in output and "tailored recommend" in output
+
+
 def test_bad_options_exit_2_with_the_fix(spark, data: Path, tmp_path: Path) -> None:
     code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / "m",
                           "--algorithm", "ease", *SPARK)
-    assert code == 2 and "'ease' does not run on Spark" in output and "tailored train" in output
+    assert code == 2 and "'ease' does not run on Spark; valid: als, item-knn, popularity" in output
+    assert "tailored train" in output
     code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / "m",
                           "--param", "factor=3", *SPARK)
     assert code == 2 and "['factor']" in output and "factors" in output
+    code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / "m",
+                          "--algorithm", "popularity", "--factors-dir", tmp_path / "f", *SPARK)
+    assert code == 2 and "--factors-dir writes ALS factors" in output
     code, output = invoke("check", "--interactions", data / "interactions.csv", "--conf", "spark.driver.memory")
     assert code == 2 and "is not key=value" in output
     code, output = invoke("recommend", "--factors-dir", tmp_path, "--all-users", "--output", tmp_path / "o.parquet",

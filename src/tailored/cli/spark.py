@@ -143,14 +143,15 @@ def train(
     model_dir: Annotated[Path, typer.Option(
         "--model-dir", help="The model directory (the normal format: `tailored recommend`, `serve` and the registry "
                             "load it).")],
-    algorithm: Annotated[str, typer.Option("--algorithm", help="Algorithm on Spark: als.")] = "als",
+    algorithm: Annotated[str, typer.Option(
+        "--algorithm", help="Algorithm on Spark: als, item-knn or popularity.")] = "als",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueColumn = "value",
     time_col: TimeColumn = "timestamp",
     param: Annotated[list[str] | None, typer.Option(
-        "--param", help="Parameter NAME=VALUE (repeatable): factors, reg, alpha, epochs, seed, weighting, "
-                        "confidence_alpha, decay_half_life_days.")] = None,
+        "--param", help="Parameter NAME=VALUE (repeatable): the local algorithm's (als: factors, reg, alpha, epochs, "
+                        "seed) and weighting, confidence_alpha, decay_half_life_days.")] = None,
     params_file: Annotated[Path | None, typer.Option(
         "--params-file", help="JSON parameters (e.g. from tune).")] = None,
     factors_dir: Annotated[Path | None, typer.Option(
@@ -161,8 +162,8 @@ def train(
     master: Master = "local[*]",
     conf: Conf = None,
 ) -> None:
-    """Train on Spark (MLlib implicit ALS with the local `als` parameters mapped) and save the normal model
-    directory; rows a quality rule rejects are left out and counted."""
+    """Train on Spark (als: MLlib implicit ALS with the local parameters mapped; item-knn: distributed co-occurrence;
+    popularity) and save the normal model directory; rows a quality rule rejects are left out and counted."""
     from tailored.spark import jobs
     from tailored.spark.model_dir import write_model_dir
 
@@ -170,6 +171,8 @@ def train(
                      {"--interactions": interactions, "--params-file": params_file})
     params = parse_params(param, params_file)
     jobs.algorithm_params(algorithm, params)
+    if factors_dir is not None and algorithm != "als":
+        raise ConfigError(f"--factors-dir writes ALS factors; {algorithm} has none (its model directory is all).")
     rules = options.quality_rules(rule)
     spark = _session(master, conf)
     frame, summary = jobs.checked(spark, interactions, _columns(user_col, item_col, value_col, time_col), rules,
@@ -183,8 +186,7 @@ def train(
         write_model_dir(factors, frame, model_dir)
         if factors_dir is not None:
             jobs.save_factors(factors, factors_dir)
-    console.print(f"[green]saved[/] {algorithm} model ({factors.params.get('users', 0):,} users, "
-                  f"{factors.params.get('items', 0):,} items) to {model_dir} in {time.perf_counter() - start:.1f} s"
+    console.print(f"[green]saved[/] {algorithm} model to {model_dir} in {time.perf_counter() - start:.1f} s"
                   + (f"; factors in {factors_dir}" if factors_dir is not None else ""))
 
 

@@ -30,13 +30,18 @@ if TYPE_CHECKING:
 
     from tailored.jobs.spec import JobSpec
     from tailored.spark.als import SparkFactors
+    from tailored.spark.model_dir import SparkModel
 
 logger = logging.getLogger(__name__)
 
 Step = Callable[[str], None]
 ALS_PARAMS = ("factors", "reg", "alpha", "epochs", "seed", "weighting", "confidence_alpha", "decay_half_life_days")
 """What `--param` and a spec's ``[[algorithms]] params`` may set for ``als`` on Spark (`train_als`' keywords)."""
-ALGORITHMS = ("als",)
+ALGORITHMS = ("als", "item-knn", "popularity")
+"""What `tailored spark train` trains (the model directory it writes is the normal one); a job spec on Spark ranks
+with factors, so only ``als`` there (`SPEC_ALGORITHMS`)."""
+SPEC_ALGORITHMS = ("als",)
+WEIGHTING_PARAMS = ("weighting", "confidence_alpha", "decay_half_life_days")
 FACTORS_USERS, FACTORS_ITEMS, FACTORS_PARAMS = "users.parquet", "items.parquet", "params.json"
 MASTER_TIMEOUT = 5.0
 
@@ -255,23 +260,52 @@ def als_params(params: dict[str, Any], where: str = "--param") -> dict[str, Any]
     return parsed
 
 
+def _scorer_params(algorithm: str, params: dict[str, Any], where: str) -> dict[str, Any]:
+    """Typed keywords of ``algorithm``'s trainer: the local scorer's hyperparameters (strings converted as `tailored
+    train` converts them) and the weighting settings, unknown names refused."""
+    from tailored.models.base import create_scorer, params_of
+
+    weighting = {name: params[name] for name in WEIGHTING_PARAMS if name in params}
+    for name in ("confidence_alpha", "decay_half_life_days"):
+        if isinstance(weighting.get(name), str):
+            weighting |= als_params({name: weighting[name]}, where)
+    given = {name: value for name, value in params.items() if name not in WEIGHTING_PARAMS}
+    allowed = {"popularity": ("half_life_days",)}.get(algorithm)
+    try:
+        if allowed is not None:  # popularity on Spark takes its half-life only
+            unknown = sorted(set(given) - set(allowed))
+            if unknown:
+                raise ConfigError(f"{unknown} not understood by {algorithm} on Spark; valid: "
+                                  f"{', '.join((*allowed, *WEIGHTING_PARAMS))}.")
+            return weighting | {name: None if value in (None, "none") else float(value)
+                                for name, value in given.items()}
+        scorer = create_scorer(algorithm, given)
+    except (ConfigError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return weighting | {name: value for name, value in params_of(scorer).items() if name in given}
+
+
 def algorithm_params(algorithm: str, params: dict[str, Any], where: str = "--param") -> dict[str, Any]:
     """The training keywords of ``algorithm`` on Spark from ``params``; a ConfigError for an algorithm Spark does
     not train or a parameter it does not take (checked before any data is read)."""
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"Algorithm {algorithm!r} does not run on Spark; valid: {', '.join(ALGORITHMS)} (train the "
                           "others with `tailored train` on one machine).")
-    return als_params(params, where)
+    return als_params(params, where) if algorithm == "als" else _scorer_params(algorithm, params, where)
 
 
 def train(spark: SparkSession, frame: DataFrame, algorithm: str, params: dict[str, Any],
-          where: str = "--param") -> SparkFactors:
-    """The model ``algorithm`` trained on ``frame`` (only ``als`` on Spark; `tailored train` runs the others)."""
+          where: str = "--param") -> SparkModel:
+    """The model ``algorithm`` trained on ``frame``: `train_als`' factors, `train_item_knn`'s neighbours or
+    `train_popularity`'s scores (`tailored train` runs the other algorithms on one machine)."""
     from tailored.spark.als import train_als
+    from tailored.spark.neighbours import train_item_knn
+    from tailored.spark.popularity import train_popularity
 
     keywords = algorithm_params(algorithm, params, where)
+    trainer = {"als": train_als, "item-knn": train_item_knn, "popularity": train_popularity}[algorithm]
     with spark_errors(f"training {algorithm}"):
-        return train_als(frame, **keywords)
+        return trainer(frame, **keywords)
 
 
 def save_factors(factors: SparkFactors, directory: Path) -> Path:
@@ -375,6 +409,10 @@ def run_spark_job(spec: JobSpec, step: Step = lambda message: None, master: str 
     from tailored.data.io import staged_directory
 
     for number, algorithm in enumerate(spec.algorithms, start=1):  # before any data is read
+        if algorithm.name not in SPEC_ALGORITHMS:
+            raise ConfigError(f"[[algorithms]] number {number}: '{algorithm.name}' does not run in a job spec on "
+                              f"Spark; valid: {', '.join(SPEC_ALGORITHMS)} (`tailored spark train --algorithm` also "
+                              f"trains {', '.join(a for a in ALGORITHMS if a not in SPEC_ALGORITHMS)}).")
         algorithm_params(algorithm.name, _algorithm_params(algorithm.params),
                          f"[[algorithms]] number {number} ('{algorithm.name}') params")
     settings = dict(getattr(spec, "spark", None) or {})
