@@ -103,7 +103,7 @@ def test_a_bad_spec_stops_before_reading_and_writes_nothing(spark, tmp_path: Pat
     (tmp_path / "job.toml").write_text(SPEC)
     spec = load_spec(tmp_path / "job.toml")
     spec.algorithms[0].name, spec.algorithms[0].params = "ease", {}
-    with pytest.raises(ConfigError, match="'ease' does not run on Spark"):
+    with pytest.raises(ConfigError, match="'ease' does not run in a job spec on Spark; valid: als"):
         run_spark_job(spec, master="local[2]")
     spec.algorithms[0].name, spec.algorithms[0].params = "als", {"factor": 3}
     with pytest.raises(ConfigError, match=r"\['factor'\] not understood"):
