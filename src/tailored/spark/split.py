@@ -14,7 +14,6 @@ differ.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ import pandas as pd
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError, DataError
 from tailored.split.base import check_fraction
-from tailored.split.temporal import SECONDS_PER_DAY
+from tailored.split.temporal import SECONDS_PER_DAY, as_time
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -117,7 +116,7 @@ def split_temporal(df: DataFrame, cutoff: Any = None, test_fraction: float | Non
         n_test = int(np.rint(check_fraction(test_fraction, "test_fraction") * rows))
         cut: float = kth_smallest(df, TIMESTAMP, rows - max(n_test, 1))
     else:
-        cut = _as_seconds(cutoff)
+        cut = float(as_time(cutoff, numeric=True))
     times = F.col(TIMESTAMP)
     test = times >= cut
     if horizon_days is not None:
@@ -316,18 +315,5 @@ def _require_times(df: DataFrame, where: str) -> None:
     missing = df.filter(F.col(TIMESTAMP).isNull()).count()
     if missing:
         raise DataError(f"{where}: {missing} rows have no '{TIMESTAMP}'; drop or fill them first.")
-
-
-def _as_seconds(value: Any) -> float:
-    """A cut in unix seconds: a number as given, a date (naive = UTC) converted."""
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"cutoff={value!r} is not a time; give a date such as '1998-03-01' or a number.") from error
-    if stamp is pd.NaT or (isinstance(stamp, float) and math.isnan(stamp)):
-        raise ConfigError(f"cutoff={value!r} is not a time; give a date such as '1998-03-01' or a number.")
-    return (stamp if stamp.tzinfo is not None else stamp.tz_localize("UTC")).timestamp()
 
 

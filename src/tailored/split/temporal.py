@@ -38,7 +38,7 @@ def split_temporal(
         n_test = int(np.rint(check_fraction(test_fraction, "test_fraction") * len(dataset)))
         cut = times.sort_values().iloc[len(dataset) - max(n_test, 1)]
     else:
-        cut = _as_time(cutoff, numeric)
+        cut = as_time(cutoff, numeric)
     train = (times < cut).to_numpy()
     after_horizon = np.zeros(len(dataset), bool)
     if horizon_days is not None:
@@ -57,7 +57,7 @@ def split_temporal(
     return make_split(dataset, test, "temporal", params, train=train)
 
 
-def _as_time(value: Any, numeric: bool) -> Any:
+def as_time(value: Any, numeric: bool) -> Any:
     """A cut comparable with the timestamps (dates become Unix seconds for numeric timestamps)."""
     if isinstance(value, (int, float, np.number)):
         return value if numeric else pd.Timestamp(value, unit="s")
