@@ -228,14 +228,16 @@ def side_by_side(spark: SparkSession, users: int, items: int, interactions: int,
                  factors: int = 64, epochs: int = 10, k: int = 10, split_method: str = "per_user",
                  local: bool = True, seed: int = 0, say: Say = lambda text: None) -> dict[str, Any]:
     """Generate ``interactions`` rows once (Parquet in ``work_dir``), then the Spark pipeline and (``local``) the
-    single-machine one on them. Returns the tables, the memory peaks and the generation time."""
+    single-machine one on them. Returns the tables, the memory peaks and the generation time (None: the data of an
+    earlier run was reused)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     source = work_dir / f"generated-{users}x{items}x{interactions}-{seed}.parquet"
-    start = time.perf_counter()
+    generated = None
     if not source.exists():
         say(f"generating {interactions:,} interactions ({users:,} users x {items:,} items) into {source}")
+        start = time.perf_counter()
         generate_parquet(spark, users, items, interactions, source, seed)
-    generated = time.perf_counter() - start
+        generated = time.perf_counter() - start
     say("Spark pipeline")
     spark_table, spark_peaks = spark_pipeline(spark, source, work_dir / "spark-top.parquet", factors, epochs, k,
                                               split_method, say)

@@ -374,7 +374,9 @@ def benchmark(
         title = f"{run_users:,} users x {run_items:,} items x {rows:,} interactions"
         result = bench.side_by_side(spark, run_users, run_items, rows, work_dir, factors, epochs, k, split_method,
                                     local, say=say)
-        stdout.print(f"{name}: generated {title} in {result['generate_seconds']:.1f} s (Parquet)")
+        seconds = result["generate_seconds"]
+        made = "reused the Parquet of an earlier run" if seconds is None else f"generated in {seconds:.1f} s"
+        stdout.print(f"{name}: {title}: {made} ({work_dir})")
         print_table(result["spark"], title=f"{name} on Spark ({master}): {title}", digits=2)
         _print_memory("Spark driver", result["spark_memory"].figures())
         if local:
