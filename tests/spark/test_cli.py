@@ -119,17 +119,16 @@ def test_train_recommend_evaluate_agree_with_the_local_commands(spark, data: Pat
     assert mine.to_dict() == pytest.approx(theirs.loc[mine.index].to_dict(), abs=1e-9)
 
 
-def test_item_knn_and_popularity_train_normal_model_directories(spark, data: Path, tmp_path: Path) -> None:
+def test_item_knn_trains_a_normal_model_directory(spark, data: Path, tmp_path: Path) -> None:
     from tailored.registry.model_dir import load_model
 
-    for algorithm, params in (("item-knn", ["--param", "neighbors=5"]), ("popularity", [])):
-        code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / algorithm,
-                              "--algorithm", algorithm, *params, *SPARK)
-        assert code == 0, output
-        model = load_model(tmp_path / algorithm)
-        assert model.scorer.algorithm == algorithm and len(model.users_) == interactions()["user_id"].nunique()
-    assert load_model(tmp_path / "item-knn").scorer.neighbors == 5
-    code, output = invoke("recommend", "--model-dir", tmp_path / "popularity", "--all-users", "--output",
+    code, output = invoke("train", "--interactions", data / "interactions.csv", "--model-dir", tmp_path / "knn",
+                          "--algorithm", "item-knn", "--param", "neighbors=5", *SPARK)
+    assert code == 0, output
+    model = load_model(tmp_path / "knn")
+    assert model.scorer.algorithm == "item-knn" and model.scorer.neighbors == 5
+    assert len(model.users_) == interactions()["user_id"].nunique()
+    code, output = invoke("recommend", "--model-dir", tmp_path / "knn", "--all-users", "--output",
                           tmp_path / "o.parquet", *SPARK)
     assert code == 2 and "Spark scores factor models" in output and "tailored recommend" in output
 
