@@ -99,8 +99,15 @@ def test_train_recommend_evaluate_agree_with_the_local_commands(spark, data: Pat
         ordered = frame.astype({"user_id": str, "item_id": str}).sort_values(["user_id", "rank"])
         return ordered.groupby("user_id")["item_id"].agg(list).to_dict()
 
+    code, output = invoke("recommend", "--model-dir", tmp_path / "model", "--all-users", "--k", 5, "--db",
+                          f"sqlite:///{tmp_path / 'crm.db'}", "--table", "campaign", *SPARK)
+    assert code == 0, output
+    import sqlalchemy as sa
+
+    with sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}").connect() as connection:
+        from_db = pd.read_sql_table("campaign", connection)
     from_model = pd.read_parquet(tmp_path / "from-model.parquet")
-    assert lists(from_model) == lists(pd.read_parquet(tmp_path / "from-factors.parquet"))
+    assert lists(from_model) == lists(pd.read_parquet(tmp_path / "from-factors.parquet")) == lists(from_db)
     assert lists(from_model) == lists(pd.read_csv(tmp_path / "local.csv"))
     assert from_model.groupby("user_id").size().max() == 5
 

@@ -193,7 +193,11 @@ def train(
 @app.command()
 @handle_errors
 def recommend(
-    output: Annotated[Path, typer.Option("--output", help="Output: a .parquet folder or a .csv.")],
+    output: Annotated[Path | None, typer.Option("--output", help="Output: a .parquet folder or a .csv.")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Or a table of this database (SQLAlchemy URL: sqlite:///FILE.db, postgresql://...) for CRM "
+                     "campaigns, replaced in one transaction.")] = None,
+    table: Annotated[str, typer.Option("--table", help="The --db table.")] = "recommendations",
     model_dir: Annotated[Path | None, typer.Option(
         "--model-dir", help="A factor model directory (als...), read on the driver.")] = None,
     factors_dir: Annotated[Path | None, typer.Option(
@@ -217,6 +221,7 @@ def recommend(
     from tailored.spark.io import write_frame
 
     exactly_one(users, all_users, "Give exactly one of --users FILE or --all-users.")
+    exactly_one(output, db, "Give exactly one of --output FILE or --db URL.")
     exactly_one(model_dir, factors_dir, "Give exactly one of --model-dir DIR or --factors-dir DIR.")
     if factors_dir is not None and interactions is None:
         raise ConfigError("--factors-dir needs --interactions (the training interactions, whose items are excluded "
@@ -234,11 +239,17 @@ def recommend(
             seen = jobs.read(spark, interactions, columns)
         wanted = jobs.read_users(spark, users, user_col) if users is not None else None
     lists = jobs.recommend(user_factors, item_factors, seen, k, wanted)
+    if db is not None:
+        from tailored.spark.scoring import write_table
+
+        with jobs.spark_errors(f"writing the table {table}"):
+            rows = write_table(lists, db, table)
+        console.print(f"[green]wrote[/] {rows:,} recommendations to the table {table} of {db}")
+        return
     with jobs.spark_errors(f"writing {output}"):
         write_frame(lists, output, fmt=jobs.output_format(output))
-        written = spark.read.parquet(str(output)).count() if jobs.output_format(output) == "parquet" else None
-    console.print("[green]wrote[/] " + (f"{written:,} recommendations" if written is not None else "recommendations")
-                  + f" to {output}")
+        rows = jobs.read_table(spark, output, "--output", ()).count()
+    console.print(f"[green]wrote[/] {rows:,} recommendations to {output}")
 
 
 @app.command()
