@@ -84,8 +84,9 @@ def check(
                      {"--interactions": interactions})
     spark = _session(master, conf)
     summary = jobs.check(spark, interactions, _columns(user_col, item_col, value_col, time_col), rules, output)
-    print_table(summary.to_frame(), title=f"quality of {interactions}: {summary.rows:,} rows, {summary.clean:,} "
-                                          f"accepted, {summary.rejected:,} rejected")
+    stdout.print(f"quality of {interactions}: {summary.rows:,} rows, {summary.clean:,} accepted, "
+                 f"{summary.rejected:,} rejected", highlight=False, soft_wrap=True)
+    print_table(summary.to_frame(), title="rejected rows per reason")
     if output is not None:
         console.print(f"[green]wrote[/] {summary.clean:,} accepted rows to {output} and {summary.rejected:,} rejected "
                       f"rows (with reasons) to {rejected}")
