@@ -198,3 +198,13 @@ def test_write_table_on_postgresql(spark: Any, postgres_url: str) -> None:
     assert sa.inspect(engine).get_table_names() == ["campaign"]
     engine.dispose()
     pd.testing.assert_frame_equal(stored, frame)
+
+
+def test_blocks_are_sized_from_the_catalogue_within_the_memory_budget() -> None:
+    from tailored.spark.scoring import BLOCK_BYTES, BYTES_PER_PAIR, MAX_BLOCK_USERS, block_size
+
+    assert block_size(1_000) == MAX_BLOCK_USERS
+    for items in (20_000, 200_000, 1_000_000):
+        users = block_size(items)
+        assert users * items * BYTES_PER_PAIR <= BLOCK_BYTES < (users + 1) * items * BYTES_PER_PAIR
+    assert block_size(10**12) == 1

@@ -9,7 +9,8 @@ a block of ``block_users`` users becomes one ``float32`` matrix product with the
 items, scores and tie-breaking as the local engine on the same factors. Nothing about the users reaches the driver.
 
 Memory per Python worker: a block's scores (``block_users x items`` float32) plus `top_k`'s argpartition indices
-(int64): 4096 users x 20,000 items is 0.3 GB + 0.7 GB; lower ``block_users`` for bigger catalogues.
+(int64), about 12 bytes per (user, item) of a block. ``block_users`` (None) is chosen from the catalogue so that a
+block stays within `BLOCK_BYTES`: 4,096 users at 10,000 items or fewer, 44 users at 1,000,000 items.
 """
 
 from __future__ import annotations
@@ -37,11 +38,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 _SEEN = "_seen"
+BLOCK_BYTES = 512 * 2**20
+"""A scoring block's budget per Python worker (scores, indices and mask: `BYTES_PER_PAIR` per user and item)."""
+BYTES_PER_PAIR = 12
+MAX_BLOCK_USERS = 4096
 OUTPUT = f"{USER_ID} string, {ITEM_ID} string, {RANK} int, {SCORE} double"
 
 
 def recommend_all(users: DataFrame, items: DataFrame, seen: DataFrame | None, k: int = 10,
-                  block_users: int = 4096, *, stages: Sequence[Stage | Reranker] = (),
+                  block_users: int | None = None, *, stages: Sequence[Stage | Reranker] = (),
                   item_attributes: pd.DataFrame | None = None, context: Context | None = None) -> DataFrame:
     """Top-``k`` lists ``user_id, item_id, rank, score`` (rank 1 best) of every user of ``users`` (``user_id,
     factors``) over the items of ``items`` (``item_id, factors``), without each user's ``seen`` items (``user_id,
@@ -54,11 +59,12 @@ def recommend_all(users: DataFrame, items: DataFrame, seen: DataFrame | None, k:
     need a user's model index, the catalogue's interactions or a whole run's counts (exposure) are not for Spark."""
     from pyspark.sql import functions as F
 
-    if k < 1 or block_users < 1:
+    if k < 1 or (block_users is not None and block_users < 1):
         raise ConfigError(f"k and block_users must be 1 or more, got k={k}, block_users={block_users}.")
     _require_columns("users", users, (USER_ID, FACTORS))
     _require_columns("items", items, (ITEM_ID, FACTORS))
     ids, factors = _item_factors(items)
+    block_users = block_users or block_size(len(ids))
     ranking = None
     if stages:
         attributes = None
@@ -80,6 +86,11 @@ def recommend_all(users: DataFrame, items: DataFrame, seen: DataFrame | None, k:
             F.collect_list(F.col(ITEM_ID).cast("string")).alias(_SEEN))
         rows = rows.join(lists, USER_ID, "left")
     return rows.mapInArrow(partial(_score_batches, broadcast, k, block_users), OUTPUT)
+
+
+def block_size(items: int) -> int:
+    """Users per scoring block: as many as `BLOCK_BYTES` holds at ``items`` items, between 1 and `MAX_BLOCK_USERS`."""
+    return int(np.clip(BLOCK_BYTES // (BYTES_PER_PAIR * max(items, 1)), 1, MAX_BLOCK_USERS))
 
 
 def _require_columns(name: str, frame: DataFrame, needed: tuple[str, ...]) -> None:
