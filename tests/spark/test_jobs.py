@@ -1,6 +1,7 @@
-"""A job spec run on Spark (`run_spark_job`, `tailored spark run`): the output folder holds the normal model directory,
-the rejected rows, the split's counts, the metrics and the report; the quality and split counts are those of the
-local engine on the same file; a bad spec stops before any data is read and nothing is left at the output."""
+"""A job spec run on Spark (`run_spark_job`; `tailored run` with ``engine = "spark"``): the output folder holds the
+normal model directory, the rejected rows, the split's counts, the metrics and the report; the quality and split
+counts are those of the local engine on the same file; a bad spec stops before any data is read and nothing is left
+at the output."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from tests.cli.helpers import flat
 
 SPEC = """
 [job]
+engine = "spark"
+spark = {master = "local[2]", conf = {"spark.sql.shuffle.partitions" = "4"}}
 output = "runs/job"
 metrics = ["ndcg@5", "recall@5", "coverage@5"]
 select_by = "ndcg@5"
@@ -56,13 +59,12 @@ def write_data(folder: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def job(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`tailored spark run` on the spec (one run serves every test: each Spark job costs a second or more)."""
+    """`tailored run` on the spec, which says engine = "spark" (one run serves every test: each Spark job costs a
+    second or more)."""
     folder = tmp_path_factory.mktemp("spark-job")
     write_data(folder)
     (folder / "job.toml").write_text(SPEC)
-    result = CliRunner().invoke(app, ["spark", "run", str(folder / "job.toml"), "--master", "local[2]", "--conf",
-                                      "spark.sql.shuffle.partitions=4"],
-                                env={"COLUMNS": "300", "NO_COLOR": "1"})
+    result = CliRunner().invoke(app, ["run", str(folder / "job.toml")], env={"COLUMNS": "300", "NO_COLOR": "1"})
     output = flat(result.output)
     assert result.exit_code == 0, output
     return folder, output
@@ -109,7 +111,20 @@ def test_a_bad_spec_stops_before_reading_and_writes_nothing(spark, tmp_path: Pat
     with pytest.raises(ConfigError, match=r"\['factor'\] not understood"):
         run_spark_job(spec, master="local[2]")
     spec.algorithms[0].params = {}
-    spec.spark = {"master": "spark://127.0.0.1:1"}  # what `[job] spark = {...}` gives once spec.py has the field
+    spec.spark = {"master": "spark://127.0.0.1:1"}
     with pytest.raises(ConfigError, match="Cannot reach the Spark master"):
         run_spark_job(spec)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_engine_is_refused_and_the_local_runner_leaves_spark_specs_alone(tmp_path: Path) -> None:
+    from tailored.jobs.run import run_job
+
+    write_data(tmp_path)
+    (tmp_path / "job.toml").write_text(SPEC.replace('engine = "spark"', 'engine = "dask"'))
+    with pytest.raises(ConfigError, match="engine = 'dask' is unknown; valid: local, spark"):
+        load_spec(tmp_path / "job.toml")
+    (tmp_path / "job.toml").write_text(SPEC)
+    with pytest.raises(ConfigError, match="engine = 'spark': run it with `tailored run SPEC`"):
+        run_job(load_spec(tmp_path / "job.toml"))
     assert not (tmp_path / "runs").exists()

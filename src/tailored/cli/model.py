@@ -161,6 +161,10 @@ def run(spec_file: Annotated[Path, typer.Argument(help="TOML job spec (see confi
     from tailored.jobs.spec import load_spec, resolve
 
     spec = load_spec(spec_file)
+    if spec.engine == "spark":
+        from tailored.cli.spark import run_spec
+
+        return run_spec(spec, spec_file)
     data = {f"[data] {name}": resolve(spec, getattr(spec.data, name)) for name in ("interactions", "users", "items")}
     refuse_overwrite({"[job] output": resolve(spec, spec.output)}, {**data, "SPEC": spec_file})
     with step_reporter(f"run {spec_file}") as step:

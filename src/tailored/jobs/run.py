@@ -91,6 +91,9 @@ def scope(clean: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
 
 def run_job(spec: JobSpec, step: Callable[[str], None] = lambda message: None) -> JobResult:
     """Run the job into ``spec.output``, which is replaced only when the whole job succeeds."""
+    if spec.engine != "local":
+        raise ConfigError(f"[job] engine = '{spec.engine}': run it with `tailored run SPEC` or "
+                          "tailored.spark.jobs.run_spark_job, not on this process.")
     output = (Path(spec.base_dir) / spec.output).resolve()
     with staged_directory(output) as staging:
         result = _run_into(spec, staging, step)

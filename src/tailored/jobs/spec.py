@@ -81,9 +81,14 @@ class JobSpec:
     select_by: str = "ndcg@10"
     show_users: int = 3
     k: int = 10
+    engine: str = "local"
+    """Where the job runs: "local" (this process) or "spark" (`tailored.spark.jobs.run_spark_job`)."""
+    spark: dict[str, Any] = field(default_factory=dict)
+    """With engine = "spark": ``{master = "local[*]", conf = {KEY = "VALUE"}}``."""
     base_dir: str = "."
 
 
+ENGINES = ("local", "spark")
 SECTIONS = {"data": DataSpec, "split": SplitSpec, "evaluate": EvaluateSpec}
 NOT_IN_JOB = ("data", "split", "evaluate", "algorithms", "base_dir")
 
@@ -127,6 +132,8 @@ def _check_work(spec: JobSpec) -> None:
     from tailored.pipeline.recommender import build_recommender
     from tailored.split.registry import SPLITTERS
 
+    if spec.engine not in ENGINES:
+        raise ConfigError(f"[job] engine = '{spec.engine}' is unknown; valid: {', '.join(ENGINES)}.")
     if spec.split.method not in SPLITTERS:
         raise ConfigError(f"[split] method '{spec.split.method}' is unknown; valid methods: {', '.join(SPLITTERS)}.")
     try:

@@ -415,7 +415,7 @@ def run_spark_job(spec: JobSpec, step: Step = lambda message: None, master: str 
                               f"trains {', '.join(a for a in ALGORITHMS if a not in SPEC_ALGORITHMS)}).")
         algorithm_params(algorithm.name, _algorithm_params(algorithm.params),
                          f"[[algorithms]] number {number} ('{algorithm.name}') params")
-    settings = dict(getattr(spec, "spark", None) or {})
+    settings = dict(spec.spark)
     unknown = sorted(set(settings) - {"master", "conf"})
     if unknown:
         raise ConfigError(f"[job] spark: unknown key(s) {unknown}; valid: master, conf.")
