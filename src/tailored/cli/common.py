@@ -28,6 +28,8 @@ from tailored.errors import ConfigError, TailoredError
 if TYPE_CHECKING:  # the command line starts without pandas
     import pandas as pd
 
+    from tailored.jobs.tune import TrialReport, TuneResult
+
 LOG_WIDTH = 100_000
 """Columns of a console writing to a file, a pipe or a CI log: wide enough never to wrap or cut a table or a line."""
 EXIT_BAD_INPUT = 2
@@ -151,6 +153,23 @@ def epoch_reporter(bar: Progress) -> Callable[[int, int, float | None, str], Non
         bar.update(task, completed=epoch, total=epochs, note=", ".join(part for part in (stage, recall) if part))
 
     return report
+
+
+def trial_reporter(trials: int, metric: str) -> Callable[[TrialReport], None]:
+    """`tailored tune`'s line per trial: its parameters, its score, the best so far, seconds since the start."""
+    def report(trial: TrialReport) -> None:
+        params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in trial.params.items())
+        say(f"trial {trial.number + 1}/{trials} {params}: {metric} {trial.value:.4f} (best {trial.best_value:.4f}, "
+            f"trial {trial.best_number + 1}) {trial.elapsed:.1f} s")
+
+    return report
+
+
+def show_tuning(result: TuneResult, output: Path) -> None:
+    """`tailored tune`'s last line: the defaults' score, the best and its parameters, where they were written."""
+    console.print(f"validation ({result.validation}) {result.metric}: defaults {result.default_value:.4f} -> best "
+                  f"{result.best_value:.4f} with {result.best_params}; written to {output}")
 
 
 def parse_params(values: list[str] | None, params_file: Path | None = None, option: str = "--param") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from tailored.cli import options
 from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_params, print_table, progress_bar,
-                                 refuse_overwrite, say, step_reporter, stdout, warn)
+                                 refuse_overwrite, say, show_tuning, step_reporter, stdout, trial_reporter, warn)
 from tailored.cli.options import (CheckOption, Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption,
                                   StageOption, TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
 
@@ -132,25 +132,15 @@ def tune(
     from tailored.config import json_safe
     from tailored.data.io import write_text
     from tailored.jobs import tasks as jobs
-    from tailored.jobs.tune import TrialReport
     from tailored.jobs.tune import tune as run_tuning
-
-    def report(trial: TrialReport) -> None:
-        params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                          for key, value in trial.params.items())
-        say(f"trial {trial.number + 1}/{trials} {params}: {metric} {trial.value:.4f} (best {trial.best_value:.4f}, "
-            f"trial {trial.best_number + 1}) {trial.elapsed:.1f} s")
 
     refuse_overwrite({"--output": output}, {"--interactions": interactions, "--users": users, "--items": items})
     columns = options.columns(interactions, user_col, item_col, value_col, time_col)
     dataset = jobs.load_dataset(interactions, users, items, columns)
     result = run_tuning(dataset, algorithm, metric, trials, seed, validation, parse_params(param) or None,
-                        on_trial=report, timeout=timeout)
+                        on_trial=trial_reporter(trials, metric), timeout=timeout)
     write_text(json.dumps(json_safe(result.best_params), indent=2), output)
-    console.print(
-        f"validation ({result.validation}) {result.metric}: defaults {result.default_value:.4f} -> best "
-        f"{result.best_value:.4f} with {result.best_params}; written to {output}"
-    )
+    show_tuning(result, output)
 
 
 @app.command()

@@ -13,7 +13,7 @@ import typer
 
 from tailored.cli import options
 from tailored.cli.common import (console, exactly_one, handle_errors, parse_params, print_table, refuse_overwrite,
-                                 say, step_reporter, stdout)
+                                 say, show_tuning, step_reporter, stdout, trial_reporter)
 from tailored.cli.options import ItemCol, RuleOption, TimeCol, UserCol
 from tailored.errors import ConfigError
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tailored.jobs.tasks import ColumnNames
     from tailored.spark.jobs import SparkJobResult
 
-app = typer.Typer(help="The pipeline on Spark DataFrames (the `spark` extra): check, split, train, recommend, "
+app = typer.Typer(help="The pipeline on Spark DataFrames (the `spark` extra): check, split, train, tune, recommend, "
                        "evaluate, run. --master local[*] (default), spark://host:7077, yarn or k8s://https://host:443.",
                   no_args_is_help=True)
 
@@ -189,6 +189,52 @@ def train(
             jobs.save_factors(factors, factors_dir)
     console.print(f"[green]saved[/] {algorithm} model to {model_dir} in {time.perf_counter() - start:.1f} s"
                   + (f"; factors in {factors_dir}" if factors_dir is not None else ""))
+
+
+@app.command()
+@handle_errors
+def tune(
+    interactions: Data,
+    output: Annotated[Path, typer.Option("--output", help="JSON file for the best parameters.")],
+    algorithm: Annotated[str, typer.Option("--algorithm", help="Algorithm on Spark: als.")] = "als",
+    metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, ...")] = "ndcg@10",
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    validation: Annotated[str | None, typer.Option(
+        "--validation", help="Validation split method: per_user, leave_last_out, temporal, ... (default: fits the "
+                             "metric).")] = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    value_col: ValueColumn = "value",
+    time_col: TimeColumn = "timestamp",
+    param: Annotated[list[str] | None, typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
+    check: options.CheckOption = True,
+    rule: RuleOption = None,
+    master: Master = "local[*]",
+    conf: Conf = None,
+) -> None:
+    """`tailored tune` on Spark: Optuna on a validation split carved from the training file only (the same rows as
+    locally), each trial trained, ranked and measured on Spark; one line per trial. The JSON feeds `tailored spark
+    train --params-file`."""
+    from tailored.config import json_safe
+    from tailored.data.io import write_text
+    from tailored.spark import jobs
+    from tailored.spark.tune import ALGORITHM, tune_als
+
+    if algorithm != ALGORITHM:
+        raise ConfigError(f"Algorithm '{algorithm}' is not tuned on Spark; valid: {ALGORITHM}.")
+    refuse_overwrite({"--output": output}, {"--interactions": interactions})
+    fixed = jobs.algorithm_params(algorithm, parse_params(param))
+    rules = options.quality_rules(rule)
+    spark = _session(master, conf)
+    frame, _ = jobs.checked(spark, interactions, _columns(user_col, item_col, value_col, time_col), rules, check)
+    with jobs.spark_errors("tuning"):
+        result = tune_als(frame, metric, trials, seed, validation, fixed or None,
+                          on_trial=trial_reporter(trials, metric), timeout=timeout)
+    write_text(json.dumps(json_safe(result.best_params), indent=2), output)
+    show_tuning(result, output)
 
 
 @app.command()

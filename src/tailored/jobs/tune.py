@@ -111,12 +111,25 @@ def tune(
     space = {k: v for k, v in search_space(algorithm).items() if k not in fixed}
     if not space:
         raise ConfigError(f"Algorithm '{algorithm}' has no tunable parameters.")
-    minimise = name in RATING_METRICS
-    start = time.perf_counter()
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {key: _suggest(trial, key, spec) for key, spec in space.items()}
+    def objective(params: dict[str, Any]) -> float:
         return score_on(build_recommender(algorithm, fixed | params), split, name)
+
+    with sharing_spectra():
+        return search(objective, space, default_trials(algorithm, space, split.train, fixed), algorithm=algorithm,
+                      metric_name=name, trials=trials, seed=seed, fixed=fixed, validation=method, on_trial=on_trial,
+                      timeout=timeout)
+
+
+def search(objective: Callable[[dict[str, Any]], float], space: dict[str, Float | Int | Choice],
+           starts: list[dict[str, Any]], *, algorithm: str, metric_name: str, trials: int, seed: int,
+           fixed: dict[str, Any], validation: str, on_trial: Callable[[TrialReport], None] | None = None,
+           timeout: float | None = None) -> TuneResult:
+    """Optuna's TPE over ``space``: the ``starts`` first (the defaults: the first always runs, whatever the
+    timeout), `RANDOM_TRIALS` random ones, then TPE; ``objective`` scores a trial's parameters on validation data
+    (minimised for rating errors, maximised otherwise). Shared by `tune` and the Spark engine's tuning."""
+    minimise = metric_name in RATING_METRICS
+    start = time.perf_counter()
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None and trial.value is not None:
@@ -125,26 +138,28 @@ def tune(
                                  time.perf_counter() - start))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    starts = default_trials(algorithm, space, split.train, fixed)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=len(starts) + RANDOM_TRIALS)
     study = optuna.create_study(direction="minimize" if minimise else "maximize", sampler=sampler)
     for params in starts:
         study.enqueue_trial(params)
-    with sharing_spectra():
-        study.optimize(objective, n_trials=1, callbacks=[report])  # the defaults, whatever the timeout
-        left = None if timeout is None else timeout - (time.perf_counter() - start)
-        if trials > 1 and (left is None or left > 0):
-            study.optimize(objective, n_trials=trials - 1, timeout=left, callbacks=[report])
+
+    def run(trial: optuna.Trial) -> float:
+        return objective({key: _suggest(trial, key, spec) for key, spec in space.items()})
+
+    study.optimize(run, n_trials=1, callbacks=[report])  # the defaults, whatever the timeout
+    left = None if timeout is None else timeout - (time.perf_counter() - start)
+    if trials > 1 and (left is None or left > 0):
+        study.optimize(run, n_trials=trials - 1, timeout=left, callbacks=[report])
     frame = study.trials_dataframe(attrs=("number", "value", "params", "state"))
     frame = frame[frame["state"] == "COMPLETE"].drop(columns="state").reset_index(drop=True)  # not the queued ones
     return TuneResult(
         algorithm=algorithm,
-        metric=name,
+        metric=metric_name,
         best_value=float(study.best_value),
         best_params=fixed | dict(study.best_params),
         default_value=float(study.trials[0].value),
         trials=frame,
-        validation=method,
+        validation=validation,
     )
 
 
