@@ -141,3 +141,25 @@ def test_trending_is_the_local_one(trained, spark) -> None:
         np.testing.assert_allclose(mine[column].to_numpy(), theirs[column].to_numpy(), rtol=1e-6)  # local: float32
     scores = dict(zip(theirs["item_id"], theirs["score"], strict=True))
     assert all(scores.get(item, score) == pytest.approx(score) for item, score in zip(mine["item_id"], mine["score"]))
+
+
+@pytest.mark.parametrize("baskets", ["basket_id", "sessions"])
+def test_items_bought_together_are_the_local_counts(spark, tmp_path, baskets: str) -> None:
+    """Baskets from a basket_id column, or sessions (rows of a user less than 30 minutes apart): the co-purchase
+    counts and the number of baskets equal a local Recommender's, so complementary items work on a Spark model."""
+    rng = np.random.default_rng(8)
+    visits = rng.integers(0, 120, 600)  # 120 visits of 20 users, a few items each
+    frame = pd.DataFrame({"user_id": [f"u{v % 20:02d}" for v in visits],
+                          "item_id": [f"i{i:02d}" for i in (rng.zipf(1.5, 600) + visits % 3) % 25],
+                          "value": 1.0,
+                          "timestamp": 1_700_000_000 + visits * 4 * 3_600 + rng.integers(0, 1_200, 600)})
+    if baskets == "basket_id":
+        frame["basket_id"] = [f"b{v}" for v in visits // 40]  # two visits of a user (v, v + 20) share a basket
+    df = spark.createDataFrame(frame)
+    directory = write_model_dir(train_popularity(df), df, tmp_path / "model", chunk_rows=11)
+    mine = load_model(directory)
+    local = build_recommender("popularity").fit(Dataset.from_frame(frame))
+    items = local.items_.index(mine.items_.external_ids, missing="raise")
+    assert mine.basket_count_ == local.basket_count_ == (60 if baskets == "basket_id" else 120)
+    assert (mine.co_purchase_ != local.co_purchase_[items][:, items]).nnz == 0
+    assert (mine.co_purchase_ - mine.co_purchase_.T).nnz == 0 and mine.co_purchase_.max() > 1

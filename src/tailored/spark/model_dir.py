@@ -11,14 +11,14 @@ each is computed from the training interactions in Spark, as `Recommender.fit` c
 * ``warm_users_``, ``warm_items_``, ``candidate_items_``: every user and item here has interactions (no attribute
   tables: ``user_vocabulary_`` is empty, ``item_encoder_`` and ``item_features_`` None);
 * ``first_seen_`` (each item's first time), ``daily_counts_`` and ``counts_end_`` (`tailored.spark.popularity`)
-  with timestamps; ``co_purchase_`` None and ``basket_count_`` 0 (items bought together are not computed here:
-  `complementary_items` on this model says so);
+  with timestamps; ``co_purchase_`` and ``basket_count_`` (baskets holding both items, by a self-join of the
+  baskets' items: the ``basket_id`` column, else each user's sessions) for complementary items;
 * the scorer's state -- ALS (`train_als`): ``user_factors_``, ``item_factors_``; item-knn (`train_item_knn`):
   ``similarity_`` (neighbour x item) and ``user_items_`` (the weighted pairs); popularity (`train_popularity`):
   ``item_scores_`` -- and the popularity fallback's ``item_scores_`` (`item_popularity`); no stages.
 
-The driver never holds everything at once: per-user rows (ids, factors, pair counts), the pairs and item-knn's
-neighbours, each sorted by index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are
+The driver never holds everything at once: per-user rows (ids, factors, pair counts), the pairs, item-knn's
+neighbours and the co-purchase counts, each sorted by index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are
 appended to ``.npy`` files (headers written first: the counts are known), zipped into ``arrays.npz`` at the end; the
 whole folder is written in a staging sibling then renamed (`staged_directory`).
 """
@@ -39,7 +39,8 @@ import numpy as np
 from tailored import __version__
 from tailored.config import json_safe
 from tailored.data.activity import DAY, TREND_DAYS
-from tailored.data.columns import ITEM_ID, SCORE, TIMESTAMP, USER_ID, VALUE
+from tailored.data.baskets import SESSION_GAP
+from tailored.data.columns import BASKET_ID, ITEM_ID, SCORE, TIMESTAMP, USER_ID, VALUE
 from tailored.data.features import attribute_vocabulary
 from tailored.data.io import staged_directory
 from tailored.errors import DataError
@@ -146,8 +147,7 @@ def write_model_dir(factors_or_model: SparkModel, interactions_df: DataFrame, di
         seen = seen.join(weighted, [USER_ID, ITEM_ID], "left")
     seen = seen.select(USER_INDEX, ITEM_INDEX, *([TIMESTAMP] if timed else []), *([VALUE] if knn else []))
     seen = seen.orderBy(USER_INDEX, ITEM_INDEX)
-    scalars: dict[str, Any] = {"item_encoder_": None, "item_features_": None, "co_purchase_": None,
-                               "basket_count_": 0}
+    scalars: dict[str, Any] = {"item_encoder_": None, "item_features_": None}
     with staged_directory(directory) as staging:
         parts = staging / "parts"
         parts.mkdir()
@@ -173,9 +173,12 @@ def write_model_dir(factors_or_model: SparkModel, interactions_df: DataFrame, di
             columns["scorer.user_items_.csr_data"] = (VALUE, np.float32, 1.0)
         _stream_columns(seen, columns, n_pairs, parts, writers, chunk_rows)
         similarity = _similarity(model, items, n_items, parts, writers, chunk_rows) if knn else {}
+        co_purchase, scalars["basket_count_"] = _co_purchase(rows, items, n_items, parts, writers, chunk_rows)
+        if not co_purchase:
+            scalars["co_purchase_"] = None
         for writer in writers.values():
             writer.close()
-        arrays = _item_arrays(model, rows, items, n_items, n_factors, timed, chunk_rows) | similarity
+        arrays = _item_arrays(model, rows, items, n_items, n_factors, timed, chunk_rows) | similarity | co_purchase
         shape = np.asarray([n_users, n_items], np.int64)
         arrays |= {"recommender.seen_.csr_data": np.ones(n_pairs, np.float32), "recommender.seen_.csr_shape": shape,
                    "recommender.warm_users_": np.ones(n_users, bool)}
@@ -220,21 +223,55 @@ def _stream_columns(frame: DataFrame, columns: dict[str, tuple[str, Any, float]]
 
 def _similarity(model: SparkNeighbours, items: DataFrame, n_items: int, parts: Path, writers: dict[str, NpyWriter],
                 chunk_rows: int) -> dict[str, np.ndarray]:
-    """The scorer's ``similarity_`` (neighbour x item, CSR) streamed by neighbour: indices and data into writers,
-    the row pointers (items + 1) returned."""
+    """The scorer's ``similarity_`` (neighbour x item, CSR), streamed by neighbour."""
     F = _functions()
     entries = (model.neighbours.join(items.select(F.col(ITEM_ID).alias(NEIGHBOUR_ID), F.col(ITEM_INDEX).alias("row")),
                                      NEIGHBOUR_ID).join(items, ITEM_ID)
-               .select("row", ITEM_INDEX, SIMILARITY).orderBy("row", ITEM_INDEX).cache())
+               .select("row", ITEM_INDEX, F.col(SIMILARITY).alias(VALUE)))
+    return _stream_csr(entries, "scorer.similarity_", n_items, parts, writers, chunk_rows)
+
+
+def _co_purchase(rows: DataFrame, items: DataFrame, n_items: int, parts: Path, writers: dict[str, NpyWriter],
+                 chunk_rows: int) -> tuple[dict[str, np.ndarray], int]:
+    """The Recommender's ``co_purchase_`` (items x items: baskets holding both; the diagonal, baskets holding the
+    item) and ``basket_count_``, as `data.baskets.co_purchase_counts` makes them: baskets from the ``basket_id``
+    column, else each user's sessions (a new one after `SESSION_GAP` seconds without a row); ({}, 0) with neither."""
+    F = _functions()
+    from pyspark.sql import Window
+
+    user = F.col(USER_ID).cast("string")
+    if BASKET_ID in rows.columns:
+        basket = F.concat_ws("\x1f", user, F.col(BASKET_ID).cast("string"))
+    elif TIMESTAMP in rows.columns:
+        by_time = Window.partitionBy(USER_ID).orderBy(TIMESTAMP)
+        gap = F.col(TIMESTAMP) - F.lag(TIMESTAMP).over(by_time)
+        rows = rows.withColumn("starts", F.when(gap.isNull() | (gap > SESSION_GAP), 1).otherwise(0))
+        basket = F.concat_ws("\x1f", user, F.sum("starts").over(by_time.rowsBetween(Window.unboundedPreceding, 0))
+                             .cast("string"))
+    else:
+        return {}, 0
+    holding = (rows.select(basket.alias("basket"), F.col(ITEM_ID).cast("string").alias(ITEM_ID)).distinct()
+               .join(items, ITEM_ID).select("basket", ITEM_INDEX).cache())
+    baskets = holding.select("basket").distinct().count()
+    pairs = (holding.withColumnRenamed(ITEM_INDEX, "row").join(holding, "basket")
+             .groupBy("row", ITEM_INDEX).agg(F.count("*").cast("double").alias(VALUE)))
+    arrays = _stream_csr(pairs, "recommender.co_purchase_", n_items, parts, writers, chunk_rows)
+    holding.unpersist()
+    return arrays, baskets
+
+
+def _stream_csr(entries: DataFrame, name: str, n_items: int, parts: Path, writers: dict[str, NpyWriter],
+                chunk_rows: int) -> dict[str, np.ndarray]:
+    """An items x items CSR matrix from ``entries`` (``row, item_index, value``): indices and data streamed row by
+    row into writers, the row pointers (items + 1) and the shape returned."""
+    entries = entries.orderBy("row", ITEM_INDEX).cache()
     n_entries, per_row = entries.count(), np.zeros(n_items + 1, np.int64)
-    _stream_columns(entries, {"scorer.similarity_.csr_indices": (ITEM_INDEX, np.int32, 1.0),
-                              "scorer.similarity_.csr_data": (SIMILARITY, np.float32, 1.0)},
-                    n_entries, parts, writers, chunk_rows)
+    _stream_columns(entries, {f"{name}.csr_indices": (ITEM_INDEX, np.int32, 1.0),
+                              f"{name}.csr_data": (VALUE, np.float32, 1.0)}, n_entries, parts, writers, chunk_rows)
     for chunk in _chunks(entries.groupBy("row").count(), chunk_rows):
         per_row[np.array([row["row"] for row in chunk]) + 1] = [row["count"] for row in chunk]
     entries.unpersist()
-    return {"scorer.similarity_.csr_indptr": np.cumsum(per_row),
-            "scorer.similarity_.csr_shape": np.asarray([n_items, n_items], np.int64)}
+    return {f"{name}.csr_indptr": np.cumsum(per_row), f"{name}.csr_shape": np.asarray([n_items, n_items], np.int64)}
 
 
 def _item_arrays(model: SparkModel, rows: DataFrame, items: DataFrame, n_items: int, n_factors: int, timed: bool,
