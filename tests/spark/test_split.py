@@ -36,7 +36,7 @@ def assert_same_split(spark, frame: pd.DataFrame, method: str, df=None, **params
     returns Spark's test part."""
     local = split_by_name(Dataset.from_frame(frame), method, **params)
     df = spark.createDataFrame(frame) if df is None else df
-    train, test = collect_parts(*spark_split.split(df, method, **params))
+    train, test = collect_parts(*spark_split.split_by_name(df, method, **params))
     assert rows(test) == rows(local.test.to_frame())
     assert rows(train) == rows(local.train.to_frame())
     assert len(train) > 0 and len(test) > 0
@@ -131,10 +131,10 @@ def test_signatures_match_the_local_splitters():
 def test_bad_methods_parameters_and_missing_times_are_named(spark, ties):
     df = spark.createDataFrame(ties)
     with pytest.raises(ConfigError, match="Unknown split method 'weekly'"):
-        spark_split.split(df, "weekly")
+        spark_split.split_by_name(df, "weekly")
     with pytest.raises(ConfigError, match=r"got unexpected \['n'\]"):
-        spark_split.split(df, "random", n=3)
+        spark_split.split_by_name(df, "random", n=3)
     with pytest.raises(ConfigError, match="test_fraction=1.5"):
-        spark_split.split(df, "per_user", test_fraction=1.5)
+        spark_split.split_by_name(df, "per_user", test_fraction=1.5)
     with pytest.raises(DataError, match="needs a 'timestamp' column"):
-        spark_split.split(df.drop("timestamp"), "leave_last_out")
+        spark_split.split_by_name(df.drop("timestamp"), "leave_last_out")

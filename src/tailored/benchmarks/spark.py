@@ -173,7 +173,7 @@ def spark_pipeline(spark: SparkSession, source: Path, output: Path, factors: int
     from tailored.spark.io import write_frame
     from tailored.spark.quality import check_quality
     from tailored.spark.scoring import recommend_all
-    from tailored.spark.split import split
+    from tailored.spark.split import split_by_name
 
     stages = Stages(say=say)
     with sampling_memory(spark) as peaks:
@@ -182,7 +182,7 @@ def spark_pipeline(spark: SparkSession, source: Path, output: Path, factors: int
             clean = check_quality(frame, QualityRules()).clean.cache()
             row["rows"] = clean.count()
         with stages.stage(f"split ({split_method})") as row:
-            train, test = split(clean, split_method, seed=42)
+            train, test = split_by_name(clean, split_method, seed=42)
             train = train.cache()
             row["rows"] = train.count()
             clean.unpersist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -121,20 +122,7 @@ def history_window(
             "history_window needs timestamps but the dataset has no 'timestamp' column; "
             "read the interactions with time=<your time column>."
         )
-    if days is None and start is None and end is None:
-        raise ConfigError("history_window needs days, start or end (e.g. days=365).")
-    if days is not None and start is not None and end is not None:
-        raise ConfigError("history_window takes at most two of days, start and end; drop one of them.")
-    if days is not None and days <= 0:
-        raise ConfigError(f"history_window needs days > 0, got {days}.")
-    lower = None if start is None else _unix_seconds(start)
-    upper = None if end is None else _unix_seconds(end)
-    if days is not None:
-        if lower is None:
-            upper = float(timestamps.max()) + 1.0 if upper is None else upper
-            lower = upper - days * 86400.0
-        else:
-            upper = lower + days * 86400.0
+    lower, upper = window_bounds(days, start, end, lambda: float(timestamps.max()))
     keep = np.ones(len(timestamps), bool)
     if lower is not None:
         keep &= timestamps >= lower
@@ -143,7 +131,29 @@ def history_window(
     return dataset.subset(keep)
 
 
-def _unix_seconds(moment: Moment) -> float:
+def window_bounds(days: float | None, start: Moment | None, end: Moment | None,
+                  latest: Callable[[], float]) -> tuple[float | None, float | None]:
+    """`history_window`'s ``[lower, upper)`` in unix seconds (None: open), checked; ``latest`` gives the latest
+    timestamp, read only when the window ends just after it."""
+    if days is None and start is None and end is None:
+        raise ConfigError("history_window needs days, start or end (e.g. days=365).")
+    if days is not None and start is not None and end is not None:
+        raise ConfigError("history_window takes at most two of days, start and end; drop one of them.")
+    if days is not None and days <= 0:
+        raise ConfigError(f"history_window needs days > 0, got {days}.")
+    lower = None if start is None else unix_seconds(start)
+    upper = None if end is None else unix_seconds(end)
+    if days is not None:
+        if lower is None:
+            upper = latest() + 1.0 if upper is None else upper
+            lower = upper - days * 86400.0
+        else:
+            upper = lower + days * 86400.0
+    return lower, upper
+
+
+def unix_seconds(moment: Moment) -> float:
+    """Unix seconds of a number (as given), an ISO date or a Timestamp (naive = UTC)."""
     if isinstance(moment, int | float):
         return float(moment)
     stamp = pd.Timestamp(moment)

@@ -219,7 +219,7 @@ def split(spark: SparkSession, interactions: Path, output_dir: Path, method: str
     the counts of each part."""
     from tailored.data.io import write_text
     from tailored.spark.io import write_frame
-    from tailored.spark.split import split as split_frame
+    from tailored.spark.split import split_by_name as split_frame
 
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"--format must be parquet or csv, got {fmt!r}.")
@@ -459,7 +459,7 @@ def _run_into(spark: SparkSession, spec: JobSpec, output: Path, step: Step) -> S
     step(f"splitting {kept:,} interactions ({spec.split.method})")
     settings = {key: value for key, value in vars(spec.split).items() if key != "method"}
     with spark_errors("splitting"):
-        from tailored.spark.split import split as split_frame
+        from tailored.spark.split import split_by_name as split_frame
 
         train_part, test_part = split_frame(clean, spec.split.method, strict=False, **settings)
         train_part, test_part = train_part.cache(), test_part.cache()

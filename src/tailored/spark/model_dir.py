@@ -18,9 +18,9 @@ each is computed from the training interactions in Spark, as `Recommender.fit` c
   ``item_scores_`` -- and the popularity fallback's ``item_scores_`` (`item_popularity`); no stages.
 
 The driver never holds everything at once: per-user rows (ids, factors, pair counts), the pairs, item-knn's
-neighbours and the co-purchase counts, each sorted by index, come to the driver by ``toLocalIterator`` in chunks of ``chunk_rows`` that are
-appended to ``.npy`` files (headers written first: the counts are known), zipped into ``arrays.npz`` at the end; the
-whole folder is written in a staging sibling then renamed (`staged_directory`).
+neighbours and the co-purchase counts, each sorted by index, come to the driver by ``toLocalIterator`` in chunks of
+``chunk_rows`` that are appended to ``.npy`` files (headers written first: the counts are known), zipped into
+``arrays.npz`` at the end; the whole folder is written in a staging sibling then renamed (`staged_directory`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pandas as pd
 from tailored.data.cells import timestamps as parsed_timestamps
 from tailored.data.columns import BASKET_ID, EVENT_TYPE, ITEM_ID, REASON, TIMESTAMP, USER_ID, VALUE
 from tailored.data.quality import TAIL_NORMAL_Z, TAIL_QUANTILE, QualityRules
+from tailored.data.transforms import window_bounds
 from tailored.errors import ConfigError, DataError
 from tailored.spark.io import number, unix_seconds
 from tailored.spark.split import order_statistics
@@ -162,20 +163,7 @@ def history_window(df: DataFrame, days: float | None = None, start: Any = None, 
     if TIMESTAMP not in df.columns:
         raise DataError("history_window needs timestamps but the interactions have no 'timestamp' column; read them "
                         "with time_col=<your time column>.")
-    if days is None and start is None and end is None:
-        raise ConfigError("history_window needs days, start or end (e.g. days=365).")
-    if days is not None and start is not None and end is not None:
-        raise ConfigError("history_window takes at most two of days, start and end; drop one of them.")
-    if days is not None and days <= 0:
-        raise ConfigError(f"history_window needs days > 0, got {days}.")
-    lower = None if start is None else _unix(start)
-    upper = None if end is None else _unix(end)
-    if days is not None:
-        if lower is None:
-            upper = float(df.agg(F.max(TIMESTAMP)).first()[0]) + 1.0 if upper is None else upper
-            lower = upper - days * SECONDS_PER_DAY
-        else:
-            upper = lower + days * SECONDS_PER_DAY
+    lower, upper = window_bounds(days, start, end, lambda: float(df.agg(F.max(TIMESTAMP)).first()[0]))
     keep = F.lit(True)
     if lower is not None:
         keep = keep & (F.col(TIMESTAMP) >= lower)
@@ -326,10 +314,3 @@ def _earliest(moment: int | str) -> float:
     if seconds.dtype == object:
         raise ConfigError(f"min_timestamp={moment!r} is neither unix seconds nor an ISO-8601 date.")
     return float(seconds.iloc[0])
-
-
-def _unix(moment: Any) -> float:
-    if isinstance(moment, int | float):
-        return float(moment)
-    stamp = pd.Timestamp(moment)
-    return (stamp if stamp.tzinfo is not None else stamp.tz_localize("UTC")).timestamp()

@@ -13,7 +13,6 @@ differ.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import pandas as pd
 from tailored.data.columns import ITEM_ID, TIMESTAMP, USER_ID
 from tailored.errors import ConfigError, DataError
 from tailored.split.base import check_fraction
+from tailored.split.registry import splitter_call
 from tailored.split.temporal import SECONDS_PER_DAY, as_time
 
 if TYPE_CHECKING:
@@ -35,22 +35,15 @@ _COLLECTED = 50_000
 """At most this many values of one column are brought to the driver to finish an order statistic."""
 
 
-def split(df: DataFrame, method: str, strict: bool = True, **params: Any) -> tuple[DataFrame, DataFrame]:
+def split_by_name(df: DataFrame, method: str, strict: bool = True, **params: Any) -> tuple[DataFrame, DataFrame]:
     """``(train, test)`` of ``df`` by the splitter named ``method`` with the parameters of
     `tailored.split.registry.split_by_name` (``None`` parameters take their defaults; with ``strict`` a parameter the
     method does not take is a ConfigError, otherwise it is ignored)."""
-    if method not in SPARK_SPLITTERS:
-        raise ConfigError(f"Unknown split method '{method}'. Valid methods: {', '.join(SPARK_SPLITTERS)}.")
-    splitter = SPARK_SPLITTERS[method]
-    accepted = set(inspect.signature(splitter).parameters) - {"df"}
-    given = {key: value for key, value in params.items() if value is not None}
-    unknown = sorted(set(given) - accepted)
-    if unknown and strict:
-        raise ConfigError(f"Split method '{method}' takes {sorted(accepted)}; got unexpected {unknown}.")
+    splitter, kwargs = splitter_call(SPARK_SPLITTERS, method, strict, params)
     for column in (USER_ID, ITEM_ID):
         if column not in df.columns:
             raise DataError(f"Interactions have no '{column}' column; columns are {df.columns}.")
-    return splitter(df, **{key: value for key, value in given.items() if key in accepted})
+    return splitter(df, **kwargs)
 
 
 # -- the splitters (same names, parameters and defaults as tailored.split) -----------------------------------------

@@ -17,7 +17,7 @@ from tailored.pipeline.recommender import build_recommender
 from tailored.spark.als import WEIGHTINGS, resolve_weighting, train_als
 from tailored.spark.metrics import evaluate
 from tailored.spark.scoring import recommend_all
-from tailored.spark.split import split
+from tailored.spark.split import split_by_name
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -71,7 +71,7 @@ def tune_als(df: DataFrame, metric_name: str = "ndcg@10", trials: int = 20, seed
 
 def carve(df: DataFrame, method: str, seed: int) -> tuple[DataFrame, DataFrame]:
     """(sub-train, validation) of the training data ``df``: the rows `carve_validation` carves locally."""
-    return split(df, method, strict=False, test_fraction=FRACTION, fraction=FRACTION, seed=seed)
+    return split_by_name(df, method, strict=False, test_fraction=FRACTION, fraction=FRACTION, seed=seed)
 
 
 def _constant_totals(train: DataFrame) -> bool:

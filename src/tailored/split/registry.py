@@ -30,12 +30,20 @@ def split_by_name(dataset: Dataset, method: str, strict: bool = True, **params: 
     """Split with the named splitter. ``None`` parameters are left at their defaults; with ``strict`` a parameter
     the splitter does not take is an error, otherwise it is ignored (a job spec's split section may hold the
     settings of several methods)."""
-    if method not in SPLITTERS:
-        raise ConfigError(f"Unknown split method '{method}'. Valid methods: {', '.join(SPLITTERS)}.")
-    splitter = SPLITTERS[method]
-    accepted = set(inspect.signature(splitter).parameters) - {"dataset"}
+    splitter, kwargs = splitter_call(SPLITTERS, method, strict, params)
+    return splitter(dataset, **kwargs)
+
+
+def splitter_call(splitters: dict[str, Callable[..., Any]], method: str, strict: bool,
+                  params: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The splitter named ``method`` in ``splitters`` and the keywords of ``params`` it takes (its first parameter
+    is the data): None values left at their defaults, the others an error with ``strict``, else ignored."""
+    if method not in splitters:
+        raise ConfigError(f"Unknown split method '{method}'. Valid methods: {', '.join(splitters)}.")
+    splitter = splitters[method]
+    accepted = set(list(inspect.signature(splitter).parameters)[1:])
     given = {k: v for k, v in params.items() if v is not None}
     unknown = sorted(set(given) - accepted)
     if unknown and strict:
         raise ConfigError(f"Split method '{method}' takes {sorted(accepted)}; got unexpected {unknown}.")
-    return splitter(dataset, **{k: v for k, v in given.items() if k in accepted})
+    return splitter, {k: v for k, v in given.items() if k in accepted}
