@@ -52,8 +52,8 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
-from tailored.models.ranker_features import (DAY, ItemAttributes, Window, feature_names, interaction_seconds,
-                                             pair_features)
+from tailored.models.ranker_features import (DAY, ItemAttributes, Sources, UserAttributes, Window,
+                                             interaction_seconds, pair_features)
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class RankerScorer:
             cut, label_rows = None, per_user_carve(dataset.user_index, self.label_fraction, order)
         earlier, later = dataset.subset(~label_rows), dataset.subset(label_rows)
         attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
-        window = Window.of(earlier, seconds[~label_rows], until=cut)
+        people = UserAttributes.of(dataset.user_attributes, dataset.n_users)
+        sources = Sources.of(Window.of(earlier, seconds[~label_rows], until=cut), attributes, people)
         retrievers = [create_retriever(name).fit(earlier) for name in names]
         labels = later.matrix(binary=True)
         labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
@@ -126,8 +127,8 @@ class RankerScorer:
             raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
                             "label_fraction (or label_days), or give more history per user.")
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
-        columns = feature_names([feature_label(name) for name in names], attributes)
-        sets = [self._rows(retrievers, window, attributes, users, labels, module, columns)
+        columns = sources.feature_names([feature_label(name) for name in names])
+        sets = [self._rows(retrievers, sources, users, labels, module, columns)
                 for users in (labelled[~held_out], labelled[held_out])]
         if sets[0] is None:
             raise DataError("ranker: no labelled user has a relevant item among the candidates; raise candidates "
@@ -153,13 +154,17 @@ class RankerScorer:
         self.category_blocks_ = attributes.category_blocks
         self.number_names_ = np.asarray(attributes.number_names, dtype=str)
         self.category_names_ = np.asarray(attributes.category_names, dtype=str)
+        self.user_numbers_, self.user_segments_ = people.numbers, people.segments
+        self.user_number_names_ = np.asarray(people.number_names, dtype=str)
+        self.user_segment_names_ = np.asarray(people.segment_names, dtype=str)
         self.n_users_, self.n_items_ = dataset.n_users, dataset.n_items
-        self._serving: tuple[Any, Window, ItemAttributes] | None = None
+        self._serving: tuple[Any, Sources] | None = None
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         check_fitted(self, "booster_")
-        booster, window, attributes = self._serving_state()
+        booster, sources = self._serving_state()
+        window = sources.window
         users = np.asarray(users, np.int64)
         out = np.empty((len(users), self.n_items_), np.float32)
         size = block_users(self.n_items_)
@@ -171,7 +176,7 @@ class RankerScorer:
             rows, candidate_items = candidate_pairs(ranks, window, known, self.candidates, self.recent)
             keep = inside[rows]
             rows, candidate_items = rows[keep], candidate_items[keep]
-            features = pair_features(window, attributes, known, rows, candidate_items, scores, ranks)
+            features = pair_features(sources, known, rows, candidate_items, scores, ranks)
             predicted = booster.predict(features, num_threads=num_threads()) + self._base(features, rows)
             out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, ranks[0], len(block))
         return out if items is None else out[:, items]
@@ -224,19 +229,19 @@ class RankerScorer:
             )
         return cut
 
-    def _rows(self, retrievers: list[Scorer], window: Window, attributes: ItemAttributes, users: np.ndarray,
-              labels: sp.csr_matrix, module: Any, names: list[str]) -> Any:
+    def _rows(self, retrievers: list[Scorer], sources: Sources, users: np.ndarray, labels: sp.csr_matrix,
+              module: Any, names: list[str]) -> Any:
         """The LightGBM dataset (one group per user with a relevant candidate) of ``users``, or None without one."""
         features, relevant, groups, bases = [], [], [], []
         size = block_users(labels.shape[1])
         for start in range(0, len(users), size):
             block = users[start:start + size]
-            scores, ranks = retriever_features(retrievers, window, block)
-            rows, items = candidate_pairs(ranks, window, block, self.candidates, self.recent)
+            scores, ranks = retriever_features(retrievers, sources.window, block)
+            rows, items = candidate_pairs(ranks, sources.window, block, self.candidates, self.recent)
             hits = np.asarray(labels[block[rows], items]).ravel() > 0
             useful = np.bincount(rows, hits, minlength=len(block))[rows] > 0
             rows, items, hits = rows[useful], items[useful], hits[useful]
-            features.append(pair_features(window, attributes, block, rows, items, scores, ranks))
+            features.append(pair_features(sources, block, rows, items, scores, ranks))
             bases.append(self._base(features[-1], rows))
             relevant.append(hits.astype(np.float32))
             groups.append(np.bincount(rows, minlength=len(block))[np.unique(rows)])
@@ -245,8 +250,8 @@ class RankerScorer:
         return module.Dataset(np.concatenate(features), np.concatenate(relevant), group=np.concatenate(groups),
                               init_score=np.concatenate(bases), feature_name=names, free_raw_data=True)
 
-    def _serving_state(self) -> tuple[Any, Window, ItemAttributes]:
-        """The booster, the window of all the data and the item attributes, built once from the stored arrays."""
+    def _serving_state(self) -> tuple[Any, Sources]:
+        """The booster and what the features read from all the data, built once from the stored arrays."""
         if getattr(self, "_serving", None) is None:
             booster = lightgbm().Booster(model_str=self.booster_.tobytes().decode())
             window = Window(self.interaction_users_.astype(np.int64), self.interaction_items_.astype(np.int64),
@@ -255,7 +260,9 @@ class RankerScorer:
             attributes = ItemAttributes(self.item_numbers_, tuple(self.number_names_.tolist()),
                                         sp.csr_matrix(self.item_categories_), self.category_blocks_,
                                         tuple(self.category_names_.tolist()))
-            self._serving = (booster, window, attributes)
+            people = UserAttributes(self.user_numbers_, tuple(self.user_number_names_.tolist()),
+                                    self.user_segments_, tuple(self.user_segment_names_.tolist()))
+            self._serving = (booster, Sources.of(window, attributes, people))
         return self._serving
 
 

@@ -6,7 +6,7 @@ training rows from ``Window.of(dataset, until=cut)``, which drops every row at o
 serving rows from ``Window.of(dataset)``: the same functions, so training and serving cannot drift apart, and the
 label window cannot leak into a feature (tests/models/test_ranker.py checks both).
 
-Features (`feature_names`), all vectorised over the pairs:
+Features (`Sources.feature_names`), all vectorised over the pairs:
 
 - per retriever: its score standardised over the user's unseen items (``<name>_score``) and its rank among them
   (``<name>_rank``, 1 = its best); NaN for an item the user has taken (a repeat candidate), which retrievers do
@@ -16,10 +16,15 @@ Features (`feature_names`), all vectorised over the pairs:
 - item: ``item_relative_popularity`` (log of 1 + events over 1 + the mean item's events), ``item_trend`` (log of
   the last 7 days' events over the last 30 days' weekly rate, both + 1), ``item_age_days`` (days since its first
   event), each numeric item attribute (``item_<column>``: price, year...);
+- user attributes (a users table): each numeric one as it is (``user_<column>``: age, income);
 - pair: ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
-  share of the user's distinct items that carry the candidate's value (the mean over its values), and
-  ``days_since_taken``: days since the user last took this very item (NaN when never: a repeat signal, for
-  candidates drawn from the user's own recent items).
+  share of the user's distinct items that carry the candidate's value (the mean over its values);
+  ``gap_<column>`` for each numeric item attribute: the candidate's value minus the mean over the user's distinct
+  items (a price level, an era); ``segment_lift_<column>`` for each usable user attribute (categorical, or numeric
+  cut at the users' quantiles: `tailored.data.features.attribute_columns`): log((1 + the item's events by the
+  user's segment) / (1 + the events expected were the item as popular there as everywhere)), how much more the
+  people like this user take the item; and ``days_since_taken``: days since the user last took this very item
+  (NaN when never: a repeat signal, for candidates drawn from the user's own recent items).
 
 Features unknown for a pair are NaN, which LightGBM routes by a learned default direction.
 """
@@ -35,12 +40,15 @@ import scipy.sparse as sp
 
 from tailored.data.cells import timestamps
 from tailored.data.dataset import Dataset
+from tailored.data.features import attribute_columns, attribute_tokens, numeric_bins
 from tailored.errors import DataError
 
 DAY = 86_400.0
 RECENT_DAYS, MONTH_DAYS = 7.0, 30.0
 MAX_CATEGORIES = 100
 """A text item attribute is a category when its values (``|``-separated) number at most this many."""
+MAX_SEGMENTS = 50
+"""A user attribute is a segment when it has at most this many values (or, with more, mostly shared ones)."""
 USER_FEATURES = ("user_relative_activity", "user_days_since_last")
 ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURE = "days_since_taken"
@@ -94,6 +102,51 @@ class ItemAttributes:
             category_blocks=np.cumsum([0] + [block.shape[1] for block in blocks]),
             category_names=tuple(category_names),
         )
+
+
+@dataclass(frozen=True)
+class UserAttributes:
+    """The user attributes the features read, fixed at training: numeric columns, and each usable column's segment
+    (a category, or the quantile bin of a number) as a code per user."""
+
+    numbers: np.ndarray
+    """n_users x numeric columns, float64, NaN where unknown."""
+    number_names: tuple[str, ...]
+    segments: np.ndarray
+    """n_users x segment columns, int64 codes (0..levels - 1), -1 where unknown."""
+    segment_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: pd.DataFrame | None, n_users: int) -> UserAttributes:
+        """From a user attribute table aligned on user indices (None: no column)."""
+        table = pd.DataFrame(index=range(n_users)) if table is None else table
+        columns, edges = attribute_columns(table, MAX_SEGMENTS)
+        bins = numeric_bins(columns, edges)
+        tokens = attribute_tokens(table, columns, False, bins)
+        codes = [pd.factorize(tokens[name].replace("", None))[0] for name in columns]
+        numbers = [pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64) for name in bins]
+        return cls(
+            numbers=np.column_stack(numbers) if numbers else np.zeros((n_users, 0)),
+            number_names=tuple(str(name) for name in bins),
+            segments=np.column_stack(codes).astype(np.int64) if codes else np.zeros((n_users, 0), np.int64),
+            segment_names=tuple(str(name) for name in columns),
+        )
+
+    def lifts(self, window: Window) -> list[np.ndarray]:
+        """Per segment column, levels x items: log((1 + the item's events by the level's users in ``window``) /
+        (1 + the events expected at the item's overall share)); the window's rows by users of an unknown level are
+        left out."""
+        out = []
+        for codes in self.segments.T:
+            level = codes[window.users]
+            known = level >= 0
+            levels = int(codes.max(initial=-1)) + 1
+            joint = np.bincount(level[known] * window.n_items + window.items[known],
+                                minlength=levels * window.n_items).reshape(levels, window.n_items)
+            per_level, per_item = joint.sum(axis=1), joint.sum(axis=0)
+            expected = np.outer(per_level, per_item) / max(known.sum(), 1)
+            out.append(np.log((1.0 + joint) / (1.0 + expected)).astype(np.float32))
+        return out
 
 
 def normalized_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -169,28 +222,45 @@ def relative_log_counts(counts: np.ndarray) -> np.ndarray:
     return np.log1p(counts) - np.log1p(counts.mean() if len(counts) else 0.0)
 
 
-def feature_names(retrievers: list[str], attributes: ItemAttributes) -> list[str]:
-    """The columns of `pair_features`, in order."""
-    return ([f"{name}_{kind}" for name in retrievers for kind in ("score", "rank")] + list(USER_FEATURES)
-            + list(ITEM_FEATURES) + [f"item_{name}" for name in attributes.number_names]
-            + [f"affinity_{name}" for name in attributes.category_names] + [REPEAT_FEATURE])
+@dataclass(frozen=True, eq=False)
+class Sources:
+    """What the features of one window read: the window, the item and user attributes, and the segment lifts
+    computed from the window (`UserAttributes.lifts`)."""
+
+    window: Window
+    items: ItemAttributes
+    people: UserAttributes
+    lifts: list[np.ndarray]
+
+    @classmethod
+    def of(cls, window: Window, items: ItemAttributes, people: UserAttributes) -> Sources:
+        return cls(window, items, people, people.lifts(window))
+
+    def feature_names(self, retrievers: list[str]) -> list[str]:
+        """The columns of `pair_features`, in order."""
+        return ([f"{name}_{kind}" for name in retrievers for kind in ("score", "rank")] + list(USER_FEATURES)
+                + list(ITEM_FEATURES) + [f"item_{name}" for name in self.items.number_names]
+                + [f"user_{name}" for name in self.people.number_names]
+                + [f"affinity_{name}" for name in self.items.category_names]
+                + [f"gap_{name}" for name in self.items.number_names]
+                + [f"segment_lift_{name}" for name in self.people.segment_names] + [REPEAT_FEATURE])
 
 
-def pair_features(window: Window, attributes: ItemAttributes, users: np.ndarray, rows: np.ndarray,
-                  items: np.ndarray, retriever_scores: list[np.ndarray], retriever_ranks: list[np.ndarray]
-                  ) -> np.ndarray:
-    """The feature rows (float32, `feature_names` order) of the pairs (``users[rows]``, ``items``): ``users`` is a
-    block of user indices, ``retriever_scores`` / ``retriever_ranks`` each retriever's standardised scores and
-    ranks for the block (block users x all items)."""
+def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: np.ndarray,
+                  retriever_scores: list[np.ndarray], retriever_ranks: list[np.ndarray]) -> np.ndarray:
+    """The feature rows (float32, `Sources.feature_names` order) of the pairs (``users[rows]``, ``items``):
+    ``users`` is a block of user indices, ``retriever_scores`` / ``retriever_ranks`` each retriever's standardised
+    scores and ranks for the block (block users x all items)."""
+    window, attributes, people = sources.window, sources.items, sources.people
     pair_users = users[rows]
     taken = np.asarray(window.taken[pair_users, items]).ravel() > 0
     columns = []
     for scores, ranks in zip(retriever_scores, retriever_ranks, strict=True):
         columns += [np.where(taken, np.nan, scores[rows, items]), np.where(taken, np.nan, ranks[rows, items])]
     columns += list(window.user_table[pair_users].T) + list(window.item_table[items].T)
-    columns += list(attributes.numbers[items].T)
+    columns += list(attributes.numbers[items].T) + list(people.numbers[pair_users].T)
+    taken = window.taken[users]
     if attributes.category_names:
-        taken = window.taken[users]
         held = np.maximum(np.asarray(taken.sum(axis=1)).ravel(), 1.0)
         shares = (taken @ (attributes.categories > 0).astype(np.float64)).toarray() / held[:, None]
         carried = attributes.categories[items].tocoo()  # (pair, value, the value's weight in its column's mean)
@@ -199,6 +269,14 @@ def pair_features(window: Window, attributes: ItemAttributes, users: np.ndarray,
         for column in range(len(attributes.category_names)):
             of_column = column_of_value == column
             columns.append(np.bincount(carried.row[of_column], contributions[of_column], minlength=len(items)))
+    if attributes.number_names:
+        known = ~np.isnan(attributes.numbers)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (taken @ np.where(known, attributes.numbers, 0.0)) / (taken @ known.astype(np.float64))
+        columns += list((attributes.numbers[items] - means[rows]).T)
+    for codes, lift in zip(people.segments.T, sources.lifts, strict=True):
+        level = codes[pair_users]
+        columns.append(np.where(level >= 0, lift[np.maximum(level, 0), items], np.nan))
     last = window.last_taken[pair_users, items]
     columns.append(np.where(np.asarray(last).ravel() > 0, np.asarray(last).ravel(), np.nan))
     return np.column_stack(columns).astype(np.float32)
