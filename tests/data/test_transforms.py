@@ -120,6 +120,18 @@ def test_aggregate_pairs_and_weightings() -> None:
     assert confidence.values == pytest.approx(1 + 2 * np.log1p([5.0, 0.0]))
 
 
+def test_aggregated_pairs_keep_the_context_of_their_latest_row() -> None:
+    """The device and channel of a pair's latest event (a context-aware ranker reads them), whatever the rows'
+    order; the pairs in order of first appearance, as without such columns."""
+    frame = pd.DataFrame({"user_id": ["u1", "u2", "u1", "u1"], "item_id": ["i1", "i1", "i1", "i2"],
+                          "value": 1.0, "timestamp": [T0 + DAY, T0, T0, T0 + 2 * DAY],
+                          "device": ["mobile", "desktop", "desktop", None], "channel": ["app", "web", "web", "email"]})
+    merged = aggregate_pairs(Dataset.from_frame(frame)).to_frame()
+    assert merged[["user_id", "item_id", "value", "channel"]].values.tolist() == [
+        ["u1", "i1", 2.0, "app"], ["u2", "i1", 1.0, "web"], ["u1", "i2", 1.0, "email"]]
+    assert merged.device.tolist()[:2] == ["mobile", "desktop"] and pd.isna(merged.device[2])
+
+
 def test_time_decay_weights_halve_every_half_life() -> None:
     stamps = np.array([T0, T0 - 10 * DAY, T0 - 20 * DAY])
     assert time_decay_weights(stamps, half_life_days=10) == pytest.approx([1.0, 0.5, 0.25])

@@ -24,10 +24,19 @@ one (play counts: thousands against tens; star ratings: 5 against 4; purchases o
 
 
 def aggregate_pairs(dataset: Dataset) -> Dataset:
-    """One row per (user, item): values summed, latest timestamp kept."""
-    table = dataset.interactions
+    """One row per (user, item), in order of first appearance: values summed, latest timestamp kept, and the other
+    columns (event type, context: device, channel...) as the pair's latest row has them (its last row without
+    timestamps)."""
+    table, pair = dataset.interactions, [USER_INDEX, ITEM_INDEX]
     aggregations = {VALUE: "sum"} | ({TIMESTAMP: "max"} if TIMESTAMP in table else {})
-    grouped = table.groupby([USER_INDEX, ITEM_INDEX], sort=False, as_index=False).agg(aggregations)
+    grouped = table.groupby(pair, sort=False, as_index=False).agg(aggregations)
+    others = [column for column in table.columns if column not in (*pair, VALUE, TIMESTAMP)]
+    if others:
+        by_time = table[pair].assign(_row=np.arange(len(table)))
+        if TIMESTAMP in table:
+            by_time = by_time.iloc[np.argsort(table[TIMESTAMP].to_numpy(), kind="stable")]
+        latest = by_time.groupby(pair, sort=False)["_row"].last().to_numpy()
+        grouped = grouped.merge(table.iloc[latest][pair + others], on=pair, how="left", sort=False)
     return Dataset(dataset.users, dataset.items, grouped, dataset.user_attributes, dataset.item_attributes)
 
 

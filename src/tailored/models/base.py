@@ -89,6 +89,14 @@ class RatingPredictor(Protocol):
 
 
 @runtime_checkable
+class ContextScorer(Protocol):
+    """Scores trained users in a request's context (`tailored.query.Context`'s fields by name: device, channel,
+    moment...), which it learned from: the ranker."""
+
+    def score_context(self, users: np.ndarray, context: Mapping[str, Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
 class AttributeExplainer(Protocol):
     """Says which attribute most raises an item's rate for users described by attribute indicators (demographic)."""
 
@@ -105,7 +113,7 @@ class Capabilities:
     ``new_item_histories`` (`NewItemHistoryScorer`), ``folds_in_history`` (the flag: a trained user's events since
     training fold in, by history or sequence), ``fold_in`` (`FoldInScorer`), ``ratings`` (``explicit`` and a
     `RatingPredictor`), ``vectors`` (the ``inner_product`` flag: scores are ``user_factors_ . item_factors_``, which
-    a vector index can serve), ``explains_attributes`` (`AttributeExplainer`)."""
+    a vector index can serve), ``explains_attributes`` (`AttributeExplainer`), ``context`` (`ContextScorer`)."""
 
     attributes: bool = False
     histories: bool = False
@@ -117,6 +125,7 @@ class Capabilities:
     ratings: bool = False
     vectors: bool = False
     explains_attributes: bool = False
+    context: bool = False
 
 
 def capabilities(scorer: Scorer) -> Capabilities:
@@ -134,6 +143,7 @@ def capabilities(scorer: Scorer) -> Capabilities:
         ratings=bool(scorer.explicit) and isinstance(scorer, RatingPredictor),
         vectors=bool(getattr(type(scorer), "inner_product", False)),
         explains_attributes=isinstance(scorer, AttributeExplainer),
+        context=isinstance(scorer, ContextScorer),
     )
 
 

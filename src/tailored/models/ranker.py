@@ -38,8 +38,10 @@ bytes), never pickled; a loaded model scores exactly as the fitted one. Needs th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -52,8 +54,8 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
-from tailored.models.ranker_features import (DAY, ItemAttributes, Sources, UserAttributes, Window,
-                                             interaction_seconds, pair_features)
+from tailored.models.ranker_features import (DAY, ContextKeys, ItemAttributes, Sources, UserAttributes, Window,
+                                             context_features, interaction_seconds, pair_features)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class RankerScorer:
     num_leaves: int = 31
     min_child_samples: int = 20
     base_weight: float = 1.0
+    context: str = "auto"
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -119,17 +122,21 @@ class RankerScorer:
         earlier, later = dataset.subset(~label_rows), dataset.subset(label_rows)
         attributes = ItemAttributes.of(dataset.item_attributes, dataset.n_items)
         people = UserAttributes.of(dataset.user_attributes, dataset.n_users)
-        sources = Sources.of(Window.of(earlier, seconds[~label_rows], until=cut), attributes, people)
+        keys = ContextKeys.of(dataset.interactions, self.context)
+        levels = keys.row_levels(dataset.interactions, seconds)
+        window = Window.of(earlier, seconds[~label_rows], until=cut, context=levels[~label_rows])
+        sources = Sources.of(window, attributes, people, keys)
         retrievers = [create_retriever(name).fit(earlier) for name in names]
-        labels = later.matrix(binary=True)
         labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
         if len(labelled) == 0:
             raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
                             "label_fraction (or label_days), or give more history per user.")
+        groups = LabelGroups.of(later, levels[label_rows], labelled)
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
+        held_groups = np.isin(groups.users, labelled[held_out])
         columns = sources.feature_names([feature_label(name) for name in names])
-        sets = [self._rows(retrievers, sources, users, labels, module, columns)
-                for users in (labelled[~held_out], labelled[held_out])]
+        sets = [self._rows(retrievers, sources, groups.subset(chosen), module, columns)
+                for chosen in (~held_groups, held_groups)]
         if sets[0] is None:
             raise DataError("ranker: no labelled user has a relevant item among the candidates; raise candidates "
                             "or label_fraction.")
@@ -144,12 +151,17 @@ class RankerScorer:
         text = booster.model_to_string(num_iteration=self.rounds_)
         self.booster_ = np.frombuffer(text.encode(), np.uint8).copy()
         self.feature_names_ = np.asarray(columns)
-        logger.info("ranker: %d rounds on %d labelled users (%d held out), %s carve", self.rounds_, len(labelled),
-                    held_out.sum(), self.carve)
+        logger.info("ranker: %d rounds on %d labelled users in %d groups (%d users held out), %s carve, context %s",
+                    self.rounds_, len(labelled), len(groups.users), held_out.sum(), self.carve,
+                    ", ".join(keys.names) or "none")
         self.members_: list[Scorer] = [create_retriever(name).fit(dataset) for name in names]
         self.interaction_users_ = dataset.user_index.astype(np.int32)
         self.interaction_items_ = dataset.item_index.astype(np.int32)
         self.interaction_seconds_ = seconds
+        self.interaction_context_ = levels.astype(np.int16)
+        self.context_names_ = np.asarray(keys.names, dtype=str)
+        self.context_values_ = np.asarray([value for values in keys.vocabularies for value in values], dtype=str)
+        self.context_sizes_ = np.asarray([len(values) for values in keys.vocabularies], np.int64)
         self.item_numbers_, self.item_categories_ = attributes.numbers, attributes.categories
         self.category_blocks_ = attributes.category_blocks
         self.number_names_ = np.asarray(attributes.number_names, dtype=str)
@@ -162,7 +174,18 @@ class RankerScorer:
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores without a request context (every context feature at no lift)."""
         check_fitted(self, "booster_")
+        return self._scores(users, np.full(len(self.context_names_), -1, np.int64), items)
+
+    def score_context(self, users: np.ndarray, context: Mapping[str, Any]) -> np.ndarray:
+        """Scores in a request's ``context`` (`tailored.query.Context`'s fields by name: device, channel, segment,
+        moment...); a key the ranker was not trained on and a value it has not seen are logged as warnings."""
+        check_fitted(self, "booster_")
+        return self._scores(users, self._serving_state()[1].context.request_levels(context))
+
+    def _scores(self, users: np.ndarray, levels: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores of ``users`` with the context ``levels`` (one per key, -1: not given)."""
         booster, sources = self._serving_state()
         window = sources.window
         users = np.asarray(users, np.int64)
@@ -176,7 +199,8 @@ class RankerScorer:
             rows, candidate_items = candidate_pairs(ranks, window, known, self.candidates, self.recent)
             keep = inside[rows]
             rows, candidate_items = rows[keep], candidate_items[keep]
-            features = pair_features(sources, known, rows, candidate_items, scores, ranks)
+            features = np.hstack([pair_features(sources, known, rows, candidate_items, scores, ranks),
+                                  context_features(sources, np.tile(levels, (len(rows), 1)), candidate_items)])
             predicted = booster.predict(features, num_threads=num_threads()) + self._base(features, rows)
             out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, ranks[0], len(block))
         return out if items is None else out[:, items]
@@ -229,25 +253,32 @@ class RankerScorer:
             )
         return cut
 
-    def _rows(self, retrievers: list[Scorer], sources: Sources, users: np.ndarray, labels: sp.csr_matrix,
-              module: Any, names: list[str]) -> Any:
-        """The LightGBM dataset (one group per user with a relevant candidate) of ``users``, or None without one."""
-        features, relevant, groups, bases = [], [], [], []
-        size = block_users(labels.shape[1])
-        for start in range(0, len(users), size):
-            block = users[start:start + size]
-            scores, ranks = retriever_features(retrievers, sources.window, block)
-            rows, items = candidate_pairs(ranks, sources.window, block, self.candidates, self.recent)
-            hits = np.asarray(labels[block[rows], items]).ravel() > 0
-            useful = np.bincount(rows, hits, minlength=len(block))[rows] > 0
-            rows, items, hits = rows[useful], items[useful], hits[useful]
-            features.append(pair_features(sources, block, rows, items, scores, ranks))
+    def _rows(self, retrievers: list[Scorer], sources: Sources, groups: LabelGroups, module: Any, names: list[str]
+              ) -> Any:
+        """The LightGBM dataset of the label ``groups`` (one query per group with a relevant candidate), or None
+        without one. A user's candidates and context-free features are computed once, then repeated for each of the
+        user's groups beside the group's context features."""
+        features, relevant, sizes, bases = [], [], [], []
+        size = block_users(groups.labels.shape[1])
+        for start in range(0, len(groups.users), size):
+            block = slice(start, start + size)
+            users, inverse = np.unique(groups.users[block], return_inverse=True)
+            scores, ranks = retriever_features(retrievers, sources.window, users)
+            user_rows, user_items = candidate_pairs(ranks, sources.window, users, self.candidates, self.recent)
+            per_user = pair_features(sources, users, user_rows, user_items, scores, ranks)
+            pairs, rows = group_pairs(user_rows, len(users), inverse)
+            items = user_items[pairs]
+            hits = np.asarray(groups.labels[start + rows, items]).ravel() > 0
+            useful = np.bincount(rows, hits, minlength=len(inverse))[rows] > 0
+            pairs, rows, items, hits = pairs[useful], rows[useful], items[useful], hits[useful]
+            features.append(np.hstack([per_user[pairs],
+                                       context_features(sources, groups.levels[block][rows], items)]))
             bases.append(self._base(features[-1], rows))
             relevant.append(hits.astype(np.float32))
-            groups.append(np.bincount(rows, minlength=len(block))[np.unique(rows)])
-        if not sum(len(group) for group in groups):
+            sizes.append(np.bincount(rows, minlength=len(inverse))[np.unique(rows)])
+        if not sum(len(group) for group in sizes):
             return None
-        return module.Dataset(np.concatenate(features), np.concatenate(relevant), group=np.concatenate(groups),
+        return module.Dataset(np.concatenate(features), np.concatenate(relevant), group=np.concatenate(sizes),
                               init_score=np.concatenate(bases), feature_name=names, free_raw_data=True)
 
     def _serving_state(self) -> tuple[Any, Sources]:
@@ -262,8 +293,50 @@ class RankerScorer:
                                         tuple(self.category_names_.tolist()))
             people = UserAttributes(self.user_numbers_, tuple(self.user_number_names_.tolist()),
                                     self.user_segments_, tuple(self.user_segment_names_.tolist()))
-            self._serving = (booster, Sources.of(window, attributes, people))
+            bounds = np.cumsum([0, *self.context_sizes_.tolist()])
+            keys = ContextKeys(tuple(self.context_names_.tolist()),
+                               tuple(tuple(self.context_values_[a:b].tolist()) for a, b in zip(bounds, bounds[1:])))
+            window = dataclasses.replace(window, context=self.interaction_context_.astype(np.int64))
+            self._serving = (booster, Sources.of(window, attributes, people, keys))
         return self._serving
+
+
+@dataclass(frozen=True)
+class LabelGroups:
+    """The ranker's queries: one per (user, context) of the label rows, with the items taken there."""
+
+    users: np.ndarray
+    levels: np.ndarray
+    """groups x context keys."""
+    labels: sp.csr_matrix
+    """groups x items: 1 where the group's user took the item in the group's context."""
+
+    @classmethod
+    def of(cls, later: Dataset, levels: np.ndarray, users: np.ndarray) -> LabelGroups:
+        """The groups of the label rows ``later`` (``levels``: their context levels) of the ``users``; without a
+        context key, one group per user."""
+        keep = np.isin(later.user_index, users)
+        keys = np.column_stack([later.user_index[keep], levels[keep]]).astype(np.int64)
+        unique, group = np.unique(keys, axis=0, return_inverse=True)
+        labels = sp.csr_matrix((np.ones(len(group)), (group.ravel(), later.item_index[keep])),
+                               (len(unique), later.n_items))
+        labels.sum_duplicates()
+        labels.data[:] = 1.0
+        return cls(unique[:, 0], unique[:, 1:], labels)
+
+    def subset(self, chosen: np.ndarray) -> LabelGroups:
+        return LabelGroups(self.users[chosen], self.levels[chosen], self.labels[chosen])
+
+
+def group_pairs(user_rows: np.ndarray, n_users: int, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For groups whose users are ``inverse`` (positions among ``n_users``), the indices of their users' candidate
+    pairs (``user_rows``: each pair's user, sorted) and each such pair's group."""
+    counts = np.bincount(user_rows, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lengths = counts[inverse.ravel()]
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return starts[inverse.ravel()][rows] + np.arange(len(rows)) - first[rows], rows
 
 
 def block_users(n_items: int) -> int:

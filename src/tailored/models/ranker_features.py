@@ -24,15 +24,24 @@ Features (`Sources.feature_names`), all vectorised over the pairs:
   cut at the users' quantiles: `tailored.data.features.attribute_columns`): log((1 + the item's events by the
   user's segment) / (1 + the events expected were the item as popular there as everywhere)), how much more the
   people like this user take the item; and ``days_since_taken``: days since the user last took this very item
-  (NaN when never: a repeat signal, for candidates drawn from the user's own recent items).
+  (NaN when never: a repeat signal, for candidates drawn from the user's own recent items);
+- context (`ContextKeys`, after the others: `context_features`): ``context_lift_<key>`` for each context key, the
+  same lift as a segment's with the key's value in place of the user's segment: how much more the item is taken on
+  a mobile, from an email, at 8 in the morning, on a Saturday. The keys are the interaction columns named as the
+  request's context keys (``device``, ``channel``, ``segment``) and the ``hour`` and ``weekday`` of the timestamps
+  (UTC, as the request's date is read); a key the request does not give, or a value not seen in training, is 0
+  (no lift).
 
 Features unknown for a pair are NaN, which LightGBM routes by a learned default direction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +50,9 @@ import scipy.sparse as sp
 from tailored.data.cells import timestamps
 from tailored.data.dataset import Dataset
 from tailored.data.features import attribute_columns, attribute_tokens, numeric_bins
-from tailored.errors import DataError
+from tailored.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
 
 DAY = 86_400.0
 RECENT_DAYS, MONTH_DAYS = 7.0, 30.0
@@ -52,6 +63,10 @@ MAX_SEGMENTS = 50
 USER_FEATURES = ("user_relative_activity", "user_days_since_last")
 ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURE = "days_since_taken"
+CONTEXT_COLUMNS = ("device", "channel", "segment")
+"""Interaction columns that are request context keys (`tailored.query.Context`'s fields of the same names)."""
+TIME_KEYS = {"hour": 24, "weekday": 7}
+"""Context keys read from the timestamps (UTC) and the request's date, with their number of values."""
 
 
 def interaction_seconds(dataset: Dataset, algorithm: str) -> np.ndarray:
@@ -133,20 +148,93 @@ class UserAttributes:
         )
 
     def lifts(self, window: Window) -> list[np.ndarray]:
-        """Per segment column, levels x items: log((1 + the item's events by the level's users in ``window``) /
-        (1 + the events expected at the item's overall share)); the window's rows by users of an unknown level are
-        left out."""
-        out = []
-        for codes in self.segments.T:
-            level = codes[window.users]
-            known = level >= 0
-            levels = int(codes.max(initial=-1)) + 1
-            joint = np.bincount(level[known] * window.n_items + window.items[known],
-                                minlength=levels * window.n_items).reshape(levels, window.n_items)
-            per_level, per_item = joint.sum(axis=1), joint.sum(axis=0)
-            expected = np.outer(per_level, per_item) / max(known.sum(), 1)
-            out.append(np.log((1.0 + joint) / (1.0 + expected)).astype(np.float32))
-        return out
+        """Per segment column, the `lift_table` of the window's rows by the segment of their user."""
+        return [lift_table(codes[window.users], window.items, int(codes.max(initial=-1)) + 1, window.n_items)
+                for codes in self.segments.T]
+
+
+def lift_table(levels: np.ndarray, items: np.ndarray, n_levels: int, n_items: int) -> np.ndarray:
+    """levels x items, float32: log((1 + the rows of the level with the item) / (1 + the rows expected were the
+    item as common at the level as among all rows)), from rows' ``levels`` (-1: unknown, left out) and ``items``."""
+    known = levels >= 0
+    joint = np.bincount(levels[known] * n_items + items[known], minlength=n_levels * n_items).reshape(n_levels,
+                                                                                                       n_items)
+    expected = np.outer(joint.sum(axis=1), joint.sum(axis=0)) / max(known.sum(), 1)
+    return np.log((1.0 + joint) / (1.0 + expected)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ContextKeys:
+    """The context keys the ranker learns from, fixed at training, and each categorical key's values."""
+
+    names: tuple[str, ...]
+    vocabularies: tuple[tuple[str, ...], ...]
+    """Per key, its values (a time key: empty; its values are 0..`TIME_KEYS`[key] - 1)."""
+    warned: set[str] = field(default_factory=set, compare=False)
+
+    @classmethod
+    def of(cls, interactions: pd.DataFrame, wanted: str) -> ContextKeys:
+        """``wanted``: ``auto`` (the `CONTEXT_COLUMNS` present with two values or more), ``none``, or a
+        comma-separated list of keys, ``auto`` among them if wanted (``auto,hour,weekday``); a ConfigError names a
+        key that is neither a present column nor a time key. The time keys are never automatic: where the hour or
+        the weekday means nothing (MovieLens' rating sessions), splitting the labels by them costs accuracy."""
+        present = [name for name in CONTEXT_COLUMNS if name in interactions and interactions[name].nunique() > 1]
+        names: list[str] = []
+        for part in (part.strip() for part in wanted.split(",")):
+            for name in present if part == "auto" else [] if part in ("", "none") else [part]:
+                if name not in present and name not in TIME_KEYS:
+                    raise ConfigError(
+                        f"ranker.context: '{name}' is not a context key of these interactions; the keys are "
+                        f"{', '.join([*present, *TIME_KEYS])} (the columns among {', '.join(CONTEXT_COLUMNS)} with "
+                        "two values or more, and the timestamps' hour and weekday), or auto, or none.")
+                names += [name] if name not in names else []
+        vocabularies = tuple(() if name in TIME_KEYS else tuple(sorted(interactions[name].dropna().astype(str)
+                                                                        .unique())) for name in names)
+        return cls(tuple(names), vocabularies)
+
+    def sizes(self) -> list[int]:
+        return [TIME_KEYS[name] if name in TIME_KEYS else len(values)
+                for name, values in zip(self.names, self.vocabularies, strict=True)]
+
+    def row_levels(self, interactions: pd.DataFrame, seconds: np.ndarray) -> np.ndarray:
+        """rows x keys, int64: each row's value of each key (-1: missing or unseen)."""
+        columns = [time_levels(name, seconds) if name in TIME_KEYS
+                   else pd.Index(values).get_indexer(interactions[name].astype("string").fillna("\0"))
+                   for name, values in zip(self.names, self.vocabularies, strict=True)]
+        return np.column_stack(columns).astype(np.int64) if columns else np.zeros((len(seconds), 0), np.int64)
+
+    def request_levels(self, context: Mapping[str, Any]) -> np.ndarray:
+        """keys, int64: the values of a request's ``context`` (`tailored.query.Context`'s fields by name; -1: not
+        given or not seen in training). A context key the ranker was not trained on and a value it has not seen are
+        logged once each, as warnings."""
+        for name in CONTEXT_COLUMNS:
+            if context.get(name) is not None and name not in self.names:
+                self._warn(f"ranker: the request's context key '{name}' was not a column of the training "
+                           f"interactions (the ranker learned {', '.join(self.names) or 'no context key'}); ignored.")
+        moment = context.get("moment")
+        levels = []
+        for name, values in zip(self.names, self.vocabularies, strict=True):
+            if name in TIME_KEYS:
+                levels.append(-1 if moment is None else int(time_levels(name, np.array([moment.timestamp()]))[0]))
+                continue
+            value = context.get(name)
+            level = -1 if value is None else values.index(str(value)) if str(value) in values else -1
+            if value is not None and level < 0:
+                self._warn(f"ranker: the request's {name}={value!r} was not seen in training (values: "
+                           f"{', '.join(values)}); treated as not given.")
+            levels.append(level)
+        return np.asarray(levels, np.int64)
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warned:
+            self.warned.add(message)
+            logger.warning(message)
+
+
+def time_levels(name: str, seconds: np.ndarray) -> np.ndarray:
+    """The UTC ``hour`` (0-23) or ``weekday`` (Monday 0) of Unix ``seconds``."""
+    seconds = np.floor(np.asarray(seconds, np.float64)).astype(np.int64)
+    return (seconds % int(DAY)) // 3600 if name == "hour" else (seconds // int(DAY) + 3) % 7  # 1970-01-01: Thursday
 
 
 def normalized_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -165,15 +253,18 @@ class Window:
     n_users: int
     n_items: int
     now: float
+    context: np.ndarray | None = None
+    """rows x context keys: each row's `ContextKeys.row_levels` (None: no key)."""
 
     @classmethod
-    def of(cls, dataset: Dataset, seconds: np.ndarray, until: float | None = None) -> Window:
-        """The rows of ``dataset`` (``seconds``: their times) before ``until``; all rows, and ``now`` = the last
-        time, when ``until`` is None."""
+    def of(cls, dataset: Dataset, seconds: np.ndarray, until: float | None = None,
+           context: np.ndarray | None = None) -> Window:
+        """The rows of ``dataset`` (``seconds``: their times; ``context``: their context levels) before ``until``;
+        all rows, and ``now`` = the last time, when ``until`` is None."""
         keep = np.ones(len(dataset), bool) if until is None else seconds < until
         now = float(until if until is not None else (seconds.max() if len(seconds) else 0.0))
         return cls(dataset.user_index[keep].astype(np.int64), dataset.item_index[keep].astype(np.int64),
-                   seconds[keep], dataset.n_users, dataset.n_items, now)
+                   seconds[keep], dataset.n_users, dataset.n_items, now, None if context is None else context[keep])
 
     @cached_property
     def taken(self) -> sp.csr_matrix:
@@ -224,17 +315,24 @@ def relative_log_counts(counts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Sources:
-    """What the features of one window read: the window, the item and user attributes, and the segment lifts
-    computed from the window (`UserAttributes.lifts`)."""
+    """What the features of one window read: the window, the item and user attributes, the context keys, and the
+    segment and context lifts computed from the window (`UserAttributes.lifts`, `lift_table`)."""
 
     window: Window
     items: ItemAttributes
     people: UserAttributes
     lifts: list[np.ndarray]
+    context: ContextKeys
+    context_lifts: list[np.ndarray]
 
     @classmethod
-    def of(cls, window: Window, items: ItemAttributes, people: UserAttributes) -> Sources:
-        return cls(window, items, people, people.lifts(window))
+    def of(cls, window: Window, items: ItemAttributes, people: UserAttributes,
+           context: ContextKeys | None = None) -> Sources:
+        context = context or ContextKeys((), ())
+        levels = window.context if window.context is not None else np.zeros((len(window.users), 0), np.int64)
+        context_lifts = [lift_table(levels[:, key], window.items, size, window.n_items)
+                         for key, size in enumerate(context.sizes())]
+        return cls(window, items, people, people.lifts(window), context, context_lifts)
 
     def feature_names(self, retrievers: list[str]) -> list[str]:
         """The columns of `pair_features`, in order."""
@@ -243,12 +341,22 @@ class Sources:
                 + [f"user_{name}" for name in self.people.number_names]
                 + [f"affinity_{name}" for name in self.items.category_names]
                 + [f"gap_{name}" for name in self.items.number_names]
-                + [f"segment_lift_{name}" for name in self.people.segment_names] + [REPEAT_FEATURE])
+                + [f"segment_lift_{name}" for name in self.people.segment_names] + [REPEAT_FEATURE]
+                + [f"context_lift_{name}" for name in self.context.names])
+
+
+def context_features(sources: Sources, levels: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """pairs x context keys, float32: each key's lift of the pair's item at the pair's value (``levels``: pairs x
+    keys, -1 where not given: 0, no lift)."""
+    columns = [np.where(levels[:, key] >= 0, lift[np.maximum(levels[:, key], 0), items], 0.0)
+               for key, lift in enumerate(sources.context_lifts)]
+    return np.column_stack(columns).astype(np.float32) if columns else np.zeros((len(items), 0), np.float32)
 
 
 def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: np.ndarray,
                   retriever_scores: list[np.ndarray], retriever_ranks: list[np.ndarray]) -> np.ndarray:
-    """The feature rows (float32, `Sources.feature_names` order) of the pairs (``users[rows]``, ``items``):
+    """The feature rows (float32, `Sources.feature_names` order but the context ones: `context_features`) of the
+    pairs (``users[rows]``, ``items``):
     ``users`` is a block of user indices, ``retriever_scores`` / ``retriever_ranks`` each retriever's standardised
     scores and ranks for the block (block users x all items)."""
     window, attributes, people = sources.window, sources.items, sources.people

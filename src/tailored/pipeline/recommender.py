@@ -187,15 +187,16 @@ class Recommender(RecommenderSettings):
     def score_block(self, users: np.ndarray, context: Context | None = None) -> np.ndarray:
         """Dense scores of user indices (-1: unknown), excluded items at -inf, after the stages for ``context``."""
         users = np.asarray(users, np.int64)
-        scores, trained = self._user_scores(users)
+        scores, trained = self._user_scores(users, context)
         return self._ranking.adjusted(scores, self._request(users, trained, scores, context))
 
-    def _user_scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of user indices (-1: unknown) by `TrainedUsers`, `NewUsers` and `NewItems`, and who is trained."""
+    def _user_scores(self, users: np.ndarray, context: Context | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of user indices (-1: unknown) by `TrainedUsers` (in ``context`` if it learned from context),
+        `NewUsers` and `NewItems`, and who is trained."""
         trained = self._trained(users)
         scores, n_trained = np.empty((len(users), len(self.items_)), np.float32), len(self.warm_items_)
         if trained.any():
-            scores[trained, :n_trained] = self.trained_users_.scores(users[trained])
+            scores[trained, :n_trained] = self.trained_users_.scores(users[trained], context)
         if (~trained).any():
             scores[~trained, :n_trained] = self.new_users_.scores(users[~trained])
         return self.new_items_.fill(scores, users, trained, self.candidate_items_), trained
@@ -220,7 +221,7 @@ class Recommender(RecommenderSettings):
         users, tally = np.asarray(users, np.int64), {} if tally is None else tally
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
-            scores, trained = self._user_scores(block)
+            scores, trained = self._user_scores(block, context)
             yield block, *self._ranking.ranked(scores, self._request(block, trained, scores, context, tally), n,
                                                explain, exclude)
 

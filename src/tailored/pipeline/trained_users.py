@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from tailored.models.base import Capabilities, Scorer
 from tailored.pipeline.events import LiveEvents, folded_scores
 from tailored.pipeline.vectors import index_scores, index_top
+from tailored.query import Context
 from tailored.rank.candidates import VectorIndex
 
 
@@ -36,9 +37,10 @@ class TrainedUsers:
     def with_index(self, index: VectorIndex) -> TrainedUsers:
         return dataclasses.replace(self, index=index)
 
-    def scores(self, users: np.ndarray) -> np.ndarray:
+    def scores(self, users: np.ndarray, context: Context | None = None) -> np.ndarray:
         """Scores (rows x trained items) of trained user indices: those of their history extended by their events
-        since training (`folded`), the others the scorer's -- or, with an index, its candidates' (the rest -inf)."""
+        since training (`folded`), the others the scorer's -- in the request's ``context`` when the scorer learned
+        from context (`ContextScorer`) -- or, with an index, its candidates' (the rest -inf)."""
         scores, plain = np.empty((len(users), self.n_items), np.float32), np.ones(len(users), bool)
         folded = self.folded(users)
         if folded is not None:
@@ -46,6 +48,8 @@ class TrainedUsers:
         if plain.any() and self.index is not None:  # the index's candidates, by the scorer's inner product
             factors = self.scorer.user_factors_[users[plain]]  # type: ignore[attr-defined]
             scores[plain] = index_scores(self.index, factors, self.pool, self.n_items)
+        elif plain.any() and context is not None and self.can.context:
+            scores[plain] = self.scorer.score_context(users[plain], vars(context))  # type: ignore[attr-defined]
         elif plain.any():
             scores[plain] = self.scorer.score(users[plain])
         return scores
