@@ -449,7 +449,7 @@ def test_context_keys_the_ranker_did_not_learn_are_reported(caplog) -> None:
         scorer.score_context(np.arange(3), {"channel": "email"})
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2  # each warned once
-    assert "context key 'channel' was not a column of the training interactions" in messages[0]
+    assert "context key 'channel' is not one the ranker learned from (it learned device" in messages[0]
     assert "device='tablet' was not seen in training" in messages[1] and "desktop, mobile" in messages[1]
 
 

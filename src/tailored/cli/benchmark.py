@@ -69,6 +69,31 @@ def movielens_100k_reranking(
     _finish(table, start, output)
 
 
+@app.command("context")
+@handle_errors
+def context(
+    customers: Annotated[int, typer.Option(min=10, help="Generated customers.")] = 2000,
+    products: Annotated[int, typer.Option(min=100, help="Generated products.")] = 500,
+    days: Annotated[int, typer.Option(min=60, help="Days of history.")] = 730,
+    test_days: Annotated[float, typer.Option(min=1, help="The last days, the test.")] = 28.0,
+    seed: Annotated[int, typer.Option(help="The generator's seed.")] = 42,
+    output: TableOutput = None,
+) -> None:
+    """The ranker with and without context features on the synthetic retail history with planted device, channel,
+    weekend and time-of-day effects: NDCG@10 of each test basket asked in its own context, and the time-of-day
+    check (issue 29)."""
+    from tailored.benchmarks.context import context_learned
+
+    _check_output(output)
+    start = time.perf_counter()
+    tables = context_learned(customers, products, days, test_days, seed, say=console.print)
+    print_table(tables["accuracy"], title="NDCG@10 per (customer, context) of the last "
+                                          f"{test_days:g} days, each asked in its context")
+    print_table(tables["time of day"], title="time of day: customers whose top 10 holds more morning than evening "
+                                             "products (Tuesday)")
+    _finish(tables["accuracy"], start, output)
+
+
 def _check_output(output: Path | None) -> None:
     from tailored.data.io import check_table_path
 

@@ -144,6 +144,15 @@ def generate_retail(
     return RetailData(frame, customers, products.drop(columns=["daypart", "complement"]), complements)
 
 
+def product_dayparts(products: pd.DataFrame) -> pd.Series:
+    """The planted daypart (morning, evening, any) of each generated product, by item id: its template's, read from
+    its title (a variant's title is the variant's name, a space, then the template's title)."""
+    dayparts = {title: daypart for title, *_, daypart, _ in PRODUCT_TEMPLATES}
+    prefixes = tuple(f"{name} " for name, _ in VARIANTS)
+    titles = [title.removeprefix(next((p for p in prefixes if title.startswith(p)), "")) for title in products["title"]]
+    return pd.Series([dayparts[title] for title in titles], index=products[ITEM_ID].to_numpy(), name="daypart")
+
+
 def _products(n_products: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     """The catalogue (one product per template, then variants) and each product's template index."""
     templates = pd.DataFrame(

@@ -209,8 +209,9 @@ class ContextKeys:
         logged once each, as warnings."""
         for name in CONTEXT_COLUMNS:
             if context.get(name) is not None and name not in self.names:
-                self._warn(f"ranker: the request's context key '{name}' was not a column of the training "
-                           f"interactions (the ranker learned {', '.join(self.names) or 'no context key'}); ignored.")
+                self._warn(f"ranker: the request's context key '{name}' is not one the ranker learned from (it "
+                           f"learned {', '.join(self.names) or 'none'}: see its `context` parameter and the training "
+                           "interactions' columns); ignored.")
         moment = context.get("moment")
         levels = []
         for name, values in zip(self.names, self.vocabularies, strict=True):
