@@ -111,3 +111,26 @@ def test_bad_stage_input_exits_2(shop: Path, name: str) -> None:
     for text in texts:
         assert text in message, f"{text!r} not in {message!r}"
     assert not (shop / f"{name}.csv").exists()
+
+
+def test_a_pipeline_table_named_after_the_algorithm_gives_its_parameters(shop: Path) -> None:
+    """``[ranker]`` in the pipeline spec sets the ranker's parameters, ``--param`` overrides them, the stages still
+    apply, and a table of another algorithm is only for that one."""
+    (shop / "ranker.toml").write_text('[[stage]]\nname = "recent-activity"\n\n[ranker]\nretrievers = "ease"\n'
+                                      'candidates = 5\ncontext = "none"\n\n[ease]\nreg = 3.0\n')
+    (shop / "typo.toml").write_text('[rankr]\nretrievers = "ease"\n')
+    (shop / "bad_param.toml").write_text('[ranker]\ncandidatez = 5\n')
+    ok(cli("train", "--interactions", "history.csv", "--algorithm", "ranker", "--pipeline", "ranker.toml",
+           "--param", "candidates=7", "--model-dir", "ranker-model", cwd=shop))
+    from tailored.registry.model_dir import load_model
+
+    model = load_model(shop / "ranker-model")
+    assert (model.scorer.retrievers, model.scorer.candidates, model.scorer.context) == ("ease", 7, "none")
+    assert [type(stage).__name__ for stage in model.stages][-1] == "RecentActivityBooster"
+    for spec, texts in {"typo.toml": ["typo.toml", "rankr", "[ranker]"],
+                        "bad_param.toml": ["candidatez"]}.items():
+        result = cli("train", "--interactions", "history.csv", "--algorithm", "ranker", "--pipeline", spec,
+                     "--model-dir", f"model-{spec}", cwd=shop)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert all(text in flat(result.stderr) for text in texts), flat(result.stderr)
+        assert not (shop / f"model-{spec}").exists()

@@ -65,7 +65,7 @@ def train(
     refuse_overwrite({"--model-dir": model_dir, "--checkpoint-dir": checkpoint_dir},
                      {"--interactions": interactions, "--users": users, "--items": items, "--params-file": params_file,
                       "--pipeline": pipeline})
-    params = parse_params(param, params_file)
+    params = options.pipeline_params(pipeline, algorithm) | parse_params(param, params_file)
     rules = options.quality_rules(rule)
     stages = jobs.training_stages(algorithm, params, options.stages(stage, pipeline), context_stages)
     columns = options.columns(interactions, user_col, item_col, value_col, time_col, basket_col)

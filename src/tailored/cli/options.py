@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,7 +30,8 @@ PerItem = Annotated[int, typer.Option("--k", min=1, help="Items per query item."
 StageOption = Annotated[list[str] | None, typer.Option(
     "--stage", help="Stage NAME or NAME:KEY=VALUE,... (repeatable; see `tailored stages`).")]
 PipelineOption = Annotated[Path | None, typer.Option(
-    "--pipeline", help="TOML pipeline spec: [[stage]] tables in order.")]
+    "--pipeline", help="TOML pipeline spec: [[stage]] tables in order, and the trained algorithm's parameters in "
+                       "a table named after it ([ranker]).")]
 WindowDays = Annotated[float | None, typer.Option("--window-days", help="Only the last N days of the interactions.")]
 ContextOption = Annotated[list[str] | None, typer.Option(
     "--context", help="Request context KEY=VALUE (repeatable): date=2026-12-15T19:30, lat=, lon=, radius_km=, "
@@ -80,6 +81,13 @@ def stages(options: list[str] | None, pipeline: Path | None) -> list[Stage | Rer
 
     parsed = [stage for option in options or [] for stage in stage_from_entry(parse_stage_option(option), Path.cwd())]
     return parsed + (load_pipeline(pipeline) if pipeline is not None else [])
+
+
+def pipeline_params(pipeline: Path | None, algorithm: str) -> dict[str, Any]:
+    """The ``[algorithm]`` table of a ``--pipeline`` spec (what ``--param`` and ``--params-file`` override)."""
+    from tailored.rank.specs import algorithm_params
+
+    return {} if pipeline is None else algorithm_params(pipeline, algorithm)
 
 
 def context(options: list[str] | None) -> Context:

@@ -10,6 +10,9 @@ file = "calendar.toml"     # calendar and rules read their own file (relative to
 [[stage]]
 name = "diversity"
 diversity = 0.3
+[ranker]                   # a table named after an algorithm: its parameters when that algorithm is trained
+retrievers = "ease,als"
+context = "auto,hour,weekday"
 ```
 Stages that learn from the interactions (``learns``: seasonal, time-of-day, recent-activity...) belong to training;
 the others (rules, calendar, location, diversity...) can also be added to a trained model at request time.
@@ -22,6 +25,7 @@ from typing import Any
 
 from tailored.config import read_toml
 from tailored.errors import ConfigError
+from tailored.models.base import algorithm_names
 from tailored.rank.base import STAGES, Reranker, Stage, create_stage
 
 FILE_STAGES = ("calendar", "rules")
@@ -35,9 +39,11 @@ def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
     """The stages of a TOML pipeline spec, in order; errors name the file, the stage's line and the key."""
     path = Path(path)
     document, text = read_toml(path, "Pipeline spec")
-    unknown = sorted(set(document) - {"stage"})
+    unknown = sorted(set(document) - {"stage", *algorithm_names()})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; a pipeline spec is a list of [[stage]] tables.")
+        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; a pipeline spec is a list of [[stage]] tables "
+                          "and tables of algorithm parameters named after an algorithm of `tailored algorithms` "
+                          "([ranker]).")
     headers = [number for number, line in enumerate(text.splitlines(), 1)
                if line.strip().replace(" ", "") == "[[stage]]"]
     stages: list[Stage | Reranker] = []
@@ -48,6 +54,16 @@ def load_pipeline(path: str | Path) -> list[Stage | Reranker]:
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from error
     return stages
+
+
+def algorithm_params(path: str | Path, algorithm: str) -> dict[str, Any]:
+    """The parameters of ``algorithm`` in a pipeline spec: its table (``[ranker]``), empty when it has none."""
+    path = Path(path)
+    table = read_toml(path, "Pipeline spec")[0].get(algorithm, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: '{algorithm}' must be a table of parameters ([{algorithm}] then NAME = VALUE "
+                          "lines), not a value.")
+    return table
 
 
 def stage_from_entry(entry: dict[str, Any], base_dir: Path) -> list[Stage | Reranker]:
