@@ -13,7 +13,7 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models.base import create_scorer
-from tailored.models.ranker import full_ranking, per_user_carve, retriever_features
+from tailored.models.ranker import contribution_reasons, full_ranking, per_user_carve, retriever_features
 from tailored.models.ranker_features import (ItemAttributes, Sources, UserAttributes, Window, interaction_seconds,
                                              pair_features, relative_log_counts)
 from tailored.pipeline.recommender import Recommender
@@ -469,3 +469,23 @@ def test_time_keys_are_learned_from_the_timestamps_when_asked() -> None:
     assert scorer.feature_names_[-2:].tolist() == ["context_lift_device", "context_lift_hour"]
     saved = scorer.score_context(np.arange(3), {"moment": pd.Timestamp("2026-03-17T08:30Z").to_pydatetime()})
     assert saved.shape == (3, dataset.n_items)
+
+
+def test_explanations_name_the_features_that_raised_each_item_in_the_requests_context() -> None:
+    """``--explain``: each listed item's largest contributions (LightGBM's SHAP values and the first retriever's
+    start), the device's lift among them when the device decides; they add up to the prediction."""
+    dataset, _ = device_world(n_users=200)
+    recommender = Recommender(create_scorer("ranker", {"retrievers": "ease", "candidates": 20})).fit(dataset)
+    users = dataset.users.ids(np.arange(30))
+    lists = recommender.recommend(users, n=10, context=Context(device="mobile"), explain=True)
+    assert lists["reasons"].str.startswith("ranker: ").all(), lists["reasons"].head()
+    assert lists["reasons"].str.contains("context_lift_device").mean() > 0.5
+    scorer = recommender.scorer
+    reasons = scorer.explain_scores(np.array([0]), np.array([[int(np.argsort(-scorer.score(np.array([0]))[0])[-1])]]),
+                                    None)
+    assert reasons[0, 0] == "after the ranker's candidates, in ease's order"  # the last item is no candidate
+
+
+def test_contribution_reasons_keep_the_largest_positive_ones() -> None:
+    reasons = contribution_reasons(np.array([[0.1, 0.5, -2.0, 0.3], [-0.1, -0.2, 0.0, -0.3]]), ["a", "b", "c", "d"])
+    assert reasons == ["ranker: b +0.50, d +0.30", ""]

@@ -97,6 +97,15 @@ class ContextScorer(Protocol):
 
 
 @runtime_checkable
+class ScoreExplainer(Protocol):
+    """Says, for the items of trained users' lists, what raised each one's score in the request's ``context``
+    (`ContextScorer`'s mapping; None: none given): the ranker's feature contributions."""
+
+    def explain_scores(self, users: np.ndarray, items: np.ndarray, context: Mapping[str, Any] | None
+                       ) -> np.ndarray: ...
+
+
+@runtime_checkable
 class AttributeExplainer(Protocol):
     """Says which attribute most raises an item's rate for users described by attribute indicators (demographic)."""
 
@@ -113,7 +122,8 @@ class Capabilities:
     ``new_item_histories`` (`NewItemHistoryScorer`), ``folds_in_history`` (the flag: a trained user's events since
     training fold in, by history or sequence), ``fold_in`` (`FoldInScorer`), ``ratings`` (``explicit`` and a
     `RatingPredictor`), ``vectors`` (the ``inner_product`` flag: scores are ``user_factors_ . item_factors_``, which
-    a vector index can serve), ``explains_attributes`` (`AttributeExplainer`), ``context`` (`ContextScorer`)."""
+    a vector index can serve), ``explains_attributes`` (`AttributeExplainer`), ``context`` (`ContextScorer`),
+    ``explains_scores`` (`ScoreExplainer`)."""
 
     attributes: bool = False
     histories: bool = False
@@ -126,6 +136,7 @@ class Capabilities:
     vectors: bool = False
     explains_attributes: bool = False
     context: bool = False
+    explains_scores: bool = False
 
 
 def capabilities(scorer: Scorer) -> Capabilities:
@@ -144,6 +155,7 @@ def capabilities(scorer: Scorer) -> Capabilities:
         vectors=bool(getattr(type(scorer), "inner_product", False)),
         explains_attributes=isinstance(scorer, AttributeExplainer),
         context=isinstance(scorer, ContextScorer),
+        explains_scores=isinstance(scorer, ScoreExplainer),
     )
 
 

@@ -60,6 +60,8 @@ from tailored.models.ranker_features import (DAY, ContextKeys, ItemAttributes, S
 logger = logging.getLogger(__name__)
 
 EARLY_STOPPING_ROUNDS = 20
+EXPLAINED = 2
+"""The features an explanation names: those that raised the item's prediction the most."""
 VALIDATION_SHARE = 0.2
 """Share of the labelled users (seeded) held out for early stopping."""
 BLOCK_ENTRIES = 2**21
@@ -205,6 +207,37 @@ class RankerScorer:
             out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, ranks[0], len(block))
         return out if items is None else out[:, items]
 
+    def explain_scores(self, users: np.ndarray, items: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        """``str[users, n]``: for each listed item (``items``: item indices, -1 empty), the `EXPLAINED` largest
+        positive contributions to its prediction in ``context`` (LightGBM's SHAP values, ``pred_contrib``, and the
+        first retriever's starting score), "ranker: ease (start) +1.21, context_lift_hour +0.42"; for an item
+        outside the candidates, that it follows them in the first retriever's order."""
+        check_fitted(self, "booster_")
+        booster, sources = self._serving_state()
+        no_context = np.full(len(self.context_names_), -1, np.int64)
+        levels = no_context if context is None else sources.context.request_levels(context)
+        users, out = np.asarray(users, np.int64), np.full(items.shape, "", dtype=object)
+        first = feature_label(retriever_names(self.retrievers)[0])
+        size = block_users(self.n_items_)
+        for start in range(0, len(users), size):
+            block, listed = users[start:start + size], items[start:start + size]
+            scores, ranks = retriever_features(self.members_, sources.window, block)
+            candidate = np.zeros(ranks[0].shape, bool)
+            candidate[candidate_pairs(ranks, sources.window, block, self.candidates, self.recent)] = True
+            rows, slots = np.nonzero((listed >= 0) & (listed < self.n_items_))
+            chosen = candidate[rows, listed[rows, slots]]
+            out[start + rows[~chosen], slots[~chosen]] = f"after the ranker's candidates, in {first}'s order"
+            rows, slots = rows[chosen], slots[chosen]
+            if not len(rows):
+                continue
+            pair_items = listed[rows, slots]
+            features = np.hstack([pair_features(sources, block, rows, pair_items, scores, ranks),
+                                  context_features(sources, np.tile(levels, (len(rows), 1)), pair_items)])
+            parts = np.column_stack([self._base(features, rows), booster.predict(features, pred_contrib=True,
+                                                                                 num_threads=num_threads())[:, :-1]])
+            out[start + rows, slots] = contribution_reasons(parts, [f"{first} (start)", *self.feature_names_])
+        return out
+
     def feature_importances(self) -> pd.Series:
         """Each feature's total gain over the booster's splits, largest first."""
         check_fitted(self, "booster_")
@@ -337,6 +370,16 @@ def group_pairs(user_rows: np.ndarray, n_users: int, inverse: np.ndarray) -> tup
     rows = np.repeat(np.arange(len(lengths)), lengths)
     first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return starts[inverse.ravel()][rows] + np.arange(len(rows)) - first[rows], rows
+
+
+def contribution_reasons(contributions: np.ndarray, names: list[str]) -> list[str]:
+    """Per row of ``contributions`` (pairs x ``names``), "ranker: " and its `EXPLAINED` largest positive ones ("" when
+    none is positive)."""
+    reasons = []
+    for row in contributions:
+        best = [column for column in np.argsort(-row, kind="stable")[:EXPLAINED] if row[column] > 0]
+        reasons.append("ranker: " + ", ".join(f"{names[column]} {row[column]:+.2f}" for column in best) if best else "")
+    return reasons
 
 
 def block_users(n_items: int) -> int:

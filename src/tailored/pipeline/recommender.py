@@ -222,8 +222,12 @@ class Recommender(RecommenderSettings):
         for start in range(0, len(users), self.batch_size):
             block = users[start : start + self.batch_size]
             scores, trained = self._user_scores(block, context)
-            yield block, *self._ranking.ranked(scores, self._request(block, trained, scores, context, tally), n,
-                                               explain, exclude)
+            items, values, reasons = self._ranking.ranked(scores, self._request(block, trained, scores, context,
+                                                                                tally), n, explain, exclude)
+            if reasons is not None and self.trained_users_.can.explains_scores and trained.any():
+                reasons[trained] = lists.prefixed(self.scorer.explain_scores(  # type: ignore[attr-defined]
+                    block[trained], items[trained], None if context is None else vars(context)), reasons[trained])
+            yield block, items, values, reasons
 
     def recommend(self, user_ids: np.ndarray | list, n: int = 10, attributes: pd.DataFrame | None = None,
                   context: Context | None = None, explain: bool = False, tally: dict[str, Any] | None = None,
