@@ -13,7 +13,8 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models.base import create_scorer
-from tailored.models.ranker import contribution_reasons, full_ranking, per_user_carve, retriever_features
+from tailored.models.ranker import (contribution_reasons, full_ranking, per_user_carve, retriever_features,
+                                     value_grades)
 from tailored.models.ranker_features import (ItemAttributes, Sources, UserAttributes, Window, interaction_seconds,
                                              pair_features, relative_log_counts)
 from tailored.pipeline.recommender import Recommender
@@ -349,7 +350,7 @@ def test_the_per_user_carves_fit_and_rank(world, carve: str) -> None:
 
 
 @pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0),
-                                          ("carve", "random"), ("base_weight", -0.5)])
+                                          ("carve", "random"), ("base_weight", -0.5), ("gain", "revenue")])
 def test_bad_parameters_name_themselves(world, param: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"ranker.{param}"):
         create_scorer("ranker", {param: value}).fit(world[0])
@@ -489,3 +490,47 @@ def test_explanations_name_the_features_that_raised_each_item_in_the_requests_co
 def test_contribution_reasons_keep_the_largest_positive_ones() -> None:
     reasons = contribution_reasons(np.array([[0.1, 0.5, -2.0, 0.3], [-0.1, -0.2, 0.0, -0.3]]), ["a", "b", "c", "d"])
     assert reasons == ["ranker: b +0.50, d +0.30", ""]
+
+
+def value_world(seed: int = 0, n_users: int = 300, events: int = 10, held_out: int = 3
+                ) -> tuple[Dataset, pd.DataFrame]:
+    """Two shelves of 60 items: cheap ones (value 1) taken 60 % of the time, dear ones (value 10) 40 %; each row's
+    value is its item's price (revenue), which the items table gives too. Taking the cheap ones first hits more items,
+    the dear ones more revenue."""
+    rng = np.random.default_rng(seed)
+    price = np.where(np.arange(N_ITEMS) < N_ITEMS // 2, 1.0, 10.0)
+    rows = []
+    for user in range(n_users):
+        taken: list[int] = []
+        for event in range(events + held_out):
+            shelf = np.arange(N_ITEMS // 2) if rng.random() < 0.6 else np.arange(N_ITEMS // 2, N_ITEMS)
+            taken.append(int(rng.choice(np.setdiff1d(shelf, taken))))
+            rows.append((f"u{user}", f"i{taken[-1]}", price[taken[-1]], event * DAY + user, event >= events))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp", "test"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_ITEMS)], "price": price})
+    train = Dataset.from_frame(frame[~frame.test].drop(columns="test"), items=items)
+    return train, frame[frame.test].drop(columns="test")
+
+
+def test_value_gains_trade_hits_for_revenue() -> None:
+    """``gain=value`` (with the values kept: ``weighting=raw``; its retrievers still see which pairs exist) puts the
+    dear shelf first and earns more revenue in the top 10 (1.53-1.66 times over seeds 0-2); the binary gain (on
+    presence) hits more items. Every item is a candidate, so that the trees, not the retriever's cut, decide."""
+    dataset, test = value_world()
+    users = dataset.users.index(test.user_id.unique())
+    relevant = Dataset.from_frame(test, user_map=dataset.users, item_map=dataset.items).matrix()[users].toarray()
+    outcomes = {}
+    for gain, weighting in (("binary", "binary"), ("value", "raw")):
+        recommender = Recommender(create_scorer("ranker", {"retrievers": "ease", "candidates": N_ITEMS, "gain": gain}),
+                                  weighting=weighting).fit(dataset)
+        top = np.concatenate([block for _, block, _, _ in recommender.recommend_indices(users, 10)])
+        values = np.take_along_axis(relevant, top, axis=1)
+        outcomes[gain] = ((values > 0).sum(), values.sum())
+    assert outcomes["value"][1] > 1.3 * outcomes["binary"][1], outcomes  # revenue
+    assert outcomes["binary"][0] > outcomes["value"][0], outcomes  # hits
+
+
+def test_value_grades_follow_the_values_and_their_gains_the_mean_value() -> None:
+    grades, gains = value_grades(np.array([0.0, 1.0, 1.0, 10.0, 10.0, -3.0]))
+    assert grades.tolist() == [0, 1, 1, 2, 2, 0]
+    assert gains.tolist() == pytest.approx([0.0, 1 / 5.5, 10 / 5.5])

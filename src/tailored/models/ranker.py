@@ -51,6 +51,7 @@ import scipy.sparse as sp
 
 from tailored.config import num_threads
 from tailored.data.dataset import Dataset
+from tailored.data.transforms import apply_weighting
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
@@ -68,6 +69,9 @@ BLOCK_ENTRIES = 2**21
 """(user, item) entries of the dense blocks held at once (each retriever's scores and ranks, users x all items)."""
 NOT_RETRIEVERS = ("ranker",)
 CARVES = ("time", "user", "last")
+GAINS = ("binary", "value")
+MAX_GRADES = 30
+"""Relevance grades of ``gain="value"`` (LightGBM's default label_gain table has 31 entries; ours replaces it)."""
 
 
 def lightgbm() -> Any:
@@ -95,6 +99,7 @@ class RankerScorer:
     min_child_samples: int = 20
     base_weight: float = 1.0
     context: str = "auto"
+    gain: str = "binary"
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -128,12 +133,15 @@ class RankerScorer:
         levels = keys.row_levels(dataset.interactions, seconds)
         window = Window.of(earlier, seconds[~label_rows], until=cut, context=levels[~label_rows])
         sources = Sources.of(window, attributes, people, keys)
-        retrievers = [create_retriever(name).fit(earlier) for name in names]
+        retrievers = [create_retriever(name).fit(self._retrieval(earlier)) for name in names]
         labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
         if len(labelled) == 0:
             raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
                             "label_fraction (or label_days), or give more history per user.")
-        groups = LabelGroups.of(later, levels[label_rows], labelled)
+        groups = LabelGroups.of(later, levels[label_rows], labelled, by_value=self.gain == "value")
+        if groups.gains is not None and len(groups.gains) <= 2:
+            logger.warning("ranker.gain=value: every label has the same value, so the gains are those of binary; "
+                           "an aggregating weighting (binary, auto) sets them to 1: train with weighting=raw.")
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
         held_groups = np.isin(groups.users, labelled[held_out])
         columns = sources.feature_names([feature_label(name) for name in names])
@@ -146,6 +154,8 @@ class RankerScorer:
                   "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples, "seed": self.seed,
                   "deterministic": True, "force_row_wise": True, "num_threads": num_threads(), "verbose": -1,
                   "monotone_constraints": monotone_constraints(columns), "monotone_constraints_method": "advanced"}
+        if groups.gains is not None:
+            params["label_gain"] = groups.gains.tolist()
         callbacks = [module.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if sets[1] is not None else []
         booster = module.train(params, sets[0], num_boost_round=self.n_estimators,
                                valid_sets=[s for s in sets[1:] if s is not None], callbacks=callbacks)
@@ -156,7 +166,7 @@ class RankerScorer:
         logger.info("ranker: %d rounds on %d labelled users in %d groups (%d users held out), %s carve, context %s",
                     self.rounds_, len(labelled), len(groups.users), held_out.sum(), self.carve,
                     ", ".join(keys.names) or "none")
-        self.members_: list[Scorer] = [create_retriever(name).fit(dataset) for name in names]
+        self.members_: list[Scorer] = [create_retriever(name).fit(self._retrieval(dataset)) for name in names]
         self.interaction_users_ = dataset.user_index.astype(np.int32)
         self.interaction_items_ = dataset.item_index.astype(np.int32)
         self.interaction_seconds_ = seconds
@@ -255,9 +265,17 @@ class RankerScorer:
         means = sums / np.maximum(np.bincount(rows[scored], minlength=len(sums)), 1)
         return self.base_weight * np.where(scored, first, means[rows])
 
+    def _retrieval(self, dataset: Dataset) -> Dataset:
+        """What the retrievers learn from: the data as given, or, with ``gain="value"``, which pairs exist (the
+        values weigh the labels, not what the retrievers propose)."""
+        return apply_weighting(dataset, "binary") if self.gain == "value" else dataset
+
     def _check_params(self) -> None:
         if self.carve not in CARVES:
             raise ConfigError(f"ranker.carve must be one of {', '.join(CARVES)}, not {self.carve!r}.")
+        if self.gain not in GAINS:
+            raise ConfigError(f"ranker.gain must be one of {', '.join(GAINS)}, not {self.gain!r} (value: the "
+                              "interactions' values, e.g. revenue, weigh each relevant item).")
         if not 0 < self.label_fraction < 1:
             raise ConfigError(f"ranker.label_fraction={self.label_fraction} must be between 0 and 1 (exclusive).")
         if self.base_weight < 0:
@@ -301,8 +319,8 @@ class RankerScorer:
             per_user = pair_features(sources, users, user_rows, user_items, scores, ranks)
             pairs, rows = group_pairs(user_rows, len(users), inverse)
             items = user_items[pairs]
-            hits = np.asarray(groups.labels[start + rows, items]).ravel() > 0
-            useful = np.bincount(rows, hits, minlength=len(inverse))[rows] > 0
+            hits = np.asarray(groups.labels[start + rows, items]).ravel()
+            useful = np.bincount(rows, hits > 0, minlength=len(inverse))[rows] > 0
             pairs, rows, items, hits = pairs[useful], rows[useful], items[useful], hits[useful]
             features.append(np.hstack([per_user[pairs],
                                        context_features(sources, groups.levels[block][rows], items)]))
@@ -342,23 +360,52 @@ class LabelGroups:
     levels: np.ndarray
     """groups x context keys."""
     labels: sp.csr_matrix
-    """groups x items: 1 where the group's user took the item in the group's context."""
+    """groups x items: the relevance grade of each item the group's user took in the group's context (1; or, by
+    value, `value_grades`)."""
+    gains: np.ndarray | None = None
+    """By value: each grade's gain (LightGBM's ``label_gain``)."""
 
     @classmethod
-    def of(cls, later: Dataset, levels: np.ndarray, users: np.ndarray) -> LabelGroups:
+    def of(cls, later: Dataset, levels: np.ndarray, users: np.ndarray, by_value: bool = False) -> LabelGroups:
         """The groups of the label rows ``later`` (``levels``: their context levels) of the ``users``; without a
-        context key, one group per user."""
+        context key, one group per user. ``by_value``: an item's grade grows with the summed values of its rows
+        (revenue), else every item taken is 1."""
         keep = np.isin(later.user_index, users)
         keys = np.column_stack([later.user_index[keep], levels[keep]]).astype(np.int64)
         unique, group = np.unique(keys, axis=0, return_inverse=True)
-        labels = sp.csr_matrix((np.ones(len(group)), (group.ravel(), later.item_index[keep])),
-                               (len(unique), later.n_items))
+        values = later.values[keep].astype(np.float64) if by_value else np.ones(int(keep.sum()))
+        labels = sp.csr_matrix((values, (group.ravel(), later.item_index[keep])), (len(unique), later.n_items))
         labels.sum_duplicates()
-        labels.data[:] = 1.0
-        return cls(unique[:, 0], unique[:, 1:], labels)
+        gains = None
+        if by_value:
+            labels.data, gains = value_grades(labels.data)
+            labels.eliminate_zeros()
+        else:
+            labels.data[:] = 1.0
+        return cls(unique[:, 0], unique[:, 1:], labels, gains)
 
     def subset(self, chosen: np.ndarray) -> LabelGroups:
-        return LabelGroups(self.users[chosen], self.levels[chosen], self.labels[chosen])
+        return LabelGroups(self.users[chosen], self.levels[chosen], self.labels[chosen], self.gains)
+
+
+def value_grades(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer grades of ``values`` (0 for a value of 0 or less; the positive ones by their distinct values, or cut at
+    their quantiles where more than `MAX_GRADES`, numbered 1, 2... without gaps) and each grade's gain: the mean
+    value in the grade over the mean positive value (0 for grade 0), so that LambdaMART weighs a swap by the revenue
+    it moves."""
+    positive = values > 0
+    if not positive.any():
+        return np.zeros(len(values)), np.zeros(1)
+    distinct = np.unique(values[positive])
+    edges = distinct[1:] if len(distinct) <= MAX_GRADES else np.unique(
+        np.quantile(values[positive], np.linspace(0, 1, MAX_GRADES + 1)[1:-1]))
+    _, bins = np.unique(np.searchsorted(edges, values[positive], side="right"), return_inverse=True)
+    grades = np.zeros(len(values), np.int64)
+    grades[positive] = 1 + bins.ravel()
+    sums = np.bincount(grades, np.where(positive, values, 0.0))
+    gains = sums / np.maximum(np.bincount(grades), 1) / values[positive].mean()
+    gains[0] = 0.0
+    return grades.astype(np.float64), gains
 
 
 def group_pairs(user_rows: np.ndarray, n_users: int, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
