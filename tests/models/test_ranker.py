@@ -534,3 +534,12 @@ def test_value_grades_follow_the_values_and_their_gains_the_mean_value() -> None
     grades, gains = value_grades(np.array([0.0, 1.0, 1.0, 10.0, 10.0, -3.0]))
     assert grades.tolist() == [0, 1, 1, 2, 2, 0]
     assert gains.tolist() == pytest.approx([0.0, 1 / 5.5, 10 / 5.5])
+
+
+def test_a_user_attribute_of_many_values_is_no_segment() -> None:
+    """A city of 200 shared values would make a lift table of 200 x items: it is left out; a plan of 3 is kept."""
+    n = 2000
+    table = pd.DataFrame({"city": [f"c{u % 200}" for u in range(n)],
+                          "plan": [["a", "b", "c"][u % 3] for u in range(n)]})
+    people = UserAttributes.of(table, n)
+    assert people.segment_names == ("plan",) and people.segments.max() == 2

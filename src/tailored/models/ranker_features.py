@@ -59,7 +59,8 @@ RECENT_DAYS, MONTH_DAYS = 7.0, 30.0
 MAX_CATEGORIES = 100
 """A text item attribute is a category when its values (``|``-separated) number at most this many."""
 MAX_SEGMENTS = 50
-"""A user attribute is a segment when it has at most this many values (or, with more, mostly shared ones)."""
+"""A user attribute is a segment when it has at most this many values (a number: its quantile bins), so that each
+segment's lift table (values x items) stays small."""
 USER_FEATURES = ("user_relative_activity", "user_days_since_last")
 ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURE = "days_since_taken"
@@ -138,6 +139,7 @@ class UserAttributes:
         columns, edges = attribute_columns(table, MAX_SEGMENTS)
         bins = numeric_bins(columns, edges)
         tokens = attribute_tokens(table, columns, False, bins)
+        columns = [name for name in columns if tokens[name].nunique() <= MAX_SEGMENTS + 1]  # "" is unknown
         codes = [pd.factorize(tokens[name].replace("", None))[0] for name in columns]
         numbers = [pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64) for name in bins]
         return cls(
@@ -177,7 +179,7 @@ class ContextKeys:
         """``wanted``: ``auto`` (the `CONTEXT_COLUMNS` present with two values or more), ``none``, or a
         comma-separated list of keys, ``auto`` among them if wanted (``auto,hour,weekday``); a ConfigError names a
         key that is neither a present column nor a time key. The time keys are never automatic: where the hour or
-        the weekday means nothing (MovieLens' rating sessions), splitting the labels by them costs accuracy."""
+        the weekday means nothing, splitting the labels by them can cost accuracy (docs/algorithms/ranker.md)."""
         present = [name for name in CONTEXT_COLUMNS if name in interactions and interactions[name].nunique() > 1]
         names: list[str] = []
         for part in (part.strip() for part in wanted.split(",")):
