@@ -176,11 +176,12 @@ class ContextKeys:
 
     @classmethod
     def of(cls, interactions: pd.DataFrame, wanted: str) -> ContextKeys:
-        """``wanted``: ``auto`` (the `CONTEXT_COLUMNS` present with two values or more), ``none``, or a
+        """``wanted``: ``auto`` (the `CONTEXT_COLUMNS` present with 2 to `MAX_CATEGORIES` values), ``none``, or a
         comma-separated list of keys, ``auto`` among them if wanted (``auto,hour,weekday``); a ConfigError names a
         key that is neither a present column nor a time key. The time keys are never automatic: where the hour or
         the weekday means nothing, splitting the labels by them can cost accuracy (docs/algorithms/ranker.md)."""
-        present = [name for name in CONTEXT_COLUMNS if name in interactions and interactions[name].nunique() > 1]
+        present = [name for name in CONTEXT_COLUMNS
+                   if name in interactions and 1 < interactions[name].nunique() <= MAX_CATEGORIES]
         names: list[str] = []
         for part in (part.strip() for part in wanted.split(",")):
             for name in present if part == "auto" else [] if part in ("", "none") else [part]:
@@ -188,7 +189,7 @@ class ContextKeys:
                     raise ConfigError(
                         f"ranker.context: '{name}' is not a context key of these interactions; the keys are "
                         f"{', '.join([*present, *TIME_KEYS])} (the columns among {', '.join(CONTEXT_COLUMNS)} with "
-                        "two values or more, and the timestamps' hour and weekday), or auto, or none.")
+                        f"2 to {MAX_CATEGORIES} values, and the timestamps' hour and weekday), or auto, or none.")
                 names += [name] if name not in names else []
         vocabularies = tuple(() if name in TIME_KEYS else tuple(sorted(interactions[name].dropna().astype(str)
                                                                         .unique())) for name in names)
