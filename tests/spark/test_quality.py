@@ -119,6 +119,17 @@ def test_transforms_equal_the_local_ones(spark, small):
     assert len(local.k_core(dataset, 7, 4)) == 56  # iterated: a single pass of the two thresholds keeps 73 rows
 
 
+def test_aggregated_pairs_keep_their_latest_rows_context_as_locally(spark):
+    frame = pd.DataFrame({"user_id": ["u1", "u2", "u1", "u1"], "item_id": ["i1", "i1", "i1", "i2"], "value": 1.0,
+                          "timestamp": [20, 10, 10, 30], "device": ["mobile", "desktop", "desktop", "mobile"]})
+    expected = local.aggregate_pairs(Dataset.from_frame(frame)).to_frame()
+    got = quality.aggregate_pairs(spark.createDataFrame(frame)).toPandas()
+    columns = ["user_id", "item_id", "value", "timestamp", "device"]
+    pd.testing.assert_frame_equal(got[columns].sort_values(columns[:2]).reset_index(drop=True),
+                                  expected[columns].sort_values(columns[:2]).reset_index(drop=True), check_dtype=False)
+    assert got.set_index(["user_id", "item_id"]).loc[("u1", "i1"), "device"] == "mobile"
+
+
 def test_transform_errors_are_named(spark, small):
     df = spark.createDataFrame(small.assign(value=small["value"] - 5))
     with pytest.raises(DataError, match="log1p_values needs non-negative values"):

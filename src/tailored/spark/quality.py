@@ -106,12 +106,17 @@ def check_quality(df: DataFrame, rules: QualityRules | None = None, now: float |
 
 # -- transforms (tailored.data.transforms on DataFrames) -------------------------------------------------------
 def aggregate_pairs(df: DataFrame) -> DataFrame:
-    """One row per (user, item): values summed, latest timestamp kept."""
+    """One row per (user, item): values summed, latest timestamp kept, and the other columns (event type, context)
+    as the pair's latest row has them, as `tailored.data.transforms.aggregate_pairs` keeps them (rows without a
+    timestamp, or tied at the latest one, have no order here: one of them)."""
     from pyspark.sql import functions as F
 
+    others = [column for column in df.columns if column not in (USER_ID, ITEM_ID, VALUE, TIMESTAMP)]
+    latest = [F.max_by(column, TIMESTAMP) if TIMESTAMP in df.columns else F.last(column) for column in others]
     aggregations = [F.sum(VALUE).alias(VALUE)] + ([F.max(TIMESTAMP).alias(TIMESTAMP)] if TIMESTAMP in df.columns
                                                    else [])
-    return df.groupBy(USER_ID, ITEM_ID).agg(*aggregations)
+    return df.groupBy(USER_ID, ITEM_ID).agg(*aggregations, *[column.alias(name) for column, name in
+                                                             zip(latest, others, strict=True)])
 
 
 def apply_weighting(df: DataFrame, weighting: str, confidence_alpha: float = 1.0) -> DataFrame:
