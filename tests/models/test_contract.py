@@ -274,7 +274,7 @@ CAPABILITIES = {
     "ease-lowpass": {"histories", "folds_in_history"}, "ease-window": {"histories", "folds_in_history"},
     "ensemble": {"histories"}, "item-knn": {"histories", "folds_in_history"}, "lightgcn": {"histories"},
     "mf": {"ratings"}, "multdae": {"histories", "folds_in_history"}, "multvae": {"histories", "folds_in_history"},
-    "ncf": {"attributes", "histories", "new_items"}, "popularity": set(), "ranker": set(),
+    "ncf": {"attributes", "histories", "new_items"}, "popularity": set(), "ranker": {"context", "explains_scores"},
     "sasrec": {"sequences", "folds_in_history"},
     "two-tower": {"attributes", "histories", "sequences", "new_items", "new_item_histories"},
     "user-knn": {"histories"},
