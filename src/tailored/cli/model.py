@@ -14,8 +14,9 @@ from rich.table import Table
 from tailored.cli import options
 from tailored.cli.common import (console, epoch_reporter, handle_errors, parse_params, print_table, progress_bar,
                                  refuse_overwrite, say, show_tuning, step_reporter, stdout, trial_reporter, warn)
-from tailored.cli.options import (CheckOption, Interactions, ItemCol, ItemsFile, ModelDir, PipelineOption, RuleOption,
-                                  StageOption, TimeCol, UserCol, UsersFile, ValueCol, WindowDays)
+from tailored.cli.options import (CheckOption, FixedParams, Interactions, ItemCol, ItemsFile, ModelDir,
+                                  PipelineOption, RuleOption, StageOption, TimeCol, TuneTimeout, UserCol, UsersFile,
+                                  ValidationMethod, ValueCol, WindowDays)
 
 if TYPE_CHECKING:
     from tailored.data.quality import QualityReport
@@ -114,18 +115,15 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, rmse, ...")] = "ndcg@10",
     trials: Annotated[int, typer.Option("--trials", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    validation: Annotated[str | None, typer.Option(
-        "--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits "
-                             "the metric).")] = None,
+    validation: ValidationMethod = None,
     users: UsersFile = None,
     items: ItemsFile = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     value_col: ValueCol = "value",
     time_col: TimeCol = "timestamp",
-    param: Annotated[list[str] | None, typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
+    param: FixedParams = None,
+    timeout: TuneTimeout = None,
 ) -> None:
     """Search hyperparameters with Optuna on a validation split carved from the training file only: the defaults
     with each weighting come first, then the search; one line per trial (params, score, best so far, elapsed)."""

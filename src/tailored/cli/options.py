@@ -22,6 +22,12 @@ UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user id
 ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
 ValueCol = Annotated[str, typer.Option("--value-col", help="Column holding the value (rating, count); 1 if absent.")]
 TimeCol = Annotated[str, typer.Option("--time-col", help="Column holding timestamps (unix seconds or ISO dates).")]
+ValidationMethod = Annotated[str | None, typer.Option(
+    "--validation", help="Validation split method: per_user, random, leave_last_out, temporal, ... (default: fits the "
+                         "metric).")]
+FixedParams = Annotated[list[str] | None, typer.Option("--param", help="Parameter held fixed NAME=VALUE.")]
+TuneTimeout = Annotated[float | None, typer.Option(
+    "--timeout", help="Start no trial after this many seconds (the running one finishes).")]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Model directory written by `tailored train`.")]
 Output = Annotated[Path, typer.Option("--output", help="Output file (.csv or .parquet).")]
 QueryItems = Annotated[Path, typer.Option(

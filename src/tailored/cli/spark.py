@@ -14,7 +14,8 @@ import typer
 from tailored.cli import options
 from tailored.cli.common import (console, exactly_one, handle_errors, parse_params, print_table, refuse_overwrite,
                                  say, show_tuning, step_reporter, stdout, trial_reporter)
-from tailored.cli.options import ItemCol, RuleOption, TimeCol, UserCol
+from tailored.cli.options import (FixedParams, ItemCol, RuleOption, TimeCol, TuneTimeout, UserCol,
+                                  ValidationMethod, ValueCol)
 from tailored.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ Conf = Annotated[list[str] | None, typer.Option(
     "--conf", help="Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=8g.")]
 Data = Annotated[Path, typer.Option(
     "--interactions", help="Interactions: a CSV or Parquet file, or a folder of Parquet (or CSV) parts.")]
-ValueColumn = Annotated[str, typer.Option(
-    "--value-col", help="Column holding the value (rating, count); 1 if absent.")]
-TimeColumn = TimeCol
 Format = Annotated[str, typer.Option("--format", help="Output format: parquet (folders of parts) or csv.")]
 
 
@@ -66,8 +64,8 @@ def check(
     rule: RuleOption = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
-    value_col: ValueColumn = "value",
-    time_col: TimeColumn = "timestamp",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
     strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any row is rejected.")] = False,
     master: Master = "local[*]",
     conf: Conf = None,
@@ -117,8 +115,8 @@ def split(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (random splitters; default 42).")] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
-    value_col: ValueColumn = "value",
-    time_col: TimeColumn = "timestamp",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
     output_format: Format = "parquet",
     master: Master = "local[*]",
     conf: Conf = None,
@@ -148,8 +146,8 @@ def train(
         "--algorithm", help="Algorithm on Spark: als, item-knn or popularity.")] = "als",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
-    value_col: ValueColumn = "value",
-    time_col: TimeColumn = "timestamp",
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="Parameter NAME=VALUE (repeatable): the local algorithm's (als: factors, reg, alpha, epochs, "
                         "seed) and weighting, confidence_alpha, decay_half_life_days.")] = None,
@@ -200,16 +198,13 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", help="ndcg@10, hr@10, recall@20, ...")] = "ndcg@10",
     trials: Annotated[int, typer.Option("--trials", min=1)] = 20,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    validation: Annotated[str | None, typer.Option(
-        "--validation", help="Validation split method: per_user, leave_last_out, temporal, ... (default: fits the "
-                             "metric).")] = None,
+    validation: ValidationMethod = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
-    value_col: ValueColumn = "value",
-    time_col: TimeColumn = "timestamp",
-    param: Annotated[list[str] | None, typer.Option("--param", help="Parameter held fixed NAME=VALUE.")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="Start no trial after this many seconds (the running one finishes).")] = None,
+    value_col: ValueCol = "value",
+    time_col: TimeCol = "timestamp",
+    param: FixedParams = None,
+    timeout: TuneTimeout = None,
     check: options.CheckOption = True,
     rule: RuleOption = None,
     master: Master = "local[*]",
