@@ -3,6 +3,7 @@ signal (a price that no retriever sees) that it finds and its retrievers do not.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import numpy as np
@@ -350,7 +351,8 @@ def test_the_per_user_carves_fit_and_rank(world, carve: str) -> None:
 
 
 @pytest.mark.parametrize("param, value", [("label_fraction", 1.0), ("label_days", -1.0), ("candidates", 0),
-                                          ("carve", "random"), ("base_weight", -0.5), ("gain", "revenue")])
+                                          ("carve", "random"), ("base_weight", -0.5), ("gain", "revenue"),
+                                          ("precompute", -1)])
 def test_bad_parameters_name_themselves(world, param: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"ranker.{param}"):
         create_scorer("ranker", {param: value}).fit(world[0])
@@ -438,6 +440,25 @@ def test_the_ranker_learns_what_a_device_changes_from_the_request_context() -> N
         tops = {device: np.argsort(-aware.scorer.score_context(users, {"device": device}), axis=1)[:, :10]
                 for device in ("mobile", "desktop")}  # 0.92-0.98 and 0.03-0.08 over seeds 0-3
         assert mobile_shelf[tops["mobile"]].mean() > 0.8 and mobile_shelf[tops["desktop"]].mean() < 0.2
+
+
+def test_precomputed_candidates_score_as_those_computed_at_request_time(caplog) -> None:
+    """The table of candidates and context-free features kept at fit gives the scores that computing them for each
+    request gives (``precompute=0``), in any request context, for blocks of users and lone users alike."""
+    dataset, _ = device_world(n_users=80)
+    params = {"retrievers": "ease,item-knn", "candidates": 10, "recent": 2}
+    kept = create_scorer("ranker", params).fit(dataset)
+    with caplog.at_level(logging.INFO, logger="tailored.models.ranker"):
+        computed = create_scorer("ranker", params | {"precompute": 0}).fit(dataset)
+    assert "computed at request time" in caplog.text
+    assert len(computed.served_offsets_) == 0
+    assert kept.served_offsets_[-1] == len(kept.served_items_) == len(kept.served_features_) > 80 * 10
+    users = np.r_[np.arange(0, 80, 3), 79, 0]
+    for context in ({}, {"device": "mobile"}, {"device": "desktop"}):
+        np.testing.assert_allclose(kept.score_context(users, context), computed.score_context(users, context))
+        np.testing.assert_allclose(kept.score_context(users[:1], context)[0], kept.score_context(users, context)[0])
+    np.testing.assert_array_equal(np.argsort(-kept.score(users), axis=1, kind="stable")[:, :10],
+                                  np.argsort(-computed.score(users), axis=1, kind="stable")[:, :10])
 
 
 def test_context_keys_the_ranker_did_not_learn_are_reported(caplog) -> None:

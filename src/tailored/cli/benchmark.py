@@ -180,6 +180,24 @@ def service(
     _print_figures(figures)
 
 
+@app.command("latency")
+@handle_errors
+def latency(
+    model_dirs: Annotated[list[Path], typer.Option(
+        "--model-dir", help="A model directory written by `tailored train` (repeat to compare several).")],
+    requests: Annotated[int, typer.Option("--requests", min=1, help="Requests per model.")] = 2_000,
+    k: Annotated[int, typer.Option("--k", min=1, help="Items per list.")] = 10,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Milliseconds per recommendation in process, one request at a time on one thread, for the same random known
+    users of each model (p50, p99, mean): what a model costs per request, without the service around it."""
+    import pandas as pd
+
+    from tailored.benchmarks.latency import latency_benchmark
+
+    print_table(pd.DataFrame(latency_benchmark(model_dirs, requests, k, seed)), title="one request at a time")
+
+
 @app.command("feedback")
 @handle_errors
 def feedback(

@@ -32,8 +32,11 @@ had less data than at serving, reordered a stronger serving retriever (validatio
 
 ``score`` is minus each item's position in the final order: the candidates by the ranker's prediction (ties, which
 the leaves of a few trees make common, broken by the first retriever), then every other item in the first
-retriever's order, so that a full ranking stays meaningful. The booster is kept in LightGBM's own text format (as
-bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra (lightgbm).
+retriever's order, so that a full ranking stays meaningful. Every training user's candidates and context-free
+features are computed at the end of ``fit`` and kept (up to ``precompute`` values), so that a request only adds its
+context's features, runs the trees and scores the first retriever. The booster is kept in LightGBM's own text
+format (as bytes), never pickled; a loaded model scores exactly as the fitted one. Needs the ``ranker`` extra
+(lightgbm).
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class RankerScorer:
     base_weight: float = 1.0
     context: str = "auto"
     gain: str = "binary"
+    precompute: int = 2**25
     seed: int = 0
 
     explicit: ClassVar[bool] = False
@@ -183,6 +187,7 @@ class RankerScorer:
         self.user_segment_names_ = np.asarray(people.segment_names, dtype=str)
         self.n_users_, self.n_items_ = dataset.n_users, dataset.n_items
         self._serving: tuple[Any, Sources] | None = None
+        self._precompute()
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -199,23 +204,55 @@ class RankerScorer:
     def _scores(self, users: np.ndarray, levels: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Scores of ``users`` with the context ``levels`` (one per key, -1: not given)."""
         booster, sources = self._serving_state()
-        window = sources.window
         users = np.asarray(users, np.int64)
         out = np.empty((len(users), self.n_items_), np.float32)
         size = block_users(self.n_items_)
         for start in range(0, len(users), size):
             block = users[start:start + size]
             inside = (block >= 0) & (block < self.n_users_)
-            known = np.where(inside, block, 0)
-            scores, ranks = retriever_features(self.members_, window, known)
-            rows, candidate_items = candidate_pairs(ranks, window, known, self.candidates, self.recent)
+            rows, candidate_items, features, first_ranks = self._candidates(np.where(inside, block, 0))
             keep = inside[rows]
             rows, candidate_items = rows[keep], candidate_items[keep]
-            features = np.hstack([pair_features(sources, known, rows, candidate_items, scores, ranks),
+            features = np.hstack([features[keep],
                                   context_features(sources, np.tile(levels, (len(rows), 1)), candidate_items)])
             predicted = booster.predict(features, num_threads=num_threads()) + self._base(features, rows)
-            out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, ranks[0], len(block))
+            out[start:start + len(block)] = full_ranking(predicted, rows, candidate_items, first_ranks, len(block))
         return out if items is None else out[:, items]
+
+    def _candidates(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate pairs of ``users`` (each pair's row in ``users``, its item), their context-free features
+        and the first retriever's ranks (users x all items): from the table `precompute` kept, else computed."""
+        sources = self._serving_state()[1]
+        offsets = getattr(self, "served_offsets_", None)
+        if offsets is not None and len(offsets):
+            rows, pairs = offset_ranges(offsets, users)
+            seen = sources.window.taken[users].toarray() > 0
+            _, first_ranks = retriever_ranking(self.members_[0], users, seen)
+            return rows, self.served_items_[pairs].astype(np.int64), self.served_features_[pairs], first_ranks
+        scores, ranks = retriever_features(self.members_, sources.window, users)
+        rows, items = candidate_pairs(ranks, sources.window, users, self.candidates, self.recent)
+        return rows, items, pair_features(sources, users, rows, items, scores, ranks), ranks[0]
+
+    def _precompute(self) -> None:
+        """Keeps every user's candidates and context-free features for serving (``served_*``), when they hold at
+        most ``precompute`` values; else requests compute them."""
+        n_features = len(self.feature_names_) - len(self.context_names_)
+        bound = self.n_users_ * (self.candidates * len(self.members_) + self.recent) * n_features
+        self.served_offsets_ = np.zeros(0, np.int64)
+        if bound > self.precompute:
+            logger.info("ranker: candidates and features computed at request time (up to %d values, above "
+                        "precompute=%d)", bound, self.precompute)
+            return
+        items, features, counts = [], [], []
+        size = block_users(self.n_items_)
+        for start in range(0, self.n_users_, size):
+            users = np.arange(start, min(start + size, self.n_users_))
+            rows, block_items, block_features, _ = self._candidates(users)
+            items.append(block_items.astype(np.int32))
+            features.append(block_features)
+            counts.append(np.bincount(rows, minlength=len(users)))
+        self.served_items_, self.served_features_ = np.concatenate(items), np.concatenate(features)
+        self.served_offsets_ = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
 
     def explain_scores(self, users: np.ndarray, items: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
         """``str[users, n]``: for each listed item (``items``: item indices, -1 empty), the `EXPLAINED` largest
@@ -283,6 +320,9 @@ class RankerScorer:
                               "nothing, not from the first retriever).")
         if self.label_days is not None and self.label_days <= 0:
             raise ConfigError(f"ranker.label_days={self.label_days} must be above 0 (or none: label_fraction).")
+        if self.precompute < 0:
+            raise ConfigError(f"ranker.precompute={self.precompute} must be at least 0 (0: compute every request's "
+                              "candidates and features when it comes).")
         for name in ("candidates", "n_estimators", "num_leaves", "min_child_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ranker.{name}={getattr(self, name)} must be at least 1.")
@@ -491,18 +531,29 @@ def monotone_constraints(names: list[str]) -> list[int]:
 
 def retriever_features(retrievers: list[Scorer], window: Window, users: np.ndarray
                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per retriever, its scores for ``users`` standardised over each user's unseen items (in ``window``) and its
-    ranks (1 = best unseen item; the seen items after every unseen one), each users x all items."""
+    """Per retriever, `retriever_ranking` of ``users`` (their unseen items read from ``window``)."""
     seen = window.taken[users].toarray() > 0
-    scores, ranks = [], []
-    for retriever in retrievers:
-        raw = np.asarray(retriever.score(users), np.float64)
-        order = np.argsort(np.where(seen, np.inf, -raw), axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(1, raw.shape[1] + 1)[None, :], axis=1)
-        scores.append(standardize(raw, ~seen))
-        ranks.append(rank)
-    return scores, ranks
+    pairs = [retriever_ranking(retriever, users, seen) for retriever in retrievers]
+    return [scores for scores, _ in pairs], [ranks for _, ranks in pairs]
+
+
+def retriever_ranking(retriever: Scorer, users: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The retriever's scores for ``users`` standardised over each user's unseen items (``seen``: users x all items)
+    and its ranks (1 = best unseen item; the seen items after every unseen one), each users x all items."""
+    raw = np.asarray(retriever.score(users), np.float64)
+    order = np.argsort(np.where(seen, np.inf, -raw), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, raw.shape[1] + 1)[None, :], axis=1)
+    return standardize(raw, ~seen), ranks
+
+
+def offset_ranges(offsets: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ``users`` whose entries are ``offsets[user]:offsets[user + 1]`` of a table, each entry's row in
+    ``users`` and its index in the table, by row."""
+    starts, counts = offsets[users], offsets[users + 1] - offsets[users]
+    rows = np.repeat(np.arange(len(users)), counts)
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return rows, starts[rows] + np.arange(len(rows)) - firsts[rows]
 
 
 def candidate_pairs(ranks: list[np.ndarray], window: Window, users: np.ndarray, candidates: int, recent: int
