@@ -19,9 +19,12 @@ leave-last-out hold-out such as P2 asks, with every user labelled). In every car
 earlier part only, and every feature is read from that part (`Window` before the cut), so nothing of the labels
 leaks into a feature. A candidate is relevant when the user took it in the labels; one group per user (users with no
 relevant candidate are left out). A seeded 20 % of the labelled users is held out, and boosting stops when their
-NDCG@10 has not improved for `EARLY_STOPPING_ROUNDS` rounds. The retrievers are then refitted on all the data, and
-scoring computes the same features, by the same code, from all the data. Each retriever's score is constrained to
-raise, and its rank to lower, the prediction (LightGBM's monotone constraints), all else equal.
+NDCG@10 has not improved for `EARLY_STOPPING_ROUNDS` rounds. With ``feedback`` (a `tailored logs export` file), the
+labels are the log's instead of a carve's: each click is a query against the unclicked items of its list, weighted by
+the inverse examination probability of its position (``feedback_weighting``; `tailored.models.ranker_feedback`), and
+the features and retrievers read the interactions before the log's first list. The retrievers are then refitted on
+all the data, and scoring computes the same features, by the same code, from all the data. Each retriever's score
+is constrained to raise, and its rank to lower, the prediction (LightGBM's monotone constraints), all else equal.
 
 Boosting starts from the first retriever: its standardised score times ``base_weight`` (1.0) is each pair's initial
 score (LightGBM's ``init_score``, added back at prediction), so the trees learn corrections to its order and early
@@ -58,6 +61,7 @@ from tailored.data.transforms import apply_weighting
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
+from tailored.models.ranker_feedback import WEIGHTINGS, FeedbackGroups, FeedbackLog
 from tailored.models.ranker_features import (DAY, ContextKeys, ItemAttributes, Sources, UserAttributes, Window,
                                              context_features, interaction_seconds, pair_features)
 
@@ -103,6 +107,8 @@ class RankerScorer:
     base_weight: float = 1.0
     context: str = "auto"
     gain: str = "binary"
+    feedback: str = ""
+    feedback_weighting: str = "position"
     precompute: int = 2**25
     seed: int = 0
 
@@ -124,7 +130,16 @@ class RankerScorer:
         self._check_params()
         module = lightgbm()
         seconds = interaction_seconds(dataset, "ranker")
-        if self.carve == "time":
+        log = FeedbackLog.read(self.feedback, dataset, "revenue" if self.gain == "value" else "click") \
+            if self.feedback else None
+        if log is not None:
+            cut = float(log.seconds.min())
+            label_rows = seconds >= cut
+            if label_rows.all():
+                raise DataError(f"ranker.feedback: no interaction comes before the first list of {self.feedback} "
+                                "(the features are read from the interactions before it); give the history before "
+                                "the log.")
+        elif self.carve == "time":
             cut = self._cut(seconds)
             label_rows = seconds >= cut
         else:
@@ -138,17 +153,16 @@ class RankerScorer:
         window = Window.of(earlier, seconds[~label_rows], until=cut, context=levels[~label_rows])
         sources = Sources.of(window, attributes, people, keys)
         retrievers = [create_retriever(name).fit(self._retrieval(earlier)) for name in names]
-        labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
-        if len(labelled) == 0:
-            raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
-                            "label_fraction (or label_days), or give more history per user.")
-        groups = LabelGroups.of(later, levels[label_rows], labelled, by_value=self.gain == "value")
-        if groups.gains is not None and len(groups.gains) <= 2:
-            logger.warning("ranker.gain=value: every label has the same value, so the gains are those of binary; "
-                           "an aggregating weighting (binary, auto) sets them to 1: train with weighting=raw.")
+        columns = sources.feature_names([feature_label(name) for name in names])
+        if log is None:
+            groups: LabelGroups | FeedbackGroups = self._label_groups(earlier, later, levels[label_rows])
+            source = f"{self.carve} carve"
+        else:
+            groups = self._feedback_groups(log, keys, earlier)
+            source = f"feedback log, {self.feedback_weighting} weighting"
+        labelled = np.unique(groups.users)
         held_out = np.random.default_rng(self.seed).random(len(labelled)) < VALIDATION_SHARE
         held_groups = np.isin(groups.users, labelled[held_out])
-        columns = sources.feature_names([feature_label(name) for name in names])
         sets = [self._rows(retrievers, sources, groups.subset(chosen), module, columns)
                 for chosen in (~held_groups, held_groups)]
         if sets[0] is None:
@@ -167,8 +181,8 @@ class RankerScorer:
         text = booster.model_to_string(num_iteration=self.rounds_)
         self.booster_ = np.frombuffer(text.encode(), np.uint8).copy()
         self.feature_names_ = np.asarray(columns)
-        logger.info("ranker: %d rounds on %d labelled users in %d groups (%d users held out), %s carve, context %s",
-                    self.rounds_, len(labelled), len(groups.users), held_out.sum(), self.carve,
+        logger.info("ranker: %d rounds on %d labelled users in %d groups (%d users held out), %s, context %s",
+                    self.rounds_, len(labelled), len(groups.users), held_out.sum(), source,
                     ", ".join(keys.names) or "none")
         self.members_: list[Scorer] = [create_retriever(name).fit(self._retrieval(dataset)) for name in names]
         self.interaction_users_ = dataset.user_index.astype(np.int32)
@@ -302,6 +316,31 @@ class RankerScorer:
         means = sums / np.maximum(np.bincount(rows[scored], minlength=len(sums)), 1)
         return self.base_weight * np.where(scored, first, means[rows])
 
+    def _label_groups(self, earlier: Dataset, later: Dataset, levels: np.ndarray) -> LabelGroups:
+        """The carve's queries: the label rows ``later`` (``levels``: their context) of the users who have rows
+        ``earlier`` too."""
+        labelled = np.intersect1d(np.unique(later.user_index), np.unique(earlier.user_index))
+        if len(labelled) == 0:
+            raise DataError("ranker: no user has interactions both in the carve's labels and before them; raise "
+                            "label_fraction (or label_days), or give more history per user.")
+        groups = LabelGroups.of(later, levels, labelled, by_value=self.gain == "value")
+        if groups.gains is not None and len(groups.gains) <= 2:
+            logger.warning("ranker.gain=value: every label has the same value, so the gains are those of binary; "
+                           "an aggregating weighting (binary, auto) sets them to 1: train with weighting=raw.")
+        return groups
+
+    def _feedback_groups(self, log: FeedbackLog, keys: ContextKeys, earlier: Dataset) -> FeedbackGroups:
+        """The feedback log's queries (`FeedbackGroups`) of the users with interactions before it (the others are
+        the fallback's to serve), by click or, with ``gain="value"``, by revenue grade."""
+        positive = log.rewards > 0
+        grades, gains = value_grades(log.rewards[positive]) if self.gain == "value" else (None, None)
+        groups = FeedbackGroups.of(log, log.levels(keys), self.feedback_weighting, grades, gains)
+        known = np.isin(groups.users, np.unique(earlier.user_index))
+        if not known.any():
+            raise DataError(f"ranker.feedback: no {'revenue' if self.gain == 'value' else 'click'} in "
+                            f"{self.feedback} comes from a user with interactions before the log: nothing to learn.")
+        return groups.subset(known)
+
     def _retrieval(self, dataset: Dataset) -> Dataset:
         """What the retrievers learn from: the data as given, or, with ``gain="value"``, which pairs exist (the
         values weigh the labels, not what the retrievers propose)."""
@@ -313,6 +352,10 @@ class RankerScorer:
         if self.gain not in GAINS:
             raise ConfigError(f"ranker.gain must be one of {', '.join(GAINS)}, not {self.gain!r} (value: the "
                               "interactions' values, e.g. revenue, weigh each relevant item).")
+        if self.feedback_weighting not in WEIGHTINGS:
+            raise ConfigError(f"ranker.feedback_weighting must be one of {', '.join(WEIGHTINGS)}, not "
+                              f"{self.feedback_weighting!r} (position: each click weighs 1 / the examination "
+                              "probability of its position).")
         if not 0 < self.label_fraction < 1:
             raise ConfigError(f"ranker.label_fraction={self.label_fraction} must be between 0 and 1 (exclusive).")
         if self.base_weight < 0:
@@ -344,12 +387,22 @@ class RankerScorer:
             )
         return cut
 
-    def _rows(self, retrievers: list[Scorer], sources: Sources, groups: LabelGroups, module: Any, names: list[str]
-              ) -> Any:
-        """The LightGBM dataset of the label ``groups`` (one query per group with a relevant candidate), or None
-        without one. A user's candidates and context-free features are computed once, then repeated for each of the
-        user's groups beside the group's context features."""
-        features, relevant, sizes, bases = [], [], [], []
+    def _rows(self, retrievers: list[Scorer], sources: Sources, groups: LabelGroups | FeedbackGroups, module: Any,
+              names: list[str]) -> Any:
+        """The LightGBM dataset of ``groups`` (one query per group with a relevant member), or None without one."""
+        blocks = self._label_rows(retrievers, sources, groups) if isinstance(groups, LabelGroups) \
+            else self._feedback_rows(retrievers, sources, groups)
+        if not blocks:
+            return None
+        features, relevant, sizes, bases, weights = (np.concatenate(part) for part in zip(*blocks, strict=True))
+        return module.Dataset(features, relevant, group=sizes, init_score=bases, feature_name=names,
+                              weight=weights if groups.weighted else None, free_raw_data=True)
+
+    def _label_rows(self, retrievers: list[Scorer], sources: Sources, groups: LabelGroups) -> list[tuple]:
+        """Per block of the label ``groups``: the features, relevance, query sizes, initial scores and weights (1) of
+        the queries with a relevant candidate. A user's candidates and context-free features are computed once, then
+        repeated for each of the user's groups beside the group's context features."""
+        blocks = []
         size = block_users(groups.labels.shape[1])
         for start in range(0, len(groups.users), size):
             block = slice(start, start + size)
@@ -362,15 +415,31 @@ class RankerScorer:
             hits = np.asarray(groups.labels[start + rows, items]).ravel()
             useful = np.bincount(rows, hits > 0, minlength=len(inverse))[rows] > 0
             pairs, rows, items, hits = pairs[useful], rows[useful], items[useful], hits[useful]
-            features.append(np.hstack([per_user[pairs],
-                                       context_features(sources, groups.levels[block][rows], items)]))
-            bases.append(self._base(features[-1], rows))
-            relevant.append(hits.astype(np.float32))
-            sizes.append(np.bincount(rows, minlength=len(inverse))[np.unique(rows)])
-        if not sum(len(group) for group in sizes):
-            return None
-        return module.Dataset(np.concatenate(features), np.concatenate(relevant), group=np.concatenate(sizes),
-                              init_score=np.concatenate(bases), feature_name=names, free_raw_data=True)
+            if not len(rows):
+                continue
+            features = np.hstack([per_user[pairs], context_features(sources, groups.levels[block][rows], items)])
+            blocks.append((features, hits.astype(np.float32), np.bincount(rows)[np.unique(rows)],
+                           self._base(features, rows), np.ones(len(rows))))
+        return blocks
+
+    def _feedback_rows(self, retrievers: list[Scorer], sources: Sources, groups: FeedbackGroups) -> list[tuple]:
+        """`_label_rows` of a feedback log's queries: their members are the items shown, each row weighted by its
+        query's weight."""
+        blocks = []
+        users = np.unique(groups.users)
+        size = block_users(sources.window.n_items)
+        for start in range(0, len(users), size):
+            block = users[start:start + size]
+            chosen = groups.subset(np.isin(groups.users, block))
+            if not len(chosen.users):
+                continue
+            scores, ranks = retriever_features(retrievers, sources.window, block)
+            rows = np.searchsorted(block, chosen.users[chosen.query])
+            features = np.hstack([pair_features(sources, block, rows, chosen.items, scores, ranks),
+                                  context_features(sources, chosen.levels[chosen.query], chosen.items)])
+            blocks.append((features, chosen.labels.astype(np.float32), np.bincount(chosen.query),
+                           self._base(features, chosen.query), chosen.weights[chosen.query]))
+        return blocks
 
     def _serving_state(self) -> tuple[Any, Sources]:
         """The booster and what the features read from all the data, built once from the stored arrays."""
@@ -423,6 +492,8 @@ class LabelGroups:
         else:
             labels.data[:] = 1.0
         return cls(unique[:, 0], unique[:, 1:], labels, gains)
+
+    weighted: ClassVar[bool] = False
 
     def subset(self, chosen: np.ndarray) -> LabelGroups:
         return LabelGroups(self.users[chosen], self.levels[chosen], self.labels[chosen], self.gains)

@@ -29,7 +29,7 @@ import numpy as np
 
 from tailored.errors import ConfigError, DataError
 from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
-from tailored.policies.position_bias import prior_examination
+from tailored.data.position_bias import prior_examination
 from tailored.policies.state import item_keys
 
 

@@ -41,7 +41,7 @@ from scipy.special import digamma, polygamma
 from tailored.errors import ConfigError
 from tailored.policies.base import POLICIES, Candidates, Feedback, Slate
 from tailored.policies.draw_marginals import ATOMS, WEIGHTS, ranked_marginals
-from tailored.policies.position_bias import estimate_position_bias, examinations, prior_examination
+from tailored.data.position_bias import estimate_position_bias, examinations, prior_examination
 from tailored.policies.state import ItemPositionCounts
 from tailored.policies.uniform import UniformPolicy
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tailored.errors import ConfigError
-from tailored.policies.position_bias import debiased, estimate_position_bias, examinations, prior_examination
+from tailored.data.position_bias import debiased, estimate_position_bias, examinations, prior_examination
 
 
 def simulated(seed: int, items: int = 400, positions: int = 10, lists: int = 150) -> tuple[np.ndarray, ...]:
