@@ -493,6 +493,33 @@ def test_time_keys_are_learned_from_the_timestamps_when_asked() -> None:
     assert saved.shape == (3, dataset.n_items)
 
 
+def test_the_month_teaches_the_seasons() -> None:
+    """``context=month``: events from October to March take the first half of the catalogue 90 % of the time, the
+    others the second half; asked in January, the top 10 is mostly winter items, in July summer ones, and the lift
+    of the month is what the ranker uses most."""
+    rng = np.random.default_rng(3)
+    start = pd.Timestamp("2024-01-01T12:00Z").timestamp()
+    rows = []
+    for user in range(400):
+        taken: list[int] = []
+        for day in np.sort(rng.choice(730, 20, replace=False)):
+            moment = start + day * DAY
+            winter = pd.Timestamp(moment, unit="s").month in (10, 11, 12, 1, 2, 3)
+            shelf = np.arange(N_ITEMS // 2) if winter else np.arange(N_ITEMS // 2, N_ITEMS)
+            taken.append(int(rng.choice(np.setdiff1d(shelf if rng.random() < 0.9 else np.arange(N_ITEMS), taken))))
+            rows.append((f"u{user}", f"i{taken[-1]}", 1.0, moment))
+    dataset = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"]))
+    scorer = create_scorer("ranker", {"retrievers": "ease,popularity", "candidates": 30, "context": "month"}
+                           ).fit(dataset)
+    assert scorer.feature_importances().index[0] == "context_lift_month"
+    winter_shelf = np.array([int(item[1:]) < N_ITEMS // 2 for item in dataset.items.external_ids])
+    shares = {}
+    for month in ("2026-01-15T10:00Z", "2026-07-15T10:00Z"):
+        scores = scorer.score_context(np.arange(100), {"moment": pd.Timestamp(month).to_pydatetime()})
+        shares[month[5:7]] = winter_shelf[np.argsort(-scores, axis=1)[:, :10]].mean()
+    assert shares["01"] > 0.8 and shares["07"] < 0.2, shares
+
+
 def test_explanations_name_the_features_that_raised_each_item_in_the_requests_context() -> None:
     """``--explain``: each listed item's largest contributions (LightGBM's SHAP values and the first retriever's
     start), the device's lift among them when the device decides; they add up to the prediction."""

@@ -27,10 +27,10 @@ Features (`Sources.feature_names`), all vectorised over the pairs:
   (NaN when never: a repeat signal, for candidates drawn from the user's own recent items);
 - context (`ContextKeys`, after the others: `context_features`): ``context_lift_<key>`` for each context key, the
   same lift as a segment's with the key's value in place of the user's segment: how much more the item is taken on
-  a mobile, from an email, at 8 in the morning, on a Saturday. The keys are the interaction columns named as the
-  request's context keys (``device``, ``channel``, ``segment``) and the ``hour`` and ``weekday`` of the timestamps
-  (UTC, as the request's date is read); a key the request does not give, or a value not seen in training, is 0
-  (no lift).
+  a mobile, from an email, at 8 in the morning, on a Saturday, in December. The keys are the interaction columns named
+  as the request's context keys (``device``, ``channel``, ``segment``) and the ``hour``, ``weekday`` and ``month`` of
+  the timestamps (UTC, as the request's date is read); a key the request does not give, or a value not seen in
+  training, is 0 (no lift).
 
 Features unknown for a pair are NaN, which LightGBM routes by a learned default direction.
 """
@@ -66,8 +66,9 @@ ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURE = "days_since_taken"
 CONTEXT_COLUMNS = ("device", "channel", "segment")
 """Interaction columns that are request context keys (`tailored.query.Context`'s fields of the same names)."""
-TIME_KEYS = {"hour": 24, "weekday": 7}
-"""Context keys read from the timestamps (UTC) and the request's date, with their number of values."""
+TIME_KEYS = {"hour": 24, "weekday": 7, "month": 12}
+"""Context keys read from the timestamps (UTC) and the request's date, with their number of values: the time of
+day, the day of the week, the season (a month's lift is the item's seasonality profile)."""
 
 
 def interaction_seconds(dataset: Dataset, algorithm: str) -> np.ndarray:
@@ -189,7 +190,7 @@ class ContextKeys:
                     raise ConfigError(
                         f"ranker.context: '{name}' is not a context key of these interactions; the keys are "
                         f"{', '.join([*present, *TIME_KEYS])} (the columns among {', '.join(CONTEXT_COLUMNS)} with "
-                        f"2 to {MAX_CATEGORIES} values, and the timestamps' hour and weekday), or auto, or none.")
+                        f"2 to {MAX_CATEGORIES} values, and the timestamps' hour, weekday and month), or auto, or none.")
                 names += [name] if name not in names else []
         vocabularies = tuple(() if name in TIME_KEYS else tuple(sorted(interactions[name].dropna().astype(str)
                                                                         .unique())) for name in names)
@@ -236,8 +237,10 @@ class ContextKeys:
 
 
 def time_levels(name: str, seconds: np.ndarray) -> np.ndarray:
-    """The UTC ``hour`` (0-23) or ``weekday`` (Monday 0) of Unix ``seconds``."""
+    """The UTC ``hour`` (0-23), ``weekday`` (Monday 0) or ``month`` (January 0) of Unix ``seconds``."""
     seconds = np.floor(np.asarray(seconds, np.float64)).astype(np.int64)
+    if name == "month":
+        return seconds.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) % 12  # 1970-01: January
     return (seconds % int(DAY)) // 3600 if name == "hour" else (seconds // int(DAY) + 3) % 7  # 1970-01-01: Thursday
 
 

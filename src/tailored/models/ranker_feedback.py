@@ -93,7 +93,7 @@ class FeedbackLog:
         return estimate_position_bias(impressions, clicks)
 
     def levels(self, keys: ContextKeys) -> np.ndarray:
-        """rows x context keys: the hour and weekday of each row's time, and the value of each other key the log
+        """rows x context keys: the hour, weekday and month of each row's time, and the value of each other key the log
         carries as a column (-1 where it does not: not given)."""
         columns = []
         for name, values in zip(keys.names, keys.vocabularies, strict=True):
