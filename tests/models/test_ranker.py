@@ -107,10 +107,29 @@ def test_bad_retriever_settings_are_named_before_any_fit(world, retrievers: str,
         create_scorer("ranker", {"retrievers": retrievers}).fit(world[0])
 
 
-def test_interactions_without_timestamps_are_refused_naming_the_column(world) -> None:
+@pytest.mark.parametrize("params, needs", [({"carve": "time"}, "carve=time"), ({"carve": "last"}, "carve=last"),
+                                           ({"recent": 3}, "recent=3"),
+                                           ({"context": "auto,hour"}, "the context keys hour/weekday/month")])
+def test_interactions_without_timestamps_are_refused_where_time_is_read(world, params, needs) -> None:
     untimed = Dataset.from_frame(world[0].to_frame().drop(columns="timestamp"))
-    with pytest.raises(DataError, match="'timestamp' column.*--time-col"):
-        create_scorer("ranker").fit(untimed)
+    with pytest.raises(DataError, match=f"with {needs} reads time.*'timestamp' column.*--time-col"):
+        create_scorer("ranker", params).fit(untimed)
+
+
+def test_without_timestamps_the_user_carve_ranks_with_a_warning_naming_the_constant_features(world, caplog) -> None:
+    """Counts or ratings without times (a held-out data set may have none): the default carve needs no time; the
+    features read from times are unknown, and said to be."""
+    untimed = Dataset.from_frame(world[0].to_frame().drop(columns="timestamp"), items=world[0].item_attributes
+                                 .assign(item_id=world[0].items.external_ids))
+    with caplog.at_level(logging.WARNING, logger="tailored.models.ranker"):
+        recommender = Recommender(create_scorer("ranker", {"retrievers": "ease,item-knn", "candidates": 30})
+                                  ).fit(untimed)
+    assert "no timestamp" in caplog.text and "item_trend" in caplog.text and "days_since_taken" in caplog.text
+    importances = recommender.scorer.feature_importances()
+    timed = ["user_days_since_last", "item_trend", "item_age_days", "days_since_taken"]
+    assert importances[timed].sum() == 0  # unknown everywhere: never split on
+    assert importances.index[0] in ("item_price", "gap_price")  # what decides the latest picks is still found
+    assert recommender.recommend(["u0", "u1"], 10).groupby("user_id").size().tolist() == [10, 10]
 
 
 def test_timestamps_that_leave_one_side_of_the_cut_empty_are_refused(world) -> None:

@@ -62,8 +62,9 @@ from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
 from tailored.models.ranker_feedback import WEIGHTINGS, FeedbackGroups, FeedbackLog
-from tailored.models.ranker_features import (DAY, ContextKeys, ItemAttributes, Sources, UserAttributes, Window,
-                                             context_features, interaction_seconds, pair_features)
+from tailored.models.ranker_features import (DAY, ITEM_FEATURES, REPEAT_FEATURE, TIME_KEYS, USER_FEATURES, ContextKeys,
+                                             ItemAttributes, Sources, UserAttributes, Window, context_features,
+                                             interaction_seconds, pair_features)
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class RankerScorer:
         names = retriever_names(self.retrievers)
         self._check_params()
         module = lightgbm()
-        seconds = interaction_seconds(dataset, "ranker")
+        seconds = self._seconds(dataset)
         log = FeedbackLog.read(self.feedback, dataset, "revenue" if self.gain == "value" else "click") \
             if self.feedback else None
         if log is not None:
@@ -369,6 +370,23 @@ class RankerScorer:
         for name in ("candidates", "n_estimators", "num_leaves", "min_child_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ranker.{name}={getattr(self, name)} must be at least 1.")
+
+    def _seconds(self, dataset: Dataset) -> np.ndarray:
+        """The interactions' Unix seconds. Without timestamps, the per-user random carve (the default) still works:
+        the times are unknown (NaN), so the features read from them are too, with a warning; a carve by time, a
+        feedback log, recent items or a time context key needs them (a DataError naming the column and what needs
+        it)."""
+        needs = [what for what, used in (
+            (f"carve={self.carve}", self.carve != "user"), ("feedback", bool(self.feedback)),
+            (f"recent={self.recent}", self.recent > 0),
+            ("the context keys hour/weekday/month", any(key.strip() in TIME_KEYS for key in self.context.split(","))))
+            if used]
+        if dataset.timestamps is not None or needs:
+            return interaction_seconds(dataset, "ranker", f"with {' and '.join(needs)} reads time")
+        logger.warning("ranker: the interactions have no timestamp: %s are unknown and teach nothing (give the "
+                       "file's time column, `--time-col`, to use them).",
+                       ", ".join([*USER_FEATURES[1:], *ITEM_FEATURES[1:], REPEAT_FEATURE]))
+        return np.full(len(dataset), np.nan)
 
     def _cut(self, seconds: np.ndarray) -> float:
         """The time from which interactions are labels: the last ``label_days`` days, else the quantile that leaves

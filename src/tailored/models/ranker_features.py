@@ -71,13 +71,14 @@ TIME_KEYS = {"hour": 24, "weekday": 7, "month": 12}
 day, the day of the week, the season (a month's lift is the item's seasonality profile)."""
 
 
-def interaction_seconds(dataset: Dataset, algorithm: str) -> np.ndarray:
-    """The interactions' times as float64 Unix seconds; a DataError naming the missing column and the fix."""
+def interaction_seconds(dataset: Dataset, algorithm: str, reason: str = "carves its training data by time"
+                        ) -> np.ndarray:
+    """The interactions' times as float64 Unix seconds; a DataError naming the missing column, why it is needed
+    (``reason``) and the fix."""
     if dataset.timestamps is None:
         raise DataError(
-            f"Algorithm '{algorithm}' carves its training data by time and needs a 'timestamp' column in the "
-            "interactions, which these have not; give the file's time column (`--time-col`), or use one of its "
-            "retrievers (e.g. ease) on its own."
+            f"Algorithm '{algorithm}' {reason} and needs a 'timestamp' column in the interactions, which these have "
+            "not; give the file's time column (`--time-col`), or use one of its retrievers (e.g. ease) on its own."
         )
     return timestamps(pd.Series(dataset.timestamps)).to_numpy(np.float64)
 
@@ -190,7 +191,8 @@ class ContextKeys:
                     raise ConfigError(
                         f"ranker.context: '{name}' is not a context key of these interactions; the keys are "
                         f"{', '.join([*present, *TIME_KEYS])} (the columns among {', '.join(CONTEXT_COLUMNS)} with "
-                        f"2 to {MAX_CATEGORIES} values, and the timestamps' hour, weekday and month), or auto, or none.")
+                        f"2 to {MAX_CATEGORIES} values, and the timestamps' hour, weekday and month), or auto, or "
+                        "none.")
                 names += [name] if name not in names else []
         vocabularies = tuple(() if name in TIME_KEYS else tuple(sorted(interactions[name].dropna().astype(str)
                                                                         .unique())) for name in names)
@@ -295,7 +297,7 @@ class Window:
         """n_users x `USER_FEATURES`."""
         counts = np.bincount(self.users, minlength=self.n_users)
         last = np.full(self.n_users, -np.inf)
-        np.maximum.at(last, self.users, self.seconds)
+        np.fmax.at(last, self.users, self.seconds)  # fmax: unknown times (NaN) leave -inf, without a warning
         days = np.where(counts > 0, (self.now - last) / DAY, np.nan)
         return np.column_stack([relative_log_counts(counts), days])
 
@@ -308,7 +310,7 @@ class Window:
         month = np.bincount(self.items[age <= MONTH_DAYS * DAY], minlength=self.n_items)
         trend = np.log((recent + 1.0) / (month * RECENT_DAYS / MONTH_DAYS + 1.0))
         first = np.full(self.n_items, np.inf)
-        np.minimum.at(first, self.items, self.seconds)
+        np.fmin.at(first, self.items, self.seconds)
         days = np.where(counts > 0, (self.now - first) / DAY, np.nan)
         return np.column_stack([relative_log_counts(counts), trend, days])
 
