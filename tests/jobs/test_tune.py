@@ -264,3 +264,15 @@ def test_unknown_metric_and_algorithm_fail_early(data: Dataset) -> None:
 def test_rating_metric_with_implicit_algorithm_is_rejected(data: Dataset) -> None:
     with pytest.raises(ConfigError, match="rmse"):
         tune(data, "ease", "rmse", trials=1)
+
+
+def test_a_scorer_narrows_its_space_to_what_the_data_allows() -> None:
+    """The ranker without timestamps is searched over the carve that reads no time only, so no trial fails there;
+    with them, over every carve."""
+    pytest.importorskip("lightgbm")
+    timed = implicit_dataset()
+    untimed = Dataset.from_frame(timed.to_frame().drop(columns="timestamp"))
+    assert tuning.search_space("ranker", untimed)["carve"].options == ("user",)
+    assert tuning.search_space("ranker", timed)["carve"].options == ("time", "user", "last")
+    result = tune(untimed, "ranker", trials=8, fixed={"retrievers": "ease,popularity", "candidates": 10})
+    assert len(result.trials) == 8 and set(result.trials["params_carve"]) == {"user"}

@@ -61,11 +61,13 @@ def validation_method(metric_name: str) -> str:
     return {"rmse": "random", "mae": "random", "hr": "leave_last_out"}.get(name, "per_user")
 
 
-def search_space(algorithm: str) -> dict[str, Float | Int | Choice]:
-    """The algorithm's own ranges plus, for implicit-feedback scorers, the Recommender settings declared tunable
-    (`settings_space`: the interaction weighting)."""
+def search_space(algorithm: str, train: Dataset | None = None) -> dict[str, Float | Int | Choice]:
+    """The algorithm's own ranges (narrowed to what ``train`` allows, where the scorer says so: ``space_for``)
+    plus, for implicit-feedback scorers, the Recommender settings declared tunable (`settings_space`: the
+    interaction weighting)."""
     cls = scorer_class(algorithm)
-    space = dict(getattr(cls, "search_space", {}))
+    narrowed = getattr(cls, "space_for", None)
+    space = dict(narrowed(train) if narrowed is not None and train is not None else getattr(cls, "search_space", {}))
     return space if cls.explicit else space | settings_space()
 
 
@@ -108,7 +110,7 @@ def tune(
     fixed = dict(fixed or {})
     if "weighting" not in fixed and "weighting" in search_space(algorithm) and _constant_values(split.train):
         fixed["weighting"] = resolve_weighting("auto", split.train, explicit=False)[0]
-    space = {k: v for k, v in search_space(algorithm).items() if k not in fixed}
+    space = {k: v for k, v in search_space(algorithm, split.train).items() if k not in fixed}
     if not space:
         raise ConfigError(f"Algorithm '{algorithm}' has no tunable parameters.")
 

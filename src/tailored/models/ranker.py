@@ -126,6 +126,11 @@ class RankerScorer:
         "base_weight": Float(0.0, 2.0),
     }
 
+    @classmethod
+    def space_for(cls, dataset: Dataset) -> dict[str, Float | Int | Choice]:
+        """`search_space` for ``dataset``: without timestamps, only the carve that reads no time."""
+        return cls.search_space | ({} if dataset.timestamps is not None else {"carve": Choice(("user",))})
+
     def fit(self, dataset: Dataset) -> Self:
         names = retriever_names(self.retrievers)
         self._check_params()
