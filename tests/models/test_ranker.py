@@ -178,7 +178,8 @@ def test_the_features_are_what_they_say(world) -> None:
     names = sources.feature_names(["ease"])
     assert names == ["ease_score", "ease_rank", "user_relative_activity", "user_days_since_last",
                      "item_relative_popularity", "item_trend", "item_age_days", "item_price", "user_age",
-                     "affinity_shelf", "gap_price", "segment_lift_age", "segment_lift_plan", "days_since_taken"]
+                     "affinity_shelf", "days_since_shelf", "gap_price", "segment_lift_age", "segment_lift_plan",
+                     "days_since_taken"]
     user, taken_item = 4, int(dataset.item_index[dataset.user_index == 4][0])
     items = np.array([taken_item, 0, 1, 2])
     retrievers = [create_scorer("ease").fit(dataset)]
@@ -195,6 +196,11 @@ def test_the_features_are_what_they_say(world) -> None:
     shelves = dataset.item_attributes.shelf.to_numpy()
     own = np.unique(dataset.item_index[dataset.user_index == user])
     assert row.affinity_shelf.tolist() == pytest.approx([np.mean(shelves[own] == shelves[i]) for i in items])
+    mine_shelves = shelves[dataset.item_index[dataset.user_index == user]]
+    for item, days in zip(items, row.days_since_shelf, strict=True):
+        same = mine_shelves == shelves[item]
+        expected = 1 + (seconds.max() - mine[same].max()) / DAY if same.any() else np.nan
+        assert days == pytest.approx(expected, rel=1e-6, nan_ok=True)
     prices = dataset.item_attributes.price.to_numpy()
     assert row.gap_price.tolist() == pytest.approx((prices[items] - prices[own].mean()).tolist(), rel=1e-5)
     assert row.user_age.tolist() == pytest.approx([dataset.user_attributes.age[user]] * 4)

@@ -19,6 +19,8 @@ Features (`Sources.feature_names`), all vectorised over the pairs:
 - user attributes (a users table): each numeric one as it is (``user_<column>``: age, income);
 - pair: ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
   share of the user's distinct items that carry the candidate's value (the mean over its values);
+  ``days_since_<column>``: 1 + days since the user last took an item sharing one of the candidate's values (its
+  category's recency; NaN when never);
   ``gap_<column>`` for each numeric item attribute: the candidate's value minus the mean over the user's distinct
   items (a price level, an era); ``segment_lift_<column>`` for each usable user attribute (categorical, or numeric
   cut at the users' quantiles: `tailored.data.features.attribute_columns`): log((1 + the item's events by the
@@ -343,12 +345,25 @@ class Sources:
                          for key, size in enumerate(context.sizes())]
         return cls(window, items, people, people.lifts(window), context, context_lifts)
 
+    @cached_property
+    def category_days(self) -> sp.csr_matrix:
+        """users x category values (``items.categories``' columns): 1 + days from the user's last event with an item
+        of the value to the window's ``now``; 0 where never (NaN where the times are unknown)."""
+        window, n_values = self.window, self.items.categories.shape[1]
+        carried = (self.items.categories[window.items] > 0).tocoo()  # (event, value)
+        keys = window.users[carried.row] * n_values + carried.col
+        order = np.lexsort((window.seconds[carried.row], keys))
+        last = order[np.r_[keys[order][1:] != keys[order][:-1], True]] if len(order) else order
+        days = 1.0 + (window.now - window.seconds[carried.row[last]]) / DAY
+        return sp.csr_matrix((days, (window.users[carried.row[last]], carried.col[last])), (window.n_users, n_values))
+
     def feature_names(self, retrievers: list[str]) -> list[str]:
         """The columns of `pair_features`, in order."""
         return ([f"{name}_{kind}" for name in retrievers for kind in ("score", "rank")] + list(USER_FEATURES)
                 + list(ITEM_FEATURES) + [f"item_{name}" for name in self.items.number_names]
                 + [f"user_{name}" for name in self.people.number_names]
                 + [f"affinity_{name}" for name in self.items.category_names]
+                + [f"days_since_{name}" for name in self.items.category_names]
                 + [f"gap_{name}" for name in self.items.number_names]
                 + [f"segment_lift_{name}" for name in self.people.segment_names] + [REPEAT_FEATURE]
                 + [f"context_lift_{name}" for name in self.context.names])
@@ -386,6 +401,13 @@ def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: 
         for column in range(len(attributes.category_names)):
             of_column = column_of_value == column
             columns.append(np.bincount(carried.row[of_column], contributions[of_column], minlength=len(items)))
+        days = np.asarray(sources.category_days[pair_users[carried.row], carried.col]).ravel()
+        days = np.where(days > 0, days, np.inf)  # never: no day; unknown times (NaN) stay unknown
+        for column in range(len(attributes.category_names)):
+            of_column = column_of_value == column
+            nearest = np.full(len(items), np.inf)
+            np.fmin.at(nearest, carried.row[of_column], days[of_column])
+            columns.append(np.where(np.isfinite(nearest), nearest, np.nan))
     if attributes.number_names:
         known = ~np.isnan(attributes.numbers)
         with np.errstate(invalid="ignore", divide="ignore"):
