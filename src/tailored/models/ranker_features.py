@@ -26,7 +26,9 @@ Features (`Sources.feature_names`), all vectorised over the pairs:
   cut at the users' quantiles: `tailored.data.features.attribute_columns`): log((1 + the item's events by the
   user's segment) / (1 + the events expected were the item as popular there as everywhere)), how much more the
   people like this user take the item; and ``days_since_taken``: days since the user last took this very item
-  (NaN when never: a repeat signal, for candidates drawn from the user's own recent items);
+  (NaN when never: a repeat signal, for candidates drawn from the user's own recent items), and
+  ``cycles_since_taken``: those days over the item's repurchase cycle (the median days between two events of one
+  user with it; NaN when nobody took it twice): near 1, the item is due again;
 - context (`ContextKeys`, after the others: `context_features`): ``context_lift_<key>`` for each context key, the
   same lift as a segment's with the key's value in place of the user's segment: how much more the item is taken on
   a mobile, from an email, at 8 in the morning, on a Saturday, in December. The keys are the interaction columns named
@@ -65,7 +67,7 @@ MAX_SEGMENTS = 50
 segment's lift table (values x items) stays small."""
 USER_FEATURES = ("user_relative_activity", "user_days_since_last")
 ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
-REPEAT_FEATURE = "days_since_taken"
+REPEAT_FEATURES = ("days_since_taken", "cycles_since_taken")
 CONTEXT_COLUMNS = ("device", "channel", "segment")
 """Interaction columns that are request context keys (`tailored.query.Context`'s fields of the same names)."""
 TIME_KEYS = {"hour": 24, "weekday": 7, "month": 12}
@@ -295,6 +297,18 @@ class Window:
                              (self.n_users, self.n_items))
 
     @cached_property
+    def item_cycle(self) -> np.ndarray:
+        """n_items: the median days between two events of one user with the item (its repurchase cycle); NaN for an
+        item nobody took twice."""
+        order = np.lexsort((self.seconds, self.items, self.users))
+        users, items, seconds = self.users[order], self.items[order], self.seconds[order]
+        again = (users[1:] == users[:-1]) & (items[1:] == items[:-1])
+        gaps = pd.Series(np.diff(seconds)[again] / DAY).groupby(items[1:][again]).median()
+        cycle = np.full(self.n_items, np.nan)
+        cycle[gaps.index.to_numpy(np.int64)] = gaps.to_numpy()
+        return cycle
+
+    @cached_property
     def user_table(self) -> np.ndarray:
         """n_users x `USER_FEATURES`."""
         counts = np.bincount(self.users, minlength=self.n_users)
@@ -365,7 +379,7 @@ class Sources:
                 + [f"affinity_{name}" for name in self.items.category_names]
                 + [f"days_since_{name}" for name in self.items.category_names]
                 + [f"gap_{name}" for name in self.items.number_names]
-                + [f"segment_lift_{name}" for name in self.people.segment_names] + [REPEAT_FEATURE]
+                + [f"segment_lift_{name}" for name in self.people.segment_names] + list(REPEAT_FEATURES)
                 + [f"context_lift_{name}" for name in self.context.names])
 
 
@@ -416,6 +430,10 @@ def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: 
     for codes, lift in zip(people.segments.T, sources.lifts, strict=True):
         level = codes[pair_users]
         columns.append(np.where(level >= 0, lift[np.maximum(level, 0), items], np.nan))
-    last = window.last_taken[pair_users, items]
-    columns.append(np.where(np.asarray(last).ravel() > 0, np.asarray(last).ravel(), np.nan))
+    last = np.asarray(window.last_taken[pair_users, items]).ravel()
+    since = np.where(last > 0, last, np.nan)
+    columns.append(since)
+    cycle = window.item_cycle[items]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        columns.append(np.where(cycle > 0, (since - 1.0) / cycle, np.nan))
     return np.column_stack(columns).astype(np.float32)
