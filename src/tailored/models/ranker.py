@@ -62,9 +62,9 @@ from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
 from tailored.models.ranker_feedback import WEIGHTINGS, FeedbackGroups, FeedbackLog
-from tailored.models.ranker_features import (DAY, ITEM_FEATURES, REPEAT_FEATURES, TIME_KEYS, USER_FEATURES, ContextKeys,
-                                             ItemAttributes, Sources, UserAttributes, Window, context_features,
-                                             interaction_seconds, pair_features)
+from tailored.models.ranker_features import (DAY, ITEM_FEATURES, REPEAT_FEATURES, SESSION_FEATURE, TIME_KEYS,
+                                             USER_FEATURES, ContextKeys, ItemAttributes, Sources, UserAttributes,
+                                             Window, context_features, interaction_seconds, pair_features)
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +390,7 @@ class RankerScorer:
             return interaction_seconds(dataset, "ranker", f"with {' and '.join(needs)} reads time")
         logger.warning("ranker: the interactions have no timestamp: %s are unknown and teach nothing (give the "
                        "file's time column, `--time-col`, to use them).",
-                       ", ".join([*USER_FEATURES[1:], *ITEM_FEATURES[1:], *REPEAT_FEATURES]))
+                       ", ".join([*USER_FEATURES[1:], *ITEM_FEATURES[1:], SESSION_FEATURE, *REPEAT_FEATURES]))
         return np.full(len(dataset), np.nan)
 
     def _cut(self, seconds: np.ndarray) -> float:

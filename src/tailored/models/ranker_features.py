@@ -17,7 +17,9 @@ Features (`Sources.feature_names`), all vectorised over the pairs:
   the last 7 days' events over the last 30 days' weekly rate, both + 1), ``item_age_days`` (days since its first
   event), each numeric item attribute (``item_<column>``: price, year...);
 - user attributes (a users table): each numeric one as it is (``user_<column>``: age, income);
-- pair: ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
+- pair: ``session_similarity``, the mean cosine similarity of the candidate to the user's latest distinct items in a
+  truncated SVD of the window's user x item matrix (`Window.item_vectors`; what the user has just been looking at);
+  ``affinity_<column>`` for each categorical item attribute (``|``-separated lists allowed: genres): the
   share of the user's distinct items that carry the candidate's value (the mean over its values);
   ``days_since_<column>``: 1 + days since the user last took an item sharing one of the candidate's values (its
   category's recency; NaN when never);
@@ -65,6 +67,11 @@ MAX_CATEGORIES = 100
 MAX_SEGMENTS = 50
 """A user attribute is a segment when it has at most this many values (a number: its quantile bins), so that each
 segment's lift table (values x items) stays small."""
+SESSION_ITEMS = 5
+"""A user's latest distinct items that ``session_similarity`` compares a candidate with."""
+SESSION_DIMENSIONS = 32
+"""Dimensions of the item vectors (a truncated SVD of the window's user x item matrix) it compares them in."""
+SESSION_FEATURE = "session_similarity"
 USER_FEATURES = ("user_relative_activity", "user_days_since_last")
 ITEM_FEATURES = ("item_relative_popularity", "item_trend", "item_age_days")
 REPEAT_FEATURES = ("days_since_taken", "cycles_since_taken")
@@ -297,6 +304,22 @@ class Window:
                              (self.n_users, self.n_items))
 
     @cached_property
+    def item_vectors(self) -> np.ndarray:
+        """n_items x at most `SESSION_DIMENSIONS`, float32: each item's row of a seeded truncated SVD of the users x
+        items matrix (Halko et al.'s randomized SVD, scikit-learn's), scaled by the singular values and normalised to
+        unit length (zero for an item without events), so that a dot product is the items' cosine similarity in the
+        co-occurrence space."""
+        from sklearn.utils.extmath import randomized_svd
+
+        dimensions = min(SESSION_DIMENSIONS, min(self.n_users, self.n_items) - 1)
+        if dimensions < 1 or not len(self.users):
+            return np.zeros((self.n_items, 0), np.float32)
+        _, values, rows = randomized_svd(self.taken, dimensions, random_state=0)
+        vectors = (rows.T * values).astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+    @cached_property
     def item_cycle(self) -> np.ndarray:
         """n_items: the median days between two events of one user with the item (its repurchase cycle); NaN for an
         item nobody took twice."""
@@ -375,7 +398,7 @@ class Sources:
         """The columns of `pair_features`, in order."""
         return ([f"{name}_{kind}" for name in retrievers for kind in ("score", "rank")] + list(USER_FEATURES)
                 + list(ITEM_FEATURES) + [f"item_{name}" for name in self.items.number_names]
-                + [f"user_{name}" for name in self.people.number_names]
+                + [f"user_{name}" for name in self.people.number_names] + [SESSION_FEATURE]
                 + [f"affinity_{name}" for name in self.items.category_names]
                 + [f"days_since_{name}" for name in self.items.category_names]
                 + [f"gap_{name}" for name in self.items.number_names]
@@ -405,6 +428,7 @@ def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: 
         columns += [np.where(taken, np.nan, scores[rows, items]), np.where(taken, np.nan, ranks[rows, items])]
     columns += list(window.user_table[pair_users].T) + list(window.item_table[items].T)
     columns += list(attributes.numbers[items].T) + list(people.numbers[pair_users].T)
+    columns.append(session_similarity(window, users, rows, items))
     taken = window.taken[users]
     if attributes.category_names:
         held = np.maximum(np.asarray(taken.sum(axis=1)).ravel(), 1.0)
@@ -437,3 +461,16 @@ def pair_features(sources: Sources, users: np.ndarray, rows: np.ndarray, items: 
     with np.errstate(invalid="ignore", divide="ignore"):
         columns.append(np.where(cycle > 0, (since - 1.0) / cycle, np.nan))
     return np.column_stack(columns).astype(np.float32)
+
+
+def session_similarity(window: Window, users: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Per pair (``users[rows]``, ``items``): the mean cosine similarity (`Window.item_vectors`) of the item to the
+    user's `SESSION_ITEMS` latest distinct items; NaN for a user without events."""
+    last = window.last_taken[users].toarray()  # 1 + days before now; 0 where never taken
+    count = min(SESSION_ITEMS, last.shape[1])
+    latest = np.argpartition(np.where(last > 0, last, np.inf), count - 1, axis=1)[:, :count]
+    taken = np.take_along_axis(last, latest, axis=1) > 0
+    vectors = window.item_vectors
+    profiles = (vectors[latest] * taken[..., None]).sum(axis=1) / np.maximum(taken.sum(axis=1), 1)[:, None]
+    similarity = np.einsum("pd,pd->p", vectors[items], profiles[rows])
+    return np.where(taken.any(axis=1)[rows], similarity, np.nan)
