@@ -11,6 +11,7 @@ from tailored.benchmarks.ranker_feedback import ranker_feedback_benchmark
 from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import create_scorer
+from tailored.models.ranker import value_grades
 from tailored.models.ranker_feedback import FeedbackGroups, FeedbackLog
 from tailored.models.ranker_features import ContextKeys
 from tests.conftest import require_extra
@@ -60,6 +61,25 @@ def test_each_click_is_a_query_of_its_lists_unclicked_items_weighted_by_its_posi
     assert weighted.weights[1] > weighted.weights[0] > weighted.weights[2]  # slot 4, slot 2, slot 1
     chosen = weighted.subset(np.array([False, True, True]))
     assert chosen.query.tolist() == [0, 0, 0, 1, 1, 1] and dataset.items.ids(chosen.items[:1]).tolist() == ["i3"]
+
+
+def test_by_value_each_purchase_is_a_query_graded_by_its_revenue(tmp_path) -> None:
+    """``gain=value``: the positives are the rows with revenue, graded by it (`value_grades`), and a click that
+    bought nothing is among the others."""
+    dataset = Dataset.from_frame(history())
+    frame = log_rows([("e1", "u0", ["i0", "i1", "i2"], [1, 2]), ("e2", "u1", ["i3", "i4"], [2])])
+    frame.loc[[1, 4], "purchase"] = 1
+    frame.loc[[1, 4], "revenue"] = [30.0, 10.0]
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    log = FeedbackLog.read(str(path), dataset, "revenue")
+    positive = log.rewards > 0
+    grades, gains = value_grades(log.rewards[positive])
+    groups = FeedbackGroups.of(log, log.levels(ContextKeys((), ())), "none", grades, gains)
+    members = [(dataset.items.ids(groups.items[groups.query == q]).tolist(), groups.labels[groups.query == q].tolist())
+               for q in range(2)]
+    assert members == [(["i1", "i0", "i2"], [2.0, 0.0, 0.0]), (["i4", "i3"], [1.0, 0.0])]
+    np.testing.assert_allclose(groups.gains, [0.0, 0.5, 1.5])  # each grade's mean revenue over the mean
 
 
 def test_the_features_are_read_before_the_first_list_shown(tmp_path) -> None:
