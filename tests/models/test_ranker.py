@@ -14,8 +14,9 @@ from tailored.data.dataset import Dataset
 from tailored.errors import ConfigError, DataError
 from tailored.eval.metrics import RankedLists, metric
 from tailored.models.base import create_scorer
-from tailored.models.ranker import (contribution_reasons, full_ranking, per_user_carve, retriever_features,
-                                     value_grades)
+import tailored.models.ranker as ranker_module
+from tailored.models.ranker import (auto_retrievers, contribution_reasons, full_ranking, per_user_carve,
+                                    retriever_features, value_grades)
 from tailored.models.ranker_features import (ItemAttributes, Sources, UserAttributes, Window, interaction_seconds,
                                              pair_features, relative_log_counts)
 from tailored.pipeline.recommender import Recommender
@@ -645,3 +646,14 @@ def test_a_user_attribute_of_many_values_is_no_segment() -> None:
                           "plan": [["a", "b", "c"][u % 3] for u in range(n)]})
     people = UserAttributes.of(table, n)
     assert people.segment_names == ("plan",) and people.segments.max() == 2
+
+
+def test_auto_retrievers_leave_ease_out_where_its_matrices_would_not_fit(world, monkeypatch, caplog) -> None:
+    """``retrievers=auto`` (the default) is ease, als, item-knn; with too little memory for ease's dense items x items
+    matrices, als and item-knn, with a warning naming the items and the memory, and the ranker still trains."""
+    assert auto_retrievers(N_ITEMS) == "ease,als,item-knn"
+    monkeypatch.setattr(ranker_module, "available_memory", lambda: 24 * N_ITEMS**2 * 2 - 1)
+    with caplog.at_level(logging.WARNING, logger="tailored.models.ranker"):
+        scorer = create_scorer("ranker", {"candidates": 20, "carve": "time"}).fit(world[0])
+    assert "120 items are too many for ease" in caplog.text
+    assert scorer.feature_names_[:4].tolist() == ["als_score", "als_rank", "item-knn_score", "item-knn_rank"]

@@ -2,12 +2,13 @@
 LambdaMART: An Overview", Microsoft Research TR-2010-82; LightGBM's ``lambdarank`` objective, Ke et al., NeurIPS
 2017).
 
-Two stages. Retrievers of the catalogue (``retrievers``, default ease, als, item-knn; each with its own parameters
-after colons if any, ``ease:recency_half_life=10``) each propose their best ``candidates`` items a user has not
-taken (and, with ``recent`` > 0, the user's own latest items: repeats); a gradient-boosted tree ensemble then orders
-that union from features of the user, the item, the pair and each retriever's score and rank
-(`tailored.models.ranker_features`). LambdaMART fits trees to the gradients of a pairwise loss weighted by how much
-swapping two items changes NDCG, so it optimises the list's order directly.
+Two stages. Retrievers of the catalogue (``retrievers``, default ``auto``: ease, als, item-knn, without ease where
+its dense matrices would not fit in half the available memory; each with its own parameters after colons if any,
+``ease:recency_half_life=10``) each propose their best ``candidates`` items a user has not taken (and, with
+``recent`` > 0, the user's own latest items: repeats); a gradient-boosted tree ensemble then orders that union from
+features of the user, the item, the pair and each retriever's score and rank (`tailored.models.ranker_features`).
+LambdaMART fits trees to the gradients of a pairwise loss weighted by how much swapping two items changes NDCG, so it
+optimises the list's order directly.
 
 Training carves labels out of the training data. ``carve="user"`` (the default) labels a seeded random
 ``label_fraction`` of each user's rows, the features read from the other rows: the question a per-user random
@@ -55,12 +56,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tailored.config import num_threads
+from tailored.config import available_memory, num_threads
 from tailored.data.dataset import Dataset
 from tailored.data.transforms import apply_weighting
 from tailored.errors import ConfigError, DataError
 from tailored.models.base import (Choice, Float, Int, Scorer, algorithm_names, check_fitted, create_scorer, register,
                                   scorer_class, standardize)
+from tailored.models.ease import DENSE_BYTES_PER_ENTRY
 from tailored.models.ranker_feedback import WEIGHTINGS, FeedbackGroups, FeedbackLog
 from tailored.models.ranker_features import (DAY, ITEM_FEATURES, REPEAT_FEATURES, SESSION_FEATURE, TIME_KEYS,
                                              USER_FEATURES, ContextKeys, ItemAttributes, Sources, UserAttributes,
@@ -76,6 +78,9 @@ VALIDATION_SHARE = 0.2
 BLOCK_ENTRIES = 2**21
 """(user, item) entries of the dense blocks held at once (each retriever's scores and ranks, users x all items)."""
 NOT_RETRIEVERS = ("ranker",)
+AUTO_RETRIEVERS = "ease,als,item-knn"
+AUTO_EASE_BYTES = 2 * DENSE_BYTES_PER_ENTRY
+"""Bytes per (item, item) pair that the ranker's two ease fits hold at once."""
 CARVES = ("time", "user", "last")
 GAINS = ("binary", "value")
 MAX_GRADES = 30
@@ -95,7 +100,7 @@ def lightgbm() -> Any:
 @register("ranker")
 @dataclass(eq=False)
 class RankerScorer:
-    retrievers: str = "ease,als,item-knn"
+    retrievers: str = "auto"
     candidates: int = 50
     recent: int = 0
     carve: str = "user"
@@ -132,7 +137,7 @@ class RankerScorer:
         return cls.search_space | ({} if dataset.timestamps is not None else {"carve": Choice(("user",))})
 
     def fit(self, dataset: Dataset) -> Self:
-        names = retriever_names(self.retrievers)
+        names = retriever_names(auto_retrievers(dataset.n_items) if self.retrievers == "auto" else self.retrievers)
         self._check_params()
         module = lightgbm()
         seconds = self._seconds(dataset)
@@ -284,7 +289,7 @@ class RankerScorer:
         no_context = np.full(len(self.context_names_), -1, np.int64)
         levels = no_context if context is None else sources.context.request_levels(context)
         users, out = np.asarray(users, np.int64), np.full(items.shape, "", dtype=object)
-        first = feature_label(retriever_names(self.retrievers)[0])
+        first = str(self.feature_names_[0]).removesuffix("_score")
         size = block_users(self.n_items_)
         for start in range(0, len(users), size):
             block, listed = users[start:start + size], items[start:start + size]
@@ -566,6 +571,17 @@ def contribution_reasons(contributions: np.ndarray, names: list[str]) -> list[st
 def block_users(n_items: int) -> int:
     """Users scored in one block: `BLOCK_ENTRIES` entries' worth, at least one."""
     return max(1, BLOCK_ENTRIES // max(n_items, 1))
+
+
+def auto_retrievers(n_items: int) -> str:
+    """``retrievers="auto"``: `AUTO_RETRIEVERS`, ease left out (with a warning) where its dense items x items
+    matrices, one being fitted while the carve's is kept, would take more than half the available memory."""
+    if AUTO_EASE_BYTES * n_items**2 <= available_memory() / 2:
+        return AUTO_RETRIEVERS
+    logger.warning("ranker: %d items are too many for ease's dense items x items matrices (about %.1f GiB, over half "
+                   "the %.1f GiB available); retrievers als,item-knn (name them in `retrievers` to choose).", n_items,
+                   AUTO_EASE_BYTES * n_items**2 / 2**30, available_memory() / 2**30)
+    return AUTO_RETRIEVERS.removeprefix("ease,")
 
 
 def retriever_names(retrievers: str) -> list[str]:
