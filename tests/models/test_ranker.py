@@ -503,9 +503,10 @@ def test_precomputed_candidates_score_as_those_computed_at_request_time(caplog) 
     dataset, _ = device_world(n_users=80)
     params = {"retrievers": "ease,item-knn", "candidates": 10, "recent": 2}
     kept = create_scorer("ranker", params).fit(dataset)
-    with caplog.at_level(logging.INFO, logger="tailored.models.ranker"):
-        computed = create_scorer("ranker", params | {"precompute": 0}).fit(dataset)
-    assert "computed at request time" in caplog.text
+    computed = create_scorer("ranker", params | {"precompute": 0}).fit(dataset)  # asked for: no warning
+    with caplog.at_level(logging.WARNING, logger="tailored.models.ranker"):
+        create_scorer("ranker", params | {"precompute": 1000}).fit(dataset)
+    assert "computed at request time" in caplog.text and "above precompute=1000" in caplog.text
     assert len(computed.served_offsets_) == 0
     assert kept.served_offsets_[-1] == len(kept.served_items_) == len(kept.served_features_) > 80 * 10
     users = np.r_[np.arange(0, 80, 3), 79, 0]

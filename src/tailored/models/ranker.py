@@ -265,8 +265,10 @@ class RankerScorer:
         bound = self.n_users_ * (self.candidates * len(self.members_) + self.recent) * n_features
         self.served_offsets_ = np.zeros(0, np.int64)
         if bound > self.precompute:
-            logger.info("ranker: candidates and features computed at request time (up to %d values, above "
-                        "precompute=%d)", bound, self.precompute)
+            if self.precompute:
+                logger.warning("ranker: candidates and features computed at request time: the table for serving "
+                               "could hold %d values, above precompute=%d (raise it to serve faster, at %d MiB of "
+                               "float32 in the model directory)", bound, self.precompute, bound * 4 // 2**20)
             return
         items, features, counts = [], [], []
         size = block_users(self.n_items_)
