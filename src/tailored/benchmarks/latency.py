@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -27,28 +28,20 @@ def latency_benchmark(model_dirs: Sequence[Path], requests: int = 2_000, k: int 
                       ) -> list[dict[str, Any]]:
     """One row per model directory: its algorithm and the p50, p99 and mean milliseconds of ``requests`` requests."""
     rows = []
-    previous = os.environ.get("TAILORED_NUM_THREADS")
-    os.environ["TAILORED_NUM_THREADS"] = "1"
-    try:
-        with threadpool_limits(1):
-            for directory in model_dirs:
-                recommender = load_model(directory)
-                users = recommender.users_.external_ids.astype(str)
-                chosen = np.random.default_rng(seed).choice(users, WARM_UP + requests)
-                for user in chosen[:WARM_UP]:
-                    recommender.recommend_one(Query(user_id=user), k)
-                seconds = np.empty(requests)
-                for position, user in enumerate(chosen[WARM_UP:]):
-                    start = time.perf_counter()
-                    recommender.recommend_one(Query(user_id=user), k)
-                    seconds[position] = time.perf_counter() - start
-                milliseconds = seconds * 1000
-                rows.append({"model_dir": str(directory), "algorithm": type(recommender.scorer).__name__,
-                             "requests": requests, "p50_ms": float(np.percentile(milliseconds, 50)),
-                             "p99_ms": float(np.percentile(milliseconds, 99)), "mean_ms": float(milliseconds.mean())})
-    finally:
-        if previous is None:
-            os.environ.pop("TAILORED_NUM_THREADS", None)
-        else:
-            os.environ["TAILORED_NUM_THREADS"] = previous
+    with patch.dict(os.environ, {"TAILORED_NUM_THREADS": "1"}), threadpool_limits(1):
+        for directory in model_dirs:
+            recommender = load_model(directory)
+            users = recommender.users_.external_ids.astype(str)
+            chosen = np.random.default_rng(seed).choice(users, WARM_UP + requests)
+            for user in chosen[:WARM_UP]:
+                recommender.recommend_one(Query(user_id=user), k)
+            seconds = np.empty(requests)
+            for position, user in enumerate(chosen[WARM_UP:]):
+                start = time.perf_counter()
+                recommender.recommend_one(Query(user_id=user), k)
+                seconds[position] = time.perf_counter() - start
+            milliseconds = seconds * 1000
+            rows.append({"model_dir": str(directory), "algorithm": type(recommender.scorer).__name__,
+                         "requests": requests, "p50_ms": float(np.percentile(milliseconds, 50)),
+                         "p99_ms": float(np.percentile(milliseconds, 99)), "mean_ms": float(milliseconds.mean())})
     return rows

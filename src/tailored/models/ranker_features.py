@@ -213,10 +213,12 @@ class ContextKeys:
         return [TIME_KEYS[name] if name in TIME_KEYS else len(values)
                 for name, values in zip(self.names, self.vocabularies, strict=True)]
 
-    def row_levels(self, interactions: pd.DataFrame, seconds: np.ndarray) -> np.ndarray:
-        """rows x keys, int64: each row's value of each key (-1: missing or unseen)."""
+    def row_levels(self, rows: pd.DataFrame, seconds: np.ndarray) -> np.ndarray:
+        """rows x keys, int64: each row's value of each key, the time keys read from ``seconds`` (-1: missing,
+        unseen, or a column ``rows`` do not have)."""
         columns = [time_levels(name, seconds) if name in TIME_KEYS
-                   else pd.Index(values).get_indexer(interactions[name].astype("string").fillna("\0"))
+                   else pd.Index(values).get_indexer(rows[name].astype("string").fillna("\0")) if name in rows
+                   else np.full(len(seconds), -1)
                    for name, values in zip(self.names, self.vocabularies, strict=True)]
         return np.column_stack(columns).astype(np.int64) if columns else np.zeros((len(seconds), 0), np.int64)
 

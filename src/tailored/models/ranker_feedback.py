@@ -29,7 +29,7 @@ import pandas as pd
 from tailored.data.dataset import Dataset
 from tailored.data.feedback_log import CREATED_AT, EXPOSURE_ID, POSITION, read_feedback_log
 from tailored.errors import DataError
-from tailored.models.ranker_features import TIME_KEYS, ContextKeys, time_levels
+from tailored.models.ranker_features import ContextKeys
 from tailored.data.position_bias import estimate_position_bias
 
 logger = logging.getLogger(__name__)
@@ -95,15 +95,7 @@ class FeedbackLog:
     def levels(self, keys: ContextKeys) -> np.ndarray:
         """rows x context keys: the hour, weekday and month of each row's time, and the value of each other key the log
         carries as a column (-1 where it does not: not given)."""
-        columns = []
-        for name, values in zip(keys.names, keys.vocabularies, strict=True):
-            if name in TIME_KEYS:
-                columns.append(time_levels(name, self.seconds))
-            elif name in self.frame.columns:
-                columns.append(pd.Index(values).get_indexer(self.frame[name].astype("string").fillna("\0")))
-            else:
-                columns.append(np.full(len(self.seconds), -1))
-        return np.column_stack(columns).astype(np.int64) if columns else np.zeros((len(self.seconds), 0), np.int64)
+        return keys.row_levels(self.frame, self.seconds)
 
 
 @dataclass(frozen=True)
